@@ -1,0 +1,360 @@
+//! Protocol errors as the Microsoft identity platform reports them: an OAuth `error` value, an
+//! AADSTS code, an optional `suberror`, and a human description that starts with the code.
+//! The description is what a person reads; it must never carry internal detail.
+
+use std::fmt;
+
+/// OAuth 2.0 / OIDC `error` values used by Entra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthError {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    UnsupportedResponseType,
+    InvalidScope,
+    InvalidResource,
+    AccessDenied,
+    InteractionRequired,
+    LoginRequired,
+    ConsentRequired,
+    ServerError,
+    TemporarilyUnavailable,
+    InvalidInstance,
+}
+
+impl OAuthError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest => "invalid_request",
+            OAuthError::InvalidClient => "invalid_client",
+            OAuthError::InvalidGrant => "invalid_grant",
+            OAuthError::UnauthorizedClient => "unauthorized_client",
+            OAuthError::UnsupportedGrantType => "unsupported_grant_type",
+            OAuthError::UnsupportedResponseType => "unsupported_response_type",
+            OAuthError::InvalidScope => "invalid_scope",
+            OAuthError::InvalidResource => "invalid_resource",
+            OAuthError::AccessDenied => "access_denied",
+            OAuthError::InteractionRequired => "interaction_required",
+            OAuthError::LoginRequired => "login_required",
+            OAuthError::ConsentRequired => "consent_required",
+            OAuthError::ServerError => "server_error",
+            OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
+            OAuthError::InvalidInstance => "invalid_instance",
+        }
+    }
+}
+
+/// One protocol error. Build it with the named constructors so codes and wording stay uniform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aadsts {
+    pub code: u32,
+    pub error: OAuthError,
+    pub suberror: Option<&'static str>,
+    /// The message after "AADSTSnnnn: ".
+    pub message: String,
+}
+
+impl fmt::Display for Aadsts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AADSTS{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Aadsts {}
+
+impl Aadsts {
+    pub fn new(code: u32, error: OAuthError, message: impl Into<String>) -> Self {
+        Self { code, error, suberror: None, message: message.into() }
+    }
+
+    pub fn with_suberror(mut self, suberror: &'static str) -> Self {
+        self.suberror = Some(suberror);
+        self
+    }
+
+    /// HTTP status for the token endpoint: 401 for client authentication failures, else 400.
+    pub fn http_status(&self) -> u16 {
+        match self.error {
+            OAuthError::InvalidClient => 401,
+            OAuthError::ServerError => 500,
+            OAuthError::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+
+    pub fn missing_parameter(name: &str) -> Self {
+        Self::new(
+            900144,
+            OAuthError::InvalidRequest,
+            format!("The request body must contain the following parameter: '{name}'."),
+        )
+    }
+
+    pub fn invalid_parameter(name: &str, why: &str) -> Self {
+        Self::new(
+            90014,
+            OAuthError::InvalidRequest,
+            format!("The value of the parameter '{name}' is not valid: {why}."),
+        )
+    }
+
+    pub fn tenant_not_found(tenant: &str) -> Self {
+        Self::new(
+            90002,
+            OAuthError::InvalidRequest,
+            format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+        )
+    }
+
+    pub fn not_allowed_on_common(grant: &str) -> Self {
+        Self::new(
+            9001023,
+            OAuthError::InvalidRequest,
+            format!("The grant type '{grant}' is not supported over the /common or /consumers endpoints. Please use the /organizations or tenant-specific endpoint."),
+        )
+    }
+
+    pub fn unknown_client(client_id: &str) -> Self {
+        Self::new(
+            700016,
+            OAuthError::UnauthorizedClient,
+            format!("Application with identifier '{client_id}' was not found in the directory. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
+        )
+    }
+
+    pub fn redirect_uri_mismatch(client_id: &str) -> Self {
+        Self::new(
+            50011,
+            OAuthError::InvalidRequest,
+            format!("The redirect URI specified in the request does not match the redirect URIs configured for the application '{client_id}'. Make sure the redirect URI sent in the request matches one added to your application."),
+        )
+    }
+
+    pub fn invalid_client_secret(client_id: &str) -> Self {
+        Self::new(
+            7000215,
+            OAuthError::InvalidClient,
+            format!("Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."),
+        )
+    }
+
+    pub fn client_secret_required() -> Self {
+        Self::new(
+            7000218,
+            OAuthError::InvalidClient,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+        )
+    }
+
+    pub fn public_client_sent_secret() -> Self {
+        Self::new(
+            700025,
+            OAuthError::InvalidClient,
+            "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+        )
+    }
+
+    pub fn unsupported_grant_type(grant: &str) -> Self {
+        Self::new(
+            70003,
+            OAuthError::UnsupportedGrantType,
+            format!("The app requested an unsupported grant type '{grant}'."),
+        )
+    }
+
+    pub fn unsupported_response_type(rt: &str) -> Self {
+        Self::new(
+            70005,
+            OAuthError::UnsupportedResponseType,
+            format!("response_type '{rt}' is not enabled for the application."),
+        )
+    }
+
+    pub fn invalid_scope(detail: &str) -> Self {
+        Self::new(
+            70011,
+            OAuthError::InvalidScope,
+            format!("The provided value for the input parameter 'scope' is not valid. {detail}"),
+        )
+    }
+
+    pub fn multiple_resources() -> Self {
+        Self::new(
+            28000,
+            OAuthError::InvalidScope,
+            "Provided value for the input parameter scope is not valid because it contains more than one resource. Request one resource at a time.",
+        )
+    }
+
+    pub fn resource_not_found(resource: &str) -> Self {
+        Self::new(
+            500011,
+            OAuthError::InvalidResource,
+            format!("The resource principal named {resource} was not found in the tenant. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant."),
+        )
+    }
+
+    pub fn code_invalid() -> Self {
+        Self::new(
+            70000,
+            OAuthError::InvalidGrant,
+            "Provided authorization code or refresh token is invalid, expired or was already redeemed.",
+        )
+    }
+
+    pub fn code_already_redeemed() -> Self {
+        Self::new(54005, OAuthError::InvalidGrant, "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.")
+    }
+
+    pub fn code_wrong_tenant() -> Self {
+        Self::new(
+            700005,
+            OAuthError::InvalidGrant,
+            "Provided Authorization Code is intended to use against other tenant, thus rejected.",
+        )
+    }
+
+    pub fn pkce_failed() -> Self {
+        Self::new(
+            501481,
+            OAuthError::InvalidGrant,
+            "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+        )
+    }
+
+    pub fn pkce_required() -> Self {
+        Self::new(
+            9002325,
+            OAuthError::InvalidRequest,
+            "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+        )
+    }
+
+    pub fn refresh_token_invalid() -> Self {
+        Self::new(
+            9002313,
+            OAuthError::InvalidGrant,
+            "Invalid request. Request is malformed or invalid. The refresh token is invalid.",
+        )
+    }
+
+    pub fn refresh_token_expired() -> Self {
+        Self::new(70008, OAuthError::InvalidGrant, "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.")
+    }
+
+    pub fn refresh_token_revoked() -> Self {
+        Self::new(50173, OAuthError::InvalidGrant, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.")
+            .with_suberror("bad_token")
+    }
+
+    pub fn refresh_token_client_mismatch() -> Self {
+        Self::new(70000, OAuthError::InvalidGrant, "The refresh token was issued to a different client.")
+            .with_suberror("client_mismatch")
+    }
+
+    pub fn consent_missing(client_id: &str, detail: &str) -> Self {
+        Self::new(
+            65001,
+            OAuthError::InvalidGrant,
+            format!("The user or administrator has not consented to use the application with ID '{client_id}'. {detail} Send an interactive authorization request for this user and resource."),
+        )
+        .with_suberror("consent_required")
+    }
+
+    pub fn invalid_credentials() -> Self {
+        Self::new(50126, OAuthError::InvalidGrant, "Error validating credentials due to invalid username or password.")
+    }
+
+    pub fn account_locked() -> Self {
+        Self::new(50053, OAuthError::InvalidGrant, "Your account is locked because you've tried to sign in too many times with an incorrect user ID or password.")
+    }
+
+    pub fn account_disabled() -> Self {
+        Self::new(50057, OAuthError::InvalidGrant, "The user account is disabled.")
+    }
+
+    pub fn user_not_in_tenant(upn: &str) -> Self {
+        Self::new(
+            50020,
+            OAuthError::InvalidGrant,
+            format!("User account '{upn}' from identity provider does not exist in tenant and cannot access the application in that tenant."),
+        )
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::new(50034, OAuthError::InvalidGrant, "The user account does not exist in this directory.")
+    }
+
+    pub fn ropc_disabled() -> Self {
+        Self::new(
+            7000218,
+            OAuthError::UnauthorizedClient,
+            "The resource owner password credentials grant is disabled on this server.",
+        )
+    }
+
+    pub fn login_required() -> Self {
+        Self::new(50058, OAuthError::LoginRequired, "A silent sign-in request was sent but no user is signed in.")
+    }
+
+    pub fn interaction_required_consent(client_id: &str) -> Self {
+        Self::new(
+            65001,
+            OAuthError::InteractionRequired,
+            format!("The user or administrator has not consented to use the application with ID '{client_id}'."),
+        )
+        .with_suberror("consent_required")
+    }
+
+    pub fn app_disabled(client_id: &str) -> Self {
+        Self::new(7000112, OAuthError::UnauthorizedClient, format!("Application '{client_id}' is disabled."))
+    }
+
+    pub fn single_tenant_app(client_id: &str) -> Self {
+        Self::new(
+            700016,
+            OAuthError::UnauthorizedClient,
+            format!("Application with identifier '{client_id}' was not found in the directory. The app is registered for its home organization only."),
+        )
+    }
+
+    pub fn client_credentials_scope() -> Self {
+        Self::new(1002012, OAuthError::InvalidScope, "The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
+    }
+
+    pub fn nonce_required() -> Self {
+        Self::new(
+            90014,
+            OAuthError::InvalidRequest,
+            "The request must contain a 'nonce' parameter when an id_token is requested.",
+        )
+    }
+
+    pub fn implicit_id_token_disabled() -> Self {
+        Self::new(
+            700054,
+            OAuthError::UnsupportedResponseType,
+            "response_type 'id_token' is not enabled for the application.",
+        )
+    }
+
+    pub fn instance_unknown() -> Self {
+        Self::new(50049, OAuthError::InvalidInstance, "Unknown or invalid instance.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_starts_with_the_code() {
+        let e = Aadsts::tenant_not_found("x");
+        assert!(e.to_string().starts_with("AADSTS90002: Tenant 'x' not found"));
+        assert_eq!(e.error.as_str(), "invalid_request");
+        assert_eq!(Aadsts::invalid_client_secret("a").http_status(), 401);
+        assert_eq!(Aadsts::consent_missing("a", "").suberror, Some("consent_required"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Accord's domain: directory objects, scopes, protocol errors and scenario files.
+//! Nothing in this crate performs I/O.
+
+pub mod aadsts;
+pub mod directory;
+pub mod microsoft_graph;
+pub mod scenario;
+pub mod scope;
+pub mod well_known;
+
+pub use aadsts::{Aadsts, OAuthError};

@@ -1,0 +1,224 @@
+//! The built-in Microsoft Graph resource: the permissions Accord's Graph-compatible API
+//! enforces, with Microsoft's real permission ids and admin-consent flags (entra-reference §3).
+
+use crate::directory::{AppRole, AppRoleMemberType, Application, PermissionScope, SignInAudience};
+use crate::well_known::{GRAPH_APP_ID, GRAPH_RESOURCE_URI};
+use uuid::{uuid, Uuid};
+
+struct Delegated {
+    id: Uuid,
+    value: &'static str,
+    admin: bool,
+    admin_text: &'static str,
+    user_text: &'static str,
+}
+
+struct AppPermission {
+    id: Uuid,
+    value: &'static str,
+    text: &'static str,
+}
+
+const DELEGATED: &[Delegated] = &[
+    Delegated {
+        id: uuid!("37f7f235-527c-4136-accd-4a02d197296e"),
+        value: "openid",
+        admin: false,
+        admin_text: "Sign users in",
+        user_text: "Sign you in",
+    },
+    Delegated {
+        id: uuid!("14dad69e-099b-42c9-810b-d002981feec1"),
+        value: "profile",
+        admin: false,
+        admin_text: "View users' basic profile",
+        user_text: "View your basic profile",
+    },
+    Delegated {
+        id: uuid!("64a6cdd6-aab1-4aaf-94b8-3cc8405e90d0"),
+        value: "email",
+        admin: false,
+        admin_text: "View users' email address",
+        user_text: "View your email address",
+    },
+    Delegated {
+        id: uuid!("7427e0e9-2fba-42fe-b0c0-848c9e6a8182"),
+        value: "offline_access",
+        admin: false,
+        admin_text: "Maintain access to data you have given it access to",
+        user_text: "Maintain access to data you have given it access to",
+    },
+    Delegated {
+        id: uuid!("e1fe6dd8-ba31-4d61-89e7-88639da4683d"),
+        value: "User.Read",
+        admin: false,
+        admin_text: "Sign in and read user profile",
+        user_text: "Sign you in and read your profile",
+    },
+    Delegated {
+        id: uuid!("b340eb25-3456-403f-be2f-af7a0d370277"),
+        value: "User.ReadBasic.All",
+        admin: false,
+        admin_text: "Read all users' basic profiles",
+        user_text: "Read all users' basic profiles",
+    },
+    Delegated {
+        id: uuid!("a154be20-db9c-4678-8ab7-66f6cc099a59"),
+        value: "User.Read.All",
+        admin: true,
+        admin_text: "Read all users' full profiles",
+        user_text: "Read all users' full profiles",
+    },
+    Delegated {
+        id: uuid!("465a38f9-76ea-45b9-9f34-9e8b0d4b0b42"),
+        value: "Calendars.Read",
+        admin: false,
+        admin_text: "Read user calendars",
+        user_text: "Read your calendars",
+    },
+    Delegated {
+        id: uuid!("662d75ba-a364-42ad-adee-f5f880ea4878"),
+        value: "Calendars.ReadBasic",
+        admin: false,
+        admin_text: "Read basic details of user calendars",
+        user_text: "Read basic details of your calendars",
+    },
+    Delegated {
+        id: uuid!("1ec239c2-d7c9-4623-a91a-a9775856bb36"),
+        value: "Calendars.ReadWrite",
+        admin: false,
+        admin_text: "Have full access to user calendars",
+        user_text: "Have full access to your calendars",
+    },
+    Delegated {
+        id: uuid!("2b9c4092-424d-4249-948d-b43879977640"),
+        value: "Calendars.Read.Shared",
+        admin: false,
+        admin_text: "Read user and shared calendars",
+        user_text: "Read user and shared calendars",
+    },
+    Delegated {
+        id: uuid!("12466101-c9b8-439a-8589-dd09ee67e8e9"),
+        value: "Calendars.ReadWrite.Shared",
+        admin: false,
+        admin_text: "Read and write user and shared calendars",
+        user_text: "Read and write user and shared calendars",
+    },
+    Delegated {
+        id: uuid!("9be106e1-f4e3-4df5-bdff-e4bc531cbe43"),
+        value: "OnlineMeetings.Read",
+        admin: false,
+        admin_text: "Read user's online meetings",
+        user_text: "Read your online meetings",
+    },
+    Delegated {
+        id: uuid!("30b87d18-ebb1-45db-97f8-82ccb1f0190c"),
+        value: "OnlineMeetingTranscript.Read.All",
+        admin: true,
+        admin_text: "Read all transcripts of online meetings",
+        user_text: "Read all transcripts of online meetings",
+    },
+];
+
+const APPLICATION: &[AppPermission] = &[
+    AppPermission {
+        id: uuid!("798ee544-9d2d-430c-a058-570e29e34338"),
+        value: "Calendars.Read",
+        text: "Read calendars in all mailboxes",
+    },
+    AppPermission {
+        id: uuid!("ef54d2bf-783f-4e0f-bca1-3210c0444d99"),
+        value: "Calendars.ReadWrite",
+        text: "Read and write calendars in all mailboxes",
+    },
+    AppPermission {
+        id: uuid!("df021288-bdef-4463-88db-98f22de89214"),
+        value: "User.Read.All",
+        text: "Read all users' full profiles",
+    },
+    AppPermission {
+        id: uuid!("6931bccd-447a-43d1-b442-00a195474933"),
+        value: "OnlineMeetings.Read.All",
+        text: "Read online meeting details",
+    },
+    AppPermission {
+        id: uuid!("b8bb2037-6e08-44ac-a4ea-4674e010e2a4"),
+        value: "OnlineMeetings.ReadWrite.All",
+        text: "Read and create online meetings",
+    },
+];
+
+/// Scopes that govern the protocol itself (id token, refresh token) rather than an API.
+pub const OIDC_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+pub fn is_oidc_scope(value: &str) -> bool {
+    OIDC_SCOPES.iter().any(|s| s.eq_ignore_ascii_case(value))
+}
+
+/// Microsoft Graph as an application object, so it is resolved like any other resource.
+pub fn application() -> Application {
+    Application {
+        id: uuid!("00000003-0000-0000-c000-0000000000a0"),
+        app_id: GRAPH_APP_ID,
+        home_tenant_id: crate::well_known::MICROSOFT_SERVICES_TENANT_ID,
+        display_name: "Microsoft Graph".into(),
+        sign_in_audience: SignInAudience::MultipleOrgs,
+        redirect_uris: Vec::new(),
+        public_client: false,
+        verified_publisher: true,
+        identifier_uri: Some(GRAPH_RESOURCE_URI.into()),
+        scopes: DELEGATED
+            .iter()
+            .map(|d| PermissionScope {
+                id: d.id,
+                value: d.value.into(),
+                admin_consent_required: d.admin,
+                admin_consent_display_name: d.admin_text.into(),
+                admin_consent_description: format!("Allows the app to {}.", lower_first(d.admin_text)),
+                user_consent_display_name: d.user_text.into(),
+                user_consent_description: format!("Allows the app to {}.", lower_first(d.user_text)),
+            })
+            .collect(),
+        app_roles: APPLICATION
+            .iter()
+            .map(|a| AppRole {
+                id: a.id,
+                value: a.value.into(),
+                display_name: a.text.into(),
+                description: format!("Allows the app to {} without a signed-in user.", lower_first(a.text)),
+                allowed_member_types: vec![AppRoleMemberType::Application],
+            })
+            .collect(),
+        required: Vec::new(),
+    }
+}
+
+fn lower_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_catalogue_has_the_documented_ids_and_flags() {
+        let g = application();
+        assert_eq!(g.scope("User.Read").unwrap().id, uuid!("e1fe6dd8-ba31-4d61-89e7-88639da4683d"));
+        assert!(!g.scope("Calendars.Read").unwrap().admin_consent_required);
+        assert!(g.scope("User.Read.All").unwrap().admin_consent_required);
+        assert_eq!(g.app_role("Calendars.Read").unwrap().id, uuid!("798ee544-9d2d-430c-a058-570e29e34338"));
+        assert_eq!(g.app_role("User.Read.All").unwrap().id, uuid!("df021288-bdef-4463-88db-98f22de89214"));
+        assert!(g.is_named_by("https://graph.microsoft.com/"));
+        assert!(g.is_named_by("00000003-0000-0000-c000-000000000000"));
+        let mut ids: Vec<_> = g.scopes.iter().map(|s| s.id).chain(g.app_roles.iter().map(|r| r.id)).collect();
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "permission ids are unique");
+    }
+}

@@ -1,0 +1,633 @@
+//! Scenario files (see docs/scenarios.md).
+//!
+//! A scenario file declares a whole world — tenants, users, groups, directory roles, app
+//! registrations, enterprise-app settings, consent grants, assignments and calendar events — in
+//! one TOML file. This module turns the text of such a file into a validated [`Scenario`]; it
+//! performs no I/O (the caller reads the file and passes its name and text in).
+//!
+//! ```
+//! let text = r#"
+//! [[tenant]]
+//! display_name = "Contoso"
+//! domains = ["contoso.test"]
+//!
+//! [[tenant.user]]
+//! upn = "admin@contoso.test"
+//! display_name = "Contoso Administrator"
+//! password = "correct horse battery staple"
+//! roles = ["Global Administrator"]
+//! "#;
+//! let scenario = accord_core::scenario::parse("contoso.toml", text).unwrap();
+//! assert_eq!(scenario.tenants[0].users[0].upn, "admin@contoso.test");
+//!
+//! let err = accord_core::scenario::parse("bad.toml", "[[tenant]]\ndisplay_name = \"X\"\ndomains = [\"x.test\"]\ncolour = \"red\"\n")
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("bad.toml:4: tenant.colour: unknown field `colour`"));
+//! ```
+//!
+//! Parsing either succeeds completely or returns a [`ScenarioError`] listing *every* problem
+//! found, each with the file name, the 1-based line and the dotted key (e.g. `tenant.user.upn`).
+//! Syntax and type errors stop the parse at the first one (the TOML parser cannot continue);
+//! semantic errors are all collected.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+mod raw;
+mod text;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+/// Microsoft Graph's application (client) id. Graph is built into every tenant; a scenario
+/// refers to it by this id or by [`GRAPH_RESOURCE_URI`].
+pub const GRAPH_APP_ID: Uuid = uuid::uuid!("00000003-0000-0000-c000-000000000000");
+
+/// Microsoft Graph's identifier URI.
+pub const GRAPH_RESOURCE_URI: &str = "https://graph.microsoft.com";
+
+/// The Microsoft Graph delegated permissions (scope values) Accord knows about.
+pub const GRAPH_DELEGATED: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "offline_access",
+    "User.Read",
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "Calendars.Read",
+    "Calendars.ReadBasic",
+    "Calendars.ReadWrite",
+    "Calendars.Read.Shared",
+    "Calendars.ReadWrite.Shared",
+    "OnlineMeetings.Read",
+];
+
+/// The Microsoft Graph application permissions (app role values) Accord knows about.
+pub const GRAPH_APPLICATION: &[&str] =
+    &["Calendars.Read", "Calendars.ReadWrite", "User.Read.All", "OnlineMeetings.Read.All"];
+
+/// The permissions Microsoft Graph offers, as far as scenario validation is concerned.
+///
+/// [`parse`] uses [`BuiltinGraphCatalog`] (the [`GRAPH_DELEGATED`] and [`GRAPH_APPLICATION`]
+/// lists); a richer Graph catalogue can be plugged in with [`parse_with_catalog`].
+/// Values are compared exactly (case-sensitively).
+pub trait GraphCatalog {
+    /// Whether Graph exposes a delegated permission (scope) with this value.
+    fn delegated_scope_exists(&self, value: &str) -> bool;
+    /// Whether Graph exposes an application permission (app role) with this value.
+    fn app_role_exists(&self, value: &str) -> bool;
+}
+
+/// The built-in Graph catalogue: [`GRAPH_DELEGATED`] and [`GRAPH_APPLICATION`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuiltinGraphCatalog;
+
+impl GraphCatalog for BuiltinGraphCatalog {
+    fn delegated_scope_exists(&self, value: &str) -> bool {
+        graph_delegated_scope_exists(value)
+    }
+    fn app_role_exists(&self, value: &str) -> bool {
+        graph_app_role_exists(value)
+    }
+}
+
+/// Whether `value` is in [`GRAPH_DELEGATED`].
+pub fn graph_delegated_scope_exists(value: &str) -> bool {
+    GRAPH_DELEGATED.contains(&value)
+}
+
+/// Whether `value` is in [`GRAPH_APPLICATION`].
+pub fn graph_app_role_exists(value: &str) -> bool {
+    GRAPH_APPLICATION.contains(&value)
+}
+
+/// Parses and validates a scenario file against the built-in Graph catalogue.
+///
+/// `source_name` is only used in error messages (usually the file name as the user typed it).
+pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
+    parse_with_catalog(source_name, text, &BuiltinGraphCatalog)
+}
+
+/// Parses and validates a scenario file, checking Graph permission names against `graph`.
+pub fn parse_with_catalog(source_name: &str, text: &str, graph: &dyn GraphCatalog) -> Result<Scenario, ScenarioError> {
+    let raw: raw::RawScenario = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(err) => {
+            let span = err.span().unwrap_or(0..0);
+            let message = err.message().trim().to_string();
+            let key = text::toml_error_key(text, span.clone(), &message);
+            return Err(ScenarioError {
+                diagnostics: vec![Diagnostic {
+                    file: source_name.to_string(),
+                    line: text::line_of(text, span.start),
+                    key,
+                    message,
+                }],
+            });
+        }
+    };
+    validate::validate(source_name, text, raw, graph)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// One problem found in a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The source name passed to [`parse`].
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// Dotted key path, e.g. `tenant.user.upn` (array indices are not included: the line number
+    /// identifies the entry). Empty when the problem is not tied to a key (some syntax errors).
+    pub key: String,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}:{}: {}: {}", self.file, self.line, self.key, self.message)
+        }
+    }
+}
+
+/// A scenario file that cannot be loaded; holds every problem found, ordered by line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    /// At least one diagnostic.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl fmt::Display for ScenarioError {
+    /// One diagnostic per line (no trailing newline).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parsed world
+// ---------------------------------------------------------------------------------------------
+
+/// A validated scenario: every reference in it resolves.
+///
+/// References between objects use natural keys: users by UPN (spelled exactly as in the user's
+/// `upn` key, even where the file referred to them with different letter case), groups by display
+/// name (likewise canonicalised), apps by app id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The tenants, in file order.
+    pub tenants: Vec<TenantSpec>,
+}
+
+impl Scenario {
+    /// The app registration with this app id and the tenant that homes it.
+    pub fn find_app(&self, app_id: Uuid) -> Option<(&TenantSpec, &AppSpec)> {
+        self.tenants.iter().find_map(|t| t.apps.iter().find(|a| a.app_id == app_id).map(|app| (t, app)))
+    }
+}
+
+/// A tenant (`[[tenant]]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantSpec {
+    /// The tenant id; `None` means the loader generates one (and prints it).
+    pub id: Option<Uuid>,
+    /// Organisation display name.
+    pub display_name: String,
+    /// Verified domains, at least one; the first is the default domain.
+    pub domains: Vec<String>,
+    /// Who may consent to apps (default [`UserConsent::All`]).
+    pub user_consent: UserConsent,
+    /// The admin-consent request workflow (disabled unless configured).
+    pub admin_consent_requests: AdminConsentRequestSpec,
+    /// `[[tenant.user]]`
+    pub users: Vec<UserSpec>,
+    /// `[[tenant.group]]`
+    pub groups: Vec<GroupSpec>,
+    /// App registrations homed in this tenant (`[[tenant.app]]`).
+    pub apps: Vec<AppSpec>,
+    /// Service-principal settings for apps (`[[tenant.enterprise_app]]`).
+    pub enterprise_apps: Vec<EnterpriseAppSpec>,
+    /// Existing consent (`[[tenant.grant]]`).
+    pub grants: Vec<GrantSpec>,
+    /// Users and groups assigned to enterprise apps (`[[tenant.assignment]]`).
+    pub assignments: Vec<AssignmentSpec>,
+    /// Calendar events (`[[tenant.event]]`).
+    pub events: Vec<EventSpec>,
+}
+
+impl TenantSpec {
+    /// The default (first) domain.
+    pub fn default_domain(&self) -> &str {
+        self.domains.first().map(String::as_str).unwrap_or("")
+    }
+
+    /// The user with this UPN (case-insensitive).
+    pub fn user(&self, upn: &str) -> Option<&UserSpec> {
+        self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    /// The group with this display name (case-insensitive).
+    pub fn group(&self, display_name: &str) -> Option<&GroupSpec> {
+        self.groups.iter().find(|g| g.display_name.to_lowercase() == display_name.to_lowercase())
+    }
+}
+
+/// The tenant's user-consent setting (`tenant.user_consent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum UserConsent {
+    /// `"none"`: users may not consent; every app needs an administrator.
+    None,
+    /// `"low"`: users may consent only to low-impact permissions, and only for apps from
+    /// verified publishers or registered in their own tenant (`microsoft-user-default-low`).
+    Low,
+    /// `"all"`: users may consent to any permission that does not require admin consent
+    /// (`microsoft-user-default-legacy`). The default.
+    #[default]
+    All,
+}
+
+impl UserConsent {
+    /// The scenario-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserConsent::None => "none",
+            UserConsent::Low => "low",
+            UserConsent::All => "all",
+        }
+    }
+
+    /// The Microsoft app consent policy assigned for self-consent (`None` = consent disabled).
+    pub fn permission_grant_policy(self) -> Option<&'static str> {
+        match self {
+            UserConsent::None => None,
+            UserConsent::Low => Some("microsoft-user-default-low"),
+            UserConsent::All => Some("microsoft-user-default-legacy"),
+        }
+    }
+
+    /// Parses the scenario-file spelling.
+    pub fn from_str_opt(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(UserConsent::None),
+            "low" => Some(UserConsent::Low),
+            "all" => Some(UserConsent::All),
+            _ => None,
+        }
+    }
+}
+
+/// The admin-consent request workflow (`[tenant.admin_consent_requests]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConsentRequestSpec {
+    /// Whether users may request admin consent (default `false`).
+    pub enabled: bool,
+    /// Who reviews requests (users or groups of the tenant).
+    pub reviewers: Vec<PrincipalRef>,
+    /// Requests expire after this many days, 1–30 (default 30).
+    pub expire_after_days: u32,
+    /// Whether reviewers are notified of new requests (default `true`).
+    pub notify_reviewers: bool,
+}
+
+impl Default for AdminConsentRequestSpec {
+    fn default() -> Self {
+        AdminConsentRequestSpec { enabled: false, reviewers: Vec::new(), expire_after_days: 30, notify_reviewers: true }
+    }
+}
+
+/// A directory role (`tenant.user.roles`), by its Entra display name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DirectoryRole {
+    /// "Global Administrator": may grant everything.
+    GlobalAdministrator,
+    /// "Privileged Role Administrator": any permission, including Graph app roles.
+    PrivilegedRoleAdministrator,
+    /// "Cloud Application Administrator": any permission except Graph app roles.
+    CloudApplicationAdministrator,
+    /// "Application Administrator": any permission except Graph app roles.
+    ApplicationAdministrator,
+}
+
+/// Every directory role a scenario may assign.
+pub const KNOWN_ROLES: &[DirectoryRole] = &[
+    DirectoryRole::GlobalAdministrator,
+    DirectoryRole::PrivilegedRoleAdministrator,
+    DirectoryRole::CloudApplicationAdministrator,
+    DirectoryRole::ApplicationAdministrator,
+];
+
+impl DirectoryRole {
+    /// The Entra display name, as written in scenario files.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            DirectoryRole::GlobalAdministrator => "Global Administrator",
+            DirectoryRole::PrivilegedRoleAdministrator => "Privileged Role Administrator",
+            DirectoryRole::CloudApplicationAdministrator => "Cloud Application Administrator",
+            DirectoryRole::ApplicationAdministrator => "Application Administrator",
+        }
+    }
+
+    /// The role template id (as it appears in the `wids` token claim).
+    pub fn template_id(self) -> Uuid {
+        match self {
+            DirectoryRole::GlobalAdministrator => {
+                uuid::uuid!("62e90394-69f5-4237-9190-012177145e10")
+            }
+            DirectoryRole::PrivilegedRoleAdministrator => {
+                uuid::uuid!("e8611ab8-c189-46e8-94e1-60213ab1f814")
+            }
+            DirectoryRole::CloudApplicationAdministrator => {
+                uuid::uuid!("158c047a-c907-4556-b7ef-446551a6b5f7")
+            }
+            DirectoryRole::ApplicationAdministrator => {
+                uuid::uuid!("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")
+            }
+        }
+    }
+
+    /// The role with this exact display name.
+    pub fn from_display_name(name: &str) -> Option<Self> {
+        KNOWN_ROLES.iter().copied().find(|r| r.display_name() == name)
+    }
+
+    /// The role with this template id.
+    pub fn from_template_id(id: Uuid) -> Option<Self> {
+        KNOWN_ROLES.iter().copied().find(|r| r.template_id() == id)
+    }
+}
+
+impl fmt::Display for DirectoryRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+/// A user (`[[tenant.user]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    /// The object id; `None` means the loader generates one.
+    pub id: Option<Uuid>,
+    /// User principal name, `name@domain` with a domain of the tenant; unique (case-insensitive).
+    pub upn: String,
+    /// Display name.
+    pub display_name: String,
+    /// The password in clear, exactly as written (the loader hashes it).
+    pub password: String,
+    /// Directory roles, without duplicates, in file order.
+    pub roles: Vec<DirectoryRole>,
+}
+
+/// A reference to a user or a group of the same tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum PrincipalRef {
+    /// A user, by UPN (`"name@domain"`).
+    User(String),
+    /// A group, by display name (`"group:<display name>"`).
+    Group(String),
+}
+
+impl fmt::Display for PrincipalRef {
+    /// The scenario-file spelling (`upn` or `group:name`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrincipalRef::User(upn) => f.write_str(upn),
+            PrincipalRef::Group(name) => write!(f, "group:{name}"),
+        }
+    }
+}
+
+/// A security group (`[[tenant.group]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// Display name, unique within the tenant (case-insensitive).
+    pub display_name: String,
+    /// Direct members: users and (nested) groups of the tenant. Membership may be cyclic
+    /// through other groups (only direct self-membership is refused); consumers computing
+    /// transitive membership must keep a visited set.
+    pub members: Vec<PrincipalRef>,
+}
+
+/// Who may sign in to an app (`tenant.app.sign_in_audience`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SignInAudience {
+    /// `"single_org"` (Entra `AzureADMyOrg`): only the home tenant. The default.
+    #[default]
+    SingleOrg,
+    /// `"multiple_orgs"` (Entra `AzureADMultipleOrgs`): any tenant.
+    MultipleOrgs,
+}
+
+impl SignInAudience {
+    /// The scenario-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInAudience::SingleOrg => "single_org",
+            SignInAudience::MultipleOrgs => "multiple_orgs",
+        }
+    }
+
+    /// The Entra `signInAudience` value.
+    pub fn entra_value(self) -> &'static str {
+        match self {
+            SignInAudience::SingleOrg => "AzureADMyOrg",
+            SignInAudience::MultipleOrgs => "AzureADMultipleOrgs",
+        }
+    }
+}
+
+/// An app registration (`[[tenant.app]]`), homed in the tenant that declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// The application (client) id, unique in the file.
+    pub app_id: Uuid,
+    /// Display name.
+    pub display_name: String,
+    /// Default [`SignInAudience::SingleOrg`].
+    pub sign_in_audience: SignInAudience,
+    /// Absolute https URLs (http only for localhost / 127.0.0.1), no fragments.
+    pub redirect_uris: Vec<String>,
+    /// Public client (no secrets allowed). Default `false`.
+    pub public_client: bool,
+    /// Client secrets in clear, exactly as written (the loader hashes them).
+    pub secrets: Vec<String>,
+    /// Whether the publisher is verified (affects `user_consent = "low"`). Default `false`.
+    pub verified_publisher: bool,
+    /// The App ID URI, for apps that expose an API; unique in the file.
+    pub identifier_uri: Option<String>,
+    /// Delegated permissions the app exposes (`[[tenant.app.scope]]`).
+    pub scopes: Vec<ScopeSpec>,
+    /// App roles (`[[tenant.app.role]]`).
+    pub roles: Vec<RoleSpec>,
+    /// Statically required permissions (`[[tenant.app.required]]`), one entry per resource.
+    pub required: Vec<RequiredSpec>,
+}
+
+/// A delegated permission exposed by an app (`[[tenant.app.scope]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSpec {
+    /// Permission id (Accord extension key `id`); `None` means the loader generates one.
+    pub id: Option<Uuid>,
+    /// The scope value, e.g. `Notes.Read`: non-empty, no whitespace, unique in the app.
+    pub value: String,
+    /// Whether only an administrator may consent. Default `true` (as in the Entra portal).
+    pub admin_consent_required: bool,
+    /// Default: the value.
+    pub admin_consent_display_name: String,
+    /// Accord extension; default empty.
+    pub admin_consent_description: String,
+    /// Default: the admin consent display name.
+    pub user_consent_display_name: String,
+    /// Accord extension; default: the admin consent description.
+    pub user_consent_description: String,
+}
+
+/// Who an app role can be given to (`allowed_member_types`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberType {
+    /// `"Application"`: an application permission (granted to apps).
+    Application,
+    /// `"User"`: a role users and groups are assigned.
+    User,
+}
+
+impl MemberType {
+    /// The scenario-file (and Entra) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberType::Application => "Application",
+            MemberType::User => "User",
+        }
+    }
+}
+
+/// An app role (`[[tenant.app.role]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSpec {
+    /// Role id (Accord extension key `id`); `None` means the loader generates one.
+    pub id: Option<Uuid>,
+    /// The role value, e.g. `Notes.Read.All`: non-empty, no whitespace, unique in the app.
+    pub value: String,
+    /// At least one, without duplicates.
+    pub allowed_member_types: Vec<MemberType>,
+    /// Default: the value.
+    pub display_name: String,
+    /// Accord extension; default empty.
+    pub description: String,
+}
+
+impl RoleSpec {
+    /// Whether this role may be given to `member_type`.
+    pub fn allows(&self, member_type: MemberType) -> bool {
+        self.allowed_member_types.contains(&member_type)
+    }
+}
+
+/// A resource whose permissions are required or granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResourceRef {
+    /// Microsoft Graph (built in).
+    MicrosoftGraph,
+    /// An app of the scenario, by app id (written as its app id or its identifier URI).
+    App(Uuid),
+}
+
+impl ResourceRef {
+    /// The resource's app id ([`GRAPH_APP_ID`] for Graph).
+    pub fn app_id(self) -> Uuid {
+        match self {
+            ResourceRef::MicrosoftGraph => GRAPH_APP_ID,
+            ResourceRef::App(id) => id,
+        }
+    }
+}
+
+/// Permissions an app statically requires from one resource (`[[tenant.app.required]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredSpec {
+    /// Default [`ResourceRef::MicrosoftGraph`].
+    pub resource: ResourceRef,
+    /// Scope values.
+    pub delegated: Vec<String>,
+    /// App role values (roles allowing `Application`).
+    pub application: Vec<String>,
+}
+
+/// A tenant's service-principal settings for an app (`[[tenant.enterprise_app]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterpriseAppSpec {
+    /// The app (any tenant's; a `single_org` app only in its home tenant).
+    pub app: Uuid,
+    /// Whether users must be assigned to sign in. Default `false`.
+    pub assignment_required: bool,
+    /// Whether users may sign in at all. Default `true`.
+    pub enabled: bool,
+}
+
+/// On whose behalf delegated consent was given (`tenant.grant.for`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GrantFor {
+    /// `"all"`: admin consent for the whole organisation (`AllPrincipals`). The default.
+    All,
+    /// A single user, by UPN (`Principal`).
+    User(String),
+}
+
+/// Consent that already exists in the tenant (`[[tenant.grant]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantSpec {
+    /// The client app.
+    pub app: Uuid,
+    /// Default [`ResourceRef::MicrosoftGraph`].
+    pub resource: ResourceRef,
+    /// Delegated scopes granted.
+    pub delegated: Vec<String>,
+    /// The file's `for` key.
+    pub consent_for: GrantFor,
+    /// App roles granted to the app itself (only with `for = "all"`).
+    pub application: Vec<String>,
+}
+
+/// A user or group assigned to an enterprise app (`[[tenant.assignment]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssignmentSpec {
+    /// The app.
+    pub app: Uuid,
+    /// The assigned user or group.
+    pub principal: PrincipalRef,
+    /// An app role value (a role allowing `User`); `None` (the file's `""`) = default access.
+    pub role: Option<String>,
+}
+
+/// A calendar event (`[[tenant.event]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSpec {
+    /// The organiser, by UPN.
+    pub owner: String,
+    /// Subject line.
+    pub subject: String,
+    /// Start time.
+    pub start: OffsetDateTime,
+    /// End time, after the start.
+    pub end: OffsetDateTime,
+    /// Attendee email addresses (may be outside the tenant).
+    pub attendees: Vec<String>,
+    /// Join URL of the online meeting, if any.
+    pub online_meeting_url: Option<String>,
+}

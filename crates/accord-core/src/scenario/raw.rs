@@ -1,0 +1,191 @@
+//! The file as written: serde structs with spans, before validation.
+//!
+//! Every struct refuses unknown keys. Optional keys are `Option`s or default to empty lists;
+//! the defaults themselves are applied in `validate`, so that this module only mirrors the
+//! syntax.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+pub(super) type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScenario {
+    #[serde(default)]
+    pub tenant: Vec<S<RawTenant>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTenant {
+    pub id: Option<S<String>>,
+    pub display_name: S<String>,
+    pub domains: S<Vec<S<String>>>,
+    pub user_consent: Option<S<String>>,
+    pub admin_consent_requests: Option<S<RawAdminConsentRequests>>,
+    #[serde(default)]
+    pub user: Vec<S<RawUser>>,
+    #[serde(default)]
+    pub group: Vec<S<RawGroup>>,
+    #[serde(default)]
+    pub app: Vec<S<RawApp>>,
+    #[serde(default)]
+    pub enterprise_app: Vec<S<RawEnterpriseApp>>,
+    #[serde(default)]
+    pub grant: Vec<S<RawGrant>>,
+    #[serde(default)]
+    pub assignment: Vec<S<RawAssignment>>,
+    #[serde(default)]
+    pub event: Vec<S<RawEvent>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdminConsentRequests {
+    pub enabled: Option<S<bool>>,
+    #[serde(default)]
+    pub reviewers: Vec<S<String>>,
+    pub expire_after_days: Option<S<i64>>,
+    pub notify_reviewers: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUser {
+    pub upn: S<String>,
+    pub display_name: S<String>,
+    pub password: S<String>,
+    #[serde(default)]
+    pub roles: Vec<S<String>>,
+    pub id: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub display_name: S<String>,
+    #[serde(default)]
+    pub members: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    pub app_id: S<String>,
+    pub display_name: S<String>,
+    pub sign_in_audience: Option<S<String>>,
+    #[serde(default)]
+    pub redirect_uris: Vec<S<String>>,
+    pub public_client: Option<S<bool>>,
+    pub secrets: Option<S<Vec<S<String>>>>,
+    pub verified_publisher: Option<S<bool>>,
+    pub identifier_uri: Option<S<String>>,
+    #[serde(default)]
+    pub scope: Vec<S<RawScope>>,
+    #[serde(default)]
+    pub role: Vec<S<RawRole>>,
+    #[serde(default)]
+    pub required: Vec<S<RawRequired>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawScope {
+    pub id: Option<S<String>>,
+    pub value: S<String>,
+    pub admin_consent_required: Option<S<bool>>,
+    pub admin_consent_display_name: Option<S<String>>,
+    pub admin_consent_description: Option<S<String>>,
+    pub user_consent_display_name: Option<S<String>>,
+    pub user_consent_description: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRole {
+    pub id: Option<S<String>>,
+    pub value: S<String>,
+    pub allowed_member_types: S<Vec<S<String>>>,
+    pub display_name: Option<S<String>>,
+    pub description: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRequired {
+    pub resource: Option<S<String>>,
+    #[serde(default)]
+    pub delegated: Vec<S<String>>,
+    #[serde(default)]
+    pub application: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnterpriseApp {
+    pub app: S<String>,
+    pub assignment_required: Option<S<bool>>,
+    pub enabled: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGrant {
+    pub app: S<String>,
+    pub resource: Option<S<String>>,
+    #[serde(default)]
+    pub delegated: Vec<S<String>>,
+    #[serde(rename = "for")]
+    pub for_: Option<S<String>>,
+    #[serde(default)]
+    pub application: Vec<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAssignment {
+    pub app: S<String>,
+    pub principal: S<String>,
+    pub role: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEvent {
+    pub owner: S<String>,
+    pub subject: S<String>,
+    pub start: S<RawDateTime>,
+    pub end: S<RawDateTime>,
+    #[serde(default)]
+    pub attendees: Vec<S<String>>,
+    pub online_meeting_url: Option<S<String>>,
+}
+
+/// A date-time written either as a string (`"2026-12-01T09:00:00Z"`) or as a TOML date-time
+/// (`2026-12-01T09:00:00Z`); kept as text and checked as RFC 3339 during validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RawDateTime(pub String);
+
+impl<'de> Deserialize<'de> for RawDateTime {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawDateTime;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 date-time (a string or a TOML offset date-time)")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDateTime, E> {
+                Ok(RawDateTime(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawDateTime, A::Error> {
+                let dt = toml::value::Datetime::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawDateTime(dt.to_string()))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}

@@ -1,0 +1,1075 @@
+//! Semantic validation: turns the spanned raw file into the public structs, collecting every
+//! problem with its line and key.
+//!
+//! Validation runs in two passes. The first checks each object on its own and indexes the
+//! natural keys (tenant ids, domains, UPNs, group names, app ids, identifier URIs); the second
+//! resolves references (group members, reviewers, required resources, enterprise apps, grants,
+//! assignments, event owners). Nothing here recurses over group membership, so cyclic nesting
+//! cannot hang validation.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::raw::*;
+use super::text;
+use super::*;
+
+/// Collects diagnostics.
+struct Ctx<'a> {
+    file: &'a str,
+    text: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        self.diags.push(Diagnostic {
+            file: self.file.to_string(),
+            line: text::line_of(self.text, span.start),
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn line(&self, span: Range<usize>) -> usize {
+        text::line_of(self.text, span.start)
+    }
+
+    /// A required string that must not be empty (or blank).
+    fn non_empty(&mut self, v: &S<String>, key: &str) -> String {
+        if v.get_ref().trim().is_empty() {
+            self.err(v.span(), key, "must not be empty");
+        }
+        v.get_ref().clone()
+    }
+
+    /// An optional GUID.
+    fn opt_guid(&mut self, v: &Option<S<String>>, key: &str) -> Option<Uuid> {
+        let v = v.as_ref()?;
+        self.guid(v, key)
+    }
+
+    fn guid(&mut self, v: &S<String>, key: &str) -> Option<Uuid> {
+        match text::parse_guid(v.get_ref()) {
+            Ok(id) => Some(id),
+            Err(msg) => {
+                self.err(v.span(), key, msg);
+                None
+            }
+        }
+    }
+
+    /// Reports list entries that appear more than once (by `norm`), keeping the first.
+    fn no_duplicates(&mut self, list: &[S<String>], key: &str, norm: fn(&str) -> String) {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for v in list {
+            let n = norm(v.get_ref());
+            if let Some(&first) = seen.get(&n) {
+                self.err(v.span(), key, format!("{:?} is listed twice (first on line {first})", v.get_ref()));
+            } else {
+                seen.insert(n, self.line(v.span()));
+            }
+        }
+    }
+}
+
+fn exact(s: &str) -> String {
+    s.to_string()
+}
+
+fn lower(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// What pass 1 learned about a tenant.
+struct TenantIndex {
+    name: String,
+    domains: Vec<String>,
+    /// lowercase UPN -> UPN as declared
+    users: HashMap<String, String>,
+    /// lowercase group name -> name as declared
+    groups: HashMap<String, String>,
+}
+
+impl TenantIndex {
+    fn domain_list(&self) -> String {
+        self.domains.join(", ")
+    }
+}
+
+/// What pass 1 learned about an app.
+struct AppIndex {
+    tenant: usize,
+    display_name: String,
+    audience: SignInAudience,
+    identifier_uri: Option<String>,
+    scopes: HashSet<String>,
+    roles: HashMap<String, Vec<MemberType>>,
+}
+
+pub(super) fn validate(
+    file: &str,
+    text: &str,
+    raw: RawScenario,
+    graph: &dyn GraphCatalog,
+) -> Result<Scenario, ScenarioError> {
+    let mut cx = Ctx { file, text, diags: Vec::new() };
+
+    // ---- pass 1: objects on their own, and indexes --------------------------------------
+    let mut tenants: Vec<TenantSpec> = Vec::new();
+    let mut indexes: Vec<TenantIndex> = Vec::new();
+    let mut tenant_ids: HashMap<Uuid, usize> = HashMap::new();
+    let mut domain_owner: HashMap<String, (String, usize)> = HashMap::new();
+    let mut all_upns: HashMap<String, usize> = HashMap::new();
+    let mut user_ids: HashMap<Uuid, usize> = HashMap::new();
+    let mut apps: HashMap<Uuid, AppIndex> = HashMap::new();
+    let mut app_lines: HashMap<Uuid, usize> = HashMap::new();
+    let mut identifier_uris: HashMap<String, (Uuid, usize)> = HashMap::new();
+
+    for (ti, t) in raw.tenant.iter().enumerate() {
+        let t = t.get_ref();
+        let display_name = cx.non_empty(&t.display_name, "tenant.display_name");
+
+        let id = cx.opt_guid(&t.id, "tenant.id");
+        if let (Some(id), Some(span)) = (id, t.id.as_ref().map(|s| s.span())) {
+            if let Some(&first) = tenant_ids.get(&id) {
+                cx.err(
+                    span,
+                    "tenant.id",
+                    format!("tenant id {id} is used by more than one tenant (first on line {first})"),
+                );
+            } else {
+                tenant_ids.insert(id, cx.line(span));
+            }
+        }
+
+        // Domains.
+        if t.domains.get_ref().is_empty() {
+            cx.err(t.domains.span(), "tenant.domains", "at least one domain is required");
+        }
+        cx.no_duplicates(t.domains.get_ref(), "tenant.domains", lower);
+        let mut domains = Vec::new();
+        let mut own: HashSet<String> = HashSet::new();
+        for d in t.domains.get_ref() {
+            let name = d.get_ref();
+            domains.push(name.clone());
+            if !text::is_domain(name) {
+                cx.err(
+                    d.span(),
+                    "tenant.domains",
+                    format!(
+                        "{name:?} is not a valid domain name (expected dot-separated labels of \
+                         letters, digits and hyphens, e.g. contoso.test)"
+                    ),
+                );
+                continue;
+            }
+            let key = name.to_lowercase();
+            if !own.insert(key.clone()) {
+                continue; // reported as a duplicate above
+            }
+            if let Some((owner, line)) = domain_owner.get(&key) {
+                cx.err(
+                    d.span(),
+                    "tenant.domains",
+                    format!(
+                        "domain {name:?} already belongs to tenant {owner:?} (line {line}); \
+                         domains must be unique across tenants"
+                    ),
+                );
+            } else {
+                domain_owner.insert(key, (display_name.clone(), cx.line(d.span())));
+            }
+        }
+
+        let user_consent = match &t.user_consent {
+            None => UserConsent::default(),
+            Some(v) => UserConsent::from_str_opt(v.get_ref()).unwrap_or_else(|| {
+                cx.err(
+                    v.span(),
+                    "tenant.user_consent",
+                    format!(
+                        "{:?} is not a valid user consent setting (expected \"none\", \"low\" or \"all\")",
+                        v.get_ref()
+                    ),
+                );
+                UserConsent::default()
+            }),
+        };
+
+        let mut index = TenantIndex {
+            name: display_name.clone(),
+            domains: domains.clone(),
+            users: HashMap::new(),
+            groups: HashMap::new(),
+        };
+
+        // Users.
+        let mut users = Vec::new();
+        for u in &t.user {
+            let u = u.get_ref();
+            let upn = u.upn.get_ref().clone();
+            match text::upn_problem(&upn) {
+                Some(msg) => cx.err(u.upn.span(), "tenant.user.upn", msg),
+                None => {
+                    let domain = text::upn_domain(&upn);
+                    if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                        cx.err(
+                            u.upn.span(),
+                            "tenant.user.upn",
+                            format!(
+                                "the domain of {upn:?} is not one of tenant {:?}'s domains ({})",
+                                display_name,
+                                index.domain_list()
+                            ),
+                        );
+                    }
+                }
+            }
+            let key = upn.to_lowercase();
+            if let Some(&first) = all_upns.get(&key) {
+                cx.err(
+                    u.upn.span(),
+                    "tenant.user.upn",
+                    format!(
+                        "{upn:?} is already used by another user (line {first}); UPNs are unique \
+                         regardless of letter case"
+                    ),
+                );
+            } else {
+                all_upns.insert(key.clone(), cx.line(u.upn.span()));
+                index.users.insert(key, upn.clone());
+            }
+            let id = cx.opt_guid(&u.id, "tenant.user.id");
+            if let (Some(id), Some(span)) = (id, u.id.as_ref().map(|s| s.span())) {
+                if let Some(&first) = user_ids.get(&id) {
+                    cx.err(
+                        span,
+                        "tenant.user.id",
+                        format!("object id {id} is used by more than one user (first on line {first})"),
+                    );
+                } else {
+                    user_ids.insert(id, cx.line(span));
+                }
+            }
+            let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
+            let password = u.password.get_ref().clone();
+            if password.is_empty() {
+                cx.err(u.password.span(), "tenant.user.password", "must not be empty");
+            }
+            cx.no_duplicates(&u.roles, "tenant.user.roles", exact);
+            let mut roles = Vec::new();
+            for r in &u.roles {
+                match DirectoryRole::from_display_name(r.get_ref()) {
+                    Some(role) => {
+                        if !roles.contains(&role) {
+                            roles.push(role);
+                        }
+                    }
+                    None => {
+                        let known = KNOWN_ROLES
+                            .iter()
+                            .map(|r| format!("{:?}", r.display_name()))
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        cx.err(
+                            r.span(),
+                            "tenant.user.roles",
+                            format!("{:?} is not a known directory role (expected one of {known})", r.get_ref()),
+                        );
+                    }
+                }
+            }
+            users.push(UserSpec { id, upn, display_name, password, roles });
+        }
+
+        // Group names (members are resolved in pass 2).
+        let mut group_lines: HashMap<String, usize> = HashMap::new();
+        for g in &t.group {
+            let g = g.get_ref();
+            let name = cx.non_empty(&g.display_name, "tenant.group.display_name");
+            let key = name.to_lowercase();
+            if let Some(&first) = group_lines.get(&key) {
+                cx.err(
+                    g.display_name.span(),
+                    "tenant.group.display_name",
+                    format!(
+                        "group {name:?} is already declared in tenant {display_name:?} (line \
+                         {first}); group names are unique per tenant regardless of letter case"
+                    ),
+                );
+            } else {
+                group_lines.insert(key.clone(), cx.line(g.display_name.span()));
+                index.groups.insert(key, name);
+            }
+        }
+
+        // Apps (their own fields; `required` is resolved in pass 2).
+        let mut tenant_apps = Vec::new();
+        for a in &t.app {
+            let app = check_app(&mut cx, ti, a.get_ref(), &mut apps, &mut app_lines, &mut identifier_uris);
+            tenant_apps.push(app);
+        }
+
+        tenants.push(TenantSpec {
+            id,
+            display_name,
+            domains,
+            user_consent,
+            admin_consent_requests: AdminConsentRequestSpec::default(),
+            users,
+            groups: Vec::new(),
+            apps: tenant_apps,
+            enterprise_apps: Vec::new(),
+            grants: Vec::new(),
+            assignments: Vec::new(),
+            events: Vec::new(),
+        });
+        indexes.push(index);
+    }
+
+    // ---- pass 2: references -------------------------------------------------------------
+    for (ti, t) in raw.tenant.iter().enumerate() {
+        let t = t.get_ref();
+        let ix = &indexes[ti];
+
+        // Groups and their members.
+        let mut groups = Vec::new();
+        for g in &t.group {
+            let g = g.get_ref();
+            let own = g.display_name.get_ref();
+            cx.no_duplicates(&g.members, "tenant.group.members", lower_principal);
+            let mut members = Vec::new();
+            for m in &g.members {
+                if let Some(p) = principal(&mut cx, ix, m, "tenant.group.members") {
+                    if let PrincipalRef::Group(name) = &p {
+                        if name.to_lowercase() == own.to_lowercase() {
+                            cx.err(
+                                m.span(),
+                                "tenant.group.members",
+                                format!("group {own:?} cannot be a member of itself"),
+                            );
+                            continue;
+                        }
+                    }
+                    members.push(p);
+                }
+            }
+            groups.push(GroupSpec { display_name: own.clone(), members });
+        }
+        tenants[ti].groups = groups;
+
+        // The admin consent request workflow.
+        if let Some(acr) = &t.admin_consent_requests {
+            let span = acr.span();
+            let acr = acr.get_ref();
+            let mut spec = AdminConsentRequestSpec::default();
+            if let Some(e) = &acr.enabled {
+                spec.enabled = *e.get_ref();
+            }
+            if let Some(n) = &acr.notify_reviewers {
+                spec.notify_reviewers = *n.get_ref();
+            }
+            if let Some(d) = &acr.expire_after_days {
+                let days = *d.get_ref();
+                if (1..=30).contains(&days) {
+                    spec.expire_after_days = days as u32;
+                } else {
+                    cx.err(
+                        d.span(),
+                        "tenant.admin_consent_requests.expire_after_days",
+                        format!("must be between 1 and 30 (got {days})"),
+                    );
+                }
+            }
+            cx.no_duplicates(&acr.reviewers, "tenant.admin_consent_requests.reviewers", lower_principal);
+            for r in &acr.reviewers {
+                if let Some(p) = principal(&mut cx, ix, r, "tenant.admin_consent_requests.reviewers") {
+                    spec.reviewers.push(p);
+                }
+            }
+            if spec.enabled && acr.reviewers.is_empty() {
+                let at = acr.enabled.as_ref().map_or(span, |e| e.span());
+                cx.err(
+                    at,
+                    "tenant.admin_consent_requests.reviewers",
+                    "the admin consent request workflow is enabled but has no reviewers \
+                     (add at least one UPN or \"group:<name>\")",
+                );
+            }
+            tenants[ti].admin_consent_requests = spec;
+        }
+
+        // Required permissions of the tenant's apps.
+        for (ai, a) in t.app.iter().enumerate() {
+            let a = a.get_ref();
+            let app_name = a.display_name.get_ref();
+            let mut seen: HashMap<ResourceRef, usize> = HashMap::new();
+            let mut required = Vec::new();
+            for r in &a.required {
+                let span = r.span();
+                let r = r.get_ref();
+                let Some(resource) = resource(&mut cx, &apps, &r.resource, "tenant.app.required.resource") else {
+                    continue;
+                };
+                let at = r.resource.as_ref().map_or(span.clone(), |s| s.span());
+                if let Some(&first) = seen.get(&resource) {
+                    cx.err(
+                        at,
+                        "tenant.app.required.resource",
+                        format!(
+                            "app {app_name:?} lists this resource twice in its required \
+                             permissions (first on line {first}); merge the entries"
+                        ),
+                    );
+                } else {
+                    seen.insert(resource, cx.line(at));
+                }
+                let (delegated, application) =
+                    permissions(&mut cx, graph, &apps, resource, &r.delegated, &r.application, "tenant.app.required");
+                required.push(RequiredSpec { resource, delegated, application });
+            }
+            tenants[ti].apps[ai].required = required;
+        }
+
+        // Enterprise apps.
+        let mut seen_sp: HashMap<Uuid, usize> = HashMap::new();
+        for e in &t.enterprise_app {
+            let e = e.get_ref();
+            let Some(app) = app_ref(&mut cx, &apps, &indexes, ti, &e.app, "tenant.enterprise_app.app") else {
+                continue;
+            };
+            if let Some(&first) = seen_sp.get(&app) {
+                cx.err(
+                    e.app.span(),
+                    "tenant.enterprise_app.app",
+                    format!("app {app} already has an enterprise_app entry in this tenant (line {first})"),
+                );
+            } else {
+                seen_sp.insert(app, cx.line(e.app.span()));
+            }
+            tenants[ti].enterprise_apps.push(EnterpriseAppSpec {
+                app,
+                assignment_required: e.assignment_required.as_ref().is_some_and(|v| *v.get_ref()),
+                enabled: e.enabled.as_ref().is_none_or(|v| *v.get_ref()),
+            });
+        }
+
+        // Grants.
+        let mut seen_grant: HashMap<(Uuid, ResourceRef, GrantFor), usize> = HashMap::new();
+        for g in &t.grant {
+            let span = g.span();
+            let g = g.get_ref();
+            let app = app_ref(&mut cx, &apps, &indexes, ti, &g.app, "tenant.grant.app");
+            let res = resource(&mut cx, &apps, &g.resource, "tenant.grant.resource");
+            let consent_for = match &g.for_ {
+                None => Some(GrantFor::All),
+                Some(f) if f.get_ref() == "all" => Some(GrantFor::All),
+                Some(f) => {
+                    let v = f.get_ref();
+                    if !v.contains('@') {
+                        cx.err(
+                            f.span(),
+                            "tenant.grant.for",
+                            format!("{v:?} is neither \"all\" nor a user principal name"),
+                        );
+                        None
+                    } else if let Some(upn) = ix.users.get(&v.to_lowercase()) {
+                        Some(GrantFor::User(upn.clone()))
+                    } else {
+                        cx.err(f.span(), "tenant.grant.for", format!("there is no user {v:?} in tenant {:?}", ix.name));
+                        None
+                    }
+                }
+            };
+            if let (Some(GrantFor::User(_)), Some(first)) = (&consent_for, g.application.first()) {
+                cx.err(
+                    first.span(),
+                    "tenant.grant.application",
+                    "application permissions are granted to the app itself, not on behalf of \
+                     a user; list them in a grant with for = \"all\"",
+                );
+            }
+            let (delegated, application) = match res {
+                Some(r) => permissions(&mut cx, graph, &apps, r, &g.delegated, &g.application, "tenant.grant"),
+                None => (Vec::new(), Vec::new()),
+            };
+            let (Some(app), Some(resource), Some(consent_for)) = (app, res, consent_for) else {
+                continue;
+            };
+            let dup_key = (app, resource, consent_for.clone());
+            let at = g.app.span();
+            if let Some(&first) = seen_grant.get(&dup_key) {
+                cx.err(
+                    at,
+                    "tenant.grant.app",
+                    format!(
+                        "a grant for this app, resource and principal already exists in this \
+                         tenant (line {first}); merge the entries"
+                    ),
+                );
+            } else {
+                seen_grant.insert(dup_key, cx.line(span));
+            }
+            tenants[ti].grants.push(GrantSpec { app, resource, delegated, consent_for, application });
+        }
+
+        // Assignments.
+        let mut seen_assignment: HashMap<(Uuid, PrincipalRef, Option<String>), usize> = HashMap::new();
+        for a in &t.assignment {
+            let a = a.get_ref();
+            let app = app_ref(&mut cx, &apps, &indexes, ti, &a.app, "tenant.assignment.app");
+            let principal = principal(&mut cx, ix, &a.principal, "tenant.assignment.principal");
+            let role = match &a.role {
+                Some(r) if !r.get_ref().is_empty() => {
+                    let value = r.get_ref();
+                    if let Some(info) = app.and_then(|id| apps.get(&id)) {
+                        match info.roles.get(value) {
+                            None => cx.err(
+                                r.span(),
+                                "tenant.assignment.role",
+                                format!("app {:?} has no app role {value:?}", info.display_name),
+                            ),
+                            Some(types) if !types.contains(&MemberType::User) => cx.err(
+                                r.span(),
+                                "tenant.assignment.role",
+                                format!(
+                                    "app role {value:?} of app {:?} cannot be assigned to users \
+                                     and groups (its allowed_member_types lacks \"User\")",
+                                    info.display_name
+                                ),
+                            ),
+                            Some(_) => {}
+                        }
+                    }
+                    Some(value.clone())
+                }
+                _ => None,
+            };
+            let (Some(app), Some(principal)) = (app, principal) else {
+                continue;
+            };
+            let dup_key = (app, principal.clone(), role.clone());
+            if let Some(&first) = seen_assignment.get(&dup_key) {
+                cx.err(
+                    a.principal.span(),
+                    "tenant.assignment.principal",
+                    format!("{principal} is already assigned to this app with the same role (line {first})"),
+                );
+            } else {
+                seen_assignment.insert(dup_key, cx.line(a.principal.span()));
+            }
+            tenants[ti].assignments.push(AssignmentSpec { app, principal, role });
+        }
+
+        // Events.
+        for e in &t.event {
+            let e = e.get_ref();
+            let owner_raw = e.owner.get_ref();
+            let owner = match ix.users.get(&owner_raw.to_lowercase()) {
+                Some(upn) => upn.clone(),
+                None => {
+                    cx.err(
+                        e.owner.span(),
+                        "tenant.event.owner",
+                        format!("there is no user {owner_raw:?} in tenant {:?}", ix.name),
+                    );
+                    owner_raw.clone()
+                }
+            };
+            let subject = cx.non_empty(&e.subject, "tenant.event.subject");
+            let start = date_time(&mut cx, &e.start, "tenant.event.start");
+            let end = date_time(&mut cx, &e.end, "tenant.event.end");
+            if let (Some(s), Some(en)) = (start, end) {
+                if en <= s {
+                    cx.err(
+                        e.end.span(),
+                        "tenant.event.end",
+                        format!("the end ({}) must be after the start ({})", e.end.get_ref().0, e.start.get_ref().0),
+                    );
+                }
+            }
+            cx.no_duplicates(&e.attendees, "tenant.event.attendees", lower);
+            let mut attendees = Vec::new();
+            for a in &e.attendees {
+                if !text::is_email_like(a.get_ref()) {
+                    cx.err(
+                        a.span(),
+                        "tenant.event.attendees",
+                        format!("{:?} is not an e-mail address (expected name@domain)", a.get_ref()),
+                    );
+                }
+                attendees.push(a.get_ref().clone());
+            }
+            let online_meeting_url = e.online_meeting_url.as_ref().map(|u| {
+                if let Some(msg) = text::http_url_problem(u.get_ref()) {
+                    cx.err(u.span(), "tenant.event.online_meeting_url", msg);
+                }
+                u.get_ref().clone()
+            });
+            tenants[ti].events.push(EventSpec {
+                owner,
+                subject,
+                start: start.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                end: end.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                attendees,
+                online_meeting_url,
+            });
+        }
+    }
+
+    if cx.diags.is_empty() {
+        Ok(Scenario { tenants })
+    } else {
+        let mut diagnostics = cx.diags;
+        diagnostics.sort_by_key(|d| d.line);
+        Err(ScenarioError { diagnostics })
+    }
+}
+
+fn lower_principal(s: &str) -> String {
+    match s.strip_prefix("group:") {
+        Some(name) => format!("group:{}", name.trim().to_lowercase()),
+        None => s.to_lowercase(),
+    }
+}
+
+/// Resolves `upn` or `group:<name>` within a tenant.
+fn principal(cx: &mut Ctx, ix: &TenantIndex, v: &S<String>, key: &str) -> Option<PrincipalRef> {
+    let s = v.get_ref();
+    if let Some(name) = s.strip_prefix("group:") {
+        let name = name.trim();
+        if name.is_empty() {
+            cx.err(v.span(), key, "\"group:\" must be followed by a group display name");
+            return None;
+        }
+        match ix.groups.get(&name.to_lowercase()) {
+            Some(canonical) => Some(PrincipalRef::Group(canonical.clone())),
+            None => {
+                cx.err(v.span(), key, format!("there is no group {name:?} in tenant {:?}", ix.name));
+                None
+            }
+        }
+    } else if !s.contains('@') {
+        cx.err(
+            v.span(),
+            key,
+            format!(
+                "{s:?} is neither a user principal name (name@domain) nor a group reference \
+                 (\"group:<display name>\")"
+            ),
+        );
+        None
+    } else {
+        match ix.users.get(&s.to_lowercase()) {
+            Some(canonical) => Some(PrincipalRef::User(canonical.clone())),
+            None => {
+                cx.err(v.span(), key, format!("there is no user {s:?} in tenant {:?}", ix.name));
+                None
+            }
+        }
+    }
+}
+
+/// Resolves a resource reference (absent = Microsoft Graph).
+fn resource(cx: &mut Ctx, apps: &HashMap<Uuid, AppIndex>, v: &Option<S<String>>, key: &str) -> Option<ResourceRef> {
+    let Some(v) = v else {
+        return Some(ResourceRef::MicrosoftGraph);
+    };
+    let s = v.get_ref();
+    if s == GRAPH_RESOURCE_URI || s.strip_suffix('/') == Some(GRAPH_RESOURCE_URI) {
+        return Some(ResourceRef::MicrosoftGraph);
+    }
+    if let Ok(id) = Uuid::try_parse(s) {
+        if s.len() == 36 {
+            if id == GRAPH_APP_ID {
+                return Some(ResourceRef::MicrosoftGraph);
+            }
+            if apps.contains_key(&id) {
+                return Some(ResourceRef::App(id));
+            }
+        }
+    }
+    if let Some((id, _)) = apps.iter().find(|(_, a)| a.identifier_uri_matches(s)).map(|(id, a)| (*id, a)) {
+        return Some(ResourceRef::App(id));
+    }
+    cx.err(
+        v.span(),
+        key,
+        format!(
+            "{s:?} is not a known resource (expected \"{GRAPH_RESOURCE_URI}\", Graph's app id \
+             {GRAPH_APP_ID}, or the identifier_uri or app_id of an app in this file)"
+        ),
+    );
+    None
+}
+
+impl AppIndex {
+    fn identifier_uri_matches(&self, s: &str) -> bool {
+        self.identifier_uri.as_deref() == Some(s)
+    }
+}
+
+/// Resolves an app reference (`enterprise_app.app`, `grant.app`, `assignment.app`).
+fn app_ref(
+    cx: &mut Ctx,
+    apps: &HashMap<Uuid, AppIndex>,
+    indexes: &[TenantIndex],
+    tenant: usize,
+    v: &S<String>,
+    key: &str,
+) -> Option<Uuid> {
+    let id = cx.guid(v, key)?;
+    let Some(app) = apps.get(&id) else {
+        cx.err(v.span(), key, format!("no app with app_id {id} is declared in this file"));
+        return None;
+    };
+    if app.audience == SignInAudience::SingleOrg && app.tenant != tenant {
+        cx.err(
+            v.span(),
+            key,
+            format!(
+                "app {:?} is single_org (homed in tenant {:?}) and cannot be used in tenant {:?}; \
+                 set sign_in_audience = \"multiple_orgs\" on the app",
+                app.display_name, indexes[app.tenant].name, indexes[tenant].name
+            ),
+        );
+        return None;
+    }
+    Some(id)
+}
+
+/// Checks delegated and application permission values against a resource.
+fn permissions(
+    cx: &mut Ctx,
+    graph: &dyn GraphCatalog,
+    apps: &HashMap<Uuid, AppIndex>,
+    resource: ResourceRef,
+    delegated: &[S<String>],
+    application: &[S<String>],
+    key_prefix: &str,
+) -> (Vec<String>, Vec<String>) {
+    let dkey = format!("{key_prefix}.delegated");
+    let akey = format!("{key_prefix}.application");
+    cx.no_duplicates(delegated, &dkey, exact);
+    cx.no_duplicates(application, &akey, exact);
+    for d in delegated {
+        let v = d.get_ref();
+        let problem = match resource {
+            ResourceRef::MicrosoftGraph => {
+                if graph.delegated_scope_exists(v) {
+                    None
+                } else if graph.app_role_exists(v) {
+                    Some(format!(
+                        "{v:?} is a Microsoft Graph application permission, not a delegated one \
+                         (list it under application)"
+                    ))
+                } else {
+                    Some(format!("{v:?} is not a Microsoft Graph delegated permission"))
+                }
+            }
+            ResourceRef::App(id) => {
+                let app = &apps[&id];
+                if app.scopes.contains(v) {
+                    None
+                } else if app.roles.contains_key(v) {
+                    Some(format!(
+                        "{v:?} is an app role of app {:?}, not a delegated permission (list it \
+                         under application)",
+                        app.display_name
+                    ))
+                } else {
+                    Some(format!("app {:?} exposes no delegated permission (scope) {v:?}", app.display_name))
+                }
+            }
+        };
+        if let Some(msg) = problem {
+            cx.err(d.span(), &dkey, msg);
+        }
+    }
+    for a in application {
+        let v = a.get_ref();
+        let problem = match resource {
+            ResourceRef::MicrosoftGraph => {
+                if graph.app_role_exists(v) {
+                    None
+                } else if graph.delegated_scope_exists(v) {
+                    Some(format!(
+                        "{v:?} is a Microsoft Graph delegated permission, not an application one \
+                         (list it under delegated)"
+                    ))
+                } else {
+                    Some(format!("{v:?} is not a Microsoft Graph application permission"))
+                }
+            }
+            ResourceRef::App(id) => {
+                let app = &apps[&id];
+                match app.roles.get(v) {
+                    Some(types) if types.contains(&MemberType::Application) => None,
+                    Some(_) => Some(format!(
+                        "app role {v:?} of app {:?} is not an application permission (its \
+                         allowed_member_types lacks \"Application\")",
+                        app.display_name
+                    )),
+                    None if app.scopes.contains(v) => Some(format!(
+                        "{v:?} is a delegated permission of app {:?}, not an app role (list it \
+                         under delegated)",
+                        app.display_name
+                    )),
+                    None => Some(format!("app {:?} has no app role {v:?}", app.display_name)),
+                }
+            }
+        };
+        if let Some(msg) = problem {
+            cx.err(a.span(), &akey, msg);
+        }
+    }
+    (delegated.iter().map(|d| d.get_ref().clone()).collect(), application.iter().map(|a| a.get_ref().clone()).collect())
+}
+
+fn date_time(cx: &mut Ctx, v: &S<RawDateTime>, key: &str) -> Option<OffsetDateTime> {
+    let s = &v.get_ref().0;
+    match OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => Some(t),
+        Err(_) => {
+            cx.err(
+                v.span(),
+                key,
+                format!(
+                    "{s:?} is not an RFC 3339 date-time with a UTC offset (expected e.g. \
+                     2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00)"
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// Pass 1 for one app registration: its own fields, scopes and roles; indexes it.
+fn check_app(
+    cx: &mut Ctx,
+    tenant: usize,
+    a: &RawApp,
+    apps: &mut HashMap<Uuid, AppIndex>,
+    app_lines: &mut HashMap<Uuid, usize>,
+    identifier_uris: &mut HashMap<String, (Uuid, usize)>,
+) -> AppSpec {
+    let display_name = cx.non_empty(&a.display_name, "tenant.app.display_name");
+    let app_id = cx.guid(&a.app_id, "tenant.app.app_id");
+    let mut unique_id = None;
+    if let Some(id) = app_id {
+        if id == GRAPH_APP_ID {
+            cx.err(
+                a.app_id.span(),
+                "tenant.app.app_id",
+                format!("{id} is Microsoft Graph's app id; Graph is built in and cannot be declared"),
+            );
+        } else if let Some(&first) = app_lines.get(&id) {
+            cx.err(
+                a.app_id.span(),
+                "tenant.app.app_id",
+                format!("app id {id} is used by more than one app (first on line {first})"),
+            );
+        } else {
+            app_lines.insert(id, cx.line(a.app_id.span()));
+            unique_id = Some(id);
+        }
+    }
+
+    let sign_in_audience = match &a.sign_in_audience {
+        None => SignInAudience::default(),
+        Some(v) => match v.get_ref().as_str() {
+            "single_org" => SignInAudience::SingleOrg,
+            "multiple_orgs" => SignInAudience::MultipleOrgs,
+            other => {
+                cx.err(
+                    v.span(),
+                    "tenant.app.sign_in_audience",
+                    format!("{other:?} is not a valid sign-in audience (expected \"single_org\" or \"multiple_orgs\")"),
+                );
+                SignInAudience::default()
+            }
+        },
+    };
+
+    cx.no_duplicates(&a.redirect_uris, "tenant.app.redirect_uris", exact);
+    for r in &a.redirect_uris {
+        if let Some(msg) = text::redirect_uri_problem(r.get_ref()) {
+            cx.err(r.span(), "tenant.app.redirect_uris", msg);
+        }
+    }
+
+    let public_client = a.public_client.as_ref().is_some_and(|v| *v.get_ref());
+    let mut secrets = Vec::new();
+    if let Some(list) = &a.secrets {
+        if public_client && !list.get_ref().is_empty() {
+            cx.err(
+                list.span(),
+                "tenant.app.secrets",
+                format!("app {display_name:?} is a public client and cannot have client secrets"),
+            );
+        }
+        for s in list.get_ref() {
+            if s.get_ref().is_empty() {
+                cx.err(s.span(), "tenant.app.secrets", "a client secret must not be empty");
+            }
+            secrets.push(s.get_ref().clone());
+        }
+    }
+
+    let identifier_uri = a.identifier_uri.as_ref().map(|u| {
+        let s = u.get_ref();
+        if let Some(msg) = text::identifier_uri_problem(s) {
+            cx.err(u.span(), "tenant.app.identifier_uri", msg);
+        } else if s == GRAPH_RESOURCE_URI || s.strip_suffix('/') == Some(GRAPH_RESOURCE_URI) {
+            cx.err(u.span(), "tenant.app.identifier_uri", format!("{s:?} is Microsoft Graph's identifier URI"));
+        } else if let Some((_, first)) = identifier_uris.get(s) {
+            cx.err(
+                u.span(),
+                "tenant.app.identifier_uri",
+                format!("identifier URI {s:?} is used by more than one app (first on line {first})"),
+            );
+        } else if let Some(id) = unique_id {
+            identifier_uris.insert(s.clone(), (id, cx.line(u.span())));
+        }
+        s.clone()
+    });
+
+    // Scopes and roles; their values and ids are unique within the app.
+    let mut ids: HashMap<Uuid, usize> = HashMap::new();
+    let mut check_id = |cx: &mut Ctx, v: &Option<S<String>>, key: &str| -> Option<Uuid> {
+        let id = cx.opt_guid(v, key)?;
+        let span = v.as_ref().map(|s| s.span()).unwrap_or_default();
+        if let Some(&first) = ids.get(&id) {
+            cx.err(
+                span,
+                key,
+                format!("id {id} is used by more than one scope or role of this app (first on line {first})"),
+            );
+        } else {
+            ids.insert(id, cx.line(span));
+        }
+        Some(id)
+    };
+    let mut scope_values: HashMap<String, usize> = HashMap::new();
+    let mut scopes = Vec::new();
+    for s in &a.scope {
+        let s = s.get_ref();
+        let value = permission_value(cx, &s.value, "tenant.app.scope.value");
+        if let Some(&first) = scope_values.get(&value) {
+            cx.err(
+                s.value.span(),
+                "tenant.app.scope.value",
+                format!("scope {value:?} is declared twice in app {display_name:?} (first on line {first})"),
+            );
+        } else {
+            scope_values.insert(value.clone(), cx.line(s.value.span()));
+        }
+        let id = check_id(cx, &s.id, "tenant.app.scope.id");
+        let opt = |v: &Option<S<String>>| v.as_ref().map(|v| v.get_ref().clone());
+        let admin_name = opt(&s.admin_consent_display_name).unwrap_or_else(|| value.clone());
+        let admin_desc = opt(&s.admin_consent_description).unwrap_or_default();
+        scopes.push(ScopeSpec {
+            id,
+            admin_consent_required: s.admin_consent_required.as_ref().is_none_or(|v| *v.get_ref()),
+            user_consent_display_name: opt(&s.user_consent_display_name).unwrap_or_else(|| admin_name.clone()),
+            user_consent_description: opt(&s.user_consent_description).unwrap_or_else(|| admin_desc.clone()),
+            admin_consent_display_name: admin_name,
+            admin_consent_description: admin_desc,
+            value,
+        });
+    }
+    let mut role_values: HashMap<String, usize> = HashMap::new();
+    let mut roles = Vec::new();
+    for r in &a.role {
+        let r = r.get_ref();
+        let value = permission_value(cx, &r.value, "tenant.app.role.value");
+        if let Some(&first) = role_values.get(&value) {
+            cx.err(
+                r.value.span(),
+                "tenant.app.role.value",
+                format!("app role {value:?} is declared twice in app {display_name:?} (first on line {first})"),
+            );
+        } else {
+            role_values.insert(value.clone(), cx.line(r.value.span()));
+        }
+        let id = check_id(cx, &r.id, "tenant.app.role.id");
+        let types_key = "tenant.app.role.allowed_member_types";
+        if r.allowed_member_types.get_ref().is_empty() {
+            cx.err(
+                r.allowed_member_types.span(),
+                types_key,
+                "at least one member type is required (\"Application\" and/or \"User\")",
+            );
+        }
+        cx.no_duplicates(r.allowed_member_types.get_ref(), types_key, exact);
+        let mut allowed_member_types = Vec::new();
+        for t in r.allowed_member_types.get_ref() {
+            let mt = match t.get_ref().as_str() {
+                "Application" => MemberType::Application,
+                "User" => MemberType::User,
+                other => {
+                    cx.err(
+                        t.span(),
+                        types_key,
+                        format!("{other:?} is not a valid member type (expected \"Application\" or \"User\")"),
+                    );
+                    continue;
+                }
+            };
+            if !allowed_member_types.contains(&mt) {
+                allowed_member_types.push(mt);
+            }
+        }
+        roles.push(RoleSpec {
+            id,
+            display_name: r.display_name.as_ref().map_or_else(|| value.clone(), |v| v.get_ref().clone()),
+            description: r.description.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
+            value,
+            allowed_member_types,
+        });
+    }
+
+    if let Some(id) = unique_id {
+        apps.insert(
+            id,
+            AppIndex {
+                tenant,
+                display_name: display_name.clone(),
+                audience: sign_in_audience,
+                identifier_uri: identifier_uri.clone(),
+                scopes: scopes.iter().map(|s| s.value.clone()).collect(),
+                roles: roles.iter().map(|r| (r.value.clone(), r.allowed_member_types.clone())).collect(),
+            },
+        );
+    }
+
+    AppSpec {
+        app_id: app_id.unwrap_or(Uuid::nil()),
+        display_name,
+        sign_in_audience,
+        redirect_uris: a.redirect_uris.iter().map(|r| r.get_ref().clone()).collect(),
+        public_client,
+        secrets,
+        verified_publisher: a.verified_publisher.as_ref().is_some_and(|v| *v.get_ref()),
+        identifier_uri,
+        scopes,
+        roles,
+        required: Vec::new(),
+    }
+}
+
+/// A scope or role value: non-empty, no whitespace.
+fn permission_value(cx: &mut Ctx, v: &S<String>, key: &str) -> String {
+    let s = v.get_ref();
+    if s.is_empty() {
+        cx.err(v.span(), key, "must not be empty");
+    } else if s.chars().any(char::is_whitespace) {
+        cx.err(v.span(), key, format!("{s:?} must not contain spaces"));
+    }
+    s.clone()
+}

@@ -1,0 +1,53 @@
+//! The HTTP application: routes and the middleware every request passes through.
+
+use crate::ops;
+use crate::protocol::{authorize, discovery, session_end, token};
+use crate::state::SharedState;
+use crate::web::{security, templates};
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
+use std::time::Duration;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub fn router(state: SharedState) -> Router {
+    let secure = state.settings.secure_cookies;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics_endpoint))
+        .route("/static/accord.css", get(stylesheet))
+        .route("/common/discovery/instance", get(discovery::instance_discovery))
+        .route("/common/userrealm/{upn}", get(discovery::user_realm))
+        .route("/oidc/userinfo", get(session_end::userinfo).post(session_end::userinfo))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
+        .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .route("/{tenant}/oauth2/v2.0/logout", get(session_end::logout_get).post(session_end::logout_post))
+        .route("/{tenant}/login", post(authorize::sign_in_post))
+        .fallback(not_found)
+        .layer(middleware::from_fn(ops::track_requests))
+        .layer(middleware::from_fn(move |req, next| security::security_headers(secure, req, next)))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn stylesheet() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        templates::STYLESHEET,
+    )
+}
+
+async fn not_found() -> impl IntoResponse {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": "NotFound", "message": "No such endpoint."}})),
+    )
+}

@@ -1,0 +1,155 @@
+//! `accord serve` settings: command-line flags, `ACCORD_*` environment variables and an
+//! optional TOML file, in that order of precedence, then built-in defaults.
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flags, with underscores).
+    #[arg(long, env = "ACCORD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Holds the SQLite database, the master key and the development TLS material.
+    #[arg(long, env = "ACCORD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8443].
+    #[arg(long, env = "ACCORD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Base of every URL the server emits (issuer, endpoints, links) [default: https://localhost:8443].
+    #[arg(long, env = "ACCORD_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// PEM certificate chain to serve instead of the generated development certificate.
+    #[arg(long, env = "ACCORD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "ACCORD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP (only behind a TLS-terminating proxy).
+    #[arg(long, env = "ACCORD_HTTP")]
+    pub http: bool,
+    /// postgres://… to use PostgreSQL; SQLite in the data dir otherwise.
+    #[arg(long, env = "ACCORD_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Scenario file to load at start (see docs/scenarios.md).
+    #[arg(long, env = "ACCORD_SCENARIO")]
+    pub scenario: Option<PathBuf>,
+    /// Refuse the resource owner password credentials grant (ROPC).
+    #[arg(long, env = "ACCORD_DISABLE_ROPC")]
+    pub disable_ropc: bool,
+    /// Log format: text or json.
+    #[arg(long, env = "ACCORD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    public_url: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    http: Option<bool>,
+    database_url: Option<String>,
+    scenario: Option<PathBuf>,
+    disable_ropc: Option<bool>,
+    log_format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub enum TlsMode {
+    Dev,
+    Files { cert: PathBuf, key: PathBuf },
+    Plain,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Without a trailing slash.
+    pub public_url: String,
+    pub tls: TlsMode,
+    pub database_url: Option<String>,
+    pub scenario: Option<PathBuf>,
+    pub allow_ropc: bool,
+    pub log_format: LogFormat,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("{}: invalid configuration", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let public_url = args.public_url.clone().or(file.public_url).unwrap_or_else(|| "https://localhost:8443".into());
+        let public_url = normalise_public_url(&public_url)?;
+        let http = args.http || file.http.unwrap_or(false);
+        let tls = match (args.tls_cert.clone().or(file.tls_cert), args.tls_key.clone().or(file.tls_key)) {
+            _ if http => TlsMode::Plain,
+            (Some(cert), Some(key)) => TlsMode::Files { cert, key },
+            (None, None) => TlsMode::Dev,
+            _ => bail!("tls_cert and tls_key must be given together"),
+        };
+        let log_format = match args.log_format.clone().or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => bail!("log_format must be 'text' or 'json', not '{other}'"),
+        };
+        Ok(ServeConfig {
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("accord-data")),
+            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
+            public_url,
+            tls,
+            database_url: args.database_url.clone().or(file.database_url),
+            scenario: args.scenario.clone().or(file.scenario),
+            allow_ropc: !(args.disable_ropc || file.disable_ropc.unwrap_or(false)),
+            log_format,
+        })
+    }
+
+    pub fn secure(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+}
+
+fn normalise_public_url(raw: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(raw).with_context(|| format!("public_url '{raw}' is not a URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        bail!("public_url '{raw}' must be an http(s) URL with a host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        bail!("public_url '{raw}' must not have a query or fragment");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_validation() {
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.public_url, "https://localhost:8443");
+        assert!(matches!(c.tls, TlsMode::Dev));
+        assert!(c.allow_ropc);
+        let bad = ServeArgs { public_url: Some("ftp://x".into()), ..Default::default() };
+        assert!(ServeConfig::resolve(&bad).is_err());
+        let slash = ServeArgs { public_url: Some("https://id.example.com/".into()), ..Default::default() };
+        assert_eq!(ServeConfig::resolve(&slash).unwrap().public_url, "https://id.example.com");
+    }
+}

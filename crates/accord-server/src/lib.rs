@@ -1,0 +1,17 @@
+//! The Accord server: protocol endpoints, pages, services, configuration and TLS.
+
+pub mod app;
+pub mod config;
+pub mod consent;
+pub mod crypto;
+pub mod ops;
+pub mod protocol;
+pub mod scenario_loader;
+pub mod serve;
+pub mod sign_in;
+pub mod signing;
+pub mod state;
+pub mod tenancy;
+pub mod tls;
+pub mod tokens;
+pub mod web;

@@ -1,0 +1,121 @@
+//! `/{tenant}/oauth2/v2.0/logout` and the OIDC userinfo endpoint.
+
+use super::authorize::{found, params};
+use super::errors::JsonFailure;
+use crate::state::{AppState, SharedState};
+use crate::web::cookies;
+use crate::web::templates::Templates;
+use accord_core::Aadsts;
+use axum::extract::{Path, RawForm, RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use minijinja::context;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub async fn logout_get(
+    State(state): State<SharedState>,
+    Path(_t): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    logout(&state, &headers, params(q.unwrap_or_default().as_bytes())).await
+}
+
+pub async fn logout_post(
+    State(state): State<SharedState>,
+    Path(_t): Path<String>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    logout(&state, &headers, params(&body)).await
+}
+
+async fn logout(state: &AppState, headers: &HeaderMap, p: HashMap<String, String>) -> Response {
+    if let Some(token) = cookies::get(headers, cookies::SESSION, state.settings.secure_cookies) {
+        if let Err(e) = state.store.delete_session(&state.keyring.secret_hash(&token)).await {
+            tracing::error!(error = %e, "could not delete session at sign-out");
+        }
+    }
+    let target = match p.get("post_logout_redirect_uri") {
+        Some(uri) => registered_logout_target(state, &p, uri).await,
+        None => None,
+    };
+    let mut res = match target {
+        Some(uri) => {
+            let uri = match p.get("state") {
+                Some(s) => format!(
+                    "{uri}{}state={}",
+                    if uri.contains('?') { '&' } else { '?' },
+                    form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                ),
+                None => uri,
+            };
+            found(&uri)
+        }
+        None => (StatusCode::OK, Html(Templates::render("signed_out.html", context! {}))).into_response(),
+    };
+    res.headers_mut().append(header::SET_COOKIE, cookies::clear(cookies::SESSION, state.settings.secure_cookies));
+    res
+}
+
+/// A post-logout redirect is honoured only when it is registered for the client named by
+/// `client_id` or by the `id_token_hint` we issued.
+async fn registered_logout_target(state: &AppState, p: &HashMap<String, String>, uri: &str) -> Option<String> {
+    let client_id = match p.get("client_id") {
+        Some(id) => Uuid::parse_str(id).ok()?,
+        None => {
+            let claims = state.signer.verify(p.get("id_token_hint")?)?;
+            Uuid::parse_str(claims.get("aud")?.as_str()?).ok()?
+        }
+    };
+    let app = state.store.application_by_app_id(client_id).await.ok()??;
+    app.redirect_uris.iter().any(|r| r == uri).then(|| uri.to_string())
+}
+
+/// Validates a bearer access token we issued: signature, expiry and issuer.
+pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Value> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+    let claims = state.signer.verify(token.trim())?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let exp = claims.get("exp")?.as_i64()?;
+    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+    let tid = claims.get("tid")?.as_str()?;
+    let iss_ok = claims.get("iss")?.as_str()? == state.settings.issuer(tid);
+    (exp > now && nbf <= now + 300 && iss_ok).then_some(claims)
+}
+
+pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, JsonFailure> {
+    let Some(claims) =
+        bearer_claims(&state, &headers).filter(|c| c.get("idtyp").and_then(Value::as_str) == Some("user"))
+    else {
+        let mut res = (StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is missing, invalid or expired."}}))).into_response();
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));
+        return Ok(res);
+    };
+    let (Some(tid), Some(oid)) = (
+        claims.get("tid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+        claims.get("oid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+    ) else {
+        return Err(Aadsts::invalid_parameter("access_token", "it names no user").into());
+    };
+    let Some(user) = state.store.user(tid, oid).await? else {
+        return Err(Aadsts::user_not_found().into());
+    };
+    let azp = claims.get("azp").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
+    let (given, family) = user.display_name.split_once(' ').unwrap_or((&user.display_name, ""));
+    Ok(Json(json!({
+        "sub": crate::tokens::pairwise_subject(&state, user.id, azp),
+        "name": user.display_name,
+        "given_name": given,
+        "family_name": family,
+        "email": user.upn,
+        "picture": format!("{}/v1.0/me/photo/$value", state.settings.public_url),
+    }))
+    .into_response())
+}

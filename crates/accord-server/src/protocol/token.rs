@@ -1,0 +1,503 @@
+//! `POST /{tenant}/oauth2/v2.0/token`: one handler per grant type behind one client
+//! authentication step and one response builder.
+
+use super::authorize::params;
+use super::errors::{Failure, JsonFailure};
+use crate::consent::{self, DelegatedDecision};
+use crate::crypto::random_token;
+use crate::sign_in;
+use crate::state::{AppState, SharedState};
+use crate::tenancy::{TenantPath, TenantPathError};
+use crate::tokens::{self, IdTokenInput, UserTokenInput};
+use accord_core::directory::{Application, Tenant, User};
+use accord_core::scope::ScopeRequest;
+use accord_core::well_known::GRAPH_APP_ID;
+use accord_core::{Aadsts, OAuthError};
+use accord_store::{CodeRedemption, RefreshTokenRecord, RotateOutcome};
+use axum::extract::{Path, RawForm, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+type Params = HashMap<String, String>;
+
+/// An authenticated (confidential) or identified (public) client.
+pub struct Client {
+    pub app: Application,
+    pub confidential: bool,
+}
+
+pub async fn token(
+    State(state): State<SharedState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Result<Response, JsonFailure> {
+    let p = params(&body);
+    reject_repeated(&body)?;
+    let path = match TenantPath::resolve(&*state.store, &tenant).await {
+        Ok(p) => p,
+        Err(TenantPathError::NotFound(e)) => return Err(e.into()),
+        Err(TenantPathError::Store(e)) => return Err(e.into()),
+    };
+    let grant_type = p.get("grant_type").ok_or_else(|| Aadsts::missing_parameter("grant_type"))?.clone();
+    let client = authenticate_client(&state, &headers, &p).await?;
+    let body = match grant_type.as_str() {
+        "authorization_code" => authorization_code(&state, &path, &client, &p).await?,
+        "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
+        "client_credentials" => client_credentials(&state, &path, &client, &p).await?,
+        "password" => password(&state, &path, &client, &p).await?,
+        other => return Err(Aadsts::unsupported_grant_type(&crate::tenancy::sanitize(other)).into()),
+    };
+    metrics::counter!("accord_tokens_issued_total", "grant_type" => grant_type).increment(1);
+    let mut res = Json(body).into_response();
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    Ok(res)
+}
+
+/// RFC 6749 §3.2: parameters must not be included more than once.
+fn reject_repeated(body: &[u8]) -> Result<(), Aadsts> {
+    let mut seen = std::collections::HashSet::new();
+    for (k, _) in form_urlencoded::parse(body) {
+        if !seen.insert(k.clone()) {
+            return Err(Aadsts::invalid_parameter(&crate::tenancy::sanitize(&k), "it was sent more than once"));
+        }
+    }
+    Ok(())
+}
+
+/// `Authorization: Basic` with the id and secret form-urlencoded before base64 (RFC 6749 §2.3.1).
+pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Aadsts> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
+    let bad = || {
+        Aadsts::new(
+            900023,
+            OAuthError::InvalidClient,
+            "The Authorization header is not valid HTTP Basic client authentication.",
+        )
+    };
+    let text = value.to_str().map_err(|_| bad())?;
+    let Some(encoded) = text.strip_prefix("Basic ").or_else(|| text.strip_prefix("basic ")) else {
+        return Ok(None);
+    };
+    let decoded = B64.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
+}
+
+async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Client, Failure> {
+    let basic = basic_credentials(headers)?;
+    let body_secret = p.get("client_secret").filter(|s| !s.is_empty());
+    if basic.is_some() && body_secret.is_some() {
+        return Err(Aadsts::new(
+            900023,
+            OAuthError::InvalidRequest,
+            "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
+        )
+        .into());
+    }
+    let client_id = match (&basic, p.get("client_id")) {
+        (Some((id, _)), Some(body_id)) if id != body_id => {
+            return Err(Aadsts::new(
+                900023,
+                OAuthError::InvalidRequest,
+                "client_id in the body does not match the Authorization header.",
+            )
+            .into())
+        }
+        (Some((id, _)), _) => id.clone(),
+        (None, Some(id)) => id.clone(),
+        (None, None) => return Err(Aadsts::missing_parameter("client_id").into()),
+    };
+    let app_id =
+        Uuid::parse_str(client_id.trim()).map_err(|_| Aadsts::unknown_client(&crate::tenancy::sanitize(&client_id)))?;
+    let app =
+        state.store.application_by_app_id(app_id).await?.ok_or_else(|| Aadsts::unknown_client(&app_id.to_string()))?;
+    let secret = basic.map(|(_, s)| s).or_else(|| body_secret.cloned());
+    if p.contains_key("client_assertion") {
+        return Err(Aadsts::new(
+            700027,
+            OAuthError::InvalidClient,
+            "Client assertions (certificate credentials) are not supported by this server; use a client secret.",
+        )
+        .into());
+    }
+    if app.public_client {
+        if secret.is_some() {
+            return Err(Aadsts::public_client_sent_secret().into());
+        }
+        return Ok(Client { app, confidential: false });
+    }
+    let Some(secret) = secret else {
+        return Err(Aadsts::client_secret_required().into());
+    };
+    let now = OffsetDateTime::now_utc();
+    let secrets = state.store.client_secrets(app.id).await?;
+    let ok = secrets
+        .iter()
+        .filter(|s| s.expires_at.is_none_or(|e| e > now))
+        .any(|s| state.keyring.secret_matches(&secret, &s.hash));
+    if !ok {
+        return Err(Aadsts::invalid_client_secret(&app.app_id.to_string()).into());
+    }
+    Ok(Client { app, confidential: true })
+}
+
+fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Aadsts> {
+    p.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| Aadsts::missing_parameter(name))
+}
+
+async fn tenant_of(state: &AppState, id: Uuid) -> Result<Tenant, Failure> {
+    state.store.tenant(id).await?.ok_or_else(|| Failure::Internal(format!("tenant {id} vanished")))
+}
+
+async fn user_of(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<User, Failure> {
+    match state.store.user(tenant_id, id).await? {
+        Some(u) if u.enabled => Ok(u),
+        Some(_) => Err(Aadsts::account_disabled().into()),
+        None => Err(Aadsts::user_not_found().into()),
+    }
+}
+
+async fn authorization_code(
+    state: &AppState,
+    path: &TenantPath,
+    client: &Client,
+    p: &Params,
+) -> Result<Value, Failure> {
+    let code = required(p, "code")?;
+    let redirect_uri = required(p, "redirect_uri")?;
+    let hash = state.keyring.secret_hash(code);
+    let record = match state.store.redeem_auth_code(&hash, OffsetDateTime::now_utc()).await? {
+        CodeRedemption::Redeemed(r) => r,
+        CodeRedemption::AlreadyRedeemed(r) => {
+            // A replayed code may be stolen: revoke what the first redemption produced.
+            state.store.revoke_refresh_family(r.family_id).await?;
+            tracing::warn!(client = %r.client_app_id, "authorization code replayed; token family revoked");
+            return Err(Aadsts::code_already_redeemed().into());
+        }
+        CodeRedemption::NotFound => return Err(Aadsts::code_invalid().into()),
+    };
+    if record.client_app_id != client.app.app_id {
+        return Err(Aadsts::code_invalid().into());
+    }
+    if record.expires_at <= OffsetDateTime::now_utc() {
+        return Err(Aadsts::refresh_token_expired().into());
+    }
+    if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
+        return Err(Aadsts::code_wrong_tenant().into());
+    }
+    if record.redirect_uri != redirect_uri {
+        return Err(Aadsts::new(
+            70002,
+            OAuthError::InvalidGrant,
+            "The redirect_uri does not match the one used in the authorization request.",
+        )
+        .into());
+    }
+    if let Some(challenge) = &record.code_challenge {
+        let verifier = required(p, "code_verifier")?;
+        let derived = match record.code_challenge_method.as_deref() {
+            Some("S256") => B64URL.encode(Sha256::digest(verifier.as_bytes())),
+            _ => verifier.to_string(),
+        };
+        if derived.len() != challenge.len() || !constant_time_eq(derived.as_bytes(), challenge.as_bytes()) {
+            return Err(Aadsts::pkce_failed().into());
+        }
+    }
+    let tenant = tenant_of(state, record.tenant_id).await?;
+    let user = user_of(state, tenant.id, record.user_id).await?;
+    let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
+    let request = ScopeRequest::parse(scope)?;
+    let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
+    let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone() };
+    user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time, refresh)
+        .await
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
+    let presented = required(p, "refresh_token")?;
+    let hash = state.keyring.secret_hash(presented);
+    let Some(record) = state.store.refresh_token(&hash).await? else {
+        return Err(Aadsts::refresh_token_invalid().into());
+    };
+    if record.client_app_id != client.app.app_id {
+        return Err(Aadsts::refresh_token_client_mismatch().into());
+    }
+    if record.revoked {
+        return Err(Aadsts::refresh_token_revoked().into());
+    }
+    if record.expires_at <= OffsetDateTime::now_utc() {
+        return Err(Aadsts::refresh_token_expired().into());
+    }
+    if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
+        return Err(Aadsts::code_wrong_tenant().into());
+    }
+    let tenant = tenant_of(state, record.tenant_id).await?;
+    let user = user_of(state, tenant.id, record.user_id).await?;
+    // Consent is checked again on every refresh, so revocation takes effect.
+    let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
+    let request = ScopeRequest::parse(scope)?;
+    let decision = match consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await {
+        Ok(d) => d,
+        Err(e) => {
+            if matches!(&e, Failure::Protocol(a) if a.code == 65001 || a.code == 50105 || a.code == 7000112) {
+                state.store.revoke_refresh_family(record.family_id).await?;
+            }
+            return Err(e);
+        }
+    };
+    let refresh = Refresh::Rotate { previous: record };
+    user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
+}
+
+async fn client_credentials(
+    state: &AppState,
+    path: &TenantPath,
+    client: &Client,
+    p: &Params,
+) -> Result<Value, Failure> {
+    let Some(tenant) = path.tenant() else {
+        return Err(Aadsts::not_allowed_on_common("client_credentials").into());
+    };
+    if !client.confidential {
+        return Err(Aadsts::new(
+            7000218,
+            OAuthError::UnauthorizedClient,
+            "Public clients cannot use the client credentials grant.",
+        )
+        .into());
+    }
+    let request = ScopeRequest::parse(required(p, "scope")?)?;
+    let resource_req = match (request.single_resource()?, request.oidc.values().is_empty()) {
+        (Some(r), true) if r.default => r,
+        _ => return Err(Aadsts::client_credentials_scope().into()),
+    };
+    consent::check_client_audience(&client.app, tenant)?;
+    let client_id = client.app.app_id.to_string();
+    let client_sp = state
+        .store
+        .service_principal_by_app_id(tenant.id, client.app.app_id)
+        .await?
+        .ok_or_else(|| Aadsts::unknown_client(&client_id))?;
+    if !client_sp.enabled {
+        return Err(Aadsts::app_disabled(&client_id).into());
+    }
+    let resource = consent::resolve_resource(&*state.store, tenant.id, &resource_req.resource).await?;
+    let roles = consent::application_roles(&*state.store, tenant.id, &client_sp, &resource).await?;
+    let access_token = tokens::app_access_token(state, tenant.id, &client.app, client_sp.id, &resource.app, &roles);
+    let lifetime = state.settings.access_token_seconds;
+    Ok(
+        json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),
+    )
+}
+
+async fn password(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
+    if !state.settings.allow_ropc {
+        return Err(Aadsts::ropc_disabled().into());
+    }
+    let username = required(p, "username")?;
+    let password = required(p, "password")?;
+    let request = ScopeRequest::parse(required(p, "scope")?)?;
+    let tenant = sign_in::home_tenant(state, path, username).await?;
+    let user = sign_in::authenticate(state, &tenant, username, password).await?;
+    let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
+    let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope: p.get("scope").cloned().unwrap_or_default() };
+    user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
+}
+
+enum Refresh {
+    /// A new family (code redemption, ROPC).
+    Start { family_id: Uuid, scope: String },
+    /// Successor of a presented refresh token.
+    Rotate { previous: RefreshTokenRecord },
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn user_token_response(
+    state: &AppState,
+    client: &Client,
+    tenant: &Tenant,
+    user: &User,
+    decision: &DelegatedDecision,
+    nonce: Option<&str>,
+    auth_time: OffsetDateTime,
+    refresh: Refresh,
+) -> Result<Value, Failure> {
+    let roles = state.store.user_roles(tenant.id, user.id).await?;
+    let access_token = tokens::user_access_token(
+        state,
+        &UserTokenInput {
+            tenant_id: tenant.id,
+            client: &client.app,
+            resource: &decision.resource.app,
+            user,
+            roles: &roles,
+            scopes: &decision.scopes,
+            confidential: client.confidential,
+        },
+    );
+    let lifetime = state.settings.access_token_seconds;
+    let mut body = Map::new();
+    body.insert("token_type".into(), json!("Bearer"));
+    body.insert("scope".into(), json!(response_scope(decision)));
+    body.insert("expires_in".into(), json!(lifetime));
+    body.insert("ext_expires_in".into(), json!(lifetime));
+    body.insert("access_token".into(), json!(access_token));
+    let wants_refresh = match &refresh {
+        Refresh::Start { .. } => decision.oidc.offline_access,
+        Refresh::Rotate { .. } => true,
+    };
+    if wants_refresh {
+        body.insert("refresh_token".into(), json!(issue_refresh_token(state, client, tenant, user, refresh).await?));
+    }
+    if decision.oidc.openid {
+        let id_token = tokens::id_token(
+            state,
+            &IdTokenInput { tenant_id: tenant.id, client: &client.app, user, oidc: decision.oidc, nonce, auth_time },
+        );
+        body.insert("id_token".into(), json!(id_token));
+    }
+    body.insert("client_info".into(), json!(tokens::client_info(user)));
+    Ok(Value::Object(body))
+}
+
+/// Graph permissions are echoed bare (as Entra does, and as MSAL's cache expects); other
+/// APIs' permissions carry their resource prefix.
+fn response_scope(decision: &DelegatedDecision) -> String {
+    let app = &decision.resource.app;
+    let prefix = if app.app_id == GRAPH_APP_ID {
+        None
+    } else {
+        Some(app.identifier_uri.clone().unwrap_or_else(|| app.app_id.to_string()))
+    };
+    let mut out: Vec<String> = decision
+        .scopes
+        .iter()
+        .map(|s| match &prefix {
+            Some(p) => format!("{p}/{s}"),
+            None => s.clone(),
+        })
+        .collect();
+    for v in decision.oidc.values() {
+        if !out.iter().any(|s| s.eq_ignore_ascii_case(v)) {
+            out.push(v.to_string());
+        }
+    }
+    out.join(" ")
+}
+
+async fn issue_refresh_token(
+    state: &AppState,
+    client: &Client,
+    tenant: &Tenant,
+    user: &User,
+    refresh: Refresh,
+) -> Result<String, Failure> {
+    let token = random_token();
+    let now = OffsetDateTime::now_utc();
+    let expires_at = now + Duration::days(state.settings.refresh_token_days);
+    let hash = state.keyring.secret_hash(&token);
+    match refresh {
+        Refresh::Start { family_id, scope } => {
+            let record = RefreshTokenRecord {
+                token_hash: hash,
+                family_id,
+                tenant_id: tenant.id,
+                client_app_id: client.app.app_id,
+                user_id: user.id,
+                scope,
+                auth_time: now,
+                created_at: now,
+                expires_at,
+                used_at: None,
+                revoked: false,
+            };
+            state.store.put_refresh_token(&record).await?;
+        }
+        Refresh::Rotate { previous } => {
+            let next = RefreshTokenRecord {
+                token_hash: hash,
+                created_at: now,
+                expires_at,
+                used_at: None,
+                revoked: false,
+                ..previous.clone()
+            };
+            match state.store.rotate_refresh_token(&previous.token_hash, &next, now).await? {
+                RotateOutcome::Rotated => {}
+                RotateOutcome::ReuseDetected => {
+                    tracing::warn!(client = %client.app.app_id, user = %user.id, "refresh token reuse detected; family revoked");
+                    return Err(Aadsts::refresh_token_revoked().into());
+                }
+                RotateOutcome::Revoked => return Err(Aadsts::refresh_token_revoked().into()),
+                RotateOutcome::NotFound => return Err(Aadsts::refresh_token_invalid().into()),
+            }
+        }
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn basic_credentials_are_url_decoded_after_base64() {
+        let enc = B64.encode("my%3Aid:s%2Bcret%20x");
+        let (id, secret) = basic_credentials(&basic(&format!("Basic {enc}"))).unwrap().unwrap();
+        assert_eq!(id, "my:id");
+        assert_eq!(secret, "s+cret x");
+        assert!(basic_credentials(&basic("Bearer abc")).unwrap().is_none());
+        assert_eq!(basic_credentials(&basic("Basic !!!")).unwrap_err().error, OAuthError::InvalidClient);
+        let no_colon = B64.encode("justid");
+        assert!(basic_credentials(&basic(&format!("Basic {no_colon}"))).is_err());
+    }
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(reject_repeated(b"grant_type=a&grant_type=b").is_err());
+        assert!(reject_repeated(b"grant_type=a&scope=b").is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn basic_header_parsing_never_panics(s in ".{0,120}") {
+            if let Ok(v) = HeaderValue::from_str(&format!("Basic {s}")) {
+                let mut h = HeaderMap::new();
+                h.insert(header::AUTHORIZATION, v);
+                let _ = basic_credentials(&h);
+            }
+            let enc = B64.encode(s.as_bytes());
+            let _ = basic_credentials(&basic(&format!("Basic {enc}")));
+        }
+
+        #[test]
+        fn form_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = params(&bytes);
+            let _ = reject_repeated(&bytes);
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! Applies a validated scenario to the store. Objects are matched by natural keys (tenant id
+//! or domain, UPN, group name, app id, event owner+subject+start) and updated, never
+//! duplicated; every change is computed first and applied in one transaction.
+
+use crate::crypto::{hash_password, verify_password, Keyring};
+use accord_core::directory::*;
+use accord_core::microsoft_graph;
+use accord_core::scenario::{self, GrantFor, PrincipalRef, Scenario, TenantSpec};
+use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
+use accord_store::{Change, Store};
+use anyhow::{anyhow, bail, Context};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Default)]
+pub struct LoadSummary {
+    pub tenants: usize,
+    pub users: usize,
+    pub groups: usize,
+    pub apps: usize,
+    pub grants: usize,
+    pub assignments: usize,
+    pub events: usize,
+    /// Tenants whose id was generated (the file gave none): name and id, to print.
+    pub generated_tenant_ids: Vec<(String, Uuid)>,
+}
+
+/// Microsoft Graph's registration and its service principal in every tenant.
+pub async fn ensure_builtins(store: &dyn Store) -> anyhow::Result<()> {
+    let graph = microsoft_graph::application();
+    let mut changes = Vec::new();
+    if store.application_by_app_id(GRAPH_APP_ID).await?.as_ref() != Some(&graph) {
+        changes.push(Change::PutApplication(graph.clone()));
+    }
+    for tenant in store.tenants().await? {
+        if store.service_principal_by_app_id(tenant.id, GRAPH_APP_ID).await?.is_none() {
+            changes.push(Change::PutServicePrincipal(new_service_principal(tenant.id, &graph)));
+        }
+    }
+    if !changes.is_empty() {
+        store.apply(&changes).await?;
+    }
+    Ok(())
+}
+
+fn new_service_principal(tenant_id: Uuid, app: &Application) -> ServicePrincipal {
+    ServicePrincipal {
+        tenant_id,
+        id: Uuid::new_v4(),
+        app_id: app.app_id,
+        display_name: app.display_name.clone(),
+        app_owner_tenant_id: app.home_tenant_id,
+        enabled: true,
+        assignment_required: false,
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+pub fn parse_file(path: &std::path::Path) -> anyhow::Result<Scenario> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    scenario::parse(&path.display().to_string(), &text).map_err(|e| anyhow!("{e}"))
+}
+
+/// Plans and applies a scenario in one transaction.
+pub async fn load(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> anyhow::Result<LoadSummary> {
+    ensure_builtins(store).await?;
+    let mut plan = Planner {
+        store,
+        keyring,
+        changes: Vec::new(),
+        summary: LoadSummary::default(),
+        apps: HashMap::new(),
+        sps: HashMap::new(),
+    };
+    plan.apps.insert(GRAPH_APP_ID, microsoft_graph::application());
+    // Apps first (any tenant may reference any app), keyed by app id.
+    let mut tenant_ids = Vec::new();
+    for spec in &scenario.tenants {
+        let tenant_id = plan.tenant_id(spec).await?;
+        tenant_ids.push(tenant_id);
+        for app in &spec.apps {
+            plan.app(tenant_id, app).await?;
+        }
+    }
+    for (spec, tenant_id) in scenario.tenants.iter().zip(tenant_ids) {
+        plan.tenant(spec, tenant_id).await?;
+    }
+    let Planner { changes, summary, .. } = plan;
+    store.apply(&changes).await.context("applying the scenario (nothing was loaded)")?;
+    Ok(summary)
+}
+
+struct Planner<'a> {
+    store: &'a dyn Store,
+    keyring: &'a Keyring,
+    changes: Vec<Change>,
+    summary: LoadSummary,
+    apps: HashMap<Uuid, Application>,
+    sps: HashMap<(Uuid, Uuid), ServicePrincipal>,
+}
+
+impl Planner<'_> {
+    async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<Uuid> {
+        if let Some(id) = spec.id {
+            return Ok(id);
+        }
+        if let Some(existing) = self.store.tenant_by_domain(spec.default_domain()).await? {
+            return Ok(existing.id);
+        }
+        let id = Uuid::new_v4();
+        self.summary.generated_tenant_ids.push((spec.display_name.clone(), id));
+        Ok(id)
+    }
+
+    async fn tenant(&mut self, spec: &TenantSpec, tenant_id: Uuid) -> anyhow::Result<()> {
+        let existing = self.store.tenant(tenant_id).await?;
+        let mut tenant = Tenant {
+            id: tenant_id,
+            display_name: spec.display_name.clone(),
+            domains: spec.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            user_consent: UserConsent::parse(spec.user_consent.as_str()).unwrap_or_default(),
+            admin_consent_requests: existing.as_ref().map(|t| t.admin_consent_requests.clone()).unwrap_or_default(),
+        };
+        self.changes.push(Change::PutTenant(tenant.clone()));
+        self.summary.tenants += 1;
+        let graph = self.apps[&GRAPH_APP_ID].clone();
+        self.service_principal(tenant_id, &graph).await?;
+
+        let mut users: HashMap<String, Uuid> = HashMap::new();
+        for u in &spec.users {
+            let id = self.user(tenant_id, u).await?;
+            users.insert(u.upn.to_ascii_lowercase(), id);
+        }
+        let mut groups: HashMap<String, Uuid> = HashMap::new();
+        for g in &spec.groups {
+            let id = match self.store.group_by_name(tenant_id, &g.display_name).await? {
+                Some(existing) => existing.id,
+                None => Uuid::new_v4(),
+            };
+            groups.insert(g.display_name.clone(), id);
+            self.changes.push(Change::PutGroup(Group { tenant_id, id, display_name: g.display_name.clone() }));
+            self.summary.groups += 1;
+        }
+        let resolve = |p: &PrincipalRef| -> anyhow::Result<(Uuid, MemberKind)> {
+            match p {
+                PrincipalRef::User(upn) => users.get(&upn.to_ascii_lowercase()).map(|id| (*id, MemberKind::User)),
+                PrincipalRef::Group(name) => groups.get(name).map(|id| (*id, MemberKind::Group)),
+            }
+            .ok_or_else(|| anyhow!("{p} is not declared in tenant {}", spec.display_name))
+        };
+        for g in &spec.groups {
+            let group_id = groups[&g.display_name];
+            let members = g
+                .members
+                .iter()
+                .map(|m| resolve(m).map(|(member_id, kind)| GroupMember { group_id, member_id, kind }))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
+        }
+        let acr = &spec.admin_consent_requests;
+        tenant.admin_consent_requests = AdminConsentRequestPolicy {
+            enabled: acr.enabled,
+            reviewers: acr
+                .reviewers
+                .iter()
+                .map(|r| {
+                    resolve(r).map(|(id, kind)| match kind {
+                        MemberKind::User => ReviewerRef::User(id),
+                        MemberKind::Group => ReviewerRef::Group(id),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?,
+            expire_after_days: acr.expire_after_days,
+            notify_reviewers: acr.notify_reviewers,
+            version: tenant.admin_consent_requests.version,
+        };
+        self.changes.push(Change::PutTenant(tenant));
+
+        for e in &spec.enterprise_apps {
+            let app = self.known_app(e.app)?;
+            let mut sp = self.service_principal(tenant_id, &app).await?;
+            sp.enabled = e.enabled;
+            sp.assignment_required = e.assignment_required;
+            self.changes.push(Change::PutServicePrincipal(sp.clone()));
+            self.sps.insert((tenant_id, app.app_id), sp);
+        }
+        for g in &spec.grants {
+            self.grant(tenant_id, g, &users).await?;
+        }
+        for a in &spec.assignments {
+            let app = self.known_app(a.app)?;
+            let sp = self.service_principal(tenant_id, &app).await?;
+            let (principal_id, kind) = resolve(&a.principal)?;
+            let role_id = match a.role.as_deref().filter(|r| !r.is_empty()) {
+                Some(value) => app
+                    .app_role(value)
+                    .map(|r| r.id)
+                    .ok_or_else(|| anyhow!("app {} has no role {value}", app.app_id))?,
+                None => DEFAULT_ACCESS_ROLE_ID,
+            };
+            let principal_type = if kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
+            self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id).await?;
+            self.summary.assignments += 1;
+        }
+        for ev in &spec.events {
+            let owner_id = *users
+                .get(&ev.owner.to_ascii_lowercase())
+                .ok_or_else(|| anyhow!("event owner {} is not a user of {}", ev.owner, spec.display_name))?;
+            let existing = self.store.events_of(tenant_id, owner_id, None, None).await?;
+            let found = existing.iter().find(|x| x.subject == ev.subject && x.start == ev.start);
+            let now = OffsetDateTime::now_utc();
+            self.changes.push(Change::PutEvent(CalendarEvent {
+                tenant_id,
+                id: found.map(|x| x.id).unwrap_or_else(Uuid::new_v4),
+                owner_id,
+                subject: ev.subject.clone(),
+                body: found.map(|x| x.body.clone()).unwrap_or_default(),
+                location: found.map(|x| x.location.clone()).unwrap_or_default(),
+                start: ev.start,
+                end: ev.end,
+                attendees: ev.attendees.clone(),
+                online_meeting_url: ev.online_meeting_url.clone(),
+                created_at: found.map(|x| x.created_at).unwrap_or(now),
+                modified_at: now,
+            }));
+            self.summary.events += 1;
+        }
+        Ok(())
+    }
+
+    async fn user(&mut self, tenant_id: Uuid, u: &scenario::UserSpec) -> anyhow::Result<Uuid> {
+        let existing = self.store.user_by_upn(tenant_id, &u.upn).await?;
+        let id = match (&existing, u.id) {
+            (Some(e), Some(id)) if e.id != id => {
+                bail!("user {} already exists with object id {}, not {id}", u.upn, e.id)
+            }
+            (_, Some(id)) => id,
+            (Some(e), None) => e.id,
+            (None, None) => Uuid::new_v4(),
+        };
+        // Re-hash only when the password changed: argon2 is deliberately slow.
+        let keep = existing.as_ref().and_then(|e| e.password_hash.clone()).filter(|h| verify_password(&u.password, h));
+        let password_hash = Some(keep.unwrap_or_else(|| hash_password(&u.password)));
+        self.changes.push(Change::PutUser(User {
+            tenant_id,
+            id,
+            upn: u.upn.to_ascii_lowercase(),
+            display_name: u.display_name.clone(),
+            password_hash,
+            enabled: existing.as_ref().map(|e| e.enabled).unwrap_or(true),
+            failed_sign_ins: existing.as_ref().map(|e| e.failed_sign_ins).unwrap_or(0),
+            locked_until: existing.as_ref().and_then(|e| e.locked_until),
+        }));
+        let roles = u.roles.iter().filter_map(|r| DirectoryRole::from_template_id(r.template_id())).collect();
+        self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
+        self.summary.users += 1;
+        Ok(id)
+    }
+
+    async fn app(&mut self, home_tenant_id: Uuid, spec: &scenario::AppSpec) -> anyhow::Result<()> {
+        let existing = self.store.application_by_app_id(spec.app_id).await?;
+        let old_scope_id = |value: &str| existing.as_ref().and_then(|e| e.scope(value)).map(|s| s.id);
+        let old_role_id = |value: &str| existing.as_ref().and_then(|e| e.app_role(value)).map(|r| r.id);
+        let app = Application {
+            id: existing.as_ref().map(|e| e.id).unwrap_or_else(Uuid::new_v4),
+            app_id: spec.app_id,
+            home_tenant_id,
+            display_name: spec.display_name.clone(),
+            sign_in_audience: match spec.sign_in_audience.as_str() {
+                "multiple_orgs" => SignInAudience::MultipleOrgs,
+                _ => SignInAudience::SingleOrg,
+            },
+            redirect_uris: spec.redirect_uris.clone(),
+            public_client: spec.public_client,
+            verified_publisher: spec.verified_publisher,
+            identifier_uri: spec.identifier_uri.clone(),
+            scopes: spec
+                .scopes
+                .iter()
+                .map(|s| PermissionScope {
+                    id: s.id.or_else(|| old_scope_id(&s.value)).unwrap_or_else(Uuid::new_v4),
+                    value: s.value.clone(),
+                    admin_consent_required: s.admin_consent_required,
+                    admin_consent_display_name: s.admin_consent_display_name.clone(),
+                    admin_consent_description: s.admin_consent_description.clone(),
+                    user_consent_display_name: s.user_consent_display_name.clone(),
+                    user_consent_description: s.user_consent_description.clone(),
+                })
+                .collect(),
+            app_roles: spec
+                .roles
+                .iter()
+                .map(|r| AppRole {
+                    id: r.id.or_else(|| old_role_id(&r.value)).unwrap_or_else(Uuid::new_v4),
+                    value: r.value.clone(),
+                    display_name: r.display_name.clone(),
+                    description: r.description.clone(),
+                    allowed_member_types: r
+                        .allowed_member_types
+                        .iter()
+                        .map(|m| {
+                            if m.as_str() == "User" {
+                                AppRoleMemberType::User
+                            } else {
+                                AppRoleMemberType::Application
+                            }
+                        })
+                        .collect(),
+                })
+                .collect(),
+            required: spec
+                .required
+                .iter()
+                .map(|r| RequiredResourceAccess {
+                    resource_app_id: r.resource.app_id(),
+                    delegated: r.delegated.clone(),
+                    application: r.application.clone(),
+                })
+                .collect(),
+        };
+        self.changes.push(Change::PutApplication(app.clone()));
+        let stored = match &existing {
+            Some(e) => self.store.client_secrets(e.id).await?,
+            None => Vec::new(),
+        };
+        for secret in &spec.secrets {
+            if !stored.iter().any(|s| self.keyring.secret_matches(secret, &s.hash)) {
+                self.changes.push(Change::PutClientSecret(ClientSecret {
+                    id: Uuid::new_v4(),
+                    app_object_id: app.id,
+                    display_name: "scenario".into(),
+                    hint: secret.chars().take(3).collect(),
+                    hash: self.keyring.secret_hash(secret),
+                    created_at: OffsetDateTime::now_utc(),
+                    expires_at: None,
+                }));
+            }
+        }
+        self.apps.insert(app.app_id, app);
+        self.summary.apps += 1;
+        Ok(())
+    }
+
+    fn known_app(&self, app_id: Uuid) -> anyhow::Result<Application> {
+        self.apps.get(&app_id).cloned().ok_or_else(|| anyhow!("app {app_id} is not declared in the scenario"))
+    }
+
+    /// The tenant's service principal for an app, planned for creation when missing.
+    async fn service_principal(&mut self, tenant_id: Uuid, app: &Application) -> anyhow::Result<ServicePrincipal> {
+        if let Some(sp) = self.sps.get(&(tenant_id, app.app_id)) {
+            return Ok(sp.clone());
+        }
+        let sp = match self.store.service_principal_by_app_id(tenant_id, app.app_id).await? {
+            Some(sp) => sp,
+            None => {
+                let sp = new_service_principal(tenant_id, app);
+                self.changes.push(Change::PutServicePrincipal(sp.clone()));
+                sp
+            }
+        };
+        self.sps.insert((tenant_id, app.app_id), sp.clone());
+        Ok(sp)
+    }
+
+    async fn grant(
+        &mut self,
+        tenant_id: Uuid,
+        g: &scenario::GrantSpec,
+        users: &HashMap<String, Uuid>,
+    ) -> anyhow::Result<()> {
+        let client = self.known_app(g.app)?;
+        let resource = self.known_app(g.resource.app_id())?;
+        let client_sp = self.service_principal(tenant_id, &client).await?;
+        let resource_sp = self.service_principal(tenant_id, &resource).await?;
+        if !g.delegated.is_empty() {
+            let (consent_type, principal_id) = match &g.consent_for {
+                GrantFor::All => (ConsentType::AllPrincipals, None),
+                GrantFor::User(upn) => (
+                    ConsentType::Principal,
+                    Some(*users.get(&upn.to_ascii_lowercase()).ok_or_else(|| anyhow!("grant for unknown user {upn}"))?),
+                ),
+            };
+            let existing = self.store.delegated_grants_of_client(tenant_id, client_sp.id).await?;
+            let found = existing.iter().find(|x| {
+                x.resource_sp_id == resource_sp.id && x.consent_type == consent_type && x.principal_id == principal_id
+            });
+            self.changes.push(Change::PutDelegatedGrant(DelegatedGrant {
+                tenant_id,
+                id: found.map(|x| x.id).unwrap_or_else(Uuid::new_v4),
+                client_sp_id: client_sp.id,
+                resource_sp_id: resource_sp.id,
+                consent_type,
+                principal_id,
+                scopes: g.delegated.clone(),
+                created_at: found.map(|x| x.created_at).unwrap_or_else(OffsetDateTime::now_utc),
+            }));
+            self.summary.grants += 1;
+        }
+        for value in &g.application {
+            let role = resource
+                .app_role(value)
+                .ok_or_else(|| anyhow!("{} has no application permission {value}", resource.display_name))?;
+            self.role_assignment(tenant_id, client_sp.id, PrincipalType::ServicePrincipal, resource_sp.id, role.id)
+                .await?;
+            self.summary.grants += 1;
+        }
+        Ok(())
+    }
+
+    async fn role_assignment(
+        &mut self,
+        tenant_id: Uuid,
+        principal_id: Uuid,
+        principal_type: PrincipalType,
+        resource_sp_id: Uuid,
+        app_role_id: Uuid,
+    ) -> anyhow::Result<()> {
+        let existing = self.store.app_role_assignments_of(tenant_id, principal_id).await?;
+        if existing.iter().any(|a| a.resource_sp_id == resource_sp_id && a.app_role_id == app_role_id) {
+            return Ok(());
+        }
+        self.changes.push(Change::PutAppRoleAssignment(AppRoleAssignment {
+            tenant_id,
+            id: Uuid::new_v4(),
+            principal_id,
+            principal_type,
+            resource_sp_id,
+            app_role_id,
+            created_at: OffsetDateTime::now_utc(),
+        }));
+        Ok(())
+    }
+}

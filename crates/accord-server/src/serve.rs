@@ -1,0 +1,152 @@
+//! Starting the server: store, keys, world, TLS, listener, background jobs, shutdown.
+
+use crate::config::{ServeConfig, TlsMode};
+use crate::crypto::Keyring;
+use crate::scenario_loader;
+use crate::signing::Signer;
+use crate::state::{AppState, Settings};
+use crate::web::templates::Templates;
+use accord_store::{SqlStore, Store};
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The built-in demo world, loaded into an empty store when no scenario is given.
+pub const DEMO_WORLD: &str = include_str!("demo_world.toml");
+
+pub async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Keyring)> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => Arc::new(SqlStore::connect(url).await.context("connecting to the database")?),
+        None => Arc::new(
+            SqlStore::connect_sqlite_file(&config.data_dir.join("accord.db"))
+                .await
+                .context("opening the SQLite store")?,
+        ),
+    };
+    let master = std::env::var("ACCORD_MASTER_KEY").ok();
+    let keyring = Keyring::load_or_create(&config.data_dir, master.as_deref())?;
+    Ok((store, keyring))
+}
+
+pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    crate::ops::metrics_handle();
+    let (store, keyring) = open_store(&config).await?;
+    scenario_loader::ensure_builtins(&*store).await?;
+    load_world(&config, &*store, &keyring).await?;
+    let signer = Signer::load(&*store, &keyring).await?;
+    let state = Arc::new(AppState {
+        store,
+        keyring,
+        signer,
+        settings: Settings::new(config.public_url.clone(), config.allow_ropc),
+        templates: Templates,
+    });
+    spawn_background_jobs(state.clone());
+    let app = crate::app::router(state);
+
+    let handle = axum_server::Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let service = app.into_make_service();
+    match &config.tls {
+        TlsMode::Plain => {
+            announce(&config, local, None);
+            axum_server::from_tcp(listener).handle(handle).serve(service).await?;
+        }
+        mode => {
+            let (cert, key, ca) = match mode {
+                TlsMode::Files { cert, key } => (cert.clone(), key.clone(), None),
+                _ => {
+                    let host = url::Url::parse(&config.public_url).ok().and_then(|u| u.host_str().map(str::to_string));
+                    let dev = crate::tls::ensure_dev_tls(&config.data_dir, host.as_deref())?;
+                    (dev.cert_pem, dev.key_pem, Some(dev.ca_pem))
+                }
+            };
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
+            announce(&config, local, ca.as_deref());
+            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(service).await?;
+        }
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<()> {
+    let (scenario, source) = match &config.scenario {
+        Some(path) => (scenario_loader::parse_file(path)?, path.display().to_string()),
+        None if store.tenants().await?.is_empty() => {
+            let s =
+                accord_core::scenario::parse("built-in demo world", DEMO_WORLD).map_err(|e| anyhow::anyhow!("{e}"))?;
+            (s, "built-in demo world".to_string())
+        }
+        None => return Ok(()),
+    };
+    let summary = scenario_loader::load(store, keyring, &scenario).await?;
+    for (name, id) in &summary.generated_tenant_ids {
+        tracing::info!(tenant = %name, id = %id, "generated tenant id");
+    }
+    tracing::info!(
+        source,
+        tenants = summary.tenants,
+        users = summary.users,
+        groups = summary.groups,
+        apps = summary.apps,
+        grants = summary.grants,
+        assignments = summary.assignments,
+        events = summary.events,
+        "scenario loaded"
+    );
+    Ok(())
+}
+
+fn announce(config: &ServeConfig, local: std::net::SocketAddr, ca: Option<&std::path::Path>) {
+    tracing::info!(listen = %local, public_url = %config.public_url, "accord is listening");
+    // A plain line on stdout as well, for scripts and people.
+    println!("accord listening on {local} as {}", config.public_url);
+    if let Some(ca) = ca {
+        println!("development CA certificate: {} (trust it in clients)", ca.display());
+    }
+    println!("OpenID configuration: {}/organizations/v2.0/.well-known/openid-configuration", config.public_url);
+}
+
+fn spawn_background_jobs(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            // Replicas pick up rotated keys; expired protocol state is swept.
+            if let Err(e) = state.signer.reload(&*state.store, &state.keyring).await {
+                tracing::error!(error = %e, "reloading signing keys failed");
+            }
+            match state.store.purge_expired(time::OffsetDateTime::now_utc()).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions, codes and refresh tokens"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "purging expired state failed"),
+            }
+        }
+    });
+}
+
+async fn shutdown_on_signal(handle: axum_server::Handle) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing requests in flight");
+    handle.graceful_shutdown(Some(Duration::from_secs(10)));
+}

@@ -1,0 +1,169 @@
+//! Token signing keys: RSA-2048 generated on first start, sealed at rest, rotated with overlap
+//! (the previous key stays in the JWKS so tokens it signed keep verifying).
+
+use crate::crypto::Keyring;
+use accord_store::{KeyStatus, SigningKeyRecord, Store};
+use anyhow::{anyhow, Context};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::sync::{Arc, RwLock};
+use time::OffsetDateTime;
+
+const SEAL_PURPOSE: &str = "signing-key";
+
+pub struct SigningKey {
+    pub kid: String,
+    pair: RsaKeyPair,
+    /// base64url of the JOSE header, computed once.
+    header_b64: String,
+    pub jwk: Value,
+}
+
+impl SigningKey {
+    fn from_pkcs8(der: &[u8]) -> anyhow::Result<Self> {
+        let pair = RsaKeyPair::from_pkcs8(der).map_err(|e| anyhow!("stored signing key is not valid PKCS#8: {e}"))?;
+        let public = pair.public_key();
+        let n = B64URL.encode(public.modulus().big_endian_without_leading_zero());
+        let e = B64URL.encode(public.exponent().big_endian_without_leading_zero());
+        // RFC 7638 thumbprint as the key id: stable, derived, and unique per key.
+        let thumbprint_input = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        let kid = B64URL.encode(Sha256::digest(thumbprint_input.as_bytes()));
+        let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
+        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "x5t": kid, "n": n, "e": e});
+        Ok(SigningKey { header_b64: B64URL.encode(header.to_string()), kid, pair, jwk })
+    }
+
+    /// Signs `claims` as a compact RS256 JWT.
+    pub fn sign(&self, claims: &Value) -> String {
+        let payload = B64URL.encode(serde_json::to_vec(claims).expect("claims serialise"));
+        let signing_input = format!("{}.{}", self.header_b64, payload);
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut sig)
+            .expect("RSA signing with a valid key cannot fail");
+        format!("{signing_input}.{}", B64URL.encode(sig))
+    }
+}
+
+#[derive(Default)]
+struct KeySet {
+    active: Option<Arc<SigningKey>>,
+    published: Vec<Arc<SigningKey>>,
+}
+
+/// The keys in use, loaded from the store and refreshed so replicas see rotations.
+pub struct Signer {
+    keys: RwLock<KeySet>,
+}
+
+impl Signer {
+    /// Loads the keys, generating the first one if the store has none.
+    pub async fn load(store: &dyn Store, keyring: &Keyring) -> anyhow::Result<Self> {
+        let signer = Signer { keys: RwLock::new(KeySet::default()) };
+        if store.signing_keys().await?.iter().all(|k| k.status != KeyStatus::Active) {
+            generate_and_store(store, keyring).await?;
+        }
+        signer.reload(store, keyring).await?;
+        Ok(signer)
+    }
+
+    pub async fn reload(&self, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<()> {
+        let mut set = KeySet::default();
+        for record in store.signing_keys().await? {
+            if record.status == KeyStatus::Retired {
+                continue;
+            }
+            let der = keyring.open(SEAL_PURPOSE, &record.sealed_private_key).with_context(|| {
+                format!("signing key {} cannot be unsealed: is this the master key it was sealed with?", record.kid)
+            })?;
+            let key = Arc::new(SigningKey::from_pkcs8(&der)?);
+            if record.status == KeyStatus::Active && set.active.is_none() {
+                set.active = Some(key.clone());
+            }
+            set.published.push(key);
+        }
+        if set.active.is_none() {
+            return Err(anyhow!("no active signing key in the store"));
+        }
+        *self.keys.write().expect("key lock") = set;
+        Ok(())
+    }
+
+    pub fn active(&self) -> Arc<SigningKey> {
+        self.keys.read().expect("key lock").active.clone().expect("loaded signer has an active key")
+    }
+
+    pub fn jwks(&self) -> Value {
+        let keys: Vec<Value> = self.keys.read().expect("key lock").published.iter().map(|k| k.jwk.clone()).collect();
+        json!({ "keys": keys })
+    }
+}
+
+async fn generate_and_store(store: &dyn Store, keyring: &Keyring) -> anyhow::Result<SigningKeyRecord> {
+    let pair = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow!("RSA key generation failed"))?;
+    let der = pair.as_der().map_err(|_| anyhow!("RSA key export failed"))?;
+    let key = SigningKey::from_pkcs8(der.as_ref())?;
+    let record = SigningKeyRecord {
+        kid: key.kid.clone(),
+        sealed_private_key: keyring.seal(SEAL_PURPOSE, der.as_ref()),
+        status: KeyStatus::Active,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    store.insert_signing_key(&record).await?;
+    Ok(record)
+}
+
+/// Rotation: a new active key; the old active key becomes `previous` (still published);
+/// any older `previous` key is retired. Returns (new kid, previous kid).
+pub async fn rotate(store: &dyn Store, keyring: &Keyring) -> anyhow::Result<(String, Option<String>)> {
+    let existing = store.signing_keys().await?;
+    let new = generate_and_store(store, keyring).await?;
+    let mut previous = None;
+    for old in existing {
+        match old.status {
+            KeyStatus::Active => {
+                store.set_signing_key_status(&old.kid, KeyStatus::Previous).await?;
+                previous = Some(old.kid);
+            }
+            KeyStatus::Previous => store.set_signing_key_status(&old.kid, KeyStatus::Retired).await?,
+            KeyStatus::Retired => {}
+        }
+    }
+    Ok((new.kid, previous))
+}
+
+impl SigningKey {
+    fn verify_signature(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+        use aws_lc_rs::signature::{UnparsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, self.pair.public_key().as_ref())
+            .verify(signing_input, signature)
+            .is_ok()
+    }
+}
+
+impl Signer {
+    /// Verifies a JWT we signed (any published key) and returns its claims. Expiry and
+    /// audience are the caller's to check: this only proves the token is ours and intact.
+    pub fn verify(&self, token: &str) -> Option<Value> {
+        let mut parts = token.splitn(3, '.');
+        let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+        let header: Value = serde_json::from_slice(&B64URL.decode(h).ok()?).ok()?;
+        if header.get("alg")?.as_str()? != "RS256" {
+            return None;
+        }
+        let kid = header.get("kid")?.as_str()?;
+        let key = self.keys.read().expect("key lock").published.iter().find(|k| k.kid == kid).cloned()?;
+        let signature = B64URL.decode(s).ok()?;
+        let signing_input_len = h.len() + 1 + p.len();
+        if !key.verify_signature(&token.as_bytes()[..signing_input_len], &signature) {
+            return None;
+        }
+        serde_json::from_slice(&B64URL.decode(p).ok()?).ok()
+    }
+}

@@ -1,0 +1,53 @@
+//! What every request handler shares.
+
+use crate::crypto::Keyring;
+use crate::signing::Signer;
+use crate::web::templates::Templates;
+use accord_store::Store;
+use std::sync::Arc;
+
+/// Lifetimes and switches of the protocol.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base URL without trailing slash, e.g. `https://localhost:8443`.
+    pub public_url: String,
+    pub secure_cookies: bool,
+    pub allow_ropc: bool,
+    pub access_token_seconds: i64,
+    pub code_seconds: i64,
+    pub refresh_token_days: i64,
+    pub session_hours: i64,
+    /// Failed sign-ins before an account locks, and for how long.
+    pub lockout_threshold: u32,
+    pub lockout_seconds: i64,
+}
+
+impl Settings {
+    pub fn new(public_url: String, allow_ropc: bool) -> Self {
+        Settings {
+            secure_cookies: public_url.starts_with("https://"),
+            public_url,
+            allow_ropc,
+            access_token_seconds: 3599,
+            code_seconds: 600,
+            refresh_token_days: 90,
+            session_hours: 24,
+            lockout_threshold: 10,
+            lockout_seconds: 60,
+        }
+    }
+
+    pub fn issuer(&self, tenant_id: &str) -> String {
+        format!("{}/{}/v2.0", self.public_url, tenant_id)
+    }
+}
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub keyring: Keyring,
+    pub signer: Signer,
+    pub settings: Settings,
+    pub templates: Templates,
+}
+
+pub type SharedState = Arc<AppState>;

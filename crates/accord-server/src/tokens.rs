@@ -1,0 +1,124 @@
+//! Minting tokens with the Entra v2 claim set (entra-reference.md §8). Claims are built here
+//! and nowhere else, so every grant type issues the same shapes.
+
+use crate::state::AppState;
+use accord_core::directory::{Application, DirectoryRole, User};
+use accord_core::scope::OidcScopes;
+use accord_core::well_known::GRAPH_APP_ID;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The `aud` of tokens for a resource: Graph keeps its URI (as Entra's v1 Graph tokens do);
+/// other APIs get their application id, as v2 tokens carry.
+pub fn audience(resource: &Application) -> String {
+    if resource.app_id == GRAPH_APP_ID {
+        accord_core::well_known::GRAPH_RESOURCE_URI.to_string()
+    } else {
+        resource.app_id.to_string()
+    }
+}
+
+/// Per-app subject: stable for a (user, app) pair, different across apps.
+pub fn pairwise_subject(state: &AppState, object_id: Uuid, client_app_id: Uuid) -> String {
+    let h = state.keyring.secret_hash(&format!("sub:{object_id}:{client_app_id}"));
+    B64URL.encode(&h.as_bytes()[..32])
+}
+
+fn base_claims(state: &AppState, tenant_id: Uuid, aud: &str, lifetime: i64) -> Map<String, Value> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let mut c = Map::new();
+    c.insert("aud".into(), json!(aud));
+    c.insert("iss".into(), json!(state.settings.issuer(&tenant_id.to_string())));
+    c.insert("iat".into(), json!(now));
+    c.insert("nbf".into(), json!(now));
+    c.insert("exp".into(), json!(now + lifetime));
+    c.insert("tid".into(), json!(tenant_id));
+    c.insert("uti".into(), json!(B64URL.encode(crate::crypto::random_bytes::<16>())));
+    c.insert("ver".into(), json!("2.0"));
+    c
+}
+
+pub struct UserTokenInput<'a> {
+    pub tenant_id: Uuid,
+    pub client: &'a Application,
+    pub resource: &'a Application,
+    pub user: &'a User,
+    pub roles: &'a [DirectoryRole],
+    /// Delegated permission values for `scp`.
+    pub scopes: &'a [String],
+    /// Whether the client authenticated (azpacr 1) or is public (0).
+    pub confidential: bool,
+}
+
+pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
+    let mut c = base_claims(state, t.tenant_id, &audience(t.resource), state.settings.access_token_seconds);
+    c.insert("azp".into(), json!(t.client.app_id));
+    c.insert("azpacr".into(), json!(if t.confidential { "1" } else { "0" }));
+    c.insert("oid".into(), json!(t.user.id));
+    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id, t.client.app_id)));
+    c.insert("name".into(), json!(t.user.display_name));
+    c.insert("preferred_username".into(), json!(t.user.upn));
+    c.insert("scp".into(), json!(t.scopes.join(" ")));
+    if !t.roles.is_empty() {
+        let wids: Vec<String> = t.roles.iter().map(|r| r.template_id().to_string()).collect();
+        c.insert("wids".into(), json!(wids));
+    }
+    c.insert("idtyp".into(), json!("user"));
+    state.signer.active().sign(&Value::Object(c))
+}
+
+pub fn app_access_token(
+    state: &AppState,
+    tenant_id: Uuid,
+    client: &Application,
+    client_sp_id: Uuid,
+    resource: &Application,
+    roles: &[String],
+) -> String {
+    let mut c = base_claims(state, tenant_id, &audience(resource), state.settings.access_token_seconds);
+    c.insert("azp".into(), json!(client.app_id));
+    c.insert("azpacr".into(), json!("1"));
+    c.insert("oid".into(), json!(client_sp_id));
+    c.insert("sub".into(), json!(client_sp_id));
+    c.insert("idtyp".into(), json!("app"));
+    if !roles.is_empty() {
+        c.insert("roles".into(), json!(roles));
+    }
+    state.signer.active().sign(&Value::Object(c))
+}
+
+pub struct IdTokenInput<'a> {
+    pub tenant_id: Uuid,
+    pub client: &'a Application,
+    pub user: &'a User,
+    pub oidc: OidcScopes,
+    pub nonce: Option<&'a str>,
+    pub auth_time: OffsetDateTime,
+}
+
+pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
+    let mut c = base_claims(state, t.tenant_id, &t.client.app_id.to_string(), state.settings.access_token_seconds);
+    c.insert("oid".into(), json!(t.user.id));
+    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id, t.client.app_id)));
+    c.insert("auth_time".into(), json!(t.auth_time.unix_timestamp()));
+    if t.oidc.profile {
+        c.insert("name".into(), json!(t.user.display_name));
+    }
+    // Entra sends preferred_username whenever it can; MSAL keys accounts on it.
+    c.insert("preferred_username".into(), json!(t.user.upn));
+    if t.oidc.email {
+        c.insert("email".into(), json!(t.user.upn));
+    }
+    if let Some(nonce) = t.nonce {
+        c.insert("nonce".into(), json!(nonce));
+    }
+    state.signer.active().sign(&Value::Object(c))
+}
+
+/// `client_info`: base64url of `{"uid","utid"}`; MSAL builds `home_account_id` from it.
+pub fn client_info(user: &User) -> String {
+    B64URL.encode(json!({"uid": user.id, "utid": user.tenant_id}).to_string())
+}

@@ -1,0 +1,5 @@
+//! HTML pages and browser plumbing: templates, cookies, CSRF and security headers.
+
+pub mod cookies;
+pub mod security;
+pub mod templates;

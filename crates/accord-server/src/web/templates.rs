@@ -1,0 +1,61 @@
+//! Server-rendered pages (minijinja, autoescaped: app and user names are attacker-chosen).
+
+use minijinja::Environment;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("signin.html", include_str!("../../templates/signin.html")),
+        ("error.html", include_str!("../../templates/error.html")),
+        ("form_post.html", include_str!("../../templates/form_post.html")),
+        ("signed_out.html", include_str!("../../templates/signed_out.html")),
+    ] {
+        env.add_template(name, source).expect("built-in template parses");
+    }
+    env
+});
+
+pub const STYLESHEET: &str = include_str!("../../templates/accord.css");
+
+/// The one inline script we serve (form_post auto-submit), allowed by its CSP hash.
+pub const FORM_POST_SCRIPT: &str = "document.forms[0].submit();";
+
+pub struct Templates;
+
+impl Templates {
+    /// Renders a built-in template; a failure here is a bug in our templates, so it is logged
+    /// and replaced by a plain message rather than leaking detail.
+    pub fn render<S: Serialize>(name: &str, ctx: S) -> String {
+        let rendered = ENV.get_template(name).and_then(|t| t.render(ctx));
+        match rendered {
+            Ok(html) => html,
+            Err(e) => {
+                tracing::error!(template = name, error = %e, "template rendering failed");
+                "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn every_template_renders_and_escapes() {
+        let html = Templates::render(
+            "signin.html",
+            context! { app_name => "<script>x</script>", action => "/a", flow => "f", csrf => "c", login_hint => "", error => "" },
+        );
+        assert!(html.contains("&lt;script&gt;x"), "{html}");
+        assert!(!html.contains("<script>x"));
+        for name in ["error.html", "form_post.html", "signed_out.html"] {
+            assert!(Templates::render(name, context! {}).contains("<html"), "{name}");
+        }
+    }
+}

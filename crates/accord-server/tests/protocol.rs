@@ -1,0 +1,673 @@
+//! The protocol surface over real HTTPS against a real `accord` process.
+
+mod support;
+
+use serde_json::Value;
+use support::*;
+
+async fn json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.expect("JSON body"))
+}
+
+fn authorize_url(
+    server: &TestServer,
+    tenant: &str,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
+    let mut url = reqwest::Url::parse(&server.url(&format!("/{tenant}/oauth2/v2.0/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", scope)
+        .append_pair("state", "st-123");
+    for (k, v) in extra {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    url.to_string()
+}
+
+#[tokio::test]
+async fn discovery_documents_and_keys() {
+    let server = TestServer::start();
+    let c = server.client();
+    let (status, doc) =
+        json(c.get(server.url(&format!("/{CONTOSO}/v2.0/.well-known/openid-configuration"))).send().await.unwrap())
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["issuer"], format!("{}/{CONTOSO}/v2.0", server.base));
+    assert_eq!(doc["token_endpoint"], format!("{}/{CONTOSO}/oauth2/v2.0/token", server.base));
+    assert_eq!(doc["jwks_uri"], format!("{}/{CONTOSO}/discovery/v2.0/keys", server.base));
+    assert_eq!(doc["id_token_signing_alg_values_supported"], serde_json::json!(["RS256"]));
+
+    // A verified domain resolves to the same tenant; common uses the template.
+    let (_, by_domain) =
+        json(c.get(server.url("/contoso.test/v2.0/.well-known/openid-configuration")).send().await.unwrap()).await;
+    assert_eq!(by_domain["issuer"], doc["issuer"]);
+    let (_, common) =
+        json(c.get(server.url("/common/v2.0/.well-known/openid-configuration")).send().await.unwrap()).await;
+    assert_eq!(common["issuer"], format!("{}/{{tenantid}}/v2.0", server.base));
+    assert_eq!(common["authorization_endpoint"], format!("{}/common/oauth2/v2.0/authorize", server.base));
+
+    let (status, err) = json(
+        c.get(server.url("/00000000-1111-4222-8333-444444444444/v2.0/.well-known/openid-configuration"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(err["error_codes"][0], 90002);
+    assert!(err["error_description"].as_str().unwrap().starts_with("AADSTS90002:"));
+
+    let (_, jwks) = json(c.get(server.url(&format!("/{CONTOSO}/discovery/v2.0/keys"))).send().await.unwrap()).await;
+    let key = &jwks["keys"][0];
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["e"], "AQAB");
+    assert!(key["n"].as_str().unwrap().len() > 300, "2048-bit modulus");
+
+    let (status, inst) = json(
+        c.get(server.url("/common/discovery/instance"))
+            .query(&[
+                ("api-version", "1.1"),
+                ("authorization_endpoint", &format!("https://localhost/{CONTOSO}/oauth2/v2.0/authorize")),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        inst["tenant_discovery_endpoint"],
+        format!("{}/{CONTOSO}/v2.0/.well-known/openid-configuration", server.base)
+    );
+    assert!(inst["metadata"][0]["aliases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().starts_with("localhost:")));
+    let (status, bad) = json(
+        c.get(server.url("/common/discovery/instance"))
+            .query(&[
+                ("api-version", "1.1"),
+                ("authorization_endpoint", "https://evil.example/common/oauth2/v2.0/authorize"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(bad["error"], "invalid_instance");
+    assert_eq!(bad["error_codes"][0], 50049);
+
+    let (_, realm) =
+        json(c.get(server.url("/common/userrealm/alice@contoso.test?api-version=1.0")).send().await.unwrap()).await;
+    assert_eq!(realm["account_type"], "Managed");
+    let (_, realm) =
+        json(c.get(server.url("/common/userrealm/x@nowhere.test?api-version=1.0")).send().await.unwrap()).await;
+    assert_eq!(realm["account_type"], "Unknown");
+}
+
+#[tokio::test]
+async fn client_credentials_carry_granted_roles() {
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", WEB_APP),
+        ("client_secret", WEB_SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let res = c.post(&token_url).form(&form).send().await.unwrap();
+    assert_eq!(res.headers()["cache-control"], "no-store, no-cache");
+    let (status, body) = json(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert!(body["expires_in"].is_i64());
+    assert!(body.get("refresh_token").is_none() && body.get("id_token").is_none());
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], "https://graph.microsoft.com");
+    assert_eq!(claims["tid"], CONTOSO);
+    assert_eq!(claims["iss"], format!("{}/{CONTOSO}/v2.0", server.base));
+    assert_eq!(claims["azp"], WEB_APP);
+    assert_eq!(claims["idtyp"], "app");
+    let mut roles: Vec<&str> = claims["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    roles.sort();
+    assert_eq!(roles, ["Calendars.Read", "User.Read.All"]);
+
+    // client_secret_basic works the same; the secret is form-urlencoded before base64.
+    let (status, _) = json(
+        c.post(&token_url)
+            .basic_auth(WEB_APP, Some(WEB_SECRET))
+            .form(&[("grant_type", "client_credentials"), ("scope", "https://graph.microsoft.com/.default")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Fabrikam granted no application permission: a token without roles.
+    let (status, body) = json(
+        c.post(server.url(&format!("/{FABRIKAM}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["tid"], FABRIKAM);
+    assert!(claims.get("roles").is_none());
+
+    let cases: &[(&str, &[(&str, &str)], u16, &str, u64)] = &[
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", "wrong"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            401,
+            "invalid_client",
+            7000215,
+        ),
+        (
+            "common",
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            400,
+            "invalid_request",
+            9001023,
+        ),
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("scope", "User.Read"),
+            ],
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+        (
+            CONTOSO,
+            &[("grant_type", "client_credentials"), ("client_id", WEB_APP), ("client_secret", WEB_SECRET)],
+            400,
+            "invalid_request",
+            900144,
+        ),
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", "not-a-guid"),
+                ("client_secret", "x"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            400,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            401,
+            "invalid_client",
+            7000218,
+        ),
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", NATIVE_APP),
+                ("client_secret", "x"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            401,
+            "invalid_client",
+            700025,
+        ),
+        (
+            CONTOSO,
+            &[("grant_type", "magic"), ("client_id", WEB_APP), ("client_secret", WEB_SECRET)],
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
+        (
+            CONTOSO,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("scope", "api://nothing/.default"),
+            ],
+            400,
+            "invalid_resource",
+            500011,
+        ),
+    ];
+    for (tenant, form, want_status, want_error, want_code) in cases {
+        let (status, body) =
+            json(c.post(server.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(form).send().await.unwrap()).await;
+        assert_eq!((status, body["error"].as_str().unwrap()), (*want_status, *want_error), "{form:?}: {body}");
+        assert_eq!(body["error_codes"][0], *want_code, "{form:?}: {body}");
+        let desc = body["error_description"].as_str().unwrap();
+        assert!(desc.starts_with(&format!("AADSTS{want_code}:")), "{desc}");
+        assert!(body["trace_id"].is_string() && body["correlation_id"].is_string() && body["timestamp"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn malformed_requests_get_protocol_errors_not_500s() {
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let bodies: &[&[u8]] = &[
+        b"",
+        b"%%%",
+        b"grant_type",
+        b"grant_type=client_credentials&grant_type=password",
+        &[0xff, 0xfe, 0x00],
+        b"grant_type=authorization_code&client_id=bbbbbbbb-0000-4000-8000-000000000001&client_secret=web-secret-1",
+    ];
+    for body in bodies {
+        let res = c
+            .post(&token_url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!((400..500).contains(&status), "{body:?} gave {status}");
+        let v: Value = res.json().await.unwrap();
+        assert!(v["error"].is_string() && v["error_codes"][0].is_u64(), "{v}");
+    }
+    // Bad Basic header.
+    let res = c
+        .post(&token_url)
+        .header("authorization", "Basic %%%")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    // Oversized body is refused without a 500.
+    let huge = "a".repeat(200_000);
+    // (The server may answer 413 before the client finished sending, which reqwest then
+    // reports as a send error; either way it must not be a 5xx, and the server stays up.)
+    if let Ok(res) = c.post(&token_url).form(&[("grant_type", huge.as_str())]).send().await {
+        assert_eq!(res.status().as_u16(), 413);
+    }
+    assert_eq!(c.get(server.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+    // Unknown paths are JSON 404s.
+    let res = c.get(server.url("/nope")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    for path in [
+        "/%ff%fe/v2.0/.well-known/openid-configuration",
+        "/contoso..test/discovery/v2.0/keys",
+        "/common/discovery/instance",
+    ] {
+        let status = c.get(server.url(path)).send().await.unwrap().status().as_u16();
+        assert!((400..500).contains(&status), "{path} gave {status}");
+    }
+}
+
+#[tokio::test]
+async fn authorize_refuses_to_redirect_to_unregistered_uris() {
+    let server = TestServer::start();
+    let c = server.client();
+    let url = authorize_url(&server, CONTOSO, WEB_APP, "https://evil.example/steal", "openid User.Read", &[]);
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.headers().get("location").is_none());
+    assert_eq!(res.headers()["x-frame-options"], "DENY");
+    let html = res.text().await.unwrap();
+    assert!(html.contains("AADSTS50011"), "{html}");
+
+    let url = authorize_url(&server, CONTOSO, "cccccccc-0000-4000-8000-000000000009", WEB_REDIRECT, "openid", &[]);
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("AADSTS700016"));
+
+    // With a registered redirect URI, request errors go back to the app.
+    let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid", &[("response_type", "token")]);
+    let res = c.get(url.replace("response_type=code&", "")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    let loc = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(WEB_REDIRECT), "{loc}");
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
+    assert!(query_param(&loc, "error").is_some());
+
+    // Public clients must use PKCE.
+    let url = authorize_url(&server, CONTOSO, NATIVE_APP, NATIVE_REDIRECT, "openid User.Read", &[]);
+    let loc = c.get(url).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("invalid_request"));
+    assert!(query_param(&loc, "error_description").unwrap().starts_with("AADSTS9002325"));
+
+    // prompt=none without a session: login_required, no page.
+    let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[("prompt", "none")]);
+    let loc = c.get(url).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("login_required"));
+}
+
+async fn code_flow(server: &TestServer, c: &reqwest::Client, scope: &str, nonce: &str) -> (String, String) {
+    let (verifier, challenge) = pkce_pair();
+    let url = authorize_url(
+        server,
+        CONTOSO,
+        WEB_APP,
+        WEB_REDIRECT,
+        scope,
+        &[("code_challenge", &challenge), ("code_challenge_method", "S256"), ("nonce", nonce)],
+    );
+    let loc = sign_in(c, server, &url, "alice@contoso.test", "alice-password-1").await.expect("signed in");
+    assert!(loc.starts_with(WEB_REDIRECT), "{loc}");
+    assert_eq!(query_param(&loc, "state").as_deref(), Some("st-123"));
+    (query_param(&loc, "code").expect("code in redirect"), verifier)
+}
+
+#[tokio::test]
+async fn auth_code_flow_with_pkce_refresh_rotation_and_reuse_detection() {
+    let server = TestServer::start();
+    let c = server.client();
+    let scope = "openid profile email offline_access User.Read Calendars.Read";
+    let (code, verifier) = code_flow(&server, &c, scope, "nonce-1").await;
+    let token_url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let redeem = |code: String, verifier: String| {
+        let c = c.clone();
+        let token_url = token_url.clone();
+        async move {
+            json(
+                c.post(&token_url)
+                    .form(&[
+                        ("grant_type", "authorization_code"),
+                        ("client_id", WEB_APP),
+                        ("client_secret", WEB_SECRET),
+                        ("code", &code),
+                        ("redirect_uri", WEB_REDIRECT),
+                        ("code_verifier", &verifier),
+                    ])
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (status, body) = redeem(code.clone(), verifier.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    for field in ["access_token", "refresh_token", "id_token", "client_info", "scope"] {
+        assert!(body[field].is_string(), "{field} missing: {body}");
+    }
+    let access = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], "https://graph.microsoft.com");
+    assert_eq!(access["oid"], "aaaaaaaa-0000-4000-8000-0000000000a1");
+    assert_eq!(access["preferred_username"], "alice@contoso.test");
+    assert!(access["scp"].as_str().unwrap().split(' ').any(|s| s == "Calendars.Read"));
+    let id = jwt_claims(body["id_token"].as_str().unwrap());
+    assert_eq!(id["aud"], WEB_APP);
+    assert_eq!(id["nonce"], "nonce-1");
+    assert_eq!(id["tid"], CONTOSO);
+    assert_eq!(id["ver"], "2.0");
+    assert_ne!(id["sub"], id["oid"], "sub is pairwise");
+    let info: Value = {
+        use base64::Engine;
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body["client_info"].as_str().unwrap()).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(info["uid"], "aaaaaaaa-0000-4000-8000-0000000000a1");
+    assert_eq!(info["utid"], CONTOSO);
+
+    // Codes are single use.
+    let (status, again) = redeem(code, verifier).await;
+    assert_eq!(status, 400);
+    assert_eq!(again["error_codes"][0], 54005);
+
+    // The refresh token from the replayed code's family is now revoked.
+    let rt0 = body["refresh_token"].as_str().unwrap().to_string();
+    let refresh = |rt: String| {
+        let c = c.clone();
+        let token_url = token_url.clone();
+        async move {
+            json(
+                c.post(&token_url)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", WEB_APP),
+                        ("client_secret", WEB_SECRET),
+                        ("refresh_token", &rt),
+                    ])
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (status, revoked) = refresh(rt0).await;
+    assert_eq!(status, 400);
+    assert_eq!(revoked["error"], "invalid_grant");
+
+    // A fresh flow: rotation works, and presenting a rotated token revokes the family.
+    let (code, verifier) = code_flow(&server, &c, scope, "nonce-2").await;
+    let (_, body) = redeem(code, verifier).await;
+    let rt1 = body["refresh_token"].as_str().unwrap().to_string();
+    let (status, r2) = refresh(rt1.clone()).await;
+    assert_eq!(status, 200, "{r2}");
+    let rt2 = r2["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(rt1, rt2);
+    let (status, r3) = refresh(rt2.clone()).await;
+    assert_eq!(status, 200, "{r3}");
+    let rt3 = r3["refresh_token"].as_str().unwrap().to_string();
+    let (status, reuse) = refresh(rt1).await;
+    assert_eq!((status, reuse["error"].as_str().unwrap()), (400, "invalid_grant"));
+    let (status, after) = refresh(rt3).await;
+    assert_eq!(status, 400, "the family is revoked after reuse: {after}");
+}
+
+#[tokio::test]
+async fn pkce_mismatch_wrong_redirect_and_missing_consent() {
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let (code, _) = code_flow(&server, &c, "openid User.Read", "n").await;
+    let (status, body) = json(
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("code", &code),
+                ("redirect_uri", WEB_REDIRECT),
+                ("code_verifier", "x".repeat(50).as_str()),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(501481)));
+
+    // The SSO session is reused: the second authorize needs no password.
+    let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 302, "SSO session reused");
+
+    // No grant for this app: AADSTS65001 on a page.
+    let url = authorize_url(&server, CONTOSO, UNCONSENTED_APP, "https://other.example/cb", "openid User.Read", &[]);
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("AADSTS65001"));
+    // ...and with prompt=none, the app hears consent_required.
+    let url = authorize_url(
+        &server,
+        CONTOSO,
+        UNCONSENTED_APP,
+        "https://other.example/cb",
+        "openid User.Read",
+        &[("prompt", "none")],
+    );
+    let loc = c.get(url).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(query_param(&loc, "error").as_deref(), Some("interaction_required"));
+    assert_eq!(query_param(&loc, "error_subcode").as_deref(), Some("consent_required"));
+}
+
+#[tokio::test]
+async fn sign_in_errors_lockout_and_tenant_rules() {
+    let server = TestServer::start();
+    let c = server.client();
+    let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
+    // Wrong password and unknown user read the same.
+    let (_, page) = sign_in(&c, &server, &url, "alice@contoso.test", "nope").await.unwrap_err();
+    assert!(page.contains("Your account or password is incorrect"));
+    let (_, page) = sign_in(&c, &server, &url, "ghost@contoso.test", "nope").await.unwrap_err();
+    assert!(page.contains("Your account or password is incorrect"));
+    // A Fabrikam user cannot sign in at Contoso's authority.
+    let (_, page) = sign_in(&c, &server, &url, "frank@fabrikam.test", "frank-password-1").await.unwrap_err();
+    assert!(page.contains("AADSTS50020"), "{page}");
+    // Ten failures lock the account, even for the right password.
+    for _ in 0..10 {
+        let _ = sign_in(&c, &server, &url, "bob@contoso.test", "wrong").await;
+    }
+    let (_, page) = sign_in(&c, &server, &url, "bob@contoso.test", "bob-password-1").await.unwrap_err();
+    assert!(page.contains("locked"), "{page}");
+
+    // `organizations` finds the home tenant from the UPN; Fabrikam requires assignment.
+    let url = authorize_url(&server, "organizations", WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
+    let fresh = server.client();
+    let (status, page) = sign_in(&fresh, &server, &url, "frank@fabrikam.test", "frank-password-1").await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("AADSTS50105"), "{page}");
+
+    // A forged sign-in form (no CSRF cookie) is refused.
+    let res = server
+        .client()
+        .post(server.url(&format!("/{CONTOSO}/login")))
+        .form(&[("flow", "x"), ("csrf", "y"), ("login", "a"), ("passwd", "b")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn password_grant_and_userinfo_and_logout() {
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url("/organizations/oauth2/v2.0/token");
+    let (status, body) = json(
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", NATIVE_APP),
+                ("username", "alice@contoso.test"),
+                ("password", "alice-password-1"),
+                ("scope", "openid User.Read"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let at = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(at)["azpacr"], "0");
+    let (status, info) = json(c.get(server.url("/oidc/userinfo")).bearer_auth(at).send().await.unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["email"], "alice@contoso.test");
+    let status = c.get(server.url("/oidc/userinfo")).bearer_auth(format!("{at}x")).send().await.unwrap().status();
+    assert_eq!(status.as_u16(), 401);
+
+    let (status, body) = json(
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", NATIVE_APP),
+                ("username", "alice@contoso.test"),
+                ("password", "bad"),
+                ("scope", "User.Read"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap(), body["error_codes"][0].as_u64().unwrap()),
+        (400, "invalid_grant", 50126)
+    );
+
+    // Logout redirects only to registered URIs.
+    let res = c.get(server.url(&format!("/{CONTOSO}/oauth2/v2.0/logout?post_logout_redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&client_id={WEB_APP}"))).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    let res = c
+        .get(server.url(&format!(
+            "/{CONTOSO}/oauth2/v2.0/logout?post_logout_redirect_uri=https%3A%2F%2Fevil.example&client_id={WEB_APP}"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await.unwrap().contains("signed out"));
+}
+
+#[tokio::test]
+async fn health_metrics_and_security_headers() {
+    let server = TestServer::start();
+    let c = server.client();
+    assert_eq!(c.get(server.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(c.get(server.url("/readyz")).send().await.unwrap().status().as_u16(), 200);
+    let _ = c
+        .post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB_APP),
+            ("client_secret", WEB_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("accord_tokens_issued_total{grant_type=\"client_credentials\"} 1"), "{metrics}");
+    assert!(metrics.contains("accord_http_requests_total"));
+    let res = c.get(server.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize?client_id={WEB_APP}&response_type=code&redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&scope=openid"))).send().await.unwrap();
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'"));
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("__Host-accord_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+    assert!(!server.log().contains("alice-password-1"), "no secrets in logs");
+}

@@ -1,0 +1,209 @@
+//! A real `accord` server for integration tests: the release-independent binary Cargo built,
+//! started on a free port with its own data dir and the test world, spoken to over HTTPS.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CONTOSO: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+pub const FABRIKAM: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+pub const WEB_APP: &str = "bbbbbbbb-0000-4000-8000-000000000001";
+pub const WEB_SECRET: &str = "web-secret-1";
+pub const WEB_REDIRECT: &str = "https://app.example/callback";
+pub const NATIVE_APP: &str = "bbbbbbbb-0000-4000-8000-000000000002";
+pub const NATIVE_REDIRECT: &str = "http://localhost:5001/cb";
+pub const UNCONSENTED_APP: &str = "bbbbbbbb-0000-4000-8000-000000000003";
+
+pub struct TestServer {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+    pub ca_pem: Vec<u8>,
+    log: PathBuf,
+}
+
+pub fn world() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/world.toml")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Self::start_in(data_dir, &[])
+    }
+
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> TestServer {
+        let port = free_port();
+        let base = format!("https://localhost:{port}");
+        let log = data_dir.join("server.log");
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--public-url")
+            .arg(&base)
+            .arg("--scenario")
+            .arg(world())
+            .args(extra)
+            .env("ACCORD_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("accord binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("accord listening") => break,
+                Some(Ok(_)) => {}
+                _ => {
+                    let _ = child.kill();
+                    panic!("server did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                }
+            }
+            assert!(Instant::now() < deadline, "server start timed out");
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
+        TestServer { child, base, data_dir, ca_pem, log }
+    }
+
+    /// An HTTP client that trusts the dev CA, keeps cookies and never follows redirects.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap())
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stop(mut self) -> PathBuf {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.data_dir.clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{nanos:x}-{}", std::process::id())
+}
+
+/// Decodes a JWT's payload without verifying it (tests verify signatures separately).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Extracts `name="..." value="..."` of hidden inputs and the form action from a page.
+pub fn form_fields(html: &str) -> (String, Vec<(String, String)>) {
+    let action = attr_after(html, "<form", "action").unwrap_or_default();
+    let mut fields = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("<input") {
+        let tag_end = rest[i..].find('>').map(|e| i + e).unwrap_or(rest.len());
+        let tag = &rest[i..tag_end];
+        if let Some(name) = attr(tag, "name") {
+            fields.push((name, attr(tag, "value").unwrap_or_default()));
+        }
+        rest = &rest[tag_end..];
+    }
+    (html_unescape(&action), fields.into_iter().map(|(k, v)| (k, html_unescape(&v))).collect())
+}
+
+fn attr_after(html: &str, tag: &str, name: &str) -> Option<String> {
+    let i = html.find(tag)?;
+    let end = html[i..].find('>')? + i;
+    attr(&html[i..end], name)
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let needle = format!(" {name}=\"");
+    let start = tag.find(&needle)? + needle.len();
+    let end = tag[start..].find('"')? + start;
+    Some(tag[start..end].to_string())
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+pub fn query_param(location: &str, name: &str) -> Option<String> {
+    let url = reqwest::Url::parse(location).ok()?;
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+pub fn pkce_pair() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = format!("verifier-{}-{}", uuid_like(), "x".repeat(30));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// Runs the browser part of an auth-code flow: authorize → sign-in form → redirect.
+/// Returns the final `Location` (the app's redirect URI with code or error) or the last page.
+pub async fn sign_in(
+    client: &reqwest::Client,
+    server: &TestServer,
+    authorize_url: &str,
+    upn: &str,
+    password: &str,
+) -> Result<String, (u16, String)> {
+    let res = client.get(authorize_url).send().await.unwrap();
+    if res.status().is_redirection() {
+        return Ok(res.headers()["location"].to_str().unwrap().to_string());
+    }
+    let status = res.status().as_u16();
+    let html = res.text().await.unwrap();
+    if !html.contains("name=\"passwd\"") {
+        return Err((status, html));
+    }
+    let (action, mut fields) = form_fields(&html);
+    fields.retain(|(k, _)| k != "login" && k != "passwd");
+    fields.push(("login".into(), upn.into()));
+    fields.push(("passwd".into(), password.into()));
+    let res = client.post(server.url(&action)).form(&fields).send().await.unwrap();
+    if res.status().is_redirection() {
+        Ok(res.headers()["location"].to_str().unwrap().to_string())
+    } else {
+        let status = res.status().as_u16();
+        Err((status, res.text().await.unwrap()))
+    }
+}

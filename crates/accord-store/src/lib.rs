@@ -1,0 +1,141 @@
+//! Accord's persistence: one [`Store`] trait, served by SQLite (embedded default) and
+//! PostgreSQL (scale-out) through one SQL implementation, with a migration set per backend.
+//!
+//! Every read of tenant-owned rows takes the tenant id: a handler cannot reach another
+//! tenant's rows by forgetting a filter. Every write goes through [`Store::apply`], which applies
+//! a list of [`Change`]s in one transaction (scenario files load whole or not at all).
+
+mod records;
+mod sql;
+
+pub use records::*;
+pub use sql::SqlStore;
+
+use accord_core::directory::*;
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (e.g. a UPN or domain already taken); the text names it.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A change refers to a row that does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The database failed; the detail is for logs, not for clients.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One write. `Put*` are upserts keyed by the object's id (tenants by id, applications by app id).
+#[derive(Debug, Clone)]
+pub enum Change {
+    PutTenant(Tenant),
+    PutUser(User),
+    /// Replaces the user's directory roles.
+    SetUserRoles { tenant_id: Uuid, user_id: Uuid, roles: Vec<DirectoryRole> },
+    PutGroup(Group),
+    /// Replaces the group's direct members.
+    SetGroupMembers { tenant_id: Uuid, group_id: Uuid, members: Vec<GroupMember> },
+    PutApplication(Application),
+    PutClientSecret(ClientSecret),
+    DeleteClientSecret { app_object_id: Uuid, secret_id: Uuid },
+    PutServicePrincipal(ServicePrincipal),
+    PutDelegatedGrant(DelegatedGrant),
+    DeleteDelegatedGrant { tenant_id: Uuid, grant_id: Uuid },
+    PutAppRoleAssignment(AppRoleAssignment),
+    DeleteAppRoleAssignment { tenant_id: Uuid, assignment_id: Uuid },
+    PutEvent(CalendarEvent),
+    DeleteEvent { tenant_id: Uuid, event_id: Uuid },
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies every change in one transaction: all of them, or none.
+    async fn apply(&self, changes: &[Change]) -> StoreResult<()>;
+
+    // --- tenants ---
+    async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>>;
+    /// Looks a tenant up by one of its verified domains (case-insensitive).
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
+
+    // --- users, roles, groups ---
+    async fn user(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<User>>;
+    /// Case-insensitive UPN look-up within one tenant.
+    async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>>;
+    async fn users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>>;
+    async fn user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>>;
+    /// Atomically adds one to the user's failed sign-in count and returns the new count.
+    async fn record_failed_sign_in(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32>;
+    /// Sets the lock and clears the failure count (`None` unlocks).
+    async fn set_locked_until(&self, tenant_id: Uuid, user_id: Uuid, until: Option<OffsetDateTime>) -> StoreResult<()>;
+    async fn clear_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()>;
+    async fn group(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Group>>;
+    async fn group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>>;
+    async fn groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>>;
+    async fn group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>>;
+    /// Every group the member belongs to, directly or through nested groups (cycles are safe).
+    async fn transitive_groups_of(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>>;
+
+    // --- app registrations (global, keyed by app id) ---
+    async fn application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>>;
+    /// Matches the identifier URI exactly, ignoring case and a trailing slash.
+    async fn application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>>;
+    async fn applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>>;
+    async fn client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>>;
+
+    // --- enterprise apps, grants, assignments ---
+    async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>>;
+    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid) -> StoreResult<Option<ServicePrincipal>>;
+    async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>>;
+    async fn delegated_grant(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<DelegatedGrant>>;
+    async fn delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>>;
+    /// The grants held by one client service principal (all resources, all principals).
+    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid) -> StoreResult<Vec<DelegatedGrant>>;
+    /// Assignments whose resource is this service principal (`appRoleAssignedTo`).
+    async fn app_role_assignments_to(&self, tenant_id: Uuid, resource_sp_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>>;
+    /// Assignments held by this principal (`appRoleAssignments`).
+    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>>;
+
+    // --- calendars ---
+    async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>>;
+    /// The owner's events overlapping `[from, to)` when given, ordered by start.
+    async fn events_of(
+        &self,
+        tenant_id: Uuid,
+        owner_id: Uuid,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<CalendarEvent>>;
+
+    // --- protocol state: keys, sessions, codes, refresh tokens ---
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;
+    /// All keys, newest first.
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>>;
+    async fn set_signing_key_status(&self, kid: &str, status: KeyStatus) -> StoreResult<()>;
+    async fn put_session(&self, session: &SessionRecord) -> StoreResult<()>;
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+    async fn put_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()>;
+    /// Marks the code redeemed, once: a second redemption reports `AlreadyRedeemed`.
+    async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption>;
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
+    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
+    /// Replaces `old_hash` by `new` if `old_hash` is live; a used token revokes its family.
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: OffsetDateTime,
+    ) -> StoreResult<RotateOutcome>;
+    async fn revoke_refresh_family(&self, family_id: Uuid) -> StoreResult<()>;
+    /// Deletes expired sessions, codes and refresh tokens; returns how many rows went.
+    async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Number of SQL statements this store has executed (for benchmarks: queries per flow).
+    fn statements_executed(&self) -> u64;
+}

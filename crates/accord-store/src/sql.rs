@@ -1,0 +1,438 @@
+//! [`SqlStore`]: the one [`Store`] implementation, over SQLite or PostgreSQL through sqlx's
+//! `Any` driver.
+//!
+//! Conventions shared by both migration sets (see `migrations/*/0001_initial.sql`): UUIDs are
+//! lower-case hyphenated TEXT, timestamps are BIGINT unix microseconds, booleans are BIGINT 0/1,
+//! document-like lists are JSON TEXT. Every statement goes through one of the counting helpers
+//! below, so [`Store::statements_executed`] sees all of them (including BEGIN/COMMIT/ROLLBACK,
+//! but not the per-connection PRAGMAs or migrations).
+
+mod codec;
+mod directory;
+mod protocol_state;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use accord_core::directory::*;
+use async_trait::async_trait;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
+use sqlx::error::ErrorKind;
+use sqlx::migrate::Migrator;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use self::codec::Cols;
+use crate::{
+    AuthCodeRecord, Change, CodeRedemption, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
+    SigningKeyRecord, Store, StoreError, StoreResult,
+};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+const SQLITE_POOL_SIZE: u32 = 4;
+const POSTGRES_POOL_SIZE: u32 = 10;
+
+type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The SQL store. Cheap to clone: clones share the pool and the statement counter.
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    backend: Backend,
+    statements: AtomicU64,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("backend", &self.inner.backend).finish_non_exhaustive()
+    }
+}
+
+impl SqlStore {
+    /// Connects to `sqlite://path?mode=rwc` (or any `sqlite:` URL) or `postgres://…` /
+    /// `postgresql://…`, and brings the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            return Err(StoreError::Database(format!(
+                "unsupported database URL scheme {scheme:?} (expected sqlite: or postgres:)"
+            )));
+        };
+
+        let options = match backend {
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(SQLITE_POOL_SIZE).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // journal_mode first: it is the one that needs the database to itself.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(POSTGRES_POOL_SIZE),
+        };
+        let pool = options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot connect to the database: {e}")))?;
+
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("database migration failed: {e}")))?;
+
+        Ok(SqlStore { inner: Arc::new(Inner { pool, backend, statements: AtomicU64::new(0) }) })
+    }
+
+    /// Opens (creating if needed) the SQLite database file at `path`.
+    pub async fn connect_sqlite_file(path: &Path) -> StoreResult<SqlStore> {
+        let path = path.to_str().ok_or_else(|| {
+            StoreError::Database(format!("the database path {} is not valid UTF-8", path.display()))
+        })?;
+        // sqlx percent-decodes the path part of the URL: escape what would otherwise be read as
+        // an escape, the query or the fragment.
+        let mut escaped = String::with_capacity(path.len());
+        for c in path.chars() {
+            match c {
+                '%' => escaped.push_str("%25"),
+                '?' => escaped.push_str("%3F"),
+                '#' => escaped.push_str("%23"),
+                ' ' => escaped.push_str("%20"),
+                c => escaped.push(c),
+            }
+        }
+        Self::connect(&format!("sqlite://{escaped}?mode=rwc")).await
+    }
+
+    /// Which database this store talks to: `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.inner.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// Closes the pool, waiting for connections to be returned (for tests and shutdown).
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    // --- the counting helpers: every statement the store runs goes through one of these ---
+
+    fn count(&self) {
+        self.inner.statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    async fn execute<'c, E>(&self, executor: E, query: Query<'_>) -> Result<AnyQueryResult, sqlx::Error>
+    where
+        E: Executor<'c, Database = Any>,
+    {
+        self.count();
+        query.execute(executor).await
+    }
+
+    async fn fetch_optional<'c, E>(&self, executor: E, query: Query<'_>) -> Result<Option<AnyRow>, sqlx::Error>
+    where
+        E: Executor<'c, Database = Any>,
+    {
+        self.count();
+        query.fetch_optional(executor).await
+    }
+
+    async fn fetch_all<'c, E>(&self, executor: E, query: Query<'_>) -> Result<Vec<AnyRow>, sqlx::Error>
+    where
+        E: Executor<'c, Database = Any>,
+    {
+        self.count();
+        query.fetch_all(executor).await
+    }
+
+    /// Reads at most one row from the pool and decodes it with `decode`.
+    async fn read_one<T>(&self, query: Query<'_>, decode: impl Fn(&Cols<'_>) -> StoreResult<T>) -> StoreResult<Option<T>> {
+        let row = self.fetch_optional(self.pool(), query).await.map_err(db_err)?;
+        row.map(|r| decode(&Cols(&r))).transpose()
+    }
+
+    /// Reads every row from the pool and decodes each with `decode`.
+    async fn read_all<T>(&self, query: Query<'_>, decode: impl Fn(&Cols<'_>) -> StoreResult<T>) -> StoreResult<Vec<T>> {
+        let rows = self.fetch_all(self.pool(), query).await.map_err(db_err)?;
+        rows.iter().map(|r| decode(&Cols(r))).collect()
+    }
+
+    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken
+    /// (waiting up to the busy timeout) up front instead of failing on a read-to-write upgrade.
+    async fn begin(&self) -> StoreResult<Transaction<'static, Any>> {
+        self.count();
+        let tx = match self.inner.backend {
+            Backend::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool().begin().await,
+        };
+        tx.map_err(db_err)
+    }
+
+    async fn commit(&self, tx: Transaction<'static, Any>) -> StoreResult<()> {
+        self.count();
+        // Deferred foreign keys are checked here.
+        tx.commit().await.map_err(|e| write_err(e, |detail| format!("conflict on commit: {detail}")))
+    }
+
+    async fn rollback(&self, tx: Transaction<'static, Any>) {
+        self.count();
+        if let Err(e) = tx.rollback().await {
+            tracing::warn!(error = %e, "rollback failed");
+        }
+    }
+}
+
+/// The connection inside a transaction, as an executor.
+fn conn<'t>(tx: &'t mut Transaction<'static, Any>) -> &'t mut AnyConnection {
+    tx
+}
+
+/// Maps a database error from a read (or a write with no better context).
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    write_err(e, |detail| detail.to_string())
+}
+
+/// Maps a database error from a write: a unique violation becomes `Conflict` with the text
+/// `on_unique` builds from the database's detail (the constraint name and message, which name
+/// the violated columns on both backends); a foreign-key violation becomes `NotFound`.
+pub(crate) fn write_err(e: sqlx::Error, on_unique: impl FnOnce(&str) -> String) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        match db.kind() {
+            ErrorKind::UniqueViolation => {
+                let detail = match db.constraint() {
+                    Some(c) => format!("{c}: {}", db.message()),
+                    None => db.message().to_string(),
+                };
+                return StoreError::Conflict(on_unique(&detail));
+            }
+            ErrorKind::ForeignKeyViolation => {
+                return StoreError::NotFound(format!("a change refers to a row that does not exist ({})", db.message()));
+            }
+            _ => {}
+        }
+    }
+    tracing::warn!(error = %e, "database error");
+    StoreError::Database(e.to_string())
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn apply(&self, changes: &[Change]) -> StoreResult<()> {
+        self.apply_changes(changes).await
+    }
+
+    async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>> {
+        self.get_tenant(id).await
+    }
+
+    async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        self.get_tenant_by_domain(domain).await
+    }
+
+    async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
+        self.list_tenants().await
+    }
+
+    async fn user(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<User>> {
+        self.get_user(tenant_id, id).await
+    }
+
+    async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>> {
+        self.get_user_by_upn(tenant_id, upn).await
+    }
+
+    async fn users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>> {
+        self.list_users(tenant_id).await
+    }
+
+    async fn user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>> {
+        self.list_user_roles(tenant_id, user_id).await
+    }
+
+    async fn record_failed_sign_in(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32> {
+        self.increment_failed_sign_ins(tenant_id, user_id).await
+    }
+
+    async fn set_locked_until(&self, tenant_id: Uuid, user_id: Uuid, until: Option<OffsetDateTime>) -> StoreResult<()> {
+        self.update_locked_until(tenant_id, user_id, until).await
+    }
+
+    async fn clear_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        self.reset_failed_sign_ins(tenant_id, user_id).await
+    }
+
+    async fn group(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Group>> {
+        self.get_group(tenant_id, id).await
+    }
+
+    async fn group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>> {
+        self.get_group_by_name(tenant_id, display_name).await
+    }
+
+    async fn groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>> {
+        self.list_groups(tenant_id).await
+    }
+
+    async fn group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>> {
+        self.list_group_members(tenant_id, group_id).await
+    }
+
+    async fn transitive_groups_of(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        self.list_transitive_groups(tenant_id, member_id).await
+    }
+
+    async fn application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>> {
+        self.get_application_by_app_id(app_id).await
+    }
+
+    async fn application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>> {
+        self.get_application_by_identifier_uri(uri).await
+    }
+
+    async fn applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>> {
+        self.list_applications_homed_in(tenant_id).await
+    }
+
+    async fn client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>> {
+        self.list_client_secrets(app_object_id).await
+    }
+
+    async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
+        self.get_service_principal(tenant_id, id).await
+    }
+
+    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
+        self.get_service_principal_by_app_id(tenant_id, app_id).await
+    }
+
+    async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>> {
+        self.list_service_principals(tenant_id).await
+    }
+
+    async fn delegated_grant(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<DelegatedGrant>> {
+        self.get_delegated_grant(tenant_id, id).await
+    }
+
+    async fn delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+        self.list_delegated_grants(tenant_id).await
+    }
+
+    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+        self.list_delegated_grants_of_client(tenant_id, client_sp_id).await
+    }
+
+    async fn app_role_assignments_to(&self, tenant_id: Uuid, resource_sp_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>> {
+        self.list_app_role_assignments_to(tenant_id, resource_sp_id).await
+    }
+
+    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>> {
+        self.list_app_role_assignments_of(tenant_id, principal_id).await
+    }
+
+    async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>> {
+        self.get_event(tenant_id, id).await
+    }
+
+    async fn events_of(
+        &self,
+        tenant_id: Uuid,
+        owner_id: Uuid,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<CalendarEvent>> {
+        self.list_events_of(tenant_id, owner_id, from, to).await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
+        self.insert_key(key).await
+    }
+
+    async fn signing_keys(&self) -> StoreResult<Vec<SigningKeyRecord>> {
+        self.list_keys().await
+    }
+
+    async fn set_signing_key_status(&self, kid: &str, status: KeyStatus) -> StoreResult<()> {
+        self.update_key_status(kid, status).await
+    }
+
+    async fn put_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        self.upsert_session(session).await
+    }
+
+    async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
+        self.get_session(id_hash).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        self.remove_session(id_hash).await
+    }
+
+    async fn put_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()> {
+        self.upsert_auth_code(code).await
+    }
+
+    async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption> {
+        self.redeem_code(code_hash, now).await
+    }
+
+    async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {
+        self.upsert_refresh_token(token).await
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
+        self.get_refresh_token(token_hash).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        new: &RefreshTokenRecord,
+        now: OffsetDateTime,
+    ) -> StoreResult<RotateOutcome> {
+        self.rotate_token(old_hash, new, now).await
+    }
+
+    async fn revoke_refresh_family(&self, family_id: Uuid) -> StoreResult<()> {
+        self.revoke_family(family_id).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64> {
+        self.purge(now).await
+    }
+
+    fn statements_executed(&self) -> u64 {
+        self.inner.statements.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,765 @@
+//! Directory objects: [`Store::apply`](crate::Store::apply) and the tenant-scoped reads.
+//!
+//! Tenant-owned tables are keyed by `(tenant_id, id)` and every read filters by `tenant_id`, so
+//! an id from one tenant never reaches a row of another. Applications and their client secrets
+//! are global, as are tenants and their domains.
+
+use std::collections::HashSet;
+
+use accord_core::directory::*;
+use sqlx::AnyConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
+use super::{conn, db_err, write_err, SqlStore};
+use crate::{Change, StoreError, StoreResult};
+
+// --- tenants ---
+
+const TENANT_SELECT: &str = "SELECT t.id, t.display_name, t.user_consent, t.admin_consent_requests, d.domain \
+     FROM tenants t LEFT JOIN tenant_domains d ON d.tenant_id = t.id";
+
+const TENANT_UPSERT: &str = "INSERT INTO tenants (id, display_name, user_consent, admin_consent_requests) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
+     user_consent = excluded.user_consent, admin_consent_requests = excluded.admin_consent_requests";
+
+/// Folds the rows of [`TENANT_SELECT`] (one per domain, a tenant's rows adjacent and in domain
+/// order) into tenants.
+fn tenants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<Tenant>> {
+    let mut tenants: Vec<Tenant> = Vec::new();
+    for row in rows {
+        let c = Cols(row);
+        let tenant_id = c.uuid("id")?;
+        let domain = c.opt_text("domain")?;
+        match tenants.last_mut() {
+            Some(t) if t.id == tenant_id => t.domains.extend(domain),
+            _ => tenants.push(Tenant {
+                id: tenant_id,
+                display_name: c.text("display_name")?,
+                domains: domain.into_iter().collect(),
+                user_consent: codec::user_consent("user_consent", &c.text("user_consent")?)?,
+                admin_consent_requests: c.json("admin_consent_requests")?,
+            }),
+        }
+    }
+    Ok(tenants)
+}
+
+// --- users ---
+
+const USER_COLUMNS: &str =
+    "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until";
+
+fn user_from(c: &Cols<'_>) -> StoreResult<User> {
+    Ok(User {
+        tenant_id: c.uuid("tenant_id")?,
+        id: c.uuid("id")?,
+        upn: c.text("upn")?,
+        display_name: c.text("display_name")?,
+        password_hash: c.opt_text("password_hash")?,
+        enabled: c.flag("enabled")?,
+        failed_sign_ins: c.u32("failed_sign_ins")?,
+        locked_until: c.opt_time("locked_until")?,
+    })
+}
+
+// --- groups ---
+
+const GROUP_COLUMNS: &str = "tenant_id, id, display_name";
+
+fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
+    Ok(Group { tenant_id: c.uuid("tenant_id")?, id: c.uuid("id")?, display_name: c.text("display_name")? })
+}
+
+// --- applications ---
+
+const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
+     public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access";
+
+fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
+    Ok(Application {
+        id: c.uuid("id")?,
+        app_id: c.uuid("app_id")?,
+        home_tenant_id: c.uuid("home_tenant_id")?,
+        display_name: c.text("display_name")?,
+        sign_in_audience: codec::sign_in_audience("sign_in_audience", &c.text("sign_in_audience")?)?,
+        redirect_uris: c.json("redirect_uris")?,
+        public_client: c.flag("public_client")?,
+        verified_publisher: c.flag("verified_publisher")?,
+        identifier_uri: c.opt_text("identifier_uri")?,
+        scopes: c.json("scopes")?,
+        app_roles: c.json("app_roles")?,
+        required: c.json("required_resource_access")?,
+    })
+}
+
+const CLIENT_SECRET_COLUMNS: &str = "app_object_id, id, display_name, hint, hash, created_at, expires_at";
+
+fn client_secret_from(c: &Cols<'_>) -> StoreResult<ClientSecret> {
+    Ok(ClientSecret {
+        id: c.uuid("id")?,
+        app_object_id: c.uuid("app_object_id")?,
+        display_name: c.text("display_name")?,
+        hint: c.text("hint")?,
+        hash: c.text("hash")?,
+        created_at: c.time("created_at")?,
+        expires_at: c.opt_time("expires_at")?,
+    })
+}
+
+// --- service principals, grants, assignments ---
+
+const SERVICE_PRINCIPAL_COLUMNS: &str =
+    "tenant_id, id, app_id, display_name, app_owner_tenant_id, enabled, assignment_required, created_at";
+
+fn service_principal_from(c: &Cols<'_>) -> StoreResult<ServicePrincipal> {
+    Ok(ServicePrincipal {
+        tenant_id: c.uuid("tenant_id")?,
+        id: c.uuid("id")?,
+        app_id: c.uuid("app_id")?,
+        display_name: c.text("display_name")?,
+        app_owner_tenant_id: c.uuid("app_owner_tenant_id")?,
+        enabled: c.flag("enabled")?,
+        assignment_required: c.flag("assignment_required")?,
+        created_at: c.time("created_at")?,
+    })
+}
+
+const GRANT_COLUMNS: &str =
+    "tenant_id, id, client_sp_id, resource_sp_id, consent_type, principal_id, scopes, created_at";
+
+fn grant_from(c: &Cols<'_>) -> StoreResult<DelegatedGrant> {
+    Ok(DelegatedGrant {
+        tenant_id: c.uuid("tenant_id")?,
+        id: c.uuid("id")?,
+        client_sp_id: c.uuid("client_sp_id")?,
+        resource_sp_id: c.uuid("resource_sp_id")?,
+        consent_type: codec::consent_type("consent_type", &c.text("consent_type")?)?,
+        principal_id: c.opt_uuid("principal_id")?,
+        scopes: c.json("scopes")?,
+        created_at: c.time("created_at")?,
+    })
+}
+
+const ASSIGNMENT_COLUMNS: &str =
+    "tenant_id, id, principal_id, principal_type, resource_sp_id, app_role_id, created_at";
+
+fn assignment_from(c: &Cols<'_>) -> StoreResult<AppRoleAssignment> {
+    Ok(AppRoleAssignment {
+        tenant_id: c.uuid("tenant_id")?,
+        id: c.uuid("id")?,
+        principal_id: c.uuid("principal_id")?,
+        principal_type: codec::principal_type("principal_type", &c.text("principal_type")?)?,
+        resource_sp_id: c.uuid("resource_sp_id")?,
+        app_role_id: c.uuid("app_role_id")?,
+        created_at: c.time("created_at")?,
+    })
+}
+
+// --- events ---
+
+const EVENT_COLUMNS: &str = "tenant_id, id, owner_id, subject, body, location, start_at, end_at, attendees, \
+     online_meeting_url, created_at, modified_at";
+
+fn event_from(c: &Cols<'_>) -> StoreResult<CalendarEvent> {
+    Ok(CalendarEvent {
+        tenant_id: c.uuid("tenant_id")?,
+        id: c.uuid("id")?,
+        owner_id: c.uuid("owner_id")?,
+        subject: c.text("subject")?,
+        body: c.text("body")?,
+        location: c.text("location")?,
+        start: c.time("start_at")?,
+        end: c.time("end_at")?,
+        attendees: c.json("attendees")?,
+        online_meeting_url: c.opt_text("online_meeting_url")?,
+        created_at: c.time("created_at")?,
+        modified_at: c.time("modified_at")?,
+    })
+}
+
+impl SqlStore {
+    pub(super) async fn apply_changes(&self, changes: &[Change]) -> StoreResult<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        for change in changes {
+            if let Err(e) = self.apply_one(conn(&mut tx), change).await {
+                self.rollback(tx).await;
+                return Err(e);
+            }
+        }
+        self.commit(tx).await
+    }
+
+    async fn apply_one(&self, c: &mut AnyConnection, change: &Change) -> StoreResult<()> {
+        match change {
+            Change::PutTenant(t) => {
+                let mut seen = HashSet::new();
+                for d in &t.domains {
+                    if !seen.insert(fold(d)) {
+                        return Err(StoreError::Conflict(format!(
+                            "domain {d} is listed more than once for tenant {}",
+                            t.id
+                        )));
+                    }
+                }
+                let q = sqlx::query(TENANT_UPSERT)
+                    .bind(id(t.id))
+                    .bind(t.display_name.as_str())
+                    .bind(t.user_consent.as_str())
+                    .bind(to_json(&t.admin_consent_requests)?);
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+                let q = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1").bind(id(t.id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+                for (position, domain) in t.domains.iter().enumerate() {
+                    let q = sqlx::query(
+                        "INSERT INTO tenant_domains (tenant_id, position, domain, domain_key) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(id(t.id))
+                    .bind(position as i64)
+                    .bind(domain.as_str())
+                    .bind(fold(domain));
+                    self.execute(&mut *c, q)
+                        .await
+                        .map_err(|e| write_err(e, |_| format!("domain {domain} is already verified by another tenant")))?;
+                }
+            }
+            Change::PutUser(u) => {
+                let q = sqlx::query(
+                    "INSERT INTO users (tenant_id, id, upn, upn_key, display_name, password_hash, enabled, \
+                     failed_sign_ins, locked_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET upn = excluded.upn, upn_key = excluded.upn_key, \
+                     display_name = excluded.display_name, password_hash = excluded.password_hash, \
+                     enabled = excluded.enabled, failed_sign_ins = excluded.failed_sign_ins, \
+                     locked_until = excluded.locked_until",
+                )
+                .bind(id(u.tenant_id))
+                .bind(id(u.id))
+                .bind(u.upn.as_str())
+                .bind(fold(&u.upn))
+                .bind(u.display_name.as_str())
+                .bind(u.password_hash.as_deref())
+                .bind(flag(u.enabled))
+                .bind(i64::from(u.failed_sign_ins))
+                .bind(u.locked_until.map(micros));
+                self.execute(&mut *c, q).await.map_err(|e| {
+                    write_err(e, |_| {
+                        format!("user principal name {} is already taken in tenant {}", u.upn, u.tenant_id)
+                    })
+                })?;
+            }
+            Change::SetUserRoles { tenant_id, user_id, roles } => {
+                let q = sqlx::query("DELETE FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(id(*tenant_id))
+                    .bind(id(*user_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+                let mut seen = HashSet::new();
+                for role in roles.iter().filter(|r| seen.insert(**r)) {
+                    let q = sqlx::query(
+                        "INSERT INTO user_roles (tenant_id, user_id, role_template_id) VALUES ($1, $2, $3)",
+                    )
+                    .bind(id(*tenant_id))
+                    .bind(id(*user_id))
+                    .bind(id(role.template_id()));
+                    self.execute(&mut *c, q).await.map_err(db_err)?;
+                }
+            }
+            Change::PutGroup(g) => {
+                let q = sqlx::query(
+                    "INSERT INTO directory_groups (tenant_id, id, display_name, name_key) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET display_name = excluded.display_name, \
+                     name_key = excluded.name_key",
+                )
+                .bind(id(g.tenant_id))
+                .bind(id(g.id))
+                .bind(g.display_name.as_str())
+                .bind(fold(&g.display_name));
+                self.execute(&mut *c, q).await.map_err(|e| {
+                    write_err(e, |_| {
+                        format!("group display name {} is already used in tenant {}", g.display_name, g.tenant_id)
+                    })
+                })?;
+            }
+            Change::SetGroupMembers { tenant_id, group_id, members } => {
+                if let Some(m) = members.iter().find(|m| m.group_id != *group_id) {
+                    return Err(StoreError::Conflict(format!(
+                        "member {} names group {} but is being set on group {group_id}",
+                        m.member_id, m.group_id
+                    )));
+                }
+                let q = sqlx::query("DELETE FROM group_members WHERE tenant_id = $1 AND group_id = $2")
+                    .bind(id(*tenant_id))
+                    .bind(id(*group_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+                let mut seen = HashSet::new();
+                for (position, m) in members.iter().filter(|m| seen.insert(m.member_id)).enumerate() {
+                    let q = sqlx::query(
+                        "INSERT INTO group_members (tenant_id, group_id, member_id, member_kind, position) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(id(*tenant_id))
+                    .bind(id(*group_id))
+                    .bind(id(m.member_id))
+                    .bind(codec::member_kind_str(m.kind))
+                    .bind(position as i64);
+                    self.execute(&mut *c, q).await.map_err(db_err)?;
+                }
+            }
+            Change::PutApplication(a) => self.put_application(c, a).await?,
+            Change::PutClientSecret(s) => {
+                let q = sqlx::query(
+                    "INSERT INTO client_secrets (app_object_id, id, display_name, hint, hash, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (app_object_id, id) DO UPDATE SET display_name = excluded.display_name, \
+                     hint = excluded.hint, hash = excluded.hash, created_at = excluded.created_at, \
+                     expires_at = excluded.expires_at",
+                )
+                .bind(id(s.app_object_id))
+                .bind(id(s.id))
+                .bind(s.display_name.as_str())
+                .bind(s.hint.as_str())
+                .bind(s.hash.as_str())
+                .bind(micros(s.created_at))
+                .bind(s.expires_at.map(micros));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::DeleteClientSecret { app_object_id, secret_id } => {
+                let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
+                    .bind(id(*app_object_id))
+                    .bind(id(*secret_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::PutServicePrincipal(sp) => {
+                let q = sqlx::query(
+                    "INSERT INTO service_principals (tenant_id, id, app_id, display_name, app_owner_tenant_id, \
+                     enabled, assignment_required, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET app_id = excluded.app_id, \
+                     display_name = excluded.display_name, app_owner_tenant_id = excluded.app_owner_tenant_id, \
+                     enabled = excluded.enabled, assignment_required = excluded.assignment_required, \
+                     created_at = excluded.created_at",
+                )
+                .bind(id(sp.tenant_id))
+                .bind(id(sp.id))
+                .bind(id(sp.app_id))
+                .bind(sp.display_name.as_str())
+                .bind(id(sp.app_owner_tenant_id))
+                .bind(flag(sp.enabled))
+                .bind(flag(sp.assignment_required))
+                .bind(micros(sp.created_at));
+                self.execute(&mut *c, q).await.map_err(|e| {
+                    write_err(e, |_| {
+                        format!(
+                            "tenant {} already has a service principal for app {}",
+                            sp.tenant_id, sp.app_id
+                        )
+                    })
+                })?;
+            }
+            Change::PutDelegatedGrant(g) => {
+                let q = sqlx::query(
+                    "INSERT INTO delegated_grants (tenant_id, id, client_sp_id, resource_sp_id, consent_type, \
+                     principal_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET client_sp_id = excluded.client_sp_id, \
+                     resource_sp_id = excluded.resource_sp_id, consent_type = excluded.consent_type, \
+                     principal_id = excluded.principal_id, scopes = excluded.scopes, \
+                     created_at = excluded.created_at",
+                )
+                .bind(id(g.tenant_id))
+                .bind(id(g.id))
+                .bind(id(g.client_sp_id))
+                .bind(id(g.resource_sp_id))
+                .bind(g.consent_type.as_str())
+                .bind(g.principal_id.map(id))
+                .bind(to_json(&g.scopes)?)
+                .bind(micros(g.created_at));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::DeleteDelegatedGrant { tenant_id, grant_id } => {
+                let q = sqlx::query("DELETE FROM delegated_grants WHERE tenant_id = $1 AND id = $2")
+                    .bind(id(*tenant_id))
+                    .bind(id(*grant_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::PutAppRoleAssignment(a) => {
+                let q = sqlx::query(
+                    "INSERT INTO app_role_assignments (tenant_id, id, principal_id, principal_type, resource_sp_id, \
+                     app_role_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET principal_id = excluded.principal_id, \
+                     principal_type = excluded.principal_type, resource_sp_id = excluded.resource_sp_id, \
+                     app_role_id = excluded.app_role_id, created_at = excluded.created_at",
+                )
+                .bind(id(a.tenant_id))
+                .bind(id(a.id))
+                .bind(id(a.principal_id))
+                .bind(a.principal_type.as_str())
+                .bind(id(a.resource_sp_id))
+                .bind(id(a.app_role_id))
+                .bind(micros(a.created_at));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::DeleteAppRoleAssignment { tenant_id, assignment_id } => {
+                let q = sqlx::query("DELETE FROM app_role_assignments WHERE tenant_id = $1 AND id = $2")
+                    .bind(id(*tenant_id))
+                    .bind(id(*assignment_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::PutEvent(e) => {
+                let q = sqlx::query(
+                    "INSERT INTO calendar_events (tenant_id, id, owner_id, subject, body, location, start_at, end_at, \
+                     attendees, online_meeting_url, created_at, modified_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+                     ON CONFLICT (tenant_id, id) DO UPDATE SET owner_id = excluded.owner_id, \
+                     subject = excluded.subject, body = excluded.body, location = excluded.location, \
+                     start_at = excluded.start_at, end_at = excluded.end_at, attendees = excluded.attendees, \
+                     online_meeting_url = excluded.online_meeting_url, created_at = excluded.created_at, \
+                     modified_at = excluded.modified_at",
+                )
+                .bind(id(e.tenant_id))
+                .bind(id(e.id))
+                .bind(id(e.owner_id))
+                .bind(e.subject.as_str())
+                .bind(e.body.as_str())
+                .bind(e.location.as_str())
+                .bind(micros(e.start))
+                .bind(micros(e.end))
+                .bind(to_json(&e.attendees)?)
+                .bind(e.online_meeting_url.as_deref())
+                .bind(micros(e.created_at))
+                .bind(micros(e.modified_at));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+            Change::DeleteEvent { tenant_id, event_id } => {
+                let q = sqlx::query("DELETE FROM calendar_events WHERE tenant_id = $1 AND id = $2")
+                    .bind(id(*tenant_id))
+                    .bind(id(*event_id));
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Upserts by app id. The object id of an existing registration does not change: a put that
+    /// pairs a known app id with another object id is refused (the `WHERE` skips the update and
+    /// no row is affected), as is an object id or identifier URI already used by another app.
+    async fn put_application(&self, c: &mut AnyConnection, a: &Application) -> StoreResult<()> {
+        let q = sqlx::query(
+            "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
+             public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
+             required_resource_access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
+             display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
+             redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
+             verified_publisher = excluded.verified_publisher, identifier_uri = excluded.identifier_uri, \
+             identifier_uri_key = excluded.identifier_uri_key, scopes = excluded.scopes, \
+             app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access \
+             WHERE applications.id = excluded.id",
+        )
+        .bind(id(a.id))
+        .bind(id(a.app_id))
+        .bind(id(a.home_tenant_id))
+        .bind(a.display_name.as_str())
+        .bind(codec::sign_in_audience_str(a.sign_in_audience))
+        .bind(to_json(&a.redirect_uris)?)
+        .bind(flag(a.public_client))
+        .bind(flag(a.verified_publisher))
+        .bind(a.identifier_uri.as_deref())
+        .bind(a.identifier_uri.as_deref().map(identifier_uri_key))
+        .bind(to_json(&a.scopes)?)
+        .bind(to_json(&a.app_roles)?)
+        .bind(to_json(&a.required)?);
+        let done = self.execute(&mut *c, q).await.map_err(|e| {
+            write_err(e, |detail| {
+                if detail.contains("identifier_uri") {
+                    let uri = a.identifier_uri.as_deref().unwrap_or_default();
+                    format!("identifier URI {uri} is already used by another application")
+                } else {
+                    format!("application object id {} is already used by another application", a.id)
+                }
+            })
+        })?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "app id {} is already registered by another application (object id differs from {})",
+                a.app_id, a.id
+            )));
+        }
+        Ok(())
+    }
+
+    // --- tenants ---
+
+    pub(super) async fn get_tenant(&self, tenant_id: Uuid) -> StoreResult<Option<Tenant>> {
+        let sql = format!("{TENANT_SELECT} WHERE t.id = $1 ORDER BY d.position");
+        let rows = self.fetch_all(self.pool(), sqlx::query(&sql).bind(id(tenant_id))).await.map_err(db_err)?;
+        Ok(tenants_from_rows(&rows)?.pop())
+    }
+
+    pub(super) async fn get_tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
+        let sql = format!(
+            "{TENANT_SELECT} WHERE t.id = (SELECT tenant_id FROM tenant_domains WHERE domain_key = $1) \
+             ORDER BY d.position"
+        );
+        let rows = self.fetch_all(self.pool(), sqlx::query(&sql).bind(fold(domain))).await.map_err(db_err)?;
+        Ok(tenants_from_rows(&rows)?.pop())
+    }
+
+    pub(super) async fn list_tenants(&self) -> StoreResult<Vec<Tenant>> {
+        let sql = format!("{TENANT_SELECT} ORDER BY t.display_name, t.id, d.position");
+        let rows = self.fetch_all(self.pool(), sqlx::query(&sql)).await.map_err(db_err)?;
+        tenants_from_rows(&rows)
+    }
+
+    // --- users and roles ---
+
+    pub(super) async fn get_user(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(user_id)), user_from).await
+    }
+
+    pub(super) async fn get_user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND upn_key = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(fold(upn)), user_from).await
+    }
+
+    pub(super) async fn list_users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY upn_key, id");
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)), user_from).await
+    }
+
+    pub(super) async fn list_user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>> {
+        let q = sqlx::query("SELECT role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
+            .bind(id(tenant_id))
+            .bind(id(user_id));
+        let mut roles = self
+            .read_all(q, |c| codec::directory_role("role_template_id", &c.text("role_template_id")?))
+            .await?;
+        roles.sort();
+        Ok(roles)
+    }
+
+    pub(super) async fn increment_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32> {
+        let q = sqlx::query(
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE tenant_id = $1 AND id = $2 \
+             RETURNING failed_sign_ins",
+        )
+        .bind(id(tenant_id))
+        .bind(id(user_id));
+        self.read_one(q, |c| c.u32("failed_sign_ins"))
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")))
+    }
+
+    pub(super) async fn update_locked_until(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        let q = sqlx::query("UPDATE users SET locked_until = $3, failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant_id))
+            .bind(id(user_id))
+            .bind(until.map(micros));
+        self.update_user(q, tenant_id, user_id).await
+    }
+
+    pub(super) async fn reset_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        let q = sqlx::query("UPDATE users SET failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant_id))
+            .bind(id(user_id));
+        self.update_user(q, tenant_id, user_id).await
+    }
+
+    async fn update_user(&self, q: super::Query<'_>, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        let done = self.execute(self.pool(), q).await.map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")));
+        }
+        Ok(())
+    }
+
+    // --- groups ---
+
+    pub(super) async fn get_group(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Option<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await
+    }
+
+    pub(super) async fn get_group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 AND name_key = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(fold(display_name)), group_from).await
+    }
+
+    pub(super) async fn list_groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>> {
+        let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 ORDER BY name_key, id");
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)), group_from).await
+    }
+
+    pub(super) async fn list_group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>> {
+        let q = sqlx::query(
+            "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
+             ORDER BY position",
+        )
+        .bind(id(tenant_id))
+        .bind(id(group_id));
+        self.read_all(q, |c| {
+            Ok(GroupMember {
+                group_id: c.uuid("group_id")?,
+                member_id: c.uuid("member_id")?,
+                kind: codec::member_kind("member_kind", &c.text("member_kind")?)?,
+            })
+        })
+        .await
+    }
+
+    /// UNION (not UNION ALL) makes the recursion stop at groups already reached, so membership
+    /// cycles terminate.
+    pub(super) async fn list_transitive_groups(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>> {
+        let q = sqlx::query(
+            "WITH RECURSIVE ancestors (group_id) AS ( \
+                 SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
+                 UNION \
+                 SELECT m.group_id FROM group_members m JOIN ancestors a ON m.member_id = a.group_id \
+                 WHERE m.tenant_id = $1 AND m.member_kind = 'group' \
+             ) \
+             SELECT group_id FROM ancestors WHERE group_id <> $2 ORDER BY group_id",
+        )
+        .bind(id(tenant_id))
+        .bind(id(member_id));
+        self.read_all(q, |c| c.uuid("group_id")).await
+    }
+
+    // --- applications ---
+
+    pub(super) async fn get_application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>> {
+        let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE app_id = $1");
+        self.read_one(sqlx::query(&sql).bind(id(app_id)), application_from).await
+    }
+
+    pub(super) async fn get_application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>> {
+        let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE identifier_uri_key = $1");
+        self.read_one(sqlx::query(&sql).bind(identifier_uri_key(uri)), application_from).await
+    }
+
+    pub(super) async fn list_applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>> {
+        let sql = format!(
+            "SELECT {APPLICATION_COLUMNS} FROM applications WHERE home_tenant_id = $1 ORDER BY display_name, app_id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)), application_from).await
+    }
+
+    pub(super) async fn list_client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>> {
+        let sql = format!(
+            "SELECT {CLIENT_SECRET_COLUMNS} FROM client_secrets WHERE app_object_id = $1 ORDER BY created_at, id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(app_object_id)), client_secret_from).await
+    }
+
+    // --- service principals, grants, assignments ---
+
+    pub(super) async fn get_service_principal(&self, tenant_id: Uuid, sp_id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
+        let sql = format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(sp_id)), service_principal_from).await
+    }
+
+    pub(super) async fn get_service_principal_by_app_id(
+        &self,
+        tenant_id: Uuid,
+        app_id: Uuid,
+    ) -> StoreResult<Option<ServicePrincipal>> {
+        let sql =
+            format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND app_id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(app_id)), service_principal_from).await
+    }
+
+    pub(super) async fn list_service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>> {
+        let sql = format!(
+            "SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 ORDER BY display_name, id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)), service_principal_from).await
+    }
+
+    pub(super) async fn get_delegated_grant(&self, tenant_id: Uuid, grant_id: Uuid) -> StoreResult<Option<DelegatedGrant>> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(grant_id)), grant_from).await
+    }
+
+    pub(super) async fn list_delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+        let sql = format!("SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 ORDER BY created_at, id");
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)), grant_from).await
+    }
+
+    pub(super) async fn list_delegated_grants_of_client(
+        &self,
+        tenant_id: Uuid,
+        client_sp_id: Uuid,
+    ) -> StoreResult<Vec<DelegatedGrant>> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 AND client_sp_id = $2 \
+             ORDER BY created_at, id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)).bind(id(client_sp_id)), grant_from).await
+    }
+
+    pub(super) async fn list_app_role_assignments_to(
+        &self,
+        tenant_id: Uuid,
+        resource_sp_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM app_role_assignments WHERE tenant_id = $1 AND resource_sp_id = $2 \
+             ORDER BY created_at, id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)).bind(id(resource_sp_id)), assignment_from).await
+    }
+
+    pub(super) async fn list_app_role_assignments_of(
+        &self,
+        tenant_id: Uuid,
+        principal_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>> {
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM app_role_assignments WHERE tenant_id = $1 AND principal_id = $2 \
+             ORDER BY created_at, id"
+        );
+        self.read_all(sqlx::query(&sql).bind(id(tenant_id)).bind(id(principal_id)), assignment_from).await
+    }
+
+    // --- events ---
+
+    pub(super) async fn get_event(&self, tenant_id: Uuid, event_id: Uuid) -> StoreResult<Option<CalendarEvent>> {
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM calendar_events WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(event_id)), event_from).await
+    }
+
+    /// Overlap with `[from, to)`: `start < to AND end > from`, each bound optional.
+    pub(super) async fn list_events_of(
+        &self,
+        tenant_id: Uuid,
+        owner_id: Uuid,
+        from: Option<OffsetDateTime>,
+        to: Option<OffsetDateTime>,
+    ) -> StoreResult<Vec<CalendarEvent>> {
+        let mut sql = format!("SELECT {EVENT_COLUMNS} FROM calendar_events WHERE tenant_id = $1 AND owner_id = $2");
+        let mut next = 3;
+        if from.is_some() {
+            sql.push_str(&format!(" AND end_at > ${next}"));
+            next += 1;
+        }
+        if to.is_some() {
+            sql.push_str(&format!(" AND start_at < ${next}"));
+        }
+        sql.push_str(" ORDER BY start_at, id");
+        let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(owner_id));
+        if let Some(from) = from {
+            q = q.bind(micros(from));
+        }
+        if let Some(to) = to {
+            q = q.bind(micros(to));
+        }
+        self.read_all(q, event_from).await
+    }
+}
