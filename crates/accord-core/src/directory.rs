@@ -6,15 +6,16 @@ use time::OffsetDateTime;
 use uuid::{uuid, Uuid};
 
 /// Who in a tenant may consent to apps on their own behalf (the tenant's authorizationPolicy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// The default is `All`, Entra's classic "Allow user consent for apps".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UserConsent {
     /// No self-consent: every app needs an administrator.
     None,
     /// `microsoft-user-default-low`: low-impact permissions, verified or same-tenant apps only.
-    #[default]
     Low,
     /// `microsoft-user-default-legacy`: anything that does not require admin consent.
+    #[default]
     All,
 }
 
@@ -33,6 +34,15 @@ impl UserConsent {
             "low" => Some(UserConsent::Low),
             "all" => Some(UserConsent::All),
             _ => None,
+        }
+    }
+
+    /// The Microsoft app consent policy assigned for self-consent (`None` = consent disabled).
+    pub fn permission_grant_policy(self) -> Option<&'static str> {
+        match self {
+            UserConsent::None => None,
+            UserConsent::Low => Some("microsoft-user-default-low"),
+            UserConsent::All => Some("microsoft-user-default-legacy"),
         }
     }
 }
@@ -158,17 +168,33 @@ impl DirectoryRole {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+impl std::fmt::Display for DirectoryRole {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.display_name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SignInAudience {
-    /// `AzureADMyOrg`: only the home tenant.
+    /// `AzureADMyOrg`: only the home tenant. The default.
+    #[default]
     SingleOrg,
     /// `AzureADMultipleOrgs`: any tenant.
     MultipleOrgs,
 }
 
 impl SignInAudience {
-    pub fn graph_name(self) -> &'static str {
+    /// The scenario-file spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInAudience::SingleOrg => "single_org",
+            SignInAudience::MultipleOrgs => "multiple_orgs",
+        }
+    }
+
+    /// The Entra `signInAudience` value.
+    pub fn entra_value(self) -> &'static str {
         match self {
             SignInAudience::SingleOrg => "AzureADMyOrg",
             SignInAudience::MultipleOrgs => "AzureADMultipleOrgs",

@@ -35,6 +35,8 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use crate::directory::{DirectoryRole, SignInAudience, UserConsent};
+
 mod raw;
 mod text;
 mod validate;
@@ -249,50 +251,6 @@ impl TenantSpec {
     }
 }
 
-/// The tenant's user-consent setting (`tenant.user_consent`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum UserConsent {
-    /// `"none"`: users may not consent; every app needs an administrator.
-    None,
-    /// `"low"`: users may consent only to low-impact permissions, and only for apps from
-    /// verified publishers or registered in their own tenant (`microsoft-user-default-low`).
-    Low,
-    /// `"all"`: users may consent to any permission that does not require admin consent
-    /// (`microsoft-user-default-legacy`). The default.
-    #[default]
-    All,
-}
-
-impl UserConsent {
-    /// The scenario-file spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UserConsent::None => "none",
-            UserConsent::Low => "low",
-            UserConsent::All => "all",
-        }
-    }
-
-    /// The Microsoft app consent policy assigned for self-consent (`None` = consent disabled).
-    pub fn permission_grant_policy(self) -> Option<&'static str> {
-        match self {
-            UserConsent::None => None,
-            UserConsent::Low => Some("microsoft-user-default-low"),
-            UserConsent::All => Some("microsoft-user-default-legacy"),
-        }
-    }
-
-    /// Parses the scenario-file spelling.
-    pub fn from_str_opt(s: &str) -> Option<Self> {
-        match s {
-            "none" => Some(UserConsent::None),
-            "low" => Some(UserConsent::Low),
-            "all" => Some(UserConsent::All),
-            _ => None,
-        }
-    }
-}
-
 /// The admin-consent request workflow (`[tenant.admin_consent_requests]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminConsentRequestSpec {
@@ -312,72 +270,8 @@ impl Default for AdminConsentRequestSpec {
     }
 }
 
-/// A directory role (`tenant.user.roles`), by its Entra display name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DirectoryRole {
-    /// "Global Administrator": may grant everything.
-    GlobalAdministrator,
-    /// "Privileged Role Administrator": any permission, including Graph app roles.
-    PrivilegedRoleAdministrator,
-    /// "Cloud Application Administrator": any permission except Graph app roles.
-    CloudApplicationAdministrator,
-    /// "Application Administrator": any permission except Graph app roles.
-    ApplicationAdministrator,
-}
-
 /// Every directory role a scenario may assign.
-pub const KNOWN_ROLES: &[DirectoryRole] = &[
-    DirectoryRole::GlobalAdministrator,
-    DirectoryRole::PrivilegedRoleAdministrator,
-    DirectoryRole::CloudApplicationAdministrator,
-    DirectoryRole::ApplicationAdministrator,
-];
-
-impl DirectoryRole {
-    /// The Entra display name, as written in scenario files.
-    pub fn display_name(self) -> &'static str {
-        match self {
-            DirectoryRole::GlobalAdministrator => "Global Administrator",
-            DirectoryRole::PrivilegedRoleAdministrator => "Privileged Role Administrator",
-            DirectoryRole::CloudApplicationAdministrator => "Cloud Application Administrator",
-            DirectoryRole::ApplicationAdministrator => "Application Administrator",
-        }
-    }
-
-    /// The role template id (as it appears in the `wids` token claim).
-    pub fn template_id(self) -> Uuid {
-        match self {
-            DirectoryRole::GlobalAdministrator => {
-                uuid::uuid!("62e90394-69f5-4237-9190-012177145e10")
-            }
-            DirectoryRole::PrivilegedRoleAdministrator => {
-                uuid::uuid!("e8611ab8-c189-46e8-94e1-60213ab1f814")
-            }
-            DirectoryRole::CloudApplicationAdministrator => {
-                uuid::uuid!("158c047a-c907-4556-b7ef-446551a6b5f7")
-            }
-            DirectoryRole::ApplicationAdministrator => {
-                uuid::uuid!("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3")
-            }
-        }
-    }
-
-    /// The role with this exact display name.
-    pub fn from_display_name(name: &str) -> Option<Self> {
-        KNOWN_ROLES.iter().copied().find(|r| r.display_name() == name)
-    }
-
-    /// The role with this template id.
-    pub fn from_template_id(id: Uuid) -> Option<Self> {
-        KNOWN_ROLES.iter().copied().find(|r| r.template_id() == id)
-    }
-}
-
-impl fmt::Display for DirectoryRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.display_name())
-    }
-}
+pub const KNOWN_ROLES: &[DirectoryRole] = &DirectoryRole::ALL;
 
 /// A user (`[[tenant.user]]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -422,34 +316,6 @@ pub struct GroupSpec {
     /// through other groups (only direct self-membership is refused); consumers computing
     /// transitive membership must keep a visited set.
     pub members: Vec<PrincipalRef>,
-}
-
-/// Who may sign in to an app (`tenant.app.sign_in_audience`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum SignInAudience {
-    /// `"single_org"` (Entra `AzureADMyOrg`): only the home tenant. The default.
-    #[default]
-    SingleOrg,
-    /// `"multiple_orgs"` (Entra `AzureADMultipleOrgs`): any tenant.
-    MultipleOrgs,
-}
-
-impl SignInAudience {
-    /// The scenario-file spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignInAudience::SingleOrg => "single_org",
-            SignInAudience::MultipleOrgs => "multiple_orgs",
-        }
-    }
-
-    /// The Entra `signInAudience` value.
-    pub fn entra_value(self) -> &'static str {
-        match self {
-            SignInAudience::SingleOrg => "AzureADMyOrg",
-            SignInAudience::MultipleOrgs => "AzureADMultipleOrgs",
-        }
-    }
 }
 
 /// An app registration (`[[tenant.app]]`), homed in the tenant that declares it.

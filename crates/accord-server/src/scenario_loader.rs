@@ -119,7 +119,7 @@ impl Planner<'_> {
             id: tenant_id,
             display_name: spec.display_name.clone(),
             domains: spec.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
-            user_consent: UserConsent::parse(spec.user_consent.as_str()).unwrap_or_default(),
+            user_consent: spec.user_consent,
             admin_consent_requests: existing.as_ref().map(|t| t.admin_consent_requests.clone()).unwrap_or_default(),
         };
         self.changes.push(Change::PutTenant(tenant.clone()));
@@ -252,7 +252,7 @@ impl Planner<'_> {
             failed_sign_ins: existing.as_ref().map(|e| e.failed_sign_ins).unwrap_or(0),
             locked_until: existing.as_ref().and_then(|e| e.locked_until),
         }));
-        let roles = u.roles.iter().filter_map(|r| DirectoryRole::from_template_id(r.template_id())).collect();
+        let roles = u.roles.clone();
         self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
         self.summary.users += 1;
         Ok(id)
@@ -267,10 +267,7 @@ impl Planner<'_> {
             app_id: spec.app_id,
             home_tenant_id,
             display_name: spec.display_name.clone(),
-            sign_in_audience: match spec.sign_in_audience.as_str() {
-                "multiple_orgs" => SignInAudience::MultipleOrgs,
-                _ => SignInAudience::SingleOrg,
-            },
+            sign_in_audience: spec.sign_in_audience,
             redirect_uris: spec.redirect_uris.clone(),
             public_client: spec.public_client,
             verified_publisher: spec.verified_publisher,

@@ -35,7 +35,8 @@ impl SigningKey {
         let thumbprint_input = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
         let kid = B64URL.encode(Sha256::digest(thumbprint_input.as_bytes()));
         let header = json!({"typ": "JWT", "alg": "RS256", "kid": kid});
-        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "x5t": kid, "n": n, "e": e});
+        // No `x5t`: it is a certificate thumbprint, and these keys have no certificate.
+        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
         Ok(SigningKey { header_b64: B64URL.encode(header.to_string()), kid, pair, jwk })
     }
 

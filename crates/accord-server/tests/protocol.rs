@@ -174,7 +174,9 @@ async fn client_credentials_carry_granted_roles() {
     assert_eq!(claims["tid"], FABRIKAM);
     assert!(claims.get("roles").is_none());
 
-    let cases: &[(&str, &[(&str, &str)], u16, &str, u64)] = &[
+    // (tenant, form, HTTP status, error, AADSTS code)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str, u64);
+    let cases: &[Case] = &[
         (
             CONTOSO,
             &[

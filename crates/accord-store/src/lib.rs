@@ -37,20 +37,40 @@ pub enum Change {
     PutTenant(Tenant),
     PutUser(User),
     /// Replaces the user's directory roles.
-    SetUserRoles { tenant_id: Uuid, user_id: Uuid, roles: Vec<DirectoryRole> },
+    SetUserRoles {
+        tenant_id: Uuid,
+        user_id: Uuid,
+        roles: Vec<DirectoryRole>,
+    },
     PutGroup(Group),
     /// Replaces the group's direct members.
-    SetGroupMembers { tenant_id: Uuid, group_id: Uuid, members: Vec<GroupMember> },
+    SetGroupMembers {
+        tenant_id: Uuid,
+        group_id: Uuid,
+        members: Vec<GroupMember>,
+    },
     PutApplication(Application),
     PutClientSecret(ClientSecret),
-    DeleteClientSecret { app_object_id: Uuid, secret_id: Uuid },
+    DeleteClientSecret {
+        app_object_id: Uuid,
+        secret_id: Uuid,
+    },
     PutServicePrincipal(ServicePrincipal),
     PutDelegatedGrant(DelegatedGrant),
-    DeleteDelegatedGrant { tenant_id: Uuid, grant_id: Uuid },
+    DeleteDelegatedGrant {
+        tenant_id: Uuid,
+        grant_id: Uuid,
+    },
     PutAppRoleAssignment(AppRoleAssignment),
-    DeleteAppRoleAssignment { tenant_id: Uuid, assignment_id: Uuid },
+    DeleteAppRoleAssignment {
+        tenant_id: Uuid,
+        assignment_id: Uuid,
+    },
     PutEvent(CalendarEvent),
-    DeleteEvent { tenant_id: Uuid, event_id: Uuid },
+    DeleteEvent {
+        tenant_id: Uuid,
+        event_id: Uuid,
+    },
 }
 
 #[async_trait]
@@ -91,16 +111,23 @@ pub trait Store: Send + Sync + 'static {
 
     // --- enterprise apps, grants, assignments ---
     async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>>;
-    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid) -> StoreResult<Option<ServicePrincipal>>;
+    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid)
+        -> StoreResult<Option<ServicePrincipal>>;
     async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>>;
     async fn delegated_grant(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<DelegatedGrant>>;
     async fn delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>>;
     /// The grants held by one client service principal (all resources, all principals).
-    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid) -> StoreResult<Vec<DelegatedGrant>>;
+    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid)
+        -> StoreResult<Vec<DelegatedGrant>>;
     /// Assignments whose resource is this service principal (`appRoleAssignedTo`).
-    async fn app_role_assignments_to(&self, tenant_id: Uuid, resource_sp_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>>;
+    async fn app_role_assignments_to(
+        &self,
+        tenant_id: Uuid,
+        resource_sp_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>>;
     /// Assignments held by this principal (`appRoleAssignments`).
-    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>>;
+    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid)
+        -> StoreResult<Vec<AppRoleAssignment>>;
 
     // --- calendars ---
     async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>>;

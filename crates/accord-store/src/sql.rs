@@ -102,19 +102,16 @@ impl SqlStore {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Database(format!("database migration failed: {e}")))?;
+        migrator.run(&pool).await.map_err(|e| StoreError::Database(format!("database migration failed: {e}")))?;
 
         Ok(SqlStore { inner: Arc::new(Inner { pool, backend, statements: AtomicU64::new(0) }) })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
     pub async fn connect_sqlite_file(path: &Path) -> StoreResult<SqlStore> {
-        let path = path.to_str().ok_or_else(|| {
-            StoreError::Database(format!("the database path {} is not valid UTF-8", path.display()))
-        })?;
+        let path = path
+            .to_str()
+            .ok_or_else(|| StoreError::Database(format!("the database path {} is not valid UTF-8", path.display())))?;
         // sqlx percent-decodes the path part of the URL: escape what would otherwise be read as
         // an escape, the query or the fragment.
         let mut escaped = String::with_capacity(path.len());
@@ -178,7 +175,11 @@ impl SqlStore {
     }
 
     /// Reads at most one row from the pool and decodes it with `decode`.
-    async fn read_one<T>(&self, query: Query<'_>, decode: impl Fn(&Cols<'_>) -> StoreResult<T>) -> StoreResult<Option<T>> {
+    async fn read_one<T>(
+        &self,
+        query: Query<'_>,
+        decode: impl Fn(&Cols<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
         let row = self.fetch_optional(self.pool(), query).await.map_err(db_err)?;
         row.map(|r| decode(&Cols(&r))).transpose()
     }
@@ -238,7 +239,10 @@ pub(crate) fn write_err(e: sqlx::Error, on_unique: impl FnOnce(&str) -> String) 
                 return StoreError::Conflict(on_unique(&detail));
             }
             ErrorKind::ForeignKeyViolation => {
-                return StoreError::NotFound(format!("a change refers to a row that does not exist ({})", db.message()));
+                return StoreError::NotFound(format!(
+                    "a change refers to a row that does not exist ({})",
+                    db.message()
+                ));
             }
             _ => {}
         }
@@ -333,7 +337,11 @@ impl Store for SqlStore {
         self.get_service_principal(tenant_id, id).await
     }
 
-    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
+    async fn service_principal_by_app_id(
+        &self,
+        tenant_id: Uuid,
+        app_id: Uuid,
+    ) -> StoreResult<Option<ServicePrincipal>> {
         self.get_service_principal_by_app_id(tenant_id, app_id).await
     }
 
@@ -349,15 +357,27 @@ impl Store for SqlStore {
         self.list_delegated_grants(tenant_id).await
     }
 
-    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+    async fn delegated_grants_of_client(
+        &self,
+        tenant_id: Uuid,
+        client_sp_id: Uuid,
+    ) -> StoreResult<Vec<DelegatedGrant>> {
         self.list_delegated_grants_of_client(tenant_id, client_sp_id).await
     }
 
-    async fn app_role_assignments_to(&self, tenant_id: Uuid, resource_sp_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>> {
+    async fn app_role_assignments_to(
+        &self,
+        tenant_id: Uuid,
+        resource_sp_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>> {
         self.list_app_role_assignments_to(tenant_id, resource_sp_id).await
     }
 
-    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid) -> StoreResult<Vec<AppRoleAssignment>> {
+    async fn app_role_assignments_of(
+        &self,
+        tenant_id: Uuid,
+        principal_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>> {
         self.list_app_role_assignments_of(tenant_id, principal_id).await
     }
 
@@ -434,5 +454,53 @@ impl Store for SqlStore {
 
     fn statements_executed(&self) -> u64 {
         self.inner.statements.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    async fn pragma(store: &SqlStore, name: &str) -> String {
+        let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(store.pool()).await.unwrap();
+        match row.try_get::<String, _>(0) {
+            Ok(s) => s,
+            Err(_) => row.try_get::<i64, _>(0).unwrap().to_string(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_connections_are_configured() {
+        // A directory name that needs escaping in the URL.
+        let dir = std::env::temp_dir().join(format!("accord store #1 ?x=%41 {}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("accord.db");
+        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+        assert!(path.exists(), "the file is created where asked");
+        assert_eq!(store.backend_name(), "sqlite");
+        assert_eq!(pragma(&store, "journal_mode").await, "wal");
+        assert_eq!(pragma(&store, "synchronous").await, "1", "NORMAL");
+        assert_eq!(pragma(&store, "foreign_keys").await, "1");
+        assert_eq!(pragma(&store, "busy_timeout").await, "5000");
+        store.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn unknown_url_schemes_are_refused() {
+        let err = SqlStore::connect("mysql://localhost/db").await.unwrap_err();
+        assert!(matches!(err, StoreError::Database(ref m) if m.contains("mysql")), "{err}");
+    }
+
+    #[test]
+    fn timestamps_keep_microseconds_and_floor() {
+        use time::macros::datetime;
+        let t = datetime!(2024-03-01 12:00:00.123456789 UTC);
+        assert_eq!(codec::from_micros("t", codec::micros(t)).unwrap(), datetime!(2024-03-01 12:00:00.123456 UTC));
+        let before_epoch = datetime!(1969-12-31 23:59:59.5 UTC);
+        assert_eq!(codec::micros(before_epoch), -500_000);
+        assert_eq!(codec::from_micros("t", -500_000).unwrap(), before_epoch);
+        assert!(codec::from_micros("t", i64::MAX).is_err());
     }
 }

@@ -188,7 +188,7 @@ pub(super) fn validate(
 
         let user_consent = match &t.user_consent {
             None => UserConsent::default(),
-            Some(v) => UserConsent::from_str_opt(v.get_ref()).unwrap_or_else(|| {
+            Some(v) => UserConsent::parse(v.get_ref()).unwrap_or_else(|| {
                 cx.err(
                     v.span(),
                     "tenant.user_consent",

@@ -91,10 +91,10 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
         Ok(v) => v,
         Err(e) => return PageFailure(e).into_response(),
     };
-    let req = match validate_request(&client, &path, &p, req) {
-        Ok(r) => r,
-        Err((req, e)) => return redirect_error(&req, e),
-    };
+    let mut req = req;
+    if let Err(e) = validate_request(&client, &p, &mut req) {
+        return redirect_error(&req, e);
+    }
     let prompt = req.prompt.clone();
     if prompt.as_deref() != Some("login") && prompt.as_deref() != Some("select_account") {
         match current_session(state, headers).await {
@@ -143,7 +143,7 @@ async fn validate_client(
         None => return Err(Aadsts::missing_parameter("redirect_uri").into()),
     };
     // Exact string match against the registration: no prefix, case or port tolerance.
-    if !client.redirect_uris.iter().any(|r| *r == redirect_uri) {
+    if !client.redirect_uris.contains(&redirect_uri) {
         return Err(Aadsts::redirect_uri_mismatch(&client_id.to_string()).into());
     }
     let response_mode = match p.get("response_mode").map(String::as_str) {
@@ -171,13 +171,12 @@ async fn validate_client(
 /// The rest of the request; failures go back to the (registered) redirect URI.
 fn validate_request(
     client: &Application,
-    _path: &TenantPath,
     p: &HashMap<String, String>,
-    mut req: AuthorizeRequest,
-) -> Result<AuthorizeRequest, (AuthorizeRequest, Aadsts)> {
+    req: &mut AuthorizeRequest,
+) -> Result<(), Aadsts> {
     macro_rules! fail {
         ($e:expr) => {
-            return Err((req, $e))
+            return Err($e)
         };
     }
     if p.get("state").is_some_and(|s| s.len() > MAX_PARAM_LEN) {
@@ -199,9 +198,7 @@ fn validate_request(
     let Some(scope) = p.get("scope").filter(|s| !s.trim().is_empty()) else {
         fail!(Aadsts::missing_parameter("scope"));
     };
-    if let Err(e) = ScopeRequest::parse(scope) {
-        fail!(e);
-    }
+    ScopeRequest::parse(scope)?;
     req.scope = scope.clone();
     for name in ["nonce", "login_hint", "domain_hint"] {
         if p.get(name).is_some_and(|v| v.len() > MAX_PARAM_LEN) {
@@ -234,7 +231,7 @@ fn validate_request(
         (None, None) if client.public_client => fail!(Aadsts::pkce_required()),
         (None, None) => {}
     }
-    Ok(req)
+    Ok(())
 }
 
 async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option<(SessionRecord, User)>, Failure> {

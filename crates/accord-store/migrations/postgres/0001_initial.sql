@@ -13,7 +13,7 @@
 CREATE TABLE tenants (
     id                      TEXT    NOT NULL PRIMARY KEY,
     display_name            TEXT    NOT NULL,
-    user_consent            TEXT    NOT NULL,
+    user_consent            TEXT    NOT NULL, -- none | low | all
     admin_consent_requests  TEXT    NOT NULL -- JSON AdminConsentRequestPolicy
 );
 
@@ -82,7 +82,7 @@ CREATE TABLE applications (
     app_id                    TEXT    NOT NULL,
     home_tenant_id            TEXT    NOT NULL,
     display_name              TEXT    NOT NULL,
-    sign_in_audience          TEXT    NOT NULL, -- AzureADMyOrg | AzureADMultipleOrgs
+    sign_in_audience          TEXT    NOT NULL, -- single_org | multiple_orgs
     redirect_uris             TEXT    NOT NULL, -- JSON [string]
     public_client             BIGINT  NOT NULL,
     verified_publisher        BIGINT  NOT NULL,

@@ -52,9 +52,25 @@ fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
 }
 
 // --- enum <-> text ---
+//
+// The spellings are written out here (exhaustive matches) rather than borrowed from display
+// helpers in accord-core, so that renaming a helper or its output never changes what is stored.
+
+pub(crate) fn user_consent_str(c: UserConsent) -> &'static str {
+    match c {
+        UserConsent::None => "none",
+        UserConsent::Low => "low",
+        UserConsent::All => "all",
+    }
+}
 
 pub(crate) fn user_consent(column: &str, s: &str) -> StoreResult<UserConsent> {
-    UserConsent::parse(s).ok_or_else(|| corrupt(column, format!("unknown user consent setting {s:?}")))
+    match s {
+        "none" => Ok(UserConsent::None),
+        "low" => Ok(UserConsent::Low),
+        "all" => Ok(UserConsent::All),
+        _ => Err(corrupt(column, format!("unknown user consent setting {s:?}"))),
+    }
 }
 
 pub(crate) fn member_kind_str(k: MemberKind) -> &'static str {
@@ -72,34 +88,57 @@ pub(crate) fn member_kind(column: &str, s: &str) -> StoreResult<MemberKind> {
     }
 }
 
+/// Roles are stored by template id (the `wids` value), which never changes.
 pub(crate) fn directory_role(column: &str, s: &str) -> StoreResult<DirectoryRole> {
     let id = Uuid::parse_str(s).map_err(|e| corrupt(column, format!("{s:?} is not a UUID: {e}")))?;
     DirectoryRole::from_template_id(id).ok_or_else(|| corrupt(column, format!("unknown role template {s}")))
 }
 
 pub(crate) fn sign_in_audience_str(a: SignInAudience) -> &'static str {
-    a.graph_name()
+    match a {
+        SignInAudience::SingleOrg => "single_org",
+        SignInAudience::MultipleOrgs => "multiple_orgs",
+    }
 }
 
 pub(crate) fn sign_in_audience(column: &str, s: &str) -> StoreResult<SignInAudience> {
-    [SignInAudience::SingleOrg, SignInAudience::MultipleOrgs]
-        .into_iter()
-        .find(|a| a.graph_name() == s)
-        .ok_or_else(|| corrupt(column, format!("unknown sign-in audience {s:?}")))
+    match s {
+        "single_org" => Ok(SignInAudience::SingleOrg),
+        "multiple_orgs" => Ok(SignInAudience::MultipleOrgs),
+        _ => Err(corrupt(column, format!("unknown sign-in audience {s:?}"))),
+    }
+}
+
+pub(crate) fn consent_type_str(c: ConsentType) -> &'static str {
+    match c {
+        ConsentType::AllPrincipals => "AllPrincipals",
+        ConsentType::Principal => "Principal",
+    }
 }
 
 pub(crate) fn consent_type(column: &str, s: &str) -> StoreResult<ConsentType> {
-    [ConsentType::AllPrincipals, ConsentType::Principal]
-        .into_iter()
-        .find(|c| c.as_str() == s)
-        .ok_or_else(|| corrupt(column, format!("unknown consent type {s:?}")))
+    match s {
+        "AllPrincipals" => Ok(ConsentType::AllPrincipals),
+        "Principal" => Ok(ConsentType::Principal),
+        _ => Err(corrupt(column, format!("unknown consent type {s:?}"))),
+    }
+}
+
+pub(crate) fn principal_type_str(p: PrincipalType) -> &'static str {
+    match p {
+        PrincipalType::User => "User",
+        PrincipalType::Group => "Group",
+        PrincipalType::ServicePrincipal => "ServicePrincipal",
+    }
 }
 
 pub(crate) fn principal_type(column: &str, s: &str) -> StoreResult<PrincipalType> {
-    [PrincipalType::User, PrincipalType::Group, PrincipalType::ServicePrincipal]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| corrupt(column, format!("unknown principal type {s:?}")))
+    match s {
+        "User" => Ok(PrincipalType::User),
+        "Group" => Ok(PrincipalType::Group),
+        "ServicePrincipal" => Ok(PrincipalType::ServicePrincipal),
+        _ => Err(corrupt(column, format!("unknown principal type {s:?}"))),
+    }
 }
 
 pub(crate) fn key_status(column: &str, s: &str) -> StoreResult<KeyStatus> {

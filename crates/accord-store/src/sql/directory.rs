@@ -49,8 +49,7 @@ fn tenants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<Tenant>> {
 
 // --- users ---
 
-const USER_COLUMNS: &str =
-    "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until";
+const USER_COLUMNS: &str = "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until";
 
 fn user_from(c: &Cols<'_>) -> StoreResult<User> {
     Ok(User {
@@ -143,8 +142,7 @@ fn grant_from(c: &Cols<'_>) -> StoreResult<DelegatedGrant> {
     })
 }
 
-const ASSIGNMENT_COLUMNS: &str =
-    "tenant_id, id, principal_id, principal_type, resource_sp_id, app_role_id, created_at";
+const ASSIGNMENT_COLUMNS: &str = "tenant_id, id, principal_id, principal_type, resource_sp_id, app_role_id, created_at";
 
 fn assignment_from(c: &Cols<'_>) -> StoreResult<AppRoleAssignment> {
     Ok(AppRoleAssignment {
@@ -210,7 +208,7 @@ impl SqlStore {
                 let q = sqlx::query(TENANT_UPSERT)
                     .bind(id(t.id))
                     .bind(t.display_name.as_str())
-                    .bind(t.user_consent.as_str())
+                    .bind(codec::user_consent_str(t.user_consent))
                     .bind(to_json(&t.admin_consent_requests)?);
                 self.execute(&mut *c, q).await.map_err(db_err)?;
                 let q = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1").bind(id(t.id));
@@ -223,9 +221,9 @@ impl SqlStore {
                     .bind(position as i64)
                     .bind(domain.as_str())
                     .bind(fold(domain));
-                    self.execute(&mut *c, q)
-                        .await
-                        .map_err(|e| write_err(e, |_| format!("domain {domain} is already verified by another tenant")))?;
+                    self.execute(&mut *c, q).await.map_err(|e| {
+                        write_err(e, |_| format!("domain {domain} is already verified by another tenant"))
+                    })?;
                 }
             }
             Change::PutUser(u) => {
@@ -352,10 +350,7 @@ impl SqlStore {
                 .bind(micros(sp.created_at));
                 self.execute(&mut *c, q).await.map_err(|e| {
                     write_err(e, |_| {
-                        format!(
-                            "tenant {} already has a service principal for app {}",
-                            sp.tenant_id, sp.app_id
-                        )
+                        format!("tenant {} already has a service principal for app {}", sp.tenant_id, sp.app_id)
                     })
                 })?;
             }
@@ -372,7 +367,7 @@ impl SqlStore {
                 .bind(id(g.id))
                 .bind(id(g.client_sp_id))
                 .bind(id(g.resource_sp_id))
-                .bind(g.consent_type.as_str())
+                .bind(codec::consent_type_str(g.consent_type))
                 .bind(g.principal_id.map(id))
                 .bind(to_json(&g.scopes)?)
                 .bind(micros(g.created_at));
@@ -395,7 +390,7 @@ impl SqlStore {
                 .bind(id(a.tenant_id))
                 .bind(id(a.id))
                 .bind(id(a.principal_id))
-                .bind(a.principal_type.as_str())
+                .bind(codec::principal_type_str(a.principal_type))
                 .bind(id(a.resource_sp_id))
                 .bind(id(a.app_role_id))
                 .bind(micros(a.created_at));
@@ -534,9 +529,8 @@ impl SqlStore {
         let q = sqlx::query("SELECT role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
             .bind(id(tenant_id))
             .bind(id(user_id));
-        let mut roles = self
-            .read_all(q, |c| codec::directory_role("role_template_id", &c.text("role_template_id")?))
-            .await?;
+        let mut roles =
+            self.read_all(q, |c| codec::directory_role("role_template_id", &c.text("role_template_id")?)).await?;
         roles.sort();
         Ok(roles)
     }
@@ -660,8 +654,13 @@ impl SqlStore {
 
     // --- service principals, grants, assignments ---
 
-    pub(super) async fn get_service_principal(&self, tenant_id: Uuid, sp_id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
-        let sql = format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND id = $2");
+    pub(super) async fn get_service_principal(
+        &self,
+        tenant_id: Uuid,
+        sp_id: Uuid,
+    ) -> StoreResult<Option<ServicePrincipal>> {
+        let sql =
+            format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(sp_id)), service_principal_from).await
     }
 
@@ -682,7 +681,11 @@ impl SqlStore {
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), service_principal_from).await
     }
 
-    pub(super) async fn get_delegated_grant(&self, tenant_id: Uuid, grant_id: Uuid) -> StoreResult<Option<DelegatedGrant>> {
+    pub(super) async fn get_delegated_grant(
+        &self,
+        tenant_id: Uuid,
+        grant_id: Uuid,
+    ) -> StoreResult<Option<DelegatedGrant>> {
         let sql = format!("SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(grant_id)), grant_from).await
     }

@@ -102,11 +102,13 @@ impl SqlStore {
     // --- signing keys ---
 
     pub(super) async fn insert_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {
-        let q = sqlx::query("INSERT INTO signing_keys (kid, sealed_private_key, status, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(key.kid.as_str())
-            .bind(key.sealed_private_key.as_slice())
-            .bind(key.status.as_str())
-            .bind(micros(key.created_at));
+        let q = sqlx::query(
+            "INSERT INTO signing_keys (kid, sealed_private_key, status, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.sealed_private_key.as_slice())
+        .bind(key.status.as_str())
+        .bind(micros(key.created_at));
         self.execute(self.pool(), q)
             .await
             .map_err(|e| write_err(e, |_| format!("signing key {} already exists", key.kid)))?;
@@ -147,8 +149,9 @@ impl SqlStore {
     }
 
     pub(super) async fn get_session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>> {
-        let q = sqlx::query("SELECT id_hash, tenant_id, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1")
-            .bind(id_hash);
+        let q =
+            sqlx::query("SELECT id_hash, tenant_id, user_id, auth_time, expires_at FROM sessions WHERE id_hash = $1")
+                .bind(id_hash);
         self.read_one(q, session_from).await
     }
 

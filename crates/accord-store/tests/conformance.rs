@@ -1,0 +1,1426 @@
+//! The conformance suite: one set of cases over `&dyn Store`, run against SQLite (a fresh file
+//! per test) and PostgreSQL (a fresh schema per test, when `ACCORD_TEST_DATABASE_URL` is set,
+//! e.g. `postgres://postgres@127.0.0.1:5432/test`).
+//!
+//! `conformance!` expands every case into `sqlite::<case>` and `postgres::<case>` tests.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use accord_store::SqlStore;
+use sqlx::{Connection, Executor};
+use uuid::Uuid;
+
+const PG_ENV: &str = "ACCORD_TEST_DATABASE_URL";
+
+enum Cleanup {
+    SqliteFile(PathBuf),
+    PostgresSchema { base_url: String, schema: String },
+}
+
+struct TestDb {
+    store: SqlStore,
+    url: String,
+    cleanup: Cleanup,
+}
+
+async fn sqlite_db() -> TestDb {
+    let path = std::env::temp_dir().join(format!("accord-store-test-{}.db", Uuid::new_v4().simple()));
+    let store = SqlStore::connect_sqlite_file(&path).await.expect("open the SQLite test database");
+    assert_eq!(store.backend_name(), "sqlite");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    TestDb { store, url, cleanup: Cleanup::SqliteFile(path) }
+}
+
+async fn postgres_db() -> Option<TestDb> {
+    let base_url = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
+    sqlx::any::install_default_drivers();
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&base_url).await.expect("connect to ACCORD_TEST_DATABASE_URL");
+    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create the test schema");
+    admin.close().await.ok();
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    let url = format!("{base_url}{separator}options=-c%20search_path%3D{schema}");
+    let store = SqlStore::connect(&url).await.expect("open the PostgreSQL test schema");
+    assert_eq!(store.backend_name(), "postgres");
+    Some(TestDb { store, url, cleanup: Cleanup::PostgresSchema { base_url, schema } })
+}
+
+/// Runs one case on its own task so that a failing assertion still lets us drop the schema or
+/// delete the file, then re-raises the failure.
+async fn run_case<F, Fut>(db: TestDb, case: F)
+where
+    F: FnOnce(SqlStore, String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let result = tokio::spawn(case(db.store.clone(), db.url.clone())).await;
+    db.store.close().await;
+    match db.cleanup {
+        Cleanup::SqliteFile(path) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        Cleanup::PostgresSchema { base_url, schema } => {
+            let mut admin = sqlx::AnyConnection::connect(&base_url).await.expect("reconnect to drop the schema");
+            admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop the test schema");
+            admin.close().await.ok();
+        }
+    }
+    if let Err(e) = result {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("test task failed: {e}"),
+        }
+    }
+}
+
+macro_rules! conformance {
+    (store: [$($case:ident),* $(,)?], raw: [$($raw:ident),* $(,)?] $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let db = super::sqlite_db().await;
+                    super::run_case(db, |store, _url| async move { super::cases::$case(&store).await }).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $raw() {
+                    let db = super::sqlite_db().await;
+                    super::run_case(db, |store, url| async move { super::raw_cases::$raw(&store, &url).await }).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let Some(db) = super::postgres_db().await else {
+                        println!("skipped: {} not set", super::PG_ENV);
+                        return;
+                    };
+                    super::run_case(db, |store, _url| async move { super::cases::$case(&store).await }).await;
+                }
+            )*
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $raw() {
+                    let Some(db) = super::postgres_db().await else {
+                        println!("skipped: {} not set", super::PG_ENV);
+                        return;
+                    };
+                    super::run_case(db, |store, url| async move { super::raw_cases::$raw(&store, &url).await }).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    store: [
+        tenant_round_trip_and_upsert,
+        tenant_by_domain_is_case_insensitive,
+        user_round_trip_and_upsert,
+        user_roles_replace_and_dedupe,
+        groups_and_members,
+        nested_groups_with_a_cycle,
+        application_round_trip_and_lookups,
+        client_secrets,
+        service_principals,
+        delegated_grants,
+        app_role_assignments,
+        events_round_trip_and_overlap,
+        tenant_isolation,
+        domain_conflict_rolls_back,
+        upn_conflict_rolls_back,
+        application_conflicts_roll_back,
+        group_and_service_principal_conflicts,
+        missing_references_are_not_found,
+        batch_order_does_not_matter,
+        failed_sign_ins_and_lock,
+        concurrent_failed_sign_ins,
+        auth_code_single_use,
+        concurrent_auth_code_redemption,
+        refresh_rotation_and_reuse_detection,
+        refresh_family_revocation,
+        concurrent_refresh_rotation,
+        purge_expired,
+        signing_keys,
+        sessions,
+        deletes_of_missing_rows_are_ok,
+        statements_executed_counts,
+    ],
+    raw: [
+        unreadable_values_are_database_errors,
+        reconnecting_keeps_data,
+    ],
+}
+
+mod fixtures {
+    use accord_core::directory::*;
+    use accord_store::*;
+    use time::{Duration, OffsetDateTime};
+    use uuid::Uuid;
+
+    /// A timestamp with a microsecond part, to check the precision kept.
+    pub fn t0() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap() + Duration::microseconds(123_456)
+    }
+
+    pub fn at(minutes: i64) -> OffsetDateTime {
+        t0() + Duration::minutes(minutes)
+    }
+
+    pub fn tenant(name: &str, domains: &[&str]) -> Tenant {
+        Tenant {
+            id: Uuid::new_v4(),
+            display_name: name.to_string(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+            user_consent: UserConsent::Low,
+            admin_consent_requests: AdminConsentRequestPolicy::default(),
+        }
+    }
+
+    pub fn user(tenant_id: Uuid, upn: &str) -> User {
+        User {
+            tenant_id,
+            id: Uuid::new_v4(),
+            upn: upn.to_string(),
+            display_name: format!("User {upn}"),
+            password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
+            enabled: true,
+            failed_sign_ins: 0,
+            locked_until: None,
+        }
+    }
+
+    pub fn group(tenant_id: Uuid, name: &str) -> Group {
+        Group { tenant_id, id: Uuid::new_v4(), display_name: name.to_string() }
+    }
+
+    pub fn application(home_tenant_id: Uuid, name: &str, identifier_uri: Option<&str>) -> Application {
+        Application {
+            id: Uuid::new_v4(),
+            app_id: Uuid::new_v4(),
+            home_tenant_id,
+            display_name: name.to_string(),
+            sign_in_audience: SignInAudience::MultipleOrgs,
+            redirect_uris: vec!["https://app.test/callback".into(), "http://localhost:8400/".into()],
+            public_client: false,
+            verified_publisher: true,
+            identifier_uri: identifier_uri.map(str::to_string),
+            scopes: vec![PermissionScope {
+                id: Uuid::new_v4(),
+                value: "Data.Read".into(),
+                admin_consent_required: false,
+                admin_consent_display_name: "Read data".into(),
+                admin_consent_description: "Reads all the data".into(),
+                user_consent_display_name: "Read your data".into(),
+                user_consent_description: "Reads your data — ünïcödé".into(),
+            }],
+            app_roles: vec![AppRole {
+                id: Uuid::new_v4(),
+                value: "Data.ReadWrite.All".into(),
+                display_name: "Read and write all data".into(),
+                description: "Application permission".into(),
+                allowed_member_types: vec![AppRoleMemberType::Application, AppRoleMemberType::User],
+            }],
+            required: vec![RequiredResourceAccess {
+                resource_app_id: Uuid::new_v4(),
+                delegated: vec!["User.Read".into(), "openid".into()],
+                application: vec!["User.Read.All".into()],
+            }],
+        }
+    }
+
+    pub fn service_principal(tenant_id: Uuid, app: &Application) -> ServicePrincipal {
+        ServicePrincipal {
+            tenant_id,
+            id: Uuid::new_v4(),
+            app_id: app.app_id,
+            display_name: app.display_name.clone(),
+            app_owner_tenant_id: app.home_tenant_id,
+            enabled: true,
+            assignment_required: false,
+            created_at: t0(),
+        }
+    }
+
+    pub fn grant(tenant_id: Uuid, client: Uuid, resource: Uuid, principal: Option<Uuid>) -> DelegatedGrant {
+        DelegatedGrant {
+            tenant_id,
+            id: Uuid::new_v4(),
+            client_sp_id: client,
+            resource_sp_id: resource,
+            consent_type: if principal.is_some() { ConsentType::Principal } else { ConsentType::AllPrincipals },
+            principal_id: principal,
+            scopes: vec!["User.Read".into(), "openid".into(), "offline_access".into()],
+            created_at: t0(),
+        }
+    }
+
+    pub fn assignment(tenant_id: Uuid, principal: Uuid, kind: PrincipalType, resource: Uuid) -> AppRoleAssignment {
+        AppRoleAssignment {
+            tenant_id,
+            id: Uuid::new_v4(),
+            principal_id: principal,
+            principal_type: kind,
+            resource_sp_id: resource,
+            app_role_id: Uuid::new_v4(),
+            created_at: t0(),
+        }
+    }
+
+    pub fn event(tenant_id: Uuid, owner_id: Uuid, subject: &str, start: i64, end: i64) -> CalendarEvent {
+        CalendarEvent {
+            tenant_id,
+            id: Uuid::new_v4(),
+            owner_id,
+            subject: subject.to_string(),
+            body: format!("<p>{subject}</p>"),
+            location: "Room 1".into(),
+            start: at(start),
+            end: at(end),
+            attendees: vec!["bob@contoso.test".into(), "carol@contoso.test".into()],
+            online_meeting_url: Some("https://meet.test/abc".into()),
+            created_at: t0(),
+            modified_at: at(1),
+        }
+    }
+
+    pub fn auth_code(tenant_id: Uuid, user_id: Uuid, hash: &str) -> AuthCodeRecord {
+        AuthCodeRecord {
+            code_hash: hash.to_string(),
+            tenant_id,
+            client_app_id: Uuid::new_v4(),
+            user_id,
+            redirect_uri: "https://app.test/callback".into(),
+            scope: "openid profile offline_access User.Read".into(),
+            nonce: Some("n-0S6_WzA2Mj".into()),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            code_challenge_method: Some("S256".into()),
+            auth_time: t0(),
+            expires_at: at(10),
+            family_id: Uuid::new_v4(),
+        }
+    }
+
+    pub fn refresh_token(family_id: Uuid, hash: &str) -> RefreshTokenRecord {
+        RefreshTokenRecord {
+            token_hash: hash.to_string(),
+            family_id,
+            tenant_id: Uuid::new_v4(),
+            client_app_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            scope: "openid offline_access https://graph.microsoft.com/User.Read".into(),
+            auth_time: t0(),
+            created_at: at(1),
+            expires_at: at(60 * 24),
+            used_at: None,
+            revoked: false,
+        }
+    }
+
+    /// A tenant with one user, applied.
+    pub async fn seed_tenant(s: &dyn Store, name: &str, domain: &str) -> (Tenant, User) {
+        let t = tenant(name, &[domain]);
+        let u = user(t.id, &format!("alice@{domain}"));
+        s.apply(&[Change::PutTenant(t.clone()), Change::PutUser(u.clone())]).await.unwrap();
+        (t, u)
+    }
+}
+
+mod cases {
+    use super::fixtures::*;
+    use accord_core::directory::*;
+    use accord_store::*;
+    use time::Duration;
+    use uuid::Uuid;
+
+    fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, needle: &str) {
+        match result {
+            Err(StoreError::Conflict(msg)) => assert!(
+                msg.to_lowercase().contains(&needle.to_lowercase()),
+                "conflict message {msg:?} should name {needle:?}"
+            ),
+            other => panic!("expected a conflict naming {needle:?}, got {other:?}"),
+        }
+    }
+
+    fn assert_not_found<T: std::fmt::Debug>(result: StoreResult<T>) {
+        assert!(matches!(result, Err(StoreError::NotFound(_))), "expected NotFound, got {result:?}");
+    }
+
+    pub async fn tenant_round_trip_and_upsert(s: &dyn Store) {
+        let mut t = tenant("Contoso", &["contoso.test", "contoso.example"]);
+        t.user_consent = UserConsent::None;
+        t.admin_consent_requests = AdminConsentRequestPolicy {
+            enabled: true,
+            reviewers: vec![ReviewerRef::User(Uuid::new_v4()), ReviewerRef::Group(Uuid::new_v4())],
+            expire_after_days: 7,
+            notify_reviewers: false,
+            version: 3,
+        };
+        let empty = tenant("Alpha (no domains)", &[]);
+        s.apply(&[Change::PutTenant(t.clone()), Change::PutTenant(empty.clone())]).await.unwrap();
+
+        assert_eq!(s.tenant(t.id).await.unwrap(), Some(t.clone()));
+        assert_eq!(s.tenant(empty.id).await.unwrap(), Some(empty.clone()));
+        assert_eq!(s.tenant(Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.tenants().await.unwrap(), vec![empty.clone(), t.clone()], "ordered by display name");
+        assert_eq!(s.tenant_by_domain("contoso.example").await.unwrap(), Some(t.clone()));
+
+        // Upsert: the row is updated, the domain list replaced (order kept: first is default).
+        let mut t2 = t.clone();
+        t2.display_name = "Contoso Ltd".into();
+        t2.domains = vec!["new.test".into(), "contoso.test".into()];
+        t2.user_consent = UserConsent::All;
+        t2.admin_consent_requests.version = 4;
+        s.apply(&[Change::PutTenant(t2.clone())]).await.unwrap();
+        assert_eq!(s.tenant(t.id).await.unwrap(), Some(t2.clone()));
+        assert_eq!(s.tenant(t.id).await.unwrap().unwrap().default_domain(), "new.test");
+        assert_eq!(s.tenants().await.unwrap().len(), 2);
+        assert_eq!(s.tenant_by_domain("contoso.example").await.unwrap(), None, "dropped domain");
+        assert_eq!(s.tenant_by_domain("new.test").await.unwrap(), Some(t2.clone()));
+
+        // A dropped domain is free for another tenant.
+        let other = tenant("Other", &["contoso.example"]);
+        s.apply(&[Change::PutTenant(other.clone())]).await.unwrap();
+        assert_eq!(s.tenant_by_domain("contoso.example").await.unwrap(), Some(other));
+    }
+
+    pub async fn tenant_by_domain_is_case_insensitive(s: &dyn Store) {
+        let t = tenant("Contoso", &["contoso.test"]);
+        s.apply(&[Change::PutTenant(t.clone())]).await.unwrap();
+        assert_eq!(s.tenant_by_domain("CONTOSO.Test").await.unwrap(), Some(t.clone()));
+        assert_eq!(s.tenant_by_domain("contoso.test").await.unwrap(), Some(t));
+        assert_eq!(s.tenant_by_domain("fabrikam.test").await.unwrap(), None);
+        // Uniqueness ignores case too, including within one tenant's list.
+        let dup = tenant("Dup", &["a.test", "A.TEST"]);
+        assert_conflict(s.apply(&[Change::PutTenant(dup.clone())]).await, "a.test");
+        assert_eq!(s.tenant(dup.id).await.unwrap(), None);
+    }
+
+    pub async fn user_round_trip_and_upsert(s: &dyn Store) {
+        let t = tenant("Contoso", &["contoso.test"]);
+        let mut alice = user(t.id, "alice@contoso.test");
+        alice.enabled = false;
+        alice.failed_sign_ins = 3;
+        alice.locked_until = Some(at(15));
+        let mut bob = user(t.id, "bob@contoso.test");
+        bob.password_hash = None;
+        s.apply(&[Change::PutTenant(t.clone()), Change::PutUser(bob.clone()), Change::PutUser(alice.clone())])
+            .await
+            .unwrap();
+
+        assert_eq!(s.user(t.id, alice.id).await.unwrap(), Some(alice.clone()));
+        assert_eq!(s.user(t.id, bob.id).await.unwrap(), Some(bob.clone()));
+        assert_eq!(s.user(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.user_by_upn(t.id, "ALICE@Contoso.Test").await.unwrap(), Some(alice.clone()));
+        assert_eq!(s.user_by_upn(t.id, "nobody@contoso.test").await.unwrap(), None);
+        assert_eq!(s.users(t.id).await.unwrap(), vec![alice.clone(), bob.clone()], "ordered by UPN");
+
+        let mut alice2 = alice.clone();
+        alice2.upn = "alice.smith@contoso.test".into();
+        alice2.display_name = "Alice Smith".into();
+        alice2.enabled = true;
+        alice2.failed_sign_ins = 0;
+        alice2.locked_until = None;
+        alice2.password_hash = None;
+        s.apply(&[Change::PutUser(alice2.clone())]).await.unwrap();
+        assert_eq!(s.user(t.id, alice.id).await.unwrap(), Some(alice2.clone()));
+        assert_eq!(s.user_by_upn(t.id, "alice@contoso.test").await.unwrap(), None);
+        assert_eq!(s.user_by_upn(t.id, "alice.smith@contoso.test").await.unwrap(), Some(alice2));
+        assert_eq!(s.users(t.id).await.unwrap().len(), 2);
+
+        // The old UPN is free again.
+        let carol = user(t.id, "Alice@contoso.test");
+        s.apply(&[Change::PutUser(carol.clone())]).await.unwrap();
+        assert_eq!(s.user_by_upn(t.id, "alice@contoso.test").await.unwrap(), Some(carol));
+    }
+
+    pub async fn user_roles_replace_and_dedupe(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), vec![]);
+        s.apply(&[Change::SetUserRoles {
+            tenant_id: t.id,
+            user_id: u.id,
+            roles: vec![
+                DirectoryRole::ApplicationAdministrator,
+                DirectoryRole::GlobalAdministrator,
+                DirectoryRole::ApplicationAdministrator,
+            ],
+        }])
+        .await
+        .unwrap();
+        assert_eq!(
+            s.user_roles(t.id, u.id).await.unwrap(),
+            vec![DirectoryRole::GlobalAdministrator, DirectoryRole::ApplicationAdministrator]
+        );
+        s.apply(&[Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: DirectoryRole::ALL.to_vec() }])
+            .await
+            .unwrap();
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), DirectoryRole::ALL.to_vec());
+        s.apply(&[Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![] }]).await.unwrap();
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), vec![]);
+    }
+
+    pub async fn groups_and_members(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let bob = user(t.id, "bob@contoso.test");
+        let sales = group(t.id, "Sales");
+        let all = group(t.id, "All Staff");
+        s.apply(&[Change::PutUser(bob.clone()), Change::PutGroup(sales.clone()), Change::PutGroup(all.clone())])
+            .await
+            .unwrap();
+        assert_eq!(s.group(t.id, sales.id).await.unwrap(), Some(sales.clone()));
+        assert_eq!(s.group(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.group_by_name(t.id, "sales").await.unwrap(), Some(sales.clone()));
+        assert_eq!(s.group_by_name(t.id, "Marketing").await.unwrap(), None);
+        assert_eq!(s.groups(t.id).await.unwrap(), vec![all.clone(), sales.clone()]);
+
+        let members = vec![
+            GroupMember { group_id: all.id, member_id: bob.id, kind: MemberKind::User },
+            GroupMember { group_id: all.id, member_id: sales.id, kind: MemberKind::Group },
+            GroupMember { group_id: all.id, member_id: alice.id, kind: MemberKind::User },
+        ];
+        s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: members.clone() }])
+            .await
+            .unwrap();
+        assert_eq!(s.group_members(t.id, all.id).await.unwrap(), members, "kept in the order given");
+        assert_eq!(s.group_members(t.id, sales.id).await.unwrap(), vec![]);
+
+        // Replace, with a duplicate that collapses.
+        let replaced = vec![GroupMember { group_id: all.id, member_id: alice.id, kind: MemberKind::User }];
+        let mut with_dup = replaced.clone();
+        with_dup.push(replaced[0].clone());
+        s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: with_dup }]).await.unwrap();
+        assert_eq!(s.group_members(t.id, all.id).await.unwrap(), replaced);
+
+        // Upsert renames.
+        let mut renamed = sales.clone();
+        renamed.display_name = "Sales EMEA".into();
+        s.apply(&[Change::PutGroup(renamed.clone())]).await.unwrap();
+        assert_eq!(s.group(t.id, sales.id).await.unwrap(), Some(renamed.clone()));
+        assert_eq!(s.group_by_name(t.id, "Sales").await.unwrap(), None);
+        assert_eq!(s.groups(t.id).await.unwrap().len(), 2);
+
+        // A member naming another group than the one being set is refused.
+        let wrong = vec![GroupMember { group_id: sales.id, member_id: bob.id, kind: MemberKind::User }];
+        let result = s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: wrong }]).await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        assert_eq!(s.group_members(t.id, all.id).await.unwrap(), replaced);
+    }
+
+    pub async fn nested_groups_with_a_cycle(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let g1 = group(t.id, "G1");
+        let g2 = group(t.id, "G2");
+        let g3 = group(t.id, "G3");
+        let unrelated = group(t.id, "Unrelated");
+        let member = |g: &Group, id: Uuid, kind: MemberKind| GroupMember { group_id: g.id, member_id: id, kind };
+        s.apply(&[
+            Change::PutGroup(g1.clone()),
+            Change::PutGroup(g2.clone()),
+            Change::PutGroup(g3.clone()),
+            Change::PutGroup(unrelated.clone()),
+            // alice ∈ g1 ∈ g2 ∈ g3 ∈ g1 (a cycle)
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: g1.id,
+                members: vec![member(&g1, alice.id, MemberKind::User), member(&g1, g3.id, MemberKind::Group)],
+            },
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: g2.id,
+                members: vec![member(&g2, g1.id, MemberKind::Group)],
+            },
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: g3.id,
+                members: vec![member(&g3, g2.id, MemberKind::Group)],
+            },
+        ])
+        .await
+        .unwrap();
+
+        let mut expected = vec![g1.id, g2.id, g3.id];
+        expected.sort();
+        let mut got = s.transitive_groups_of(t.id, alice.id).await.unwrap();
+        got.sort();
+        assert_eq!(got, expected);
+
+        let mut of_g1 = s.transitive_groups_of(t.id, g1.id).await.unwrap();
+        of_g1.sort();
+        let mut expected_g1 = vec![g2.id, g3.id];
+        expected_g1.sort();
+        assert_eq!(of_g1, expected_g1, "a group is not reported as its own ancestor");
+
+        assert!(s.transitive_groups_of(t.id, unrelated.id).await.unwrap().is_empty());
+        assert!(s.transitive_groups_of(t.id, Uuid::new_v4()).await.unwrap().is_empty());
+    }
+
+    pub async fn application_round_trip_and_lookups(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let api = application(t.id, "Contoso API", Some("api://contoso-api/"));
+        let mut public = application(t.id, "Contoso CLI", None);
+        public.public_client = true;
+        public.verified_publisher = false;
+        public.sign_in_audience = SignInAudience::SingleOrg;
+        public.scopes = vec![];
+        public.app_roles = vec![];
+        public.required = vec![];
+        public.redirect_uris = vec![];
+        let mut other = application(Uuid::new_v4(), "Foreign", None);
+        other.identifier_uri = None;
+        s.apply(&[
+            Change::PutApplication(api.clone()),
+            Change::PutApplication(public.clone()),
+            Change::PutApplication(other.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(s.application_by_app_id(api.app_id).await.unwrap(), Some(api.clone()));
+        assert_eq!(s.application_by_app_id(public.app_id).await.unwrap(), Some(public.clone()));
+        assert_eq!(s.application_by_app_id(api.id).await.unwrap(), None, "looked up by app id, not object id");
+        for uri in ["api://contoso-api", "API://Contoso-API/", "api://contoso-api//"] {
+            assert_eq!(s.application_by_identifier_uri(uri).await.unwrap(), Some(api.clone()), "{uri}");
+        }
+        assert_eq!(s.application_by_identifier_uri("api://contoso-api/x").await.unwrap(), None);
+        assert_eq!(s.applications_homed_in(t.id).await.unwrap(), vec![api.clone(), public.clone()]);
+        assert_eq!(s.applications_homed_in(other.home_tenant_id).await.unwrap(), vec![other.clone()]);
+
+        let mut api2 = api.clone();
+        api2.display_name = "Contoso API v2".into();
+        api2.identifier_uri = Some("https://contoso.test/api".into());
+        api2.redirect_uris.push("https://app.test/other".into());
+        api2.scopes[0].admin_consent_required = true;
+        api2.home_tenant_id = Uuid::new_v4();
+        s.apply(&[Change::PutApplication(api2.clone())]).await.unwrap();
+        assert_eq!(s.application_by_app_id(api.app_id).await.unwrap(), Some(api2.clone()));
+        assert_eq!(s.application_by_identifier_uri("api://contoso-api").await.unwrap(), None);
+        assert_eq!(s.application_by_identifier_uri("https://contoso.test/api/").await.unwrap(), Some(api2.clone()));
+        assert_eq!(s.applications_homed_in(t.id).await.unwrap(), vec![public]);
+    }
+
+    pub async fn client_secrets(s: &dyn Store) {
+        let app = application(Uuid::new_v4(), "App", None);
+        let one = ClientSecret {
+            id: Uuid::new_v4(),
+            app_object_id: app.id,
+            display_name: "ci".into(),
+            hint: "abc".into(),
+            hash: "00ff".repeat(16),
+            created_at: at(5),
+            expires_at: Some(at(60 * 24 * 365)),
+        };
+        let old = ClientSecret {
+            id: Uuid::new_v4(),
+            display_name: "legacy".into(),
+            // Before 1970, with a sub-second part: the conversion floors correctly.
+            created_at: time::OffsetDateTime::from_unix_timestamp(-86_400 * 365).unwrap()
+                + Duration::microseconds(250_000),
+            expires_at: None,
+            ..one.clone()
+        };
+        s.apply(&[
+            Change::PutApplication(app.clone()),
+            Change::PutClientSecret(one.clone()),
+            Change::PutClientSecret(old.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![old.clone(), one.clone()], "by creation time");
+        assert_eq!(s.client_secrets(app.app_id).await.unwrap(), vec![], "keyed by the object id");
+
+        let mut renamed = one.clone();
+        renamed.display_name = "ci (renamed)".into();
+        renamed.expires_at = None;
+        s.apply(&[Change::PutClientSecret(renamed.clone())]).await.unwrap();
+        assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![old.clone(), renamed]);
+
+        s.apply(&[Change::DeleteClientSecret { app_object_id: app.id, secret_id: one.id }]).await.unwrap();
+        assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![old]);
+
+        // A secret of an application that does not exist.
+        let orphan = ClientSecret { app_object_id: Uuid::new_v4(), id: Uuid::new_v4(), ..one };
+        assert_not_found(s.apply(&[Change::PutClientSecret(orphan)]).await);
+    }
+
+    pub async fn service_principals(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app = application(Uuid::new_v4(), "Graph", Some("https://graph.microsoft.com"));
+        let other = application(t.id, "Another", None);
+        let mut sp = service_principal(t.id, &app);
+        sp.assignment_required = true;
+        sp.enabled = false;
+        let sp2 = service_principal(t.id, &other);
+        s.apply(&[Change::PutServicePrincipal(sp.clone()), Change::PutServicePrincipal(sp2.clone())]).await.unwrap();
+        assert_eq!(s.service_principal(t.id, sp.id).await.unwrap(), Some(sp.clone()));
+        assert_eq!(s.service_principal(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.service_principal_by_app_id(t.id, app.app_id).await.unwrap(), Some(sp.clone()));
+        assert_eq!(s.service_principal_by_app_id(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.service_principals(t.id).await.unwrap(), vec![sp2.clone(), sp.clone()], "by display name");
+
+        let mut sp_updated = sp.clone();
+        sp_updated.enabled = true;
+        sp_updated.display_name = "Microsoft Graph".into();
+        s.apply(&[Change::PutServicePrincipal(sp_updated.clone())]).await.unwrap();
+        assert_eq!(s.service_principal(t.id, sp.id).await.unwrap(), Some(sp_updated));
+        assert_eq!(s.service_principals(t.id).await.unwrap().len(), 2);
+    }
+
+    async fn two_service_principals(s: &dyn Store) -> (Tenant, User, ServicePrincipal, ServicePrincipal) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let client_app = application(t.id, "Client", None);
+        let resource_app = application(Uuid::new_v4(), "Graph", None);
+        let client = service_principal(t.id, &client_app);
+        let resource = service_principal(t.id, &resource_app);
+        s.apply(&[Change::PutServicePrincipal(client.clone()), Change::PutServicePrincipal(resource.clone())])
+            .await
+            .unwrap();
+        (t, u, client, resource)
+    }
+
+    pub async fn delegated_grants(s: &dyn Store) {
+        let (t, u, client, resource) = two_service_principals(s).await;
+        let admin = grant(t.id, client.id, resource.id, None);
+        let mut own = grant(t.id, client.id, resource.id, Some(u.id));
+        own.scopes = vec!["Mail.Read".into()];
+        own.created_at = at(2);
+        let mut reverse = grant(t.id, resource.id, client.id, None);
+        reverse.created_at = at(3);
+        reverse.scopes = vec![];
+        s.apply(&[
+            Change::PutDelegatedGrant(reverse.clone()),
+            Change::PutDelegatedGrant(own.clone()),
+            Change::PutDelegatedGrant(admin.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(s.delegated_grant(t.id, admin.id).await.unwrap(), Some(admin.clone()));
+        assert_eq!(s.delegated_grant(t.id, own.id).await.unwrap(), Some(own.clone()));
+        assert_eq!(s.delegated_grant(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.delegated_grants(t.id).await.unwrap(), vec![admin.clone(), own.clone(), reverse.clone()]);
+        assert_eq!(s.delegated_grants_of_client(t.id, client.id).await.unwrap(), vec![admin.clone(), own.clone()]);
+        assert_eq!(s.delegated_grants_of_client(t.id, resource.id).await.unwrap(), vec![reverse.clone()]);
+
+        let mut widened = admin.clone();
+        widened.scopes = vec!["User.Read".into(), "Mail.Send".into(), "openid".into()];
+        s.apply(&[Change::PutDelegatedGrant(widened.clone())]).await.unwrap();
+        assert_eq!(s.delegated_grant(t.id, admin.id).await.unwrap(), Some(widened.clone()));
+        assert_eq!(s.delegated_grants(t.id).await.unwrap().len(), 3);
+
+        s.apply(&[Change::DeleteDelegatedGrant { tenant_id: t.id, grant_id: own.id }]).await.unwrap();
+        assert_eq!(s.delegated_grants_of_client(t.id, client.id).await.unwrap(), vec![widened]);
+    }
+
+    pub async fn app_role_assignments(s: &dyn Store) {
+        let (t, u, client, resource) = two_service_principals(s).await;
+        let g = group(t.id, "Readers");
+        s.apply(&[Change::PutGroup(g.clone())]).await.unwrap();
+        let app_perm = assignment(t.id, client.id, PrincipalType::ServicePrincipal, resource.id);
+        let mut user_access = assignment(t.id, u.id, PrincipalType::User, client.id);
+        user_access.created_at = at(1);
+        let mut group_access = assignment(t.id, g.id, PrincipalType::Group, client.id);
+        group_access.created_at = at(2);
+        s.apply(&[
+            Change::PutAppRoleAssignment(group_access.clone()),
+            Change::PutAppRoleAssignment(user_access.clone()),
+            Change::PutAppRoleAssignment(app_perm.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(s.app_role_assignments_to(t.id, resource.id).await.unwrap(), vec![app_perm.clone()]);
+        assert_eq!(
+            s.app_role_assignments_to(t.id, client.id).await.unwrap(),
+            vec![user_access.clone(), group_access.clone()]
+        );
+        assert_eq!(s.app_role_assignments_of(t.id, client.id).await.unwrap(), vec![app_perm.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![user_access.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, g.id).await.unwrap(), vec![group_access.clone()]);
+
+        let mut changed = user_access.clone();
+        changed.app_role_id = DEFAULT_ROLE;
+        s.apply(&[Change::PutAppRoleAssignment(changed.clone())]).await.unwrap();
+        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![changed]);
+
+        s.apply(&[Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: user_access.id }]).await.unwrap();
+        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![]);
+        assert_eq!(s.app_role_assignments_to(t.id, client.id).await.unwrap(), vec![group_access]);
+    }
+
+    const DEFAULT_ROLE: Uuid = Uuid::nil();
+
+    pub async fn events_round_trip_and_overlap(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let bob = user(t.id, "bob@contoso.test");
+        s.apply(&[Change::PutUser(bob.clone())]).await.unwrap();
+        // Minutes from t0: a = [0, 60), b = [60, 120), c = [180, 240); bob's d = [0, 600).
+        let a = event(t.id, alice.id, "A", 0, 60);
+        let mut b = event(t.id, alice.id, "B", 60, 120);
+        b.online_meeting_url = None;
+        b.attendees = vec![];
+        let c = event(t.id, alice.id, "C", 180, 240);
+        let d = event(t.id, bob.id, "D", 0, 600);
+        s.apply(&[
+            Change::PutEvent(c.clone()),
+            Change::PutEvent(a.clone()),
+            Change::PutEvent(b.clone()),
+            Change::PutEvent(d.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(s.event(t.id, a.id).await.unwrap(), Some(a.clone()));
+        assert_eq!(s.event(t.id, b.id).await.unwrap(), Some(b.clone()));
+        assert_eq!(s.event(t.id, Uuid::new_v4()).await.unwrap(), None);
+
+        let q = |from: Option<i64>, to: Option<i64>| {
+            let (from, to) = (from.map(at), to.map(at));
+            async move { s.events_of(t.id, alice.id, from, to).await.unwrap() }
+        };
+        assert_eq!(q(None, None).await, vec![a.clone(), b.clone(), c.clone()], "ordered by start");
+        assert_eq!(q(Some(60), Some(180)).await, vec![b.clone()], "half-open: touching events excluded");
+        assert_eq!(q(Some(59), Some(181)).await, vec![a.clone(), b.clone(), c.clone()]);
+        assert_eq!(q(Some(90), Some(91)).await, vec![b.clone()], "an event spanning the window");
+        assert_eq!(q(Some(120), None).await, vec![c.clone()]);
+        assert_eq!(q(None, Some(60)).await, vec![a.clone()]);
+        assert_eq!(q(Some(300), Some(400)).await, vec![]);
+        assert_eq!(s.events_of(t.id, bob.id, None, None).await.unwrap(), vec![d.clone()]);
+
+        let mut moved = c.clone();
+        moved.start = at(-30);
+        moved.end = at(-10);
+        moved.subject = "C (moved)".into();
+        moved.modified_at = at(2);
+        s.apply(&[Change::PutEvent(moved.clone())]).await.unwrap();
+        assert_eq!(q(None, None).await, vec![moved.clone(), a.clone(), b.clone()]);
+
+        s.apply(&[Change::DeleteEvent { tenant_id: t.id, event_id: a.id }]).await.unwrap();
+        assert_eq!(q(None, None).await, vec![moved, b]);
+
+        // An event of a user who does not exist.
+        let orphan = event(t.id, Uuid::new_v4(), "Orphan", 0, 1);
+        assert_not_found(s.apply(&[Change::PutEvent(orphan)]).await);
+    }
+
+    pub async fn tenant_isolation(s: &dyn Store) {
+        let (a, alice) = seed_tenant(s, "A", "a.test").await;
+        let (b, _) = seed_tenant(s, "B", "b.test").await;
+        let g = group(a.id, "Team");
+        let app = application(a.id, "App", None);
+        let sp = service_principal(a.id, &app);
+        let res = service_principal(a.id, &application(Uuid::new_v4(), "Res", None));
+        let gr = grant(a.id, sp.id, res.id, Some(alice.id));
+        let asg = assignment(a.id, alice.id, PrincipalType::User, sp.id);
+        let ev = event(a.id, alice.id, "Standup", 0, 15);
+        s.apply(&[
+            Change::PutGroup(g.clone()),
+            Change::SetGroupMembers {
+                tenant_id: a.id,
+                group_id: g.id,
+                members: vec![GroupMember { group_id: g.id, member_id: alice.id, kind: MemberKind::User }],
+            },
+            Change::SetUserRoles {
+                tenant_id: a.id,
+                user_id: alice.id,
+                roles: vec![DirectoryRole::GlobalAdministrator],
+            },
+            Change::PutApplication(app.clone()),
+            Change::PutServicePrincipal(sp.clone()),
+            Change::PutServicePrincipal(res.clone()),
+            Change::PutDelegatedGrant(gr.clone()),
+            Change::PutAppRoleAssignment(asg.clone()),
+            Change::PutEvent(ev.clone()),
+        ])
+        .await
+        .unwrap();
+
+        // Visible through A...
+        assert!(s.user(a.id, alice.id).await.unwrap().is_some());
+        assert!(s.group(a.id, g.id).await.unwrap().is_some());
+        assert!(s.event(a.id, ev.id).await.unwrap().is_some());
+        // ...and not through B.
+        let b = b.id;
+        assert_eq!(s.user(b, alice.id).await.unwrap(), None);
+        assert_eq!(s.user_by_upn(b, &alice.upn).await.unwrap(), None);
+        assert_eq!(s.users(b).await.unwrap().len(), 1, "only B's own user");
+        assert_eq!(s.user_roles(b, alice.id).await.unwrap(), vec![]);
+        assert_eq!(s.group(b, g.id).await.unwrap(), None);
+        assert_eq!(s.group_by_name(b, "Team").await.unwrap(), None);
+        assert_eq!(s.groups(b).await.unwrap(), vec![]);
+        assert_eq!(s.group_members(b, g.id).await.unwrap(), vec![]);
+        assert!(s.transitive_groups_of(b, alice.id).await.unwrap().is_empty());
+        assert_eq!(s.service_principal(b, sp.id).await.unwrap(), None);
+        assert_eq!(s.service_principal_by_app_id(b, app.app_id).await.unwrap(), None);
+        assert_eq!(s.service_principals(b).await.unwrap(), vec![]);
+        assert_eq!(s.delegated_grant(b, gr.id).await.unwrap(), None);
+        assert_eq!(s.delegated_grants(b).await.unwrap(), vec![]);
+        assert_eq!(s.delegated_grants_of_client(b, sp.id).await.unwrap(), vec![]);
+        assert_eq!(s.app_role_assignments_to(b, sp.id).await.unwrap(), vec![]);
+        assert_eq!(s.app_role_assignments_of(b, alice.id).await.unwrap(), vec![]);
+        assert_eq!(s.event(b, ev.id).await.unwrap(), None);
+        assert_eq!(s.events_of(b, alice.id, None, None).await.unwrap(), vec![]);
+        assert_not_found(s.record_failed_sign_in(b, alice.id).await);
+        assert_not_found(s.set_locked_until(b, alice.id, Some(at(5))).await);
+        assert_not_found(s.clear_failed_sign_ins(b, alice.id).await);
+        assert_eq!(s.user(a.id, alice.id).await.unwrap(), Some(alice.clone()), "untouched by B's calls");
+
+        // Deletes through B leave A's rows alone.
+        s.apply(&[
+            Change::DeleteDelegatedGrant { tenant_id: b, grant_id: gr.id },
+            Change::DeleteAppRoleAssignment { tenant_id: b, assignment_id: asg.id },
+            Change::DeleteEvent { tenant_id: b, event_id: ev.id },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.delegated_grant(a.id, gr.id).await.unwrap(), Some(gr));
+        assert_eq!(s.app_role_assignments_of(a.id, alice.id).await.unwrap(), vec![asg]);
+        assert_eq!(s.event(a.id, ev.id).await.unwrap(), Some(ev));
+
+        // The same object id in another tenant is another row, not an overwrite.
+        let mut twin = alice.clone();
+        twin.tenant_id = b;
+        twin.upn = "alice.twin@b.test".into();
+        s.apply(&[Change::PutUser(twin.clone())]).await.unwrap();
+        assert_eq!(s.user(a.id, alice.id).await.unwrap(), Some(alice));
+        assert_eq!(s.user(b, twin.id).await.unwrap(), Some(twin));
+    }
+
+    pub async fn domain_conflict_rolls_back(s: &dyn Store) {
+        let (a, _) = seed_tenant(s, "A", "contoso.test").await;
+        let fresh = tenant("Fresh", &["fresh.test"]);
+        let thief = tenant("Thief", &["thief.test", "CONTOSO.test"]);
+        assert_conflict(
+            s.apply(&[Change::PutTenant(fresh.clone()), Change::PutTenant(thief.clone())]).await,
+            "contoso.test",
+        );
+        assert_eq!(s.tenant(fresh.id).await.unwrap(), None, "the whole batch is rolled back");
+        assert_eq!(s.tenant(thief.id).await.unwrap(), None);
+        assert_eq!(s.tenant_by_domain("fresh.test").await.unwrap(), None);
+        assert_eq!(s.tenant_by_domain("contoso.test").await.unwrap(), Some(a.clone()));
+        assert_eq!(s.tenants().await.unwrap(), vec![a.clone()]);
+
+        // Re-putting a tenant with its own domains is not a conflict.
+        s.apply(&[Change::PutTenant(a.clone())]).await.unwrap();
+        // The store is still usable after the failed transaction.
+        s.apply(&[Change::PutTenant(fresh.clone())]).await.unwrap();
+        assert_eq!(s.tenant(fresh.id).await.unwrap(), Some(fresh));
+    }
+
+    pub async fn upn_conflict_rolls_back(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let g = group(t.id, "Before");
+        let impostor = user(t.id, "ALICE@contoso.test");
+        assert_conflict(
+            s.apply(&[Change::PutGroup(g.clone()), Change::PutUser(impostor.clone())]).await,
+            "alice@contoso.test",
+        );
+        assert_eq!(s.group(t.id, g.id).await.unwrap(), None);
+        assert_eq!(s.user(t.id, impostor.id).await.unwrap(), None);
+        assert_eq!(s.user_by_upn(t.id, "alice@contoso.test").await.unwrap(), Some(alice.clone()));
+
+        // The same UPN in another tenant is fine.
+        let (other, _) = seed_tenant(s, "Other", "other.test").await;
+        let twin = user(other.id, "alice@contoso.test");
+        s.apply(&[Change::PutUser(twin.clone())]).await.unwrap();
+        assert_eq!(s.user_by_upn(other.id, "alice@contoso.test").await.unwrap(), Some(twin));
+    }
+
+    pub async fn application_conflicts_roll_back(s: &dyn Store) {
+        let home = tenant("Home", &["home.test"]);
+        let app = application(home.id, "App", Some("api://app"));
+        s.apply(&[Change::PutTenant(home.clone()), Change::PutApplication(app.clone())]).await.unwrap();
+
+        // Another object claiming the app id.
+        let fresh = tenant("Fresh", &["fresh.test"]);
+        let mut claim = application(fresh.id, "Claimer", None);
+        claim.app_id = app.app_id;
+        assert_conflict(
+            s.apply(&[Change::PutTenant(fresh.clone()), Change::PutApplication(claim.clone())]).await,
+            &app.app_id.to_string(),
+        );
+        assert_eq!(s.tenant(fresh.id).await.unwrap(), None);
+        assert_eq!(s.application_by_app_id(app.app_id).await.unwrap(), Some(app.clone()));
+
+        // Another app with the same identifier URI (ignoring case and trailing slash).
+        let uri_clash = application(home.id, "Clash", Some("API://app/"));
+        assert_conflict(s.apply(&[Change::PutApplication(uri_clash.clone())]).await, "api://app");
+        assert_eq!(s.application_by_app_id(uri_clash.app_id).await.unwrap(), None);
+
+        // Another app id reusing the object id.
+        let mut id_clash = application(home.id, "Id clash", None);
+        id_clash.id = app.id;
+        assert_conflict(s.apply(&[Change::PutApplication(id_clash.clone())]).await, &app.id.to_string());
+        assert_eq!(s.application_by_app_id(id_clash.app_id).await.unwrap(), None);
+        assert_eq!(s.application_by_app_id(app.app_id).await.unwrap(), Some(app));
+    }
+
+    pub async fn group_and_service_principal_conflicts(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let g = group(t.id, "Sales");
+        let app = application(t.id, "App", None);
+        let sp = service_principal(t.id, &app);
+        s.apply(&[Change::PutGroup(g.clone()), Change::PutServicePrincipal(sp.clone())]).await.unwrap();
+
+        let g2 = group(t.id, "SALES");
+        assert_conflict(s.apply(&[Change::PutGroup(g2.clone())]).await, "sales");
+        assert_eq!(s.group(t.id, g2.id).await.unwrap(), None);
+
+        let sp2 = service_principal(t.id, &app);
+        assert_conflict(s.apply(&[Change::PutServicePrincipal(sp2.clone())]).await, &app.app_id.to_string());
+        assert_eq!(s.service_principal(t.id, sp2.id).await.unwrap(), None);
+        assert_eq!(s.service_principal_by_app_id(t.id, app.app_id).await.unwrap(), Some(sp));
+
+        // Another tenant may have both.
+        let (other, _) = seed_tenant(s, "Other", "other.test").await;
+        s.apply(&[
+            Change::PutGroup(group(other.id, "Sales")),
+            Change::PutServicePrincipal(service_principal(other.id, &app)),
+        ])
+        .await
+        .unwrap();
+    }
+
+    pub async fn missing_references_are_not_found(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let g = group(t.id, "Before");
+        let ghost = Uuid::new_v4();
+        assert_not_found(
+            s.apply(&[
+                Change::PutGroup(g.clone()),
+                Change::SetUserRoles {
+                    tenant_id: t.id,
+                    user_id: ghost,
+                    roles: vec![DirectoryRole::GlobalAdministrator],
+                },
+            ])
+            .await,
+        );
+        assert_eq!(s.group(t.id, g.id).await.unwrap(), None, "rolled back");
+        assert_eq!(s.user_roles(t.id, ghost).await.unwrap(), vec![]);
+
+        assert_not_found(
+            s.apply(&[Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: ghost,
+                members: vec![GroupMember { group_id: ghost, member_id: Uuid::new_v4(), kind: MemberKind::User }],
+            }])
+            .await,
+        );
+        let orphan_grant = grant(t.id, Uuid::new_v4(), Uuid::new_v4(), None);
+        assert_not_found(s.apply(&[Change::PutDelegatedGrant(orphan_grant)]).await);
+        let orphan_user = user(Uuid::new_v4(), "x@nowhere.test");
+        assert_not_found(s.apply(&[Change::PutUser(orphan_user)]).await);
+        // And the store still works.
+        s.apply(&[Change::PutGroup(g.clone())]).await.unwrap();
+        assert_eq!(s.group(t.id, g.id).await.unwrap(), Some(g));
+    }
+
+    pub async fn batch_order_does_not_matter(s: &dyn Store) {
+        // References are checked at commit: a batch may list children before parents.
+        let t = tenant("Contoso", &["contoso.test"]);
+        let u = user(t.id, "alice@contoso.test");
+        let app = application(t.id, "App", None);
+        let client = service_principal(t.id, &app);
+        let resource = service_principal(t.id, &application(Uuid::new_v4(), "Res", None));
+        let gr = grant(t.id, client.id, resource.id, Some(u.id));
+        let secret = ClientSecret {
+            id: Uuid::new_v4(),
+            app_object_id: app.id,
+            display_name: "s".into(),
+            hint: "abc".into(),
+            hash: "ff".into(),
+            created_at: t0(),
+            expires_at: None,
+        };
+        s.apply(&[
+            Change::PutDelegatedGrant(gr.clone()),
+            Change::PutClientSecret(secret.clone()),
+            Change::SetUserRoles {
+                tenant_id: t.id,
+                user_id: u.id,
+                roles: vec![DirectoryRole::ApplicationAdministrator],
+            },
+            Change::PutUser(u.clone()),
+            Change::PutServicePrincipal(resource),
+            Change::PutServicePrincipal(client),
+            Change::PutApplication(app.clone()),
+            Change::PutTenant(t.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.user(t.id, u.id).await.unwrap(), Some(u.clone()));
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), vec![DirectoryRole::ApplicationAdministrator]);
+        assert_eq!(s.delegated_grant(t.id, gr.id).await.unwrap(), Some(gr));
+        assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![secret]);
+        s.apply(&[]).await.unwrap();
+    }
+
+    pub async fn failed_sign_ins_and_lock(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        assert_eq!(s.record_failed_sign_in(t.id, u.id).await.unwrap(), 1);
+        assert_eq!(s.record_failed_sign_in(t.id, u.id).await.unwrap(), 2);
+        assert_eq!(s.record_failed_sign_in(t.id, u.id).await.unwrap(), 3);
+        assert_eq!(s.user(t.id, u.id).await.unwrap().unwrap().failed_sign_ins, 3);
+
+        s.set_locked_until(t.id, u.id, Some(at(30))).await.unwrap();
+        let locked = s.user(t.id, u.id).await.unwrap().unwrap();
+        assert_eq!(locked.locked_until, Some(at(30)));
+        assert_eq!(locked.failed_sign_ins, 0, "locking resets the count");
+
+        assert_eq!(s.record_failed_sign_in(t.id, u.id).await.unwrap(), 1);
+        s.clear_failed_sign_ins(t.id, u.id).await.unwrap();
+        let cleared = s.user(t.id, u.id).await.unwrap().unwrap();
+        assert_eq!(cleared.failed_sign_ins, 0);
+        assert_eq!(cleared.locked_until, Some(at(30)), "clearing the count keeps the lock");
+
+        s.set_locked_until(t.id, u.id, None).await.unwrap();
+        let unlocked = s.user(t.id, u.id).await.unwrap().unwrap();
+        assert_eq!(unlocked.locked_until, None);
+        assert_eq!(unlocked, User { failed_sign_ins: 0, locked_until: None, ..u.clone() });
+
+        assert_not_found(s.record_failed_sign_in(t.id, Uuid::new_v4()).await);
+        assert_not_found(s.set_locked_until(t.id, Uuid::new_v4(), None).await);
+        assert_not_found(s.clear_failed_sign_ins(t.id, Uuid::new_v4()).await);
+    }
+
+    pub async fn concurrent_failed_sign_ins(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let hit = || s.record_failed_sign_in(t.id, u.id);
+        let (a, b, c, d, e, f) = tokio::join!(hit(), hit(), hit(), hit(), hit(), hit());
+        let mut counts = vec![a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap(), f.unwrap()];
+        counts.sort();
+        assert_eq!(counts, vec![1, 2, 3, 4, 5, 6], "each increment sees its own value");
+        assert_eq!(s.user(t.id, u.id).await.unwrap().unwrap().failed_sign_ins, 6);
+    }
+
+    pub async fn auth_code_single_use(s: &dyn Store) {
+        let code = auth_code(Uuid::new_v4(), Uuid::new_v4(), "hash-1");
+        s.put_auth_code(&code).await.unwrap();
+        assert_eq!(s.redeem_auth_code("hash-1", at(1)).await.unwrap(), CodeRedemption::Redeemed(code.clone()));
+        assert_eq!(s.redeem_auth_code("hash-1", at(2)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code.clone()));
+        assert_eq!(s.redeem_auth_code("hash-1", at(3)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code.clone()));
+        assert_eq!(s.redeem_auth_code("unknown", at(1)).await.unwrap(), CodeRedemption::NotFound);
+
+        // Optional fields absent.
+        let mut bare = auth_code(Uuid::new_v4(), Uuid::new_v4(), "hash-2");
+        bare.nonce = None;
+        bare.code_challenge = None;
+        bare.code_challenge_method = None;
+        s.put_auth_code(&bare).await.unwrap();
+        assert_eq!(s.redeem_auth_code("hash-2", at(1)).await.unwrap(), CodeRedemption::Redeemed(bare));
+
+        // Putting a redeemed code again does not make it redeemable.
+        s.put_auth_code(&code).await.unwrap();
+        assert_eq!(s.redeem_auth_code("hash-1", at(4)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code));
+    }
+
+    pub async fn concurrent_auth_code_redemption(s: &dyn Store) {
+        let code = auth_code(Uuid::new_v4(), Uuid::new_v4(), "race");
+        s.put_auth_code(&code).await.unwrap();
+        let redeem = || s.redeem_auth_code("race", at(1));
+        let (a, b, c, d, e) = tokio::join!(redeem(), redeem(), redeem(), redeem(), redeem());
+        let outcomes = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
+        let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
+        let losers = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyRedeemed(_))).count();
+        assert_eq!((winners, losers), (1, 4), "{outcomes:?}");
+    }
+
+    pub async fn refresh_rotation_and_reuse_detection(s: &dyn Store) {
+        let family = Uuid::new_v4();
+        let t1 = refresh_token(family, "t1");
+        s.put_refresh_token(&t1).await.unwrap();
+        assert_eq!(s.refresh_token("t1").await.unwrap(), Some(t1.clone()));
+        assert_eq!(s.refresh_token("nope").await.unwrap(), None);
+
+        let mut t2 = refresh_token(family, "t2");
+        t2.created_at = at(5);
+        assert_eq!(s.rotate_refresh_token("t1", &t2, at(5)).await.unwrap(), RotateOutcome::Rotated);
+        let used = s.refresh_token("t1").await.unwrap().unwrap();
+        assert_eq!(used.used_at, Some(at(5)));
+        assert!(!used.revoked);
+        assert_eq!(s.refresh_token("t2").await.unwrap(), Some(t2.clone()));
+
+        let t3 = refresh_token(family, "t3");
+        assert_eq!(s.rotate_refresh_token("t2", &t3, at(6)).await.unwrap(), RotateOutcome::Rotated);
+        assert_eq!(s.refresh_token("t3").await.unwrap(), Some(t3.clone()));
+
+        // Replaying t1: the family goes, including the live t3; the would-be successor is not added.
+        let t4 = refresh_token(family, "t4");
+        assert_eq!(s.rotate_refresh_token("t1", &t4, at(7)).await.unwrap(), RotateOutcome::ReuseDetected);
+        assert_eq!(s.refresh_token("t4").await.unwrap(), None);
+        for hash in ["t1", "t2", "t3"] {
+            assert!(s.refresh_token(hash).await.unwrap().unwrap().revoked, "{hash} revoked");
+        }
+        let t5 = refresh_token(family, "t5");
+        assert_eq!(s.rotate_refresh_token("t3", &t5, at(8)).await.unwrap(), RotateOutcome::Revoked);
+        assert_eq!(s.rotate_refresh_token("t1", &t5, at(8)).await.unwrap(), RotateOutcome::Revoked);
+        assert_eq!(s.refresh_token("t5").await.unwrap(), None);
+        assert_eq!(s.rotate_refresh_token("nope", &t5, at(8)).await.unwrap(), RotateOutcome::NotFound);
+
+        // The successor joins the old token's family.
+        let other_family = Uuid::new_v4();
+        s.put_refresh_token(&refresh_token(other_family, "o1")).await.unwrap();
+        let stray = refresh_token(Uuid::new_v4(), "o2");
+        assert_eq!(s.rotate_refresh_token("o1", &stray, at(9)).await.unwrap(), RotateOutcome::Rotated);
+        assert_eq!(s.refresh_token("o2").await.unwrap().unwrap().family_id, other_family);
+    }
+
+    pub async fn refresh_family_revocation(s: &dyn Store) {
+        let family = Uuid::new_v4();
+        let keep = Uuid::new_v4();
+        s.put_refresh_token(&refresh_token(family, "a")).await.unwrap();
+        s.put_refresh_token(&refresh_token(family, "b")).await.unwrap();
+        s.put_refresh_token(&refresh_token(keep, "k")).await.unwrap();
+        s.revoke_refresh_family(family).await.unwrap();
+        s.revoke_refresh_family(family).await.unwrap();
+        assert!(s.refresh_token("a").await.unwrap().unwrap().revoked);
+        assert!(s.refresh_token("b").await.unwrap().unwrap().revoked);
+        assert!(!s.refresh_token("k").await.unwrap().unwrap().revoked, "other families untouched");
+        let next = refresh_token(family, "c");
+        assert_eq!(s.rotate_refresh_token("a", &next, at(1)).await.unwrap(), RotateOutcome::Revoked);
+        assert_eq!(s.refresh_token("c").await.unwrap(), None);
+
+        // Revocation is a property of the family: a token added later is revoked too.
+        let early = Uuid::new_v4();
+        s.revoke_refresh_family(early).await.unwrap();
+        s.put_refresh_token(&refresh_token(early, "late")).await.unwrap();
+        assert!(s.refresh_token("late").await.unwrap().unwrap().revoked);
+
+        // A record put as revoked revokes its family; a later unrevoked put does not undo it.
+        let f2 = Uuid::new_v4();
+        s.put_refresh_token(&RefreshTokenRecord { revoked: true, ..refresh_token(f2, "r1") }).await.unwrap();
+        s.put_refresh_token(&refresh_token(f2, "r2")).await.unwrap();
+        assert!(s.refresh_token("r1").await.unwrap().unwrap().revoked);
+        assert!(s.refresh_token("r2").await.unwrap().unwrap().revoked);
+
+        // A used token put back keeps its used_at.
+        let f3 = Uuid::new_v4();
+        let used = RefreshTokenRecord { used_at: Some(at(3)), ..refresh_token(f3, "u1") };
+        s.put_refresh_token(&used).await.unwrap();
+        assert_eq!(s.refresh_token("u1").await.unwrap(), Some(used));
+    }
+
+    pub async fn concurrent_refresh_rotation(s: &dyn Store) {
+        let family = Uuid::new_v4();
+        s.put_refresh_token(&refresh_token(family, "v1")).await.unwrap();
+        let (n1, n2) = (refresh_token(family, "v2"), refresh_token(family, "v3"));
+        let (a, b) = tokio::join!(s.rotate_refresh_token("v1", &n1, at(1)), s.rotate_refresh_token("v1", &n2, at(1)));
+        let mut outcomes = [a.unwrap(), b.unwrap()];
+        outcomes.sort_by_key(|o| format!("{o:?}"));
+        assert_eq!(outcomes, [RotateOutcome::ReuseDetected, RotateOutcome::Rotated]);
+        let survivors: Vec<_> = [s.refresh_token("v2").await.unwrap(), s.refresh_token("v3").await.unwrap()]
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(survivors.len(), 1, "exactly one successor was added");
+        assert!(survivors[0].revoked, "and the replay revoked it with its family");
+    }
+
+    pub async fn purge_expired(s: &dyn Store) {
+        let now = at(100);
+        let session = |hash: &str, expires: i64| SessionRecord {
+            id_hash: hash.to_string(),
+            tenant_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            auth_time: t0(),
+            expires_at: at(expires),
+        };
+        s.put_session(&session("s-old", 99)).await.unwrap();
+        s.put_session(&session("s-edge", 100)).await.unwrap();
+        s.put_session(&session("s-live", 101)).await.unwrap();
+        s.put_auth_code(&AuthCodeRecord { expires_at: at(50), ..auth_code(Uuid::new_v4(), Uuid::new_v4(), "c-old") })
+            .await
+            .unwrap();
+        s.put_auth_code(&AuthCodeRecord { expires_at: at(150), ..auth_code(Uuid::new_v4(), Uuid::new_v4(), "c-live") })
+            .await
+            .unwrap();
+        let f = Uuid::new_v4();
+        s.put_refresh_token(&RefreshTokenRecord { expires_at: at(10), ..refresh_token(f, "r-old") }).await.unwrap();
+        s.put_refresh_token(&RefreshTokenRecord { expires_at: at(1000), ..refresh_token(f, "r-live") }).await.unwrap();
+
+        assert_eq!(s.purge_expired(now).await.unwrap(), 4);
+        assert_eq!(s.session("s-old").await.unwrap(), None);
+        assert_eq!(s.session("s-edge").await.unwrap(), None, "expires_at == now is expired");
+        assert!(s.session("s-live").await.unwrap().is_some());
+        assert_eq!(s.redeem_auth_code("c-old", now).await.unwrap(), CodeRedemption::NotFound);
+        assert!(matches!(s.redeem_auth_code("c-live", now).await.unwrap(), CodeRedemption::Redeemed(_)));
+        assert_eq!(s.refresh_token("r-old").await.unwrap(), None);
+        assert!(s.refresh_token("r-live").await.unwrap().is_some());
+        assert_eq!(s.purge_expired(now).await.unwrap(), 0);
+
+        // A revoked family survives the purge while it has tokens.
+        s.revoke_refresh_family(f).await.unwrap();
+        s.purge_expired(now).await.unwrap();
+        assert!(s.refresh_token("r-live").await.unwrap().unwrap().revoked);
+    }
+
+    pub async fn signing_keys(s: &dyn Store) {
+        assert_eq!(s.signing_keys().await.unwrap(), vec![]);
+        let key = |kid: &str, minutes: i64, status: KeyStatus| SigningKeyRecord {
+            kid: kid.to_string(),
+            sealed_private_key: vec![0, 1, 2, 255, 0, 128, kid.len() as u8],
+            status,
+            created_at: at(minutes),
+        };
+        let k1 = key("k1", 0, KeyStatus::Retired);
+        let k2 = key("k2", 10, KeyStatus::Previous);
+        let k3 = key("k3", 20, KeyStatus::Active);
+        s.insert_signing_key(&k2).await.unwrap();
+        s.insert_signing_key(&k3).await.unwrap();
+        s.insert_signing_key(&k1).await.unwrap();
+        assert_eq!(s.signing_keys().await.unwrap(), vec![k3.clone(), k2.clone(), k1.clone()], "newest first");
+
+        assert_conflict(s.insert_signing_key(&key("k1", 30, KeyStatus::Active)).await, "k1");
+
+        s.set_signing_key_status("k3", KeyStatus::Previous).await.unwrap();
+        s.set_signing_key_status("k2", KeyStatus::Retired).await.unwrap();
+        let keys = s.signing_keys().await.unwrap();
+        let statuses: Vec<_> = keys.iter().map(|k| (k.kid.as_str(), k.status)).collect();
+        assert_eq!(statuses, vec![("k3", KeyStatus::Previous), ("k2", KeyStatus::Retired), ("k1", KeyStatus::Retired)]);
+        assert_eq!(keys[0].sealed_private_key, k3.sealed_private_key);
+        assert_not_found(s.set_signing_key_status("nope", KeyStatus::Active).await);
+    }
+
+    pub async fn sessions(s: &dyn Store) {
+        let session = SessionRecord {
+            id_hash: "sess".into(),
+            tenant_id: Uuid::new_v4(),
+            user_id: Uuid::new_v4(),
+            auth_time: t0(),
+            expires_at: at(60),
+        };
+        s.put_session(&session).await.unwrap();
+        assert_eq!(s.session("sess").await.unwrap(), Some(session.clone()));
+        assert_eq!(s.session("other").await.unwrap(), None);
+        let extended = SessionRecord { expires_at: at(120), auth_time: at(1), ..session };
+        s.put_session(&extended).await.unwrap();
+        assert_eq!(s.session("sess").await.unwrap(), Some(extended));
+        s.delete_session("sess").await.unwrap();
+        assert_eq!(s.session("sess").await.unwrap(), None);
+        s.delete_session("sess").await.unwrap();
+    }
+
+    pub async fn deletes_of_missing_rows_are_ok(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        s.apply(&[
+            Change::DeleteClientSecret { app_object_id: Uuid::new_v4(), secret_id: Uuid::new_v4() },
+            Change::DeleteDelegatedGrant { tenant_id: t.id, grant_id: Uuid::new_v4() },
+            Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: Uuid::new_v4() },
+            Change::DeleteEvent { tenant_id: Uuid::new_v4(), event_id: Uuid::new_v4() },
+        ])
+        .await
+        .unwrap();
+        s.delete_session("never-existed").await.unwrap();
+        s.revoke_refresh_family(Uuid::new_v4()).await.unwrap();
+    }
+
+    pub async fn statements_executed_counts(s: &dyn Store) {
+        let start = s.statements_executed();
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let after_seed = s.statements_executed();
+        assert!(after_seed > start, "apply runs statements");
+
+        s.tenant(t.id).await.unwrap();
+        assert_eq!(s.statements_executed(), after_seed + 1, "a tenant read is one statement");
+        s.user_by_upn(t.id, &u.upn).await.unwrap();
+        assert_eq!(s.statements_executed(), after_seed + 2);
+        s.record_failed_sign_in(t.id, u.id).await.unwrap();
+        assert_eq!(s.statements_executed(), after_seed + 3);
+        // A failed read still counts.
+        let _ = s.redeem_auth_code("nope", t0()).await;
+        assert_eq!(s.statements_executed(), after_seed + 5, "conditional update, then a look-up");
+    }
+}
+
+mod raw_cases {
+    use super::fixtures::*;
+    use accord_core::directory::*;
+    use accord_store::*;
+    use sqlx::{Connection, Executor};
+
+    async fn raw(url: &str, sql: &str) {
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("raw connection");
+        conn.execute(sql).await.expect(sql);
+        conn.close().await.ok();
+    }
+
+    fn assert_database_error<T: std::fmt::Debug>(result: StoreResult<T>) {
+        assert!(matches!(result, Err(StoreError::Database(_))), "expected a database error, got {result:?}");
+    }
+
+    /// Values the code does not know, written behind the store's back, are errors, not panics.
+    pub async fn unreadable_values_are_database_errors(s: &SqlStore, url: &str) {
+        let s: &dyn Store = s;
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let g = group(t.id, "G");
+        let app = application(t.id, "App", None);
+        let sp = service_principal(t.id, &app);
+        let gr = grant(t.id, sp.id, sp.id, None);
+        s.apply(&[
+            Change::PutGroup(g.clone()),
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: g.id,
+                members: vec![GroupMember { group_id: g.id, member_id: u.id, kind: MemberKind::User }],
+            },
+            Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![DirectoryRole::GlobalAdministrator] },
+            Change::PutApplication(app.clone()),
+            Change::PutServicePrincipal(sp.clone()),
+            Change::PutDelegatedGrant(gr.clone()),
+        ])
+        .await
+        .unwrap();
+        s.insert_signing_key(&SigningKeyRecord {
+            kid: "k".into(),
+            sealed_private_key: vec![1],
+            status: KeyStatus::Active,
+            created_at: t0(),
+        })
+        .await
+        .unwrap();
+
+        raw(url, "UPDATE tenants SET user_consent = 'sometimes'").await;
+        assert_database_error(s.tenant(t.id).await);
+        assert_database_error(s.tenants().await);
+        raw(url, "UPDATE users SET enabled = 7").await;
+        assert_database_error(s.user(t.id, u.id).await);
+        raw(url, "UPDATE users SET enabled = 1, failed_sign_ins = -1").await;
+        assert_database_error(s.user(t.id, u.id).await);
+        raw(url, "UPDATE group_members SET member_kind = 'robot'").await;
+        assert_database_error(s.group_members(t.id, g.id).await);
+        raw(url, "UPDATE user_roles SET role_template_id = '00000000-0000-0000-0000-000000000000'").await;
+        assert_database_error(s.user_roles(t.id, u.id).await);
+        raw(url, "UPDATE applications SET scopes = '{not json'").await;
+        assert_database_error(s.application_by_app_id(app.app_id).await);
+        raw(url, "UPDATE applications SET scopes = '[]', sign_in_audience = 'Everyone'").await;
+        assert_database_error(s.application_by_app_id(app.app_id).await);
+        raw(url, "UPDATE service_principals SET app_id = 'not-a-uuid'").await;
+        assert_database_error(s.service_principals(t.id).await);
+        raw(url, "UPDATE delegated_grants SET consent_type = 'Someone'").await;
+        assert_database_error(s.delegated_grant(t.id, gr.id).await);
+        raw(url, "UPDATE signing_keys SET status = 'lost'").await;
+        assert_database_error(s.signing_keys().await);
+        raw(url, "UPDATE signing_keys SET status = 'active', created_at = 9223372036854775807").await;
+        assert_database_error(s.signing_keys().await);
+    }
+
+    /// Connecting again runs the migrations as a no-op and sees the data.
+    pub async fn reconnecting_keeps_data(s: &SqlStore, url: &str) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let again = SqlStore::connect(url).await.unwrap();
+        assert_eq!(again.tenant(t.id).await.unwrap().map(|t| t.display_name), Some("Contoso".to_string()));
+        assert_eq!(again.user(t.id, u.id).await.unwrap(), Some(u));
+        assert_eq!(again.statements_executed(), 2, "each store counts its own statements");
+        again.close().await;
+    }
+}
