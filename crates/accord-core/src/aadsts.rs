@@ -343,6 +343,97 @@ impl Aadsts {
     pub fn instance_unknown() -> Self {
         Self::new(50049, OAuthError::InvalidInstance, "Unknown or invalid instance.")
     }
+
+    /// 65001 for a request that may not show UI (`prompt=none`, token and refresh calls).
+    pub fn interaction_required_consent_for(client_id: &str, missing: &str) -> Self {
+        Self::new(
+            65001,
+            OAuthError::InteractionRequired,
+            format!("The user or administrator has not consented to use the application with ID '{client_id}'. Missing consent for: {missing}. Send an interactive authorization request for this user and resource."),
+        )
+        .with_suberror("consent_required")
+    }
+
+    pub fn user_not_assigned(app_display_name: &str, client_id: &str, upn: &str) -> Self {
+        Self::new(
+            50105,
+            OAuthError::InvalidGrant,
+            format!("Your administrator has configured the application {app_display_name} ('{client_id}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user '{upn}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application."),
+        )
+    }
+
+    /// `{resource}/.default` for a resource the client does not list in `requiredResourceAccess`.
+    pub fn resource_not_in_required(
+        client_id: &str,
+        client_display_name: &str,
+        resource: &str,
+        resource_app_id: &str,
+        valid_resources: &str,
+    ) -> Self {
+        Self::new(
+            650057,
+            OAuthError::InvalidClient,
+            format!("Invalid resource. The client has requested access to a resource which is not listed in the requested permissions in the client's application registration. Client app ID: {client_id}({client_display_name}). Resource value from request: {resource}. Resource app ID: {resource_app_id}. List of valid resources from app registration: {valid_resources}."),
+        )
+    }
+
+    /// The "Need admin approval" page (the admin consent request workflow is off).
+    pub fn admin_consent_required(app_display_name: &str) -> Self {
+        Self::new(
+            90094,
+            OAuthError::AccessDenied,
+            format!("{app_display_name} needs permission to access resources in your organization that only an admin can grant. Please ask an admin to grant permission to this app before you can use it."),
+        )
+    }
+
+    /// The "Approval required" page (the admin consent request workflow is on).
+    pub fn admin_consent_request_required(app_display_name: &str) -> Self {
+        Self::new(
+            90095,
+            OAuthError::AccessDenied,
+            format!("{app_display_name} needs permission to access resources in your organization that only an admin can grant. Request approval from an admin to use this app."),
+        )
+    }
+
+    /// Admin consent attempted by a user who holds no consent-granting directory role.
+    pub fn not_a_consent_administrator(app_display_name: &str, upn: &str) -> Self {
+        Self::new(
+            90094,
+            OAuthError::AccessDenied,
+            format!("Granting consent to {app_display_name} on behalf of the organization requires an administrator, and only an administrator can grant it. The signed in user '{upn}' is not a Global Administrator, Privileged Role Administrator, Cloud Application Administrator or Application Administrator."),
+        )
+    }
+
+    /// Admin consent to permissions the administrator's role cannot grant (entra-reference §7).
+    pub fn role_cannot_grant(app_display_name: &str, upn: &str, role: &str, permissions: &str) -> Self {
+        Self::new(
+            90094,
+            OAuthError::AccessDenied,
+            format!("The signed in user '{upn}' is a {role}, which cannot grant Microsoft Graph application permissions. {app_display_name} asks for: {permissions}. Ask a Privileged Role Administrator or Global Administrator to grant admin consent."),
+        )
+    }
+}
+
+/// Errors of the consent pages and the admin-consent endpoint.
+impl Aadsts {
+    /// Cancel on a consent prompt: `error=access_denied`, `error_subcode=cancel`.
+    pub fn user_declined_consent() -> Self {
+        Self::new(65004, OAuthError::AccessDenied, "User declined to consent to access the app.")
+            .with_suberror("cancel")
+    }
+
+    /// A consent or approval form that cannot be honoured (expired, forged, replayed).
+    pub fn form_expired(why: &str) -> Self {
+        Self::new(90014, OAuthError::InvalidRequest, format!("{why} Go back to the application and sign in again."))
+    }
+
+    pub fn admin_consent_not_on_common() -> Self {
+        Self::new(
+            90130,
+            OAuthError::InvalidRequest,
+            "Admin consent is not supported on the /common or /consumers endpoints. Use the organisation's tenant ID, one of its domains, or /organizations.",
+        )
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! Nothing in this crate performs I/O.
 
 pub mod aadsts;
+pub mod consent_engine;
+pub mod consent_records;
 pub mod directory;
 pub mod microsoft_graph;
 pub mod scenario;

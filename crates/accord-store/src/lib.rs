@@ -11,6 +11,7 @@ mod sql;
 pub use records::*;
 pub use sql::SqlStore;
 
+use accord_core::consent_records::*;
 use accord_core::directory::*;
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -71,6 +72,15 @@ pub enum Change {
         tenant_id: Uuid,
         event_id: Uuid,
     },
+    PutConsentRequest(ConsentRequest),
+    PutPermissionClassification(PermissionClassification),
+    DeletePermissionClassification {
+        tenant_id: Uuid,
+        classification_id: Uuid,
+    },
+    /// Audit events are only ever appended.
+    AppendAudit(AuditEvent),
+    EnqueueNotification(Notification),
 }
 
 #[async_trait]
@@ -139,6 +149,33 @@ pub trait Store: Send + Sync + 'static {
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>>;
+
+    // --- consent workflow, classifications, audit, outbox ---
+    async fn consent_request(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ConsentRequest>>;
+    /// Requests of the tenant, newest first; narrowed to one client app when given.
+    async fn consent_requests(&self, tenant_id: Uuid, client_app_id: Option<Uuid>) -> StoreResult<Vec<ConsentRequest>>;
+    /// In-progress requests whose `expires_at` is at or before `now`, across tenants (expiry job).
+    async fn expired_consent_requests(&self, now: OffsetDateTime) -> StoreResult<Vec<ConsentRequest>>;
+    async fn permission_classifications(
+        &self,
+        tenant_id: Uuid,
+        resource_sp_id: Uuid,
+    ) -> StoreResult<Vec<PermissionClassification>>;
+    /// Newest first, at most `limit`; narrowed to one client app when given.
+    async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    async fn notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>>;
+    /// Unsent notifications across tenants, oldest first, at most `limit`.
+    async fn unsent_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>>;
+    async fn mark_notification(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        sent_at: Option<OffsetDateTime>,
+        error: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Records a single-use value (e.g. a consent form's id); false if it was seen before.
+    /// Rows go with `purge_expired` after `expires_at`.
+    async fn consume_once(&self, key_hash: &str, expires_at: OffsetDateTime) -> StoreResult<bool>;
 
     // --- protocol state: keys, sessions, codes, refresh tokens ---
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()>;

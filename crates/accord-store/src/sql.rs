@@ -8,6 +8,7 @@
 //! but not the per-connection PRAGMAs or migrations).
 
 mod codec;
+mod consent_workflow;
 mod directory;
 mod protocol_state;
 
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use accord_core::consent_records::*;
 use accord_core::directory::*;
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
@@ -393,6 +395,52 @@ impl Store for SqlStore {
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>> {
         self.list_events_of(tenant_id, owner_id, from, to).await
+    }
+
+    async fn consent_request(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ConsentRequest>> {
+        self.get_consent_request(tenant_id, id).await
+    }
+
+    async fn consent_requests(&self, tenant_id: Uuid, client_app_id: Option<Uuid>) -> StoreResult<Vec<ConsentRequest>> {
+        self.list_consent_requests(tenant_id, client_app_id).await
+    }
+
+    async fn expired_consent_requests(&self, now: OffsetDateTime) -> StoreResult<Vec<ConsentRequest>> {
+        self.list_expired_consent_requests(now).await
+    }
+
+    async fn permission_classifications(
+        &self,
+        tenant_id: Uuid,
+        resource_sp_id: Uuid,
+    ) -> StoreResult<Vec<PermissionClassification>> {
+        self.list_permission_classifications(tenant_id, resource_sp_id).await
+    }
+
+    async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+        self.list_audit_events(tenant_id, app_id, limit).await
+    }
+
+    async fn notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>> {
+        self.list_notifications(tenant_id).await
+    }
+
+    async fn unsent_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
+        self.list_unsent_notifications(limit).await
+    }
+
+    async fn mark_notification(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        sent_at: Option<OffsetDateTime>,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        self.update_notification(tenant_id, id, sent_at, error).await
+    }
+
+    async fn consume_once(&self, key_hash: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        self.insert_once(key_hash, expires_at).await
     }
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> StoreResult<()> {

@@ -153,14 +153,26 @@ conformance! {
         sessions,
         deletes_of_missing_rows_are_ok,
         statements_executed_counts,
+        consent_request_round_trip_and_upsert,
+        consent_requests_by_app_newest_first,
+        expired_consent_requests,
+        permission_classifications,
+        audit_round_trip_limit_and_filter,
+        audit_is_append_only,
+        notification_lifecycle,
+        consume_once_and_purge,
+        concurrent_consume_once,
+        consent_workflow_tenant_isolation,
     ],
     raw: [
         unreadable_values_are_database_errors,
+        unreadable_consent_workflow_values_are_database_errors,
         reconnecting_keeps_data,
     ],
 }
 
 mod fixtures {
+    use accord_core::consent_records::*;
     use accord_core::directory::*;
     use accord_store::*;
     use time::{Duration, OffsetDateTime};
@@ -325,6 +337,76 @@ mod fixtures {
         }
     }
 
+    pub fn consent_request(tenant_id: Uuid, client_app_id: Uuid, user_id: Uuid, created: i64) -> ConsentRequest {
+        ConsentRequest {
+            tenant_id,
+            id: Uuid::new_v4(),
+            client_app_id,
+            user_id,
+            reason: "I need this for the quarterly report — ünïcödé".into(),
+            permissions: vec![
+                PermissionKey { resource_app_id: Uuid::new_v4(), value: "User.Read".into() },
+                PermissionKey { resource_app_id: Uuid::new_v4(), value: "Calendars.Read".into() },
+                PermissionKey { resource_app_id: Uuid::new_v4(), value: "Mail.Send".into() },
+            ],
+            status: RequestStatus::InProgress,
+            result: ReviewResult::NotReviewed,
+            reviewed_by: None,
+            review_justification: None,
+            created_at: at(created),
+            reviewed_at: None,
+            completed_at: None,
+            expires_at: at(created + 60 * 24 * 30),
+        }
+    }
+
+    pub fn classification(tenant_id: Uuid, resource_sp_id: Uuid, value: &str) -> PermissionClassification {
+        PermissionClassification {
+            tenant_id,
+            id: Uuid::new_v4(),
+            resource_sp_id,
+            permission_id: Uuid::new_v4(),
+            permission_value: value.to_string(),
+            classification: "low".into(),
+        }
+    }
+
+    pub fn audit_event(tenant_id: Uuid, minutes: i64, action: &str, app_id: Option<Uuid>) -> AuditEvent {
+        AuditEvent {
+            tenant_id,
+            id: Uuid::new_v4(),
+            at: at(minutes),
+            actor_id: Some(Uuid::new_v4()),
+            actor: "alice@contoso.test".into(),
+            action: action.to_string(),
+            app_id,
+            detail: serde_json::json!({
+                "scopes": ["User.Read", "openid", "offline_access"],
+                "target": { "user": "bob@contoso.test", "nested": [1, [2, 3], { "x": null }] },
+                "count": 3,
+                "ratio": 0.5,
+                "admin": true,
+                "justification": "ünïcödé ✓ \"quoted\"",
+            }),
+        }
+    }
+
+    pub fn notification(tenant_id: Uuid, created: i64) -> Notification {
+        Notification {
+            tenant_id,
+            id: Uuid::new_v4(),
+            recipient_user_id: Uuid::new_v4(),
+            recipient_address: "reviewer@contoso.test".into(),
+            kind: "request.new".into(),
+            subject: "New admin consent request".into(),
+            body: "Alice asks for access to App.\nReview it at https://accord.test/requests".into(),
+            created_at: at(created),
+            sent_at: None,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
     /// A tenant with one user, applied.
     pub async fn seed_tenant(s: &dyn Store, name: &str, domain: &str) -> (Tenant, User) {
         let t = tenant(name, &[domain]);
@@ -336,6 +418,7 @@ mod fixtures {
 
 mod cases {
     use super::fixtures::*;
+    use accord_core::consent_records::*;
     use accord_core::directory::*;
     use accord_store::*;
     use time::Duration;
@@ -1340,10 +1423,422 @@ mod cases {
         let _ = s.redeem_auth_code("nope", t0()).await;
         assert_eq!(s.statements_executed(), after_seed + 5, "conditional update, then a look-up");
     }
+    // --- consent workflow, classifications, audit, outbox ---
+
+    pub async fn consent_request_round_trip_and_upsert(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app = Uuid::new_v4();
+        let pending = consent_request(t.id, app, u.id, 0);
+        // Every optional field set, and the other enum values.
+        let reviewed = ConsentRequest {
+            status: RequestStatus::Completed,
+            result: ReviewResult::Approved,
+            reviewed_by: Some(Uuid::new_v4()),
+            review_justification: Some("Fine by security — ✓".into()),
+            reviewed_at: Some(at(30)),
+            completed_at: Some(at(31)),
+            permissions: vec![PermissionKey { resource_app_id: Uuid::new_v4(), value: "Files.Read.All".into() }],
+            ..consent_request(t.id, app, u.id, 1)
+        };
+        let empty = ConsentRequest {
+            permissions: vec![],
+            reason: String::new(),
+            status: RequestStatus::Expired,
+            result: ReviewResult::Blocked,
+            ..consent_request(t.id, app, u.id, 2)
+        };
+        let denied = ConsentRequest { result: ReviewResult::Denied, ..consent_request(t.id, app, u.id, 3) };
+        s.apply(&[
+            Change::PutConsentRequest(pending.clone()),
+            Change::PutConsentRequest(reviewed.clone()),
+            Change::PutConsentRequest(empty.clone()),
+            Change::PutConsentRequest(denied.clone()),
+        ])
+        .await
+        .unwrap();
+
+        for r in [&pending, &reviewed, &empty, &denied] {
+            assert_eq!(s.consent_request(t.id, r.id).await.unwrap().as_ref(), Some(r));
+        }
+        let got = s.consent_request(t.id, pending.id).await.unwrap().unwrap();
+        let values: Vec<_> = got.permissions.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(values, ["User.Read", "Calendars.Read", "Mail.Send"], "permissions keep request order");
+        assert_eq!(s.consent_request(t.id, Uuid::new_v4()).await.unwrap(), None);
+
+        // Upsert: the review fills the optional fields in; putting it back clears them again.
+        let approved = ConsentRequest {
+            status: RequestStatus::Completed,
+            result: ReviewResult::Approved,
+            reviewed_by: Some(u.id),
+            review_justification: Some("ok".into()),
+            reviewed_at: Some(at(40)),
+            completed_at: Some(at(40)),
+            ..pending.clone()
+        };
+        s.apply(&[Change::PutConsentRequest(approved.clone())]).await.unwrap();
+        assert_eq!(s.consent_request(t.id, pending.id).await.unwrap(), Some(approved));
+        s.apply(&[Change::PutConsentRequest(pending.clone())]).await.unwrap();
+        assert_eq!(s.consent_request(t.id, pending.id).await.unwrap(), Some(pending));
+        assert_eq!(s.consent_requests(t.id, None).await.unwrap().len(), 4);
+
+        // A request in a tenant that does not exist.
+        let orphan = consent_request(Uuid::new_v4(), app, u.id, 0);
+        assert_not_found(s.apply(&[Change::PutConsentRequest(orphan.clone())]).await);
+        assert_eq!(s.consent_request(orphan.tenant_id, orphan.id).await.unwrap(), None);
+    }
+
+    pub async fn consent_requests_by_app_newest_first(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (app1, app2) = (Uuid::new_v4(), Uuid::new_v4());
+        let old = consent_request(t.id, app1, u.id, 0);
+        let mid = consent_request(t.id, app2, u.id, 5);
+        // Same creation time as `mid`: ties go by id.
+        let mut twin = consent_request(t.id, app1, u.id, 5);
+        twin.id = if mid.id < twin.id { twin.id } else { Uuid::from_u128(mid.id.as_u128() + 1) };
+        let new = consent_request(t.id, app1, u.id, 10);
+        s.apply(&[
+            Change::PutConsentRequest(mid.clone()),
+            Change::PutConsentRequest(old.clone()),
+            Change::PutConsentRequest(new.clone()),
+            Change::PutConsentRequest(twin.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert!(mid.id < twin.id);
+        assert_eq!(
+            s.consent_requests(t.id, None).await.unwrap(),
+            vec![new.clone(), mid.clone(), twin.clone(), old.clone()],
+            "newest first, ties by id"
+        );
+        assert_eq!(s.consent_requests(t.id, Some(app1)).await.unwrap(), vec![new, twin, old]);
+        assert_eq!(s.consent_requests(t.id, Some(app2)).await.unwrap(), vec![mid]);
+        assert_eq!(s.consent_requests(t.id, Some(Uuid::new_v4())).await.unwrap(), vec![]);
+    }
+
+    pub async fn expired_consent_requests(s: &dyn Store) {
+        let (a, alice) = seed_tenant(s, "A", "a.test").await;
+        let (b, bob) = seed_tenant(s, "B", "b.test").await;
+        let app = Uuid::new_v4();
+        let now = at(100);
+        let req = |t: &Tenant, u: &User, expires: i64, status: RequestStatus| ConsentRequest {
+            expires_at: at(expires),
+            status,
+            ..consent_request(t.id, app, u.id, 0)
+        };
+        let edge = req(&a, &alice, 100, RequestStatus::InProgress);
+        let past = req(&b, &bob, 99, RequestStatus::InProgress);
+        let long_past = req(&a, &alice, 10, RequestStatus::InProgress);
+        let live = req(&a, &alice, 101, RequestStatus::InProgress);
+        let completed = req(&a, &alice, 10, RequestStatus::Completed);
+        let expired = req(&b, &bob, 10, RequestStatus::Expired);
+        s.apply(&[
+            Change::PutConsentRequest(edge.clone()),
+            Change::PutConsentRequest(past.clone()),
+            Change::PutConsentRequest(long_past.clone()),
+            Change::PutConsentRequest(live.clone()),
+            Change::PutConsentRequest(completed),
+            Change::PutConsentRequest(expired),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(
+            s.expired_consent_requests(now).await.unwrap(),
+            vec![long_past.clone(), past.clone(), edge.clone()],
+            "in progress, expires_at <= now, across tenants, soonest expiry first"
+        );
+        assert_eq!(s.expired_consent_requests(at(9)).await.unwrap(), vec![]);
+
+        // The expiry job marks them expired: they leave the list.
+        let done = ConsentRequest { status: RequestStatus::Expired, completed_at: Some(now), ..past };
+        s.apply(&[Change::PutConsentRequest(done)]).await.unwrap();
+        assert_eq!(s.expired_consent_requests(now).await.unwrap(), vec![long_past, edge]);
+        assert_eq!(s.expired_consent_requests(at(101)).await.unwrap().len(), 3, "live joins at its expiry");
+    }
+
+    pub async fn permission_classifications(s: &dyn Store) {
+        let (t, _, client, resource) = two_service_principals(s).await;
+        let read = classification(t.id, resource.id, "User.Read");
+        let cal = classification(t.id, resource.id, "Calendars.Read");
+        // The same permission id on another resource is another classification.
+        let other = PermissionClassification { id: Uuid::new_v4(), resource_sp_id: client.id, ..read.clone() };
+        s.apply(&[
+            Change::PutPermissionClassification(read.clone()),
+            Change::PutPermissionClassification(cal.clone()),
+            Change::PutPermissionClassification(other.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone(), read.clone()]);
+        assert_eq!(s.permission_classifications(t.id, client.id).await.unwrap(), vec![other.clone()]);
+        assert_eq!(s.permission_classifications(t.id, Uuid::new_v4()).await.unwrap(), vec![]);
+
+        // Upsert by id.
+        let medium = PermissionClassification { classification: "medium".into(), ..read.clone() };
+        s.apply(&[Change::PutPermissionClassification(medium.clone())]).await.unwrap();
+        assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone(), medium.clone()]);
+
+        // One classification per (resource, permission): another id for it is a conflict, and
+        // the whole batch goes.
+        let g = group(t.id, "Before");
+        let dup = PermissionClassification { id: Uuid::new_v4(), classification: "high".into(), ..read.clone() };
+        assert_conflict(
+            s.apply(&[Change::PutGroup(g.clone()), Change::PutPermissionClassification(dup)]).await,
+            "User.Read",
+        );
+        assert_eq!(s.group(t.id, g.id).await.unwrap(), None, "rolled back");
+        assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone(), medium.clone()]);
+
+        // Delete (a missing id is fine); the permission may then be classified afresh.
+        s.apply(&[
+            Change::DeletePermissionClassification { tenant_id: t.id, classification_id: read.id },
+            Change::DeletePermissionClassification { tenant_id: t.id, classification_id: Uuid::new_v4() },
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone()]);
+        let again = PermissionClassification { id: Uuid::new_v4(), ..read.clone() };
+        s.apply(&[Change::PutPermissionClassification(again.clone())]).await.unwrap();
+        assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal, again]);
+        assert_eq!(s.permission_classifications(t.id, client.id).await.unwrap(), vec![other]);
+
+        // The resource must be a service principal of the tenant (checked at commit, so a batch
+        // may list the classification first).
+        let orphan = classification(t.id, Uuid::new_v4(), "Mail.Read");
+        assert_not_found(s.apply(&[Change::PutPermissionClassification(orphan)]).await);
+        let new_sp = service_principal(t.id, &application(Uuid::new_v4(), "New resource", None));
+        let first = classification(t.id, new_sp.id, "Mail.Read");
+        s.apply(&[Change::PutPermissionClassification(first.clone()), Change::PutServicePrincipal(new_sp.clone())])
+            .await
+            .unwrap();
+        assert_eq!(s.permission_classifications(t.id, new_sp.id).await.unwrap(), vec![first]);
+    }
+
+    pub async fn audit_round_trip_limit_and_filter(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (app1, app2) = (Uuid::new_v4(), Uuid::new_v4());
+        let e1 = audit_event(t.id, 1, "consent.user.granted", Some(app1));
+        let e2 = AuditEvent {
+            actor_id: None,
+            actor: "system".into(),
+            app_id: None,
+            detail: serde_json::Value::Null,
+            ..audit_event(t.id, 2, "scenario.loaded", None)
+        };
+        let e3 = AuditEvent {
+            detail: serde_json::json!(["a", 1, 2.25, false]),
+            ..audit_event(t.id, 3, "request.approved", Some(app2))
+        };
+        let e4 = AuditEvent { detail: serde_json::json!({}), ..audit_event(t.id, 4, "assignment.added", Some(app1)) };
+        let e5 =
+            AuditEvent { detail: serde_json::json!("just text"), ..audit_event(t.id, 5, "request.denied", Some(app1)) };
+        s.apply(&[
+            Change::AppendAudit(e3.clone()),
+            Change::AppendAudit(e1.clone()),
+            Change::AppendAudit(e5.clone()),
+            Change::AppendAudit(e2.clone()),
+            Change::AppendAudit(e4.clone()),
+        ])
+        .await
+        .unwrap();
+
+        let all = vec![e5.clone(), e4.clone(), e3.clone(), e2.clone(), e1.clone()];
+        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), all, "newest first, every field kept");
+        assert_eq!(s.audit_events(t.id, None, 5).await.unwrap(), all);
+        assert_eq!(s.audit_events(t.id, None, 2).await.unwrap(), vec![e5.clone(), e4.clone()], "limit");
+        assert_eq!(s.audit_events(t.id, None, 0).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(t.id, Some(app1), 100).await.unwrap(), vec![e5.clone(), e4.clone(), e1.clone()]);
+        assert_eq!(s.audit_events(t.id, Some(app1), 1).await.unwrap(), vec![e5.clone()]);
+        assert_eq!(s.audit_events(t.id, Some(app2), 100).await.unwrap(), vec![e3.clone()]);
+        assert_eq!(s.audit_events(t.id, Some(Uuid::new_v4()), 100).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(t.id, None, u32::MAX).await.unwrap().len(), 5);
+
+        // The JSON detail comes back as the same value.
+        let back = s.audit_events(t.id, Some(app1), 100).await.unwrap().pop().unwrap();
+        assert_eq!(back.detail["target"]["nested"][1][1], 3);
+        assert_eq!(back.detail["justification"], "ünïcödé ✓ \"quoted\"");
+        assert_eq!(back.detail["ratio"], 0.5);
+
+        // Same instant: ties by id.
+        let mut tie = vec![audit_event(t.id, 6, "x.first", None), audit_event(t.id, 6, "x.second", None)];
+        s.apply(&[Change::AppendAudit(tie[0].clone()), Change::AppendAudit(tie[1].clone())]).await.unwrap();
+        tie.sort_by_key(|e| e.id);
+        assert_eq!(s.audit_events(t.id, None, 2).await.unwrap(), tie);
+
+        // An event in a tenant that does not exist.
+        assert_not_found(s.apply(&[Change::AppendAudit(audit_event(Uuid::new_v4(), 1, "x", None))]).await);
+    }
+
+    pub async fn audit_is_append_only(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let first = audit_event(t.id, 1, "consent.user.granted", None);
+        s.apply(&[Change::AppendAudit(first.clone())]).await.unwrap();
+
+        // The same id again (even with other content) is a conflict, and the batch leaves nothing.
+        let rewrite = AuditEvent { action: "consent.user.revoked".into(), at: at(9), ..first.clone() };
+        let g = group(t.id, "Before");
+        let other = audit_event(t.id, 2, "request.created", None);
+        assert_conflict(
+            s.apply(&[Change::PutGroup(g.clone()), Change::AppendAudit(other.clone()), Change::AppendAudit(rewrite)])
+                .await,
+            &first.id.to_string(),
+        );
+        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![first.clone()], "nothing of the batch stays");
+        assert_eq!(s.group(t.id, g.id).await.unwrap(), None);
+
+        // Twice in one batch, identical: still a conflict.
+        let twice = audit_event(t.id, 3, "request.approved", None);
+        assert_conflict(
+            s.apply(&[Change::AppendAudit(twice.clone()), Change::AppendAudit(twice.clone())]).await,
+            &twice.id.to_string(),
+        );
+        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![first.clone()]);
+
+        // The store still works; the same id in another tenant is another row.
+        s.apply(&[Change::AppendAudit(other.clone())]).await.unwrap();
+        let (b, _) = seed_tenant(s, "B", "b.test").await;
+        let twin = AuditEvent { tenant_id: b.id, ..first.clone() };
+        s.apply(&[Change::AppendAudit(twin.clone())]).await.unwrap();
+        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![other, first]);
+        assert_eq!(s.audit_events(b.id, None, 100).await.unwrap(), vec![twin]);
+    }
+
+    pub async fn notification_lifecycle(s: &dyn Store) {
+        let (a, _) = seed_tenant(s, "A", "a.test").await;
+        let (b, _) = seed_tenant(s, "B", "b.test").await;
+        let n1 = notification(a.id, 1);
+        let n2 = Notification { kind: "request.expiring".into(), ..notification(a.id, 2) };
+        let n0 = notification(b.id, 0);
+        // Enqueued as already delivered, every field set: never unsent.
+        let done = Notification {
+            sent_at: Some(at(5)),
+            attempts: 3,
+            last_error: Some("421 try later".into()),
+            ..notification(a.id, -10)
+        };
+        s.apply(&[
+            Change::EnqueueNotification(n2.clone()),
+            Change::EnqueueNotification(n1.clone()),
+            Change::EnqueueNotification(n0.clone()),
+            Change::EnqueueNotification(done.clone()),
+        ])
+        .await
+        .unwrap();
+
+        assert_eq!(s.notifications(a.id).await.unwrap(), vec![done.clone(), n1.clone(), n2.clone()], "oldest first");
+        assert_eq!(s.notifications(b.id).await.unwrap(), vec![n0.clone()]);
+        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n1.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(2).await.unwrap(), vec![n0.clone(), n1.clone()], "limit");
+        assert_eq!(s.unsent_notifications(0).await.unwrap(), vec![]);
+
+        // A failed attempt: counted, the error kept, still unsent.
+        s.mark_notification(a.id, n1.id, None, Some("connection refused")).await.unwrap();
+        let failed = Notification { attempts: 1, last_error: Some("connection refused".into()), ..n1.clone() };
+        assert_eq!(s.notifications(a.id).await.unwrap()[1], failed);
+        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), failed.clone(), n2.clone()]);
+        s.mark_notification(a.id, n1.id, None, Some("550 mailbox unavailable")).await.unwrap();
+        let failed = Notification { attempts: 2, last_error: Some("550 mailbox unavailable".into()), ..n1.clone() };
+        assert_eq!(s.notifications(a.id).await.unwrap()[1], failed);
+
+        // Delivered: sent_at set, the history kept, no longer unsent.
+        s.mark_notification(a.id, n1.id, Some(at(7)), None).await.unwrap();
+        let sent = Notification { sent_at: Some(at(7)), ..failed };
+        assert_eq!(s.notifications(a.id).await.unwrap(), vec![done.clone(), sent.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n2.clone()]);
+
+        // Missing rows (including another tenant's) are not found, and nothing changes.
+        assert_not_found(s.mark_notification(a.id, Uuid::new_v4(), Some(at(8)), None).await);
+        assert_not_found(s.mark_notification(b.id, n2.id, Some(at(8)), None).await);
+        assert_not_found(s.mark_notification(b.id, n2.id, None, Some("x")).await);
+        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n2.clone()]);
+
+        // Enqueuing an id already queued is a conflict (it would reset a delivered message).
+        let requeue = Notification { sent_at: None, ..sent.clone() };
+        assert_conflict(s.apply(&[Change::EnqueueNotification(requeue)]).await, &n1.id.to_string());
+        assert_eq!(s.notifications(a.id).await.unwrap()[1], sent);
+
+        // A notification in a tenant that does not exist.
+        assert_not_found(s.apply(&[Change::EnqueueNotification(notification(Uuid::new_v4(), 0))]).await);
+    }
+
+    pub async fn consume_once_and_purge(s: &dyn Store) {
+        let before = s.statements_executed();
+        assert!(s.consume_once("form-1", at(10)).await.unwrap());
+        assert_eq!(s.statements_executed(), before + 1, "one statement");
+        assert!(!s.consume_once("form-1", at(10)).await.unwrap(), "seen before");
+        assert_eq!(s.statements_executed(), before + 2, "one statement, also when already seen");
+        assert!(!s.consume_once("form-1", at(99)).await.unwrap(), "whatever the new expiry");
+        assert!(s.consume_once("form-2", at(20)).await.unwrap());
+
+        // Not expired yet: kept.
+        assert_eq!(s.purge_expired(at(9)).await.unwrap(), 0);
+        assert!(!s.consume_once("form-1", at(10)).await.unwrap());
+        // expires_at == now is expired: the row goes (and counts), and the value is new again.
+        assert_eq!(s.purge_expired(at(10)).await.unwrap(), 1);
+        assert!(s.consume_once("form-1", at(30)).await.unwrap());
+        assert!(!s.consume_once("form-1", at(30)).await.unwrap());
+        assert!(!s.consume_once("form-2", at(20)).await.unwrap(), "form-2 not expired at 10");
+        assert_eq!(s.purge_expired(at(30)).await.unwrap(), 2);
+        assert!(s.consume_once("form-2", at(40)).await.unwrap());
+    }
+
+    pub async fn concurrent_consume_once(s: &dyn Store) {
+        let consume = || s.consume_once("race", at(10));
+        let (a, b, c, d, e) = tokio::join!(consume(), consume(), consume(), consume(), consume());
+        let outcomes = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
+        assert_eq!(outcomes.iter().filter(|o| **o).count(), 1, "{outcomes:?}");
+    }
+
+    pub async fn consent_workflow_tenant_isolation(s: &dyn Store) {
+        let (a, alice, _, resource) = two_service_principals(s).await;
+        let (b, _) = seed_tenant(s, "B", "b.test").await;
+        let b = b.id;
+        let app = Uuid::new_v4();
+        let req = ConsentRequest { expires_at: at(1), ..consent_request(a.id, app, alice.id, 0) };
+        let cls = classification(a.id, resource.id, "User.Read");
+        let ev = audit_event(a.id, 1, "consent.user.granted", Some(app));
+        let n = notification(a.id, 1);
+        s.apply(&[
+            Change::PutConsentRequest(req.clone()),
+            Change::PutPermissionClassification(cls.clone()),
+            Change::AppendAudit(ev.clone()),
+            Change::EnqueueNotification(n.clone()),
+        ])
+        .await
+        .unwrap();
+
+        // Visible through A...
+        assert_eq!(s.consent_request(a.id, req.id).await.unwrap(), Some(req.clone()));
+        assert_eq!(s.consent_requests(a.id, None).await.unwrap(), vec![req.clone()]);
+        assert_eq!(s.permission_classifications(a.id, resource.id).await.unwrap(), vec![cls.clone()]);
+        assert_eq!(s.audit_events(a.id, Some(app), 10).await.unwrap(), vec![ev.clone()]);
+        assert_eq!(s.notifications(a.id).await.unwrap(), vec![n.clone()]);
+        // ...and not through B.
+        assert_eq!(s.consent_request(b, req.id).await.unwrap(), None);
+        assert_eq!(s.consent_requests(b, None).await.unwrap(), vec![]);
+        assert_eq!(s.consent_requests(b, Some(app)).await.unwrap(), vec![]);
+        assert_eq!(s.permission_classifications(b, resource.id).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(b, None, 100).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(b, Some(app), 100).await.unwrap(), vec![]);
+        assert_eq!(s.notifications(b).await.unwrap(), vec![]);
+        assert_not_found(s.mark_notification(b, n.id, Some(at(2)), None).await);
+        assert_not_found(s.mark_notification(b, n.id, None, Some("boom")).await);
+
+        // A delete through B leaves A's classification alone.
+        s.apply(&[Change::DeletePermissionClassification { tenant_id: b, classification_id: cls.id }]).await.unwrap();
+        assert_eq!(s.permission_classifications(a.id, resource.id).await.unwrap(), vec![cls]);
+        assert_eq!(s.notifications(a.id).await.unwrap(), vec![n.clone()], "untouched by B's marks");
+
+        // The cross-tenant reads are cross-tenant by design (expiry job, delivery loop).
+        assert_eq!(s.expired_consent_requests(at(1)).await.unwrap(), vec![req]);
+        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n]);
+    }
 }
 
 mod raw_cases {
     use super::fixtures::*;
+    use accord_core::consent_records::*;
     use accord_core::directory::*;
     use accord_store::*;
     use sqlx::{Connection, Executor};
@@ -1412,6 +1907,47 @@ mod raw_cases {
         assert_database_error(s.signing_keys().await);
         raw(url, "UPDATE signing_keys SET status = 'active', created_at = 9223372036854775807").await;
         assert_database_error(s.signing_keys().await);
+    }
+
+    /// The same for the consent workflow's tables.
+    pub async fn unreadable_consent_workflow_values_are_database_errors(s: &SqlStore, url: &str) {
+        let s: &dyn Store = s;
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app = application(t.id, "App", None);
+        let sp = service_principal(t.id, &app);
+        let req = ConsentRequest { expires_at: at(1), ..consent_request(t.id, app.app_id, u.id, 0) };
+        let cls = classification(t.id, sp.id, "User.Read");
+        let ev = audit_event(t.id, 1, "consent.user.granted", Some(app.app_id));
+        let n = notification(t.id, 1);
+        s.apply(&[
+            Change::PutServicePrincipal(sp.clone()),
+            Change::PutConsentRequest(req.clone()),
+            Change::PutPermissionClassification(cls),
+            Change::AppendAudit(ev),
+            Change::EnqueueNotification(n),
+        ])
+        .await
+        .unwrap();
+
+        raw(url, "UPDATE consent_requests SET result = 'Maybe'").await;
+        assert_database_error(s.consent_request(t.id, req.id).await);
+        assert_database_error(s.consent_requests(t.id, None).await);
+        assert_database_error(s.expired_consent_requests(at(2)).await);
+        raw(url, "UPDATE consent_requests SET result = 'NotReviewed', permissions = '[{\"value\": 1}]'").await;
+        assert_database_error(s.consent_request(t.id, req.id).await);
+        raw(url, "UPDATE consent_requests SET permissions = '[]', reviewed_by = 'someone'").await;
+        assert_database_error(s.consent_request(t.id, req.id).await);
+        raw(url, "UPDATE consent_requests SET reviewed_by = NULL, status = 'Pending'").await;
+        assert_database_error(s.consent_request(t.id, req.id).await);
+        raw(url, "UPDATE permission_classifications SET permission_id = 'not-a-uuid'").await;
+        assert_database_error(s.permission_classifications(t.id, sp.id).await);
+        raw(url, "UPDATE audit_events SET detail = '{not json'").await;
+        assert_database_error(s.audit_events(t.id, None, 10).await);
+        raw(url, "UPDATE audit_events SET detail = 'null', at = 9223372036854775807").await;
+        assert_database_error(s.audit_events(t.id, Some(app.app_id), 10).await);
+        raw(url, "UPDATE notifications SET attempts = -1").await;
+        assert_database_error(s.notifications(t.id).await);
+        assert_database_error(s.unsent_notifications(10).await);
     }
 
     /// Connecting again runs the migrations as a no-op and sees the data.

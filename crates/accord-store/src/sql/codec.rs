@@ -2,6 +2,7 @@
 //! BIGINT, BLOB). Reading never panics: a value the code does not recognise is a
 //! [`StoreError::Database`].
 
+use accord_core::consent_records::{RequestStatus, ReviewResult};
 use accord_core::directory::{ConsentType, DirectoryRole, MemberKind, PrincipalType, SignInAudience, UserConsent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -138,6 +139,42 @@ pub(crate) fn principal_type(column: &str, s: &str) -> StoreResult<PrincipalType
         "Group" => Ok(PrincipalType::Group),
         "ServicePrincipal" => Ok(PrincipalType::ServicePrincipal),
         _ => Err(corrupt(column, format!("unknown principal type {s:?}"))),
+    }
+}
+
+pub(crate) fn request_status_str(s: RequestStatus) -> &'static str {
+    match s {
+        RequestStatus::InProgress => "InProgress",
+        RequestStatus::Completed => "Completed",
+        RequestStatus::Expired => "Expired",
+    }
+}
+
+pub(crate) fn request_status(column: &str, s: &str) -> StoreResult<RequestStatus> {
+    match s {
+        "InProgress" => Ok(RequestStatus::InProgress),
+        "Completed" => Ok(RequestStatus::Completed),
+        "Expired" => Ok(RequestStatus::Expired),
+        _ => Err(corrupt(column, format!("unknown request status {s:?}"))),
+    }
+}
+
+pub(crate) fn review_result_str(r: ReviewResult) -> &'static str {
+    match r {
+        ReviewResult::NotReviewed => "NotReviewed",
+        ReviewResult::Approved => "Approved",
+        ReviewResult::Denied => "Denied",
+        ReviewResult::Blocked => "Blocked",
+    }
+}
+
+pub(crate) fn review_result(column: &str, s: &str) -> StoreResult<ReviewResult> {
+    match s {
+        "NotReviewed" => Ok(ReviewResult::NotReviewed),
+        "Approved" => Ok(ReviewResult::Approved),
+        "Denied" => Ok(ReviewResult::Denied),
+        "Blocked" => Ok(ReviewResult::Blocked),
+        _ => Err(corrupt(column, format!("unknown review result {s:?}"))),
     }
 }
 

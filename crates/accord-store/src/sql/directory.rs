@@ -433,6 +433,13 @@ impl SqlStore {
                     .bind(id(*event_id));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
+            Change::PutConsentRequest(r) => self.put_consent_request(c, r).await?,
+            Change::PutPermissionClassification(p) => self.put_permission_classification(c, p).await?,
+            Change::DeletePermissionClassification { tenant_id, classification_id } => {
+                self.delete_permission_classification(c, *tenant_id, *classification_id).await?
+            }
+            Change::AppendAudit(e) => self.append_audit(c, e).await?,
+            Change::EnqueueNotification(n) => self.enqueue_notification(c, n).await?,
         }
         Ok(())
     }

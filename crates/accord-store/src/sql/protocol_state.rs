@@ -303,12 +303,13 @@ impl SqlStore {
 
     // --- housekeeping ---
 
-    /// Deletes sessions, codes and refresh tokens whose `expires_at` is at or before `now`, and
-    /// then families no token or code refers to any more (not counted in the result).
+    /// Deletes sessions, codes, refresh tokens and single-use values (`used_once`, see
+    /// [`Store::consume_once`](crate::Store::consume_once)) whose `expires_at` is at or before
+    /// `now`, and then families no token or code refers to any more (not counted in the result).
     pub(super) async fn purge(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let now = micros(now);
         let mut purged = 0;
-        for table in ["sessions", "auth_codes", "refresh_tokens"] {
+        for table in ["sessions", "auth_codes", "refresh_tokens", "used_once"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
             purged += self.execute(self.pool(), sqlx::query(&sql).bind(now)).await.map_err(db_err)?.rows_affected();
         }
