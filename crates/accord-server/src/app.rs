@@ -1,7 +1,7 @@
 //! The HTTP application: routes and the middleware every request passes through.
 
 use crate::ops;
-use crate::protocol::{authorize, discovery, session_end, token};
+use crate::protocol::{authorize, consent_pages, discovery, session_end, token};
 use crate::state::SharedState;
 use crate::web::{security, templates};
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +29,11 @@ pub fn router(state: SharedState) -> Router {
         .route("/{tenant}/oauth2/v2.0/token", post(token::token))
         .route("/{tenant}/oauth2/v2.0/logout", get(session_end::logout_get).post(session_end::logout_post))
         .route("/{tenant}/login", post(authorize::sign_in_post))
+        .route("/{tenant}/consent", post(consent_pages::consent_post))
+        .route("/{tenant}/consent/request", post(consent_pages::approval_request_post))
+        .route("/{tenant}/v2.0/adminconsent", get(consent_pages::admin_consent_v2))
+        .route("/{tenant}/adminconsent", get(consent_pages::admin_consent_v1))
+        .route("/{tenant}/adminconsent/decide", post(consent_pages::admin_consent_decide))
         .fallback(not_found)
         .layer(middleware::from_fn(ops::track_requests))
         .layer(middleware::from_fn(move |req, next| security::security_headers(secure, req, next)))

@@ -1,13 +1,21 @@
-//! Which delegated permissions a user's token may carry: the grants that exist for the client
-//! in the tenant (admin consent for everyone, plus the user's own), checked against what the
-//! request asks for. The full consent engine (prompts, policies, requests) builds on this.
+//! Consent as the server applies it: gather the consent engine's snapshot from the store, ask
+//! the engine, and write what a consent decision grants. Every caller — authorize, token,
+//! refresh, admin consent, the request workflow, `accord explain` — goes through here, so a
+//! rule lives in one place (the engine) and a grant is written in one way.
 
 use crate::protocol::errors::Failure;
-use accord_core::directory::{Application, ConsentType, ServicePrincipal, SignInAudience, Tenant, User};
+use accord_core::consent_engine::{
+    self, ConsentSnapshot, Decision, GroupMembership, Outcome, PermissionKind, PermissionRef, Prompt, ResourceView,
+};
+use accord_core::consent_records::AuditEvent;
+use accord_core::consent_records::RequestStatus;
+use accord_core::directory::*;
 use accord_core::scope::{OidcScopes, ScopeRequest};
-use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
+use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::Aadsts;
-use accord_store::Store;
+use accord_store::{Change, Store};
+use serde_json::json;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A resource API as seen from one tenant.
@@ -32,7 +40,7 @@ pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) ->
     }
 }
 
-/// Refuses clients that cannot be used in the tenant at all.
+/// Refuses clients that cannot be used in the tenant at all (client credentials path).
 pub fn check_client_audience(client: &Application, tenant: &Tenant) -> Result<(), Aadsts> {
     if client.sign_in_audience == SignInAudience::SingleOrg && client.home_tenant_id != tenant.id {
         return Err(Aadsts::single_tenant_app(&client.app_id.to_string()));
@@ -40,17 +48,219 @@ pub fn check_client_audience(client: &Application, tenant: &Tenant) -> Result<()
     Ok(())
 }
 
+/// Everything the engine needs about one user, one client and the resources involved, read
+/// from the store. Owned, so callers can decide more than once (e.g. before and after a form).
+pub struct ConsentWorld {
+    pub tenant: Tenant,
+    pub client: Application,
+    pub client_sp: Option<ServicePrincipal>,
+    pub user: User,
+    pub roles: Vec<DirectoryRole>,
+    groups: Vec<(Uuid, String, Option<Uuid>)>,
+    assignments_to_client: Vec<AppRoleAssignment>,
+    delegated_grants: Vec<DelegatedGrant>,
+    app_role_grants: Vec<AppRoleAssignment>,
+    resources: Vec<(Application, Uuid, Vec<Uuid>)>,
+    pub pending_request: Option<Uuid>,
+}
+
+impl ConsentWorld {
+    pub async fn load(
+        store: &dyn Store,
+        tenant: &Tenant,
+        client: &Application,
+        user: &User,
+        request: &ScopeRequest,
+    ) -> Result<ConsentWorld, Failure> {
+        let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
+        let roles = store.user_roles(tenant.id, user.id).await?;
+        let groups =
+            user_groups(store, tenant.id, user.id, client_sp.as_ref().is_some_and(|sp| sp.assignment_required)).await?;
+        let (assignments_to_client, delegated_grants, app_role_grants, pending_request) = match &client_sp {
+            Some(sp) => {
+                let pending = store
+                    .consent_requests(tenant.id, Some(client.app_id))
+                    .await?
+                    .into_iter()
+                    .find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress)
+                    .map(|r| r.id);
+                (
+                    store.app_role_assignments_to(tenant.id, sp.id).await?,
+                    store.delegated_grants_of_client(tenant.id, sp.id).await?,
+                    store.app_role_assignments_of(tenant.id, sp.id).await?,
+                    pending,
+                )
+            }
+            None => {
+                let pending = store
+                    .consent_requests(tenant.id, Some(client.app_id))
+                    .await?
+                    .into_iter()
+                    .find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress)
+                    .map(|r| r.id);
+                (Vec::new(), Vec::new(), Vec::new(), pending)
+            }
+        };
+        let resources = load_resources(store, tenant.id, client, request).await?;
+        Ok(ConsentWorld {
+            tenant: tenant.clone(),
+            client: client.clone(),
+            client_sp,
+            user: user.clone(),
+            roles,
+            groups,
+            assignments_to_client,
+            delegated_grants,
+            app_role_grants,
+            resources,
+            pending_request,
+        })
+    }
+
+    fn with_snapshot<T>(&self, request: &ScopeRequest, prompt: Prompt, f: impl FnOnce(&ConsentSnapshot<'_>) -> T) -> T {
+        let groups: Vec<GroupMembership<'_>> = self
+            .groups
+            .iter()
+            .map(|(id, name, via)| GroupMembership { id: *id, display_name: name, via: *via })
+            .collect();
+        let resources: Vec<ResourceView<'_>> = self
+            .resources
+            .iter()
+            .map(|(app, sp_id, low)| ResourceView { app, sp_id: *sp_id, low_classified: low })
+            .collect();
+        let snapshot = ConsentSnapshot {
+            tenant: &self.tenant,
+            client: &self.client,
+            client_sp: self.client_sp.as_ref(),
+            user: &self.user,
+            user_roles: &self.roles,
+            user_groups: &groups,
+            assignments_to_client: &self.assignments_to_client,
+            delegated_grants: &self.delegated_grants,
+            app_role_grants: &self.app_role_grants,
+            resources: &resources,
+            pending_request: self.pending_request,
+            request,
+            prompt,
+        };
+        f(&snapshot)
+    }
+
+    pub fn decide_sign_in(&self, request: &ScopeRequest, prompt: Prompt) -> Outcome {
+        self.with_snapshot(request, prompt, consent_engine::decide_sign_in)
+    }
+
+    pub fn decide_admin_consent(&self, request: &ScopeRequest, static_default: bool) -> Outcome {
+        self.with_snapshot(request, Prompt::Default, |s| consent_engine::decide_admin_consent(s, static_default))
+    }
+
+    pub fn resource(&self, app_id: Uuid) -> Option<&Application> {
+        self.resources.iter().map(|(app, _, _)| app).find(|a| a.app_id == app_id)
+    }
+}
+
+/// The user's groups, transitively. The path through nested groups (`via`) only matters for
+/// the assignment rule's wording, so it is computed only when assignment is required.
+async fn user_groups(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    with_paths: bool,
+) -> Result<Vec<(Uuid, String, Option<Uuid>)>, Failure> {
+    let ids = store.transitive_groups_of(tenant_id, user_id).await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names = store.groups(tenant_id).await?;
+    let mut out = Vec::new();
+    for id in &ids {
+        let name = names.iter().find(|g| g.id == *id).map(|g| g.display_name.clone()).unwrap_or_default();
+        let via = if with_paths {
+            let members = store.group_members(tenant_id, *id).await?;
+            if members.iter().any(|m| m.member_id == user_id) {
+                None
+            } else {
+                members.iter().find(|m| m.kind == MemberKind::Group && ids.contains(&m.member_id)).map(|m| m.member_id)
+            }
+        } else {
+            None
+        };
+        out.push((*id, name, via));
+    }
+    Ok(out)
+}
+
+/// The resources a request may touch: those it names, those the client lists statically,
+/// Microsoft Graph (OIDC scopes) and the client itself. Resources without a service principal
+/// in the tenant are left out; the engine then refuses with AADSTS500011.
+async fn load_resources(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    client: &Application,
+    request: &ScopeRequest,
+) -> Result<Vec<(Application, Uuid, Vec<Uuid>)>, Failure> {
+    let mut apps: Vec<Application> = Vec::new();
+    let add = |app: Option<Application>, apps: &mut Vec<Application>| {
+        if let Some(app) = app {
+            if !apps.iter().any(|a| a.app_id == app.app_id) {
+                apps.push(app);
+            }
+        }
+    };
+    for r in &request.resources {
+        let app = match Uuid::parse_str(&r.resource) {
+            Ok(id) if id == client.app_id => Some(client.clone()),
+            Ok(id) => store.application_by_app_id(id).await?,
+            Err(_) => store.application_by_identifier_uri(&r.resource).await?,
+        };
+        add(app, &mut apps);
+    }
+    for req in &client.required {
+        let app = if req.resource_app_id == client.app_id {
+            Some(client.clone())
+        } else {
+            store.application_by_app_id(req.resource_app_id).await?
+        };
+        add(app, &mut apps);
+    }
+    if !apps.iter().any(|a| a.app_id == GRAPH_APP_ID) {
+        add(store.application_by_app_id(GRAPH_APP_ID).await?, &mut apps);
+    }
+    add(Some(client.clone()), &mut apps);
+    let mut out = Vec::new();
+    for app in apps {
+        let Some(sp) = store.service_principal_by_app_id(tenant_id, app.app_id).await? else {
+            if app.app_id == client.app_id {
+                // The client's own scopes: its service principal may not exist yet; grants
+                // point at it once consent creates it.
+                out.push((app, Uuid::nil(), Vec::new()));
+            }
+            continue;
+        };
+        let low = store
+            .permission_classifications(tenant_id, sp.id)
+            .await?
+            .into_iter()
+            .filter(|c| c.classification.eq_ignore_ascii_case("low"))
+            .map(|c| c.permission_id)
+            .collect();
+        out.push((app, sp.id, low));
+    }
+    Ok(out)
+}
+
 /// What a user token may carry for one resource.
 #[derive(Debug, Clone)]
 pub struct DelegatedDecision {
-    pub resource: TenantResource,
-    /// Every permission granted to this client for the resource on the user's behalf.
+    pub resource: Application,
     pub scopes: Vec<String>,
+    /// The client's app roles held by the user (directly or through groups).
+    pub roles: Vec<String>,
     pub oidc: OidcScopes,
 }
 
-/// Checks that grants cover the request and returns what the token carries. In this version a
-/// missing grant is AADSTS65001; the consent pages turn it into a prompt.
+/// For the token endpoint (code redemption, refresh, ROPC): tokens only for what is granted.
+/// Anything that would need a prompt is AADSTS65001 with `consent_required`.
 pub async fn delegated_access(
     store: &dyn Store,
     tenant: &Tenant,
@@ -58,102 +268,171 @@ pub async fn delegated_access(
     user: &User,
     request: &ScopeRequest,
 ) -> Result<DelegatedDecision, Failure> {
-    check_client_audience(client, tenant)?;
-    let client_id = client.app_id.to_string();
-    let Some(client_sp) = store.service_principal_by_app_id(tenant.id, client.app_id).await? else {
-        return Err(Aadsts::consent_missing(
-            &client_id,
-            "The application has no service principal in this tenant yet.",
-        )
-        .into());
-    };
-    if !client_sp.enabled {
-        return Err(Aadsts::app_disabled(&client_id).into());
-    }
-    if client_sp.assignment_required && !is_assigned(store, tenant.id, &client_sp, user.id).await? {
-        return Err(Aadsts::new(
-            50105,
-            accord_core::OAuthError::InvalidGrant,
-            format!(
-                "Your administrator has configured the application {} ('{client_id}') to block users unless they are specifically granted ('assigned') access to the application. The signed in user '{}' is blocked because they are not a direct member of a group with access, nor had access directly assigned by an administrator. Please contact your administrator to assign access to this application.",
-                client.display_name, user.upn
-            ),
-        )
-        .into());
-    }
-    let wanted = request.single_resource()?;
-    let resource_name = wanted.map(|r| r.resource.clone()).unwrap_or_else(|| GRAPH_APP_ID.to_string());
-    let resource = resolve_resource(store, tenant.id, &resource_name).await?;
-    let grants = store.delegated_grants_of_client(tenant.id, client_sp.id).await?;
-    let granted_for = |resource_sp_id: Uuid| -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for g in grants.iter().filter(|g| g.resource_sp_id == resource_sp_id) {
-            let applies = match g.consent_type {
-                ConsentType::AllPrincipals => true,
-                ConsentType::Principal => g.principal_id == Some(user.id),
-            };
-            if applies {
-                for s in &g.scopes {
-                    if !out.iter().any(|o| o.eq_ignore_ascii_case(s)) {
-                        out.push(s.clone());
-                    }
-                }
-            }
+    let world = ConsentWorld::load(store, tenant, client, user, request).await?;
+    let outcome = world.decide_sign_in(request, Prompt::Default);
+    match outcome.decision {
+        Decision::Issue { resource_app_id, scopes, roles } => {
+            let resource = world.resource(resource_app_id).cloned().ok_or_else(|| {
+                Failure::Internal(format!("engine chose resource {resource_app_id} outside the snapshot"))
+            })?;
+            Ok(DelegatedDecision { resource, scopes, roles, oidc: request.oidc })
         }
-        out
-    };
-    let scopes = granted_for(resource.sp.id);
-    let mut missing: Vec<String> = match wanted {
-        Some(r) if r.default => {
-            if scopes.is_empty() {
-                vec![".default".into()]
-            } else {
-                Vec::new()
-            }
+        Decision::Refuse(e) => Err(e.into()),
+        other => {
+            let missing: Vec<String> = prompt_permissions(&other).iter().map(|p| p.label()).collect();
+            Err(Aadsts::consent_missing(
+                &client.app_id.to_string(),
+                &format!("Missing consent for: {}.", missing.join(", ")),
+            )
+            .into())
         }
-        Some(r) => r.permissions.iter().filter(|p| !contains(&scopes, p)).cloned().collect(),
-        None => Vec::new(),
-    };
-    // OIDC scopes are Microsoft Graph permissions and need consent like any other.
-    let oidc_values: Vec<&str> = request.oidc.values();
-    if !oidc_values.is_empty() {
-        let graph_scopes = if resource.app.app_id == GRAPH_APP_ID {
-            scopes.clone()
-        } else {
-            let graph = resolve_resource(store, tenant.id, &GRAPH_APP_ID.to_string()).await?;
-            granted_for(graph.sp.id)
-        };
-        missing.extend(oidc_values.iter().filter(|v| !contains(&graph_scopes, v)).map(|v| v.to_string()));
     }
-    if !missing.is_empty() {
-        return Err(Aadsts::consent_missing(&client_id, &format!("Missing consent for: {}.", missing.join(" "))).into());
-    }
-    if scopes.is_empty() && wanted.is_some() {
-        return Err(Aadsts::consent_missing(&client_id, "No permission has been granted for this resource.").into());
-    }
-    Ok(DelegatedDecision { resource, scopes, oidc: request.oidc })
 }
 
-fn contains(list: &[String], value: &str) -> bool {
-    list.iter().any(|s| s.eq_ignore_ascii_case(value))
+/// The permissions a prompting decision lists.
+pub fn prompt_permissions(decision: &Decision) -> Vec<PermissionRef> {
+    match decision {
+        Decision::PromptConsent { permissions, .. }
+        | Decision::ApprovalRequired { permissions, .. }
+        | Decision::NeedAdminApproval { permissions } => permissions.clone(),
+        Decision::PromptAdminConsent { delegated, application } => {
+            delegated.iter().chain(application).cloned().collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
-/// A user is assigned when they, or a group they belong to (transitively), hold an assignment.
-pub async fn is_assigned(
+/// Who gives consent, for the grant's type and the audit log.
+pub enum Grantee<'a> {
+    /// The user consents for themselves: a `Principal` grant.
+    User(&'a User),
+    /// An administrator consents for the organisation: `AllPrincipals` grants and app roles.
+    Organisation { admin: &'a User },
+}
+
+/// Writes the grants for `permissions` (creating the client's service principal on first
+/// consent), with an audit event, in one transaction. Existing grants are extended.
+pub async fn grant(
     store: &dyn Store,
-    tenant_id: Uuid,
-    sp: &ServicePrincipal,
-    user_id: Uuid,
-) -> Result<bool, Failure> {
-    let assignments = store.app_role_assignments_to(tenant_id, sp.id).await?;
-    if assignments.iter().any(|a| a.principal_id == user_id) {
-        return Ok(true);
+    tenant: &Tenant,
+    client: &Application,
+    grantee: Grantee<'_>,
+    permissions: &[PermissionRef],
+    extra: Vec<Change>,
+) -> Result<(), Failure> {
+    let now = OffsetDateTime::now_utc();
+    let mut changes = Vec::new();
+    let client_sp = match store.service_principal_by_app_id(tenant.id, client.app_id).await? {
+        Some(sp) => sp,
+        None => {
+            let sp = ServicePrincipal {
+                tenant_id: tenant.id,
+                id: Uuid::new_v4(),
+                app_id: client.app_id,
+                display_name: client.display_name.clone(),
+                app_owner_tenant_id: client.home_tenant_id,
+                enabled: true,
+                assignment_required: false,
+                created_at: now,
+            };
+            changes.push(Change::PutServicePrincipal(sp.clone()));
+            sp
+        }
+    };
+    let existing = store.delegated_grants_of_client(tenant.id, client_sp.id).await?;
+    let held_roles = store.app_role_assignments_of(tenant.id, client_sp.id).await?;
+    let (consent_type, principal_id, actor) = match &grantee {
+        Grantee::User(u) => (ConsentType::Principal, Some(u.id), *u),
+        Grantee::Organisation { admin } => (ConsentType::AllPrincipals, None, *admin),
+    };
+    // One grant per resource: extend what exists, in permission order.
+    let mut resources: Vec<Uuid> = Vec::new();
+    for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
+        if !resources.contains(&p.resource_sp_id) {
+            resources.push(p.resource_sp_id);
+        }
     }
-    let groups = store.transitive_groups_of(tenant_id, user_id).await?;
-    Ok(assignments.iter().any(|a| groups.contains(&a.principal_id)))
+    for resource_sp_id in resources {
+        // A grant on the client's own scopes points at the service principal just created.
+        let resource_sp_id = if resource_sp_id.is_nil() { client_sp.id } else { resource_sp_id };
+        let mut grant = existing
+            .iter()
+            .find(|g| {
+                g.resource_sp_id == resource_sp_id && g.consent_type == consent_type && g.principal_id == principal_id
+            })
+            .cloned()
+            .unwrap_or(DelegatedGrant {
+                tenant_id: tenant.id,
+                id: Uuid::new_v4(),
+                client_sp_id: client_sp.id,
+                resource_sp_id,
+                consent_type,
+                principal_id,
+                scopes: Vec::new(),
+                created_at: now,
+            });
+        for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
+            let sp = if p.resource_sp_id.is_nil() { client_sp.id } else { p.resource_sp_id };
+            if sp == resource_sp_id && !grant.scopes.iter().any(|s| s.eq_ignore_ascii_case(&p.value)) {
+                grant.scopes.push(p.value.clone());
+            }
+        }
+        changes.push(Change::PutDelegatedGrant(grant));
+    }
+    if matches!(grantee, Grantee::Organisation { .. }) {
+        for p in permissions.iter().filter(|p| p.kind == PermissionKind::Application) {
+            if held_roles.iter().any(|a| a.resource_sp_id == p.resource_sp_id && a.app_role_id == p.id) {
+                continue;
+            }
+            changes.push(Change::PutAppRoleAssignment(AppRoleAssignment {
+                tenant_id: tenant.id,
+                id: Uuid::new_v4(),
+                principal_id: client_sp.id,
+                principal_type: PrincipalType::ServicePrincipal,
+                resource_sp_id: p.resource_sp_id,
+                app_role_id: p.id,
+                created_at: now,
+            }));
+        }
+    }
+    let action = match grantee {
+        Grantee::User(_) => "consent.user.granted",
+        Grantee::Organisation { .. } => "consent.admin.granted",
+    };
+    changes.push(audit(
+        tenant.id,
+        Some(actor),
+        action,
+        Some(client.app_id),
+        json!({ "permissions": permissions.iter().map(|p| p.label()).collect::<Vec<_>>() }),
+    ));
+    changes.extend(extra);
+    store.apply(&changes).await?;
+    tracing::info!(tenant = %tenant.id, client = %client.app_id, actor = %actor.id, action, count = permissions.len(), "consent granted");
+    Ok(())
 }
 
-/// The app roles (values) granted to a client service principal on a resource.
+/// An audit-log change, to be applied with the change it records.
+pub fn audit(
+    tenant_id: Uuid,
+    actor: Option<&User>,
+    action: &str,
+    app_id: Option<Uuid>,
+    detail: serde_json::Value,
+) -> Change {
+    Change::AppendAudit(AuditEvent {
+        tenant_id,
+        id: Uuid::new_v4(),
+        at: OffsetDateTime::now_utc(),
+        actor_id: actor.map(|u| u.id),
+        actor: actor.map(|u| u.upn.clone()).unwrap_or_else(|| "system".into()),
+        action: action.to_string(),
+        app_id,
+        detail,
+    })
+}
+
+/// The app role values granted to a client service principal on a resource (client credentials).
 pub async fn application_roles(
     store: &dyn Store,
     tenant_id: Uuid,
@@ -163,7 +442,9 @@ pub async fn application_roles(
     let assignments = store.app_role_assignments_of(tenant_id, client_sp.id).await?;
     Ok(assignments
         .iter()
-        .filter(|a| a.resource_sp_id == resource.sp.id && a.app_role_id != DEFAULT_ACCESS_ROLE_ID)
+        .filter(|a| {
+            a.resource_sp_id == resource.sp.id && a.app_role_id != accord_core::well_known::DEFAULT_ACCESS_ROLE_ID
+        })
         .filter_map(|a| resource.app.app_role_by_id(a.app_role_id).map(|r| r.value.clone()))
         .collect())
 }

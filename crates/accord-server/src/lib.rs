@@ -1,6 +1,8 @@
 //! The Accord server: protocol endpoints, pages, services, configuration and TLS.
 
+pub mod admin_consent_requests;
 pub mod app;
+pub mod commands;
 pub mod config;
 pub mod consent;
 pub mod crypto;

@@ -1,5 +1,6 @@
 //! `accord`: the Accord identity platform.
 
+use accord_server::commands::{self, Review};
 use accord_server::config::{ServeArgs, ServeConfig};
 use accord_server::{ops, scenario_loader, serve};
 use clap::{Parser, Subcommand};
@@ -27,6 +28,84 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Review admin-consent requests (the same actions as the admin center).
+    Requests {
+        #[command(subcommand)]
+        command: RequestsCommand,
+    },
+    /// Explain, rule by rule, what a user signing in to an app would get. Changes nothing.
+    Explain {
+        #[command(flatten)]
+        store: ServeArgs,
+        /// Tenant id or verified domain.
+        #[arg(long)]
+        tenant: String,
+        /// The signing-in user's UPN.
+        #[arg(long)]
+        user: String,
+        /// The app's application (client) id.
+        #[arg(long)]
+        app: String,
+        /// The scope parameter, e.g. "openid User.Read Calendars.Read".
+        #[arg(long, default_value = "openid profile offline_access User.Read")]
+        scope: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsCommand {
+    /// List pending requests (all requests with --all).
+    List {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one request.
+    Show {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[arg(long)]
+        tenant: String,
+        id: uuid::Uuid,
+    },
+    /// Approve: grants admin consent for what the app's pending requests ask.
+    Approve {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[arg(long)]
+        tenant: String,
+        /// The reviewer acting (UPN); must be a reviewer with a role that may grant.
+        #[arg(long = "as")]
+        reviewer: String,
+        id: uuid::Uuid,
+    },
+    /// Deny; the users may ask again.
+    Deny {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "as")]
+        reviewer: String,
+        #[arg(long)]
+        justification: String,
+        id: uuid::Uuid,
+    },
+    /// Block: deny and disable the app in the tenant, so no new requests can be filed.
+    Block {
+        #[command(flatten)]
+        store: ServeArgs,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long = "as")]
+        reviewer: String,
+        #[arg(long)]
+        justification: String,
+        id: uuid::Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,6 +131,15 @@ fn main() -> ExitCode {
         Command::Keys { command: KeysCommand::Rotate(args) } => {
             runtime().and_then(|rt| rt.block_on(rotate_command(args)))
         }
+        Command::Requests { command } => runtime().and_then(|rt| rt.block_on(requests_command(command))),
+        Command::Explain { store, tenant, user, app, scope } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;
+                let t = commands::tenant(&*store, &tenant).await?;
+                print!("{}", commands::explain(&*store, &t, &user, &app, &scope).await?);
+                Ok(())
+            })
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -89,5 +177,33 @@ async fn rotate_command(args: ServeArgs) -> anyhow::Result<()> {
         println!("previous key {p} stays published until the next rotation");
     }
     println!("running servers pick the new key up within a minute");
+    Ok(())
+}
+
+async fn requests_command(command: RequestsCommand) -> anyhow::Result<()> {
+    let (args, tenant) = match &command {
+        RequestsCommand::List { store, tenant, .. }
+        | RequestsCommand::Show { store, tenant, .. }
+        | RequestsCommand::Approve { store, tenant, .. }
+        | RequestsCommand::Deny { store, tenant, .. }
+        | RequestsCommand::Block { store, tenant, .. } => (store, tenant),
+    };
+    let (store, _) = serve::open_store(&ServeConfig::resolve(args)?).await?;
+    let store = &*store;
+    let t = commands::tenant(store, tenant).await?;
+    let out = match &command {
+        RequestsCommand::List { all, .. } => commands::list_requests(store, &t, *all).await?,
+        RequestsCommand::Show { id, .. } => commands::show_request(store, &t, *id).await?,
+        RequestsCommand::Approve { reviewer, id, .. } => {
+            commands::review(store, &t, *id, reviewer, Review::Approve, None).await?
+        }
+        RequestsCommand::Deny { reviewer, justification, id, .. } => {
+            commands::review(store, &t, *id, reviewer, Review::Deny, Some(justification)).await?
+        }
+        RequestsCommand::Block { reviewer, justification, id, .. } => {
+            commands::review(store, &t, *id, reviewer, Review::Block, Some(justification)).await?
+        }
+    };
+    println!("{}", out.trim_end());
     Ok(())
 }

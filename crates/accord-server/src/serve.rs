@@ -121,9 +121,14 @@ fn spawn_background_jobs(state: Arc<AppState>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            // Replicas pick up rotated keys; expired protocol state is swept.
+            // Replicas pick up rotated keys; requests past their date expire; expired protocol state is swept.
             if let Err(e) = state.signer.reload(&*state.store, &state.keyring).await {
                 tracing::error!(error = %e, "reloading signing keys failed");
+            }
+            match crate::admin_consent_requests::expire_due(&*state.store, time::OffsetDateTime::now_utc()).await {
+                Ok(n) if n > 0 => tracing::info!(requests = n, "expired admin consent requests"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = ?e, "expiring admin consent requests failed"),
             }
             match state.store.purge_expired(time::OffsetDateTime::now_utc()).await {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions, codes and refresh tokens"),

@@ -51,6 +51,8 @@ pub struct UserTokenInput<'a> {
     pub scopes: &'a [String],
     /// Whether the client authenticated (azpacr 1) or is public (0).
     pub confidential: bool,
+    /// The client's app roles held by the user; carried when the token is for the client's own API.
+    pub app_roles: &'a [String],
 }
 
 pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
@@ -65,6 +67,9 @@ pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
     if !t.roles.is_empty() {
         let wids: Vec<String> = t.roles.iter().map(|r| r.template_id().to_string()).collect();
         c.insert("wids".into(), json!(wids));
+    }
+    if t.resource.app_id == t.client.app_id && !t.app_roles.is_empty() {
+        c.insert("roles".into(), json!(t.app_roles));
     }
     c.insert("idtyp".into(), json!("user"));
     state.signer.active().sign(&Value::Object(c))
@@ -97,6 +102,8 @@ pub struct IdTokenInput<'a> {
     pub oidc: OidcScopes,
     pub nonce: Option<&'a str>,
     pub auth_time: OffsetDateTime,
+    /// The client's app roles held by the user (`roles` claim).
+    pub app_roles: &'a [String],
 }
 
 pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
@@ -111,6 +118,9 @@ pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
     c.insert("preferred_username".into(), json!(t.user.upn));
     if t.oidc.email {
         c.insert("email".into(), json!(t.user.upn));
+    }
+    if !t.app_roles.is_empty() {
+        c.insert("roles".into(), json!(t.app_roles));
     }
     if let Some(nonce) = t.nonce {
         c.insert("nonce".into(), json!(nonce));

@@ -8,7 +8,6 @@
 //! written to the database before the user has signed in.
 
 use super::errors::{Failure, PageFailure};
-use crate::consent;
 use crate::crypto::random_token;
 use crate::sign_in;
 use crate::state::{AppState, SharedState};
@@ -41,9 +40,22 @@ pub enum ResponseMode {
     FormPost,
 }
 
+/// What the browser came for: a sign-in to an app, or an administrator's consent for the
+/// organisation (`/adminconsent`, v1 consents to the static list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum FlowKind {
+    #[default]
+    Authorize,
+    AdminConsent {
+        v1: bool,
+    },
+}
+
 /// A validated authorization request; sealed into the sign-in form while the user signs in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
+    #[serde(default)]
+    pub kind: FlowKind,
     pub tenant_segment: String,
     pub client_id: Uuid,
     pub redirect_uri: String,
@@ -106,7 +118,7 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
                     }
                     Err(e) => return PageFailure(e.into()).into_response(),
                 };
-                return complete(state, &req, &client, &tenant, &user, session.auth_time).await;
+                return complete(state, headers, &req, &client, &tenant, &user, session.auth_time).await;
             }
             Ok(_) => {}
             Err(e) => return PageFailure(e).into_response(),
@@ -119,7 +131,7 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
 }
 
 /// Steps that must pass before any redirect: tenant, client, redirect URI.
-async fn validate_client(
+pub(crate) async fn validate_client(
     state: &AppState,
     tenant: &str,
     p: &HashMap<String, String>,
@@ -152,6 +164,7 @@ async fn validate_client(
         _ => ResponseMode::Query,
     };
     let req = AuthorizeRequest {
+        kind: FlowKind::Authorize,
         tenant_segment: path.url_segment(),
         client_id,
         redirect_uri,
@@ -234,7 +247,10 @@ fn validate_request(
     Ok(())
 }
 
-async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option<(SessionRecord, User)>, Failure> {
+pub(crate) async fn current_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(SessionRecord, User)>, Failure> {
     let Some(token) = cookies::get(headers, cookies::SESSION, state.settings.secure_cookies) else {
         return Ok(None);
     };
@@ -248,13 +264,13 @@ async fn current_session(state: &AppState, headers: &HeaderMap) -> Result<Option
 }
 
 /// An SSO session is reused only for the same tenant and a matching login hint.
-fn session_fits(path: &TenantPath, user: &User, req: &AuthorizeRequest) -> bool {
+pub(crate) fn session_fits(path: &TenantPath, user: &User, req: &AuthorizeRequest) -> bool {
     let tenant_ok = path.tenant().is_none_or(|t| t.id == user.tenant_id);
     let hint_ok = req.login_hint.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(&user.upn));
     tenant_ok && hint_ok
 }
 
-fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(crate) fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     match cookies::get(headers, cookies::CSRF, state.settings.secure_cookies) {
         Some(v) => (v, None),
         None => {
@@ -265,7 +281,7 @@ fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderV
     }
 }
 
-fn sign_in_page(
+pub(crate) fn sign_in_page(
     state: &AppState,
     headers: &HeaderMap,
     path: &TenantPath,
@@ -377,7 +393,7 @@ pub async fn sign_in_post(
         return PageFailure(e.into()).into_response();
     }
     tracing::info!(tenant = %home.id, user = %user.id, client = %client.app_id, "signed in");
-    let mut res = complete(&state, &req, &client, &home, &user, now).await;
+    let mut res = complete(&state, &headers, &req, &client, &home, &user, now).await;
     res.headers_mut().append(
         header::SET_COOKIE,
         cookies::set(cookies::SESSION, &token, state.settings.session_hours * 3600, state.settings.secure_cookies),
@@ -405,7 +421,10 @@ fn sign_in_message(e: &Aadsts) -> String {
     }
 }
 
-async fn reload_client(state: &AppState, req: &AuthorizeRequest) -> Result<(TenantPath, Application), Failure> {
+pub(crate) async fn reload_client(
+    state: &AppState,
+    req: &AuthorizeRequest,
+) -> Result<(TenantPath, Application), Failure> {
     let path = match TenantPath::resolve(&*state.store, &req.tenant_segment).await {
         Ok(p) => p,
         Err(TenantPathError::NotFound(e)) => return Err(e.into()),
@@ -420,8 +439,21 @@ async fn reload_client(state: &AppState, req: &AuthorizeRequest) -> Result<(Tena
     Ok((path, client))
 }
 
-/// The user is known: check grants, mint a code, send the browser back.
+/// The user is known: the consent engine decides what happens next.
 async fn complete(
+    state: &AppState,
+    headers: &HeaderMap,
+    req: &AuthorizeRequest,
+    client: &Application,
+    tenant: &Tenant,
+    user: &User,
+    auth_time: OffsetDateTime,
+) -> Response {
+    super::consent_pages::after_sign_in(state, headers, req, client, tenant, user, auth_time).await
+}
+
+/// Mints an authorization code and sends the browser back to the app.
+pub(crate) async fn issue_code(
     state: &AppState,
     req: &AuthorizeRequest,
     client: &Application,
@@ -429,18 +461,6 @@ async fn complete(
     user: &User,
     auth_time: OffsetDateTime,
 ) -> Response {
-    let scope = match ScopeRequest::parse(&req.scope) {
-        Ok(s) => s,
-        Err(e) => return redirect_error(req, e),
-    };
-    if let Err(failure) = consent::delegated_access(&*state.store, tenant, client, user, &scope).await {
-        return match failure {
-            Failure::Protocol(e) if req.prompt.as_deref() == Some("none") && e.code == 65001 => {
-                redirect_error(req, Aadsts::interaction_required_consent(&client.app_id.to_string()))
-            }
-            other => PageFailure(other).into_response(),
-        };
-    }
     let code = random_token();
     let now = OffsetDateTime::now_utc();
     let record = AuthCodeRecord {
@@ -493,7 +513,7 @@ pub fn redirect_error(req: &AuthorizeRequest, e: Aadsts) -> Response {
     respond(req, fields)
 }
 
-fn respond(req: &AuthorizeRequest, fields: Vec<(String, String)>) -> Response {
+pub(crate) fn respond(req: &AuthorizeRequest, fields: Vec<(String, String)>) -> Response {
     match req.response_mode {
         ResponseMode::Query | ResponseMode::Fragment => {
             let encoded = form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();

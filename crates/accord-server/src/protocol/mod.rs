@@ -1,6 +1,7 @@
 //! The Entra-compatible OAuth 2.0 / OpenID Connect surface.
 
 pub mod authorize;
+pub mod consent_pages;
 pub mod discovery;
 pub mod errors;
 pub mod session_end;

@@ -345,7 +345,8 @@ async fn user_token_response(
         &UserTokenInput {
             tenant_id: tenant.id,
             client: &client.app,
-            resource: &decision.resource.app,
+            resource: &decision.resource,
+            app_roles: &decision.roles,
             user,
             roles: &roles,
             scopes: &decision.scopes,
@@ -369,7 +370,15 @@ async fn user_token_response(
     if decision.oidc.openid {
         let id_token = tokens::id_token(
             state,
-            &IdTokenInput { tenant_id: tenant.id, client: &client.app, user, oidc: decision.oidc, nonce, auth_time },
+            &IdTokenInput {
+                tenant_id: tenant.id,
+                client: &client.app,
+                user,
+                oidc: decision.oidc,
+                nonce,
+                auth_time,
+                app_roles: &decision.roles,
+            },
         );
         body.insert("id_token".into(), json!(id_token));
     }
@@ -380,7 +389,7 @@ async fn user_token_response(
 /// Graph permissions are echoed bare (as Entra does, and as MSAL's cache expects); other
 /// APIs' permissions carry their resource prefix.
 fn response_scope(decision: &DelegatedDecision) -> String {
-    let app = &decision.resource.app;
+    let app = &decision.resource;
     let prefix = if app.app_id == GRAPH_APP_ID {
         None
     } else {

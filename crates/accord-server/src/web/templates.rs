@@ -13,6 +13,13 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("error.html", include_str!("../../templates/error.html")),
         ("form_post.html", include_str!("../../templates/form_post.html")),
         ("signed_out.html", include_str!("../../templates/signed_out.html")),
+        ("app_header.html", include_str!("../../templates/app_header.html")),
+        ("permissions.html", include_str!("../../templates/permissions.html")),
+        ("consent.html", include_str!("../../templates/consent.html")),
+        ("admin_consent.html", include_str!("../../templates/admin_consent.html")),
+        ("approval_required.html", include_str!("../../templates/approval_required.html")),
+        ("request_sent.html", include_str!("../../templates/request_sent.html")),
+        ("need_admin_approval.html", include_str!("../../templates/need_admin_approval.html")),
     ] {
         env.add_template(name, source).expect("built-in template parses");
     }
@@ -54,8 +61,24 @@ mod tests {
         );
         assert!(html.contains("&lt;script&gt;x"), "{html}");
         assert!(!html.contains("<script>x"));
-        for name in ["error.html", "form_post.html", "signed_out.html"] {
-            assert!(Templates::render(name, context! {}).contains("<html"), "{name}");
+        for name in [
+            "error.html",
+            "form_post.html",
+            "signed_out.html",
+            "consent.html",
+            "admin_consent.html",
+            "approval_required.html",
+            "request_sent.html",
+            "need_admin_approval.html",
+        ] {
+            let ctx = context! {
+                app => context! { name => "<i>App</i>", verified => false, home_tenant => "Vendor" },
+                permissions => vec![context! { display_name => "<b>Read</b>", description => "d", value => "v", resource => "r", admin_only => true }],
+                delegated => Vec::<()>::new(), application => Vec::<()>::new(),
+            };
+            let html = Templates::render(name, ctx);
+            assert!(html.contains("<html"), "{name}: {html}");
+            assert!(!html.contains("<i>App") && !html.contains("<b>Read"), "{name} escapes names");
         }
     }
 }

@@ -35,12 +35,22 @@ fn free_port() -> u16 {
 
 impl TestServer {
     pub fn start() -> TestServer {
-        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Self::start_in(data_dir, &[])
+        Self::start_with(&world())
     }
 
+    /// A fresh server loading `scenario`.
+    pub fn start_with(scenario: &Path) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Self::launch(data_dir, scenario, &[])
+    }
+
+    /// A server over an existing data dir, loading the default test world again.
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> TestServer {
+        Self::launch(data_dir, &world(), extra)
+    }
+
+    fn launch(data_dir: PathBuf, scenario: &Path, extra: &[&str]) -> TestServer {
         let port = free_port();
         let base = format!("https://localhost:{port}");
         let log = data_dir.join("server.log");
@@ -54,7 +64,7 @@ impl TestServer {
             .arg("--public-url")
             .arg(&base)
             .arg("--scenario")
-            .arg(world())
+            .arg(scenario)
             .args(extra)
             .env("ACCORD_LOG", "info")
             .stdout(Stdio::piped())
@@ -111,6 +121,35 @@ impl Drop for TestServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+pub fn consent_world() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/consent_world.toml")
+}
+
+/// Runs `accord` with arguments; returns (exit code, stdout, stderr).
+pub fn accord(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_accord")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Submits the page's first form with its hidden fields plus `extra`; returns the response.
+pub async fn submit(
+    client: &reqwest::Client,
+    server: &TestServer,
+    html: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let (action, mut fields) = form_fields(html);
+    fields.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    for (k, v) in extra {
+        fields.push((k.to_string(), v.to_string()));
+    }
+    client.post(server.url(&action)).form(&fields).send().await.unwrap()
 }
 
 pub fn uuid_like() -> String {

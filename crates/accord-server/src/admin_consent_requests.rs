@@ -1,0 +1,368 @@
+//! The admin-consent request workflow: users who may not consent file requests; reviewers
+//! approve (granting admin consent), deny, or block; requests expire. The pages, the CLI and
+//! (later) the admin center and Graph API all call these functions.
+
+use crate::consent::{self, audit, ConsentWorld, Grantee};
+use crate::protocol::errors::Failure;
+use accord_core::consent_engine::{can_grant_for_org, Decision, PermissionRef};
+use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
+use accord_core::directory::{Application, ReviewerRef, ServicePrincipal, Tenant, User};
+use accord_core::scope::ScopeRequest;
+use accord_core::{Aadsts, OAuthError};
+use accord_store::{Change, Store};
+use serde_json::json;
+use std::collections::HashSet;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Files a request, or returns the user's pending one for the app (no duplicates).
+pub async fn file(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    user: &User,
+    permissions: &[PermissionRef],
+    reason: &str,
+) -> Result<ConsentRequest, Failure> {
+    let existing = store.consent_requests(tenant.id, Some(client.app_id)).await?;
+    if let Some(r) = existing.into_iter().find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress) {
+        return Ok(r);
+    }
+    let policy = &tenant.admin_consent_requests;
+    if !policy.enabled {
+        return Err(Aadsts::admin_consent_required(&client.display_name).into());
+    }
+    let now = OffsetDateTime::now_utc();
+    let request = ConsentRequest {
+        tenant_id: tenant.id,
+        id: Uuid::new_v4(),
+        client_app_id: client.app_id,
+        user_id: user.id,
+        reason: reason.to_string(),
+        permissions: permissions
+            .iter()
+            .map(|p| PermissionKey { resource_app_id: p.resource_app_id, value: p.value.clone() })
+            .collect(),
+        status: RequestStatus::InProgress,
+        result: ReviewResult::NotReviewed,
+        reviewed_by: None,
+        review_justification: None,
+        created_at: now,
+        reviewed_at: None,
+        completed_at: None,
+        expires_at: now + Duration::days(i64::from(policy.expire_after_days.max(1))),
+    };
+    let mut changes = vec![
+        Change::PutConsentRequest(request.clone()),
+        audit(
+            tenant.id,
+            Some(user),
+            "request.filed",
+            Some(client.app_id),
+            json!({ "request": request.id, "reason": reason, "permissions": labels(permissions) }),
+        ),
+    ];
+    if policy.notify_reviewers {
+        for reviewer in reviewers(store, tenant).await? {
+            changes.push(notification(
+                tenant.id,
+                &reviewer,
+                "request.new",
+                format!("{} asks for approval of {}", user.display_name, client.display_name),
+                format!(
+                    "{} ({}) asked you to approve {} for {}.\n\nJustification: {reason}\n\nPermissions: {}\n\nReview it in the admin center, or with `accord requests show {}`.",
+                    user.display_name, user.upn, client.display_name, tenant.display_name, labels(permissions).join(", "), request.id
+                ),
+            ));
+        }
+    }
+    store.apply(&changes).await?;
+    tracing::info!(tenant = %tenant.id, client = %client.app_id, user = %user.id, request = %request.id, "admin consent request filed");
+    Ok(request)
+}
+
+fn labels(permissions: &[PermissionRef]) -> Vec<String> {
+    permissions.iter().map(|p| p.label()).collect()
+}
+
+fn notification(tenant_id: Uuid, to: &User, kind: &str, subject: String, body: String) -> Change {
+    Change::EnqueueNotification(Notification {
+        tenant_id,
+        id: Uuid::new_v4(),
+        recipient_user_id: to.id,
+        recipient_address: to.upn.clone(),
+        kind: kind.to_string(),
+        subject,
+        body,
+        created_at: OffsetDateTime::now_utc(),
+        sent_at: None,
+        attempts: 0,
+        last_error: None,
+    })
+}
+
+/// The tenant's reviewers as users (groups expanded through nesting).
+pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, Failure> {
+    let mut ids: Vec<Uuid> = Vec::new();
+    let mut seen_groups = HashSet::new();
+    let mut groups: Vec<Uuid> = Vec::new();
+    for r in &tenant.admin_consent_requests.reviewers {
+        match r {
+            ReviewerRef::User(id) => ids.push(*id),
+            ReviewerRef::Group(id) => groups.push(*id),
+        }
+    }
+    while let Some(g) = groups.pop() {
+        if !seen_groups.insert(g) {
+            continue;
+        }
+        for m in store.group_members(tenant.id, g).await? {
+            match m.kind {
+                accord_core::directory::MemberKind::User => ids.push(m.member_id),
+                accord_core::directory::MemberKind::Group => groups.push(m.member_id),
+            }
+        }
+    }
+    let mut users = Vec::new();
+    for id in ids {
+        if users.iter().any(|u: &User| u.id == id) {
+            continue;
+        }
+        if let Some(u) = store.user(tenant.id, id).await?.filter(|u| u.enabled) {
+            users.push(u);
+        }
+    }
+    Ok(users)
+}
+
+async fn is_reviewer(store: &dyn Store, tenant: &Tenant, user: &User) -> Result<bool, Failure> {
+    Ok(reviewers(store, tenant).await?.iter().any(|r| r.id == user.id))
+}
+
+fn not_reviewer(user: &User) -> Failure {
+    Aadsts::new(
+        90093,
+        OAuthError::AccessDenied,
+        format!("{} is not a reviewer of admin consent requests in this organisation.", user.upn),
+    )
+    .into()
+}
+
+/// One app's pending requests (the `appConsentRequest` view).
+pub async fn pending_for_app(store: &dyn Store, tenant_id: Uuid, app_id: Uuid) -> Result<Vec<ConsentRequest>, Failure> {
+    Ok(store
+        .consent_requests(tenant_id, Some(app_id))
+        .await?
+        .into_iter()
+        .filter(|r| r.status == RequestStatus::InProgress)
+        .collect())
+}
+
+async fn load_request(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<(ConsentRequest, Application), Failure> {
+    let request = store
+        .consent_request(tenant.id, id)
+        .await?
+        .ok_or_else(|| Aadsts::invalid_parameter("request", "no such admin consent request in this organisation"))?;
+    let app = store
+        .application_by_app_id(request.client_app_id)
+        .await?
+        .ok_or_else(|| Failure::Internal(format!("request {id} names an unknown app")))?;
+    Ok((request, app))
+}
+
+fn already_decided(request: &ConsentRequest) -> Failure {
+    Aadsts::new(
+        90014,
+        OAuthError::InvalidRequest,
+        format!("This request is already {} ({}).", request.status.as_str(), request.result.as_str()),
+    )
+    .into()
+}
+
+/// Changes that complete every pending request for `client` as approved by `reviewer` (used by
+/// approval and by any admin consent to the app), with notifications to the requesters.
+pub async fn complete_pending_changes(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    reviewer: &User,
+) -> Result<Vec<Change>, Failure> {
+    decide_all(store, tenant, client, reviewer, ReviewResult::Approved, None).await
+}
+
+async fn decide_all(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    reviewer: &User,
+    result: ReviewResult,
+    justification: Option<&str>,
+) -> Result<Vec<Change>, Failure> {
+    let now = OffsetDateTime::now_utc();
+    let mut changes = Vec::new();
+    for mut r in pending_for_app(store, tenant.id, client.app_id).await? {
+        r.status = RequestStatus::Completed;
+        r.result = result;
+        r.reviewed_by = Some(reviewer.id);
+        r.review_justification = justification.map(str::to_string);
+        r.reviewed_at = Some(now);
+        r.completed_at = Some(now);
+        if let Some(requester) = store.user(tenant.id, r.user_id).await? {
+            let (kind, verb) = match result {
+                ReviewResult::Approved => ("request.approved", "approved"),
+                ReviewResult::Blocked => ("request.denied", "denied and blocked"),
+                _ => ("request.denied", "denied"),
+            };
+            let why = justification.map(|j| format!("\n\nReviewer's justification: {j}")).unwrap_or_default();
+            changes.push(notification(
+                tenant.id,
+                &requester,
+                kind,
+                format!("Your request for {} was {verb}", client.display_name),
+                format!("{} {verb} your request to use {}.{why}", reviewer.display_name, client.display_name),
+            ));
+        }
+        changes.push(Change::PutConsentRequest(r));
+    }
+    Ok(changes)
+}
+
+/// Approve: grants admin consent for everything the app's pending requests ask for and
+/// completes them all. Only reviewers who hold a role that may grant those permissions can.
+pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, reviewer: &User) -> Result<(), Failure> {
+    let (request, client) = load_request(store, tenant, request_id).await?;
+    if request.status != RequestStatus::InProgress {
+        return Err(already_decided(&request));
+    }
+    if !is_reviewer(store, tenant, reviewer).await? {
+        return Err(not_reviewer(reviewer));
+    }
+    let mut wanted: Vec<PermissionKey> = Vec::new();
+    for r in pending_for_app(store, tenant.id, client.app_id).await? {
+        for p in r.permissions {
+            if !wanted.contains(&p) {
+                wanted.push(p);
+            }
+        }
+    }
+    let scope_text = wanted.iter().map(|p| format!("{}/{}", p.resource_app_id, p.value)).collect::<Vec<_>>().join(" ");
+    let scope = ScopeRequest::parse(&scope_text)?;
+    let world = ConsentWorld::load(store, tenant, &client, reviewer, &scope).await?;
+    let outcome = world.decide_admin_consent(&scope, false);
+    let permissions = match outcome.decision {
+        Decision::PromptAdminConsent { delegated, application } => {
+            delegated.into_iter().chain(application).collect::<Vec<_>>()
+        }
+        Decision::Refuse(e) => return Err(e.into()),
+        other => return Err(Failure::Internal(format!("approval produced {}", other.kind()))),
+    };
+    if let Some(p) = permissions.iter().find(|p| !can_grant_for_org(&world.roles, p)) {
+        return Err(Aadsts::role_cannot_grant(&client.display_name, &reviewer.upn, "your role", &p.label()).into());
+    }
+    let mut extra = complete_pending_changes(store, tenant, &client, reviewer).await?;
+    extra.push(audit(
+        tenant.id,
+        Some(reviewer),
+        "request.approved",
+        Some(client.app_id),
+        json!({ "request": request_id }),
+    ));
+    consent::grant(store, tenant, &client, Grantee::Organisation { admin: reviewer }, &permissions, extra).await
+}
+
+/// Deny (justification required): the requests complete as denied; users may ask again.
+pub async fn deny(
+    store: &dyn Store,
+    tenant: &Tenant,
+    request_id: Uuid,
+    reviewer: &User,
+    justification: &str,
+) -> Result<(), Failure> {
+    review_refusal(store, tenant, request_id, reviewer, justification, ReviewResult::Denied).await
+}
+
+/// Block (justification required): deny, and disable the app's service principal in the
+/// tenant (creating it disabled if needed) so users are refused and no new requests arrive.
+pub async fn block(
+    store: &dyn Store,
+    tenant: &Tenant,
+    request_id: Uuid,
+    reviewer: &User,
+    justification: &str,
+) -> Result<(), Failure> {
+    review_refusal(store, tenant, request_id, reviewer, justification, ReviewResult::Blocked).await
+}
+
+async fn review_refusal(
+    store: &dyn Store,
+    tenant: &Tenant,
+    request_id: Uuid,
+    reviewer: &User,
+    justification: &str,
+    result: ReviewResult,
+) -> Result<(), Failure> {
+    let justification = justification.trim();
+    if justification.is_empty() {
+        return Err(Aadsts::missing_parameter("justification").into());
+    }
+    let (request, client) = load_request(store, tenant, request_id).await?;
+    if request.status != RequestStatus::InProgress {
+        return Err(already_decided(&request));
+    }
+    if !is_reviewer(store, tenant, reviewer).await? {
+        return Err(not_reviewer(reviewer));
+    }
+    let mut changes = decide_all(store, tenant, &client, reviewer, result, Some(justification)).await?;
+    let action = if result == ReviewResult::Blocked { "request.blocked" } else { "request.denied" };
+    changes.push(audit(
+        tenant.id,
+        Some(reviewer),
+        action,
+        Some(client.app_id),
+        json!({ "request": request_id, "justification": justification }),
+    ));
+    if result == ReviewResult::Blocked {
+        let sp = match store.service_principal_by_app_id(tenant.id, client.app_id).await? {
+            Some(sp) => ServicePrincipal { enabled: false, ..sp },
+            None => ServicePrincipal {
+                tenant_id: tenant.id,
+                id: Uuid::new_v4(),
+                app_id: client.app_id,
+                display_name: client.display_name.clone(),
+                app_owner_tenant_id: client.home_tenant_id,
+                enabled: false,
+                assignment_required: false,
+                created_at: OffsetDateTime::now_utc(),
+            },
+        };
+        changes.push(Change::PutServicePrincipal(sp));
+    }
+    store.apply(&changes).await?;
+    tracing::info!(tenant = %tenant.id, client = %client.app_id, reviewer = %reviewer.id, action, "admin consent request decided");
+    Ok(())
+}
+
+/// Expires every in-progress request past its date (the background job); returns how many.
+pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize, Failure> {
+    let due = store.expired_consent_requests(now).await?;
+    let count = due.len();
+    for mut r in due {
+        r.status = RequestStatus::Expired;
+        r.completed_at = Some(now);
+        let mut changes = Vec::new();
+        if let Some(requester) = store.user(r.tenant_id, r.user_id).await? {
+            let app = store.application_by_app_id(r.client_app_id).await?.map(|a| a.display_name).unwrap_or_default();
+            changes.push(notification(
+                r.tenant_id,
+                &requester,
+                "request.expired",
+                format!("Your request for {app} expired"),
+                format!("No administrator reviewed your request to use {app} in time. You can ask again."),
+            ));
+        }
+        changes.push(audit(r.tenant_id, None, "request.expired", Some(r.client_app_id), json!({ "request": r.id })));
+        changes.push(Change::PutConsentRequest(r));
+        store.apply(&changes).await?;
+    }
+    Ok(count)
+}

@@ -1,0 +1,177 @@
+//! CLI commands that act on the store directly: the admin-consent request workflow for
+//! reviewers and scripts, and `explain`. They call the same services as the pages.
+
+use crate::admin_consent_requests;
+use crate::consent::ConsentWorld;
+use crate::protocol::errors::Failure;
+use accord_core::consent_engine::Prompt;
+use accord_core::consent_records::{ConsentRequest, RequestStatus};
+use accord_core::directory::{Tenant, User};
+use accord_core::scope::ScopeRequest;
+use accord_store::Store;
+use anyhow::{anyhow, bail, Context};
+use std::fmt::Write;
+use uuid::Uuid;
+
+/// A tenant by GUID or verified domain.
+pub async fn tenant(store: &dyn Store, name: &str) -> anyhow::Result<Tenant> {
+    let found = match Uuid::parse_str(name) {
+        Ok(id) => store.tenant(id).await?,
+        Err(_) => store.tenant_by_domain(&name.to_ascii_lowercase()).await?,
+    };
+    found.ok_or_else(|| anyhow!("no tenant '{name}' (give its id or one of its domains)"))
+}
+
+pub async fn user(store: &dyn Store, tenant: &Tenant, upn: &str) -> anyhow::Result<User> {
+    store.user_by_upn(tenant.id, upn).await?.ok_or_else(|| anyhow!("no user '{upn}' in {}", tenant.display_name))
+}
+
+fn failure(e: Failure) -> anyhow::Error {
+    match e {
+        Failure::Protocol(a) => anyhow!("{a}"),
+        Failure::Internal(d) => anyhow!("internal error: {d}"),
+    }
+}
+
+pub async fn list_requests(store: &dyn Store, tenant: &Tenant, all: bool) -> anyhow::Result<String> {
+    let requests = store.consent_requests(tenant.id, None).await?;
+    let mut out = String::new();
+    writeln!(out, "{:<36}  {:<10}  {:<11}  {:<28}  {:<28}  created", "id", "status", "result", "app", "requested by")?;
+    for r in requests.iter().filter(|r| all || r.status == RequestStatus::InProgress) {
+        let app = store.application_by_app_id(r.client_app_id).await?.map(|a| a.display_name).unwrap_or_default();
+        let by = store.user(tenant.id, r.user_id).await?.map(|u| u.upn).unwrap_or_default();
+        writeln!(
+            out,
+            "{:<36}  {:<10}  {:<11}  {:<28}  {:<28}  {}",
+            r.id,
+            r.status.as_str(),
+            r.result.as_str(),
+            truncate(&app, 28),
+            truncate(&by, 28),
+            r.created_at.date()
+        )?;
+    }
+    Ok(out)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+pub async fn show_request(store: &dyn Store, tenant: &Tenant, id: Uuid) -> anyhow::Result<String> {
+    let r: ConsentRequest = store
+        .consent_request(tenant.id, id)
+        .await?
+        .ok_or_else(|| anyhow!("no request {id} in {}", tenant.display_name))?;
+    let app = store.application_by_app_id(r.client_app_id).await?;
+    let by = store.user(tenant.id, r.user_id).await?;
+    let mut out = String::new();
+    writeln!(out, "request        {}", r.id)?;
+    writeln!(out, "app            {} ({})", app.map(|a| a.display_name).unwrap_or_default(), r.client_app_id)?;
+    writeln!(out, "requested by   {}", by.map(|u| format!("{} <{}>", u.display_name, u.upn)).unwrap_or_default())?;
+    writeln!(out, "justification  {}", r.reason)?;
+    writeln!(out, "permissions    {}", r.permissions.iter().map(|p| p.value.clone()).collect::<Vec<_>>().join(", "))?;
+    writeln!(out, "status         {} ({})", r.status.as_str(), r.result.as_str())?;
+    writeln!(out, "created        {}", r.created_at)?;
+    writeln!(out, "expires        {}", r.expires_at)?;
+    if let Some(j) = &r.review_justification {
+        writeln!(out, "review note    {j}")?;
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Review {
+    Approve,
+    Deny,
+    Block,
+}
+
+pub async fn review(
+    store: &dyn Store,
+    tenant: &Tenant,
+    id: Uuid,
+    reviewer_upn: &str,
+    review: Review,
+    justification: Option<&str>,
+) -> anyhow::Result<String> {
+    let reviewer = user(store, tenant, reviewer_upn).await?;
+    match review {
+        Review::Approve => admin_consent_requests::approve(store, tenant, id, &reviewer).await.map_err(failure)?,
+        Review::Deny | Review::Block => {
+            let Some(j) = justification.filter(|j| !j.trim().is_empty()) else {
+                bail!("--justification is required to deny or block a request");
+            };
+            if matches!(review, Review::Deny) {
+                admin_consent_requests::deny(store, tenant, id, &reviewer, j).await.map_err(failure)?
+            } else {
+                admin_consent_requests::block(store, tenant, id, &reviewer, j).await.map_err(failure)?
+            }
+        }
+    }
+    Ok(format!("request {id}: {review:?} by {}", reviewer.upn).to_lowercase())
+}
+
+/// `accord explain`: the engine's decision and every rule, without changing anything.
+pub async fn explain(
+    store: &dyn Store,
+    tenant: &Tenant,
+    upn: &str,
+    app_id: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
+    let user = user(store, tenant, upn).await?;
+    let app_id = Uuid::parse_str(app_id).context("--app must be an application (client) id")?;
+    let client = store.application_by_app_id(app_id).await?.ok_or_else(|| anyhow!("no app {app_id}"))?;
+    let request = ScopeRequest::parse(scope).map_err(|e| anyhow!("{e}"))?;
+    let world = ConsentWorld::load(store, tenant, &client, &user, &request).await.map_err(failure)?;
+    let outcome = world.decide_sign_in(&request, Prompt::Default);
+    let mut out = String::new();
+    writeln!(
+        out,
+        "{} signing in to '{}' in {} asking for \"{scope}\":",
+        user.upn, client.display_name, tenant.display_name
+    )?;
+    for (i, rule) in outcome.rules.iter().enumerate() {
+        writeln!(out, "  {:>2}. [{:?}] {}", i + 1, rule.verdict, rule.text)?;
+    }
+    writeln!(out, "decision: {}", describe(&outcome.decision))?;
+    Ok(out)
+}
+
+fn describe(d: &accord_core::consent_engine::Decision) -> String {
+    use accord_core::consent_engine::Decision::*;
+    let labels =
+        |ps: &[accord_core::consent_engine::PermissionRef]| ps.iter().map(|p| p.label()).collect::<Vec<_>>().join(", ");
+    match d {
+        Issue { scopes, roles, .. } => format!(
+            "issue tokens with scp \"{}\"{}",
+            scopes.join(" "),
+            if roles.is_empty() { String::new() } else { format!(" and roles {}", roles.join(", ")) }
+        ),
+        PromptConsent { permissions, org_option, org_required } => format!(
+            "prompt for consent to {}{}",
+            labels(permissions),
+            if *org_required {
+                " (organisation consent required)"
+            } else if *org_option {
+                " (organisation option shown)"
+            } else {
+                ""
+            }
+        ),
+        ApprovalRequired { permissions, existing_request } => match existing_request {
+            Some(id) => format!("approval required; request {id} is pending"),
+            None => format!("approval required for {}", labels(permissions)),
+        },
+        NeedAdminApproval { permissions } => format!("need admin approval (AADSTS90094) for {}", labels(permissions)),
+        PromptAdminConsent { delegated, application } => {
+            format!("admin consent prompt: {} / {}", labels(delegated), labels(application))
+        }
+        Refuse(e) => format!("refuse: {e}"),
+    }
+}
