@@ -51,6 +51,11 @@ impl TestServer {
     }
 
     fn launch(data_dir: PathBuf, scenario: &Path, extra: &[&str]) -> TestServer {
+        Self::launch_with_env(data_dir, scenario, extra, &[])
+    }
+
+    /// A server with extra arguments and environment (e.g. a shared database and master key).
+    pub fn launch_with_env(data_dir: PathBuf, scenario: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
         let port = free_port();
         let base = format!("https://localhost:{port}");
         let log = data_dir.join("server.log");
@@ -67,6 +72,7 @@ impl TestServer {
             .arg(scenario)
             .args(extra)
             .env("ACCORD_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -93,12 +99,16 @@ impl TestServer {
 
     /// An HTTP client that trusts the dev CA, keeps cookies and never follows redirects.
     pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap())
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap()
+        self.client_trusting(&[])
+    }
+
+    /// Like `client`, also trusting other servers' development CAs.
+    pub fn client_trusting(&self, others: &[&TestServer]) -> reqwest::Client {
+        let mut b = reqwest::Client::builder();
+        for pem in std::iter::once(&self.ca_pem).chain(others.iter().map(|o| &o.ca_pem)) {
+            b = b.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+        }
+        b.cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {

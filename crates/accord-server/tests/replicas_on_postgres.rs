@@ -1,0 +1,105 @@
+//! Two `accord serve` processes over one PostgreSQL database behave as one server: a code
+//! minted by one is redeemed at the other, and refresh tokens rotate across them.
+//! Needs ACCORD_TEST_DATABASE_URL (scripts/test-all sets it); skipped otherwise.
+
+mod support;
+
+use std::process::Command;
+use support::*;
+
+fn psql(url: &str, sql: &str) {
+    let out =
+        Command::new("psql").arg(url).arg("-v").arg("ON_ERROR_STOP=1").arg("-c").arg(sql).output().expect("psql runs");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn two_replicas_share_codes_sessions_and_refresh_tokens() {
+    let Ok(base) = std::env::var("ACCORD_TEST_DATABASE_URL") else {
+        println!("skipped: ACCORD_TEST_DATABASE_URL not set");
+        return;
+    };
+    let schema = format!("replicas_{}", uuid_like().replace('-', "_"));
+    psql(&base, &format!("CREATE SCHEMA {schema}"));
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let master = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="; // 32 bytes, test only
+    let env = [("ACCORD_MASTER_KEY", master)];
+    let dir = |n: &str| {
+        let d = std::env::temp_dir().join(format!("accord-replica-{n}-{}", uuid_like()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let a = TestServer::launch_with_env(dir("a"), &world(), &["--database-url", &url], &env);
+    let b = TestServer::launch_with_env(dir("b"), &world(), &["--database-url", &url], &env);
+
+    // Sign in at A.
+    let browser = a.client();
+    let (verifier, challenge) = pkce_pair();
+    let mut authorize = reqwest::Url::parse(&a.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize"))).unwrap();
+    authorize
+        .query_pairs_mut()
+        .append_pair("client_id", WEB_APP)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", WEB_REDIRECT)
+        .append_pair("scope", "openid offline_access User.Read")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let loc = sign_in(&browser, &a, authorize.as_str(), "alice@contoso.test", "alice-password-1").await.unwrap();
+    let code = query_param(&loc, "code").unwrap();
+
+    // Redeem at B.
+    let client = a.client_trusting(&[&b]);
+    let body: serde_json::Value = client
+        .post(b.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", WEB_APP),
+            ("client_secret", WEB_SECRET),
+            ("code", &code),
+            ("redirect_uri", WEB_REDIRECT),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rt = body["refresh_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_string();
+    let kid_a = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(kid_a["tid"], CONTOSO);
+
+    // Refresh at A, then replaying the first token at B is detected.
+    let refresh = |server: &TestServer, token: String| {
+        let client = client.clone();
+        let url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+        async move {
+            let res = client
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("client_id", WEB_APP),
+                    ("client_secret", WEB_SECRET),
+                    ("refresh_token", &token),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, next) = refresh(&a, rt.clone()).await;
+    assert_eq!(status, 200, "{next}");
+    let (status, _) = refresh(&b, rt).await;
+    assert_eq!(status, 400, "reuse detected across replicas");
+
+    // Both publish the same signing key.
+    let jwks_a: serde_json::Value =
+        client.get(a.url(&format!("/{CONTOSO}/discovery/v2.0/keys"))).send().await.unwrap().json().await.unwrap();
+    let jwks_b: serde_json::Value =
+        client.get(b.url(&format!("/{CONTOSO}/discovery/v2.0/keys"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks_a, jwks_b);
+    drop((a, b));
+    psql(&base, &format!("DROP SCHEMA {schema} CASCADE"));
+}
