@@ -20,6 +20,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_endpoint))
         .route("/static/accord.css", get(stylesheet))
+        .route("/portal/signin", get(crate::web::portal::portal_sign_in))
         .route("/common/discovery/instance", get(discovery::instance_discovery))
         .route("/common/userrealm/{upn}", get(discovery::user_realm))
         .route("/oidc/userinfo", get(session_end::userinfo).post(session_end::userinfo))

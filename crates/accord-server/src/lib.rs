@@ -1,6 +1,7 @@
 //! The Accord server: protocol endpoints, pages, services, configuration and TLS.
 
 pub mod admin_consent_requests;
+pub mod administration;
 pub mod app;
 pub mod commands;
 pub mod config;

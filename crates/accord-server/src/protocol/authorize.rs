@@ -49,6 +49,9 @@ pub enum FlowKind {
     AdminConsent {
         v1: bool,
     },
+    /// Signing in to Accord's own pages (My Apps, the admin center); `redirect_uri` holds the
+    /// local path to return to.
+    Portal,
 }
 
 /// A validated authorization request; sealed into the sign-in form while the user signs in.
@@ -449,6 +452,9 @@ async fn complete(
     user: &User,
     auth_time: OffsetDateTime,
 ) -> Response {
+    if req.kind == FlowKind::Portal {
+        return found(&req.redirect_uri);
+    }
     super::consent_pages::after_sign_in(state, headers, req, client, tenant, user, auth_time).await
 }
 

@@ -69,6 +69,7 @@ pub(crate) async fn after_sign_in(
         Err(e) => return PageFailure(e).into_response(),
     };
     match req.kind {
+        FlowKind::Portal => super::authorize::found(&req.redirect_uri),
         FlowKind::Authorize => {
             let prompt = req.prompt.as_deref().and_then(Prompt::parse).unwrap_or(Prompt::Default);
             let outcome = world.decide_sign_in(&scope, prompt);
