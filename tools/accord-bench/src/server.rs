@@ -1,0 +1,81 @@
+//! The `accord` process under test: started on a free loopback port in a temporary data dir,
+//! watched for its readiness line, and killed (with its data dir removed) when dropped.
+
+use anyhow::{bail, Context};
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub ca_pem: Vec<u8>,
+    data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(accord: &Path, scenario: &Path, database_url: Option<&str>) -> anyhow::Result<Server> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+        let data_dir = std::env::temp_dir().join(format!("accord-bench-{nanos:x}-{}", std::process::id()));
+        std::fs::create_dir_all(&data_dir)?;
+        let base = format!("https://localhost:{port}");
+        let log = std::fs::File::create(data_dir.join("server.log"))?;
+        let mut cmd = Command::new(accord);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--public-url")
+            .arg(&base)
+            .arg("--scenario")
+            .arg(scenario)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(url) = database_url {
+            cmd.arg("--database-url").arg(url);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", accord.display()))?;
+
+        // Read stdout on a thread (so we can time out) and keep draining it afterwards.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (ready_tx, ready_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = Some(ready_tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("accord listening") {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(());
+                    }
+                }
+            }
+        });
+        let mut server = Server { child, base, ca_pem: Vec::new(), data_dir };
+        if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            bail!("accord did not become ready; its log:\n{}", server.log());
+        }
+        server.ca_pem = std::fs::read(server.data_dir.join("tls/ca.pem")).context("reading the dev CA")?;
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
