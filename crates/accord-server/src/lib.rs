@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod consent;
 pub mod crypto;
+pub mod my_apps;
 pub mod ops;
 pub mod protocol;
 pub mod scenario_loader;

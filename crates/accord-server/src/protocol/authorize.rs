@@ -433,6 +433,12 @@ pub(crate) async fn reload_client(
         Err(TenantPathError::NotFound(e)) => return Err(e.into()),
         Err(TenantPathError::Store(e)) => return Err(e.into()),
     };
+    if req.kind == FlowKind::Portal {
+        // Accord's own pages (My Apps, admin center) have no registration: their stand-in client,
+        // returning only to our own pages.
+        let return_to = crate::web::portal::safe_return_to(Some(&req.redirect_uri));
+        return Ok((path, crate::web::portal::portal_application(&return_to)));
+    }
     let client = state
         .store
         .application_by_app_id(req.client_id)

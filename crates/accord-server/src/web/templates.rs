@@ -20,6 +20,8 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("approval_required.html", include_str!("../../templates/approval_required.html")),
         ("request_sent.html", include_str!("../../templates/request_sent.html")),
         ("need_admin_approval.html", include_str!("../../templates/need_admin_approval.html")),
+        ("my_apps.html", include_str!("../../templates/my_apps.html")),
+        ("my_apps_entry.html", include_str!("../../templates/my_apps_entry.html")),
     ] {
         env.add_template(name, source).expect("built-in template parses");
     }
