@@ -82,6 +82,12 @@ pub trait GraphCatalog {
     fn delegated_scope_exists(&self, value: &str) -> bool;
     /// Whether Graph exposes an application permission (app role) with this value.
     fn app_role_exists(&self, value: &str) -> bool;
+    /// Whether the delegated permission `value` requires admin consent (such permissions cannot
+    /// be classified). The default consults Accord's built-in Graph ([`crate::microsoft_graph`]);
+    /// values it does not know count as not admin-restricted.
+    fn delegated_scope_requires_admin(&self, value: &str) -> bool {
+        graph_delegated_scope_requires_admin(value)
+    }
 }
 
 /// The built-in Graph catalogue: [`GRAPH_DELEGATED`] and [`GRAPH_APPLICATION`].
@@ -105,6 +111,12 @@ pub fn graph_delegated_scope_exists(value: &str) -> bool {
 /// Whether `value` is in [`GRAPH_APPLICATION`].
 pub fn graph_app_role_exists(value: &str) -> bool {
     GRAPH_APPLICATION.contains(&value)
+}
+
+/// Whether Accord's built-in Graph marks the delegated permission `value` (exact spelling) as
+/// requiring admin consent, e.g. `User.Read.All`.
+pub fn graph_delegated_scope_requires_admin(value: &str) -> bool {
+    crate::microsoft_graph::application().scopes.iter().any(|s| s.value == value && s.admin_consent_required)
 }
 
 /// Parses and validates a scenario file against the built-in Graph catalogue.
@@ -232,6 +244,9 @@ pub struct TenantSpec {
     pub assignments: Vec<AssignmentSpec>,
     /// Calendar events (`[[tenant.event]]`).
     pub events: Vec<EventSpec>,
+    /// Delegated permission classifications (`[[tenant.classification]]`, an Accord
+    /// extension), at most one entry per resource.
+    pub classifications: Vec<ClassificationSpec>,
 }
 
 impl TenantSpec {
@@ -479,6 +494,24 @@ pub struct AssignmentSpec {
     pub principal: PrincipalRef,
     /// An app role value (a role allowing `User`); `None` (the file's `""`) = default access.
     pub role: Option<String>,
+}
+
+/// A tenant's delegated permission classifications for one resource (`[[tenant.classification]]`,
+/// an Accord extension; Entra's `delegatedPermissionClassification`). With
+/// `user_consent = "low"`, users may consent only to permissions classified low (and only for
+/// apps from a verified publisher or registered in their own tenant).
+///
+/// The entry is the whole truth for its resource in its tenant: loading it classifies exactly
+/// these permissions low and removes the resource's other classifications. Resources without an
+/// entry are left as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassificationSpec {
+    /// Default [`ResourceRef::MicrosoftGraph`]. An app must expose delegated permissions and,
+    /// when homed in another tenant, be `multiple_orgs`.
+    pub resource: ResourceRef,
+    /// Scope values classified low: delegated permissions of the resource that users can consent
+    /// to (not admin-restricted), without duplicates, in file order. May be empty.
+    pub low: Vec<String>,
 }
 
 /// A calendar event (`[[tenant.event]]`).

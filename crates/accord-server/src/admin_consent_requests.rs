@@ -227,13 +227,16 @@ async fn decide_all(
     Ok(changes)
 }
 
-/// Approve: grants admin consent for everything the app's pending requests ask for and
-/// completes them all. Only reviewers who hold a role that may grant those permissions can.
-pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, reviewer: &User) -> Result<(), Failure> {
-    let (request, client) = load_request(store, tenant, request_id).await?;
-    if request.status != RequestStatus::InProgress {
-        return Err(already_decided(&request));
-    }
+/// What approving `client`'s pending requests would grant, if `reviewer` may approve them: a
+/// reviewer whose roles may grant every one of those permissions for the organisation (the
+/// engine's admin-consent decision and `can_grant_for_org`). The admin center asks this to
+/// decide whether to offer "Approve"; [`approve`] asks it again before granting.
+pub async fn approval_preview(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    reviewer: &User,
+) -> Result<Vec<PermissionRef>, Failure> {
     if !is_reviewer(store, tenant, reviewer).await? {
         return Err(not_reviewer(reviewer));
     }
@@ -245,9 +248,12 @@ pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, revie
             }
         }
     }
+    if wanted.is_empty() {
+        return Err(Aadsts::invalid_parameter("request", "the app has no pending admin consent request").into());
+    }
     let scope_text = wanted.iter().map(|p| format!("{}/{}", p.resource_app_id, p.value)).collect::<Vec<_>>().join(" ");
     let scope = ScopeRequest::parse(&scope_text)?;
-    let world = ConsentWorld::load(store, tenant, &client, reviewer, &scope).await?;
+    let world = ConsentWorld::load(store, tenant, client, reviewer, &scope).await?;
     let outcome = world.decide_admin_consent(&scope, false);
     let permissions = match outcome.decision {
         Decision::PromptAdminConsent { delegated, application } => {
@@ -257,8 +263,20 @@ pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, revie
         other => return Err(Failure::Internal(format!("approval produced {}", other.kind()))),
     };
     if let Some(p) = permissions.iter().find(|p| !can_grant_for_org(&world.roles, p)) {
-        return Err(Aadsts::role_cannot_grant(&client.display_name, &reviewer.upn, "your role", &p.label()).into());
+        let roles = world.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(" and ");
+        return Err(Aadsts::role_cannot_grant(&client.display_name, &reviewer.upn, &roles, &p.label()).into());
     }
+    Ok(permissions)
+}
+
+/// Approve: grants admin consent for everything the app's pending requests ask for and
+/// completes them all. Only reviewers who hold a role that may grant those permissions can.
+pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, reviewer: &User) -> Result<(), Failure> {
+    let (request, client) = load_request(store, tenant, request_id).await?;
+    if request.status != RequestStatus::InProgress {
+        return Err(already_decided(&request));
+    }
+    let permissions = approval_preview(store, tenant, &client, reviewer).await?;
     let mut extra = complete_pending_changes(store, tenant, &client, reviewer).await?;
     extra.push(audit(
         tenant.id,
@@ -363,6 +381,52 @@ pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize,
         changes.push(audit(r.tenant_id, None, "request.expired", Some(r.client_app_id), json!({ "request": r.id })));
         changes.push(Change::PutConsentRequest(r));
         store.apply(&changes).await?;
+    }
+    Ok(count)
+}
+
+/// Reminds the reviewers, once per request, of every in-progress request that expires within
+/// 24 hours (the background job); returns how many requests were reminded about.
+pub async fn remind_expiring(store: &dyn Store, now: OffsetDateTime) -> Result<usize, Failure> {
+    use sha2::Digest;
+    let soon = store.expired_consent_requests(now + Duration::hours(24)).await?;
+    let mut count = 0;
+    for r in soon.into_iter().filter(|r| r.expires_at > now) {
+        let Some(tenant) = store.tenant(r.tenant_id).await? else { continue };
+        if !tenant.admin_consent_requests.notify_reviewers {
+            continue;
+        }
+        let digest = sha2::Sha256::digest(format!("remind:{}", r.id).as_bytes());
+        let key: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        // Claimed before the reminder goes in: one reminder per request, whichever replica runs.
+        if !store.consume_once(&key, r.expires_at + Duration::days(1)).await? {
+            continue;
+        }
+        let app = store.application_by_app_id(r.client_app_id).await?.map(|a| a.display_name).unwrap_or_default();
+        let requester = store.user(r.tenant_id, r.user_id).await?;
+        let who = requester.map(|u| format!("{} ({})", u.display_name, u.upn)).unwrap_or_else(|| "A user".into());
+        let when = r
+            .expires_at
+            .to_offset(time::UtcOffset::UTC)
+            .format(time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC"))
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        for reviewer in reviewers(store, &tenant).await? {
+            changes.push(notification(
+                r.tenant_id,
+                &reviewer,
+                "request.expiring",
+                format!("Reminder: the request for {app} expires at {when}"),
+                format!(
+                    "{who} asked to use {app} in {}, and no one has reviewed it yet. The request expires at {when}.\n\nJustification: {}\n\nReview it in the admin center, or with `accord requests show {}`.",
+                    tenant.display_name, r.reason, r.id
+                ),
+            ));
+        }
+        if !changes.is_empty() {
+            store.apply(&changes).await?;
+        }
+        count += 1;
     }
     Ok(count)
 }

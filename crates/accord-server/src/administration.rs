@@ -470,6 +470,11 @@ pub async fn classify(
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let resource = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
     let scope = resource.scope(permission).ok_or_else(|| invalid("permissionName", &format!("'{permission}' is not a delegated permission of {}", resource.display_name)))?;
+    // As in Entra (and scenario files): only permissions users could consent to are classified.
+    if low && scope.admin_consent_required {
+        let why = format!("'{}' requires admin consent and cannot be classified low impact", scope.value);
+        return Err(invalid("permissionName", &why));
+    }
     let existing = store.permission_classifications(tenant.id, sp.id).await?;
     let found = existing.iter().find(|c| c.permission_id == scope.id);
     let mut changes = Vec::new();
@@ -720,6 +725,7 @@ pub async fn update_application(store: &dyn Store, actor: &Actor, tenant: &Tenan
     for uri in &app.redirect_uris {
         valid_redirect_uri(uri)?;
     }
+    valid_required_access(store, &app).await?;
     let mut seen = std::collections::HashSet::new();
     for value in app.scopes.iter().map(|s| &s.value).chain(app.app_roles.iter().map(|r| &r.value)) {
         if value.is_empty() || value.contains(char::is_whitespace) {
@@ -729,11 +735,52 @@ pub async fn update_application(store: &dyn Store, actor: &Actor, tenant: &Tenan
             return Err(invalid("value", &format!("'{value}' is used twice")));
         }
     }
+    if let Some(r) = app.app_roles.iter().find(|r| r.allowed_member_types.is_empty()) {
+        let why = format!("the app role '{}' must allow users/groups, applications or both", r.value);
+        return Err(invalid("allowedMemberTypes", &why));
+    }
     let app = Application { display_name: valid_name("displayName", &app.display_name)?, ..app };
     apply(store, vec![Change::PutApplication(app.clone()), actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name }))]).await?;
     Ok(app)
 }
 
+/// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
+/// delegated permission as a scope, an application permission as a role applications may hold.
+async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(), Failure> {
+    let mut seen = std::collections::HashSet::new();
+    for req in &app.required {
+        if !seen.insert(req.resource_app_id) {
+            return Err(invalid("requiredResourceAccess", "each resource may be listed once"));
+        }
+        let resource = if req.resource_app_id == app.app_id {
+            Some(app.clone())
+        } else {
+            store.application_by_app_id(req.resource_app_id).await?
+        };
+        let Some(resource) = resource else {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("there is no resource with the application id {}", req.resource_app_id),
+            ));
+        };
+        if let Some(v) = req.delegated.iter().find(|v| resource.scope(v).is_none()) {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("'{v}' is not a delegated permission of {}", resource.display_name),
+            ));
+        }
+        let is_app_permission = |v: &String| {
+            resource.app_role(v).is_some_and(|r| r.allowed_member_types.contains(&AppRoleMemberType::Application))
+        };
+        if let Some(v) = req.application.iter().find(|v| !is_app_permission(v)) {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("'{v}' is not an application permission of {}", resource.display_name),
+            ));
+        }
+    }
+    Ok(())
+}
 pub fn valid_redirect_uri(uri: &str) -> Result<(), Failure> {
     let parsed = url::Url::parse(uri).map_err(|_| invalid("redirectUris", &format!("'{uri}' is not an absolute URL")))?;
     let local = matches!(parsed.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"));
@@ -796,4 +843,940 @@ pub async fn delete_client_secret(store: &dyn Store, actor: &Actor, tenant: &Ten
         ],
     )
     .await
+}
+
+// ------------------------------------------------------------------ reads for the admin center
+//
+// What the admin center's pages list, gathered here and checked like the writes (reading needs
+// `ReadDirectory`, the audit log `ReadAudit`, requests a reviewer or `ReadDirectory`), so pages
+// never assemble store reads of their own.
+
+use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
+use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
+
+/// The organisation that publishes an app: Microsoft for first-party apps, else its home tenant.
+pub async fn publisher_name(store: &dyn Store, owner_tenant_id: Uuid) -> Result<String, Failure> {
+    if owner_tenant_id == MICROSOFT_SERVICES_TENANT_ID {
+        return Ok("Microsoft".into());
+    }
+    Ok(store.tenant(owner_tenant_id).await?.map(|t| t.display_name).unwrap_or_else(|| "another organisation".into()))
+}
+
+/// A user, group or service principal of the tenant, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalSummary {
+    pub id: Uuid,
+    pub kind: PrincipalType,
+    pub display_name: String,
+    /// The UPN of a user; empty otherwise.
+    pub upn: String,
+    pub enabled: bool,
+}
+
+impl PrincipalSummary {
+    fn of_user(u: &User) -> Self {
+        Self {
+            id: u.id,
+            kind: PrincipalType::User,
+            display_name: u.display_name.clone(),
+            upn: u.upn.clone(),
+            enabled: u.enabled,
+        }
+    }
+
+    fn of_group(g: &Group) -> Self {
+        Self {
+            id: g.id,
+            kind: PrincipalType::Group,
+            display_name: g.display_name.clone(),
+            upn: String::new(),
+            enabled: true,
+        }
+    }
+}
+
+/// Looks a principal up by object id (users, then groups, then service principals).
+pub async fn principal(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<Option<PrincipalSummary>, Failure> {
+    if let Some(u) = store.user(tenant.id, id).await? {
+        return Ok(Some(PrincipalSummary::of_user(&u)));
+    }
+    if let Some(g) = store.group(tenant.id, id).await? {
+        return Ok(Some(PrincipalSummary::of_group(&g)));
+    }
+    Ok(store.service_principal(tenant.id, id).await?.map(|sp| PrincipalSummary {
+        id: sp.id,
+        kind: PrincipalType::ServicePrincipal,
+        display_name: sp.display_name,
+        upn: String::new(),
+        enabled: sp.enabled,
+    }))
+}
+
+async fn principal_or_deleted(
+    store: &dyn Store,
+    tenant: &Tenant,
+    id: Uuid,
+    kind: PrincipalType,
+) -> Result<PrincipalSummary, Failure> {
+    Ok(principal(store, tenant, id).await?.unwrap_or(PrincipalSummary {
+        id,
+        kind,
+        display_name: format!("(deleted {id})"),
+        upn: String::new(),
+        enabled: false,
+    }))
+}
+
+/// Users and (optionally) groups whose name, UPN or object id contains `query` (any case);
+/// everyone when `query` is blank. Users first, each kind by display name; at most `limit`.
+pub async fn find_principals(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    query: &str,
+    include_groups: bool,
+    limit: usize,
+) -> Result<Vec<PrincipalSummary>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let needle = query.trim().to_lowercase();
+    let hit = |texts: &[&str]| needle.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&needle));
+    let mut users: Vec<PrincipalSummary> = store
+        .users(tenant.id)
+        .await?
+        .iter()
+        .filter(|u| hit(&[&u.display_name, &u.upn, &u.id.to_string()]))
+        .map(PrincipalSummary::of_user)
+        .collect();
+    users.sort_by_key(|p| p.display_name.to_lowercase());
+    if include_groups {
+        let mut groups: Vec<PrincipalSummary> = store
+            .groups(tenant.id)
+            .await?
+            .iter()
+            .filter(|g| hit(&[&g.display_name, &g.id.to_string()]))
+            .map(PrincipalSummary::of_group)
+            .collect();
+        groups.sort_by_key(|p| p.display_name.to_lowercase());
+        users.extend(groups);
+    }
+    users.truncate(limit);
+    Ok(users)
+}
+
+/// One enterprise application of the tenant, as "All applications" lists it.
+#[derive(Debug, Clone)]
+pub struct EnterpriseAppSummary {
+    pub sp: ServicePrincipal,
+    pub publisher: String,
+    pub verified_publisher: bool,
+    /// In-progress admin consent requests for the app.
+    pub pending_requests: usize,
+}
+
+/// "All applications" search and filters; `None` means either.
+#[derive(Debug, Clone, Default)]
+pub struct EnterpriseAppFilter {
+    /// Part of the display name (any case) or of the application (client) id.
+    pub search: String,
+    pub enabled: Option<bool>,
+    pub assignment_required: Option<bool>,
+    pub has_pending_requests: Option<bool>,
+}
+
+/// The tenant's enterprise applications matching `filter`, by display name.
+pub async fn enterprise_apps(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    filter: &EnterpriseAppFilter,
+) -> Result<Vec<EnterpriseAppSummary>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let pending: Vec<Uuid> = store
+        .consent_requests(tenant.id, None)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == RequestStatus::InProgress)
+        .map(|r| r.client_app_id)
+        .collect();
+    let needle = filter.search.trim().to_lowercase();
+    let mut out = Vec::new();
+    for sp in store.service_principals(tenant.id).await? {
+        let pending_requests = pending.iter().filter(|a| **a == sp.app_id).count();
+        let found = needle.is_empty()
+            || sp.display_name.to_lowercase().contains(&needle)
+            || sp.app_id.to_string().contains(&needle);
+        let keep = found
+            && filter.enabled.is_none_or(|e| e == sp.enabled)
+            && filter.assignment_required.is_none_or(|a| a == sp.assignment_required)
+            && filter.has_pending_requests.is_none_or(|p| p == (pending_requests > 0));
+        if !keep {
+            continue;
+        }
+        let verified_publisher = store.application_by_app_id(sp.app_id).await?.is_some_and(|a| a.verified_publisher);
+        let publisher = publisher_name(store, sp.app_owner_tenant_id).await?;
+        out.push(EnterpriseAppSummary { sp, publisher, verified_publisher, pending_requests });
+    }
+    out.sort_by_key(|a| (a.sp.display_name.to_lowercase(), a.sp.id));
+    Ok(out)
+}
+
+/// An app role's name for lists: "Default Access" for the default role.
+pub fn app_role_name(app: Option<&Application>, app_role_id: Uuid) -> String {
+    if app_role_id == DEFAULT_ACCESS_ROLE_ID {
+        return "Default Access".into();
+    }
+    match app.and_then(|a| a.app_role_by_id(app_role_id)) {
+        Some(r) if !r.display_name.is_empty() && r.display_name != r.value => {
+            format!("{} ({})", r.display_name, r.value)
+        }
+        Some(r) => r.value.clone(),
+        None => format!("(removed role {app_role_id})"),
+    }
+}
+
+/// A user or group assigned to an enterprise application ("Users and groups").
+#[derive(Debug, Clone)]
+pub struct AssignmentSummary {
+    pub assignment: AppRoleAssignment,
+    pub principal: PrincipalSummary,
+    pub role: String,
+}
+
+/// The users and groups assigned to an enterprise application, by name.
+pub async fn app_assignments(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<Vec<AssignmentSummary>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    let app = store.application_by_app_id(sp.app_id).await?;
+    let mut out = Vec::new();
+    for a in store.app_role_assignments_to(tenant.id, sp.id).await? {
+        if a.principal_type == PrincipalType::ServicePrincipal {
+            continue; // an application permission on this app as an API, not a user or group
+        }
+        let principal = principal_or_deleted(store, tenant, a.principal_id, a.principal_type).await?;
+        let role = app_role_name(app.as_ref(), a.app_role_id);
+        out.push(AssignmentSummary { assignment: a, principal, role });
+    }
+    out.sort_by_key(|a| (a.principal.display_name.to_lowercase(), a.assignment.id));
+    Ok(out)
+}
+
+/// A delegated grant with the names a page shows.
+#[derive(Debug, Clone)]
+pub struct GrantSummary {
+    pub grant: DelegatedGrant,
+    pub resource: String,
+    /// The consenting user of a `Principal` grant.
+    pub principal: Option<PrincipalSummary>,
+}
+
+/// An application permission held by a client (an app role assignment to its service principal).
+#[derive(Debug, Clone)]
+pub struct AppPermissionSummary {
+    pub assignment: AppRoleAssignment,
+    pub resource: String,
+    pub value: String,
+    pub display_name: String,
+}
+
+/// What an enterprise application holds: the organisation's and users' delegated grants, and
+/// its application permissions.
+#[derive(Debug, Clone, Default)]
+pub struct AppPermissions {
+    pub admin_consented: Vec<GrantSummary>,
+    pub user_consented: Vec<GrantSummary>,
+    pub application: Vec<AppPermissionSummary>,
+}
+
+pub async fn app_permissions(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<AppPermissions, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    let mut out = AppPermissions::default();
+    for grant in store.delegated_grants_of_client(tenant.id, sp.id).await? {
+        let resource =
+            store.service_principal(tenant.id, grant.resource_sp_id).await?.map(|r| r.display_name).unwrap_or_default();
+        match (grant.consent_type, grant.principal_id) {
+            (ConsentType::Principal, Some(p)) => {
+                let principal = Some(principal_or_deleted(store, tenant, p, PrincipalType::User).await?);
+                out.user_consented.push(GrantSummary { grant, resource, principal });
+            }
+            _ => out.admin_consented.push(GrantSummary { grant, resource, principal: None }),
+        }
+    }
+    for assignment in store.app_role_assignments_of(tenant.id, sp.id).await? {
+        let resource_sp = store.service_principal(tenant.id, assignment.resource_sp_id).await?;
+        let resource_app = match &resource_sp {
+            Some(r) => store.application_by_app_id(r.app_id).await?,
+            None => None,
+        };
+        let role = resource_app.as_ref().and_then(|a| a.app_role_by_id(assignment.app_role_id));
+        out.application.push(AppPermissionSummary {
+            resource: resource_sp.map(|r| r.display_name).unwrap_or_default(),
+            value: role.map(|r| r.value.clone()).unwrap_or_else(|| assignment.app_role_id.to_string()),
+            display_name: role.map(|r| r.display_name.clone()).unwrap_or_default(),
+            assignment,
+        });
+    }
+    out.user_consented.sort_by_key(|g| (g.principal.as_ref().map(|p| p.upn.clone()), g.grant.id));
+    Ok(out)
+}
+
+/// A user with their directory roles.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user: User,
+    pub roles: Vec<DirectoryRole>,
+}
+
+/// The tenant's users whose name or UPN contains `query` (any case), by display name.
+pub async fn users(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    query: &str,
+) -> Result<Vec<UserSummary>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let needle = query.trim().to_lowercase();
+    let mut out = Vec::new();
+    for user in store.users(tenant.id).await? {
+        if needle.is_empty() || user.upn.contains(&needle) || user.display_name.to_lowercase().contains(&needle) {
+            let roles = store.user_roles(tenant.id, user.id).await?;
+            out.push(UserSummary { user, roles });
+        }
+    }
+    out.sort_by_key(|u| (u.user.display_name.to_lowercase(), u.user.id));
+    Ok(out)
+}
+
+/// One user with roles and the groups they belong to (transitively).
+pub async fn user_details(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+) -> Result<(UserSummary, Vec<Group>), Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    let roles = store.user_roles(tenant.id, user.id).await?;
+    let ids = store.transitive_groups_of(tenant.id, user.id).await?;
+    let mut groups: Vec<Group> = store.groups(tenant.id).await?.into_iter().filter(|g| ids.contains(&g.id)).collect();
+    groups.sort_by_key(|g| g.display_name.to_lowercase());
+    Ok((UserSummary { user, roles }, groups))
+}
+
+/// A group's members: direct ones, the users who belong through nested groups (with the
+/// nested group they come through), and the groups it belongs to.
+#[derive(Debug, Clone)]
+pub struct GroupDetails {
+    pub group: Group,
+    pub direct: Vec<PrincipalSummary>,
+    pub nested_users: Vec<(PrincipalSummary, String)>,
+    pub member_of: Vec<Group>,
+}
+
+pub async fn groups(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<Vec<(Group, usize)>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut out = Vec::new();
+    for g in store.groups(tenant.id).await? {
+        let members = store.group_members(tenant.id, g.id).await?.len();
+        out.push((g, members));
+    }
+    out.sort_by_key(|(g, _)| g.display_name.to_lowercase());
+    Ok(out)
+}
+
+pub async fn group_details(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+) -> Result<GroupDetails, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
+    let all_groups = store.groups(tenant.id).await?;
+    let name_of = |id: Uuid| all_groups.iter().find(|g| g.id == id).map(|g| g.display_name.clone()).unwrap_or_default();
+    let mut direct = Vec::new();
+    let mut queue: std::collections::VecDeque<Uuid> = std::collections::VecDeque::new();
+    for m in store.group_members(tenant.id, group.id).await? {
+        let kind = if m.kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
+        direct.push(principal_or_deleted(store, tenant, m.member_id, kind).await?);
+        if m.kind == MemberKind::Group {
+            queue.push_back(m.member_id);
+        }
+    }
+    direct.sort_by_key(|p| (p.kind != PrincipalType::User, p.display_name.to_lowercase()));
+    // Breadth-first through nested groups, each group once (cycles are allowed).
+    let mut seen = std::collections::HashSet::from([group.id]);
+    let mut nested_users: Vec<(PrincipalSummary, String)> = Vec::new();
+    while let Some(g) = queue.pop_front() {
+        if !seen.insert(g) {
+            continue;
+        }
+        for m in store.group_members(tenant.id, g).await? {
+            match m.kind {
+                MemberKind::Group => queue.push_back(m.member_id),
+                MemberKind::User => {
+                    let known = direct.iter().any(|d| d.id == m.member_id)
+                        || nested_users.iter().any(|(u, _)| u.id == m.member_id);
+                    if !known {
+                        if let Some(u) = store.user(tenant.id, m.member_id).await? {
+                            nested_users.push((PrincipalSummary::of_user(&u), name_of(g)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    nested_users.sort_by_key(|(u, _)| u.display_name.to_lowercase());
+    let parents = store.transitive_groups_of(tenant.id, group.id).await?;
+    let mut member_of: Vec<Group> =
+        all_groups.iter().filter(|g| g.id != group.id && parents.contains(&g.id)).cloned().collect();
+    member_of.sort_by_key(|g| g.display_name.to_lowercase());
+    Ok(GroupDetails { group, direct, nested_users, member_of })
+}
+
+/// The audit log, newest first: optionally one app's events, optionally actions starting with
+/// `action_prefix` (e.g. `consent.`), at most `limit`.
+pub async fn audit_log(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Option<Uuid>,
+    action_prefix: &str,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, Failure> {
+    authorize(actor, Operation::ReadAudit)?;
+    let prefix = action_prefix.trim();
+    let fetch = if prefix.is_empty() { limit } else { limit.saturating_mul(20).max(1000) };
+    let mut events = store.audit_events(tenant.id, app_id, fetch).await?;
+    events.retain(|e| e.action.starts_with(prefix));
+    events.truncate(limit as usize);
+    Ok(events)
+}
+
+/// How the signed-in person may see admin consent requests: as a reviewer (approve, deny and
+/// block, subject to the workflow's own checks) and/or as a directory reader (read-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestAccess {
+    pub reviewer: bool,
+    pub read_directory: bool,
+}
+
+impl RequestAccess {
+    pub fn may_view(self) -> bool {
+        self.reviewer || self.read_directory
+    }
+}
+
+pub async fn request_access(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<RequestAccess, Failure> {
+    let reviewer = match actor.user_ref() {
+        Some(u) => crate::admin_consent_requests::reviewers(store, tenant).await?.iter().any(|r| r.id == u.id),
+        None => false,
+    };
+    Ok(RequestAccess { reviewer, read_directory: may(actor, Operation::ReadDirectory) })
+}
+
+/// A permission a request asks for, with its texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedPermission {
+    pub resource: String,
+    pub value: String,
+    pub display_name: String,
+    pub description: String,
+    pub admin_consent_required: bool,
+}
+
+/// One user's request with the requester's and reviewer's names.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    pub request: ConsentRequest,
+    pub requester: PrincipalSummary,
+    pub reviewer: Option<PrincipalSummary>,
+}
+
+/// Graph's `appConsentRequest`: one app's requests, with what the pending ones ask for (or, with
+/// none pending, what the requests asked for).
+#[derive(Debug, Clone)]
+pub struct AppConsentRequests {
+    pub app_id: Uuid,
+    pub display_name: String,
+    pub publisher: String,
+    pub verified_publisher: bool,
+    /// The app's enterprise application here, if it has one.
+    pub sp_id: Option<Uuid>,
+    pub permissions: Vec<RequestedPermission>,
+    /// Newest first.
+    pub requests: Vec<RequestSummary>,
+}
+
+impl AppConsentRequests {
+    pub fn pending(&self) -> impl Iterator<Item = &RequestSummary> {
+        self.requests.iter().filter(|r| r.request.status == RequestStatus::InProgress)
+    }
+}
+
+/// The tenant's admin consent requests grouped per app (apps with pending requests first, then
+/// by latest request), or one app's when `app_id` is given. For reviewers and directory readers.
+pub async fn app_consent_requests(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Option<Uuid>,
+) -> Result<Vec<AppConsentRequests>, Failure> {
+    if !request_access(store, actor, tenant).await?.may_view() {
+        return Err(forbidden(actor, "viewing admin consent requests (it needs a reviewer or a directory role)"));
+    }
+    let mut groups: Vec<AppConsentRequests> = Vec::new();
+    for request in store.consent_requests(tenant.id, app_id).await? {
+        let index = match groups.iter().position(|g| g.app_id == request.client_app_id) {
+            Some(i) => i,
+            None => {
+                let app = store.application_by_app_id(request.client_app_id).await?;
+                let sp = store.service_principal_by_app_id(tenant.id, request.client_app_id).await?;
+                let publisher = match &app {
+                    Some(a) => publisher_name(store, a.home_tenant_id).await?,
+                    None => String::new(),
+                };
+                groups.push(AppConsentRequests {
+                    app_id: request.client_app_id,
+                    display_name: app
+                        .as_ref()
+                        .map(|a| a.display_name.clone())
+                        .unwrap_or_else(|| request.client_app_id.to_string()),
+                    publisher,
+                    verified_publisher: app.as_ref().is_some_and(|a| a.verified_publisher),
+                    sp_id: sp.map(|s| s.id),
+                    permissions: Vec::new(),
+                    requests: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let requester = principal_or_deleted(store, tenant, request.user_id, PrincipalType::User).await?;
+        let reviewer = match request.reviewed_by {
+            Some(r) => Some(principal_or_deleted(store, tenant, r, PrincipalType::User).await?),
+            None => None,
+        };
+        groups[index].requests.push(RequestSummary { request, requester, reviewer });
+    }
+    for g in &mut groups {
+        let any_pending = g.pending().next().is_some();
+        let mut keys: Vec<accord_core::consent_records::PermissionKey> = Vec::new();
+        for r in g.requests.iter().filter(|r| !any_pending || r.request.status == RequestStatus::InProgress) {
+            for p in &r.request.permissions {
+                if !keys.contains(p) {
+                    keys.push(p.clone());
+                }
+            }
+        }
+        for key in keys {
+            let resource = store.application_by_app_id(key.resource_app_id).await?;
+            let scope = resource.as_ref().and_then(|r| r.scope(&key.value));
+            g.permissions.push(RequestedPermission {
+                resource: resource.as_ref().map(|r| r.display_name.clone()).unwrap_or_default(),
+                value: key.value.clone(),
+                display_name: scope
+                    .map(|s| s.admin_consent_display_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(key.value.clone()),
+                description: scope.map(|s| s.admin_consent_description.clone()).unwrap_or_default(),
+                admin_consent_required: scope.is_some_and(|s| s.admin_consent_required),
+            });
+        }
+    }
+    let latest = |g: &AppConsentRequests| g.requests.iter().map(|r| r.request.created_at).max();
+    groups.sort_by(|a, b| {
+        let pa = a.pending().next().is_some();
+        let pb = b.pending().next().is_some();
+        pb.cmp(&pa).then_with(|| latest(b).cmp(&latest(a)))
+    });
+    Ok(groups)
+}
+
+/// The delegated permissions of Microsoft Graph users could consent to (so may be classified
+/// low impact), with whether this tenant classified each low.
+pub async fn graph_classifications(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+) -> Result<(Uuid, Vec<(PermissionScope, bool)>), Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = store
+        .service_principal_by_app_id(tenant.id, GRAPH_APP_ID)
+        .await?
+        .ok_or_else(|| not_found("Microsoft Graph"))?;
+    let graph = store.application_by_app_id(GRAPH_APP_ID).await?.ok_or_else(|| not_found("Microsoft Graph"))?;
+    let low: Vec<Uuid> = store
+        .permission_classifications(tenant.id, sp.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.classification.eq_ignore_ascii_case("low"))
+        .map(|c| c.permission_id)
+        .collect();
+    let list = graph.scopes.into_iter().filter(|s| !s.admin_consent_required).map(|s| {
+        let is_low = low.contains(&s.id);
+        (s, is_low)
+    });
+    Ok((sp.id, list.collect()))
+}
+
+/// The tenant's own app registrations with how many client secrets each has, by name.
+pub async fn app_registrations(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+) -> Result<Vec<(Application, usize)>, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut out = Vec::new();
+    for app in store.applications_homed_in(tenant.id).await? {
+        let secrets = store.client_secrets(app.id).await?.len();
+        out.push((app, secrets));
+    }
+    out.sort_by_key(|(a, _)| (a.display_name.to_lowercase(), a.app_id));
+    Ok(out)
+}
+
+/// One of the tenant's own app registrations, for reading.
+pub async fn app_registration(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<Application, Failure> {
+    authorize(actor, Operation::ReadDirectory)?;
+    own_application(store, tenant, app_id).await
+}
+
+/// The client secrets of one of the tenant's apps (their keyed hashes stay inside), newest first.
+pub async fn client_secrets(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<Vec<ClientSecret>, Failure> {
+    let app = app_registration(store, actor, tenant, app_id).await?;
+    let mut secrets = store.client_secrets(app.id).await?;
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod admin_center_tests {
+    use super::*;
+    use accord_core::consent_records::{PermissionKey, ReviewResult};
+    use accord_store::SqlStore;
+
+    const WORLD: &str = r#"
+[[tenant]]
+id = "12345678-0000-4000-8000-000000000001"
+display_name = "Vendor"
+domains = ["vendor.test"]
+
+[[tenant.app]]
+app_id = "12345678-0000-4000-8000-0000000000a1"
+display_name = "Meeting Insights"
+sign_in_audience = "multiple_orgs"
+redirect_uris = ["https://vendor.example/cb"]
+
+  [[tenant.app.role]]
+  value = "Insights.Admin"
+  allowed_member_types = ["User"]
+
+[[tenant]]
+id = "12345678-0000-4000-8000-000000000002"
+display_name = "Contoso"
+domains = ["contoso.test"]
+user_consent = "none"
+
+[tenant.admin_consent_requests]
+enabled = true
+reviewers = ["admin@contoso.test", "group:Reviewers"]
+
+[[tenant.user]]
+upn = "admin@contoso.test"
+display_name = "Admin"
+password = "admin-password"
+roles = ["Global Administrator"]
+
+[[tenant.user]]
+upn = "rita@contoso.test"
+display_name = "Rita"
+password = "rita-password"
+
+[[tenant.user]]
+upn = "alice@contoso.test"
+display_name = "Alice"
+password = "alice-password"
+
+[[tenant.group]]
+display_name = "Reviewers"
+members = ["rita@contoso.test"]
+
+[[tenant.group]]
+display_name = "Outer"
+members = ["alice@contoso.test", "group:Inner"]
+
+[[tenant.group]]
+display_name = "Inner"
+members = ["rita@contoso.test", "group:Outer"]
+
+[[tenant.enterprise_app]]
+app = "12345678-0000-4000-8000-0000000000a1"
+assignment_required = true
+"#;
+
+    const CONTOSO: Uuid = uuid::uuid!("12345678-0000-4000-8000-000000000002");
+    const INSIGHTS: Uuid = uuid::uuid!("12345678-0000-4000-8000-0000000000a1");
+
+    struct World {
+        store: SqlStore,
+        path: std::path::PathBuf,
+        tenant: Tenant,
+        admin: Actor,
+        rita: Actor,
+        alice: Actor,
+    }
+
+    impl Drop for World {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+            }
+        }
+    }
+
+    impl World {
+        async fn new() -> World {
+            let path = std::env::temp_dir().join(format!("accord-admin-center-{}.db", Uuid::new_v4().simple()));
+            let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+            let scenario = accord_core::scenario::parse("world.toml", WORLD).unwrap();
+            crate::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+            let tenant = store.tenant(CONTOSO).await.unwrap().unwrap();
+            let actor = |upn: &'static str| {
+                let store = store.clone();
+                async move {
+                    let user = store.user_by_upn(CONTOSO, upn).await.unwrap().unwrap();
+                    Actor::user(&store, user).await.unwrap()
+                }
+            };
+            World {
+                path,
+                admin: actor("admin@contoso.test").await,
+                rita: actor("rita@contoso.test").await,
+                alice: actor("alice@contoso.test").await,
+                store,
+                tenant,
+            }
+        }
+
+        fn user(actor: &Actor) -> &User {
+            actor.user_ref().unwrap()
+        }
+    }
+
+    fn is_forbidden(r: Result<impl std::fmt::Debug, Failure>) -> bool {
+        matches!(r, Err(Failure::Protocol(ref e)) if e.error == OAuthError::AccessDenied)
+    }
+
+    #[tokio::test]
+    async fn enterprise_apps_search_and_filter_for_directory_readers_only() {
+        let w = World::new().await;
+        let all = enterprise_apps(&w.store, &w.admin, &w.tenant, &EnterpriseAppFilter::default()).await.unwrap();
+        let names: Vec<&str> = all.iter().map(|a| a.sp.display_name.as_str()).collect();
+        assert_eq!(names, ["Meeting Insights", "Microsoft Graph"]);
+        assert_eq!(all[0].publisher, "Vendor");
+        assert_eq!(all[1].publisher, "Microsoft");
+        assert!(all[1].verified_publisher && !all[0].verified_publisher);
+        let by_id = EnterpriseAppFilter { search: "0000000000a1".into(), ..Default::default() };
+        assert_eq!(enterprise_apps(&w.store, &w.admin, &w.tenant, &by_id).await.unwrap().len(), 1);
+        let by_name =
+            EnterpriseAppFilter { search: "GRAPH".into(), assignment_required: Some(false), ..Default::default() };
+        assert_eq!(
+            enterprise_apps(&w.store, &w.admin, &w.tenant, &by_name).await.unwrap()[0].sp.display_name,
+            "Microsoft Graph"
+        );
+        let pending = EnterpriseAppFilter { has_pending_requests: Some(true), ..Default::default() };
+        assert!(enterprise_apps(&w.store, &w.admin, &w.tenant, &pending).await.unwrap().is_empty());
+        assert!(is_forbidden(enterprise_apps(&w.store, &w.alice, &w.tenant, &EnterpriseAppFilter::default()).await));
+        assert!(is_forbidden(find_principals(&w.store, &w.rita, &w.tenant, "", true, 10).await));
+        let found = find_principals(&w.store, &w.admin, &w.tenant, "r", true, 10).await.unwrap();
+        let kinds: Vec<(&str, PrincipalType)> = found.iter().map(|p| (p.display_name.as_str(), p.kind)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("Rita", PrincipalType::User),
+                ("Inner", PrincipalType::Group),
+                ("Outer", PrincipalType::Group),
+                ("Reviewers", PrincipalType::Group)
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn group_details_walk_nested_groups_once_even_in_a_cycle() {
+        let w = World::new().await;
+        let outer = w.store.group_by_name(CONTOSO, "Outer").await.unwrap().unwrap();
+        let d = group_details(&w.store, &w.admin, &w.tenant, outer.id).await.unwrap();
+        let direct: Vec<&str> = d.direct.iter().map(|p| p.display_name.as_str()).collect();
+        assert_eq!(direct, ["Alice", "Inner"], "users first");
+        let nested: Vec<(&str, &str)> =
+            d.nested_users.iter().map(|(u, via)| (u.display_name.as_str(), via.as_str())).collect();
+        assert_eq!(nested, [("Rita", "Inner")]);
+        assert_eq!(d.member_of.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["Inner"]);
+    }
+
+    #[tokio::test]
+    async fn assignments_permissions_and_audit_reads() {
+        let w = World::new().await;
+        let sp = w.store.service_principal_by_app_id(CONTOSO, INSIGHTS).await.unwrap().unwrap();
+        let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
+        let role = app.app_role("Insights.Admin").unwrap().id;
+        let reviewers = w.store.group_by_name(CONTOSO, "Reviewers").await.unwrap().unwrap();
+        add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id, Some(role)).await.unwrap();
+        add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id, None).await.unwrap();
+        let list = app_assignments(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
+        let rows: Vec<(&str, &str)> =
+            list.iter().map(|a| (a.principal.display_name.as_str(), a.role.as_str())).collect();
+        assert_eq!(rows, [("Alice", "Default Access"), ("Reviewers", "Insights.Admin")]);
+        let graph = w.store.service_principal_by_app_id(CONTOSO, GRAPH_APP_ID).await.unwrap().unwrap();
+        create_grant(&w.store, &w.admin, &w.tenant, sp.id, graph.id, None, "User.Read").await.unwrap();
+        create_grant(
+            &w.store,
+            &w.admin,
+            &w.tenant,
+            sp.id,
+            graph.id,
+            Some(World::user(&w.alice).id),
+            "openid Calendars.Read",
+        )
+        .await
+        .unwrap();
+        let p = app_permissions(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
+        assert_eq!(p.admin_consented.len(), 1);
+        assert_eq!(p.admin_consented[0].resource, "Microsoft Graph");
+        assert_eq!(p.user_consented[0].principal.as_ref().unwrap().upn, "alice@contoso.test");
+        assert_eq!(p.user_consented[0].grant.scopes, ["openid", "Calendars.Read"]);
+        assert!(p.application.is_empty());
+        let events = audit_log(&w.store, &w.admin, &w.tenant, Some(INSIGHTS), "assignment.", 10).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.action == "assignment.added"));
+        assert_eq!(audit_log(&w.store, &w.admin, &w.tenant, None, "consent.", 10).await.unwrap().len(), 2);
+        assert!(is_forbidden(audit_log(&w.store, &w.rita, &w.tenant, None, "", 10).await));
+    }
+
+    #[tokio::test]
+    async fn requests_are_grouped_per_app_for_reviewers_and_readers() {
+        let w = World::new().await;
+        let now = OffsetDateTime::now_utc();
+        let request = ConsentRequest {
+            tenant_id: CONTOSO,
+            id: Uuid::new_v4(),
+            client_app_id: INSIGHTS,
+            user_id: World::user(&w.alice).id,
+            reason: "for the sales calls".into(),
+            permissions: vec![PermissionKey { resource_app_id: GRAPH_APP_ID, value: "Calendars.Read".into() }],
+            status: RequestStatus::InProgress,
+            result: ReviewResult::NotReviewed,
+            reviewed_by: None,
+            review_justification: None,
+            created_at: now,
+            reviewed_at: None,
+            completed_at: None,
+            expires_at: now + time::Duration::days(7),
+        };
+        w.store.apply(&[Change::PutConsentRequest(request.clone())]).await.unwrap();
+        assert_eq!(
+            request_access(&w.store, &w.rita, &w.tenant).await.unwrap(),
+            RequestAccess { reviewer: true, read_directory: false }
+        );
+        assert!(!request_access(&w.store, &w.alice, &w.tenant).await.unwrap().may_view());
+        assert!(is_forbidden(app_consent_requests(&w.store, &w.alice, &w.tenant, None).await));
+        let groups = app_consent_requests(&w.store, &w.rita, &w.tenant, None).await.unwrap();
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        assert_eq!((g.display_name.as_str(), g.publisher.as_str()), ("Meeting Insights", "Vendor"));
+        assert_eq!(g.pending().count(), 1);
+        assert_eq!(g.requests[0].requester.upn, "alice@contoso.test");
+        assert_eq!(g.permissions[0].display_name, "Read user calendars");
+        assert_eq!(g.permissions[0].resource, "Microsoft Graph");
+        // The workflow's rule: Rita reviews but holds no role that may grant; the admin may.
+        let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
+        let refused =
+            crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.rita)).await;
+        assert!(matches!(refused, Err(Failure::Protocol(ref e)) if e.code == 90094), "{refused:?}");
+        let granted = crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.admin))
+            .await
+            .unwrap();
+        assert_eq!(granted.iter().map(|p| p.value.as_str()).collect::<Vec<_>>(), ["Calendars.Read"]);
+        let alice_refused =
+            crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.alice)).await;
+        assert!(is_forbidden(alice_refused), "not a reviewer");
+    }
+
+    #[tokio::test]
+    async fn registrations_must_ask_for_real_permissions_and_roles_for_someone() {
+        let w = World::new().await;
+        let app =
+            create_application(&w.store, &w.admin, &w.tenant, "Reports", SignInAudience::SingleOrg).await.unwrap();
+        let invalid_field = |r: Result<Application, Failure>| match r {
+            Err(Failure::Protocol(e)) => e.message,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let mut bad = app.clone();
+        bad.required = vec![RequiredResourceAccess {
+            resource_app_id: GRAPH_APP_ID,
+            delegated: vec!["Nope.Read".into()],
+            application: vec![],
+        }];
+        assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await)
+            .contains("'Nope.Read' is not a delegated permission"));
+        let mut bad = app.clone();
+        bad.required = vec![RequiredResourceAccess {
+            resource_app_id: GRAPH_APP_ID,
+            delegated: vec![],
+            application: vec!["User.Read".into()],
+        }];
+        assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await)
+            .contains("not an application permission"));
+        let mut bad = app.clone();
+        bad.app_roles = vec![AppRole {
+            id: Uuid::new_v4(),
+            value: "X".into(),
+            display_name: "X".into(),
+            description: String::new(),
+            allowed_member_types: vec![],
+        }];
+        assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await).contains("must allow"));
+        let mut good = app.clone();
+        good.required = vec![RequiredResourceAccess {
+            resource_app_id: GRAPH_APP_ID,
+            delegated: vec!["User.Read".into()],
+            application: vec!["User.Read.All".into()],
+        }];
+        update_application(&w.store, &w.admin, &w.tenant, good).await.unwrap();
+        let regs = app_registrations(&w.store, &w.admin, &w.tenant).await.unwrap();
+        assert_eq!(regs.iter().map(|(a, n)| (a.display_name.as_str(), *n)).collect::<Vec<_>>(), [("Reports", 0)]);
+        assert!(client_secrets(&w.store, &w.admin, &w.tenant, INSIGHTS).await.is_err(), "another tenant's app");
+
+        // Classifications: only what users could consent to.
+        let (graph, list) = graph_classifications(&w.store, &w.admin, &w.tenant).await.unwrap();
+        assert!(list.iter().all(|(s, low)| !s.admin_consent_required && !low));
+        let refused = classify(&w.store, &w.admin, &w.tenant, graph, "User.Read.All", true).await;
+        assert!(
+            matches!(refused, Err(Failure::Protocol(ref e)) if e.message.contains("requires admin consent")),
+            "{refused:?}"
+        );
+        classify(&w.store, &w.admin, &w.tenant, graph, "User.Read", true).await.unwrap();
+        let (_, list) = graph_classifications(&w.store, &w.admin, &w.tenant).await.unwrap();
+        assert!(list.iter().any(|(s, low)| s.value == "User.Read" && *low));
+    }
 }

@@ -22,6 +22,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/static/accord.css", get(stylesheet))
         .route("/portal/signin", get(crate::web::portal::portal_sign_in))
         .merge(crate::my_apps::routes())
+        .merge(crate::graph::routes())
         .route("/common/discovery/instance", get(discovery::instance_discovery))
         .route("/common/userrealm/{upn}", get(discovery::user_realm))
         .route("/oidc/userinfo", get(session_end::userinfo).post(session_end::userinfo))

@@ -42,6 +42,16 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "ACCORD_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// SMTP server that delivers notifications, as smtp://host:port, smtps://user:pass@host:465 or
+    /// smtp://host:587?tls=required; without it notifications are only kept in the store.
+    #[arg(long, env = "ACCORD_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of notification mails [default: Accord <noreply@host of the public URL>].
+    #[arg(long, env = "ACCORD_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Testing knob: milliseconds between runs of the notification outbox [default: 30000].
+    #[arg(long, env = "ACCORD_OUTBOX_INTERVAL_MS", hide = true)]
+    pub outbox_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +67,9 @@ struct FileConfig {
     scenario: Option<PathBuf>,
     disable_ropc: Option<bool>,
     log_format: Option<String>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    outbox_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +96,10 @@ pub struct ServeConfig {
     pub scenario: Option<PathBuf>,
     pub allow_ropc: bool,
     pub log_format: LogFormat,
+    /// Where notifications are delivered; `None`: they stay in the store.
+    pub smtp: Option<crate::notifications::SmtpSettings>,
+    /// How often the notification outbox runs.
+    pub outbox_interval: std::time::Duration,
 }
 
 impl ServeConfig {
@@ -109,6 +126,15 @@ impl ServeConfig {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("log_format must be 'text' or 'json', not '{other}'"),
         };
+        let smtp = match args.smtp_url.clone().or(file.smtp_url) {
+            Some(url) => Some(crate::notifications::SmtpSettings::parse(
+                &url,
+                args.smtp_from.clone().or(file.smtp_from).as_deref(),
+                &public_url,
+            )?),
+            None => None,
+        };
+        let outbox_interval_ms = args.outbox_interval_ms.or(file.outbox_interval_ms).unwrap_or(30_000).max(10);
         Ok(ServeConfig {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("accord-data")),
             listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
@@ -118,6 +144,8 @@ impl ServeConfig {
             scenario: args.scenario.clone().or(file.scenario),
             allow_ropc: !(args.disable_ropc || file.disable_ropc.unwrap_or(false)),
             log_format,
+            smtp,
+            outbox_interval: std::time::Duration::from_millis(outbox_interval_ms),
         })
     }
 

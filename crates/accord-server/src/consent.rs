@@ -76,31 +76,20 @@ impl ConsentWorld {
         let roles = store.user_roles(tenant.id, user.id).await?;
         let groups =
             user_groups(store, tenant.id, user.id, client_sp.as_ref().is_some_and(|sp| sp.assignment_required)).await?;
-        let (assignments_to_client, delegated_grants, app_role_grants, pending_request) = match &client_sp {
-            Some(sp) => {
-                let pending = store
-                    .consent_requests(tenant.id, Some(client.app_id))
-                    .await?
-                    .into_iter()
-                    .find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress)
-                    .map(|r| r.id);
-                (
-                    store.app_role_assignments_to(tenant.id, sp.id).await?,
-                    store.delegated_grants_of_client(tenant.id, sp.id).await?,
-                    store.app_role_assignments_of(tenant.id, sp.id).await?,
-                    pending,
-                )
-            }
-            None => {
-                let pending = store
-                    .consent_requests(tenant.id, Some(client.app_id))
-                    .await?
-                    .into_iter()
-                    .find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress)
-                    .map(|r| r.id);
-                (Vec::new(), Vec::new(), Vec::new(), pending)
-            }
+        let (assignments_to_client, delegated_grants, app_role_grants) = match &client_sp {
+            Some(sp) => (
+                store.app_role_assignments_to(tenant.id, sp.id).await?,
+                store.delegated_grants_of_client(tenant.id, sp.id).await?,
+                store.app_role_assignments_of(tenant.id, sp.id).await?,
+            ),
+            None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        let pending_request = store
+            .consent_requests(tenant.id, Some(client.app_id))
+            .await?
+            .into_iter()
+            .find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress)
+            .map(|r| r.id);
         let resources = load_resources(store, tenant.id, client, request).await?;
         Ok(ConsentWorld {
             tenant: tenant.clone(),

@@ -1,8 +1,10 @@
 //! Applies a validated scenario to the store. Objects are matched by natural keys (tenant id
-//! or domain, UPN, group name, app id, event owner+subject+start) and updated, never
-//! duplicated; every change is computed first and applied in one transaction.
+//! or domain, UPN, group name, app id, event owner+subject+start, classification resource +
+//! permission) and updated, never duplicated; every change is computed first and applied in one
+//! transaction.
 
 use crate::crypto::{hash_password, verify_password, Keyring};
+use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
 use accord_core::microsoft_graph;
 use accord_core::scenario::{self, GrantFor, PrincipalRef, Scenario, TenantSpec};
@@ -22,6 +24,8 @@ pub struct LoadSummary {
     pub grants: usize,
     pub assignments: usize,
     pub events: usize,
+    /// Delegated permissions classified low.
+    pub classifications: usize,
     /// Tenants whose id was generated (the file gave none): name and id, to print.
     pub generated_tenant_ids: Vec<(String, Uuid)>,
 }
@@ -187,6 +191,9 @@ impl Planner<'_> {
         }
         for g in &spec.grants {
             self.grant(tenant_id, g, &users).await?;
+        }
+        for c in &spec.classifications {
+            self.classification(tenant_id, c).await?;
         }
         for a in &spec.assignments {
             let app = self.known_app(a.app)?;
@@ -402,6 +409,43 @@ impl Planner<'_> {
                 .await?;
             self.summary.grants += 1;
         }
+        Ok(())
+    }
+
+    /// One resource's delegated permission classifications: exactly the file's, all `low`.
+    /// Rows of the same (resource, permission) keep their id; the resource's other rows go.
+    async fn classification(&mut self, tenant_id: Uuid, c: &scenario::ClassificationSpec) -> anyhow::Result<()> {
+        let resource = self.known_app(c.resource.app_id())?;
+        let sp = self.service_principal(tenant_id, &resource).await?;
+        let existing = self.store.permission_classifications(tenant_id, sp.id).await?;
+        let mut puts = Vec::new();
+        for value in &c.low {
+            // The exact spelling first: scope look-ups otherwise ignore letter case.
+            let scope = resource
+                .scopes
+                .iter()
+                .find(|s| s.value == *value)
+                .or_else(|| resource.scope(value))
+                .ok_or_else(|| anyhow!("{} has no delegated permission {value}", resource.display_name))?;
+            if puts.iter().any(|p: &PermissionClassification| p.permission_id == scope.id) {
+                continue;
+            }
+            let found = existing.iter().find(|x| x.permission_id == scope.id);
+            puts.push(PermissionClassification {
+                tenant_id,
+                id: found.map(|x| x.id).unwrap_or_else(Uuid::new_v4),
+                resource_sp_id: sp.id,
+                permission_id: scope.id,
+                permission_value: scope.value.clone(),
+                classification: "low".into(),
+            });
+        }
+        // Deletions first, so that the batch never holds two rows for one permission.
+        for old in existing.iter().filter(|x| !puts.iter().any(|p| p.id == x.id)) {
+            self.changes.push(Change::DeletePermissionClassification { tenant_id, classification_id: old.id });
+        }
+        self.summary.classifications += puts.len();
+        self.changes.extend(puts.into_iter().map(Change::PutPermissionClassification));
         Ok(())
     }
 

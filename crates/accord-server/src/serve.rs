@@ -44,6 +44,8 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         templates: Templates,
     });
     spawn_background_jobs(state.clone());
+    // The notification outbox runs on its own, shorter interval.
+    crate::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
     let app = crate::app::router(state);
 
     let handle = axum_server::Handle::new();
@@ -129,6 +131,11 @@ fn spawn_background_jobs(state: Arc<AppState>) {
                 Ok(n) if n > 0 => tracing::info!(requests = n, "expired admin consent requests"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "expiring admin consent requests failed"),
+            }
+            match crate::admin_consent_requests::remind_expiring(&*state.store, time::OffsetDateTime::now_utc()).await {
+                Ok(n) if n > 0 => tracing::info!(requests = n, "reminded reviewers of expiring admin consent requests"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = ?e, "reminding reviewers of expiring requests failed"),
             }
             match state.store.purge_expired(time::OffsetDateTime::now_utc()).await {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions, codes and refresh tokens"),

@@ -41,6 +41,9 @@ pub(super) struct RawTenant {
     pub assignment: Vec<S<RawAssignment>>,
     #[serde(default)]
     pub event: Vec<S<RawEvent>>,
+    /// Accord extension: delegated permission classifications.
+    #[serde(default)]
+    pub classification: Vec<S<RawClassification>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,6 +154,13 @@ pub(super) struct RawAssignment {
     pub app: S<String>,
     pub principal: S<String>,
     pub role: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClassification {
+    pub resource: Option<S<String>>,
+    pub low: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -510,6 +510,29 @@ fn demo_world_parses() {
     assert_eq!(roles_of(contoso, DirectoryRole::GlobalAdministrator), 1);
     assert_eq!(roles_of(contoso, DirectoryRole::CloudApplicationAdministrator), 1);
     assert!(contoso.group("Sales").unwrap().members.contains(&PrincipalRef::Group("Sales Leads".into())));
+    // "low": the sign-in permissions are classified low; Meeting Insights stays unverified and
+    // homed elsewhere (the approval story), Contoso Expenses is homed in Contoso (self-consent).
+    assert_eq!(
+        contoso.classifications,
+        [ClassificationSpec {
+            resource: ResourceRef::MicrosoftGraph,
+            low: ["openid", "profile", "email", "offline_access", "User.Read"].map(String::from).to_vec(),
+        }]
+    );
+    assert!(!app.verified_publisher);
+    let (expenses_home, expenses) = s.find_app(uuid::uuid!("5e7c1a9d-3f2b-4c6e-8a14-9b0d2e4f6a71")).unwrap();
+    assert_eq!(expenses_home.display_name, "Contoso");
+    assert_eq!(expenses.display_name, "Contoso Expenses");
+    assert_eq!(expenses.sign_in_audience, SignInAudience::SingleOrg);
+    assert_eq!(expenses.redirect_uris, ["https://localhost:9444/callback"]);
+    assert_eq!(expenses.secrets.len(), 1);
+    assert_eq!(expenses.required[0].resource, ResourceRef::MicrosoftGraph);
+    let low = &contoso.classifications[0].low;
+    assert!(expenses.required[0].delegated.iter().all(|p| low.contains(p)), "Expenses asks only for low permissions");
+    assert!(
+        app.required[0].delegated.iter().any(|p| !low.contains(p)),
+        "Meeting Insights asks for more than the low permissions"
+    );
 
     let fabrikam = &s.tenants[2];
     assert_eq!(fabrikam.user_consent, UserConsent::All);
@@ -556,6 +579,14 @@ fn docs_example_parses() {
     let s = expect_ok(&doc[start..start + len]);
     assert_eq!(s.tenants[0].users.len(), 2);
     assert_eq!(s.tenants[0].assignments.len(), 1);
+    assert_eq!(s.tenants[0].classifications[0].resource, ResourceRef::MicrosoftGraph);
+    assert_eq!(s.tenants[0].classifications[0].low, ["openid", "profile", "offline_access", "User.Read"]);
+    // The section's own example parses too.
+    let section = doc.find("## `[[tenant.classification]]`").expect("docs describe classifications");
+    let start = section + doc[section..].find("```toml\n").unwrap() + "```toml\n".len();
+    let len = doc[start..].find("```").unwrap();
+    let s = expect_ok(&base("user_consent = \"low\"", &doc[start..start + len]));
+    assert_eq!(s.tenants[0].classifications[0].low.len(), 5);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -642,6 +673,10 @@ fn unknown_keys_are_rejected_at_every_level() {
         (
             "tenant.assignment.colour",
             base("", "[[tenant.assignment]]\napp = \"11111111-1111-4111-8111-111111111111\"\nprincipal = \"bob@contoso.test\"\ncolour = 1 #!"),
+        ),
+        (
+            "tenant.classification.colour",
+            base("", "[[tenant.classification]]\nlow = []\ncolour = 1 #!"),
         ),
         (
             "tenant.event.colour",
@@ -1337,6 +1372,229 @@ fn assignments_not_duplicated() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delegated permission classifications (an Accord extension)
+// ---------------------------------------------------------------------------------------------
+
+/// A classification entry in Contoso; `body` follows the header.
+fn classification(body: &str) -> String {
+    base("", &format!("[[tenant.classification]]\n{body}"))
+}
+
+/// An app of Contoso that exposes a scope users may consent to (`Expenses.Own`), one that only
+/// admins may consent to (`Expenses.Audit`) and an app role.
+const EXPENSES: &str = r#"
+[[tenant.app]]
+app_id = "77777777-7777-4777-8777-777777777777"
+display_name = "Expenses"
+identifier_uri = "api://expenses"
+
+  [[tenant.app.scope]]
+  value = "Expenses.Own"
+  admin_consent_required = false
+
+  [[tenant.app.scope]]
+  value = "Expenses.Audit"
+
+  [[tenant.app.role]]
+  value = "Expenses.All"
+  allowed_member_types = ["Application"]
+"#;
+
+#[test]
+fn classifications_parse() {
+    let multi = EXPENSES.replace("\"Expenses\"\n", "\"Expenses\"\nsign_in_audience = \"multiple_orgs\"\n");
+    let s = expect_ok(&base(
+        "user_consent = \"low\"",
+        &format!(
+            r#"{multi}
+[[tenant.classification]]
+low = ["openid", "profile", "email", "offline_access", "User.Read"]
+
+[[tenant.classification]]
+resource = "api://expenses"
+low = ["Expenses.Own"]
+{FABRIKAM}
+[[tenant.classification]]
+resource = "00000003-0000-0000-c000-000000000000"
+low = []
+
+[[tenant.classification]]
+resource = "77777777-7777-4777-8777-777777777777"
+low = ["Expenses.Own"]
+"#
+        ),
+    ));
+    let expenses = ResourceRef::App(uuid::uuid!("77777777-7777-4777-8777-777777777777"));
+    assert_eq!(
+        s.tenants[0].classifications,
+        vec![
+            ClassificationSpec {
+                resource: ResourceRef::MicrosoftGraph,
+                low: vec![
+                    "openid".into(),
+                    "profile".into(),
+                    "email".into(),
+                    "offline_access".into(),
+                    "User.Read".into()
+                ],
+            },
+            ClassificationSpec { resource: expenses, low: vec!["Expenses.Own".into()] },
+        ]
+    );
+    // Another tenant may classify the same resources; an empty list is allowed (it removes the
+    // resource's classifications at load).
+    assert_eq!(
+        s.tenants[1].classifications,
+        vec![
+            ClassificationSpec { resource: ResourceRef::MicrosoftGraph, low: vec![] },
+            ClassificationSpec { resource: expenses, low: vec!["Expenses.Own".into()] },
+        ]
+    );
+    // No entries: no classifications.
+    assert!(expect_ok(&base("", "")).tenants[0].classifications.is_empty());
+}
+
+#[test]
+fn classification_resource_must_be_known() {
+    expect_one(
+        &classification("resource = \"api://nothing\" #!\nlow = [\"X\"]"),
+        "tenant.classification.resource",
+        "\"api://nothing\" is not a known resource",
+    );
+    expect_one(
+        &classification(&format!("resource = \"{APP3}\" #!\nlow = []")),
+        "tenant.classification.resource",
+        "\"33333333-3333-4333-8333-333333333333\" is not a known resource",
+    );
+}
+
+#[test]
+fn classification_resource_must_expose_scopes() {
+    // "Internal Tool" (2222…) exposes nothing.
+    expect_one(
+        &classification("resource = \"22222222-2222-4222-8222-222222222222\" #!\nlow = []"),
+        "tenant.classification.resource",
+        "app \"Internal Tool\" exposes no delegated permissions (scopes), so there is nothing to classify",
+    );
+}
+
+#[test]
+fn classification_resource_single_org_only_at_home() {
+    let tail = format!(
+        "{EXPENSES}{FABRIKAM}\n[[tenant.classification]]\nresource = \"api://expenses\" #!\nlow = [\"Expenses.Own\"]"
+    );
+    expect_one(
+        &base("", &tail),
+        "tenant.classification.resource",
+        "app \"Expenses\" is single_org (homed in tenant \"Contoso\") and has no service principal in tenant \"Fabrikam\"",
+    );
+    // At home it is fine.
+    expect_ok(&base(
+        "",
+        &format!("{EXPENSES}\n[[tenant.classification]]\nresource = \"api://expenses\"\nlow = [\"Expenses.Own\"]"),
+    ));
+}
+
+#[test]
+fn classification_values_are_graph_delegated_permissions() {
+    expect_one(
+        &classification("low = [\"openid\",\n  \"Mail.Read\", #!\n]"),
+        "tenant.classification.low",
+        "\"Mail.Read\" is not a Microsoft Graph delegated permission",
+    );
+    expect_one(
+        &classification("low = [\"user.read\"] #!"),
+        "tenant.classification.low",
+        "\"user.read\" is not a Microsoft Graph delegated permission",
+    );
+    expect_one(
+        &classification("low = [\"OnlineMeetings.Read.All\"] #!"),
+        "tenant.classification.low",
+        "\"OnlineMeetings.Read.All\" is a Microsoft Graph application permission; only delegated permissions (scopes) can be classified",
+    );
+    expect_one(
+        &classification("resource = \"https://graph.microsoft.com/\"\nlow = [\"User.Read.All\"] #!"),
+        "tenant.classification.low",
+        "Microsoft Graph's \"User.Read.All\" requires admin consent; only delegated permissions that users can consent to",
+    );
+}
+
+#[test]
+fn classification_values_are_user_consentable_scopes_of_the_app() {
+    let cls = |low: &str| {
+        base("", &format!("{EXPENSES}\n[[tenant.classification]]\nresource = \"api://expenses\"\nlow = [{low}] #!"))
+    };
+    expect_ok(&cls("").replace(" #!", ""));
+    expect_one(
+        &cls("\"Expenses.All\""),
+        "tenant.classification.low",
+        "\"Expenses.All\" is an app role of app \"Expenses\"; only delegated permissions (scopes) can be classified",
+    );
+    expect_one(
+        &cls("\"Expenses.Write\""),
+        "tenant.classification.low",
+        "app \"Expenses\" exposes no delegated permission (scope) \"Expenses.Write\"",
+    );
+    expect_one(
+        &cls("\"Expenses.Audit\""),
+        "tenant.classification.low",
+        "scope \"Expenses.Audit\" of app \"Expenses\" requires admin consent (admin_consent_required defaults to true)",
+    );
+    // Notes.Read of "Notes API" takes the default admin_consent_required = true.
+    expect_one(
+        &classification("resource = \"api://notes\"\nlow = [\"Notes.Read\"] #!"),
+        "tenant.classification.low",
+        "scope \"Notes.Read\" of app \"Notes API\" requires admin consent",
+    );
+}
+
+#[test]
+fn classification_values_listed_once() {
+    expect_one(
+        &classification("low = [\"openid\", \"profile\", \"openid\"] #!"),
+        "tenant.classification.low",
+        "\"openid\" is listed twice",
+    );
+}
+
+#[test]
+fn one_classification_entry_per_resource_and_tenant() {
+    // Graph by default, then by app id: reported on the second entry's resource line.
+    expect_one(
+        &classification(
+            "low = [\"openid\"]\n\n[[tenant.classification]]\nresource = \"00000003-0000-0000-c000-000000000000\" #!\nlow = [\"profile\"]",
+        ),
+        "tenant.classification.resource",
+        "tenant \"Contoso\" already classifies the permissions of this resource (first on line 43); merge the entries",
+    );
+    // Graph twice by default: reported on the second entry's header.
+    expect_one(
+        &classification("low = [\"openid\"]\n\n[[tenant.classification]] #!\nlow = [\"profile\"]"),
+        "tenant.classification.resource",
+        "already classifies the permissions of this resource (first on line 43)",
+    );
+    // An app by identifier URI, then by app id.
+    let text = base(
+        "",
+        &format!("{EXPENSES}\n[[tenant.classification]]\nresource = \"api://expenses\"\nlow = []\n[[tenant.classification]]\nresource = \"77777777-7777-4777-8777-777777777777\" #!\nlow = [\"Expenses.Own\"]"),
+    );
+    expect_one(&text, "tenant.classification.resource", "already classifies the permissions of this resource");
+}
+
+#[test]
+fn classification_keys() {
+    expect_one(
+        &classification("low = [\"openid\"]\nmedium = [\"User.Read\"] #!"),
+        "tenant.classification.medium",
+        "unknown field `medium`, expected `resource` or `low`",
+    );
+    let text = base("", "[[tenant.classification]] #!\nresource = \"https://graph.microsoft.com\"");
+    expect_one(&text, "tenant.classification.low", "missing field `low`");
+    expect_one(&classification("low = \"openid\" #!"), "tenant.classification.low", "invalid type");
+    expect_one(&classification("resource = 3 #!\nlow = []"), "tenant.classification.resource", "invalid type");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------------------------
 
@@ -1447,18 +1705,56 @@ struct GenTenant {
     apps: Vec<(bool, usize, usize)>, // (multi-tenant, scopes, roles)
     events: usize,
     consent: usize,
+    /// A Graph classification with this many low values (of [`GEN_GRAPH_LOW`]), if any.
+    graph_low: Option<usize>,
 }
 
+/// Graph permissions the generator classifies low, in order.
+const GEN_GRAPH_LOW: &[&str] = &["openid", "profile", "email", "offline_access", "User.Read"];
+
 fn gen_tenant() -> impl Strategy<Value = GenTenant> {
-    (1usize..5, 0usize..4, prop::collection::vec((any::<bool>(), 0usize..3, 0usize..3), 0..3), 0usize..4, 0usize..3)
-        .prop_map(|(users, groups, apps, events, consent)| GenTenant { users, groups, apps, events, consent })
+    (
+        1usize..5,
+        0usize..4,
+        prop::collection::vec((any::<bool>(), 0usize..3, 0usize..3), 0..3),
+        0usize..4,
+        0usize..3,
+        prop::option::of(0usize..=GEN_GRAPH_LOW.len()),
+    )
+        .prop_map(|(users, groups, apps, events, consent, graph_low)| GenTenant {
+            users,
+            groups,
+            apps,
+            events,
+            consent,
+            graph_low,
+        })
+}
+
+/// How many classification entries [`render`] writes for each tenant: Graph's, plus one per app
+/// with a user-consentable scope (`S1.Read`, so at least two scopes) that is homed in the tenant
+/// or is a multi-tenant app of an earlier tenant.
+fn expected_classifications(tenants: &[GenTenant]) -> Vec<usize> {
+    let mut earlier_multi = 0;
+    tenants
+        .iter()
+        .map(|t| {
+            let own = t.apps.iter().filter(|(_, scopes, _)| *scopes >= 2).count();
+            let n = usize::from(t.graph_low.is_some()) + own + earlier_multi;
+            earlier_multi += t.apps.iter().filter(|(multi, scopes, _)| *multi && *scopes >= 2).count();
+            n
+        })
+        .collect()
 }
 
 fn render(tenants: &[GenTenant], seed: u32, name: &str) -> String {
     let mut out = String::new();
     let mut app_no = 0u32;
     let mut multi: Vec<String> = Vec::new();
+    // Multi-tenant apps exposing the user-consentable scope S1.Read, by identifier URI.
+    let mut classifiable_multi: Vec<String> = Vec::new();
     for (ti, t) in tenants.iter().enumerate() {
+        let mut classifiable = classifiable_multi.clone();
         let domain = format!("{name}{ti}.test");
         let consent = ["none", "low", "all"][t.consent];
         out += &format!(
@@ -1514,10 +1810,23 @@ fn render(tenants: &[GenTenant], seed: u32, name: &str) -> String {
             if *multi_tenant {
                 multi.push(app_id.to_string());
             }
+            if *scopes >= 2 {
+                classifiable.push(format!("api://{name}-app-{app_no}"));
+                if *multi_tenant {
+                    classifiable_multi.push(format!("api://{name}-app-{app_no}"));
+                }
+            }
         }
         // Multi-tenant apps declared so far can be consented to here.
         for app_id in &multi {
             out += &format!("[[tenant.grant]]\napp = \"{app_id}\"\ndelegated = [\"openid\", \"profile\"]\nfor = \"u0@{domain}\"\n\n");
+        }
+        if let Some(n) = t.graph_low {
+            let low: Vec<String> = GEN_GRAPH_LOW[..n].iter().map(|v| format!("\"{v}\"")).collect();
+            out += &format!("[[tenant.classification]]\nlow = [{}]\n\n", low.join(", "));
+        }
+        for resource in &classifiable {
+            out += &format!("[[tenant.classification]]\nresource = \"{resource}\"\nlow = [\"S1.Read\"]\n\n");
         }
         for e in 0..t.events {
             out += &format!(
@@ -1530,6 +1839,30 @@ fn render(tenants: &[GenTenant], seed: u32, name: &str) -> String {
         }
     }
     out
+}
+
+/// The generator's classifications: Graph, own apps and other tenants' multi-tenant apps.
+#[test]
+fn generated_classifications() {
+    let t = |multi: bool, graph_low| GenTenant {
+        users: 1,
+        groups: 0,
+        apps: vec![(multi, 2, 0), (false, 1, 1)],
+        events: 0,
+        consent: 1,
+        graph_low,
+    };
+    let tenants = [t(true, Some(2)), t(false, None), t(false, Some(0))];
+    let s = expect_ok(&render(&tenants, 7, "gen"));
+    assert_eq!(expected_classifications(&tenants), [2, 2, 3]);
+    let counts: Vec<_> = s.tenants.iter().map(|t| t.classifications.len()).collect();
+    assert_eq!(counts, [2, 2, 3]);
+    assert_eq!(
+        s.tenants[0].classifications[0],
+        ClassificationSpec { resource: ResourceRef::MicrosoftGraph, low: vec!["openid".into(), "profile".into()] }
+    );
+    assert_eq!(s.tenants[2].classifications[0].low, Vec::<String>::new());
+    assert!(s.tenants[1].classifications.iter().all(|c| c.low == ["S1.Read"]));
 }
 
 proptest! {
@@ -1573,7 +1906,8 @@ proptest! {
         prop_assert!(parsed.is_ok(), "{}\n---\n{}", parsed.unwrap_err(), text);
         let s = parsed.unwrap();
         prop_assert_eq!(s.tenants.len(), tenants.len());
-        for (t, g) in s.tenants.iter().zip(&tenants) {
+        for ((t, g), classifications) in s.tenants.iter().zip(&tenants).zip(expected_classifications(&tenants)) {
+            prop_assert_eq!(t.classifications.len(), classifications);
             prop_assert_eq!(t.users.len(), g.users);
             prop_assert_eq!(t.groups.len(), g.groups);
             prop_assert_eq!(t.apps.len(), g.apps.len());

@@ -108,6 +108,8 @@ struct AppIndex {
     audience: SignInAudience,
     identifier_uri: Option<String>,
     scopes: HashSet<String>,
+    /// The scopes that require admin consent.
+    admin_scopes: HashSet<String>,
     roles: HashMap<String, Vec<MemberType>>,
 }
 
@@ -328,6 +330,7 @@ pub(super) fn validate(
             grants: Vec::new(),
             assignments: Vec::new(),
             events: Vec::new(),
+            classifications: Vec::new(),
         });
         indexes.push(index);
     }
@@ -516,6 +519,16 @@ pub(super) fn validate(
                 seen_grant.insert(dup_key, cx.line(span));
             }
             tenants[ti].grants.push(GrantSpec { app, resource, delegated, consent_for, application });
+        }
+
+        // Delegated permission classifications (an Accord extension).
+        let mut seen_classification: HashMap<ResourceRef, usize> = HashMap::new();
+        for c in &t.classification {
+            let span = c.span();
+            let c = c.get_ref();
+            if let Some(spec) = classification(&mut cx, graph, &apps, &indexes, ti, span, c, &mut seen_classification) {
+                tenants[ti].classifications.push(spec);
+            }
         }
 
         // Assignments.
@@ -831,6 +844,108 @@ fn permissions(
     (delegated.iter().map(|d| d.get_ref().clone()).collect(), application.iter().map(|a| a.get_ref().clone()).collect())
 }
 
+/// One `[[tenant.classification]]` entry of tenant `tenant`.
+#[allow(clippy::too_many_arguments)]
+fn classification(
+    cx: &mut Ctx,
+    graph: &dyn GraphCatalog,
+    apps: &HashMap<Uuid, AppIndex>,
+    indexes: &[TenantIndex],
+    tenant: usize,
+    span: Range<usize>,
+    c: &RawClassification,
+    seen: &mut HashMap<ResourceRef, usize>,
+) -> Option<ClassificationSpec> {
+    const RESOURCE: &str = "tenant.classification.resource";
+    const LOW: &str = "tenant.classification.low";
+    let resource = resource(cx, apps, &c.resource, RESOURCE)?;
+    // Problems with the resource itself are reported where it is named (or on the entry's
+    // header when it defaults to Microsoft Graph).
+    let at = c.resource.as_ref().map_or(span, |s| s.span());
+    let tenant_name = &indexes[tenant].name;
+    if let ResourceRef::App(id) = resource {
+        let app = &apps[&id];
+        if app.audience == SignInAudience::SingleOrg && app.tenant != tenant {
+            cx.err(
+                at,
+                RESOURCE,
+                format!(
+                    "app {:?} is single_org (homed in tenant {:?}) and has no service principal in \
+                     tenant {tenant_name:?}, so its permissions cannot be classified here; set \
+                     sign_in_audience = \"multiple_orgs\" on the app",
+                    app.display_name, indexes[app.tenant].name
+                ),
+            );
+            return None;
+        }
+        if app.scopes.is_empty() {
+            cx.err(
+                at,
+                RESOURCE,
+                format!(
+                    "app {:?} exposes no delegated permissions (scopes), so there is nothing to \
+                     classify",
+                    app.display_name
+                ),
+            );
+            return None;
+        }
+    }
+    if let Some(&first) = seen.get(&resource) {
+        cx.err(
+            at.clone(),
+            RESOURCE,
+            format!(
+                "tenant {tenant_name:?} already classifies the permissions of this resource (first \
+                 on line {first}); merge the entries"
+            ),
+        );
+    } else {
+        seen.insert(resource, cx.line(at));
+    }
+    let low = c.low.get_ref();
+    cx.no_duplicates(low, LOW, exact);
+    for v in low {
+        let value = v.get_ref();
+        let only = "only delegated permissions (scopes) can be classified";
+        let admin = "only delegated permissions that users can consent to (admin_consent_required = \
+                     false) can be classified";
+        let problem = match resource {
+            ResourceRef::MicrosoftGraph => {
+                if graph.delegated_scope_exists(value) {
+                    graph
+                        .delegated_scope_requires_admin(value)
+                        .then(|| format!("Microsoft Graph's {value:?} requires admin consent; {admin}"))
+                } else if graph.app_role_exists(value) {
+                    Some(format!("{value:?} is a Microsoft Graph application permission; {only}"))
+                } else {
+                    Some(format!("{value:?} is not a Microsoft Graph delegated permission"))
+                }
+            }
+            ResourceRef::App(id) => {
+                let app = &apps[&id];
+                if app.admin_scopes.contains(value) {
+                    Some(format!(
+                        "scope {value:?} of app {:?} requires admin consent (admin_consent_required \
+                         defaults to true); {admin}",
+                        app.display_name
+                    ))
+                } else if app.scopes.contains(value) {
+                    None
+                } else if app.roles.contains_key(value) {
+                    Some(format!("{value:?} is an app role of app {:?}; {only}", app.display_name))
+                } else {
+                    Some(format!("app {:?} exposes no delegated permission (scope) {value:?}", app.display_name))
+                }
+            }
+        };
+        if let Some(msg) = problem {
+            cx.err(v.span(), LOW, msg);
+        }
+    }
+    Some(ClassificationSpec { resource, low: low.iter().map(|v| v.get_ref().clone()).collect() })
+}
+
 fn date_time(cx: &mut Ctx, v: &S<RawDateTime>, key: &str) -> Option<OffsetDateTime> {
     let s = &v.get_ref().0;
     match OffsetDateTime::parse(s, &Rfc3339) {
@@ -1043,6 +1158,7 @@ fn check_app(
                 audience: sign_in_audience,
                 identifier_uri: identifier_uri.clone(),
                 scopes: scopes.iter().map(|s| s.value.clone()).collect(),
+                admin_scopes: scopes.iter().filter(|s| s.admin_consent_required).map(|s| s.value.clone()).collect(),
                 roles: roles.iter().map(|r| (r.value.clone(), r.allowed_member_types.clone())).collect(),
             },
         );

@@ -13,7 +13,6 @@ use axum::Json;
 use minijinja::context;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub async fn logout_get(
@@ -76,17 +75,10 @@ async fn registered_logout_target(state: &AppState, p: &HashMap<String, String>,
     app.redirect_uris.iter().any(|r| r == uri).then(|| uri.to_string())
 }
 
-/// Validates a bearer access token we issued: signature, expiry and issuer.
+/// Validates a bearer access token we issued: signature, expiry and issuer
+/// (see [`crate::graph::auth::validate_bearer`], which also says why a token was refused).
 pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Value> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
-    let claims = state.signer.verify(token.trim())?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let exp = claims.get("exp")?.as_i64()?;
-    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-    let tid = claims.get("tid")?.as_str()?;
-    let iss_ok = claims.get("iss")?.as_str()? == state.settings.issuer(tid);
-    (exp > now && nbf <= now + 300 && iss_ok).then_some(claims)
+    crate::graph::auth::validate_bearer(state, headers).ok()
 }
 
 pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, JsonFailure> {

@@ -1,0 +1,211 @@
+//! Who is calling the Graph-compatible API: an Accord-issued access token for the Graph resource,
+//! either delegated (a user, with the `scp` the user and app were granted) or app-only (the
+//! application permissions in `roles`).
+
+use super::errors::GraphError;
+use crate::state::{AppState, SharedState};
+use accord_core::well_known::{GRAPH_APP_ID, GRAPH_RESOURCE_URI};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerError {
+    /// No `Authorization: Bearer …` header.
+    Missing,
+    /// Not a token we signed, or missing the claims every token has.
+    Invalid,
+    Expired,
+    /// Signed by us, but for another tenant's issuer.
+    WrongIssuer,
+}
+
+impl BearerError {
+    /// Graph's wording for each case.
+    pub fn message(self) -> &'static str {
+        match self {
+            BearerError::Missing => "Access token is empty.",
+            BearerError::Invalid => "Access token validation failure. Invalid signature or malformed token.",
+            BearerError::Expired => "Lifetime validation failed, the token is expired.",
+            BearerError::WrongIssuer => "Access token validation failure. Invalid issuer.",
+        }
+    }
+}
+
+/// Validates a bearer access token we issued: signature, expiry (and `nbf`, with 5 minutes of
+/// skew) and issuer. The audience is the caller's business.
+pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, BearerError> {
+    let value = headers.get(header::AUTHORIZATION).ok_or(BearerError::Missing)?;
+    let value = value.to_str().map_err(|_| BearerError::Invalid)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(BearerError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(BearerError::Missing);
+    }
+    let claims = state.signer.verify(token.trim()).ok_or(BearerError::Invalid)?;
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(BearerError::Invalid)?;
+    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
+    let tid = claims.get("tid").and_then(Value::as_str).ok_or(BearerError::Invalid)?;
+    let iss = claims.get("iss").and_then(Value::as_str).ok_or(BearerError::Invalid)?;
+    if exp <= now || nbf > now + 300 {
+        return Err(BearerError::Expired);
+    }
+    if iss != state.settings.issuer(tid) {
+        return Err(BearerError::WrongIssuer);
+    }
+    Ok(claims)
+}
+
+/// What the token lets the caller act as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A signed-in user through a client app; `scopes` from `scp`.
+    Delegated { user_id: Uuid, scopes: Vec<String> },
+    /// An application acting as itself; `roles` from `roles`.
+    App { roles: Vec<String> },
+}
+
+/// The authenticated caller of a Graph endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant_id: Uuid,
+    /// The client application (`azp`).
+    pub client_app_id: Option<Uuid>,
+    pub principal: Principal,
+}
+
+impl Caller {
+    /// Builds the caller from verified claims; `None` when they are not a Graph token.
+    pub fn from_claims(claims: &Value) -> Result<Caller, &'static str> {
+        let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+        let graph_aud = aud.trim_end_matches('/').eq_ignore_ascii_case(GRAPH_RESOURCE_URI)
+            || aud.eq_ignore_ascii_case(&GRAPH_APP_ID.to_string());
+        if !graph_aud {
+            return Err("Access token validation failure. Invalid audience.");
+        }
+        let uuid = |name: &str| claims.get(name).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
+        let tenant_id = uuid("tid").ok_or("Access token validation failure. The token names no tenant.")?;
+        let client_app_id = uuid("azp").or_else(|| uuid("appid"));
+        let principal = match claims.get("idtyp").and_then(Value::as_str) {
+            Some("app") => Principal::App {
+                roles: claims
+                    .get("roles")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+                    .unwrap_or_default(),
+            },
+            _ => {
+                let user_id = uuid("oid").ok_or("Access token validation failure. The token names no user.")?;
+                let scopes = claims
+                    .get("scp")
+                    .and_then(Value::as_str)
+                    .map(|s| s.split_whitespace().map(String::from).collect())
+                    .unwrap_or_default();
+                Principal::Delegated { user_id, scopes }
+            }
+        };
+        Ok(Caller { tenant_id, client_app_id, principal })
+    }
+
+    pub fn is_app(&self) -> bool {
+        matches!(self.principal, Principal::App { .. })
+    }
+
+    /// The signed-in user of a delegated token.
+    pub fn user_id(&self) -> Option<Uuid> {
+        match &self.principal {
+            Principal::Delegated { user_id, .. } => Some(*user_id),
+            Principal::App { .. } => None,
+        }
+    }
+
+    /// True when the token carries `permission` (a delegated scope or an application role,
+    /// whichever kind the token is), compared case-insensitively as Graph does.
+    pub fn has(&self, permission: &str) -> bool {
+        let held = match &self.principal {
+            Principal::Delegated { scopes, .. } => scopes,
+            Principal::App { roles } => roles,
+        };
+        held.iter().any(|p| p.eq_ignore_ascii_case(permission))
+    }
+
+    /// The first of `permissions` the token carries.
+    pub fn first_of<'a>(&self, permissions: &[&'a str]) -> Option<&'a str> {
+        permissions.iter().copied().find(|p| self.has(p))
+    }
+}
+
+/// `WWW-Authenticate` of a Graph 401 (as Graph sends, pointing at this server).
+pub fn www_authenticate(state: &AppState, error: Option<&str>) -> String {
+    let mut v = format!(
+        "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/v2.0/authorize\", client_id=\"{GRAPH_APP_ID}\"",
+        state.settings.public_url
+    );
+    if let Some(error) = error {
+        v.push_str(&format!(", error=\"{error}\""));
+    }
+    v
+}
+
+/// Authenticates a Graph request.
+pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
+    let claims = validate_bearer(state, headers).map_err(|e| {
+        let error = (e != BearerError::Missing).then_some("invalid_token");
+        GraphError::unauthenticated(e.message(), &www_authenticate(state, error))
+    })?;
+    Caller::from_claims(&claims)
+        .map_err(|m| GraphError::unauthenticated(m, &www_authenticate(state, Some("invalid_token"))))
+}
+
+impl FromRequestParts<SharedState> for Caller {
+    type Rejection = GraphError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn delegated_and_app_callers() {
+        let tid = Uuid::new_v4();
+        let oid = Uuid::new_v4();
+        let c = Caller::from_claims(&json!({
+            "aud": "https://graph.microsoft.com", "tid": tid, "oid": oid, "idtyp": "user",
+            "scp": "User.Read calendars.read"
+        }))
+        .unwrap();
+        assert_eq!(c.user_id(), Some(oid));
+        assert!(c.has("Calendars.Read") && c.has("User.Read") && !c.has("Calendars.ReadWrite"));
+        assert_eq!(c.first_of(&["Calendars.ReadWrite", "Calendars.Read"]), Some("Calendars.Read"));
+
+        let a = Caller::from_claims(&json!({
+            "aud": GRAPH_APP_ID.to_string(), "tid": tid, "oid": oid, "idtyp": "app", "roles": ["Calendars.Read"]
+        }))
+        .unwrap();
+        assert!(a.is_app() && a.has("Calendars.Read") && a.user_id().is_none());
+        // Scopes never count as roles and the other way round.
+        let a2 = Caller::from_claims(
+            &json!({"aud": "https://graph.microsoft.com/", "tid": tid, "idtyp": "app", "scp": "Calendars.Read"}),
+        )
+        .unwrap();
+        assert!(!a2.has("Calendars.Read"));
+    }
+
+    #[test]
+    fn other_audiences_are_refused() {
+        let tid = Uuid::new_v4();
+        for aud in ["api://notes", "bbbbbbbb-0000-4000-8000-000000000001", ""] {
+            assert!(Caller::from_claims(&json!({"aud": aud, "tid": tid, "oid": tid, "scp": "User.Read"})).is_err());
+        }
+        assert!(Caller::from_claims(&json!({"aud": "https://graph.microsoft.com", "tid": tid})).is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! The Microsoft-Graph-compatible API (`/v1.0/…`): shared error body and request ids
+//! ([`errors`]), the caller from the bearer token ([`auth`]), OData query options ([`odata`]),
+//! time zones ([`timezone`]) and the endpoints ([`calendar`]). See docs/graph-api.md.
+
+pub mod auth;
+pub mod calendar;
+pub mod errors;
+pub mod odata;
+pub mod timezone;
+
+use crate::state::SharedState;
+use auth::Caller;
+use axum::extract::{OriginalUri, State};
+use axum::http::HeaderMap;
+use axum::routing::{any, get, MethodRouter};
+use axum::{middleware, Router};
+use calendar::{Collection, GraphPath};
+use errors::GraphError;
+
+/// Every Graph route, with the request-id middleware. Merge into the application router;
+/// further Graph resources add their routes here.
+pub fn routes() -> Router<SharedState> {
+    let mut r = Router::new()
+        .route("/v1.0/me", get(calendar::me).fallback(method_not_allowed))
+        .route("/v1.0/users/{user}", get(calendar::user).fallback(method_not_allowed));
+    for prefix in ["/v1.0/me", "/v1.0/users/{user}"] {
+        for (segment, collection) in [("events", Collection::Events), ("calendar/events", Collection::CalendarEvents)] {
+            r = r
+                .route(
+                    &format!("{prefix}/{segment}"),
+                    list(collection).post(calendar::create).fallback(method_not_allowed),
+                )
+                .route(
+                    &format!("{prefix}/{segment}/{{id}}"),
+                    get(calendar::get_one)
+                        .patch(calendar::update)
+                        .delete(calendar::delete)
+                        .fallback(method_not_allowed),
+                );
+        }
+        for (segment, collection) in
+            [("calendarView", Collection::CalendarView), ("calendar/calendarView", Collection::CalendarCalendarView)]
+        {
+            r = r.route(&format!("{prefix}/{segment}"), list(collection).fallback(method_not_allowed));
+        }
+    }
+    r.route("/v1.0", any(unknown_segment))
+        .route("/v1.0/{*rest}", any(unknown_segment))
+        .layer(middleware::from_fn(errors::context))
+}
+
+fn list(collection: Collection) -> MethodRouter<SharedState> {
+    get(move |state: State<SharedState>, caller: Caller, path: GraphPath, headers: HeaderMap, uri: OriginalUri| {
+        calendar::list(collection, state, caller, path, headers, uri)
+    })
+}
+
+async fn method_not_allowed() -> GraphError {
+    GraphError::method_not_allowed()
+}
+
+/// Graph's answer for a path it does not serve: names the first segment it does not know.
+async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
+    let rest = uri.path().strip_prefix("/v1.0").unwrap_or_default();
+    let segments: Vec<String> = rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let mut unknown = segments.last().cloned().unwrap_or_default();
+    let mut i = 0;
+    while i < segments.len() {
+        let s = segments[i].as_str();
+        if !["me", "users", "events", "calendar", "calendarView"].contains(&s) {
+            unknown = segments[i].clone();
+            break;
+        }
+        i += if s == "users" || s == "events" { 2 } else { 1 };
+    }
+    GraphError::bad_request(format!("Resource not found for the segment '{unknown}'."))
+}
+
+fn percent_decode(s: &str) -> String {
+    let encoded = format!("x={}", s.replace('+', "%2B"));
+    form_urlencoded::parse(encoded.as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
