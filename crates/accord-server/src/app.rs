@@ -21,6 +21,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/metrics", get(ops::metrics_endpoint))
         .route("/static/accord.css", get(stylesheet))
         .route("/portal/signin", get(crate::web::portal::portal_sign_in))
+        .merge(crate::admin_center::routes())
         .merge(crate::my_apps::routes())
         .merge(crate::graph::routes())
         .route("/common/discovery/instance", get(discovery::instance_discovery))

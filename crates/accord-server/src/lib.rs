@@ -1,5 +1,6 @@
 //! The Accord server: protocol endpoints, pages, services, configuration and TLS.
 
+pub mod admin_center;
 pub mod admin_consent_requests;
 pub mod administration;
 pub mod app;

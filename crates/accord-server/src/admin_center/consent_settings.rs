@@ -1,0 +1,214 @@
+//! Enterprise applications > Consent and permissions: user consent settings, admin consent
+//! (request) settings, and permission classifications.
+
+use super::home::user_consent_label;
+use super::layout::{self, crumbs, done, need, respond, Form, Page, Section};
+use crate::administration::{self, Operation};
+use crate::state::{AppState, SharedState};
+use crate::web::portal::PortalUser;
+use accord_core::directory::{AdminConsentRequestPolicy, PrincipalType, ReviewerRef, UserConsent};
+use accord_core::Aadsts;
+use axum::extract::{Query, RawForm, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use minijinja::{context, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+type Params = Query<HashMap<String, String>>;
+
+fn help(setting: UserConsent) -> &'static str {
+    match setting {
+        UserConsent::None => {
+            "Users cannot consent to any app: an administrator grants consent for every app (or approves a request)."
+        }
+        UserConsent::Low => {
+            "Users can consent to permissions classified low impact, for apps from verified publishers or \
+             registered in this organisation. Everything else needs an administrator."
+        }
+        UserConsent::All => "Users can consent to any permission that does not require admin consent, for any app.",
+    }
+}
+
+async fn settings_page(
+    state: &AppState,
+    portal: &PortalUser,
+    (tab, label, href): (&str, &str, &str),
+    template: &str,
+    ctx: Value,
+    q: &HashMap<String, String>,
+) -> Response {
+    let crumbs = crumbs([
+        ("Enterprise applications", "/admin/enterprise-apps"),
+        ("Consent and permissions", "/admin/consent"),
+        (label, href),
+    ]);
+    let page = Page { section: Section::Consent, crumbs, template, ctx: context! { tab, ..ctx }, query: q };
+    layout::page(state, portal, page).await
+}
+
+/// `GET /admin/consent`: User consent settings.
+pub async fn user_consent(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        need(&portal, Operation::ReadDirectory)?;
+        let options: Vec<Value> = [UserConsent::None, UserConsent::Low, UserConsent::All]
+            .into_iter()
+            .map(|s| {
+                context! {
+                    value => s.as_str(), label => user_consent_label(s), help => help(s),
+                    current => s == portal.tenant.user_consent,
+                }
+            })
+            .collect();
+        let tab = ("user", "User consent settings", "/admin/consent");
+        Ok(settings_page(&state, &portal, tab, "admin/consent_user.html", context! { options }, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/consent/user-consent`
+pub async fn user_consent_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let setting = UserConsent::parse(form.get("user_consent"))
+            .ok_or_else(|| Aadsts::invalid_parameter("user_consent", "choose one of the three settings"))?;
+        administration::set_user_consent(&*state.store, &portal.actor, &portal.tenant, setting).await?;
+        Ok(done("/admin/consent", "user_consent"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/consent/classifications`: Microsoft Graph's delegated permissions users could
+/// consent to, and which are classified low impact.
+pub async fn classifications(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        let (_, list) = administration::graph_classifications(&*state.store, &portal.actor, &portal.tenant).await?;
+        let permissions: Vec<Value> = list
+            .iter()
+            .map(|(s, low)| context! { value => s.value, display_name => s.admin_consent_display_name, low => *low })
+            .collect();
+        let tab = ("classifications", "Permission classifications", "/admin/consent/classifications");
+        Ok(settings_page(&state, &portal, tab, "admin/consent_classifications.html", context! { permissions }, &q)
+            .await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/consent/classifications`: the ticked permissions are low impact, the others not.
+pub async fn classifications_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        administration::authorize(&portal.actor, Operation::ManageClassifications)?;
+        let store = &*state.store;
+        let (graph_sp, list) = administration::graph_classifications(store, &portal.actor, &portal.tenant).await?;
+        let wanted = form.all("low");
+        for (scope, low) in &list {
+            let want = wanted.iter().any(|w| w.eq_ignore_ascii_case(&scope.value));
+            if want != *low {
+                administration::classify(store, &portal.actor, &portal.tenant, graph_sp, &scope.value, want).await?;
+            }
+        }
+        // Anything else ticked (a forged form): the service says why it cannot be classified.
+        for w in wanted.iter().filter(|w| !list.iter().any(|(s, _)| s.value.eq_ignore_ascii_case(w))) {
+            administration::classify(store, &portal.actor, &portal.tenant, graph_sp, w, true).await?;
+        }
+        Ok(done("/admin/consent/classifications", "classified"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/consent/admin-consent-settings`: the request workflow.
+pub async fn request_settings(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        let policy = &portal.tenant.admin_consent_requests;
+        let everyone =
+            administration::find_principals(&*state.store, &portal.actor, &portal.tenant, "", true, 1000).await?;
+        let selected = |kind: PrincipalType, id: Uuid| {
+            policy.reviewers.iter().any(|r| match r {
+                ReviewerRef::User(u) => kind == PrincipalType::User && *u == id,
+                ReviewerRef::Group(g) => kind == PrincipalType::Group && *g == id,
+            })
+        };
+        let principals: Vec<Value> = everyone
+            .iter()
+            .map(|p| {
+                context! {
+                    id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str(),
+                    selected => selected(p.kind, p.id),
+                }
+            })
+            .collect();
+        let reviewer_names: Vec<String> = everyone
+            .iter()
+            .filter(|p| selected(p.kind, p.id))
+            .map(|p| format!("{} ({})", p.display_name, p.kind.as_str()))
+            .collect();
+        let ctx = context! {
+            principals, reviewer_names,
+            policy => context! {
+                enabled => policy.enabled, notify => policy.notify_reviewers, expire_days => policy.expire_after_days,
+            },
+        };
+        let tab = ("requests", "Admin consent settings", "/admin/consent/admin-consent-settings");
+        Ok(settings_page(&state, &portal, tab, "admin/consent_requests_settings.html", ctx, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/consent/admin-consent-settings`
+pub async fn request_settings_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let bad_reviewer =
+            || Aadsts::invalid_parameter("reviewers", "choose reviewers among the organisation's users and groups");
+        let mut reviewers = Vec::new();
+        for r in form.all("reviewer") {
+            let (kind, id) = r.split_once(':').ok_or_else(bad_reviewer)?;
+            let id = Uuid::parse_str(id).map_err(|_| bad_reviewer())?;
+            reviewers.push(match kind {
+                "User" => ReviewerRef::User(id),
+                "Group" => ReviewerRef::Group(id),
+                _ => return Err(bad_reviewer().into()),
+            });
+        }
+        let expire_after_days = form
+            .get("expire_days")
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| Aadsts::invalid_parameter("expire_days", "a number of days between 1 and 30"))?;
+        let policy = AdminConsentRequestPolicy {
+            enabled: form.yes_no("enabled").unwrap_or(false),
+            reviewers,
+            expire_after_days,
+            notify_reviewers: form.checked("notify"),
+            version: portal.tenant.admin_consent_requests.version,
+        };
+        administration::set_request_policy(&*state.store, &portal.actor, &portal.tenant, policy).await?;
+        Ok(done("/admin/consent/admin-consent-settings", "request_policy"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}

@@ -1,0 +1,398 @@
+//! Users (create, disable/enable, reset password, directory roles) and Groups (create, members
+//! including nested groups).
+
+use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps, Confirm, Form, Page, Section};
+use crate::administration::{self, Operation};
+use crate::state::SharedState;
+use crate::web::portal::PortalUser;
+use accord_core::directory::{DirectoryRole, Group, PrincipalType};
+use accord_core::Aadsts;
+use axum::extract::{Path, Query, RawForm, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use minijinja::{context, Value};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+type Params = Query<HashMap<String, String>>;
+
+fn role_help(role: DirectoryRole) -> &'static str {
+    match role {
+        DirectoryRole::GlobalAdministrator => "Everything, including users, groups, roles and all consent settings.",
+        DirectoryRole::PrivilegedRoleAdministrator => {
+            "Directory roles and the user consent setting; may grant any permission, Microsoft Graph \
+             application permissions included."
+        }
+        DirectoryRole::CloudApplicationAdministrator => {
+            "Enterprise applications and app registrations; may grant consent except for Microsoft Graph \
+             application permissions."
+        }
+        DirectoryRole::ApplicationAdministrator => {
+            "Like Cloud Application Administrator (Accord does not model application proxy)."
+        }
+    }
+}
+
+fn users_crumbs(extra: Option<(String, String)>) -> Vec<layout::Crumb> {
+    let mut items =
+        vec![("Users".to_string(), "/admin/users".to_string()), ("All users".to_string(), "/admin/users".to_string())];
+    items.extend(extra);
+    crumbs(items)
+}
+
+/// `GET /admin/users?q=`
+pub async fn users(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        let search = q.get("q").cloned().unwrap_or_default();
+        let list = administration::users(&*state.store, &portal.actor, &portal.tenant, &search).await?;
+        let now = OffsetDateTime::now_utc();
+        let rows: Vec<Value> = list
+            .iter()
+            .map(|u| {
+                context! {
+                    id => u.user.id.to_string(), name => u.user.display_name, upn => u.user.upn,
+                    enabled => u.user.enabled,
+                    locked => u.user.locked_until.is_some_and(|t| t > now),
+                    roles => u.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>(),
+                }
+            })
+            .collect();
+        let ctx = context! { users => rows, q => search };
+        let page =
+            Page { section: Section::Users, crumbs: users_crumbs(None), template: "admin/users.html", ctx, query: &q };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/users/new`
+pub async fn new_user(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageUsers)?;
+        let ctx = context! { domains => portal.tenant.domains };
+        let crumbs = users_crumbs(Some(("New user".into(), "/admin/users/new".into())));
+        Ok(layout::page(
+            &state,
+            &portal,
+            Page { section: Section::Users, crumbs, template: "admin/user_new.html", ctx, query: &q },
+        )
+        .await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn new_user_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let user = administration::create_user(
+            &*state.store,
+            &portal.actor,
+            &portal.tenant,
+            form.get("upn"),
+            form.get("display_name"),
+            form.get("password"),
+        )
+        .await?;
+        Ok(done(&format!("/admin/users/{}", user.id), "user_created"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/users/{id}`
+pub async fn user(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let user_id = parse_id(&id)?;
+        let (u, groups) = administration::user_details(&*state.store, &portal.actor, &portal.tenant, user_id).await?;
+        let now = OffsetDateTime::now_utc();
+        let roles: Vec<Value> = DirectoryRole::ALL
+            .iter()
+            .map(|r| {
+                context! {
+                    key => r.template_id().to_string(), name => r.display_name(), help => role_help(*r),
+                    held => u.roles.contains(r),
+                }
+            })
+            .collect();
+        let ctx = context! {
+            user => context! {
+                id => u.user.id.to_string(), name => u.user.display_name, upn => u.user.upn, enabled => u.user.enabled,
+                locked => u.user.locked_until.filter(|t| *t > now).map(fmt_time),
+                has_password => u.user.password_hash.is_some(),
+                roles => u.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>(),
+                is_me => u.user.id == portal.user.id,
+            },
+            groups => groups.iter().map(group_link).collect::<Vec<_>>(),
+            roles,
+        };
+        let crumbs = users_crumbs(Some((u.user.display_name.clone(), format!("/admin/users/{}", u.user.id))));
+        let page = Page { section: Section::Users, crumbs, template: "admin/user.html", ctx, query: &q };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/users/{id}/enabled` (`enabled=no` needs `confirm=yes`)
+pub async fn user_enabled_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let user_id = parse_id(&id)?;
+        let enabled = form.yes_no("enabled").ok_or_else(|| Aadsts::invalid_parameter("enabled", "yes or no"))?;
+        if !enabled {
+            form.require_confirmation()?;
+        }
+        administration::set_user_enabled(&*state.store, &portal.actor, &portal.tenant, user_id, enabled).await?;
+        Ok(done(&format!("/admin/users/{user_id}"), if enabled { "user_enabled" } else { "user_disabled" }))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/users/{id}/password`
+pub async fn password_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let user_id = parse_id(&id)?;
+        administration::reset_password(&*state.store, &portal.actor, &portal.tenant, user_id, form.get("password"))
+            .await?;
+        Ok(done(&format!("/admin/users/{user_id}"), "password_reset"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/users/{id}/roles`: the ticked roles are the user's roles.
+pub async fn roles_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let user_id = parse_id(&id)?;
+        let mut roles = Vec::new();
+        for r in form.all("role") {
+            let role = Uuid::parse_str(r)
+                .ok()
+                .and_then(DirectoryRole::from_template_id)
+                .ok_or_else(|| Aadsts::invalid_parameter("role", "not a directory role Accord knows"))?;
+            if !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
+        administration::set_user_roles(&*state.store, &portal.actor, &portal.tenant, user_id, roles).await?;
+        Ok(done(&format!("/admin/users/{user_id}"), "roles_saved"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+fn group_link(g: &Group) -> Value {
+    context! { id => g.id.to_string(), name => g.display_name }
+}
+
+fn groups_crumbs(extra: Option<(String, String)>) -> Vec<layout::Crumb> {
+    let mut items = vec![
+        ("Groups".to_string(), "/admin/groups".to_string()),
+        ("All groups".to_string(), "/admin/groups".to_string()),
+    ];
+    items.extend(extra);
+    crumbs(items)
+}
+
+/// `GET /admin/groups`
+pub async fn groups(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        let list = administration::groups(&*state.store, &portal.actor, &portal.tenant).await?;
+        let rows: Vec<Value> = list
+            .iter()
+            .map(|(g, members)| context! { id => g.id.to_string(), name => g.display_name, members => *members })
+            .collect();
+        let page = Page {
+            section: Section::Groups,
+            crumbs: groups_crumbs(None),
+            template: "admin/groups.html",
+            ctx: context! { groups => rows },
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/groups`: a new group.
+pub async fn new_group_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let group =
+            administration::create_group(&*state.store, &portal.actor, &portal.tenant, form.get("display_name"))
+                .await?;
+        Ok(done(&format!("/admin/groups/{}", group.id), "group_created"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/groups/{id}?q=`: members, nested members, and (for managers) adding members.
+pub async fn group(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let store = &*state.store;
+        let d = administration::group_details(store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
+        let member = |p: &administration::PrincipalSummary| {
+            context! { id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str() }
+        };
+        let search = q.get("q").cloned().unwrap_or_default();
+        let caps = Caps::of(&state, &portal).await;
+        let candidates: Vec<Value> = if caps.manage_groups {
+            administration::find_principals(store, &portal.actor, &portal.tenant, &search, true, 50)
+                .await?
+                .iter()
+                .filter(|p| p.id != d.group.id && !d.direct.iter().any(|m| m.id == p.id))
+                .map(member)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let ctx = context! {
+            group => context! { id => d.group.id.to_string(), name => d.group.display_name },
+            direct => d.direct.iter().map(member).collect::<Vec<_>>(),
+            nested => d.nested_users.iter().map(|(u, via)| context! { via, ..member(u) }).collect::<Vec<_>>(),
+            member_of => d.member_of.iter().map(group_link).collect::<Vec<_>>(),
+            candidates, q => search,
+        };
+        let crumbs = groups_crumbs(Some((d.group.display_name.clone(), format!("/admin/groups/{}", d.group.id))));
+        let page = Page { section: Section::Groups, crumbs, template: "admin/group.html", ctx, query: &q };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST /admin/groups/{id}/members`: add a user or a (nested) group.
+pub async fn add_member_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let group_id = parse_id(&id)?;
+        let member = Uuid::parse_str(form.get("member"))
+            .map_err(|_| Aadsts::invalid_parameter("member", "choose a user or group"))?;
+        administration::add_group_member(&*state.store, &portal.actor, &portal.tenant, group_id, member).await?;
+        Ok(done(&format!("/admin/groups/{group_id}"), "member_added"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET /admin/groups/{id}/members/{member}/remove`: confirmation.
+pub async fn remove_member(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path((id, member)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageGroups)?;
+        let d = administration::group_details(&*state.store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
+        let member_id = parse_id(&member)?;
+        let m = d.direct.iter().find(|m| m.id == member_id).ok_or_else(layout::not_found)?;
+        let consequence =
+            if m.kind == PrincipalType::Group { " Its members stop belonging to this group through it." } else { "" };
+        let confirm = Confirm {
+            heading: "Remove member".into(),
+            message: format!(
+                "{} will no longer be a member of {}.{consequence} Access that comes from the group (app \
+                 assignments, reviewer duty) ends.",
+                m.display_name, d.group.display_name
+            ),
+            details: vec![
+                ("Member".into(), m.display_name.clone()),
+                ("Type".into(), m.kind.as_str().into()),
+                ("Group".into(), d.group.display_name.clone()),
+            ],
+            action: format!("/admin/groups/{}/members/{member_id}/remove", d.group.id),
+            button: "Remove",
+            cancel: format!("/admin/groups/{}", d.group.id),
+            hidden: vec![],
+        };
+        let crumbs = groups_crumbs(Some((d.group.display_name.clone(), format!("/admin/groups/{}", d.group.id))));
+        let page = Page {
+            section: Section::Groups,
+            crumbs,
+            template: "admin/confirm.html",
+            ctx: confirm.into_ctx(),
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn remove_member_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path((id, member)): Path<(String, String)>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        form.require_confirmation()?;
+        let (group_id, member_id) = (parse_id(&id)?, parse_id(&member)?);
+        administration::remove_group_member(&*state.store, &portal.actor, &portal.tenant, group_id, member_id).await?;
+        Ok(done(&format!("/admin/groups/{group_id}"), "member_removed"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}

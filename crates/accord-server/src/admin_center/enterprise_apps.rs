@@ -1,0 +1,646 @@
+//! Enterprise applications > All applications > app > Overview, Properties, Users and groups,
+//! Permissions, Activity.
+
+use super::layout::{
+    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Form, Page, Section,
+};
+use crate::admin_consent_requests;
+use crate::administration::{self, EnterpriseAppFilter, Operation};
+use crate::protocol::errors::Failure;
+use crate::state::{AppState, SharedState};
+use crate::web::portal::PortalUser;
+use accord_core::consent_engine::{PermissionKind, PermissionRef};
+use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal};
+use accord_core::{Aadsts, OAuthError};
+use axum::extract::{Path, Query, RawForm, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use minijinja::{context, Value};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+type Params = Query<HashMap<String, String>>;
+
+fn yes_no(q: &HashMap<String, String>, key: &str) -> Option<bool> {
+    match q.get(key).map(String::as_str) {
+        Some("yes") => Some(true),
+        Some("no") => Some(false),
+        _ => None,
+    }
+}
+
+/// `GET /admin/enterprise-apps`: All applications, with search and filters.
+pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let result = async {
+        let filter = EnterpriseAppFilter {
+            search: q.get("q").cloned().unwrap_or_default(),
+            enabled: yes_no(&q, "enabled"),
+            assignment_required: yes_no(&q, "assignment"),
+            has_pending_requests: yes_no(&q, "pending"),
+        };
+        let apps = administration::enterprise_apps(&*state.store, &portal.actor, &portal.tenant, &filter).await?;
+        let rows: Vec<Value> = apps
+            .iter()
+            .map(|a| {
+                context! {
+                    name => a.sp.display_name, href => format!("/admin/enterprise-apps/{}", a.sp.id),
+                    app_id => a.sp.app_id.to_string(), publisher => a.publisher, verified => a.verified_publisher,
+                    enabled => a.sp.enabled, assignment_required => a.sp.assignment_required,
+                    pending => a.pending_requests,
+                }
+            })
+            .collect();
+        let echo = |k: &str| match yes_no(&q, k) {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "",
+        };
+        let filter_view = context! {
+            q => filter.search, enabled => echo("enabled"), assignment => echo("assignment"),
+            pending => echo("pending"),
+        };
+        let page = Page {
+            section: Section::EnterpriseApps,
+            crumbs: crumbs([
+                ("Enterprise applications", "/admin/enterprise-apps"),
+                ("All applications", "/admin/enterprise-apps"),
+            ]),
+            template: "admin/enterprise_apps.html",
+            ctx: context! { apps => rows, filter => filter_view },
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// An enterprise application with what its header shows.
+struct AppHead {
+    sp: ServicePrincipal,
+    app: Option<Application>,
+    view: Value,
+}
+
+impl AppHead {
+    fn href(&self) -> String {
+        format!("/admin/enterprise-apps/{}", self.sp.id)
+    }
+
+    /// Home > Enterprise applications > All applications > {app} > {tab}
+    fn crumbs(&self, tab: &str, tab_path: &str) -> Vec<Crumb> {
+        crumbs([
+            ("Enterprise applications".to_string(), "/admin/enterprise-apps".to_string()),
+            ("All applications".to_string(), "/admin/enterprise-apps".to_string()),
+            (self.sp.display_name.clone(), self.href()),
+            (tab.to_string(), format!("{}{tab_path}", self.href())),
+        ])
+    }
+
+    /// The application's registration (the engine needs it for admin consent).
+    fn registration(&self) -> Result<&Application, Failure> {
+        self.app
+            .as_ref()
+            .ok_or_else(|| Failure::Internal(format!("service principal {} has no application", self.sp.id)))
+    }
+}
+
+async fn head(state: &AppState, portal: &PortalUser, raw_id: &str) -> Result<AppHead, Failure> {
+    need(portal, Operation::ReadDirectory)?;
+    let store = &*state.store;
+    let sp = administration::service_principal(store, &portal.tenant, parse_id(raw_id)?).await?;
+    let app = store.application_by_app_id(sp.app_id).await?;
+    let publisher = administration::publisher_name(store, sp.app_owner_tenant_id).await?;
+    let pending = admin_consent_requests::pending_for_app(store, portal.tenant.id, sp.app_id).await?.len();
+    let view = context! {
+        name => sp.display_name, href => format!("/admin/enterprise-apps/{}", sp.id),
+        app_id => sp.app_id.to_string(), sp_id => sp.id.to_string(),
+        publisher, home_tenant => publisher, home_tenant_id => sp.app_owner_tenant_id.to_string(),
+        own => sp.app_owner_tenant_id == portal.tenant.id,
+        verified => app.as_ref().is_some_and(|a| a.verified_publisher),
+        enabled => sp.enabled, assignment_required => sp.assignment_required,
+        created => fmt_time(sp.created_at), pending,
+    };
+    Ok(AppHead { sp, app, view })
+}
+
+async fn tab_page(
+    state: &AppState,
+    portal: &PortalUser,
+    head: &AppHead,
+    (tab, label, path): (&str, &str, &str),
+    template: &str,
+    extra: Value,
+    q: &HashMap<String, String>,
+) -> Response {
+    let ctx = context! { app => head.view, tab, ..extra };
+    let page = Page { section: Section::EnterpriseApps, crumbs: head.crumbs(label, path), template, ctx, query: q };
+    layout::page(state, portal, page).await
+}
+
+const OVERVIEW: (&str, &str, &str) = ("overview", "Overview", "");
+const PROPERTIES: (&str, &str, &str) = ("properties", "Properties", "/properties");
+const USERS: (&str, &str, &str) = ("users", "Users and groups", "/users-and-groups");
+const PERMISSIONS: (&str, &str, &str) = ("permissions", "Permissions", "/permissions");
+const ACTIVITY: (&str, &str, &str) = ("activity", "Activity", "/activity");
+
+pub async fn overview(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        Ok(tab_page(&state, &portal, &head, OVERVIEW, "admin/app_overview.html", context! {}, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn properties(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        Ok(tab_page(&state, &portal, &head, PROPERTIES, "admin/app_properties.html", context! {}, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `POST …/properties`: enabled and assignment required.
+pub async fn properties_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(sp): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let sp_id = parse_id(&sp)?;
+        let (enabled, assignment) = (form.yes_no("enabled"), form.yes_no("assignment_required"));
+        administration::set_service_principal(&*state.store, &portal.actor, &portal.tenant, sp_id, enabled, assignment)
+            .await?;
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/properties"), "saved"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn users_and_groups(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        let assignments =
+            administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        let rows: Vec<Value> = assignments
+            .iter()
+            .map(|a| {
+                context! {
+                    id => a.assignment.id.to_string(), name => a.principal.display_name, upn => a.principal.upn,
+                    kind => a.principal.kind.as_str(), role => a.role, created => fmt_time(a.assignment.created_at),
+                }
+            })
+            .collect();
+        Ok(tab_page(&state, &portal, &head, USERS, "admin/app_users.html", context! { assignments => rows }, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// `GET …/users-and-groups/add?q=`: "Add user/group" — search, pick a user or group and a role.
+pub async fn add_assignment(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageAssignments)?;
+        let head = head(&state, &portal, &sp).await?;
+        let search = q.get("q").cloned().unwrap_or_default();
+        let found =
+            administration::find_principals(&*state.store, &portal.actor, &portal.tenant, &search, true, 50).await?;
+        let principals: Vec<Value> = found
+            .iter()
+            .map(|p| {
+                context! {
+                    id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str(),
+                    enabled => p.enabled,
+                }
+            })
+            .collect();
+        let default_access = "Access to the app without a specific role.";
+        let mut roles = vec![context! { id => "", name => "Default Access", description => default_access }];
+        if let Some(app) = &head.app {
+            for r in app.app_roles.iter().filter(|r| r.allowed_member_types.contains(&AppRoleMemberType::User)) {
+                let name = administration::app_role_name(Some(app), r.id);
+                roles.push(context! { id => r.id.to_string(), name, description => r.description });
+            }
+        }
+        let ctx = context! { q => search, principals, roles, app => head.view };
+        let mut crumbs = head.crumbs(USERS.1, USERS.2);
+        crumbs.push(Crumb { label: "Add Assignment".into(), href: format!("{}/users-and-groups/add", head.href()) });
+        let template = "admin/app_add_assignment.html";
+        let page = Page { section: Section::EnterpriseApps, crumbs, template, ctx, query: &q };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn add_assignment_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(sp): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let sp_id = parse_id(&sp)?;
+        let principal = Uuid::parse_str(form.get("principal"))
+            .map_err(|_| Aadsts::invalid_parameter("principal", "choose a user or group"))?;
+        let role = match form.get("role") {
+            "" => None,
+            r => Some(
+                Uuid::parse_str(r).map_err(|_| Aadsts::invalid_parameter("role", "choose one of the app's roles"))?,
+            ),
+        };
+        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role).await?;
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "assigned"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn remove_assignment(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path((sp, assignment)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageAssignments)?;
+        let head = head(&state, &portal, &sp).await?;
+        let id = parse_id(&assignment)?;
+        let found = administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id)
+            .await?
+            .into_iter()
+            .find(|a| a.assignment.id == id)
+            .ok_or_else(not_found)?;
+        let confirm = Confirm {
+            heading: "Remove assignment".into(),
+            message: format!(
+                "{} will no longer be assigned to {}.{}",
+                found.principal.display_name,
+                head.sp.display_name,
+                if head.sp.assignment_required {
+                    " As assignment is required, they lose access unless assigned another way."
+                } else {
+                    ""
+                }
+            ),
+            details: vec![
+                ("Name".into(), found.principal.display_name.clone()),
+                ("Type".into(), found.principal.kind.as_str().into()),
+                ("Role".into(), found.role.clone()),
+            ],
+            action: format!("{}/users-and-groups/{id}/remove", head.href()),
+            button: "Remove",
+            cancel: format!("{}/users-and-groups", head.href()),
+            hidden: vec![],
+        };
+        let mut crumbs = head.crumbs(USERS.1, USERS.2);
+        crumbs.push(Crumb { label: "Remove assignment".into(), href: String::new() });
+        let page = Page {
+            section: Section::EnterpriseApps,
+            crumbs,
+            template: "admin/confirm.html",
+            ctx: confirm.into_ctx(),
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn remove_assignment_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path((sp, assignment)): Path<(String, String)>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        form.require_confirmation()?;
+        let (sp_id, id) = (parse_id(&sp)?, parse_id(&assignment)?);
+        administration::remove_app_role_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, id).await?;
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "unassigned"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn permissions(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        let grant = |g: &administration::GrantSummary| {
+            context! {
+                id => g.grant.id.to_string(), resource => g.resource, scopes => g.grant.scopes,
+                created => fmt_time(g.grant.created_at),
+                principal => g.principal.as_ref().map(|p| format!("{} ({})", p.display_name, p.upn)),
+            }
+        };
+        let application: Vec<Value> = p
+            .application
+            .iter()
+            .map(|a| {
+                context! {
+                    id => a.assignment.id.to_string(), resource => a.resource, value => a.value,
+                    display_name => a.display_name, created => fmt_time(a.assignment.created_at),
+                }
+            })
+            .collect();
+        let ctx = context! {
+            admin_grants => p.admin_consented.iter().map(grant).collect::<Vec<_>>(),
+            user_grants => p.user_consented.iter().map(grant).collect::<Vec<_>>(),
+            application,
+        };
+        Ok(tab_page(&state, &portal, &head, PERMISSIONS, "admin/app_permissions.html", ctx, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+/// What a confirmation page showed, so the POST grants nothing else.
+pub fn fingerprint(permissions: &[PermissionRef]) -> String {
+    let mut keys: Vec<String> =
+        permissions.iter().map(|p| format!("{}:{}:{}", p.resource_sp_id, p.id, p.kind.as_str())).collect();
+    keys.sort();
+    keys.join(",")
+}
+
+pub fn permission_views(permissions: &[PermissionRef], kind: PermissionKind) -> Vec<Value> {
+    permissions
+        .iter()
+        .filter(|p| p.kind == kind)
+        .map(|p| {
+            context! {
+                resource => p.resource_display_name, value => p.value, display_name => p.display_name,
+                description => p.description, admin_only => p.admin_consent_required,
+            }
+        })
+        .collect()
+}
+
+/// `GET …/permissions/admin-consent`: "Grant admin consent for <tenant>" — what the app's
+/// static list would grant, decided by the engine for this administrator.
+pub async fn admin_consent(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        let app = head.registration()?;
+        let ctx = match administration::admin_consent_preview(&*state.store, &portal.actor, &portal.tenant, app).await {
+            Ok(perms) => context! {
+                delegated => permission_views(&perms, PermissionKind::Delegated),
+                application => permission_views(&perms, PermissionKind::Application),
+                shown => fingerprint(&perms),
+            },
+            Err(Failure::Protocol(e)) => context! { refusal => e.to_string() },
+            Err(other) => return Err(other),
+        };
+        let ctx = context! { app => head.view, ..ctx };
+        let mut crumbs = head.crumbs(PERMISSIONS.1, PERMISSIONS.2);
+        crumbs.push(Crumb {
+            label: format!("Grant admin consent for {}", portal.tenant.display_name),
+            href: String::new(),
+        });
+        let page =
+            Page { section: Section::EnterpriseApps, crumbs, template: "admin/app_admin_consent.html", ctx, query: &q };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn admin_consent_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(sp): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        let store = &*state.store;
+        let sp = administration::service_principal(store, &portal.tenant, parse_id(&sp)?).await?;
+        let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(not_found)?;
+        let now = administration::admin_consent_preview(store, &portal.actor, &portal.tenant, &app).await?;
+        if fingerprint(&now) != form.get("shown") {
+            return Err(changed_since_shown());
+        }
+        administration::grant_admin_consent(store, &portal.actor, &portal.tenant, &app).await?;
+        Ok(done(&format!("/admin/enterprise-apps/{}/permissions", sp.id), "consented"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub fn changed_since_shown() -> Failure {
+    Aadsts::new(
+        90016,
+        OAuthError::InvalidRequest,
+        "The permissions changed since the page was shown. Nothing was granted; review them again.",
+    )
+    .into()
+}
+
+pub async fn revoke_grant(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path((sp, grant)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageGrants)?;
+        let head = head(&state, &portal, &sp).await?;
+        let id = parse_id(&grant)?;
+        let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        let g = p.admin_consented.iter().chain(&p.user_consented).find(|g| g.grant.id == id).ok_or_else(not_found)?;
+        let who = match &g.principal {
+            Some(p) => format!("{} ({}), who consented for themselves", p.display_name, p.upn),
+            None => format!("every user of {} (admin consent)", portal.tenant.display_name),
+        };
+        let confirm = Confirm {
+            heading: "Revoke permission grant".into(),
+            message: format!(
+                "{} will lose these delegated permissions for {who}. It can no longer refresh its tokens for \
+                 them; users will be asked again (or need an administrator).",
+                head.sp.display_name
+            ),
+            details: vec![
+                ("API".into(), g.resource.clone()),
+                ("Permissions".into(), g.grant.scopes.join(" ")),
+                ("Granted for".into(), who.clone()),
+                ("Granted".into(), fmt_time(g.grant.created_at)),
+            ],
+            action: format!("{}/permissions/grants/{id}/revoke", head.href()),
+            button: "Revoke",
+            cancel: format!("{}/permissions", head.href()),
+            hidden: vec![],
+        };
+        let mut crumbs = head.crumbs(PERMISSIONS.1, PERMISSIONS.2);
+        crumbs.push(Crumb { label: "Revoke permission grant".into(), href: String::new() });
+        let page = Page {
+            section: Section::EnterpriseApps,
+            crumbs,
+            template: "admin/confirm.html",
+            ctx: confirm.into_ctx(),
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn revoke_grant_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path((sp, grant)): Path<(String, String)>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        form.require_confirmation()?;
+        let (sp_id, id) = (parse_id(&sp)?, parse_id(&grant)?);
+        administration::revoke_grant(&*state.store, &portal.actor, &portal.tenant, id).await?;
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/permissions"), "revoked"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn remove_app_permission(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path((sp, assignment)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageAssignments)?;
+        let head = head(&state, &portal, &sp).await?;
+        let id = parse_id(&assignment)?;
+        let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        let a = p.application.iter().find(|a| a.assignment.id == id).ok_or_else(not_found)?;
+        let confirm = Confirm {
+            heading: "Remove application permission".into(),
+            message: format!(
+                "{} will no longer hold this application permission: its next app-only token for {} will not carry it.",
+                head.sp.display_name, a.resource
+            ),
+            details: vec![
+                ("API".into(), a.resource.clone()),
+                ("Permission".into(), a.value.clone()),
+                ("Granted".into(), fmt_time(a.assignment.created_at)),
+            ],
+            action: format!("{}/permissions/application/{id}/remove", head.href()),
+            button: "Remove",
+            cancel: format!("{}/permissions", head.href()),
+            hidden: vec![],
+        };
+        let mut crumbs = head.crumbs(PERMISSIONS.1, PERMISSIONS.2);
+        crumbs.push(Crumb { label: "Remove application permission".into(), href: String::new() });
+        let page = Page {
+            section: Section::EnterpriseApps,
+            crumbs,
+            template: "admin/confirm.html",
+            ctx: confirm.into_ctx(),
+            query: &q,
+        };
+        Ok(layout::page(&state, &portal, page).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn remove_app_permission_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path((sp, assignment)): Path<(String, String)>,
+    RawForm(body): RawForm,
+) -> Response {
+    let form = Form::parse(&body);
+    let result = async {
+        form.check_csrf(&state, &portal, &headers)?;
+        form.require_confirmation()?;
+        let (sp_id, id) = (parse_id(&sp)?, parse_id(&assignment)?);
+        let store = &*state.store;
+        // An application permission is an assignment *to the resource* (e.g. Microsoft Graph).
+        let held = administration::app_permissions(store, &portal.actor, &portal.tenant, sp_id).await?;
+        let a = held.application.iter().find(|a| a.assignment.id == id).ok_or_else(not_found)?;
+        administration::remove_app_role_assignment(
+            store,
+            &portal.actor,
+            &portal.tenant,
+            a.assignment.resource_sp_id,
+            id,
+        )
+        .await?;
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/permissions"), "app_permission_removed"))
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn activity(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        let head = head(&state, &portal, &sp).await?;
+        let events = if administration::may(&portal.actor, Operation::ReadAudit) {
+            let names = HashMap::from([(head.sp.app_id, head.sp.display_name.clone())]);
+            let events =
+                administration::audit_log(&*state.store, &portal.actor, &portal.tenant, Some(head.sp.app_id), "", 100)
+                    .await?;
+            super::audit::event_views(&events, &names)
+        } else {
+            Vec::new()
+        };
+        Ok(tab_page(&state, &portal, &head, ACTIVITY, "admin/app_activity.html", context! { events }, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}

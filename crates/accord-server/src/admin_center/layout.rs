@@ -1,0 +1,438 @@
+//! The admin center's frame: its own template set (autoescaped — app, user and group names are
+//! chosen by others), the page layout (navigation, breadcrumbs, the signed-in person and their
+//! organisation), messages after POST-redirect-GET, form parsing with the CSRF check, and the
+//! failure page (403 for a role that may not act, 400 for a refused form, …).
+
+use crate::administration::{self, Actor, Operation};
+use crate::protocol::authorize::found;
+use crate::protocol::errors::Failure;
+use crate::state::AppState;
+use crate::web::portal::PortalUser;
+use accord_core::OAuthError;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{context, Environment, Value};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        [$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    for (name, source) in templates!(
+        "admin/layout.html",
+        "admin/error.html",
+        "admin/confirm.html",
+        "admin/home.html",
+        "admin/enterprise_apps.html",
+        "admin/app_tabs.html",
+        "admin/app_overview.html",
+        "admin/app_properties.html",
+        "admin/app_users.html",
+        "admin/app_add_assignment.html",
+        "admin/app_permissions.html",
+        "admin/app_admin_consent.html",
+        "admin/audit_table.html",
+        "admin/app_activity.html",
+        "admin/consent_tabs.html",
+        "admin/consent_user.html",
+        "admin/consent_classifications.html",
+        "admin/consent_requests_settings.html",
+        "admin/requests.html",
+        "admin/request.html",
+        "admin/users.html",
+        "admin/user_new.html",
+        "admin/user.html",
+        "admin/groups.html",
+        "admin/group.html",
+        "admin/app_registrations.html",
+        "admin/app_registration_new.html",
+        "admin/reg_tabs.html",
+        "admin/reg_overview.html",
+        "admin/reg_secrets.html",
+        "admin/reg_secret_created.html",
+        "admin/reg_api_permissions.html",
+        "admin/reg_expose_api.html",
+        "admin/reg_app_roles.html",
+        "admin/audit.html",
+    ) {
+        env.add_template(name, source).expect("built-in admin template parses");
+    }
+    env
+});
+
+pub const STYLESHEET: &str = include_str!("../../templates/admin/admin.css");
+
+/// `GET /admin/static/admin.css`
+pub async fn stylesheet() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+}
+
+/// Renders an admin template; a failure is a bug in our templates, logged, never shown.
+pub fn render_template(name: &str, ctx: Value) -> String {
+    match ENV.get_template(name).and_then(|t| t.render(ctx)) {
+        Ok(html) => html,
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "admin template rendering failed");
+            "<!doctype html><title>Error</title><p>Something went wrong.</p>".to_string()
+        }
+    }
+}
+
+/// The left navigation's entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Home,
+    EnterpriseApps,
+    AppRegistrations,
+    Users,
+    Groups,
+    Consent,
+    Requests,
+    Audit,
+}
+
+/// What the signed-in person may do, for templates deciding which controls to offer. The
+/// service checks again on every POST.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct Caps {
+    pub read_directory: bool,
+    pub manage_users: bool,
+    pub manage_roles: bool,
+    pub manage_groups: bool,
+    pub manage_enterprise_apps: bool,
+    pub manage_app_registrations: bool,
+    pub manage_grants: bool,
+    pub manage_assignments: bool,
+    pub manage_user_consent: bool,
+    pub manage_classifications: bool,
+    pub manage_request_policy: bool,
+    pub read_audit: bool,
+    pub reviewer: bool,
+}
+
+impl Caps {
+    pub async fn of(state: &AppState, portal: &PortalUser) -> Caps {
+        let a: &Actor = &portal.actor;
+        let access = administration::request_access(&*state.store, a, &portal.tenant).await.unwrap_or_default();
+        Caps {
+            read_directory: administration::may(a, Operation::ReadDirectory),
+            manage_users: administration::may(a, Operation::ManageUsers),
+            manage_roles: administration::may(a, Operation::ManageRoles),
+            manage_groups: administration::may(a, Operation::ManageGroups),
+            manage_enterprise_apps: administration::may(a, Operation::ManageEnterpriseApps),
+            manage_app_registrations: administration::may(a, Operation::ManageAppRegistrations),
+            manage_grants: administration::may(a, Operation::ManageGrants),
+            manage_assignments: administration::may(a, Operation::ManageAssignments),
+            manage_user_consent: administration::may(a, Operation::ManageUserConsentSetting),
+            manage_classifications: administration::may(a, Operation::ManageClassifications),
+            manage_request_policy: administration::may(a, Operation::ManageRequestPolicy),
+            read_audit: administration::may(a, Operation::ReadAudit),
+            reviewer: access.reviewer,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Crumb {
+    pub label: String,
+    pub href: String,
+}
+
+/// Breadcrumbs from (label, href) pairs; the last one is the current page.
+pub fn crumbs<L: Into<String>, H: Into<String>>(items: impl IntoIterator<Item = (L, H)>) -> Vec<Crumb> {
+    let mut out = vec![Crumb { label: "Home".into(), href: "/admin".into() }];
+    out.extend(items.into_iter().map(|(l, h)| Crumb { label: l.into(), href: h.into() }));
+    out
+}
+
+/// Fixed texts for `?done=` after a successful POST (the code itself is never shown).
+const DONE: &[(&str, &str)] = &[
+    ("saved", "Your changes were saved."),
+    ("assigned", "The user or group was assigned to the application."),
+    ("unassigned", "The assignment was removed."),
+    ("consented", "Admin consent was granted for your organisation. Users can now use the app without being asked."),
+    ("revoked", "The permission grant was revoked. The app loses these permissions at its next token refresh."),
+    ("app_permission_removed", "The application permission was removed."),
+    ("approved", "The request was approved and admin consent granted. Every pending request for this app is complete."),
+    ("denied", "The request was denied. Users may ask again."),
+    ("blocked", "The request was denied and the application blocked: it is disabled in your organisation."),
+    ("user_created", "The user was created."),
+    ("user_enabled", "The account was enabled."),
+    ("user_disabled", "The account was disabled. The user can no longer sign in."),
+    ("password_reset", "The password was reset. Give the new password to the user over a safe channel."),
+    ("roles_saved", "The directory roles were saved."),
+    ("group_created", "The group was created."),
+    ("member_added", "The member was added to the group."),
+    ("member_removed", "The member was removed from the group."),
+    ("app_created", "The app registration was created, with its enterprise application in your organisation."),
+    ("secret_deleted", "The client secret was deleted. Apps using it can no longer authenticate with it."),
+    ("redirect_added", "The redirect URI was added."),
+    ("redirect_removed", "The redirect URI was removed."),
+    ("permission_added", "The permission was added to the app's required permissions."),
+    ("permission_removed", "The permission was removed from the app's required permissions."),
+    ("scope_added", "The scope was added."),
+    ("scope_removed", "The scope was removed."),
+    ("role_added", "The app role was added."),
+    ("role_removed", "The app role was removed."),
+    ("classified", "The permission classifications were saved."),
+    ("user_consent", "The user consent setting was saved."),
+    ("request_policy", "The admin consent request settings were saved."),
+];
+
+pub fn done_text(code: Option<&str>) -> Option<&'static str> {
+    let code = code?;
+    DONE.iter().find(|(c, _)| *c == code).map(|(_, t)| *t)
+}
+
+/// Redirect after a successful POST: the page, with a message code.
+pub fn done(path: &str, code: &str) -> Response {
+    debug_assert!(DONE.iter().any(|(c, _)| *c == code), "unknown done code {code}");
+    found(&format!("{path}?done={code}"))
+}
+
+/// A page of the admin center with its layout.
+pub struct Page<'a> {
+    pub section: Section,
+    pub crumbs: Vec<Crumb>,
+    pub template: &'a str,
+    pub ctx: Value,
+    pub query: &'a HashMap<String, String>,
+}
+
+fn nav(caps: &Caps, current: Section) -> Vec<Value> {
+    let items = [
+        (Section::Home, "Home", "/admin", true),
+        (Section::EnterpriseApps, "Enterprise applications", "/admin/enterprise-apps", caps.read_directory),
+        (Section::AppRegistrations, "App registrations", "/admin/app-registrations", caps.read_directory),
+        (Section::Users, "Users", "/admin/users", caps.read_directory),
+        (Section::Groups, "Groups", "/admin/groups", caps.read_directory),
+        (Section::Consent, "Consent and permissions", "/admin/consent", caps.read_directory),
+        (Section::Requests, "Admin consent requests", "/admin/requests", caps.read_directory || caps.reviewer),
+        (Section::Audit, "Audit log", "/admin/audit", caps.read_audit),
+    ];
+    items
+        .into_iter()
+        .filter(|(_, _, _, show)| *show)
+        .map(|(s, label, href, _)| context! { label, href, active => s == current })
+        .collect()
+}
+
+fn base_context(portal: &PortalUser, caps: &Caps, section: Section, crumbs: &[Crumb]) -> Value {
+    let title = crumbs.last().map(|c| c.label.clone()).unwrap_or_default();
+    context! {
+        title,
+        crumbs,
+        nav => nav(caps, section),
+        can => caps,
+        csrf => portal.csrf,
+        me => context! { upn => portal.user.upn, name => portal.user.display_name },
+        tenant => context! {
+            name => portal.tenant.display_name, id => portal.tenant.id.to_string(),
+            domain => portal.tenant.default_domain(),
+        },
+        sign_out => format!("/{}/oauth2/v2.0/logout", portal.tenant.id),
+    }
+}
+
+fn with_cookie(mut res: Response, portal: &PortalUser) -> Response {
+    if let Some(c) = &portal.set_csrf_cookie {
+        res.headers_mut().append(header::SET_COOKIE, c.clone());
+    }
+    res
+}
+
+/// Renders a page with the layout (status 200).
+pub async fn page(state: &AppState, portal: &PortalUser, page: Page<'_>) -> Response {
+    let caps = Caps::of(state, portal).await;
+    let flash = done_text(page.query.get("done").map(String::as_str));
+    let base = base_context(portal, &caps, page.section, &page.crumbs);
+    let ctx = minijinja::value::merge_maps([base, page.ctx, context! { flash }]);
+    with_cookie(Html(render_template(page.template, ctx)).into_response(), portal)
+}
+
+/// The page for a failed request: 403 when the signed-in person's role may not do it, 404 for
+/// an unknown object, 409 for a conflict, 400 for a refused form (CSRF, validation), 503 for
+/// our own trouble (logged with a trace id; no detail shown).
+pub async fn failure(state: &AppState, portal: &PortalUser, failure: Failure) -> Response {
+    let trace_id = Uuid::new_v4();
+    let e = failure.into_aadsts(trace_id);
+    let (status, heading) = if e.error == OAuthError::AccessDenied {
+        (StatusCode::FORBIDDEN, "You don't have access")
+    } else if e.code == 90015 {
+        (StatusCode::NOT_FOUND, "Not found")
+    } else if e.code == 90016 {
+        (StatusCode::CONFLICT, "The change conflicts with what exists")
+    } else if e.error == OAuthError::TemporarilyUnavailable {
+        (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong")
+    } else {
+        (StatusCode::BAD_REQUEST, "The request was not accepted")
+    };
+    tracing::info!(%trace_id, code = e.code, status = status.as_u16(), "admin center request refused");
+    let caps = Caps::of(state, portal).await;
+    let crumbs = crumbs([(heading, "")]);
+    let base = base_context(portal, &caps, Section::Home, &crumbs);
+    let ctx = context! {
+        heading, code => e.code, message => e.message, trace_id => trace_id.to_string(),
+        timestamp => fmt_time(OffsetDateTime::now_utc()),
+        ..base
+    };
+    let res = (status, Html(render_template("admin/error.html", ctx))).into_response();
+    with_cookie(res, portal)
+}
+
+/// Turns a handler's result into its response.
+pub async fn respond(state: &AppState, portal: &PortalUser, result: Result<Response, Failure>) -> Response {
+    match result {
+        Ok(res) => res,
+        Err(e) => failure(state, portal, e).await,
+    }
+}
+
+/// Refuses a page the signed-in person may not read.
+pub fn need(portal: &PortalUser, op: Operation) -> Result<(), Failure> {
+    administration::authorize(&portal.actor, op)
+}
+
+/// An object id from the path; anything else is "not found".
+pub fn parse_id(raw: &str) -> Result<Uuid, Failure> {
+    Uuid::parse_str(raw).map_err(|_| not_found())
+}
+
+/// 404: no such object in this organisation (or not one this page shows).
+pub fn not_found() -> Failure {
+    accord_core::Aadsts::new(90015, OAuthError::InvalidRequest, "No such object was found in this organisation.").into()
+}
+
+/// `2026-01-02 13:45 UTC`
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
+/// A submitted form: every pair in order (checkbox lists repeat names).
+pub struct Form {
+    pairs: Vec<(String, String)>,
+}
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Form {
+        Form { pairs: form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect() }
+    }
+
+    /// The first value of `name`, or "".
+    pub fn get(&self, name: &str) -> &str {
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A checkbox: present and not "off".
+    pub fn checked(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(k, v)| k == name && v != "off" && !v.is_empty())
+    }
+
+    /// A yes/no radio group: `None` when absent.
+    pub fn yes_no(&self, name: &str) -> Option<bool> {
+        match self.get(name) {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Checks the CSRF token against the browser's cookie (400 when it does not match).
+    pub fn check_csrf(&self, state: &AppState, portal: &PortalUser, headers: &HeaderMap) -> Result<(), Failure> {
+        let mut map = HashMap::new();
+        for (k, v) in &self.pairs {
+            map.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        portal.check_csrf(state, headers, &map)
+    }
+
+    /// Destructive actions post `confirm=yes` from their confirmation page or checkbox.
+    pub fn require_confirmation(&self) -> Result<(), Failure> {
+        if self.get("confirm") == "yes" {
+            Ok(())
+        } else {
+            Err(accord_core::Aadsts::invalid_parameter(
+                "confirm",
+                "confirm the action by ticking the box or using the confirmation page",
+            )
+            .into())
+        }
+    }
+}
+
+/// The generic confirmation page for a destructive action.
+pub struct Confirm<'a> {
+    pub heading: String,
+    pub message: String,
+    /// (label, value) lines describing what goes.
+    pub details: Vec<(String, String)>,
+    pub action: String,
+    pub button: &'a str,
+    pub cancel: String,
+    /// Hidden fields the confirmed form posts (what exactly goes).
+    pub hidden: Vec<(&'a str, String)>,
+}
+
+impl Confirm<'_> {
+    pub fn into_ctx(self) -> Value {
+        let details: Vec<Value> = self.details.into_iter().map(|(label, value)| context! { label, value }).collect();
+        let hidden: Vec<Value> = self.hidden.into_iter().map(|(name, value)| context! { name, value }).collect();
+        context! {
+            heading => self.heading, message => self.message, details, hidden, action => self.action,
+            button => self.button, cancel => self.cancel,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_codes_map_to_fixed_texts_only() {
+        assert!(done_text(Some("saved")).is_some());
+        assert_eq!(done_text(Some("<script>alert(1)</script>")), None);
+        assert_eq!(done_text(None), None);
+    }
+
+    #[test]
+    fn forms_keep_repeated_names_and_read_checkboxes() {
+        let f = Form::parse(b"csrf=t&low=openid&low=User.Read&enabled=yes&flag=on&confirm=yes");
+        assert_eq!(f.all("low"), vec!["openid", "User.Read"]);
+        assert_eq!(f.yes_no("enabled"), Some(true));
+        assert_eq!(f.yes_no("missing"), None);
+        assert!(f.checked("flag") && !f.checked("nope"));
+        assert!(f.require_confirmation().is_ok());
+        assert!(Form::parse(b"confirm=no").require_confirmation().is_err());
+    }
+
+    #[test]
+    fn every_admin_template_parses_and_the_frame_escapes() {
+        LazyLock::force(&ENV);
+        let crumbs = crumbs([("<b>App</b>", "/x")]);
+        let ctx = context! {
+            title => "t", crumbs, nav => Vec::<Value>::new(), can => Caps::default(), csrf => "c",
+            me => context! { upn => "<i>u</i>", name => "n" },
+            tenant => context! { name => "<script>alert(1)</script>", id => "1" },
+            sign_out => "/1/oauth2/v2.0/logout", heading => "h", code => 1, message => "<u>m</u>", trace_id => "x",
+            timestamp => "now",
+        };
+        let html = render_template("admin/error.html", ctx);
+        assert!(html.contains("&lt;script&gt;alert(1)") && !html.contains("<script>alert"), "{html}");
+        assert!(!html.contains("<b>App") && !html.contains("<u>m") && !html.contains("<i>u"));
+    }
+}

@@ -1,0 +1,745 @@
+//! The admin center over HTTPS, walking the guide's stories as an administrator would:
+//! "Enterprise Applications > All Applications > app > Users and Groups > Add User/Group",
+//! "Grant admin consent", "requests pending approval in the admin center", revoking, the
+//! consent settings, users and groups, app registrations with a secret shown once — and the
+//! role gating, CSRF and escaping around them.
+
+mod support;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use support::*;
+
+const INSIGHTS: &str = "ffffffff-0000-4000-8000-000000000001";
+const INSIGHTS_SECRET: &str = "vendor-secret-1";
+const INSIGHTS_CB: &str = "https://vendor.example/cb";
+const EVIL: &str = "ffffffff-0000-4000-8000-000000000002";
+const EVIL_CB: &str = "https://evil.example/cb";
+const EVIL_NAME_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;";
+const CONTOSO_ID: &str = "eeeeeeee-0000-4000-8000-000000000002";
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admin_center.toml")
+}
+
+/// A browser signed in to the admin center; remembers the CSRF token of the last form seen.
+struct Browser<'a> {
+    server: &'a TestServer,
+    client: reqwest::Client,
+    csrf: String,
+}
+
+struct Posted {
+    status: u16,
+    location: String,
+    body: String,
+}
+
+impl<'a> Browser<'a> {
+    async fn sign_in(server: &'a TestServer, upn: &str, password: &str) -> Browser<'a> {
+        let client = server.client();
+        let loc = sign_in(&client, server, &server.url("/portal/signin?return_to=/admin"), upn, password)
+            .await
+            .unwrap_or_else(|(s, page)| panic!("sign-in of {upn} failed ({s}): {page}"));
+        assert_eq!(loc, "/admin");
+        Browser { server, client, csrf: String::new() }
+    }
+
+    /// GETs an admin page; every page works without script.
+    async fn get(&mut self, path: &str) -> (u16, String) {
+        let res = self.client.get(self.server.url(path)).send().await.unwrap();
+        let status = res.status().as_u16();
+        let html = res.text().await.unwrap();
+        assert!(!html.contains("<script"), "{path} carries no script: {html}");
+        if let Some(token) = attr_value_after(&html, "name=\"csrf\"") {
+            self.csrf = token;
+        }
+        (status, html)
+    }
+
+    async fn page(&mut self, path: &str) -> String {
+        let (status, html) = self.get(path).await;
+        assert_eq!(status, 200, "GET {path}: {html}");
+        html
+    }
+
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Posted {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &form).await
+    }
+
+    async fn post_raw(&self, path: &str, form: &[(&str, &str)]) -> Posted {
+        let res = self.client.post(self.server.url(path)).form(form).send().await.unwrap();
+        let status = res.status().as_u16();
+        let location = res.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        Posted { status, location, body: res.text().await.unwrap() }
+    }
+
+    /// POSTs and follows the POST-redirect-GET; returns the page shown with its message.
+    async fn post_ok(&mut self, path: &str, fields: &[(&str, &str)]) -> String {
+        let p = self.post(path, fields).await;
+        assert_eq!(p.status, 302, "POST {path} {fields:?}: {}", p.body);
+        assert!(p.location.contains("?done="), "{}", p.location);
+        self.page(&p.location.clone()).await
+    }
+}
+
+/// Undoes the template engine's HTML escaping of an attribute value.
+fn unescape(s: &str) -> String {
+    s.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The value of `value="…"` in the tag that contains `marker`.
+fn attr_value_after(html: &str, marker: &str) -> Option<String> {
+    let i = html.find(marker)?;
+    let start = html[..i].rfind('<')?;
+    let end = html[i..].find('>')? + i;
+    let tag = &html[start..end];
+    let v = tag.find("value=\"")? + 7;
+    Some(unescape(&tag[v..v + tag[v..].find('"')?]))
+}
+
+/// The last `value="…"` before `text` (a radio or checkbox and its label).
+fn value_before(html: &str, text: &str) -> String {
+    let i = html.find(text).unwrap_or_else(|| panic!("{text} not on the page: {html}"));
+    let v = html[..i].rfind("value=\"").unwrap() + 7;
+    unescape(&html[v..v + html[v..].find('"').unwrap()])
+}
+
+/// The href of the link whose text is `text`.
+fn link(html: &str, text: &str) -> String {
+    let i = html.find(&format!(">{text}</a>")).unwrap_or_else(|| panic!("no link {text}: {html}"));
+    let h = html[..i].rfind("href=\"").unwrap() + 6;
+    unescape(&html[h..h + html[h..].find('"').unwrap()])
+}
+
+/// The href of the first link whose address contains `part`.
+fn link_containing(html: &str, part: &str) -> String {
+    let html = unescape(html);
+    let i = html.find(part).unwrap_or_else(|| panic!("no link to {part}: {html}"));
+    let h = html[..i].rfind("href=\"").unwrap() + 6;
+    html[h..h + html[h..].find('"').unwrap()].to_string()
+}
+
+/// The breadcrumb labels, in order.
+fn crumbs(html: &str) -> Vec<String> {
+    let nav = &html[html.find("aria-label=\"Breadcrumb\"").unwrap()..];
+    let nav = &nav[..nav.find("</nav>").unwrap()];
+    nav.split("<li>")
+        .skip(1)
+        .map(|li| {
+            let text: String = li.split('>').filter_map(|s| s.split('<').next()).collect();
+            text.trim().to_string()
+        })
+        .collect()
+}
+
+fn authorize_url(server: &TestServer, client_id: &str, redirect: &str, scope: &str) -> String {
+    let mut url = reqwest::Url::parse(&server.url(&format!("/{CONTOSO_ID}/oauth2/v2.0/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", redirect)
+        .append_pair("scope", scope)
+        .append_pair("state", "s");
+    url.to_string()
+}
+
+/// A user's sign-in to an app: the redirect (with a code) or the page shown instead.
+async fn user_signs_in(
+    server: &TestServer,
+    client_id: &str,
+    redirect: &str,
+    upn: &str,
+    pw: &str,
+) -> Result<String, (u16, String)> {
+    let c = server.client();
+    sign_in(&c, server, &authorize_url(server, client_id, redirect, "openid profile User.Read Calendars.Read"), upn, pw)
+        .await
+}
+
+/// Files an admin consent request through the "Approval required" page.
+async fn request_approval(
+    server: &TestServer,
+    client_id: &str,
+    redirect: &str,
+    scope: &str,
+    upn: &str,
+    pw: &str,
+    reason: &str,
+) {
+    let c = server.client();
+    let (status, page) = sign_in(&c, server, &authorize_url(server, client_id, redirect, scope), upn, pw)
+        .await
+        .expect_err("approval page, not a redirect");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Approval required"), "{page}");
+    let res = submit(&c, server, &page, &[("reason", reason)]).await;
+    let sent = res.text().await.unwrap();
+    assert!(sent.contains("Request sent"), "{sent}");
+}
+
+async fn redeem(server: &TestServer, code: &str) -> Value {
+    server
+        .client()
+        .post(server.url(&format!("/{CONTOSO_ID}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", INSIGHTS),
+            ("client_secret", INSIGHTS_SECRET),
+            ("code", code),
+            ("redirect_uri", INSIGHTS_CB),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn client_credentials(server: &TestServer, client_id: &str, secret: &str) -> (u16, Value) {
+    let res = server
+        .client()
+        .post(server.url(&format!("/{CONTOSO_ID}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// Option 1 of the guide for assigned users and groups only: assignment required, "Add
+/// user/group" for yourself and a group, "Grant admin consent for Contoso" — then revoke.
+#[tokio::test]
+async fn assignment_required_admin_consent_and_revocation() {
+    let server = TestServer::start_with(&fixture());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+
+    // The frame: who is signed in, the organisation, sign-out, the navigation.
+    let home = admin.page("/admin").await;
+    assert!(home.contains("Contoso Admin (admin@contoso.test)"), "{home}");
+    assert_eq!(link(&home, "Sign out"), format!("/{CONTOSO_ID}/oauth2/v2.0/logout"));
+    for item in [
+        "Home",
+        "Enterprise applications",
+        "App registrations",
+        "Users",
+        "Groups",
+        "Consent and permissions",
+        "Admin consent requests",
+        "Audit log",
+    ] {
+        assert!(home.contains(&format!(">{item}</a>")), "nav has {item}");
+    }
+
+    // Enterprise applications > All applications: search by name and by app id, filters.
+    let list = admin.page("/admin/enterprise-apps?q=insights").await;
+    assert!(list.contains("Meeting Insights") && !list.contains("Microsoft Graph"), "{list}");
+    assert_eq!(crumbs(&list), ["Home", "Enterprise applications", "All applications"]);
+    let by_id = admin.page(&format!("/admin/enterprise-apps?q={INSIGHTS}")).await;
+    assert!(by_id.contains("Meeting Insights"));
+    let filtered = admin.page("/admin/enterprise-apps?assignment=yes").await;
+    assert!(filtered.contains("No application matches."), "{filtered}");
+    let app = link(&list, "Meeting Insights");
+
+    // Overview.
+    let overview = admin.page(&app).await;
+    assert!(
+        overview.contains(INSIGHTS) && overview.contains("Vendor") && overview.contains("Unverified"),
+        "{overview}"
+    );
+    assert_eq!(
+        crumbs(&overview),
+        ["Home", "Enterprise applications", "All applications", "Meeting Insights", "Overview"]
+    );
+
+    // Properties: assignment required.
+    admin.page(&format!("{app}/properties")).await;
+    let saved =
+        admin.post_ok(&format!("{app}/properties"), &[("enabled", "yes"), ("assignment_required", "yes")]).await;
+    assert!(saved.contains("Your changes were saved."), "{saved}");
+    assert!(saved.contains("name=\"assignment_required\" value=\"yes\" checked"), "{saved}");
+    let filtered = admin.page("/admin/enterprise-apps?assignment=yes").await;
+    assert!(filtered.contains("Meeting Insights"));
+
+    // Users and groups > Add user/group: yourself, and the Sales group with a role.
+    let users = admin.page(&format!("{app}/users-and-groups")).await;
+    assert_eq!(
+        crumbs(&users),
+        ["Home", "Enterprise applications", "All applications", "Meeting Insights", "Users and groups"]
+    );
+    assert_eq!(link(&users, "+ Add user/group"), format!("{app}/users-and-groups/add"));
+    let add = admin.page(&format!("{app}/users-and-groups/add?q=admin")).await;
+    assert!(add.contains("<legend>Users and groups"), "accessible fieldsets: {add}");
+    let me = value_before(&add, "Contoso Admin<span");
+    admin.post_ok(&format!("{app}/users-and-groups/add"), &[("principal", &me), ("role", "")]).await;
+    let add = admin.page(&format!("{app}/users-and-groups/add?q=sales")).await;
+    let sales = value_before(&add, "Sales<span");
+    let role = value_before(&add, "Insights administrator (Insights.Admin)");
+    let users = admin.post_ok(&format!("{app}/users-and-groups/add"), &[("principal", &sales), ("role", &role)]).await;
+    assert!(users.contains("The user or group was assigned"), "{users}");
+    assert!(users.contains("Contoso Admin") && users.contains("Default Access"), "{users}");
+    assert!(users.contains("Sales") && users.contains("Insights administrator (Insights.Admin)"), "{users}");
+
+    // Permissions > Grant admin consent for Contoso: a confirmation listing what is granted.
+    let perms = admin.page(&format!("{app}/permissions")).await;
+    assert!(perms.contains("No admin consent."), "{perms}");
+    let confirm_url = link(&perms, "Grant admin consent for Contoso");
+    let confirm = admin.page(&confirm_url).await;
+    assert!(confirm.contains("Calendars.Read") && confirm.contains("Application permissions"), "{confirm}");
+    let shown = attr_value_after(&confirm, "name=\"shown\"").unwrap();
+    // A stale or forged confirmation grants nothing.
+    let stale = admin.post(&confirm_url, &[("shown", "something else")]).await;
+    assert_eq!(stale.status, 409, "{}", stale.body);
+    let perms = admin.post_ok(&confirm_url, &[("shown", &shown)]).await;
+    assert!(perms.contains("Admin consent was granted"), "{perms}");
+    assert!(perms.contains("openid profile offline_access User.Read Calendars.Read"), "{perms}");
+
+    // Alice is not assigned: AADSTS50105. Bob (Team Leads, nested in Sales) gets a code without
+    // a prompt, with the group's role; the administrator, assigned directly, too.
+    let (status, page) =
+        user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "alice@contoso.test", "alice-password-1").await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("AADSTS50105"), "{page}");
+    let loc =
+        user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "bob@contoso.test", "bob-password-1").await.expect("no prompt");
+    let tokens = redeem(&server, &query_param(&loc, "code").unwrap()).await;
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["roles"],
+        serde_json::json!(["Insights.Admin"]),
+        "{tokens}"
+    );
+    let loc = user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "admin@contoso.test", "admin-password-1").await.unwrap();
+    assert!(query_param(&loc, "code").is_some(), "{loc}");
+    let (status, body) = client_credentials(&server, INSIGHTS, INSIGHTS_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["roles"], serde_json::json!(["Calendars.Read"]));
+
+    // Revoke the admin consent (confirmation page first): Bob now needs approval again.
+    let revoke_url = link_containing(&perms, "/permissions/grants/");
+    let confirm = admin.page(&revoke_url).await;
+    assert!(confirm.contains("Revoke permission grant") && confirm.contains("every user of Contoso"), "{confirm}");
+    let unconfirmed = admin.post(&revoke_url, &[]).await;
+    assert_eq!(unconfirmed.status, 400, "destructive actions need the confirmation");
+    let perms = admin.post_ok(&revoke_url, &[("confirm", "yes")]).await;
+    assert!(perms.contains("The permission grant was revoked") && perms.contains("No admin consent."), "{perms}");
+    let (status, page) =
+        user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "bob@contoso.test", "bob-password-1").await.unwrap_err();
+    assert_eq!(status, 200);
+    assert!(page.contains("Approval required"), "{page}");
+
+    // Remove the application permission.
+    let remove_url = link_containing(&perms, "/permissions/application/");
+    admin.page(&remove_url).await;
+    let perms = admin.post_ok(&remove_url, &[("confirm", "yes")]).await;
+    assert!(perms.contains("No application permission."), "{perms}");
+
+    // Remove an assignment.
+    let users = admin.page(&format!("{app}/users-and-groups")).await;
+    let remove = link_containing(&users, "/remove\">Remove");
+    let confirm = admin.page(&remove).await;
+    assert!(confirm.contains("Remove assignment"), "{confirm}");
+    admin.post_ok(&remove, &[("confirm", "yes")]).await;
+
+    // Activity: this app's audit events; the audit log filters by activity.
+    let activity = admin.page(&format!("{app}/activity")).await;
+    for action in [
+        "enterprise_app.updated",
+        "assignment.added",
+        "consent.admin.granted",
+        "consent.revoked",
+        "app_permission.revoked",
+        "assignment.removed",
+    ] {
+        assert!(activity.contains(action), "{action} in {activity}");
+    }
+    let audit = admin.page("/admin/audit?action=assignment.").await;
+    assert!(audit.contains("assignment.added") && !audit.contains("consent.admin.granted"), "{audit}");
+    let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}&action=consent.")).await;
+    assert!(audit.contains("consent.revoked") && !audit.contains("assignment.added"), "{audit}");
+}
+
+/// Option 2 of the guide: users ask, reviewers find the requests pending approval in the admin
+/// center and approve, deny or block them; reviewers without a granting role cannot approve.
+#[tokio::test]
+async fn admin_consent_requests_approve_deny_block() {
+    let server = TestServer::start_with(&fixture());
+    let scope = "openid profile User.Read Calendars.Read";
+    request_approval(
+        &server,
+        INSIGHTS,
+        INSIGHTS_CB,
+        scope,
+        "alice@contoso.test",
+        "alice-password-1",
+        "I need <b>calendar</b> insights",
+    )
+    .await;
+
+    // Rita reviews without a directory role: she sees the request and its justification, may
+    // deny or block, but is offered no Approve (and a forged approval is refused).
+    let mut rita = Browser::sign_in(&server, "rita@contoso.test", "rita-password-1").await;
+    let home = rita.page("/admin").await;
+    assert!(home.contains(">Admin consent requests</a>") && !home.contains(">Users</a>"), "{home}");
+    let (status, _) = rita.get("/admin/users").await;
+    assert_eq!(status, 403);
+    let list = rita.page("/admin/requests").await;
+    assert_eq!(crumbs(&list), ["Home", "Enterprise applications", "Admin consent requests"]);
+    let request = link(&list, "Meeting Insights");
+    assert_eq!(request, format!("/admin/requests/{INSIGHTS}"));
+    let page = rita.page(&request).await;
+    assert!(page.contains("I need &lt;b&gt;calendar&lt;&#x2f;b&gt; insights"), "justification, escaped: {page}");
+    assert!(page.contains("Calendars.Read") && page.contains("Alice Adams"), "{page}");
+    assert!(page.contains("You cannot approve this request") && !page.contains("/approve\""), "{page}");
+    let request_id = attr_value_after(&page, "name=\"request\"").unwrap();
+    let forged = rita.post(&format!("{request}/approve"), &[("request", &request_id), ("shown", "")]).await;
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    let denied = rita
+        .post_ok(&format!("{request}/deny"), &[("request", &request_id), ("justification", "Not <i>now</i>")])
+        .await;
+    assert!(denied.contains("The request was denied."), "{denied}");
+    let history = rita.page("/admin/requests?view=history").await;
+    assert!(history.contains("Denied") && history.contains("Not &lt;i&gt;now&lt;&#x2f;i&gt;"), "{history}");
+
+    // An Application Administrator who is no reviewer sees the requests read-only.
+    let mut appadmin = Browser::sign_in(&server, "appadmin@contoso.test", "appadmin-password-1").await;
+    let list = appadmin.page("/admin/requests?view=history").await;
+    assert!(list.contains("You are not a reviewer") && list.contains("Meeting Insights"), "{list}");
+
+    // Alice asks again; the Global Administrator approves; Alice then signs in without a prompt.
+    request_approval(
+        &server,
+        INSIGHTS,
+        INSIGHTS_CB,
+        scope,
+        "alice@contoso.test",
+        "alice-password-1",
+        "Please, for the sales calls",
+    )
+    .await;
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let list = admin.page("/admin/enterprise-apps?pending=yes").await;
+    assert!(list.contains("Meeting Insights") && !list.contains("Microsoft Graph"), "{list}");
+    let page = admin.page(&request).await;
+    assert!(page.contains("Please, for the sales calls"), "{page}");
+    let shown = attr_value_after(&page, "name=\"shown\"").expect("approve offered to a granting reviewer");
+    let request_id = attr_value_after(&page, "name=\"request\"").unwrap();
+    let approved = admin.post_ok(&format!("{request}/approve"), &[("request", &request_id), ("shown", &shown)]).await;
+    assert!(approved.contains("The request was approved"), "{approved}");
+    let loc = user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "alice@contoso.test", "alice-password-1")
+        .await
+        .expect("no prompt");
+    assert!(query_param(&loc, "code").is_some(), "{loc}");
+
+    // Bob asks for the app with a hostile name; everything shows it escaped; it is blocked.
+    request_approval(&server, EVIL, EVIL_CB, "openid User.Read", "bob@contoso.test", "bob-password-1", "looks useful")
+        .await;
+    let list = admin.page("/admin/requests").await;
+    assert!(list.contains(EVIL_NAME_ESCAPED) && !list.contains("<script>alert(1)"), "{list}");
+    let apps = admin.page("/admin/enterprise-apps").await;
+    assert!(apps.contains(EVIL_NAME_ESCAPED) && !apps.contains("<script>alert(1)"), "{apps}");
+    let evil = format!("/admin/requests/{EVIL}");
+    let page = admin.page(&evil).await;
+    assert!(page.contains(EVIL_NAME_ESCAPED) && !page.contains("<script>alert(1)"), "{page}");
+    assert_eq!(crumbs(&page)[3], "&lt;script&gt;alert(1)&lt;&#x2f;script&gt;");
+    let request_id = attr_value_after(&page, "name=\"request\"").unwrap();
+    let unconfirmed = admin.post(&format!("{evil}/block"), &[("request", &request_id), ("justification", "no")]).await;
+    assert_eq!(unconfirmed.status, 400, "blocking needs the confirmation box");
+    let no_reason = admin
+        .post(&format!("{evil}/block"), &[("request", &request_id), ("justification", " "), ("confirm", "yes")])
+        .await;
+    assert_eq!(no_reason.status, 400, "blocking needs a justification");
+    let blocked = admin
+        .post_ok(
+            &format!("{evil}/block"),
+            &[("request", &request_id), ("justification", "Unknown publisher"), ("confirm", "yes")],
+        )
+        .await;
+    assert!(blocked.contains("the application blocked"), "{blocked}");
+    let (status, page) = user_signs_in(&server, EVIL, EVIL_CB, "bob@contoso.test", "bob-password-1").await.unwrap_err();
+    assert_eq!(status, 400);
+    assert!(page.contains("AADSTS7000112"), "{page}");
+    let disabled = admin.page("/admin/enterprise-apps?enabled=no").await;
+    assert!(disabled.contains(EVIL_NAME_ESCAPED) && !disabled.contains("Meeting Insights"), "{disabled}");
+    let audit = admin.page("/admin/audit?action=request.").await;
+    for action in ["request.filed", "request.denied", "request.approved", "request.blocked"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(!audit.contains("<script>alert(1)"));
+}
+
+/// Consent and permissions, users and groups — and what an Application Administrator may not do.
+#[tokio::test]
+async fn consent_settings_directory_and_role_gating() {
+    let server = TestServer::start_with(&fixture());
+
+    // An Application Administrator sees the user consent setting without a control, and a
+    // forged change is refused with a 403 page; a forged CSRF token is a 400.
+    let mut appadmin = Browser::sign_in(&server, "appadmin@contoso.test", "appadmin-password-1").await;
+    let page = appadmin.page("/admin/consent").await;
+    assert!(
+        !page.contains("name=\"user_consent\"")
+            && page.contains("Only a Global Administrator or Privileged Role Administrator"),
+        "{page}"
+    );
+    assert_eq!(crumbs(&page), ["Home", "Enterprise applications", "Consent and permissions", "User consent settings"]);
+    appadmin.page("/admin/consent/classifications").await; // a form it may use: a valid CSRF token
+    let refused = appadmin.post("/admin/consent/user-consent", &[("user_consent", "all")]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("You don&#x27;t have access") || refused.body.contains("You don't have access"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("does not have a role that allows changing the user consent setting"),
+        "{}",
+        refused.body
+    );
+    let forged = appadmin.post_raw("/admin/consent/classifications", &[("csrf", "forged"), ("low", "openid")]).await;
+    assert_eq!(forged.status, 400, "{}", forged.body);
+    let users = appadmin.page("/admin/users").await;
+    assert!(!users.contains("New user"), "{users}");
+    assert_eq!(appadmin.get("/admin/users/new").await.0, 403);
+    let settings = appadmin.page("/admin/consent/admin-consent-settings").await;
+    assert!(!settings.contains("name=\"expire_days\""), "{settings}");
+    // It may grant admin consent, but not to Microsoft Graph application permissions: the
+    // confirmation page says why and offers no Accept.
+    let list = appadmin.page("/admin/enterprise-apps").await;
+    let app = link(&list, "Meeting Insights");
+    let consent = appadmin.page(&format!("{app}/permissions/admin-consent")).await;
+    assert!(
+        consent.contains("cannot grant Microsoft Graph application permissions") && !consent.contains("name=\"shown\""),
+        "{consent}"
+    );
+
+    // The Global Administrator changes the user consent setting…
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let page = admin.page("/admin/consent").await;
+    assert!(page.contains("name=\"user_consent\" value=\"none\" checked"), "{page}");
+    let page = admin.post_ok("/admin/consent/user-consent", &[("user_consent", "low")]).await;
+    assert!(page.contains("The user consent setting was saved.") && page.contains("value=\"low\" checked"), "{page}");
+    // …classifies Graph permissions low (never one that requires admin consent)…
+    admin.page("/admin/consent/classifications").await;
+    let page = admin.post_ok("/admin/consent/classifications", &[("low", "openid"), ("low", "User.Read")]).await;
+    assert!(page.contains("value=\"User.Read\" checked") && page.contains("value=\"openid\" checked"), "{page}");
+    assert!(!page.contains("value=\"profile\" checked"));
+    let refused = admin.post("/admin/consent/classifications", &[("low", "User.Read.All")]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("requires admin consent"), "{}", refused.body);
+    // …and the request settings: reviewers among users and groups, expiry.
+    let page = admin.page("/admin/consent/admin-consent-settings").await;
+    let me = value_before(&page, "Contoso Admin<span");
+    let reviewers = value_before(&page, "Reviewers<span");
+    assert!(me.starts_with("User:") && reviewers.starts_with("Group:"), "{me} {reviewers}");
+    let page = admin
+        .post_ok(
+            "/admin/consent/admin-consent-settings",
+            &[("enabled", "yes"), ("reviewer", &me), ("reviewer", &reviewers), ("expire_days", "14")],
+        )
+        .await;
+    assert!(page.contains("value=\"14\"") && page.contains("settings were saved"), "{page}");
+    let bad = admin
+        .post("/admin/consent/admin-consent-settings", &[("enabled", "yes"), ("reviewer", &me), ("expire_days", "99")])
+        .await;
+    assert_eq!(bad.status, 400);
+    let audit = admin.page("/admin/audit?action=settings.").await;
+    assert!(
+        audit.contains("settings.user_consent")
+            && audit.contains("settings.classification")
+            && audit.contains("settings.admin_consent_requests")
+    );
+
+    // Users: create, then the new user signs in (and has nothing to manage).
+    admin.page("/admin/users/new").await;
+    let created = admin
+        .post(
+            "/admin/users/new",
+            &[("upn", "carol@contoso.test"), ("display_name", "Carol <Cook>"), ("password", "carol-password-1")],
+        )
+        .await;
+    assert_eq!(created.status, 302, "{}", created.body);
+    let carol_page = created.location.split('?').next().unwrap().to_string();
+    let page = admin.page(&created.location).await;
+    assert!(page.contains("The user was created.") && page.contains("Carol &lt;Cook&gt;"), "{page}");
+    let bad = admin
+        .post(
+            "/admin/users/new",
+            &[("upn", "dave@elsewhere.test"), ("display_name", "Dave"), ("password", "dave-password-1")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("contoso.test"), "{}", bad.body);
+    let mut carol = Browser::sign_in(&server, "carol@contoso.test", "carol-password-1").await;
+    let home = carol.page("/admin").await;
+    assert!(home.contains("holds no administrative role"), "{home}");
+
+    // Groups: create, add a user and a nested group (its members count through it).
+    admin.page("/admin/groups").await;
+    let created = admin.post("/admin/groups", &[("display_name", "Analysts")]).await;
+    assert_eq!(created.status, 302, "{}", created.body);
+    let group = created.location.split('?').next().unwrap().to_string();
+    let page = admin.page(&format!("{group}?q=carol")).await;
+    let carol_id = value_before(&page, "Carol &lt;Cook&gt;<span");
+    admin.post_ok(&format!("{group}/members"), &[("member", &carol_id)]).await;
+    let page = admin.page(&format!("{group}?q=sales")).await;
+    let sales = value_before(&page, "Sales<span");
+    let page = admin.post_ok(&format!("{group}/members"), &[("member", &sales)]).await;
+    assert!(page.contains("The member was added"), "{page}");
+    assert!(page.contains("Bob Brown") && page.contains("Team Leads"), "nested members with their path: {page}");
+    let remove = link_containing(&page, &format!("/members/{carol_id}/remove"));
+    admin.page(&remove).await;
+    let page = admin.post_ok(&remove, &[("confirm", "yes")]).await;
+    assert!(page.contains("The member was removed"), "{page}");
+
+    // Reset password, roles, disable (with its confirmation).
+    admin.page(&carol_page).await;
+    admin.post_ok(&format!("{carol_page}/password"), &[("password", "carol-new-password")]).await;
+    assert!(sign_in(
+        &server.client(),
+        &server,
+        &server.url("/portal/signin?return_to=/admin"),
+        "carol@contoso.test",
+        "carol-password-1"
+    )
+    .await
+    .is_err());
+    Browser::sign_in(&server, "carol@contoso.test", "carol-new-password").await;
+    let page = admin.page(&carol_page).await;
+    let cloud_app_admin = value_before(&page, "Cloud Application Administrator<span");
+    let page = admin.post_ok(&format!("{carol_page}/roles"), &[("role", &cloud_app_admin)]).await;
+    assert!(
+        page.contains("The directory roles were saved.")
+            && page.contains("value=\"158c047a-c907-4556-b7ef-446551a6b5f7\" checked"),
+        "{page}"
+    );
+    let unconfirmed = admin.post(&format!("{carol_page}/enabled"), &[("enabled", "no")]).await;
+    assert_eq!(unconfirmed.status, 400);
+    let page = admin.post_ok(&format!("{carol_page}/enabled"), &[("enabled", "no"), ("confirm", "yes")]).await;
+    assert!(page.contains("The account was disabled."), "{page}");
+    assert!(sign_in(
+        &server.client(),
+        &server,
+        &server.url("/portal/signin?return_to=/admin"),
+        "carol@contoso.test",
+        "carol-new-password"
+    )
+    .await
+    .is_err());
+
+    // Signed out: the admin center sends the browser to sign in and back.
+    let res = server.client().get(server.url("/admin/users")).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 302);
+    assert_eq!(res.headers()["location"], "/portal/signin?return_to=%2Fadmin%2Fusers");
+}
+
+/// App registrations: create one, configure it, add a secret shown once and use it for client
+/// credentials after granting admin consent; delete it.
+#[tokio::test]
+async fn app_registration_with_a_secret_shown_once() {
+    let server = TestServer::start_with(&fixture());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let list = admin.page("/admin/app-registrations").await;
+    assert!(list.contains("No app is registered"), "apps of other tenants are not listed: {list}");
+    admin.page("/admin/app-registrations/new").await;
+    let created = admin
+        .post("/admin/app-registrations/new", &[("display_name", "Contoso Reports"), ("audience", "single_org")])
+        .await;
+    assert_eq!(created.status, 302, "{}", created.body);
+    let reg = created.location.split('?').next().unwrap().to_string();
+    let app_id = reg.rsplit('/').next().unwrap().to_string();
+    let page = admin.page(&created.location).await;
+    assert!(page.contains("The app registration was created") && page.contains(&app_id), "{page}");
+    assert_eq!(crumbs(&page), ["Home", "App registrations", "Contoso Reports", "Overview and authentication"]);
+
+    // Redirect URIs (validated by the service).
+    let page = admin.post_ok(&format!("{reg}/redirect-uris"), &[("uri", "https://reports.contoso.test/cb")]).await;
+    assert!(unescape(&page).contains("<td class=\"mono\">https://reports.contoso.test/cb</td>"), "{page}");
+    let bad = admin.post(&format!("{reg}/redirect-uris"), &[("uri", "http://reports.contoso.test/cb")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("must use https"), "{}", bad.body);
+
+    // Required permissions on Microsoft Graph.
+    admin.page(&format!("{reg}/api-permissions")).await;
+    admin.post_ok(&format!("{reg}/api-permissions"), &[("permission", "delegated:User.Read")]).await;
+    let page = admin.post_ok(&format!("{reg}/api-permissions"), &[("permission", "application:User.Read.All")]).await;
+    assert!(page.contains("User.Read.All") && page.contains("Application"), "{page}");
+    let bad = admin.post(&format!("{reg}/api-permissions"), &[("permission", "application:Nope.Read")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Exposed scopes and app roles.
+    admin.page(&format!("{reg}/expose-api")).await;
+    let page = admin
+        .post_ok(
+            &format!("{reg}/scopes"),
+            &[("value", "Reports.Read"), ("who", "users"), ("admin_name", "Read all reports")],
+        )
+        .await;
+    assert!(page.contains("Reports.Read") && page.contains("Admins and users"), "{page}");
+    let page = admin
+        .post_ok(
+            &format!("{reg}/app-roles"),
+            &[("display_name", "Report admin"), ("value", "Reports.Admin"), ("member", "User")],
+        )
+        .await;
+    assert!(page.contains("Reports.Admin") && unescape(&page).contains("Users/Groups"), "{page}");
+    let bad = admin.post(&format!("{reg}/app-roles"), &[("display_name", "Nobody"), ("value", "Nobody.Role")]).await;
+    assert_eq!(bad.status, 400, "an app role allows some member type: {}", bad.body);
+
+    // A client secret: its value on the result page only.
+    admin.page(&format!("{reg}/secrets")).await;
+    let created = admin.post(&format!("{reg}/secrets"), &[("description", "ci <pipeline>"), ("days", "180")]).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(
+        created.body.contains("shown only this once") && created.body.contains("ci &lt;pipeline&gt;"),
+        "{}",
+        created.body
+    );
+    let start = created.body.find("class=\"secret-value\">").unwrap() + "class=\"secret-value\">".len();
+    let secret = created.body[start..start + created.body[start..].find('<').unwrap()].to_string();
+    assert!(secret.starts_with("acc~") && secret.len() > 20, "{secret}");
+    let secrets = admin.page(&format!("{reg}/secrets")).await;
+    assert!(!secrets.contains(&secret) && secrets.contains("acc••••••••"), "{secrets}");
+    assert!(!server.log().contains(&secret), "the secret is not logged");
+
+    // Grant admin consent on its enterprise application; the secret then gets an app-only token.
+    let (status, body) = client_credentials(&server, &app_id, &secret).await;
+    assert_eq!(status, 200, "the secret authenticates the app: {body}");
+    let roles = jwt_claims(body["access_token"].as_str().unwrap())["roles"].clone();
+    assert!(roles.is_null() || roles == serde_json::json!([]), "no application permission granted yet: {roles}");
+    let page = admin.page(&reg).await;
+    let sp = link(&page, "Enterprise application");
+    let confirm = admin.page(&format!("{sp}/permissions/admin-consent")).await;
+    assert!(confirm.contains("User.Read.All"), "{confirm}");
+    let shown = attr_value_after(&confirm, "name=\"shown\"").unwrap();
+    admin.post_ok(&format!("{sp}/permissions/admin-consent"), &[("shown", &shown)]).await;
+    let (status, body) = client_credentials(&server, &app_id, &secret).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["roles"], serde_json::json!(["User.Read.All"]));
+
+    // The app role is offered under "Add user/group".
+    let add = admin.page(&format!("{sp}/users-and-groups/add")).await;
+    assert!(add.contains("Report admin (Reports.Admin)"), "{add}");
+
+    // Delete the secret (confirmation page); it stops working.
+    let secrets = admin.page(&format!("{reg}/secrets")).await;
+    let delete = link_containing(&secrets, "/delete");
+    let confirm = admin.page(&delete).await;
+    assert!(confirm.contains("Delete client secret") && !confirm.contains(&secret), "{confirm}");
+    let page = admin.post_ok(&delete, &[("confirm", "yes")]).await;
+    assert!(page.contains("The client secret was deleted") && page.contains("No client secret."), "{page}");
+    let (status, _) = client_credentials(&server, &app_id, &secret).await;
+    assert_eq!(status, 401);
+}
