@@ -93,20 +93,28 @@ impl Operation {
     /// Directory roles allowed (Entra's built-in roles, narrowed to the four Accord models).
     pub fn roles(self) -> &'static [DirectoryRole] {
         match self {
-            Operation::ReadDirectory | Operation::ReadAudit => {
-                &[GlobalAdministrator, PrivilegedRoleAdministrator, CloudApplicationAdministrator, ApplicationAdministrator]
-            }
+            Operation::ReadDirectory | Operation::ReadAudit => &[
+                GlobalAdministrator,
+                PrivilegedRoleAdministrator,
+                CloudApplicationAdministrator,
+                ApplicationAdministrator,
+            ],
             Operation::ManageUsers | Operation::ManageGroups => &[GlobalAdministrator],
-            Operation::ManageRoles | Operation::ManageUserConsentSetting => &[GlobalAdministrator, PrivilegedRoleAdministrator],
+            Operation::ManageRoles | Operation::ManageUserConsentSetting => {
+                &[GlobalAdministrator, PrivilegedRoleAdministrator]
+            }
             Operation::ManageEnterpriseApps
             | Operation::ManageAppRegistrations
             | Operation::ManageAssignments
             | Operation::ManageClassifications => {
                 &[GlobalAdministrator, CloudApplicationAdministrator, ApplicationAdministrator]
             }
-            Operation::ManageGrants => {
-                &[GlobalAdministrator, PrivilegedRoleAdministrator, CloudApplicationAdministrator, ApplicationAdministrator]
-            }
+            Operation::ManageGrants => &[
+                GlobalAdministrator,
+                PrivilegedRoleAdministrator,
+                CloudApplicationAdministrator,
+                ApplicationAdministrator,
+            ],
             // Turning the workflow on needs a Global Administrator (entra-reference §6).
             Operation::ManageRequestPolicy => &[GlobalAdministrator],
         }
@@ -115,7 +123,9 @@ impl Operation {
     /// The Graph application permission an app-only caller needs.
     pub fn app_permission(self) -> &'static [&'static str] {
         match self {
-            Operation::ReadDirectory => &["Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Application.Read.All"],
+            Operation::ReadDirectory => {
+                &["Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Application.Read.All"]
+            }
             Operation::ManageUsers | Operation::ManageGroups => &["Directory.ReadWrite.All"],
             Operation::ManageRoles => &["RoleManagement.ReadWrite.Directory"],
             Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => &["Application.ReadWrite.All"],
@@ -185,7 +195,9 @@ fn not_found(what: &str) -> Failure {
 
 async fn apply(store: &dyn Store, changes: Vec<Change>) -> Result<(), Failure> {
     store.apply(&changes).await.map_err(|e| match e {
-        accord_store::StoreError::Conflict(what) => Aadsts::new(90016, OAuthError::InvalidRequest, format!("Conflict: {what}.")).into(),
+        accord_store::StoreError::Conflict(what) => {
+            Aadsts::new(90016, OAuthError::InvalidRequest, format!("Conflict: {what}.")).into()
+        }
         accord_store::StoreError::NotFound(what) => not_found(&what),
         other => Failure::from(other),
     })
@@ -216,7 +228,10 @@ pub async fn set_service_principal(
         sp.assignment_required = a;
     }
     let detail = json!({ "enabled": [before.0, sp.enabled], "assignmentRequired": [before.1, sp.assignment_required] });
-    let changes = vec![Change::PutServicePrincipal(sp.clone()), actor.audit(tenant.id, "enterprise_app.updated", Some(sp.app_id), detail)];
+    let changes = vec![
+        Change::PutServicePrincipal(sp.clone()),
+        actor.audit(tenant.id, "enterprise_app.updated", Some(sp.app_id), detail),
+    ];
     apply(store, changes).await?;
     Ok(sp)
 }
@@ -265,7 +280,14 @@ pub async fn add_assignment(
         created_at: OffsetDateTime::now_utc(),
     };
     let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
-    apply(store, vec![Change::PutAppRoleAssignment(assignment.clone()), actor.audit(tenant.id, "assignment.added", Some(sp.app_id), detail)]).await?;
+    apply(
+        store,
+        vec![
+            Change::PutAppRoleAssignment(assignment.clone()),
+            actor.audit(tenant.id, "assignment.added", Some(sp.app_id), detail),
+        ],
+    )
+    .await?;
     Ok(assignment)
 }
 
@@ -281,7 +303,11 @@ pub async fn remove_app_role_assignment(
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let found = store.app_role_assignments_to(tenant.id, sp.id).await?.into_iter().find(|a| a.id == assignment_id);
     let Some(a) = found else { return Err(not_found("The app role assignment")) };
-    let action = if a.principal_type == PrincipalType::ServicePrincipal { "app_permission.revoked" } else { "assignment.removed" };
+    let action = if a.principal_type == PrincipalType::ServicePrincipal {
+        "app_permission.revoked"
+    } else {
+        "assignment.removed"
+    };
     let detail = json!({ "principalId": a.principal_id, "principalType": a.principal_type.as_str(), "appRoleId": a.app_role_id });
     let client_app = if a.principal_type == PrincipalType::ServicePrincipal {
         store.service_principal(tenant.id, a.principal_id).await?.map(|s| s.app_id)
@@ -290,7 +316,10 @@ pub async fn remove_app_role_assignment(
     };
     apply(
         store,
-        vec![Change::DeleteAppRoleAssignment { tenant_id: tenant.id, assignment_id }, actor.audit(tenant.id, action, client_app, detail)],
+        vec![
+            Change::DeleteAppRoleAssignment { tenant_id: tenant.id, assignment_id },
+            actor.audit(tenant.id, action, client_app, detail),
+        ],
     )
     .await
 }
@@ -325,13 +354,21 @@ pub async fn update_grant_scopes(
     scopes: &str,
 ) -> Result<DelegatedGrant, Failure> {
     authorize(actor, Operation::ManageGrants)?;
-    let mut grant = store.delegated_grant(tenant.id, grant_id).await?.ok_or_else(|| not_found("The permission grant"))?;
+    let mut grant =
+        store.delegated_grant(tenant.id, grant_id).await?.ok_or_else(|| not_found("The permission grant"))?;
     let resource_sp = service_principal(store, tenant, grant.resource_sp_id).await?;
     let resource = store.application_by_app_id(resource_sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
     grant.scopes = validate_scopes(&resource, scopes)?;
     let client = store.service_principal(tenant.id, grant.client_sp_id).await?;
     let detail = json!({ "scope": grant.scopes.join(" ") });
-    apply(store, vec![Change::PutDelegatedGrant(grant.clone()), actor.audit(tenant.id, "consent.updated", client.map(|c| c.app_id), detail)]).await?;
+    apply(
+        store,
+        vec![
+            Change::PutDelegatedGrant(grant.clone()),
+            actor.audit(tenant.id, "consent.updated", client.map(|c| c.app_id), detail),
+        ],
+    )
+    .await?;
     Ok(grant)
 }
 
@@ -346,8 +383,12 @@ pub async fn create_grant(
     scopes: &str,
 ) -> Result<DelegatedGrant, Failure> {
     authorize(actor, Operation::ManageGrants)?;
-    let client = service_principal(store, tenant, client_sp_id).await.map_err(|_| invalid("clientId", "no service principal with this id"))?;
-    let resource_sp = service_principal(store, tenant, resource_sp_id).await.map_err(|_| invalid("resourceId", "no service principal with this id"))?;
+    let client = service_principal(store, tenant, client_sp_id)
+        .await
+        .map_err(|_| invalid("clientId", "no service principal with this id"))?;
+    let resource_sp = service_principal(store, tenant, resource_sp_id)
+        .await
+        .map_err(|_| invalid("resourceId", "no service principal with this id"))?;
     let resource = store.application_by_app_id(resource_sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
     if let Some(p) = principal_id {
         store.user(tenant.id, p).await?.ok_or_else(|| invalid("principalId", "no user with this id"))?;
@@ -355,8 +396,16 @@ pub async fn create_grant(
     let scopes = validate_scopes(&resource, scopes)?;
     let consent_type = if principal_id.is_some() { ConsentType::Principal } else { ConsentType::AllPrincipals };
     let existing = store.delegated_grants_of_client(tenant.id, client.id).await?;
-    if existing.iter().any(|g| g.resource_sp_id == resource_sp.id && g.consent_type == consent_type && g.principal_id == principal_id) {
-        return Err(Aadsts::new(90016, OAuthError::InvalidRequest, "A permission grant already exists for this client, resource and principal; update its scope instead.").into());
+    if existing
+        .iter()
+        .any(|g| g.resource_sp_id == resource_sp.id && g.consent_type == consent_type && g.principal_id == principal_id)
+    {
+        return Err(Aadsts::new(
+            90016,
+            OAuthError::InvalidRequest,
+            "A permission grant already exists for this client, resource and principal; update its scope instead.",
+        )
+        .into());
     }
     let grant = DelegatedGrant {
         tenant_id: tenant.id,
@@ -368,15 +417,25 @@ pub async fn create_grant(
         scopes,
         created_at: OffsetDateTime::now_utc(),
     };
-    let detail = json!({ "consentType": consent_type.as_str(), "principalId": principal_id, "scope": grant.scopes.join(" ") });
-    apply(store, vec![Change::PutDelegatedGrant(grant.clone()), actor.audit(tenant.id, "consent.created", Some(client.app_id), detail)]).await?;
+    let detail =
+        json!({ "consentType": consent_type.as_str(), "principalId": principal_id, "scope": grant.scopes.join(" ") });
+    apply(
+        store,
+        vec![
+            Change::PutDelegatedGrant(grant.clone()),
+            actor.audit(tenant.id, "consent.created", Some(client.app_id), detail),
+        ],
+    )
+    .await?;
     Ok(grant)
 }
 
 fn validate_scopes(resource: &Application, scopes: &str) -> Result<Vec<String>, Failure> {
     let mut out: Vec<String> = Vec::new();
     for s in scopes.split_whitespace() {
-        let scope = resource.scope(s).ok_or_else(|| invalid("scope", &format!("'{s}' is not a delegated permission of {}", resource.display_name)))?;
+        let scope = resource.scope(s).ok_or_else(|| {
+            invalid("scope", &format!("'{s}' is not a delegated permission of {}", resource.display_name))
+        })?;
         if !out.iter().any(|o| o.eq_ignore_ascii_case(&scope.value)) {
             out.push(scope.value.clone());
         }
@@ -401,14 +460,21 @@ pub async fn admin_consent_preview(
     let scope = ScopeRequest::default();
     let world = ConsentWorld::load(store, tenant, app, user, &scope).await?;
     match world.decide_admin_consent(&scope, true).decision {
-        Decision::PromptAdminConsent { delegated, application } => Ok(delegated.into_iter().chain(application).collect()),
+        Decision::PromptAdminConsent { delegated, application } => {
+            Ok(delegated.into_iter().chain(application).collect())
+        }
         Decision::Refuse(e) => Err(e.into()),
         other => Err(Failure::Internal(format!("admin consent produced {}", other.kind()))),
     }
 }
 
 /// Grants admin consent for the app's static permissions, completing pending requests.
-pub async fn grant_admin_consent(store: &dyn Store, actor: &Actor, tenant: &Tenant, app: &Application) -> Result<(), Failure> {
+pub async fn grant_admin_consent(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app: &Application,
+) -> Result<(), Failure> {
     let permissions = admin_consent_preview(store, actor, tenant, app).await?;
     let Actor::User { user, .. } = actor else { unreachable!("checked by the preview") };
     let completions = crate::admin_consent_requests::complete_pending_changes(store, tenant, app, user).await?;
@@ -417,13 +483,19 @@ pub async fn grant_admin_consent(store: &dyn Store, actor: &Actor, tenant: &Tena
 
 // ------------------------------------------------------------------ consent settings
 
-pub async fn set_user_consent(store: &dyn Store, actor: &Actor, tenant: &Tenant, setting: UserConsent) -> Result<Tenant, Failure> {
+pub async fn set_user_consent(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    setting: UserConsent,
+) -> Result<Tenant, Failure> {
     authorize(actor, Operation::ManageUserConsentSetting)?;
     let mut t = tenant.clone();
     let before = t.user_consent;
     t.user_consent = setting;
     let detail = json!({ "from": before.as_str(), "to": setting.as_str() });
-    apply(store, vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.user_consent", None, detail)]).await?;
+    apply(store, vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.user_consent", None, detail)])
+        .await?;
     Ok(t)
 }
 
@@ -453,7 +525,11 @@ pub async fn set_request_policy(
     let mut t = tenant.clone();
     t.admin_consent_requests = policy;
     let detail = json!({ "enabled": t.admin_consent_requests.enabled, "reviewers": t.admin_consent_requests.reviewers.len(), "expireAfterDays": t.admin_consent_requests.expire_after_days });
-    apply(store, vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.admin_consent_requests", None, detail)]).await?;
+    apply(
+        store,
+        vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.admin_consent_requests", None, detail)],
+    )
+    .await?;
     Ok(t)
 }
 
@@ -469,7 +545,9 @@ pub async fn classify(
     authorize(actor, Operation::ManageClassifications)?;
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let resource = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
-    let scope = resource.scope(permission).ok_or_else(|| invalid("permissionName", &format!("'{permission}' is not a delegated permission of {}", resource.display_name)))?;
+    let scope = resource.scope(permission).ok_or_else(|| {
+        invalid("permissionName", &format!("'{permission}' is not a delegated permission of {}", resource.display_name))
+    })?;
     // As in Entra (and scenario files): only permissions users could consent to are classified.
     if low && scope.admin_consent_required {
         let why = format!("'{}' requires admin consent and cannot be classified low impact", scope.value);
@@ -487,10 +565,17 @@ pub async fn classify(
             permission_value: scope.value.clone(),
             classification: "low".into(),
         })),
-        (false, Some(c)) => changes.push(Change::DeletePermissionClassification { tenant_id: tenant.id, classification_id: c.id }),
+        (false, Some(c)) => {
+            changes.push(Change::DeletePermissionClassification { tenant_id: tenant.id, classification_id: c.id })
+        }
         _ => return Ok(()),
     }
-    changes.push(actor.audit(tenant.id, "settings.classification", None, json!({ "resource": resource.display_name, "permission": scope.value, "low": low })));
+    changes.push(actor.audit(
+        tenant.id,
+        "settings.classification",
+        None,
+        json!({ "resource": resource.display_name, "permission": scope.value, "low": low }),
+    ));
     apply(store, changes).await
 }
 
@@ -505,7 +590,10 @@ fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, Failure> {
         return Err(invalid("userPrincipalName", "the part before @ may use letters, digits and . _ - + '"));
     }
     if !tenant.domains.iter().any(|d| d == domain) {
-        return Err(invalid("userPrincipalName", &format!("the domain must be one of the organisation's: {}", tenant.domains.join(", "))));
+        return Err(invalid(
+            "userPrincipalName",
+            &format!("the domain must be one of the organisation's: {}", tenant.domains.join(", ")),
+        ));
     }
     Ok(upn)
 }
@@ -538,10 +626,17 @@ pub async fn create_user(
     let display_name = valid_name("displayName", display_name)?;
     valid_password(password)?;
     if store.user_by_upn(tenant.id, &upn).await?.is_some() {
-        return Err(Aadsts::new(90016, OAuthError::InvalidRequest, format!("Another user already has the user principal name {upn}.")).into());
+        return Err(Aadsts::new(
+            90016,
+            OAuthError::InvalidRequest,
+            format!("Another user already has the user principal name {upn}."),
+        )
+        .into());
     }
     let password = password.to_string();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|e| Failure::Internal(e.to_string()))?;
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Failure::Internal(e.to_string()))?;
     let user = User {
         tenant_id: tenant.id,
         id: Uuid::new_v4(),
@@ -552,11 +647,21 @@ pub async fn create_user(
         failed_sign_ins: 0,
         locked_until: None,
     };
-    apply(store, vec![Change::PutUser(user.clone()), actor.audit(tenant.id, "user.created", None, json!({ "user": upn }))]).await?;
+    apply(
+        store,
+        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, "user.created", None, json!({ "user": upn }))],
+    )
+    .await?;
     Ok(user)
 }
 
-pub async fn set_user_enabled(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid, enabled: bool) -> Result<User, Failure> {
+pub async fn set_user_enabled(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    enabled: bool,
+) -> Result<User, Failure> {
     authorize(actor, Operation::ManageUsers)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     if !enabled && actor.user_ref().is_some_and(|a| a.id == user.id) {
@@ -564,29 +669,62 @@ pub async fn set_user_enabled(store: &dyn Store, actor: &Actor, tenant: &Tenant,
     }
     user.enabled = enabled;
     let action = if enabled { "user.enabled" } else { "user.disabled" };
-    apply(store, vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))]).await?;
+    apply(
+        store,
+        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))],
+    )
+    .await?;
     Ok(user)
 }
 
-pub async fn reset_password(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid, password: &str) -> Result<(), Failure> {
+pub async fn reset_password(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    password: &str,
+) -> Result<(), Failure> {
     authorize(actor, Operation::ManageUsers)?;
     valid_password(password)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     let password = password.to_string();
-    user.password_hash = Some(tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(|e| Failure::Internal(e.to_string()))?);
+    user.password_hash = Some(
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| Failure::Internal(e.to_string()))?,
+    );
     user.failed_sign_ins = 0;
     user.locked_until = None;
-    apply(store, vec![Change::PutUser(user.clone()), actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn }))]).await
+    apply(
+        store,
+        vec![
+            Change::PutUser(user.clone()),
+            actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn })),
+        ],
+    )
+    .await
 }
 
-pub async fn set_user_roles(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid, roles: Vec<DirectoryRole>) -> Result<(), Failure> {
+pub async fn set_user_roles(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    roles: Vec<DirectoryRole>,
+) -> Result<(), Failure> {
     authorize(actor, Operation::ManageRoles)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     // A Privileged Role Administrator cannot make anyone a Global Administrator.
-    if roles.contains(&GlobalAdministrator) && !actor.roles().contains(&GlobalAdministrator) && matches!(actor, Actor::User { .. }) {
+    if roles.contains(&GlobalAdministrator)
+        && !actor.roles().contains(&GlobalAdministrator)
+        && matches!(actor, Actor::User { .. })
+    {
         return Err(forbidden(actor, "assigning the Global Administrator role"));
     }
-    if actor.user_ref().is_some_and(|a| a.id == user.id) && !roles.contains(&GlobalAdministrator) && actor.roles().contains(&GlobalAdministrator) {
+    if actor.user_ref().is_some_and(|a| a.id == user.id)
+        && !roles.contains(&GlobalAdministrator)
+        && actor.roles().contains(&GlobalAdministrator)
+    {
         return Err(invalid("roles", "you cannot remove your own Global Administrator role"));
     }
     let names: Vec<&str> = roles.iter().map(|r| r.display_name()).collect();
@@ -600,19 +738,42 @@ pub async fn set_user_roles(store: &dyn Store, actor: &Actor, tenant: &Tenant, u
     .await
 }
 
-pub async fn create_group(store: &dyn Store, actor: &Actor, tenant: &Tenant, display_name: &str) -> Result<Group, Failure> {
+pub async fn create_group(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    display_name: &str,
+) -> Result<Group, Failure> {
     authorize(actor, Operation::ManageGroups)?;
     let display_name = valid_name("displayName", display_name)?;
     if store.group_by_name(tenant.id, &display_name).await?.is_some() {
-        return Err(Aadsts::new(90016, OAuthError::InvalidRequest, format!("A group named '{display_name}' already exists.")).into());
+        return Err(Aadsts::new(
+            90016,
+            OAuthError::InvalidRequest,
+            format!("A group named '{display_name}' already exists."),
+        )
+        .into());
     }
     let group = Group { tenant_id: tenant.id, id: Uuid::new_v4(), display_name };
-    apply(store, vec![Change::PutGroup(group.clone()), actor.audit(tenant.id, "group.created", None, json!({ "group": group.display_name }))]).await?;
+    apply(
+        store,
+        vec![
+            Change::PutGroup(group.clone()),
+            actor.audit(tenant.id, "group.created", None, json!({ "group": group.display_name })),
+        ],
+    )
+    .await?;
     Ok(group)
 }
 
 /// Adds a user or a group (nesting) to a group; refuses membership cycles.
-pub async fn add_group_member(store: &dyn Store, actor: &Actor, tenant: &Tenant, group_id: Uuid, member_id: Uuid) -> Result<(), Failure> {
+pub async fn add_group_member(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+    member_id: Uuid,
+) -> Result<(), Failure> {
     authorize(actor, Operation::ManageGroups)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let kind = if store.user(tenant.id, member_id).await?.is_some() {
@@ -634,13 +795,24 @@ pub async fn add_group_member(store: &dyn Store, actor: &Actor, tenant: &Tenant,
         store,
         vec![
             Change::SetGroupMembers { tenant_id: tenant.id, group_id, members },
-            actor.audit(tenant.id, "group.member_added", None, json!({ "group": group.display_name, "member": member_id })),
+            actor.audit(
+                tenant.id,
+                "group.member_added",
+                None,
+                json!({ "group": group.display_name, "member": member_id }),
+            ),
         ],
     )
     .await
 }
 
-pub async fn remove_group_member(store: &dyn Store, actor: &Actor, tenant: &Tenant, group_id: Uuid, member_id: Uuid) -> Result<(), Failure> {
+pub async fn remove_group_member(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+    member_id: Uuid,
+) -> Result<(), Failure> {
     authorize(actor, Operation::ManageGroups)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let mut members = store.group_members(tenant.id, group_id).await?;
@@ -653,7 +825,12 @@ pub async fn remove_group_member(store: &dyn Store, actor: &Actor, tenant: &Tena
         store,
         vec![
             Change::SetGroupMembers { tenant_id: tenant.id, group_id, members },
-            actor.audit(tenant.id, "group.member_removed", None, json!({ "group": group.display_name, "member": member_id })),
+            actor.audit(
+                tenant.id,
+                "group.member_removed",
+                None,
+                json!({ "group": group.display_name, "member": member_id }),
+            ),
         ],
     )
     .await
@@ -716,7 +893,12 @@ pub async fn create_application(
 }
 
 /// Validates and saves changed registration fields (redirect URIs, scopes, roles, required).
-pub async fn update_application(store: &dyn Store, actor: &Actor, tenant: &Tenant, app: Application) -> Result<Application, Failure> {
+pub async fn update_application(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app: Application,
+) -> Result<Application, Failure> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let current = own_application(store, tenant, app.app_id).await?;
     if app.id != current.id || app.home_tenant_id != current.home_tenant_id {
@@ -740,7 +922,14 @@ pub async fn update_application(store: &dyn Store, actor: &Actor, tenant: &Tenan
         return Err(invalid("allowedMemberTypes", &why));
     }
     let app = Application { display_name: valid_name("displayName", &app.display_name)?, ..app };
-    apply(store, vec![Change::PutApplication(app.clone()), actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name }))]).await?;
+    apply(
+        store,
+        vec![
+            Change::PutApplication(app.clone()),
+            actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name })),
+        ],
+    )
+    .await?;
     Ok(app)
 }
 
@@ -782,7 +971,8 @@ async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(
     Ok(())
 }
 pub fn valid_redirect_uri(uri: &str) -> Result<(), Failure> {
-    let parsed = url::Url::parse(uri).map_err(|_| invalid("redirectUris", &format!("'{uri}' is not an absolute URL")))?;
+    let parsed =
+        url::Url::parse(uri).map_err(|_| invalid("redirectUris", &format!("'{uri}' is not an absolute URL")))?;
     let local = matches!(parsed.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"));
     match parsed.scheme() {
         "https" => {}
@@ -823,13 +1013,27 @@ pub async fn add_client_secret(
     };
     apply(
         store,
-        vec![Change::PutClientSecret(secret.clone()), actor.audit(tenant.id, "app.secret_added", Some(app.app_id), json!({ "secret": secret.id, "displayName": secret.display_name }))],
+        vec![
+            Change::PutClientSecret(secret.clone()),
+            actor.audit(
+                tenant.id,
+                "app.secret_added",
+                Some(app.app_id),
+                json!({ "secret": secret.id, "displayName": secret.display_name }),
+            ),
+        ],
     )
     .await?;
     Ok((secret, value))
 }
 
-pub async fn delete_client_secret(store: &dyn Store, actor: &Actor, tenant: &Tenant, app_id: Uuid, secret_id: Uuid) -> Result<(), Failure> {
+pub async fn delete_client_secret(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+    secret_id: Uuid,
+) -> Result<(), Failure> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;
     if !store.client_secrets(app.id).await?.iter().any(|s| s.id == secret_id) {

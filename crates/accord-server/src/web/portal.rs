@@ -39,7 +39,9 @@ pub fn portal_application(return_to: &str) -> Application {
 /// Only local paths under our pages are allowed as a return target (no open redirect).
 pub fn safe_return_to(raw: Option<&str>) -> String {
     match raw {
-        Some(p) if (p.starts_with("/admin") || p.starts_with("/myapps")) && !p.contains("//") && !p.contains('\\') => p.to_string(),
+        Some(p) if (p.starts_with("/admin") || p.starts_with("/myapps")) && !p.contains("//") && !p.contains('\\') => {
+            p.to_string()
+        }
         _ => "/myapps".to_string(),
     }
 }
@@ -50,7 +52,11 @@ pub struct SignInQuery {
 }
 
 /// `GET /portal/signin?return_to=/admin/...`
-pub async fn portal_sign_in(State(state): State<SharedState>, headers: HeaderMap, Query(q): Query<SignInQuery>) -> Response {
+pub async fn portal_sign_in(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
     let return_to = safe_return_to(q.return_to.as_deref());
     let path = TenantPath::MultiTenant { segment: "organizations" };
     let req = AuthorizeRequest {
@@ -84,7 +90,12 @@ pub struct PortalUser {
 
 impl PortalUser {
     /// Checks a submitted form's CSRF token.
-    pub fn check_csrf(&self, state: &AppState, headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(), Failure> {
+    pub fn check_csrf(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        form: &HashMap<String, String>,
+    ) -> Result<(), Failure> {
         let ok = cookies::get(headers, cookies::CSRF, state.settings.secure_cookies)
             .zip(form.get("csrf"))
             .is_some_and(|(secret, token)| state.keyring.csrf_valid(&secret, token));
