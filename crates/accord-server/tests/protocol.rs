@@ -526,6 +526,23 @@ async fn pkce_mismatch_wrong_redirect_and_missing_consent() {
     let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
     let res = c.get(url).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 302, "SSO session reused");
+    // response_mode=form_post: an auto-submitting form to the redirect URI, allowed by the CSP.
+    let url =
+        authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[("response_mode", "form_post")]);
+    let res = c.get(url).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
+    let html = res.text().await.unwrap();
+    let (action, fields) = form_fields(&html);
+    assert_eq!(action, WEB_REDIRECT);
+    assert!(fields.iter().any(|(k, v)| k == "code" && !v.is_empty()), "{html}");
+    assert!(fields.iter().any(|(k, v)| k == "state" && v == "st-123"));
+    assert!(csp.contains("script-src 'sha256-"), "{csp}");
+    // response_mode=fragment: the code travels after '#'.
+    let url =
+        authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[("response_mode", "fragment")]);
+    let loc = c.get(url).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(&format!("{WEB_REDIRECT}#code=")), "{loc}");
 
     // No grant for this app: the consent prompt (user consent is allowed in Contoso)...
     let url = authorize_url(&server, CONTOSO, UNCONSENTED_APP, "https://other.example/cb", "openid User.Read", &[]);
