@@ -427,6 +427,15 @@ impl Aadsts {
         Self::new(90014, OAuthError::InvalidRequest, format!("{why} Go back to the application and sign in again."))
     }
 
+    /// `{own app id}/.default` from an app that lists no Graph permission (sign-in at least).
+    pub fn token_for_itself_requires_graph(client_id: &str) -> Self {
+        Self::new(
+            90008,
+            OAuthError::InvalidGrant,
+            format!("The user or administrator has not consented to use the application with ID '{client_id}'. At the minimum, the application requires access to Microsoft Graph by specifying the sign-in and read user profile permission (User.Read)."),
+        )
+    }
+
     pub fn admin_consent_not_on_common() -> Self {
         Self::new(
             90130,

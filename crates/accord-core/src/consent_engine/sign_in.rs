@@ -225,6 +225,16 @@ fn resolve_request<'a>(s: &ConsentSnapshot<'a>, r: &mut Rules) -> Result<(Vec<Ta
     let mut issue_for: Option<IssueFor> = None;
     for rr in &req.resources {
         if rr.default && s.client.is_named_by(&rr.resource) {
+            // A token for itself still needs sign-in and profile access to Microsoft Graph.
+            let lists_graph =
+                s.client.required_for(crate::well_known::GRAPH_APP_ID).is_some_and(|g| !g.delegated.is_empty());
+            if !lists_graph {
+                r.fail(
+                    "scope.own_app",
+                    format!("'{app}' asks for a token for itself but lists no Microsoft Graph permission such as User.Read (AADSTS90008)."),
+                );
+                return Err(Aadsts::token_for_itself_requires_graph(&s.client.app_id.to_string()));
+            }
             r.info(
                 "scope.own_app",
                 format!("'{}/.default' names '{app}' itself: it asks for an ID token only, with no access token permissions.", rr.resource),

@@ -828,6 +828,16 @@ fn own_app_default_is_an_id_token_only() {
 }
 
 #[test]
+fn a_token_for_itself_needs_a_graph_permission_90008() {
+    let mut w = World::new();
+    w.grant(ConsentType::AllPrincipals, None, GRAPH_SP, &["openid", "profile"]);
+    w.client.required.retain(|r| r.resource_app_id != GRAPH_APP_ID);
+    let out = w.sign_in(&format!("openid {CLIENT_APP}/.default"));
+    assert_eq!(refused(&out).code, 90008);
+    assert!(rule_text(&out, "scope.own_app").contains("AADSTS90008"));
+}
+
+#[test]
 fn no_resource_means_graph_and_oidc_scopes_need_consent() {
     let mut w = World::new();
     let (perms, ..) = prompted(&w.sign_in("openid profile"));
