@@ -38,6 +38,14 @@ class App:
 
 
 @dataclass(frozen=True)
+class Event:
+    owner: str  # UPN
+    subject: str
+    start: str  # RFC 3339, as written in the scenario
+    end: str
+
+
+@dataclass(frozen=True)
 class World:
     """What interop/scenario.toml declares, as the tests need it."""
 
@@ -45,6 +53,11 @@ class World:
     domain: str
     users: dict[str, User]
     apps: dict[str, App]  # by display name
+    events: tuple[Event, ...] = ()
+
+    def events_of(self, upn: str) -> list[Event]:
+        """The user's events in the order Graph lists them by default (by start)."""
+        return sorted((e for e in self.events if e.owner == upn), key=lambda e: e.start)
 
     @property
     def alice(self) -> User:
@@ -85,7 +98,11 @@ def load_world(path: Path = SCENARIO) -> World:
         )
         for a in tenant.get("app", [])
     }
-    return World(tid=tenant["id"], domain=tenant["domains"][0], users=users, apps=apps)
+    events = tuple(
+        Event(owner=e["owner"], subject=e["subject"], start=e["start"], end=e["end"])
+        for e in tenant.get("event", [])
+    )
+    return World(tid=tenant["id"], domain=tenant["domains"][0], users=users, apps=apps, events=events)
 
 
 
