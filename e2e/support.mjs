@@ -1,0 +1,257 @@
+// Helpers for the browser stories: a fresh Accord + Meeting Insights pair, and Chromium.
+//
+// startPair() starts, in fresh temporary data dirs:
+//   $ACCORD_BIN serve --listen 127.0.0.1:8443 --public-url https://localhost:8443 --data-dir A
+//   demo-vendor --listen 127.0.0.1:9443 --public-url https://localhost:9443 --data-dir V
+//               --accord-url https://localhost:8443 --accord-ca A/tls/ca.pem
+// Accord without --scenario loads the built-in demo world, whose Meeting Insights
+// registration has the fixed redirect URIs https://localhost:9443/..., so the ports are fixed:
+// when 8443 or 9443 is taken, startPair() fails with a message that says so.
+// Each story file starts its own pair, so the files run one at a time (run.mjs passes
+// --test-concurrency=1).
+
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import https from "node:https";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+export const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_ROOT = path.resolve(HERE, "..");
+export const ACCORD = "https://localhost:8443";
+export const VENDOR = "https://localhost:9443";
+export const CLIENT_ID = "3bcad3f8-39bc-495b-b118-04d692e0bb31";
+export const CONTOSO_TENANT = "6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10";
+export const SCREENSHOTS = path.join(HERE, "screenshots");
+export const CHROMIUM = process.env.ACCORD_E2E_CHROMIUM ?? "/usr/bin/chromium";
+export const SUPPORT_PASSWORD = "Passw0rd!vendor-support";
+
+export const password = (upn) => {
+  const [name, domain] = upn.split("@");
+  return `Passw0rd!${domain.split(".")[0]}-${name}`;
+};
+
+function binary(envName, name) {
+  const named = process.env[envName];
+  if (!named) return path.join(REPO_ROOT, "target", "debug", name);
+  return path.isAbsolute(named) ? named : path.resolve(REPO_ROOT, named);
+}
+
+function portFree(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once("error", () => resolve(false));
+    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+  });
+}
+
+function httpsStatus(url, ca) {
+  return new Promise((resolve) => {
+    const req = https.get(url, { ca, timeout: 2000, agent: false }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", () => resolve(0));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function tail(file, lines = 40) {
+  try {
+    return fs.readFileSync(file, "utf8").split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function waitUp(name, url, caPath, child, log, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`${name} exited with ${child.exitCode} before answering:\n${tail(log)}`);
+    }
+    if (fs.existsSync(caPath)) {
+      const status = await httpsStatus(url, fs.readFileSync(caPath));
+      if (status >= 200 && status < 500) return;
+    }
+    if (Date.now() > deadline) throw new Error(`${name} did not answer ${url} in ${timeoutMs} ms:\n${tail(log)}`);
+    await sleep(200);
+  }
+}
+
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith("ACCORD_") && !k.startsWith("DEMO_VENDOR_")) env[k] = v;
+  }
+  return env;
+}
+
+/** Starts Accord (demo world) and Meeting Insights on 8443/9443 in fresh data dirs. */
+export async function startPair(label) {
+  for (const port of [8443, 9443]) {
+    if (!(await portFree(port))) {
+      throw new Error(
+        `port ${port} on 127.0.0.1 is in use: the demo world's redirect URIs are fixed to ` +
+          `https://localhost:9443 (Accord on 8443), so the browser tier needs both ports free ` +
+          `(is a \`demo-vendor demo\` running?)`,
+      );
+    }
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `accord-e2e-${label}-`));
+  const accordDir = path.join(dir, "accord");
+  const vendorDir = path.join(dir, "vendor");
+  const accordLog = path.join(dir, "accord.log");
+  const vendorLog = path.join(dir, "vendor.log");
+  const env = cleanEnv();
+
+  const accordBin = binary("ACCORD_BIN", "accord");
+  const accord = spawn(
+    accordBin,
+    ["serve", "--listen", "127.0.0.1:8443", "--public-url", ACCORD, "--data-dir", accordDir],
+    { env, stdio: ["ignore", fs.openSync(accordLog, "w"), fs.openSync(accordLog, "a")] },
+  );
+  const children = [accord];
+  const stop = async () => {
+    for (const c of children) {
+      if (c.exitCode === null && c.signalCode === null) {
+        c.kill("SIGTERM");
+        await Promise.race([new Promise((r) => c.once("exit", r)), sleep(5000)]);
+        if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+      }
+    }
+  };
+  try {
+    await waitUp("accord", `${ACCORD}/readyz`, path.join(accordDir, "tls", "ca.pem"), accord, accordLog);
+    const vendorBin = binary("DEMO_VENDOR_BIN", "demo-vendor");
+    const vendor = spawn(
+      vendorBin,
+      [
+        "--listen", "127.0.0.1:9443",
+        "--public-url", VENDOR,
+        "--data-dir", vendorDir,
+        "--accord-url", ACCORD,
+        "--accord-ca", path.join(accordDir, "tls", "ca.pem"),
+        "--support-password", SUPPORT_PASSWORD,
+        "--sync-interval", "0",
+      ],
+      { env, stdio: ["ignore", fs.openSync(vendorLog, "w"), fs.openSync(vendorLog, "a")] },
+    );
+    children.push(vendor);
+    await waitUp("demo-vendor", `${VENDOR}/`, path.join(vendorDir, "tls", "ca.pem"), vendor, vendorLog);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return {
+    dir,
+    accordLog,
+    vendorLog,
+    async stop({ keep = false } = {}) {
+      await stop();
+      const logDir = process.env.ACCORD_INTEROP_LOG_DIR;
+      if (logDir) {
+        fs.mkdirSync(logDir, { recursive: true });
+        fs.copyFileSync(accordLog, path.join(logDir, `e2e-${label}-accord.log`));
+        fs.copyFileSync(vendorLog, path.join(logDir, `e2e-${label}-vendor.log`));
+      }
+      if (!keep && process.env.ACCORD_E2E_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Debian's Chromium, headless, with a fresh profile. */
+export async function launchBrowser() {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM} (apt-get install chromium; scripts/test-all does)`);
+  }
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "accord-e2e-chromium-"));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${profile}`,
+    ].filter((a) => !a.startsWith("--user-data-dir")), // playwright makes its own profile dir
+  });
+  const close = browser.close.bind(browser);
+  browser.close = async () => {
+    await close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  };
+  return browser;
+}
+
+/** A story's screenshot counter: every step of every person in it is numbered in order. */
+export function story(name) {
+  return { name, n: 0 };
+}
+
+/**
+ * One person = one browser context (its own cookies, like a private window).
+ * ignoreHTTPSErrors: both servers serve certificates from their own development CAs, made
+ * fresh for each run. This is a test-only browser talking only to local dev servers, so it
+ * skips certificate checks instead of importing the throwaway CAs into an NSS database.
+ * page.shot(step) saves screenshots/<story>-<nn>-<step>.png (full page).
+ */
+export async function person(browser, st) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1000, height: 700 },
+    locale: "en-US",
+  });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20_000);
+  page.st = st;
+  page.shot = async (step) => {
+    const st = page.st;
+    st.n += 1;
+    fs.mkdirSync(SCREENSHOTS, { recursive: true });
+    const file = path.join(SCREENSHOTS, `${st.name}-${String(st.n).padStart(2, "0")}-${step}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    return file;
+  };
+  return page;
+}
+
+/** On Accord's sign-in page: fill in the account and submit (screenshot before submitting). */
+export async function accordSignIn(page, upn, step = "accord-sign-in") {
+  await page.waitForSelector("#login");
+  await page.fill("#login", upn);
+  await page.fill("#passwd", password(upn));
+  await page.shot(step);
+  await Promise.all([page.waitForLoadState(), page.click("form button[type=submit]")]);
+}
+
+/** Text of the page's <main> (for assertions and failure messages). */
+export async function mainText(page) {
+  return (await page.locator("main").first().innerText()).replace(/\s+/g, " ").trim();
+}
+
+/** page.waitForURL, with the page it is on instead and that page's text in the error. */
+export async function waitUrl(page, pattern, timeout = 20_000) {
+  try {
+    await page.waitForURL(pattern, { timeout });
+  } catch (e) {
+    let text = "";
+    try {
+      text = (await page.locator("body").innerText()).replace(/\s+/g, " ").slice(0, 600);
+    } catch {}
+    try {
+      await page.shot("FAILED");
+    } catch {}
+    throw new Error(`expected ${pattern}, but the page is ${page.url()}: ${text}`);
+  }
+}
