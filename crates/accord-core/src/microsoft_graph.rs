@@ -118,6 +118,69 @@ const DELEGATED: &[Delegated] = &[
         admin_text: "Read all transcripts of online meetings",
         user_text: "Read all transcripts of online meetings",
     },
+    Delegated {
+        id: uuid!("06da0dbc-49e2-44d2-8312-53f166ab848a"),
+        value: "Directory.Read.All",
+        admin: true,
+        admin_text: "Read directory data",
+        user_text: "Read directory data",
+    },
+    Delegated {
+        id: uuid!("5f8c59db-677d-491f-a6b8-5f174b11ec1d"),
+        value: "Group.Read.All",
+        admin: true,
+        admin_text: "Read all groups",
+        user_text: "Read all groups",
+    },
+    Delegated {
+        id: uuid!("c79f8feb-a9db-4090-85f9-90d820caa0eb"),
+        value: "Application.Read.All",
+        admin: true,
+        admin_text: "Read applications",
+        user_text: "Read applications",
+    },
+    Delegated {
+        id: uuid!("bdfbf15f-ee85-4955-8675-146e8e5296b5"),
+        value: "Application.ReadWrite.All",
+        admin: true,
+        admin_text: "Read and write all applications",
+        user_text: "Read and write all applications",
+    },
+    Delegated {
+        id: uuid!("41ce6ca6-6826-4807-84f1-1c82854f7ee5"),
+        value: "DelegatedPermissionGrant.ReadWrite.All",
+        admin: true,
+        admin_text: "Manage all delegated permission grants",
+        user_text: "Manage all delegated permission grants",
+    },
+    Delegated {
+        id: uuid!("84bccea3-f856-4a8a-967b-dbe0a3d53a64"),
+        value: "AppRoleAssignment.ReadWrite.All",
+        admin: true,
+        admin_text: "Manage app permission grants and app role assignments",
+        user_text: "Manage app permission grants and app role assignments",
+    },
+    Delegated {
+        id: uuid!("572fea84-0151-49b2-9301-11cb16974376"),
+        value: "Policy.Read.All",
+        admin: true,
+        admin_text: "Read your organization's policies",
+        user_text: "Read your organization's policies",
+    },
+    Delegated {
+        id: uuid!("edd3c878-b384-41fd-95ad-e7407dd775be"),
+        value: "Policy.ReadWrite.Authorization",
+        admin: true,
+        admin_text: "Read and write your organization's authorization policy",
+        user_text: "Read and write your organization's authorization policy",
+    },
+    Delegated {
+        id: uuid!("4d135e65-66b8-41a8-9f8b-081452c91774"),
+        value: "Policy.ReadWrite.ConsentRequest",
+        admin: true,
+        admin_text: "Read and write your organization's consent request policy",
+        user_text: "Read and write your organization's consent request policy",
+    },
 ];
 
 const APPLICATION: &[AppPermission] = &[
@@ -145,6 +208,51 @@ const APPLICATION: &[AppPermission] = &[
         id: uuid!("b8bb2037-6e08-44ac-a4ea-4674e010e2a4"),
         value: "OnlineMeetings.ReadWrite.All",
         text: "Read and create online meetings",
+    },
+    AppPermission {
+        id: uuid!("7ab1d382-f21e-4acd-a863-ba3e13f7da61"),
+        value: "Directory.Read.All",
+        text: "Read directory data",
+    },
+    AppPermission {
+        id: uuid!("5b567255-7703-4780-807c-7be8301ae99b"),
+        value: "Group.Read.All",
+        text: "Read all groups",
+    },
+    AppPermission {
+        id: uuid!("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
+        value: "Application.Read.All",
+        text: "Read all applications",
+    },
+    AppPermission {
+        id: uuid!("1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9"),
+        value: "Application.ReadWrite.All",
+        text: "Read and write all applications",
+    },
+    AppPermission {
+        id: uuid!("8e8e4742-1d95-4f68-9d56-6ee75648c72a"),
+        value: "DelegatedPermissionGrant.ReadWrite.All",
+        text: "Manage all delegated permission grants",
+    },
+    AppPermission {
+        id: uuid!("06b708a9-e830-4db3-a914-8e69da51d44f"),
+        value: "AppRoleAssignment.ReadWrite.All",
+        text: "Manage app permission grants and app role assignments",
+    },
+    AppPermission {
+        id: uuid!("246dd0d5-5bd0-4def-940b-0421030a5b68"),
+        value: "Policy.Read.All",
+        text: "Read your organization's policies",
+    },
+    AppPermission {
+        id: uuid!("fb221be6-99f2-473f-bd32-01c6a0e9ca3b"),
+        value: "Policy.ReadWrite.Authorization",
+        text: "Read and write your organization's authorization policy",
+    },
+    AppPermission {
+        id: uuid!("999f8c63-0a38-4f1b-91fd-ed1947bdd1a9"),
+        value: "Policy.ReadWrite.ConsentRequest",
+        text: "Read and write your organization's consent request policy",
     },
 ];
 
@@ -213,6 +321,26 @@ mod tests {
         assert!(g.scope("User.Read.All").unwrap().admin_consent_required);
         assert_eq!(g.app_role("Calendars.Read").unwrap().id, uuid!("798ee544-9d2d-430c-a058-570e29e34338"));
         assert_eq!(g.app_role("User.Read.All").unwrap().id, uuid!("df021288-bdef-4463-88db-98f22de89214"));
+        for v in [
+            "Directory.Read.All",
+            "Group.Read.All",
+            "Application.Read.All",
+            "Application.ReadWrite.All",
+            "DelegatedPermissionGrant.ReadWrite.All",
+            "AppRoleAssignment.ReadWrite.All",
+            "Policy.Read.All",
+            "Policy.ReadWrite.Authorization",
+            "Policy.ReadWrite.ConsentRequest",
+        ] {
+            assert!(g.scope(v).unwrap().admin_consent_required, "{v} needs an administrator");
+        }
+        assert_eq!(g.scope("Directory.Read.All").unwrap().id, uuid!("06da0dbc-49e2-44d2-8312-53f166ab848a"));
+        assert_eq!(g.app_role("Directory.Read.All").unwrap().id, uuid!("7ab1d382-f21e-4acd-a863-ba3e13f7da61"));
+        // Not Policy.ReadWrite.AuthenticationFlows (edb72de9-…), which is easy to mix up with it.
+        assert_eq!(
+            g.scope("Policy.ReadWrite.Authorization").unwrap().id,
+            uuid!("edd3c878-b384-41fd-95ad-e7407dd775be")
+        );
         assert!(g.is_named_by("https://graph.microsoft.com/"));
         assert!(g.is_named_by("00000003-0000-0000-c000-000000000000"));
         let mut ids: Vec<_> = g.scopes.iter().map(|s| s.id).chain(g.app_roles.iter().map(|r| r.id)).collect();

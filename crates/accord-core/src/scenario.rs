@@ -66,11 +66,33 @@ pub const GRAPH_DELEGATED: &[&str] = &[
     "Calendars.Read.Shared",
     "Calendars.ReadWrite.Shared",
     "OnlineMeetings.Read",
+    "Directory.Read.All",
+    "Group.Read.All",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.Authorization",
+    "Policy.ReadWrite.ConsentRequest",
 ];
 
 /// The Microsoft Graph application permissions (app role values) Accord knows about.
-pub const GRAPH_APPLICATION: &[&str] =
-    &["Calendars.Read", "Calendars.ReadWrite", "User.Read.All", "OnlineMeetings.Read.All"];
+pub const GRAPH_APPLICATION: &[&str] = &[
+    "Calendars.Read",
+    "Calendars.ReadWrite",
+    "User.Read.All",
+    "OnlineMeetings.Read.All",
+    "Directory.Read.All",
+    "Group.Read.All",
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Policy.Read.All",
+    "Policy.ReadWrite.Authorization",
+    "Policy.ReadWrite.ConsentRequest",
+];
 
 /// The permissions Microsoft Graph offers, as far as scenario validation is concerned.
 ///

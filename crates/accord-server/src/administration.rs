@@ -1448,6 +1448,107 @@ pub async fn group_details(
     Ok(GroupDetails { group, direct, nested_users, member_of })
 }
 
+/// The tenant's users, by display name, for Graph directory reads. The caller has checked the
+/// token's permission (Graph lets any delegated caller with a directory-read scope read users,
+/// without a directory role); only the tenant's own objects are ever returned.
+pub async fn directory_users(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<User>, Failure> {
+    let mut users = store.users(tenant_id).await?;
+    users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
+    Ok(users)
+}
+
+/// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
+pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<Group>, Failure> {
+    let mut groups = store.groups(tenant_id).await?;
+    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
+    Ok(groups)
+}
+
+/// A group's members as Graph lists them: users and groups, direct only or transitive (through
+/// nested groups, each group once even in a cycle, never the group itself). `None` when the
+/// group is not one of the tenant's.
+pub async fn directory_group_members(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    group_id: Uuid,
+    transitive: bool,
+) -> Result<Option<(Vec<User>, Vec<Group>)>, Failure> {
+    let Some(group) = store.group(tenant_id, group_id).await? else { return Ok(None) };
+    let mut seen = std::collections::HashSet::from([group.id]);
+    let mut queue = std::collections::VecDeque::from([group.id]);
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    let mut user_ids = std::collections::HashSet::new();
+    while let Some(g) = queue.pop_front() {
+        for m in store.group_members(tenant_id, g).await? {
+            match m.kind {
+                MemberKind::User => {
+                    if user_ids.insert(m.member_id) {
+                        if let Some(u) = store.user(tenant_id, m.member_id).await? {
+                            users.push(u);
+                        }
+                    }
+                }
+                MemberKind::Group => {
+                    if seen.insert(m.member_id) {
+                        if let Some(sub) = store.group(tenant_id, m.member_id).await? {
+                            groups.push(sub);
+                        }
+                        if transitive {
+                            queue.push_back(m.member_id);
+                        }
+                    }
+                }
+            }
+        }
+        if !transitive {
+            break;
+        }
+    }
+    users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
+    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
+    Ok(Some((users, groups)))
+}
+
+/// The tenant's service principals with their applications, by display name (Graph directory
+/// reads; see [`directory_users`]).
+pub async fn directory_service_principals(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<(ServicePrincipal, Option<Application>)>, Failure> {
+    let mut out = Vec::new();
+    for sp in store.service_principals(tenant_id).await? {
+        let app = store.application_by_app_id(sp.app_id).await?;
+        out.push((sp, app));
+    }
+    out.sort_by_key(|(sp, _)| (sp.display_name.to_lowercase(), sp.id));
+    Ok(out)
+}
+
+/// The actor behind a Graph token of `tenant`: the signed-in user with their directory roles, or
+/// the calling application (its service principal in the tenant) with its Graph app roles.
+pub async fn graph_actor(
+    store: &dyn Store,
+    tenant: &Tenant,
+    user_id: Option<Uuid>,
+    client_app_id: Option<Uuid>,
+    app_roles: &[String],
+) -> Result<Actor, Failure> {
+    match user_id {
+        Some(id) => {
+            let user = store.user(tenant.id, id).await?.ok_or_else(|| not_found("The signed-in user"))?;
+            Actor::user(store, user).await
+        }
+        None => {
+            let app_id = client_app_id.ok_or_else(|| invalid("azp", "the token names no application"))?;
+            let sp = store
+                .service_principal_by_app_id(tenant.id, app_id)
+                .await?
+                .ok_or_else(|| not_found("The calling application"))?;
+            Ok(Actor::App { app_id, sp_id: sp.id, permissions: app_roles.to_vec() })
+        }
+    }
+}
+
 /// The audit log, newest first: optionally one app's events, optionally actions starting with
 /// `action_prefix` (e.g. `consent.`), at most `limit`.
 pub async fn audit_log(

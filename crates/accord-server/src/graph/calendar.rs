@@ -31,7 +31,7 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------------
 // Resource descriptions
 
-const USER_SELECT: &[&str] = &[
+pub(super) const USER_SELECT: &[&str] = &[
     "id",
     "businessPhones",
     "displayName",
@@ -238,7 +238,7 @@ const USER_SELF: &[&str] = &[
     "Directory.ReadWrite.All",
     "Directory.AccessAsUser.All",
 ];
-const USER_OTHERS_DELEGATED: &[&str] = &[
+pub(super) const USER_OTHERS_DELEGATED: &[&str] = &[
     "User.ReadBasic.All",
     "User.Read.All",
     "User.ReadWrite.All",
@@ -246,10 +246,10 @@ const USER_OTHERS_DELEGATED: &[&str] = &[
     "Directory.ReadWrite.All",
     "Directory.AccessAsUser.All",
 ];
-const USER_OTHERS_APP: &[&str] =
+pub(super) const USER_OTHERS_APP: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 
-fn user_denied(needed: &str, caller: &Caller) -> GraphError {
+pub(super) fn user_denied(needed: &str, caller: &Caller) -> GraphError {
     let kind = if caller.is_app() { "application" } else { "delegated" };
     GraphError::directory_denied(format!(
         "Insufficient privileges to complete the operation. This operation requires the {kind} permission {needed}, which the access token does not carry."
@@ -313,7 +313,7 @@ impl Collection {
     }
 }
 
-fn json_response(status: StatusCode, body: Value, extra: Option<(HeaderName, HeaderValue)>) -> Response {
+pub(super) fn json_response(status: StatusCode, body: Value, extra: Option<(HeaderName, HeaderValue)>) -> Response {
     let mut res = (status, body.to_string()).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
     if let Some((name, value)) = extra {
@@ -377,7 +377,7 @@ fn split_name(display_name: &str) -> (Value, Value) {
     }
 }
 
-fn user_json(user: &User) -> Value {
+pub(super) fn user_json(user: &User) -> Value {
     let (given, surname) = split_name(&user.display_name);
     json!({
         "id": user.id,

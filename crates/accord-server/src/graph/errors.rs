@@ -133,6 +133,21 @@ impl GraphError {
     }
 }
 
+impl From<crate::protocol::errors::Failure> for GraphError {
+    /// A refusal of the service layer, in Graph's terms: a missing role is a 403, an object that
+    /// is not the tenant's a 404, anything else the caller sent a 400.
+    fn from(f: crate::protocol::errors::Failure) -> Self {
+        match f {
+            crate::protocol::errors::Failure::Protocol(a) => match a.code {
+                90093 => GraphError::directory_denied(a.message),
+                90015 => GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", a.message),
+                _ => GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", a.message),
+            },
+            crate::protocol::errors::Failure::Internal(detail) => GraphError::internal(detail),
+        }
+    }
+}
+
 impl From<StoreError> for GraphError {
     fn from(e: StoreError) -> Self {
         GraphError::internal(e.to_string())

@@ -1,18 +1,23 @@
 //! The Microsoft-Graph-compatible API (`/v1.0/…`): shared error body and request ids
 //! ([`errors`]), the caller from the bearer token ([`auth`]), OData query options ([`odata`]),
-//! time zones ([`timezone`]) and the endpoints ([`calendar`]). See docs/graph-api.md.
+//! time zones ([`timezone`]) and the endpoints ([`calendar`], [`directory`]). See docs/graph-api.md.
 
+pub mod assignments;
 pub mod auth;
 pub mod calendar;
+pub mod directory;
 pub mod errors;
+pub mod grants;
 pub mod odata;
+pub mod policies;
+pub mod service_principals;
 pub mod timezone;
 
 use crate::state::SharedState;
 use auth::Caller;
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{any, delete, get, MethodRouter};
 use axum::{middleware, Router};
 use calendar::{Collection, GraphPath};
 use errors::GraphError;
@@ -22,7 +27,41 @@ use errors::GraphError;
 pub fn routes() -> Router<SharedState> {
     let mut r = Router::new()
         .route("/v1.0/me", get(calendar::me).fallback(method_not_allowed))
-        .route("/v1.0/users/{user}", get(calendar::user).fallback(method_not_allowed));
+        .route("/v1.0/users", get(directory::list_users).fallback(method_not_allowed))
+        .route("/v1.0/users/{user}", get(calendar::user).fallback(method_not_allowed))
+        .route("/v1.0/groups", get(directory::list_groups).fallback(method_not_allowed))
+        .route("/v1.0/groups/{group}", get(directory::get_group).fallback(method_not_allowed))
+        .route("/v1.0/groups/{group}/members", get(directory::group_members).fallback(method_not_allowed))
+        .route("/v1.0/oauth2PermissionGrants", get(grants::list).post(grants::create).fallback(method_not_allowed))
+        .route(
+            "/v1.0/oauth2PermissionGrants/{grant}",
+            get(grants::get).patch(grants::update).delete(grants::delete).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo",
+            get(assignments::list_assigned_to).post(assignments::create).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo/{assignment}",
+            delete(assignments::delete).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignments",
+            get(assignments::list_assignments).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/policies/authorizationPolicy",
+            get(policies::get).patch(policies::update).fallback(method_not_allowed),
+        )
+        .route("/v1.0/servicePrincipals", get(service_principals::list).fallback(method_not_allowed))
+        .route(
+            "/v1.0/servicePrincipals/{sp}",
+            get(service_principals::get).patch(service_principals::update).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/groups/{group}/transitiveMembers",
+            get(directory::group_transitive_members).fallback(method_not_allowed),
+        );
     for prefix in ["/v1.0/me", "/v1.0/users/{user}"] {
         for (segment, collection) in [("events", Collection::Events), ("calendar/events", Collection::CalendarEvents)] {
             r = r
@@ -67,11 +106,32 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
     let mut i = 0;
     while i < segments.len() {
         let s = segments[i].as_str();
-        if !["me", "users", "events", "calendar", "calendarView"].contains(&s) {
+        if ![
+            "me",
+            "users",
+            "events",
+            "calendar",
+            "calendarView",
+            "groups",
+            "members",
+            "transitiveMembers",
+            "servicePrincipals",
+        ]
+        .contains(&s)
+        {
             unknown = segments[i].clone();
             break;
         }
-        i += if s == "users" || s == "events" { 2 } else { 1 };
+        i += if s == "users"
+            || s == "events"
+            || s == "groups"
+            || s == "servicePrincipals"
+            || s == "oauth2PermissionGrants"
+        {
+            2
+        } else {
+            1
+        };
     }
     GraphError::bad_request(format!("Resource not found for the segment '{unknown}'."))
 }

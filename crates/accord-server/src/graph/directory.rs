@@ -1,0 +1,272 @@
+//! Directory objects: `/v1.0/users` (list), `/v1.0/groups`, `/v1.0/groups/{id}`,
+//! `/v1.0/groups/{id}/members` and `/v1.0/groups/{id}/transitiveMembers`. Reads go through the
+//! administration service layer; the permission is the token's (`scp` or `roles`), and only
+//! objects of the token's tenant exist for the caller.
+
+use super::auth::Caller;
+use super::calendar::{json_response, user_denied, user_json, GraphPath, USER_OTHERS_APP, USER_OTHERS_DELEGATED};
+use super::errors::GraphError;
+use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use crate::administration;
+use crate::state::SharedState;
+use accord_core::directory::Group;
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+const USER_FILTER: &[Prop] = &[
+    Prop { path: "id", ty: PropType::String },
+    Prop { path: "displayName", ty: PropType::String },
+    Prop { path: "givenName", ty: PropType::String },
+    Prop { path: "surname", ty: PropType::String },
+    Prop { path: "mail", ty: PropType::String },
+    Prop { path: "userPrincipalName", ty: PropType::String },
+];
+
+const USER_LIST_SPEC: ResourceSpec = ResourceSpec {
+    type_name: "microsoft.graph.user",
+    select: super::calendar::USER_SELECT,
+    filter: USER_FILTER,
+    orderby: &["displayName", "userPrincipalName"],
+    default_top: 100,
+    max_top: 999,
+    skiptoken_paging: true,
+};
+
+const GROUP_SELECT: &[&str] = &[
+    "id",
+    "createdDateTime",
+    "description",
+    "displayName",
+    "groupTypes",
+    "mail",
+    "mailEnabled",
+    "mailNickname",
+    "securityEnabled",
+    "visibility",
+];
+
+const GROUP_FILTER: &[Prop] = &[
+    Prop { path: "id", ty: PropType::String },
+    Prop { path: "displayName", ty: PropType::String },
+    Prop { path: "mailNickname", ty: PropType::String },
+    Prop { path: "securityEnabled", ty: PropType::Bool },
+    Prop { path: "mailEnabled", ty: PropType::Bool },
+];
+
+const GROUP_SPEC: ResourceSpec = ResourceSpec {
+    type_name: "microsoft.graph.group",
+    select: GROUP_SELECT,
+    filter: GROUP_FILTER,
+    orderby: &["displayName"],
+    default_top: 100,
+    max_top: 999,
+    skiptoken_paging: true,
+};
+
+const MEMBER_SELECT: &[&str] = &[
+    "id",
+    "displayName",
+    "userPrincipalName",
+    "mail",
+    "givenName",
+    "surname",
+    "mailNickname",
+    "securityEnabled",
+    "mailEnabled",
+];
+
+const MEMBER_FILTER: &[Prop] = &[
+    Prop { path: "id", ty: PropType::String },
+    Prop { path: "displayName", ty: PropType::String },
+    Prop { path: "userPrincipalName", ty: PropType::String },
+    Prop { path: "mail", ty: PropType::String },
+];
+
+const MEMBER_SPEC: ResourceSpec = ResourceSpec {
+    type_name: "microsoft.graph.directoryObject",
+    select: MEMBER_SELECT,
+    filter: MEMBER_FILTER,
+    orderby: &["displayName"],
+    default_top: 100,
+    max_top: 999,
+    skiptoken_paging: true,
+};
+
+const GROUP_DELEGATED: &[&str] = &[
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const GROUP_APP: &[&str] = &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+
+fn require_users(caller: &Caller) -> Result<(), GraphError> {
+    let (held, needed) = if caller.is_app() {
+        (USER_OTHERS_APP, "User.Read.All")
+    } else {
+        (USER_OTHERS_DELEGATED, "User.ReadBasic.All or User.Read.All")
+    };
+    match caller.first_of(held) {
+        Some(_) => Ok(()),
+        None => Err(user_denied(needed, caller)),
+    }
+}
+
+fn require_groups(caller: &Caller) -> Result<(), GraphError> {
+    let held = if caller.is_app() { GROUP_APP } else { GROUP_DELEGATED };
+    match caller.first_of(held) {
+        Some(_) => Ok(()),
+        None => Err(user_denied("Group.Read.All", caller)),
+    }
+}
+
+pub(super) fn group_json(g: &Group) -> Value {
+    let nickname: String = g.display_name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    json!({
+        "id": g.id,
+        "createdDateTime": null,
+        "description": null,
+        "displayName": g.display_name,
+        "groupTypes": [],
+        "mail": null,
+        "mailEnabled": false,
+        "mailNickname": nickname,
+        "securityEnabled": true,
+        "visibility": null,
+    })
+}
+
+/// A directory object id from the path: 400 when it is not a GUID, as Graph answers.
+pub(super) fn object_id(path: &GraphPath, name: &str) -> Result<Uuid, GraphError> {
+    let raw = path.0.get(name).map(String::as_str).unwrap_or_default();
+    Uuid::parse_str(raw).map_err(|_| {
+        GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("Invalid object identifier '{raw}'."))
+    })
+}
+
+fn with_type(mut v: Value, odata_type: &str) -> Value {
+    if let Value::Object(m) = &mut v {
+        m.insert("@odata.type".into(), json!(odata_type));
+    }
+    v
+}
+
+fn list_response(
+    state: &SharedState,
+    opts: &QueryOptions,
+    items: Vec<Value>,
+    entity_set: &str,
+    path: &str,
+) -> Response {
+    let page = opts.apply(items);
+    let value: Vec<Value> = page
+        .items
+        .iter()
+        .map(|v| {
+            let t = v.get("@odata.type").cloned();
+            let mut p = opts.project(v.clone());
+            if let (Some(t), Value::Object(m)) = (t, &mut p) {
+                m.insert("@odata.type".into(), t);
+            }
+            p
+        })
+        .collect();
+    let public_url = &state.settings.public_url;
+    let body = opts.collection(opts.context(public_url, entity_set), &page, value, public_url, path);
+    json_response(StatusCode::OK, body, None)
+}
+
+/// `GET /v1.0/users`
+pub async fn list_users(
+    State(state): State<SharedState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require_users(&caller)?;
+    let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
+    let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
+    let items = users.iter().map(user_json).collect();
+    Ok(list_response(&state, &opts, items, "users", uri.path()))
+}
+
+/// `GET /v1.0/groups`
+pub async fn list_groups(
+    State(state): State<SharedState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require_groups(&caller)?;
+    let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
+    let groups = administration::directory_groups(state.store.as_ref(), caller.tenant_id).await?;
+    let items = groups.iter().map(group_json).collect();
+    Ok(list_response(&state, &opts, items, "groups", uri.path()))
+}
+
+/// `GET /v1.0/groups/{id}`
+pub async fn get_group(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require_groups(&caller)?;
+    let id = object_id(&path, "group")?;
+    let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
+    let group = administration::directory_groups(state.store.as_ref(), caller.tenant_id)
+        .await?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
+    let mut body = opts.project(group_json(&group));
+    if let Value::Object(m) = &mut body {
+        let context = format!("{}/$entity", opts.context(&state.settings.public_url, "groups"));
+        m.insert("@odata.context".into(), json!(context));
+    }
+    Ok(json_response(StatusCode::OK, body, None))
+}
+
+async fn members(
+    state: SharedState,
+    caller: Caller,
+    path: GraphPath,
+    uri: axum::http::Uri,
+    transitive: bool,
+) -> Result<Response, GraphError> {
+    require_groups(&caller)?;
+    let id = object_id(&path, "group")?;
+    let opts = QueryOptions::parse(uri.query(), &MEMBER_SPEC)?;
+    let (users, groups) =
+        administration::directory_group_members(state.store.as_ref(), caller.tenant_id, id, transitive)
+            .await?
+            .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
+    let items = users
+        .iter()
+        .map(|u| with_type(user_json(u), "#microsoft.graph.user"))
+        .chain(groups.iter().map(|g| with_type(group_json(g), "#microsoft.graph.group")))
+        .collect();
+    Ok(list_response(&state, &opts, items, "directoryObjects", uri.path()))
+}
+
+/// `GET /v1.0/groups/{id}/members`
+pub async fn group_members(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    members(state, caller, path, uri, false).await
+}
+
+/// `GET /v1.0/groups/{id}/transitiveMembers`
+pub async fn group_transitive_members(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    members(state, caller, path, uri, true).await
+}
