@@ -184,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         flow_scope: args.flow_scope.clone(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    server.stop_on_signal(&runtime);
     let results = runtime.block_on(async {
         let mut results = Vec::new();
         let mut workloads = vec![Workload::ClientCredentials, Workload::AuthCodeFlow];

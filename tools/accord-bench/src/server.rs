@@ -67,6 +67,22 @@ impl Server {
         self.child.id()
     }
 
+    /// On Ctrl-C or SIGTERM, stops the server and removes its data dir before exiting (the
+    /// normal path does this in `Drop`, which a signal would skip).
+    pub fn stop_on_signal(&self, runtime: &tokio::runtime::Runtime) {
+        let (pid, data_dir) = (self.child.id().to_string(), self.data_dir.clone());
+        runtime.spawn(async move {
+            let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+            eprintln!("interrupted: stopping accord (pid {pid})");
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let _ = std::fs::remove_dir_all(&data_dir);
+            std::process::exit(130);
+        });
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("server.log")).unwrap_or_default()
     }
