@@ -220,6 +220,13 @@ pub async fn set_service_principal(
 ) -> Result<ServicePrincipal, Failure> {
     authorize(actor, Operation::ManageEnterpriseApps)?;
     let mut sp = service_principal(store, tenant, sp_id).await?;
+    // Microsoft Graph carries the sign-in permissions of every app: disabling it, or
+    // requiring assignment to it, would lock the whole organisation out.
+    if sp.app_id == accord_core::well_known::GRAPH_APP_ID
+        && (enabled == Some(false) || assignment_required == Some(true))
+    {
+        return Err(invalid("accountEnabled", "Microsoft Graph cannot be disabled or restricted to assigned users"));
+    }
     let before = (sp.enabled, sp.assignment_required);
     if let Some(e) = enabled {
         sp.enabled = e;
@@ -2083,5 +2090,19 @@ assignment_required = true
         classify(&w.store, &w.admin, &w.tenant, graph, "User.Read", true).await.unwrap();
         let (_, list) = graph_classifications(&w.store, &w.admin, &w.tenant).await.unwrap();
         assert!(list.iter().any(|(s, low)| s.value == "User.Read" && *low));
+    }
+
+    #[tokio::test]
+    async fn microsoft_graph_cannot_be_disabled_or_restricted() {
+        let w = World::new().await;
+        let graph =
+            w.store.service_principal_by_app_id(CONTOSO, accord_core::well_known::GRAPH_APP_ID).await.unwrap().unwrap();
+        for (enabled, required) in [(Some(false), None), (None, Some(true))] {
+            let err =
+                set_service_principal(&w.store, &w.admin, &w.tenant, graph.id, enabled, required).await.unwrap_err();
+            assert!(matches!(err, Failure::Protocol(ref e) if e.message.contains("Microsoft Graph")), "{err:?}");
+        }
+        let sp = w.store.service_principal(CONTOSO, graph.id).await.unwrap().unwrap();
+        assert!(sp.enabled && !sp.assignment_required);
     }
 }
