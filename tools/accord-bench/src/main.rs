@@ -107,10 +107,10 @@ struct Signing {
     two: Measured,
 }
 
-/// A median over the kept attempts, with every attempt (value, disturbance, kept) for the record.
+/// A median over the kept attempts, with every attempt (value, kept) for the record.
 struct Measured {
     median: f64,
-    attempts: Vec<(f64, f64, bool)>,
+    attempts: Vec<(f64, bool)>,
 }
 
 impl Measured {
@@ -118,7 +118,7 @@ impl Measured {
         let list: Vec<String> = self
             .attempts
             .iter()
-            .map(|(v, _, kept)| if *kept { format!("{v:.0}") } else { format!("~~{v:.0}~~") })
+            .map(|(v, kept)| if *kept { format!("{v:.0}") } else { format!("~~{v:.0}~~") })
             .collect();
         list.join(", ")
     }
@@ -151,7 +151,7 @@ fn measure_signing(args: &Args, processes: u32) -> anyhow::Result<Measured> {
     }
     let kept = keep_least_disturbed(&disturbance, want);
     let median = median(rates.iter().zip(&kept).filter(|(_, k)| **k).map(|(r, _)| *r).collect());
-    let attempts = rates.into_iter().zip(disturbance).zip(kept).map(|((r, d), k)| (r, d, k)).collect();
+    let attempts = rates.into_iter().zip(kept).collect();
     Ok(Measured { median, attempts })
 }
 
