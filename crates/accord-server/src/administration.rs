@@ -483,7 +483,9 @@ pub async fn grant_admin_consent(
     app: &Application,
 ) -> Result<(), Failure> {
     let permissions = admin_consent_preview(store, actor, tenant, app).await?;
-    let Actor::User { user, .. } = actor else { unreachable!("checked by the preview") };
+    let Actor::User { user, .. } = actor else {
+        return Err(forbidden(actor, "granting admin consent (it needs a signed-in administrator)"));
+    };
     let completions = crate::admin_consent_requests::complete_pending_changes(store, tenant, app, user).await?;
     consent::grant(store, tenant, app, Grantee::Organisation { admin: user }, &permissions, completions).await
 }
