@@ -308,6 +308,9 @@ async fn user_consent_then_revocation_marks_the_connection_revoked() {
     let changes: Vec<Change> =
         grants.iter().map(|g| Change::DeleteDelegatedGrant { tenant_id: tid, grant_id: g.id }).collect();
     store.apply(&changes).await.unwrap();
+    // This test wrote from another process: the server's directory cache notices within its
+    // 1 s generation check (accord-store's sql/cache.rs); a write through the server is seen at once.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     // The next refresh is refused for a consent reason: the connection is revoked.
     let e = kit.refresh_now(&key).await.unwrap_err();

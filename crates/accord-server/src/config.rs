@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Sender of notification mails [default: Accord <noreply@host of the public URL>].
     #[arg(long, env = "ACCORD_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// In-memory directory cache: "off", or how many milliseconds may pass before writes made by
+    /// another process on the same database (a replica, the CLI) are seen [default: 1000].
+    #[arg(long, env = "ACCORD_DIRECTORY_CACHE")]
+    pub directory_cache: Option<String>,
     /// Testing knob: milliseconds between runs of the notification outbox [default: 30000].
     #[arg(long, env = "ACCORD_OUTBOX_INTERVAL_MS", hide = true)]
     pub outbox_interval_ms: Option<u64>,
@@ -69,6 +73,7 @@ struct FileConfig {
     log_format: Option<String>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
+    directory_cache: Option<String>,
     outbox_interval_ms: Option<u64>,
 }
 
@@ -100,6 +105,8 @@ pub struct ServeConfig {
     pub smtp: Option<crate::notifications::SmtpSettings>,
     /// How often the notification outbox runs.
     pub outbox_interval: std::time::Duration,
+    /// The store's directory cache (see accord-store's `sql/cache.rs`).
+    pub directory_cache: accord_store::CacheSettings,
 }
 
 impl ServeConfig {
@@ -134,6 +141,7 @@ impl ServeConfig {
             )?),
             None => None,
         };
+        let directory_cache = parse_directory_cache(args.directory_cache.clone().or(file.directory_cache).as_deref())?;
         let outbox_interval_ms = args.outbox_interval_ms.or(file.outbox_interval_ms).unwrap_or(30_000).max(10);
         Ok(ServeConfig {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("accord-data")),
@@ -146,11 +154,26 @@ impl ServeConfig {
             log_format,
             smtp,
             outbox_interval: std::time::Duration::from_millis(outbox_interval_ms),
+            directory_cache,
         })
     }
 
     pub fn secure(&self) -> bool {
         self.public_url.starts_with("https://")
+    }
+}
+
+fn parse_directory_cache(value: Option<&str>) -> anyhow::Result<accord_store::CacheSettings> {
+    let default = accord_store::CacheSettings::default();
+    match value.map(str::trim) {
+        None => Ok(default),
+        Some("off") => Ok(accord_store::CacheSettings { enabled: false, ..default }),
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) if ms <= 60_000 => {
+                Ok(accord_store::CacheSettings { enabled: true, check_interval: std::time::Duration::from_millis(ms) })
+            }
+            _ => bail!("directory_cache must be 'off' or a number of milliseconds up to 60000, not '{ms}'"),
+        },
     }
 }
 
@@ -179,5 +202,20 @@ mod tests {
         assert!(ServeConfig::resolve(&bad).is_err());
         let slash = ServeArgs { public_url: Some("https://id.example.com/".into()), ..Default::default() };
         assert_eq!(ServeConfig::resolve(&slash).unwrap().public_url, "https://id.example.com");
+    }
+
+    #[test]
+    fn directory_cache_setting() {
+        let with = |v: &str| ServeArgs { directory_cache: Some(v.into()), ..Default::default() };
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap().directory_cache;
+        assert!(c.enabled);
+        assert_eq!(c.check_interval, std::time::Duration::from_secs(1));
+        assert!(!ServeConfig::resolve(&with("off")).unwrap().directory_cache.enabled);
+        let zero = ServeConfig::resolve(&with("0")).unwrap().directory_cache;
+        assert!(zero.enabled && zero.check_interval.is_zero());
+        for bad in ["-1", "1s", "60001", ""] {
+            let e = ServeConfig::resolve(&with(bad)).unwrap_err().to_string();
+            assert!(e.contains("directory_cache must be"), "{bad}: {e}");
+        }
     }
 }

@@ -57,6 +57,9 @@ pub async fn track_requests(req: Request, next: Next) -> Response {
 
 pub async fn metrics_endpoint(State(state): State<SharedState>) -> Response {
     metrics::gauge!("accord_store_statements_total").set(state.store.statements_executed() as f64);
+    let (hits, misses) = state.store.directory_cache_counts();
+    metrics::gauge!("accord_directory_cache_reads_total", "result" => "hit").set(hits as f64);
+    metrics::gauge!("accord_directory_cache_reads_total", "result" => "miss").set(misses as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()).into_response()
 }
 

@@ -17,9 +17,11 @@ pub const DEMO_WORLD: &str = include_str!("demo_world.toml");
 pub async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Keyring)> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let store: Arc<dyn Store> = match &config.database_url {
-        Some(url) => Arc::new(SqlStore::connect(url).await.context("connecting to the database")?),
+        Some(url) => {
+            Arc::new(SqlStore::connect_with(url, config.directory_cache).await.context("connecting to the database")?)
+        }
         None => Arc::new(
-            SqlStore::connect_sqlite_file(&config.data_dir.join("accord.db"))
+            SqlStore::connect_sqlite_file_with(&config.data_dir.join("accord.db"), config.directory_cache)
                 .await
                 .context("opening the SQLite store")?,
         ),

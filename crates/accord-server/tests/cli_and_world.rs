@@ -131,8 +131,8 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_reloading_the_world_is_ide
     assert_eq!(store.events_of(contoso, alice, None, None).await.unwrap().len(), 1);
 
     // A third rotation retires the oldest key.
-    let (code, _, _) = accord(&["keys", "rotate", "--data-dir", data_dir.to_str().unwrap()]);
-    assert_eq!(code, 0);
+    let (code, _, err) = accord(&["keys", "rotate", "--data-dir", data_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
     let server = TestServer::start_in(data_dir, &[]);
     let jwks: serde_json::Value = server
         .client()

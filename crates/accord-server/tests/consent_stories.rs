@@ -345,7 +345,7 @@ async fn file_request(server: &TestServer, upn: &str, pw: &str) -> reqwest::Clie
 
 #[tokio::test]
 async fn approval_request_then_approve() {
-    let server = TestServer::start_with(&consent_world());
+    let server = TestServer::start_sharing_store(&consent_world());
     let frank = file_request(&server, "frank@fabrikam.test", "frank-password-1").await;
     // A repeat visit shows the pending request instead of filing another.
     let url = authorize(&server, "fabrikam.test", "openid profile User.Read Calendars.Read", &[]);
@@ -416,7 +416,7 @@ async fn approval_request_then_approve() {
 
 #[tokio::test]
 async fn approval_request_deny_block_and_expiry() {
-    let server = TestServer::start_with(&consent_world());
+    let server = TestServer::start_sharing_store(&consent_world());
     let data = server.data_dir.to_str().unwrap().to_string();
     let store = store_of(&server).await;
     let fab = Uuid::parse_str(FABRIKAM_ID).unwrap();
@@ -497,7 +497,7 @@ async fn approval_request_deny_block_and_expiry() {
 
 #[tokio::test]
 async fn revocation_takes_effect_at_refresh() {
-    let server = TestServer::start_with(&consent_world());
+    let server = TestServer::start_sharing_store(&consent_world());
     let alice = server.client();
     let scope = "openid offline_access User.Read";
     let (_, page) = page_after_sign_in(

@@ -9,7 +9,7 @@ mod records;
 mod sql;
 
 pub use records::*;
-pub use sql::SqlStore;
+pub use sql::{CacheSettings, SqlStore};
 
 use accord_core::consent_records::*;
 use accord_core::directory::*;
@@ -202,4 +202,8 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64>;
     /// Number of SQL statements this store has executed (for benchmarks: queries per flow).
     fn statements_executed(&self) -> u64;
+    /// Reads served by the in-memory directory cache and reads it passed to the database.
+    fn directory_cache_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }

@@ -7,6 +7,7 @@
 //! below, so [`Store::statements_executed`] sees all of them (including BEGIN/COMMIT/ROLLBACK,
 //! but not the per-connection PRAGMAs or migrations).
 
+mod cache;
 mod codec;
 mod consent_workflow;
 mod directory;
@@ -27,6 +28,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use self::cache::CacheSettings;
+use self::cache::{CacheKey, DirectoryCache};
 use self::codec::Cols;
 use crate::{
     AuthCodeRecord, Change, CodeRedemption, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
@@ -57,6 +60,7 @@ struct Inner {
     pool: AnyPool,
     backend: Backend,
     statements: AtomicU64,
+    cache: DirectoryCache,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -69,6 +73,11 @@ impl SqlStore {
     /// Connects to `sqlite://path?mode=rwc` (or any `sqlite:` URL) or `postgres://…` /
     /// `postgresql://…`, and brings the schema up to date.
     pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+        SqlStore::connect_with(url, CacheSettings::default()).await
+    }
+
+    /// [`SqlStore::connect`] with explicit directory-cache settings.
+    pub async fn connect_with(url: &str, cache: CacheSettings) -> StoreResult<SqlStore> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -106,11 +115,19 @@ impl SqlStore {
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Database(format!("database migration failed: {e}")))?;
 
-        Ok(SqlStore { inner: Arc::new(Inner { pool, backend, statements: AtomicU64::new(0) }) })
+        // Like the migrations, this read is not counted: it is part of opening the store.
+        let generation = read_generation(&pool).await?;
+        let cache = DirectoryCache::new(cache, generation);
+        Ok(SqlStore { inner: Arc::new(Inner { pool, backend, statements: AtomicU64::new(0), cache }) })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
     pub async fn connect_sqlite_file(path: &Path) -> StoreResult<SqlStore> {
+        SqlStore::connect_sqlite_file_with(path, CacheSettings::default()).await
+    }
+
+    /// [`SqlStore::connect_sqlite_file`] with explicit directory-cache settings.
+    pub async fn connect_sqlite_file_with(path: &Path, cache: CacheSettings) -> StoreResult<SqlStore> {
         let path = path
             .to_str()
             .ok_or_else(|| StoreError::Database(format!("the database path {} is not valid UTF-8", path.display())))?;
@@ -126,7 +143,7 @@ impl SqlStore {
                 c => escaped.push(c),
             }
         }
-        Self::connect(&format!("sqlite://{escaped}?mode=rwc")).await
+        Self::connect_with(&format!("sqlite://{escaped}?mode=rwc"), cache).await
     }
 
     /// Which database this store talks to: `"sqlite"` or `"postgres"`.
@@ -140,6 +157,28 @@ impl SqlStore {
     /// Closes the pool, waiting for connections to be returned (for tests and shutdown).
     pub async fn close(&self) {
         self.inner.pool.close().await;
+    }
+
+    fn directory_cache(&self) -> &DirectoryCache {
+        &self.inner.cache
+    }
+
+    /// A directory read through the cache (see `sql/cache.rs`): checks the database's write
+    /// generation when due, then serves the cached value or runs `load` and keeps its result.
+    async fn cached<T, F>(&self, key: CacheKey, load: F) -> StoreResult<T>
+    where
+        T: Clone + Send + Sync + 'static,
+        F: std::future::Future<Output = StoreResult<T>>,
+    {
+        let cache = &self.inner.cache;
+        if !cache.enabled() {
+            return load.await;
+        }
+        if cache.claim_generation_check() {
+            self.count();
+            cache.observe_generation(read_generation(self.pool()).await?);
+        }
+        cache.get_or_load(key, load).await
     }
 
     // --- the counting helpers: every statement the store runs goes through one of these ---
@@ -222,6 +261,18 @@ fn conn<'t>(tx: &'t mut Transaction<'static, Any>) -> &'t mut AnyConnection {
     tx
 }
 
+/// The database's write generation: bumped by every `apply` that touches a cached table.
+async fn read_generation<'c, E>(executor: E) -> StoreResult<u64>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let row = sqlx::query("SELECT generation FROM store_generation WHERE id = 1")
+        .fetch_one(executor)
+        .await
+        .map_err(db_err)?;
+    Ok(Cols(&row).int("generation")? as u64)
+}
+
 /// Maps a database error from a read (or a write with no better context).
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     write_err(e, |detail| detail.to_string())
@@ -260,11 +311,11 @@ impl Store for SqlStore {
     }
 
     async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>> {
-        self.get_tenant(id).await
+        self.cached(CacheKey::Tenant(id), self.get_tenant(id)).await
     }
 
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>> {
-        self.get_tenant_by_domain(domain).await
+        self.cached(CacheKey::TenantByDomain(codec::fold(domain)), self.get_tenant_by_domain(domain)).await
     }
 
     async fn tenants(&self) -> StoreResult<Vec<Tenant>> {
@@ -320,11 +371,12 @@ impl Store for SqlStore {
     }
 
     async fn application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>> {
-        self.get_application_by_app_id(app_id).await
+        self.cached(CacheKey::ApplicationByAppId(app_id), self.get_application_by_app_id(app_id)).await
     }
 
     async fn application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>> {
-        self.get_application_by_identifier_uri(uri).await
+        let key = CacheKey::ApplicationByIdentifierUri(codec::identifier_uri_key(uri));
+        self.cached(key, self.get_application_by_identifier_uri(uri)).await
     }
 
     async fn applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>> {
@@ -332,11 +384,11 @@ impl Store for SqlStore {
     }
 
     async fn client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>> {
-        self.list_client_secrets(app_object_id).await
+        self.cached(CacheKey::ClientSecrets(app_object_id), self.list_client_secrets(app_object_id)).await
     }
 
     async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
-        self.get_service_principal(tenant_id, id).await
+        self.cached(CacheKey::ServicePrincipal(tenant_id, id), self.get_service_principal(tenant_id, id)).await
     }
 
     async fn service_principal_by_app_id(
@@ -344,7 +396,8 @@ impl Store for SqlStore {
         tenant_id: Uuid,
         app_id: Uuid,
     ) -> StoreResult<Option<ServicePrincipal>> {
-        self.get_service_principal_by_app_id(tenant_id, app_id).await
+        let key = CacheKey::ServicePrincipalByAppId(tenant_id, app_id);
+        self.cached(key, self.get_service_principal_by_app_id(tenant_id, app_id)).await
     }
 
     async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>> {
@@ -364,7 +417,8 @@ impl Store for SqlStore {
         tenant_id: Uuid,
         client_sp_id: Uuid,
     ) -> StoreResult<Vec<DelegatedGrant>> {
-        self.list_delegated_grants_of_client(tenant_id, client_sp_id).await
+        let key = CacheKey::DelegatedGrantsOfClient(tenant_id, client_sp_id);
+        self.cached(key, self.list_delegated_grants_of_client(tenant_id, client_sp_id)).await
     }
 
     async fn app_role_assignments_to(
@@ -372,7 +426,8 @@ impl Store for SqlStore {
         tenant_id: Uuid,
         resource_sp_id: Uuid,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
-        self.list_app_role_assignments_to(tenant_id, resource_sp_id).await
+        let key = CacheKey::AppRoleAssignmentsTo(tenant_id, resource_sp_id);
+        self.cached(key, self.list_app_role_assignments_to(tenant_id, resource_sp_id)).await
     }
 
     async fn app_role_assignments_of(
@@ -380,7 +435,8 @@ impl Store for SqlStore {
         tenant_id: Uuid,
         principal_id: Uuid,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
-        self.list_app_role_assignments_of(tenant_id, principal_id).await
+        let key = CacheKey::AppRoleAssignmentsOf(tenant_id, principal_id);
+        self.cached(key, self.list_app_role_assignments_of(tenant_id, principal_id)).await
     }
 
     async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>> {
@@ -414,7 +470,8 @@ impl Store for SqlStore {
         tenant_id: Uuid,
         resource_sp_id: Uuid,
     ) -> StoreResult<Vec<PermissionClassification>> {
-        self.list_permission_classifications(tenant_id, resource_sp_id).await
+        let key = CacheKey::PermissionClassifications(tenant_id, resource_sp_id);
+        self.cached(key, self.list_permission_classifications(tenant_id, resource_sp_id)).await
     }
 
     async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
@@ -502,6 +559,10 @@ impl Store for SqlStore {
 
     fn statements_executed(&self) -> u64 {
         self.inner.statements.load(Ordering::Relaxed)
+    }
+
+    fn directory_cache_counts(&self) -> (u64, u64) {
+        self.inner.cache.counts()
     }
 }
 

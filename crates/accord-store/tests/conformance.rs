@@ -153,6 +153,7 @@ conformance! {
         sessions,
         deletes_of_missing_rows_are_ok,
         statements_executed_counts,
+        directory_cache_sees_local_writes_at_once,
         consent_request_round_trip_and_upsert,
         consent_requests_by_app_newest_first,
         expired_consent_requests,
@@ -168,6 +169,7 @@ conformance! {
         unreadable_values_are_database_errors,
         unreadable_consent_workflow_values_are_database_errors,
         reconnecting_keeps_data,
+        directory_cache_sees_other_processes_writes,
     ],
 }
 
@@ -1415,6 +1417,8 @@ mod cases {
 
         s.tenant(t.id).await.unwrap();
         assert_eq!(s.statements_executed(), after_seed + 1, "a tenant read is one statement");
+        s.tenant(t.id).await.unwrap();
+        assert_eq!(s.statements_executed(), after_seed + 1, "a second tenant read comes from the directory cache");
         s.user_by_upn(t.id, &u.upn).await.unwrap();
         assert_eq!(s.statements_executed(), after_seed + 2);
         s.record_failed_sign_in(t.id, u.id).await.unwrap();
@@ -1423,6 +1427,93 @@ mod cases {
         let _ = s.redeem_auth_code("nope", t0()).await;
         assert_eq!(s.statements_executed(), after_seed + 5, "conditional update, then a look-up");
     }
+
+    /// Every read the directory cache serves (sql/cache.rs) reflects a write through the same
+    /// store as soon as `apply` returns.
+    pub async fn directory_cache_sees_local_writes_at_once(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app = application(t.id, "Cached", Some("api://cached"));
+        let sp = service_principal(t.id, &app);
+        let secret = ClientSecret {
+            id: Uuid::new_v4(),
+            app_object_id: app.id,
+            display_name: "ci".into(),
+            hint: "abc".into(),
+            hash: "00ff".repeat(16),
+            created_at: at(5),
+            expires_at: None,
+        };
+        s.apply(&[
+            Change::PutApplication(app.clone()),
+            Change::PutServicePrincipal(sp.clone()),
+            Change::PutClientSecret(secret.clone()),
+        ])
+        .await
+        .unwrap();
+        let read_all = || async {
+            (
+                s.tenant(t.id).await.unwrap(),
+                s.tenant_by_domain("CONTOSO.test").await.unwrap(),
+                s.application_by_app_id(app.app_id).await.unwrap(),
+                s.application_by_identifier_uri("api://cached/").await.unwrap(),
+                s.client_secrets(app.id).await.unwrap(),
+                s.service_principal(t.id, sp.id).await.unwrap(),
+                s.service_principal_by_app_id(t.id, app.app_id).await.unwrap(),
+                s.app_role_assignments_of(t.id, sp.id).await.unwrap(),
+                s.delegated_grants_of_client(t.id, sp.id).await.unwrap(),
+                s.app_role_assignments_to(t.id, sp.id).await.unwrap(),
+                s.permission_classifications(t.id, sp.id).await.unwrap(),
+            )
+        };
+        let first = read_all().await;
+        let before = s.statements_executed();
+        assert_eq!(read_all().await, first);
+        assert_eq!(s.statements_executed(), before, "repeated directory reads are served from the cache");
+        assert_eq!(first.4, vec![secret.clone()]);
+
+        let mut t2 = t.clone();
+        t2.display_name = "Contoso Ltd".into();
+        t2.domains.push("contoso2.test".into());
+        let mut app2 = app.clone();
+        app2.display_name = "Renamed".into();
+        app2.identifier_uri = Some("api://renamed".into());
+        let mut sp2 = sp.clone();
+        sp2.enabled = false;
+        let g = grant(t.id, sp.id, sp.id, Some(u.id));
+        let a = assignment(t.id, sp.id, PrincipalType::ServicePrincipal, sp.id);
+        let low = PermissionClassification {
+            tenant_id: t.id,
+            id: Uuid::new_v4(),
+            resource_sp_id: sp.id,
+            permission_id: app.scopes[0].id,
+            permission_value: app.scopes[0].value.clone(),
+            classification: "low".into(),
+        };
+        s.apply(&[
+            Change::PutPermissionClassification(low.clone()),
+            Change::PutTenant(t2),
+            Change::PutApplication(app2),
+            Change::PutServicePrincipal(sp2),
+            Change::DeleteClientSecret { app_object_id: app.id, secret_id: secret.id },
+            Change::PutDelegatedGrant(g.clone()),
+            Change::PutAppRoleAssignment(a.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.tenant(t.id).await.unwrap().unwrap().display_name, "Contoso Ltd");
+        assert!(s.tenant_by_domain("contoso2.test").await.unwrap().is_some());
+        assert_eq!(s.application_by_app_id(app.app_id).await.unwrap().unwrap().display_name, "Renamed");
+        assert_eq!(s.application_by_identifier_uri("api://cached").await.unwrap(), None);
+        assert!(s.application_by_identifier_uri("API://renamed/").await.unwrap().is_some());
+        assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![]);
+        assert!(!s.service_principal(t.id, sp.id).await.unwrap().unwrap().enabled);
+        assert!(!s.service_principal_by_app_id(t.id, app.app_id).await.unwrap().unwrap().enabled);
+        assert_eq!(s.app_role_assignments_of(t.id, sp.id).await.unwrap(), vec![a.clone()]);
+        assert_eq!(s.app_role_assignments_to(t.id, sp.id).await.unwrap(), vec![a]);
+        assert_eq!(s.permission_classifications(t.id, sp.id).await.unwrap(), vec![low]);
+        assert_eq!(s.delegated_grants_of_client(t.id, sp.id).await.unwrap(), vec![g]);
+    }
+
     // --- consent workflow, classifications, audit, outbox ---
 
     pub async fn consent_request_round_trip_and_upsert(s: &dyn Store) {
@@ -1958,5 +2049,42 @@ mod raw_cases {
         assert_eq!(again.user(t.id, u.id).await.unwrap(), Some(u));
         assert_eq!(again.statements_executed(), 2, "each store counts its own statements");
         again.close().await;
+    }
+
+    /// Another process's writes (a second replica, the CLI) reach this process's directory cache
+    /// at its next generation check: never within the check interval, always after it.
+    pub async fn directory_cache_sees_other_processes_writes(s: &SqlStore, url: &str) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let with_interval =
+            |secs| CacheSettings { enabled: true, check_interval: std::time::Duration::from_secs(secs) };
+        let lazy = SqlStore::connect_with(url, with_interval(3600)).await.unwrap();
+        let eager = SqlStore::connect_with(url, with_interval(0)).await.unwrap();
+        let name = |store: SqlStore| async move { store.tenant(t.id).await.unwrap().unwrap().display_name };
+        assert_eq!(name(lazy.clone()).await, "Contoso");
+        assert_eq!(name(eager.clone()).await, "Contoso");
+
+        let mut renamed = t.clone();
+        renamed.display_name = "Contoso Ltd".into();
+        s.apply(&[Change::PutTenant(renamed)]).await.unwrap();
+        assert_eq!(name(eager.clone()).await, "Contoso Ltd", "a zero interval checks the generation on every read");
+        assert_eq!(name(lazy.clone()).await, "Contoso", "within the interval the write is not seen yet");
+        // A write that touches no cached row leaves the cache alone; one that does empties it.
+        lazy.apply(&[Change::PutUser(user(t.id, "bob@contoso.test"))]).await.unwrap();
+        assert_eq!(name(lazy.clone()).await, "Contoso");
+        lazy.apply(&[Change::PutTenant(tenant("Fabrikam", &["fabrikam.test"]))]).await.unwrap();
+        assert_eq!(name(lazy.clone()).await, "Contoso Ltd");
+        assert_eq!(lazy.user(t.id, u.id).await.unwrap(), Some(u), "users are never cached");
+
+        let off =
+            SqlStore::connect_with(url, CacheSettings { enabled: false, ..CacheSettings::default() }).await.unwrap();
+        let before = off.statements_executed();
+        assert_eq!(name(off.clone()).await, "Contoso Ltd");
+        assert_eq!(name(off.clone()).await, "Contoso Ltd");
+        assert_eq!(off.statements_executed(), before + 2, "with the cache off every read is a statement");
+        let (hits, misses) = lazy.directory_cache_counts();
+        assert!(hits >= 1 && misses >= 2, "hits {hits}, misses {misses}");
+        for store in [lazy, eager, off] {
+            store.close().await;
+        }
     }
 }

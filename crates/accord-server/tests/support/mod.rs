@@ -46,6 +46,16 @@ impl TestServer {
     }
 
     /// A server over an existing data dir, loading the default test world again.
+    /// For tests that write to the server's database from another process (the `accord` CLI,
+    /// a second store): the server's directory cache compares the store's write generation on
+    /// every read (`--directory-cache 0`) instead of once a second, so those writes are seen at
+    /// once.
+    pub fn start_sharing_store(scenario: &Path) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Self::launch(data_dir, scenario, &["--directory-cache", "0"])
+    }
+
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> TestServer {
         Self::launch(data_dir, &world(), extra)
     }

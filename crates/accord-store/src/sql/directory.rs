@@ -190,7 +190,28 @@ impl SqlStore {
                 return Err(e);
             }
         }
-        self.commit(tx).await
+        if !changes.iter().any(Change::touches_directory_cache) {
+            return self.commit(tx).await;
+        }
+        let generation = match self.bump_generation(conn(&mut tx)).await {
+            Ok(generation) => generation,
+            Err(e) => {
+                self.rollback(tx).await;
+                return Err(e);
+            }
+        };
+        self.commit(tx).await?;
+        self.directory_cache().after_local_write(generation);
+        Ok(())
+    }
+
+    /// Tells every process on this database that cached directory rows changed (sql/cache.rs).
+    async fn bump_generation(&self, c: &mut AnyConnection) -> StoreResult<u64> {
+        let q =
+            sqlx::query("UPDATE store_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation");
+        let row = self.fetch_optional(&mut *c, q).await.map_err(db_err)?;
+        let row = row.ok_or_else(|| StoreError::Database("the store_generation row is missing".into()))?;
+        Ok(Cols(&row).int("generation")? as u64)
     }
 
     async fn apply_one(&self, c: &mut AnyConnection, change: &Change) -> StoreResult<()> {
