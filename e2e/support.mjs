@@ -255,3 +255,55 @@ export async function waitUrl(page, pattern, timeout = 20_000) {
     throw new Error(`expected ${pattern}, but the page is ${page.url()}: ${text}`);
   }
 }
+
+// ------------------------------------------------------------------ steps several stories share
+
+/** Vendor support switches an instance's consent mode (Option 2: Contoso to "user_consent"). */
+export async function setInstanceMode(browser, st, instance, mode) {
+  const support = await person(browser, st);
+  await support.goto(`${VENDOR}/support`);
+  await support.fill("#password", SUPPORT_PASSWORD);
+  await support.click("#support-login-button");
+  await support.selectOption(`#mode-${instance}`, mode);
+  await support.shot(`support-${mode.replace(/_/g, "-")}`);
+  await support.click(`#save-mode-${instance}`);
+  const saved = await support.locator(`#instance-${instance}`).getAttribute("data-mode");
+  await support.context().close();
+  if (saved !== mode) throw new Error(`support set ${instance} to ${mode}, the page says ${saved}`);
+}
+
+/**
+ * A Contoso user connects their calendar at Meeting Insights, meets Accord's "Approval
+ * required", writes `reason` and sends the request; resolves on the "Request sent" page.
+ * `page` is the person's existing page (a retry) or a new one.
+ */
+export async function requestApproval(browser, st, upn, reason, page = null) {
+  const who = upn.split("@")[0];
+  const retry = page !== null;
+  page ??= await person(browser, st);
+  await page.goto(`${VENDOR}/signin/contoso`);
+  if (retry) {
+    await page.click("#try-again");
+  } else {
+    await page.locator("#approval-note").waitFor();
+    await page.shot(`${who}-connect`);
+    await page.click("#start-sign-in");
+  }
+  if (await page.locator("#login").count()) await accordSignIn(page, upn, `${who}-accord-sign-in`);
+  await page.getByRole("heading", { name: "Approval required" }).waitFor();
+  await page.fill("#reason", reason);
+  await page.shot(`${who}-approval-required`);
+  await page.getByRole("button", { name: "Request approval" }).click();
+  await page.getByRole("heading", { name: "Request sent" }).waitFor();
+  await page.shot(`${who}-request-sent`);
+  return page;
+}
+
+/** A new window signed in to Accord's portal as `upn`, on `path` (/admin/requests, /myapps ...). */
+export async function portal(browser, st, upn, path) {
+  const page = await person(browser, st);
+  await page.goto(`${ACCORD}/portal/signin?return_to=${encodeURIComponent(path)}`);
+  await accordSignIn(page, upn, `${upn.split("@")[0]}-portal-sign-in`);
+  await waitUrl(page, `${ACCORD}${path}**`);
+  return page;
+}

@@ -4,7 +4,19 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
-import { ACCORD, SUPPORT_PASSWORD, VENDOR, accordSignIn, launchBrowser, mainText, person, startPair, story, waitUrl } from "../support.mjs";
+import {
+  ACCORD,
+  VENDOR,
+  accordSignIn,
+  launchBrowser,
+  mainText,
+  portal,
+  requestApproval,
+  setInstanceMode,
+  startPair,
+  story,
+  waitUrl,
+} from "../support.mjs";
 
 describe("option 2: user consent with approval requests", { concurrency: 1 }, () => {
   let pair, browser;
@@ -23,42 +35,13 @@ describe("option 2: user consent with approval requests", { concurrency: 1 }, ()
   /** Vendor support switches Contoso's instance to User consent (once). */
   async function userConsentMode(st) {
     if (modeSet) return;
-    const support = await person(browser, st);
-    await support.goto(`${VENDOR}/support`);
-    await support.fill("#password", SUPPORT_PASSWORD);
-    await support.click("#support-login-button");
-    await support.selectOption("#mode-contoso", "user_consent");
-    await support.shot("support-user-consent");
-    await support.click("#save-mode-contoso");
-    assert.equal(await support.locator("#instance-contoso").getAttribute("data-mode"), "user_consent");
-    await support.context().close();
+    await setInstanceMode(browser, st, "contoso", "user_consent");
     modeSet = true;
-  }
-
-  /** A user connects their calendar, gets "Approval required" and sends a request. */
-  async function requestApproval(st, upn, reason) {
-    const who = upn.split("@")[0];
-    const page = await person(browser, st);
-    await page.goto(`${VENDOR}/signin/contoso`);
-    await page.locator("#approval-note").waitFor();
-    await page.shot(`${who}-connect`);
-    await page.click("#start-sign-in");
-    await accordSignIn(page, upn, `${who}-accord-sign-in`);
-    await page.getByRole("heading", { name: "Approval required" }).waitFor();
-    await page.fill("#reason", reason);
-    await page.shot(`${who}-approval-required`);
-    await page.getByRole("button", { name: "Request approval" }).click();
-    await page.getByRole("heading", { name: "Request sent" }).waitFor();
-    await page.shot(`${who}-request-sent`);
-    return page;
   }
 
   /** The administrator opens Meeting Insights' pending request in the admin center. */
   async function adminOpensRequest(st) {
-    const admin = await person(browser, st);
-    await admin.goto(`${ACCORD}/portal/signin?return_to=/admin/requests`);
-    await accordSignIn(admin, "admin@contoso.test", "admin-sign-in");
-    await waitUrl(admin, `${ACCORD}/admin/requests**`);
+    const admin = await portal(browser, st, "admin@contoso.test", "/admin/requests");
     await admin.shot("admin-requests");
     await admin.locator("main table a", { hasText: "Meeting Insights" }).first().click();
     return admin;
@@ -67,7 +50,7 @@ describe("option 2: user consent with approval requests", { concurrency: 1 }, ()
   it("a reviewer denies a request with a justification; the user may ask again", async () => {
     const st = story("option2-deny");
     await userConsentMode(st);
-    const carol = await requestApproval(st, "carol@contoso.test", "Carol would like her calendar in Meeting Insights.");
+    const carol = await requestApproval(browser, st, "carol@contoso.test", "Carol would like her calendar in Meeting Insights.");
     const admin = await adminOpensRequest(st);
     assert.match(await mainText(admin), /Carol would like her calendar/);
     const deny = admin.locator("form", { has: admin.getByRole("button", { name: "Deny" }) });
@@ -87,13 +70,34 @@ describe("option 2: user consent with approval requests", { concurrency: 1 }, ()
     if (await carol.locator("#login").count()) await accordSignIn(carol, "carol@contoso.test", "carol-accord-sign-in-again");
     await carol.getByRole("heading", { name: "Approval required" }).waitFor();
     await carol.shot("carol-asks-again");
+    await carol.fill("#reason", "Carol again: the security review is done.");
+    await carol.getByRole("button", { name: "Request approval" }).click();
+    await carol.getByRole("heading", { name: "Request sent" }).waitFor();
+
+    // My Apps: the new request pending, the denied one in the past with the reviewer's reason.
+    await carol.goto(`${ACCORD}/myapps`);
+    if (await carol.locator("#login").count()) await accordSignIn(carol, "carol@contoso.test", "carol-portal-sign-in");
+    await waitUrl(carol, `${ACCORD}/myapps**`);
+    const requests = carol.locator("section", { has: carol.locator("#requests-heading") });
+    const pending = requests.locator("table").first();
+    const past = requests.locator("table").nth(1);
+    assert.match(await pending.innerText(), /Meeting Insights[\s\S]*Carol again: the security review is done/);
+    assert.doesNotMatch(await pending.innerText(), /Carol would like/);
+    const pastText = await past.innerText();
+    assert.match(pastText, /Meeting Insights/);
+    assert.match(pastText, /Denied/);
+    assert.match(pastText, /Not before the security review/);
+    assert.match(pastText, /Carol would like her calendar/);
+    // Nothing was consented, so she has no apps.
+    assert.match(await mainText(carol), /You have no apps yet/);
+    await carol.shot("carol-my-apps-requests");
     await carol.context().close();
   });
 
   it("a user requests approval, the admin approves in the admin center, the user retries and gets in", async () => {
     const st = story("option2");
     await userConsentMode(st);
-    const bob = await requestApproval(st, "bob@contoso.test", "I need my meetings in Meeting Insights for the weekly pipeline review.");
+    const bob = await requestApproval(browser, st, "bob@contoso.test", "I need my meetings in Meeting Insights for the weekly pipeline review.");
 
     // Back at Meeting Insights, the sign-in page offers Try again.
     await bob.goto(`${VENDOR}/signin/contoso`);
@@ -118,5 +122,19 @@ describe("option 2: user consent with approval requests", { concurrency: 1 }, ()
     assert.match(await row.innerText(), /own connection|connected/i);
     assert.ok((await bob.locator("#meetings tr.meeting").count()) > 0, "Bob's meetings are listed");
     await bob.shot("bob-meetings");
+
+    // My Apps: Meeting Insights, because the organisation consented (the approval), with the
+    // delegated permissions it holds; nothing of Bob's own to revoke; his request is past.
+    await bob.goto(`${ACCORD}/myapps`);
+    await waitUrl(bob, `${ACCORD}/myapps**`);
+    const entry = bob.locator("article.app-entry", { hasText: "Meeting Insights" });
+    const text = (await entry.innerText()).replace(/\s+/g, " ");
+    assert.match(text, /organi[sz]ation/i, text);
+    assert.match(text, /Calendars\.Read/, text);
+    assert.match(text, /User\.Read/, text);
+    assert.equal(await entry.locator("form.revoke").count(), 0, "an organisation's consent is not the user's to revoke");
+    const past = bob.locator("section", { has: bob.locator("#requests-heading") }).locator("table").last();
+    assert.match(await past.innerText(), /Meeting Insights[\s\S]*Approved/i);
+    await bob.shot("bob-my-apps");
   });
 });

@@ -43,6 +43,10 @@ export function loadWorld(file = SCENARIO) {
       },
     ]),
   );
+  // Calendar entries, in the order Graph lists a user's events by default (by start).
+  const events = (tenant.event ?? [])
+    .map((e) => ({ owner: e.owner, subject: e.subject, start: e.start, end: e.end }))
+    .sort((x, y) => x.start.localeCompare(y.start));
   const domain = tenant.domains[0];
   const need = (table, key) => {
     if (!table[key]) throw new Error(`${file}: no ${key}`);
@@ -53,6 +57,8 @@ export function loadWorld(file = SCENARIO) {
     domain,
     users,
     apps,
+    events,
+    eventsOf: (upn) => events.filter((e) => e.owner === upn),
     alice: need(users, `alice@${domain}`),
     admin: need(users, `admin@${domain}`),
     confidential: need(apps, "Interop Confidential"),

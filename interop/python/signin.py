@@ -223,3 +223,41 @@ def sign_in(
             resp = session.get(action + sep + urlencode(data), allow_redirects=False, timeout=timeout)
         trail.append(f"{form.method.upper()} {action} [{', '.join(k for k, _ in data)}] -> {resp.status_code}")
     raise AssertionError(f"no redirect to {redirect_uri} after {max_steps} steps\n" + SignInResult(None, resp, trail).describe())
+
+
+def press(
+    session: requests.Session,
+    at: SignInResult,
+    button: str,
+    redirect_uri: str,
+    *,
+    fields: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> SignInResult:
+    """On the page `at` stopped on, submit its form with the button whose name, value or
+    label matches `button` (a regex, case-insensitive), after setting `fields`; then follow
+    redirects on the server until the app's redirect_uri or the next page. For the paths
+    the accept-everything driver above never takes: Cancel on a consent prompt, a
+    justification on "Approval required"."""
+    assert at.page is not None, "nothing to press: " + at.describe()
+    resp = at.page
+    trail = list(at.trail)
+    forms = [f for f in parse_forms(resp.text) if any(re.search(button, " ".join(s), re.I) for s in f.submits)]
+    assert forms, f"no form with a {button!r} button\n" + at.describe()
+    form = forms[0]
+    name, value = next((n, v) for n, v, label in form.submits if re.search(button, f"{n} {v} {label}", re.I))
+    data = [(k, v) for k, v in form.fields if k not in (fields or {})] + list((fields or {}).items())
+    if name:
+        data.append((name, value))
+    action = urljoin(resp.url, form.action) if form.action else resp.url
+    resp = session.post(action, data=data, allow_redirects=False, timeout=timeout)
+    trail.append(f"POST {action} [{', '.join(k for k, _ in data)}] -> {resp.status_code}")
+    server = urlsplit(action).netloc
+    while resp.status_code in (301, 302, 303, 307, 308):
+        loc = urljoin(resp.url, resp.headers.get("Location", ""))
+        if loc.startswith(redirect_uri):
+            return SignInResult(location=loc, page=None, trail=trail)
+        assert urlsplit(loc).netloc == server, f"redirected off the server to {loc}"
+        resp = session.get(loc, allow_redirects=False, timeout=timeout)
+        trail.append(f"GET {loc} -> {resp.status_code}")
+    return SignInResult(location=None, page=resp, trail=trail)

@@ -79,6 +79,18 @@ class World:
     def no_grant(self) -> App:
         return self.apps["Interop No Grant"]
 
+    @property
+    def user_consent(self) -> App:
+        return self.apps["Interop User Consent"]
+
+    @property
+    def assigned(self) -> App:
+        return self.apps["Interop Assigned"]
+
+    @property
+    def admin_only(self) -> App:
+        return self.apps["Interop Admin Only"]
+
 
 def load_world(path: Path = SCENARIO) -> World:
     with open(path, "rb") as f:
@@ -144,13 +156,28 @@ def confidential_app(accord, app: App, *, secret: str | None = None, tenant: str
     )
 
 
-def public_app(accord, app: App, *, tenant: str | None = None) -> msal.PublicClientApplication:
+def public_app(accord, app: App, *, tenant: str | None = None,
+               instance_discovery=False) -> msal.PublicClientApplication:
     return msal.PublicClientApplication(
         app.app_id,
         authority=accord.authority(tenant),
-        instance_discovery=False,
+        instance_discovery=instance_discovery,
         timeout=HTTP_TIMEOUT_S,
     )
+
+
+# The two ways MSAL learns the authority's endpoints, for tests parametrized over both:
+# no instance discovery at all (the tenant's openid-configuration is read directly), or
+# Accord's own /common/discovery/instance (MSAL asks it for the tenant_discovery_endpoint).
+DISCOVERY_MODES = ("instance_discovery=False", "instance_discovery=accord")
+
+
+def instance_discovery(accord, mode: str):
+    """The value of MSAL's `instance_discovery=` argument for one of DISCOVERY_MODES."""
+    if mode == "instance_discovery=False":
+        return False
+    assert mode == "instance_discovery=accord", mode
+    return f"{accord.base}/common/discovery/instance"
 
 
 def refresh_tokens_in_cache(app: msal.ClientApplication) -> list[str]:

@@ -3,7 +3,17 @@
 import pytest
 
 from signin import sign_in
-from support import GRAPH, GRAPH_APP_ID, HTTP_TIMEOUT_S, confidential_app, jwt_payload, refresh_tokens_in_cache, scopes_of
+from support import (
+    DISCOVERY_MODES,
+    GRAPH,
+    GRAPH_APP_ID,
+    HTTP_TIMEOUT_S,
+    confidential_app,
+    instance_discovery,
+    jwt_payload,
+    refresh_tokens_in_cache,
+    scopes_of,
+)
 
 pytestmark = pytest.mark.msal
 
@@ -25,10 +35,14 @@ def _signed_in(accord, cca, app, user, scopes=SCOPES):
     return result
 
 
-def test_auth_code_flow_then_silent_and_refresh(accord):
+@pytest.mark.parametrize("discovery", DISCOVERY_MODES)
+def test_auth_code_flow_then_silent_and_refresh(accord, discovery):
     world = accord.world
     app, alice = world.confidential, world.alice
-    cca = confidential_app(accord, app)
+    cca = confidential_app(accord, app, instance_discovery=instance_discovery(accord, discovery))
+    # Either way MSAL must end up at this tenant's endpoints (with our instance discovery,
+    # through the tenant_discovery_endpoint it answered).
+    assert cca.authority.token_endpoint == accord.token_endpoint(), cca.authority.token_endpoint
     result = _signed_in(accord, cca, app, alice)
 
     idt = result.get("id_token_claims") or {}

@@ -3,7 +3,7 @@
 import msal
 import pytest
 
-from support import GRAPH, GRAPH_APP_ID, jwt_payload, public_app, scopes_of
+from support import DISCOVERY_MODES, GRAPH, GRAPH_APP_ID, instance_discovery, jwt_payload, public_app, scopes_of
 
 pytestmark = [
     pytest.mark.msal,
@@ -18,10 +18,12 @@ def _no_user_realm_lookup():
     msal.authority.Authority._domains_without_user_realm_discovery.add("localhost")
 
 
-def test_ropc_public_client(accord):
+@pytest.mark.parametrize("discovery", DISCOVERY_MODES)
+def test_ropc_public_client(accord, discovery):
     world = accord.world
     app, alice = world.public, world.alice
-    pca = public_app(accord, app)
+    pca = public_app(accord, app, instance_discovery=instance_discovery(accord, discovery))
+    assert pca.authority.token_endpoint == accord.token_endpoint(), pca.authority.token_endpoint
     result = pca.acquire_token_by_username_password(alice.upn, alice.password, scopes=["User.Read"])
     assert "access_token" in result, f"ROPC failed: {result}"
     at = jwt_payload(result["access_token"])
