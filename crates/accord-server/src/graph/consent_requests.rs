@@ -372,7 +372,8 @@ fn reviewer(actor: Actor) -> Result<User, GraphError> {
     }
 }
 
-/// The justification of a deny or block, or `None` for approve (which takes none).
+/// The justification of a deny or block (empty when absent: the service layer names it as
+/// missing); approve takes none, and an empty body or `{}`.
 fn justification(decision: Decision, body: Result<Bytes, BytesRejection>) -> Result<String, GraphError> {
     let empty_body = matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace));
     if decision == Decision::Approve && empty_body {
