@@ -181,6 +181,27 @@ const DELEGATED: &[Delegated] = &[
         admin_text: "Read and write your organization's consent request policy",
         user_text: "Read and write your organization's consent request policy",
     },
+    Delegated {
+        id: uuid!("2672f8bb-fd5e-42e0-85e1-ec764dd2614e"),
+        value: "Policy.ReadWrite.PermissionGrant",
+        admin: true,
+        admin_text: "Manage consent and permission grant policies",
+        user_text: "Manage consent and permission grant policies",
+    },
+    Delegated {
+        id: uuid!("f3bfad56-966e-4590-a536-82ecf548ac1e"),
+        value: "ConsentRequest.Read.All",
+        admin: true,
+        admin_text: "Read consent requests",
+        user_text: "Read consent requests",
+    },
+    Delegated {
+        id: uuid!("497d9dfa-3bd1-481a-baab-90895e54568c"),
+        value: "ConsentRequest.ReadWrite.All",
+        admin: true,
+        admin_text: "Read and write consent requests",
+        user_text: "Read and write consent requests",
+    },
 ];
 
 const APPLICATION: &[AppPermission] = &[
@@ -253,6 +274,21 @@ const APPLICATION: &[AppPermission] = &[
         id: uuid!("999f8c63-0a38-4f1b-91fd-ed1947bdd1a9"),
         value: "Policy.ReadWrite.ConsentRequest",
         text: "Read and write your organization's consent request policy",
+    },
+    AppPermission {
+        id: uuid!("a402ca1c-2696-4531-972d-6e5ee4aa11ea"),
+        value: "Policy.ReadWrite.PermissionGrant",
+        text: "Manage consent and permission grant policies",
+    },
+    AppPermission {
+        id: uuid!("1260ad83-98fb-4785-abbb-d6cc1806fd41"),
+        value: "ConsentRequest.Read.All",
+        text: "Read all consent requests",
+    },
+    AppPermission {
+        id: uuid!("9f1b81a7-0223-4428-bfa4-0bcb5535f27d"),
+        value: "ConsentRequest.ReadWrite.All",
+        text: "Read and write all consent requests",
     },
 ];
 
@@ -331,6 +367,9 @@ mod tests {
             "Policy.Read.All",
             "Policy.ReadWrite.Authorization",
             "Policy.ReadWrite.ConsentRequest",
+            "Policy.ReadWrite.PermissionGrant",
+            "ConsentRequest.Read.All",
+            "ConsentRequest.ReadWrite.All",
         ] {
             assert!(g.scope(v).unwrap().admin_consent_required, "{v} needs an administrator");
         }
@@ -341,6 +380,8 @@ mod tests {
             g.scope("Policy.ReadWrite.Authorization").unwrap().id,
             uuid!("edd3c878-b384-41fd-95ad-e7407dd775be")
         );
+        assert_eq!(g.scope("ConsentRequest.ReadWrite.All").unwrap().id, uuid!("497d9dfa-3bd1-481a-baab-90895e54568c"));
+        assert_eq!(g.app_role("ConsentRequest.Read.All").unwrap().id, uuid!("1260ad83-98fb-4785-abbb-d6cc1806fd41"));
         assert!(g.is_named_by("https://graph.microsoft.com/"));
         assert!(g.is_named_by("00000003-0000-0000-c000-000000000000"));
         let mut ids: Vec<_> = g.scopes.iter().map(|s| s.id).chain(g.app_roles.iter().map(|r| r.id)).collect();

@@ -75,6 +75,9 @@ pub const GRAPH_DELEGATED: &[&str] = &[
     "Policy.Read.All",
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.ConsentRequest",
+    "Policy.ReadWrite.PermissionGrant",
+    "ConsentRequest.Read.All",
+    "ConsentRequest.ReadWrite.All",
 ];
 
 /// The Microsoft Graph application permissions (app role values) Accord knows about.
@@ -92,6 +95,9 @@ pub const GRAPH_APPLICATION: &[&str] = &[
     "Policy.Read.All",
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.ConsentRequest",
+    "Policy.ReadWrite.PermissionGrant",
+    "ConsentRequest.Read.All",
+    "ConsentRequest.ReadWrite.All",
 ];
 
 /// The permissions Microsoft Graph offers, as far as scenario validation is concerned.

@@ -508,6 +508,21 @@ pub async fn set_user_consent(
     Ok(t)
 }
 
+/// The admin consent request settings, for a person who may read the directory or an app
+/// holding a Graph permission that reads or manages them (the Graph read of the policy).
+pub fn request_policy(actor: &Actor, tenant: &Tenant) -> Result<AdminConsentRequestPolicy, Failure> {
+    let app_may_read = match actor {
+        Actor::App { permissions, .. } => ["Policy.Read.All", "Policy.ReadWrite.ConsentRequest"]
+            .iter()
+            .any(|p| permissions.iter().any(|q| q.eq_ignore_ascii_case(p))),
+        Actor::User { .. } => false,
+    };
+    if !app_may_read {
+        authorize(actor, Operation::ReadDirectory)?;
+    }
+    Ok(tenant.admin_consent_requests.clone())
+}
+
 pub async fn set_request_policy(
     store: &dyn Store,
     actor: &Actor,

@@ -5,6 +5,8 @@
 pub mod assignments;
 pub mod auth;
 pub mod calendar;
+pub mod consent_policies;
+pub mod consent_requests;
 pub mod directory;
 pub mod errors;
 pub mod grants;
@@ -61,7 +63,51 @@ pub fn routes() -> Router<SharedState> {
         .route(
             "/v1.0/groups/{group}/transitiveMembers",
             get(directory::group_transitive_members).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/policies/adminConsentRequestPolicy",
+            get(consent_policies::get_request_policy)
+                .patch(consent_policies::update_request_policy)
+                .put(consent_policies::update_request_policy)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications",
+            get(consent_policies::list_classifications)
+                .post(consent_policies::create_classification)
+                .fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications/{classification}",
+            delete(consent_policies::delete_classification).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/identityGovernance/appConsent/appConsentRequests",
+            get(consent_requests::list_apps).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}",
+            get(consent_requests::get_app).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests",
+            get(consent_requests::list_users).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests/{user_request}",
+            get(consent_requests::get_user).fallback(method_not_allowed),
         );
+    // Accord extensions (not in Microsoft Graph): a reviewer decides an app's pending requests.
+    for (action, decision) in [
+        ("accord.approve", consent_requests::Decision::Approve),
+        ("accord.deny", consent_requests::Decision::Deny),
+        ("accord.block", consent_requests::Decision::Block),
+    ] {
+        r = r.route(
+            &format!("/v1.0/identityGovernance/appConsent/appConsentRequests/{{request}}/{action}"),
+            consent_requests::action(decision).fallback(method_not_allowed),
+        );
+    }
     for prefix in ["/v1.0/me", "/v1.0/users/{user}"] {
         for (segment, collection) in [("events", Collection::Events), ("calendar/events", Collection::CalendarEvents)] {
             r = r
@@ -116,6 +162,13 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             "members",
             "transitiveMembers",
             "servicePrincipals",
+            "policies",
+            "adminConsentRequestPolicy",
+            "delegatedPermissionClassifications",
+            "identityGovernance",
+            "appConsent",
+            "appConsentRequests",
+            "userConsentRequests",
         ]
         .contains(&s)
         {
@@ -127,6 +180,9 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             || s == "groups"
             || s == "servicePrincipals"
             || s == "oauth2PermissionGrants"
+            || s == "delegatedPermissionClassifications"
+            || s == "appConsentRequests"
+            || s == "userConsentRequests"
         {
             2
         } else {
