@@ -2,51 +2,45 @@
 // grant is then deleted, and the next refresh must fail the way Entra's does, which msal-node
 // surfaces as InteractionRequiredAuthError (invalid_grant, suberror consent_required, AADSTS65001).
 //
-// Accord has no revoke command yet, so the test revokes in the store itself: it deletes the
-// app's rows of `delegated_grants` in <data-dir>/accord.db (SQLite, WAL) with better-sqlite3
-// while the server runs. Only this test uses "Interop Public", so the others are unaffected.
+// The grant is revoked the way an administrator's script would: an app-only Graph token of
+// "Interop Confidential" (DelegatedPermissionGrant.ReadWrite.All, granted in interop/scenario.toml)
+// lists the public app's oauth2PermissionGrants and deletes them. Only this test uses
+// "Interop Public", so the others are unaffected.
 
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import { test } from "node:test";
 
 import * as msal from "@azure/msal-node";
 
-import { TEST_TIMEOUT_MS, accord, dbPath, jwtPayload, publicApp, recordFetch } from "../support.mjs";
+import { TEST_TIMEOUT_MS, accord, confidentialApp, jwtPayload, publicApp, recordFetch } from "../support.mjs";
 
-let Database = null;
-let noSqlite = null;
-try {
-  Database = (await import("better-sqlite3")).default;
-} catch (e) {
-  noSqlite = `better-sqlite3 is not installed or does not load (${e.message.split("\n")[0]})`;
+/** GETs or DELETEs a Graph path at Accord with `token`; returns the parsed body (or null). */
+async function graph(method, path, token) {
+  const a = accord();
+  const res = await fetch(`${a.base}/v1.0${path}`, { method, headers: { authorization: `Bearer ${token}` } });
+  const text = await res.text();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${text}`);
+  return text ? JSON.parse(text) : null;
 }
 
-function skipReason() {
-  if (noSqlite) return noSqlite;
-  const db = dbPath();
-  if (!db) return "no ACCORD_INTEROP_DATA_DIR: the server's SQLite database is needed to revoke";
-  if (!fs.existsSync(db)) return `${db} does not exist (a server on PostgreSQL?)`;
-  return false;
-}
-
-/** Deletes every delegated grant of `appId`'s service principal in the tenant; returns how many. */
-function revokeDelegatedGrants(tid, appId) {
-  const db = new Database(dbPath(), { fileMustExist: true, timeout: 5000 });
-  try {
-    return db
-      .prepare(
-        `DELETE FROM delegated_grants
-          WHERE tenant_id = ?
-            AND client_sp_id IN (SELECT id FROM service_principals WHERE tenant_id = ? AND app_id = ?)`,
-      )
-      .run(tid, tid, appId).changes;
-  } finally {
-    db.close();
+/** Deletes every delegated grant of `appId`'s service principal through Graph; returns how many. */
+async function revokeDelegatedGrants(appId) {
+  const a = accord();
+  const admin = confidentialApp(a.world.confidential);
+  const { accessToken } = await admin.acquireTokenByClientCredential({
+    scopes: ["https://graph.microsoft.com/.default"],
+  });
+  const sps = await graph("GET", `/servicePrincipals?$filter=${encodeURIComponent(`appId eq '${appId}'`)}`, accessToken);
+  assert.equal(sps.value.length, 1, JSON.stringify(sps));
+  const filter = encodeURIComponent(`clientId eq '${sps.value[0].id}'`);
+  const grants = await graph("GET", `/oauth2PermissionGrants?$filter=${filter}`, accessToken);
+  for (const g of grants.value) {
+    await graph("DELETE", `/oauth2PermissionGrants/${g.id}`, accessToken);
   }
+  return grants.value.length;
 }
 
-test("msal-node refresh after consent is revoked: InteractionRequiredAuthError consent_required", { timeout: TEST_TIMEOUT_MS, skip: skipReason() }, async () => {
+test("msal-node refresh after consent is revoked: InteractionRequiredAuthError consent_required", { timeout: TEST_TIMEOUT_MS }, async () => {
   const a = accord();
   const { public: app, alice } = a.world;
   const scopes = ["User.Read"];
@@ -63,8 +57,8 @@ test("msal-node refresh after consent is revoked: InteractionRequiredAuthError c
   assert.equal(ok.fromCache, false);
   assert.notEqual(ok.accessToken, ropc.accessToken);
 
-  const deleted = revokeDelegatedGrants(a.tid, app.appId);
-  assert.ok(deleted >= 1, `no delegated grant of ${app.appId} found in ${dbPath()}`);
+  const deleted = await revokeDelegatedGrants(app.appId);
+  assert.ok(deleted >= 1, `no delegated grant of ${app.appId} found through Graph`);
 
   const rec = recordFetch();
   try {
