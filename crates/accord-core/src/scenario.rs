@@ -75,6 +75,10 @@ pub const GRAPH_DELEGATED: &[&str] = &[
     "Policy.Read.All",
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.ConsentRequest",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
 ];
 
 /// The Microsoft Graph application permissions (app role values) Accord knows about.
@@ -92,6 +96,10 @@ pub const GRAPH_APPLICATION: &[&str] = &[
     "Policy.Read.All",
     "Policy.ReadWrite.Authorization",
     "Policy.ReadWrite.ConsentRequest",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
 ];
 
 /// The permissions Microsoft Graph offers, as far as scenario validation is concerned.
