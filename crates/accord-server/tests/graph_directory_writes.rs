@@ -611,6 +611,41 @@ async fn directory_roles_read() {
         let (status, body) = g.get(&profile, &path).await;
         assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.Read.Directory");
     }
+    // The same assignments through the unified RBAC API.
+    let (status, body) = g.get(&reader, "/v1.0/roleManagement/directory/roleAssignments").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("#roleManagement/directory/roleAssignments"), "{body}");
+    assert_eq!(body["value"].as_array().unwrap().len(), 3, "admin, PRA and app admin: {body}");
+    let (_, body) = g
+        .get(&reader, &format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{ADMIN}'"))
+        .await;
+    let only = body["value"].as_array().unwrap();
+    assert_eq!(only.len(), 1, "{body}");
+    assert_eq!(only[0]["roleDefinitionId"], GLOBAL_ADMIN_TEMPLATE);
+    assert_eq!(only[0]["directoryScopeId"], "/");
+    assert!(only[0]["id"].as_str().is_some_and(|id| id.ends_with("-1")), "{body}");
+    let (_, body) = g
+        .get(&fabrikam, &format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{ADMIN}'"))
+        .await;
+    assert_eq!(body["value"], json!([]), "Contoso's assignments are not Fabrikam's");
+    let (status, body) = g.get(&profile, "/v1.0/roleManagement/directory/roleAssignments").await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.Read.Directory");
+    let (status, body) =
+        g.get(&reader, "/v1.0/roleManagement/directory/roleAssignments?$filter=principal eq 'x'").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "principal");
+
+    // Unknown segments under the new paths are Graph's 400 naming the segment.
+    for (path, segment) in [
+        (format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}/scopedMembers"), "scopedMembers"),
+        (format!("/v1.0/directoryRoles(roleTemplateId='{GLOBAL_ADMIN_TEMPLATE}')/owners"), "owners"),
+        ("/v1.0/roleManagement/directory/roleDefinitions".to_string(), "roleDefinitions"),
+        (format!("/v1.0/applications(appId='{EXPENSES_API}')/owners"), "owners"),
+        ("/v1.0/applicationTemplates".to_string(), "applicationTemplates"),
+    ] {
+        let (status, body) = g.get(&reader, &path).await;
+        assert_graph_error(status, &body, 400, "BadRequest", &format!("'{segment}'"));
+    }
+
     let (status, body) = g.get(&reader, "/v1.0/directoryRoles/not-a-guid").await;
     assert_graph_error(status, &body, 400, "Request_BadRequest", "not-a-guid");
     let (status, body) = g.get(&reader, "/v1.0/directoryRoles/11111111-2222-4333-8444-555555555555").await;

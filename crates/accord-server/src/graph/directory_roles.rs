@@ -1,9 +1,10 @@
 //! Directory roles as Graph `directoryRole` objects: `GET /v1.0/directoryRoles`,
 //! `GET /v1.0/directoryRoles/{id}` (object or template id) and
 //! `directoryRoles(roleTemplateId='…')`, their `members`, and `members/$ref` to add and remove
-//! users. Accord models four built-in roles, all activated in every tenant; a role's object id
-//! is derived from the tenant and the template id, so it is stable and differs per tenant, as in
-//! Entra. Who may change roles is the administration service layer's rule.
+//! users, and the same assignments read as `roleManagement/directory/roleAssignments`. Accord
+//! models four built-in roles, all activated in every tenant; a role's object id is derived from
+//! the tenant and the template id, so it is stable and differs per tenant, as in Entra. Who may
+//! change roles is the administration service layer's rule.
 
 use super::auth::Caller;
 use super::calendar::{json_response, user_json, GraphPath};
@@ -314,6 +315,60 @@ pub async fn remove_member_by(
     let actor = actor(state, &caller, &tenant).await?;
     administration::set_user_roles(state.store.as_ref(), &actor, &tenant, user.id, roles).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------------------
+// roleManagement/directory/roleAssignments (read only)
+
+const ASSIGNMENT_SELECT: &[&str] = &["id", "directoryScopeId", "principalId", "roleDefinitionId"];
+
+const ASSIGNMENT_FILTER: &[Prop] = &[
+    Prop { path: "id", ty: PropType::String },
+    Prop { path: "principalId", ty: PropType::String },
+    Prop { path: "roleDefinitionId", ty: PropType::String },
+    Prop { path: "directoryScopeId", ty: PropType::String },
+];
+
+const ASSIGNMENT_SPEC: ResourceSpec = ResourceSpec {
+    type_name: "microsoft.graph.unifiedRoleAssignment",
+    select: ASSIGNMENT_SELECT,
+    filter: ASSIGNMENT_FILTER,
+    orderby: &["principalId", "roleDefinitionId"],
+    default_top: 100,
+    max_top: 999,
+    skiptoken_paging: true,
+};
+
+/// A tenant-wide role assignment as `unifiedRoleAssignment`. Its id follows Entra's pattern
+/// (the role definition and principal GUIDs, base64url, then `-1`), so it is stable and says
+/// what it assigns.
+fn assignment_json(user_id: Uuid, role: DirectoryRole) -> Value {
+    use base64::Engine;
+    let mut bytes = role.template_id().to_bytes_le().to_vec();
+    bytes.extend_from_slice(&user_id.to_bytes_le());
+    let id = format!("{}-1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    json!({
+        "id": id,
+        "directoryScopeId": "/",
+        "principalId": user_id,
+        "roleDefinitionId": role.template_id(),
+    })
+}
+
+/// `GET /v1.0/roleManagement/directory/roleAssignments` (`$filter=principalId eq '…'`, …).
+pub async fn role_assignments(
+    State(state): State<SharedState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require_read(&caller)?;
+    let opts = QueryOptions::parse(uri.query(), &ASSIGNMENT_SPEC)?;
+    let items = administration::directory_role_holders(state.store.as_ref(), caller.tenant_id)
+        .await?
+        .iter()
+        .flat_map(|(u, roles)| roles.iter().map(|r| assignment_json(u.id, *r)))
+        .collect();
+    Ok(list_response(&state, &opts, items, "roleManagement/directory/roleAssignments", uri.path()))
 }
 
 #[cfg(test)]

@@ -72,6 +72,10 @@ pub fn routes() -> Router<SharedState> {
             "/v1.0/directoryRoles/{role}/members/{member}/$ref",
             delete(directory_roles::remove_member).fallback(method_not_allowed),
         )
+        .route(
+            "/v1.0/roleManagement/directory/roleAssignments",
+            get(directory_roles::role_assignments).fallback(method_not_allowed),
+        )
         .route("/v1.0/groups/{group}", get(directory::get_group).fallback(method_not_allowed))
         .route("/v1.0/groups/{group}/members", get(directory::group_members).fallback(method_not_allowed))
         .route("/v1.0/oauth2PermissionGrants", get(grants::list).post(grants::create).fallback(method_not_allowed))
@@ -147,7 +151,12 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
     let mut unknown = segments.last().cloned().unwrap_or_default();
     let mut i = 0;
     while i < segments.len() {
-        let s = segments[i].as_str();
+        // `applications(appId='…')` names an entity by key: the collection is known and no id
+        // segment follows it.
+        let (s, keyed) = match segments[i].split_once('(') {
+            Some((name, _)) if segments[i].ends_with(')') => (name, true),
+            _ => (segments[i].as_str(), false),
+        };
         if ![
             "me",
             "users",
@@ -163,19 +172,23 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             "removePassword",
             "directoryRoles",
             "$ref",
+            "roleManagement",
+            "directory",
+            "roleAssignments",
         ]
         .contains(&s)
         {
             unknown = segments[i].clone();
             break;
         }
-        i += if s == "users"
-            || s == "events"
-            || s == "groups"
-            || s == "servicePrincipals"
-            || s == "oauth2PermissionGrants"
-            || s == "applications"
-            || s == "directoryRoles"
+        i += if !keyed
+            && (s == "users"
+                || s == "events"
+                || s == "groups"
+                || s == "servicePrincipals"
+                || s == "oauth2PermissionGrants"
+                || s == "applications"
+                || s == "directoryRoles")
         {
             2
         } else {
