@@ -455,12 +455,13 @@ async fn applications_create_update_and_passwords() {
         let key_id = cred["keyId"].as_str().unwrap().to_string();
         assert_eq!(cred["displayName"], "ci");
         assert_eq!(cred["hint"], &secret[..3]);
-        assert!(
-            cred["endDateTime"]
-                .as_str()
-                .is_some_and(|d| d.starts_with(&(2026 + 2).to_string()) || d.starts_with("2029")),
-            "{cred}"
-        );
+        let end = time::OffsetDateTime::parse(
+            cred["endDateTime"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let lifetime = end - time::OffsetDateTime::now_utc();
+        assert!((729..=730).contains(&lifetime.whole_days()), "two years by default: {cred}");
         let (_, back) = g.get(&token, &format!("/v1.0/applications/{id}")).await;
         assert_eq!(back["passwordCredentials"][0]["keyId"], key_id.as_str());
         assert!(back["passwordCredentials"][0]["secretText"].is_null());
