@@ -202,6 +202,34 @@ const DELEGATED: &[Delegated] = &[
         admin_text: "Read and write consent requests",
         user_text: "Read and write consent requests",
     },
+    Delegated {
+        id: uuid!("204e0828-b5ca-4ad8-b9f3-f32a958e7cc4"),
+        value: "User.ReadWrite.All",
+        admin: true,
+        admin_text: "Read and write all users' full profiles",
+        user_text: "Read and write all users' full profiles",
+    },
+    Delegated {
+        id: uuid!("4e46008b-f24c-477d-8fff-7bb4ec7aafe0"),
+        value: "Group.ReadWrite.All",
+        admin: true,
+        admin_text: "Read and write all groups",
+        user_text: "Read and write all groups",
+    },
+    Delegated {
+        id: uuid!("741c54c3-0c1e-44a1-818b-3f97ab4e8c83"),
+        value: "RoleManagement.Read.Directory",
+        admin: true,
+        admin_text: "Read directory RBAC settings",
+        user_text: "Read directory RBAC settings",
+    },
+    Delegated {
+        id: uuid!("d01b97e9-cbc0-49fe-810a-750afd5527a3"),
+        value: "RoleManagement.ReadWrite.Directory",
+        admin: true,
+        admin_text: "Read and write directory RBAC settings",
+        user_text: "Read and write directory RBAC settings",
+    },
 ];
 
 const APPLICATION: &[AppPermission] = &[
@@ -289,6 +317,26 @@ const APPLICATION: &[AppPermission] = &[
         id: uuid!("9f1b81a7-0223-4428-bfa4-0bcb5535f27d"),
         value: "ConsentRequest.ReadWrite.All",
         text: "Read and write all consent requests",
+    },
+    AppPermission {
+        id: uuid!("741f803b-c850-494e-b5df-cde7c675a1ca"),
+        value: "User.ReadWrite.All",
+        text: "Read and write all users' full profiles",
+    },
+    AppPermission {
+        id: uuid!("62a82d76-70ea-41e2-9197-370581804d09"),
+        value: "Group.ReadWrite.All",
+        text: "Read and write all groups",
+    },
+    AppPermission {
+        id: uuid!("483bed4a-2ad3-4361-a73b-c83ccdbdc53c"),
+        value: "RoleManagement.Read.Directory",
+        text: "Read all directory RBAC settings",
+    },
+    AppPermission {
+        id: uuid!("9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8"),
+        value: "RoleManagement.ReadWrite.Directory",
+        text: "Read and write all directory RBAC settings",
     },
 ];
 
@@ -382,6 +430,37 @@ mod tests {
         );
         assert_eq!(g.scope("ConsentRequest.ReadWrite.All").unwrap().id, uuid!("497d9dfa-3bd1-481a-baab-90895e54568c"));
         assert_eq!(g.app_role("ConsentRequest.Read.All").unwrap().id, uuid!("1260ad83-98fb-4785-abbb-d6cc1806fd41"));
+        // Checked against Microsoft's permissions reference (delegated, application).
+        for (v, delegated, application) in [
+            ("Group.Read.All", "5f8c59db-677d-491f-a6b8-5f174b11ec1d", "5b567255-7703-4780-807c-7be8301ae99b"),
+            ("Application.Read.All", "c79f8feb-a9db-4090-85f9-90d820caa0eb", "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
+            (
+                "DelegatedPermissionGrant.ReadWrite.All",
+                "41ce6ca6-6826-4807-84f1-1c82854f7ee5",
+                "8e8e4742-1d95-4f68-9d56-6ee75648c72a",
+            ),
+            (
+                "AppRoleAssignment.ReadWrite.All",
+                "84bccea3-f856-4a8a-967b-dbe0a3d53a64",
+                "06b708a9-e830-4db3-a914-8e69da51d44f",
+            ),
+            ("User.ReadWrite.All", "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4", "741f803b-c850-494e-b5df-cde7c675a1ca"),
+            ("Group.ReadWrite.All", "4e46008b-f24c-477d-8fff-7bb4ec7aafe0", "62a82d76-70ea-41e2-9197-370581804d09"),
+            (
+                "RoleManagement.Read.Directory",
+                "741c54c3-0c1e-44a1-818b-3f97ab4e8c83",
+                "483bed4a-2ad3-4361-a73b-c83ccdbdc53c",
+            ),
+            (
+                "RoleManagement.ReadWrite.Directory",
+                "d01b97e9-cbc0-49fe-810a-750afd5527a3",
+                "9e3f62cf-ca93-4989-b6ce-bf83c28f9fe8",
+            ),
+        ] {
+            assert_eq!(g.scope(v).unwrap().id, Uuid::parse_str(delegated).unwrap(), "{v} (delegated)");
+            assert!(g.scope(v).unwrap().admin_consent_required, "{v} needs an administrator");
+            assert_eq!(g.app_role(v).unwrap().id, Uuid::parse_str(application).unwrap(), "{v} (application)");
+        }
         assert!(g.is_named_by("https://graph.microsoft.com/"));
         assert!(g.is_named_by("00000003-0000-0000-c000-000000000000"));
         let mut ids: Vec<_> = g.scopes.iter().map(|s| s.id).chain(g.app_roles.iter().map(|r| r.id)).collect();

@@ -78,6 +78,10 @@ pub const GRAPH_DELEGATED: &[&str] = &[
     "Policy.ReadWrite.PermissionGrant",
     "ConsentRequest.Read.All",
     "ConsentRequest.ReadWrite.All",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
 ];
 
 /// The Microsoft Graph application permissions (app role values) Accord knows about.
@@ -98,6 +102,10 @@ pub const GRAPH_APPLICATION: &[&str] = &[
     "Policy.ReadWrite.PermissionGrant",
     "ConsentRequest.Read.All",
     "ConsentRequest.ReadWrite.All",
+    "User.ReadWrite.All",
+    "Group.ReadWrite.All",
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
 ];
 
 /// The permissions Microsoft Graph offers, as far as scenario validation is concerned.

@@ -126,7 +126,9 @@ impl Operation {
             Operation::ReadDirectory => {
                 &["Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Application.Read.All"]
             }
-            Operation::ManageUsers | Operation::ManageGroups => &["Directory.ReadWrite.All"],
+            // Graph's narrower write permissions count as well as Directory.ReadWrite.All.
+            Operation::ManageUsers => &["Directory.ReadWrite.All", "User.ReadWrite.All"],
+            Operation::ManageGroups => &["Directory.ReadWrite.All", "Group.ReadWrite.All"],
             Operation::ManageRoles => &["RoleManagement.ReadWrite.Directory"],
             Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => &["Application.ReadWrite.All"],
             Operation::ManageGrants => &["DelegatedPermissionGrant.ReadWrite.All"],
@@ -696,6 +698,28 @@ pub async fn set_user_enabled(
     apply(
         store,
         vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))],
+    )
+    .await?;
+    Ok(user)
+}
+
+pub async fn rename_user(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    display_name: &str,
+) -> Result<User, Failure> {
+    authorize(actor, Operation::ManageUsers)?;
+    let display_name = valid_name("displayName", display_name)?;
+    let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    user.display_name = display_name;
+    apply(
+        store,
+        vec![
+            Change::PutUser(user.clone()),
+            actor.audit(tenant.id, "user.renamed", None, json!({ "user": user.upn, "displayName": user.display_name })),
+        ],
     )
     .await?;
     Ok(user)
@@ -1531,6 +1555,46 @@ pub async fn directory_group_members(
     users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
     groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
     Ok(Some((users, groups)))
+}
+
+/// One of the tenant's own app registrations as Graph reads it: with its client secrets (hashes
+/// stay inside the server) and when its home service principal was created.
+#[derive(Debug, Clone)]
+pub struct DirectoryApplication {
+    pub app: Application,
+    pub secrets: Vec<ClientSecret>,
+    pub created_at: Option<OffsetDateTime>,
+}
+
+/// The tenant's own app registrations, by display name (Graph directory reads; see
+/// [`directory_users`]). Apps homed in other tenants are never returned: there they are only
+/// service principals.
+pub async fn directory_applications(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<DirectoryApplication>, Failure> {
+    let mut out = Vec::new();
+    for app in store.applications_homed_in(tenant_id).await? {
+        let mut secrets = store.client_secrets(app.id).await?;
+        secrets.sort_by_key(|s| (s.created_at, s.id));
+        let created_at = store.service_principal_by_app_id(tenant_id, app.app_id).await?.map(|sp| sp.created_at);
+        out.push(DirectoryApplication { app, secrets, created_at });
+    }
+    out.sort_by_key(|a| (a.app.display_name.to_lowercase(), a.app.id));
+    Ok(out)
+}
+
+/// The tenant's users who hold a directory role, with their roles, by display name (Graph
+/// `directoryRoles` reads; see [`directory_users`]).
+pub async fn directory_role_holders(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<(User, Vec<DirectoryRole>)>, Failure> {
+    let mut out = Vec::new();
+    for user in directory_users(store, tenant_id).await? {
+        let roles = store.user_roles(tenant_id, user.id).await?;
+        if !roles.is_empty() {
+            out.push((user, roles));
+        }
+    }
+    Ok(out)
 }
 
 /// The tenant's service principals with their applications, by display name (Graph directory

@@ -25,7 +25,7 @@ const USER_FILTER: &[Prop] = &[
     Prop { path: "userPrincipalName", ty: PropType::String },
 ];
 
-const USER_LIST_SPEC: ResourceSpec = ResourceSpec {
+pub(super) const USER_LIST_SPEC: ResourceSpec = ResourceSpec {
     type_name: "microsoft.graph.user",
     select: super::calendar::USER_SELECT,
     filter: USER_FILTER,
@@ -56,7 +56,7 @@ const GROUP_FILTER: &[Prop] = &[
     Prop { path: "mailEnabled", ty: PropType::Bool },
 ];
 
-const GROUP_SPEC: ResourceSpec = ResourceSpec {
+pub(super) const GROUP_SPEC: ResourceSpec = ResourceSpec {
     type_name: "microsoft.graph.group",
     select: GROUP_SELECT,
     filter: GROUP_FILTER,
@@ -85,7 +85,7 @@ const MEMBER_FILTER: &[Prop] = &[
     Prop { path: "mail", ty: PropType::String },
 ];
 
-const MEMBER_SPEC: ResourceSpec = ResourceSpec {
+pub(super) const MEMBER_SPEC: ResourceSpec = ResourceSpec {
     type_name: "microsoft.graph.directoryObject",
     select: MEMBER_SELECT,
     filter: MEMBER_FILTER,
@@ -148,15 +148,15 @@ pub(super) fn object_id(path: &GraphPath, name: &str) -> Result<Uuid, GraphError
     })
 }
 
-fn with_type(mut v: Value, odata_type: &str) -> Value {
+pub(super) fn with_type(mut v: Value, odata_type: &str) -> Value {
     if let Value::Object(m) = &mut v {
         m.insert("@odata.type".into(), json!(odata_type));
     }
     v
 }
 
-fn list_response(
-    state: &SharedState,
+pub(super) fn list_response(
+    state: &crate::state::AppState,
     opts: &QueryOptions,
     items: Vec<Value>,
     entity_set: &str,

@@ -2,14 +2,18 @@
 //! ([`errors`]), the caller from the bearer token ([`auth`]), OData query options ([`odata`]),
 //! time zones ([`timezone`]) and the endpoints ([`calendar`], [`directory`]). See docs/graph-api.md.
 
+pub mod applications;
 pub mod assignments;
 pub mod auth;
 pub mod calendar;
 pub mod consent_policies;
 pub mod consent_requests;
 pub mod directory;
+pub mod directory_roles;
+pub mod directory_writes;
 pub mod errors;
 pub mod grants;
+pub mod keyed;
 pub mod odata;
 pub mod policies;
 pub mod service_principals;
@@ -19,7 +23,7 @@ use crate::state::SharedState;
 use auth::Caller;
 use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
-use axum::routing::{any, delete, get, MethodRouter};
+use axum::routing::{any, delete, get, post, MethodRouter};
 use axum::{middleware, Router};
 use calendar::{Collection, GraphPath};
 use errors::GraphError;
@@ -29,9 +33,51 @@ use errors::GraphError;
 pub fn routes() -> Router<SharedState> {
     let mut r = Router::new()
         .route("/v1.0/me", get(calendar::me).fallback(method_not_allowed))
-        .route("/v1.0/users", get(directory::list_users).fallback(method_not_allowed))
-        .route("/v1.0/users/{user}", get(calendar::user).fallback(method_not_allowed))
-        .route("/v1.0/groups", get(directory::list_groups).fallback(method_not_allowed))
+        .route(
+            "/v1.0/users",
+            get(directory::list_users).post(directory_writes::create_user).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/users/{user}",
+            get(calendar::user).patch(directory_writes::update_user).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/groups",
+            get(directory::list_groups).post(directory_writes::create_group).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/groups/{group}/members/$ref",
+            post(directory_writes::add_group_member).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/groups/{group}/members/{member}/$ref",
+            delete(directory_writes::remove_group_member).fallback(method_not_allowed),
+        )
+        .route("/v1.0/applications", get(applications::list).post(applications::create).fallback(method_not_allowed))
+        .route(
+            "/v1.0/applications/{app}",
+            get(applications::get).patch(applications::update).fallback(method_not_allowed),
+        )
+        .route("/v1.0/applications/{app}/addPassword", post(applications::add_password).fallback(method_not_allowed))
+        .route(
+            "/v1.0/applications/{app}/removePassword",
+            post(applications::remove_password).fallback(method_not_allowed),
+        )
+        .route("/v1.0/directoryRoles", get(directory_roles::list).fallback(method_not_allowed))
+        .route("/v1.0/directoryRoles/{role}", get(directory_roles::get).fallback(method_not_allowed))
+        .route("/v1.0/directoryRoles/{role}/members", get(directory_roles::members).fallback(method_not_allowed))
+        .route(
+            "/v1.0/directoryRoles/{role}/members/$ref",
+            post(directory_roles::add_member).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/directoryRoles/{role}/members/{member}/$ref",
+            delete(directory_roles::remove_member).fallback(method_not_allowed),
+        )
+        .route(
+            "/v1.0/roleManagement/directory/roleAssignments",
+            get(directory_roles::role_assignments).fallback(method_not_allowed),
+        )
         .route("/v1.0/groups/{group}", get(directory::get_group).fallback(method_not_allowed))
         .route("/v1.0/groups/{group}/members", get(directory::group_members).fallback(method_not_allowed))
         .route("/v1.0/oauth2PermissionGrants", get(grants::list).post(grants::create).fallback(method_not_allowed))
@@ -130,7 +176,7 @@ pub fn routes() -> Router<SharedState> {
         }
     }
     r.route("/v1.0", any(unknown_segment))
-        .route("/v1.0/{*rest}", any(unknown_segment))
+        .route("/v1.0/{*rest}", any(keyed::dispatch))
         .layer(middleware::from_fn(errors::context))
 }
 
@@ -151,7 +197,12 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
     let mut unknown = segments.last().cloned().unwrap_or_default();
     let mut i = 0;
     while i < segments.len() {
-        let s = segments[i].as_str();
+        // `applications(appId='…')` names an entity by key: the collection is known and no id
+        // segment follows it.
+        let (s, keyed) = match segments[i].split_once('(') {
+            Some((name, _)) if segments[i].ends_with(')') => (name, true),
+            _ => (segments[i].as_str(), false),
+        };
         if ![
             "me",
             "users",
@@ -169,20 +220,31 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             "appConsent",
             "appConsentRequests",
             "userConsentRequests",
+            "applications",
+            "addPassword",
+            "removePassword",
+            "directoryRoles",
+            "$ref",
+            "roleManagement",
+            "directory",
+            "roleAssignments",
         ]
         .contains(&s)
         {
             unknown = segments[i].clone();
             break;
         }
-        i += if s == "users"
-            || s == "events"
-            || s == "groups"
-            || s == "servicePrincipals"
-            || s == "oauth2PermissionGrants"
-            || s == "delegatedPermissionClassifications"
-            || s == "appConsentRequests"
-            || s == "userConsentRequests"
+        i += if !keyed
+            && (s == "users"
+                || s == "events"
+                || s == "groups"
+                || s == "servicePrincipals"
+                || s == "oauth2PermissionGrants"
+                || s == "applications"
+                || s == "directoryRoles"
+                || s == "delegatedPermissionClassifications"
+                || s == "appConsentRequests"
+                || s == "userConsentRequests")
         {
             2
         } else {

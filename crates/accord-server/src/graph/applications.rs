@@ -1,0 +1,670 @@
+//! App registrations as Graph `application` objects: `GET /v1.0/applications` (with OData),
+//! `GET /v1.0/applications/{id}` and `applications(appId='…')`, `POST` (create), `PATCH`, and
+//! the `addPassword` / `removePassword` actions. Only the caller's tenant's own registrations
+//! exist here (an app homed elsewhere is a service principal of this tenant, not an application).
+//! Every rule is the administration service layer's; this file translates Graph's shapes.
+
+use super::auth::Caller;
+use super::calendar::{json_response, GraphPath};
+use super::errors::GraphError;
+use super::odata::{format_utc, parse_datetime, Prop, PropType, QueryOptions, ResourceSpec};
+use super::service_principals::{actor, json_object, require, tenant};
+use crate::administration::{self, DirectoryApplication};
+use crate::state::{AppState, SharedState};
+use accord_core::directory::{AppRoleMemberType, Application, ClientSecret, RequiredResourceAccess, SignInAudience};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{OriginalUri, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const APP_SELECT: &[&str] = &[
+    "id",
+    "api",
+    "appId",
+    "appRoles",
+    "createdDateTime",
+    "deletedDateTime",
+    "description",
+    "displayName",
+    "identifierUris",
+    "isFallbackPublicClient",
+    "keyCredentials",
+    "passwordCredentials",
+    "publicClient",
+    "publisherDomain",
+    "requiredResourceAccess",
+    "signInAudience",
+    "spa",
+    "tags",
+    "web",
+];
+
+const APP_FILTER: &[Prop] = &[
+    Prop { path: "id", ty: PropType::String },
+    Prop { path: "appId", ty: PropType::String },
+    Prop { path: "displayName", ty: PropType::String },
+    Prop { path: "signInAudience", ty: PropType::String },
+    Prop { path: "publisherDomain", ty: PropType::String },
+    Prop { path: "identifierUris", ty: PropType::Strings },
+    Prop { path: "createdDateTime", ty: PropType::DateTime },
+];
+
+const APP_SPEC: ResourceSpec = ResourceSpec {
+    type_name: "microsoft.graph.application",
+    select: APP_SELECT,
+    filter: APP_FILTER,
+    orderby: &["displayName", "createdDateTime"],
+    default_top: 100,
+    max_top: 999,
+    skiptoken_paging: true,
+};
+
+const READ_DELEGATED: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const READ_APP: &[&str] =
+    &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const WRITE_DELEGATED: &[&str] = &["Application.ReadWrite.All", "Directory.AccessAsUser.All"];
+const WRITE_APP: &[&str] = &["Application.ReadWrite.All"];
+
+/// How a request names an application: its object id (`/applications/{id}`) or its client id
+/// (`/applications(appId='…')`).
+#[derive(Debug, Clone, Copy)]
+pub enum AppKey {
+    ObjectId(Uuid),
+    AppId(Uuid),
+}
+
+impl AppKey {
+    fn matches(self, app: &Application) -> bool {
+        match self {
+            AppKey::ObjectId(id) => app.id == id,
+            AppKey::AppId(id) => app.app_id == id,
+        }
+    }
+
+    fn text(self) -> String {
+        match self {
+            AppKey::ObjectId(id) | AppKey::AppId(id) => id.to_string(),
+        }
+    }
+}
+
+fn secret_json(s: &ClientSecret, secret_text: Option<&str>) -> Value {
+    json!({
+        "customKeyIdentifier": null,
+        "displayName": s.display_name,
+        "endDateTime": s.expires_at.map(format_utc),
+        "hint": s.hint,
+        "keyId": s.id,
+        "secretText": secret_text,
+        "startDateTime": format_utc(s.created_at),
+    })
+}
+
+fn member_types(types: &[AppRoleMemberType]) -> Vec<&'static str> {
+    types
+        .iter()
+        .map(|t| match t {
+            AppRoleMemberType::User => "User",
+            AppRoleMemberType::Application => "Application",
+        })
+        .collect()
+}
+
+/// `requiredResourceAccess` with permission ids: the model keeps values, Graph shows ids, so each
+/// value is looked up on its resource.
+async fn required_json(state: &AppState, app: &Application) -> Result<Vec<Value>, GraphError> {
+    let mut out = Vec::new();
+    for req in &app.required {
+        let resource = if req.resource_app_id == app.app_id {
+            Some(app.clone())
+        } else {
+            state.store.application_by_app_id(req.resource_app_id).await?
+        };
+        let mut access = Vec::new();
+        if let Some(resource) = &resource {
+            access.extend(
+                req.delegated.iter().filter_map(|v| resource.scope(v)).map(|s| json!({"id": s.id, "type": "Scope"})),
+            );
+            access.extend(
+                req.application
+                    .iter()
+                    .filter_map(|v| resource.app_role(v))
+                    .map(|r| json!({"id": r.id, "type": "Role"})),
+            );
+        }
+        out.push(json!({"resourceAppId": req.resource_app_id, "resourceAccess": access}));
+    }
+    Ok(out)
+}
+
+async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: &str) -> Result<Value, GraphError> {
+    let app = &d.app;
+    let (web, public) = if app.public_client {
+        (Vec::new(), app.redirect_uris.clone())
+    } else {
+        (app.redirect_uris.clone(), Vec::new())
+    };
+    let scopes: Vec<Value> = app
+        .scopes
+        .iter()
+        .map(|s| {
+            json!({
+                "adminConsentDescription": s.admin_consent_description,
+                "adminConsentDisplayName": s.admin_consent_display_name,
+                "id": s.id,
+                "isEnabled": true,
+                "type": if s.admin_consent_required { "Admin" } else { "User" },
+                "userConsentDescription": s.user_consent_description,
+                "userConsentDisplayName": s.user_consent_display_name,
+                "value": s.value,
+            })
+        })
+        .collect();
+    let roles: Vec<Value> = app
+        .app_roles
+        .iter()
+        .map(|r| {
+            json!({
+                "allowedMemberTypes": member_types(&r.allowed_member_types),
+                "description": r.description,
+                "displayName": r.display_name,
+                "id": r.id,
+                "isEnabled": true,
+                "origin": "Application",
+                "value": r.value,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "id": app.id,
+        "deletedDateTime": null,
+        "appId": app.app_id,
+        "createdDateTime": d.created_at.map(format_utc),
+        "description": null,
+        "displayName": app.display_name,
+        "identifierUris": app.identifier_uri.iter().collect::<Vec<_>>(),
+        "isFallbackPublicClient": app.public_client,
+        "publisherDomain": publisher_domain,
+        "signInAudience": app.sign_in_audience.entra_value(),
+        "tags": [],
+        "api": {
+            "acceptMappedClaims": null,
+            "knownClientApplications": [],
+            "requestedAccessTokenVersion": 2,
+            "oauth2PermissionScopes": scopes,
+            "preAuthorizedApplications": [],
+        },
+        "appRoles": roles,
+        "keyCredentials": [],
+        "passwordCredentials": d.secrets.iter().map(|s| secret_json(s, None)).collect::<Vec<_>>(),
+        "publicClient": {"redirectUris": public},
+        "requiredResourceAccess": required_json(state, app).await?,
+        "spa": {"redirectUris": []},
+        "web": {
+            "homePageUrl": null,
+            "logoutUrl": null,
+            "redirectUris": web,
+            "implicitGrantSettings": {"enableAccessTokenIssuance": false, "enableIdTokenIssuance": false},
+        },
+    }))
+}
+
+/// The tenant's own registrations, each with its Graph JSON.
+async fn all_apps(state: &AppState, caller: &Caller) -> Result<Vec<(DirectoryApplication, Value)>, GraphError> {
+    let tenant = tenant(state, caller).await?;
+    let mut out = Vec::new();
+    for d in administration::directory_applications(state.store.as_ref(), caller.tenant_id).await? {
+        let v = app_json(state, &d, tenant.default_domain()).await?;
+        out.push((d, v));
+    }
+    Ok(out)
+}
+
+/// One of the tenant's own registrations, or 404 (also for other tenants' apps).
+async fn one_app(state: &AppState, caller: &Caller, key: AppKey) -> Result<(DirectoryApplication, Value), GraphError> {
+    all_apps(state, caller)
+        .await?
+        .into_iter()
+        .find(|(d, _)| key.matches(&d.app))
+        .ok_or_else(|| GraphError::resource_not_found(&key.text()))
+}
+
+fn entity_body(state: &AppState, opts: &QueryOptions, v: Value) -> Value {
+    let mut body = opts.project(v);
+    if let Value::Object(m) = &mut body {
+        let context = format!("{}/$entity", opts.context(&state.settings.public_url, "applications"));
+        m.insert("@odata.context".into(), json!(context));
+    }
+    body
+}
+
+/// The object id from `/applications/{app}`: 400 when it is not a GUID.
+pub fn path_key(path: &GraphPath) -> Result<AppKey, GraphError> {
+    super::directory::object_id(path, "app").map(AppKey::ObjectId)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads
+
+/// `GET /v1.0/applications`
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require(&caller, READ_DELEGATED, READ_APP, "Application.Read.All")?;
+    let opts = QueryOptions::parse(uri.query(), &APP_SPEC)?;
+    let items: Vec<Value> = all_apps(&state, &caller).await?.into_iter().map(|(_, v)| v).collect();
+    let page = opts.apply(items);
+    let value = page.items.iter().map(|v| opts.project(v.clone())).collect();
+    let public_url = &state.settings.public_url;
+    let body = opts.collection(opts.context(public_url, "applications"), &page, value, public_url, uri.path());
+    Ok(json_response(StatusCode::OK, body, None))
+}
+
+/// `GET /v1.0/applications/{id}`
+pub async fn get(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    get_by(&state, caller, path_key(&path), &uri).await
+}
+
+/// `GET /v1.0/applications/{id}` or `applications(appId='…')`.
+pub async fn get_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    uri: &Uri,
+) -> Result<Response, GraphError> {
+    require(&caller, READ_DELEGATED, READ_APP, "Application.Read.All")?;
+    let key = key?;
+    let opts = QueryOptions::parse(uri.query(), &APP_SPEC)?;
+    let (_, v) = one_app(state, &caller, key).await?;
+    Ok(json_response(StatusCode::OK, entity_body(state, &opts, v), None))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request bodies
+
+fn bad(message: impl Into<String>) -> GraphError {
+    GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
+}
+
+fn invalid_value(property: &str) -> GraphError {
+    bad(format!("Invalid value specified for property '{property}' of resource 'Application'."))
+}
+
+fn string_field(m: &Map<String, Value>, name: &str) -> Result<Option<String>, GraphError> {
+    match m.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(invalid_value(name)),
+    }
+}
+
+fn audience(m: &Map<String, Value>) -> Result<Option<SignInAudience>, GraphError> {
+    match string_field(m, "signInAudience")?.as_deref() {
+        None => Ok(None),
+        Some("AzureADMyOrg") => Ok(Some(SignInAudience::SingleOrg)),
+        Some("AzureADMultipleOrgs") => Ok(Some(SignInAudience::MultipleOrgs)),
+        Some(other) => Err(bad(format!(
+            "Invalid value specified for property 'signInAudience' of resource 'Application': '{other}' is not supported (AzureADMyOrg or AzureADMultipleOrgs)."
+        ))),
+    }
+}
+
+/// `redirectUris` of one platform object (`web`, `publicClient`, `spa`): `None` when the
+/// platform or its list is absent.
+fn platform_uris(m: &Map<String, Value>, platform: &str) -> Result<Option<Vec<String>>, GraphError> {
+    let property = format!("{platform}.redirectUris");
+    let Some(p) = m.get(platform) else { return Ok(None) };
+    let Value::Object(p) = p else { return Err(invalid_value(platform)) };
+    for k in p.keys() {
+        if k != "redirectUris" && !k.starts_with("@odata.") {
+            return Err(bad(format!("Property '{platform}.{k}' cannot be set through this API (only {property}).")));
+        }
+    }
+    let Some(list) = p.get("redirectUris") else { return Ok(None) };
+    let Value::Array(list) = list else { return Err(invalid_value(&property)) };
+    let uris: Vec<String> = list
+        .iter()
+        .map(|u| u.as_str().map(str::to_string).ok_or_else(|| invalid_value(&property)))
+        .collect::<Result<_, _>>()?;
+    for u in &uris {
+        administration::valid_redirect_uri(u).map_err(|_| {
+            bad(format!(
+                "Invalid value specified for property '{property}' of resource 'Application': '{u}' must be an absolute https URL without a fragment (http only for localhost)."
+            ))
+        })?;
+    }
+    Ok(Some(uris))
+}
+
+/// `requiredResourceAccess` with ids, in the model's terms (permission values), each id checked
+/// against its resource: a `Scope` must be a delegated permission, a `Role` an app role
+/// applications may hold.
+async fn required_access(
+    state: &AppState,
+    app: &Application,
+    value: &Value,
+) -> Result<Vec<RequiredResourceAccess>, GraphError> {
+    const P: &str = "requiredResourceAccess";
+    let Value::Array(items) = value else { return Err(invalid_value(P)) };
+    let mut out: Vec<RequiredResourceAccess> = Vec::new();
+    for item in items {
+        let resource_app_id = item
+            .get("resourceAppId")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| invalid_value("requiredResourceAccess.resourceAppId"))?;
+        if out.iter().any(|r| r.resource_app_id == resource_app_id) {
+            return Err(bad(format!("Property '{P}' lists the resource {resource_app_id} twice.")));
+        }
+        let resource = if resource_app_id == app.app_id {
+            Some(app.clone())
+        } else {
+            state.store.application_by_app_id(resource_app_id).await?
+        };
+        let Some(resource) = resource else {
+            return Err(bad(format!(
+                "Invalid value specified for property '{P}': there is no resource with the application id {resource_app_id}."
+            )));
+        };
+        let mut req = RequiredResourceAccess { resource_app_id, delegated: Vec::new(), application: Vec::new() };
+        let access = item
+            .get("resourceAccess")
+            .and_then(Value::as_array)
+            .ok_or_else(|| invalid_value("requiredResourceAccess.resourceAccess"))?;
+        for a in access {
+            let id = a
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| invalid_value("requiredResourceAccess.resourceAccess.id"))?;
+            match a.get("type").and_then(Value::as_str) {
+                Some("Scope") => match resource.scopes.iter().find(|s| s.id == id) {
+                    Some(s) => req.delegated.push(s.value.clone()),
+                    None => {
+                        return Err(bad(format!(
+                            "Invalid value specified for property '{P}': {id} is not a delegated permission (Scope) of {}.",
+                            resource.display_name
+                        )))
+                    }
+                },
+                Some("Role") => match resource
+                    .app_role_by_id(id)
+                    .filter(|r| r.allowed_member_types.contains(&AppRoleMemberType::Application))
+                {
+                    Some(r) => req.application.push(r.value.clone()),
+                    None => {
+                        return Err(bad(format!(
+                            "Invalid value specified for property '{P}': {id} is not an application permission (Role) of {}.",
+                            resource.display_name
+                        )))
+                    }
+                },
+                _ => return Err(invalid_value("requiredResourceAccess.resourceAccess.type")),
+            }
+        }
+        out.push(req);
+    }
+    Ok(out)
+}
+
+const WRITABLE: &[&str] = &[
+    "displayName",
+    "signInAudience",
+    "web",
+    "publicClient",
+    "spa",
+    "isFallbackPublicClient",
+    "requiredResourceAccess",
+];
+
+/// Applies a create/update body to `app` (validated; the service layer validates again).
+async fn apply_body(state: &AppState, mut app: Application, m: &Map<String, Value>) -> Result<Application, GraphError> {
+    if let Some(k) = m.keys().find(|k| !WRITABLE.contains(&k.as_str()) && !k.starts_with("@odata.")) {
+        return Err(bad(format!("Property '{k}' cannot be set through this API (only {}).", WRITABLE.join(", "))));
+    }
+    if let Some(name) = string_field(m, "displayName")? {
+        app.display_name = name;
+    }
+    if let Some(a) = audience(m)? {
+        app.sign_in_audience = a;
+    }
+    match m.get("isFallbackPublicClient") {
+        None | Some(Value::Null) => {}
+        Some(Value::Bool(b)) => app.public_client = *b,
+        Some(_) => return Err(invalid_value("isFallbackPublicClient")),
+    }
+    // Accord keeps one list of redirect URIs per app: a public client's are `publicClient`'s,
+    // any other app's `web`'s. Single-page apps are not modelled.
+    if platform_uris(m, "spa")?.is_some_and(|u| !u.is_empty()) {
+        return Err(bad(
+            "Property 'spa.redirectUris' is not supported: Accord does not model single-page app redirect URIs.",
+        ));
+    }
+    let (own, other, other_name) = if app.public_client {
+        (platform_uris(m, "publicClient")?, platform_uris(m, "web")?, "web.redirectUris")
+    } else {
+        (platform_uris(m, "web")?, platform_uris(m, "publicClient")?, "publicClient.redirectUris")
+    };
+    if other.as_ref().is_some_and(|u| !u.is_empty()) {
+        let why =
+            if app.public_client { "a public client (isFallbackPublicClient true)" } else { "not a public client" };
+        return Err(bad(format!(
+            "Invalid value specified for property '{other_name}': this application is {why}, so its redirect URIs are set through {}.",
+            if app.public_client { "publicClient.redirectUris" } else { "web.redirectUris" }
+        )));
+    }
+    if let Some(uris) = own {
+        app.redirect_uris = uris;
+    }
+    if let Some(v) = m.get("requiredResourceAccess") {
+        app.required = required_access(state, &app, v).await?;
+    }
+    Ok(app)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+/// `POST /v1.0/applications`: a registration homed in the caller's tenant (with its service
+/// principal there, as the portal does). 201 with the application.
+pub async fn create(
+    State(state): State<SharedState>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let m = json_object(body)?;
+    let name = string_field(&m, "displayName")?
+        .ok_or_else(|| bad("A value is required for property 'displayName' of resource 'Application'."))?;
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    administration::authorize(&actor, administration::Operation::ManageAppRegistrations)?;
+    // Everything is validated on a draft first, so a refused body creates nothing.
+    let draft = Application {
+        id: Uuid::nil(),
+        app_id: Uuid::nil(),
+        home_tenant_id: tenant.id,
+        display_name: name.clone(),
+        sign_in_audience: SignInAudience::SingleOrg,
+        redirect_uris: Vec::new(),
+        public_client: false,
+        verified_publisher: false,
+        identifier_uri: None,
+        scopes: Vec::new(),
+        app_roles: Vec::new(),
+        required: Vec::new(),
+    };
+    let draft = apply_body(&state, draft, &m).await?;
+    let created =
+        administration::create_application(state.store.as_ref(), &actor, &tenant, &name, draft.sign_in_audience)
+            .await?;
+    if draft.redirect_uris != created.redirect_uris
+        || draft.public_client != created.public_client
+        || draft.required != created.required
+    {
+        let app = Application {
+            redirect_uris: draft.redirect_uris,
+            public_client: draft.public_client,
+            required: draft.required,
+            ..created.clone()
+        };
+        administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;
+    }
+    let (_, v) = one_app(&state, &caller, AppKey::ObjectId(created.id)).await?;
+    let opts = QueryOptions::parse(None, &APP_SPEC)?;
+    Ok(json_response(StatusCode::CREATED, entity_body(&state, &opts, v), None))
+}
+
+/// `PATCH /v1.0/applications/{id}`. 204.
+pub async fn update(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    update_by(&state, caller, path_key(&path), body).await
+}
+
+/// `PATCH` by object id or `applications(appId='…')`.
+pub async fn update_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let key = key?;
+    let m = json_object(body)?;
+    let (d, _) = one_app(state, &caller, key).await?;
+    let app = apply_body(state, d.app, &m).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
+    administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /v1.0/applications/{id}/addPassword`
+pub async fn add_password(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    add_password_by(&state, caller, path_key(&path), body).await
+}
+
+/// The lifetime a `passwordCredential` asks for, in whole days (the service layer's unit):
+/// two years when it names no `endDateTime`, as Graph does.
+fn valid_days(credential: &Map<String, Value>, now: OffsetDateTime) -> Result<u32, GraphError> {
+    const P: &str = "passwordCredential.endDateTime";
+    let end = match credential.get("endDateTime") {
+        None | Some(Value::Null) => return Ok(730),
+        Some(Value::String(s)) => parse_datetime(s).ok_or_else(|| invalid_value(P))?,
+        Some(_) => return Err(invalid_value(P)),
+    };
+    let days = ((end - now).as_seconds_f64() / 86_400.0).round();
+    if !(1.0..=730.0).contains(&days) {
+        return Err(bad(format!(
+            "Invalid value specified for property '{P}': a password credential is valid for 1 day to 2 years."
+        )));
+    }
+    Ok(days as u32)
+}
+
+/// `addPassword` by object id or `applications(appId='…')`: the new `passwordCredential` with its
+/// `secretText`, the only time the secret is ever shown.
+pub async fn add_password_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let key = key?;
+    let m = json_object(body)?;
+    if let Some(k) = m.keys().find(|k| *k != "passwordCredential" && !k.starts_with("@odata.")) {
+        return Err(bad(format!("Property '{k}' does not exist on the addPassword action (only passwordCredential).")));
+    }
+    let credential = match m.get("passwordCredential") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c.clone(),
+        Some(_) => return Err(invalid_value("passwordCredential")),
+    };
+    let name = match credential.get("displayName") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(invalid_value("passwordCredential.displayName")),
+    };
+    let days = valid_days(&credential, OffsetDateTime::now_utc())?;
+    let (d, _) = one_app(state, &caller, key).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
+    let (secret, value) = administration::add_client_secret(
+        state.store.as_ref(),
+        &state.keyring,
+        &actor,
+        &tenant,
+        d.app.app_id,
+        &name,
+        days,
+    )
+    .await?;
+    let mut body = secret_json(&secret, Some(&value));
+    if let Value::Object(m) = &mut body {
+        let context = format!("{}/v1.0/$metadata#microsoft.graph.passwordCredential", state.settings.public_url);
+        m.insert("@odata.context".into(), json!(context));
+    }
+    Ok(json_response(StatusCode::OK, body, None))
+}
+
+/// `POST /v1.0/applications/{id}/removePassword`
+pub async fn remove_password(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    remove_password_by(&state, caller, path_key(&path), body).await
+}
+
+/// `removePassword` by object id or `applications(appId='…')`: `{"keyId"}`. 204.
+pub async fn remove_password_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let key = key?;
+    let m = json_object(body)?;
+    let key_id = match m.get("keyId") {
+        None | Some(Value::Null) => {
+            return Err(bad("A value is required for parameter 'keyId' of the removePassword action."))
+        }
+        Some(Value::String(s)) => Uuid::parse_str(s)
+            .map_err(|_| bad(format!("Invalid value '{s}' for parameter 'keyId': a GUID is required.")))?,
+        Some(_) => return Err(bad("Invalid value for parameter 'keyId': a GUID is required.")),
+    };
+    let (d, _) = one_app(state, &caller, key).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
+    administration::delete_client_secret(state.store.as_ref(), &actor, &tenant, d.app.app_id, key_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,1039 @@
+//! The Graph-compatible directory writes over real HTTPS against a real `accord` process:
+//! app registrations (`applications`), directory roles and their members, and user and group
+//! writes, each with its permission and role checks, tenant isolation, bad input and OData.
+//! Writes are verified by reading back. The world is tests/fixtures/directory_writes_world.toml.
+
+mod support;
+
+use serde_json::{json, Value};
+use std::path::Path;
+use support::*;
+
+const CONTOSO: &str = "eeeeeeee-0000-4000-8000-000000000001";
+const FABRIKAM: &str = "eeeeeeee-0000-4000-8000-000000000002";
+const ALICE: &str = "eeeeeeee-0000-4000-8000-0000000000a1";
+const BOB: &str = "eeeeeeee-0000-4000-8000-0000000000b1";
+const ADMIN: &str = "eeeeeeee-0000-4000-8000-0000000000e1";
+const PRA: &str = "eeeeeeee-0000-4000-8000-0000000000e2";
+const ADMIN_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000001";
+const READER_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000002";
+const PROFILE_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000005";
+const WRITES_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000003", "writes-secret-1");
+const READ_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000004", "read-secret-1");
+const FABRIKAM_WRITER: (&str, &str) = ("ffffffff-0000-4000-8000-000000000002", "fabrikam-writer-1");
+const EXPENSES_API: &str = "eeeeeeee-1111-4000-8000-000000000010";
+const FABRIKAM_PORTAL: &str = "ffffffff-0000-4000-8000-000000000001";
+const GRAPH: &str = "00000003-0000-0000-c000-000000000000";
+const GLOBAL_ADMIN_TEMPLATE: &str = "62e90394-69f5-4237-9190-012177145e10";
+const APP_ADMIN_TEMPLATE: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
+const USER_READ_ID: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
+const USER_READ_ALL_ROLE_ID: &str = "df021288-bdef-4463-88db-98f22de89214";
+
+struct Graph {
+    server: TestServer,
+    c: reqwest::Client,
+}
+
+impl Graph {
+    fn start() -> Graph {
+        let world = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/directory_writes_world.toml");
+        let server = TestServer::start_with(&world);
+        let c = server.client();
+        Graph { server, c }
+    }
+
+    async fn try_token(&self, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let res =
+            self.c.post(self.server.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(form).send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+
+    async fn token(&self, tenant: &str, form: &[(&str, &str)]) -> String {
+        let (_, body) = self.try_token(tenant, form).await;
+        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
+    }
+
+    fn ropc<'a>(app: &'a str, upn: &'a str, password: &'a str) -> [(&'a str, &'a str); 5] {
+        [
+            ("grant_type", "password"),
+            ("client_id", app),
+            ("username", upn),
+            ("password", password),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ]
+    }
+
+    /// A delegated Graph token of a Contoso user by ROPC through a public client.
+    async fn user(&self, app: &str, upn: &str, password: &str) -> String {
+        self.token(CONTOSO, &Self::ropc(app, upn, password)).await
+    }
+
+    async fn admin(&self) -> String {
+        self.user(ADMIN_CONSOLE, "admin@contoso.test", "admin-password-1").await
+    }
+
+    async fn alice(&self) -> String {
+        self.user(ADMIN_CONSOLE, "alice@contoso.test", "alice-password-1").await
+    }
+
+    /// An app-only Graph token by client credentials.
+    async fn app(&self, tenant: &str, (app, secret): (&str, &str)) -> String {
+        self.token(
+            tenant,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", app),
+                ("client_secret", secret),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+        )
+        .await
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect(&text) };
+        (status, body)
+    }
+
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") {
+            path.to_string()
+        } else {
+            self.server.url(path)
+        }
+    }
+
+    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send(self.c.get(self.url(path)).bearer_auth(token)).await
+    }
+
+    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.c.post(self.url(path)).bearer_auth(token).json(&body)).await
+    }
+
+    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.send(self.c.patch(self.url(path)).bearer_auth(token).json(&body)).await
+    }
+
+    async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send(self.c.delete(self.url(path)).bearer_auth(token)).await
+    }
+
+    /// Follows `@odata.nextLink` from `path`; the values of every page, and the page sizes.
+    async fn all_pages(&self, token: &str, path: &str) -> (Vec<Value>, Vec<usize>) {
+        let (mut values, mut sizes) = (Vec::new(), Vec::new());
+        let mut next = Some(path.to_string());
+        while let Some(p) = next.take() {
+            let (status, body) = self.get(token, &p).await;
+            assert_eq!(status, 200, "{body}");
+            let page = body["value"].as_array().unwrap().clone();
+            sizes.push(page.len());
+            values.extend(page);
+            next = body["@odata.nextLink"].as_str().map(String::from);
+            assert!(sizes.len() < 20, "paging does not end");
+        }
+        (values, sizes)
+    }
+
+    /// The object id of one of Contoso's applications, by app id.
+    async fn app_object_id(&self, token: &str, app_id: &str) -> String {
+        let (status, body) = self.get(token, &format!("/v1.0/applications?$filter=appId eq '{app_id}'")).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["value"].as_array().unwrap().len(), 1, "{body}");
+        body["value"][0]["id"].as_str().unwrap().to_string()
+    }
+
+    async fn group_id(&self, token: &str, name: &str) -> String {
+        let (status, body) = self.get(token, &format!("/v1.0/groups?$filter=displayName eq '{name}'")).await;
+        assert_eq!(status, 200, "{body}");
+        body["value"][0]["id"].as_str().unwrap_or_else(|| panic!("no group {name}: {body}")).to_string()
+    }
+
+    /// The display names of a role's members (by template id).
+    async fn role_members(&self, token: &str, template: &str) -> Vec<String> {
+        let (status, body) =
+            self.get(token, &format!("/v1.0/directoryRoles(roleTemplateId='{template}')/members")).await;
+        assert_eq!(status, 200, "{body}");
+        names(body["value"].as_array().unwrap())
+    }
+}
+
+fn names(values: &[Value]) -> Vec<String> {
+    values.iter().map(|v| v["displayName"].as_str().unwrap().to_string()).collect()
+}
+
+fn assert_graph_error(status: u16, body: &Value, want_status: u16, code: &str, mentions: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(mentions), "'{mentions}' not in: {body}");
+    let inner = &body["error"]["innerError"];
+    assert!(inner["date"].is_string() && inner["request-id"].is_string() && inner["client-request-id"].is_string());
+}
+
+fn directory_object(id: &str) -> Value {
+    json!({ "@odata.id": format!("https://graph.microsoft.com/v1.0/directoryObjects/{id}") })
+}
+
+// ------------------------------------------------------------------------------ applications
+
+#[tokio::test]
+async fn applications_list_get_filter_select_paging() {
+    let g = Graph::start();
+    let reader = g.user(READER_CONSOLE, "alice@contoso.test", "alice-password-1").await;
+    for token in [reader.clone(), g.app(CONTOSO, READ_DAEMON).await] {
+        let (status, body) = g.get(&token, "/v1.0/applications").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["@odata.context"].as_str().unwrap().ends_with("/v1.0/$metadata#applications"), "{body}");
+        let all = body["value"].as_array().unwrap();
+        // Contoso's own registrations only: Fabrikam's multi-tenant app is not one of them.
+        assert_eq!(
+            names(all),
+            ["Admin Console", "Expenses API", "Profile Console", "Read Daemon", "Reader Console", "Writes Daemon"]
+        );
+        assert!(!body.to_string().contains(FABRIKAM_PORTAL));
+    }
+    let (_, body) = g.get(&reader, &format!("/v1.0/applications?$filter=appId eq '{EXPENSES_API}'")).await;
+    let api = &body["value"][0];
+    assert_eq!(api["appId"], EXPENSES_API);
+    assert_eq!(api["displayName"], "Expenses API");
+    assert_eq!(api["signInAudience"], "AzureADMyOrg");
+    assert_eq!(api["identifierUris"], json!(["api://expenses"]));
+    assert_eq!(api["web"]["redirectUris"], json!(["https://expenses.example/cb"]));
+    assert_eq!(api["publicClient"]["redirectUris"], json!([]));
+    assert_eq!(api["isFallbackPublicClient"], false);
+    assert_eq!(api["publisherDomain"], "contoso.test");
+    assert_eq!(api["api"]["oauth2PermissionScopes"][0]["value"], "Expenses.Read");
+    assert_eq!(api["api"]["oauth2PermissionScopes"][0]["type"], "User");
+    assert_eq!(api["appRoles"][0]["value"], "Expenses.Approve.All");
+    assert_eq!(api["appRoles"][0]["allowedMemberTypes"], json!(["Application"]));
+    assert_eq!(api["passwordCredentials"], json!([]));
+    // Created by the world without a service principal at home: no creation time to show.
+    assert!(api["createdDateTime"].is_null(), "{api}");
+
+    // A public client's URIs are publicClient's; requiredResourceAccess carries Graph's ids.
+    let (_, body) = g.get(&reader, &format!("/v1.0/applications?$filter=appId eq '{ADMIN_CONSOLE}'")).await;
+    let console = &body["value"][0];
+    assert_eq!(console["isFallbackPublicClient"], true);
+    assert_eq!(console["publicClient"]["redirectUris"], json!(["http://localhost:5001/cb"]));
+    assert_eq!(console["web"]["redirectUris"], json!([]));
+    let rra = &console["requiredResourceAccess"][0];
+    assert_eq!(rra["resourceAppId"], GRAPH);
+    assert!(rra["resourceAccess"].as_array().unwrap().contains(&json!({"id": USER_READ_ID, "type": "Scope"})), "{rra}");
+
+    // A daemon's secrets show without their text.
+    let (_, body) = g.get(&reader, &format!("/v1.0/applications?$filter=appId eq '{}'", WRITES_DAEMON.0)).await;
+    let creds = body["value"][0]["passwordCredentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 1, "{body}");
+    assert!(creds[0]["secretText"].is_null() && creds[0]["keyId"].is_string(), "{body}");
+    assert!(!body.to_string().contains("writes-secret-1"));
+
+    let (_, body) =
+        g.get(&reader, "/v1.0/applications?$filter=startswith(displayName,'read')&$select=displayName,appId").await;
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("#applications(displayName,appId)"), "{body}");
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Read Daemon", "Reader Console"]);
+    let first = body["value"][0].as_object().unwrap();
+    let mut keys: Vec<_> = first.keys().cloned().collect();
+    keys.sort();
+    assert_eq!(keys, ["appId", "displayName", "id"]);
+
+    let (values, sizes) = g.all_pages(&reader, "/v1.0/applications?$top=2").await;
+    assert_eq!(sizes, [2, 2, 2]);
+    assert_eq!(
+        names(&values),
+        ["Admin Console", "Expenses API", "Profile Console", "Read Daemon", "Reader Console", "Writes Daemon"]
+    );
+
+    // One application, by object id and by appId.
+    let id = g.app_object_id(&reader, EXPENSES_API).await;
+    let (status, body) = g.get(&reader, &format!("/v1.0/applications/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("#applications/$entity"), "{body}");
+    assert_eq!(body["appId"], EXPENSES_API);
+    let (status, body) =
+        g.get(&reader, &format!("/v1.0/applications(appId='{EXPENSES_API}')?$select=displayName")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    assert_eq!(body["displayName"], "Expenses API");
+    assert!(body.get("appId").is_none());
+
+    // Fabrikam's app is not an application here, by either key.
+    let (status, body) = g.get(&reader, &format!("/v1.0/applications(appId='{FABRIKAM_PORTAL}')")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", FABRIKAM_PORTAL);
+}
+
+#[tokio::test]
+async fn applications_permissions_tenants_and_bad_requests() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let id = g.app_object_id(&admin, EXPENSES_API).await;
+
+    // No Application.* permission in the token.
+    let no_scope = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, body) = g.patch(&no_scope, &format!("/v1.0/applications/{id}"), json!({"displayName": "X"})).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "Application.ReadWrite.All");
+    let (status, body) = g.post(&no_scope, "/v1.0/applications", json!({"displayName": "X"})).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "Application.ReadWrite.All");
+    let read_daemon = g.app(CONTOSO, READ_DAEMON).await;
+    let (status, body) = g.post(&read_daemon, &format!("/v1.0/applications/{id}/addPassword"), json!({})).await;
+    assert_graph_error(
+        status,
+        &body,
+        403,
+        "Authorization_RequestDenied",
+        "application permission Application.ReadWrite.All",
+    );
+    let reader = g.user(READER_CONSOLE, "bob@contoso.test", "bob-password-1").await;
+    let (status, _) = g.get(&reader, "/v1.0/applications").await;
+    assert_eq!(status, 200, "Application.Read.All is enough to read");
+    let profile = g.user(PROFILE_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    for path in ["/v1.0/applications".to_string(), format!("/v1.0/applications(appId='{EXPENSES_API}')")] {
+        let (status, body) = g.get(&profile, &path).await;
+        assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "Application.Read.All");
+    }
+
+    // The permission without a role: Alice is no administrator.
+    let alice = g.alice().await;
+    let (status, body) = g.patch(&alice, &format!("/v1.0/applications/{id}"), json!({"displayName": "X"})).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "changing app registrations");
+    let (status, body) = g.post(&alice, "/v1.0/applications", json!({"displayName": "Alice's app"})).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "app registrations");
+    let (_, body) = g.get(&admin, "/v1.0/applications?$filter=displayName eq 'Alice''s app'").await;
+    assert_eq!(body["value"], json!([]), "a refused create creates nothing");
+
+    // Fabrikam's writer sees none of Contoso's registrations and changes none.
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (_, body) = g.get(&fabrikam, "/v1.0/applications").await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Fabrikam Portal", "Fabrikam Writer"]);
+    let (status, body) = g.get(&fabrikam, &format!("/v1.0/applications/{id}")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", &id);
+    let (status, _) = g.patch(&fabrikam, &format!("/v1.0/applications/{id}"), json!({"displayName": "Pwned"})).await;
+    assert_eq!(status, 404);
+    let (status, _) = g.post(&fabrikam, &format!("/v1.0/applications/{id}/addPassword"), json!({})).await;
+    assert_eq!(status, 404);
+    let (status, _) = g
+        .patch(&fabrikam, &format!("/v1.0/applications(appId='{EXPENSES_API}')"), json!({"displayName": "Pwned"}))
+        .await;
+    assert_eq!(status, 404);
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_eq!(body["displayName"], "Expenses API");
+    assert_eq!(body["passwordCredentials"], json!([]));
+
+    // Bad input names the property; bad OData and bad ids are 400.
+    for (patch, mentions) in [
+        (json!({"displayName": 5}), "displayName"),
+        (json!({"displayName": ""}), "displayName"),
+        (json!({"signInAudience": "PersonalMicrosoftAccount"}), "signInAudience"),
+        (json!({"web": {"redirectUris": ["ftp://x.example/cb"]}}), "web.redirectUris"),
+        (json!({"web": {"redirectUris": "https://x.example/cb"}}), "web.redirectUris"),
+        (json!({"publicClient": {"redirectUris": ["http://localhost/cb"]}}), "publicClient.redirectUris"),
+        (json!({"spa": {"redirectUris": ["https://x.example/"]}}), "spa.redirectUris"),
+        (json!({"identifierUris": ["api://other"]}), "identifierUris"),
+        (json!({"isFallbackPublicClient": "yes"}), "isFallbackPublicClient"),
+        (
+            json!({"requiredResourceAccess": [{"resourceAppId": GRAPH, "resourceAccess": [{"id": USER_READ_ID, "type": "Role"}]}]}),
+            "requiredResourceAccess",
+        ),
+        (
+            json!({"requiredResourceAccess": [{"resourceAppId": "not-a-guid", "resourceAccess": []}]}),
+            "requiredResourceAccess.resourceAppId",
+        ),
+        (
+            json!({"requiredResourceAccess": [{"resourceAppId": "12345678-0000-4000-8000-000000000999", "resourceAccess": []}]}),
+            "requiredResourceAccess",
+        ),
+        (
+            json!({"requiredResourceAccess": [{"resourceAppId": GRAPH, "resourceAccess": [{"id": USER_READ_ID, "type": "Delegated"}]}]}),
+            "requiredResourceAccess.resourceAccess.type",
+        ),
+    ] {
+        let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), patch.clone()).await;
+        assert_graph_error(status, &body, 400, "Request_BadRequest", mentions);
+    }
+    let (status, body) =
+        g.send(g.c.patch(g.url(&format!("/v1.0/applications/{id}"))).bearer_auth(&admin).body("{nope")).await;
+    assert_graph_error(status, &body, 400, "UnableToDeserializePostBody", "JSON");
+    let (status, body) = g.post(&admin, "/v1.0/applications", json!({"signInAudience": "AzureADMyOrg"})).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "displayName");
+    let (status, body) = g.get(&admin, "/v1.0/applications?$filter=appId eq").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "");
+    let (status, body) = g.get(&admin, "/v1.0/applications?$select=secretText").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "secretText");
+    let (status, body) = g.get(&admin, "/v1.0/applications?$top=0").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = g.get(&admin, "/v1.0/applications/not-a-guid").await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "not-a-guid");
+    let (status, body) = g.get(&admin, "/v1.0/applications(appId='nope')").await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "appId");
+    let (status, body) = g.delete(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_graph_error(status, &body, 405, "Request_BadRequest", "method");
+}
+
+#[tokio::test]
+async fn applications_create_update_and_passwords() {
+    let g = Graph::start();
+    for (token, who) in [
+        (g.admin().await, "delegated"),
+        (g.user(ADMIN_CONSOLE, "appadmin@contoso.test", "appadmin-password-1").await, "app admin"),
+        (g.app(CONTOSO, WRITES_DAEMON).await, "app-only"),
+    ] {
+        let name = format!("Created by {who}");
+        let (status, created) = g
+            .post(
+                &token,
+                "/v1.0/applications",
+                json!({
+                    "displayName": name,
+                    "signInAudience": "AzureADMultipleOrgs",
+                    "web": {"redirectUris": ["https://created.example/cb"]},
+                    "requiredResourceAccess": [{"resourceAppId": GRAPH, "resourceAccess": [
+                        {"id": USER_READ_ID, "type": "Scope"}, {"id": USER_READ_ALL_ROLE_ID, "type": "Role"}]}],
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{who}: {created}");
+        assert!(created["@odata.context"].as_str().unwrap().ends_with("#applications/$entity"), "{created}");
+        assert_eq!(created["displayName"], name.as_str());
+        assert_eq!(created["signInAudience"], "AzureADMultipleOrgs");
+        assert_eq!(created["publisherDomain"], "contoso.test");
+        assert!(created["createdDateTime"].as_str().is_some_and(|d| d.ends_with('Z')), "{created}");
+        assert_eq!(created["web"]["redirectUris"], json!(["https://created.example/cb"]));
+        let id = created["id"].as_str().unwrap().to_string();
+        let app_id = created["appId"].as_str().unwrap().to_string();
+        assert_ne!(id, app_id);
+
+        // Read back, then change each writable property.
+        let (_, back) = g.get(&token, &format!("/v1.0/applications(appId='{app_id}')")).await;
+        assert_eq!(back["id"], id.as_str());
+        assert_eq!(
+            back["requiredResourceAccess"],
+            json!([{"resourceAppId": GRAPH, "resourceAccess": [
+                {"id": USER_READ_ID, "type": "Scope"}, {"id": USER_READ_ALL_ROLE_ID, "type": "Role"}]}])
+        );
+        // Its service principal exists in the home tenant.
+        let (_, sps) = g.get(&token, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app_id}'")).await;
+        assert_eq!(sps["value"].as_array().map(Vec::len), Some(1), "{sps}");
+
+        let (status, body) = g
+            .patch(
+                &token,
+                &format!("/v1.0/applications/{id}"),
+                json!({
+                    "displayName": format!("{name} (renamed)"),
+                    "signInAudience": "AzureADMyOrg",
+                    "isFallbackPublicClient": true,
+                    "publicClient": {"redirectUris": ["http://localhost:7000/cb"]},
+                    "web": {"redirectUris": []},
+                    "requiredResourceAccess": [{"resourceAppId": EXPENSES_API, "resourceAccess": [
+                        {"id": g_scope_id(&g, &token).await, "type": "Scope"}]}],
+                }),
+            )
+            .await;
+        assert_eq!(status, 204, "{who}: {body}");
+        let (_, back) = g.get(&token, &format!("/v1.0/applications/{id}")).await;
+        assert_eq!(back["displayName"], format!("{name} (renamed)"));
+        assert_eq!(back["signInAudience"], "AzureADMyOrg");
+        assert_eq!(back["isFallbackPublicClient"], true);
+        assert_eq!(back["publicClient"]["redirectUris"], json!(["http://localhost:7000/cb"]));
+        assert_eq!(back["web"]["redirectUris"], json!([]));
+        assert_eq!(back["requiredResourceAccess"][0]["resourceAppId"], EXPENSES_API);
+
+        // Passwords: the text once, never again; it works at the token endpoint; removal.
+        let (status, cred) = g
+            .post(
+                &token,
+                &format!("/v1.0/applications/{id}/addPassword"),
+                json!({"passwordCredential": {"displayName": "ci"}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{cred}");
+        assert!(cred["@odata.context"].as_str().unwrap().ends_with("#microsoft.graph.passwordCredential"), "{cred}");
+        let secret = cred["secretText"].as_str().unwrap().to_string();
+        let key_id = cred["keyId"].as_str().unwrap().to_string();
+        assert_eq!(cred["displayName"], "ci");
+        assert_eq!(cred["hint"], &secret[..3]);
+        let end = time::OffsetDateTime::parse(
+            cred["endDateTime"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let lifetime = end - time::OffsetDateTime::now_utc();
+        assert!((729..=730).contains(&lifetime.whole_days()), "two years by default: {cred}");
+        let (_, back) = g.get(&token, &format!("/v1.0/applications/{id}")).await;
+        assert_eq!(back["passwordCredentials"][0]["keyId"], key_id.as_str());
+        assert!(back["passwordCredentials"][0]["secretText"].is_null());
+        assert!(!back.to_string().contains(&secret));
+        // A confidential use of the new secret: the app is now a public client, so make it
+        // confidential again first.
+        let (status, _) = g
+            .patch(&token, &format!("/v1.0/applications/{id}"), json!({"isFallbackPublicClient": false, "publicClient": {"redirectUris": []}, "web": {"redirectUris": ["https://created.example/cb"]}}))
+            .await;
+        assert_eq!(status, 204);
+        let (status, body) = g
+            .try_token(
+                CONTOSO,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &app_id),
+                    ("client_secret", &secret),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 200, "the new secret works: {body}");
+
+        let (status, body) =
+            g.post(&token, &format!("/v1.0/applications/{id}/removePassword"), json!({"keyId": key_id})).await;
+        assert_eq!(status, 204, "{body}");
+        let (_, back) = g.get(&token, &format!("/v1.0/applications/{id}")).await;
+        assert_eq!(back["passwordCredentials"], json!([]));
+        let (status, _) = g
+            .try_token(
+                CONTOSO,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", &app_id),
+                    ("client_secret", &secret),
+                    ("scope", "https://graph.microsoft.com/.default"),
+                ],
+            )
+            .await;
+        assert_eq!(status, 401, "a removed secret no longer works");
+        let (status, body) =
+            g.post(&token, &format!("/v1.0/applications/{id}/removePassword"), json!({"keyId": key_id})).await;
+        assert_graph_error(status, &body, 404, "Request_ResourceNotFound", "secret");
+    }
+
+    // Bad action bodies name the property.
+    let admin = g.admin().await;
+    let id = g.app_object_id(&admin, EXPENSES_API).await;
+    for (body, mentions) in [
+        (json!({"passwordCredential": {"endDateTime": "yesterday"}}), "passwordCredential.endDateTime"),
+        (json!({"passwordCredential": {"endDateTime": "2020-01-01T00:00:00Z"}}), "passwordCredential.endDateTime"),
+        (json!({"passwordCredential": {"displayName": 3}}), "passwordCredential.displayName"),
+        (json!({"keyId": "x"}), "passwordCredential"),
+    ] {
+        let (status, res) = g.post(&admin, &format!("/v1.0/applications/{id}/addPassword"), body).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", mentions);
+    }
+    for (body, mentions) in [(json!({}), "keyId"), (json!({"keyId": "x"}), "keyId"), (json!({"keyId": 4}), "keyId")] {
+        let (status, res) = g.post(&admin, &format!("/v1.0/applications/{id}/removePassword"), body).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", mentions);
+    }
+    // By appId, with an explicit end two days out.
+    let end = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+    let end = end.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let (status, cred) = g
+        .post(
+            &admin,
+            &format!("/v1.0/applications(appId='{EXPENSES_API}')/addPassword"),
+            json!({"passwordCredential": {"displayName": "short", "endDateTime": end}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cred}");
+    assert_eq!(&cred["endDateTime"].as_str().unwrap()[..10], &end[..10]);
+}
+
+/// The id of the Expenses API's `Expenses.Read` scope, as Graph shows it.
+async fn g_scope_id(g: &Graph, token: &str) -> String {
+    let (_, body) = g.get(token, &format!("/v1.0/applications(appId='{EXPENSES_API}')")).await;
+    body["api"]["oauth2PermissionScopes"][0]["id"].as_str().unwrap().to_string()
+}
+
+// --------------------------------------------------------------------------- directory roles
+
+#[tokio::test]
+async fn directory_roles_read() {
+    let g = Graph::start();
+    let reader = g.user(READER_CONSOLE, "alice@contoso.test", "alice-password-1").await;
+    for token in [reader.clone(), g.app(CONTOSO, READ_DAEMON).await] {
+        let (status, body) = g.get(&token, "/v1.0/directoryRoles").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body["@odata.context"].as_str().unwrap().ends_with("/v1.0/$metadata#directoryRoles"), "{body}");
+        assert_eq!(
+            names(body["value"].as_array().unwrap()),
+            [
+                "Application Administrator",
+                "Cloud Application Administrator",
+                "Global Administrator",
+                "Privileged Role Administrator"
+            ]
+        );
+        let ga = body["value"].as_array().unwrap().iter().find(|r| r["displayName"] == "Global Administrator").unwrap();
+        assert_eq!(ga["roleTemplateId"], GLOBAL_ADMIN_TEMPLATE);
+        assert_ne!(ga["id"], GLOBAL_ADMIN_TEMPLATE);
+        assert!(ga["description"].as_str().is_some_and(|d| !d.is_empty()));
+        let id = ga["id"].as_str().unwrap();
+        for key in [id, GLOBAL_ADMIN_TEMPLATE] {
+            let (status, one) = g.get(&token, &format!("/v1.0/directoryRoles/{key}")).await;
+            assert_eq!(status, 200, "{one}");
+            assert!(one["@odata.context"].as_str().unwrap().ends_with("#directoryRoles/$entity"), "{one}");
+            assert_eq!(one["id"], id);
+        }
+        let (status, one) = g
+            .get(&token, &format!("/v1.0/directoryRoles(roleTemplateId='{GLOBAL_ADMIN_TEMPLATE}')?$select=displayName"))
+            .await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(one["displayName"], "Global Administrator");
+        assert!(one.get("description").is_none());
+        assert_eq!(g.role_members(&token, GLOBAL_ADMIN_TEMPLATE).await, ["Contoso Admin"]);
+        let (_, members) = g.get(&token, &format!("/v1.0/directoryRoles/{id}/members")).await;
+        assert!(members["@odata.context"].as_str().unwrap().ends_with("#directoryObjects"), "{members}");
+        assert_eq!(members["value"][0]["@odata.type"], "#microsoft.graph.user");
+        assert_eq!(members["value"][0]["id"], ADMIN);
+    }
+    let (_, body) =
+        g.get(&reader, &format!("/v1.0/directoryRoles?$filter=roleTemplateId eq '{APP_ADMIN_TEMPLATE}'")).await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Application Administrator"]);
+    let (values, sizes) = g.all_pages(&reader, "/v1.0/directoryRoles?$top=3").await;
+    assert_eq!((values.len(), sizes), (4, vec![3, 1]));
+
+    // Each tenant has its own role objects; another tenant's role id is nothing here.
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (_, theirs) = g.get(&fabrikam, &format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}")).await;
+    let (_, ours) = g.get(&reader, &format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}")).await;
+    assert_ne!(theirs["id"], ours["id"]);
+    let (status, body) = g.get(&reader, &format!("/v1.0/directoryRoles/{}", theirs["id"].as_str().unwrap())).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", theirs["id"].as_str().unwrap());
+    assert_eq!(g.role_members(&fabrikam, GLOBAL_ADMIN_TEMPLATE).await, ["Frank Fischer"]);
+
+    // Refusals and bad requests.
+    let writer = g.admin().await;
+    let (status, _) = g.get(&writer, "/v1.0/directoryRoles").await;
+    assert_eq!(status, 200, "RoleManagement.ReadWrite.Directory reads too");
+    let writes_only = g.app(CONTOSO, WRITES_DAEMON).await;
+    let (status, _) = g.get(&writes_only, "/v1.0/directoryRoles").await;
+    assert_eq!(status, 200);
+    let profile = g.user(PROFILE_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    for path in ["/v1.0/directoryRoles".to_string(), format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}/members")] {
+        let (status, body) = g.get(&profile, &path).await;
+        assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.Read.Directory");
+    }
+    // The same assignments through the unified RBAC API.
+    let (status, body) = g.get(&reader, "/v1.0/roleManagement/directory/roleAssignments").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("#roleManagement/directory/roleAssignments"), "{body}");
+    assert_eq!(body["value"].as_array().unwrap().len(), 3, "admin, PRA and app admin: {body}");
+    let (_, body) = g
+        .get(&reader, &format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{ADMIN}'"))
+        .await;
+    let only = body["value"].as_array().unwrap();
+    assert_eq!(only.len(), 1, "{body}");
+    assert_eq!(only[0]["roleDefinitionId"], GLOBAL_ADMIN_TEMPLATE);
+    assert_eq!(only[0]["directoryScopeId"], "/");
+    assert!(only[0]["id"].as_str().is_some_and(|id| id.ends_with("-1")), "{body}");
+    let (_, body) = g
+        .get(&fabrikam, &format!("/v1.0/roleManagement/directory/roleAssignments?$filter=principalId eq '{ADMIN}'"))
+        .await;
+    assert_eq!(body["value"], json!([]), "Contoso's assignments are not Fabrikam's");
+    let (status, body) = g.get(&profile, "/v1.0/roleManagement/directory/roleAssignments").await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.Read.Directory");
+    let (status, body) =
+        g.get(&reader, "/v1.0/roleManagement/directory/roleAssignments?$filter=principal eq 'x'").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "principal");
+
+    // Unknown segments under the new paths are Graph's 400 naming the segment.
+    for (path, segment) in [
+        (format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}/scopedMembers"), "scopedMembers"),
+        (format!("/v1.0/directoryRoles(roleTemplateId='{GLOBAL_ADMIN_TEMPLATE}')/owners"), "owners"),
+        ("/v1.0/roleManagement/directory/roleDefinitions".to_string(), "roleDefinitions"),
+        (format!("/v1.0/applications(appId='{EXPENSES_API}')/owners"), "owners"),
+        ("/v1.0/applicationTemplates".to_string(), "applicationTemplates"),
+    ] {
+        let (status, body) = g.get(&reader, &path).await;
+        assert_graph_error(status, &body, 400, "BadRequest", &format!("'{segment}'"));
+    }
+
+    let (status, body) = g.get(&reader, "/v1.0/directoryRoles/not-a-guid").await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "not-a-guid");
+    let (status, body) = g.get(&reader, "/v1.0/directoryRoles/11111111-2222-4333-8444-555555555555").await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", "11111111-2222-4333-8444-555555555555");
+    let (status, body) = g.get(&reader, "/v1.0/directoryRoles?$filter=nope eq 1").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "nope");
+    let (status, body) = g.get(&reader, "/v1.0/directoryRoles?$expand=members").await;
+    assert_graph_error(status, &body, 400, "BadRequest", "$expand");
+}
+
+#[tokio::test]
+async fn directory_role_members_write() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let pra = g.user(ADMIN_CONSOLE, "pra@contoso.test", "pra-password-1").await;
+    let (_, role) = g.get(&admin, &format!("/v1.0/directoryRoles/{APP_ADMIN_TEMPLATE}")).await;
+    let role_id = role["id"].as_str().unwrap().to_string();
+
+    // A Privileged Role Administrator adds Bob by object id; the Global Administrator removes him.
+    let (status, body) =
+        g.post(&pra, &format!("/v1.0/directoryRoles/{role_id}/members/$ref"), directory_object(BOB)).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(g.role_members(&admin, APP_ADMIN_TEMPLATE).await, ["Andy Apps", "Bob Brown"]);
+    let (status, body) =
+        g.post(&pra, &format!("/v1.0/directoryRoles/{role_id}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "already exist");
+    // Bob's new role takes effect: he may now change app registrations.
+    let bob = g.user(ADMIN_CONSOLE, "bob@contoso.test", "bob-password-1").await;
+    let (status, body) = g.post(&bob, "/v1.0/applications", json!({"displayName": "Bob's app"})).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = g.delete(&admin, &format!("/v1.0/directoryRoles/{role_id}/members/{BOB}/$ref")).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(g.role_members(&admin, APP_ADMIN_TEMPLATE).await, ["Andy Apps"]);
+    let (status, body) = g.delete(&admin, &format!("/v1.0/directoryRoles/{role_id}/members/{BOB}/$ref")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", BOB);
+
+    // By template id, app-only with RoleManagement.ReadWrite.Directory.
+    let daemon = g.app(CONTOSO, WRITES_DAEMON).await;
+    let by_template = format!("/v1.0/directoryRoles(roleTemplateId='{APP_ADMIN_TEMPLATE}')/members");
+    let (status, body) = g.post(&daemon, &format!("{by_template}/$ref"), directory_object(ALICE)).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(g.role_members(&admin, APP_ADMIN_TEMPLATE).await, ["Alice Adams", "Andy Apps"]);
+    let (status, body) = g.delete(&daemon, &format!("{by_template}/{ALICE}/$ref")).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(g.role_members(&admin, APP_ADMIN_TEMPLATE).await, ["Andy Apps"]);
+
+    // A Privileged Role Administrator cannot make a Global Administrator; Alice cannot change
+    // roles at all; a token without RoleManagement.ReadWrite.Directory neither.
+    let (status, body) = g
+        .post(&pra, &format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}/members/$ref"), directory_object(BOB))
+        .await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "Global Administrator");
+    let alice = g.alice().await;
+    let (status, body) =
+        g.post(&alice, &format!("/v1.0/directoryRoles/{role_id}/members/$ref"), directory_object(ALICE)).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "assigning directory roles");
+    let reader = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, body) =
+        g.post(&reader, &format!("/v1.0/directoryRoles/{role_id}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.ReadWrite.Directory");
+    let read_daemon = g.app(CONTOSO, READ_DAEMON).await;
+    let (status, body) = g.delete(&read_daemon, &format!("/v1.0/directoryRoles/{role_id}/members/{PRA}/$ref")).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "RoleManagement.ReadWrite.Directory");
+    assert_eq!(g.role_members(&admin, GLOBAL_ADMIN_TEMPLATE).await, ["Contoso Admin"]);
+
+    // Fabrikam's writer cannot touch Contoso's users through its own roles, nor Contoso's roles.
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (status, body) = g
+        .post(&fabrikam, &format!("/v1.0/directoryRoles/{GLOBAL_ADMIN_TEMPLATE}/members/$ref"), directory_object(BOB))
+        .await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", BOB);
+    let (status, _) = g.delete(&fabrikam, &format!("/v1.0/directoryRoles/{role_id}/members/{ADMIN}/$ref")).await;
+    assert_eq!(status, 404);
+    assert_eq!(g.role_members(&admin, GLOBAL_ADMIN_TEMPLATE).await, ["Contoso Admin"]);
+
+    // Bad references name @odata.id.
+    for body in [
+        json!({}),
+        json!({"@odata.id": 5}),
+        json!({"@odata.id": "https://graph.microsoft.com/v1.0/directoryObjects/xyz"}),
+        json!({"@odata.id": "https://graph.microsoft.com/v1.0/devices/eeeeeeee-0000-4000-8000-0000000000b1"}),
+    ] {
+        let (status, res) = g.post(&admin, &format!("/v1.0/directoryRoles/{role_id}/members/$ref"), body).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", "@odata.id");
+    }
+    let (status, body) = g.delete(&admin, &format!("/v1.0/directoryRoles/{role_id}/members/nope/$ref")).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "nope");
+}
+
+// ---------------------------------------------------------------------------------- users
+
+#[tokio::test]
+async fn users_create_and_update() {
+    let g = Graph::start();
+    for (token, who) in [(g.admin().await, "admin"), (g.app(CONTOSO, WRITES_DAEMON).await, "daemon")] {
+        let upn = format!("new-{who}@contoso.example");
+        let (status, user) = g
+            .post(
+                &token,
+                "/v1.0/users",
+                json!({
+                    "accountEnabled": true,
+                    "displayName": format!("New {who}"),
+                    "mailNickname": format!("new-{who}"),
+                    "userPrincipalName": upn,
+                    "passwordProfile": {"forceChangePasswordNextSignIn": false, "password": "first-password-1"},
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "{who}: {user}");
+        assert!(user["@odata.context"].as_str().unwrap().ends_with("#users/$entity"), "{user}");
+        assert_eq!(user["userPrincipalName"], upn.as_str());
+        assert_eq!(user["displayName"], format!("New {who}"));
+        let id = user["id"].as_str().unwrap().to_string();
+        let (_, back) = g.get(&token, &format!("/v1.0/users/{id}")).await;
+        assert_eq!(back["userPrincipalName"], upn.as_str());
+        // The password works.
+        g.user(ADMIN_CONSOLE, &upn, "first-password-1").await;
+
+        let (status, body) = g
+            .patch(
+                &token,
+                &format!("/v1.0/users/{id}"),
+                json!({"displayName": format!("Renamed {who}"), "passwordProfile": {"password": "second-password-2"}}),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (_, back) = g.get(&token, &format!("/v1.0/users/{upn}")).await;
+        assert_eq!(back["displayName"], format!("Renamed {who}"));
+        let (status, _) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, &upn, "first-password-1")).await;
+        assert_eq!(status, 400, "the old password no longer works");
+        g.user(ADMIN_CONSOLE, &upn, "second-password-2").await;
+
+        let (status, body) = g.patch(&token, &format!("/v1.0/users/{upn}"), json!({"accountEnabled": false})).await;
+        assert_eq!(status, 204, "{body}");
+        let (status, body) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, &upn, "second-password-2")).await;
+        assert_eq!(status, 400, "a disabled account cannot sign in: {body}");
+        let (status, _) = g.patch(&token, &format!("/v1.0/users/{id}"), json!({"accountEnabled": true})).await;
+        assert_eq!(status, 204);
+        g.user(ADMIN_CONSOLE, &upn, "second-password-2").await;
+    }
+
+    // Created disabled.
+    let admin = g.admin().await;
+    let (status, body) = g
+        .post(
+            &admin,
+            "/v1.0/users",
+            json!({"accountEnabled": false, "displayName": "Dora Disabled", "mailNickname": "dora",
+                   "userPrincipalName": "dora@contoso.test", "passwordProfile": {"password": "dora-password-1"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, _) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn users_refusals_and_bad_input() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let body = |upn: &str| {
+        json!({"accountEnabled": true, "displayName": "Eve", "mailNickname": "eve",
+               "userPrincipalName": upn, "passwordProfile": {"password": "eve-password-1"}})
+    };
+    // Scope missing, role missing, another tenant.
+    let no_scope = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, res) = g.post(&no_scope, "/v1.0/users", body("eve@contoso.test")).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "User.ReadWrite.All");
+    let (status, res) = g.patch(&no_scope, &format!("/v1.0/users/{BOB}"), json!({"displayName": "X"})).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "User.ReadWrite.All");
+    let pra = g.user(ADMIN_CONSOLE, "pra@contoso.test", "pra-password-1").await;
+    let (status, res) = g.post(&pra, "/v1.0/users", body("eve@contoso.test")).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing users");
+    let (status, res) =
+        g.patch(&pra, &format!("/v1.0/users/{BOB}"), json!({"displayName": "X", "accountEnabled": false})).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing users");
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (status, res) = g.post(&fabrikam, "/v1.0/users", body("eve@contoso.test")).await;
+    assert_graph_error(status, &res, 400, "Request_BadRequest", "userPrincipalName");
+    let (status, _) = g.patch(&fabrikam, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": false})).await;
+    assert_eq!(status, 404);
+    let (_, bob) = g.get(&admin, &format!("/v1.0/users/{BOB}")).await;
+    assert_eq!(bob["displayName"], "Bob Brown", "nothing of Bob changed");
+    g.user(ADMIN_CONSOLE, "bob@contoso.test", "bob-password-1").await;
+    let (_, list) = g.get(&admin, "/v1.0/users?$filter=displayName eq 'Eve'").await;
+    assert_eq!(list["value"], json!([]));
+
+    // Bad input names the property.
+    let mut cases = vec![
+        (body("eve@elsewhere.test"), "userPrincipalName"),
+        (body("not-an-upn"), "userPrincipalName"),
+        (body("alice@contoso.test"), "alice@contoso.test"),
+    ];
+    for (drop, name) in [
+        ("accountEnabled", "accountEnabled"),
+        ("displayName", "displayName"),
+        ("mailNickname", "mailNickname"),
+        ("userPrincipalName", "userPrincipalName"),
+        ("passwordProfile", "passwordProfile"),
+    ] {
+        let mut b = body("eve@contoso.test");
+        b.as_object_mut().unwrap().remove(drop);
+        cases.push((b, name));
+    }
+    for (key, value, name) in [
+        ("accountEnabled", json!("yes"), "accountEnabled"),
+        ("mailNickname", json!("has space"), "mailNickname"),
+        ("passwordProfile", json!({"password": "short"}), "password"),
+        (
+            "passwordProfile",
+            json!({"password": "long-enough-1", "forceChangePasswordNextSignIn": true}),
+            "forceChangePasswordNextSignIn",
+        ),
+        ("jobTitle", json!("CEO"), "jobTitle"),
+    ] {
+        let mut b = body("eve@contoso.test");
+        b[key] = value;
+        cases.push((b, name));
+    }
+    for (b, mentions) in cases {
+        let (status, res) = g.post(&admin, "/v1.0/users", b.clone()).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", mentions);
+    }
+    for (b, mentions) in [
+        (json!({"displayName": ""}), "displayName"),
+        (json!({"accountEnabled": "no"}), "accountEnabled"),
+        (json!({"passwordProfile": {"password": "short"}}), "password"),
+        (json!({"userPrincipalName": "x@contoso.test"}), "userPrincipalName"),
+    ] {
+        let (status, res) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), b).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", mentions);
+    }
+    // The admin cannot disable their own account.
+    let (status, res) = g.patch(&admin, &format!("/v1.0/users/{ADMIN}"), json!({"accountEnabled": false})).await;
+    assert_graph_error(status, &res, 400, "Request_BadRequest", "accountEnabled");
+    let (status, res) = g.patch(&admin, "/v1.0/users/nobody@contoso.test", json!({"displayName": "X"})).await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", "nobody@contoso.test");
+    let (status, res) = g.delete(&admin, &format!("/v1.0/users/{BOB}")).await;
+    assert_graph_error(status, &res, 405, "Request_BadRequest", "method");
+}
+
+// --------------------------------------------------------------------------------- groups
+
+#[tokio::test]
+async fn groups_create_and_members() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let daemon = g.app(CONTOSO, WRITES_DAEMON).await;
+    let (status, group) = g
+        .post(
+            &admin,
+            "/v1.0/groups",
+            json!({"displayName": "Finance", "mailNickname": "finance", "mailEnabled": false, "securityEnabled": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+    assert!(group["@odata.context"].as_str().unwrap().ends_with("#groups/$entity"), "{group}");
+    assert_eq!(group["displayName"], "Finance");
+    assert_eq!(group["securityEnabled"], true);
+    assert_eq!(group["mailEnabled"], false);
+    let finance = group["id"].as_str().unwrap().to_string();
+    assert_eq!(g.group_id(&daemon, "Finance").await, finance);
+
+    // Members: a user and a nested group, by admin and by daemon; read back; removal.
+    let sales = g.group_id(&admin, "Sales").await;
+    let (status, body) = g.post(&admin, &format!("/v1.0/groups/{finance}/members/$ref"), directory_object(BOB)).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = g
+        .post(
+            &daemon,
+            &format!("/v1.0/groups/{finance}/members/$ref"),
+            json!({"@odata.id": format!("https://graph.microsoft.com/v1.0/groups/{sales}")}),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (_, members) = g.get(&admin, &format!("/v1.0/groups/{finance}/members")).await;
+    assert_eq!(names(members["value"].as_array().unwrap()), ["Bob Brown", "Sales"]);
+    let (_, members) = g.get(&admin, &format!("/v1.0/groups/{finance}/transitiveMembers")).await;
+    assert_eq!(names(members["value"].as_array().unwrap()), ["Alice Adams", "Bob Brown", "Sales"]);
+    let (status, body) = g.post(&admin, &format!("/v1.0/groups/{finance}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "already exist");
+    // A cycle is refused.
+    let (status, body) =
+        g.post(&admin, &format!("/v1.0/groups/{sales}/members/$ref"), directory_object(&finance)).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "cycle");
+    let (status, body) = g.delete(&daemon, &format!("/v1.0/groups/{finance}/members/{BOB}/$ref")).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, members) = g.get(&admin, &format!("/v1.0/groups/{finance}/members")).await;
+    assert_eq!(names(members["value"].as_array().unwrap()), ["Sales"]);
+    let (status, body) = g.delete(&admin, &format!("/v1.0/groups/{finance}/members/{BOB}/$ref")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", BOB);
+
+    // Created by the daemon too.
+    let (status, group) = g
+        .post(
+            &daemon,
+            "/v1.0/groups",
+            json!({"displayName": "Ops", "mailNickname": "ops", "mailEnabled": false, "securityEnabled": true, "groupTypes": []}),
+        )
+        .await;
+    assert_eq!(status, 201, "{group}");
+}
+
+#[tokio::test]
+async fn groups_refusals_and_bad_input() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let sales = g.group_id(&admin, "Sales").await;
+    let engineering = g.group_id(&admin, "Engineering").await;
+    let new_group =
+        json!({"displayName": "Legal", "mailNickname": "legal", "mailEnabled": false, "securityEnabled": true});
+
+    let no_scope = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, res) = g.post(&no_scope, "/v1.0/groups", new_group.clone()).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "Group.ReadWrite.All");
+    let (status, res) = g.post(&no_scope, &format!("/v1.0/groups/{sales}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "Group.ReadWrite.All");
+    let read_daemon = g.app(CONTOSO, READ_DAEMON).await;
+    let (status, res) = g.delete(&read_daemon, &format!("/v1.0/groups/{sales}/members/{ALICE}/$ref")).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "application permission Group.ReadWrite.All");
+    let alice = g.alice().await;
+    let (status, res) = g.post(&alice, "/v1.0/groups", new_group.clone()).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing groups");
+    let (status, res) =
+        g.post(&alice, &format!("/v1.0/groups/{engineering}/members/$ref"), directory_object(ALICE)).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing groups");
+    let (status, res) = g.delete(&alice, &format!("/v1.0/groups/{sales}/members/{ALICE}/$ref")).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing groups");
+
+    // Fabrikam: Contoso's groups and users do not exist for it.
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (status, res) = g.post(&fabrikam, &format!("/v1.0/groups/{sales}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", &sales);
+    let (status, _) = g.delete(&fabrikam, &format!("/v1.0/groups/{sales}/members/{ALICE}/$ref")).await;
+    assert_eq!(status, 404);
+    let (status, body) = g.post(&fabrikam, "/v1.0/groups", new_group.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    let fab_group = body["id"].as_str().unwrap().to_string();
+    let (status, res) =
+        g.post(&fabrikam, &format!("/v1.0/groups/{fab_group}/members/$ref"), directory_object(BOB)).await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", BOB);
+    let (_, list) = g.get(&admin, "/v1.0/groups").await;
+    assert_eq!(names(list["value"].as_array().unwrap()), ["Engineering", "Sales"], "Fabrikam's group is not Contoso's");
+    let (_, members) = g.get(&admin, &format!("/v1.0/groups/{sales}/members")).await;
+    assert_eq!(names(members["value"].as_array().unwrap()), ["Alice Adams"]);
+
+    // Bad input names the property.
+    let mut cases = Vec::new();
+    for drop in ["displayName", "mailNickname", "mailEnabled", "securityEnabled"] {
+        let mut b = new_group.clone();
+        b.as_object_mut().unwrap().remove(drop);
+        cases.push((b, drop));
+    }
+    for (key, value, name) in [
+        ("mailEnabled", json!(true), "mailEnabled"),
+        ("securityEnabled", json!(false), "securityEnabled"),
+        ("groupTypes", json!(["Unified"]), "groupTypes"),
+        ("mailNickname", json!("a@b"), "mailNickname"),
+        ("displayName", json!(7), "displayName"),
+        ("visibility", json!("Private"), "visibility"),
+    ] {
+        let mut b = new_group.clone();
+        b[key] = value;
+        cases.push((b, name));
+    }
+    let mut dup = new_group.clone();
+    dup["displayName"] = json!("Sales");
+    cases.push((dup, "Sales"));
+    for (b, mentions) in cases {
+        let (status, res) = g.post(&admin, "/v1.0/groups", b).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", mentions);
+    }
+    for b in [json!({}), json!({"@odata.id": "nope"})] {
+        let (status, res) = g.post(&admin, &format!("/v1.0/groups/{sales}/members/$ref"), b).await;
+        assert_graph_error(status, &res, 400, "Request_BadRequest", "@odata.id");
+    }
+    let (status, res) = g.post(&admin, "/v1.0/groups/not-a-guid/members/$ref", directory_object(BOB)).await;
+    assert_graph_error(status, &res, 400, "Request_BadRequest", "not-a-guid");
+    let (status, res) = g.delete(&admin, &format!("/v1.0/groups/{sales}/members/nope/$ref")).await;
+    assert_graph_error(status, &res, 400, "Request_BadRequest", "nope");
+    let (status, res) = g
+        .post(
+            &admin,
+            &format!("/v1.0/groups/{sales}/members/$ref"),
+            directory_object("11111111-2222-4333-8444-555555555555"),
+        )
+        .await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", "11111111-2222-4333-8444-555555555555");
+}
