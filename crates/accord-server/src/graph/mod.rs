@@ -1,6 +1,7 @@
 //! The Microsoft-Graph-compatible API (`/v1.0/…`): shared error body and request ids
 //! ([`errors`]), the caller from the bearer token ([`auth`]), OData query options ([`odata`]),
-//! time zones ([`timezone`]) and the endpoints ([`calendar`], [`directory`]). See docs/graph-api.md.
+//! time zones ([`timezone`]) and the endpoints ([`calendar`], [`directory`], …), described by
+//! [`openapi`]. See docs/graph-api.md.
 
 pub mod applications;
 pub mod assignments;
@@ -15,6 +16,7 @@ pub mod errors;
 pub mod grants;
 pub mod keyed;
 pub mod odata;
+pub mod openapi;
 pub mod policies;
 pub mod service_principals;
 pub mod timezone;
@@ -28,156 +30,171 @@ use axum::{middleware, Router};
 use calendar::{Collection, GraphPath};
 use errors::GraphError;
 
-/// Every Graph route, with the request-id middleware. Merge into the application router;
-/// further Graph resources add their routes here.
+/// Every Graph route, with the request-id middleware. Merge into the application router.
 pub fn routes() -> Router<SharedState> {
-    let mut r = Router::new()
-        .route("/v1.0/me", get(calendar::me).fallback(method_not_allowed))
-        .route(
-            "/v1.0/users",
+    let mut r = Router::new();
+    for (path, methods) in route_table() {
+        r = r.route(&path, methods);
+    }
+    // Entity keys in a segment (`applications(appId='…')`) are matched by `keyed`; it answers
+    // every other path with Graph's unknown-segment error.
+    r.route("/v1.0", any(unknown_segment))
+        .route("/v1.0/{*rest}", any(keyed::dispatch))
+        .route("/openapi/graph-v1.0.json", get(openapi::serve))
+        .layer(middleware::from_fn(errors::context))
+}
+
+/// The path of every route `routes` registers (besides the keyed catch-all), for the OpenAPI
+/// document's sync test.
+pub fn route_paths() -> Vec<String> {
+    route_table().into_iter().map(|(path, _)| path).collect()
+}
+
+/// Further Graph resources add their routes here (and their operations to `openapi::OPERATIONS`).
+fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
+    let mut table: Vec<(String, MethodRouter<SharedState>)> = vec![
+        ("/v1.0/me".into(), get(calendar::me).fallback(method_not_allowed)),
+        (
+            "/v1.0/users".into(),
             get(directory::list_users).post(directory_writes::create_user).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/users/{user}",
+        ),
+        (
+            "/v1.0/users/{user}".into(),
             get(calendar::user).patch(directory_writes::update_user).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/groups",
+        ),
+        (
+            "/v1.0/groups".into(),
             get(directory::list_groups).post(directory_writes::create_group).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/groups/{group}/members/$ref",
+        ),
+        (
+            "/v1.0/groups/{group}/members/$ref".into(),
             post(directory_writes::add_group_member).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/groups/{group}/members/{member}/$ref",
+        ),
+        (
+            "/v1.0/groups/{group}/members/{member}/$ref".into(),
             delete(directory_writes::remove_group_member).fallback(method_not_allowed),
-        )
-        .route("/v1.0/applications", get(applications::list).post(applications::create).fallback(method_not_allowed))
-        .route(
-            "/v1.0/applications/{app}",
+        ),
+        ("/v1.0/applications".into(), get(applications::list).post(applications::create).fallback(method_not_allowed)),
+        (
+            "/v1.0/applications/{app}".into(),
             get(applications::get).patch(applications::update).fallback(method_not_allowed),
-        )
-        .route("/v1.0/applications/{app}/addPassword", post(applications::add_password).fallback(method_not_allowed))
-        .route(
-            "/v1.0/applications/{app}/removePassword",
+        ),
+        ("/v1.0/applications/{app}/addPassword".into(), post(applications::add_password).fallback(method_not_allowed)),
+        (
+            "/v1.0/applications/{app}/removePassword".into(),
             post(applications::remove_password).fallback(method_not_allowed),
-        )
-        .route("/v1.0/directoryRoles", get(directory_roles::list).fallback(method_not_allowed))
-        .route("/v1.0/directoryRoles/{role}", get(directory_roles::get).fallback(method_not_allowed))
-        .route("/v1.0/directoryRoles/{role}/members", get(directory_roles::members).fallback(method_not_allowed))
-        .route(
-            "/v1.0/directoryRoles/{role}/members/$ref",
+        ),
+        ("/v1.0/directoryRoles".into(), get(directory_roles::list).fallback(method_not_allowed)),
+        ("/v1.0/directoryRoles/{role}".into(), get(directory_roles::get).fallback(method_not_allowed)),
+        ("/v1.0/directoryRoles/{role}/members".into(), get(directory_roles::members).fallback(method_not_allowed)),
+        (
+            "/v1.0/directoryRoles/{role}/members/$ref".into(),
             post(directory_roles::add_member).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/directoryRoles/{role}/members/{member}/$ref",
+        ),
+        (
+            "/v1.0/directoryRoles/{role}/members/{member}/$ref".into(),
             delete(directory_roles::remove_member).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/roleManagement/directory/roleAssignments",
+        ),
+        (
+            "/v1.0/roleManagement/directory/roleAssignments".into(),
             get(directory_roles::role_assignments).fallback(method_not_allowed),
-        )
-        .route("/v1.0/groups/{group}", get(directory::get_group).fallback(method_not_allowed))
-        .route("/v1.0/groups/{group}/members", get(directory::group_members).fallback(method_not_allowed))
-        .route("/v1.0/oauth2PermissionGrants", get(grants::list).post(grants::create).fallback(method_not_allowed))
-        .route(
-            "/v1.0/oauth2PermissionGrants/{grant}",
+        ),
+        ("/v1.0/groups/{group}".into(), get(directory::get_group).fallback(method_not_allowed)),
+        ("/v1.0/groups/{group}/members".into(), get(directory::group_members).fallback(method_not_allowed)),
+        ("/v1.0/oauth2PermissionGrants".into(), get(grants::list).post(grants::create).fallback(method_not_allowed)),
+        (
+            "/v1.0/oauth2PermissionGrants/{grant}".into(),
             get(grants::get).patch(grants::update).delete(grants::delete).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo",
+        ),
+        (
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo".into(),
             get(assignments::list_assigned_to).post(assignments::create).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo/{assignment}",
+        ),
+        (
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignedTo/{assignment}".into(),
             delete(assignments::delete).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{sp}/appRoleAssignments",
+        ),
+        (
+            "/v1.0/servicePrincipals/{sp}/appRoleAssignments".into(),
             get(assignments::list_assignments).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/policies/authorizationPolicy",
+        ),
+        (
+            "/v1.0/policies/authorizationPolicy".into(),
             get(policies::get).patch(policies::update).fallback(method_not_allowed),
-        )
-        .route("/v1.0/servicePrincipals", get(service_principals::list).fallback(method_not_allowed))
-        .route(
-            "/v1.0/servicePrincipals/{sp}",
+        ),
+        ("/v1.0/servicePrincipals".into(), get(service_principals::list).fallback(method_not_allowed)),
+        (
+            "/v1.0/servicePrincipals/{sp}".into(),
             get(service_principals::get).patch(service_principals::update).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/groups/{group}/transitiveMembers",
+        ),
+        (
+            "/v1.0/groups/{group}/transitiveMembers".into(),
             get(directory::group_transitive_members).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/policies/adminConsentRequestPolicy",
+        ),
+        (
+            "/v1.0/policies/adminConsentRequestPolicy".into(),
             get(consent_policies::get_request_policy)
                 .patch(consent_policies::update_request_policy)
                 .put(consent_policies::update_request_policy)
                 .fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications",
+        ),
+        (
+            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications".into(),
             get(consent_policies::list_classifications)
                 .post(consent_policies::create_classification)
                 .fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications/{classification}",
+        ),
+        (
+            "/v1.0/servicePrincipals/{sp}/delegatedPermissionClassifications/{classification}".into(),
             delete(consent_policies::delete_classification).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/identityGovernance/appConsent/appConsentRequests",
+        ),
+        (
+            "/v1.0/identityGovernance/appConsent/appConsentRequests".into(),
             get(consent_requests::list_apps).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}",
+        ),
+        (
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}".into(),
             get(consent_requests::get_app).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests",
+        ),
+        (
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests".into(),
             get(consent_requests::list_users).fallback(method_not_allowed),
-        )
-        .route(
-            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests/{user_request}",
+        ),
+        (
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests/{user_request}"
+                .into(),
             get(consent_requests::get_user).fallback(method_not_allowed),
-        );
+        ),
+    ];
     // Accord extensions (not in Microsoft Graph): a reviewer decides an app's pending requests.
     for (action, decision) in [
         ("accord.approve", consent_requests::Decision::Approve),
         ("accord.deny", consent_requests::Decision::Deny),
         ("accord.block", consent_requests::Decision::Block),
     ] {
-        r = r.route(
-            &format!("/v1.0/identityGovernance/appConsent/appConsentRequests/{{request}}/{action}"),
+        table.push((
+            format!("/v1.0/identityGovernance/appConsent/appConsentRequests/{{request}}/{action}"),
             consent_requests::action(decision).fallback(method_not_allowed),
-        );
+        ));
     }
     for prefix in ["/v1.0/me", "/v1.0/users/{user}"] {
         for (segment, collection) in [("events", Collection::Events), ("calendar/events", Collection::CalendarEvents)] {
-            r = r
-                .route(
-                    &format!("{prefix}/{segment}"),
-                    list(collection).post(calendar::create).fallback(method_not_allowed),
-                )
-                .route(
-                    &format!("{prefix}/{segment}/{{id}}"),
-                    get(calendar::get_one)
-                        .patch(calendar::update)
-                        .delete(calendar::delete)
-                        .fallback(method_not_allowed),
-                );
+            table.push((
+                format!("{prefix}/{segment}"),
+                list(collection).post(calendar::create).fallback(method_not_allowed),
+            ));
+            table.push((
+                format!("{prefix}/{segment}/{{id}}"),
+                get(calendar::get_one).patch(calendar::update).delete(calendar::delete).fallback(method_not_allowed),
+            ));
         }
         for (segment, collection) in
             [("calendarView", Collection::CalendarView), ("calendar/calendarView", Collection::CalendarCalendarView)]
         {
-            r = r.route(&format!("{prefix}/{segment}"), list(collection).fallback(method_not_allowed));
+            table.push((format!("{prefix}/{segment}"), list(collection).fallback(method_not_allowed)));
         }
     }
-    r.route("/v1.0", any(unknown_segment))
-        .route("/v1.0/{*rest}", any(keyed::dispatch))
-        .layer(middleware::from_fn(errors::context))
+    table
 }
 
 fn list(collection: Collection) -> MethodRouter<SharedState> {

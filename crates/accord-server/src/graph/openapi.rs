@@ -1,0 +1,645 @@
+//! The OpenAPI 3.0 description of the Graph-compatible API, served at
+//! `/openapi/graph-v1.0.json`. [`operations`] is the one catalogue of what the API serves and
+//! what each operation needs; `tests/graph_openapi.rs` keeps it in step with the router (every
+//! documented operation answers, every other method on a documented path is a 405, and every
+//! registered route is documented).
+
+use crate::state::SharedState;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeSet;
+
+/// How a path reaches its handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// A route of `graph::route_table` with exactly this path.
+    Route,
+    /// A segment with an entity key or a bound function (`applications(appId='…')`,
+    /// `filterByCurrentUser(on='reviewer')`), matched inside a handler.
+    InSegment,
+}
+
+/// One operation of the API.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Lower case: `get`, `post`, `patch`, `put` or `delete`.
+    pub method: &'static str,
+    /// Below `/v1.0`, with `{name}` parameters.
+    pub path: String,
+    pub summary: &'static str,
+    /// Any one of these delegated permissions (`scp`) lets a signed-in user call it.
+    pub delegated: &'static [&'static str],
+    /// Any one of these application permissions (`roles`) lets an app call it.
+    pub application: &'static [&'static str],
+    /// The status of a successful answer.
+    pub success: u16,
+    /// A list that takes the OData query options.
+    pub collection: bool,
+    /// Not in Microsoft Graph: an Accord extension.
+    pub extension: bool,
+    pub served: Served,
+}
+
+const USER_READ_ANY: &[&str] = &[
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const USER_READ_APP: &[&str] =
+    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const ME: &[&str] = &[
+    "User.Read",
+    "User.ReadWrite",
+    "User.ReadBasic.All",
+    "User.Read.All",
+    "User.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const USER_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
+const USER_WRITE_APP: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+const GROUP_READ: &[&str] = &[
+    "Group.Read.All",
+    "Group.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const GROUP_READ_APP: &[&str] =
+    &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
+const GROUP_WRITE_APP: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
+const ROLE_READ: &[&str] = &[
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const ROLE_READ_APP: &[&str] = &[
+    "RoleManagement.Read.Directory",
+    "RoleManagement.ReadWrite.Directory",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const ROLE_WRITE: &[&str] = &["RoleManagement.ReadWrite.Directory"];
+const APP_READ: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const APP_READ_APP: &[&str] =
+    &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+const APP_WRITE: &[&str] = &["Application.ReadWrite.All", "Directory.AccessAsUser.All"];
+const APP_WRITE_APP: &[&str] = &["Application.ReadWrite.All"];
+const ASSIGNMENT_READ: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const ASSIGNMENT_READ_APP: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "AppRoleAssignment.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+];
+const ASSIGNMENT_WRITE: &[&str] = &["AppRoleAssignment.ReadWrite.All"];
+const GRANT_READ: &[&str] = &[
+    "Directory.Read.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+const GRANT_READ_APP: &[&str] =
+    &["Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"];
+const GRANT_WRITE: &[&str] = &["DelegatedPermissionGrant.ReadWrite.All"];
+const AUTH_POLICY_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
+const AUTH_POLICY_WRITE: &[&str] = &["Policy.ReadWrite.Authorization"];
+const REQUEST_POLICY_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.ConsentRequest"];
+const REQUEST_POLICY_WRITE: &[&str] = &["Policy.ReadWrite.ConsentRequest"];
+const REQUESTS_READ: &[&str] = &["ConsentRequest.Read.All", "ConsentRequest.ReadWrite.All"];
+const REQUESTS_WRITE: &[&str] = &["ConsentRequest.ReadWrite.All"];
+const CLASSIFICATION_READ: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+    "Policy.ReadWrite.PermissionGrant",
+];
+const CLASSIFICATION_READ_APP: &[&str] = &[
+    "Application.Read.All",
+    "Application.ReadWrite.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Policy.ReadWrite.PermissionGrant",
+];
+const CLASSIFICATION_WRITE: &[&str] = &["Policy.ReadWrite.PermissionGrant"];
+const CALENDAR_READ: &[&str] = &[
+    "Calendars.ReadBasic",
+    "Calendars.Read",
+    "Calendars.Read.Shared",
+    "Calendars.ReadWrite",
+    "Calendars.ReadWrite.Shared",
+];
+const CALENDAR_READ_APP: &[&str] = &["Calendars.Read", "Calendars.ReadWrite"];
+const CALENDAR_WRITE: &[&str] = &["Calendars.ReadWrite", "Calendars.ReadWrite.Shared"];
+const CALENDAR_WRITE_APP: &[&str] = &["Calendars.ReadWrite"];
+const NONE: &[&str] = &[];
+
+/// Shorthand for the catalogue below.
+fn op(
+    method: &'static str,
+    path: &str,
+    summary: &'static str,
+    delegated: &'static [&'static str],
+    application: &'static [&'static str],
+) -> Operation {
+    let success = match method {
+        "post" => 201,
+        "delete" => 204,
+        _ => 200,
+    };
+    Operation {
+        method,
+        path: path.to_string(),
+        summary,
+        delegated,
+        application,
+        success,
+        collection: false,
+        extension: false,
+        served: Served::Route,
+    }
+}
+
+impl Operation {
+    fn list(mut self) -> Self {
+        self.collection = true;
+        self
+    }
+    fn status(mut self, success: u16) -> Self {
+        self.success = success;
+        self
+    }
+    fn in_segment(mut self) -> Self {
+        self.served = Served::InSegment;
+        self
+    }
+    fn extension(mut self) -> Self {
+        self.extension = true;
+        self
+    }
+}
+
+/// Every operation the API serves.
+pub fn operations() -> Vec<Operation> {
+    let mut ops = directory_operations();
+    ops.extend(enterprise_app_operations());
+    ops.extend(consent_operations());
+    ops.extend(calendar_operations());
+    ops
+}
+
+fn directory_operations() -> Vec<Operation> {
+    let app_key = "/applications(appId='{appId}')";
+    let role_key = "/directoryRoles(roleTemplateId='{roleTemplateId}')";
+    vec![
+        op("get", "/me", "The signed-in user", ME, NONE),
+        op("get", "/users", "List users", USER_READ_ANY, USER_READ_APP).list(),
+        op("post", "/users", "Create a user", USER_WRITE, USER_WRITE_APP),
+        op("get", "/users/{user}", "Get a user by id or userPrincipalName", USER_READ_ANY, USER_READ_APP),
+        op(
+            "patch",
+            "/users/{user}",
+            "Update a user (accountEnabled, displayName, passwordProfile)",
+            USER_WRITE,
+            USER_WRITE_APP,
+        )
+        .status(204),
+        op("get", "/groups", "List groups", GROUP_READ, GROUP_READ_APP).list(),
+        op("post", "/groups", "Create a security group", GROUP_WRITE, GROUP_WRITE_APP),
+        op("get", "/groups/{group}", "Get a group", GROUP_READ, GROUP_READ_APP),
+        op("get", "/groups/{group}/members", "Direct members of a group", GROUP_READ, GROUP_READ_APP).list(),
+        op(
+            "get",
+            "/groups/{group}/transitiveMembers",
+            "Members, also through nested groups",
+            GROUP_READ,
+            GROUP_READ_APP,
+        )
+        .list(),
+        op("post", "/groups/{group}/members/$ref", "Add a member", GROUP_WRITE, GROUP_WRITE_APP).status(204),
+        op("delete", "/groups/{group}/members/{member}/$ref", "Remove a member", GROUP_WRITE, GROUP_WRITE_APP),
+        op("get", "/applications", "List the tenant's app registrations", APP_READ, APP_READ_APP).list(),
+        op("post", "/applications", "Register an application", APP_WRITE, APP_WRITE_APP),
+        op("get", "/applications/{app}", "Get an app registration by object id", APP_READ, APP_READ_APP),
+        op("patch", "/applications/{app}", "Update an app registration", APP_WRITE, APP_WRITE_APP).status(204),
+        op("post", "/applications/{app}/addPassword", "Add a client secret (shown once)", APP_WRITE, APP_WRITE_APP)
+            .status(200),
+        op("post", "/applications/{app}/removePassword", "Remove a client secret", APP_WRITE, APP_WRITE_APP)
+            .status(204),
+        op("get", app_key, "Get an app registration by appId", APP_READ, APP_READ_APP).in_segment(),
+        op("patch", app_key, "Update an app registration by appId", APP_WRITE, APP_WRITE_APP).status(204).in_segment(),
+        op("post", &format!("{app_key}/addPassword"), "Add a client secret, by appId", APP_WRITE, APP_WRITE_APP)
+            .status(200)
+            .in_segment(),
+        op("post", &format!("{app_key}/removePassword"), "Remove a client secret, by appId", APP_WRITE, APP_WRITE_APP)
+            .status(204)
+            .in_segment(),
+        op("get", "/directoryRoles", "List the activated directory roles", ROLE_READ, ROLE_READ_APP).list(),
+        op("get", "/directoryRoles/{role}", "Get a directory role", ROLE_READ, ROLE_READ_APP),
+        op("get", "/directoryRoles/{role}/members", "Holders of a role", ROLE_READ, ROLE_READ_APP).list(),
+        op("post", "/directoryRoles/{role}/members/$ref", "Give a user the role", ROLE_WRITE, ROLE_WRITE).status(204),
+        op(
+            "delete",
+            "/directoryRoles/{role}/members/{member}/$ref",
+            "Take the role from a user",
+            ROLE_WRITE,
+            ROLE_WRITE,
+        ),
+        op("get", role_key, "Get a directory role by template id", ROLE_READ, ROLE_READ_APP).in_segment(),
+        op("get", &format!("{role_key}/members"), "Holders of a role, by template id", ROLE_READ, ROLE_READ_APP)
+            .list()
+            .in_segment(),
+        op("post", &format!("{role_key}/members/$ref"), "Give a user the role, by template id", ROLE_WRITE, ROLE_WRITE)
+            .status(204)
+            .in_segment(),
+        op(
+            "delete",
+            &format!("{role_key}/members/{{member}}/$ref"),
+            "Take the role from a user, by template id",
+            ROLE_WRITE,
+            ROLE_WRITE,
+        )
+        .in_segment(),
+        op("get", "/roleManagement/directory/roleAssignments", "Directory role assignments", ROLE_READ, ROLE_READ_APP)
+            .list(),
+    ]
+}
+
+fn enterprise_app_operations() -> Vec<Operation> {
+    let grants = "/oauth2PermissionGrants";
+    vec![
+        op("get", "/servicePrincipals", "List enterprise applications", APP_READ, APP_READ_APP).list(),
+        op("get", "/servicePrincipals/{sp}", "Get an enterprise application", APP_READ, APP_READ_APP),
+        op(
+            "patch",
+            "/servicePrincipals/{sp}",
+            "Enable or disable an app; require assignment",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(204),
+        op(
+            "get",
+            "/servicePrincipals/{sp}/appRoleAssignedTo",
+            "Users and groups assigned",
+            ASSIGNMENT_READ,
+            ASSIGNMENT_READ_APP,
+        )
+        .list(),
+        op(
+            "post",
+            "/servicePrincipals/{sp}/appRoleAssignedTo",
+            "Assign a user or group",
+            ASSIGNMENT_WRITE,
+            ASSIGNMENT_WRITE,
+        ),
+        op(
+            "delete",
+            "/servicePrincipals/{sp}/appRoleAssignedTo/{assignment}",
+            "Remove an assignment",
+            ASSIGNMENT_WRITE,
+            ASSIGNMENT_WRITE,
+        ),
+        op(
+            "get",
+            "/servicePrincipals/{sp}/appRoleAssignments",
+            "Application permissions the app holds",
+            ASSIGNMENT_READ,
+            ASSIGNMENT_READ_APP,
+        )
+        .list(),
+        op("get", grants, "List delegated permission grants", GRANT_READ, GRANT_READ_APP).list(),
+        op("post", grants, "Grant delegated permissions", GRANT_WRITE, GRANT_WRITE),
+        op("get", &format!("{grants}/{{grant}}"), "Get a grant", GRANT_READ, GRANT_READ_APP),
+        op("patch", &format!("{grants}/{{grant}}"), "Change a grant's scopes", GRANT_WRITE, GRANT_WRITE).status(204),
+        op("delete", &format!("{grants}/{{grant}}"), "Revoke a grant", GRANT_WRITE, GRANT_WRITE),
+        op("get", "/policies/authorizationPolicy", "The user consent setting", AUTH_POLICY_READ, AUTH_POLICY_READ),
+        op(
+            "patch",
+            "/policies/authorizationPolicy",
+            "Change the user consent setting",
+            AUTH_POLICY_WRITE,
+            AUTH_POLICY_WRITE,
+        )
+        .status(204),
+    ]
+}
+
+fn consent_operations() -> Vec<Operation> {
+    let requests = "/identityGovernance/appConsent/appConsentRequests";
+    let mine = "filterByCurrentUser(on='reviewer')";
+    let classifications = "/servicePrincipals/{sp}/delegatedPermissionClassifications";
+    let mut ops = vec![
+        op(
+            "get",
+            "/policies/adminConsentRequestPolicy",
+            "The admin consent request policy",
+            REQUEST_POLICY_READ,
+            REQUEST_POLICY_READ,
+        ),
+        op(
+            "patch",
+            "/policies/adminConsentRequestPolicy",
+            "Change the admin consent request policy",
+            REQUEST_POLICY_WRITE,
+            REQUEST_POLICY_WRITE,
+        )
+        .status(204),
+        op(
+            "put",
+            "/policies/adminConsentRequestPolicy",
+            "Change the admin consent request policy (Graph documents PUT)",
+            REQUEST_POLICY_WRITE,
+            REQUEST_POLICY_WRITE,
+        )
+        .status(204),
+        op("get", requests, "Apps with admin consent requests", REQUESTS_READ, REQUESTS_READ).list(),
+        op("get", &format!("{requests}/{{request}}"), "One app's requests", REQUESTS_READ, REQUESTS_READ),
+        op("get", &format!("{requests}/{mine}"), "Apps whose requests the caller reviews", REQUESTS_READ, NONE)
+            .list()
+            .in_segment(),
+        op(
+            "get",
+            &format!("{requests}/{{request}}/userConsentRequests"),
+            "The users' requests for one app",
+            REQUESTS_READ,
+            REQUESTS_READ,
+        )
+        .list(),
+        op(
+            "get",
+            &format!("{requests}/{{request}}/userConsentRequests/{{user_request}}"),
+            "One user's request",
+            REQUESTS_READ,
+            REQUESTS_READ,
+        ),
+        op(
+            "get",
+            &format!("{requests}/{{request}}/userConsentRequests/{mine}"),
+            "The users' requests the caller reviews",
+            REQUESTS_READ,
+            NONE,
+        )
+        .list()
+        .in_segment(),
+        op("get", classifications, "Permission classifications", CLASSIFICATION_READ, CLASSIFICATION_READ_APP).list(),
+        op("post", classifications, "Classify a delegated permission", CLASSIFICATION_WRITE, CLASSIFICATION_WRITE),
+        op(
+            "delete",
+            &format!("{classifications}/{{classification}}"),
+            "Remove a classification",
+            CLASSIFICATION_WRITE,
+            CLASSIFICATION_WRITE,
+        ),
+    ];
+    for (action, summary) in [
+        ("accord.approve", "Accord extension: approve an app's pending requests (grants admin consent)"),
+        ("accord.deny", "Accord extension: deny an app's pending requests, with a justification"),
+        ("accord.block", "Accord extension: deny and block the app in the tenant, with a justification"),
+    ] {
+        ops.push(
+            op("post", &format!("{requests}/{{request}}/{action}"), summary, REQUESTS_WRITE, NONE)
+                .status(204)
+                .extension(),
+        );
+    }
+    ops
+}
+
+fn calendar_operations() -> Vec<Operation> {
+    let mut ops = Vec::new();
+    for prefix in ["/me", "/users/{user}"] {
+        // `/me` needs a signed-in user: no application permission reaches it.
+        let (read_app, write_app) =
+            if prefix == "/me" { (NONE, NONE) } else { (CALENDAR_READ_APP, CALENDAR_WRITE_APP) };
+        for segment in ["events", "calendar/events"] {
+            let list = format!("{prefix}/{segment}");
+            let one = format!("{list}/{{id}}");
+            ops.push(op("get", &list, "List events", CALENDAR_READ, read_app).list());
+            ops.push(op("post", &list, "Create an event", CALENDAR_WRITE, write_app));
+            ops.push(op("get", &one, "Get an event", CALENDAR_READ, read_app));
+            ops.push(op("patch", &one, "Update an event", CALENDAR_WRITE, write_app));
+            ops.push(op("delete", &one, "Delete an event", CALENDAR_WRITE, write_app));
+        }
+        for segment in ["calendarView", "calendar/calendarView"] {
+            ops.push(
+                op("get", &format!("{prefix}/{segment}"), "Events in a time window", CALENDAR_READ, read_app).list(),
+            );
+        }
+    }
+    ops
+}
+
+/// `GET /openapi/graph-v1.0.json`.
+pub async fn serve(State(state): State<SharedState>) -> Response {
+    Json(document(&state.settings.public_url)).into_response()
+}
+
+/// The OpenAPI 3.0.3 document, with URLs under `public_url`.
+pub fn document(public_url: &str) -> Value {
+    let mut paths = Map::new();
+    for o in operations() {
+        let item = paths.entry(o.path.clone()).or_insert_with(|| json!({}));
+        item[o.method] = operation_object(&o);
+    }
+    let delegated: BTreeSet<&str> = operations().iter().flat_map(|o| o.delegated.iter().copied()).collect();
+    let scopes: Map<String, Value> = delegated
+        .into_iter()
+        .map(|p| (format!("https://graph.microsoft.com/{p}"), Value::String(format!("Delegated permission {p}"))))
+        .collect();
+    let authority = format!("{public_url}/organizations/oauth2/v2.0");
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Accord: Microsoft-Graph-compatible API",
+            "version": "v1.0",
+            "description": "The part of Microsoft Graph v1.0 Accord serves (directory, enterprise apps, consent \
+                management, calendars), with Graph's shapes and error body. Operations marked \
+                x-accord-extension are not in Microsoft Graph. x-permissions lists the delegated (scp) \
+                and application (roles) permissions of which a token needs one; directory roles are \
+                checked as well (docs/graph-api.md)."
+        },
+        "servers": [{"url": format!("{public_url}/v1.0")}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "accord": {
+                    "type": "oauth2",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": format!("{authority}/authorize"),
+                            "tokenUrl": format!("{authority}/token"),
+                            "scopes": scopes
+                        },
+                        "clientCredentials": {
+                            "tokenUrl": format!("{public_url}/{{tenant}}/oauth2/v2.0/token"),
+                            "scopes": {"https://graph.microsoft.com/.default": "The application permissions granted to the app"}
+                        }
+                    }
+                }
+            },
+            "schemas": {
+                "GraphError": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {"error": {
+                        "type": "object",
+                        "required": ["code", "message", "innerError"],
+                        "properties": {
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                            "innerError": {
+                                "type": "object",
+                                "properties": {
+                                    "date": {"type": "string"},
+                                    "request-id": {"type": "string"},
+                                    "client-request-id": {"type": "string"}
+                                }
+                            }
+                        }
+                    }}
+                }
+            },
+            "responses": {
+                "Error": {
+                    "description": "Graph's error body",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/GraphError"}}}
+                }
+            }
+        }
+    })
+}
+
+fn operation_object(o: &Operation) -> Value {
+    let mut parameters: Vec<Value> = path_parameters(&o.path)
+        .into_iter()
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if o.collection {
+        for (name, what) in [
+            ("$filter", "OData filter (eq, ne, and, or, not, startswith, any)"),
+            ("$select", "Properties to return"),
+            ("$top", "Page size"),
+            ("$orderby", "Sort order"),
+            ("$count", "Include @odata.count"),
+        ] {
+            parameters.push(json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": "string"}}));
+        }
+    }
+    let success = match o.success {
+        204 => json!({"description": "Done; no body"}),
+        status => json!({
+            "description": if status == 201 { "Created" } else { "OK" },
+            "content": {"application/json": {"schema": {"type": "object"}}}
+        }),
+    };
+    let mut responses = Map::new();
+    responses.insert(o.success.to_string(), success);
+    for status in ["400", "401", "403", "404"] {
+        responses.insert(status.into(), json!({"$ref": "#/components/responses/Error"}));
+    }
+    let mut object = json!({
+        "operationId": operation_id(o),
+        "summary": o.summary,
+        "tags": [tag(&o.path)],
+        "parameters": parameters,
+        "responses": responses,
+        "security": [{"accord": o.delegated.iter().map(|p| format!("https://graph.microsoft.com/{p}")).collect::<Vec<_>>()}],
+        "x-permissions": {"delegated": o.delegated, "application": o.application},
+    });
+    if matches!(o.method, "post" | "patch" | "put") {
+        object["requestBody"] = json!({
+            "required": !o.extension || o.path.ends_with("accord.deny") || o.path.ends_with("accord.block"),
+            "content": {"application/json": {"schema": {"type": "object"}}}
+        });
+    }
+    if o.extension {
+        object["x-accord-extension"] = Value::Bool(true);
+    }
+    object
+}
+
+/// `{name}` parameters of a path, in order.
+pub fn path_parameters(path: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start..].find('}') else { break };
+        names.push(rest[start + 1..start + len].to_string());
+        rest = &rest[start + len + 1..];
+    }
+    names
+}
+
+fn tag(path: &str) -> String {
+    let first = path.trim_start_matches('/').split(['/', '(']).next().unwrap_or_default();
+    first.to_string()
+}
+
+/// `get_users_user_calendar_events` style: unique per (method, path).
+fn operation_id(o: &Operation) -> String {
+    let mut id = o.method.to_string();
+    for part in o.path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        if !part.is_empty() {
+            id.push('_');
+            id.push_str(part);
+        }
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operation_ids_are_unique_and_paths_well_formed() {
+        let ops = operations();
+        let ids: BTreeSet<String> = ops.iter().map(operation_id).collect();
+        assert_eq!(ids.len(), ops.len(), "two operations share an operationId");
+        for o in &ops {
+            assert!(o.path.starts_with('/') && !o.path.ends_with('/'), "{}", o.path);
+            assert!(["get", "post", "patch", "put", "delete"].contains(&o.method), "{}", o.method);
+            assert!(!o.delegated.is_empty(), "{} {} has no delegated permission", o.method, o.path);
+        }
+        assert_eq!(path_parameters("/users/{user}/events/{id}"), ["user", "id"]);
+        assert_eq!(tag("/applications(appId='{appId}')"), "applications");
+    }
+
+    #[test]
+    fn every_table_route_is_documented_and_every_documented_route_is_in_the_table() {
+        let routes: BTreeSet<String> =
+            super::super::route_paths().into_iter().map(|p| p.trim_start_matches("/v1.0").to_string()).collect();
+        let documented: BTreeSet<String> =
+            operations().into_iter().filter(|o| o.served == Served::Route).map(|o| o.path).collect();
+        let undocumented: Vec<_> = routes.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&routes).collect();
+        assert!(undocumented.is_empty(), "routes missing from the OpenAPI document: {undocumented:?}");
+        assert!(unrouted.is_empty(), "documented paths with no route: {unrouted:?}");
+    }
+}
