@@ -1675,7 +1675,13 @@ pub async fn request_access(store: &dyn Store, actor: &Actor, tenant: &Tenant) -
         Some(u) => crate::admin_consent_requests::reviewers(store, tenant).await?.iter().any(|r| r.id == u.id),
         None => false,
     };
-    Ok(RequestAccess { reviewer, read_directory: may(actor, Operation::ReadDirectory) })
+    // Graph lets an app holding a ConsentRequest permission read the requests without a
+    // directory-reading one; a person still needs a role that reads the directory.
+    let read_directory = may(actor, Operation::ReadDirectory)
+        || matches!(actor, Actor::App { permissions, .. } if permissions.iter().any(|p| {
+            p.eq_ignore_ascii_case("ConsentRequest.Read.All") || p.eq_ignore_ascii_case("ConsentRequest.ReadWrite.All")
+        }));
+    Ok(RequestAccess { reviewer, read_directory })
 }
 
 /// A permission a request asks for, with its texts.
