@@ -5,8 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
-use support::*;
+use support::graph_api::GraphApi;
 
 const CONTOSO: &str = "eeeeeeee-0000-4000-8000-000000000001";
 const FABRIKAM: &str = "eeeeeeee-0000-4000-8000-000000000002";
@@ -22,73 +21,20 @@ const DAEMON_WRITE: (&str, &str) = ("ffffffff-0000-4000-8000-000000000006", "wri
 const DAEMON_DIRECTORY: (&str, &str) = ("ffffffff-0000-4000-8000-000000000007", "directory-secret-1");
 const FABRIKAM_DAEMON: (&str, &str) = ("ffffffff-0000-4000-8000-000000000008", "fabrikam-secret-1");
 
-fn calendar_world() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_world.toml")
-}
-
-struct Graph {
-    server: TestServer,
-    c: reqwest::Client,
-}
+type Graph = GraphApi;
 
 impl Graph {
     fn start() -> Graph {
-        let server = TestServer::start_with(&calendar_world());
-        let c = server.client();
-        Graph { server, c }
+        GraphApi::with_world("calendar_world.toml")
     }
 
     /// A delegated Graph token by ROPC through a public client.
     async fn user_token(&self, app: &str, upn: &str, password: &str) -> String {
-        let res = self
-            .c
-            .post(self.server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
-            .form(&[
-                ("grant_type", "password"),
-                ("client_id", app),
-                ("username", upn),
-                ("password", password),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let body: Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
+        self.ropc_token(CONTOSO, app, upn, password).await
     }
 
     async fn alice(&self, app: &str) -> String {
         self.user_token(app, "alice@contoso.test", "alice-password-1").await
-    }
-
-    /// An app-only Graph token by client credentials.
-    async fn app_token(&self, tenant: &str, (app, secret): (&str, &str)) -> String {
-        let res = self
-            .c
-            .post(self.server.url(&format!("/{tenant}/oauth2/v2.0/token")))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", app),
-                ("client_secret", secret),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let body: Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("https://") {
-            path.to_string()
-        } else {
-            self.server.url(path)
-        }
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        self.send(self.c.get(self.url(path)).bearer_auth(token)).await
     }
 
     async fn get_tz(&self, token: &str, path: &str, zone: &str) -> (u16, Value, Option<String>) {
@@ -103,14 +49,6 @@ impl Graph {
         let applied = res.headers().get("preference-applied").map(|v| v.to_str().unwrap().to_string());
         let status = res.status().as_u16();
         (status, res.json().await.unwrap(), applied)
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect(&text) };
-        (status, body)
     }
 }
 

@@ -8,7 +8,7 @@ mod support;
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::Path;
+use support::graph_api::GraphApi;
 use support::*;
 
 const FABRIKAM: &str = "eeeeeeee-0000-4000-8000-000000000001";
@@ -28,40 +28,17 @@ const GRAPH_APP: &str = "00000003-0000-0000-c000-000000000000";
 const REQUESTS: &str = "/v1.0/identityGovernance/appConsent/appConsentRequests";
 const POLICY: &str = "/v1.0/policies/adminConsentRequestPolicy";
 
-struct Graph {
-    server: TestServer,
-    c: reqwest::Client,
-}
+type Graph = GraphApi;
 
 impl Graph {
     fn start() -> Graph {
-        let world = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/consent_api_world.toml");
-        let server = TestServer::start_with(&world);
-        let c = server.client();
-        Graph { server, c }
-    }
-
-    async fn token(&self, tenant: &str, form: &[(&str, &str)]) -> String {
-        let res =
-            self.c.post(self.server.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(form).send().await.unwrap();
-        let body: Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
+        GraphApi::with_world("consent_api_world.toml")
     }
 
     /// A delegated Graph token by ROPC through a public client; the password is `{name}-password-1`.
     async fn user(&self, tenant: &str, app: &str, upn: &str) -> String {
         let password = format!("{}-password-1", upn.split('@').next().unwrap());
-        self.token(
-            tenant,
-            &[
-                ("grant_type", "password"),
-                ("client_id", app),
-                ("username", upn),
-                ("password", &password),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await
+        self.ropc_token(tenant, app, upn, &password).await
     }
 
     async fn fabrikam(&self, app: &str, name: &str) -> String {
@@ -73,65 +50,8 @@ impl Graph {
     }
 
     /// An app-only Graph token by client credentials.
-    async fn app(&self, (app, secret): (&str, &str)) -> String {
-        self.token(
-            FABRIKAM,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", app),
-                ("client_secret", secret),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect(&text) };
-        (status, body)
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("https://") {
-            path.to_string()
-        } else {
-            self.server.url(path)
-        }
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        self.send(self.c.get(self.url(path)).bearer_auth(token)).await
-    }
-
-    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.c.patch(self.url(path)).bearer_auth(token).json(&body)).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.c.post(self.url(path)).bearer_auth(token).json(&body)).await
-    }
-
-    async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
-        self.send(self.c.delete(self.url(path)).bearer_auth(token)).await
-    }
-
-    /// Follows `@odata.nextLink` from `path`; the values of every page, and the page sizes.
-    async fn all_pages(&self, token: &str, path: &str) -> (Vec<Value>, Vec<usize>) {
-        let (mut values, mut sizes) = (Vec::new(), Vec::new());
-        let mut next = Some(path.to_string());
-        while let Some(p) = next.take() {
-            let (status, body) = self.get(token, &p).await;
-            assert_eq!(status, 200, "{body}");
-            let page = body["value"].as_array().unwrap().clone();
-            sizes.push(page.len());
-            values.extend(page);
-            next = body["@odata.nextLink"].as_str().map(String::from);
-            assert!(sizes.len() < 20, "paging does not end");
-        }
-        (values, sizes)
+    async fn app(&self, credentials: (&str, &str)) -> String {
+        self.app_token(FABRIKAM, credentials).await
     }
 
     fn authorize(&self, app: &str, scope: &str) -> String {

@@ -5,8 +5,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
-use support::*;
+use support::graph_api::GraphApi;
 
 const CONTOSO: &str = "dddddddd-0000-4000-8000-000000000001";
 const FABRIKAM: &str = "dddddddd-0000-4000-8000-000000000002";
@@ -22,39 +21,16 @@ const MANAGER_APP: &str = "cccccccc-0000-4000-8000-000000000011";
 const APP_ADMIN_DAEMON: (&str, &str) = ("cccccccc-0000-4000-8000-000000000012", "appadmin-secret-1");
 const POLICY_DAEMON: (&str, &str) = ("cccccccc-0000-4000-8000-000000000013", "policy-secret-1");
 
-struct Graph {
-    server: TestServer,
-    c: reqwest::Client,
-}
+type Graph = GraphApi;
 
 impl Graph {
     fn start() -> Graph {
-        let server =
-            TestServer::start_with(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/directory_world.toml"));
-        let c = server.client();
-        Graph { server, c }
-    }
-
-    async fn token(&self, tenant: &str, form: &[(&str, &str)]) -> String {
-        let res =
-            self.c.post(self.server.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(form).send().await.unwrap();
-        let body: Value = res.json().await.unwrap();
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
+        GraphApi::with_world("directory_world.toml")
     }
 
     /// A delegated Graph token by ROPC through a public client.
     async fn user(&self, app: &str, upn: &str, password: &str) -> String {
-        self.token(
-            CONTOSO,
-            &[
-                ("grant_type", "password"),
-                ("client_id", app),
-                ("username", upn),
-                ("password", password),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await
+        self.ropc_token(CONTOSO, app, upn, password).await
     }
 
     async fn alice(&self, app: &str) -> String {
@@ -65,54 +41,9 @@ impl Graph {
         self.user(app, "admin@contoso.test", "admin-password-1").await
     }
 
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect(&text) };
-        (status, body)
-    }
-
-    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.c.patch(self.server.url(path)).bearer_auth(token).json(&body)).await
-    }
-
     /// An app-only Graph token by client credentials.
-    async fn app(&self, tenant: &str, (app, secret): (&str, &str)) -> String {
-        self.token(
-            tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", app),
-                ("client_secret", secret),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        let url = if path.starts_with("https://") { path.to_string() } else { self.server.url(path) };
-        let res = self.c.get(url).bearer_auth(token).send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).expect(&text))
-    }
-
-    /// Follows `@odata.nextLink` from `path`; the values of every page, and the page sizes.
-    async fn all_pages(&self, token: &str, path: &str) -> (Vec<Value>, Vec<usize>) {
-        let (mut values, mut sizes) = (Vec::new(), Vec::new());
-        let mut next = Some(path.to_string());
-        while let Some(p) = next.take() {
-            let (status, body) = self.get(token, &p).await;
-            assert_eq!(status, 200, "{body}");
-            let page = body["value"].as_array().unwrap().clone();
-            sizes.push(page.len());
-            values.extend(page);
-            next = body["@odata.nextLink"].as_str().map(String::from);
-            assert!(sizes.len() < 20, "paging does not end");
-        }
-        (values, sizes)
+    async fn app(&self, tenant: &str, credentials: (&str, &str)) -> String {
+        self.app_token(tenant, credentials).await
     }
 
     async fn group_id(&self, token: &str, name: &str) -> String {

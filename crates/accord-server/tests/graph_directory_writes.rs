@@ -6,8 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::path::Path;
-use support::*;
+use support::graph_api::{ropc_form, GraphApi};
 
 const CONTOSO: &str = "eeeeeeee-0000-4000-8000-000000000001";
 const FABRIKAM: &str = "eeeeeeee-0000-4000-8000-000000000002";
@@ -29,43 +28,16 @@ const APP_ADMIN_TEMPLATE: &str = "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3";
 const USER_READ_ID: &str = "e1fe6dd8-ba31-4d61-89e7-88639da4683d";
 const USER_READ_ALL_ROLE_ID: &str = "df021288-bdef-4463-88db-98f22de89214";
 
-struct Graph {
-    server: TestServer,
-    c: reqwest::Client,
-}
+type Graph = GraphApi;
 
 impl Graph {
     fn start() -> Graph {
-        let world = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/directory_writes_world.toml");
-        let server = TestServer::start_with(&world);
-        let c = server.client();
-        Graph { server, c }
-    }
-
-    async fn try_token(&self, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
-        let res =
-            self.c.post(self.server.url(&format!("/{tenant}/oauth2/v2.0/token"))).form(form).send().await.unwrap();
-        (res.status().as_u16(), res.json().await.unwrap())
-    }
-
-    async fn token(&self, tenant: &str, form: &[(&str, &str)]) -> String {
-        let (_, body) = self.try_token(tenant, form).await;
-        body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_string()
-    }
-
-    fn ropc<'a>(app: &'a str, upn: &'a str, password: &'a str) -> [(&'a str, &'a str); 5] {
-        [
-            ("grant_type", "password"),
-            ("client_id", app),
-            ("username", upn),
-            ("password", password),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ]
+        GraphApi::with_world("directory_writes_world.toml")
     }
 
     /// A delegated Graph token of a Contoso user by ROPC through a public client.
     async fn user(&self, app: &str, upn: &str, password: &str) -> String {
-        self.token(CONTOSO, &Self::ropc(app, upn, password)).await
+        self.token(CONTOSO, &ropc_form(app, upn, password)).await
     }
 
     async fn admin(&self) -> String {
@@ -77,65 +49,8 @@ impl Graph {
     }
 
     /// An app-only Graph token by client credentials.
-    async fn app(&self, tenant: &str, (app, secret): (&str, &str)) -> String {
-        self.token(
-            tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", app),
-                ("client_secret", secret),
-                ("scope", "https://graph.microsoft.com/.default"),
-            ],
-        )
-        .await
-    }
-
-    async fn send(&self, req: reqwest::RequestBuilder) -> (u16, Value) {
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect(&text) };
-        (status, body)
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("https://") {
-            path.to_string()
-        } else {
-            self.server.url(path)
-        }
-    }
-
-    async fn get(&self, token: &str, path: &str) -> (u16, Value) {
-        self.send(self.c.get(self.url(path)).bearer_auth(token)).await
-    }
-
-    async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.c.post(self.url(path)).bearer_auth(token).json(&body)).await
-    }
-
-    async fn patch(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
-        self.send(self.c.patch(self.url(path)).bearer_auth(token).json(&body)).await
-    }
-
-    async fn delete(&self, token: &str, path: &str) -> (u16, Value) {
-        self.send(self.c.delete(self.url(path)).bearer_auth(token)).await
-    }
-
-    /// Follows `@odata.nextLink` from `path`; the values of every page, and the page sizes.
-    async fn all_pages(&self, token: &str, path: &str) -> (Vec<Value>, Vec<usize>) {
-        let (mut values, mut sizes) = (Vec::new(), Vec::new());
-        let mut next = Some(path.to_string());
-        while let Some(p) = next.take() {
-            let (status, body) = self.get(token, &p).await;
-            assert_eq!(status, 200, "{body}");
-            let page = body["value"].as_array().unwrap().clone();
-            sizes.push(page.len());
-            values.extend(page);
-            next = body["@odata.nextLink"].as_str().map(String::from);
-            assert!(sizes.len() < 20, "paging does not end");
-        }
-        (values, sizes)
+    async fn app(&self, tenant: &str, credentials: (&str, &str)) -> String {
+        self.app_token(tenant, credentials).await
     }
 
     /// The object id of one of Contoso's applications, by app id.
@@ -776,13 +691,13 @@ async fn users_create_and_update() {
         assert_eq!(status, 204, "{body}");
         let (_, back) = g.get(&token, &format!("/v1.0/users/{upn}")).await;
         assert_eq!(back["displayName"], format!("Renamed {who}"));
-        let (status, _) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, &upn, "first-password-1")).await;
+        let (status, _) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, &upn, "first-password-1")).await;
         assert_eq!(status, 400, "the old password no longer works");
         g.user(ADMIN_CONSOLE, &upn, "second-password-2").await;
 
         let (status, body) = g.patch(&token, &format!("/v1.0/users/{upn}"), json!({"accountEnabled": false})).await;
         assert_eq!(status, 204, "{body}");
-        let (status, body) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, &upn, "second-password-2")).await;
+        let (status, body) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, &upn, "second-password-2")).await;
         assert_eq!(status, 400, "a disabled account cannot sign in: {body}");
         let (status, _) = g.patch(&token, &format!("/v1.0/users/{id}"), json!({"accountEnabled": true})).await;
         assert_eq!(status, 204);
@@ -800,7 +715,7 @@ async fn users_create_and_update() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, _) = g.try_token(CONTOSO, &Graph::ropc(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
+    let (status, _) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
     assert_eq!(status, 400);
 }
 

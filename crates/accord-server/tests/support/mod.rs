@@ -2,6 +2,8 @@
 //! started on a free port with its own data dir and the test world, spoken to over HTTPS.
 #![allow(dead_code)]
 
+pub mod graph_api;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
