@@ -8,6 +8,9 @@ use super::auth::Caller;
 use super::calendar::{json_response, GraphPath};
 use super::errors::GraphError;
 use super::odata::{format_utc, parse_datetime, Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{
+    APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
+};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
@@ -62,18 +65,6 @@ const APP_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const READ_DELEGATED: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const READ_APP: &[&str] =
-    &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const WRITE_DELEGATED: &[&str] = &["Application.ReadWrite.All", "Directory.AccessAsUser.All"];
-const WRITE_APP: &[&str] = &["Application.ReadWrite.All"];
 
 /// How a request names an application: its object id (`/applications/{id}`) or its client id
 /// (`/applications(appId='…')`).

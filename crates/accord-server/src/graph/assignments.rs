@@ -8,6 +8,9 @@ use super::calendar::{json_response, GraphPath};
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{format_utc, Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{
+    ASSIGNMENT_READ as READ_DELEGATED, ASSIGNMENT_READ_APP as READ_APP, ASSIGNMENT_WRITE as WRITE,
+};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration;
 use crate::state::{AppState, SharedState};
@@ -52,23 +55,6 @@ const ASSIGNMENT_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const READ_DELEGATED: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "AppRoleAssignment.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const READ_APP: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "AppRoleAssignment.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-];
-const WRITE: &[&str] = &["AppRoleAssignment.ReadWrite.All"];
 
 async fn assignment_json(state: &AppState, tenant: &Tenant, a: &AppRoleAssignment) -> Result<Value, GraphError> {
     let principal = administration::principal(state.store.as_ref(), tenant, a.principal_id).await?;

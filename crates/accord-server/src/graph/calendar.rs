@@ -11,6 +11,7 @@
 use super::auth::Caller;
 use super::errors::{GraphError, JSON_CONTENT_TYPE};
 use super::odata::{self, parse_datetime_parts, Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{ME as USER_SELF, USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
 use super::timezone::{preferred_timezone, NamedZone};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{CalendarEvent, User};
@@ -227,27 +228,6 @@ fn require_write(caller: &Caller) -> Result<(), GraphError> {
         _ => Err(denied("Calendars.ReadWrite", caller)),
     }
 }
-
-const USER_SELF: &[&str] = &[
-    "User.Read",
-    "User.ReadWrite",
-    "User.ReadBasic.All",
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-pub(super) const USER_OTHERS_DELEGATED: &[&str] = &[
-    "User.ReadBasic.All",
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-pub(super) const USER_OTHERS_APP: &[&str] =
-    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 
 pub(super) fn user_denied(needed: &str, caller: &Caller) -> GraphError {
     let kind = if caller.is_app() { "application" } else { "delegated" };

@@ -9,6 +9,10 @@ use super::calendar::{json_response, GraphPath};
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{
+    CLASSIFICATION_READ as CLASSIFICATION_READ_DELEGATED, CLASSIFICATION_READ_APP, CLASSIFICATION_WRITE,
+    REQUEST_POLICY_READ as POLICY_READ, REQUEST_POLICY_WRITE as POLICY_WRITE,
+};
 use super::service_principals::{actor, json_object, one_sp, require, tenant};
 use crate::administration;
 use crate::state::SharedState;
@@ -33,9 +37,6 @@ const POLICY_SPEC: ResourceSpec = ResourceSpec {
     max_top: 1,
     skiptoken_paging: false,
 };
-
-const POLICY_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.ConsentRequest"];
-const POLICY_WRITE: &[&str] = &["Policy.ReadWrite.ConsentRequest"];
 
 /// The reviewer queries Graph uses for a user and for a group's (transitive) user members.
 fn reviewer_scope(r: &ReviewerRef) -> Value {
@@ -228,23 +229,6 @@ const CLASSIFICATION_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const CLASSIFICATION_READ_DELEGATED: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-    "Policy.ReadWrite.PermissionGrant",
-];
-const CLASSIFICATION_READ_APP: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Policy.ReadWrite.PermissionGrant",
-];
-const CLASSIFICATION_WRITE: &[&str] = &["Policy.ReadWrite.PermissionGrant"];
 
 fn classification_json(c: &PermissionClassification) -> Value {
     json!({

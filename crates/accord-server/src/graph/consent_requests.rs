@@ -14,6 +14,7 @@ use super::auth::Caller;
 use super::calendar::{json_response, GraphPath};
 use super::errors::GraphError;
 use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{REQUESTS_READ as READ, REQUESTS_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::admin_consent_requests;
 use crate::administration::{self, Actor, AppConsentRequests, RequestSummary};
@@ -29,9 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use serde_json::{json, Value};
 use uuid::Uuid;
-
-const READ: &[&str] = &["ConsentRequest.Read.All", "ConsentRequest.ReadWrite.All"];
-const WRITE: &[&str] = &["ConsentRequest.ReadWrite.All"];
 
 const SET: &str = "identityGovernance/appConsent/appConsentRequests";
 

@@ -4,9 +4,11 @@
 //! objects of the token's tenant exist for the caller.
 
 use super::auth::Caller;
-use super::calendar::{json_response, user_denied, user_json, GraphPath, USER_OTHERS_APP, USER_OTHERS_DELEGATED};
+use super::calendar::{json_response, user_denied, user_json, GraphPath};
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
+use super::permissions::{USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
 use crate::administration;
 use crate::state::SharedState;
 use accord_core::directory::Group;
@@ -94,15 +96,6 @@ pub(super) const MEMBER_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const GROUP_DELEGATED: &[&str] = &[
-    "Group.Read.All",
-    "Group.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const GROUP_APP: &[&str] = &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 
 fn require_users(caller: &Caller) -> Result<(), GraphError> {
     let (held, needed) = if caller.is_app() {

@@ -11,6 +11,7 @@ use super::calendar::{json_response, user_json, GraphPath};
 use super::directory::{list_response, with_type, MEMBER_SPEC};
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{ROLE_READ as READ_DELEGATED, ROLE_READ_APP as READ_APP, ROLE_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration;
 use crate::state::{AppState, SharedState};
@@ -41,21 +42,6 @@ const ROLE_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const READ_DELEGATED: &[&str] = &[
-    "RoleManagement.Read.Directory",
-    "RoleManagement.ReadWrite.Directory",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const READ_APP: &[&str] = &[
-    "RoleManagement.Read.Directory",
-    "RoleManagement.ReadWrite.Directory",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-];
-const WRITE: &[&str] = &["RoleManagement.ReadWrite.Directory"];
 
 /// How a request names a role: `/directoryRoles/{id}` takes the object id or the template id;
 /// `directoryRoles(roleTemplateId='…')` only the template id.

@@ -10,6 +10,9 @@ use super::directory::{group_json, object_id, GROUP_SPEC, USER_LIST_SPEC};
 use super::directory_roles::{already_member, referenced_id};
 use super::errors::GraphError;
 use super::odata::QueryOptions;
+use super::permissions::{
+    GROUP_WRITE as GROUP_WRITE_DELEGATED, GROUP_WRITE_APP, USER_WRITE as USER_WRITE_DELEGATED, USER_WRITE_APP,
+};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
@@ -20,12 +23,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
-
-const USER_WRITE_DELEGATED: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
-const USER_WRITE_APP: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
-const GROUP_WRITE_DELEGATED: &[&str] =
-    &["Group.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
-const GROUP_WRITE_APP: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
 
 fn bad(message: impl Into<String>) -> GraphError {
     GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)

@@ -7,6 +7,7 @@ use super::calendar::{json_response, GraphPath};
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration;
 use crate::state::SharedState;
@@ -39,21 +40,6 @@ const GRANT_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const READ_DELEGATED: &[&str] = &[
-    "Directory.Read.All",
-    "DelegatedPermissionGrant.Read.All",
-    "DelegatedPermissionGrant.ReadWrite.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const READ_APP: &[&str] = &[
-    "Directory.Read.All",
-    "DelegatedPermissionGrant.Read.All",
-    "DelegatedPermissionGrant.ReadWrite.All",
-    "Directory.ReadWrite.All",
-];
-const WRITE: &[&str] = &["DelegatedPermissionGrant.ReadWrite.All"];
 
 fn grant_json(g: &DelegatedGrant) -> Value {
     json!({

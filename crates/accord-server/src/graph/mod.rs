@@ -17,6 +17,7 @@ pub mod grants;
 pub mod keyed;
 pub mod odata;
 pub mod openapi;
+pub mod permissions;
 pub mod policies;
 pub mod service_principals;
 pub mod timezone;

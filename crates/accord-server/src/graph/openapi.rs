@@ -4,6 +4,7 @@
 //! documented operation answers, every other method on a documented path is a 405, and every
 //! registered route is documented).
 
+use super::permissions::*;
 use crate::state::SharedState;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -42,121 +43,6 @@ pub struct Operation {
     pub served: Served,
 }
 
-const USER_READ_ANY: &[&str] = &[
-    "User.ReadBasic.All",
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const USER_READ_APP: &[&str] =
-    &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const ME: &[&str] = &[
-    "User.Read",
-    "User.ReadWrite",
-    "User.ReadBasic.All",
-    "User.Read.All",
-    "User.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const USER_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
-const USER_WRITE_APP: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
-const GROUP_READ: &[&str] = &[
-    "Group.Read.All",
-    "Group.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const GROUP_READ_APP: &[&str] =
-    &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
-const GROUP_WRITE_APP: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
-const ROLE_READ: &[&str] = &[
-    "RoleManagement.Read.Directory",
-    "RoleManagement.ReadWrite.Directory",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const ROLE_READ_APP: &[&str] = &[
-    "RoleManagement.Read.Directory",
-    "RoleManagement.ReadWrite.Directory",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-];
-const ROLE_WRITE: &[&str] = &["RoleManagement.ReadWrite.Directory"];
-const APP_READ: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const APP_READ_APP: &[&str] =
-    &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const APP_WRITE: &[&str] = &["Application.ReadWrite.All", "Directory.AccessAsUser.All"];
-const APP_WRITE_APP: &[&str] = &["Application.ReadWrite.All"];
-const ASSIGNMENT_READ: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "AppRoleAssignment.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const ASSIGNMENT_READ_APP: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "AppRoleAssignment.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-];
-const ASSIGNMENT_WRITE: &[&str] = &["AppRoleAssignment.ReadWrite.All"];
-const GRANT_READ: &[&str] = &[
-    "Directory.Read.All",
-    "DelegatedPermissionGrant.ReadWrite.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const GRANT_READ_APP: &[&str] =
-    &["Directory.Read.All", "DelegatedPermissionGrant.ReadWrite.All", "Directory.ReadWrite.All"];
-const GRANT_WRITE: &[&str] = &["DelegatedPermissionGrant.ReadWrite.All"];
-const AUTH_POLICY_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
-const AUTH_POLICY_WRITE: &[&str] = &["Policy.ReadWrite.Authorization"];
-const REQUEST_POLICY_READ: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.ConsentRequest"];
-const REQUEST_POLICY_WRITE: &[&str] = &["Policy.ReadWrite.ConsentRequest"];
-const REQUESTS_READ: &[&str] = &["ConsentRequest.Read.All", "ConsentRequest.ReadWrite.All"];
-const REQUESTS_WRITE: &[&str] = &["ConsentRequest.ReadWrite.All"];
-const CLASSIFICATION_READ: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-    "Policy.ReadWrite.PermissionGrant",
-];
-const CLASSIFICATION_READ_APP: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Policy.ReadWrite.PermissionGrant",
-];
-const CLASSIFICATION_WRITE: &[&str] = &["Policy.ReadWrite.PermissionGrant"];
-const CALENDAR_READ: &[&str] = &[
-    "Calendars.ReadBasic",
-    "Calendars.Read",
-    "Calendars.Read.Shared",
-    "Calendars.ReadWrite",
-    "Calendars.ReadWrite.Shared",
-];
-const CALENDAR_READ_APP: &[&str] = &["Calendars.Read", "Calendars.ReadWrite"];
-const CALENDAR_WRITE: &[&str] = &["Calendars.ReadWrite", "Calendars.ReadWrite.Shared"];
-const CALENDAR_WRITE_APP: &[&str] = &["Calendars.ReadWrite"];
 const NONE: &[&str] = &[];
 
 /// Shorthand for the catalogue below.
@@ -338,7 +224,7 @@ fn enterprise_app_operations() -> Vec<Operation> {
         op("get", &format!("{grants}/{{grant}}"), "Get a grant", GRANT_READ, GRANT_READ_APP),
         op("patch", &format!("{grants}/{{grant}}"), "Change a grant's scopes", GRANT_WRITE, GRANT_WRITE).status(204),
         op("delete", &format!("{grants}/{{grant}}"), "Revoke a grant", GRANT_WRITE, GRANT_WRITE),
-        op("get", "/policies/authorizationPolicy", "The user consent setting", AUTH_POLICY_READ, AUTH_POLICY_READ),
+        op("get", "/policies/authorizationPolicy", "The user consent setting", AUTH_POLICY_READ, AUTH_POLICY_READ_APP),
         op(
             "patch",
             "/policies/authorizationPolicy",

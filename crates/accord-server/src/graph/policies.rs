@@ -6,6 +6,9 @@ use super::auth::Caller;
 use super::calendar::json_response;
 use super::errors::GraphError;
 use super::odata::{QueryOptions, ResourceSpec};
+use super::permissions::{
+    AUTH_POLICY_READ as READ_DELEGATED, AUTH_POLICY_READ_APP as READ_APP, AUTH_POLICY_WRITE as WRITE,
+};
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration;
 use crate::state::SharedState;
@@ -39,10 +42,6 @@ const POLICY_SPEC: ResourceSpec = ResourceSpec {
     max_top: 1,
     skiptoken_paging: false,
 };
-
-const READ_DELEGATED: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
-const READ_APP: &[&str] = &["Policy.Read.All", "Policy.ReadWrite.Authorization"];
-const WRITE: &[&str] = &["Policy.ReadWrite.Authorization"];
 
 const SELF_PREFIX: &str = "ManagePermissionGrantsForSelf.";
 const LOW: &str = "ManagePermissionGrantsForSelf.microsoft-user-default-low";

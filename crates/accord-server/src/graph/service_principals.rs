@@ -7,6 +7,9 @@ use super::calendar::{json_response, GraphPath};
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::permissions::{
+    APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
+};
 use crate::administration::{self, Actor};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal, Tenant};
@@ -59,18 +62,6 @@ pub(super) const SP_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-const READ_DELEGATED: &[&str] = &[
-    "Application.Read.All",
-    "Application.ReadWrite.All",
-    "Directory.Read.All",
-    "Directory.ReadWrite.All",
-    "Directory.AccessAsUser.All",
-];
-const READ_APP: &[&str] =
-    &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
-const WRITE_DELEGATED: &[&str] = &["Application.ReadWrite.All", "Directory.AccessAsUser.All"];
-const WRITE_APP: &[&str] = &["Application.ReadWrite.All"];
 
 /// 403 `Authorization_RequestDenied` naming the permission the token lacks.
 pub(super) fn denied(needed: &str, caller: &Caller) -> GraphError {
