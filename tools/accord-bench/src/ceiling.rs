@@ -36,6 +36,35 @@ pub fn rsa2048_signs_per_second(seconds: u64, processes: u32) -> anyhow::Result<
         .with_context(|| format!("no RSA-2048 sign/s in openssl output:\n{}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// RSA-2048 PKCS#1 SHA-256 signatures per second with aws-lc-rs (the server's library), on
+/// `threads` threads for `seconds`: the ceiling of the code the server actually runs, to set
+/// beside `openssl speed`'s.
+pub fn aws_lc_signs_per_second(seconds: u64, threads: u32) -> anyhow::Result<f64> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
+    let pair = std::sync::Arc::new(
+        RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| anyhow::anyhow!("generating an RSA key: {e}"))?,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let message = b"eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJodHRwczovL2dyYXBoLm1pY3Jvc29mdC5jb20ifQ";
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let pair = pair.clone();
+            std::thread::spawn(move || {
+                let (rng, mut sig, mut n) = (SystemRandom::new(), vec![0; pair.public_modulus_len()], 0u64);
+                while std::time::Instant::now() < deadline {
+                    pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig).expect("signing works");
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let total: u64 = workers.into_iter().map(|w| w.join().unwrap_or(0)).sum();
+    Ok(total as f64 / seconds as f64)
+}
+
 /// Finds the `sign/s` column of the summary table, e.g.
 /// ```text
 ///                   sign    verify    sign/s verify/s

@@ -58,6 +58,9 @@ struct Args {
     /// "Quiet" means at most this fraction of all cores busy over one second.
     #[arg(long, default_value_t = 0.10)]
     idle_threshold: f64,
+    /// Only measure the signing ceilings (openssl speed and aws-lc-rs), then stop.
+    #[arg(long)]
+    signing_only: bool,
     /// Also measure two baselines: GET /healthz (no SQL) and GET /readyz (one statement).
     #[arg(long)]
     baselines: bool,
@@ -105,6 +108,8 @@ struct Run {
 struct Signing {
     one: Measured,
     two: Measured,
+    /// aws-lc-rs, the library the server signs with: (1 thread, 2 threads) signs/s.
+    aws_lc: (f64, f64),
 }
 
 /// A median over the kept attempts, with every attempt (value, kept) for the record.
@@ -155,6 +160,17 @@ fn measure_signing(args: &Args, processes: u32) -> anyhow::Result<Measured> {
     Ok(Measured { median, attempts })
 }
 
+/// aws-lc-rs signs/s on 1 and 2 threads, on a quiet machine.
+fn measure_aws_lc(args: &Args) -> anyhow::Result<(f64, f64)> {
+    let mut rates = [0.0; 2];
+    for (i, threads) in [1u32, 2].into_iter().enumerate() {
+        wait_until_idle(args);
+        rates[i] = ceiling::aws_lc_signs_per_second(args.openssl_seconds, threads)?;
+        eprintln!("  aws-lc-rs, {threads} thread(s): {:.0} sign/s", rates[i]);
+    }
+    Ok((rates[0], rates[1]))
+}
+
 struct WorkloadResult {
     workload: Workload,
     signatures_per_op: u32,
@@ -164,11 +180,15 @@ struct WorkloadResult {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !args.accord.exists() {
+    if !args.signing_only && !args.accord.exists() {
         bail!("{} not found: build it with `cargo build --release -p accord-server`", args.accord.display());
     }
     let machine = ceiling::machine();
-    let signing = Signing { one: measure_signing(&args, 1)?, two: measure_signing(&args, 2)? };
+    let signing =
+        Signing { one: measure_signing(&args, 1)?, two: measure_signing(&args, 2)?, aws_lc: measure_aws_lc(&args)? };
+    if args.signing_only {
+        return Ok(());
+    }
 
     let server = server::Server::start(&args.accord, &args.scenario, args.database_url.as_deref())?;
     eprintln!("accord started at {} (pid {})", server.base, server.pid());
@@ -321,14 +341,16 @@ fn report(
     let _ = writeln!(
         s,
         "Machine: {} × {}. RSA-2048 sign/s, `openssl speed -seconds {} rsa2048`: {:.0} with `-multi 1` ({}); \
-         **{ceiling:.0} with `-multi 2` ({}): the ceiling**. (Struck-through attempts were disturbed by other \
-         work and not used.)\n",
+         **{ceiling:.0} with `-multi 2` ({}): the ceiling**. aws-lc-rs, the server's library, for comparison: \
+         {:.0} on one thread, {:.0} on two. (Struck-through attempts were disturbed by other work and not used.)\n",
         machine.cores,
         machine.model,
         args.openssl_seconds,
         signing.one.median,
         signing.one.describe(),
         signing.two.describe(),
+        signing.aws_lc.0,
+        signing.aws_lc.1,
     );
     s.push_str(
         "| workload | ops/s | p50 ms | p99 ms | ops/s ÷ ceiling | RSA signs/op | signs/s ÷ ceiling \
