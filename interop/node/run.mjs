@@ -15,7 +15,7 @@
 //   ACCORD_BIN               server binary (default target/debug/accord, relative to the repo root)
 //   ACCORD_INTEROP_URL       use a running server instead (it must have loaded
 //   ACCORD_INTEROP_CA          interop/scenario.toml), with its CA (PEM path);
-//   ACCORD_INTEROP_DATA_DIR    its data dir, for the test that edits <data-dir>/accord.db
+//   ACCORD_INTEROP_DATA_DIR    its data dir (kept for logs; no test reads the database)
 //   ACCORD_INTEROP_LOG_DIR   copy the server log there (as accord-interop-node.log)
 //   ACCORD_INTEROP_KEEP=1    keep the data dir even when every test passed
 //

@@ -2,7 +2,6 @@
 // unverified JWT decoding, a recorder of the requests a library makes, msal-node factories.
 
 import fs from "node:fs";
-import path from "node:path";
 
 import * as msal from "@azure/msal-node";
 import { parse as parseToml } from "smol-toml";
@@ -98,11 +97,6 @@ export function accord() {
     issuer: (t = world.tid) => `${url.origin}/${t}/v2.0`,
   };
   return cached;
-}
-
-export function dbPath() {
-  const { dataDir } = accord();
-  return dataDir ? path.join(dataDir, "accord.db") : null;
 }
 
 // ------------------------------------------------------------------ tokens
