@@ -3,7 +3,7 @@
 //! Pages build the changed registration; `administration::update_application` validates it.
 
 use super::layout::{
-    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Form, Page, Section,
+    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Page, Section,
 };
 use crate::administration::{self, Operation};
 use crate::protocol::errors::Failure;
@@ -88,9 +88,8 @@ pub async fn new_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let audience = match form.get("audience") {
             "multiple_orgs" => SignInAudience::MultipleOrgs,
             "single_org" | "" => SignInAudience::SingleOrg,
@@ -105,9 +104,8 @@ pub async fn new_post(
         )
         .await?;
         Ok(done(&format!("/admin/app-registrations/{}", app.app_id), "app_created"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// A registration with what its header shows.
@@ -225,18 +223,16 @@ pub async fn add_redirect_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let uri = form.get("uri").trim().to_string();
         if !app.redirect_uris.contains(&uri) {
             app.redirect_uris.push(uri);
         }
-        save(&state, &portal, app, "", "redirect_added").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "", "redirect_added").await
+    })
+    .await
 }
 
 pub async fn remove_redirect(
@@ -275,20 +271,17 @@ pub async fn remove_redirect_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let before = app.redirect_uris.len();
         app.redirect_uris.retain(|u| u != form.get("uri"));
         if app.redirect_uris.len() == before {
             return Err(not_found());
         }
-        save(&state, &portal, app, "", "redirect_removed").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "", "redirect_removed").await
+    })
+    .await
 }
 
 pub async fn secrets(
@@ -324,9 +317,8 @@ pub async fn add_secret_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let app_id = parse_id(&app)?;
         let days: u32 = form
             .get("days")
@@ -342,7 +334,7 @@ pub async fn add_secret_post(
             days,
         )
         .await?;
-        let reg = reg(&state, &portal, &app).await?;
+        let reg = reg(state, portal, &app).await?;
         let ctx = context! {
             secret => context! {
                 id => secret.id.to_string(), name => secret.display_name,
@@ -350,11 +342,10 @@ pub async fn add_secret_post(
             },
             secret_value => value,
         };
-        let res = tab_page(&state, &portal, &reg, SECRETS, "admin/reg_secret_created.html", ctx, &HashMap::new()).await;
+        let res = tab_page(state, portal, &reg, SECRETS, "admin/reg_secret_created.html", ctx, &HashMap::new()).await;
         Ok(res)
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn delete_secret(
@@ -401,16 +392,13 @@ pub async fn delete_secret_post(
     Path((app, secret)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
         let (app_id, id) = (parse_id(&app)?, parse_id(&secret)?);
         administration::delete_client_secret(&*state.store, &portal.actor, &portal.tenant, app_id, id).await?;
         Ok(done(&format!("/admin/app-registrations/{app_id}/secrets"), "secret_deleted"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// Names of a required permission for lists: (resource name, display name, admin consent required).
@@ -482,10 +470,9 @@ pub async fn add_permission_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let (kind, value) = form
             .get("permission")
             .split_once(':')
@@ -514,10 +501,9 @@ pub async fn add_permission_post(
         if !list.iter().any(|v| v.eq_ignore_ascii_case(value)) {
             list.push(value.to_string());
         }
-        save(&state, &portal, app, "/api-permissions", "permission_added").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/api-permissions", "permission_added").await
+    })
+    .await
 }
 
 pub async fn remove_permission(
@@ -569,11 +555,9 @@ pub async fn remove_permission_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let resource = Uuid::parse_str(form.get("resource")).map_err(|_| not_found())?;
         let value = form.get("value");
         let entry = app.required.iter_mut().find(|r| r.resource_app_id == resource).ok_or_else(not_found)?;
@@ -584,10 +568,9 @@ pub async fn remove_permission_post(
             return Err(not_found());
         }
         app.required.retain(|r| !(r.delegated.is_empty() && r.application.is_empty()));
-        save(&state, &portal, app, "/api-permissions", "permission_removed").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/api-permissions", "permission_removed").await
+    })
+    .await
 }
 
 pub async fn expose_api(
@@ -622,10 +605,9 @@ pub async fn add_scope_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let admin_name = form.get("admin_name").trim().to_string();
         let admin_description = form.get("admin_description").trim().to_string();
         let user_name = match form.get("user_name").trim() {
@@ -645,10 +627,9 @@ pub async fn add_scope_post(
             user_consent_display_name: user_name,
             user_consent_description: user_description,
         });
-        save(&state, &portal, app, "/expose-api", "scope_added").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/expose-api", "scope_added").await
+    })
+    .await
 }
 
 pub async fn remove_scope(
@@ -690,21 +671,18 @@ pub async fn remove_scope_post(
     Path((app, id)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
+        let mut app = own(state, portal, &app).await?;
         let id = parse_id(&id)?;
         let before = app.scopes.len();
         app.scopes.retain(|s| s.id != id);
         if app.scopes.len() == before {
             return Err(not_found());
         }
-        save(&state, &portal, app, "/expose-api", "scope_removed").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/expose-api", "scope_removed").await
+    })
+    .await
 }
 
 pub async fn app_roles(
@@ -747,10 +725,9 @@ pub async fn add_role_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let mut app = own(state, portal, &app).await?;
         let mut members = Vec::new();
         for m in form.all("member") {
             members.push(match m {
@@ -771,10 +748,9 @@ pub async fn add_role_post(
             description: form.get("description").trim().to_string(),
             allowed_member_types: members,
         });
-        save(&state, &portal, app, "/app-roles", "role_added").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/app-roles", "role_added").await
+    })
+    .await
 }
 
 pub async fn remove_role(
@@ -813,19 +789,16 @@ pub async fn remove_role_post(
     Path((app, id)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
-        let mut app = own(&state, &portal, &app).await?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
+        let mut app = own(state, portal, &app).await?;
         let id = parse_id(&id)?;
         let before = app.app_roles.len();
         app.app_roles.retain(|r| r.id != id);
         if app.app_roles.len() == before {
             return Err(not_found());
         }
-        save(&state, &portal, app, "/app-roles", "role_removed").await
-    }
-    .await;
-    respond(&state, &portal, result).await
+        save(state, portal, app, "/app-roles", "role_removed").await
+    })
+    .await
 }

@@ -2,7 +2,7 @@
 //! (request) settings, and permission classifications.
 
 use super::home::user_consent_label;
-use super::layout::{self, crumbs, done, need, respond, Form, Page, Section};
+use super::layout::{self, crumbs, done, need, respond, Destructive, Page, Section};
 use crate::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
 use crate::web::portal::PortalUser;
@@ -74,16 +74,14 @@ pub async fn user_consent_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let setting = UserConsent::parse(form.get("user_consent"))
             .ok_or_else(|| Aadsts::invalid_parameter("user_consent", "choose one of the three settings"))?;
         administration::set_user_consent(&*state.store, &portal.actor, &portal.tenant, setting).await?;
         Ok(done("/admin/consent", "user_consent"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `GET /admin/consent/classifications`: Microsoft Graph's delegated permissions users could
@@ -110,9 +108,8 @@ pub async fn classifications_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         administration::authorize(&portal.actor, Operation::ManageClassifications)?;
         let store = &*state.store;
         let (graph_sp, list) = administration::graph_classifications(store, &portal.actor, &portal.tenant).await?;
@@ -128,9 +125,8 @@ pub async fn classifications_post(
             administration::classify(store, &portal.actor, &portal.tenant, graph_sp, w, true).await?;
         }
         Ok(done("/admin/consent/classifications", "classified"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `GET /admin/consent/admin-consent-settings`: the request workflow.
@@ -179,9 +175,8 @@ pub async fn request_settings_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let bad_reviewer =
             || Aadsts::invalid_parameter("reviewers", "choose reviewers among the organisation's users and groups");
         let mut reviewers = Vec::new();
@@ -208,7 +203,6 @@ pub async fn request_settings_post(
         };
         administration::set_request_policy(&*state.store, &portal.actor, &portal.tenant, policy).await?;
         Ok(done("/admin/consent/admin-consent-settings", "request_policy"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }

@@ -1,7 +1,7 @@
 //! Users (create, disable/enable, reset password, directory roles) and Groups (create, members
 //! including nested groups).
 
-use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps, Confirm, Form, Page, Section};
+use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps, Confirm, Destructive, Page, Section};
 use crate::administration::{self, Operation};
 use crate::state::SharedState;
 use crate::web::portal::PortalUser;
@@ -90,9 +90,8 @@ pub async fn new_user_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let user = administration::create_user(
             &*state.store,
             &portal.actor,
@@ -103,9 +102,8 @@ pub async fn new_user_post(
         )
         .await?;
         Ok(done(&format!("/admin/users/{}", user.id), "user_created"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `GET /admin/users/{id}`
@@ -155,9 +153,8 @@ pub async fn user_enabled_post(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let user_id = parse_id(&id)?;
         let enabled = form.yes_no("enabled").ok_or_else(|| Aadsts::invalid_parameter("enabled", "yes or no"))?;
         if !enabled {
@@ -165,9 +162,8 @@ pub async fn user_enabled_post(
         }
         administration::set_user_enabled(&*state.store, &portal.actor, &portal.tenant, user_id, enabled).await?;
         Ok(done(&format!("/admin/users/{user_id}"), if enabled { "user_enabled" } else { "user_disabled" }))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `POST /admin/users/{id}/password`
@@ -178,16 +174,14 @@ pub async fn password_post(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let user_id = parse_id(&id)?;
         administration::reset_password(&*state.store, &portal.actor, &portal.tenant, user_id, form.get("password"))
             .await?;
         Ok(done(&format!("/admin/users/{user_id}"), "password_reset"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `POST /admin/users/{id}/roles`: the ticked roles are the user's roles.
@@ -198,9 +192,8 @@ pub async fn roles_post(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let user_id = parse_id(&id)?;
         let mut roles = Vec::new();
         for r in form.all("role") {
@@ -214,9 +207,8 @@ pub async fn roles_post(
         }
         administration::set_user_roles(&*state.store, &portal.actor, &portal.tenant, user_id, roles).await?;
         Ok(done(&format!("/admin/users/{user_id}"), "roles_saved"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 fn group_link(g: &Group) -> Value {
@@ -260,16 +252,14 @@ pub async fn new_group_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let group =
             administration::create_group(&*state.store, &portal.actor, &portal.tenant, form.get("display_name"))
                 .await?;
         Ok(done(&format!("/admin/groups/{}", group.id), "group_created"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `GET /admin/groups/{id}?q=`: members, nested members, and (for managers) adding members.
@@ -320,17 +310,15 @@ pub async fn add_member_post(
     Path(id): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let group_id = parse_id(&id)?;
         let member = Uuid::parse_str(form.get("member"))
             .map_err(|_| Aadsts::invalid_parameter("member", "choose a user or group"))?;
         administration::add_group_member(&*state.store, &portal.actor, &portal.tenant, group_id, member).await?;
         Ok(done(&format!("/admin/groups/{group_id}"), "member_added"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `GET /admin/groups/{id}/members/{member}/remove`: confirmation.
@@ -385,14 +373,11 @@ pub async fn remove_member_post(
     Path((id, member)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
         let (group_id, member_id) = (parse_id(&id)?, parse_id(&member)?);
         administration::remove_group_member(&*state.store, &portal.actor, &portal.tenant, group_id, member_id).await?;
         Ok(done(&format!("/admin/groups/{group_id}"), "member_removed"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }

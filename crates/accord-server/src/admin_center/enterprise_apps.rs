@@ -2,7 +2,7 @@
 //! Permissions, Activity.
 
 use super::layout::{
-    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Form, Page, Section,
+    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Page, Section,
 };
 use crate::admin_consent_requests;
 use crate::administration::{self, EnterpriseAppFilter, Operation};
@@ -180,17 +180,15 @@ pub async fn properties_post(
     Path(sp): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let sp_id = parse_id(&sp)?;
         let (enabled, assignment) = (form.yes_no("enabled"), form.yes_no("assignment_required"));
         administration::set_service_principal(&*state.store, &portal.actor, &portal.tenant, sp_id, enabled, assignment)
             .await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/properties"), "saved"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn users_and_groups(
@@ -266,9 +264,8 @@ pub async fn add_assignment_post(
     Path(sp): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let sp_id = parse_id(&sp)?;
         let principal = Uuid::parse_str(form.get("principal"))
             .map_err(|_| Aadsts::invalid_parameter("principal", "choose a user or group"))?;
@@ -280,9 +277,8 @@ pub async fn add_assignment_post(
         };
         administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role).await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "assigned"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn remove_assignment(
@@ -344,16 +340,13 @@ pub async fn remove_assignment_post(
     Path((sp, assignment)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
         let (sp_id, id) = (parse_id(&sp)?, parse_id(&assignment)?);
         administration::remove_app_role_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, id).await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "unassigned"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn permissions(
@@ -455,9 +448,8 @@ pub async fn admin_consent_post(
     Path(sp): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let store = &*state.store;
         let sp = administration::service_principal(store, &portal.tenant, parse_id(&sp)?).await?;
         let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(not_found)?;
@@ -467,9 +459,8 @@ pub async fn admin_consent_post(
         }
         administration::grant_admin_consent(store, &portal.actor, &portal.tenant, &app).await?;
         Ok(done(&format!("/admin/enterprise-apps/{}/permissions", sp.id), "consented"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub fn changed_since_shown() -> Failure {
@@ -537,16 +528,13 @@ pub async fn revoke_grant_post(
     Path((sp, grant)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
         let (sp_id, id) = (parse_id(&sp)?, parse_id(&grant)?);
         administration::revoke_grant(&*state.store, &portal.actor, &portal.tenant, id).await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/permissions"), "revoked"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn remove_app_permission(
@@ -599,10 +587,8 @@ pub async fn remove_app_permission_post(
     Path((sp, assignment)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
         let (sp_id, id) = (parse_id(&sp)?, parse_id(&assignment)?);
         let store = &*state.store;
         // An application permission is an assignment *to the resource* (e.g. Microsoft Graph).
@@ -617,9 +603,8 @@ pub async fn remove_app_permission_post(
         )
         .await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/permissions"), "app_permission_removed"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 pub async fn activity(

@@ -297,6 +297,39 @@ pub async fn respond(state: &AppState, portal: &PortalUser, result: Result<Respo
     }
 }
 
+/// Whether a form's action destroys something and so needs `confirm=yes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destructive {
+    Yes,
+    No,
+}
+
+/// Every form POST of the admin center: parses the body, checks the CSRF token (and, for a
+/// destructive action, the confirmation), runs `act`, and shows a failure as a page.
+pub async fn post<F, Fut>(
+    state: &AppState,
+    portal: &PortalUser,
+    headers: &HeaderMap,
+    body: &[u8],
+    destructive: Destructive,
+    act: F,
+) -> Response
+where
+    F: FnOnce(Form) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, Failure>>,
+{
+    let form = Form::parse(body);
+    let checked = form.check_csrf(state, portal, headers).and_then(|()| match destructive {
+        Destructive::Yes => form.require_confirmation(),
+        Destructive::No => Ok(()),
+    });
+    let result = match checked {
+        Ok(()) => act(form).await,
+        Err(e) => Err(e),
+    };
+    respond(state, portal, result).await
+}
+
 /// Refuses a page the signed-in person may not read.
 pub fn need(portal: &PortalUser, op: Operation) -> Result<(), Failure> {
     administration::authorize(&portal.actor, op)

@@ -4,7 +4,9 @@
 //! (`admin_consent_requests::approval_preview`); it is asked again when the form comes back.
 
 use super::enterprise_apps::{changed_since_shown, fingerprint};
-use super::layout::{self, crumbs, done, fmt_time, not_found, parse_id, respond, Caps, Form, Page, Section};
+use super::layout::{
+    self, crumbs, done, fmt_time, not_found, parse_id, respond, Caps, Destructive, Form, Page, Section,
+};
 use crate::admin_consent_requests;
 use crate::administration::{self, RequestSummary};
 use crate::protocol::errors::Failure;
@@ -166,12 +168,11 @@ pub async fn approve_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let app_id = parse_id(&app)?;
-        let request = request_of_app(&state, &portal, app_id, &form).await?;
-        let client = client_app(&state, app_id).await?;
+        let request = request_of_app(state, portal, app_id, &form).await?;
+        let client = client_app(state, app_id).await?;
         let store = &*state.store;
         // Grant nothing beyond what the page showed (new requests may have arrived since).
         let now = admin_consent_requests::approval_preview(store, &portal.tenant, &client, &portal.user).await?;
@@ -180,9 +181,8 @@ pub async fn approve_post(
         }
         admin_consent_requests::approve(store, &portal.tenant, request, &portal.user).await?;
         Ok(done(&format!("/admin/requests/{app_id}"), "approved"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `POST /admin/requests/{app id}/deny` (justification required)
@@ -193,17 +193,15 @@ pub async fn deny_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
         let app_id = parse_id(&app)?;
-        let request = request_of_app(&state, &portal, app_id, &form).await?;
+        let request = request_of_app(state, portal, app_id, &form).await?;
         admin_consent_requests::deny(&*state.store, &portal.tenant, request, &portal.user, form.get("justification"))
             .await?;
         Ok(done(&format!("/admin/requests/{app_id}"), "denied"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
 
 /// `POST /admin/requests/{app id}/block` (justification and confirmation required)
@@ -214,16 +212,13 @@ pub async fn block_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let form = Form::parse(&body);
-    let result = async {
-        form.check_csrf(&state, &portal, &headers)?;
-        form.require_confirmation()?;
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
         let app_id = parse_id(&app)?;
-        let request = request_of_app(&state, &portal, app_id, &form).await?;
+        let request = request_of_app(state, portal, app_id, &form).await?;
         admin_consent_requests::block(&*state.store, &portal.tenant, request, &portal.user, form.get("justification"))
             .await?;
         Ok(done(&format!("/admin/requests/{app_id}"), "blocked"))
-    }
-    .await;
-    respond(&state, &portal, result).await
+    })
+    .await
 }
