@@ -19,6 +19,7 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCORD_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Base of every URL the server emits (issuer, endpoints, links) [default: https://localhost:8443].
+    /// Port 0 (with `--listen …:0`) stands for the port the kernel gives the listener.
     #[arg(long, env = "ACCORD_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// PEM certificate chain to serve instead of the generated development certificate.

@@ -31,8 +31,13 @@ pub async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>,
     Ok((store, keyring))
 }
 
-pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
+pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // Bound first: with `--listen …:0` the port is known only now, and the public URL may name it.
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    config.public_url = public_url_on_port(&config.public_url, local.port());
     crate::ops::metrics_handle();
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
@@ -52,9 +57,6 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
-    listener.set_nonblocking(true)?;
-    let local = listener.local_addr()?;
     let service = app.into_make_service();
     match &config.tls {
         TlsMode::Plain => {
@@ -107,6 +109,19 @@ async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) 
         "scenario loaded"
     );
     Ok(())
+}
+
+/// A public URL whose port is 0 ("https://localhost:0") takes the port the listener was given,
+/// so tests and scripts can ask the kernel for a free port instead of guessing one that another
+/// process may take before the server binds it.
+fn public_url_on_port(public_url: &str, port: u16) -> String {
+    match url::Url::parse(public_url) {
+        Ok(mut url) if url.port() == Some(0) => {
+            let _ = url.set_port(Some(port));
+            url.as_str().trim_end_matches('/').to_string()
+        }
+        _ => public_url.to_string(),
+    }
 }
 
 fn announce(config: &ServeConfig, local: std::net::SocketAddr, ca: Option<&std::path::Path>) {
@@ -163,4 +178,17 @@ async fn shutdown_on_signal(handle: axum_server::Handle) {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
     tracing::info!("shutting down: finishing requests in flight");
     handle.graceful_shutdown(Some(Duration::from_secs(10)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_url_on_port;
+
+    #[test]
+    fn port_zero_in_the_public_url_becomes_the_bound_port() {
+        assert_eq!(public_url_on_port("https://localhost:0", 40123), "https://localhost:40123");
+        assert_eq!(public_url_on_port("https://id.example/base:0", 40123), "https://id.example/base:0");
+        assert_eq!(public_url_on_port("https://localhost:8443", 40123), "https://localhost:8443");
+        assert_eq!(public_url_on_port("https://id.example", 40123), "https://id.example");
+    }
 }

@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,13 +33,12 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
+/// Unique across parallel test threads too: two threads can read the same clock value.
 fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{nanos:x}-{}", std::process::id())
+    format!("{nanos:x}-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 impl TestServer {
@@ -54,17 +52,15 @@ impl TestServer {
         );
         let data_dir = std::env::temp_dir().join(format!("accord-connect-test-{}", unique()));
         std::fs::create_dir_all(&data_dir).unwrap();
-        let port = free_port();
-        let base = format!("https://localhost:{port}");
         let log = data_dir.join("server.log");
         let mut child = Command::new(&bin)
             .arg("serve")
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--public-url")
-            .arg(&base)
+            .arg("https://localhost:0")
             .arg("--scenario")
             .arg(scenario)
             .env("ACCORD_LOG", "info")
@@ -74,9 +70,12 @@ impl TestServer {
             .expect("accord binary starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        // The kernel picks the port; the server names it: "accord listening on ADDR as URL".
+        let base = loop {
             match lines.next() {
-                Some(Ok(line)) if line.starts_with("accord listening") => break,
+                Some(Ok(line)) if line.starts_with("accord listening") => {
+                    break line.rsplit(" as ").next().unwrap_or_default().to_string();
+                }
                 Some(Ok(_)) => {}
                 _ => {
                     let _ = child.kill();
@@ -84,7 +83,7 @@ impl TestServer {
                 }
             }
             assert!(Instant::now() < deadline, "server start timed out");
-        }
+        };
         std::thread::spawn(move || for _ in lines {});
         let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
         TestServer { child, base, data_dir, ca_pem, log }

@@ -5,7 +5,6 @@
 pub mod graph_api;
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -29,10 +28,6 @@ pub struct TestServer {
 
 pub fn world() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/world.toml")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl TestServer {
@@ -68,8 +63,6 @@ impl TestServer {
 
     /// A server with extra arguments and environment (e.g. a shared database and master key).
     pub fn launch_with_env(data_dir: PathBuf, scenario: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let port = free_port();
-        let base = format!("https://localhost:{port}");
         let log = data_dir.join("server.log");
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
@@ -77,9 +70,9 @@ impl TestServer {
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg("127.0.0.1:0")
             .arg("--public-url")
-            .arg(&base)
+            .arg("https://localhost:0")
             .arg("--scenario")
             .arg(scenario)
             .args(extra)
@@ -92,9 +85,12 @@ impl TestServer {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        // The kernel picks the port; the server names it: "accord listening on ADDR as URL".
+        let base = loop {
             match lines.next() {
-                Some(Ok(line)) if line.starts_with("accord listening") => break,
+                Some(Ok(line)) if line.starts_with("accord listening") => {
+                    break line.rsplit(" as ").next().unwrap_or_default().to_string();
+                }
                 Some(Ok(_)) => {}
                 _ => {
                     let _ = child.kill();
@@ -102,7 +98,7 @@ impl TestServer {
                 }
             }
             assert!(Instant::now() < deadline, "server start timed out");
-        }
+        };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
@@ -174,9 +170,15 @@ pub async fn submit(
     client.post(server.url(&action)).form(&fields).send().await.unwrap()
 }
 
+/// A name no other test of any run shares: tests of one binary run on parallel threads, and two
+/// of them can read the same clock value (the clock's step is coarser than a test's start), so a
+/// per-process counter tells them apart — a shared data dir made two servers race to migrate it.
 pub fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{nanos:x}-{}", std::process::id())
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{nanos:x}-{}-{n}", std::process::id())
 }
 
 /// Decodes a JWT's payload without verifying it (tests verify signatures separately).
