@@ -194,12 +194,13 @@ impl Outbox {
         Ok(run)
     }
 
-    /// Up to `BATCH` unsent messages that are due, oldest first. Messages waiting for a retry or
-    /// given up do not hold the newer ones back: the scan widens past them (up to `MAX_SCAN`).
+    /// Up to `BATCH` unsent messages that are due, oldest first. The store leaves out messages
+    /// given up; those waiting for a retry do not hold the newer ones back: the scan widens past
+    /// them (up to `MAX_SCAN`).
     async fn due(&self, store: &dyn Store, now: OffsetDateTime) -> StoreResult<Vec<Notification>> {
         let mut limit = BATCH;
         loop {
-            let batch = store.unsent_notifications(limit).await?;
+            let batch = store.unsent_notifications(MAX_ATTEMPTS, limit).await?;
             let complete = (batch.len() as u64) < u64::from(limit);
             let scanned = batch.len();
             let mut due: Vec<Notification> = batch.into_iter().filter(|n| self.is_due(n, now)).collect();

@@ -164,8 +164,9 @@ pub trait Store: Send + Sync + 'static {
     /// Newest first, at most `limit`; narrowed to one client app when given.
     async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
     async fn notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>>;
-    /// Unsent notifications across tenants, oldest first, at most `limit`.
-    async fn unsent_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>>;
+    /// Unsent notifications across tenants with fewer than `max_attempts` failed attempts (the
+    /// rest were given up and stay only for the record), oldest first, at most `limit`.
+    async fn unsent_notifications(&self, max_attempts: u32, limit: u32) -> StoreResult<Vec<Notification>>;
     async fn mark_notification(
         &self,
         tenant_id: Uuid,

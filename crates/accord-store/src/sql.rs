@@ -482,8 +482,8 @@ impl Store for SqlStore {
         self.list_notifications(tenant_id).await
     }
 
-    async fn unsent_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
-        self.list_unsent_notifications(limit).await
+    async fn unsent_notifications(&self, max_attempts: u32, limit: u32) -> StoreResult<Vec<Notification>> {
+        self.list_unsent_notifications(max_attempts, limit).await
     }
 
     async fn mark_notification(

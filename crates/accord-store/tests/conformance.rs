@@ -1819,30 +1819,33 @@ mod cases {
 
         assert_eq!(s.notifications(a.id).await.unwrap(), vec![done.clone(), n1.clone(), n2.clone()], "oldest first");
         assert_eq!(s.notifications(b.id).await.unwrap(), vec![n0.clone()]);
-        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n1.clone(), n2.clone()]);
-        assert_eq!(s.unsent_notifications(2).await.unwrap(), vec![n0.clone(), n1.clone()], "limit");
-        assert_eq!(s.unsent_notifications(0).await.unwrap(), vec![]);
+        assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), n1.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(10, 2).await.unwrap(), vec![n0.clone(), n1.clone()], "limit");
+        assert_eq!(s.unsent_notifications(10, 0).await.unwrap(), vec![]);
 
         // A failed attempt: counted, the error kept, still unsent.
         s.mark_notification(a.id, n1.id, None, Some("connection refused")).await.unwrap();
         let failed = Notification { attempts: 1, last_error: Some("connection refused".into()), ..n1.clone() };
         assert_eq!(s.notifications(a.id).await.unwrap()[1], failed);
-        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), failed.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), failed.clone(), n2.clone()]);
         s.mark_notification(a.id, n1.id, None, Some("550 mailbox unavailable")).await.unwrap();
         let failed = Notification { attempts: 2, last_error: Some("550 mailbox unavailable".into()), ..n1.clone() };
         assert_eq!(s.notifications(a.id).await.unwrap()[1], failed);
+        // Given up after two attempts: no longer offered for sending, still on record.
+        assert_eq!(s.unsent_notifications(2, 10).await.unwrap(), vec![n0.clone(), n2.clone()], "given up");
+        assert_eq!(s.unsent_notifications(3, 10).await.unwrap(), vec![n0.clone(), failed.clone(), n2.clone()]);
 
         // Delivered: sent_at set, the history kept, no longer unsent.
         s.mark_notification(a.id, n1.id, Some(at(7)), None).await.unwrap();
         let sent = Notification { sent_at: Some(at(7)), ..failed };
         assert_eq!(s.notifications(a.id).await.unwrap(), vec![done.clone(), sent.clone(), n2.clone()]);
-        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), n2.clone()]);
 
         // Missing rows (including another tenant's) are not found, and nothing changes.
         assert_not_found(s.mark_notification(a.id, Uuid::new_v4(), Some(at(8)), None).await);
         assert_not_found(s.mark_notification(b.id, n2.id, Some(at(8)), None).await);
         assert_not_found(s.mark_notification(b.id, n2.id, None, Some("x")).await);
-        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n0.clone(), n2.clone()]);
+        assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), n2.clone()]);
 
         // Enqueuing an id already queued is a conflict (it would reset a delivered message).
         let requeue = Notification { sent_at: None, ..sent.clone() };
@@ -1923,7 +1926,7 @@ mod cases {
 
         // The cross-tenant reads are cross-tenant by design (expiry job, delivery loop).
         assert_eq!(s.expired_consent_requests(at(1)).await.unwrap(), vec![req]);
-        assert_eq!(s.unsent_notifications(10).await.unwrap(), vec![n]);
+        assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n]);
     }
 }
 
@@ -2038,7 +2041,7 @@ mod raw_cases {
         assert_database_error(s.audit_events(t.id, Some(app.app_id), 10).await);
         raw(url, "UPDATE notifications SET attempts = -1").await;
         assert_database_error(s.notifications(t.id).await);
-        assert_database_error(s.unsent_notifications(10).await);
+        assert_database_error(s.unsent_notifications(10, 10).await);
     }
 
     /// Connecting again runs the migrations as a no-op and sees the data.

@@ -295,13 +295,18 @@ impl SqlStore {
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), notification_from).await
     }
 
-    /// Across tenants, oldest first, at most `limit`.
-    pub(super) async fn list_unsent_notifications(&self, limit: u32) -> StoreResult<Vec<Notification>> {
+    /// Across tenants, not given up, oldest first, at most `limit`.
+    pub(super) async fn list_unsent_notifications(
+        &self,
+        max_attempts: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<Notification>> {
         let sql = format!(
-            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE sent_at IS NULL \
-             ORDER BY created_at, tenant_id, id LIMIT $1"
+            "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE sent_at IS NULL AND attempts < $1 \
+             ORDER BY created_at, tenant_id, id LIMIT $2"
         );
-        self.read_all(sqlx::query(&sql).bind(i64::from(limit)), notification_from).await
+        let q = sqlx::query(&sql).bind(i64::from(max_attempts)).bind(i64::from(limit));
+        self.read_all(q, notification_from).await
     }
 
     /// `sent_at` given: delivered (the attempt count and last error stay as they were).
