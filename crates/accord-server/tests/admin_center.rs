@@ -742,4 +742,65 @@ async fn app_registration_with_a_secret_shown_once() {
     assert!(page.contains("The client secret was deleted") && page.contains("No client secret."), "{page}");
     let (status, _) = client_credentials(&server, &app_id, &secret).await;
     assert_eq!(status, 401);
+
+    // Every other list on the registration loses an entry the same way: Remove → a confirmation
+    // page (breadcrumbs end in its heading) → the confirmed form, which posts what exactly goes.
+    let removals = [
+        (
+            "",
+            "/redirect-uris/remove",
+            "Remove redirect URI",
+            "https://reports.contoso.test/cb",
+            "redirect URI was removed",
+        ),
+        ("/api-permissions", "/api-permissions/remove", "Remove permission", "User.Read", "permission was removed"),
+        ("/expose-api", "/scopes/", "Remove scope", "Reports.Read", "scope was removed"),
+        ("/app-roles", "/app-roles/", "Remove app role", "Reports.Admin", "app role was removed"),
+    ];
+    for (tab, remove, heading, what, message) in removals {
+        let list = admin.page(&format!("{reg}{tab}")).await;
+        let href = link_containing(&list, remove);
+        let confirm = admin.page(&href).await;
+        assert!(unescape(&confirm).contains(what), "{heading} names what goes: {confirm}");
+        assert_eq!(crumbs(&confirm).last().map(String::as_str), Some(heading), "{confirm}");
+        let (action, fields) = confirm_form(&confirm);
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let unconfirmed: Vec<(&str, &str)> = fields.iter().copied().filter(|(n, _)| *n != "confirm").collect();
+        let refused = admin.post(&action, &unconfirmed).await;
+        assert_eq!(refused.status, 400, "{heading} needs the confirmation: {}", refused.body);
+        let page = admin.post_ok(&action, &fields).await;
+        assert!(page.contains(message), "{heading}: {page}");
+        let again = admin.post(&action, &fields).await;
+        assert_eq!(again.status, 404, "{heading} twice: the entry is gone: {}", again.body);
+    }
+    let page = admin.page(&reg).await;
+    assert!(!unescape(&page).contains("https://reports.contoso.test/cb"), "{page}");
+    let page = admin.page(&format!("{reg}/api-permissions")).await;
+    assert!(page.contains("<td>User.Read.All</td>") && !page.contains("<td>User.Read</td>"), "only it goes: {page}");
+    let (status, missing) = admin.get(&format!("{reg}/scopes/00000000-0000-4000-8000-00000000dead/remove")).await;
+    assert_eq!(status, 404, "{missing}");
+    assert!(missing.contains("No such object"), "{missing}");
+}
+
+/// The action of the confirmation form on `html` and the fields it posts (but the CSRF token,
+/// which `Browser::post` adds).
+fn confirm_form(html: &str) -> (String, Vec<(String, String)>) {
+    let form = &html[html.find("<form method=\"post\" action=\"").expect("a form")..];
+    let form = &form[..form.find("</form>").unwrap()];
+    let action = attr(form, "action").unwrap();
+    let fields = form
+        .split("<input ")
+        .skip(1)
+        .filter(|tag| tag.contains("type=\"hidden\"") && !tag.contains("name=\"csrf\""))
+        .map(|tag| (attr(tag, "name").unwrap(), attr(tag, "value").unwrap_or_default()))
+        .collect();
+    (action, fields)
+}
+
+/// The unescaped value of attribute `name` in the first tag of `tag`.
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let tag = &tag[..tag.find('>')?];
+    let marker = format!("{name}=\"");
+    let v = tag.find(&marker)? + marker.len();
+    Some(unescape(&tag[v..v + tag[v..].find('"')?]))
 }

@@ -3,7 +3,7 @@
 //! Pages build the changed registration; `administration::update_application` validates it.
 
 use super::layout::{
-    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Page, Section,
+    self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Form, Page, Section,
 };
 use crate::administration::{self, Operation};
 use crate::protocol::errors::Failure;
@@ -165,26 +165,6 @@ async fn tab_page(
     layout::page(state, portal, page).await
 }
 
-async fn confirm_page(
-    state: &AppState,
-    portal: &PortalUser,
-    reg: &Reg,
-    tab: (&str, &str, &str),
-    confirm: Confirm<'_>,
-    q: &HashMap<String, String>,
-) -> Response {
-    let mut crumbs = reg.crumbs(tab.1, tab.2);
-    crumbs.push(Crumb { label: confirm.heading.clone(), href: String::new() });
-    let page = Page {
-        section: Section::AppRegistrations,
-        crumbs,
-        template: "admin/confirm.html",
-        ctx: confirm.into_ctx(),
-        query: q,
-    };
-    layout::page(state, portal, page).await
-}
-
 /// Saves a changed registration through the service, then shows `tab` with a message.
 async fn save(
     state: &AppState,
@@ -200,6 +180,58 @@ async fn save(
 /// The registration a POST changes (the service checks the role when saving).
 async fn own(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Application, Failure> {
     administration::own_application(&*state.store, &portal.tenant, parse_id(raw)?).await
+}
+
+/// The confirmation page before a destructive change to registration `raw`, under `tab`:
+/// `describe` finds what goes (or fails with "not found") and says what removing it does.
+/// Shown only to those who may manage registrations.
+async fn confirm_change(
+    state: &AppState,
+    portal: &PortalUser,
+    raw: &str,
+    tab: (&str, &str, &str),
+    q: &HashMap<String, String>,
+    describe: impl AsyncFnOnce(&Reg) -> Result<Confirm<'static>, Failure>,
+) -> Response {
+    let result = async {
+        need(portal, Operation::ManageAppRegistrations)?;
+        let reg = reg(state, portal, raw).await?;
+        let confirm = describe(&reg).await?;
+        Ok(confirm.page(state, portal, Section::AppRegistrations, reg.crumbs(tab.1, tab.2), q).await)
+    }
+    .await;
+    respond(state, portal, result).await
+}
+
+/// A form that edits registration `raw`: `edit` changes it (failing with "not found" when what
+/// it names is gone), the service saves it, and the tab at `path` shows the message `code`.
+#[allow(clippy::too_many_arguments)]
+async fn edit_post(
+    state: &AppState,
+    portal: &PortalUser,
+    headers: &HeaderMap,
+    body: &[u8],
+    destructive: Destructive,
+    raw: &str,
+    (path, code): (&str, &str),
+    edit: impl FnOnce(&mut Application, &Form) -> Result<(), Failure>,
+) -> Response {
+    layout::post(state, portal, headers, body, destructive, |form| async move {
+        let mut app = own(state, portal, raw).await?;
+        edit(&mut app, &form)?;
+        save(state, portal, app, path, code).await
+    })
+    .await
+}
+
+/// Removes the entries of `list` that `goes` picks; "not found" when there were none.
+fn remove_from<T>(list: &mut Vec<T>, goes: impl Fn(&T) -> bool) -> Result<(), Failure> {
+    let before = list.len();
+    list.retain(|x| !goes(x));
+    if list.len() == before {
+        return Err(not_found());
+    }
+    Ok(())
 }
 
 pub async fn overview(
@@ -223,14 +255,12 @@ pub async fn add_redirect_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
-        let mut app = own(state, portal, &app).await?;
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, ("", "redirect_added"), |app, form| {
         let uri = form.get("uri").trim().to_string();
         if !app.redirect_uris.contains(&uri) {
             app.redirect_uris.push(uri);
         }
-        save(state, portal, app, "", "redirect_added").await
+        Ok(())
     })
     .await
 }
@@ -241,12 +271,10 @@ pub async fn remove_redirect(
     Path(app): Path<String>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAppRegistrations)?;
-        let reg = reg(&state, &portal, &app).await?;
+    confirm_change(&state, &portal, &app, OVERVIEW, &q, async |reg| {
         let index: usize = q.get("i").and_then(|i| i.parse().ok()).ok_or_else(not_found)?;
         let uri = reg.app.redirect_uris.get(index).cloned().ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove redirect URI".into(),
             message: format!(
                 "Sign-ins that return to this address will fail with AADSTS50011 for {}.",
@@ -257,11 +285,9 @@ pub async fn remove_redirect(
             button: "Remove",
             cancel: reg.href(),
             hidden: vec![("uri", uri)],
-        };
-        Ok(confirm_page(&state, &portal, &reg, OVERVIEW, confirm, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_redirect_post(
@@ -271,15 +297,8 @@ pub async fn remove_redirect_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
-        let mut app = own(state, portal, &app).await?;
-        let before = app.redirect_uris.len();
-        app.redirect_uris.retain(|u| u != form.get("uri"));
-        if app.redirect_uris.len() == before {
-            return Err(not_found());
-        }
-        save(state, portal, app, "", "redirect_removed").await
+    edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, ("", "redirect_removed"), |app, form| {
+        remove_from(&mut app.redirect_uris, |u| u == form.get("uri"))
     })
     .await
 }
@@ -354,16 +373,14 @@ pub async fn delete_secret(
     Path((app, secret)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAppRegistrations)?;
-        let reg = reg(&state, &portal, &app).await?;
+    confirm_change(&state, &portal, &app, SECRETS, &q, async |reg| {
         let id = parse_id(&secret)?;
         let s = administration::client_secrets(&*state.store, &portal.actor, &portal.tenant, reg.app.app_id)
             .await?
             .into_iter()
             .find(|s| s.id == id)
             .ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Delete client secret".into(),
             message: format!(
                 "{} can no longer authenticate with this secret. This cannot be undone.",
@@ -378,11 +395,9 @@ pub async fn delete_secret(
             button: "Delete",
             cancel: format!("{}/secrets", reg.href()),
             hidden: vec![],
-        };
-        Ok(confirm_page(&state, &portal, &reg, SECRETS, confirm, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn delete_secret_post(
@@ -470,9 +485,8 @@ pub async fn add_permission_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
-        let mut app = own(state, portal, &app).await?;
+    let message = ("/api-permissions", "permission_added");
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, message, |app, form| {
         let (kind, value) = form
             .get("permission")
             .split_once(':')
@@ -501,7 +515,7 @@ pub async fn add_permission_post(
         if !list.iter().any(|v| v.eq_ignore_ascii_case(value)) {
             list.push(value.to_string());
         }
-        save(state, portal, app, "/api-permissions", "permission_added").await
+        Ok(())
     })
     .await
 }
@@ -512,16 +526,14 @@ pub async fn remove_permission(
     Path(app): Path<String>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAppRegistrations)?;
-        let reg = reg(&state, &portal, &app).await?;
+    confirm_change(&state, &portal, &app, API, &q, async |reg| {
         let index = |k: &str| q.get(k).and_then(|v| v.parse::<usize>().ok());
         let req = index("r").and_then(|r| reg.app.required.get(r)).ok_or_else(not_found)?;
         let application = q.get("k").map(String::as_str) == Some("a");
         let list = if application { &req.application } else { &req.delegated };
         let value = index("i").and_then(|i| list.get(i)).cloned().ok_or_else(not_found)?;
         let (resource, display_name, _) = describe_required(&state, req.resource_app_id, &value, application).await?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove permission".into(),
             message: format!(
                 "{} will no longer ask for this permission. Consent already granted stays until it is \
@@ -541,11 +553,9 @@ pub async fn remove_permission(
                 ("kind", if application { "application" } else { "delegated" }.to_string()),
                 ("value", value),
             ],
-        };
-        Ok(confirm_page(&state, &portal, &reg, API, confirm, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_permission_post(
@@ -555,20 +565,14 @@ pub async fn remove_permission_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
-        let mut app = own(state, portal, &app).await?;
+    let message = ("/api-permissions", "permission_removed");
+    edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, message, |app, form| {
         let resource = Uuid::parse_str(form.get("resource")).map_err(|_| not_found())?;
-        let value = form.get("value");
         let entry = app.required.iter_mut().find(|r| r.resource_app_id == resource).ok_or_else(not_found)?;
         let list = if form.get("kind") == "application" { &mut entry.application } else { &mut entry.delegated };
-        let before = list.len();
-        list.retain(|v| v != value);
-        if list.len() == before {
-            return Err(not_found());
-        }
+        remove_from(list, |v| v == form.get("value"))?;
         app.required.retain(|r| !(r.delegated.is_empty() && r.application.is_empty()));
-        save(state, portal, app, "/api-permissions", "permission_removed").await
+        Ok(())
     })
     .await
 }
@@ -605,9 +609,7 @@ pub async fn add_scope_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
-        let mut app = own(state, portal, &app).await?;
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, ("/expose-api", "scope_added"), |app, form| {
         let admin_name = form.get("admin_name").trim().to_string();
         let admin_description = form.get("admin_description").trim().to_string();
         let user_name = match form.get("user_name").trim() {
@@ -627,7 +629,7 @@ pub async fn add_scope_post(
             user_consent_display_name: user_name,
             user_consent_description: user_description,
         });
-        save(state, portal, app, "/expose-api", "scope_added").await
+        Ok(())
     })
     .await
 }
@@ -638,12 +640,10 @@ pub async fn remove_scope(
     Path((app, id)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAppRegistrations)?;
-        let reg = reg(&state, &portal, &app).await?;
+    confirm_change(&state, &portal, &app, EXPOSE, &q, async |reg| {
         let id = parse_id(&id)?;
         let s = reg.app.scopes.iter().find(|s| s.id == id).ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove scope".into(),
             message: format!(
                 "Apps can no longer ask for {} on {}; tokens stop carrying it.",
@@ -657,11 +657,9 @@ pub async fn remove_scope(
             button: "Remove",
             cancel: format!("{}/expose-api", reg.href()),
             hidden: vec![],
-        };
-        Ok(confirm_page(&state, &portal, &reg, EXPOSE, confirm, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_scope_post(
@@ -671,16 +669,10 @@ pub async fn remove_scope_post(
     Path((app, id)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
-        let mut app = own(state, portal, &app).await?;
+    let message = ("/expose-api", "scope_removed");
+    edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, message, |app, _form| {
         let id = parse_id(&id)?;
-        let before = app.scopes.len();
-        app.scopes.retain(|s| s.id != id);
-        if app.scopes.len() == before {
-            return Err(not_found());
-        }
-        save(state, portal, app, "/expose-api", "scope_removed").await
+        remove_from(&mut app.scopes, |s| s.id == id)
     })
     .await
 }
@@ -725,9 +717,7 @@ pub async fn add_role_post(
     Path(app): Path<String>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
-        let mut app = own(state, portal, &app).await?;
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, ("/app-roles", "role_added"), |app, form| {
         let mut members = Vec::new();
         for m in form.all("member") {
             members.push(match m {
@@ -748,7 +738,7 @@ pub async fn add_role_post(
             description: form.get("description").trim().to_string(),
             allowed_member_types: members,
         });
-        save(state, portal, app, "/app-roles", "role_added").await
+        Ok(())
     })
     .await
 }
@@ -759,12 +749,10 @@ pub async fn remove_role(
     Path((app, id)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAppRegistrations)?;
-        let reg = reg(&state, &portal, &app).await?;
+    confirm_change(&state, &portal, &app, ROLES, &q, async |reg| {
         let id = parse_id(&id)?;
         let r = reg.app.app_roles.iter().find(|r| r.id == id).ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove app role".into(),
             message: format!(
                 "Users, groups and apps assigned {} lose it: it no longer appears in their tokens for {}.",
@@ -775,11 +763,9 @@ pub async fn remove_role(
             button: "Remove",
             cancel: format!("{}/app-roles", reg.href()),
             hidden: vec![],
-        };
-        Ok(confirm_page(&state, &portal, &reg, ROLES, confirm, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_role_post(
@@ -789,16 +775,10 @@ pub async fn remove_role_post(
     Path((app, id)): Path<(String, String)>,
     RawForm(body): RawForm,
 ) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
-        let mut app = own(state, portal, &app).await?;
+    let message = ("/app-roles", "role_removed");
+    edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, message, |app, _form| {
         let id = parse_id(&id)?;
-        let before = app.app_roles.len();
-        app.app_roles.retain(|r| r.id != id);
-        if app.app_roles.len() == before {
-            return Err(not_found());
-        }
-        save(state, portal, app, "/app-roles", "role_removed").await
+        remove_from(&mut app.app_roles, |r| r.id == id)
     })
     .await
 }

@@ -353,14 +353,7 @@ pub async fn remove_member(
             hidden: vec![],
         };
         let crumbs = groups_crumbs(Some((d.group.display_name.clone(), format!("/admin/groups/{}", d.group.id))));
-        let page = Page {
-            section: Section::Groups,
-            crumbs,
-            template: "admin/confirm.html",
-            ctx: confirm.into_ctx(),
-            query: &q,
-        };
-        Ok(layout::page(&state, &portal, page).await)
+        Ok(confirm.page(&state, &portal, Section::Groups, crumbs, &q).await)
     }
     .await;
     respond(&state, &portal, result).await

@@ -124,6 +124,27 @@ async fn head(state: &AppState, portal: &PortalUser, raw_id: &str) -> Result<App
     Ok(AppHead { sp, app, view })
 }
 
+/// The confirmation page before a destructive change to enterprise application `raw_id`, under
+/// `tab`, for those allowed `op`: `describe` finds what goes (or fails with "not found") and says
+/// what removing it does.
+async fn confirm_change(
+    state: &AppState,
+    portal: &PortalUser,
+    raw_id: &str,
+    (op, tab): (Operation, (&str, &str, &str)),
+    q: &HashMap<String, String>,
+    describe: impl AsyncFnOnce(&AppHead) -> Result<Confirm<'static>, Failure>,
+) -> Response {
+    let result = async {
+        need(portal, op)?;
+        let head = head(state, portal, raw_id).await?;
+        let confirm = describe(&head).await?;
+        Ok(confirm.page(state, portal, Section::EnterpriseApps, head.crumbs(tab.1, tab.2), q).await)
+    }
+    .await;
+    respond(state, portal, result).await
+}
+
 async fn tab_page(
     state: &AppState,
     portal: &PortalUser,
@@ -287,16 +308,14 @@ pub async fn remove_assignment(
     Path((sp, assignment)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAssignments)?;
-        let head = head(&state, &portal, &sp).await?;
+    confirm_change(&state, &portal, &sp, (Operation::ManageAssignments, USERS), &q, async |head| {
         let id = parse_id(&assignment)?;
         let found = administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id)
             .await?
             .into_iter()
             .find(|a| a.assignment.id == id)
             .ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove assignment".into(),
             message: format!(
                 "{} will no longer be assigned to {}.{}",
@@ -317,20 +336,9 @@ pub async fn remove_assignment(
             button: "Remove",
             cancel: format!("{}/users-and-groups", head.href()),
             hidden: vec![],
-        };
-        let mut crumbs = head.crumbs(USERS.1, USERS.2);
-        crumbs.push(Crumb { label: "Remove assignment".into(), href: String::new() });
-        let page = Page {
-            section: Section::EnterpriseApps,
-            crumbs,
-            template: "admin/confirm.html",
-            ctx: confirm.into_ctx(),
-            query: &q,
-        };
-        Ok(layout::page(&state, &portal, page).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_assignment_post(
@@ -478,9 +486,7 @@ pub async fn revoke_grant(
     Path((sp, grant)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageGrants)?;
-        let head = head(&state, &portal, &sp).await?;
+    confirm_change(&state, &portal, &sp, (Operation::ManageGrants, PERMISSIONS), &q, async |head| {
         let id = parse_id(&grant)?;
         let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
         let g = p.admin_consented.iter().chain(&p.user_consented).find(|g| g.grant.id == id).ok_or_else(not_found)?;
@@ -488,7 +494,7 @@ pub async fn revoke_grant(
             Some(p) => format!("{} ({}), who consented for themselves", p.display_name, p.upn),
             None => format!("every user of {} (admin consent)", portal.tenant.display_name),
         };
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Revoke permission grant".into(),
             message: format!(
                 "{} will lose these delegated permissions for {who}. It can no longer refresh its tokens for \
@@ -505,20 +511,9 @@ pub async fn revoke_grant(
             button: "Revoke",
             cancel: format!("{}/permissions", head.href()),
             hidden: vec![],
-        };
-        let mut crumbs = head.crumbs(PERMISSIONS.1, PERMISSIONS.2);
-        crumbs.push(Crumb { label: "Revoke permission grant".into(), href: String::new() });
-        let page = Page {
-            section: Section::EnterpriseApps,
-            crumbs,
-            template: "admin/confirm.html",
-            ctx: confirm.into_ctx(),
-            query: &q,
-        };
-        Ok(layout::page(&state, &portal, page).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn revoke_grant_post(
@@ -543,13 +538,11 @@ pub async fn remove_app_permission(
     Path((sp, assignment)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    let result = async {
-        need(&portal, Operation::ManageAssignments)?;
-        let head = head(&state, &portal, &sp).await?;
+    confirm_change(&state, &portal, &sp, (Operation::ManageAssignments, PERMISSIONS), &q, async |head| {
         let id = parse_id(&assignment)?;
         let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
         let a = p.application.iter().find(|a| a.assignment.id == id).ok_or_else(not_found)?;
-        let confirm = Confirm {
+        Ok(Confirm {
             heading: "Remove application permission".into(),
             message: format!(
                 "{} will no longer hold this application permission: its next app-only token for {} will not carry it.",
@@ -564,20 +557,9 @@ pub async fn remove_app_permission(
             button: "Remove",
             cancel: format!("{}/permissions", head.href()),
             hidden: vec![],
-        };
-        let mut crumbs = head.crumbs(PERMISSIONS.1, PERMISSIONS.2);
-        crumbs.push(Crumb { label: "Remove application permission".into(), href: String::new() });
-        let page = Page {
-            section: Section::EnterpriseApps,
-            crumbs,
-            template: "admin/confirm.html",
-            ctx: confirm.into_ctx(),
-            query: &q,
-        };
-        Ok(layout::page(&state, &portal, page).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+        })
+    })
+    .await
 }
 
 pub async fn remove_app_permission_post(

@@ -421,7 +421,21 @@ pub struct Confirm<'a> {
 }
 
 impl Confirm<'_> {
-    pub fn into_ctx(self) -> Value {
+    /// The page asking for this confirmation: the crumbs of the page it was reached from, then
+    /// the action's heading.
+    pub async fn page(
+        self,
+        state: &AppState,
+        portal: &PortalUser,
+        section: Section,
+        mut crumbs: Vec<Crumb>,
+        query: &HashMap<String, String>,
+    ) -> Response {
+        crumbs.push(Crumb { label: self.heading.clone(), href: String::new() });
+        page(state, portal, Page { section, crumbs, template: "admin/confirm.html", ctx: self.into_ctx(), query }).await
+    }
+
+    fn into_ctx(self) -> Value {
         let details: Vec<Value> = self.details.into_iter().map(|(label, value)| context! { label, value }).collect();
         let hidden: Vec<Value> = self.hidden.into_iter().map(|(name, value)| context! { name, value }).collect();
         context! {
