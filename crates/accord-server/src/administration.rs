@@ -301,6 +301,16 @@ pub async fn add_assignment(
 }
 
 /// Removes an assignment or an application permission (both are app role assignments).
+/// Who may remove an app role assignment: those who manage assignments; an application
+/// permission (`to_app`: assigned to an app) also a user whose role lets them grant it — a
+/// Privileged Role Administrator, as in Entra.
+fn authorize_unassign(actor: &Actor, to_app: bool) -> Result<(), Failure> {
+    match authorize(actor, Operation::ManageAssignments) {
+        Err(_) if to_app && matches!(actor, Actor::User { .. }) => authorize(actor, Operation::ManageGrants),
+        other => other,
+    }
+}
+
 pub async fn remove_app_role_assignment(
     store: &dyn Store,
     actor: &Actor,
@@ -308,10 +318,11 @@ pub async fn remove_app_role_assignment(
     resource_sp_id: Uuid,
     assignment_id: Uuid,
 ) -> Result<(), Failure> {
-    authorize(actor, Operation::ManageAssignments)?;
+    authorize_unassign(actor, true)?;
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let found = store.app_role_assignments_to(tenant.id, sp.id).await?.into_iter().find(|a| a.id == assignment_id);
     let Some(a) = found else { return Err(not_found("The app role assignment")) };
+    authorize_unassign(actor, a.principal_type == PrincipalType::ServicePrincipal)?;
     let action = if a.principal_type == PrincipalType::ServicePrincipal {
         "app_permission.revoked"
     } else {

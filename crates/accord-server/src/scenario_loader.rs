@@ -126,6 +126,9 @@ impl Planner<'_> {
             user_consent: spec.user_consent,
             admin_consent_requests: existing.as_ref().map(|t| t.admin_consent_requests.clone()).unwrap_or_default(),
         };
+        // Written first (users and groups refer to it); its request policy names reviewers by
+        // id, known only below, so this change is completed there rather than written twice.
+        let tenant_change = self.changes.len();
         self.changes.push(Change::PutTenant(tenant.clone()));
         self.summary.tenants += 1;
         let graph = self.apps[&GRAPH_APP_ID].clone();
@@ -179,7 +182,7 @@ impl Planner<'_> {
             notify_reviewers: acr.notify_reviewers,
             version: tenant.admin_consent_requests.version,
         };
-        self.changes.push(Change::PutTenant(tenant));
+        self.changes[tenant_change] = Change::PutTenant(tenant);
 
         for e in &spec.enterprise_apps {
             let app = self.known_app(e.app)?;

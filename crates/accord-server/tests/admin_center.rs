@@ -340,11 +340,22 @@ async fn assignment_required_admin_consent_and_revocation() {
     assert_eq!(status, 200);
     assert!(page.contains("Approval required"), "{page}");
 
-    // Remove the application permission.
+    // A Privileged Role Administrator may grant application permissions, so she may remove one
+    // too (as in Entra) — but not unassign users and groups.
+    let mut priya = Browser::sign_in(&server, "priya@contoso.test", "priya-password-1").await;
+    let perms = priya.page(&format!("{app}/permissions")).await;
     let remove_url = link_containing(&perms, "/permissions/application/");
-    admin.page(&remove_url).await;
-    let perms = admin.post_ok(&remove_url, &[("confirm", "yes")]).await;
+    let confirm = priya.page(&remove_url).await;
+    assert!(confirm.contains("Remove application permission"), "{confirm}");
+    let perms = priya.post_ok(&remove_url, &[("confirm", "yes")]).await;
     assert!(perms.contains("No application permission."), "{perms}");
+    let users = priya.page(&format!("{app}/users-and-groups")).await;
+    assert!(!users.contains("/remove\">Remove"), "no Remove offered: {users}");
+    let admins_view = admin.page(&format!("{app}/users-and-groups")).await;
+    let unassign = link_containing(&admins_view, "/remove\">Remove");
+    priya.page(&format!("{app}/users-and-groups")).await;
+    let refused = priya.post(&unassign, &[("confirm", "yes")]).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
 
     // Remove an assignment.
     let users = admin.page(&format!("{app}/users-and-groups")).await;

@@ -538,7 +538,7 @@ pub async fn remove_app_permission(
     Path((sp, assignment)): Path<(String, String)>,
     Query(q): Params,
 ) -> Response {
-    confirm_change(&state, &portal, &sp, (Operation::ManageAssignments, PERMISSIONS), &q, async |head| {
+    confirm_change(&state, &portal, &sp, (Operation::ManageGrants, PERMISSIONS), &q, async |head| {
         let id = parse_id(&assignment)?;
         let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
         let a = p.application.iter().find(|a| a.assignment.id == id).ok_or_else(not_found)?;
