@@ -285,6 +285,17 @@ async fn applications_permissions_tenants_and_bad_requests() {
     assert_graph_error(status, &body, 400, "Request_BadRequest", "appId");
     let (status, body) = g.delete(&admin, &format!("/v1.0/applications/{id}")).await;
     assert_graph_error(status, &body, 405, "Request_BadRequest", "method");
+    // A 405 names the methods that are served (RFC 9110), by object id and by appId alike.
+    for path in [format!("/v1.0/applications/{id}"), format!("/v1.0/applications(appId='{EXPENSES_API}')")] {
+        let res = g.c.delete(g.server.url(&path)).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 405, "{path}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD, PATCH", "{path}");
+    }
+    let members =
+        format!("/v1.0/directoryRoles(roleTemplateId='62e90394-69f5-4237-9190-012177145e10')/members/{id}/$ref");
+    let res = g.c.get(g.server.url(&members)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 405, "{members}");
+    assert_eq!(res.headers()["allow"], "DELETE", "{members}");
 }
 
 #[tokio::test]

@@ -43,6 +43,18 @@ async fn the_openapi_document_matches_the_routes() {
                 (405, "an undocumented method is refused")
             };
             assert_eq!(status.0, want, "{method} {path}: {what}; got {} {}", status.0, status.1);
+            if !documented {
+                // RFC 9110: a 405 names what the resource does serve.
+                let mut allow: Vec<String> = METHODS
+                    .iter()
+                    .filter(|m| item.get(**m).is_some())
+                    .flat_map(|m| if *m == "get" { vec!["GET".into(), "HEAD".into()] } else { vec![m.to_uppercase()] })
+                    .collect();
+                let mut got: Vec<String> = status.2.split(", ").map(str::to_string).collect();
+                allow.sort();
+                got.sort();
+                assert_eq!(got, allow, "{method} {path}: the Allow header");
+            }
             probed += 1;
             if documented {
                 let op = &item[method];
@@ -83,9 +95,11 @@ fn concrete(path: &str) -> String {
     out
 }
 
-async fn request(c: &reqwest::Client, method: &str, url: &str) -> (u16, String) {
+/// Status, body and `Allow` header.
+async fn request(c: &reqwest::Client, method: &str, url: &str) -> (u16, String, String) {
     let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
     let res = c.request(method, url).header("content-type", "application/json").body("{}").send().await.unwrap();
     let status = res.status().as_u16();
-    (status, res.text().await.unwrap())
+    let allow = res.headers().get("allow").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (status, res.text().await.unwrap(), allow)
 }

@@ -94,12 +94,17 @@ impl GraphError {
         Self::new(StatusCode::NOT_FOUND, "ErrorItemNotFound", "The specified object was not found in the store.")
     }
 
-    pub fn method_not_allowed() -> Self {
+    /// 405 with the `Allow` header RFC 9110 requires: the methods `path` (below `/v1.0`, as the
+    /// OpenAPI catalogue writes it) serves.
+    pub fn method_not_allowed(path: &str) -> Self {
+        let allow =
+            HeaderValue::from_str(&super::openapi::allowed_methods(path)).unwrap_or(HeaderValue::from_static(""));
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "Request_BadRequest",
             "The requested HTTP method is not supported on this resource.",
         )
+        .with_header(header::ALLOW, allow)
     }
 
     pub fn too_many_requests(retry_after_seconds: u64) -> Self {

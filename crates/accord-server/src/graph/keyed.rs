@@ -57,7 +57,9 @@ pub async fn dispatch(
                     (["removePassword"], Method::POST) => {
                         applications::remove_password_by(&state, caller, key, body).await
                     }
-                    ([] | ["addPassword"] | ["removePassword"], _) => Err(GraphError::method_not_allowed()),
+                    ([] | ["addPassword"] | ["removePassword"], _) => {
+                        Err(GraphError::method_not_allowed(&keyed_path("applications(appId='{appId}')", &tail)))
+                    }
                     _ => return super::unknown_segment(OriginalUri(uri)).await.into_response(),
                 }
             }
@@ -74,7 +76,11 @@ pub async fn dispatch(
                     directory_roles::remove_member_by(&state, caller, key, member).await
                 }
                 ([] | ["members"] | ["members", "$ref"] | ["members", _, "$ref"], _) => {
-                    Err(GraphError::method_not_allowed())
+                    let tail = if tail.len() == 3 { vec!["members", "{member}", "$ref"] } else { tail.clone() };
+                    Err(GraphError::method_not_allowed(&keyed_path(
+                        "directoryRoles(roleTemplateId='{roleTemplateId}')",
+                        &tail,
+                    )))
                 }
                 _ => return super::unknown_segment(OriginalUri(uri)).await.into_response(),
             },
@@ -83,6 +89,11 @@ pub async fn dispatch(
         return super::unknown_segment(OriginalUri(uri)).await.into_response();
     };
     result.into_response()
+}
+
+/// The catalogue's path of a keyed segment and the segments after it.
+fn keyed_path(segment: &str, tail: &[&str]) -> String {
+    std::iter::once(segment).chain(tail.iter().copied()).fold(String::new(), |path, s| path + "/" + s)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub mod timezone;
 
 use crate::state::SharedState;
 use auth::Caller;
-use axum::extract::{OriginalUri, State};
+use axum::extract::{MatchedPath, OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::routing::{any, delete, get, post, MethodRouter};
 use axum::{middleware, Router};
@@ -204,8 +204,9 @@ fn list(collection: Collection) -> MethodRouter<SharedState> {
     })
 }
 
-async fn method_not_allowed() -> GraphError {
-    GraphError::method_not_allowed()
+async fn method_not_allowed(matched: Option<MatchedPath>) -> GraphError {
+    let path = matched.as_ref().map(|m| m.as_str().trim_start_matches("/v1.0")).unwrap_or_default();
+    GraphError::method_not_allowed(path)
 }
 
 /// Graph's answer for a path it does not serve: names the first segment it does not know.

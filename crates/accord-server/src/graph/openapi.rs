@@ -424,17 +424,22 @@ pub fn document(public_url: &str) -> Value {
 fn operation_object(o: &Operation) -> Value {
     let mut parameters: Vec<Value> = path_parameters(&o.path)
         .into_iter()
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_parameter_schema(&name)}))
         .collect();
     if o.collection {
-        for (name, what) in [
-            ("$filter", "OData filter (eq, ne, and, or, not, startswith, any)"),
-            ("$select", "Properties to return"),
-            ("$top", "Page size"),
-            ("$orderby", "Sort order"),
-            ("$count", "Include @odata.count"),
+        for (name, what, schema) in [
+            (
+                "$filter",
+                "OData filter (eq, ne, and, or, not, startswith, any)",
+                json!({"type": "string", "minLength": 1}),
+            ),
+            ("$select", "Properties to return", json!({"type": "string", "pattern": "^[A-Za-z@.]+(,[A-Za-z@.]+)*$"})),
+            ("$top", "Page size", json!({"type": "integer", "minimum": 1, "maximum": 999})),
+            ("$orderby", "Sort order", json!({"type": "string", "pattern": "^[A-Za-z/]+( (asc|desc))?$"})),
+            ("$count", "Include @odata.count", json!({"type": "boolean"})),
         ] {
-            parameters.push(json!({"name": name, "in": "query", "required": false, "description": what, "schema": {"type": "string"}}));
+            parameters
+                .push(json!({"name": name, "in": "query", "required": false, "description": what, "schema": schema}));
         }
     }
     let success = match o.success {
@@ -461,13 +466,101 @@ fn operation_object(o: &Operation) -> Value {
     if matches!(o.method, "post" | "patch" | "put") {
         object["requestBody"] = json!({
             "required": !o.extension || o.path.ends_with("accord.deny") || o.path.ends_with("accord.block"),
-            "content": {"application/json": {"schema": {"type": "object"}}}
+            "content": {"application/json": {"schema": request_body_schema(o)}}
         });
     }
     if o.extension {
         object["x-accord-extension"] = Value::Bool(true);
     }
     object
+}
+
+/// The `Allow` header for `path` (below `/v1.0`, with `{name}` parameters): the methods the
+/// catalogue documents there, GET's HEAD included.
+pub fn allowed_methods(path: &str) -> String {
+    let documented: Vec<&str> = operations().iter().filter(|o| o.path == path).map(|o| o.method).collect();
+    let mut allow = Vec::new();
+    for method in ["get", "post", "put", "patch", "delete"] {
+        if documented.contains(&method) {
+            allow.push(method.to_uppercase());
+            if method == "get" {
+                allow.push("HEAD".into());
+            }
+        }
+    }
+    allow.join(", ")
+}
+
+/// Every key in a path is an object id (a GUID, as Accord's event ids are too) but a user's,
+/// which may also be the userPrincipalName.
+fn path_parameter_schema(name: &str) -> Value {
+    match name {
+        "user" => json!({
+            "type": "string",
+            "description": "The user's object id or userPrincipalName",
+            "pattern": "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[^@/]+@[^@/]+)$"
+        }),
+        _ => json!({"type": "string", "format": "uuid"}),
+    }
+}
+
+/// The body a creating operation needs: its required properties and their types, as the
+/// handlers check them. Updates take any subset of the resource's writable properties. Other
+/// properties are refused by most handlers, but `@odata.type` (which Graph SDKs send) is not, so
+/// the objects stay open.
+fn request_body_schema(o: &Operation) -> Value {
+    let string = || json!({"type": "string"});
+    let boolean = || json!({"type": "boolean"});
+    let guid = || json!({"type": "string", "format": "uuid"});
+    let object = |required: &[&str], properties: Value| json!({"type": "object", "required": required, "properties": properties});
+    let zoned = || object(&["dateTime", "timeZone"], json!({"dateTime": string(), "timeZone": string()}));
+    let last = o.path.rsplit('/').next().unwrap_or_default();
+    match (o.method, last) {
+        ("post", "users") => object(
+            &["accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile"],
+            json!({
+                "accountEnabled": boolean(), "displayName": string(), "mailNickname": string(),
+                "userPrincipalName": string(),
+                "passwordProfile": object(&["password"], json!({
+                    "password": string(), "forceChangePasswordNextSignIn": boolean()
+                })),
+            }),
+        ),
+        ("post", "groups") => object(
+            &["displayName", "mailNickname", "mailEnabled", "securityEnabled"],
+            json!({"displayName": string(), "mailNickname": string(), "mailEnabled": boolean(),
+                   "securityEnabled": boolean(), "description": string()}),
+        ),
+        ("post", "applications") => object(
+            &["displayName"],
+            json!({"displayName": string(), "signInAudience": {"type": "string", "enum": ["AzureADMyOrg", "AzureADMultipleOrgs"]}}),
+        ),
+        ("post", "oauth2PermissionGrants") => object(
+            &["clientId", "consentType", "resourceId", "scope"],
+            json!({"clientId": guid(), "consentType": {"type": "string", "enum": ["AllPrincipals", "Principal"]},
+                   "principalId": guid(), "resourceId": guid(), "scope": string()}),
+        ),
+        ("post", "appRoleAssignedTo") => object(
+            &["principalId", "resourceId", "appRoleId"],
+            json!({"principalId": guid(), "resourceId": guid(), "appRoleId": guid()}),
+        ),
+        ("post", "delegatedPermissionClassifications") => object(
+            &["classification"],
+            json!({"classification": {"type": "string", "enum": ["low"]}, "permissionId": guid(), "permissionName": string()}),
+        ),
+        ("post", "events") => object(
+            &["subject", "start", "end"],
+            json!({"subject": string(), "start": zoned(), "end": zoned(), "isOnlineMeeting": boolean()}),
+        ),
+        ("post", "$ref") => object(&["@odata.id"], json!({"@odata.id": {"type": "string", "format": "uri"}})),
+        ("post", "addPassword") => object(
+            &[],
+            json!({"passwordCredential": {"type": "object", "properties": {"displayName": string(), "endDateTime": {"type": "string", "format": "date-time"}}}}),
+        ),
+        ("post", "removePassword") => object(&["keyId"], json!({"keyId": guid()})),
+        ("post", "accord.deny" | "accord.block") => object(&[], json!({"justification": string()})),
+        _ => json!({"type": "object"}),
+    }
 }
 
 /// `{name}` parameters of a path, in order.
@@ -527,5 +620,34 @@ mod tests {
         let unrouted: Vec<_> = documented.difference(&routes).collect();
         assert!(undocumented.is_empty(), "routes missing from the OpenAPI document: {undocumented:?}");
         assert!(unrouted.is_empty(), "documented paths with no route: {unrouted:?}");
+    }
+
+    /// What a generated client or a fuzzer reads off the document: keys are GUIDs (but a user's,
+    /// which may be a UPN), $top's bounds, and what a create needs.
+    #[test]
+    fn parameters_and_bodies_are_typed() {
+        let doc = document("https://id.example");
+        let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+        let params = |o: &Value| o["parameters"].as_array().unwrap().clone();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, o) in item.as_object().unwrap() {
+                for p in params(o).iter().filter(|p| p["in"] == "path" && p["name"] != "user") {
+                    assert_eq!(p["schema"]["format"], "uuid", "{method} {path}: {p}");
+                }
+            }
+        }
+        let top = params(&op("/users", "get")).into_iter().find(|p| p["name"] == "$top").unwrap();
+        assert_eq!(top["schema"], json!({"type": "integer", "minimum": 1, "maximum": 999}));
+        let user = params(&op("/users/{user}", "get"))[0]["schema"]["pattern"].as_str().unwrap().to_string();
+        assert!(user.contains("[0-9a-fA-F]{12}|[^@/]+@[^@/]+"), "a user key is a GUID or a UPN: {user}");
+        let create = &op("/users", "post")["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(
+            create["required"],
+            json!(["accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile"])
+        );
+        let grant = &op("/oauth2PermissionGrants", "post")["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(grant["properties"]["consentType"]["enum"], json!(["AllPrincipals", "Principal"]));
+        let patch = &op("/users/{user}", "patch")["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(patch, &json!({"type": "object"}));
     }
 }
