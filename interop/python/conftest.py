@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import time
@@ -85,10 +84,68 @@ def _die_with_parent() -> None:
         pass
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@dataclass
+class Launched:
+    proc: subprocess.Popen
+    base: str
+    ca: Path
+    log: Path
+    log_file: object
+    name: str
+
+    def stop(self) -> None:
+        _stop(self.proc, self.log_file, self.log, self.name)
+
+
+def launch(scenario: Path, data_dir: Path, name: str = "accord-interop-python") -> Launched:
+    """Starts `accord serve` on a port the kernel picks (the server announces it on its first
+    line of output, `accord listening on ADDR as URL`) and waits until it is ready."""
+    binary = Path(os.environ.get("ACCORD_BIN", "target/debug/accord"))
+    if not binary.is_absolute():
+        binary = REPO_ROOT / binary
+    if not binary.is_file():
+        pytest.fail(f"accord binary not found at {binary}: run `cargo build --bins` or set ACCORD_BIN", pytrace=False)
+    ca = data_dir / "tls" / "ca.pem"
+    log = data_dir / "accord.log"
+    cmd = [
+        str(binary), "serve",
+        "--data-dir", str(data_dir),
+        "--listen", "127.0.0.1:0",
+        "--public-url", "https://localhost:0",
+        "--scenario", str(scenario),
+    ]
+    log_file = open(log, "wb")
+    log_file.write(("$ " + " ".join(cmd) + "\n").encode())
+    log_file.flush()
+    # The server reads ACCORD_* variables (ACCORD_DATABASE_URL, ACCORD_CONFIG,
+    # ACCORD_DISABLE_ROPC, ...): keep a developer's settings out of this world.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_die_with_parent,
+    )
+    try:
+        base = _announced_url(proc, log)
+        _wait_ready(proc, base, ca, log)
+    except BaseException:
+        _stop(proc, log_file, log)
+        raise
+    return Launched(proc, base, ca, log, log_file, name)
+
+
+def _announced_url(proc: subprocess.Popen, log: Path) -> str:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None:
+        for line in log.read_text(errors="replace").splitlines():
+            if line.startswith("accord listening on ") and " as " in line:
+                return line.rsplit(" as ", 1)[1].strip()
+        time.sleep(0.1)
+    pytest.fail(f"accord announced no URL.\n--- server log tail ({log}) ---\n{_tail(log, 80)}", pytrace=False)
 
 
 def _wait_ready(proc: subprocess.Popen | None, base: str, ca: Path, log: Path | None) -> None:
@@ -139,47 +196,9 @@ def accord(world: World, tmp_path_factory: pytest.TempPathFactory):
         log = None
         _wait_ready(None, base, ca, None)
     else:
-        binary = Path(os.environ.get("ACCORD_BIN", "target/debug/accord"))
-        if not binary.is_absolute():
-            binary = REPO_ROOT / binary
-        if not binary.is_file():
-            pytest.fail(
-                f"accord binary not found at {binary}: run `cargo build --bins` or set ACCORD_BIN",
-                pytrace=False,
-            )
-        data_dir = tmp_path_factory.mktemp("accord-data")
-        port = _free_port()
-        base = f"https://localhost:{port}"
-        ca = data_dir / "tls" / "ca.pem"
-        log = data_dir / "accord.log"
+        launched = launch(SCENARIO, tmp_path_factory.mktemp("accord-data"))
+        proc, base, ca, log, log_file = launched.proc, launched.base, launched.ca, launched.log, launched.log_file
         _server_log = log
-        cmd = [
-            str(binary), "serve",
-            "--data-dir", str(data_dir),
-            "--listen", f"127.0.0.1:{port}",
-            "--public-url", base,
-            "--scenario", str(SCENARIO),
-        ]
-        log_file = open(log, "wb")
-        log_file.write(("$ " + " ".join(cmd) + "\n").encode())
-        log_file.flush()
-        # The server reads ACCORD_* variables (ACCORD_DATABASE_URL, ACCORD_CONFIG,
-        # ACCORD_DISABLE_ROPC, ...): keep a developer's settings out of this world.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ACCORD_")}
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            _wait_ready(proc, base, ca, log)
-        except BaseException:
-            _stop(proc, log_file, log)
-            raise
 
     saved = {k: os.environ.get(k) for k in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")}
     for k in saved:
@@ -196,7 +215,7 @@ def accord(world: World, tmp_path_factory: pytest.TempPathFactory):
             _stop(proc, log_file, log)
 
 
-def _stop(proc: subprocess.Popen, log_file, log: Path | None) -> None:
+def _stop(proc: subprocess.Popen, log_file, log: Path | None, name: str = "accord-interop-python") -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -209,7 +228,7 @@ def _stop(proc: subprocess.Popen, log_file, log: Path | None) -> None:
     keep = os.environ.get("ACCORD_INTEROP_LOG_DIR")
     if keep and log is not None and log.exists():
         Path(keep).mkdir(parents=True, exist_ok=True)
-        shutil.copy(log, Path(keep) / "accord-interop-python.log")
+        shutil.copy(log, Path(keep) / f"{name}.log")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
