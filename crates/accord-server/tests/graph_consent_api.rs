@@ -484,6 +484,21 @@ async fn accord_extensions_approve_deny_and_block_change_state() {
     let (status, body) = g.post(&admin, &approve, json!({})).await;
     assert_graph_error(status, &body, 409, "Conflict");
 
+    // The approval of a pending request: not reviewed yet, and Rita's to decide.
+    let (_, body) = g.get(&admin, &format!("{REQUESTS}/{PLANNER}/userConsentRequests")).await;
+    let henrys = body["value"][0]["id"].as_str().unwrap().to_string();
+    let approval = format!("{REQUESTS}/{PLANNER}/userConsentRequests/{henrys}/approval");
+    let (status, body) = g.get(&rita, &approval).await;
+    assert_eq!(status, 200, "{body}");
+    let stage = &body["stages"][0];
+    assert_eq!(
+        (&stage["reviewResult"], &stage["status"], &stage["assignedToMe"]),
+        (&json!("NotReviewed"), &json!("InProgress"), &json!(true)),
+        "{body}"
+    );
+    assert!(stage["reviewedBy"].is_null() && stage["reviewedDateTime"].is_null(), "{body}");
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("/approval/$entity"), "{body}");
+
     // Deny needs a justification (a string); then Henry's request completes and he may ask again.
     let deny = format!("{REQUESTS}/{PLANNER}/accord.deny");
     let (status, body) = g.post(&rita, &deny, json!({})).await;
@@ -503,6 +518,30 @@ async fn accord_extensions_approve_deny_and_block_change_state() {
     assert!(page.contains("Request approval") && !page.contains("waiting for"), "{page}");
     let (status, body) = g.post(&rita, &deny, json!({"justification": "again"})).await;
     assert_graph_error(status, &body, 409, "Conflict");
+    // The approval now says who denied it, when and why; an app with ConsentRequest.Read.All
+    // reads it too (nothing is assigned to an app).
+    let (status, body) = g.get(&daemon, &approval).await;
+    assert_eq!(status, 200, "{body}");
+    let stage = &body["stages"][0];
+    assert_eq!(
+        (&stage["reviewResult"], &stage["status"], &stage["assignedToMe"]),
+        (&json!("Denied"), &json!("Completed"), &json!(false)),
+        "{body}"
+    );
+    assert_eq!(stage["justification"], "Not an approved vendor");
+    assert!(stage["reviewedBy"]["displayName"].as_str().unwrap().starts_with("Rita"), "{body}");
+    assert!(stage["reviewedDateTime"].is_string(), "{body}");
+    let (_, body) = g.get(&admin, &format!("{REQUESTS}/{MEETINGS}/userConsentRequests")).await;
+    let approved =
+        format!("{REQUESTS}/{MEETINGS}/userConsentRequests/{}/approval", body["value"][0]["id"].as_str().unwrap());
+    let (_, body) = g.get(&admin, &approved).await;
+    assert_eq!(body["stages"][0]["reviewResult"], "Approved", "{body}");
+    let (status, body) = g
+        .get(&admin, &format!("{REQUESTS}/{PLANNER}/userConsentRequests/filterByCurrentUser(on='reviewer')/approval"))
+        .await;
+    assert_graph_error(status, &body, 400, "BadRequest");
+    let (status, body) = g.get(&admin, &format!("{REQUESTS}/{PLANNER}/userConsentRequests/{SYNC}/approval")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound");
 
     // Block: the app is disabled in Fabrikam, so users are refused and cannot ask again.
     let block = format!("{REQUESTS}/{SYNC}/accord.block");

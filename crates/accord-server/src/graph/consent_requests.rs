@@ -20,7 +20,7 @@ use crate::admin_consent_requests;
 use crate::administration::{self, Actor, AppConsentRequests, RequestSummary};
 use crate::protocol::errors::Failure;
 use crate::state::SharedState;
-use accord_core::consent_records::RequestStatus;
+use accord_core::consent_records::{RequestStatus, ReviewResult};
 use accord_core::directory::{Tenant, User};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -344,6 +344,58 @@ pub async fn get_user(
             Ok(collection(&state, &opts, items, context, uri.path(), |v| v))
         }
     }
+}
+
+/// Graph's `approval` of a user's request: one stage, the reviewers' decision. A blocked
+/// request reads as denied, as in Graph (blocking is Accord's own name for deny-and-disable).
+fn approval_json(r: &RequestSummary, assigned_to_me: bool) -> Value {
+    let q = &r.request;
+    let result = match q.result {
+        ReviewResult::NotReviewed => "NotReviewed",
+        ReviewResult::Approved => "Approved",
+        ReviewResult::Denied | ReviewResult::Blocked => "Denied",
+    };
+    json!({
+        "id": q.id,
+        "stages": [{
+            "id": q.id,
+            "displayName": null,
+            "assignedToMe": assigned_to_me && q.status == RequestStatus::InProgress,
+            "justification": q.review_justification,
+            "reviewResult": result,
+            "reviewedBy": r.reviewer.as_ref().map(|p| json!({"id": p.id, "displayName": p.display_name})),
+            "reviewedDateTime": q.reviewed_at.map(odata::format_utc),
+            "status": q.status.as_str(),
+        }],
+    })
+}
+
+/// `GET …/appConsentRequests/{id}/userConsentRequests/{requestId}/approval`: who decided, how
+/// and why. `assignedToMe` tells a delegated caller whether the decision is theirs to make.
+pub async fn get_approval(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+) -> Result<Response, GraphError> {
+    require(&caller, READ, READ, "ConsentRequest.Read.All")?;
+    let app = app_id(&path)?;
+    let Segment::Id(id) = segment(raw_segment(&path, "user_request"))? else {
+        return Err(GraphError::bad_request(
+            "Resource not found for the segment 'filterByCurrentUser': it returns a collection and cannot be navigated.",
+        ));
+    };
+    let (_, _, group) = one_app(&state, &caller, app).await?;
+    let r = group
+        .requests
+        .iter()
+        .find(|r| r.request.id == id)
+        .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
+    let reviews = !caller.is_app() && caller_reviews(&state, &caller).await?;
+    let context = format!(
+        "{}/$metadata#identityGovernance/appConsent/appConsentRequests('{app}')/userConsentRequests('{id}')/approval/$entity",
+        state.settings.public_url
+    );
+    Ok(json_response(StatusCode::OK, with_context(approval_json(r, reviews), context), None))
 }
 
 // ------------------------------------------------------------------ Accord extensions

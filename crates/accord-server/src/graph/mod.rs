@@ -166,6 +166,11 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
                 .into(),
             get(consent_requests::get_user).fallback(method_not_allowed),
         ),
+        (
+            "/v1.0/identityGovernance/appConsent/appConsentRequests/{request}/userConsentRequests/{user_request}/approval"
+                .into(),
+            get(consent_requests::get_approval).fallback(method_not_allowed),
+        ),
     ];
     // Accord extensions (not in Microsoft Graph): a reviewer decides an app's pending requests.
     for (action, decision) in [

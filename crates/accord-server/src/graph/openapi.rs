@@ -286,6 +286,13 @@ fn consent_operations() -> Vec<Operation> {
         ),
         op(
             "get",
+            &format!("{requests}/{{request}}/userConsentRequests/{{user_request}}/approval"),
+            "The reviewers' decision on one user's request",
+            REQUESTS_READ,
+            REQUESTS_READ,
+        ),
+        op(
+            "get",
             &format!("{requests}/{{request}}/userConsentRequests/{mine}"),
             "The users' requests the caller reviews",
             REQUESTS_READ,
