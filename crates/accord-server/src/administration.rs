@@ -1108,6 +1108,29 @@ pub async fn delete_client_secret(
     .await
 }
 
+/// Deletes one of the tenant's own app registrations, as Graph's `DELETE /applications/{id}`:
+/// its enterprise application goes in every tenant that has one, with the consent granted to
+/// it, the assignments to it, its pending requests and its unredeemed codes and refresh tokens,
+/// so nothing can sign in as it any more (AADSTS700016). The audit log keeps what went.
+pub async fn delete_application(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<(), Failure> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let app = own_application(store, tenant, app_id).await?;
+    let detail = json!({ "displayName": app.display_name, "objectId": app.id });
+    apply(
+        store,
+        vec![
+            Change::DeleteApplication { app_object_id: app.id },
+            actor.audit(tenant.id, "app.deleted", Some(app.app_id), detail),
+        ],
+    )
+    .await
+}
+
 // ------------------------------------------------------------------ reads for the admin center
 //
 // What the admin center's pages list, gathered here and checked like the writes (reading needs

@@ -283,19 +283,67 @@ async fn applications_permissions_tenants_and_bad_requests() {
     assert_graph_error(status, &body, 400, "Request_BadRequest", "not-a-guid");
     let (status, body) = g.get(&admin, "/v1.0/applications(appId='nope')").await;
     assert_graph_error(status, &body, 400, "Request_BadRequest", "appId");
-    let (status, body) = g.delete(&admin, &format!("/v1.0/applications/{id}")).await;
-    assert_graph_error(status, &body, 405, "Request_BadRequest", "method");
     // A 405 names the methods that are served (RFC 9110), by object id and by appId alike.
     for path in [format!("/v1.0/applications/{id}"), format!("/v1.0/applications(appId='{EXPENSES_API}')")] {
-        let res = g.c.delete(g.server.url(&path)).bearer_auth(&admin).send().await.unwrap();
+        let res = g.c.put(g.server.url(&path)).bearer_auth(&admin).json(&json!({})).send().await.unwrap();
         assert_eq!(res.status().as_u16(), 405, "{path}");
-        assert_eq!(res.headers()["allow"], "GET, HEAD, PATCH", "{path}");
+        assert_eq!(res.headers()["allow"], "GET, HEAD, PATCH, DELETE", "{path}");
     }
     let members =
         format!("/v1.0/directoryRoles(roleTemplateId='62e90394-69f5-4237-9190-012177145e10')/members/{id}/$ref");
     let res = g.c.get(g.server.url(&members)).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 405, "{members}");
     assert_eq!(res.headers()["allow"], "DELETE", "{members}");
+}
+
+/// `DELETE /applications/{id}` (and by appId): the registration goes with its enterprise
+/// application, so its secret no longer gets a token; other tenants and readers cannot delete.
+#[tokio::test]
+async fn applications_delete_with_their_enterprise_apps() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let (status, created) = g
+        .post(
+            &admin,
+            "/v1.0/applications",
+            json!({"displayName": "Short-lived", "signInAudience": "AzureADMultipleOrgs",
+                   "web": {"redirectUris": ["https://short.example/cb"]}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (id, app_id) = (created["id"].as_str().unwrap().to_string(), created["appId"].as_str().unwrap().to_string());
+    let (_, cred) = g.post(&admin, &format!("/v1.0/applications/{id}/addPassword"), json!({})).await;
+    let secret = cred["secretText"].as_str().unwrap().to_string();
+    let credentials = [
+        ("grant_type", "client_credentials"),
+        ("client_id", app_id.as_str()),
+        ("client_secret", secret.as_str()),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let (status, body) = g.try_token(CONTOSO, &credentials).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app_id}'")).await;
+    assert_eq!(sps["value"].as_array().unwrap().len(), 1, "{sps}");
+
+    // Refused: no write permission in the token; another tenant's writer does not see it.
+    let reader = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, body) = g.delete(&reader, &format!("/v1.0/applications/{id}")).await;
+    assert_graph_error(status, &body, 403, "Authorization_RequestDenied", "Application.ReadWrite.All");
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (status, body) = g.delete(&fabrikam, &format!("/v1.0/applications(appId='{app_id}')")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", &app_id);
+
+    let (status, body) = g.delete(&admin, &format!("/v1.0/applications(appId='{app_id}')")).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", &id);
+    let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app_id}'")).await;
+    assert_eq!(sps["value"], json!([]), "its enterprise application went with it");
+    let (status, body) = g.try_token(CONTOSO, &credentials).await;
+    assert!(status == 400 || status == 401, "{status} {body}");
+    assert_eq!(body["error_codes"], json!([700016]), "{body}");
+    let (status, body) = g.delete(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_graph_error(status, &body, 404, "Request_ResourceNotFound", &id);
 }
 
 #[tokio::test]

@@ -52,6 +52,14 @@ pub enum Change {
     },
     PutApplication(Application),
     PutClientSecret(ClientSecret),
+    /// Deletes an app registration (by object id) with everything that exists only through it:
+    /// its secrets, its service principal in every tenant (and so their grants, role
+    /// assignments and classifications), the app permissions those service principals hold,
+    /// consent requests for it, and its authorization codes and refresh tokens. Not found when
+    /// there is no such registration.
+    DeleteApplication {
+        app_object_id: Uuid,
+    },
     DeleteClientSecret {
         app_object_id: Uuid,
         secret_id: Uuid,

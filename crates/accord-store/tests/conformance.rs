@@ -130,6 +130,7 @@ conformance! {
         nested_groups_with_a_cycle,
         application_round_trip_and_lookups,
         client_secrets,
+        application_delete_takes_what_hangs_on_it,
         service_principals,
         delegated_grants,
         app_role_assignments,
@@ -735,6 +736,83 @@ mod cases {
         // A secret of an application that does not exist.
         let orphan = ClientSecret { app_object_id: Uuid::new_v4(), id: Uuid::new_v4(), ..one };
         assert_not_found(s.apply(&[Change::PutClientSecret(orphan)]).await);
+    }
+
+    pub async fn application_delete_takes_what_hangs_on_it(s: &dyn Store) {
+        let (home, alice) = seed_tenant(s, "Vendor", "vendor.test").await;
+        let (customer, bob) = seed_tenant(s, "Customer", "customer.test").await;
+        let doomed = application(home.id, "Doomed", Some("api://doomed"));
+        let kept = application(home.id, "Kept", None);
+        let graph = application(Uuid::new_v4(), "Graph", None);
+        let secret = ClientSecret {
+            id: Uuid::new_v4(),
+            app_object_id: doomed.id,
+            display_name: "ci".into(),
+            hint: "abc".into(),
+            hash: "00ff".repeat(16),
+            created_at: at(5),
+            expires_at: None,
+        };
+        let sps = |t: Uuid| (service_principal(t, &doomed), service_principal(t, &kept), service_principal(t, &graph));
+        let (d1, k1, g1) = sps(home.id);
+        let (d2, k2, g2) = sps(customer.id);
+        let mut changes = vec![
+            Change::PutApplication(doomed.clone()),
+            Change::PutApplication(kept.clone()),
+            Change::PutApplication(graph.clone()),
+            Change::PutClientSecret(secret),
+        ];
+        for sp in [&d1, &k1, &g1, &d2, &k2, &g2] {
+            changes.push(Change::PutServicePrincipal(sp.clone()));
+        }
+        let kept_grant = grant(customer.id, k2.id, g2.id, None);
+        let kept_permission = assignment(customer.id, k2.id, PrincipalType::ServicePrincipal, g2.id);
+        let kept_access = assignment(customer.id, bob.id, PrincipalType::User, k2.id);
+        changes.extend([
+            Change::PutDelegatedGrant(grant(customer.id, d2.id, g2.id, None)),
+            Change::PutDelegatedGrant(grant(home.id, d1.id, g1.id, Some(alice.id))),
+            Change::PutDelegatedGrant(kept_grant.clone()),
+            // The doomed app's permission on Graph, users' access to it, and the same for the kept app.
+            Change::PutAppRoleAssignment(assignment(customer.id, d2.id, PrincipalType::ServicePrincipal, g2.id)),
+            Change::PutAppRoleAssignment(assignment(customer.id, bob.id, PrincipalType::User, d2.id)),
+            Change::PutAppRoleAssignment(kept_permission.clone()),
+            Change::PutAppRoleAssignment(kept_access.clone()),
+            Change::PutPermissionClassification(classification(home.id, d1.id, "Doomed.Read")),
+            Change::PutConsentRequest(consent_request(customer.id, doomed.app_id, bob.id, 1)),
+        ]);
+        let kept_request = consent_request(customer.id, kept.app_id, bob.id, 2);
+        changes.push(Change::PutConsentRequest(kept_request.clone()));
+        s.apply(&changes).await.unwrap();
+        let code = AuthCodeRecord { client_app_id: doomed.app_id, ..auth_code(customer.id, bob.id, "doomed-code") };
+        s.put_auth_code(&code).await.unwrap();
+        let token = RefreshTokenRecord { client_app_id: doomed.app_id, ..refresh_token(Uuid::new_v4(), "doomed-rt") };
+        s.put_refresh_token(&token).await.unwrap();
+        let kept_token = RefreshTokenRecord { client_app_id: kept.app_id, ..refresh_token(Uuid::new_v4(), "kept-rt") };
+        s.put_refresh_token(&kept_token).await.unwrap();
+
+        s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await.unwrap();
+
+        assert_eq!(s.application_by_app_id(doomed.app_id).await.unwrap(), None);
+        assert_eq!(s.application_by_identifier_uri("api://doomed").await.unwrap(), None);
+        assert_eq!(s.client_secrets(doomed.id).await.unwrap(), vec![]);
+        for (t, kept_sp, graph_sp) in [(home.id, &k1, &g1), (customer.id, &k2, &g2)] {
+            assert_eq!(s.service_principal_by_app_id(t, doomed.app_id).await.unwrap(), None, "in every tenant");
+            let left: Vec<Uuid> = s.service_principals(t).await.unwrap().iter().map(|sp| sp.id).collect();
+            assert_eq!(left.len(), 2, "the others stay");
+            assert!(left.contains(&kept_sp.id) && left.contains(&graph_sp.id));
+        }
+        assert_eq!(s.delegated_grants(home.id).await.unwrap(), vec![]);
+        assert_eq!(s.delegated_grants(customer.id).await.unwrap(), vec![kept_grant]);
+        assert_eq!(s.app_role_assignments_to(customer.id, g2.id).await.unwrap(), vec![kept_permission]);
+        assert_eq!(s.app_role_assignments_of(customer.id, bob.id).await.unwrap(), vec![kept_access]);
+        assert_eq!(s.permission_classifications(home.id, d1.id).await.unwrap(), vec![]);
+        assert_eq!(s.consent_requests(customer.id, None).await.unwrap(), vec![kept_request]);
+        assert_eq!(s.redeem_auth_code("doomed-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
+        assert_eq!(s.refresh_token("doomed-rt").await.unwrap(), None);
+        assert_eq!(s.refresh_token("kept-rt").await.unwrap(), Some(kept_token));
+        assert!(s.application_by_app_id(kept.app_id).await.unwrap().is_some());
+
+        assert_not_found(s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await);
     }
 
     pub async fn service_principals(s: &dyn Store) {

@@ -625,6 +625,26 @@ pub async fn add_password_by(
     Ok(json_response(StatusCode::OK, body, None))
 }
 
+/// `DELETE /v1.0/applications/{id}`
+pub async fn delete(State(state): State<SharedState>, caller: Caller, path: GraphPath) -> Result<Response, GraphError> {
+    delete_by(&state, caller, path_key(&path)).await
+}
+
+/// Deletes an app registration by object id or `applications(appId='…')`, with its enterprise
+/// applications everywhere (`administration::delete_application`). 204.
+pub async fn delete_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let (d, _) = one_app(state, &caller, key?).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
+    administration::delete_application(state.store.as_ref(), &actor, &tenant, d.app.app_id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `POST /v1.0/applications/{id}/removePassword`
 pub async fn remove_password(
     State(state): State<SharedState>,

@@ -53,6 +53,7 @@ pub async fn dispatch(
                 match (tail.as_slice(), method) {
                     ([], Method::GET) => applications::get_by(&state, caller, key, &uri).await,
                     ([], Method::PATCH) => applications::update_by(&state, caller, key, body).await,
+                    ([], Method::DELETE) => applications::delete_by(&state, caller, key).await,
                     (["addPassword"], Method::POST) => applications::add_password_by(&state, caller, key, body).await,
                     (["removePassword"], Method::POST) => {
                         applications::remove_password_by(&state, caller, key, body).await

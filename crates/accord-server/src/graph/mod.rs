@@ -78,7 +78,7 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
         ("/v1.0/applications".into(), get(applications::list).post(applications::create).fallback(method_not_allowed)),
         (
             "/v1.0/applications/{app}".into(),
-            get(applications::get).patch(applications::update).fallback(method_not_allowed),
+            get(applications::get).patch(applications::update).delete(applications::delete).fallback(method_not_allowed),
         ),
         ("/v1.0/applications/{app}/addPassword".into(), post(applications::add_password).fallback(method_not_allowed)),
         (

@@ -133,12 +133,20 @@ fn directory_operations() -> Vec<Operation> {
         op("post", "/applications", "Register an application", APP_WRITE, APP_WRITE_APP),
         op("get", "/applications/{app}", "Get an app registration by object id", APP_READ, APP_READ_APP),
         op("patch", "/applications/{app}", "Update an app registration", APP_WRITE, APP_WRITE_APP).status(204),
+        op(
+            "delete",
+            "/applications/{app}",
+            "Delete an app registration and its enterprise applications",
+            APP_WRITE,
+            APP_WRITE_APP,
+        ),
         op("post", "/applications/{app}/addPassword", "Add a client secret (shown once)", APP_WRITE, APP_WRITE_APP)
             .status(200),
         op("post", "/applications/{app}/removePassword", "Remove a client secret", APP_WRITE, APP_WRITE_APP)
             .status(204),
         op("get", app_key, "Get an app registration by appId", APP_READ, APP_READ_APP).in_segment(),
         op("patch", app_key, "Update an app registration by appId", APP_WRITE, APP_WRITE_APP).status(204).in_segment(),
+        op("delete", app_key, "Delete an app registration by appId", APP_WRITE, APP_WRITE_APP).in_segment(),
         op("post", &format!("{app_key}/addPassword"), "Add a client secret, by appId", APP_WRITE, APP_WRITE_APP)
             .status(200)
             .in_segment(),

@@ -168,6 +168,7 @@ impl Change {
                 | Change::PutApplication(_)
                 | Change::PutClientSecret(_)
                 | Change::DeleteClientSecret { .. }
+                | Change::DeleteApplication { .. }
                 | Change::PutServicePrincipal(_)
                 | Change::PutDelegatedGrant(_)
                 | Change::DeleteDelegatedGrant { .. }

@@ -346,6 +346,7 @@ impl SqlStore {
                 .bind(s.expires_at.map(micros));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
+            Change::DeleteApplication { app_object_id } => self.delete_application(c, *app_object_id).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
                 let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
                     .bind(id(*app_object_id))
@@ -462,6 +463,34 @@ impl SqlStore {
             Change::AppendAudit(e) => self.append_audit(c, e).await?,
             Change::EnqueueNotification(n) => self.enqueue_notification(c, n).await?,
         }
+        Ok(())
+    }
+
+    /// See [`Change::DeleteApplication`]. The service principals go last but one: grants, role
+    /// assignments to them and classifications follow by cascade, and so do the secrets with
+    /// the registration.
+    async fn delete_application(&self, c: &mut AnyConnection, app_object_id: Uuid) -> StoreResult<()> {
+        let q = sqlx::query("SELECT app_id FROM applications WHERE id = $1").bind(id(app_object_id));
+        let Some(row) = self.fetch_optional(&mut *c, q).await.map_err(db_err)? else {
+            return Err(StoreError::NotFound(format!("application {app_object_id}")));
+        };
+        let app_id = Cols(&row).uuid("app_id")?;
+        let statements = [
+            // App permissions its service principals hold (no foreign key: the principal may be a
+            // user, a group or a service principal).
+            "DELETE FROM app_role_assignments WHERE principal_type = 'ServicePrincipal' AND EXISTS \
+             (SELECT 1 FROM service_principals sp WHERE sp.tenant_id = app_role_assignments.tenant_id \
+             AND sp.id = app_role_assignments.principal_id AND sp.app_id = $1)",
+            "DELETE FROM consent_requests WHERE client_app_id = $1",
+            "DELETE FROM auth_codes WHERE client_app_id = $1",
+            "DELETE FROM refresh_tokens WHERE client_app_id = $1",
+            "DELETE FROM service_principals WHERE app_id = $1",
+        ];
+        for sql in statements {
+            self.execute(&mut *c, sqlx::query(sql).bind(id(app_id))).await.map_err(db_err)?;
+        }
+        let q = sqlx::query("DELETE FROM applications WHERE id = $1").bind(id(app_object_id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
         Ok(())
     }
 
