@@ -714,6 +714,29 @@ pub async fn set_user_enabled(
     Ok(user)
 }
 
+/// Deletes a user, as Graph's `DELETE /users/{id}`, with what exists only through them (their
+/// roles, memberships, own consent, assignments, calendar, requests, sessions and tokens; see
+/// the store's `DeleteUser`), and takes them off the admin-consent reviewers. Accord keeps no
+/// deleted-items bin to restore them from; the audit log keeps their UPN. Nobody deletes their
+/// own account.
+pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid) -> Result<(), Failure> {
+    authorize(actor, Operation::ManageUsers)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    if actor.user_ref().is_some_and(|a| a.id == user.id) {
+        return Err(invalid("id", "you cannot delete your own account"));
+    }
+    let mut changes = vec![Change::DeleteUser { tenant_id: tenant.id, user_id }];
+    let reviewer = ReviewerRef::User(user_id);
+    if tenant.admin_consent_requests.reviewers.contains(&reviewer) {
+        let mut t = tenant.clone();
+        t.admin_consent_requests.reviewers.retain(|r| *r != reviewer);
+        t.admin_consent_requests.version += 1;
+        changes.push(Change::PutTenant(t));
+    }
+    changes.push(actor.audit(tenant.id, "user.deleted", None, json!({ "user": user.upn, "id": user.id })));
+    apply(store, changes).await
+}
+
 pub async fn rename_user(
     store: &dyn Store,
     actor: &Actor,
@@ -2225,5 +2248,27 @@ assignment_required = true
         }
         let sp = w.store.service_principal(CONTOSO, graph.id).await.unwrap().unwrap();
         assert!(sp.enabled && !sp.assignment_required);
+    }
+
+    /// A deleted reviewer leaves the admin-consent request policy (which names reviewers by id
+    /// and would otherwise keep a dangling one); nobody deletes themselves; Rita may not delete.
+    #[tokio::test]
+    async fn deleting_a_user_takes_them_off_the_reviewers() {
+        let w = World::new().await;
+        let admin_id = World::user(&w.admin).id;
+        let refused = delete_user(&w.store, &w.admin, &w.tenant, admin_id).await;
+        assert!(matches!(refused, Err(Failure::Protocol(ref e)) if e.message.contains("own account")), "{refused:?}");
+        assert!(is_forbidden(delete_user(&w.store, &w.rita, &w.tenant, World::user(&w.alice).id).await));
+        let daemon =
+            Actor::App { app_id: INSIGHTS, sp_id: Uuid::new_v4(), permissions: vec!["User.ReadWrite.All".into()] };
+        delete_user(&w.store, &daemon, &w.tenant, admin_id).await.unwrap();
+        let tenant = w.store.tenant(CONTOSO).await.unwrap().unwrap();
+        let policy = &tenant.admin_consent_requests;
+        assert!(!policy.reviewers.contains(&ReviewerRef::User(admin_id)), "{policy:?}");
+        assert_eq!(policy.reviewers.len(), 1, "the Reviewers group stays: {policy:?}");
+        assert_eq!(policy.version, w.tenant.admin_consent_requests.version + 1);
+        assert_eq!(w.store.user(CONTOSO, admin_id).await.unwrap(), None);
+        let again = delete_user(&w.store, &daemon, &tenant, admin_id).await;
+        assert!(matches!(again, Err(Failure::Protocol(ref e)) if e.code == 90015), "{again:?}");
     }
 }

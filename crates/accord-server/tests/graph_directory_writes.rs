@@ -859,8 +859,43 @@ async fn users_refusals_and_bad_input() {
     assert_graph_error(status, &res, 400, "Request_BadRequest", "accountEnabled");
     let (status, res) = g.patch(&admin, "/v1.0/users/nobody@contoso.test", json!({"displayName": "X"})).await;
     assert_graph_error(status, &res, 404, "Request_ResourceNotFound", "nobody@contoso.test");
-    let (status, res) = g.delete(&admin, &format!("/v1.0/users/{BOB}")).await;
-    assert_graph_error(status, &res, 405, "Request_BadRequest", "method");
+    // Nor can they delete themselves.
+    let (status, res) = g.delete(&admin, &format!("/v1.0/users/{ADMIN}")).await;
+    assert_graph_error(status, &res, 400, "Request_BadRequest", "own account");
+}
+
+/// `DELETE /users/{id or UPN}`: the user goes with their memberships and can no longer sign in;
+/// refusals for a missing scope or role and for other tenants leave them be.
+#[tokio::test]
+async fn users_delete() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let alice = format!("/v1.0/users/{ALICE}");
+    let no_scope = g.user(READER_CONSOLE, "admin@contoso.test", "admin-password-1").await;
+    let (status, res) = g.delete(&no_scope, &alice).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "User.ReadWrite.All");
+    let pra = g.user(ADMIN_CONSOLE, "pra@contoso.test", "pra-password-1").await;
+    let (status, res) = g.delete(&pra, &alice).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "managing users");
+    let fabrikam = g.app(FABRIKAM, FABRIKAM_WRITER).await;
+    let (status, _) = g.delete(&fabrikam, &alice).await;
+    assert_eq!(status, 404);
+    let (status, _) = g.get(&admin, &alice).await;
+    assert_eq!(status, 200, "refusals delete nothing");
+
+    let (status, res) = g.delete(&admin, "/v1.0/users/alice@contoso.test").await;
+    assert_eq!(status, 204, "{res}");
+    let (status, res) = g.get(&admin, &alice).await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", ALICE);
+    let sales = g.group_id(&admin, "Sales").await;
+    let (_, members) = g.get(&admin, &format!("/v1.0/groups/{sales}/members")).await;
+    assert_eq!(members["value"], json!([]), "her membership went with her");
+    let (status, body) =
+        g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "alice@contoso.test", "alice-password-1")).await;
+    assert_eq!(status, 400, "she can no longer sign in: {body}");
+    let (status, res) = g.delete(&admin, &alice).await;
+    assert_graph_error(status, &res, 404, "Request_ResourceNotFound", ALICE);
+    g.user(ADMIN_CONSOLE, "bob@contoso.test", "bob-password-1").await;
 }
 
 // --------------------------------------------------------------------------------- groups

@@ -37,6 +37,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum Change {
     PutTenant(Tenant),
     PutUser(User),
+    /// Deletes a user with what exists only through them: directory roles, group memberships,
+    /// their own consent grants, app assignments, calendar, consent requests, sessions, codes
+    /// and refresh tokens. Not found when there is no such user in the tenant.
+    DeleteUser {
+        tenant_id: Uuid,
+        user_id: Uuid,
+    },
     /// Replaces the user's directory roles.
     SetUserRoles {
         tenant_id: Uuid,

@@ -131,6 +131,7 @@ conformance! {
         application_round_trip_and_lookups,
         client_secrets,
         application_delete_takes_what_hangs_on_it,
+        user_delete_takes_what_hangs_on_it,
         service_principals,
         delegated_grants,
         app_role_assignments,
@@ -813,6 +814,70 @@ mod cases {
         assert!(s.application_by_app_id(kept.app_id).await.unwrap().is_some());
 
         assert_not_found(s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await);
+    }
+
+    pub async fn user_delete_takes_what_hangs_on_it(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let other = user(t.id, "other@contoso.test");
+        let g = group(t.id, "Sales");
+        let client_app = application(t.id, "Client", None);
+        let resource_app = application(Uuid::new_v4(), "Graph", None);
+        let (client, resource) = (service_principal(t.id, &client_app), service_principal(t.id, &resource_app));
+        let kept_grant = grant(t.id, client.id, resource.id, Some(other.id));
+        let kept_access = assignment(t.id, other.id, PrincipalType::User, client.id);
+        let kept_request = consent_request(t.id, client_app.app_id, other.id, 2);
+        let members = |ids: &[Uuid]| {
+            ids.iter().map(|m| GroupMember { group_id: g.id, member_id: *m, kind: MemberKind::User }).collect()
+        };
+        s.apply(&[
+            Change::PutUser(other.clone()),
+            Change::PutGroup(g.clone()),
+            Change::SetGroupMembers { tenant_id: t.id, group_id: g.id, members: members(&[u.id, other.id]) },
+            Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![DirectoryRole::GlobalAdministrator] },
+            Change::PutServicePrincipal(client.clone()),
+            Change::PutServicePrincipal(resource.clone()),
+            Change::PutDelegatedGrant(grant(t.id, client.id, resource.id, Some(u.id))),
+            Change::PutDelegatedGrant(kept_grant.clone()),
+            Change::PutAppRoleAssignment(assignment(t.id, u.id, PrincipalType::User, client.id)),
+            Change::PutAppRoleAssignment(kept_access.clone()),
+            Change::PutEvent(event(t.id, u.id, "Standup", 0, 15)),
+            Change::PutConsentRequest(consent_request(t.id, client_app.app_id, u.id, 1)),
+            Change::PutConsentRequest(kept_request.clone()),
+        ])
+        .await
+        .unwrap();
+        let session = SessionRecord {
+            id_hash: "u-session".into(),
+            tenant_id: t.id,
+            user_id: u.id,
+            auth_time: t0(),
+            expires_at: at(60),
+        };
+        s.put_session(&session).await.unwrap();
+        s.put_auth_code(&auth_code(t.id, u.id, "u-code")).await.unwrap();
+        let token = RefreshTokenRecord { tenant_id: t.id, user_id: u.id, ..refresh_token(Uuid::new_v4(), "u-rt") };
+        s.put_refresh_token(&token).await.unwrap();
+
+        s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: u.id }]).await.unwrap();
+
+        assert_eq!(s.user(t.id, u.id).await.unwrap(), None);
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), vec![]);
+        let left: Vec<Uuid> = s.group_members(t.id, g.id).await.unwrap().iter().map(|m| m.member_id).collect();
+        assert_eq!(left, vec![other.id]);
+        assert_eq!(s.delegated_grants(t.id).await.unwrap(), vec![kept_grant]);
+        assert_eq!(s.app_role_assignments_to(t.id, client.id).await.unwrap(), vec![kept_access]);
+        assert_eq!(s.events_of(t.id, u.id, None, None).await.unwrap(), vec![]);
+        assert_eq!(s.consent_requests(t.id, None).await.unwrap(), vec![kept_request]);
+        assert_eq!(s.session("u-session").await.unwrap(), None);
+        assert_eq!(s.redeem_auth_code("u-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
+        assert_eq!(s.refresh_token("u-rt").await.unwrap(), None);
+        assert!(s.user(t.id, other.id).await.unwrap().is_some());
+
+        assert_not_found(s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: u.id }]).await);
+        // Not in another tenant either.
+        let (t2, _) = seed_tenant(s, "Fabrikam", "fabrikam.test").await;
+        assert_not_found(s.apply(&[Change::DeleteUser { tenant_id: t2.id, user_id: other.id }]).await);
+        assert!(s.user(t.id, other.id).await.unwrap().is_some());
     }
 
     pub async fn service_principals(s: &dyn Store) {

@@ -16,6 +16,7 @@ use super::permissions::{
 use super::service_principals::{actor, json_object, require, tenant};
 use crate::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
+use accord_core::directory::User;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -161,11 +162,7 @@ pub async fn update_user(
     let enabled = opt_bool(&m, "accountEnabled", "User")?;
     let name = opt_string(&m, "displayName", "User")?;
     let password = password(&m)?;
-    let user = administration::directory_users(state.store.as_ref(), caller.tenant_id)
-        .await?
-        .into_iter()
-        .find(|u| u.id.to_string().eq_ignore_ascii_case(&key) || u.upn.eq_ignore_ascii_case(&key))
-        .ok_or_else(|| GraphError::resource_not_found(&key))?;
+    let user = user_by_key(&state, &caller, &key).await?;
     let tenant = tenant(&state, &caller).await?;
     let actor = actor(&state, &caller, &tenant).await?;
     // Refuse an unauthorised caller before anything is written (each change below is its own
@@ -182,6 +179,31 @@ pub async fn update_user(
         administration::set_user_enabled(store, &actor, &tenant, user.id, e).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `DELETE /v1.0/users/{id or UPN}`: the user and what exists only through them
+/// (`administration::delete_user`). 204.
+pub async fn delete_user(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+) -> Result<Response, GraphError> {
+    require(&caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All")?;
+    let key = path.0.get("user").cloned().unwrap_or_default();
+    let user = user_by_key(&state, &caller, &key).await?;
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    administration::delete_user(state.store.as_ref(), &actor, &tenant, user.id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The caller's tenant's user named by object id or UPN; not found otherwise.
+async fn user_by_key(state: &AppState, caller: &Caller, key: &str) -> Result<User, GraphError> {
+    administration::directory_users(state.store.as_ref(), caller.tenant_id)
+        .await?
+        .into_iter()
+        .find(|u| u.id.to_string().eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
+        .ok_or_else(|| GraphError::resource_not_found(key))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -61,7 +61,10 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
         ),
         (
             "/v1.0/users/{user}".into(),
-            get(calendar::user).patch(directory_writes::update_user).fallback(method_not_allowed),
+            get(calendar::user)
+                .patch(directory_writes::update_user)
+                .delete(directory_writes::delete_user)
+                .fallback(method_not_allowed),
         ),
         (
             "/v1.0/groups".into(),

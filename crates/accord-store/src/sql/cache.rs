@@ -169,6 +169,7 @@ impl Change {
                 | Change::PutClientSecret(_)
                 | Change::DeleteClientSecret { .. }
                 | Change::DeleteApplication { .. }
+                | Change::DeleteUser { .. }
                 | Change::PutServicePrincipal(_)
                 | Change::PutDelegatedGrant(_)
                 | Change::DeleteDelegatedGrant { .. }

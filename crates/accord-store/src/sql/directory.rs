@@ -347,6 +347,7 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteApplication { app_object_id } => self.delete_application(c, *app_object_id).await?,
+            Change::DeleteUser { tenant_id, user_id } => self.delete_user(c, *tenant_id, *user_id).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
                 let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
                     .bind(id(*app_object_id))
@@ -462,6 +463,29 @@ impl SqlStore {
             }
             Change::AppendAudit(e) => self.append_audit(c, e).await?,
             Change::EnqueueNotification(n) => self.enqueue_notification(c, n).await?,
+        }
+        Ok(())
+    }
+
+    /// See [`Change::DeleteUser`]. Roles and events follow by cascade; the rest name the user
+    /// without a foreign key (a principal may be a user, a group or an app; protocol state is
+    /// keyed by hashes).
+    async fn delete_user(&self, c: &mut AnyConnection, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2").bind(id(tenant_id)).bind(id(user_id));
+        if self.execute(&mut *c, q).await.map_err(db_err)?.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")));
+        }
+        let statements = [
+            "DELETE FROM group_members WHERE tenant_id = $1 AND member_id = $2",
+            "DELETE FROM delegated_grants WHERE tenant_id = $1 AND principal_id = $2",
+            "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND principal_id = $2 AND principal_type = 'User'",
+            "DELETE FROM consent_requests WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+        ];
+        for sql in statements {
+            self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(user_id))).await.map_err(db_err)?;
         }
         Ok(())
     }
