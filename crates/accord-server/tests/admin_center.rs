@@ -650,6 +650,30 @@ async fn consent_settings_directory_and_role_gating() {
     .await
     .is_err());
 
+    // Delete (confirmation page first; not one's own account; only a Global Administrator).
+    let page = admin.page(&carol_page).await;
+    let delete = link(&page, "Delete user");
+    assert_eq!(delete, format!("{carol_page}/delete"));
+    let confirm = admin.page(&delete).await;
+    assert!(confirm.contains("Delete user") && confirm.contains("carol@contoso.test"), "{confirm}");
+    assert!(confirm.contains("Cloud Application Administrator"), "what goes is listed: {confirm}");
+    assert_eq!(appadmin.get(&delete).await.0, 403);
+    let unconfirmed = admin.post(&delete, &[]).await;
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.body);
+    let deleted = admin.post(&delete, &[("confirm", "yes")]).await;
+    assert_eq!(
+        (deleted.status, deleted.location.as_str()),
+        (302, "/admin/users?done=user_deleted"),
+        "{}",
+        deleted.body
+    );
+    let users = admin.page(&deleted.location).await;
+    assert!(users.contains("The user was deleted.") && !users.contains("carol@contoso.test"), "{users}");
+    assert_eq!(admin.get(&carol_page).await.0, 404);
+    let me = link(&users, "Contoso Admin");
+    let mine = admin.page(&me).await;
+    assert!(!mine.contains("Delete user"), "no deleting oneself: {mine}");
+
     // Signed out: the admin center sends the browser to sign in and back.
     let res = server.client().get(server.url("/admin/users")).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 302);

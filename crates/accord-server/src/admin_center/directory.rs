@@ -166,6 +166,58 @@ pub async fn user_enabled_post(
     .await
 }
 
+/// `GET /admin/users/{id}/delete`: confirmation.
+pub async fn delete_user(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(id): Path<String>,
+    Query(q): Params,
+) -> Response {
+    let result = async {
+        need(&portal, Operation::ManageUsers)?;
+        let (u, groups) =
+            administration::user_details(&*state.store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
+        let confirm = Confirm {
+            heading: "Delete user".into(),
+            message: format!(
+                "{} is deleted for good: they can no longer sign in, and their group memberships, app \
+                 assignments, the consent they gave, their calendar and their requests go with them. This \
+                 cannot be undone.",
+                u.user.upn
+            ),
+            details: vec![
+                ("Name".into(), u.user.display_name.clone()),
+                ("User principal name".into(), u.user.upn.clone()),
+                ("Directory roles".into(), u.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(", ")),
+                ("Member of".into(), groups.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>().join(", ")),
+            ],
+            action: format!("/admin/users/{}/delete", u.user.id),
+            button: "Delete",
+            cancel: format!("/admin/users/{}", u.user.id),
+            hidden: vec![],
+        };
+        let crumbs = users_crumbs(Some((u.user.display_name.clone(), format!("/admin/users/{}", u.user.id))));
+        Ok(confirm.page(&state, &portal, Section::Users, crumbs, &q).await)
+    }
+    .await;
+    respond(&state, &portal, result).await
+}
+
+pub async fn delete_user_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
+        administration::delete_user(&*state.store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
+        Ok(done("/admin/users", "user_deleted"))
+    })
+    .await
+}
+
 /// `POST /admin/users/{id}/password`
 pub async fn password_post(
     State(state): State<SharedState>,

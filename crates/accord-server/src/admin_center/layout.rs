@@ -168,6 +168,7 @@ const DONE: &[(&str, &str)] = &[
     ("user_created", "The user was created."),
     ("user_enabled", "The account was enabled."),
     ("user_disabled", "The account was disabled. The user can no longer sign in."),
+    ("user_deleted", "The user was deleted."),
     ("password_reset", "The password was reset. Give the new password to the user over a safe channel."),
     ("roles_saved", "The directory roles were saved."),
     ("group_created", "The group was created."),

@@ -76,6 +76,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/admin/users/{user}", get(directory::user))
         .route("/admin/users/{user}/enabled", post(directory::user_enabled_post))
         .route("/admin/users/{user}/password", post(directory::password_post))
+        .route("/admin/users/{user}/delete", get(directory::delete_user).post(directory::delete_user_post))
         .route("/admin/users/{user}/roles", post(directory::roles_post))
         .route("/admin/groups", get(directory::groups).post(directory::new_group_post))
         .route("/admin/groups/{group}", get(directory::group))

@@ -287,10 +287,20 @@ fn user_requests_set(app: Uuid) -> String {
 fn app_id(path: &GraphPath) -> Result<Uuid, GraphError> {
     match segment(raw_segment(path, "request"))? {
         Segment::Id(id) => Ok(id),
-        Segment::FilterByReviewer => Err(GraphError::bad_request(
-            "Resource not found for the segment 'filterByCurrentUser': it returns a collection and cannot be navigated.",
-        )),
+        Segment::FilterByReviewer => Err(not_navigable()),
     }
+}
+
+/// `filterByCurrentUser(…)` followed by another segment.
+fn not_navigable() -> GraphError {
+    GraphError::bad_request(
+        "Resource not found for the segment 'filterByCurrentUser': it returns a collection and cannot be navigated.",
+    )
+}
+
+/// One user's request among an app's.
+fn user_request(group: &AppConsentRequests, id: Uuid) -> Result<&RequestSummary, GraphError> {
+    group.requests.iter().find(|r| r.request.id == id).ok_or_else(|| GraphError::resource_not_found(&id.to_string()))
 }
 
 /// `GET …/appConsentRequests/{id}/userConsentRequests`
@@ -325,12 +335,7 @@ pub async fn get_user(
     match seg {
         Segment::Id(id) => {
             let (_, _, group) = one_app(&state, &caller, app).await?;
-            let r = group
-                .requests
-                .iter()
-                .find(|r| r.request.id == id)
-                .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
-            let v = opts.project(user_request_json(r));
+            let v = opts.project(user_request_json(user_request(&group, id)?));
             let context = format!("{}/$entity", opts.context(public_url, &user_requests_set(app)));
             Ok(json_response(StatusCode::OK, with_context(v, context), None))
         }
@@ -379,17 +384,9 @@ pub async fn get_approval(
 ) -> Result<Response, GraphError> {
     require(&caller, READ, READ, "ConsentRequest.Read.All")?;
     let app = app_id(&path)?;
-    let Segment::Id(id) = segment(raw_segment(&path, "user_request"))? else {
-        return Err(GraphError::bad_request(
-            "Resource not found for the segment 'filterByCurrentUser': it returns a collection and cannot be navigated.",
-        ));
-    };
+    let Segment::Id(id) = segment(raw_segment(&path, "user_request"))? else { return Err(not_navigable()) };
     let (_, _, group) = one_app(&state, &caller, app).await?;
-    let r = group
-        .requests
-        .iter()
-        .find(|r| r.request.id == id)
-        .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
+    let r = user_request(&group, id)?;
     let reviews = !caller.is_app() && caller_reviews(&state, &caller).await?;
     let context = format!(
         "{}/$metadata#identityGovernance/appConsent/appConsentRequests('{app}')/userConsentRequests('{id}')/approval/$entity",
