@@ -188,8 +188,8 @@ pub async fn delete_user(
             details: vec![
                 ("Name".into(), u.user.display_name.clone()),
                 ("User principal name".into(), u.user.upn.clone()),
-                ("Directory roles".into(), u.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(", ")),
-                ("Member of".into(), groups.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>().join(", ")),
+                ("Directory roles".into(), list_or_none(u.roles.iter().map(|r| r.display_name()))),
+                ("Member of".into(), list_or_none(groups.iter().map(|g| g.display_name.as_str()))),
             ],
             action: format!("/admin/users/{}/delete", u.user.id),
             button: "Delete",
@@ -201,6 +201,16 @@ pub async fn delete_user(
     }
     .await;
     respond(&state, &portal, result).await
+}
+
+/// "A, B" or "None".
+fn list_or_none<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let list: Vec<&str> = items.collect();
+    if list.is_empty() {
+        "None".into()
+    } else {
+        list.join(", ")
+    }
 }
 
 pub async fn delete_user_post(

@@ -313,7 +313,8 @@ fn response_zone(headers: &HeaderMap) -> (NamedZone, Option<(HeaderName, HeaderV
     (zone, header)
 }
 
-async fn find_user(state: &AppState, tenant_id: Uuid, key: &str) -> Result<Option<User>, GraphError> {
+/// The tenant's user named by object id or UPN (one indexed read, no scan).
+pub(super) async fn find_user(state: &AppState, tenant_id: Uuid, key: &str) -> Result<Option<User>, GraphError> {
     Ok(match Uuid::parse_str(key) {
         Ok(id) => state.store.user(tenant_id, id).await?,
         Err(_) => state.store.user_by_upn(tenant_id, key).await?,

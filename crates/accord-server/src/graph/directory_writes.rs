@@ -197,13 +197,9 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The caller's tenant's user named by object id or UPN; not found otherwise.
+/// The caller's tenant's user named by object id or UPN; Graph's directory "not found" otherwise.
 async fn user_by_key(state: &AppState, caller: &Caller, key: &str) -> Result<User, GraphError> {
-    administration::directory_users(state.store.as_ref(), caller.tenant_id)
-        .await?
-        .into_iter()
-        .find(|u| u.id.to_string().eq_ignore_ascii_case(key) || u.upn.eq_ignore_ascii_case(key))
-        .ok_or_else(|| GraphError::resource_not_found(key))
+    super::calendar::find_user(state, caller.tenant_id, key).await?.ok_or_else(|| GraphError::resource_not_found(key))
 }
 
 // ---------------------------------------------------------------------------------------------
