@@ -1,6 +1,6 @@
 // `npm test`: the guide's stories in Debian's Chromium (playwright-core), TAP output.
-// Every test file starts its own Accord + Meeting Insights pair on the fixed ports 8443 and
-// 9443 (support.mjs), so the files run one at a time.
+// Every test file starts its own Accord + Meeting Insights pair on ports the kernel chooses
+// (support.mjs); the files run one at a time, so that each story has the machine's cores.
 //
 //   npm test                                  every test/*.test.mjs
 //   npm test -- test/option2.test.mjs         only those files

@@ -1,14 +1,16 @@
 // Helpers for the browser stories: a fresh Accord + Meeting Insights pair, and Chromium.
 //
-// startPair() starts, in fresh temporary data dirs:
-//   $ACCORD_BIN serve --listen 127.0.0.1:8443 --public-url https://localhost:8443 --data-dir A
-//   demo-vendor --listen 127.0.0.1:9443 --public-url https://localhost:9443 --data-dir V
-//               --accord-url https://localhost:8443 --accord-ca A/tls/ca.pem
-// Accord without --scenario loads the built-in demo world, whose Meeting Insights
-// registration has the fixed redirect URIs https://localhost:9443/..., so the ports are fixed:
-// when 8443 or 9443 is taken, startPair() fails with a message that says so.
-// Each story file starts its own pair, so the files run one at a time (run.mjs passes
-// --test-concurrency=1).
+// startPair() starts, in fresh temporary data dirs and on ports no other server uses:
+//   $ACCORD_BIN serve --listen 127.0.0.1:0 --public-url https://localhost:0 --data-dir A
+//               --var vendor_url=https://localhost:P
+//   demo-vendor --listen 127.0.0.1:P --public-url https://localhost:P --data-dir V
+//               --accord-url <the URL Accord announced> --accord-ca A/tls/ca.pem
+// Accord without --scenario loads the built-in demo world, whose Meeting Insights redirect
+// URIs follow its vendor_url variable, and whose meetings are placed relative to the day it is
+// loaded. Accord's port is the kernel's choice, announced on its first line; the app's port P
+// must be known before Accord starts, so it is one the kernel just gave out and released, and
+// the pair starts again on a new one should another process take it in between.
+// ACCORD and VENDOR are the running pair's URLs (live bindings: read them after startPair()).
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -22,8 +24,9 @@ import { chromium } from "playwright-core";
 
 export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, "..");
-export const ACCORD = "https://localhost:8443";
-export const VENDOR = "https://localhost:9443";
+/** The running pair's base URLs, set by startPair(). */
+export let ACCORD = null;
+export let VENDOR = null;
 export const CLIENT_ID = "3bcad3f8-39bc-495b-b118-04d692e0bb31";
 export const CONTOSO_TENANT = "6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10";
 export const SCREENSHOTS = path.join(HERE, "screenshots");
@@ -41,11 +44,15 @@ function binary(envName, name) {
   return path.isAbsolute(named) ? named : path.resolve(REPO_ROOT, named);
 }
 
-function portFree(port) {
-  return new Promise((resolve) => {
+/** A port the kernel just gave out on 127.0.0.1, released again. */
+function freePort() {
+  return new Promise((resolve, reject) => {
     const srv = net.createServer();
-    srv.once("error", () => resolve(false));
-    srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
   });
 }
 
@@ -93,50 +100,82 @@ function cleanEnv() {
   return env;
 }
 
-/** Starts Accord (demo world) and Meeting Insights on 8443/9443 in fresh data dirs. */
-export async function startPair(label) {
-  for (const port of [8443, 9443]) {
-    if (!(await portFree(port))) {
-      throw new Error(
-        `port ${port} on 127.0.0.1 is in use: the demo world's redirect URIs are fixed to ` +
-          `https://localhost:9443 (Accord on 8443), so the browser tier needs both ports free ` +
-          `(is a \`demo-vendor demo\` running?)`,
-      );
+/** Waits for `accord listening on ADDR as URL` in the log; returns URL. */
+async function announcedUrl(name, log, child, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let text = "";
+    try {
+      text = fs.readFileSync(log, "utf8");
+    } catch {}
+    const m = text.match(/^accord listening on \S+ as (\S+)$/m);
+    if (m) return m[1];
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode} before listening:\n${tail(log)}`);
+    if (Date.now() > deadline) throw new Error(`${name} did not announce its port in ${timeoutMs} ms:\n${tail(log)}`);
+    await sleep(100);
+  }
+}
+
+async function stopAll(children) {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill("SIGTERM");
+      await Promise.race([new Promise((r) => c.once("exit", r)), sleep(5000)]);
+      if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
     }
   }
+}
+
+/** Starts Accord (demo world) and Meeting Insights in fresh data dirs; sets ACCORD and VENDOR. */
+export async function startPair(label) {
+  const failures = [];
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      return await startPairOnce(`${label}-${attempt}`);
+    } catch (e) {
+      failures.push(e.message);
+      // Only a port taken between freePort() and the app's bind is worth another try.
+      if (!/in use|EADDRINUSE|binding/i.test(e.message)) break;
+    }
+  }
+  throw new Error(`the Accord + Meeting Insights pair did not start:\n${failures.join("\n---\n")}`);
+}
+
+async function startPairOnce(label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `accord-e2e-${label}-`));
   const accordDir = path.join(dir, "accord");
   const vendorDir = path.join(dir, "vendor");
   const accordLog = path.join(dir, "accord.log");
   const vendorLog = path.join(dir, "vendor.log");
   const env = cleanEnv();
+  const vendorPort = await freePort();
+  const vendorUrl = `https://localhost:${vendorPort}`;
 
   const accordBin = binary("ACCORD_BIN", "accord");
   const accord = spawn(
     accordBin,
-    ["serve", "--listen", "127.0.0.1:8443", "--public-url", ACCORD, "--data-dir", accordDir],
+    [
+      "serve",
+      "--listen", "127.0.0.1:0",
+      "--public-url", "https://localhost:0",
+      "--data-dir", accordDir,
+      "--var", `vendor_url=${vendorUrl}`,
+    ],
     { env, stdio: ["ignore", fs.openSync(accordLog, "w"), fs.openSync(accordLog, "a")] },
   );
   const children = [accord];
-  const stop = async () => {
-    for (const c of children) {
-      if (c.exitCode === null && c.signalCode === null) {
-        c.kill("SIGTERM");
-        await Promise.race([new Promise((r) => c.once("exit", r)), sleep(5000)]);
-        if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-      }
-    }
-  };
+  const stop = () => stopAll(children);
   try {
-    await waitUp("accord", `${ACCORD}/readyz`, path.join(accordDir, "tls", "ca.pem"), accord, accordLog);
+    const accordUrl = await announcedUrl("accord", accordLog, accord);
+    await waitUp("accord", `${accordUrl}/readyz`, path.join(accordDir, "tls", "ca.pem"), accord, accordLog);
     const vendorBin = binary("DEMO_VENDOR_BIN", "demo-vendor");
     const vendor = spawn(
       vendorBin,
       [
-        "--listen", "127.0.0.1:9443",
-        "--public-url", VENDOR,
+        "--listen", `127.0.0.1:${vendorPort}`,
+        "--public-url", vendorUrl,
         "--data-dir", vendorDir,
-        "--accord-url", ACCORD,
+        "--accord-url", accordUrl,
         "--accord-ca", path.join(accordDir, "tls", "ca.pem"),
         "--support-password", SUPPORT_PASSWORD,
         "--sync-interval", "0",
@@ -144,9 +183,12 @@ export async function startPair(label) {
       { env, stdio: ["ignore", fs.openSync(vendorLog, "w"), fs.openSync(vendorLog, "a")] },
     );
     children.push(vendor);
-    await waitUp("demo-vendor", `${VENDOR}/`, path.join(vendorDir, "tls", "ca.pem"), vendor, vendorLog);
+    await waitUp("demo-vendor", `${vendorUrl}/`, path.join(vendorDir, "tls", "ca.pem"), vendor, vendorLog);
+    ACCORD = accordUrl;
+    VENDOR = vendorUrl;
   } catch (e) {
     await stop();
+    if (process.env.ACCORD_E2E_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   return {

@@ -25,13 +25,6 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
         bail!("`demo` starts Accord itself: --accord-url must be https://localhost:PORT (got {accord_url})");
     }
     let accord_port = accord_url.port_or_known_default().unwrap_or(443);
-    if config.public_url != "https://localhost:9443" {
-        eprintln!(
-            "warning: the demo world registers Meeting Insights' redirect URIs on https://localhost:9443; \
-             with --public-url {} sign-ins will be refused (AADSTS50011)",
-            config.public_url
-        );
-    }
     let bin = accord_binary(&demo)?;
     if demo.reset {
         reset(&demo.accord_data_dir, &config.data_dir)?;
@@ -49,6 +42,9 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
         .arg(format!("127.0.0.1:{accord_port}"))
         .arg("--public-url")
         .arg(&config.accord_url)
+        // The demo world registers Meeting Insights' redirect URIs under this app's URL.
+        .arg("--var")
+        .arg(format!("vendor_url={}", config.public_url.trim_end_matches('/')))
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())

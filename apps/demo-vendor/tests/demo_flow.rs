@@ -3,8 +3,9 @@
 //!
 //! Accord is the real `accord` binary: run `cargo build -p accord-server` first
 //! (`scripts/test-all` builds the workspace first), or name another binary with `ACCORD_BIN`.
-//! It loads the built-in demo world (crates/accord-server/src/demo_world.toml) with the app's
-//! redirect URIs moved to this test's port, and the meeting week moved ahead if it has passed.
+//! It loads the built-in demo world (crates/accord-server/src/demo_world.toml), whose meetings
+//! are placed relative to the day it is loaded, with the app's redirect URIs on this test's port
+//! (`--var vendor_url=…`).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -45,30 +46,6 @@ fn temp_dir(what: &str) -> PathBuf {
     dir
 }
 
-/// The demo world with Meeting Insights' redirect URIs on `vendor_port`, and the meeting week
-/// (Monday 30 November 2026 onwards) moved to the next Monday if that week has begun.
-fn demo_world_for(vendor_port: u16) -> String {
-    let source = workspace().join("crates/accord-server/src/demo_world.toml");
-    let mut world = std::fs::read_to_string(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
-    world = world.replace("https://localhost:9443/", &format!("https://localhost:{vendor_port}/"));
-    let monday = time::macros::date!(2026 - 11 - 30);
-    let today = time::OffsetDateTime::now_utc().date();
-    if today >= monday {
-        let mut next = today.next_day().unwrap();
-        while next.weekday() != time::Weekday::Monday {
-            next = next.next_day().unwrap();
-        }
-        let shift = next - monday;
-        // Later days first, so a shifted date is never shifted again.
-        for offset in (0..7).rev() {
-            let from = monday + time::Duration::days(offset);
-            let to = from + shift;
-            world = world.replace(&format!("\"{from}T"), &format!("\"{to}T"));
-        }
-    }
-    world
-}
-
 struct Server {
     child: Child,
     base: String,
@@ -103,8 +80,9 @@ impl Drop for Server {
     }
 }
 
-/// Starts `command`, waits for the stdout line starting with `ready`, and keeps draining stdout.
-fn spawn_until(mut command: Command, ready: &str, log: &Path, what: &str) -> Child {
+/// Starts `command`, waits for the stdout line starting with `ready` (returned), and keeps
+/// draining stdout; `Err` with the log when it exits first.
+fn spawn_until(mut command: Command, ready: &str, log: &Path, what: &str) -> Result<(Child, String), String> {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
@@ -112,21 +90,24 @@ fn spawn_until(mut command: Command, ready: &str, log: &Path, what: &str) -> Chi
         .unwrap_or_else(|e| panic!("starting {what}: {e}"));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    let announced = loop {
         match lines.next() {
-            Some(Ok(line)) if line.starts_with(ready) => break,
+            Some(Ok(line)) if line.starts_with(ready) => break line,
             Some(Ok(_)) => {}
             _ => {
                 let _ = child.kill();
-                panic!("{what} did not start:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+                let _ = child.wait();
+                return Err(format!("{what} did not start:\n{}", std::fs::read_to_string(log).unwrap_or_default()));
             }
         }
         assert!(Instant::now() < deadline, "{what} start timed out");
-    }
+    };
     std::thread::spawn(move || for _ in lines {});
-    child
+    Ok((child, announced))
 }
 
+/// Accord with its built-in demo world, on a port the kernel picks, with Meeting Insights'
+/// redirect URIs under `https://localhost:{vendor_port}` (the world's `vendor_url` variable).
 fn start_accord(vendor_port: u16) -> Server {
     let bin = accord_bin();
     assert!(
@@ -135,10 +116,6 @@ fn start_accord(vendor_port: u16) -> Server {
         bin.display()
     );
     let data_dir = temp_dir("accord");
-    let scenario = data_dir.join("demo_world.toml");
-    std::fs::write(&scenario, demo_world_for(vendor_port)).unwrap();
-    let port = free_port();
-    let base = format!("https://localhost:{port}");
     let log = data_dir.join("accord.log");
     let mut command = Command::new(&bin);
     command
@@ -146,18 +123,22 @@ fn start_accord(vendor_port: u16) -> Server {
         .arg("--data-dir")
         .arg(&data_dir)
         .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
+        .arg("127.0.0.1:0")
         .arg("--public-url")
-        .arg(&base)
-        .arg("--scenario")
-        .arg(&scenario)
+        .arg("https://localhost:0")
+        .arg("--var")
+        .arg(format!("vendor_url=https://localhost:{vendor_port}"))
         .env("ACCORD_LOG", "info");
-    let child = spawn_until(command, "accord listening", &log, "accord");
+    let (child, announced) = spawn_until(command, "accord listening", &log, "accord").unwrap_or_else(|e| panic!("{e}"));
+    // "accord listening on 127.0.0.1:PORT as https://localhost:PORT"
+    let base = announced.rsplit(' ').next().unwrap_or_default().to_string();
+    assert!(base.starts_with("https://localhost:"), "{announced}");
     let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
     Server { child, base, data_dir, ca_pem, log }
 }
 
-fn start_vendor(port: u16, accord: &Server) -> Server {
+/// The app on `port`; `Err` when it could not start (for example, the port was taken).
+fn start_vendor(port: u16, accord: &Server) -> Result<Server, String> {
     let data_dir = temp_dir("vendor");
     let base = format!("https://localhost:{port}");
     let log = data_dir.join("vendor.log");
@@ -180,9 +161,9 @@ fn start_vendor(port: u16, accord: &Server) -> Server {
         .arg("--sync-days")
         .arg("60")
         .env("DEMO_VENDOR_LOG", "info,demo_vendor=debug");
-    let child = spawn_until(command, "demo-vendor listening", &log, "demo-vendor");
+    let (child, _) = spawn_until(command, "demo-vendor listening", &log, "demo-vendor")?;
     let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
-    Server { child, base, data_dir, ca_pem, log }
+    Ok(Server { child, base, data_dir, ca_pem, log })
 }
 
 struct World {
@@ -191,11 +172,20 @@ struct World {
 }
 
 impl World {
+    /// Accord must know the app's URL before the app can start (the demo world's redirect URIs
+    /// name it), so the app's port is one the kernel just gave out and released; should another
+    /// process take it in between, the pair starts again on a new one.
     fn start() -> World {
-        let vendor_port = free_port();
-        let accord = start_accord(vendor_port);
-        let vendor = start_vendor(vendor_port, &accord);
-        World { accord, vendor }
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let vendor_port = free_port();
+            let accord = start_accord(vendor_port);
+            match start_vendor(vendor_port, &accord) {
+                Ok(vendor) => return World { accord, vendor },
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("the demo vendor did not start in three tries:\n{}", failures.join("\n"));
     }
 
     /// A browser: trusts both development CAs, keeps cookies, never follows redirects.

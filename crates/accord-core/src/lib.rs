@@ -8,6 +8,7 @@ pub mod directory;
 pub mod microsoft_graph;
 pub mod scenario;
 pub mod scope;
+pub mod time_zone;
 pub mod well_known;
 
 pub use aadsts::{Aadsts, OAuthError};

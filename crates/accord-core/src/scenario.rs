@@ -38,8 +38,12 @@ use uuid::Uuid;
 pub use crate::directory::{DirectoryRole, SignInAudience, UserConsent};
 
 mod raw;
+mod relative_time;
 mod text;
 mod validate;
+mod variables;
+
+pub use variables::parse_assignment as parse_variable_assignment;
 
 #[cfg(test)]
 mod tests;
@@ -155,15 +159,44 @@ pub fn graph_delegated_scope_requires_admin(value: &str) -> bool {
     crate::microsoft_graph::application().scopes.iter().any(|s| s.value == value && s.admin_consent_required)
 }
 
-/// Parses and validates a scenario file against the built-in Graph catalogue.
+/// Parses and validates a scenario file against the built-in Graph catalogue, with relative
+/// times read against the current time and variables at their defaults.
 ///
 /// `source_name` is only used in error messages (usually the file name as the user typed it).
 pub fn parse(source_name: &str, text: &str) -> Result<Scenario, ScenarioError> {
-    parse_with_catalog(source_name, text, &BuiltinGraphCatalog)
+    parse_with(source_name, text, &ParseOptions::now())
 }
 
 /// Parses and validates a scenario file, checking Graph permission names against `graph`.
 pub fn parse_with_catalog(source_name: &str, text: &str, graph: &dyn GraphCatalog) -> Result<Scenario, ScenarioError> {
+    parse_with(source_name, text, &ParseOptions { graph, ..ParseOptions::now() })
+}
+
+/// How a scenario is read: the load time relative times count from, variable overrides, and
+/// the Graph catalogue permission names are checked against.
+pub struct ParseOptions<'a> {
+    /// "now" for relative times (`"monday 09:00"`, `"now+1h"`).
+    pub loaded_at: OffsetDateTime,
+    /// `name=value` overrides of the file's `[variables]` defaults.
+    pub variables: Vec<(String, String)>,
+    pub graph: &'a dyn GraphCatalog,
+}
+
+impl ParseOptions<'static> {
+    /// The current time, no overrides, the built-in Graph catalogue.
+    pub fn now() -> ParseOptions<'static> {
+        ParseOptions::at(OffsetDateTime::now_utc())
+    }
+
+    /// Relative times counted from `loaded_at` (tests, and any caller with its own clock).
+    pub fn at(loaded_at: OffsetDateTime) -> ParseOptions<'static> {
+        ParseOptions { loaded_at, variables: Vec::new(), graph: &BuiltinGraphCatalog }
+    }
+}
+
+/// Parses and validates a scenario file as `options` say.
+pub fn parse_with(source_name: &str, text: &str, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
+    let text = &variables::substitute(source_name, text, &options.variables)?;
     let raw: raw::RawScenario = match toml::from_str(text) {
         Ok(raw) => raw,
         Err(err) => {
@@ -180,7 +213,7 @@ pub fn parse_with_catalog(source_name: &str, text: &str, graph: &dyn GraphCatalo
             });
         }
     };
-    validate::validate(source_name, text, raw, graph)
+    validate::validate(source_name, text, raw, options)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,6 +277,19 @@ impl fmt::Display for ScenarioError {
 pub struct Scenario {
     /// The tenants, in file order.
     pub tenants: Vec<TenantSpec>,
+    /// What a later load does with events placed by relative times.
+    pub relative_times: RelativeTimes,
+}
+
+/// `relative_times`: whether events placed by relative times stay where the first load put them
+/// or follow every load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RelativeTimes {
+    /// Placed once: a later load (another day) leaves such an event where it is.
+    #[default]
+    Keep,
+    /// Placed anew by every load, relative to that load: a world that lives in the present.
+    Move,
 }
 
 impl Scenario {
@@ -557,8 +603,11 @@ pub struct EventSpec {
     pub owner: String,
     /// Subject line.
     pub subject: String,
-    /// Start time.
+    /// Start time (a relative start resolved against the load time).
     pub start: OffsetDateTime,
+    /// The start as written, when it is relative to the load time (`"monday 09:00"`): with the
+    /// owner and subject, it names the event across loads on different days.
+    pub relative_start: Option<String>,
     /// End time, after the start.
     pub end: OffsetDateTime,
     /// Attendee email addresses (may be outside the tenant).

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// Scenario file to load at start (see docs/scenarios.md).
     #[arg(long, env = "ACCORD_SCENARIO")]
     pub scenario: Option<PathBuf>,
+    /// A scenario variable, NAME=VALUE, overriding the default in the file's `[variables]`
+    /// (repeatable). The demo world has `vendor_url` [default: https://localhost:9443].
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
     /// Refuse the resource owner password credentials grant (ROPC).
     #[arg(long, env = "ACCORD_DISABLE_ROPC")]
     pub disable_ropc: bool,
@@ -70,6 +74,8 @@ struct FileConfig {
     http: Option<bool>,
     database_url: Option<String>,
     scenario: Option<PathBuf>,
+    #[serde(default)]
+    vars: std::collections::BTreeMap<String, String>,
     disable_ropc: Option<bool>,
     log_format: Option<String>,
     smtp_url: Option<String>,
@@ -100,6 +106,8 @@ pub struct ServeConfig {
     pub tls: TlsMode,
     pub database_url: Option<String>,
     pub scenario: Option<PathBuf>,
+    /// Scenario variable overrides (the file's `vars` table, then `--var` flags, which win).
+    pub vars: Vec<(String, String)>,
     pub allow_ropc: bool,
     pub log_format: LogFormat,
     /// Where notifications are delivered; `None`: they stay in the store.
@@ -151,6 +159,7 @@ impl ServeConfig {
             tls,
             database_url: args.database_url.clone().or(file.database_url),
             scenario: args.scenario.clone().or(file.scenario),
+            vars: merge_vars(file.vars, &args.vars),
             allow_ropc: !(args.disable_ropc || file.disable_ropc.unwrap_or(false)),
             log_format,
             smtp,
@@ -162,6 +171,20 @@ impl ServeConfig {
     pub fn secure(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// `--var NAME=VALUE`.
+pub fn parse_var(s: &str) -> Result<(String, String), String> {
+    accord_core::scenario::parse_variable_assignment(s)
+}
+
+/// The configuration file's `vars`, overridden by flags of the same name.
+fn merge_vars(file: std::collections::BTreeMap<String, String>, flags: &[(String, String)]) -> Vec<(String, String)> {
+    let mut vars = file;
+    for (name, value) in flags {
+        vars.insert(name.clone(), value.clone());
+    }
+    vars.into_iter().collect()
 }
 
 fn parse_directory_cache(value: Option<&str>) -> anyhow::Result<accord_store::CacheSettings> {

@@ -114,6 +114,9 @@ enum ScenarioCommand {
     Check {
         /// The scenario file (TOML).
         file: PathBuf,
+        /// A scenario variable, NAME=VALUE, overriding the file's default (repeatable).
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = accord_server::config::parse_var)]
+        vars: Vec<(String, String)>,
     },
 }
 
@@ -126,7 +129,7 @@ enum KeysCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scenario { command: ScenarioCommand::Check { file } } => check_scenario(&file),
+        Command::Scenario { command: ScenarioCommand::Check { file, vars } } => check_scenario(&file, vars),
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve_command(args))),
         Command::Keys { command: KeysCommand::Rotate(args) } => {
             runtime().and_then(|rt| rt.block_on(rotate_command(args)))
@@ -154,8 +157,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
-fn check_scenario(file: &std::path::Path) -> anyhow::Result<()> {
-    let scenario = scenario_loader::parse_file(file)?;
+fn check_scenario(file: &std::path::Path, vars: Vec<(String, String)>) -> anyhow::Result<()> {
+    let mut options = accord_core::scenario::ParseOptions::now();
+    options.variables = vars;
+    let scenario = scenario_loader::parse_file(file, &options)?;
     let users: usize = scenario.tenants.iter().map(|t| t.users.len()).sum();
     let apps: usize = scenario.tenants.iter().map(|t| t.apps.len()).sum();
     println!("{}: valid ({} tenants, {users} users, {apps} apps)", file.display(), scenario.tenants.len());

@@ -7,7 +7,7 @@ use crate::crypto::{hash_password, verify_password, Keyring};
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
 use accord_core::microsoft_graph;
-use accord_core::scenario::{self, GrantFor, PrincipalRef, Scenario, TenantSpec};
+use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, RelativeTimes, Scenario, TenantSpec};
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
 use accord_store::{Change, Store};
 use anyhow::{anyhow, bail, Context};
@@ -61,9 +61,43 @@ fn new_service_principal(tenant_id: Uuid, app: &Application) -> ServicePrincipal
     }
 }
 
-pub fn parse_file(path: &std::path::Path) -> anyhow::Result<Scenario> {
+pub fn parse_file(path: &std::path::Path, options: &ParseOptions<'_>) -> anyhow::Result<Scenario> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    scenario::parse(&path.display().to_string(), &text).map_err(|e| anyhow!("{e}"))
+    scenario::parse_with(&path.display().to_string(), &text, options).map_err(|e| anyhow!("{e}"))
+}
+
+/// Re-places the events of `scenario` whose times are relative, as a load with
+/// `relative_times = "move"` would, and touches nothing else: a world that lives in the present
+/// (the demo world) stays there across restarts without undoing what was changed at run time.
+/// Tenants and owners that no longer exist are passed over. Returns how many events were placed.
+pub async fn move_relative_events(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> anyhow::Result<usize> {
+    let mut plan = Planner {
+        store,
+        keyring,
+        changes: Vec::new(),
+        summary: LoadSummary::default(),
+        apps: HashMap::new(),
+        sps: HashMap::new(),
+        relative_times: RelativeTimes::Move,
+    };
+    for spec in &scenario.tenants {
+        let Some(tenant_id) = spec.id else { continue };
+        if store.tenant(tenant_id).await?.is_none() {
+            continue;
+        }
+        let mut owners = HashMap::new();
+        for ev in spec.events.iter().filter(|e| e.relative_start.is_some()) {
+            if let Some(user) = store.user_by_upn(tenant_id, &ev.owner).await? {
+                owners.insert(ev.owner.to_ascii_lowercase(), user.id);
+            }
+        }
+        let mut moving = spec.clone();
+        moving.events.retain(|e| e.relative_start.is_some() && owners.contains_key(&e.owner.to_ascii_lowercase()));
+        plan.events(tenant_id, &moving, &owners).await?;
+    }
+    let Planner { changes, summary, .. } = plan;
+    store.apply(&changes).await.context("moving the scenario's events")?;
+    Ok(summary.events)
 }
 
 /// Plans and applies a scenario in one transaction.
@@ -76,6 +110,7 @@ pub async fn load(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> 
         summary: LoadSummary::default(),
         apps: HashMap::new(),
         sps: HashMap::new(),
+        relative_times: scenario.relative_times,
     };
     plan.apps.insert(GRAPH_APP_ID, microsoft_graph::application());
     // Apps first (any tenant may reference any app), keyed by app id.
@@ -102,6 +137,23 @@ struct Planner<'a> {
     summary: LoadSummary,
     apps: HashMap<Uuid, Application>,
     sps: HashMap<(Uuid, Uuid), ServicePrincipal>,
+    relative_times: RelativeTimes,
+}
+
+/// The id of the `n`th event of `owner` with this subject and relative start as written: the
+/// same on every load, whatever day it is.
+fn relative_event_id(tenant_id: Uuid, owner_id: Uuid, subject: &str, written_start: &str, n: u32) -> Uuid {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [tenant_id.as_bytes().as_slice(), owner_id.as_bytes(), subject.as_bytes(), written_start.as_bytes()] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.update(n.to_be_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 impl Planner<'_> {
@@ -213,22 +265,56 @@ impl Planner<'_> {
             self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id).await?;
             self.summary.assignments += 1;
         }
+        self.events(tenant_id, spec, &users).await
+    }
+
+    /// The tenant's calendar events. An event with an absolute start is found again by owner,
+    /// subject and start; one placed by a relative time by an id derived from owner, subject and
+    /// the start as written, so that a load on another day finds it although its start moved:
+    /// `keep` leaves it where it is, `move` places it relative to this load.
+    async fn events(
+        &mut self,
+        tenant_id: Uuid,
+        spec: &TenantSpec,
+        users: &HashMap<String, Uuid>,
+    ) -> anyhow::Result<()> {
+        let mut calendars: HashMap<Uuid, Vec<CalendarEvent>> = HashMap::new();
+        let mut occurrences: HashMap<(Uuid, &str, &str), u32> = HashMap::new();
+        let now = OffsetDateTime::now_utc();
         for ev in &spec.events {
             let owner_id = *users
                 .get(&ev.owner.to_ascii_lowercase())
                 .ok_or_else(|| anyhow!("event owner {} is not a user of {}", ev.owner, spec.display_name))?;
-            let existing = self.store.events_of(tenant_id, owner_id, None, None).await?;
-            let found = existing.iter().find(|x| x.subject == ev.subject && x.start == ev.start);
-            let now = OffsetDateTime::now_utc();
+            if !calendars.contains_key(&owner_id) {
+                calendars.insert(owner_id, self.store.events_of(tenant_id, owner_id, None, None).await?);
+            }
+            let existing = &calendars[&owner_id];
+            let (found, id, start, end) = match &ev.relative_start {
+                Some(written) => {
+                    let n = occurrences.entry((owner_id, ev.subject.as_str(), written.as_str())).or_insert(0);
+                    *n += 1;
+                    let id = relative_event_id(tenant_id, owner_id, &ev.subject, written, *n);
+                    let found = existing.iter().find(|x| x.id == id);
+                    let (start, end) = match (found, self.relative_times) {
+                        (Some(x), RelativeTimes::Keep) => (x.start, x.end),
+                        _ => (ev.start, ev.end),
+                    };
+                    (found, id, start, end)
+                }
+                None => {
+                    let found = existing.iter().find(|x| x.subject == ev.subject && x.start == ev.start);
+                    (found, found.map(|x| x.id).unwrap_or_else(Uuid::new_v4), ev.start, ev.end)
+                }
+            };
             self.changes.push(Change::PutEvent(CalendarEvent {
                 tenant_id,
-                id: found.map(|x| x.id).unwrap_or_else(Uuid::new_v4),
+                id,
                 owner_id,
                 subject: ev.subject.clone(),
                 body: found.map(|x| x.body.clone()).unwrap_or_default(),
                 location: found.map(|x| x.location.clone()).unwrap_or_default(),
-                start: ev.start,
-                end: ev.end,
+                start,
+                end,
                 attendees: ev.attendees.clone(),
                 online_meeting_url: ev.online_meeting_url.clone(),
                 created_at: found.map(|x| x.created_at).unwrap_or(now),

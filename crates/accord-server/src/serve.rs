@@ -6,6 +6,7 @@ use crate::scenario_loader;
 use crate::signing::Signer;
 use crate::state::{AppState, Settings};
 use crate::web::templates::Templates;
+use accord_core::scenario::ParseOptions;
 use accord_store::{SqlStore, Store};
 use anyhow::Context;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 /// The built-in demo world, loaded into an empty store when no scenario is given.
 pub const DEMO_WORLD: &str = include_str!("demo_world.toml");
+const DEMO_WORLD_NAME: &str = "built-in demo world";
 
 pub async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Keyring)> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -83,15 +85,24 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads `--scenario` at every start. Without one, an empty store gets the built-in demo world;
+/// a store that already holds it keeps everything changed at run time, and only the demo
+/// world's calendar (relative times, `relative_times = "move"`) moves to the present.
 async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<()> {
+    let mut options = ParseOptions::now();
+    options.variables = config.vars.clone();
     let (scenario, source) = match &config.scenario {
-        Some(path) => (scenario_loader::parse_file(path)?, path.display().to_string()),
-        None if store.tenants().await?.is_empty() => {
-            let s =
-                accord_core::scenario::parse("built-in demo world", DEMO_WORLD).map_err(|e| anyhow::anyhow!("{e}"))?;
-            (s, "built-in demo world".to_string())
+        Some(path) => (scenario_loader::parse_file(path, &options)?, path.display().to_string()),
+        None => {
+            let demo = accord_core::scenario::parse_with(DEMO_WORLD_NAME, DEMO_WORLD, &options)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if !store.tenants().await?.is_empty() {
+                let moved = scenario_loader::move_relative_events(store, keyring, &demo).await?;
+                tracing::info!(events = moved, "demo world's calendar moved to the current week");
+                return Ok(());
+            }
+            (demo, DEMO_WORLD_NAME.to_string())
         }
-        None => return Ok(()),
     };
     let summary = scenario_loader::load(store, keyring, &scenario).await?;
     for (name, id) in &summary.generated_tenant_ids {

@@ -306,7 +306,7 @@ async fn consent_world_store() -> SqlStore {
     let store = SqlStore::connect_sqlite_file(&dir.join("accord.db")).await.unwrap();
     let keyring = Keyring::from_master(&[7; 32]);
     scenario_loader::ensure_builtins(&store).await.unwrap();
-    let world = scenario_loader::parse_file(&consent_world()).unwrap();
+    let world = scenario_loader::parse_file(&consent_world(), &accord_core::scenario::ParseOptions::now()).unwrap();
     scenario_loader::load(&store, &keyring, &world).await.unwrap();
     store
 }

@@ -15,6 +15,15 @@ pub(super) type S<T> = Spanned<T>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawScenario {
+    /// The zone of relative times (IANA or Windows name); tenants may override it.
+    pub time_zone: Option<S<String>>,
+    /// `"keep"` or `"move"`: what a later load does with events placed by relative times.
+    pub relative_times: Option<S<String>>,
+    /// Declared variables and their defaults; substituted before this struct is read
+    /// (`variables.rs`), listed here so the key is known and its values are checked as strings.
+    #[serde(default)]
+    #[allow(dead_code)] // read for its type check only
+    pub variables: std::collections::BTreeMap<String, S<String>>,
     #[serde(default)]
     pub tenant: Vec<S<RawTenant>>,
 }
@@ -26,6 +35,8 @@ pub(super) struct RawTenant {
     pub display_name: S<String>,
     pub domains: S<Vec<S<String>>>,
     pub user_consent: Option<S<String>>,
+    /// The zone of this tenant's relative times; default the scenario's.
+    pub time_zone: Option<S<String>>,
     pub admin_consent_requests: Option<S<RawAdminConsentRequests>>,
     #[serde(default)]
     pub user: Vec<S<RawUser>>,
@@ -175,8 +186,9 @@ pub(super) struct RawEvent {
     pub online_meeting_url: Option<S<String>>,
 }
 
-/// A date-time written either as a string (`"2026-12-01T09:00:00Z"`) or as a TOML date-time
-/// (`2026-12-01T09:00:00Z`); kept as text and checked as RFC 3339 during validation.
+/// A date-time written either as a string (`"2026-12-01T09:00:00Z"`, `"monday 09:00"`) or as a
+/// TOML date-time (`2026-12-01T09:00:00Z`); kept as text and read during validation
+/// (`relative_time.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct RawDateTime(pub String);
 
@@ -186,7 +198,7 @@ impl<'de> Deserialize<'de> for RawDateTime {
         impl<'de> Visitor<'de> for V {
             type Value = RawDateTime;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an RFC 3339 date-time (a string or a TOML offset date-time)")
+                f.write_str("a date-time: RFC 3339 (a string or a TOML offset date-time) or a relative time")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDateTime, E> {
                 Ok(RawDateTime(v.to_string()))

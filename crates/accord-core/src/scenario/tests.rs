@@ -282,6 +282,7 @@ fn spec_example_parses() {
             owner: "seller@contoso.test".into(),
             subject: "Quarterly review".into(),
             start: datetime!(2026-12-01 09:00 UTC),
+            relative_start: None,
             end: datetime!(2026-12-01 09:30 UTC),
             attendees: vec!["admin@contoso.test".into()],
             online_meeting_url: Some("https://meet.example/abc".into()),
@@ -476,7 +477,8 @@ members = ["group:A", "group:Sales"]
 #[test]
 fn demo_world_parses() {
     let text = include_str!("../../../accord-server/src/demo_world.toml");
-    let s = match parse("demo_world.toml", text) {
+    // Loaded on Thursday 3 December 2026: "this week" is Monday 30 November.
+    let s = match parse_with("demo_world.toml", text, &ParseOptions::at(datetime!(2026-12-03 15:00 UTC))) {
         Ok(s) => s,
         Err(e) => panic!("{e}"),
     };
@@ -545,20 +547,40 @@ fn demo_world_parses() {
     granted.sort();
     assert_eq!(granted, ["Calendars.Read", "User.Read", "email", "offline_access", "openid", "profile"]);
 
-    // A realistic working week: Mon 2026-11-30 .. Fri 2026-12-04, 3-5 meetings for a few users.
-    let week_start = datetime!(2026-11-30 00:00 UTC);
-    let week_end = datetime!(2026-12-05 00:00 UTC);
+    // A realistic working week in the present: 3-5 meetings this week for a few users, and their
+    // recurring meetings again the next week; Fabrikam's on Berlin time.
+    assert_eq!(s.relative_times, RelativeTimes::Move);
+    let week_start = datetime!(2026-11-30 00:00 UTC) - time::Duration::hours(1);
+    let next_week = datetime!(2026-12-07 00:00 UTC) - time::Duration::hours(1);
+    let week_end = datetime!(2026-12-12 00:00 UTC);
     for t in [contoso, fabrikam] {
-        assert!(t.events.iter().all(|e| e.start >= week_start && e.end <= week_end));
+        assert!(t.events.iter().all(|e| e.start >= week_start && e.end <= week_end && e.relative_start.is_some()));
         assert!(t.events.iter().any(|e| e.online_meeting_url.is_some()));
         let mut owners: Vec<_> = t.events.iter().map(|e| e.owner.as_str()).collect();
         owners.dedup();
         assert!(owners.len() >= 3, "{owners:?}");
         for o in &owners {
-            let n = t.events.iter().filter(|e| e.owner == *o).count();
-            assert!((3..=5).contains(&n), "{o} has {n} meetings");
+            let this_week = t.events.iter().filter(|e| e.owner == *o && e.start < next_week).count();
+            let later = t.events.iter().filter(|e| e.owner == *o && e.start >= next_week).count();
+            assert!((3..=5).contains(&this_week), "{o} has {this_week} meetings this week");
+            assert!(later >= 1, "{o} has no meeting next week");
         }
     }
+    let kick_off = fabrikam.events.iter().find(|e| e.subject == "Monday kick-off").unwrap();
+    assert_eq!(kick_off.start, datetime!(2026-11-30 09:00 +01:00));
+    let alice_pipeline: Vec<_> =
+        contoso.events.iter().filter(|e| e.subject == "Weekly sales pipeline review").map(|e| e.start).collect();
+    assert_eq!(alice_pipeline, [datetime!(2026-11-30 09:00 UTC), datetime!(2026-12-07 09:00 UTC)]);
+    // Meeting Insights' redirect URIs follow the vendor_url variable.
+    let options = ParseOptions {
+        variables: vec![("vendor_url".into(), "https://localhost:50123".into())],
+        ..ParseOptions::at(datetime!(2026-12-03 15:00 UTC))
+    };
+    let moved = parse_with("demo_world.toml", text, &options).unwrap();
+    assert_eq!(
+        moved.find_app(app_id).unwrap().1.redirect_uris,
+        ["https://localhost:50123/auth/callback", "https://localhost:50123/admin-consent/callback"]
+    );
     // Every password follows the documented scheme.
     for t in &s.tenants {
         let tenant = t.default_domain().trim_end_matches(".test");
@@ -1624,7 +1646,7 @@ fn event_times_are_rfc3339() {
     expect_one(
         &event("bob@contoso.test", "2026-12-01 09:00\" #!\n#\"", T930, ""),
         "tenant.event.start",
-        "\"2026-12-01 09:00\" is not an RFC 3339 date-time",
+        "\"2026-12-01 09:00\" is neither an RFC 3339 date-time",
     );
     expect_one(
         &base("", "[[tenant.event]]\nowner = \"bob@contoso.test\"\nsubject = \"x\"\nstart = 2026-12-01T09:00:00 #!\nend = \"2026-12-01T09:30:00Z\""),
@@ -1914,4 +1936,84 @@ proptest! {
             prop_assert_eq!(t.events.len(), g.events);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Relative times, time zones and variables
+// ---------------------------------------------------------------------------------------------
+
+/// Thursday 3 December 2026.
+const LOADED: time::OffsetDateTime = datetime!(2026-12-03 15:20 UTC);
+
+fn parse_at(text: &str) -> Result<Scenario, ScenarioError> {
+    parse_with(FILE, text, &ParseOptions::at(LOADED))
+}
+
+#[test]
+fn relative_event_times_follow_the_load_time_and_the_zone() {
+    let text = format!(
+        "time_zone = \"Europe/Paris\"\nrelative_times = \"move\"\n{}",
+        event("bob@contoso.test", "monday 09:00", "monday 09:30", "")
+    );
+    let s = parse_at(&text).unwrap_or_else(|e| panic!("{e}"));
+    let e = &s.tenants[0].events[0];
+    assert_eq!((e.start, e.end), (datetime!(2026-11-30 08:00 UTC), datetime!(2026-11-30 08:30 UTC)));
+    assert_eq!(e.relative_start.as_deref(), Some("monday 09:00"));
+    assert_eq!(s.relative_times, RelativeTimes::Move);
+    // A tenant's own zone wins over the scenario's; a mix of relative and absolute is fine.
+    let text = format!(
+        "time_zone = \"Europe/Paris\"\n{}",
+        base("time_zone = \"America/New_York\"", "[[tenant.event]]\nowner = \"bob@contoso.test\"\nsubject = \"x\"\nstart = \"today+1d 09:00\"\nend = \"2026-12-04T15:00:00Z\"")
+    );
+    let s = parse_at(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tenants[0].events[0].start, datetime!(2026-12-04 09:00 -05:00));
+    assert_eq!(s.relative_times, RelativeTimes::Keep, "keep is the default");
+    // Absolute times carry no relative start.
+    let s = parse_at(&event("bob@contoso.test", T9, T930, "")).unwrap();
+    assert_eq!(s.tenants[0].events[0].relative_start, None);
+}
+
+#[test]
+fn relative_time_mistakes_are_reported_where_they_are() {
+    expect_one(
+        &event("bob@contoso.test", "someday 09:00\" #!\n#\"", T930, ""),
+        "tenant.event.start",
+        "\"someday\" is not \"now\"",
+    );
+    // The end is checked after both are resolved.
+    let text = base(
+        "",
+        "[[tenant.event]]\nowner = \"bob@contoso.test\"\nsubject = \"x\"\nstart = \"now+2h\"\nend = \"now+1h\" #!",
+    );
+    expect_one(&text, "tenant.event.end", "the end (now+1h) must be after the start (now+2h)");
+    let text = format!("time_zone = \"Mars/Olympus\" #!\n{}", base("", ""));
+    expect_one(&text, "time_zone", "\"Mars/Olympus\" is not a time zone");
+    expect_one(&base("time_zone = \"CEST\" #!", ""), "tenant.time_zone", "\"CEST\" is not a time zone");
+    let text = format!("relative_times = \"shift\" #!\n{}", base("", ""));
+    expect_one(&text, "relative_times", "\"shift\" is not \"keep\" or \"move\"");
+}
+
+#[test]
+fn variables_are_substituted_and_checked() {
+    let text = format!(
+        "[variables]\napp_url = \"https://localhost:9443\"\n\n{}",
+        base("", "[[tenant.app]]\napp_id = \"33333333-3333-4333-8333-333333333333\"\ndisplay_name = \"Web\"\nredirect_uris = [\"${app_url}/cb\"]")
+    );
+    let s = parse_at(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tenants[0].apps[2].redirect_uris, ["https://localhost:9443/cb"]);
+    let options = ParseOptions {
+        variables: vec![("app_url".into(), "https://localhost:41000".into())],
+        ..ParseOptions::at(LOADED)
+    };
+    let s = parse_with(FILE, &text, &options).unwrap();
+    assert_eq!(s.tenants[0].apps[2].redirect_uris, ["https://localhost:41000/cb"]);
+    // A substituted value is validated like any other.
+    let options = ParseOptions { variables: vec![("app_url".into(), "ftp://x".into())], ..ParseOptions::at(LOADED) };
+    let err = parse_with(FILE, &text, &options).unwrap_err().to_string();
+    assert!(err.contains("tenant.app.redirect_uris"), "{err}");
+    // Undeclared references and overrides are refused; values must be strings.
+    let err = parse_at(&base("", "[[tenant.group]]\ndisplay_name = \"${team}\"")).unwrap_err().to_string();
+    assert!(err.contains("variables: ${team} is not declared in [variables]"), "{err}");
+    let err = parse_at("[variables]\nport = 9443\n").unwrap_err().to_string();
+    assert!(err.contains("variables.port") || err.contains("invalid type"), "{err}");
 }

@@ -10,13 +10,14 @@
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::raw::*;
+use super::relative_time::{self, Written};
 use super::text;
 use super::*;
+use crate::time_zone::NamedZone;
 
 /// Collects diagnostics.
 struct Ctx<'a> {
@@ -117,9 +118,22 @@ pub(super) fn validate(
     file: &str,
     text: &str,
     raw: RawScenario,
-    graph: &dyn GraphCatalog,
+    options: &ParseOptions<'_>,
 ) -> Result<Scenario, ScenarioError> {
+    let graph = options.graph;
     let mut cx = Ctx { file, text, diags: Vec::new() };
+    let scenario_zone = zone(&mut cx, &raw.time_zone, "time_zone").unwrap_or_else(NamedZone::utc);
+    let relative_times = match &raw.relative_times {
+        None => RelativeTimes::Keep,
+        Some(v) => match v.get_ref().as_str() {
+            "keep" => RelativeTimes::Keep,
+            "move" => RelativeTimes::Move,
+            other => {
+                cx.err(v.span(), "relative_times", format!("{other:?} is not \"keep\" or \"move\""));
+                RelativeTimes::Keep
+            }
+        },
+    };
 
     // ---- pass 1: objects on their own, and indexes --------------------------------------
     let mut tenants: Vec<TenantSpec> = Vec::new();
@@ -339,6 +353,7 @@ pub(super) fn validate(
     for (ti, t) in raw.tenant.iter().enumerate() {
         let t = t.get_ref();
         let ix = &indexes[ti];
+        let tenant_zone = zone(&mut cx, &t.time_zone, "tenant.time_zone").unwrap_or_else(|| scenario_zone.clone());
 
         // Groups and their members.
         let mut groups = Vec::new();
@@ -595,8 +610,13 @@ pub(super) fn validate(
                 }
             };
             let subject = cx.non_empty(&e.subject, "tenant.event.subject");
-            let start = date_time(&mut cx, &e.start, "tenant.event.start");
-            let end = date_time(&mut cx, &e.end, "tenant.event.end");
+            let start = date_time(&mut cx, &e.start, "tenant.event.start", options.loaded_at, &tenant_zone);
+            let end = date_time(&mut cx, &e.end, "tenant.event.end", options.loaded_at, &tenant_zone);
+            let relative_start = match start {
+                Some(Written::Relative(_)) => Some(e.start.get_ref().0.trim().to_string()),
+                _ => None,
+            };
+            let (start, end) = (start.map(Written::instant), end.map(Written::instant));
             if let (Some(s), Some(en)) = (start, end) {
                 if en <= s {
                     cx.err(
@@ -628,6 +648,7 @@ pub(super) fn validate(
                 owner,
                 subject,
                 start: start.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                relative_start,
                 end: end.unwrap_or(OffsetDateTime::UNIX_EPOCH),
                 attendees,
                 online_meeting_url,
@@ -636,7 +657,7 @@ pub(super) fn validate(
     }
 
     if cx.diags.is_empty() {
-        Ok(Scenario { tenants })
+        Ok(Scenario { tenants, relative_times })
     } else {
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| d.line);
@@ -946,22 +967,34 @@ fn classification(
     Some(ClassificationSpec { resource, low: low.iter().map(|v| v.get_ref().clone()).collect() })
 }
 
-fn date_time(cx: &mut Ctx, v: &S<RawDateTime>, key: &str) -> Option<OffsetDateTime> {
-    let s = &v.get_ref().0;
-    match OffsetDateTime::parse(s, &Rfc3339) {
+fn date_time(
+    cx: &mut Ctx,
+    v: &S<RawDateTime>,
+    key: &str,
+    loaded_at: OffsetDateTime,
+    zone: &NamedZone,
+) -> Option<Written> {
+    match relative_time::read(&v.get_ref().0, loaded_at, zone) {
         Ok(t) => Some(t),
-        Err(_) => {
-            cx.err(
-                v.span(),
-                key,
-                format!(
-                    "{s:?} is not an RFC 3339 date-time with a UTC offset (expected e.g. \
-                     2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00)"
-                ),
-            );
+        Err(message) => {
+            cx.err(v.span(), key, message);
             None
         }
     }
+}
+
+/// A `time_zone` key: an IANA (`Europe/Paris`) or Windows (`W. Europe Standard Time`) zone name.
+fn zone(cx: &mut Ctx, v: &Option<S<String>>, key: &str) -> Option<NamedZone> {
+    let v = v.as_ref()?;
+    let zone = NamedZone::resolve(v.get_ref());
+    if zone.is_none() {
+        cx.err(
+            v.span(),
+            key,
+            format!("{:?} is not a time zone (expected an IANA name like Europe/Paris, or UTC)", v.get_ref()),
+        );
+    }
+    zone
 }
 
 /// Pass 1 for one app registration: its own fields, scopes and roles; indexes it.
