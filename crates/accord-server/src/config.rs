@@ -242,4 +242,24 @@ mod tests {
             assert!(e.contains("directory_cache must be"), "{bad}: {e}");
         }
     }
+
+    #[test]
+    fn scenario_variables_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("accord-config-vars-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("accord.toml");
+        std::fs::write(&file, "[vars]\nvendor_url = \"https://localhost:1\"\nother = \"x\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            vars: vec![parse_var("vendor_url=https://localhost:2").unwrap()],
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(
+            c.vars,
+            [("other".to_string(), "x".to_string()), ("vendor_url".to_string(), "https://localhost:2".to_string())]
+        );
+        assert!(parse_var("no-equals").unwrap_err().contains("NAME=VALUE"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

@@ -11,6 +11,7 @@ use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, Relative
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
 use accord_store::{Change, Store};
 use anyhow::{anyhow, bail, Context};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -285,10 +286,10 @@ impl Planner<'_> {
             let owner_id = *users
                 .get(&ev.owner.to_ascii_lowercase())
                 .ok_or_else(|| anyhow!("event owner {} is not a user of {}", ev.owner, spec.display_name))?;
-            if !calendars.contains_key(&owner_id) {
-                calendars.insert(owner_id, self.store.events_of(tenant_id, owner_id, None, None).await?);
-            }
-            let existing = &calendars[&owner_id];
+            let existing = match calendars.entry(owner_id) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(self.store.events_of(tenant_id, owner_id, None, None).await?),
+            };
             let (found, id, start, end) = match &ev.relative_start {
                 Some(written) => {
                     let n = occurrences.entry((owner_id, ev.subject.as_str(), written.as_str())).or_insert(0);

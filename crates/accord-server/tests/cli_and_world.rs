@@ -147,6 +147,30 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_reloading_the_world_is_ide
     assert!(!verifies_with(&jwks, &old_token), "the key two rotations back is retired");
 }
 
+#[test]
+fn scenario_check_takes_variables_and_relative_times() {
+    let dir = temp_dir("vars");
+    let file = dir.join("vars.toml");
+    std::fs::write(
+        &file,
+        "[variables]\napp_url = \"https://localhost:9443\"\n\n[[tenant]]\ndisplay_name = \"X\"\ndomains = [\"x.test\"]\n\n[[tenant.user]]\nupn = \"u@x.test\"\ndisplay_name = \"U\"\npassword = \"pw\"\n\n[[tenant.app]]\napp_id = \"11111111-1111-4111-8111-111111111111\"\ndisplay_name = \"App\"\nredirect_uris = [\"${app_url}/cb\"]\n\n[[tenant.event]]\nowner = \"u@x.test\"\nsubject = \"Stand-up\"\nstart = \"monday 09:00\"\nend = \"monday 09:15\"\n",
+    )
+    .unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out, err) = accord(&["scenario", "check", path, "--var", "app_url=https://localhost:50123"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid (1 tenants"), "{out}");
+    let (code, _, err) = accord(&["scenario", "check", path, "--var", "app_url=ftp://nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("vars.toml:16: tenant.app.redirect_uris"), "{err}");
+    let (code, _, err) = accord(&["scenario", "check", path, "--var", "port=1"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("the scenario declares no variable \"port\" (declared: app_url)"), "{err}");
+    let (code, _, err) = accord(&["scenario", "check", path, "--var", "nonsense"]);
+    assert_eq!(code, 2, "clap refuses it: {err}");
+    assert!(err.contains("NAME=VALUE"), "{err}");
+}
+
 #[tokio::test]
 async fn a_scenario_that_fails_to_apply_loads_nothing() {
     let dir = temp_dir("whole");
