@@ -72,15 +72,7 @@ pub fn parse_file(path: &std::path::Path, options: &ParseOptions<'_>) -> anyhow:
 /// (the demo world) stays there across restarts without undoing what was changed at run time.
 /// Tenants and owners that no longer exist are passed over. Returns how many events were placed.
 pub async fn move_relative_events(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> anyhow::Result<usize> {
-    let mut plan = Planner {
-        store,
-        keyring,
-        changes: Vec::new(),
-        summary: LoadSummary::default(),
-        apps: HashMap::new(),
-        sps: HashMap::new(),
-        relative_times: RelativeTimes::Move,
-    };
+    let mut plan = Planner::new(store, keyring, RelativeTimes::Move);
     for spec in &scenario.tenants {
         let Some(tenant_id) = spec.id else { continue };
         if store.tenant(tenant_id).await?.is_none() {
@@ -104,15 +96,7 @@ pub async fn move_relative_events(store: &dyn Store, keyring: &Keyring, scenario
 /// Plans and applies a scenario in one transaction.
 pub async fn load(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> anyhow::Result<LoadSummary> {
     ensure_builtins(store).await?;
-    let mut plan = Planner {
-        store,
-        keyring,
-        changes: Vec::new(),
-        summary: LoadSummary::default(),
-        apps: HashMap::new(),
-        sps: HashMap::new(),
-        relative_times: scenario.relative_times,
-    };
+    let mut plan = Planner::new(store, keyring, scenario.relative_times);
     plan.apps.insert(GRAPH_APP_ID, microsoft_graph::application());
     // Apps first (any tenant may reference any app), keyed by app id.
     let mut tenant_ids = Vec::new();
@@ -157,7 +141,19 @@ fn relative_event_id(tenant_id: Uuid, owner_id: Uuid, subject: &str, written_sta
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
-impl Planner<'_> {
+impl<'a> Planner<'a> {
+    fn new(store: &'a dyn Store, keyring: &'a Keyring, relative_times: RelativeTimes) -> Self {
+        Planner {
+            store,
+            keyring,
+            changes: Vec::new(),
+            summary: LoadSummary::default(),
+            apps: HashMap::new(),
+            sps: HashMap::new(),
+            relative_times,
+        }
+    }
+
     async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<Uuid> {
         if let Some(id) = spec.id {
             return Ok(id);
