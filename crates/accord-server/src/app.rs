@@ -20,7 +20,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_endpoint))
         .route("/static/accord.css", get(stylesheet))
-        .route("/portal/signin", get(crate::web::portal::portal_sign_in))
+        .route("/portal/signin", get(crate::portal::portal_sign_in))
         .merge(crate::admin_center::routes())
         .merge(crate::my_apps::routes())
         .merge(crate::graph::routes())

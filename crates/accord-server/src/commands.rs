@@ -1,9 +1,9 @@
 //! CLI commands that act on the store directly: the admin-consent request workflow for
 //! reviewers and scripts, and `explain`. They call the same services as the pages.
 
-use crate::admin_consent_requests;
-use crate::consent::ConsentWorld;
-use crate::protocol::errors::Failure;
+use crate::service::admin_consent_requests;
+use crate::service::consent::ConsentWorld;
+use crate::service::ServiceError;
 use accord_core::consent_engine::Prompt;
 use accord_core::consent_records::{ConsentRequest, RequestStatus};
 use accord_core::directory::{Tenant, User};
@@ -26,10 +26,11 @@ pub async fn user(store: &dyn Store, tenant: &Tenant, upn: &str) -> anyhow::Resu
     store.user_by_upn(tenant.id, upn).await?.ok_or_else(|| anyhow!("no user '{upn}' in {}", tenant.display_name))
 }
 
-fn failure(e: Failure) -> anyhow::Error {
+/// A service's refusal as the CLI prints it.
+fn failure(e: ServiceError) -> anyhow::Error {
     match e {
-        Failure::Protocol(a) => anyhow!("{a}"),
-        Failure::Internal(d) => anyhow!("internal error: {d}"),
+        ServiceError::Internal(d) => anyhow!("internal error: {d}"),
+        refusal => anyhow!("{refusal}"),
     }
 }
 

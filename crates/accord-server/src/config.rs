@@ -111,7 +111,7 @@ pub struct ServeConfig {
     pub allow_ropc: bool,
     pub log_format: LogFormat,
     /// Where notifications are delivered; `None`: they stay in the store.
-    pub smtp: Option<crate::notifications::SmtpSettings>,
+    pub smtp: Option<crate::service::notifications::SmtpSettings>,
     /// How often the notification outbox runs.
     pub outbox_interval: std::time::Duration,
     /// The store's directory cache (see accord-store's `sql/cache.rs`).
@@ -143,7 +143,7 @@ impl ServeConfig {
             Some(other) => bail!("log_format must be 'text' or 'json', not '{other}'"),
         };
         let smtp = match args.smtp_url.clone().or(file.smtp_url) {
-            Some(url) => Some(crate::notifications::SmtpSettings::parse(
+            Some(url) => Some(crate::service::notifications::SmtpSettings::parse(
                 &url,
                 args.smtp_from.clone().or(file.smtp_from).as_deref(),
                 &public_url,
@@ -261,5 +261,29 @@ mod tests {
         );
         assert!(parse_var("no-equals").unwrap_err().contains("NAME=VALUE"));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn smtp_settings_come_from_the_config_file_and_flags_win() {
+        let path = std::env::temp_dir().join(format!("accord-smtp-config-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "smtp_url = \"smtp://file.example:2525\"\nsmtp_from = \"File <file@accord.test>\"\n")
+            .unwrap();
+        let args = ServeArgs { config: Some(path.clone()), ..Default::default() };
+        let c = ServeConfig::resolve(&args).unwrap();
+        let smtp = c.smtp.expect("smtp from the file");
+        assert_eq!(smtp.redacted_url(), "smtp://file.example:2525");
+        assert_eq!(smtp.from().email.to_string(), "file@accord.test");
+        assert_eq!(c.outbox_interval, std::time::Duration::from_secs(30));
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            smtp_url: Some("smtp://flag.example:25".into()),
+            outbox_interval_ms: Some(250),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(c.smtp.unwrap().redacted_url(), "smtp://flag.example:25");
+        assert_eq!(c.outbox_interval, std::time::Duration::from_millis(250));
+        assert!(ServeConfig::resolve(&ServeArgs::default()).unwrap().smtp.is_none());
+        let _ = std::fs::remove_file(path);
     }
 }

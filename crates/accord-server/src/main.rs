@@ -2,7 +2,8 @@
 
 use accord_server::commands::{self, Review};
 use accord_server::config::{ServeArgs, ServeConfig};
-use accord_server::{ops, scenario_loader, serve};
+use accord_server::service::scenario_loader;
+use accord_server::{ops, serve};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

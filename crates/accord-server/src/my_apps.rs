@@ -8,12 +8,13 @@
 //! `is_assigned`, what is held from its `granted_scopes`, and revocation goes through
 //! `administration::revoke_grant`, which lets a user revoke their own consent only.
 
-use crate::administration;
-use crate::consent::ConsentWorld;
-use crate::protocol::authorize::params;
+use crate::portal::PortalUser;
 use crate::protocol::errors::{Failure, PageFailure};
+use crate::service::administration;
+use crate::service::consent::ConsentWorld;
+use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use crate::web::portal::PortalUser;
+use crate::web::forms::params;
 use crate::web::templates::Templates;
 use accord_core::consent_engine::{
     granted_scopes, is_assigned, AssignmentPath, Decision, GroupMembership, Prompt, Verdict,
@@ -25,7 +26,7 @@ use accord_core::directory::{
 use accord_core::microsoft_graph::is_oidc_scope;
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use accord_store::Store;
 use axum::extract::{Query, RawForm, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -114,7 +115,7 @@ pub async fn revoke(
 ) -> Response {
     let fields = params(&body);
     if let Err(e) = me.check_csrf(&state, &headers, &fields) {
-        return PageFailure(e).into_response();
+        return PageFailure(e.into()).into_response();
     }
     if fields.get("confirm").map(String::as_str) != Some("yes") {
         return see_other("/myapps?notice=unconfirmed");
@@ -143,9 +144,9 @@ fn grant_ids(raw: &str) -> Result<Vec<Uuid>, Failure> {
 }
 
 /// The service's refusal as a page: 403 when the person may not do it, 400 otherwise.
-fn refusal(e: Failure) -> Response {
-    let forbidden = matches!(&e, Failure::Protocol(a) if a.error == OAuthError::AccessDenied);
-    let mut res = PageFailure(e).into_response();
+fn refusal(e: ServiceError) -> Response {
+    let forbidden = matches!(e, ServiceError::Forbidden(_));
+    let mut res = PageFailure(e.into()).into_response();
     if forbidden {
         *res.status_mut() = StatusCode::FORBIDDEN;
     }

@@ -2,10 +2,9 @@
 
 use crate::config::{ServeConfig, TlsMode};
 use crate::crypto::Keyring;
-use crate::scenario_loader;
+use crate::service::scenario_loader;
 use crate::signing::Signer;
 use crate::state::{AppState, Settings};
-use crate::web::templates::Templates;
 use accord_core::scenario::ParseOptions;
 use accord_store::{SqlStore, Store};
 use anyhow::Context;
@@ -50,11 +49,10 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         keyring,
         signer,
         settings: Settings::new(config.public_url.clone(), config.allow_ropc),
-        templates: Templates,
     });
     spawn_background_jobs(state.clone());
     // The notification outbox runs on its own, shorter interval.
-    crate::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
+    crate::service::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
     let app = crate::app::router(state);
 
     let handle = axum_server::Handle::new();
@@ -155,12 +153,19 @@ fn spawn_background_jobs(state: Arc<AppState>) {
             if let Err(e) = state.signer.reload(&*state.store, &state.keyring).await {
                 tracing::error!(error = %e, "reloading signing keys failed");
             }
-            match crate::admin_consent_requests::expire_due(&*state.store, time::OffsetDateTime::now_utc()).await {
+            match crate::service::admin_consent_requests::expire_due(&*state.store, time::OffsetDateTime::now_utc())
+                .await
+            {
                 Ok(n) if n > 0 => tracing::info!(requests = n, "expired admin consent requests"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "expiring admin consent requests failed"),
             }
-            match crate::admin_consent_requests::remind_expiring(&*state.store, time::OffsetDateTime::now_utc()).await {
+            match crate::service::admin_consent_requests::remind_expiring(
+                &*state.store,
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            {
                 Ok(n) if n > 0 => tracing::info!(requests = n, "reminded reviewers of expiring admin consent requests"),
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "reminding reviewers of expiring requests failed"),

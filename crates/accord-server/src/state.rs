@@ -1,8 +1,8 @@
-//! What every request handler shares.
+//! What every request handler and service shares: the store, the keys, the signer and the
+//! protocol settings. Below the surfaces: nothing here knows of HTTP or pages.
 
 use crate::crypto::Keyring;
 use crate::signing::Signer;
-use crate::web::templates::Templates;
 use accord_store::Store;
 use std::sync::Arc;
 
@@ -47,7 +47,6 @@ pub struct AppState {
     pub keyring: Keyring,
     pub signer: Signer,
     pub settings: Settings,
-    pub templates: Templates,
 }
 
 pub type SharedState = Arc<AppState>;

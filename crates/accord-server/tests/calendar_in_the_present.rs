@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use accord_core::scenario::{self, ParseOptions, Scenario};
 use accord_server::crypto::Keyring;
-use accord_server::scenario_loader;
 use accord_server::serve::DEMO_WORLD;
+use accord_server::service::scenario_loader;
 use accord_store::{SqlStore, Store};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};

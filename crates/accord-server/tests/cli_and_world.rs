@@ -3,7 +3,7 @@
 mod support;
 
 use accord_server::crypto::Keyring;
-use accord_server::scenario_loader;
+use accord_server::service::scenario_loader;
 use accord_store::{SqlStore, Store};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;

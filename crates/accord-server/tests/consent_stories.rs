@@ -461,7 +461,7 @@ async fn approval_request_deny_block_and_expiry() {
     // Expiry: a request past its date expires (the background job's function).
     let _ = file_request(&server, "frank@fabrikam.test", "frank-password-1").await;
     let later = time::OffsetDateTime::now_utc() + time::Duration::days(8);
-    let n = accord_server::admin_consent_requests::expire_due(&store, later).await.unwrap();
+    let n = accord_server::service::admin_consent_requests::expire_due(&store, later).await.unwrap();
     assert_eq!(n, 1);
     let requests = store.consent_requests(fab, Some(app)).await.unwrap();
     assert!(requests.iter().any(|r| r.status == RequestStatus::Expired));

@@ -9,7 +9,7 @@ mod support;
 use accord_core::consent_records::PermissionClassification;
 use accord_core::scenario::GRAPH_APP_ID;
 use accord_server::crypto::Keyring;
-use accord_server::scenario_loader;
+use accord_server::service::scenario_loader;
 use accord_store::{Change, SqlStore, Store};
 use std::path::{Path, PathBuf};
 use support::*;

@@ -5,10 +5,10 @@
 mod support;
 
 use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
-use accord_server::admin_consent_requests::remind_expiring;
 use accord_server::crypto::Keyring;
-use accord_server::notifications::{Outbox, OutboxRun, SmtpSettings, MAX_ATTEMPTS};
-use accord_server::scenario_loader;
+use accord_server::service::admin_consent_requests::remind_expiring;
+use accord_server::service::notifications::{Outbox, OutboxRun, SmtpSettings, MAX_ATTEMPTS};
+use accord_server::service::scenario_loader;
 use accord_store::{Change, SqlStore, Store};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};

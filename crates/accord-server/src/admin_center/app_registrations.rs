@@ -5,10 +5,10 @@
 use super::layout::{
     self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Form, Page, Section,
 };
-use crate::administration::{self, Operation};
-use crate::protocol::errors::Failure;
+use crate::portal::PortalUser;
+use crate::service::administration::{self, Operation};
+use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use crate::web::portal::PortalUser;
 use accord_core::directory::{
     AppRole, AppRoleMemberType, Application, PermissionScope, RequiredResourceAccess, SignInAudience,
 };
@@ -127,7 +127,7 @@ impl Reg {
     }
 }
 
-async fn reg(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Reg, Failure> {
+async fn reg(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Reg, ServiceError> {
     let app = administration::app_registration(&*state.store, &portal.actor, &portal.tenant, parse_id(raw)?).await?;
     let sp = state.store.service_principal_by_app_id(portal.tenant.id, app.app_id).await?;
     let uris: Vec<Value> = app.redirect_uris.iter().enumerate().map(|(index, uri)| context! { index, uri }).collect();
@@ -172,13 +172,13 @@ async fn save(
     app: Application,
     path: &str,
     code: &str,
-) -> Result<Response, Failure> {
+) -> Result<Response, ServiceError> {
     let app = administration::update_application(&*state.store, &portal.actor, &portal.tenant, app).await?;
     Ok(done(&format!("/admin/app-registrations/{}{path}", app.app_id), code))
 }
 
 /// The registration a POST changes (the service checks the role when saving).
-async fn own(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Application, Failure> {
+async fn own(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Application, ServiceError> {
     administration::own_application(&*state.store, &portal.tenant, parse_id(raw)?).await
 }
 
@@ -191,7 +191,7 @@ async fn confirm_change(
     raw: &str,
     tab: (&str, &str, &str),
     q: &HashMap<String, String>,
-    describe: impl AsyncFnOnce(&Reg) -> Result<Confirm<'static>, Failure>,
+    describe: impl AsyncFnOnce(&Reg) -> Result<Confirm<'static>, ServiceError>,
 ) -> Response {
     let result = async {
         need(portal, Operation::ManageAppRegistrations)?;
@@ -214,7 +214,7 @@ async fn edit_post(
     destructive: Destructive,
     raw: &str,
     (path, code): (&str, &str),
-    edit: impl FnOnce(&mut Application, &Form) -> Result<(), Failure>,
+    edit: impl FnOnce(&mut Application, &Form) -> Result<(), ServiceError>,
 ) -> Response {
     layout::post(state, portal, headers, body, destructive, |form| async move {
         let mut app = own(state, portal, raw).await?;
@@ -225,7 +225,7 @@ async fn edit_post(
 }
 
 /// Removes the entries of `list` that `goes` picks; "not found" when there were none.
-fn remove_from<T>(list: &mut Vec<T>, goes: impl Fn(&T) -> bool) -> Result<(), Failure> {
+fn remove_from<T>(list: &mut Vec<T>, goes: impl Fn(&T) -> bool) -> Result<(), ServiceError> {
     let before = list.len();
     list.retain(|x| !goes(x));
     if list.len() == before {
@@ -422,7 +422,7 @@ async fn describe_required(
     resource_app_id: Uuid,
     value: &str,
     application: bool,
-) -> Result<(String, String, bool), Failure> {
+) -> Result<(String, String, bool), ServiceError> {
     let resource = state.store.application_by_app_id(resource_app_id).await?;
     let Some(r) = resource else { return Ok((resource_app_id.to_string(), String::new(), true)) };
     let (name, admin) = if application {

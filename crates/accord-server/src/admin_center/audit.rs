@@ -1,9 +1,9 @@
 //! Audit log: every change with who made it, filtered by activity and application.
 
 use super::layout::{self, crumbs, fmt_time, need, respond, Page, Section};
-use crate::administration::{self, EnterpriseAppFilter, Operation};
+use crate::portal::PortalUser;
+use crate::service::administration::{self, EnterpriseAppFilter, Operation};
 use crate::state::SharedState;
-use crate::web::portal::PortalUser;
 use accord_core::consent_records::AuditEvent;
 use axum::extract::{Query, State};
 use axum::response::Response;

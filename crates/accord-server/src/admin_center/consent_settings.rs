@@ -3,9 +3,9 @@
 
 use super::home::user_consent_label;
 use super::layout::{self, crumbs, done, need, respond, Destructive, Page, Section};
-use crate::administration::{self, Operation};
+use crate::portal::PortalUser;
+use crate::service::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
-use crate::web::portal::PortalUser;
 use accord_core::directory::{AdminConsentRequestPolicy, PrincipalType, ReviewerRef, UserConsent};
 use accord_core::Aadsts;
 use axum::extract::{Query, RawForm, State};

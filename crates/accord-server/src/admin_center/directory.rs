@@ -2,9 +2,9 @@
 //! including nested groups).
 
 use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps, Confirm, Destructive, Page, Section};
-use crate::administration::{self, Operation};
+use crate::portal::PortalUser;
+use crate::service::administration::{self, Operation};
 use crate::state::SharedState;
-use crate::web::portal::PortalUser;
 use accord_core::directory::{DirectoryRole, Group, PrincipalType};
 use accord_core::Aadsts;
 use axum::extract::{Path, Query, RawForm, State};

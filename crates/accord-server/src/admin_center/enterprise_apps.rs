@@ -4,14 +4,14 @@
 use super::layout::{
     self, crumbs, done, fmt_time, need, not_found, parse_id, respond, Confirm, Crumb, Destructive, Page, Section,
 };
-use crate::admin_consent_requests;
-use crate::administration::{self, EnterpriseAppFilter, Operation};
-use crate::protocol::errors::Failure;
+use crate::portal::PortalUser;
+use crate::service::admin_consent_requests;
+use crate::service::administration::{self, EnterpriseAppFilter, Operation};
+use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use crate::web::portal::PortalUser;
 use accord_core::consent_engine::{PermissionKind, PermissionRef};
 use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal};
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -98,14 +98,14 @@ impl AppHead {
     }
 
     /// The application's registration (the engine needs it for admin consent).
-    fn registration(&self) -> Result<&Application, Failure> {
+    fn registration(&self) -> Result<&Application, ServiceError> {
         self.app
             .as_ref()
-            .ok_or_else(|| Failure::Internal(format!("service principal {} has no application", self.sp.id)))
+            .ok_or_else(|| ServiceError::Internal(format!("service principal {} has no application", self.sp.id)))
     }
 }
 
-async fn head(state: &AppState, portal: &PortalUser, raw_id: &str) -> Result<AppHead, Failure> {
+async fn head(state: &AppState, portal: &PortalUser, raw_id: &str) -> Result<AppHead, ServiceError> {
     need(portal, Operation::ReadDirectory)?;
     let store = &*state.store;
     let sp = administration::service_principal(store, &portal.tenant, parse_id(raw_id)?).await?;
@@ -133,7 +133,7 @@ async fn confirm_change(
     raw_id: &str,
     (op, tab): (Operation, (&str, &str, &str)),
     q: &HashMap<String, String>,
-    describe: impl AsyncFnOnce(&AppHead) -> Result<Confirm<'static>, Failure>,
+    describe: impl AsyncFnOnce(&AppHead) -> Result<Confirm<'static>, ServiceError>,
 ) -> Response {
     let result = async {
         need(portal, op)?;
@@ -432,7 +432,12 @@ pub async fn admin_consent(
                 application => permission_views(&perms, PermissionKind::Application),
                 shown => fingerprint(&perms),
             },
-            Err(Failure::Protocol(e)) => context! { refusal => e.to_string() },
+            Err(
+                ServiceError::Refused(e)
+                | ServiceError::Forbidden(e)
+                | ServiceError::Conflict(e)
+                | ServiceError::NotFound(e),
+            ) => context! { refusal => e.to_string() },
             Err(other) => return Err(other),
         };
         let ctx = context! { app => head.view, ..ctx };
@@ -471,13 +476,8 @@ pub async fn admin_consent_post(
     .await
 }
 
-pub fn changed_since_shown() -> Failure {
-    Aadsts::new(
-        90016,
-        OAuthError::InvalidRequest,
-        "The permissions changed since the page was shown. Nothing was granted; review them again.",
-    )
-    .into()
+pub fn changed_since_shown() -> ServiceError {
+    ServiceError::conflict("The permissions changed since the page was shown. Nothing was granted; review them again.")
 }
 
 pub async fn revoke_grant(

@@ -1,10 +1,10 @@
 //! `GET /admin`: the organisation at a glance, and what the signed-in person may manage.
 
 use super::layout::{self, Caps, Page, Section};
-use crate::administration::{self, EnterpriseAppFilter};
-use crate::protocol::errors::Failure;
+use crate::portal::PortalUser;
+use crate::service::administration::{self, EnterpriseAppFilter};
+use crate::service::ServiceError;
 use crate::state::SharedState;
-use crate::web::portal::PortalUser;
 use accord_core::directory::UserConsent;
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -52,13 +52,13 @@ pub async fn home(
         };
         let crumbs = vec![layout::Crumb { label: "Home".into(), href: "/admin".into() }];
         let page = Page { section: Section::Home, crumbs, template: "admin/home.html", ctx, query: &q };
-        Ok::<_, Failure>(layout::page(&state, &portal, page).await)
+        Ok::<_, ServiceError>(layout::page(&state, &portal, page).await)
     }
     .await;
     layout::respond(&state, &portal, result).await
 }
 
-async fn pending_count(portal: &PortalUser, store: &dyn accord_store::Store) -> Result<usize, Failure> {
+async fn pending_count(portal: &PortalUser, store: &dyn accord_store::Store) -> Result<usize, ServiceError> {
     let apps = administration::app_consent_requests(store, &portal.actor, &portal.tenant, None).await?;
     Ok(apps.iter().map(|a| a.pending().count()).sum())
 }

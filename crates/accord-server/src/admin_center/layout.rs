@@ -3,12 +3,11 @@
 //! organisation), messages after POST-redirect-GET, form parsing with the CSRF check, and the
 //! failure page (403 for a role that may not act, 400 for a refused form, …).
 
-use crate::administration::{self, Actor, Operation};
-use crate::protocol::authorize::found;
-use crate::protocol::errors::Failure;
+use crate::portal::PortalUser;
+use crate::service::administration::{self, Actor, Operation};
+use crate::service::ServiceError;
 use crate::state::AppState;
-use crate::web::portal::PortalUser;
-use accord_core::OAuthError;
+use crate::web::forms::found;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Environment, Value};
@@ -263,20 +262,16 @@ pub async fn page(state: &AppState, portal: &PortalUser, page: Page<'_>) -> Resp
 /// The page for a failed request: 403 when the signed-in person's role may not do it, 404 for
 /// an unknown object, 409 for a conflict, 400 for a refused form (CSRF, validation), 503 for
 /// our own trouble (logged with a trace id; no detail shown).
-pub async fn failure(state: &AppState, portal: &PortalUser, failure: Failure) -> Response {
+pub async fn failure(state: &AppState, portal: &PortalUser, failure: ServiceError) -> Response {
     let trace_id = Uuid::new_v4();
-    let e = failure.into_aadsts(trace_id);
-    let (status, heading) = if e.error == OAuthError::AccessDenied {
-        (StatusCode::FORBIDDEN, "You don't have access")
-    } else if e.code == 90015 {
-        (StatusCode::NOT_FOUND, "Not found")
-    } else if e.code == 90016 {
-        (StatusCode::CONFLICT, "The change conflicts with what exists")
-    } else if e.error == OAuthError::TemporarilyUnavailable {
-        (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong")
-    } else {
-        (StatusCode::BAD_REQUEST, "The request was not accepted")
+    let (status, heading) = match &failure {
+        ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "You don't have access"),
+        ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+        ServiceError::Conflict(_) => (StatusCode::CONFLICT, "The change conflicts with what exists"),
+        ServiceError::Refused(_) => (StatusCode::BAD_REQUEST, "The request was not accepted"),
+        ServiceError::Internal(_) => (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong"),
     };
+    let e = crate::protocol::errors::Failure::from(failure).into_aadsts(trace_id);
     tracing::info!(%trace_id, code = e.code, status = status.as_u16(), "admin center request refused");
     let caps = Caps::of(state, portal).await;
     let crumbs = crumbs([(heading, "")]);
@@ -291,7 +286,7 @@ pub async fn failure(state: &AppState, portal: &PortalUser, failure: Failure) ->
 }
 
 /// Turns a handler's result into its response.
-pub async fn respond(state: &AppState, portal: &PortalUser, result: Result<Response, Failure>) -> Response {
+pub async fn respond(state: &AppState, portal: &PortalUser, result: Result<Response, ServiceError>) -> Response {
     match result {
         Ok(res) => res,
         Err(e) => failure(state, portal, e).await,
@@ -317,7 +312,7 @@ pub async fn post<F, Fut>(
 ) -> Response
 where
     F: FnOnce(Form) -> Fut,
-    Fut: std::future::Future<Output = Result<Response, Failure>>,
+    Fut: std::future::Future<Output = Result<Response, ServiceError>>,
 {
     let form = Form::parse(body);
     let checked = form.check_csrf(state, portal, headers).and_then(|()| match destructive {
@@ -332,18 +327,18 @@ where
 }
 
 /// Refuses a page the signed-in person may not read.
-pub fn need(portal: &PortalUser, op: Operation) -> Result<(), Failure> {
+pub fn need(portal: &PortalUser, op: Operation) -> Result<(), ServiceError> {
     administration::authorize(&portal.actor, op)
 }
 
 /// An object id from the path; anything else is "not found".
-pub fn parse_id(raw: &str) -> Result<Uuid, Failure> {
+pub fn parse_id(raw: &str) -> Result<Uuid, ServiceError> {
     Uuid::parse_str(raw).map_err(|_| not_found())
 }
 
 /// 404: no such object in this organisation (or not one this page shows).
-pub fn not_found() -> Failure {
-    accord_core::Aadsts::new(90015, OAuthError::InvalidRequest, "No such object was found in this organisation.").into()
+pub fn not_found() -> ServiceError {
+    ServiceError::not_found("No such object was found in this organisation.")
 }
 
 /// `2026-01-02 13:45 UTC`
@@ -386,16 +381,16 @@ impl Form {
     }
 
     /// Checks the CSRF token against the browser's cookie (400 when it does not match).
-    pub fn check_csrf(&self, state: &AppState, portal: &PortalUser, headers: &HeaderMap) -> Result<(), Failure> {
+    pub fn check_csrf(&self, state: &AppState, portal: &PortalUser, headers: &HeaderMap) -> Result<(), ServiceError> {
         let mut map = HashMap::new();
         for (k, v) in &self.pairs {
             map.entry(k.clone()).or_insert_with(|| v.clone());
         }
-        portal.check_csrf(state, headers, &map)
+        Ok(portal.check_csrf(state, headers, &map)?)
     }
 
     /// Destructive actions post `confirm=yes` from their confirmation page or checkbox.
-    pub fn require_confirmation(&self) -> Result<(), Failure> {
+    pub fn require_confirmation(&self) -> Result<(), ServiceError> {
         if self.get("confirm") == "yes" {
             Ok(())
         } else {

@@ -7,11 +7,11 @@ use super::enterprise_apps::{changed_since_shown, fingerprint};
 use super::layout::{
     self, crumbs, done, fmt_time, not_found, parse_id, respond, Caps, Destructive, Form, Page, Section,
 };
-use crate::admin_consent_requests;
-use crate::administration::{self, RequestSummary};
-use crate::protocol::errors::Failure;
+use crate::portal::PortalUser;
+use crate::service::admin_consent_requests;
+use crate::service::administration::{self, RequestSummary};
+use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use crate::web::portal::PortalUser;
 use accord_core::consent_records::RequestStatus;
 use accord_core::directory::Application;
 use accord_core::Aadsts;
@@ -78,7 +78,7 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
     respond(&state, &portal, result).await
 }
 
-async fn client_app(state: &AppState, app_id: Uuid) -> Result<Application, Failure> {
+async fn client_app(state: &AppState, app_id: Uuid) -> Result<Application, ServiceError> {
     state.store.application_by_app_id(app_id).await?.ok_or_else(not_found)
 }
 
@@ -104,7 +104,12 @@ pub async fn show(
             let client = client_app(&state, app_id).await?;
             match admin_consent_requests::approval_preview(store, &portal.tenant, &client, &portal.user).await {
                 Ok(perms) => approve = Some(context! { shown => fingerprint(&perms) }),
-                Err(Failure::Protocol(e)) => approve_refusal = Some(e.message),
+                Err(
+                    ServiceError::Refused(e)
+                    | ServiceError::Forbidden(e)
+                    | ServiceError::Conflict(e)
+                    | ServiceError::NotFound(e),
+                ) => approve_refusal = Some(e.message),
                 Err(other) => return Err(other),
             }
         }
@@ -151,7 +156,12 @@ pub async fn show(
 }
 
 /// The request a review form names, which must be one of the app's.
-async fn request_of_app(state: &AppState, portal: &PortalUser, app_id: Uuid, form: &Form) -> Result<Uuid, Failure> {
+async fn request_of_app(
+    state: &AppState,
+    portal: &PortalUser,
+    app_id: Uuid,
+    form: &Form,
+) -> Result<Uuid, ServiceError> {
     let id = Uuid::parse_str(form.get("request"))
         .map_err(|_| Aadsts::invalid_parameter("request", "no request was named"))?;
     match state.store.consent_request(portal.tenant.id, id).await? {

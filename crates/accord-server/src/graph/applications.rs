@@ -12,7 +12,7 @@ use super::permissions::{
     APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
 };
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration::{self, DirectoryApplication};
+use crate::service::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleMemberType, Application, ClientSecret, RequiredResourceAccess, SignInAudience};
 use axum::body::Bytes;

@@ -12,7 +12,7 @@ use super::permissions::{
     ASSIGNMENT_READ as READ_DELEGATED, ASSIGNMENT_READ_APP as READ_APP, ASSIGNMENT_WRITE as WRITE,
 };
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration;
+use crate::service::administration;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleAssignment, ServicePrincipal, Tenant};
 use axum::body::Bytes;

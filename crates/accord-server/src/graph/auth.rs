@@ -7,58 +7,11 @@ use crate::state::{AppState, SharedState};
 use accord_core::well_known::{GRAPH_APP_ID, GRAPH_RESOURCE_URI};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use serde_json::Value;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Why a bearer token was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BearerError {
-    /// No `Authorization: Bearer …` header.
-    Missing,
-    /// Not a token we signed, or missing the claims every token has.
-    Invalid,
-    Expired,
-    /// Signed by us, but for another tenant's issuer.
-    WrongIssuer,
-}
-
-impl BearerError {
-    /// Graph's wording for each case.
-    pub fn message(self) -> &'static str {
-        match self {
-            BearerError::Missing => "Access token is empty.",
-            BearerError::Invalid => "Access token validation failure. Invalid signature or malformed token.",
-            BearerError::Expired => "Lifetime validation failed, the token is expired.",
-            BearerError::WrongIssuer => "Access token validation failure. Invalid issuer.",
-        }
-    }
-}
-
-/// Validates a bearer access token we issued: signature, expiry (and `nbf`, with 5 minutes of
-/// skew) and issuer. The audience is the caller's business.
-pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, BearerError> {
-    let value = headers.get(header::AUTHORIZATION).ok_or(BearerError::Missing)?;
-    let value = value.to_str().map_err(|_| BearerError::Invalid)?;
-    let (scheme, token) = value.trim().split_once(' ').ok_or(BearerError::Missing)?;
-    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(BearerError::Missing);
-    }
-    let claims = state.signer.verify(token.trim()).ok_or(BearerError::Invalid)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    let exp = claims.get("exp").and_then(Value::as_i64).ok_or(BearerError::Invalid)?;
-    let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
-    let tid = claims.get("tid").and_then(Value::as_str).ok_or(BearerError::Invalid)?;
-    let iss = claims.get("iss").and_then(Value::as_str).ok_or(BearerError::Invalid)?;
-    if exp <= now || nbf > now + 300 {
-        return Err(BearerError::Expired);
-    }
-    if iss != state.settings.issuer(tid) {
-        return Err(BearerError::WrongIssuer);
-    }
-    Ok(claims)
-}
+pub use crate::protocol::bearer::{validate_bearer, BearerError};
 
 /// What the token lets the caller act as.
 #[derive(Debug, Clone, PartialEq, Eq)]

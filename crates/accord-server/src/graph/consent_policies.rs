@@ -14,7 +14,7 @@ use super::permissions::{
     REQUEST_POLICY_READ as POLICY_READ, REQUEST_POLICY_WRITE as POLICY_WRITE,
 };
 use super::service_principals::{actor, json_object, one_sp, require, tenant};
-use crate::administration;
+use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::{AdminConsentRequestPolicy, ReviewerRef};

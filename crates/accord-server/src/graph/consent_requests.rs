@@ -16,9 +16,9 @@ use super::errors::GraphError;
 use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{REQUESTS_READ as READ, REQUESTS_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::admin_consent_requests;
-use crate::administration::{self, Actor, AppConsentRequests, RequestSummary};
-use crate::protocol::errors::Failure;
+use crate::service::admin_consent_requests;
+use crate::service::administration::{self, Actor, AppConsentRequests, RequestSummary};
+use crate::service::ServiceError;
 use crate::state::SharedState;
 use accord_core::consent_records::{RequestStatus, ReviewResult};
 use accord_core::directory::{Tenant, User};
@@ -455,13 +455,10 @@ fn target(group: &AppConsentRequests) -> Option<(Uuid, bool)> {
 
 /// The service layer's refusals in Graph's terms: a reviewer whose role cannot grant is a 403;
 /// deciding a decided request a 409, as Graph's approval API answers.
-fn decision_error(f: Failure, was_pending: bool) -> GraphError {
-    match &f {
-        Failure::Protocol(a) if a.code == 90094 => GraphError::directory_denied(a.message.clone()),
-        Failure::Protocol(a) if a.code == 90014 && !was_pending => {
-            GraphError::new(StatusCode::CONFLICT, "Conflict", a.message.clone())
-        }
-        _ => GraphError::from(f),
+fn decision_error(e: ServiceError, was_pending: bool) -> GraphError {
+    match e {
+        ServiceError::Conflict(a) if !was_pending => GraphError::new(StatusCode::CONFLICT, "Conflict", a.message),
+        other => GraphError::from(other),
     }
 }
 

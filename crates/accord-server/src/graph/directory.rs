@@ -9,7 +9,7 @@ use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
 use super::permissions::{USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
-use crate::administration;
+use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::Group;
 use axum::extract::{OriginalUri, State};

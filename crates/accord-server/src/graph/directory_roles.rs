@@ -13,7 +13,7 @@ use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{ROLE_READ as READ_DELEGATED, ROLE_READ_APP as READ_APP, ROLE_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration;
+use crate::service::administration;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::DirectoryRole;
 use axum::body::Bytes;

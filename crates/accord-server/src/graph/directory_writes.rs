@@ -14,7 +14,7 @@ use super::permissions::{
     GROUP_WRITE as GROUP_WRITE_DELEGATED, GROUP_WRITE_APP, USER_WRITE as USER_WRITE_DELEGATED, USER_WRITE_APP,
 };
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration::{self, Operation};
+use crate::service::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::User;
 use axum::body::Bytes;

@@ -6,6 +6,7 @@
 //! `{"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}`.
 //! Internal failures are logged with the request id; the client sees a generic message.
 
+use crate::service::ServiceError;
 use accord_store::StoreError;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -138,17 +139,18 @@ impl GraphError {
     }
 }
 
-impl From<crate::protocol::errors::Failure> for GraphError {
+impl From<ServiceError> for GraphError {
     /// A refusal of the service layer, in Graph's terms: a missing role is a 403, an object that
-    /// is not the tenant's a 404, anything else the caller sent a 400.
-    fn from(f: crate::protocol::errors::Failure) -> Self {
-        match f {
-            crate::protocol::errors::Failure::Protocol(a) => match a.code {
-                90093 => GraphError::directory_denied(a.message),
-                90015 => GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", a.message),
-                _ => GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", a.message),
-            },
-            crate::protocol::errors::Failure::Internal(detail) => GraphError::internal(detail),
+    /// is not the tenant's a 404, anything else the caller sent a 400 (Graph answers duplicate
+    /// values with 400 `Request_BadRequest` too).
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Forbidden(a) => GraphError::directory_denied(a.message),
+            ServiceError::NotFound(a) => GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", a.message),
+            ServiceError::Conflict(a) | ServiceError::Refused(a) => {
+                GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", a.message)
+            }
+            ServiceError::Internal(detail) => GraphError::internal(detail),
         }
     }
 }

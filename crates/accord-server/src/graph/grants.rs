@@ -9,7 +9,7 @@ use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE};
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration;
+use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::{ConsentType, DelegatedGrant};
 use axum::body::Bytes;

@@ -10,7 +10,7 @@ use super::permissions::{
     AUTH_POLICY_READ as READ_DELEGATED, AUTH_POLICY_READ_APP as READ_APP, AUTH_POLICY_WRITE as WRITE,
 };
 use super::service_principals::{actor, json_object, require, tenant};
-use crate::administration;
+use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::{Tenant, UserConsent};
 use axum::body::Bytes;

@@ -10,7 +10,7 @@ use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{
     APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
 };
-use crate::administration::{self, Actor};
+use crate::service::administration::{self, Actor};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal, Tenant};
 use accord_core::well_known::MICROSOFT_SERVICES_TENANT_ID;

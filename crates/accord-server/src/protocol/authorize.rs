@@ -9,18 +9,20 @@
 
 use super::errors::{Failure, PageFailure};
 use crate::crypto::random_token;
-use crate::sign_in;
+use crate::service::sign_in;
+use crate::service::tokens;
 use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
-use crate::tokens;
 use crate::web::cookies;
+use crate::web::forms::{found, params};
+use crate::web::session::{csrf_cookie, current_session};
 use crate::web::templates::Templates;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::scope::ScopeRequest;
 use accord_core::{Aadsts, OAuthError};
 use accord_store::{AuthCodeRecord, SessionRecord};
 use axum::extract::{Path, RawForm, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
@@ -73,15 +75,6 @@ pub struct AuthorizeRequest {
     pub issued_at: i64,
 }
 
-/// Query or form parameters; the first value of a repeated name wins, unknown names are ignored.
-pub fn params(raw: &[u8]) -> HashMap<String, String> {
-    let mut map = HashMap::new();
-    for (k, v) in form_urlencoded::parse(raw) {
-        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
-    }
-    map
-}
-
 pub async fn authorize_get(
     State(state): State<SharedState>,
     Path(tenant): Path<String>,
@@ -124,7 +117,7 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
                 return complete(state, headers, &req, &client, &tenant, &user, session.auth_time).await;
             }
             Ok(_) => {}
-            Err(e) => return PageFailure(e).into_response(),
+            Err(e) => return PageFailure(e.into()).into_response(),
         }
     }
     if prompt.as_deref() == Some("none") {
@@ -250,38 +243,11 @@ fn validate_request(
     Ok(())
 }
 
-pub(crate) async fn current_session(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(SessionRecord, User)>, Failure> {
-    let Some(token) = cookies::get(headers, cookies::SESSION, state.settings.secure_cookies) else {
-        return Ok(None);
-    };
-    let hash = state.keyring.secret_hash(&token);
-    let Some(session) = state.store.session(&hash).await? else { return Ok(None) };
-    if session.expires_at <= OffsetDateTime::now_utc() {
-        return Ok(None);
-    }
-    let user = state.store.user(session.tenant_id, session.user_id).await?;
-    Ok(user.filter(|u| u.enabled).map(|u| (session, u)))
-}
-
 /// An SSO session is reused only for the same tenant and a matching login hint.
 pub(crate) fn session_fits(path: &TenantPath, user: &User, req: &AuthorizeRequest) -> bool {
     let tenant_ok = path.tenant().is_none_or(|t| t.id == user.tenant_id);
     let hint_ok = req.login_hint.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(&user.upn));
     tenant_ok && hint_ok
-}
-
-pub(crate) fn csrf_cookie(state: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    match cookies::get(headers, cookies::CSRF, state.settings.secure_cookies) {
-        Some(v) => (v, None),
-        None => {
-            let v = random_token();
-            let header = cookies::set(cookies::CSRF, &v, 60 * 60 * 24, state.settings.secure_cookies);
-            (v, Some(header))
-        }
-    }
 }
 
 pub(crate) fn sign_in_page(
@@ -436,8 +402,8 @@ pub(crate) async fn reload_client(
     if req.kind == FlowKind::Portal {
         // Accord's own pages (My Apps, admin center) have no registration: their stand-in client,
         // returning only to our own pages.
-        let return_to = crate::web::portal::safe_return_to(Some(&req.redirect_uri));
-        return Ok((path, crate::web::portal::portal_application(&return_to)));
+        let return_to = super::portal_client::safe_return_to(Some(&req.redirect_uri));
+        return Ok((path, super::portal_client::portal_application(&return_to)));
     }
     let client = state
         .store
@@ -542,13 +508,5 @@ pub(crate) fn respond(req: &AuthorizeRequest, fields: Vec<(String, String)>) -> 
             let html = Templates::render("form_post.html", context! { action => req.redirect_uri, fields });
             Html(html).into_response()
         }
-    }
-}
-
-/// `302 Found`, as Entra answers (axum's `Redirect::to` is a 303).
-pub fn found(location: &str) -> Response {
-    match HeaderValue::from_str(location) {
-        Ok(v) => (StatusCode::FOUND, [(header::LOCATION, v)]).into_response(),
-        Err(_) => PageFailure(Failure::Internal("redirect target is not a valid header".into())).into_response(),
     }
 }

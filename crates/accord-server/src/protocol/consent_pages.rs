@@ -6,14 +6,14 @@
 //! single use), so a submission can only accept what that user saw, once.
 
 use super::authorize::{
-    csrf_cookie, current_session, issue_code, redirect_error, reload_client, respond, sign_in_page, validate_client,
-    AuthorizeRequest, FlowKind,
+    issue_code, redirect_error, reload_client, respond, sign_in_page, validate_client, AuthorizeRequest, FlowKind,
 };
 use super::errors::{Failure, PageFailure};
-use crate::admin_consent_requests;
-use crate::consent::{self, ConsentWorld, Grantee};
+use crate::service::admin_consent_requests;
+use crate::service::consent::{self, ConsentWorld, Grantee};
 use crate::state::{AppState, SharedState};
 use crate::web::cookies;
+use crate::web::session::{csrf_cookie, current_session};
 use crate::web::templates::Templates;
 use accord_core::consent_engine::{Decision, PermissionKind, PermissionRef, Prompt};
 use accord_core::directory::{Application, Tenant, User};
@@ -66,10 +66,10 @@ pub(crate) async fn after_sign_in(
     };
     let world = match ConsentWorld::load(&*state.store, tenant, client, user, &scope).await {
         Ok(w) => w,
-        Err(e) => return PageFailure(e).into_response(),
+        Err(e) => return PageFailure(e.into()).into_response(),
     };
     match req.kind {
-        FlowKind::Portal => super::authorize::found(&req.redirect_uri),
+        FlowKind::Portal => crate::web::forms::found(&req.redirect_uri),
         FlowKind::Authorize => {
             let prompt = req.prompt.as_deref().and_then(Prompt::parse).unwrap_or(Prompt::Default);
             let outcome = world.decide_sign_in(&scope, prompt);
@@ -315,7 +315,7 @@ pub async fn consent_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let fields = super::authorize::params(&body);
+    let fields = crate::web::forms::params(&body);
     let pending = match open_form(&state, &headers, &tenant, &fields).await {
         Ok(p) => p,
         Err(e) => return PageFailure(e).into_response(),
@@ -370,7 +370,7 @@ pub async fn approval_request_post(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let fields = super::authorize::params(&body);
+    let fields = crate::web::forms::params(&body);
     let pending = match open_form(&state, &headers, &tenant, &fields).await {
         Ok(p) => p,
         Err(e) => return PageFailure(e).into_response(),
@@ -441,7 +441,7 @@ async fn admin_consent(state: &AppState, tenant: &str, headers: &HeaderMap, q: O
     if tenant.eq_ignore_ascii_case("common") || tenant.eq_ignore_ascii_case("consumers") {
         return PageFailure(Failure::Protocol(Aadsts::admin_consent_not_on_common())).into_response();
     }
-    let p = super::authorize::params(q.unwrap_or_default().as_bytes());
+    let p = crate::web::forms::params(q.unwrap_or_default().as_bytes());
     let (path, client, mut req) = match validate_client(state, tenant, &p).await {
         Ok(v) => v,
         Err(e) => return PageFailure(e).into_response(),
@@ -467,7 +467,7 @@ async fn admin_consent(state: &AppState, tenant: &str, headers: &HeaderMap, q: O
             }
         }
         Ok(_) => sign_in_page(state, headers, &path, &client, &req, None, StatusCode::OK),
-        Err(e) => PageFailure(e).into_response(),
+        Err(e) => PageFailure(e.into()).into_response(),
     }
 }
 
@@ -478,7 +478,7 @@ pub async fn admin_consent_decide(
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
-    let fields = super::authorize::params(&body);
+    let fields = crate::web::forms::params(&body);
     let pending = match open_form(&state, &headers, &tenant, &fields).await {
         Ok(p) => p,
         Err(e) => return PageFailure(e).into_response(),

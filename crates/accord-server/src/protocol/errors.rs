@@ -27,6 +27,17 @@ impl From<Aadsts> for Failure {
     }
 }
 
+/// A service's refusal reaches a protocol client as its AADSTS error, whatever kind it is.
+impl From<crate::service::ServiceError> for Failure {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as E;
+        match e {
+            E::Forbidden(a) | E::NotFound(a) | E::Conflict(a) | E::Refused(a) => Failure::Protocol(a),
+            E::Internal(detail) => Failure::Internal(detail),
+        }
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
         Failure::Internal(e.to_string())

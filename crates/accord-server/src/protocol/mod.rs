@@ -1,8 +1,10 @@
 //! The Entra-compatible OAuth 2.0 / OpenID Connect surface.
 
 pub mod authorize;
+pub mod bearer;
 pub mod consent_pages;
 pub mod discovery;
 pub mod errors;
+pub mod portal_client;
 pub mod session_end;
 pub mod token;

@@ -1,9 +1,9 @@
 //! `/{tenant}/oauth2/v2.0/logout` and the OIDC userinfo endpoint.
 
-use super::authorize::{found, params};
 use super::errors::JsonFailure;
 use crate::state::{AppState, SharedState};
 use crate::web::cookies;
+use crate::web::forms::{found, params};
 use crate::web::templates::Templates;
 use accord_core::Aadsts;
 use axum::extract::{Path, RawForm, RawQuery, State};
@@ -76,9 +76,9 @@ async fn registered_logout_target(state: &AppState, p: &HashMap<String, String>,
 }
 
 /// Validates a bearer access token we issued: signature, expiry and issuer
-/// (see [`crate::graph::auth::validate_bearer`], which also says why a token was refused).
+/// (see [`super::bearer::validate_bearer`], which also says why a token was refused).
 pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Value> {
-    crate::graph::auth::validate_bearer(state, headers).ok()
+    super::bearer::validate_bearer(state, headers).ok()
 }
 
 pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, JsonFailure> {
@@ -102,7 +102,7 @@ pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> R
     let azp = claims.get("azp").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
     let (given, family) = user.display_name.split_once(' ').unwrap_or((&user.display_name, ""));
     Ok(Json(json!({
-        "sub": crate::tokens::pairwise_subject(&state, user.id, azp),
+        "sub": crate::service::tokens::pairwise_subject(&state, user.id, azp),
         "name": user.display_name,
         "given_name": given,
         "family_name": family,

@@ -1,14 +1,14 @@
 //! `POST /{tenant}/oauth2/v2.0/token`: one handler per grant type behind one client
 //! authentication step and one response builder.
 
-use super::authorize::params;
 use super::errors::{Failure, JsonFailure};
-use crate::consent::{self, DelegatedDecision};
 use crate::crypto::random_token;
-use crate::sign_in;
+use crate::service::consent::{self, DelegatedDecision};
+use crate::service::sign_in;
+use crate::service::tokens::{self, IdTokenInput, UserTokenInput};
 use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
-use crate::tokens::{self, IdTokenInput, UserTokenInput};
+use crate::web::forms::params;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
@@ -256,10 +256,10 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
     let decision = match consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await {
         Ok(d) => d,
         Err(e) => {
-            if matches!(&e, Failure::Protocol(a) if a.code == 65001 || a.code == 50105 || a.code == 7000112) {
+            if consent::ends_refresh_family(&e) {
                 state.store.revoke_refresh_family(record.family_id).await?;
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let refresh = Refresh::Rotate { previous: record };

@@ -1,6 +1,9 @@
-//! HTML pages and browser plumbing: templates, cookies, CSRF and security headers.
+//! Browser plumbing every page-serving surface shares: templates, cookies, the session and
+//! CSRF secret, form parameters and redirects, security headers. Nothing here knows a surface
+//! (`tests/architecture.rs` checks).
 
 pub mod cookies;
-pub mod portal;
+pub mod forms;
 pub mod security;
+pub mod session;
 pub mod templates;

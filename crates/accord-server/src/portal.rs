@@ -2,13 +2,15 @@
 //! and SSO session as the protocol endpoints. `PortalUser` is the signed-in person of a page
 //! request; without a session the browser is sent to the sign-in form and back.
 
-use crate::administration::Actor;
-use crate::protocol::authorize::{current_session, found, sign_in_page, AuthorizeRequest, FlowKind, ResponseMode};
-use crate::protocol::errors::{Failure, PageFailure};
+use crate::protocol::authorize::{sign_in_page, AuthorizeRequest, FlowKind, ResponseMode};
+use crate::protocol::errors::PageFailure;
+use crate::service::administration::Actor;
 use crate::state::{AppState, SharedState};
 use crate::tenancy::TenantPath;
 use crate::web::cookies;
-use accord_core::directory::{Application, SignInAudience, Tenant, User};
+use crate::web::forms::found;
+use crate::web::session::current_session;
+use accord_core::directory::{Tenant, User};
 use axum::extract::{FromRequestParts, OriginalUri, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,33 +20,7 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The stand-in "client" shown on the sign-in page for Accord's own pages.
-pub fn portal_application(return_to: &str) -> Application {
-    Application {
-        id: Uuid::nil(),
-        app_id: Uuid::nil(),
-        home_tenant_id: Uuid::nil(),
-        display_name: "Accord — My Apps and admin center".into(),
-        sign_in_audience: SignInAudience::MultipleOrgs,
-        redirect_uris: vec![return_to.to_string()],
-        public_client: false,
-        verified_publisher: true,
-        identifier_uri: None,
-        scopes: Vec::new(),
-        app_roles: Vec::new(),
-        required: Vec::new(),
-    }
-}
-
-/// Only local paths under our pages are allowed as a return target (no open redirect).
-pub fn safe_return_to(raw: Option<&str>) -> String {
-    match raw {
-        Some(p) if (p.starts_with("/admin") || p.starts_with("/myapps")) && !p.contains("//") && !p.contains('\\') => {
-            p.to_string()
-        }
-        _ => "/myapps".to_string(),
-    }
-}
+pub use crate::protocol::portal_client::{portal_application, safe_return_to};
 
 #[derive(Deserialize)]
 pub struct SignInQuery {
@@ -95,14 +71,14 @@ impl PortalUser {
         state: &AppState,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), accord_core::Aadsts> {
         let ok = cookies::get(headers, cookies::CSRF, state.settings.secure_cookies)
             .zip(form.get("csrf"))
             .is_some_and(|(secret, token)| state.keyring.csrf_valid(&secret, token));
         if ok {
             Ok(())
         } else {
-            Err(accord_core::Aadsts::form_expired("The form did not come from this site or has expired.").into())
+            Err(accord_core::Aadsts::form_expired("The form did not come from this site or has expired."))
         }
     }
 }
@@ -129,7 +105,7 @@ impl FromRequestParts<SharedState> for PortalUser {
         let session = match current_session(state, &parts.headers).await {
             Ok(Some((_, user))) => user,
             Ok(None) => return Err(to_sign_in()),
-            Err(e) => return Err(SignInRedirect(PageFailure(e).into_response())),
+            Err(e) => return Err(SignInRedirect(PageFailure(e.into()).into_response())),
         };
         let tenant = match state.store.tenant(session.tenant_id).await {
             Ok(Some(t)) => t,
@@ -137,9 +113,9 @@ impl FromRequestParts<SharedState> for PortalUser {
         };
         let actor = match Actor::user(&*state.store, session.clone()).await {
             Ok(a) => a,
-            Err(e) => return Err(SignInRedirect(PageFailure(e).into_response())),
+            Err(e) => return Err(SignInRedirect(PageFailure(e.into()).into_response())),
         };
-        let (secret, set_csrf_cookie) = crate::protocol::authorize::csrf_cookie(state, &parts.headers);
+        let (secret, set_csrf_cookie) = crate::web::session::csrf_cookie(state, &parts.headers);
         Ok(PortalUser { csrf: state.keyring.csrf_token(&secret), user: session, tenant, actor, set_csrf_cookie })
     }
 }

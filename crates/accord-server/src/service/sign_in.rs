@@ -1,7 +1,7 @@
 //! Password sign-in with lockout: shared by the sign-in page and the ROPC grant.
 
 use crate::crypto::{dummy_password_hash, verify_password};
-use crate::protocol::errors::Failure;
+use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::tenancy::TenantPath;
 use accord_core::directory::{Tenant, User};
@@ -9,7 +9,7 @@ use accord_core::Aadsts;
 use time::{Duration, OffsetDateTime};
 
 /// Finds the user's tenant from the UPN's domain, enforcing a tenant-specific authority.
-pub async fn home_tenant(state: &AppState, path: &TenantPath, upn: &str) -> Result<Tenant, Failure> {
+pub async fn home_tenant(state: &AppState, path: &TenantPath, upn: &str) -> Result<Tenant, ServiceError> {
     let domain = upn.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default();
     let by_domain = if domain.is_empty() { None } else { state.store.tenant_by_domain(&domain).await? };
     match (path, by_domain) {
@@ -31,7 +31,7 @@ async fn verify_blocking(password: String, phc: String) -> bool {
 }
 
 /// Checks a password. Unknown users and wrong passwords give the same error (AADSTS50126).
-pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password: &str) -> Result<User, Failure> {
+pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password: &str) -> Result<User, ServiceError> {
     let store = &*state.store;
     let now = OffsetDateTime::now_utc();
     let Some(user) = store.user_by_upn(tenant.id, upn.trim()).await? else {

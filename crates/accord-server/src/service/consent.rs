@@ -3,7 +3,7 @@
 //! refresh, admin consent, the request workflow, `accord explain` — goes through here, so a
 //! rule lives in one place (the engine) and a grant is written in one way.
 
-use crate::protocol::errors::Failure;
+use crate::service::ServiceError;
 use accord_core::consent_engine::{
     self, ConsentSnapshot, Decision, GroupMembership, Outcome, PermissionKind, PermissionRef, Prompt, ResourceView,
 };
@@ -26,7 +26,7 @@ pub struct TenantResource {
 }
 
 /// Finds an API by identifier URI or application id, and its service principal in the tenant.
-pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) -> Result<TenantResource, Failure> {
+pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) -> Result<TenantResource, ServiceError> {
     let app = match Uuid::parse_str(name) {
         Ok(app_id) => store.application_by_app_id(app_id).await?,
         Err(_) => store.application_by_identifier_uri(name).await?,
@@ -71,7 +71,7 @@ impl ConsentWorld {
         client: &Application,
         user: &User,
         request: &ScopeRequest,
-    ) -> Result<ConsentWorld, Failure> {
+    ) -> Result<ConsentWorld, ServiceError> {
         let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
         let roles = store.user_roles(tenant.id, user.id).await?;
         let groups =
@@ -155,7 +155,7 @@ async fn user_groups(
     tenant_id: Uuid,
     user_id: Uuid,
     with_paths: bool,
-) -> Result<Vec<(Uuid, String, Option<Uuid>)>, Failure> {
+) -> Result<Vec<(Uuid, String, Option<Uuid>)>, ServiceError> {
     let ids = store.transitive_groups_of(tenant_id, user_id).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -187,7 +187,7 @@ async fn load_resources(
     tenant_id: Uuid,
     client: &Application,
     request: &ScopeRequest,
-) -> Result<Vec<(Application, Uuid, Vec<Uuid>)>, Failure> {
+) -> Result<Vec<(Application, Uuid, Vec<Uuid>)>, ServiceError> {
     let mut apps: Vec<Application> = Vec::new();
     let add = |app: Option<Application>, apps: &mut Vec<Application>| {
         if let Some(app) = app {
@@ -256,13 +256,13 @@ pub async fn delegated_access(
     client: &Application,
     user: &User,
     request: &ScopeRequest,
-) -> Result<DelegatedDecision, Failure> {
+) -> Result<DelegatedDecision, ServiceError> {
     let world = ConsentWorld::load(store, tenant, client, user, request).await?;
     let outcome = world.decide_sign_in(request, Prompt::Default);
     match outcome.decision {
         Decision::Issue { resource_app_id, scopes, roles } => {
             let resource = world.resource(resource_app_id).cloned().ok_or_else(|| {
-                Failure::Internal(format!("engine chose resource {resource_app_id} outside the snapshot"))
+                ServiceError::Internal(format!("engine chose resource {resource_app_id} outside the snapshot"))
             })?;
             Ok(DelegatedDecision { resource, scopes, roles, oidc: request.oidc })
         }
@@ -308,7 +308,7 @@ pub async fn grant(
     grantee: Grantee<'_>,
     permissions: &[PermissionRef],
     extra: Vec<Change>,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     let now = OffsetDateTime::now_utc();
     let mut changes = Vec::new();
     let client_sp = match store.service_principal_by_app_id(tenant.id, client.app_id).await? {
@@ -427,7 +427,7 @@ pub async fn application_roles(
     tenant_id: Uuid,
     client_sp: &ServicePrincipal,
     resource: &TenantResource,
-) -> Result<Vec<String>, Failure> {
+) -> Result<Vec<String>, ServiceError> {
     let assignments = store.app_role_assignments_of(tenant_id, client_sp.id).await?;
     Ok(assignments
         .iter()
@@ -436,4 +436,22 @@ pub async fn application_roles(
         })
         .filter_map(|a| resource.app.app_role_by_id(a.app_role_id).map(|r| r.value.clone()))
         .collect())
+}
+
+/// Whether a refusal at refresh means the access behind a refresh token is gone for good —
+/// consent withdrawn (65001), the user no longer assigned (50105), the app disabled (7000112) —
+/// so that the whole token family is revoked rather than only this request refused.
+pub fn ends_refresh_family(e: &ServiceError) -> bool {
+    e.refusal().is_some_and(|a| matches!(a.code, 65001 | 50105 | 7000112))
+}
+
+/// The consent engine's refusal of admin consent as the service reports it: a refusal for the
+/// actor's missing role (`access_denied`, AADSTS90094) is [`ServiceError::Forbidden`], any other
+/// (a disabled app, an unknown permission) a plain refusal.
+pub fn admin_consent_refusal(e: accord_core::Aadsts) -> ServiceError {
+    if e.error == accord_core::OAuthError::AccessDenied {
+        ServiceError::Forbidden(e)
+    } else {
+        ServiceError::Refused(e)
+    }
 }

@@ -4,15 +4,15 @@
 //! writes its change together with an audit event in one transaction, and returns a specific
 //! error otherwise. No page or endpoint implements a rule of its own.
 
-use crate::consent::{self, audit, ConsentWorld, Grantee};
 use crate::crypto::{hash_password, random_token, Keyring};
-use crate::protocol::errors::Failure;
+use crate::service::consent::{self, audit, ConsentWorld, Grantee};
+use crate::service::ServiceError;
 use accord_core::consent_engine::{Decision, PermissionRef};
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::DEFAULT_ACCESS_ROLE_ID;
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use accord_store::{Change, Store};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -28,7 +28,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub async fn user(store: &dyn Store, user: User) -> Result<Actor, Failure> {
+    pub async fn user(store: &dyn Store, user: User) -> Result<Actor, ServiceError> {
         let roles = store.user_roles(user.tenant_id, user.id).await?;
         Ok(Actor::User { user, roles })
     }
@@ -141,17 +141,12 @@ impl Operation {
     }
 }
 
-fn forbidden(actor: &Actor, what: &str) -> Failure {
-    Aadsts::new(
-        90093,
-        OAuthError::AccessDenied,
-        format!("{} does not have a role that allows {what} in this organisation.", actor.label()),
-    )
-    .into()
+fn forbidden(actor: &Actor, what: &str) -> ServiceError {
+    ServiceError::forbidden(format!("{} does not have a role that allows {what} in this organisation.", actor.label()))
 }
 
 /// Checks `actor` may perform `op`.
-pub fn authorize(actor: &Actor, op: Operation) -> Result<(), Failure> {
+pub fn authorize(actor: &Actor, op: Operation) -> Result<(), ServiceError> {
     let ok = match actor {
         Actor::User { roles, .. } => roles.iter().any(|r| op.roles().contains(r)),
         Actor::App { permissions, .. } => {
@@ -187,27 +182,29 @@ fn describe(op: Operation) -> &'static str {
     }
 }
 
-fn invalid(field: &str, why: &str) -> Failure {
+fn invalid(field: &str, why: &str) -> ServiceError {
     Aadsts::invalid_parameter(field, why).into()
 }
 
-fn not_found(what: &str) -> Failure {
-    Aadsts::new(90015, OAuthError::InvalidRequest, format!("{what} was not found in this organisation.")).into()
+fn not_found(what: &str) -> ServiceError {
+    ServiceError::not_found(format!("{what} was not found in this organisation."))
 }
 
-async fn apply(store: &dyn Store, changes: Vec<Change>) -> Result<(), Failure> {
+async fn apply(store: &dyn Store, changes: Vec<Change>) -> Result<(), ServiceError> {
     store.apply(&changes).await.map_err(|e| match e {
-        accord_store::StoreError::Conflict(what) => {
-            Aadsts::new(90016, OAuthError::InvalidRequest, format!("Conflict: {what}.")).into()
-        }
+        accord_store::StoreError::Conflict(what) => ServiceError::conflict(format!("Conflict: {what}.")),
         accord_store::StoreError::NotFound(what) => not_found(&what),
-        other => Failure::from(other),
+        other => ServiceError::from(other),
     })
 }
 
 // ------------------------------------------------------------------ enterprise applications
 
-pub async fn service_principal(store: &dyn Store, tenant: &Tenant, sp_id: Uuid) -> Result<ServicePrincipal, Failure> {
+pub async fn service_principal(
+    store: &dyn Store,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<ServicePrincipal, ServiceError> {
     store.service_principal(tenant.id, sp_id).await?.ok_or_else(|| not_found("The enterprise application"))
 }
 
@@ -219,7 +216,7 @@ pub async fn set_service_principal(
     sp_id: Uuid,
     enabled: Option<bool>,
     assignment_required: Option<bool>,
-) -> Result<ServicePrincipal, Failure> {
+) -> Result<ServicePrincipal, ServiceError> {
     authorize(actor, Operation::ManageEnterpriseApps)?;
     let mut sp = service_principal(store, tenant, sp_id).await?;
     // Microsoft Graph carries the sign-in permissions of every app: disabling it, or
@@ -254,7 +251,7 @@ pub async fn add_assignment(
     sp_id: Uuid,
     principal_id: Uuid,
     app_role_id: Option<Uuid>,
-) -> Result<AppRoleAssignment, Failure> {
+) -> Result<AppRoleAssignment, ServiceError> {
     authorize(actor, Operation::ManageAssignments)?;
     let sp = service_principal(store, tenant, sp_id).await?;
     let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The application"))?;
@@ -304,7 +301,7 @@ pub async fn add_assignment(
 /// Who may remove an app role assignment: those who manage assignments; an application
 /// permission (`to_app`: assigned to an app) also a user whose role lets them grant it — a
 /// Privileged Role Administrator, as in Entra.
-fn authorize_unassign(actor: &Actor, to_app: bool) -> Result<(), Failure> {
+fn authorize_unassign(actor: &Actor, to_app: bool) -> Result<(), ServiceError> {
     match authorize(actor, Operation::ManageAssignments) {
         Err(_) if to_app && matches!(actor, Actor::User { .. }) => authorize(actor, Operation::ManageGrants),
         other => other,
@@ -317,7 +314,7 @@ pub async fn remove_app_role_assignment(
     tenant: &Tenant,
     resource_sp_id: Uuid,
     assignment_id: Uuid,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize_unassign(actor, true)?;
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let found = store.app_role_assignments_to(tenant.id, sp.id).await?.into_iter().find(|a| a.id == assignment_id);
@@ -347,7 +344,12 @@ pub async fn remove_app_role_assignment(
 // ------------------------------------------------------------------ delegated grants
 
 /// Revokes a delegated grant. Administrators may revoke any; a user only their own consent.
-pub async fn revoke_grant(store: &dyn Store, actor: &Actor, tenant: &Tenant, grant_id: Uuid) -> Result<(), Failure> {
+pub async fn revoke_grant(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    grant_id: Uuid,
+) -> Result<(), ServiceError> {
     let grant = store.delegated_grant(tenant.id, grant_id).await?.ok_or_else(|| not_found("The permission grant"))?;
     let own = matches!(actor, Actor::User { user, .. } if grant.principal_id == Some(user.id));
     if !own {
@@ -372,7 +374,7 @@ pub async fn update_grant_scopes(
     tenant: &Tenant,
     grant_id: Uuid,
     scopes: &str,
-) -> Result<DelegatedGrant, Failure> {
+) -> Result<DelegatedGrant, ServiceError> {
     authorize(actor, Operation::ManageGrants)?;
     let mut grant =
         store.delegated_grant(tenant.id, grant_id).await?.ok_or_else(|| not_found("The permission grant"))?;
@@ -401,7 +403,7 @@ pub async fn create_grant(
     resource_sp_id: Uuid,
     principal_id: Option<Uuid>,
     scopes: &str,
-) -> Result<DelegatedGrant, Failure> {
+) -> Result<DelegatedGrant, ServiceError> {
     authorize(actor, Operation::ManageGrants)?;
     let client = service_principal(store, tenant, client_sp_id)
         .await
@@ -420,12 +422,9 @@ pub async fn create_grant(
         .iter()
         .any(|g| g.resource_sp_id == resource_sp.id && g.consent_type == consent_type && g.principal_id == principal_id)
     {
-        return Err(Aadsts::new(
-            90016,
-            OAuthError::InvalidRequest,
+        return Err(ServiceError::conflict(
             "A permission grant already exists for this client, resource and principal; update its scope instead.",
-        )
-        .into());
+        ));
     }
     let grant = DelegatedGrant {
         tenant_id: tenant.id,
@@ -450,7 +449,7 @@ pub async fn create_grant(
     Ok(grant)
 }
 
-fn validate_scopes(resource: &Application, scopes: &str) -> Result<Vec<String>, Failure> {
+fn validate_scopes(resource: &Application, scopes: &str) -> Result<Vec<String>, ServiceError> {
     let mut out: Vec<String> = Vec::new();
     for s in scopes.split_whitespace() {
         let scope = resource.scope(s).ok_or_else(|| {
@@ -473,7 +472,7 @@ pub async fn admin_consent_preview(
     actor: &Actor,
     tenant: &Tenant,
     app: &Application,
-) -> Result<Vec<PermissionRef>, Failure> {
+) -> Result<Vec<PermissionRef>, ServiceError> {
     let Actor::User { user, .. } = actor else {
         return Err(forbidden(actor, "granting admin consent (it needs a signed-in administrator)"));
     };
@@ -483,8 +482,8 @@ pub async fn admin_consent_preview(
         Decision::PromptAdminConsent { delegated, application } => {
             Ok(delegated.into_iter().chain(application).collect())
         }
-        Decision::Refuse(e) => Err(e.into()),
-        other => Err(Failure::Internal(format!("admin consent produced {}", other.kind()))),
+        Decision::Refuse(e) => Err(crate::service::consent::admin_consent_refusal(e)),
+        other => Err(ServiceError::Internal(format!("admin consent produced {}", other.kind()))),
     }
 }
 
@@ -494,12 +493,13 @@ pub async fn grant_admin_consent(
     actor: &Actor,
     tenant: &Tenant,
     app: &Application,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     let permissions = admin_consent_preview(store, actor, tenant, app).await?;
     let Actor::User { user, .. } = actor else {
         return Err(forbidden(actor, "granting admin consent (it needs a signed-in administrator)"));
     };
-    let completions = crate::admin_consent_requests::complete_pending_changes(store, tenant, app, user).await?;
+    let completions =
+        crate::service::admin_consent_requests::complete_pending_changes(store, tenant, app, user).await?;
     consent::grant(store, tenant, app, Grantee::Organisation { admin: user }, &permissions, completions).await
 }
 
@@ -510,7 +510,7 @@ pub async fn set_user_consent(
     actor: &Actor,
     tenant: &Tenant,
     setting: UserConsent,
-) -> Result<Tenant, Failure> {
+) -> Result<Tenant, ServiceError> {
     authorize(actor, Operation::ManageUserConsentSetting)?;
     let mut t = tenant.clone();
     let before = t.user_consent;
@@ -523,7 +523,7 @@ pub async fn set_user_consent(
 
 /// The admin consent request settings, for a person who may read the directory or an app
 /// holding a Graph permission that reads or manages them (the Graph read of the policy).
-pub fn request_policy(actor: &Actor, tenant: &Tenant) -> Result<AdminConsentRequestPolicy, Failure> {
+pub fn request_policy(actor: &Actor, tenant: &Tenant) -> Result<AdminConsentRequestPolicy, ServiceError> {
     let app_may_read = match actor {
         Actor::App { permissions, .. } => ["Policy.Read.All", "Policy.ReadWrite.ConsentRequest"]
             .iter()
@@ -541,7 +541,7 @@ pub async fn set_request_policy(
     actor: &Actor,
     tenant: &Tenant,
     mut policy: AdminConsentRequestPolicy,
-) -> Result<Tenant, Failure> {
+) -> Result<Tenant, ServiceError> {
     authorize(actor, Operation::ManageRequestPolicy)?;
     if !(1..=30).contains(&policy.expire_after_days) {
         return Err(invalid("requestDurationInDays", "it must be between 1 and 30"));
@@ -578,7 +578,7 @@ pub async fn classify(
     resource_sp_id: Uuid,
     permission: &str,
     low: bool,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageClassifications)?;
     let sp = service_principal(store, tenant, resource_sp_id).await?;
     let resource = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
@@ -618,7 +618,7 @@ pub async fn classify(
 
 // ------------------------------------------------------------------ users, roles, groups
 
-fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, Failure> {
+fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, ServiceError> {
     let upn = upn.trim().to_ascii_lowercase();
     let Some((name, domain)) = upn.split_once('@') else {
         return Err(invalid("userPrincipalName", "expected name@domain"));
@@ -635,14 +635,14 @@ fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, Failure> {
     Ok(upn)
 }
 
-fn valid_password(password: &str) -> Result<(), Failure> {
+fn valid_password(password: &str) -> Result<(), ServiceError> {
     if password.chars().count() < 8 || password.len() > 256 {
         return Err(invalid("password", "it must be 8 to 256 characters"));
     }
     Ok(())
 }
 
-fn valid_name(field: &str, name: &str) -> Result<String, Failure> {
+fn valid_name(field: &str, name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
         return Err(invalid(field, "it must be 1 to 256 printable characters"));
@@ -657,23 +657,18 @@ pub async fn create_user(
     upn: &str,
     display_name: &str,
     password: &str,
-) -> Result<User, Failure> {
+) -> Result<User, ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     let upn = valid_upn(tenant, upn)?;
     let display_name = valid_name("displayName", display_name)?;
     valid_password(password)?;
     if store.user_by_upn(tenant.id, &upn).await?.is_some() {
-        return Err(Aadsts::new(
-            90016,
-            OAuthError::InvalidRequest,
-            format!("Another user already has the user principal name {upn}."),
-        )
-        .into());
+        return Err(ServiceError::conflict(format!("Another user already has the user principal name {upn}.")));
     }
     let password = password.to_string();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
-        .map_err(|e| Failure::Internal(e.to_string()))?;
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
     let user = User {
         tenant_id: tenant.id,
         id: Uuid::new_v4(),
@@ -698,7 +693,7 @@ pub async fn set_user_enabled(
     tenant: &Tenant,
     user_id: Uuid,
     enabled: bool,
-) -> Result<User, Failure> {
+) -> Result<User, ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     if !enabled && actor.user_ref().is_some_and(|a| a.id == user.id) {
@@ -719,7 +714,7 @@ pub async fn set_user_enabled(
 /// the store's `DeleteUser`), and takes them off the admin-consent reviewers. Accord keeps no
 /// deleted-items bin to restore them from; the audit log keeps their UPN. Nobody deletes their
 /// own account.
-pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid) -> Result<(), Failure> {
+pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     if actor.user_ref().is_some_and(|a| a.id == user.id) {
@@ -743,7 +738,7 @@ pub async fn rename_user(
     tenant: &Tenant,
     user_id: Uuid,
     display_name: &str,
-) -> Result<User, Failure> {
+) -> Result<User, ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     let display_name = valid_name("displayName", display_name)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
@@ -765,7 +760,7 @@ pub async fn reset_password(
     tenant: &Tenant,
     user_id: Uuid,
     password: &str,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     valid_password(password)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
@@ -773,7 +768,7 @@ pub async fn reset_password(
     user.password_hash = Some(
         tokio::task::spawn_blocking(move || hash_password(&password))
             .await
-            .map_err(|e| Failure::Internal(e.to_string()))?,
+            .map_err(|e| ServiceError::Internal(e.to_string()))?,
     );
     user.failed_sign_ins = 0;
     user.locked_until = None;
@@ -793,7 +788,7 @@ pub async fn set_user_roles(
     tenant: &Tenant,
     user_id: Uuid,
     roles: Vec<DirectoryRole>,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageRoles)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     // A Privileged Role Administrator cannot make anyone a Global Administrator.
@@ -825,16 +820,11 @@ pub async fn create_group(
     actor: &Actor,
     tenant: &Tenant,
     display_name: &str,
-) -> Result<Group, Failure> {
+) -> Result<Group, ServiceError> {
     authorize(actor, Operation::ManageGroups)?;
     let display_name = valid_name("displayName", display_name)?;
     if store.group_by_name(tenant.id, &display_name).await?.is_some() {
-        return Err(Aadsts::new(
-            90016,
-            OAuthError::InvalidRequest,
-            format!("A group named '{display_name}' already exists."),
-        )
-        .into());
+        return Err(ServiceError::conflict(format!("A group named '{display_name}' already exists.")));
     }
     let group = Group { tenant_id: tenant.id, id: Uuid::new_v4(), display_name };
     apply(
@@ -855,7 +845,7 @@ pub async fn add_group_member(
     tenant: &Tenant,
     group_id: Uuid,
     member_id: Uuid,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageGroups)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let kind = if store.user(tenant.id, member_id).await?.is_some() {
@@ -894,7 +884,7 @@ pub async fn remove_group_member(
     tenant: &Tenant,
     group_id: Uuid,
     member_id: Uuid,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageGroups)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let mut members = store.group_members(tenant.id, group_id).await?;
@@ -921,7 +911,7 @@ pub async fn remove_group_member(
 // ------------------------------------------------------------------ app registrations
 
 /// An app registration homed in this tenant (others' apps are not editable here).
-pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: Uuid) -> Result<Application, Failure> {
+pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: Uuid) -> Result<Application, ServiceError> {
     store
         .application_by_app_id(app_id)
         .await?
@@ -935,7 +925,7 @@ pub async fn create_application(
     tenant: &Tenant,
     display_name: &str,
     audience: SignInAudience,
-) -> Result<Application, Failure> {
+) -> Result<Application, ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = Application {
         id: Uuid::new_v4(),
@@ -980,7 +970,7 @@ pub async fn update_application(
     actor: &Actor,
     tenant: &Tenant,
     app: Application,
-) -> Result<Application, Failure> {
+) -> Result<Application, ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let current = own_application(store, tenant, app.app_id).await?;
     if app.id != current.id || app.home_tenant_id != current.home_tenant_id {
@@ -1017,7 +1007,7 @@ pub async fn update_application(
 
 /// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
 /// delegated permission as a scope, an application permission as a role applications may hold.
-async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(), Failure> {
+async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(), ServiceError> {
     let mut seen = std::collections::HashSet::new();
     for req in &app.required {
         if !seen.insert(req.resource_app_id) {
@@ -1052,7 +1042,7 @@ async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(
     }
     Ok(())
 }
-pub fn valid_redirect_uri(uri: &str) -> Result<(), Failure> {
+pub fn valid_redirect_uri(uri: &str) -> Result<(), ServiceError> {
     let parsed =
         url::Url::parse(uri).map_err(|_| invalid("redirectUris", &format!("'{uri}' is not an absolute URL")))?;
     let local = matches!(parsed.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"));
@@ -1076,7 +1066,7 @@ pub async fn add_client_secret(
     app_id: Uuid,
     description: &str,
     valid_days: u32,
-) -> Result<(ClientSecret, String), Failure> {
+) -> Result<(ClientSecret, String), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;
     if !(1..=730).contains(&valid_days) {
@@ -1115,7 +1105,7 @@ pub async fn delete_client_secret(
     tenant: &Tenant,
     app_id: Uuid,
     secret_id: Uuid,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;
     if !store.client_secrets(app.id).await?.iter().any(|s| s.id == secret_id) {
@@ -1140,7 +1130,7 @@ pub async fn delete_application(
     actor: &Actor,
     tenant: &Tenant,
     app_id: Uuid,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;
     let detail = json!({ "displayName": app.display_name, "objectId": app.id });
@@ -1164,7 +1154,7 @@ use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
 use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
 
 /// The organisation that publishes an app: Microsoft for first-party apps, else its home tenant.
-pub async fn publisher_name(store: &dyn Store, owner_tenant_id: Uuid) -> Result<String, Failure> {
+pub async fn publisher_name(store: &dyn Store, owner_tenant_id: Uuid) -> Result<String, ServiceError> {
     if owner_tenant_id == MICROSOFT_SERVICES_TENANT_ID {
         return Ok("Microsoft".into());
     }
@@ -1205,7 +1195,7 @@ impl PrincipalSummary {
 }
 
 /// Looks a principal up by object id (users, then groups, then service principals).
-pub async fn principal(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<Option<PrincipalSummary>, Failure> {
+pub async fn principal(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<Option<PrincipalSummary>, ServiceError> {
     if let Some(u) = store.user(tenant.id, id).await? {
         return Ok(Some(PrincipalSummary::of_user(&u)));
     }
@@ -1226,7 +1216,7 @@ async fn principal_or_deleted(
     tenant: &Tenant,
     id: Uuid,
     kind: PrincipalType,
-) -> Result<PrincipalSummary, Failure> {
+) -> Result<PrincipalSummary, ServiceError> {
     Ok(principal(store, tenant, id).await?.unwrap_or(PrincipalSummary {
         id,
         kind,
@@ -1245,7 +1235,7 @@ pub async fn find_principals(
     query: &str,
     include_groups: bool,
     limit: usize,
-) -> Result<Vec<PrincipalSummary>, Failure> {
+) -> Result<Vec<PrincipalSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let needle = query.trim().to_lowercase();
     let hit = |texts: &[&str]| needle.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&needle));
@@ -1298,7 +1288,7 @@ pub async fn enterprise_apps(
     actor: &Actor,
     tenant: &Tenant,
     filter: &EnterpriseAppFilter,
-) -> Result<Vec<EnterpriseAppSummary>, Failure> {
+) -> Result<Vec<EnterpriseAppSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let pending: Vec<Uuid> = store
         .consent_requests(tenant.id, None)
@@ -1357,7 +1347,7 @@ pub async fn app_assignments(
     actor: &Actor,
     tenant: &Tenant,
     sp_id: Uuid,
-) -> Result<Vec<AssignmentSummary>, Failure> {
+) -> Result<Vec<AssignmentSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = service_principal(store, tenant, sp_id).await?;
     let app = store.application_by_app_id(sp.app_id).await?;
@@ -1406,7 +1396,7 @@ pub async fn app_permissions(
     actor: &Actor,
     tenant: &Tenant,
     sp_id: Uuid,
-) -> Result<AppPermissions, Failure> {
+) -> Result<AppPermissions, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = service_principal(store, tenant, sp_id).await?;
     let mut out = AppPermissions::default();
@@ -1452,7 +1442,7 @@ pub async fn users(
     actor: &Actor,
     tenant: &Tenant,
     query: &str,
-) -> Result<Vec<UserSummary>, Failure> {
+) -> Result<Vec<UserSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let needle = query.trim().to_lowercase();
     let mut out = Vec::new();
@@ -1472,7 +1462,7 @@ pub async fn user_details(
     actor: &Actor,
     tenant: &Tenant,
     user_id: Uuid,
-) -> Result<(UserSummary, Vec<Group>), Failure> {
+) -> Result<(UserSummary, Vec<Group>), ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     let roles = store.user_roles(tenant.id, user.id).await?;
@@ -1492,7 +1482,7 @@ pub struct GroupDetails {
     pub member_of: Vec<Group>,
 }
 
-pub async fn groups(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<Vec<(Group, usize)>, Failure> {
+pub async fn groups(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<Vec<(Group, usize)>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let mut out = Vec::new();
     for g in store.groups(tenant.id).await? {
@@ -1508,7 +1498,7 @@ pub async fn group_details(
     actor: &Actor,
     tenant: &Tenant,
     group_id: Uuid,
-) -> Result<GroupDetails, Failure> {
+) -> Result<GroupDetails, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let all_groups = store.groups(tenant.id).await?;
@@ -1556,14 +1546,14 @@ pub async fn group_details(
 /// The tenant's users, by display name, for Graph directory reads. The caller has checked the
 /// token's permission (Graph lets any delegated caller with a directory-read scope read users,
 /// without a directory role); only the tenant's own objects are ever returned.
-pub async fn directory_users(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<User>, Failure> {
+pub async fn directory_users(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<User>, ServiceError> {
     let mut users = store.users(tenant_id).await?;
     users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
     Ok(users)
 }
 
 /// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
-pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<Group>, Failure> {
+pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<Group>, ServiceError> {
     let mut groups = store.groups(tenant_id).await?;
     groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
     Ok(groups)
@@ -1577,7 +1567,7 @@ pub async fn directory_group_members(
     tenant_id: Uuid,
     group_id: Uuid,
     transitive: bool,
-) -> Result<Option<(Vec<User>, Vec<Group>)>, Failure> {
+) -> Result<Option<(Vec<User>, Vec<Group>)>, ServiceError> {
     let Some(group) = store.group(tenant_id, group_id).await? else { return Ok(None) };
     let mut seen = std::collections::HashSet::from([group.id]);
     let mut queue = std::collections::VecDeque::from([group.id]);
@@ -1626,7 +1616,10 @@ pub struct DirectoryApplication {
 /// The tenant's own app registrations, by display name (Graph directory reads; see
 /// [`directory_users`]). Apps homed in other tenants are never returned: there they are only
 /// service principals.
-pub async fn directory_applications(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<DirectoryApplication>, Failure> {
+pub async fn directory_applications(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<DirectoryApplication>, ServiceError> {
     let mut out = Vec::new();
     for app in store.applications_homed_in(tenant_id).await? {
         let mut secrets = store.client_secrets(app.id).await?;
@@ -1643,7 +1636,7 @@ pub async fn directory_applications(store: &dyn Store, tenant_id: Uuid) -> Resul
 pub async fn directory_role_holders(
     store: &dyn Store,
     tenant_id: Uuid,
-) -> Result<Vec<(User, Vec<DirectoryRole>)>, Failure> {
+) -> Result<Vec<(User, Vec<DirectoryRole>)>, ServiceError> {
     let mut out = Vec::new();
     for user in directory_users(store, tenant_id).await? {
         let roles = store.user_roles(tenant_id, user.id).await?;
@@ -1659,7 +1652,7 @@ pub async fn directory_role_holders(
 pub async fn directory_service_principals(
     store: &dyn Store,
     tenant_id: Uuid,
-) -> Result<Vec<(ServicePrincipal, Option<Application>)>, Failure> {
+) -> Result<Vec<(ServicePrincipal, Option<Application>)>, ServiceError> {
     let mut out = Vec::new();
     for sp in store.service_principals(tenant_id).await? {
         let app = store.application_by_app_id(sp.app_id).await?;
@@ -1677,7 +1670,7 @@ pub async fn graph_actor(
     user_id: Option<Uuid>,
     client_app_id: Option<Uuid>,
     app_roles: &[String],
-) -> Result<Actor, Failure> {
+) -> Result<Actor, ServiceError> {
     match user_id {
         Some(id) => {
             let user = store.user(tenant.id, id).await?.ok_or_else(|| not_found("The signed-in user"))?;
@@ -1703,7 +1696,7 @@ pub async fn audit_log(
     app_id: Option<Uuid>,
     action_prefix: &str,
     limit: u32,
-) -> Result<Vec<AuditEvent>, Failure> {
+) -> Result<Vec<AuditEvent>, ServiceError> {
     authorize(actor, Operation::ReadAudit)?;
     let prefix = action_prefix.trim();
     let fetch = if prefix.is_empty() { limit } else { limit.saturating_mul(20).max(1000) };
@@ -1727,9 +1720,9 @@ impl RequestAccess {
     }
 }
 
-pub async fn request_access(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<RequestAccess, Failure> {
+pub async fn request_access(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<RequestAccess, ServiceError> {
     let reviewer = match actor.user_ref() {
-        Some(u) => crate::admin_consent_requests::reviewers(store, tenant).await?.iter().any(|r| r.id == u.id),
+        Some(u) => crate::service::admin_consent_requests::reviewers(store, tenant).await?.iter().any(|r| r.id == u.id),
         None => false,
     };
     // Graph lets an app holding a ConsentRequest permission read the requests without a
@@ -1787,7 +1780,7 @@ pub async fn app_consent_requests(
     actor: &Actor,
     tenant: &Tenant,
     app_id: Option<Uuid>,
-) -> Result<Vec<AppConsentRequests>, Failure> {
+) -> Result<Vec<AppConsentRequests>, ServiceError> {
     if !request_access(store, actor, tenant).await?.may_view() {
         return Err(forbidden(actor, "viewing admin consent requests (it needs a reviewer or a directory role)"));
     }
@@ -1864,7 +1857,7 @@ pub async fn graph_classifications(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-) -> Result<(Uuid, Vec<(PermissionScope, bool)>), Failure> {
+) -> Result<(Uuid, Vec<(PermissionScope, bool)>), ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = store
         .service_principal_by_app_id(tenant.id, GRAPH_APP_ID)
@@ -1890,7 +1883,7 @@ pub async fn app_registrations(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-) -> Result<Vec<(Application, usize)>, Failure> {
+) -> Result<Vec<(Application, usize)>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let mut out = Vec::new();
     for app in store.applications_homed_in(tenant.id).await? {
@@ -1907,7 +1900,7 @@ pub async fn app_registration(
     actor: &Actor,
     tenant: &Tenant,
     app_id: Uuid,
-) -> Result<Application, Failure> {
+) -> Result<Application, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     own_application(store, tenant, app_id).await
 }
@@ -1918,7 +1911,7 @@ pub async fn client_secrets(
     actor: &Actor,
     tenant: &Tenant,
     app_id: Uuid,
-) -> Result<Vec<ClientSecret>, Failure> {
+) -> Result<Vec<ClientSecret>, ServiceError> {
     let app = app_registration(store, actor, tenant, app_id).await?;
     let mut secrets = store.client_secrets(app.id).await?;
     secrets.sort_by_key(|s| std::cmp::Reverse(s.created_at));
@@ -2015,7 +2008,7 @@ assignment_required = true
             let path = std::env::temp_dir().join(format!("accord-admin-center-{}.db", Uuid::new_v4().simple()));
             let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
             let scenario = accord_core::scenario::parse("world.toml", WORLD).unwrap();
-            crate::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+            crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
             let tenant = store.tenant(CONTOSO).await.unwrap().unwrap();
             let actor = |upn: &'static str| {
                 let store = store.clone();
@@ -2039,8 +2032,8 @@ assignment_required = true
         }
     }
 
-    fn is_forbidden(r: Result<impl std::fmt::Debug, Failure>) -> bool {
-        matches!(r, Err(Failure::Protocol(ref e)) if e.error == OAuthError::AccessDenied)
+    fn is_forbidden(r: Result<impl std::fmt::Debug, ServiceError>) -> bool {
+        matches!(r, Err(ServiceError::Forbidden(_)))
     }
 
     #[tokio::test]
@@ -2167,14 +2160,17 @@ assignment_required = true
         // The workflow's rule: Rita reviews but holds no role that may grant; the admin may.
         let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
         let refused =
-            crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.rita)).await;
-        assert!(matches!(refused, Err(Failure::Protocol(ref e)) if e.code == 90094), "{refused:?}");
-        let granted = crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.admin))
-            .await
-            .unwrap();
+            crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.rita))
+                .await;
+        assert!(matches!(refused, Err(ServiceError::Forbidden(ref e)) if e.code == 90094), "{refused:?}");
+        let granted =
+            crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.admin))
+                .await
+                .unwrap();
         assert_eq!(granted.iter().map(|p| p.value.as_str()).collect::<Vec<_>>(), ["Calendars.Read"]);
         let alice_refused =
-            crate::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.alice)).await;
+            crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.alice))
+                .await;
         assert!(is_forbidden(alice_refused), "not a reviewer");
     }
 
@@ -2183,8 +2179,8 @@ assignment_required = true
         let w = World::new().await;
         let app =
             create_application(&w.store, &w.admin, &w.tenant, "Reports", SignInAudience::SingleOrg).await.unwrap();
-        let invalid_field = |r: Result<Application, Failure>| match r {
-            Err(Failure::Protocol(e)) => e.message,
+        let invalid_field = |r: Result<Application, ServiceError>| match r {
+            Err(ServiceError::Refused(e)) => e.message,
             other => panic!("expected a refusal, got {other:?}"),
         };
         let mut bad = app.clone();
@@ -2228,7 +2224,7 @@ assignment_required = true
         assert!(list.iter().all(|(s, low)| !s.admin_consent_required && !low));
         let refused = classify(&w.store, &w.admin, &w.tenant, graph, "User.Read.All", true).await;
         assert!(
-            matches!(refused, Err(Failure::Protocol(ref e)) if e.message.contains("requires admin consent")),
+            matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("requires admin consent")),
             "{refused:?}"
         );
         classify(&w.store, &w.admin, &w.tenant, graph, "User.Read", true).await.unwrap();
@@ -2244,7 +2240,7 @@ assignment_required = true
         for (enabled, required) in [(Some(false), None), (None, Some(true))] {
             let err =
                 set_service_principal(&w.store, &w.admin, &w.tenant, graph.id, enabled, required).await.unwrap_err();
-            assert!(matches!(err, Failure::Protocol(ref e) if e.message.contains("Microsoft Graph")), "{err:?}");
+            assert!(matches!(err, ServiceError::Refused(ref e) if e.message.contains("Microsoft Graph")), "{err:?}");
         }
         let sp = w.store.service_principal(CONTOSO, graph.id).await.unwrap().unwrap();
         assert!(sp.enabled && !sp.assignment_required);
@@ -2257,7 +2253,10 @@ assignment_required = true
         let w = World::new().await;
         let admin_id = World::user(&w.admin).id;
         let refused = delete_user(&w.store, &w.admin, &w.tenant, admin_id).await;
-        assert!(matches!(refused, Err(Failure::Protocol(ref e)) if e.message.contains("own account")), "{refused:?}");
+        assert!(
+            matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("own account")),
+            "{refused:?}"
+        );
         assert!(is_forbidden(delete_user(&w.store, &w.rita, &w.tenant, World::user(&w.alice).id).await));
         let daemon =
             Actor::App { app_id: INSIGHTS, sp_id: Uuid::new_v4(), permissions: vec!["User.ReadWrite.All".into()] };
@@ -2269,6 +2268,6 @@ assignment_required = true
         assert_eq!(policy.version, w.tenant.admin_consent_requests.version + 1);
         assert_eq!(w.store.user(CONTOSO, admin_id).await.unwrap(), None);
         let again = delete_user(&w.store, &daemon, &tenant, admin_id).await;
-        assert!(matches!(again, Err(Failure::Protocol(ref e)) if e.code == 90015), "{again:?}");
+        assert!(matches!(again, Err(ServiceError::NotFound(_))), "{again:?}");
     }
 }

@@ -319,29 +319,4 @@ mod tests {
         assert!(!format!("{err:#}").contains("s3cret"), "{err:#}");
         assert!(SmtpSettings::parse("smtp://localhost", Some("not a mailbox"), "https://x").is_err());
     }
-
-    #[test]
-    fn smtp_settings_come_from_the_config_file_and_flags_win() {
-        use crate::config::{ServeArgs, ServeConfig};
-        let path = std::env::temp_dir().join(format!("accord-smtp-config-{}.toml", Uuid::new_v4()));
-        std::fs::write(&path, "smtp_url = \"smtp://file.example:2525\"\nsmtp_from = \"File <file@accord.test>\"\n")
-            .unwrap();
-        let args = ServeArgs { config: Some(path.clone()), ..Default::default() };
-        let c = ServeConfig::resolve(&args).unwrap();
-        let smtp = c.smtp.expect("smtp from the file");
-        assert_eq!(smtp.redacted_url(), "smtp://file.example:2525");
-        assert_eq!(smtp.from().email.to_string(), "file@accord.test");
-        assert_eq!(c.outbox_interval, std::time::Duration::from_secs(30));
-        let args = ServeArgs {
-            config: Some(path.clone()),
-            smtp_url: Some("smtp://flag.example:25".into()),
-            outbox_interval_ms: Some(250),
-            ..Default::default()
-        };
-        let c = ServeConfig::resolve(&args).unwrap();
-        assert_eq!(c.smtp.unwrap().redacted_url(), "smtp://flag.example:25");
-        assert_eq!(c.outbox_interval, std::time::Duration::from_millis(250));
-        assert!(ServeConfig::resolve(&ServeArgs::default()).unwrap().smtp.is_none());
-        let _ = std::fs::remove_file(path);
-    }
 }

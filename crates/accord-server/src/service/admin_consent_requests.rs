@@ -2,8 +2,8 @@
 //! approve (granting admin consent), deny, or block; requests expire. The pages, the CLI and
 //! (later) the admin center and Graph API all call these functions.
 
-use crate::consent::{self, audit, ConsentWorld, Grantee};
-use crate::protocol::errors::Failure;
+use crate::service::consent::{self, audit, ConsentWorld, Grantee};
+use crate::service::ServiceError;
 use accord_core::consent_engine::{can_grant_for_org, Decision, PermissionRef};
 use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
 use accord_core::directory::{Application, ReviewerRef, ServicePrincipal, Tenant, User};
@@ -23,7 +23,7 @@ pub async fn file(
     user: &User,
     permissions: &[PermissionRef],
     reason: &str,
-) -> Result<ConsentRequest, Failure> {
+) -> Result<ConsentRequest, ServiceError> {
     let existing = store.consent_requests(tenant.id, Some(client.app_id)).await?;
     if let Some(r) = existing.into_iter().find(|r| r.user_id == user.id && r.status == RequestStatus::InProgress) {
         return Ok(r);
@@ -102,7 +102,7 @@ fn notification(tenant_id: Uuid, to: &User, kind: &str, subject: String, body: S
 }
 
 /// The tenant's reviewers as users (groups expanded through nesting).
-pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, Failure> {
+pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, ServiceError> {
     let mut ids: Vec<Uuid> = Vec::new();
     let mut seen_groups = HashSet::new();
     let mut groups: Vec<Uuid> = Vec::new();
@@ -135,21 +135,20 @@ pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, 
     Ok(users)
 }
 
-async fn is_reviewer(store: &dyn Store, tenant: &Tenant, user: &User) -> Result<bool, Failure> {
+async fn is_reviewer(store: &dyn Store, tenant: &Tenant, user: &User) -> Result<bool, ServiceError> {
     Ok(reviewers(store, tenant).await?.iter().any(|r| r.id == user.id))
 }
 
-fn not_reviewer(user: &User) -> Failure {
-    Aadsts::new(
-        90093,
-        OAuthError::AccessDenied,
-        format!("{} is not a reviewer of admin consent requests in this organisation.", user.upn),
-    )
-    .into()
+fn not_reviewer(user: &User) -> ServiceError {
+    ServiceError::forbidden(format!("{} is not a reviewer of admin consent requests in this organisation.", user.upn))
 }
 
 /// One app's pending requests (the `appConsentRequest` view).
-pub async fn pending_for_app(store: &dyn Store, tenant_id: Uuid, app_id: Uuid) -> Result<Vec<ConsentRequest>, Failure> {
+pub async fn pending_for_app(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    app_id: Uuid,
+) -> Result<Vec<ConsentRequest>, ServiceError> {
     Ok(store
         .consent_requests(tenant_id, Some(app_id))
         .await?
@@ -158,7 +157,11 @@ pub async fn pending_for_app(store: &dyn Store, tenant_id: Uuid, app_id: Uuid) -
         .collect())
 }
 
-async fn load_request(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<(ConsentRequest, Application), Failure> {
+async fn load_request(
+    store: &dyn Store,
+    tenant: &Tenant,
+    id: Uuid,
+) -> Result<(ConsentRequest, Application), ServiceError> {
     let request = store
         .consent_request(tenant.id, id)
         .await?
@@ -166,17 +169,16 @@ async fn load_request(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<(C
     let app = store
         .application_by_app_id(request.client_app_id)
         .await?
-        .ok_or_else(|| Failure::Internal(format!("request {id} names an unknown app")))?;
+        .ok_or_else(|| ServiceError::Internal(format!("request {id} names an unknown app")))?;
     Ok((request, app))
 }
 
-fn already_decided(request: &ConsentRequest) -> Failure {
-    Aadsts::new(
+fn already_decided(request: &ConsentRequest) -> ServiceError {
+    ServiceError::Conflict(Aadsts::new(
         90014,
         OAuthError::InvalidRequest,
         format!("This request is already {} ({}).", request.status.as_str(), request.result.as_str()),
-    )
-    .into()
+    ))
 }
 
 /// Changes that complete every pending request for `client` as approved by `reviewer` (used by
@@ -186,7 +188,7 @@ pub async fn complete_pending_changes(
     tenant: &Tenant,
     client: &Application,
     reviewer: &User,
-) -> Result<Vec<Change>, Failure> {
+) -> Result<Vec<Change>, ServiceError> {
     decide_all(store, tenant, client, reviewer, ReviewResult::Approved, None).await
 }
 
@@ -197,7 +199,7 @@ async fn decide_all(
     reviewer: &User,
     result: ReviewResult,
     justification: Option<&str>,
-) -> Result<Vec<Change>, Failure> {
+) -> Result<Vec<Change>, ServiceError> {
     let now = OffsetDateTime::now_utc();
     let mut changes = Vec::new();
     for mut r in pending_for_app(store, tenant.id, client.app_id).await? {
@@ -236,7 +238,7 @@ pub async fn approval_preview(
     tenant: &Tenant,
     client: &Application,
     reviewer: &User,
-) -> Result<Vec<PermissionRef>, Failure> {
+) -> Result<Vec<PermissionRef>, ServiceError> {
     if !is_reviewer(store, tenant, reviewer).await? {
         return Err(not_reviewer(reviewer));
     }
@@ -259,19 +261,29 @@ pub async fn approval_preview(
         Decision::PromptAdminConsent { delegated, application } => {
             delegated.into_iter().chain(application).collect::<Vec<_>>()
         }
-        Decision::Refuse(e) => return Err(e.into()),
-        other => return Err(Failure::Internal(format!("approval produced {}", other.kind()))),
+        Decision::Refuse(e) => return Err(consent::admin_consent_refusal(e)),
+        other => return Err(ServiceError::Internal(format!("approval produced {}", other.kind()))),
     };
     if let Some(p) = permissions.iter().find(|p| !can_grant_for_org(&world.roles, p)) {
         let roles = world.roles.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(" and ");
-        return Err(Aadsts::role_cannot_grant(&client.display_name, &reviewer.upn, &roles, &p.label()).into());
+        return Err(ServiceError::Forbidden(Aadsts::role_cannot_grant(
+            &client.display_name,
+            &reviewer.upn,
+            &roles,
+            &p.label(),
+        )));
     }
     Ok(permissions)
 }
 
 /// Approve: grants admin consent for everything the app's pending requests ask for and
 /// completes them all. Only reviewers who hold a role that may grant those permissions can.
-pub async fn approve(store: &dyn Store, tenant: &Tenant, request_id: Uuid, reviewer: &User) -> Result<(), Failure> {
+pub async fn approve(
+    store: &dyn Store,
+    tenant: &Tenant,
+    request_id: Uuid,
+    reviewer: &User,
+) -> Result<(), ServiceError> {
     let (request, client) = load_request(store, tenant, request_id).await?;
     if request.status != RequestStatus::InProgress {
         return Err(already_decided(&request));
@@ -295,7 +307,7 @@ pub async fn deny(
     request_id: Uuid,
     reviewer: &User,
     justification: &str,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     review_refusal(store, tenant, request_id, reviewer, justification, ReviewResult::Denied).await
 }
 
@@ -307,7 +319,7 @@ pub async fn block(
     request_id: Uuid,
     reviewer: &User,
     justification: &str,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     review_refusal(store, tenant, request_id, reviewer, justification, ReviewResult::Blocked).await
 }
 
@@ -318,7 +330,7 @@ async fn review_refusal(
     reviewer: &User,
     justification: &str,
     result: ReviewResult,
-) -> Result<(), Failure> {
+) -> Result<(), ServiceError> {
     let justification = justification.trim();
     if justification.is_empty() {
         return Err(Aadsts::missing_parameter("justification").into());
@@ -361,7 +373,7 @@ async fn review_refusal(
 }
 
 /// Expires every in-progress request past its date (the background job); returns how many.
-pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize, Failure> {
+pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize, ServiceError> {
     let due = store.expired_consent_requests(now).await?;
     let count = due.len();
     for mut r in due {
@@ -387,7 +399,7 @@ pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize,
 
 /// Reminds the reviewers, once per request, of every in-progress request that expires within
 /// 24 hours (the background job); returns how many requests were reminded about.
-pub async fn remind_expiring(store: &dyn Store, now: OffsetDateTime) -> Result<usize, Failure> {
+pub async fn remind_expiring(store: &dyn Store, now: OffsetDateTime) -> Result<usize, ServiceError> {
     use sha2::Digest;
     let soon = store.expired_consent_requests(now + Duration::hours(24)).await?;
     let mut count = 0;

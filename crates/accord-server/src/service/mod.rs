@@ -1,0 +1,13 @@
+//! The service layer: the use cases every surface (protocol endpoints, pages, the Graph API,
+//! the CLI) calls. A service asks the pure consent engine (`accord_core::consent_engine`) and
+//! reads and writes the store; it never imports a surface (`tests/architecture.rs` checks).
+
+pub mod admin_consent_requests;
+pub mod administration;
+pub mod consent;
+pub mod error;
+pub mod notifications;
+pub mod scenario_loader;
+pub mod sign_in;
+pub mod tokens;
+pub use error::ServiceError;
