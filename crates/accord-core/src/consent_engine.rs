@@ -62,6 +62,7 @@
 //!   scope the API has since removed does not put it in a token.
 
 mod admin_consent;
+mod app_only;
 mod assignment;
 mod permissions;
 mod sign_in;
@@ -78,6 +79,7 @@ use crate::well_known::GRAPH_APP_ID;
 use uuid::Uuid;
 
 pub use admin_consent::decide_admin_consent;
+pub use app_only::{decide_app_only, AppOnlyOutcome, AppOnlySnapshot};
 pub use assignment::{is_assigned, user_app_roles, AssignmentPath};
 pub use permissions::{
     can_grant_for_org, expand_default, granted_scopes, user_consentable, Facing, PermissionKind, PermissionRef,
@@ -327,15 +329,15 @@ fn labels(permissions: &[PermissionRef]) -> String {
 }
 
 /// Rule 1 of both entry points: a single-organisation app works only in its home tenant.
-fn check_audience(s: &ConsentSnapshot<'_>, r: &mut Rules) -> Result<(), Aadsts> {
-    let app = &s.client.display_name;
-    let tenant = &s.tenant.display_name;
-    match s.client.sign_in_audience {
+fn check_audience(client: &Application, in_tenant: &Tenant, r: &mut Rules) -> Result<(), Aadsts> {
+    let app = &client.display_name;
+    let tenant = &in_tenant.display_name;
+    match client.sign_in_audience {
         SignInAudience::MultipleOrgs => {
             r.pass("client.audience", format!("The app '{app}' is registered for multiple organisations."));
             Ok(())
         }
-        SignInAudience::SingleOrg if s.client.home_tenant_id == s.tenant.id => {
+        SignInAudience::SingleOrg if client.home_tenant_id == in_tenant.id => {
             r.pass("client.audience", format!("The app '{app}' is registered for its own organisation, '{tenant}'."));
             Ok(())
         }
@@ -344,7 +346,7 @@ fn check_audience(s: &ConsentSnapshot<'_>, r: &mut Rules) -> Result<(), Aadsts> 
                 "client.audience",
                 format!("The app '{app}' is registered for its home organisation only, and '{tenant}' is another organisation (AADSTS700016)."),
             );
-            Err(Aadsts::single_tenant_app(&s.client.app_id.to_string()))
+            Err(Aadsts::single_tenant_app(&client.app_id.to_string()))
         }
     }
 }

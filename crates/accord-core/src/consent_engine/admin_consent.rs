@@ -49,7 +49,7 @@ fn admin_consent(s: &ConsentSnapshot<'_>, static_default: bool, r: &mut Rules) -
     );
 
     // 2. The app must be usable in this tenant at all.
-    check_audience(s, r)?;
+    check_audience(s.client, s.tenant, r)?;
     check_user(s, r)?;
     match s.client_sp {
         None => r.info(

@@ -37,7 +37,7 @@ pub fn decide_sign_in(s: &ConsentSnapshot<'_>) -> Outcome {
 }
 
 fn sign_in(s: &ConsentSnapshot<'_>, r: &mut Rules) -> Result<Decision, Aadsts> {
-    check_audience(s, r)?;
+    check_audience(s.client, s.tenant, r)?;
     check_user(s, r)?;
     check_service_principal(s, r)?;
     check_assignment(s, r)?;

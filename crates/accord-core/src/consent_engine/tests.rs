@@ -1480,3 +1480,75 @@ proptest! {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// App-only (client credentials)
+// ---------------------------------------------------------------------------------------------
+
+fn app_role_grant(resource_sp: Uuid, role: Uuid) -> AppRoleAssignment {
+    AppRoleAssignment {
+        tenant_id: TENANT,
+        id: Uuid::from_u128(role.as_u128() ^ resource_sp.as_u128()),
+        principal_id: CLIENT_SP,
+        principal_type: PrincipalType::ServicePrincipal,
+        resource_sp_id: resource_sp,
+        app_role_id: role,
+        created_at: epoch(),
+    }
+}
+
+fn app_only(w: &World, resource: &Application, resource_sp: Uuid) -> AppOnlyOutcome {
+    let out = decide_app_only(&AppOnlySnapshot {
+        tenant: &w.tenant,
+        client: &w.client,
+        client_sp: w.client_sp.as_ref(),
+        resource,
+        resource_sp_id: resource_sp,
+        app_role_grants: &w.app_grants,
+    });
+    assert_eq!(out.rules.last().map(|r| r.id), Some("outcome"), "{:?}", out.rules);
+    out
+}
+
+#[test]
+fn app_only_issues_exactly_the_granted_application_permissions_of_the_resource() {
+    let mut w = World::new();
+    let calendars = w.graph.app_role("Calendars.Read").unwrap().id;
+    let export = w.api.app_role("Notes.Export").unwrap().id;
+    w.app_grants = vec![
+        app_role_grant(GRAPH_SP, calendars),
+        app_role_grant(API_SP, export),
+        // Default access and a role the resource no longer defines are never issued.
+        app_role_grant(GRAPH_SP, DEFAULT_ACCESS_ROLE_ID),
+        app_role_grant(GRAPH_SP, Uuid::from_u128(0xdead)),
+    ];
+    assert_eq!(app_only(&w, &w.graph, GRAPH_SP).decision, Ok(vec!["Calendars.Read".to_string()]));
+    assert_eq!(app_only(&w, &w.api, API_SP).decision, Ok(vec!["Notes.Export".to_string()]));
+    // Nothing granted on a resource: a token without roles, as Entra issues it.
+    let other = app_only(&w, &w.other, OTHER_SP);
+    assert_eq!(other.decision, Ok(vec![]));
+    assert!(other
+        .rules
+        .iter()
+        .any(|r| r.id == "consent.application" && r.text.contains("holds no application permission")));
+}
+
+#[test]
+fn app_only_applies_the_audience_and_enterprise_app_rules() {
+    // A single-tenant app of another organisation.
+    let mut w = World::new();
+    w.client.sign_in_audience = SignInAudience::SingleOrg;
+    assert_eq!(app_only(&w, &w.graph, GRAPH_SP).decision.unwrap_err().code, 700016);
+    // No enterprise app here: no administrator consented.
+    let mut w = World::new();
+    w.client_sp = None;
+    let out = app_only(&w, &w.graph, GRAPH_SP);
+    assert_eq!(out.decision.unwrap_err().code, 700016);
+    assert!(out.rules.iter().any(|r| r.id == "client.service_principal" && r.verdict == Verdict::Fail));
+    // Disabled or blocked by an administrator: refused even with permissions granted.
+    let mut w = World::new();
+    let calendars = w.graph.app_role("Calendars.Read").unwrap().id;
+    w.app_grants = vec![app_role_grant(GRAPH_SP, calendars)];
+    w.client_sp.as_mut().unwrap().enabled = false;
+    assert_eq!(app_only(&w, &w.graph, GRAPH_SP).decision.unwrap_err().code, 7000112);
+}

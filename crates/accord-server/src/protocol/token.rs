@@ -288,19 +288,15 @@ async fn client_credentials(
         (Some(r), true) if r.default => r,
         _ => return Err(Aadsts::client_credentials_scope().into()),
     };
-    consent::check_client_audience(&client.app, tenant)?;
-    let client_id = client.app.app_id.to_string();
-    let client_sp = state
-        .store
-        .service_principal_by_app_id(tenant.id, client.app.app_id)
-        .await?
-        .ok_or_else(|| Aadsts::unknown_client(&client_id))?;
-    if !client_sp.enabled {
-        return Err(Aadsts::app_disabled(&client_id).into());
-    }
-    let resource = consent::resolve_resource(&*state.store, tenant.id, &resource_req.resource).await?;
-    let roles = consent::application_roles(&*state.store, tenant.id, &client_sp, &resource).await?;
-    let access_token = tokens::app_access_token(state, tenant.id, &client.app, client_sp.id, &resource.app, &roles);
+    let access = consent::app_only_access(&*state.store, tenant, &client.app, &resource_req.resource).await?;
+    let access_token = tokens::app_access_token(
+        state,
+        tenant.id,
+        &client.app,
+        access.client_sp_id,
+        &access.resource.app,
+        &access.roles,
+    );
     let lifetime = state.settings.access_token_seconds;
     Ok(
         json!({"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime, "access_token": access_token}),

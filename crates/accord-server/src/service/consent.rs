@@ -40,12 +40,42 @@ pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) ->
     }
 }
 
-/// Refuses clients that cannot be used in the tenant at all (client credentials path).
-pub fn check_client_audience(client: &Application, tenant: &Tenant) -> Result<(), Aadsts> {
-    if client.sign_in_audience == SignInAudience::SingleOrg && client.home_tenant_id != tenant.id {
-        return Err(Aadsts::single_tenant_app(&client.app_id.to_string()));
-    }
-    Ok(())
+/// What an app-only token is issued with.
+pub struct AppOnlyAccess {
+    /// The client's enterprise app in the tenant (the token's `oid`).
+    pub client_sp_id: Uuid,
+    pub resource: TenantResource,
+    /// The application permissions granted on the resource (the token's `roles`).
+    pub roles: Vec<String>,
+}
+
+/// The client credentials grant: the resource `{resource}/.default` names, then the engine's
+/// app-only decision over the client's enterprise app and its application permissions.
+pub async fn app_only_access(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    resource_name: &str,
+) -> Result<AppOnlyAccess, ServiceError> {
+    let resource = resolve_resource(store, tenant.id, resource_name).await?;
+    let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
+    let grants = match &client_sp {
+        Some(sp) => store.app_role_assignments_of(tenant.id, sp.id).await?,
+        None => Vec::new(),
+    };
+    let outcome = consent_engine::decide_app_only(&consent_engine::AppOnlySnapshot {
+        tenant,
+        client,
+        client_sp: client_sp.as_ref(),
+        resource: &resource.app,
+        resource_sp_id: resource.sp.id,
+        app_role_grants: &grants,
+    });
+    let roles = outcome.decision?;
+    let client_sp_id = client_sp
+        .map(|sp| sp.id)
+        .ok_or_else(|| ServiceError::Internal("app-only access without a service principal".into()))?;
+    Ok(AppOnlyAccess { client_sp_id, resource, roles })
 }
 
 /// Everything the engine needs about one user, one client and the resources involved, read
@@ -419,23 +449,6 @@ pub fn audit(
         app_id,
         detail,
     })
-}
-
-/// The app role values granted to a client service principal on a resource (client credentials).
-pub async fn application_roles(
-    store: &dyn Store,
-    tenant_id: Uuid,
-    client_sp: &ServicePrincipal,
-    resource: &TenantResource,
-) -> Result<Vec<String>, ServiceError> {
-    let assignments = store.app_role_assignments_of(tenant_id, client_sp.id).await?;
-    Ok(assignments
-        .iter()
-        .filter(|a| {
-            a.resource_sp_id == resource.sp.id && a.app_role_id != accord_core::well_known::DEFAULT_ACCESS_ROLE_ID
-        })
-        .filter_map(|a| resource.app.app_role_by_id(a.app_role_id).map(|r| r.value.clone()))
-        .collect())
 }
 
 /// Whether a refusal at refresh means the access behind a refresh token is gone for good —
