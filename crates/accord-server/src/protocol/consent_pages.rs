@@ -500,17 +500,14 @@ pub async fn admin_consent_decide(
         if all.iter().any(|p| !pending.shown.contains(&key(p))) {
             return Err(Aadsts::form_expired("The permissions requested changed since the page was shown.").into());
         }
-        // Approving by consent completes any pending requests for this app.
-        let completions =
-            admin_consent_requests::complete_pending_changes(&*state.store, &world.tenant, &world.client, &world.user)
-                .await?;
-        consent::grant(
+        // Consenting for the organisation completes any pending requests for this app.
+        admin_consent_requests::grant_for_organisation(
             &*state.store,
             &world.tenant,
             &world.client,
-            Grantee::Organisation { admin: &world.user },
+            &world.user,
             &all,
-            completions,
+            Vec::new(),
         )
         .await?;
         let scope_text =

@@ -181,15 +181,22 @@ fn already_decided(request: &ConsentRequest) -> ServiceError {
     ))
 }
 
-/// Changes that complete every pending request for `client` as approved by `reviewer` (used by
-/// approval and by any admin consent to the app), with notifications to the requesters.
-pub async fn complete_pending_changes(
+/// Consent for the organisation, however an administrator gives it — the admin-consent page,
+/// the admin center's "Grant admin consent", approving a request: grants `permissions`
+/// (`AllPrincipals` grants and app role assignments) and completes every pending request for
+/// the app as approved by `admin`, notifying the requesters; `extra` changes (an audit event)
+/// go into the same transaction.
+pub async fn grant_for_organisation(
     store: &dyn Store,
     tenant: &Tenant,
     client: &Application,
-    reviewer: &User,
-) -> Result<Vec<Change>, ServiceError> {
-    decide_all(store, tenant, client, reviewer, ReviewResult::Approved, None).await
+    admin: &User,
+    permissions: &[PermissionRef],
+    extra: Vec<Change>,
+) -> Result<(), ServiceError> {
+    let mut changes = decide_all(store, tenant, client, admin, ReviewResult::Approved, None).await?;
+    changes.extend(extra);
+    consent::grant(store, tenant, client, Grantee::Organisation { admin }, permissions, changes).await
 }
 
 async fn decide_all(
@@ -289,15 +296,9 @@ pub async fn approve(
         return Err(already_decided(&request));
     }
     let permissions = approval_preview(store, tenant, &client, reviewer).await?;
-    let mut extra = complete_pending_changes(store, tenant, &client, reviewer).await?;
-    extra.push(audit(
-        tenant.id,
-        Some(reviewer),
-        "request.approved",
-        Some(client.app_id),
-        json!({ "request": request_id }),
-    ));
-    consent::grant(store, tenant, &client, Grantee::Organisation { admin: reviewer }, &permissions, extra).await
+    let approved =
+        audit(tenant.id, Some(reviewer), "request.approved", Some(client.app_id), json!({ "request": request_id }));
+    grant_for_organisation(store, tenant, &client, reviewer, &permissions, vec![approved]).await
 }
 
 /// Deny (justification required): the requests complete as denied; users may ask again.

@@ -5,7 +5,7 @@
 //! error otherwise. No page or endpoint implements a rule of its own.
 
 use crate::crypto::{hash_password, random_token, Keyring};
-use crate::service::consent::{self, audit, ConsentWorld, Grantee};
+use crate::service::consent::{audit, ConsentWorld};
 use crate::service::ServiceError;
 use accord_core::consent_engine::{Decision, PermissionRef};
 use accord_core::consent_records::PermissionClassification;
@@ -498,9 +498,8 @@ pub async fn grant_admin_consent(
     let Actor::User { user, .. } = actor else {
         return Err(forbidden(actor, "granting admin consent (it needs a signed-in administrator)"));
     };
-    let completions =
-        crate::service::admin_consent_requests::complete_pending_changes(store, tenant, app, user).await?;
-    consent::grant(store, tenant, app, Grantee::Organisation { admin: user }, &permissions, completions).await
+    crate::service::admin_consent_requests::grant_for_organisation(store, tenant, app, user, &permissions, Vec::new())
+        .await
 }
 
 // ------------------------------------------------------------------ consent settings
