@@ -5,13 +5,14 @@
 //! Every rule is the administration service layer's; this file translates Graph's shapes.
 
 use super::auth::Caller;
-use super::calendar::{json_response, GraphPath};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use super::errors::GraphError;
 use super::odata::{format_utc, parse_datetime, Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{
     APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
 };
-use super::service_principals::{actor, json_object, require, tenant};
+
 use crate::service::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleMemberType, Application, ClientSecret, RequiredResourceAccess, SignInAudience};

@@ -4,14 +4,15 @@
 //! administration service layer's.
 
 use super::auth::Caller;
-use super::calendar::{json_response, GraphPath};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{format_utc, Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{
     ASSIGNMENT_READ as READ_DELEGATED, ASSIGNMENT_READ_APP as READ_APP, ASSIGNMENT_WRITE as WRITE,
 };
-use super::service_principals::{actor, json_object, require, tenant};
+
 use crate::service::administration;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleAssignment, ServicePrincipal, Tenant};

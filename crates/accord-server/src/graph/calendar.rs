@@ -9,18 +9,18 @@
 //! * users of other tenants do not exist for the caller (404).
 
 use super::auth::Caller;
-use super::errors::{GraphError, JSON_CONTENT_TYPE};
+use super::errors::GraphError;
 use super::odata::{self, parse_datetime_parts, Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{ME as USER_SELF, USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
+use super::request::{denied as directory_denied, json_response, GraphPath};
 use super::timezone::{preferred_timezone, NamedZone};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{CalendarEvent, User};
 use accord_store::Change;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, OriginalUri, RawQuery, State};
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::extract::{OriginalUri, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -229,30 +229,6 @@ fn require_write(caller: &Caller) -> Result<(), GraphError> {
     }
 }
 
-pub(super) fn user_denied(needed: &str, caller: &Caller) -> GraphError {
-    let kind = if caller.is_app() { "application" } else { "delegated" };
-    GraphError::directory_denied(format!(
-        "Insufficient privileges to complete the operation. This operation requires the {kind} permission {needed}, which the access token does not carry."
-    ))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Request plumbing
-
-/// Path parameters, with a Graph error when they cannot be decoded.
-pub struct GraphPath(pub HashMap<String, String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for GraphPath {
-    type Rejection = GraphError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<HashMap<String, String>>::from_request_parts(parts, state)
-            .await
-            .map(|p| GraphPath(p.0))
-            .map_err(|_| GraphError::bad_request("A path segment is not valid UTF-8 after percent-decoding."))
-    }
-}
-
 /// Whose mailbox a request is about.
 #[derive(Debug, Clone)]
 enum Target {
@@ -291,15 +267,6 @@ impl Collection {
     fn is_view(self) -> bool {
         matches!(self, Collection::CalendarView | Collection::CalendarCalendarView)
     }
-}
-
-pub(super) fn json_response(status: StatusCode, body: Value, extra: Option<(HeaderName, HeaderValue)>) -> Response {
-    let mut res = (status, body.to_string()).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-    if let Some((name, value)) = extra {
-        res.headers_mut().insert(name, value);
-    }
-    res
 }
 
 /// The zone named by `Prefer: outlook.timezone`, and the `Preference-Applied` header when it is
@@ -397,7 +364,7 @@ pub async fn me(
         return Err(GraphError::bad_request("/me request is only valid with delegated authentication flow."));
     };
     if caller.first_of(USER_SELF).is_none() {
-        return Err(user_denied("User.Read", &caller));
+        return Err(directory_denied("User.Read", &caller));
     }
     let user =
         state.store.user(caller.tenant_id, me).await?.ok_or_else(|| GraphError::resource_not_found(&me.to_string()))?;
@@ -415,14 +382,14 @@ pub async fn user(
     let others = if caller.is_app() { USER_OTHERS_APP } else { USER_OTHERS_DELEGATED };
     let self_ok = !caller.is_app() && caller.first_of(USER_SELF).is_some();
     if !self_ok && caller.first_of(others).is_none() {
-        return Err(user_denied(
+        return Err(directory_denied(
             if caller.is_app() { "User.Read.All" } else { "User.ReadBasic.All or User.Read.All" },
             &caller,
         ));
     }
     let user = find_user(&state, caller.tenant_id, &key).await?.ok_or_else(|| GraphError::resource_not_found(&key))?;
     if caller.user_id() != Some(user.id) && caller.first_of(others).is_none() {
-        return Err(user_denied(
+        return Err(directory_denied(
             if caller.is_app() { "User.Read.All" } else { "User.ReadBasic.All or User.Read.All" },
             &caller,
         ));

@@ -5,7 +5,8 @@
 //! `classify`); this module checks the token's permission and translates shapes.
 
 use super::auth::Caller;
-use super::calendar::{json_response, GraphPath};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
@@ -13,7 +14,7 @@ use super::permissions::{
     CLASSIFICATION_READ as CLASSIFICATION_READ_DELEGATED, CLASSIFICATION_READ_APP, CLASSIFICATION_WRITE,
     REQUEST_POLICY_READ as POLICY_READ, REQUEST_POLICY_WRITE as POLICY_WRITE,
 };
-use super::service_principals::{actor, json_object, one_sp, require, tenant};
+use super::service_principals::one_sp;
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::consent_records::PermissionClassification;

@@ -11,11 +11,12 @@
 //! and groups them per app, so the app is what identifies the group.
 
 use super::auth::Caller;
-use super::calendar::{json_response, GraphPath};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use super::errors::GraphError;
 use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{REQUESTS_READ as READ, REQUESTS_WRITE as WRITE};
-use super::service_principals::{actor, json_object, require, tenant};
+
 use crate::service::admin_consent_requests;
 use crate::service::administration::{self, Actor, AppConsentRequests, RequestSummary};
 use crate::service::ServiceError;

@@ -4,11 +4,12 @@
 //! objects of the token's tenant exist for the caller.
 
 use super::auth::Caller;
-use super::calendar::{json_response, user_denied, user_json, GraphPath};
+use super::calendar::user_json;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
 use super::permissions::{USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
+use super::request::{denied, json_response, GraphPath};
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::Group;
@@ -105,7 +106,7 @@ fn require_users(caller: &Caller) -> Result<(), GraphError> {
     };
     match caller.first_of(held) {
         Some(_) => Ok(()),
-        None => Err(user_denied(needed, caller)),
+        None => Err(denied(needed, caller)),
     }
 }
 
@@ -113,7 +114,7 @@ fn require_groups(caller: &Caller) -> Result<(), GraphError> {
     let held = if caller.is_app() { GROUP_APP } else { GROUP_DELEGATED };
     match caller.first_of(held) {
         Some(_) => Ok(()),
-        None => Err(user_denied("Group.Read.All", caller)),
+        None => Err(denied("Group.Read.All", caller)),
     }
 }
 

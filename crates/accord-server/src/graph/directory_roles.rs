@@ -7,12 +7,13 @@
 //! change roles is the administration service layer's rule.
 
 use super::auth::Caller;
-use super::calendar::{json_response, user_json, GraphPath};
+use super::calendar::user_json;
 use super::directory::{list_response, with_type, MEMBER_SPEC};
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{ROLE_READ as READ_DELEGATED, ROLE_READ_APP as READ_APP, ROLE_WRITE as WRITE};
-use super::service_principals::{actor, json_object, require, tenant};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use crate::service::administration;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::DirectoryRole;

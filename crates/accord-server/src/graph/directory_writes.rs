@@ -5,7 +5,7 @@
 //! service layer's. There is no `DELETE /v1.0/users/{id}`: the store cannot delete users.
 
 use super::auth::Caller;
-use super::calendar::{json_response, user_json, GraphPath};
+use super::calendar::user_json;
 use super::directory::{group_json, object_id, GROUP_SPEC, USER_LIST_SPEC};
 use super::directory_roles::{already_member, referenced_id};
 use super::errors::GraphError;
@@ -13,7 +13,8 @@ use super::odata::QueryOptions;
 use super::permissions::{
     GROUP_WRITE as GROUP_WRITE_DELEGATED, GROUP_WRITE_APP, USER_WRITE as USER_WRITE_DELEGATED, USER_WRITE_APP,
 };
-use super::service_principals::{actor, json_object, require, tenant};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use crate::service::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::User;

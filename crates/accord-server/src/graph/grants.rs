@@ -3,12 +3,13 @@
 //! administration service layer's; this module checks the token's permission and speaks Graph.
 
 use super::auth::Caller;
-use super::calendar::{json_response, GraphPath};
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE};
-use super::service_principals::{actor, json_object, require, tenant};
+
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::{ConsentType, DelegatedGrant};

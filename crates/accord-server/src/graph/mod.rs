@@ -19,6 +19,7 @@ pub mod odata;
 pub mod openapi;
 pub mod permissions;
 pub mod policies;
+pub mod request;
 pub mod service_principals;
 pub mod timezone;
 
@@ -28,8 +29,9 @@ use axum::extract::{MatchedPath, OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::routing::{any, delete, get, post, MethodRouter};
 use axum::{middleware, Router};
-use calendar::{Collection, GraphPath};
+use calendar::Collection;
 use errors::GraphError;
+use request::GraphPath;
 
 /// Every Graph route, with the request-id middleware. Merge into the application router.
 pub fn routes() -> Router<SharedState> {

@@ -3,13 +3,14 @@
 //! changing it `Policy.ReadWrite.Authorization` and a role the service layer accepts.
 
 use super::auth::Caller;
-use super::calendar::json_response;
+use super::request::{actor, json_object, json_response, require, tenant};
+
 use super::errors::GraphError;
 use super::odata::{QueryOptions, ResourceSpec};
 use super::permissions::{
     AUTH_POLICY_READ as READ_DELEGATED, AUTH_POLICY_READ_APP as READ_APP, AUTH_POLICY_WRITE as WRITE,
 };
-use super::service_principals::{actor, json_object, require, tenant};
+
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::{Tenant, UserConsent};

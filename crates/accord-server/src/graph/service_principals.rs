@@ -2,17 +2,19 @@
 //! `$filter=appId eq '…'`), `GET /v1.0/servicePrincipals/{id}` and `PATCH` of `accountEnabled`
 //! and `appRoleAssignmentRequired`. Rules live in the administration service layer.
 
-use super::auth::{Caller, Principal};
-use super::calendar::{json_response, GraphPath};
+use super::auth::Caller;
+use super::request::{actor, json_object, require, tenant};
+use super::request::{json_response, GraphPath};
+
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
 use super::permissions::{
     APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
 };
-use crate::service::administration::{self, Actor};
+use crate::service::administration;
 use crate::state::{AppState, SharedState};
-use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal, Tenant};
+use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal};
 use accord_core::well_known::MICROSOFT_SERVICES_TENANT_ID;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -62,38 +64,6 @@ pub(super) const SP_SPEC: ResourceSpec = ResourceSpec {
     max_top: 999,
     skiptoken_paging: true,
 };
-
-/// 403 `Authorization_RequestDenied` naming the permission the token lacks.
-pub(super) fn denied(needed: &str, caller: &Caller) -> GraphError {
-    let kind = if caller.is_app() { "application" } else { "delegated" };
-    GraphError::directory_denied(format!(
-        "Insufficient privileges to complete the operation. This operation requires the {kind} permission {needed}, which the access token does not carry."
-    ))
-}
-
-/// Checks the token carries one of `delegated` (or `app` for app-only tokens); `needed` names the
-/// least of them in the error.
-pub(super) fn require(caller: &Caller, delegated: &[&str], app: &[&str], needed: &str) -> Result<(), GraphError> {
-    let held = if caller.is_app() { app } else { delegated };
-    match caller.first_of(held) {
-        Some(_) => Ok(()),
-        None => Err(denied(needed, caller)),
-    }
-}
-
-pub(super) async fn tenant(state: &AppState, caller: &Caller) -> Result<Tenant, GraphError> {
-    state.store.tenant(caller.tenant_id).await?.ok_or_else(|| GraphError::internal("the token's tenant is gone"))
-}
-
-/// The administration actor behind the token.
-pub(super) async fn actor(state: &AppState, caller: &Caller, tenant: &Tenant) -> Result<Actor, GraphError> {
-    let roles = match &caller.principal {
-        Principal::App { roles } => roles.clone(),
-        Principal::Delegated { .. } => Vec::new(),
-    };
-    Ok(administration::graph_actor(state.store.as_ref(), tenant, caller.user_id(), caller.client_app_id, &roles)
-        .await?)
-}
 
 fn member_types(types: &[AppRoleMemberType]) -> Vec<&'static str> {
     types
@@ -243,25 +213,6 @@ pub async fn get(
     let opts = QueryOptions::parse(uri.query(), &SP_SPEC)?;
     let (_, v) = one_sp(&state, &caller, id).await?;
     Ok(entity_response(&state, &opts, v, "servicePrincipals"))
-}
-
-/// A JSON object body, or Graph's 400.
-pub(super) fn json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Map<String, Value>, GraphError> {
-    let bytes = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            GraphError::payload_too_large()
-        } else {
-            GraphError::new(StatusCode::BAD_REQUEST, "UnableToDeserializePostBody", "Unable to read the request body.")
-        }
-    })?;
-    match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(m)) => Ok(m),
-        _ => Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "UnableToDeserializePostBody",
-            "The request body is not a JSON object.",
-        )),
-    }
 }
 
 fn bool_field(m: &serde_json::Map<String, Value>, name: &str) -> Result<Option<bool>, GraphError> {
