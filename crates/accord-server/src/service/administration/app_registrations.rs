@@ -1,0 +1,237 @@
+//! App registrations homed in the tenant: their settings, redirect URIs, required access
+//! and client secrets.
+
+use super::*;
+
+pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: Uuid) -> Result<Application, ServiceError> {
+    store
+        .application_by_app_id(app_id)
+        .await?
+        .filter(|a| a.home_tenant_id == tenant.id)
+        .ok_or_else(|| not_found("The app registration"))
+}
+
+pub async fn create_application(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    display_name: &str,
+    audience: SignInAudience,
+) -> Result<Application, ServiceError> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let app = Application {
+        id: Uuid::new_v4(),
+        app_id: Uuid::new_v4(),
+        home_tenant_id: tenant.id,
+        display_name: valid_name("displayName", display_name)?,
+        sign_in_audience: audience,
+        redirect_uris: Vec::new(),
+        public_client: false,
+        verified_publisher: false,
+        identifier_uri: None,
+        scopes: Vec::new(),
+        app_roles: Vec::new(),
+        required: Vec::new(),
+    };
+    // The home tenant gets the app's service principal at once, as the portal does.
+    let sp = ServicePrincipal {
+        tenant_id: tenant.id,
+        id: Uuid::new_v4(),
+        app_id: app.app_id,
+        display_name: app.display_name.clone(),
+        app_owner_tenant_id: tenant.id,
+        enabled: true,
+        assignment_required: false,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    apply(
+        store,
+        vec![
+            Change::PutApplication(app.clone()),
+            Change::PutServicePrincipal(sp),
+            actor.audit(tenant.id, "app.created", Some(app.app_id), json!({ "displayName": app.display_name })),
+        ],
+    )
+    .await?;
+    Ok(app)
+}
+
+/// Validates and saves changed registration fields (redirect URIs, scopes, roles, required).
+pub async fn update_application(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app: Application,
+) -> Result<Application, ServiceError> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let current = own_application(store, tenant, app.app_id).await?;
+    if app.id != current.id || app.home_tenant_id != current.home_tenant_id {
+        return Err(invalid("id", "the object id and home tenant cannot change"));
+    }
+    for uri in &app.redirect_uris {
+        valid_redirect_uri(uri)?;
+    }
+    valid_required_access(store, &app).await?;
+    let mut seen = std::collections::HashSet::new();
+    for value in app.scopes.iter().map(|s| &s.value).chain(app.app_roles.iter().map(|r| &r.value)) {
+        if value.is_empty() || value.contains(char::is_whitespace) {
+            return Err(invalid("value", "permission values are non-empty and have no spaces"));
+        }
+        if !seen.insert(value.to_ascii_lowercase()) {
+            return Err(invalid("value", &format!("'{value}' is used twice")));
+        }
+    }
+    if let Some(r) = app.app_roles.iter().find(|r| r.allowed_member_types.is_empty()) {
+        let why = format!("the app role '{}' must allow users/groups, applications or both", r.value);
+        return Err(invalid("allowedMemberTypes", &why));
+    }
+    let app = Application { display_name: valid_name("displayName", &app.display_name)?, ..app };
+    apply(
+        store,
+        vec![
+            Change::PutApplication(app.clone()),
+            actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name })),
+        ],
+    )
+    .await?;
+    Ok(app)
+}
+
+/// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
+/// delegated permission as a scope, an application permission as a role applications may hold.
+async fn valid_required_access(store: &dyn Store, app: &Application) -> Result<(), ServiceError> {
+    let mut seen = std::collections::HashSet::new();
+    for req in &app.required {
+        if !seen.insert(req.resource_app_id) {
+            return Err(invalid("requiredResourceAccess", "each resource may be listed once"));
+        }
+        let resource = if req.resource_app_id == app.app_id {
+            Some(app.clone())
+        } else {
+            store.application_by_app_id(req.resource_app_id).await?
+        };
+        let Some(resource) = resource else {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("there is no resource with the application id {}", req.resource_app_id),
+            ));
+        };
+        if let Some(v) = req.delegated.iter().find(|v| resource.scope(v).is_none()) {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("'{v}' is not a delegated permission of {}", resource.display_name),
+            ));
+        }
+        let is_app_permission = |v: &String| {
+            resource.app_role(v).is_some_and(|r| r.allowed_member_types.contains(&AppRoleMemberType::Application))
+        };
+        if let Some(v) = req.application.iter().find(|v| !is_app_permission(v)) {
+            return Err(invalid(
+                "requiredResourceAccess",
+                &format!("'{v}' is not an application permission of {}", resource.display_name),
+            ));
+        }
+    }
+    Ok(())
+}
+pub fn valid_redirect_uri(uri: &str) -> Result<(), ServiceError> {
+    let parsed =
+        url::Url::parse(uri).map_err(|_| invalid("redirectUris", &format!("'{uri}' is not an absolute URL")))?;
+    let local = matches!(parsed.host_str(), Some("localhost") | Some("127.0.0.1") | Some("[::1]"));
+    match parsed.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => return Err(invalid("redirectUris", &format!("'{uri}' must use https (http only for localhost)"))),
+    }
+    if parsed.fragment().is_some() {
+        return Err(invalid("redirectUris", &format!("'{uri}' must not contain a fragment")));
+    }
+    Ok(())
+}
+
+/// Adds a client secret and returns its value: shown once, stored only as a keyed hash.
+pub async fn add_client_secret(
+    store: &dyn Store,
+    keyring: &Keyring,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+    description: &str,
+    valid_days: u32,
+) -> Result<(ClientSecret, String), ServiceError> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let app = own_application(store, tenant, app_id).await?;
+    if !(1..=730).contains(&valid_days) {
+        return Err(invalid("endDateTime", "a secret is valid for 1 to 730 days"));
+    }
+    let value = format!("acc~{}", random_token());
+    let now = OffsetDateTime::now_utc();
+    let secret = ClientSecret {
+        id: Uuid::new_v4(),
+        app_object_id: app.id,
+        display_name: valid_name("displayName", if description.trim().is_empty() { "secret" } else { description })?,
+        hint: value.chars().take(3).collect(),
+        hash: keyring.secret_hash(&value),
+        created_at: now,
+        expires_at: Some(now + time::Duration::days(i64::from(valid_days))),
+    };
+    apply(
+        store,
+        vec![
+            Change::PutClientSecret(secret.clone()),
+            actor.audit(
+                tenant.id,
+                "app.secret_added",
+                Some(app.app_id),
+                json!({ "secret": secret.id, "displayName": secret.display_name }),
+            ),
+        ],
+    )
+    .await?;
+    Ok((secret, value))
+}
+
+pub async fn delete_client_secret(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+    secret_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let app = own_application(store, tenant, app_id).await?;
+    if !store.client_secrets(app.id).await?.iter().any(|s| s.id == secret_id) {
+        return Err(not_found("The secret"));
+    }
+    apply(
+        store,
+        vec![
+            Change::DeleteClientSecret { app_object_id: app.id, secret_id },
+            actor.audit(tenant.id, "app.secret_deleted", Some(app.app_id), json!({ "secret": secret_id })),
+        ],
+    )
+    .await
+}
+
+/// Deletes one of the tenant's own app registrations, as Graph's `DELETE /applications/{id}`:
+/// its enterprise application goes in every tenant that has one, with the consent granted to
+/// it, the assignments to it, its pending requests and its unredeemed codes and refresh tokens,
+/// so nothing can sign in as it any more (AADSTS700016). The audit log keeps what went.
+pub async fn delete_application(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageAppRegistrations)?;
+    let app = own_application(store, tenant, app_id).await?;
+    let detail = json!({ "displayName": app.display_name, "objectId": app.id });
+    apply(
+        store,
+        vec![
+            Change::DeleteApplication { app_object_id: app.id },
+            actor.audit(tenant.id, "app.deleted", Some(app.app_id), detail),
+        ],
+    )
+    .await
+}

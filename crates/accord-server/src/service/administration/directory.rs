@@ -1,0 +1,285 @@
+//! Users, their directory roles, and groups.
+
+use super::*;
+
+fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, ServiceError> {
+    let upn = upn.trim().to_ascii_lowercase();
+    let Some((name, domain)) = upn.split_once('@') else {
+        return Err(invalid("userPrincipalName", "expected name@domain"));
+    };
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-+'".contains(c)) {
+        return Err(invalid("userPrincipalName", "the part before @ may use letters, digits and . _ - + '"));
+    }
+    if !tenant.domains.iter().any(|d| d == domain) {
+        return Err(invalid(
+            "userPrincipalName",
+            &format!("the domain must be one of the organisation's: {}", tenant.domains.join(", ")),
+        ));
+    }
+    Ok(upn)
+}
+
+fn valid_password(password: &str) -> Result<(), ServiceError> {
+    if password.chars().count() < 8 || password.len() > 256 {
+        return Err(invalid("password", "it must be 8 to 256 characters"));
+    }
+    Ok(())
+}
+
+pub async fn create_user(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    upn: &str,
+    display_name: &str,
+    password: &str,
+) -> Result<User, ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    let upn = valid_upn(tenant, upn)?;
+    let display_name = valid_name("displayName", display_name)?;
+    valid_password(password)?;
+    if store.user_by_upn(tenant.id, &upn).await?.is_some() {
+        return Err(ServiceError::conflict(format!("Another user already has the user principal name {upn}.")));
+    }
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let user = User {
+        tenant_id: tenant.id,
+        id: Uuid::new_v4(),
+        upn: upn.clone(),
+        display_name,
+        password_hash: Some(hash),
+        enabled: true,
+        failed_sign_ins: 0,
+        locked_until: None,
+    };
+    apply(
+        store,
+        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, "user.created", None, json!({ "user": upn }))],
+    )
+    .await?;
+    Ok(user)
+}
+
+pub async fn set_user_enabled(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    enabled: bool,
+) -> Result<User, ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    if !enabled && actor.user_ref().is_some_and(|a| a.id == user.id) {
+        return Err(invalid("accountEnabled", "you cannot disable your own account"));
+    }
+    user.enabled = enabled;
+    let action = if enabled { "user.enabled" } else { "user.disabled" };
+    apply(
+        store,
+        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))],
+    )
+    .await?;
+    Ok(user)
+}
+
+/// Deletes a user, as Graph's `DELETE /users/{id}`, with what exists only through them (their
+/// roles, memberships, own consent, assignments, calendar, requests, sessions and tokens; see
+/// the store's `DeleteUser`), and takes them off the admin-consent reviewers. Accord keeps no
+/// deleted-items bin to restore them from; the audit log keeps their UPN. Nobody deletes their
+/// own account.
+pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    if actor.user_ref().is_some_and(|a| a.id == user.id) {
+        return Err(invalid("id", "you cannot delete your own account"));
+    }
+    let mut changes = vec![Change::DeleteUser { tenant_id: tenant.id, user_id }];
+    let reviewer = ReviewerRef::User(user_id);
+    if tenant.admin_consent_requests.reviewers.contains(&reviewer) {
+        let mut t = tenant.clone();
+        t.admin_consent_requests.reviewers.retain(|r| *r != reviewer);
+        t.admin_consent_requests.version += 1;
+        changes.push(Change::PutTenant(t));
+    }
+    changes.push(actor.audit(tenant.id, "user.deleted", None, json!({ "user": user.upn, "id": user.id })));
+    apply(store, changes).await
+}
+
+pub async fn rename_user(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    display_name: &str,
+) -> Result<User, ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    let display_name = valid_name("displayName", display_name)?;
+    let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    user.display_name = display_name;
+    apply(
+        store,
+        vec![
+            Change::PutUser(user.clone()),
+            actor.audit(tenant.id, "user.renamed", None, json!({ "user": user.upn, "displayName": user.display_name })),
+        ],
+    )
+    .await?;
+    Ok(user)
+}
+
+pub async fn reset_password(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    password: &str,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    valid_password(password)?;
+    let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    let password = password.to_string();
+    user.password_hash = Some(
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?,
+    );
+    user.failed_sign_ins = 0;
+    user.locked_until = None;
+    apply(
+        store,
+        vec![
+            Change::PutUser(user.clone()),
+            actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn })),
+        ],
+    )
+    .await
+}
+
+pub async fn set_user_roles(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    roles: Vec<DirectoryRole>,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageRoles)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    // A Privileged Role Administrator cannot make anyone a Global Administrator.
+    if roles.contains(&GlobalAdministrator)
+        && !actor.roles().contains(&GlobalAdministrator)
+        && matches!(actor, Actor::User { .. })
+    {
+        return Err(forbidden(actor, "assigning the Global Administrator role"));
+    }
+    if actor.user_ref().is_some_and(|a| a.id == user.id)
+        && !roles.contains(&GlobalAdministrator)
+        && actor.roles().contains(&GlobalAdministrator)
+    {
+        return Err(invalid("roles", "you cannot remove your own Global Administrator role"));
+    }
+    let names: Vec<&str> = roles.iter().map(|r| r.display_name()).collect();
+    apply(
+        store,
+        vec![
+            Change::SetUserRoles { tenant_id: tenant.id, user_id, roles: roles.clone() },
+            actor.audit(tenant.id, "user.roles", None, json!({ "user": user.upn, "roles": names })),
+        ],
+    )
+    .await
+}
+
+pub async fn create_group(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    display_name: &str,
+) -> Result<Group, ServiceError> {
+    authorize(actor, Operation::ManageGroups)?;
+    let display_name = valid_name("displayName", display_name)?;
+    if store.group_by_name(tenant.id, &display_name).await?.is_some() {
+        return Err(ServiceError::conflict(format!("A group named '{display_name}' already exists.")));
+    }
+    let group = Group { tenant_id: tenant.id, id: Uuid::new_v4(), display_name };
+    apply(
+        store,
+        vec![
+            Change::PutGroup(group.clone()),
+            actor.audit(tenant.id, "group.created", None, json!({ "group": group.display_name })),
+        ],
+    )
+    .await?;
+    Ok(group)
+}
+
+/// Adds a user or a group (nesting) to a group; refuses membership cycles.
+pub async fn add_group_member(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+    member_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageGroups)?;
+    let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
+    let kind = if store.user(tenant.id, member_id).await?.is_some() {
+        MemberKind::User
+    } else if store.group(tenant.id, member_id).await?.is_some() {
+        if member_id == group_id || store.transitive_groups_of(tenant.id, group_id).await?.contains(&member_id) {
+            return Err(invalid("member", "adding this group would make a membership cycle"));
+        }
+        MemberKind::Group
+    } else {
+        return Err(invalid("member", "no user or group with this id in the organisation"));
+    };
+    let mut members = store.group_members(tenant.id, group_id).await?;
+    if members.iter().any(|m| m.member_id == member_id) {
+        return Ok(());
+    }
+    members.push(GroupMember { group_id, member_id, kind });
+    apply(
+        store,
+        vec![
+            Change::SetGroupMembers { tenant_id: tenant.id, group_id, members },
+            actor.audit(
+                tenant.id,
+                "group.member_added",
+                None,
+                json!({ "group": group.display_name, "member": member_id }),
+            ),
+        ],
+    )
+    .await
+}
+
+pub async fn remove_group_member(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+    member_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageGroups)?;
+    let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
+    let mut members = store.group_members(tenant.id, group_id).await?;
+    let before = members.len();
+    members.retain(|m| m.member_id != member_id);
+    if members.len() == before {
+        return Err(not_found("The member"));
+    }
+    apply(
+        store,
+        vec![
+            Change::SetGroupMembers { tenant_id: tenant.id, group_id, members },
+            actor.audit(
+                tenant.id,
+                "group.member_removed",
+                None,
+                json!({ "group": group.display_name, "member": member_id }),
+            ),
+        ],
+    )
+    .await
+}

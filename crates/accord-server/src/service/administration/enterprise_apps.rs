@@ -1,0 +1,144 @@
+//! Enterprise applications: their settings, and who is assigned to them.
+
+use super::*;
+
+pub async fn service_principal(
+    store: &dyn Store,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<ServicePrincipal, ServiceError> {
+    store.service_principal(tenant.id, sp_id).await?.ok_or_else(|| not_found("The enterprise application"))
+}
+
+/// Enables/disables an enterprise application and sets whether assignment is required.
+pub async fn set_service_principal(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+    enabled: Option<bool>,
+    assignment_required: Option<bool>,
+) -> Result<ServicePrincipal, ServiceError> {
+    authorize(actor, Operation::ManageEnterpriseApps)?;
+    let mut sp = service_principal(store, tenant, sp_id).await?;
+    // Microsoft Graph carries the sign-in permissions of every app: disabling it, or
+    // requiring assignment to it, would lock the whole organisation out.
+    if sp.app_id == accord_core::well_known::GRAPH_APP_ID
+        && (enabled == Some(false) || assignment_required == Some(true))
+    {
+        return Err(invalid("accountEnabled", "Microsoft Graph cannot be disabled or restricted to assigned users"));
+    }
+    let before = (sp.enabled, sp.assignment_required);
+    if let Some(e) = enabled {
+        sp.enabled = e;
+    }
+    if let Some(a) = assignment_required {
+        sp.assignment_required = a;
+    }
+    let detail = json!({ "enabled": [before.0, sp.enabled], "assignmentRequired": [before.1, sp.assignment_required] });
+    let changes = vec![
+        Change::PutServicePrincipal(sp.clone()),
+        actor.audit(tenant.id, "enterprise_app.updated", Some(sp.app_id), detail),
+    ];
+    apply(store, changes).await?;
+    Ok(sp)
+}
+
+/// Assigns a user or group to an enterprise application ("Users and groups > Add user/group"),
+/// optionally with one of the app's roles that users may hold.
+pub async fn add_assignment(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+    principal_id: Uuid,
+    app_role_id: Option<Uuid>,
+) -> Result<AppRoleAssignment, ServiceError> {
+    authorize(actor, Operation::ManageAssignments)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The application"))?;
+    let (principal_type, name) = if let Some(u) = store.user(tenant.id, principal_id).await? {
+        (PrincipalType::User, u.upn)
+    } else if let Some(g) = store.group(tenant.id, principal_id).await? {
+        (PrincipalType::Group, g.display_name)
+    } else {
+        return Err(invalid("principalId", "no user or group with this id in the organisation"));
+    };
+    let role_id = match app_role_id.filter(|r| *r != DEFAULT_ACCESS_ROLE_ID) {
+        Some(r) => {
+            let role = app.app_role_by_id(r).ok_or_else(|| invalid("appRoleId", "the application has no such role"))?;
+            if !role.allowed_member_types.contains(&AppRoleMemberType::User) {
+                return Err(invalid("appRoleId", "this role is for applications, not users and groups"));
+            }
+            r
+        }
+        None => DEFAULT_ACCESS_ROLE_ID,
+    };
+    let existing = store.app_role_assignments_to(tenant.id, sp.id).await?;
+    if let Some(a) = existing.iter().find(|a| a.principal_id == principal_id && a.app_role_id == role_id) {
+        return Ok(a.clone());
+    }
+    let assignment = AppRoleAssignment {
+        tenant_id: tenant.id,
+        id: Uuid::new_v4(),
+        principal_id,
+        principal_type,
+        resource_sp_id: sp.id,
+        app_role_id: role_id,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
+    apply(
+        store,
+        vec![
+            Change::PutAppRoleAssignment(assignment.clone()),
+            actor.audit(tenant.id, "assignment.added", Some(sp.app_id), detail),
+        ],
+    )
+    .await?;
+    Ok(assignment)
+}
+
+/// Removes an assignment or an application permission (both are app role assignments).
+/// Who may remove an app role assignment: those who manage assignments; an application
+/// permission (`to_app`: assigned to an app) also a user whose role lets them grant it — a
+/// Privileged Role Administrator, as in Entra.
+fn authorize_unassign(actor: &Actor, to_app: bool) -> Result<(), ServiceError> {
+    match authorize(actor, Operation::ManageAssignments) {
+        Err(_) if to_app && matches!(actor, Actor::User { .. }) => authorize(actor, Operation::ManageGrants),
+        other => other,
+    }
+}
+
+pub async fn remove_app_role_assignment(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    resource_sp_id: Uuid,
+    assignment_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize_unassign(actor, true)?;
+    let sp = service_principal(store, tenant, resource_sp_id).await?;
+    let found = store.app_role_assignments_to(tenant.id, sp.id).await?.into_iter().find(|a| a.id == assignment_id);
+    let Some(a) = found else { return Err(not_found("The app role assignment")) };
+    authorize_unassign(actor, a.principal_type == PrincipalType::ServicePrincipal)?;
+    let action = if a.principal_type == PrincipalType::ServicePrincipal {
+        "app_permission.revoked"
+    } else {
+        "assignment.removed"
+    };
+    let detail = json!({ "principalId": a.principal_id, "principalType": a.principal_type.as_str(), "appRoleId": a.app_role_id });
+    let client_app = if a.principal_type == PrincipalType::ServicePrincipal {
+        store.service_principal(tenant.id, a.principal_id).await?.map(|s| s.app_id)
+    } else {
+        Some(sp.app_id)
+    };
+    apply(
+        store,
+        vec![
+            Change::DeleteAppRoleAssignment { tenant_id: tenant.id, assignment_id },
+            actor.audit(tenant.id, action, client_app, detail),
+        ],
+    )
+    .await
+}

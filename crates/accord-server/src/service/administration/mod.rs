@@ -1,0 +1,223 @@
+//! Administration of a tenant: the one service layer behind the admin center, My Apps, the
+//! Graph-compatible API and the CLI. Every operation checks who acts (a directory role for a
+//! signed-in person, an application permission for an app-only caller), validates its input,
+//! writes its change together with an audit event in one transaction, and returns a specific
+//! error otherwise. No page or endpoint implements a rule of its own.
+
+use crate::crypto::{hash_password, random_token, Keyring};
+use crate::service::consent::{audit, ConsentWorld};
+use crate::service::ServiceError;
+use accord_core::consent_engine::{Decision, PermissionRef};
+use accord_core::consent_records::PermissionClassification;
+use accord_core::directory::*;
+use accord_core::scope::ScopeRequest;
+use accord_core::well_known::DEFAULT_ACCESS_ROLE_ID;
+use accord_core::Aadsts;
+use accord_store::{Change, Store};
+use serde_json::json;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Who performs an operation.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// A signed-in person (admin center, My Apps, delegated Graph calls).
+    User { user: User, roles: Vec<DirectoryRole> },
+    /// An app calling Graph with an app-only token; `permissions` are its Graph app roles.
+    App { app_id: Uuid, sp_id: Uuid, permissions: Vec<String> },
+}
+
+impl Actor {
+    pub async fn user(store: &dyn Store, user: User) -> Result<Actor, ServiceError> {
+        let roles = store.user_roles(user.tenant_id, user.id).await?;
+        Ok(Actor::User { user, roles })
+    }
+
+    pub fn roles(&self) -> &[DirectoryRole] {
+        match self {
+            Actor::User { roles, .. } => roles,
+            Actor::App { .. } => &[],
+        }
+    }
+
+    fn user_ref(&self) -> Option<&User> {
+        match self {
+            Actor::User { user, .. } => Some(user),
+            Actor::App { .. } => None,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Actor::User { user, .. } => user.upn.clone(),
+            Actor::App { app_id, .. } => format!("app {app_id}"),
+        }
+    }
+
+    /// The audit change for an action by this actor.
+    fn audit(&self, tenant_id: Uuid, action: &str, app_id: Option<Uuid>, detail: serde_json::Value) -> Change {
+        match self {
+            Actor::User { user, .. } => audit(tenant_id, Some(user), action, app_id, detail),
+            Actor::App { .. } => {
+                let mut change = audit(tenant_id, None, action, app_id, detail);
+                if let Change::AppendAudit(e) = &mut change {
+                    e.actor = self.label();
+                }
+                change
+            }
+        }
+    }
+}
+
+/// What an operation needs: which directory roles may do it, and which Graph application
+/// permission an app-only caller needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    ReadDirectory,
+    ManageUsers,
+    ManageRoles,
+    ManageGroups,
+    ManageEnterpriseApps,
+    ManageAppRegistrations,
+    ManageGrants,
+    ManageAssignments,
+    ManageUserConsentSetting,
+    ManageClassifications,
+    ManageRequestPolicy,
+    ReadAudit,
+}
+
+use DirectoryRole::*;
+
+impl Operation {
+    /// Directory roles allowed (Entra's built-in roles, narrowed to the four Accord models).
+    pub fn roles(self) -> &'static [DirectoryRole] {
+        match self {
+            Operation::ReadDirectory | Operation::ReadAudit => &[
+                GlobalAdministrator,
+                PrivilegedRoleAdministrator,
+                CloudApplicationAdministrator,
+                ApplicationAdministrator,
+            ],
+            Operation::ManageUsers | Operation::ManageGroups => &[GlobalAdministrator],
+            Operation::ManageRoles | Operation::ManageUserConsentSetting => {
+                &[GlobalAdministrator, PrivilegedRoleAdministrator]
+            }
+            Operation::ManageEnterpriseApps
+            | Operation::ManageAppRegistrations
+            | Operation::ManageAssignments
+            | Operation::ManageClassifications => {
+                &[GlobalAdministrator, CloudApplicationAdministrator, ApplicationAdministrator]
+            }
+            Operation::ManageGrants => &[
+                GlobalAdministrator,
+                PrivilegedRoleAdministrator,
+                CloudApplicationAdministrator,
+                ApplicationAdministrator,
+            ],
+            // Turning the workflow on needs a Global Administrator (entra-reference §6).
+            Operation::ManageRequestPolicy => &[GlobalAdministrator],
+        }
+    }
+
+    /// The Graph application permission an app-only caller needs.
+    pub fn app_permission(self) -> &'static [&'static str] {
+        match self {
+            Operation::ReadDirectory => {
+                &["Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Application.Read.All"]
+            }
+            // Graph's narrower write permissions count as well as Directory.ReadWrite.All.
+            Operation::ManageUsers => &["Directory.ReadWrite.All", "User.ReadWrite.All"],
+            Operation::ManageGroups => &["Directory.ReadWrite.All", "Group.ReadWrite.All"],
+            Operation::ManageRoles => &["RoleManagement.ReadWrite.Directory"],
+            Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => &["Application.ReadWrite.All"],
+            Operation::ManageGrants => &["DelegatedPermissionGrant.ReadWrite.All"],
+            Operation::ManageAssignments => &["AppRoleAssignment.ReadWrite.All"],
+            Operation::ManageUserConsentSetting => &["Policy.ReadWrite.Authorization"],
+            Operation::ManageClassifications => &["Policy.ReadWrite.PermissionGrant"],
+            Operation::ManageRequestPolicy => &["Policy.ReadWrite.ConsentRequest"],
+            Operation::ReadAudit => &["AuditLog.Read.All", "Directory.Read.All"],
+        }
+    }
+}
+
+fn forbidden(actor: &Actor, what: &str) -> ServiceError {
+    ServiceError::forbidden(format!("{} does not have a role that allows {what} in this organisation.", actor.label()))
+}
+
+/// Checks `actor` may perform `op`.
+pub fn authorize(actor: &Actor, op: Operation) -> Result<(), ServiceError> {
+    let ok = match actor {
+        Actor::User { roles, .. } => roles.iter().any(|r| op.roles().contains(r)),
+        Actor::App { permissions, .. } => {
+            op.app_permission().iter().any(|p| permissions.iter().any(|q| q.eq_ignore_ascii_case(p)))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(forbidden(actor, describe(op)))
+    }
+}
+
+/// Whether `actor` may perform `op` (for pages deciding which actions to offer).
+pub fn may(actor: &Actor, op: Operation) -> bool {
+    authorize(actor, op).is_ok()
+}
+
+fn describe(op: Operation) -> &'static str {
+    match op {
+        Operation::ReadDirectory => "reading the directory",
+        Operation::ManageUsers => "managing users",
+        Operation::ManageRoles => "assigning directory roles",
+        Operation::ManageGroups => "managing groups",
+        Operation::ManageEnterpriseApps => "changing enterprise applications",
+        Operation::ManageAppRegistrations => "changing app registrations",
+        Operation::ManageGrants => "changing permission grants",
+        Operation::ManageAssignments => "assigning users and groups to applications",
+        Operation::ManageUserConsentSetting => "changing the user consent setting",
+        Operation::ManageClassifications => "classifying permissions",
+        Operation::ManageRequestPolicy => "changing the admin consent request settings",
+        Operation::ReadAudit => "reading the audit log",
+    }
+}
+
+fn invalid(field: &str, why: &str) -> ServiceError {
+    Aadsts::invalid_parameter(field, why).into()
+}
+
+fn not_found(what: &str) -> ServiceError {
+    ServiceError::not_found(format!("{what} was not found in this organisation."))
+}
+
+async fn apply(store: &dyn Store, changes: Vec<Change>) -> Result<(), ServiceError> {
+    store.apply(&changes).await.map_err(|e| match e {
+        accord_store::StoreError::Conflict(what) => ServiceError::conflict(format!("Conflict: {what}.")),
+        accord_store::StoreError::NotFound(what) => not_found(&what),
+        other => ServiceError::from(other),
+    })
+}
+
+fn valid_name(field: &str, name: &str) -> Result<String, ServiceError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+        return Err(invalid(field, "it must be 1 to 256 printable characters"));
+    }
+    Ok(name.to_string())
+}
+
+mod app_registrations;
+mod consent_settings;
+mod directory;
+mod enterprise_apps;
+mod grants;
+mod queries;
+#[cfg(test)]
+mod tests;
+
+pub use app_registrations::*;
+pub use consent_settings::*;
+pub use directory::*;
+pub use enterprise_apps::*;
+pub use grants::*;
+pub use queries::*;

@@ -1,0 +1,773 @@
+//! What the admin center's pages, My Apps and the Graph API read, checked like the writes
+//! (reading needs `ReadDirectory`, the audit log `ReadAudit`, requests a reviewer or
+//! `ReadDirectory`), so pages never assemble store reads of their own.
+
+use super::*;
+
+use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
+use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
+
+/// The organisation that publishes an app: Microsoft for first-party apps, else its home tenant.
+pub async fn publisher_name(store: &dyn Store, owner_tenant_id: Uuid) -> Result<String, ServiceError> {
+    if owner_tenant_id == MICROSOFT_SERVICES_TENANT_ID {
+        return Ok("Microsoft".into());
+    }
+    Ok(store.tenant(owner_tenant_id).await?.map(|t| t.display_name).unwrap_or_else(|| "another organisation".into()))
+}
+
+/// A user, group or service principal of the tenant, as lists show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalSummary {
+    pub id: Uuid,
+    pub kind: PrincipalType,
+    pub display_name: String,
+    /// The UPN of a user; empty otherwise.
+    pub upn: String,
+    pub enabled: bool,
+}
+
+impl PrincipalSummary {
+    fn of_user(u: &User) -> Self {
+        Self {
+            id: u.id,
+            kind: PrincipalType::User,
+            display_name: u.display_name.clone(),
+            upn: u.upn.clone(),
+            enabled: u.enabled,
+        }
+    }
+
+    fn of_group(g: &Group) -> Self {
+        Self {
+            id: g.id,
+            kind: PrincipalType::Group,
+            display_name: g.display_name.clone(),
+            upn: String::new(),
+            enabled: true,
+        }
+    }
+}
+
+/// Looks a principal up by object id (users, then groups, then service principals).
+pub async fn principal(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<Option<PrincipalSummary>, ServiceError> {
+    if let Some(u) = store.user(tenant.id, id).await? {
+        return Ok(Some(PrincipalSummary::of_user(&u)));
+    }
+    if let Some(g) = store.group(tenant.id, id).await? {
+        return Ok(Some(PrincipalSummary::of_group(&g)));
+    }
+    Ok(store.service_principal(tenant.id, id).await?.map(|sp| PrincipalSummary {
+        id: sp.id,
+        kind: PrincipalType::ServicePrincipal,
+        display_name: sp.display_name,
+        upn: String::new(),
+        enabled: sp.enabled,
+    }))
+}
+
+async fn principal_or_deleted(
+    store: &dyn Store,
+    tenant: &Tenant,
+    id: Uuid,
+    kind: PrincipalType,
+) -> Result<PrincipalSummary, ServiceError> {
+    Ok(principal(store, tenant, id).await?.unwrap_or(PrincipalSummary {
+        id,
+        kind,
+        display_name: format!("(deleted {id})"),
+        upn: String::new(),
+        enabled: false,
+    }))
+}
+
+/// Users and (optionally) groups whose name, UPN or object id contains `query` (any case);
+/// everyone when `query` is blank. Users first, each kind by display name; at most `limit`.
+pub async fn find_principals(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    query: &str,
+    include_groups: bool,
+    limit: usize,
+) -> Result<Vec<PrincipalSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let needle = query.trim().to_lowercase();
+    let hit = |texts: &[&str]| needle.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&needle));
+    let mut users: Vec<PrincipalSummary> = store
+        .users(tenant.id)
+        .await?
+        .iter()
+        .filter(|u| hit(&[&u.display_name, &u.upn, &u.id.to_string()]))
+        .map(PrincipalSummary::of_user)
+        .collect();
+    users.sort_by_key(|p| p.display_name.to_lowercase());
+    if include_groups {
+        let mut groups: Vec<PrincipalSummary> = store
+            .groups(tenant.id)
+            .await?
+            .iter()
+            .filter(|g| hit(&[&g.display_name, &g.id.to_string()]))
+            .map(PrincipalSummary::of_group)
+            .collect();
+        groups.sort_by_key(|p| p.display_name.to_lowercase());
+        users.extend(groups);
+    }
+    users.truncate(limit);
+    Ok(users)
+}
+
+/// One enterprise application of the tenant, as "All applications" lists it.
+#[derive(Debug, Clone)]
+pub struct EnterpriseAppSummary {
+    pub sp: ServicePrincipal,
+    pub publisher: String,
+    pub verified_publisher: bool,
+    /// In-progress admin consent requests for the app.
+    pub pending_requests: usize,
+}
+
+/// "All applications" search and filters; `None` means either.
+#[derive(Debug, Clone, Default)]
+pub struct EnterpriseAppFilter {
+    /// Part of the display name (any case) or of the application (client) id.
+    pub search: String,
+    pub enabled: Option<bool>,
+    pub assignment_required: Option<bool>,
+    pub has_pending_requests: Option<bool>,
+}
+
+/// The tenant's enterprise applications matching `filter`, by display name.
+pub async fn enterprise_apps(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    filter: &EnterpriseAppFilter,
+) -> Result<Vec<EnterpriseAppSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let pending: Vec<Uuid> = store
+        .consent_requests(tenant.id, None)
+        .await?
+        .into_iter()
+        .filter(|r| r.status == RequestStatus::InProgress)
+        .map(|r| r.client_app_id)
+        .collect();
+    let needle = filter.search.trim().to_lowercase();
+    let mut out = Vec::new();
+    for sp in store.service_principals(tenant.id).await? {
+        let pending_requests = pending.iter().filter(|a| **a == sp.app_id).count();
+        let found = needle.is_empty()
+            || sp.display_name.to_lowercase().contains(&needle)
+            || sp.app_id.to_string().contains(&needle);
+        let keep = found
+            && filter.enabled.is_none_or(|e| e == sp.enabled)
+            && filter.assignment_required.is_none_or(|a| a == sp.assignment_required)
+            && filter.has_pending_requests.is_none_or(|p| p == (pending_requests > 0));
+        if !keep {
+            continue;
+        }
+        let verified_publisher = store.application_by_app_id(sp.app_id).await?.is_some_and(|a| a.verified_publisher);
+        let publisher = publisher_name(store, sp.app_owner_tenant_id).await?;
+        out.push(EnterpriseAppSummary { sp, publisher, verified_publisher, pending_requests });
+    }
+    out.sort_by_key(|a| (a.sp.display_name.to_lowercase(), a.sp.id));
+    Ok(out)
+}
+
+/// An app role's name for lists: "Default Access" for the default role.
+pub fn app_role_name(app: Option<&Application>, app_role_id: Uuid) -> String {
+    if app_role_id == DEFAULT_ACCESS_ROLE_ID {
+        return "Default Access".into();
+    }
+    match app.and_then(|a| a.app_role_by_id(app_role_id)) {
+        Some(r) if !r.display_name.is_empty() && r.display_name != r.value => {
+            format!("{} ({})", r.display_name, r.value)
+        }
+        Some(r) => r.value.clone(),
+        None => format!("(removed role {app_role_id})"),
+    }
+}
+
+/// A user or group assigned to an enterprise application ("Users and groups").
+#[derive(Debug, Clone)]
+pub struct AssignmentSummary {
+    pub assignment: AppRoleAssignment,
+    pub principal: PrincipalSummary,
+    pub role: String,
+}
+
+/// The users and groups assigned to an enterprise application, by name.
+pub async fn app_assignments(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<Vec<AssignmentSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    let app = store.application_by_app_id(sp.app_id).await?;
+    let mut out = Vec::new();
+    for a in store.app_role_assignments_to(tenant.id, sp.id).await? {
+        if a.principal_type == PrincipalType::ServicePrincipal {
+            continue; // an application permission on this app as an API, not a user or group
+        }
+        let principal = principal_or_deleted(store, tenant, a.principal_id, a.principal_type).await?;
+        let role = app_role_name(app.as_ref(), a.app_role_id);
+        out.push(AssignmentSummary { assignment: a, principal, role });
+    }
+    out.sort_by_key(|a| (a.principal.display_name.to_lowercase(), a.assignment.id));
+    Ok(out)
+}
+
+/// A delegated grant with the names a page shows.
+#[derive(Debug, Clone)]
+pub struct GrantSummary {
+    pub grant: DelegatedGrant,
+    pub resource: String,
+    /// The consenting user of a `Principal` grant.
+    pub principal: Option<PrincipalSummary>,
+}
+
+/// An application permission held by a client (an app role assignment to its service principal).
+#[derive(Debug, Clone)]
+pub struct AppPermissionSummary {
+    pub assignment: AppRoleAssignment,
+    pub resource: String,
+    pub value: String,
+    pub display_name: String,
+}
+
+/// What an enterprise application holds: the organisation's and users' delegated grants, and
+/// its application permissions.
+#[derive(Debug, Clone, Default)]
+pub struct AppPermissions {
+    pub admin_consented: Vec<GrantSummary>,
+    pub user_consented: Vec<GrantSummary>,
+    pub application: Vec<AppPermissionSummary>,
+}
+
+pub async fn app_permissions(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: Uuid,
+) -> Result<AppPermissions, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    let mut out = AppPermissions::default();
+    for grant in store.delegated_grants_of_client(tenant.id, sp.id).await? {
+        let resource =
+            store.service_principal(tenant.id, grant.resource_sp_id).await?.map(|r| r.display_name).unwrap_or_default();
+        match (grant.consent_type, grant.principal_id) {
+            (ConsentType::Principal, Some(p)) => {
+                let principal = Some(principal_or_deleted(store, tenant, p, PrincipalType::User).await?);
+                out.user_consented.push(GrantSummary { grant, resource, principal });
+            }
+            _ => out.admin_consented.push(GrantSummary { grant, resource, principal: None }),
+        }
+    }
+    for assignment in store.app_role_assignments_of(tenant.id, sp.id).await? {
+        let resource_sp = store.service_principal(tenant.id, assignment.resource_sp_id).await?;
+        let resource_app = match &resource_sp {
+            Some(r) => store.application_by_app_id(r.app_id).await?,
+            None => None,
+        };
+        let role = resource_app.as_ref().and_then(|a| a.app_role_by_id(assignment.app_role_id));
+        out.application.push(AppPermissionSummary {
+            resource: resource_sp.map(|r| r.display_name).unwrap_or_default(),
+            value: role.map(|r| r.value.clone()).unwrap_or_else(|| assignment.app_role_id.to_string()),
+            display_name: role.map(|r| r.display_name.clone()).unwrap_or_default(),
+            assignment,
+        });
+    }
+    out.user_consented.sort_by_key(|g| (g.principal.as_ref().map(|p| p.upn.clone()), g.grant.id));
+    Ok(out)
+}
+
+/// A user with their directory roles.
+#[derive(Debug, Clone)]
+pub struct UserSummary {
+    pub user: User,
+    pub roles: Vec<DirectoryRole>,
+}
+
+/// The tenant's users whose name or UPN contains `query` (any case), by display name.
+pub async fn users(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    query: &str,
+) -> Result<Vec<UserSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let needle = query.trim().to_lowercase();
+    let mut out = Vec::new();
+    for user in store.users(tenant.id).await? {
+        if needle.is_empty() || user.upn.contains(&needle) || user.display_name.to_lowercase().contains(&needle) {
+            let roles = store.user_roles(tenant.id, user.id).await?;
+            out.push(UserSummary { user, roles });
+        }
+    }
+    out.sort_by_key(|u| (u.user.display_name.to_lowercase(), u.user.id));
+    Ok(out)
+}
+
+/// One user with roles and the groups they belong to (transitively).
+pub async fn user_details(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+) -> Result<(UserSummary, Vec<Group>), ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    let roles = store.user_roles(tenant.id, user.id).await?;
+    let ids = store.transitive_groups_of(tenant.id, user.id).await?;
+    let mut groups: Vec<Group> = store.groups(tenant.id).await?.into_iter().filter(|g| ids.contains(&g.id)).collect();
+    groups.sort_by_key(|g| g.display_name.to_lowercase());
+    Ok((UserSummary { user, roles }, groups))
+}
+
+/// A group's members: direct ones, the users who belong through nested groups (with the
+/// nested group they come through), and the groups it belongs to.
+#[derive(Debug, Clone)]
+pub struct GroupDetails {
+    pub group: Group,
+    pub direct: Vec<PrincipalSummary>,
+    pub nested_users: Vec<(PrincipalSummary, String)>,
+    pub member_of: Vec<Group>,
+}
+
+pub async fn groups(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<Vec<(Group, usize)>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut out = Vec::new();
+    for g in store.groups(tenant.id).await? {
+        let members = store.group_members(tenant.id, g.id).await?.len();
+        out.push((g, members));
+    }
+    out.sort_by_key(|(g, _)| g.display_name.to_lowercase());
+    Ok(out)
+}
+
+pub async fn group_details(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: Uuid,
+) -> Result<GroupDetails, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
+    let all_groups = store.groups(tenant.id).await?;
+    let name_of = |id: Uuid| all_groups.iter().find(|g| g.id == id).map(|g| g.display_name.clone()).unwrap_or_default();
+    let mut direct = Vec::new();
+    let mut queue: std::collections::VecDeque<Uuid> = std::collections::VecDeque::new();
+    for m in store.group_members(tenant.id, group.id).await? {
+        let kind = if m.kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
+        direct.push(principal_or_deleted(store, tenant, m.member_id, kind).await?);
+        if m.kind == MemberKind::Group {
+            queue.push_back(m.member_id);
+        }
+    }
+    direct.sort_by_key(|p| (p.kind != PrincipalType::User, p.display_name.to_lowercase()));
+    // Breadth-first through nested groups, each group once (cycles are allowed).
+    let mut seen = std::collections::HashSet::from([group.id]);
+    let mut nested_users: Vec<(PrincipalSummary, String)> = Vec::new();
+    while let Some(g) = queue.pop_front() {
+        if !seen.insert(g) {
+            continue;
+        }
+        for m in store.group_members(tenant.id, g).await? {
+            match m.kind {
+                MemberKind::Group => queue.push_back(m.member_id),
+                MemberKind::User => {
+                    let known = direct.iter().any(|d| d.id == m.member_id)
+                        || nested_users.iter().any(|(u, _)| u.id == m.member_id);
+                    if !known {
+                        if let Some(u) = store.user(tenant.id, m.member_id).await? {
+                            nested_users.push((PrincipalSummary::of_user(&u), name_of(g)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    nested_users.sort_by_key(|(u, _)| u.display_name.to_lowercase());
+    let parents = store.transitive_groups_of(tenant.id, group.id).await?;
+    let mut member_of: Vec<Group> =
+        all_groups.iter().filter(|g| g.id != group.id && parents.contains(&g.id)).cloned().collect();
+    member_of.sort_by_key(|g| g.display_name.to_lowercase());
+    Ok(GroupDetails { group, direct, nested_users, member_of })
+}
+
+/// The tenant's users, by display name, for Graph directory reads. The caller has checked the
+/// token's permission (Graph lets any delegated caller with a directory-read scope read users,
+/// without a directory role); only the tenant's own objects are ever returned.
+pub async fn directory_users(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<User>, ServiceError> {
+    let mut users = store.users(tenant_id).await?;
+    users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
+    Ok(users)
+}
+
+/// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
+pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<Group>, ServiceError> {
+    let mut groups = store.groups(tenant_id).await?;
+    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
+    Ok(groups)
+}
+
+/// A group's members as Graph lists them: users and groups, direct only or transitive (through
+/// nested groups, each group once even in a cycle, never the group itself). `None` when the
+/// group is not one of the tenant's.
+pub async fn directory_group_members(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    group_id: Uuid,
+    transitive: bool,
+) -> Result<Option<(Vec<User>, Vec<Group>)>, ServiceError> {
+    let Some(group) = store.group(tenant_id, group_id).await? else { return Ok(None) };
+    let mut seen = std::collections::HashSet::from([group.id]);
+    let mut queue = std::collections::VecDeque::from([group.id]);
+    let (mut users, mut groups) = (Vec::new(), Vec::new());
+    let mut user_ids = std::collections::HashSet::new();
+    while let Some(g) = queue.pop_front() {
+        for m in store.group_members(tenant_id, g).await? {
+            match m.kind {
+                MemberKind::User => {
+                    if user_ids.insert(m.member_id) {
+                        if let Some(u) = store.user(tenant_id, m.member_id).await? {
+                            users.push(u);
+                        }
+                    }
+                }
+                MemberKind::Group => {
+                    if seen.insert(m.member_id) {
+                        if let Some(sub) = store.group(tenant_id, m.member_id).await? {
+                            groups.push(sub);
+                        }
+                        if transitive {
+                            queue.push_back(m.member_id);
+                        }
+                    }
+                }
+            }
+        }
+        if !transitive {
+            break;
+        }
+    }
+    users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
+    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
+    Ok(Some((users, groups)))
+}
+
+/// One of the tenant's own app registrations as Graph reads it: with its client secrets (hashes
+/// stay inside the server) and when its home service principal was created.
+#[derive(Debug, Clone)]
+pub struct DirectoryApplication {
+    pub app: Application,
+    pub secrets: Vec<ClientSecret>,
+    pub created_at: Option<OffsetDateTime>,
+}
+
+/// The tenant's own app registrations, by display name (Graph directory reads; see
+/// [`directory_users`]). Apps homed in other tenants are never returned: there they are only
+/// service principals.
+pub async fn directory_applications(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<DirectoryApplication>, ServiceError> {
+    let mut out = Vec::new();
+    for app in store.applications_homed_in(tenant_id).await? {
+        let mut secrets = store.client_secrets(app.id).await?;
+        secrets.sort_by_key(|s| (s.created_at, s.id));
+        let created_at = store.service_principal_by_app_id(tenant_id, app.app_id).await?.map(|sp| sp.created_at);
+        out.push(DirectoryApplication { app, secrets, created_at });
+    }
+    out.sort_by_key(|a| (a.app.display_name.to_lowercase(), a.app.id));
+    Ok(out)
+}
+
+/// The tenant's users who hold a directory role, with their roles, by display name (Graph
+/// `directoryRoles` reads; see [`directory_users`]).
+pub async fn directory_role_holders(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<(User, Vec<DirectoryRole>)>, ServiceError> {
+    let mut out = Vec::new();
+    for user in directory_users(store, tenant_id).await? {
+        let roles = store.user_roles(tenant_id, user.id).await?;
+        if !roles.is_empty() {
+            out.push((user, roles));
+        }
+    }
+    Ok(out)
+}
+
+/// The tenant's service principals with their applications, by display name (Graph directory
+/// reads; see [`directory_users`]).
+pub async fn directory_service_principals(
+    store: &dyn Store,
+    tenant_id: Uuid,
+) -> Result<Vec<(ServicePrincipal, Option<Application>)>, ServiceError> {
+    let mut out = Vec::new();
+    for sp in store.service_principals(tenant_id).await? {
+        let app = store.application_by_app_id(sp.app_id).await?;
+        out.push((sp, app));
+    }
+    out.sort_by_key(|(sp, _)| (sp.display_name.to_lowercase(), sp.id));
+    Ok(out)
+}
+
+/// The actor behind a Graph token of `tenant`: the signed-in user with their directory roles, or
+/// the calling application (its service principal in the tenant) with its Graph app roles.
+pub async fn graph_actor(
+    store: &dyn Store,
+    tenant: &Tenant,
+    user_id: Option<Uuid>,
+    client_app_id: Option<Uuid>,
+    app_roles: &[String],
+) -> Result<Actor, ServiceError> {
+    match user_id {
+        Some(id) => {
+            let user = store.user(tenant.id, id).await?.ok_or_else(|| not_found("The signed-in user"))?;
+            Actor::user(store, user).await
+        }
+        None => {
+            let app_id = client_app_id.ok_or_else(|| invalid("azp", "the token names no application"))?;
+            let sp = store
+                .service_principal_by_app_id(tenant.id, app_id)
+                .await?
+                .ok_or_else(|| not_found("The calling application"))?;
+            Ok(Actor::App { app_id, sp_id: sp.id, permissions: app_roles.to_vec() })
+        }
+    }
+}
+
+/// The audit log, newest first: optionally one app's events, optionally actions starting with
+/// `action_prefix` (e.g. `consent.`), at most `limit`.
+pub async fn audit_log(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Option<Uuid>,
+    action_prefix: &str,
+    limit: u32,
+) -> Result<Vec<AuditEvent>, ServiceError> {
+    authorize(actor, Operation::ReadAudit)?;
+    let prefix = action_prefix.trim();
+    let fetch = if prefix.is_empty() { limit } else { limit.saturating_mul(20).max(1000) };
+    let mut events = store.audit_events(tenant.id, app_id, fetch).await?;
+    events.retain(|e| e.action.starts_with(prefix));
+    events.truncate(limit as usize);
+    Ok(events)
+}
+
+/// How the signed-in person may see admin consent requests: as a reviewer (approve, deny and
+/// block, subject to the workflow's own checks) and/or as a directory reader (read-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestAccess {
+    pub reviewer: bool,
+    pub read_directory: bool,
+}
+
+impl RequestAccess {
+    pub fn may_view(self) -> bool {
+        self.reviewer || self.read_directory
+    }
+}
+
+pub async fn request_access(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<RequestAccess, ServiceError> {
+    let reviewer = match actor.user_ref() {
+        Some(u) => crate::service::admin_consent_requests::reviewers(store, tenant).await?.iter().any(|r| r.id == u.id),
+        None => false,
+    };
+    // Graph lets an app holding a ConsentRequest permission read the requests without a
+    // directory-reading one; a person still needs a role that reads the directory.
+    let read_directory = may(actor, Operation::ReadDirectory)
+        || matches!(actor, Actor::App { permissions, .. } if permissions.iter().any(|p| {
+            p.eq_ignore_ascii_case("ConsentRequest.Read.All") || p.eq_ignore_ascii_case("ConsentRequest.ReadWrite.All")
+        }));
+    Ok(RequestAccess { reviewer, read_directory })
+}
+
+/// A permission a request asks for, with its texts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedPermission {
+    pub resource: String,
+    pub value: String,
+    pub display_name: String,
+    pub description: String,
+    pub admin_consent_required: bool,
+}
+
+/// One user's request with the requester's and reviewer's names.
+#[derive(Debug, Clone)]
+pub struct RequestSummary {
+    pub request: ConsentRequest,
+    pub requester: PrincipalSummary,
+    pub reviewer: Option<PrincipalSummary>,
+}
+
+/// Graph's `appConsentRequest`: one app's requests, with what the pending ones ask for (or, with
+/// none pending, what the requests asked for).
+#[derive(Debug, Clone)]
+pub struct AppConsentRequests {
+    pub app_id: Uuid,
+    pub display_name: String,
+    pub publisher: String,
+    pub verified_publisher: bool,
+    /// The app's enterprise application here, if it has one.
+    pub sp_id: Option<Uuid>,
+    pub permissions: Vec<RequestedPermission>,
+    /// Newest first.
+    pub requests: Vec<RequestSummary>,
+}
+
+impl AppConsentRequests {
+    pub fn pending(&self) -> impl Iterator<Item = &RequestSummary> {
+        self.requests.iter().filter(|r| r.request.status == RequestStatus::InProgress)
+    }
+}
+
+/// The tenant's admin consent requests grouped per app (apps with pending requests first, then
+/// by latest request), or one app's when `app_id` is given. For reviewers and directory readers.
+pub async fn app_consent_requests(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Option<Uuid>,
+) -> Result<Vec<AppConsentRequests>, ServiceError> {
+    if !request_access(store, actor, tenant).await?.may_view() {
+        return Err(forbidden(actor, "viewing admin consent requests (it needs a reviewer or a directory role)"));
+    }
+    let mut groups: Vec<AppConsentRequests> = Vec::new();
+    for request in store.consent_requests(tenant.id, app_id).await? {
+        let index = match groups.iter().position(|g| g.app_id == request.client_app_id) {
+            Some(i) => i,
+            None => {
+                let app = store.application_by_app_id(request.client_app_id).await?;
+                let sp = store.service_principal_by_app_id(tenant.id, request.client_app_id).await?;
+                let publisher = match &app {
+                    Some(a) => publisher_name(store, a.home_tenant_id).await?,
+                    None => String::new(),
+                };
+                groups.push(AppConsentRequests {
+                    app_id: request.client_app_id,
+                    display_name: app
+                        .as_ref()
+                        .map(|a| a.display_name.clone())
+                        .unwrap_or_else(|| request.client_app_id.to_string()),
+                    publisher,
+                    verified_publisher: app.as_ref().is_some_and(|a| a.verified_publisher),
+                    sp_id: sp.map(|s| s.id),
+                    permissions: Vec::new(),
+                    requests: Vec::new(),
+                });
+                groups.len() - 1
+            }
+        };
+        let requester = principal_or_deleted(store, tenant, request.user_id, PrincipalType::User).await?;
+        let reviewer = match request.reviewed_by {
+            Some(r) => Some(principal_or_deleted(store, tenant, r, PrincipalType::User).await?),
+            None => None,
+        };
+        groups[index].requests.push(RequestSummary { request, requester, reviewer });
+    }
+    for g in &mut groups {
+        let any_pending = g.pending().next().is_some();
+        let mut keys: Vec<accord_core::consent_records::PermissionKey> = Vec::new();
+        for r in g.requests.iter().filter(|r| !any_pending || r.request.status == RequestStatus::InProgress) {
+            for p in &r.request.permissions {
+                if !keys.contains(p) {
+                    keys.push(p.clone());
+                }
+            }
+        }
+        for key in keys {
+            let resource = store.application_by_app_id(key.resource_app_id).await?;
+            let scope = resource.as_ref().and_then(|r| r.scope(&key.value));
+            g.permissions.push(RequestedPermission {
+                resource: resource.as_ref().map(|r| r.display_name.clone()).unwrap_or_default(),
+                value: key.value.clone(),
+                display_name: scope
+                    .map(|s| s.admin_consent_display_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or(key.value.clone()),
+                description: scope.map(|s| s.admin_consent_description.clone()).unwrap_or_default(),
+                admin_consent_required: scope.is_some_and(|s| s.admin_consent_required),
+            });
+        }
+    }
+    let latest = |g: &AppConsentRequests| g.requests.iter().map(|r| r.request.created_at).max();
+    groups.sort_by(|a, b| {
+        let pa = a.pending().next().is_some();
+        let pb = b.pending().next().is_some();
+        pb.cmp(&pa).then_with(|| latest(b).cmp(&latest(a)))
+    });
+    Ok(groups)
+}
+
+/// The delegated permissions of Microsoft Graph users could consent to (so may be classified
+/// low impact), with whether this tenant classified each low.
+pub async fn graph_classifications(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+) -> Result<(Uuid, Vec<(PermissionScope, bool)>), ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let sp = store
+        .service_principal_by_app_id(tenant.id, GRAPH_APP_ID)
+        .await?
+        .ok_or_else(|| not_found("Microsoft Graph"))?;
+    let graph = store.application_by_app_id(GRAPH_APP_ID).await?.ok_or_else(|| not_found("Microsoft Graph"))?;
+    let low: Vec<Uuid> = store
+        .permission_classifications(tenant.id, sp.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.classification.eq_ignore_ascii_case("low"))
+        .map(|c| c.permission_id)
+        .collect();
+    let list = graph.scopes.into_iter().filter(|s| !s.admin_consent_required).map(|s| {
+        let is_low = low.contains(&s.id);
+        (s, is_low)
+    });
+    Ok((sp.id, list.collect()))
+}
+
+/// The tenant's own app registrations with how many client secrets each has, by name.
+pub async fn app_registrations(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+) -> Result<Vec<(Application, usize)>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut out = Vec::new();
+    for app in store.applications_homed_in(tenant.id).await? {
+        let secrets = store.client_secrets(app.id).await?.len();
+        out.push((app, secrets));
+    }
+    out.sort_by_key(|(a, _)| (a.display_name.to_lowercase(), a.app_id));
+    Ok(out)
+}
+
+/// One of the tenant's own app registrations, for reading.
+pub async fn app_registration(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<Application, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    own_application(store, tenant, app_id).await
+}
+
+/// The client secrets of one of the tenant's apps (their keyed hashes stay inside), newest first.
+pub async fn client_secrets(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: Uuid,
+) -> Result<Vec<ClientSecret>, ServiceError> {
+    let app = app_registration(store, actor, tenant, app_id).await?;
+    let mut secrets = store.client_secrets(app.id).await?;
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+    Ok(secrets)
+}

@@ -1,0 +1,345 @@
+//! The administration services against a real store: roles, refusals and what they write.
+
+use super::*;
+use accord_core::consent_records::{ConsentRequest, PermissionKey, RequestStatus, ReviewResult};
+use accord_core::well_known::GRAPH_APP_ID;
+use accord_store::SqlStore;
+
+const WORLD: &str = r#"
+[[tenant]]
+id = "12345678-0000-4000-8000-000000000001"
+display_name = "Vendor"
+domains = ["vendor.test"]
+
+[[tenant.app]]
+app_id = "12345678-0000-4000-8000-0000000000a1"
+display_name = "Meeting Insights"
+sign_in_audience = "multiple_orgs"
+redirect_uris = ["https://vendor.example/cb"]
+
+  [[tenant.app.role]]
+  value = "Insights.Admin"
+  allowed_member_types = ["User"]
+
+[[tenant]]
+id = "12345678-0000-4000-8000-000000000002"
+display_name = "Contoso"
+domains = ["contoso.test"]
+user_consent = "none"
+
+[tenant.admin_consent_requests]
+enabled = true
+reviewers = ["admin@contoso.test", "group:Reviewers"]
+
+[[tenant.user]]
+upn = "admin@contoso.test"
+display_name = "Admin"
+password = "admin-password"
+roles = ["Global Administrator"]
+
+[[tenant.user]]
+upn = "rita@contoso.test"
+display_name = "Rita"
+password = "rita-password"
+
+[[tenant.user]]
+upn = "alice@contoso.test"
+display_name = "Alice"
+password = "alice-password"
+
+[[tenant.group]]
+display_name = "Reviewers"
+members = ["rita@contoso.test"]
+
+[[tenant.group]]
+display_name = "Outer"
+members = ["alice@contoso.test", "group:Inner"]
+
+[[tenant.group]]
+display_name = "Inner"
+members = ["rita@contoso.test", "group:Outer"]
+
+[[tenant.enterprise_app]]
+app = "12345678-0000-4000-8000-0000000000a1"
+assignment_required = true
+"#;
+
+const CONTOSO: Uuid = uuid::uuid!("12345678-0000-4000-8000-000000000002");
+const INSIGHTS: Uuid = uuid::uuid!("12345678-0000-4000-8000-0000000000a1");
+
+struct World {
+    store: SqlStore,
+    path: std::path::PathBuf,
+    tenant: Tenant,
+    admin: Actor,
+    rita: Actor,
+    alice: Actor,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
+    }
+}
+
+impl World {
+    async fn new() -> World {
+        let path = std::env::temp_dir().join(format!("accord-admin-center-{}.db", Uuid::new_v4().simple()));
+        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+        let scenario = accord_core::scenario::parse("world.toml", WORLD).unwrap();
+        crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+        let tenant = store.tenant(CONTOSO).await.unwrap().unwrap();
+        let actor = |upn: &'static str| {
+            let store = store.clone();
+            async move {
+                let user = store.user_by_upn(CONTOSO, upn).await.unwrap().unwrap();
+                Actor::user(&store, user).await.unwrap()
+            }
+        };
+        World {
+            path,
+            admin: actor("admin@contoso.test").await,
+            rita: actor("rita@contoso.test").await,
+            alice: actor("alice@contoso.test").await,
+            store,
+            tenant,
+        }
+    }
+
+    fn user(actor: &Actor) -> &User {
+        actor.user_ref().unwrap()
+    }
+}
+
+fn is_forbidden(r: Result<impl std::fmt::Debug, ServiceError>) -> bool {
+    matches!(r, Err(ServiceError::Forbidden(_)))
+}
+
+#[tokio::test]
+async fn enterprise_apps_search_and_filter_for_directory_readers_only() {
+    let w = World::new().await;
+    let all = enterprise_apps(&w.store, &w.admin, &w.tenant, &EnterpriseAppFilter::default()).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|a| a.sp.display_name.as_str()).collect();
+    assert_eq!(names, ["Meeting Insights", "Microsoft Graph"]);
+    assert_eq!(all[0].publisher, "Vendor");
+    assert_eq!(all[1].publisher, "Microsoft");
+    assert!(all[1].verified_publisher && !all[0].verified_publisher);
+    let by_id = EnterpriseAppFilter { search: "0000000000a1".into(), ..Default::default() };
+    assert_eq!(enterprise_apps(&w.store, &w.admin, &w.tenant, &by_id).await.unwrap().len(), 1);
+    let by_name =
+        EnterpriseAppFilter { search: "GRAPH".into(), assignment_required: Some(false), ..Default::default() };
+    assert_eq!(
+        enterprise_apps(&w.store, &w.admin, &w.tenant, &by_name).await.unwrap()[0].sp.display_name,
+        "Microsoft Graph"
+    );
+    let pending = EnterpriseAppFilter { has_pending_requests: Some(true), ..Default::default() };
+    assert!(enterprise_apps(&w.store, &w.admin, &w.tenant, &pending).await.unwrap().is_empty());
+    assert!(is_forbidden(enterprise_apps(&w.store, &w.alice, &w.tenant, &EnterpriseAppFilter::default()).await));
+    assert!(is_forbidden(find_principals(&w.store, &w.rita, &w.tenant, "", true, 10).await));
+    let found = find_principals(&w.store, &w.admin, &w.tenant, "r", true, 10).await.unwrap();
+    let kinds: Vec<(&str, PrincipalType)> = found.iter().map(|p| (p.display_name.as_str(), p.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("Rita", PrincipalType::User),
+            ("Inner", PrincipalType::Group),
+            ("Outer", PrincipalType::Group),
+            ("Reviewers", PrincipalType::Group)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn group_details_walk_nested_groups_once_even_in_a_cycle() {
+    let w = World::new().await;
+    let outer = w.store.group_by_name(CONTOSO, "Outer").await.unwrap().unwrap();
+    let d = group_details(&w.store, &w.admin, &w.tenant, outer.id).await.unwrap();
+    let direct: Vec<&str> = d.direct.iter().map(|p| p.display_name.as_str()).collect();
+    assert_eq!(direct, ["Alice", "Inner"], "users first");
+    let nested: Vec<(&str, &str)> =
+        d.nested_users.iter().map(|(u, via)| (u.display_name.as_str(), via.as_str())).collect();
+    assert_eq!(nested, [("Rita", "Inner")]);
+    assert_eq!(d.member_of.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["Inner"]);
+}
+
+#[tokio::test]
+async fn assignments_permissions_and_audit_reads() {
+    let w = World::new().await;
+    let sp = w.store.service_principal_by_app_id(CONTOSO, INSIGHTS).await.unwrap().unwrap();
+    let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
+    let role = app.app_role("Insights.Admin").unwrap().id;
+    let reviewers = w.store.group_by_name(CONTOSO, "Reviewers").await.unwrap().unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id, Some(role)).await.unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id, None).await.unwrap();
+    let list = app_assignments(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
+    let rows: Vec<(&str, &str)> = list.iter().map(|a| (a.principal.display_name.as_str(), a.role.as_str())).collect();
+    assert_eq!(rows, [("Alice", "Default Access"), ("Reviewers", "Insights.Admin")]);
+    let graph = w.store.service_principal_by_app_id(CONTOSO, GRAPH_APP_ID).await.unwrap().unwrap();
+    create_grant(&w.store, &w.admin, &w.tenant, sp.id, graph.id, None, "User.Read").await.unwrap();
+    create_grant(
+        &w.store,
+        &w.admin,
+        &w.tenant,
+        sp.id,
+        graph.id,
+        Some(World::user(&w.alice).id),
+        "openid Calendars.Read",
+    )
+    .await
+    .unwrap();
+    let p = app_permissions(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
+    assert_eq!(p.admin_consented.len(), 1);
+    assert_eq!(p.admin_consented[0].resource, "Microsoft Graph");
+    assert_eq!(p.user_consented[0].principal.as_ref().unwrap().upn, "alice@contoso.test");
+    assert_eq!(p.user_consented[0].grant.scopes, ["openid", "Calendars.Read"]);
+    assert!(p.application.is_empty());
+    let events = audit_log(&w.store, &w.admin, &w.tenant, Some(INSIGHTS), "assignment.", 10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    assert!(events.iter().all(|e| e.action == "assignment.added"));
+    assert_eq!(audit_log(&w.store, &w.admin, &w.tenant, None, "consent.", 10).await.unwrap().len(), 2);
+    assert!(is_forbidden(audit_log(&w.store, &w.rita, &w.tenant, None, "", 10).await));
+}
+
+#[tokio::test]
+async fn requests_are_grouped_per_app_for_reviewers_and_readers() {
+    let w = World::new().await;
+    let now = OffsetDateTime::now_utc();
+    let request = ConsentRequest {
+        tenant_id: CONTOSO,
+        id: Uuid::new_v4(),
+        client_app_id: INSIGHTS,
+        user_id: World::user(&w.alice).id,
+        reason: "for the sales calls".into(),
+        permissions: vec![PermissionKey { resource_app_id: GRAPH_APP_ID, value: "Calendars.Read".into() }],
+        status: RequestStatus::InProgress,
+        result: ReviewResult::NotReviewed,
+        reviewed_by: None,
+        review_justification: None,
+        created_at: now,
+        reviewed_at: None,
+        completed_at: None,
+        expires_at: now + time::Duration::days(7),
+    };
+    w.store.apply(&[Change::PutConsentRequest(request.clone())]).await.unwrap();
+    assert_eq!(
+        request_access(&w.store, &w.rita, &w.tenant).await.unwrap(),
+        RequestAccess { reviewer: true, read_directory: false }
+    );
+    assert!(!request_access(&w.store, &w.alice, &w.tenant).await.unwrap().may_view());
+    assert!(is_forbidden(app_consent_requests(&w.store, &w.alice, &w.tenant, None).await));
+    let groups = app_consent_requests(&w.store, &w.rita, &w.tenant, None).await.unwrap();
+    assert_eq!(groups.len(), 1);
+    let g = &groups[0];
+    assert_eq!((g.display_name.as_str(), g.publisher.as_str()), ("Meeting Insights", "Vendor"));
+    assert_eq!(g.pending().count(), 1);
+    assert_eq!(g.requests[0].requester.upn, "alice@contoso.test");
+    assert_eq!(g.permissions[0].display_name, "Read user calendars");
+    assert_eq!(g.permissions[0].resource, "Microsoft Graph");
+    // The workflow's rule: Rita reviews but holds no role that may grant; the admin may.
+    let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
+    let refused =
+        crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.rita)).await;
+    assert!(matches!(refused, Err(ServiceError::Forbidden(ref e)) if e.code == 90094), "{refused:?}");
+    let granted =
+        crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.admin))
+            .await
+            .unwrap();
+    assert_eq!(granted.iter().map(|p| p.value.as_str()).collect::<Vec<_>>(), ["Calendars.Read"]);
+    let alice_refused =
+        crate::service::admin_consent_requests::approval_preview(&w.store, &w.tenant, &app, World::user(&w.alice))
+            .await;
+    assert!(is_forbidden(alice_refused), "not a reviewer");
+}
+
+#[tokio::test]
+async fn registrations_must_ask_for_real_permissions_and_roles_for_someone() {
+    let w = World::new().await;
+    let app = create_application(&w.store, &w.admin, &w.tenant, "Reports", SignInAudience::SingleOrg).await.unwrap();
+    let invalid_field = |r: Result<Application, ServiceError>| match r {
+        Err(ServiceError::Refused(e)) => e.message,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let mut bad = app.clone();
+    bad.required = vec![RequiredResourceAccess {
+        resource_app_id: GRAPH_APP_ID,
+        delegated: vec!["Nope.Read".into()],
+        application: vec![],
+    }];
+    assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await)
+        .contains("'Nope.Read' is not a delegated permission"));
+    let mut bad = app.clone();
+    bad.required = vec![RequiredResourceAccess {
+        resource_app_id: GRAPH_APP_ID,
+        delegated: vec![],
+        application: vec!["User.Read".into()],
+    }];
+    assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await)
+        .contains("not an application permission"));
+    let mut bad = app.clone();
+    bad.app_roles = vec![AppRole {
+        id: Uuid::new_v4(),
+        value: "X".into(),
+        display_name: "X".into(),
+        description: String::new(),
+        allowed_member_types: vec![],
+    }];
+    assert!(invalid_field(update_application(&w.store, &w.admin, &w.tenant, bad).await).contains("must allow"));
+    let mut good = app.clone();
+    good.required = vec![RequiredResourceAccess {
+        resource_app_id: GRAPH_APP_ID,
+        delegated: vec!["User.Read".into()],
+        application: vec!["User.Read.All".into()],
+    }];
+    update_application(&w.store, &w.admin, &w.tenant, good).await.unwrap();
+    let regs = app_registrations(&w.store, &w.admin, &w.tenant).await.unwrap();
+    assert_eq!(regs.iter().map(|(a, n)| (a.display_name.as_str(), *n)).collect::<Vec<_>>(), [("Reports", 0)]);
+    assert!(client_secrets(&w.store, &w.admin, &w.tenant, INSIGHTS).await.is_err(), "another tenant's app");
+
+    // Classifications: only what users could consent to.
+    let (graph, list) = graph_classifications(&w.store, &w.admin, &w.tenant).await.unwrap();
+    assert!(list.iter().all(|(s, low)| !s.admin_consent_required && !low));
+    let refused = classify(&w.store, &w.admin, &w.tenant, graph, "User.Read.All", true).await;
+    assert!(
+        matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("requires admin consent")),
+        "{refused:?}"
+    );
+    classify(&w.store, &w.admin, &w.tenant, graph, "User.Read", true).await.unwrap();
+    let (_, list) = graph_classifications(&w.store, &w.admin, &w.tenant).await.unwrap();
+    assert!(list.iter().any(|(s, low)| s.value == "User.Read" && *low));
+}
+
+#[tokio::test]
+async fn microsoft_graph_cannot_be_disabled_or_restricted() {
+    let w = World::new().await;
+    let graph =
+        w.store.service_principal_by_app_id(CONTOSO, accord_core::well_known::GRAPH_APP_ID).await.unwrap().unwrap();
+    for (enabled, required) in [(Some(false), None), (None, Some(true))] {
+        let err = set_service_principal(&w.store, &w.admin, &w.tenant, graph.id, enabled, required).await.unwrap_err();
+        assert!(matches!(err, ServiceError::Refused(ref e) if e.message.contains("Microsoft Graph")), "{err:?}");
+    }
+    let sp = w.store.service_principal(CONTOSO, graph.id).await.unwrap().unwrap();
+    assert!(sp.enabled && !sp.assignment_required);
+}
+
+/// A deleted reviewer leaves the admin-consent request policy (which names reviewers by id
+/// and would otherwise keep a dangling one); nobody deletes themselves; Rita may not delete.
+#[tokio::test]
+async fn deleting_a_user_takes_them_off_the_reviewers() {
+    let w = World::new().await;
+    let admin_id = World::user(&w.admin).id;
+    let refused = delete_user(&w.store, &w.admin, &w.tenant, admin_id).await;
+    assert!(matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("own account")), "{refused:?}");
+    assert!(is_forbidden(delete_user(&w.store, &w.rita, &w.tenant, World::user(&w.alice).id).await));
+    let daemon = Actor::App { app_id: INSIGHTS, sp_id: Uuid::new_v4(), permissions: vec!["User.ReadWrite.All".into()] };
+    delete_user(&w.store, &daemon, &w.tenant, admin_id).await.unwrap();
+    let tenant = w.store.tenant(CONTOSO).await.unwrap().unwrap();
+    let policy = &tenant.admin_consent_requests;
+    assert!(!policy.reviewers.contains(&ReviewerRef::User(admin_id)), "{policy:?}");
+    assert_eq!(policy.reviewers.len(), 1, "the Reviewers group stays: {policy:?}");
+    assert_eq!(policy.version, w.tenant.admin_consent_requests.version + 1);
+    assert_eq!(w.store.user(CONTOSO, admin_id).await.unwrap(), None);
+    let again = delete_user(&w.store, &daemon, &tenant, admin_id).await;
+    assert!(matches!(again, Err(ServiceError::NotFound(_))), "{again:?}");
+}
