@@ -1,19 +1,19 @@
 //! The Accord server: protocol endpoints, pages, services, configuration and TLS.
 
-pub mod admin_center;
-pub mod app;
+pub(crate) mod admin_center;
+pub(crate) mod app;
 pub mod commands;
 pub mod config;
 pub mod crypto;
-pub mod graph;
-pub mod my_apps;
+pub(crate) mod graph;
+pub(crate) mod my_apps;
 pub mod ops;
-pub mod portal;
-pub mod protocol;
+pub(crate) mod portal;
+pub(crate) mod protocol;
 pub mod serve;
 pub mod service;
 pub mod signing;
-pub mod state;
-pub mod tenancy;
-pub mod tls;
-pub mod web;
+pub(crate) mod state;
+pub(crate) mod tenancy;
+pub(crate) mod tls;
+pub(crate) mod web;

@@ -108,11 +108,6 @@ impl GraphError {
         .with_header(header::ALLOW, allow)
     }
 
-    pub fn too_many_requests(retry_after_seconds: u64) -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests. Please retry later.")
-            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds))
-    }
-
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "The request body is too large.")
     }

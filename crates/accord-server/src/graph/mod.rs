@@ -49,6 +49,7 @@ pub fn routes() -> Router<SharedState> {
 
 /// The path of every route `routes` registers (besides the keyed catch-all), for the OpenAPI
 /// document's sync test.
+#[cfg(test)]
 pub fn route_paths() -> Vec<String> {
     route_table().into_iter().map(|(path, _)| path).collect()
 }
