@@ -135,6 +135,17 @@ fn split_scope(token: &str) -> Result<(&str, &str), Aadsts> {
     Ok((resource, permission))
 }
 
+/// A permission as a fully qualified scope: `https://graph.microsoft.com/Calendars.Read` for
+/// Microsoft Graph, `{resource app id}/{value}` for any other API; [`ScopeRequest::parse`]
+/// reads it back to the same resource.
+pub fn qualified_scope(resource_app_id: uuid::Uuid, value: &str) -> String {
+    if resource_app_id == crate::well_known::GRAPH_APP_ID {
+        format!("{}/{}", crate::well_known::GRAPH_RESOURCE_URI, value)
+    } else {
+        format!("{resource_app_id}/{value}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -200,5 +211,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn qualified_scopes_read_back_to_their_resource() {
+        let graph = qualified_scope(crate::well_known::GRAPH_APP_ID, "Calendars.Read");
+        assert_eq!(graph, "https://graph.microsoft.com/Calendars.Read");
+        let api = uuid::uuid!("11111111-1111-4111-8111-111111111111");
+        let other = qualified_scope(api, "Notes.Read");
+        assert_eq!(other, "11111111-1111-4111-8111-111111111111/Notes.Read");
+        let parsed = ScopeRequest::parse(&format!("{graph} {other}")).unwrap();
+        let names: Vec<_> = parsed.resources.iter().map(|r| (r.resource.as_str(), r.permissions.clone())).collect();
+        assert_eq!(
+            names,
+            [
+                ("https://graph.microsoft.com", vec!["Calendars.Read".to_string()]),
+                ("11111111-1111-4111-8111-111111111111", vec!["Notes.Read".to_string()]),
+            ]
+        );
     }
 }

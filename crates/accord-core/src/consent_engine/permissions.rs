@@ -52,6 +52,13 @@ pub struct PermissionRef {
 }
 
 impl PermissionRef {
+    /// The permission as a fully qualified scope: `https://graph.microsoft.com/Calendars.Read`
+    /// for Microsoft Graph, `{resource app id}/{value}` for any other API — the form the
+    /// admin-consent response's `scope` carries, and one that `ScopeRequest::parse` reads back.
+    pub fn qualified_scope(&self) -> String {
+        crate::scope::qualified_scope(self.resource_app_id, &self.value)
+    }
+
     pub fn delegated(resource: &ResourceView<'_>, scope: &PermissionScope, facing: Facing) -> Self {
         let (name, description) = match facing {
             Facing::User if !scope.user_consent_display_name.is_empty() => {

@@ -510,8 +510,12 @@ pub async fn admin_consent_decide(
             Vec::new(),
         )
         .await?;
-        let scope_text =
-            all.iter().filter(|p| p.kind == PermissionKind::Delegated).map(full_scope).collect::<Vec<_>>().join(" ");
+        let scope_text = all
+            .iter()
+            .filter(|p| p.kind == PermissionKind::Delegated)
+            .map(PermissionRef::qualified_scope)
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut out = vec![
             ("admin_consent".to_string(), "True".to_string()),
             ("tenant".to_string(), world.tenant.id.to_string()),
@@ -524,13 +528,4 @@ pub async fn admin_consent_decide(
     }
     .await;
     result.unwrap_or_else(|e| PageFailure(e).into_response())
-}
-
-/// `https://graph.microsoft.com/Calendars.Read`, or `{app id}/{value}` for other APIs.
-fn full_scope(p: &PermissionRef) -> String {
-    if p.resource_app_id == GRAPH_APP_ID {
-        format!("{}/{}", accord_core::well_known::GRAPH_RESOURCE_URI, p.value)
-    } else {
-        format!("{}/{}", p.resource_app_id, p.value)
-    }
 }

@@ -7,6 +7,7 @@ use crate::service::ServiceError;
 use accord_core::consent_engine::{can_grant_for_org, Decision, PermissionRef};
 use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
 use accord_core::directory::{Application, ReviewerRef, ServicePrincipal, Tenant, User};
+use accord_core::scope::qualified_scope;
 use accord_core::scope::ScopeRequest;
 use accord_core::{Aadsts, OAuthError};
 use accord_store::{Change, Store};
@@ -260,7 +261,7 @@ pub async fn approval_preview(
     if wanted.is_empty() {
         return Err(Aadsts::invalid_parameter("request", "the app has no pending admin consent request").into());
     }
-    let scope_text = wanted.iter().map(|p| format!("{}/{}", p.resource_app_id, p.value)).collect::<Vec<_>>().join(" ");
+    let scope_text = wanted.iter().map(|p| qualified_scope(p.resource_app_id, &p.value)).collect::<Vec<_>>().join(" ");
     let scope = ScopeRequest::parse(&scope_text)?;
     let world = ConsentWorld::load(store, tenant, client, reviewer, &scope).await?;
     let outcome = world.decide_admin_consent(&scope, false);
