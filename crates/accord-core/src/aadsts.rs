@@ -423,6 +423,64 @@ impl Aadsts {
     }
 
     /// A consent or approval form that cannot be honoured (expired, forged, replayed).
+    /// Our own failure, shown without detail (which goes to the log).
+    pub fn transient_failure() -> Self {
+        Self::new(90033, OAuthError::TemporarilyUnavailable, "A transient error has occurred. Please try again.")
+    }
+
+    /// A malformed request to an endpoint other than authorize and token (instance discovery).
+    pub fn malformed_request(why: &str) -> Self {
+        Self::new(50050, OAuthError::InvalidRequest, format!("The request is malformed: {why}"))
+    }
+
+    /// Client authentication that cannot be read or is given twice; `error` says which.
+    pub fn bad_client_authentication(error: OAuthError, why: &str) -> Self {
+        Self::new(900023, error, why.to_string())
+    }
+
+    /// A `client_assertion` (certificate credential), which this server does not accept yet.
+    pub fn client_assertion_unsupported() -> Self {
+        Self::new(
+            700027,
+            OAuthError::InvalidClient,
+            "Client assertions (certificate credentials) are not supported by this server; use a client secret.",
+        )
+    }
+
+    /// A code redeemed with another `redirect_uri` than the authorization request named.
+    pub fn redirect_uri_mismatch_at_redemption() -> Self {
+        Self::new(
+            70002,
+            OAuthError::InvalidGrant,
+            "The redirect_uri does not match the one used in the authorization request.",
+        )
+    }
+
+    /// The client credentials grant from a public client.
+    pub fn public_client_credentials() -> Self {
+        Self::new(7000218, OAuthError::UnauthorizedClient, "Public clients cannot use the client credentials grant.")
+    }
+
+    /// A decision on an admin-consent request that was already decided.
+    pub fn request_already_decided(status: &str, result: &str) -> Self {
+        Self::new(90014, OAuthError::InvalidRequest, format!("This request is already {status} ({result})."))
+    }
+
+    /// The actor lacks a directory role or permission for an administrative operation.
+    pub fn not_permitted(message: impl Into<String>) -> Self {
+        Self::new(90093, OAuthError::AccessDenied, message)
+    }
+
+    /// No such object in the organisation.
+    pub fn object_not_found(message: impl Into<String>) -> Self {
+        Self::new(90015, OAuthError::InvalidRequest, message)
+    }
+
+    /// The change conflicts with an existing object.
+    pub fn object_conflict(message: impl Into<String>) -> Self {
+        Self::new(90016, OAuthError::InvalidRequest, message)
+    }
+
     pub fn form_expired(why: &str) -> Self {
         Self::new(90014, OAuthError::InvalidRequest, format!("{why} Go back to the application and sign in again."))
     }

@@ -19,7 +19,7 @@ use crate::web::session::{csrf_cookie, current_session};
 use crate::web::templates::Templates;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::scope::ScopeRequest;
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use accord_store::{AuthCodeRecord, SessionRecord};
 use axum::extract::{Path, RawForm, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -308,10 +308,8 @@ pub async fn sign_in_post(
     let csrf_ok = cookies::get(&headers, cookies::CSRF, state.settings.secure_cookies)
         .is_some_and(|secret| state.keyring.csrf_valid(&secret, &form.csrf));
     if !csrf_ok {
-        return PageFailure(Failure::Protocol(Aadsts::new(
-            90014,
-            OAuthError::InvalidRequest,
-            "The sign-in form expired or did not come from this site. Go back to the application and sign in again.",
+        return PageFailure(Failure::Protocol(Aadsts::form_expired(
+            "The sign-in form expired or did not come from this site.",
         )))
         .into_response();
     }
@@ -321,12 +319,7 @@ pub async fn sign_in_post(
         r.tenant_segment.eq_ignore_ascii_case(&tenant)
             && OffsetDateTime::now_utc().unix_timestamp() - r.issued_at < FLOW_MAX_AGE_SECONDS
     }) else {
-        return PageFailure(Failure::Protocol(Aadsts::new(
-            90014,
-            OAuthError::InvalidRequest,
-            "The sign-in request expired. Go back to the application and sign in again.",
-        )))
-        .into_response();
+        return PageFailure(Failure::Protocol(Aadsts::form_expired("The sign-in request expired."))).into_response();
     };
     let (path, client) = match reload_client(&state, &req).await {
         Ok(v) => v,

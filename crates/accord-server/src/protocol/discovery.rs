@@ -89,12 +89,7 @@ pub async fn instance_discovery(
         return Err(Aadsts::invalid_parameter("api-version", "only 1.0 and 1.1 are supported").into());
     }
     let Some(endpoint) = q.authorization_endpoint else {
-        return Err(Aadsts::new(
-            50050,
-            accord_core::OAuthError::InvalidRequest,
-            "The request is malformed: 'authorization_endpoint' is required.",
-        )
-        .into());
+        return Err(Aadsts::malformed_request("'authorization_endpoint' is required.").into());
     };
     let ours = url::Url::parse(&state.settings.public_url).map_err(|e| anyhow::anyhow!("public url: {e}"))?;
     let asked = url::Url::parse(&endpoint).map_err(|_| Aadsts::instance_unknown())?;

@@ -57,11 +57,7 @@ impl Failure {
             Failure::Protocol(e) => e,
             Failure::Internal(detail) => {
                 tracing::error!(%trace_id, error = %detail, "internal failure");
-                Aadsts::new(
-                    90033,
-                    OAuthError::TemporarilyUnavailable,
-                    "A transient error has occurred. Please try again.",
-                )
+                Aadsts::transient_failure()
             }
         }
     }

@@ -77,8 +77,7 @@ fn reject_repeated(body: &[u8]) -> Result<(), Aadsts> {
 pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, Aadsts> {
     let Some(value) = headers.get(header::AUTHORIZATION) else { return Ok(None) };
     let bad = || {
-        Aadsts::new(
-            900023,
+        Aadsts::bad_client_authentication(
             OAuthError::InvalidClient,
             "The Authorization header is not valid HTTP Basic client authentication.",
         )
@@ -100,8 +99,7 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
     let basic = basic_credentials(headers)?;
     let body_secret = p.get("client_secret").filter(|s| !s.is_empty());
     if basic.is_some() && body_secret.is_some() {
-        return Err(Aadsts::new(
-            900023,
+        return Err(Aadsts::bad_client_authentication(
             OAuthError::InvalidRequest,
             "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
         )
@@ -109,8 +107,7 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
     }
     let client_id = match (&basic, p.get("client_id")) {
         (Some((id, _)), Some(body_id)) if id != body_id => {
-            return Err(Aadsts::new(
-                900023,
+            return Err(Aadsts::bad_client_authentication(
                 OAuthError::InvalidRequest,
                 "client_id in the body does not match the Authorization header.",
             )
@@ -126,12 +123,7 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
         state.store.application_by_app_id(app_id).await?.ok_or_else(|| Aadsts::unknown_client(&app_id.to_string()))?;
     let secret = basic.map(|(_, s)| s).or_else(|| body_secret.cloned());
     if p.contains_key("client_assertion") {
-        return Err(Aadsts::new(
-            700027,
-            OAuthError::InvalidClient,
-            "Client assertions (certificate credentials) are not supported by this server; use a client secret.",
-        )
-        .into());
+        return Err(Aadsts::client_assertion_unsupported().into());
     }
     if app.public_client {
         if secret.is_some() {
@@ -199,12 +191,7 @@ async fn authorization_code(
         return Err(Aadsts::code_wrong_tenant().into());
     }
     if record.redirect_uri != redirect_uri {
-        return Err(Aadsts::new(
-            70002,
-            OAuthError::InvalidGrant,
-            "The redirect_uri does not match the one used in the authorization request.",
-        )
-        .into());
+        return Err(Aadsts::redirect_uri_mismatch_at_redemption().into());
     }
     if let Some(challenge) = &record.code_challenge {
         let verifier = required(p, "code_verifier")?;
@@ -276,12 +263,7 @@ async fn client_credentials(
         return Err(Aadsts::not_allowed_on_common("client_credentials").into());
     };
     if !client.confidential {
-        return Err(Aadsts::new(
-            7000218,
-            OAuthError::UnauthorizedClient,
-            "Public clients cannot use the client credentials grant.",
-        )
-        .into());
+        return Err(Aadsts::public_client_credentials().into());
     }
     let request = ScopeRequest::parse(required(p, "scope")?)?;
     let resource_req = match (request.single_resource()?, request.oidc.values().is_empty()) {

@@ -9,7 +9,7 @@ use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, 
 use accord_core::directory::{Application, ReviewerRef, ServicePrincipal, Tenant, User};
 use accord_core::scope::qualified_scope;
 use accord_core::scope::ScopeRequest;
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use accord_store::{Change, Store};
 use serde_json::json;
 use std::collections::HashSet;
@@ -175,11 +175,7 @@ async fn load_request(
 }
 
 fn already_decided(request: &ConsentRequest) -> ServiceError {
-    ServiceError::Conflict(Aadsts::new(
-        90014,
-        OAuthError::InvalidRequest,
-        format!("This request is already {} ({}).", request.status.as_str(), request.result.as_str()),
-    ))
+    ServiceError::Conflict(Aadsts::request_already_decided(request.status.as_str(), request.result.as_str()))
 }
 
 /// Consent for the organisation, however an administrator gives it — the admin-consent page,

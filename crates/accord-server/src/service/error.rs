@@ -5,7 +5,7 @@
 //! Every refusal also carries the AADSTS error the protocol surfaces show, since the same
 //! decision can reach a person through a sign-in page as well as through the admin center.
 
-use accord_core::{Aadsts, OAuthError};
+use accord_core::Aadsts;
 use accord_store::StoreError;
 
 #[derive(Debug)]
@@ -25,16 +25,16 @@ pub enum ServiceError {
 impl ServiceError {
     /// The actor lacks a role or permission for this.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        ServiceError::Forbidden(Aadsts::new(90093, OAuthError::AccessDenied, message))
+        ServiceError::Forbidden(Aadsts::not_permitted(message))
     }
 
     /// `message` names what was not found.
     pub fn not_found(message: impl Into<String>) -> Self {
-        ServiceError::NotFound(Aadsts::new(90015, OAuthError::InvalidRequest, message))
+        ServiceError::NotFound(Aadsts::object_not_found(message))
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        ServiceError::Conflict(Aadsts::new(90016, OAuthError::InvalidRequest, message))
+        ServiceError::Conflict(Aadsts::object_conflict(message))
     }
 
     /// The AADSTS error of a refusal; `None` for an internal failure.
