@@ -54,7 +54,12 @@ pub struct Aadsts {
     pub suberror: Option<&'static str>,
     /// The message after "AADSTSnnnn: ".
     pub message: String,
+    /// Seconds to wait before retrying (`Retry-After`), for a throttled request.
+    pub retry_after: Option<u64>,
 }
+
+/// Entra's throttling error (`TenantThrottlingError`).
+const THROTTLED: u32 = 90055;
 
 impl fmt::Display for Aadsts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -66,7 +71,7 @@ impl std::error::Error for Aadsts {}
 
 impl Aadsts {
     pub fn new(code: u32, error: OAuthError, message: impl Into<String>) -> Self {
-        Self { code, error, suberror: None, message: message.into() }
+        Self { code, error, suberror: None, message: message.into(), retry_after: None }
     }
 
     pub fn with_suberror(mut self, suberror: &'static str) -> Self {
@@ -76,6 +81,9 @@ impl Aadsts {
 
     /// HTTP status for the token endpoint: 401 for client authentication failures, else 400.
     pub fn http_status(&self) -> u16 {
+        if self.code == THROTTLED {
+            return 429;
+        }
         match self.error {
             OAuthError::InvalidClient => 401,
             OAuthError::ServerError => 500,
@@ -423,6 +431,18 @@ impl Aadsts {
     }
 
     /// A consent or approval form that cannot be honoured (expired, forged, replayed).
+    /// Too much work of this kind is under way (password checks are bounded): come back after
+    /// `retry_after` seconds. HTTP 429.
+    pub fn throttled(retry_after_seconds: u64) -> Self {
+        let mut e = Self::new(
+            THROTTLED,
+            OAuthError::TemporarilyUnavailable,
+            format!("There are too many incoming requests. Please try again in {retry_after_seconds} seconds."),
+        );
+        e.retry_after = Some(retry_after_seconds);
+        e
+    }
+
     /// Our own failure, shown without detail (which goes to the log).
     pub fn transient_failure() -> Self {
         Self::new(90033, OAuthError::TemporarilyUnavailable, "A transient error has occurred. Please try again.")

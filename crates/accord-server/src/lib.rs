@@ -8,6 +8,7 @@ pub mod crypto;
 pub(crate) mod graph;
 pub(crate) mod my_apps;
 pub mod ops;
+pub mod password_work;
 pub(crate) mod portal;
 pub(crate) mod protocol;
 pub mod serve;

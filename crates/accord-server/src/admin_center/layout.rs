@@ -268,6 +268,7 @@ pub async fn failure(state: &AppState, portal: &PortalUser, failure: ServiceErro
         ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "You don't have access"),
         ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, "The change conflicts with what exists"),
+        ServiceError::Refused(a) if a.retry_after.is_some() => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         ServiceError::Refused(_) => (StatusCode::BAD_REQUEST, "The request was not accepted"),
         ServiceError::Internal(_) => (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong"),
     };
@@ -281,7 +282,10 @@ pub async fn failure(state: &AppState, portal: &PortalUser, failure: ServiceErro
         timestamp => fmt_time(OffsetDateTime::now_utc()),
         ..base
     };
-    let res = (status, Html(render_template("admin/error.html", ctx))).into_response();
+    let res = crate::protocol::errors::with_retry_after(
+        (status, Html(render_template("admin/error.html", ctx))).into_response(),
+        &e,
+    );
     with_cookie(res, portal)
 }
 

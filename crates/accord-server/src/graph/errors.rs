@@ -108,6 +108,12 @@ impl GraphError {
         .with_header(header::ALLOW, allow)
     }
 
+    /// 429 with `Retry-After`, as Graph throttles.
+    pub fn too_many_requests(retry_after_seconds: u64) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", "Too many requests. Please retry later.")
+            .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds))
+    }
+
     pub fn payload_too_large() -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "The request body is too large.")
     }
@@ -142,6 +148,9 @@ impl From<ServiceError> for GraphError {
         match e {
             ServiceError::Forbidden(a) => GraphError::directory_denied(a.message),
             ServiceError::NotFound(a) => GraphError::new(StatusCode::NOT_FOUND, "Request_ResourceNotFound", a.message),
+            ServiceError::Refused(a) if a.retry_after.is_some() => {
+                GraphError::too_many_requests(a.retry_after.unwrap_or_default())
+            }
             ServiceError::Conflict(a) | ServiceError::Refused(a) => {
                 GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", a.message)
             }

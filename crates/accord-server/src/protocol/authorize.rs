@@ -338,7 +338,10 @@ pub async fn sign_in_post(
             let message = sign_in_message(&e);
             let mut retry = req.clone();
             retry.login_hint = Some(login);
-            return sign_in_page(&state, &headers, &path, &client, &retry, Some(&message), StatusCode::OK);
+            // Throttled: the same form again, with 429 and Retry-After.
+            let status = if e.retry_after.is_some() { StatusCode::TOO_MANY_REQUESTS } else { StatusCode::OK };
+            let page = sign_in_page(&state, &headers, &path, &client, &retry, Some(&message), status);
+            return super::errors::with_retry_after(page, &e);
         }
         Err(e) => return PageFailure(e).into_response(),
     };
@@ -375,6 +378,9 @@ fn serde_urlencoded_form(body: &[u8]) -> Option<SignInForm> {
 
 /// What the sign-in page says; unknown accounts and wrong passwords read the same.
 fn sign_in_message(e: &Aadsts) -> String {
+    if e.retry_after.is_some() {
+        return "Too many sign-ins are in progress. Wait a few seconds and try again.".into();
+    }
     match e.code {
         50053 => "Your account is temporarily locked to prevent unauthorized use. Try again later.".into(),
         50057 => "Your account has been disabled. Contact your administrator.".into(),

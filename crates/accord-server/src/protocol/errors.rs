@@ -113,8 +113,16 @@ impl IntoResponse for JsonFailure {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut res = (status, axum::Json(body)).into_response();
         res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
-        res
+        with_retry_after(res, &e)
     }
+}
+
+/// `Retry-After` on a throttled answer.
+pub fn with_retry_after(mut res: Response, e: &Aadsts) -> Response {
+    if let Some(seconds) = e.retry_after {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    res
 }
 
 /// A sign-in error page: used when redirecting would be unsafe (unknown client, unregistered
@@ -146,12 +154,14 @@ pub fn error_page(e: &Aadsts, trace_id: Uuid) -> Response {
             timestamp => OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
         },
     );
-    let status = if e.error == OAuthError::TemporarilyUnavailable {
+    let status = if e.retry_after.is_some() {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if e.error == OAuthError::TemporarilyUnavailable {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::BAD_REQUEST
     };
-    (status, Html(html)).into_response()
+    with_retry_after((status, Html(html)).into_response(), e)
 }
 
 /// What a person can do about an error, in plain words.

@@ -37,6 +37,11 @@ impl ServiceError {
         ServiceError::Conflict(Aadsts::object_conflict(message))
     }
 
+    /// Password work is saturated (`password_work`): the caller should come back later.
+    pub fn busy(_: crate::password_work::Busy) -> Self {
+        ServiceError::Refused(Aadsts::throttled(crate::password_work::RETRY_AFTER_SECONDS))
+    }
+
     /// The AADSTS error of a refusal; `None` for an internal failure.
     pub fn refusal(&self) -> Option<&Aadsts> {
         match self {

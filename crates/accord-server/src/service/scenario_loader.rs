@@ -3,7 +3,8 @@
 //! permission) and updated, never duplicated; every change is computed first and applied in one
 //! transaction.
 
-use crate::crypto::{hash_password, verify_password, Keyring};
+use crate::crypto::Keyring;
+use crate::password_work;
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
 use accord_core::microsoft_graph;
@@ -333,8 +334,16 @@ impl<'a> Planner<'a> {
             (None, None) => Uuid::new_v4(),
         };
         // Re-hash only when the password changed: argon2 is deliberately slow.
-        let keep = existing.as_ref().and_then(|e| e.password_hash.clone()).filter(|h| verify_password(&u.password, h));
-        let password_hash = Some(keep.unwrap_or_else(|| hash_password(&u.password)));
+        // Within the server's bound on password work, like every other check.
+        let busy = |_| anyhow!("password hashing is saturated; load the scenario again later");
+        let keep = match existing.as_ref().and_then(|e| e.password_hash.clone()) {
+            Some(h) if password_work::verify(u.password.clone(), h.clone()).await.map_err(busy)? => Some(h),
+            _ => None,
+        };
+        let password_hash = match keep {
+            Some(h) => Some(h),
+            None => Some(password_work::hash(u.password.clone()).await.map_err(busy)?),
+        };
         self.changes.push(Change::PutUser(User {
             tenant_id,
             id,

@@ -1,6 +1,6 @@
 //! Password sign-in with lockout: shared by the sign-in page and the ROPC grant.
 
-use crate::crypto::{dummy_password_hash, verify_password};
+use crate::crypto::dummy_password_hash;
 use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::tenancy::TenantPath;
@@ -20,14 +20,15 @@ pub async fn home_tenant(state: &AppState, path: &TenantPath, upn: &str) -> Resu
         (TenantPath::MultiTenant { .. }, Some(home)) => Ok(home),
         (TenantPath::MultiTenant { .. }, None) => {
             // Same answer and cost as a wrong password: do not reveal which accounts exist.
-            let _ = verify_blocking(String::new(), dummy_password_hash().to_string()).await;
+            verify_blocking(String::new(), dummy_password_hash().to_string()).await?;
             Err(Aadsts::invalid_credentials().into())
         }
     }
 }
 
-async fn verify_blocking(password: String, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await.unwrap_or(false)
+/// A password check within the server's bound on password work (`password_work`).
+async fn verify_blocking(password: String, phc: String) -> Result<bool, ServiceError> {
+    crate::password_work::verify(password, phc).await.map_err(ServiceError::busy)
 }
 
 /// Checks a password. Unknown users and wrong passwords give the same error (AADSTS50126).
@@ -35,7 +36,7 @@ pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password
     let store = &*state.store;
     let now = OffsetDateTime::now_utc();
     let Some(user) = store.user_by_upn(tenant.id, upn.trim()).await? else {
-        let _ = verify_blocking(password.to_string(), dummy_password_hash().to_string()).await;
+        verify_blocking(password.to_string(), dummy_password_hash().to_string()).await?;
         return Err(Aadsts::invalid_credentials().into());
     };
     if user.locked_until.is_some_and(|t| t > now) {
@@ -44,7 +45,7 @@ pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password
     let Some(phc) = user.password_hash.clone() else {
         return Err(Aadsts::invalid_credentials().into());
     };
-    if !verify_blocking(password.to_string(), phc).await {
+    if !verify_blocking(password.to_string(), phc).await? {
         let failures = store.record_failed_sign_in(tenant.id, user.id).await?;
         tracing::info!(tenant = %tenant.id, user = %user.id, failures, "failed sign-in");
         if failures >= state.settings.lockout_threshold {

@@ -106,6 +106,11 @@ impl TestServer {
     }
 
     /// An HTTP client that trusts the dev CA, keeps cookies and never follows redirects.
+    /// The server's process id (for reading its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn client(&self) -> reqwest::Client {
         self.client_trusting(&[])
     }

@@ -41,10 +41,7 @@ pub async fn create_user(
     if store.user_by_upn(tenant.id, &upn).await?.is_some() {
         return Err(ServiceError::conflict(format!("Another user already has the user principal name {upn}.")));
     }
-    let password = password.to_string();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let hash = crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?;
     let user = User {
         tenant_id: tenant.id,
         id: Uuid::new_v4(),
@@ -140,12 +137,7 @@ pub async fn reset_password(
     authorize(actor, Operation::ManageUsers)?;
     valid_password(password)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
-    let password = password.to_string();
-    user.password_hash = Some(
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|e| ServiceError::Internal(e.to_string()))?,
-    );
+    user.password_hash = Some(crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?);
     user.failed_sign_ins = 0;
     user.locked_until = None;
     apply(

@@ -4,7 +4,7 @@
 //! writes its change together with an audit event in one transaction, and returns a specific
 //! error otherwise. No page or endpoint implements a rule of its own.
 
-use crate::crypto::{hash_password, random_token, Keyring};
+use crate::crypto::{random_token, Keyring};
 use crate::service::consent::{audit, ConsentWorld};
 use crate::service::ServiceError;
 use accord_core::consent_engine::{Decision, PermissionRef};
