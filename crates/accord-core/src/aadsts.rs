@@ -232,6 +232,15 @@ impl Aadsts {
         )
     }
 
+    /// A `code_verifier` for a code whose authorization request carried no `code_challenge`.
+    pub fn pkce_not_requested() -> Self {
+        Self::new(
+            501481,
+            OAuthError::InvalidGrant,
+            "A code_verifier was sent, but the authorization request had no code_challenge.",
+        )
+    }
+
     pub fn pkce_required() -> Self {
         Self::new(
             9002325,

@@ -526,6 +526,30 @@ async fn pkce_mismatch_wrong_redirect_and_missing_consent() {
     let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
     let res = c.get(url).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 302, "SSO session reused");
+    // A code issued without code_challenge, redeemed with a code_verifier: a PKCE downgrade,
+    // refused (RFC 9700 §4.8.2).
+    let code = query_param(res.headers()["location"].to_str().unwrap(), "code").unwrap();
+    let (status, body) = json(
+        c.post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("code", &code),
+                ("redirect_uri", WEB_REDIRECT),
+                ("code_verifier", "an-attacker-chosen-verifier-of-sufficient-length-0123456789"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str(), body["error_codes"][0].as_u64()),
+        (400, Some("invalid_grant"), Some(501481)),
+        "{body}"
+    );
+    assert!(body["error_description"].as_str().unwrap().contains("no code_challenge"), "{body}");
     // response_mode=form_post: an auto-submitting form to the redirect URI, allowed by the CSP.
     let url =
         authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[("response_mode", "form_post")]);
@@ -628,6 +652,27 @@ async fn password_grant_and_userinfo_and_logout() {
     assert_eq!(info["email"], "alice@contoso.test");
     let status = c.get(server.url("/oidc/userinfo")).bearer_auth(format!("{at}x")).send().await.unwrap().status();
     assert_eq!(status.as_u16(), 401);
+    // A user's token for another resource (here the app's own) is not a token for userinfo.
+    let (status, body) = json(
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("username", "alice@contoso.test"),
+                ("password", "alice-password-1"),
+                ("scope", &format!("openid {WEB_APP}/.default")),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let own = body["access_token"].as_str().unwrap();
+    assert_eq!(jwt_claims(own)["aud"], WEB_APP, "{}", jwt_claims(own));
+    let status = c.get(server.url("/oidc/userinfo")).bearer_auth(own).send().await.unwrap().status();
+    assert_eq!(status.as_u16(), 401, "userinfo needs a token for Graph");
 
     let (status, body) = json(
         c.post(&token_url)

@@ -71,3 +71,17 @@ async fn a_burst_of_password_grants_is_throttled_and_memory_stays_bounded() {
     let health = c.get(server.url("/healthz")).send().await.unwrap().status();
     assert_eq!(health.as_u16(), 200);
 }
+
+#[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let server = TestServer::start();
+    let c = server.client();
+    for i in 0..50 {
+        let method = reqwest::Method::from_bytes(format!("XMETHOD{i}").as_bytes()).unwrap();
+        let status = c.request(method, server.url("/common/discovery/instance")).send().await.unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("XMETHOD"), "a client-chosen method became a label");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}

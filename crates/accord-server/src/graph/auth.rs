@@ -4,7 +4,7 @@
 
 use super::errors::GraphError;
 use crate::state::{AppState, SharedState};
-use accord_core::well_known::{GRAPH_APP_ID, GRAPH_RESOURCE_URI};
+use accord_core::well_known::GRAPH_APP_ID;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -34,9 +34,7 @@ pub struct Caller {
 impl Caller {
     /// Builds the caller from verified claims; `None` when they are not a Graph token.
     pub fn from_claims(claims: &Value) -> Result<Caller, &'static str> {
-        let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
-        let graph_aud = aud.trim_end_matches('/').eq_ignore_ascii_case(GRAPH_RESOURCE_URI)
-            || aud.eq_ignore_ascii_case(&GRAPH_APP_ID.to_string());
+        let graph_aud = crate::protocol::bearer::is_for_graph(claims);
         if !graph_aud {
             return Err("Access token validation failure. Invalid audience.");
         }

@@ -53,3 +53,11 @@ pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, B
     }
     Ok(claims)
 }
+
+/// Whether the token was issued for Microsoft Graph (`aud` its URI or app id): what Graph and
+/// userinfo (a Graph endpoint in Entra) accept.
+pub fn is_for_graph(claims: &Value) -> bool {
+    let aud = claims.get("aud").and_then(Value::as_str).unwrap_or_default();
+    aud.trim_end_matches('/').eq_ignore_ascii_case(accord_core::well_known::GRAPH_RESOURCE_URI)
+        || aud.eq_ignore_ascii_case(&accord_core::well_known::GRAPH_APP_ID.to_string())
+}

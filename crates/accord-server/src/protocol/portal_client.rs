@@ -25,9 +25,37 @@ pub fn portal_application(return_to: &str) -> Application {
 /// Only local paths under our pages are allowed as a return target (no open redirect).
 pub fn safe_return_to(raw: Option<&str>) -> String {
     match raw {
-        Some(p) if (p.starts_with("/admin") || p.starts_with("/myapps")) && !p.contains("//") && !p.contains('\\') => {
+        Some(p)
+            if (p.starts_with("/admin") || p.starts_with("/myapps"))
+                && !p.contains("//")
+                && !p.contains('\\')
+                // Control characters (CR, LF, NUL, DEL) cannot be sent in a Location header.
+                && !p.chars().any(char::is_control) =>
+        {
             p.to_string()
         }
         _ => "/myapps".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_pages_without_control_characters() {
+        assert_eq!(safe_return_to(Some("/admin/users?q=a")), "/admin/users?q=a");
+        assert_eq!(safe_return_to(Some("/myapps")), "/myapps");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/admin\\x",
+            "/admin/\r\nSet-Cookie: a=b",
+            "/admin\0",
+            "/admin\u{7f}",
+        ] {
+            assert_eq!(safe_return_to(Some(bad)), "/myapps", "{bad:?}");
+        }
+        assert_eq!(safe_return_to(None), "/myapps");
     }
 }

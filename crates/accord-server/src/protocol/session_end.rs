@@ -82,9 +82,10 @@ pub fn bearer_claims(state: &AppState, headers: &HeaderMap) -> Option<Value> {
 }
 
 pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> Result<Response, JsonFailure> {
-    let Some(claims) =
-        bearer_claims(&state, &headers).filter(|c| c.get("idtyp").and_then(Value::as_str) == Some("user"))
-    else {
+    let Some(claims) = bearer_claims(&state, &headers).filter(|c| {
+        // A user's token for Graph, as Entra's userinfo (a Graph endpoint) requires.
+        c.get("idtyp").and_then(Value::as_str) == Some("user") && super::bearer::is_for_graph(c)
+    }) else {
         let mut res = (StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": "InvalidAuthenticationToken", "message": "Access token is missing, invalid or expired."}}))).into_response();
         res.headers_mut()
             .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer error=\"invalid_token\""));

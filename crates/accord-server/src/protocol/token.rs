@@ -202,6 +202,9 @@ async fn authorization_code(
         if derived.len() != challenge.len() || !constant_time_eq(derived.as_bytes(), challenge.as_bytes()) {
             return Err(Aadsts::pkce_failed().into());
         }
+    } else if p.contains_key("code_verifier") {
+        // RFC 9700 §4.8.2: a verifier for a code issued without a challenge is a downgrade attempt.
+        return Err(Aadsts::pkce_not_requested().into());
     }
     let tenant = tenant_of(state, record.tenant_id).await?;
     let user = user_of(state, tenant.id, record.user_id).await?;
