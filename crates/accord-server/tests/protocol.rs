@@ -497,6 +497,29 @@ async fn auth_code_flow_with_pkce_refresh_rotation_and_reuse_detection() {
     assert_eq!((status, reuse["error"].as_str().unwrap()), (400, "invalid_grant"));
     let (status, after) = refresh(rt3).await;
     assert_eq!(status, 400, "the family is revoked after reuse: {after}");
+
+    // Incremental consent: a refresh asking for a scope nobody consented to fails alone
+    // (65001); the token still refreshes what it was issued for, as in Entra (MSAL relies on it).
+    let (code, verifier) = code_flow(&server, &c, scope, "nonce-3").await;
+    let (_, body) = redeem(code, verifier).await;
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+    let (status, more) = json(
+        c.post(&token_url)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("refresh_token", &rt),
+                ("scope", "https://graph.microsoft.com/Calendars.ReadWrite offline_access"),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, more["error_codes"][0].as_u64()), (400, Some(65001)), "{more}");
+    let (status, again) = refresh(rt).await;
+    assert_eq!(status, 200, "the family survives a refused incremental request: {again}");
 }
 
 #[tokio::test]

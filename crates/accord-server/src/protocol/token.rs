@@ -243,13 +243,14 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
     // Consent is checked again on every refresh, so revocation takes effect.
     let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
     let request = ScopeRequest::parse(scope)?;
-    let decision = match consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await {
+    let issued = ScopeRequest::parse(&record.scope)?;
+    let decision = match consent::refresh_access(&*state.store, &tenant, &client.app, &user, &request, &issued).await {
         Ok(d) => d,
-        Err(e) => {
-            if consent::ends_refresh_family(&e) {
+        Err(refusal) => {
+            if refusal.revoke_family {
                 state.store.revoke_refresh_family(record.family_id).await?;
             }
-            return Err(e.into());
+            return Err(refusal.error.into());
         }
     };
     let refresh = Refresh::Rotate { previous: record };

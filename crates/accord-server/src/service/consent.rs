@@ -451,11 +451,39 @@ pub fn audit(
     })
 }
 
-/// Whether a refusal at refresh means the access behind a refresh token is gone for good —
-/// consent withdrawn (65001), the user no longer assigned (50105), the app disabled (7000112) —
-/// so that the whole token family is revoked rather than only this request refused.
-pub fn ends_refresh_family(e: &ServiceError) -> bool {
-    e.refusal().is_some_and(|a| matches!(a.code, 65001 | 50105 | 7000112))
+/// A refused refresh, and whether the refresh-token family behind it must be revoked.
+#[derive(Debug)]
+pub struct RefreshRefusal {
+    pub error: ServiceError,
+    pub revoke_family: bool,
+}
+
+/// A refresh: the engine decides the requested scope again, so revocation bites. When it
+/// refuses, the family is revoked only if the access behind the token is gone for good — the
+/// user no longer assigned (50105), the app disabled (7000112), or the consent for the scope the
+/// token was issued with withdrawn. A refresh that asks for more than was consented
+/// (incremental consent, 65001) fails alone and the token stays usable, as in Entra.
+pub async fn refresh_access(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    user: &User,
+    requested: &ScopeRequest,
+    issued: &ScopeRequest,
+) -> Result<DelegatedDecision, RefreshRefusal> {
+    let error = match delegated_access(store, tenant, client, user, requested).await {
+        Ok(decision) => return Ok(decision),
+        Err(e) => e,
+    };
+    let code = error.refusal().map(|a| a.code);
+    let revoke_family = match code {
+        Some(50105 | 7000112) => true,
+        // Consent missing: gone for good only if the token's own scope is refused too.
+        Some(65001) if requested == issued => true,
+        Some(65001) => delegated_access(store, tenant, client, user, issued).await.is_err(),
+        _ => false,
+    };
+    Err(RefreshRefusal { error, revoke_family })
 }
 
 /// The consent engine's refusal of admin consent as the service reports it: a refusal for the
