@@ -203,6 +203,13 @@ const DELEGATED: &[Delegated] = &[
         user_text: "Read and write consent requests",
     },
     Delegated {
+        id: uuid!("56760768-b641-451f-8906-e1b8ab31bca7"),
+        value: "User-PasswordProfile.ReadWrite.All",
+        admin: true,
+        admin_text: "Read and write all password profiles and reset user passwords",
+        user_text: "Read and write all password profiles and reset user passwords",
+    },
+    Delegated {
         id: uuid!("204e0828-b5ca-4ad8-b9f3-f32a958e7cc4"),
         value: "User.ReadWrite.All",
         admin: true,
@@ -317,6 +324,11 @@ const APPLICATION: &[AppPermission] = &[
         id: uuid!("9f1b81a7-0223-4428-bfa4-0bcb5535f27d"),
         value: "ConsentRequest.ReadWrite.All",
         text: "Read and write all consent requests",
+    },
+    AppPermission {
+        id: uuid!("cc117bb9-00cf-4eb8-b580-ea2a878fe8f7"),
+        value: "User-PasswordProfile.ReadWrite.All",
+        text: "Read and write all password profiles and reset user passwords",
     },
     AppPermission {
         id: uuid!("741f803b-c850-494e-b5df-cde7c675a1ca"),
@@ -445,6 +457,11 @@ mod tests {
                 "06b708a9-e830-4db3-a914-8e69da51d44f",
             ),
             ("User.ReadWrite.All", "204e0828-b5ca-4ad8-b9f3-f32a958e7cc4", "741f803b-c850-494e-b5df-cde7c675a1ca"),
+            (
+                "User-PasswordProfile.ReadWrite.All",
+                "56760768-b641-451f-8906-e1b8ab31bca7",
+                "cc117bb9-00cf-4eb8-b580-ea2a878fe8f7",
+            ),
             ("Group.ReadWrite.All", "4e46008b-f24c-477d-8fff-7bb4ec7aafe0", "62a82d76-70ea-41e2-9197-370581804d09"),
             (
                 "RoleManagement.Read.Directory",

@@ -19,6 +19,7 @@ const READER_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000002";
 const PROFILE_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000005";
 const WRITES_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000003", "writes-secret-1");
 const READ_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000004", "read-secret-1");
+const USERS_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000006", "users-secret-1");
 const FABRIKAM_WRITER: (&str, &str) = ("ffffffff-0000-4000-8000-000000000002", "fabrikam-writer-1");
 const EXPENSES_API: &str = "eeeeeeee-1111-4000-8000-000000000010";
 const FABRIKAM_PORTAL: &str = "ffffffff-0000-4000-8000-000000000001";
@@ -107,7 +108,15 @@ async fn applications_list_get_filter_select_paging() {
         // Contoso's own registrations only: Fabrikam's multi-tenant app is not one of them.
         assert_eq!(
             names(all),
-            ["Admin Console", "Expenses API", "Profile Console", "Read Daemon", "Reader Console", "Writes Daemon"]
+            [
+                "Admin Console",
+                "Expenses API",
+                "Profile Console",
+                "Read Daemon",
+                "Reader Console",
+                "Users Daemon",
+                "Writes Daemon"
+            ]
         );
         assert!(!body.to_string().contains(FABRIKAM_PORTAL));
     }
@@ -156,10 +165,18 @@ async fn applications_list_get_filter_select_paging() {
     assert_eq!(keys, ["appId", "displayName", "id"]);
 
     let (values, sizes) = g.all_pages(&reader, "/v1.0/applications?$top=2").await;
-    assert_eq!(sizes, [2, 2, 2]);
+    assert_eq!(sizes, [2, 2, 2, 1]);
     assert_eq!(
         names(&values),
-        ["Admin Console", "Expenses API", "Profile Console", "Read Daemon", "Reader Console", "Writes Daemon"]
+        [
+            "Admin Console",
+            "Expenses API",
+            "Profile Console",
+            "Read Daemon",
+            "Reader Console",
+            "Users Daemon",
+            "Writes Daemon"
+        ]
     );
 
     // One application, by object id and by appId.
@@ -776,6 +793,45 @@ async fn users_create_and_update() {
     assert_eq!(status, 201, "{body}");
     let (status, _) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
     assert_eq!(status, 400);
+}
+
+/// Issue 12, finding 1: an app holding User.ReadWrite.All could reset a Global Administrator's
+/// password and disable them. As in Entra: passwords need User-PasswordProfile.ReadWrite.All (or,
+/// delegated, a role that may reset them), and a user holding a directory role can be reset,
+/// disabled or deleted only by a Global Administrator, never app-only.
+#[tokio::test]
+async fn privileged_users_and_passwords_are_protected() {
+    let g = Graph::start();
+    let users_daemon = g.app(CONTOSO, USERS_DAEMON).await;
+    let writes_daemon = g.app(CONTOSO, WRITES_DAEMON).await;
+    let new_password = json!({"passwordProfile": {"password": "taken-over-password-1"}});
+
+    // User.ReadWrite.All sets no password, not even an ordinary user's.
+    let (status, res) = g.patch(&users_daemon, &format!("/v1.0/users/{BOB}"), new_password.clone()).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "resetting passwords");
+    // With User-PasswordProfile.ReadWrite.All an app resets an ordinary user's password...
+    let (status, res) = g.patch(&writes_daemon, &format!("/v1.0/users/{BOB}"), new_password.clone()).await;
+    assert_eq!(status, 204, "{res}");
+    g.user(ADMIN_CONSOLE, "bob@contoso.test", "taken-over-password-1").await;
+    // ...but no app resets, disables or deletes an administrator, whatever it holds.
+    for token in [&users_daemon, &writes_daemon] {
+        let (status, res) = g.patch(token, &format!("/v1.0/users/{PRA}"), new_password.clone()).await;
+        assert_eq!(status, 403, "{res}");
+        let (status, res) = g.patch(token, &format!("/v1.0/users/{ADMIN}"), json!({"accountEnabled": false})).await;
+        assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "privileged directory role");
+        let (status, res) = g.delete(token, &format!("/v1.0/users/{PRA}")).await;
+        assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "only a Global Administrator");
+    }
+    // The administrators still sign in with their own passwords.
+    g.admin().await;
+    g.user(ADMIN_CONSOLE, "pra@contoso.test", "pra-password-1").await;
+    // A Global Administrator may reset another administrator.
+    let admin = g.admin().await;
+    let (status, res) = g
+        .patch(&admin, &format!("/v1.0/users/{PRA}"), json!({"passwordProfile": {"password": "reset-by-admin-1"}}))
+        .await;
+    assert_eq!(status, 204, "{res}");
+    g.user(ADMIN_CONSOLE, "pra@contoso.test", "reset-by-admin-1").await;
 }
 
 #[tokio::test]

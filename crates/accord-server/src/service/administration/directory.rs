@@ -72,6 +72,7 @@ pub async fn set_user_enabled(
     if !enabled && actor.user_ref().is_some_and(|a| a.id == user.id) {
         return Err(invalid("accountEnabled", "you cannot disable your own account"));
     }
+    guard_privileged_target(store, actor, tenant, &user, if enabled { "enable" } else { "disable" }).await?;
     user.enabled = enabled;
     let action = if enabled { "user.enabled" } else { "user.disabled" };
     apply(
@@ -93,6 +94,7 @@ pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user
     if actor.user_ref().is_some_and(|a| a.id == user.id) {
         return Err(invalid("id", "you cannot delete your own account"));
     }
+    guard_privileged_target(store, actor, tenant, &user, "delete").await?;
     let mut changes = vec![Change::DeleteUser { tenant_id: tenant.id, user_id }];
     let reviewer = ReviewerRef::User(user_id);
     if tenant.admin_consent_requests.reviewers.contains(&reviewer) {
@@ -134,9 +136,10 @@ pub async fn reset_password(
     user_id: Uuid,
     password: &str,
 ) -> Result<(), ServiceError> {
-    authorize(actor, Operation::ManageUsers)?;
+    authorize(actor, Operation::ResetPasswords)?;
     valid_password(password)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    guard_privileged_target(store, actor, tenant, &user, "reset the password of").await?;
     user.password_hash = Some(crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?);
     user.failed_sign_ins = 0;
     user.locked_until = None;

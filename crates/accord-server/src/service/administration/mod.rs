@@ -75,6 +75,9 @@ impl Actor {
 pub enum Operation {
     ReadDirectory,
     ManageUsers,
+    /// Setting another user's password (Graph's `passwordProfile`), which Entra keeps apart from
+    /// other user writes.
+    ResetPasswords,
     ManageRoles,
     ManageGroups,
     ManageEnterpriseApps,
@@ -99,7 +102,7 @@ impl Operation {
                 CloudApplicationAdministrator,
                 ApplicationAdministrator,
             ],
-            Operation::ManageUsers | Operation::ManageGroups => &[GlobalAdministrator],
+            Operation::ManageUsers | Operation::ManageGroups | Operation::ResetPasswords => &[GlobalAdministrator],
             Operation::ManageRoles | Operation::ManageUserConsentSetting => {
                 &[GlobalAdministrator, PrivilegedRoleAdministrator]
             }
@@ -128,6 +131,8 @@ impl Operation {
             }
             // Graph's narrower write permissions count as well as Directory.ReadWrite.All.
             Operation::ManageUsers => &["Directory.ReadWrite.All", "User.ReadWrite.All"],
+            // As in Entra: neither User.ReadWrite.All nor Directory.ReadWrite.All sets passwords.
+            Operation::ResetPasswords => &["User-PasswordProfile.ReadWrite.All"],
             Operation::ManageGroups => &["Directory.ReadWrite.All", "Group.ReadWrite.All"],
             Operation::ManageRoles => &["RoleManagement.ReadWrite.Directory"],
             Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => &["Application.ReadWrite.All"],
@@ -160,6 +165,31 @@ pub fn authorize(actor: &Actor, op: Operation) -> Result<(), ServiceError> {
     }
 }
 
+/// A user who holds a directory role is privileged: resetting their password, disabling or
+/// deleting them could hand over their role. Only a Global Administrator may (Entra also lets a
+/// Privileged Authentication Administrator, a role Accord does not model); an app never may,
+/// whatever its permissions, since no directory role can be given to an app here.
+async fn guard_privileged_target(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    target: &User,
+    what: &str,
+) -> Result<(), ServiceError> {
+    let roles = store.user_roles(tenant.id, target.id).await?;
+    if roles.is_empty() {
+        return Ok(());
+    }
+    match actor {
+        Actor::User { roles: own, .. } if own.contains(&GlobalAdministrator) => Ok(()),
+        _ => Err(ServiceError::forbidden(format!(
+            "{} holds a privileged directory role ({}); only a Global Administrator may {what} them.",
+            target.upn,
+            roles.iter().map(|r| r.display_name()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 /// Whether `actor` may perform `op` (for pages deciding which actions to offer).
 pub fn may(actor: &Actor, op: Operation) -> bool {
     authorize(actor, op).is_ok()
@@ -169,6 +199,7 @@ fn describe(op: Operation) -> &'static str {
     match op {
         Operation::ReadDirectory => "reading the directory",
         Operation::ManageUsers => "managing users",
+        Operation::ResetPasswords => "resetting passwords",
         Operation::ManageRoles => "assigning directory roles",
         Operation::ManageGroups => "managing groups",
         Operation::ManageEnterpriseApps => "changing enterprise applications",

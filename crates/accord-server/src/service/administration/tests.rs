@@ -333,6 +333,9 @@ async fn deleting_a_user_takes_them_off_the_reviewers() {
     assert!(matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("own account")), "{refused:?}");
     assert!(is_forbidden(delete_user(&w.store, &w.rita, &w.tenant, World::user(&w.alice).id).await));
     let daemon = Actor::App { app_id: INSIGHTS, sp_id: Uuid::new_v4(), permissions: vec!["User.ReadWrite.All".into()] };
+    // An administrator is deleted by no app (issue 12, finding 1); once an ordinary user, she is.
+    assert!(is_forbidden(delete_user(&w.store, &daemon, &w.tenant, admin_id).await));
+    w.store.apply(&[Change::SetUserRoles { tenant_id: CONTOSO, user_id: admin_id, roles: vec![] }]).await.unwrap();
     delete_user(&w.store, &daemon, &w.tenant, admin_id).await.unwrap();
     let tenant = w.store.tenant(CONTOSO).await.unwrap().unwrap();
     let policy = &tenant.admin_consent_requests;
