@@ -834,6 +834,75 @@ async fn privileged_users_and_passwords_are_protected() {
     g.user(ADMIN_CONSOLE, "pra@contoso.test", "reset-by-admin-1").await;
 }
 
+/// Issue 12, finding 5: a password reset, a disabled account and `revokeSignInSessions` end
+/// the user's refresh tokens (and sessions), as in Entra.
+#[tokio::test]
+async fn resets_and_revoke_sign_in_sessions_end_refresh_tokens() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let refresh_token_of = |upn: &'static str, password: &'static str| {
+        let g = &g;
+        async move {
+            let (status, body) = g
+                .try_token(
+                    CONTOSO,
+                    &[
+                        ("grant_type", "password"),
+                        ("client_id", ADMIN_CONSOLE),
+                        ("username", upn),
+                        ("password", password),
+                        ("scope", "https://graph.microsoft.com/User.Read offline_access"),
+                    ],
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+            body["refresh_token"].as_str().expect("a refresh token").to_string()
+        }
+    };
+    let refresh = |rt: String| {
+        let g = &g;
+        async move {
+            g.try_token(
+                CONTOSO,
+                &[("grant_type", "refresh_token"), ("client_id", ADMIN_CONSOLE), ("refresh_token", &rt)],
+            )
+            .await
+        }
+    };
+    // Before: the token refreshes.
+    let rt = refresh_token_of("bob@contoso.test", "bob-password-1").await;
+    let (status, body) = refresh(rt.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_string();
+    // A password reset signs Bob out everywhere.
+    let (status, res) = g
+        .patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"passwordProfile": {"password": "bob-new-password-2"}}))
+        .await;
+    assert_eq!(status, 204, "{res}");
+    let (status, body) = refresh(rt).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    // revokeSignInSessions does the same, answering as Graph does.
+    let rt = refresh_token_of("bob@contoso.test", "bob-new-password-2").await;
+    let (status, res) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    assert_eq!(status, 200, "{res}");
+    assert_eq!(res["value"], true);
+    assert!(res["@odata.context"].as_str().unwrap().ends_with("$metadata#Edm.Boolean"), "{res}");
+    let (status, body) = refresh(rt).await;
+    assert_eq!(status, 400, "{body}");
+    // So does disabling the account (and enabling it again gives no token back).
+    let rt = refresh_token_of("bob@contoso.test", "bob-new-password-2").await;
+    for enabled in [false, true] {
+        let (status, res) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": enabled})).await;
+        assert_eq!(status, 204, "{res}");
+    }
+    let (status, body) = refresh(rt).await;
+    assert_eq!(status, 400, "{body}");
+    // Only who may manage users may sign them out.
+    let reader = g.app(CONTOSO, READ_DAEMON).await;
+    let (status, res) = g.post(&reader, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    assert_eq!(status, 403, "{res}");
+}
+
 #[tokio::test]
 async fn users_refusals_and_bad_input() {
     let g = Graph::start();

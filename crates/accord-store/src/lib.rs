@@ -44,6 +44,13 @@ pub enum Change {
         tenant_id: Uuid,
         user_id: Uuid,
     },
+    /// Ends everything a user signed in with: their SSO sessions and unredeemed codes go, and
+    /// every refresh-token family of theirs is revoked (a refresh answers AADSTS50173), as
+    /// Entra does after a password reset, a disabled account or `revokeSignInSessions`.
+    EndSignIns {
+        tenant_id: Uuid,
+        user_id: Uuid,
+    },
     /// Replaces the user's directory roles.
     SetUserRoles {
         tenant_id: Uuid,

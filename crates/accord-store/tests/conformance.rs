@@ -132,6 +132,7 @@ conformance! {
         client_secrets,
         application_delete_takes_what_hangs_on_it,
         user_delete_takes_what_hangs_on_it,
+        ending_sign_ins_revokes_sessions_codes_and_refresh_families,
         service_principals,
         delegated_grants,
         app_role_assignments,
@@ -814,6 +815,40 @@ mod cases {
         assert!(s.application_by_app_id(kept.app_id).await.unwrap().is_some());
 
         assert_not_found(s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await);
+    }
+
+    pub async fn ending_sign_ins_revokes_sessions_codes_and_refresh_families(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let other = user(t.id, "other@contoso.test");
+        s.apply(&[Change::PutUser(other.clone())]).await.unwrap();
+        for (who, tag) in [(u.id, "u"), (other.id, "o")] {
+            let session = SessionRecord {
+                id_hash: format!("{tag}-session"),
+                tenant_id: t.id,
+                user_id: who,
+                auth_time: t0(),
+                expires_at: at(60),
+            };
+            s.put_session(&session).await.unwrap();
+            s.put_auth_code(&auth_code(t.id, who, &format!("{tag}-code"))).await.unwrap();
+            let token = RefreshTokenRecord {
+                tenant_id: t.id,
+                user_id: who,
+                ..refresh_token(Uuid::new_v4(), &format!("{tag}-rt"))
+            };
+            s.put_refresh_token(&token).await.unwrap();
+        }
+
+        s.apply(&[Change::EndSignIns { tenant_id: t.id, user_id: u.id }]).await.unwrap();
+
+        assert_eq!(s.session("u-session").await.unwrap(), None);
+        assert_eq!(s.redeem_auth_code("u-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
+        assert!(s.refresh_token("u-rt").await.unwrap().expect("kept, revoked").revoked);
+        // The user stays, and nobody else's sign-ins are touched.
+        assert!(s.user(t.id, u.id).await.unwrap().is_some());
+        assert!(s.session("o-session").await.unwrap().is_some());
+        assert!(!s.refresh_token("o-rt").await.unwrap().unwrap().revoked);
+        assert!(matches!(s.redeem_auth_code("o-code", at(1)).await.unwrap(), CodeRedemption::Redeemed(_)));
     }
 
     pub async fn user_delete_takes_what_hangs_on_it(s: &dyn Store) {

@@ -312,3 +312,20 @@ pub async fn remove_group_member(
     administration::remove_group_member(store, &actor, &tenant, group_id, member).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `POST /v1.0/users/{id or UPN}/revokeSignInSessions`: ends the user's SSO sessions and revokes
+/// their refresh tokens; `200 {"value": true}`, as Graph answers.
+pub async fn revoke_sign_in_sessions(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+) -> Result<Response, GraphError> {
+    require(&caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All")?;
+    let key = path.0.get("user").cloned().unwrap_or_default();
+    let user = user_by_key(&state, &caller, &key).await?;
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    administration::revoke_sign_in_sessions(state.store.as_ref(), &actor, &tenant, user.id).await?;
+    let context = format!("{}/v1.0/$metadata#Edm.Boolean", state.settings.public_url);
+    Ok(json_response(StatusCode::OK, serde_json::json!({"@odata.context": context, "value": true}), None))
+}

@@ -70,6 +70,10 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
                 .fallback(method_not_allowed),
         ),
         (
+            "/v1.0/users/{user}/revokeSignInSessions".into(),
+            post(directory_writes::revoke_sign_in_sessions).fallback(method_not_allowed),
+        ),
+        (
             "/v1.0/groups".into(),
             get(directory::list_groups).post(directory_writes::create_group).fallback(method_not_allowed),
         ),

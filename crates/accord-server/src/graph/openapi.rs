@@ -116,6 +116,14 @@ fn directory_operations() -> Vec<Operation> {
         )
         .status(204),
         op("delete", "/users/{user}", "Delete a user and what exists only through them", USER_WRITE, USER_WRITE_APP),
+        op(
+            "post",
+            "/users/{user}/revokeSignInSessions",
+            "End the user's sessions and refresh tokens",
+            USER_WRITE,
+            USER_WRITE_APP,
+        )
+        .status(200),
         op("get", "/groups", "List groups", GROUP_READ, GROUP_READ_APP).list(),
         op("post", "/groups", "Create a security group", GROUP_WRITE, GROUP_WRITE_APP),
         op("get", "/groups/{group}", "Get a group", GROUP_READ, GROUP_READ_APP),

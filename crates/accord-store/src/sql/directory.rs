@@ -348,6 +348,7 @@ impl SqlStore {
             }
             Change::DeleteApplication { app_object_id } => self.delete_application(c, *app_object_id).await?,
             Change::DeleteUser { tenant_id, user_id } => self.delete_user(c, *tenant_id, *user_id).await?,
+            Change::EndSignIns { tenant_id, user_id } => self.end_sign_ins(c, *tenant_id, *user_id).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
                 let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
                     .bind(id(*app_object_id))
@@ -483,6 +484,20 @@ impl SqlStore {
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+        ];
+        for sql in statements {
+            self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(user_id))).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// See [`Change::EndSignIns`].
+    async fn end_sign_ins(&self, c: &mut AnyConnection, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+        let statements = [
+            "UPDATE refresh_token_families SET revoked = 1 WHERE family_id IN \
+             (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2)",
+            "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in statements {
             self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(user_id))).await.map_err(db_err)?;

@@ -75,11 +75,13 @@ pub async fn set_user_enabled(
     guard_privileged_target(store, actor, tenant, &user, if enabled { "enable" } else { "disable" }).await?;
     user.enabled = enabled;
     let action = if enabled { "user.enabled" } else { "user.disabled" };
-    apply(
-        store,
-        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))],
-    )
-    .await?;
+    let mut changes =
+        vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))];
+    if !enabled {
+        // A disabled account keeps no session or refresh token (as in Entra).
+        changes.push(Change::EndSignIns { tenant_id: tenant.id, user_id: user.id });
+    }
+    apply(store, changes).await?;
     Ok(user)
 }
 
@@ -147,7 +149,30 @@ pub async fn reset_password(
         store,
         vec![
             Change::PutUser(user.clone()),
+            // Whoever signed in with the old password is signed out (as in Entra).
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id },
             actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn })),
+        ],
+    )
+    .await
+}
+
+/// Graph's `revokeSignInSessions`: ends the user's SSO sessions and revokes their refresh
+/// tokens, so every app must sign them in again. Who may disable a user may do this.
+pub async fn revoke_sign_in_sessions(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    guard_privileged_target(store, actor, tenant, &user, "sign out").await?;
+    apply(
+        store,
+        vec![
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id },
+            actor.audit(tenant.id, "user.sessions_revoked", None, json!({ "user": user.upn })),
         ],
     )
     .await
