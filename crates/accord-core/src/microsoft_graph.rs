@@ -405,6 +405,19 @@ fn lower_first(s: &str) -> String {
     }
 }
 
+/// Graph application permissions that write users, directory roles, grants, role assignments
+/// or applications: an app holding one can make itself (or anyone) more powerful, so a new
+/// credential for such an app is a step towards Global Administrator (docs/security.md).
+pub const PRIVILEGED_APP_PERMISSIONS: &[&str] = &[
+    "Directory.ReadWrite.All",
+    "User.ReadWrite.All",
+    "User-PasswordProfile.ReadWrite.All",
+    "RoleManagement.ReadWrite.Directory",
+    "AppRoleAssignment.ReadWrite.All",
+    "DelegatedPermissionGrant.ReadWrite.All",
+    "Application.ReadWrite.All",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -795,6 +795,32 @@ async fn users_create_and_update() {
     assert_eq!(status, 400);
 }
 
+/// Issue 12, finding 2: an Application Administrator adding a secret to an app that holds
+/// privileged Graph application permissions takes those permissions; Accord asks for a Global
+/// Administrator (or Privileged Role Administrator), and no app may, whatever it holds.
+#[tokio::test]
+async fn credentials_for_privileged_apps_need_a_global_administrator() {
+    let g = Graph::start();
+    let app_admin = g.user(ADMIN_CONSOLE, "appadmin@contoso.test", "appadmin-password-1").await;
+    let writes = g.app_object_id(&app_admin, WRITES_DAEMON.0).await;
+    let reads = g.app_object_id(&app_admin, READ_DAEMON.0).await;
+    let (status, res) = g.post(&app_admin, &format!("/v1.0/applications/{writes}/addPassword"), json!({})).await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "privileged application permissions");
+    assert!(res["error"]["message"].as_str().unwrap().contains("User.ReadWrite.All"), "{res}");
+    let daemon = g.app(CONTOSO, WRITES_DAEMON).await;
+    let (status, res) = g.post(&daemon, &format!("/v1.0/applications/{writes}/addPassword"), json!({})).await;
+    assert_eq!(status, 403, "not even the app itself: {res}");
+    // An app with nothing privileged: the Application Administrator's to manage, as in Entra.
+    let (status, res) = g.post(&app_admin, &format!("/v1.0/applications/{reads}/addPassword"), json!({})).await;
+    assert_eq!(status, 200, "{res}");
+    // A Global Administrator may, and the secret works.
+    let admin = g.admin().await;
+    let (status, cred) = g.post(&admin, &format!("/v1.0/applications/{writes}/addPassword"), json!({})).await;
+    assert_eq!(status, 200, "{cred}");
+    let secret = cred["secretText"].as_str().unwrap().to_string();
+    g.app(CONTOSO, (WRITES_DAEMON.0, &secret)).await;
+}
+
 /// Issue 12, finding 1: an app holding User.ReadWrite.All could reset a Global Administrator's
 /// password and disable them. As in Entra: passwords need User-PasswordProfile.ReadWrite.All (or,
 /// delegated, a role that may reset them), and a user holding a directory role can be reset,

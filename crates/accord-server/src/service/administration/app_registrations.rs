@@ -149,6 +149,50 @@ pub fn valid_redirect_uri(uri: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// The privileged Graph application permissions the app's service principal in its home
+/// tenant holds (`microsoft_graph::PRIVILEGED_APP_PERMISSIONS`).
+async fn privileged_app_permissions(
+    store: &dyn Store,
+    tenant: &Tenant,
+    app: &Application,
+) -> Result<Vec<String>, ServiceError> {
+    let Some(sp) = store.service_principal_by_app_id(tenant.id, app.app_id).await? else {
+        return Ok(Vec::new());
+    };
+    let graph = accord_core::microsoft_graph::application();
+    let Some(graph_sp) = store.service_principal_by_app_id(tenant.id, graph.app_id).await? else {
+        return Ok(Vec::new());
+    };
+    let held = store.app_role_assignments_of(tenant.id, sp.id).await?;
+    Ok(held
+        .iter()
+        .filter(|a| a.resource_sp_id == graph_sp.id)
+        .filter_map(|a| graph.app_role_by_id(a.app_role_id))
+        .map(|r| r.value.clone())
+        .filter(|v| accord_core::microsoft_graph::PRIVILEGED_APP_PERMISSIONS.contains(&v.as_str()))
+        .collect())
+}
+
+/// A new credential for an app holding privileged application permissions is those
+/// permissions in the hands of whoever adds it: Entra lets an Application Administrator do it
+/// (a known path to Global Administrator); Accord asks for a Global Administrator or
+/// Privileged Role Administrator, and no app may.
+fn guard_privileged_credentials(actor: &Actor, app: &Application, privileged: &[String]) -> Result<(), ServiceError> {
+    if privileged.is_empty() {
+        return Ok(());
+    }
+    let allowed = actor.roles().iter().any(|r| matches!(r, GlobalAdministrator | PrivilegedRoleAdministrator));
+    if allowed {
+        return Ok(());
+    }
+    Err(ServiceError::forbidden(format!(
+        "{} holds privileged application permissions ({}); only a Global Administrator or Privileged Role \
+         Administrator may add a credential to it.",
+        app.display_name,
+        privileged.join(", ")
+    )))
+}
+
 /// Adds a client secret and returns its value: shown once, stored only as a keyed hash.
 pub async fn add_client_secret(
     store: &dyn Store,
@@ -161,6 +205,8 @@ pub async fn add_client_secret(
 ) -> Result<(ClientSecret, String), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;
+    let privileged = privileged_app_permissions(store, tenant, &app).await?;
+    guard_privileged_credentials(actor, &app, &privileged)?;
     if !(1..=730).contains(&valid_days) {
         return Err(invalid("endDateTime", "a secret is valid for 1 to 730 days"));
     }
@@ -183,7 +229,7 @@ pub async fn add_client_secret(
                 tenant.id,
                 "app.secret_added",
                 Some(app.app_id),
-                json!({ "secret": secret.id, "displayName": secret.display_name }),
+                json!({ "secret": secret.id, "displayName": secret.display_name, "privileged": privileged }),
             ),
         ],
     )
