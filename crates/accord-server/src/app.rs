@@ -43,7 +43,11 @@ pub fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn(move |req, next| security::security_headers(secure, req, next)))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(TraceLayer::new_for_http())
+        // The request span names the method and path only: queries carry codes, hints and state
+        // (`id_token_hint`, `login_hint`), which no log level may record.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
         .with_state(state)
 }
 

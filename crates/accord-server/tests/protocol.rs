@@ -760,3 +760,53 @@ async fn health_metrics_and_security_headers() {
     );
     assert!(!server.log().contains("alice-password-1"), "no secrets in logs");
 }
+
+/// Issue 12, finding 11: at `ACCORD_LOG=debug`, request URIs with tokens or hints in their query
+/// reached the log. No token, code, password or hint at any level.
+#[tokio::test]
+async fn debug_logs_hold_no_token_code_or_hint() {
+    let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let server = TestServer::launch_with_env(data_dir, &world(), &[], &[("ACCORD_LOG", "debug")]);
+    let c = server.client();
+    let url = authorize_url(
+        &server,
+        CONTOSO,
+        WEB_APP,
+        WEB_REDIRECT,
+        "openid User.Read",
+        &[("login_hint", "hint-marker@contoso.test")],
+    );
+    let loc = sign_in(&c, &server, &url, "alice@contoso.test", "alice-password-1").await.expect("signed in");
+    let code = query_param(&loc, "code").unwrap();
+    let (status, body) = json(
+        c.post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("code", &code),
+                ("redirect_uri", WEB_REDIRECT),
+            ])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let id_token = body["id_token"].as_str().unwrap().to_string();
+    let logout = format!("/{CONTOSO}/oauth2/v2.0/logout?id_token_hint={id_token}&client_id={WEB_APP}");
+    c.get(server.url(&logout)).send().await.unwrap();
+    let log = server.log();
+    assert!(log.contains("DEBUG"), "the server logged at debug level");
+    for secret in [
+        id_token.as_str(),
+        &code,
+        "hint-marker",
+        "alice-password-1",
+        WEB_SECRET,
+        body["access_token"].as_str().unwrap(),
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret:.20}…");
+    }
+}
