@@ -85,3 +85,55 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert!(!metrics.contains("XMETHOD"), "a client-chosen method became a label");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
 }
+
+async fn password_checks(server: &TestServer, c: &reqwest::Client) -> u64 {
+    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("accord_password_checks_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .map(|v| v.parse::<f64>().unwrap() as u64)
+        .unwrap_or(0)
+}
+
+/// Issue 12, finding 6 (the race): 60 concurrent wrong guesses got ~47 password checks past a
+/// lockout threshold of 10, because each read the lock before any had counted its failure.
+/// Attempts are now counted before they are checked: at most the threshold is ever checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_check_at_most_the_lockout_threshold() {
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url("/organizations/oauth2/v2.0/token");
+    let before = password_checks(&server, &c).await;
+    let guess = |password: String| {
+        let (c, url) = (c.clone(), token_url.clone());
+        async move {
+            let res = c
+                .post(&url)
+                .form(&[
+                    ("grant_type", "password"),
+                    ("client_id", NATIVE_APP),
+                    ("username", "bob@contoso.test"),
+                    ("password", password.as_str()),
+                    ("scope", "User.Read"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap();
+            (status, body["error_codes"][0].as_u64().unwrap_or(0))
+        }
+    };
+    let attempts: Vec<_> = (0..60).map(|i| tokio::spawn(guess(format!("wrong-guess-{i}")))).collect();
+    let mut codes = Vec::new();
+    for a in attempts {
+        codes.push(a.await.unwrap());
+    }
+    assert!(codes.iter().all(|(status, code)| *status == 400 && [50126, 50053].contains(code)), "{codes:?}");
+    let checked = password_checks(&server, &c).await - before;
+    assert!((1..=10).contains(&checked), "{checked} guesses were checked against a threshold of 10");
+    // Bob is locked now, even with his real password.
+    let (status, code) = guess("bob-password-1".into()).await;
+    assert_eq!((status, code), (400, 50053));
+}

@@ -45,10 +45,27 @@ pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password
     let Some(phc) = user.password_hash.clone() else {
         return Err(Aadsts::invalid_credentials().into());
     };
+    // Each attempt is counted (atomically) before its password is checked, and the lock is read
+    // again after counting: concurrent guesses cannot all slip past the threshold between one
+    // read of the lock and the next (at most `lockout_threshold` checks per lock period).
+    let threshold = state.settings.lockout_threshold;
+    let attempts = store.record_failed_sign_in(tenant.id, user.id).await?;
+    let locked_meanwhile =
+        store.user(tenant.id, user.id).await?.is_some_and(|u| u.locked_until.is_some_and(|t| t > now));
+    if locked_meanwhile {
+        return Err(Aadsts::account_locked().into());
+    }
+    if attempts > threshold {
+        store
+            .set_locked_until(tenant.id, user.id, Some(now + Duration::seconds(state.settings.lockout_seconds)))
+            .await?;
+        tracing::warn!(tenant = %tenant.id, user = %user.id, "account locked after repeated failures");
+        return Err(Aadsts::account_locked().into());
+    }
     if !verify_blocking(password.to_string(), phc).await? {
-        let failures = store.record_failed_sign_in(tenant.id, user.id).await?;
+        let failures = attempts;
         tracing::info!(tenant = %tenant.id, user = %user.id, failures, "failed sign-in");
-        if failures >= state.settings.lockout_threshold {
+        if failures >= threshold {
             store
                 .set_locked_until(tenant.id, user.id, Some(now + Duration::seconds(state.settings.lockout_seconds)))
                 .await?;
@@ -60,8 +77,7 @@ pub async fn authenticate(state: &AppState, tenant: &Tenant, upn: &str, password
     if !user.enabled {
         return Err(Aadsts::account_disabled().into());
     }
-    if user.failed_sign_ins > 0 || user.locked_until.is_some() {
-        store.clear_failed_sign_ins(tenant.id, user.id).await?;
-    }
+    // The attempt counted above was a success after all.
+    store.clear_failed_sign_ins(tenant.id, user.id).await?;
     Ok(user)
 }
