@@ -189,11 +189,7 @@ pub async fn delete_user(
     caller: Caller,
     path: GraphPath,
 ) -> Result<Response, GraphError> {
-    require(&caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All")?;
-    let key = path.0.get("user").cloned().unwrap_or_default();
-    let user = user_by_key(&state, &caller, &key).await?;
-    let tenant = tenant(&state, &caller).await?;
-    let actor = actor(&state, &caller, &tenant).await?;
+    let (user, tenant, actor) = user_write_target(&state, &caller, &path).await?;
     administration::delete_user(state.store.as_ref(), &actor, &tenant, user.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -320,12 +316,23 @@ pub async fn revoke_sign_in_sessions(
     caller: Caller,
     path: GraphPath,
 ) -> Result<Response, GraphError> {
-    require(&caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All")?;
-    let key = path.0.get("user").cloned().unwrap_or_default();
-    let user = user_by_key(&state, &caller, &key).await?;
-    let tenant = tenant(&state, &caller).await?;
-    let actor = actor(&state, &caller, &tenant).await?;
+    let (user, tenant, actor) = user_write_target(&state, &caller, &path).await?;
     administration::revoke_sign_in_sessions(state.store.as_ref(), &actor, &tenant, user.id).await?;
     let context = format!("{}/v1.0/$metadata#Edm.Boolean", state.settings.public_url);
     Ok(json_response(StatusCode::OK, serde_json::json!({"@odata.context": context, "value": true}), None))
+}
+
+/// What a write to `/users/{id or UPN}/…` acts on: the token's user-write permission checked,
+/// the user of the caller's tenant, the tenant and the administration actor.
+async fn user_write_target(
+    state: &AppState,
+    caller: &Caller,
+    path: &GraphPath,
+) -> Result<(accord_core::directory::User, accord_core::directory::Tenant, administration::Actor), GraphError> {
+    require(caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All")?;
+    let key = path.0.get("user").cloned().unwrap_or_default();
+    let user = user_by_key(state, caller, &key).await?;
+    let tenant = tenant(state, caller).await?;
+    let actor = actor(state, caller, &tenant).await?;
+    Ok((user, tenant, actor))
 }

@@ -138,10 +138,9 @@ pub async fn reset_password(
     user_id: Uuid,
     password: &str,
 ) -> Result<(), ServiceError> {
-    authorize(actor, Operation::ResetPasswords)?;
     valid_password(password)?;
-    let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
-    guard_privileged_target(store, actor, tenant, &user, "reset the password of").await?;
+    let mut user =
+        target_user(store, actor, tenant, user_id, Operation::ResetPasswords, "reset the password of").await?;
     user.password_hash = Some(crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?);
     user.failed_sign_ins = 0;
     user.locked_until = None;
@@ -165,9 +164,7 @@ pub async fn revoke_sign_in_sessions(
     tenant: &Tenant,
     user_id: Uuid,
 ) -> Result<(), ServiceError> {
-    authorize(actor, Operation::ManageUsers)?;
-    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
-    guard_privileged_target(store, actor, tenant, &user, "sign out").await?;
+    let user = target_user(store, actor, tenant, user_id, Operation::ManageUsers, "sign out").await?;
     apply(
         store,
         vec![
@@ -302,4 +299,20 @@ pub async fn remove_group_member(
         ],
     )
     .await
+}
+
+/// The user an operation on another user is about: `op` authorised, the user found in the
+/// tenant, and the privileged-target rule applied (`verb`: what is done to them).
+async fn target_user(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: Uuid,
+    op: Operation,
+    verb: &str,
+) -> Result<User, ServiceError> {
+    authorize(actor, op)?;
+    let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    guard_privileged_target(store, actor, tenant, &user, verb).await?;
+    Ok(user)
 }
