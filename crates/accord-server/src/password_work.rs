@@ -115,51 +115,84 @@ pub async fn hash(password: String) -> Result<String, Busy> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-    use std::sync::Arc;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn at_most_the_bound_runs_and_the_rest_wait_or_are_refused() {
-        let work = Arc::new(PasswordWork::new(2, 3, Duration::from_millis(1500)));
-        let running = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let mut tasks = Vec::new();
-        for _ in 0..10 {
-            let (work, running, peak) = (work.clone(), running.clone(), peak.clone());
-            tasks.push(tokio::spawn(async move {
+    /// Blocks the pool's `n` workers until `release` gets `n` messages; returns once all run.
+    async fn occupy(
+        work: &Arc<PasswordWork>,
+        n: usize,
+    ) -> (mpsc::Sender<()>, Vec<tokio::task::JoinHandle<Result<(), Busy>>>) {
+        let (release, gate) = mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut jobs = Vec::new();
+        for _ in 0..n {
+            let (work, gate, started) = (work.clone(), gate.clone(), started.clone());
+            jobs.push(tokio::spawn(async move {
                 work.run(move || {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(300));
-                    running.fetch_sub(1, Ordering::SeqCst);
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.lock().unwrap().recv();
                 })
                 .await
             }));
         }
-        let mut done = 0;
-        let mut busy = 0;
-        for t in tasks {
-            match t.await.unwrap() {
-                Ok(()) => done += 1,
-                Err(Busy) => busy += 1,
+        for _ in 0..1000 {
+            if started.load(Ordering::SeqCst) == n {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert!(peak.load(Ordering::SeqCst) <= 2, "never more than two at once");
-        // Two run at once and three may wait: at most five ever run; the rest are refused.
-        assert!((2..=5).contains(&done), "done {done}");
-        assert_eq!(done + busy, 10);
-        assert!(busy >= 5, "busy {busy}");
+        assert_eq!(started.load(Ordering::SeqCst), n, "the workers did not start");
+        (release, jobs)
     }
 
-    #[tokio::test]
-    async fn a_wait_that_runs_out_is_busy() {
+    async fn until_waiting(work: &PasswordWork, n: usize) {
+        for _ in 0..1000 {
+            if work.waiting.load(Ordering::SeqCst) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{} waiting, not {n}", work.waiting.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_most_the_bound_runs_a_few_wait_and_the_rest_are_refused_at_once() {
+        let work = Arc::new(PasswordWork::new(2, 3, Duration::from_secs(60)));
+        let (release, running) = occupy(&work, 2).await;
+        // Both workers are busy: three callers wait their turn...
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let work = work.clone();
+                tokio::spawn(async move { work.run(move || i).await })
+            })
+            .collect();
+        until_waiting(&work, 3).await;
+        // ...and the next is told at once to come back.
+        assert_eq!(work.run(|| 99).await, Err(Busy));
+        for _ in 0..2 {
+            release.send(()).unwrap();
+        }
+        for job in running {
+            assert_eq!(job.await.unwrap(), Ok(()));
+        }
+        let mut done: Vec<_> = Vec::new();
+        for w in waiters {
+            done.push(w.await.unwrap().unwrap());
+        }
+        done.sort();
+        assert_eq!(done, [0, 1, 2], "the waiters ran once a worker was free");
+        assert_eq!(work.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wait_that_runs_out_is_busy_and_a_panic_keeps_the_worker() {
         let work = Arc::new(PasswordWork::new(1, 10, Duration::from_millis(50)));
-        let slow = {
-            let work = work.clone();
-            tokio::spawn(async move { work.run(|| std::thread::sleep(Duration::from_millis(300))).await })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert_eq!(work.run(|| ()).await, Err(Busy));
-        assert_eq!(slow.await.unwrap(), Ok(()));
+        let (release, running) = occupy(&work, 1).await;
+        assert_eq!(work.run(|| ()).await, Err(Busy), "the only worker is busy past the wait");
+        release.send(()).unwrap();
+        assert_eq!(running.into_iter().next().unwrap().await.unwrap(), Ok(()));
+        // A check that panics is the caller's Busy, and the worker goes on.
+        assert_eq!(work.run(|| -> u8 { panic!("a broken check") }).await, Err(Busy));
         assert_eq!(work.run(|| 7).await, Ok(7), "free again");
     }
 }
