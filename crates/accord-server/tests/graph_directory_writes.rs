@@ -20,6 +20,7 @@ const PROFILE_CONSOLE: &str = "eeeeeeee-1111-4000-8000-000000000005";
 const WRITES_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000003", "writes-secret-1");
 const READ_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000004", "read-secret-1");
 const USERS_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000006", "users-secret-1");
+const PASSWORD_DAEMON: (&str, &str) = ("eeeeeeee-1111-4000-8000-000000000007", "password-secret-1");
 const FABRIKAM_WRITER: (&str, &str) = ("ffffffff-0000-4000-8000-000000000002", "fabrikam-writer-1");
 const EXPENSES_API: &str = "eeeeeeee-1111-4000-8000-000000000010";
 const FABRIKAM_PORTAL: &str = "ffffffff-0000-4000-8000-000000000001";
@@ -111,6 +112,7 @@ async fn applications_list_get_filter_select_paging() {
             [
                 "Admin Console",
                 "Expenses API",
+                "Password Daemon",
                 "Profile Console",
                 "Read Daemon",
                 "Reader Console",
@@ -165,12 +167,13 @@ async fn applications_list_get_filter_select_paging() {
     assert_eq!(keys, ["appId", "displayName", "id"]);
 
     let (values, sizes) = g.all_pages(&reader, "/v1.0/applications?$top=2").await;
-    assert_eq!(sizes, [2, 2, 2, 1]);
+    assert_eq!(sizes, [2, 2, 2, 2]);
     assert_eq!(
         names(&values),
         [
             "Admin Console",
             "Expenses API",
+            "Password Daemon",
             "Profile Console",
             "Read Daemon",
             "Reader Console",
@@ -839,6 +842,25 @@ async fn privileged_users_and_passwords_are_protected() {
     let (status, res) = g.patch(&writes_daemon, &format!("/v1.0/users/{BOB}"), new_password.clone()).await;
     assert_eq!(status, 204, "{res}");
     g.user(ADMIN_CONSOLE, "bob@contoso.test", "taken-over-password-1").await;
+    // User-PasswordProfile.ReadWrite.All alone sets a password, and nothing else.
+    let password_daemon = g.app(CONTOSO, PASSWORD_DAEMON).await;
+    let (status, res) = g
+        .patch(
+            &password_daemon,
+            &format!("/v1.0/users/{BOB}"),
+            json!({"passwordProfile": {"password": "by-password-daemon-1"}}),
+        )
+        .await;
+    assert_eq!(status, 204, "{res}");
+    g.user(ADMIN_CONSOLE, "bob@contoso.test", "by-password-daemon-1").await;
+    let (status, res) = g
+        .patch(
+            &password_daemon,
+            &format!("/v1.0/users/{BOB}"),
+            json!({"displayName": "Bob?", "passwordProfile": {"password": "x-password-2"}}),
+        )
+        .await;
+    assert_graph_error(status, &res, 403, "Authorization_RequestDenied", "User.ReadWrite.All");
     // ...but no app resets, disables or deletes an administrator, whatever it holds.
     for token in [&users_daemon, &writes_daemon] {
         let (status, res) = g.patch(token, &format!("/v1.0/users/{PRA}"), new_password.clone()).await;
