@@ -501,12 +501,15 @@ async fn applications_create_update_and_passwords() {
         assert_graph_error(status, &body, 404, "Request_ResourceNotFound", "secret");
     }
 
-    // Bad action bodies name the property.
+    // Bad action bodies name the property; a past end is yesterday, whatever today is.
+    let yesterday = (time::OffsetDateTime::now_utc() - time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let admin = g.admin().await;
     let id = g.app_object_id(&admin, EXPENSES_API).await;
     for (body, mentions) in [
         (json!({"passwordCredential": {"endDateTime": "yesterday"}}), "passwordCredential.endDateTime"),
-        (json!({"passwordCredential": {"endDateTime": "2020-01-01T00:00:00Z"}}), "passwordCredential.endDateTime"),
+        (json!({"passwordCredential": {"endDateTime": yesterday}}), "passwordCredential.endDateTime"),
         (json!({"passwordCredential": {"displayName": 3}}), "passwordCredential.displayName"),
         (json!({"keyId": "x"}), "passwordCredential"),
     ] {
