@@ -40,6 +40,9 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     config.public_url = public_url_on_port(&config.public_url, local.port());
     crate::ops::metrics_handle();
+    // The password workers start now, so a machine that cannot give them threads fails at start,
+    // not in the middle of a sign-in.
+    crate::password_work::global();
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
     load_world(&config, &*store, &keyring).await?;

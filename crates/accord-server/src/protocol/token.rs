@@ -243,16 +243,16 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
     // Consent is checked again on every refresh, so revocation takes effect.
     let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
     let request = ScopeRequest::parse(scope)?;
-    let issued = ScopeRequest::parse(&record.scope)?;
-    let decision = match consent::refresh_access(&*state.store, &tenant, &client.app, &user, &request, &issued).await {
-        Ok(d) => d,
-        Err(refusal) => {
-            if refusal.revoke_family {
-                state.store.revoke_refresh_family(record.family_id).await?;
+    let decision =
+        match consent::refresh_access(&*state.store, &tenant, &client.app, &user, &request, &record.scope).await {
+            Ok(d) => d,
+            Err(refusal) => {
+                if refusal.revoke_family {
+                    state.store.revoke_refresh_family(record.family_id).await?;
+                }
+                return Err(refusal.error.into());
             }
-            return Err(refusal.error.into());
-        }
-    };
+        };
     let refresh = Refresh::Rotate { previous: record };
     user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
 }

@@ -469,7 +469,7 @@ pub async fn refresh_access(
     client: &Application,
     user: &User,
     requested: &ScopeRequest,
-    issued: &ScopeRequest,
+    issued_scope: &str,
 ) -> Result<DelegatedDecision, RefreshRefusal> {
     let error = match delegated_access(store, tenant, client, user, requested).await {
         Ok(decision) => return Ok(decision),
@@ -479,8 +479,11 @@ pub async fn refresh_access(
     let revoke_family = match code {
         Some(50105 | 7000112) => true,
         // Consent missing: gone for good only if the token's own scope is refused too.
-        Some(65001) if requested == issued => true,
-        Some(65001) => delegated_access(store, tenant, client, user, issued).await.is_err(),
+        Some(65001) => match ScopeRequest::parse(issued_scope) {
+            Ok(issued) if &issued == requested => true,
+            Ok(issued) => delegated_access(store, tenant, client, user, &issued).await.is_err(),
+            Err(_) => true,
+        },
         _ => false,
     };
     Err(RefreshRefusal { error, revoke_family })

@@ -85,9 +85,11 @@ pub async fn move_relative_events(store: &dyn Store, keyring: &Keyring, scenario
                 owners.insert(ev.owner.to_ascii_lowercase(), user.id);
             }
         }
-        let mut moving = spec.clone();
-        moving.events.retain(|e| e.relative_start.is_some() && owners.contains_key(&e.owner.to_ascii_lowercase()));
-        plan.events(tenant_id, &moving, &owners).await?;
+        let moving = spec
+            .events
+            .iter()
+            .filter(|e| e.relative_start.is_some() && owners.contains_key(&e.owner.to_ascii_lowercase()));
+        plan.events(tenant_id, &spec.display_name, moving, &owners).await?;
     }
     let Planner { changes, summary, .. } = plan;
     store.apply(&changes).await.context("moving the scenario's events")?;
@@ -263,26 +265,27 @@ impl<'a> Planner<'a> {
             self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id).await?;
             self.summary.assignments += 1;
         }
-        self.events(tenant_id, spec, &users).await
+        self.events(tenant_id, &spec.display_name, &spec.events, &users).await
     }
 
     /// The tenant's calendar events. An event with an absolute start is found again by owner,
     /// subject and start; one placed by a relative time by an id derived from owner, subject and
     /// the start as written, so that a load on another day finds it although its start moved:
     /// `keep` leaves it where it is, `move` places it relative to this load.
-    async fn events(
+    async fn events<'e>(
         &mut self,
         tenant_id: Uuid,
-        spec: &TenantSpec,
+        tenant_name: &str,
+        events: impl IntoIterator<Item = &'e scenario::EventSpec>,
         users: &HashMap<String, Uuid>,
     ) -> anyhow::Result<()> {
         let mut calendars: HashMap<Uuid, Vec<CalendarEvent>> = HashMap::new();
         let mut occurrences: HashMap<(Uuid, &str, &str), u32> = HashMap::new();
         let now = OffsetDateTime::now_utc();
-        for ev in &spec.events {
+        for ev in events {
             let owner_id = *users
                 .get(&ev.owner.to_ascii_lowercase())
-                .ok_or_else(|| anyhow!("event owner {} is not a user of {}", ev.owner, spec.display_name))?;
+                .ok_or_else(|| anyhow!("event owner {} is not a user of {tenant_name}", ev.owner))?;
             let existing = match calendars.entry(owner_id) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(slot) => slot.insert(self.store.events_of(tenant_id, owner_id, None, None).await?),
