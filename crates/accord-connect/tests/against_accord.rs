@@ -12,7 +12,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use std::time::Duration;
 use support::*;
-use uuid::Uuid;
 
 const APP: &str = "f0000000-0000-4000-8000-000000000001";
 const SECRET: &str = "kit-secret-1";
@@ -302,7 +301,7 @@ async fn user_consent_then_revocation_marks_the_connection_revoked() {
 
     // Litware withdraws the consent (the admin center's "revoke"): delete the grants.
     let store = SqlStore::connect_sqlite_file(&server.data_dir.join("accord.db")).await.unwrap();
-    let tid = Uuid::parse_str(LITWARE).unwrap();
+    let tid: accord_core::ids::TenantId = LITWARE.parse().unwrap();
     let grants = store.delegated_grants(tid).await.unwrap();
     assert!(!grants.is_empty());
     let changes: Vec<Change> =

@@ -65,6 +65,7 @@ mod admin_consent;
 mod app_only;
 mod assignment;
 mod permissions;
+mod scope_resolution;
 mod sign_in;
 
 #[cfg(test)]
@@ -77,6 +78,8 @@ use crate::directory::{
 use crate::scope::ScopeRequest;
 use crate::well_known::GRAPH_APP_ID;
 use uuid::Uuid;
+
+use crate::ids::{AppId, GroupId, ServicePrincipalId};
 
 pub use admin_consent::decide_admin_consent;
 pub use app_only::{decide_app_only, AppOnlyOutcome, AppOnlySnapshot};
@@ -127,7 +130,7 @@ impl Prompt {
 #[derive(Debug, Clone, Copy)]
 pub struct ResourceView<'a> {
     pub app: &'a Application,
-    pub sp_id: Uuid,
+    pub sp_id: ServicePrincipalId,
     /// Permission ids classified `low` in this tenant (delegatedPermissionClassification).
     pub low_classified: &'a [Uuid],
 }
@@ -135,11 +138,11 @@ pub struct ResourceView<'a> {
 /// One group the signed-in user belongs to, directly or through nesting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupMembership<'a> {
-    pub id: Uuid,
+    pub id: GroupId,
     pub display_name: &'a str,
     /// The group through which the user belongs to this one; `None` for a direct membership.
     /// (A breadth-first walk from the user records it naturally.)
-    pub via: Option<Uuid>,
+    pub via: Option<GroupId>,
 }
 
 /// Everything the engine looks at. The server reads it from the store; tests build it by hand.
@@ -203,7 +206,7 @@ pub enum Decision {
     /// Issue tokens. For `{own app id}/.default`, `resource_app_id` is the client's and `scopes`
     /// is empty (an ID token only).
     Issue {
-        resource_app_id: Uuid,
+        resource_app_id: AppId,
         /// Every delegated permission granted to the client for that resource on the user's
         /// behalf (the organisation's grant ∪ the user's own), in grant order.
         scopes: Vec<String>,
@@ -221,19 +224,16 @@ pub enum Decision {
     },
     /// Workflow on: the user may ask an administrator ("Approval required"), or sees their
     /// pending request.
-    ApprovalRequired {
-        permissions: Vec<PermissionRef>,
-        existing_request: Option<Uuid>,
-    },
+    ApprovalRequired { permissions: Vec<PermissionRef>, existing_request: Option<Uuid> },
     /// Workflow off: "Need admin approval" (AADSTS90094).
-    NeedAdminApproval {
-        permissions: Vec<PermissionRef>,
-    },
+    NeedAdminApproval { permissions: Vec<PermissionRef> },
     /// The admin-consent prompt: what the organisation consents to.
-    PromptAdminConsent {
-        delegated: Vec<PermissionRef>,
-        application: Vec<PermissionRef>,
-    },
+    PromptAdminConsent { delegated: Vec<PermissionRef>, application: Vec<PermissionRef> },
+    /// The signed-in user may not grant this for the organisation: they hold no role that
+    /// grants consent, or one that cannot grant what is asked (AADSTS90094). The request itself
+    /// is valid; another administrator could grant it. Services report it as forbidden.
+    NotPermitted(Aadsts),
+    /// The request cannot be granted or served as asked (unknown scope, disabled app, …).
     Refuse(Aadsts),
 }
 
@@ -246,6 +246,7 @@ impl Decision {
             Decision::ApprovalRequired { .. } => "approval_required",
             Decision::NeedAdminApproval { .. } => "need_admin_approval",
             Decision::PromptAdminConsent { .. } => "prompt_admin_consent",
+            Decision::NotPermitted(_) => "not_permitted",
             Decision::Refuse(_) => "refuse",
         }
     }
@@ -313,6 +314,7 @@ impl Rules {
                     format!("Show the admin consent prompt of '{app}' for {}.", labels(&all))
                 }
             }
+            Decision::NotPermitted(e) => format!("Refuse '{app}' to this user: {e}"),
             Decision::Refuse(e) => format!("Refuse '{app}': {e}"),
         };
         let verdict = match decision {
@@ -372,7 +374,7 @@ fn find_resource<'a>(resources: &'a [ResourceView<'a>], name: &str) -> Option<&'
     resources.iter().find(|r| r.app.is_named_by(name))
 }
 
-fn find_by_app_id<'a>(resources: &'a [ResourceView<'a>], app_id: Uuid) -> Option<&'a ResourceView<'a>> {
+fn find_by_app_id<'a>(resources: &'a [ResourceView<'a>], app_id: AppId) -> Option<&'a ResourceView<'a>> {
     resources.iter().find(|r| r.app.app_id == app_id)
 }
 

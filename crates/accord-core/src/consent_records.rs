@@ -6,10 +6,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ids::{AppId, ServicePrincipalId, TenantId, UserId};
+
 /// One permission by resource and value, e.g. (Graph, "Calendars.Read").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PermissionKey {
-    pub resource_app_id: Uuid,
+    pub resource_app_id: AppId,
     pub value: String,
 }
 
@@ -75,17 +77,17 @@ impl ReviewResult {
 /// the per-app `appConsentRequest` is derived by grouping these by `client_app_id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRequest {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
-    pub client_app_id: Uuid,
-    pub user_id: Uuid,
+    pub client_app_id: AppId,
+    pub user_id: UserId,
     /// The justification the user typed.
     pub reason: String,
     /// The permissions asked for, in request order.
     pub permissions: Vec<PermissionKey>,
     pub status: RequestStatus,
     pub result: ReviewResult,
-    pub reviewed_by: Option<Uuid>,
+    pub reviewed_by: Option<UserId>,
     pub review_justification: Option<String>,
     pub created_at: OffsetDateTime,
     pub reviewed_at: Option<OffsetDateTime>,
@@ -96,10 +98,10 @@ pub struct ConsentRequest {
 /// A delegated permission's classification in a tenant (`delegatedPermissionClassification`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PermissionClassification {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
     /// The resource's service principal in this tenant.
-    pub resource_sp_id: Uuid,
+    pub resource_sp_id: ServicePrincipalId,
     pub permission_id: Uuid,
     pub permission_value: String,
     /// `low` (Entra also previews `medium` and `high`).
@@ -109,7 +111,7 @@ pub struct PermissionClassification {
 /// One line of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
     pub at: OffsetDateTime,
     /// Who acted: a user object id, or `None` for the system (expiry job, scenario load).
@@ -119,7 +121,7 @@ pub struct AuditEvent {
     /// Dotted action name, e.g. `consent.user.granted`, `request.approved`, `assignment.added`.
     pub action: String,
     /// The client app concerned, if any.
-    pub app_id: Option<Uuid>,
+    pub app_id: Option<AppId>,
     /// Free-form details (scopes, target user, justification) as JSON.
     pub detail: serde_json::Value,
 }
@@ -128,9 +130,9 @@ pub struct AuditEvent {
 /// SMTP when configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
-    pub recipient_user_id: Uuid,
+    pub recipient_user_id: UserId,
     /// Copied at enqueue time so delivery needs no join.
     pub recipient_address: String,
     /// e.g. `request.new`, `request.expiring`, `request.approved`, `request.denied`, `request.expired`.

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::{uuid, Uuid};
 
+pub use crate::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
+
 /// Who in a tenant may consent to apps on their own behalf (the tenant's authorizationPolicy).
 /// The default is `All`, Entra's classic "Allow user consent for apps".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -68,13 +70,13 @@ impl Default for AdminConsentRequestPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "id", rename_all = "lowercase")]
 pub enum ReviewerRef {
-    User(Uuid),
-    Group(Uuid),
+    User(UserId),
+    Group(GroupId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
-    pub id: Uuid,
+    pub id: TenantId,
     pub display_name: String,
     /// Verified domains, lower case; the first is the default domain.
     pub domains: Vec<String>,
@@ -90,8 +92,8 @@ impl Tenant {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    pub tenant_id: Uuid,
-    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub id: UserId,
     /// User principal name, stored lower case.
     pub upn: String,
     pub display_name: String,
@@ -105,8 +107,8 @@ pub struct User {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Group {
-    pub tenant_id: Uuid,
-    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub id: GroupId,
     pub display_name: String,
 }
 
@@ -118,7 +120,7 @@ pub enum MemberKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMember {
-    pub group_id: Uuid,
+    pub group_id: GroupId,
     pub member_id: Uuid,
     pub kind: MemberKind,
 }
@@ -233,7 +235,7 @@ pub struct AppRole {
 /// What an app asks of one resource statically (`requiredResourceAccess`), by permission value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequiredResourceAccess {
-    pub resource_app_id: Uuid,
+    pub resource_app_id: AppId,
     pub delegated: Vec<String>,
     pub application: Vec<String>,
 }
@@ -242,10 +244,10 @@ pub struct RequiredResourceAccess {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Application {
     /// Object id.
-    pub id: Uuid,
+    pub id: AppObjectId,
     /// Application (client) id.
-    pub app_id: Uuid,
-    pub home_tenant_id: Uuid,
+    pub app_id: AppId,
+    pub home_tenant_id: TenantId,
     pub display_name: String,
     pub sign_in_audience: SignInAudience,
     pub redirect_uris: Vec<String>,
@@ -277,7 +279,7 @@ impl Application {
             || self.identifier_uri.as_deref().is_some_and(|u| u.trim_end_matches('/').eq_ignore_ascii_case(resource))
     }
 
-    pub fn required_for(&self, resource_app_id: Uuid) -> Option<&RequiredResourceAccess> {
+    pub fn required_for(&self, resource_app_id: AppId) -> Option<&RequiredResourceAccess> {
         self.required.iter().find(|r| r.resource_app_id == resource_app_id)
     }
 }
@@ -286,7 +288,7 @@ impl Application {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientSecret {
     pub id: Uuid,
-    pub app_object_id: Uuid,
+    pub app_object_id: AppObjectId,
     pub display_name: String,
     /// The first three characters, shown in lists so people can tell secrets apart.
     pub hint: String,
@@ -299,11 +301,11 @@ pub struct ClientSecret {
 /// An app's instance in one tenant (enterprise application).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServicePrincipal {
-    pub tenant_id: Uuid,
-    pub id: Uuid,
-    pub app_id: Uuid,
+    pub tenant_id: TenantId,
+    pub id: ServicePrincipalId,
+    pub app_id: AppId,
     pub display_name: String,
-    pub app_owner_tenant_id: Uuid,
+    pub app_owner_tenant_id: TenantId,
     pub enabled: bool,
     pub assignment_required: bool,
     pub created_at: OffsetDateTime,
@@ -329,15 +331,15 @@ impl ConsentType {
 /// A delegated permission grant (oAuth2PermissionGrant).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelegatedGrant {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
     /// Object id of the client's service principal.
-    pub client_sp_id: Uuid,
+    pub client_sp_id: ServicePrincipalId,
     /// Object id of the resource's service principal.
-    pub resource_sp_id: Uuid,
+    pub resource_sp_id: ServicePrincipalId,
     pub consent_type: ConsentType,
     /// The user for `Principal` grants.
-    pub principal_id: Option<Uuid>,
+    pub principal_id: Option<UserId>,
     /// Scope values, in the order granted, no duplicates.
     pub scopes: Vec<String>,
     pub created_at: OffsetDateTime,
@@ -364,12 +366,12 @@ impl PrincipalType {
 /// permission granted to a client service principal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppRoleAssignment {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
     pub principal_id: Uuid,
     pub principal_type: PrincipalType,
     /// The service principal of the app whose role is assigned.
-    pub resource_sp_id: Uuid,
+    pub resource_sp_id: ServicePrincipalId,
     /// `DEFAULT_ACCESS_ROLE_ID` for default access.
     pub app_role_id: Uuid,
     pub created_at: OffsetDateTime,
@@ -378,9 +380,9 @@ pub struct AppRoleAssignment {
 /// An Office 365 calendar event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CalendarEvent {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub id: Uuid,
-    pub owner_id: Uuid,
+    pub owner_id: UserId,
     pub subject: String,
     pub body: String,
     pub location: String,

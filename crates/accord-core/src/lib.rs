@@ -5,6 +5,7 @@ pub mod aadsts;
 pub mod consent_engine;
 pub mod consent_records;
 pub mod directory;
+pub mod ids;
 pub mod microsoft_graph;
 pub mod scenario;
 pub mod scope;

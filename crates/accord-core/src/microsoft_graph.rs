@@ -5,6 +5,8 @@ use crate::directory::{AppRole, AppRoleMemberType, Application, PermissionScope,
 use crate::well_known::{GRAPH_APP_ID, GRAPH_RESOURCE_URI};
 use uuid::{uuid, Uuid};
 
+pub mod permissions;
+
 struct Delegated {
     id: Uuid,
     value: &'static str,
@@ -362,7 +364,7 @@ pub fn is_oidc_scope(value: &str) -> bool {
 /// Microsoft Graph as an application object, so it is resolved like any other resource.
 pub fn application() -> Application {
     Application {
-        id: uuid!("00000003-0000-0000-c000-0000000000a0"),
+        id: crate::ids::AppObjectId::from_uuid(uuid!("00000003-0000-0000-c000-0000000000a0")),
         app_id: GRAPH_APP_ID,
         home_tenant_id: crate::well_known::MICROSOFT_SERVICES_TENANT_ID,
         display_name: "Microsoft Graph".into(),

@@ -35,6 +35,8 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ids::{AppId, TenantId, UserId};
+
 pub use crate::directory::{DirectoryRole, SignInAudience, UserConsent};
 
 mod raw;
@@ -50,7 +52,7 @@ mod tests;
 
 /// Microsoft Graph's application (client) id. Graph is built into every tenant; a scenario
 /// refers to it by this id or by [`GRAPH_RESOURCE_URI`].
-pub const GRAPH_APP_ID: Uuid = uuid::uuid!("00000003-0000-0000-c000-000000000000");
+pub use crate::well_known::GRAPH_APP_ID;
 
 /// Microsoft Graph's identifier URI.
 pub const GRAPH_RESOURCE_URI: &str = "https://graph.microsoft.com";
@@ -296,7 +298,7 @@ pub enum RelativeTimes {
 
 impl Scenario {
     /// The app registration with this app id and the tenant that homes it.
-    pub fn find_app(&self, app_id: Uuid) -> Option<(&TenantSpec, &AppSpec)> {
+    pub fn find_app(&self, app_id: AppId) -> Option<(&TenantSpec, &AppSpec)> {
         self.tenants.iter().find_map(|t| t.apps.iter().find(|a| a.app_id == app_id).map(|app| (t, app)))
     }
 }
@@ -305,7 +307,7 @@ impl Scenario {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantSpec {
     /// The tenant id; `None` means the loader generates one (and prints it).
-    pub id: Option<Uuid>,
+    pub id: Option<TenantId>,
     /// Organisation display name.
     pub display_name: String,
     /// Verified domains, at least one; the first is the default domain.
@@ -376,7 +378,7 @@ pub const KNOWN_ROLES: &[DirectoryRole] = &DirectoryRole::ALL;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
     /// The object id; `None` means the loader generates one.
-    pub id: Option<Uuid>,
+    pub id: Option<UserId>,
     /// User principal name, `name@domain` with a domain of the tenant; unique (case-insensitive).
     pub upn: String,
     /// Display name.
@@ -421,7 +423,7 @@ pub struct GroupSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppSpec {
     /// The application (client) id, unique in the file.
-    pub app_id: Uuid,
+    pub app_id: AppId,
     /// Display name.
     pub display_name: String,
     /// Default [`SignInAudience::SingleOrg`].
@@ -510,12 +512,12 @@ pub enum ResourceRef {
     /// Microsoft Graph (built in).
     MicrosoftGraph,
     /// An app of the scenario, by app id (written as its app id or its identifier URI).
-    App(Uuid),
+    App(AppId),
 }
 
 impl ResourceRef {
     /// The resource's app id ([`GRAPH_APP_ID`] for Graph).
-    pub fn app_id(self) -> Uuid {
+    pub fn app_id(self) -> AppId {
         match self {
             ResourceRef::MicrosoftGraph => GRAPH_APP_ID,
             ResourceRef::App(id) => id,
@@ -538,7 +540,7 @@ pub struct RequiredSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnterpriseAppSpec {
     /// The app (any tenant's; a `single_org` app only in its home tenant).
-    pub app: Uuid,
+    pub app: AppId,
     /// Whether users must be assigned to sign in. Default `false`.
     pub assignment_required: bool,
     /// Whether users may sign in at all. Default `true`.
@@ -558,7 +560,7 @@ pub enum GrantFor {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantSpec {
     /// The client app.
-    pub app: Uuid,
+    pub app: AppId,
     /// Default [`ResourceRef::MicrosoftGraph`].
     pub resource: ResourceRef,
     /// Delegated scopes granted.
@@ -573,7 +575,7 @@ pub struct GrantSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssignmentSpec {
     /// The app.
-    pub app: Uuid,
+    pub app: AppId,
     /// The assigned user or group.
     pub principal: PrincipalRef,
     /// An app role value (a role allowing `User`); `None` (the file's `""`) = default access.

@@ -138,7 +138,7 @@ fn split_scope(token: &str) -> Result<(&str, &str), Aadsts> {
 /// A permission as a fully qualified scope: `https://graph.microsoft.com/Calendars.Read` for
 /// Microsoft Graph, `{resource app id}/{value}` for any other API; [`ScopeRequest::parse`]
 /// reads it back to the same resource.
-pub fn qualified_scope(resource_app_id: uuid::Uuid, value: &str) -> String {
+pub fn qualified_scope(resource_app_id: crate::ids::AppId, value: &str) -> String {
     if resource_app_id == crate::well_known::GRAPH_APP_ID {
         format!("{}/{}", crate::well_known::GRAPH_RESOURCE_URI, value)
     } else {
@@ -217,7 +217,7 @@ mod tests {
     fn qualified_scopes_read_back_to_their_resource() {
         let graph = qualified_scope(crate::well_known::GRAPH_APP_ID, "Calendars.Read");
         assert_eq!(graph, "https://graph.microsoft.com/Calendars.Read");
-        let api = uuid::uuid!("11111111-1111-4111-8111-111111111111");
+        let api = crate::ids::AppId::from_uuid(uuid::uuid!("11111111-1111-4111-8111-111111111111"));
         let other = qualified_scope(api, "Notes.Read");
         assert_eq!(other, "11111111-1111-4111-8111-111111111111/Notes.Read");
         let parsed = ScopeRequest::parse(&format!("{graph} {other}")).unwrap();

@@ -2,11 +2,13 @@
 //! reviewers and scripts, and `explain`. They call the same services as the pages.
 
 use crate::service::admin_consent_requests;
+use crate::service::administration::{self, AppConsentRequests, RequestSummary};
 use crate::service::consent::ConsentWorld;
 use crate::service::ServiceError;
 use accord_core::consent_engine::Prompt;
-use accord_core::consent_records::{ConsentRequest, RequestStatus};
+use accord_core::consent_records::RequestStatus;
 use accord_core::directory::{Tenant, User};
+use accord_core::ids::{AppId, TenantId};
 use accord_core::scope::ScopeRequest;
 use accord_store::Store;
 use anyhow::{anyhow, bail, Context};
@@ -15,7 +17,7 @@ use uuid::Uuid;
 
 /// A tenant by GUID or verified domain.
 pub async fn tenant(store: &dyn Store, name: &str) -> anyhow::Result<Tenant> {
-    let found = match Uuid::parse_str(name) {
+    let found = match name.parse::<TenantId>() {
         Ok(id) => store.tenant(id).await?,
         Err(_) => store.tenant_by_domain(&name.to_ascii_lowercase()).await?,
     };
@@ -34,22 +36,26 @@ fn failure(e: ServiceError) -> anyhow::Error {
     }
 }
 
+/// The tenant's requests, one line each, newest first (pending only unless `all`).
 pub async fn list_requests(store: &dyn Store, tenant: &Tenant, all: bool) -> anyhow::Result<String> {
-    let requests = store.consent_requests(tenant.id, None).await?;
+    let mut rows: Vec<(&AppConsentRequests, &RequestSummary)> = Vec::new();
+    let groups = administration::consent_requests_for_operator(store, tenant).await.map_err(failure)?;
+    for g in &groups {
+        rows.extend(g.requests.iter().filter(|r| all || r.request.status == RequestStatus::InProgress).map(|r| (g, r)));
+    }
+    rows.sort_by_key(|(_, r)| std::cmp::Reverse(r.request.created_at));
     let mut out = String::new();
     writeln!(out, "{:<36}  {:<10}  {:<11}  {:<28}  {:<28}  created", "id", "status", "result", "app", "requested by")?;
-    for r in requests.iter().filter(|r| all || r.status == RequestStatus::InProgress) {
-        let app = store.application_by_app_id(r.client_app_id).await?.map(|a| a.display_name).unwrap_or_default();
-        let by = store.user(tenant.id, r.user_id).await?.map(|u| u.upn).unwrap_or_default();
+    for (app, r) in rows {
         writeln!(
             out,
             "{:<36}  {:<10}  {:<11}  {:<28}  {:<28}  {}",
-            r.id,
-            r.status.as_str(),
-            r.result.as_str(),
-            truncate(&app, 28),
-            truncate(&by, 28),
-            r.created_at.date()
+            r.request.id,
+            r.request.status.as_str(),
+            r.request.result.as_str(),
+            truncate(&app.display_name, 28),
+            truncate(&r.requester.upn, 28),
+            r.request.created_at.date()
         )?;
     }
     Ok(out)
@@ -64,16 +70,20 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 pub async fn show_request(store: &dyn Store, tenant: &Tenant, id: Uuid) -> anyhow::Result<String> {
-    let r: ConsentRequest = store
-        .consent_request(tenant.id, id)
-        .await?
+    let groups = administration::consent_requests_for_operator(store, tenant).await.map_err(failure)?;
+    let (app, summary) = groups
+        .iter()
+        .find_map(|g| g.requests.iter().find(|r| r.request.id == id).map(|r| (g, r)))
         .ok_or_else(|| anyhow!("no request {id} in {}", tenant.display_name))?;
-    let app = store.application_by_app_id(r.client_app_id).await?;
-    let by = store.user(tenant.id, r.user_id).await?;
+    let r = &summary.request;
+    let by = &summary.requester;
     let mut out = String::new();
     writeln!(out, "request        {}", r.id)?;
-    writeln!(out, "app            {} ({})", app.map(|a| a.display_name).unwrap_or_default(), r.client_app_id)?;
-    writeln!(out, "requested by   {}", by.map(|u| format!("{} <{}>", u.display_name, u.upn)).unwrap_or_default())?;
+    writeln!(out, "app            {} ({})", app.display_name, r.client_app_id)?;
+    match by.upn.as_str() {
+        "" => writeln!(out, "requested by   {}", by.display_name)?,
+        upn => writeln!(out, "requested by   {} <{upn}>", by.display_name)?,
+    }
     writeln!(out, "justification  {}", r.reason)?;
     writeln!(out, "permissions    {}", r.permissions.iter().map(|p| p.value.clone()).collect::<Vec<_>>().join(", "))?;
     writeln!(out, "status         {} ({})", r.status.as_str(), r.result.as_str())?;
@@ -126,7 +136,7 @@ pub async fn explain(
     scope: &str,
 ) -> anyhow::Result<String> {
     let user = user(store, tenant, upn).await?;
-    let app_id = Uuid::parse_str(app_id).context("--app must be an application (client) id")?;
+    let app_id: AppId = app_id.parse().context("--app must be an application (client) id")?;
     let client = store.application_by_app_id(app_id).await?.ok_or_else(|| anyhow!("no app {app_id}"))?;
     let request = ScopeRequest::parse(scope).map_err(|e| anyhow!("{e}"))?;
     let world = ConsentWorld::load(store, tenant, &client, &user, &request).await.map_err(failure)?;
@@ -173,6 +183,7 @@ fn describe(d: &accord_core::consent_engine::Decision) -> String {
         PromptAdminConsent { delegated, application } => {
             format!("admin consent prompt: {} / {}", labels(delegated), labels(application))
         }
+        NotPermitted(e) => format!("refuse this user: {e}"),
         Refuse(e) => format!("refuse: {e}"),
     }
 }

@@ -23,6 +23,7 @@ use accord_core::consent_records::{ConsentRequest, RequestStatus, ReviewResult};
 use accord_core::directory::{
     AppRoleAssignment, Application, ConsentType, DelegatedGrant, ServicePrincipal, Tenant, User,
 };
+use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
 use accord_core::microsoft_graph::is_oidc_scope;
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
@@ -233,9 +234,9 @@ fn day(t: OffsetDateTime) -> String {
 /// Registrations and tenants read once per page.
 struct Lookups<'a> {
     store: &'a dyn Store,
-    apps: HashMap<Uuid, Option<Application>>,
-    tenants: HashMap<Uuid, String>,
-    users: HashMap<Uuid, Option<String>>,
+    apps: HashMap<AppId, Option<Application>>,
+    tenants: HashMap<TenantId, String>,
+    users: HashMap<UserId, Option<String>>,
 }
 
 impl<'a> Lookups<'a> {
@@ -243,7 +244,7 @@ impl<'a> Lookups<'a> {
         Lookups { store, apps: HashMap::new(), tenants: HashMap::new(), users: HashMap::new() }
     }
 
-    async fn app(&mut self, app_id: Uuid) -> Result<Option<Application>, Failure> {
+    async fn app(&mut self, app_id: AppId) -> Result<Option<Application>, Failure> {
         if !self.apps.contains_key(&app_id) {
             let app = self.store.application_by_app_id(app_id).await?;
             self.apps.insert(app_id, app);
@@ -267,7 +268,7 @@ impl<'a> Lookups<'a> {
         Ok(self.tenants[&app.home_tenant_id].clone())
     }
 
-    async fn user_name(&mut self, tenant_id: Uuid, user_id: Uuid) -> Result<Option<String>, Failure> {
+    async fn user_name(&mut self, tenant_id: TenantId, user_id: UserId) -> Result<Option<String>, Failure> {
         if !self.users.contains_key(&user_id) {
             let name = self.store.user(tenant_id, user_id).await?.map(|u| u.display_name);
             self.users.insert(user_id, name);
@@ -290,8 +291,8 @@ async fn gather(state: &AppState, me: &PortalUser) -> Result<PageView, Failure> 
         .collect();
 
     // Their groups (transitively) and the assignments held by them or their groups.
-    let group_ids = store.transitive_groups_of(tenant.id, user.id).await?;
-    let group_names: Vec<(Uuid, String)> = if group_ids.is_empty() {
+    let group_ids = store.transitive_groups_of(tenant.id, user.id.into()).await?;
+    let group_names: Vec<(GroupId, String)> = if group_ids.is_empty() {
         Vec::new()
     } else {
         let all = store.groups(tenant.id).await?;
@@ -302,13 +303,13 @@ async fn gather(state: &AppState, me: &PortalUser) -> Result<PageView, Failure> 
     };
     let memberships: Vec<GroupMembership<'_>> =
         group_names.iter().map(|(id, name)| GroupMembership { id: *id, display_name: name, via: None }).collect();
-    let mut assignments: Vec<AppRoleAssignment> = store.app_role_assignments_of(tenant.id, user.id).await?;
+    let mut assignments: Vec<AppRoleAssignment> = store.app_role_assignments_of(tenant.id, user.id.into()).await?;
     for id in &group_ids {
-        assignments.extend(store.app_role_assignments_of(tenant.id, *id).await?);
+        assignments.extend(store.app_role_assignments_of(tenant.id, id.as_uuid()).await?);
     }
 
     // Every enterprise application that holds a grant for them or to which they are assigned.
-    let mut candidates: Vec<Uuid> = Vec::new();
+    let mut candidates: Vec<ServicePrincipalId> = Vec::new();
     for sp_id in grants.iter().map(|g| g.client_sp_id).chain(assignments.iter().map(|a| a.resource_sp_id)) {
         if !candidates.contains(&sp_id) {
             candidates.push(sp_id);
@@ -385,7 +386,7 @@ async fn app_view(
     // engine exactly for them (a sign-in with nothing granted asks for "openid").
     let mut resources = Vec::new();
     let mut scope_tokens: Vec<String> = Vec::new();
-    let mut resource_ids: Vec<Uuid> = Vec::new();
+    let mut resource_ids: Vec<ServicePrincipalId> = Vec::new();
     for g in ctx.grants {
         if !resource_ids.contains(&g.resource_sp_id) {
             resource_ids.push(g.resource_sp_id);
@@ -483,7 +484,9 @@ async fn app_view(
             (true, Some("An administrator must consent to this app before you can use it.".into()))
         }
         Decision::PromptAdminConsent { .. } => (true, None),
-        Decision::Refuse(e) => (false, Some(format!("You cannot sign in to this app: {e}"))),
+        Decision::Refuse(e) | Decision::NotPermitted(e) => {
+            (false, Some(format!("You cannot sign in to this app: {e}")))
+        }
     };
     let rules = outcome
         .rules

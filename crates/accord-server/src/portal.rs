@@ -2,7 +2,7 @@
 //! and SSO session as the protocol endpoints. `PortalUser` is the signed-in person of a page
 //! request; without a session the browser is sent to the sign-in form and back.
 
-use crate::protocol::authorize::{sign_in_page, AuthorizeRequest, FlowKind, ResponseMode};
+use crate::protocol::authorization_request::{sign_in_page, AuthorizeRequest, FlowKind, ResponseMode};
 use crate::protocol::errors::PageFailure;
 use crate::service::administration::Actor;
 use crate::state::{AppState, SharedState};
@@ -11,6 +11,7 @@ use crate::web::cookies;
 use crate::web::forms::found;
 use crate::web::session::current_session;
 use accord_core::directory::{Tenant, User};
+use accord_core::ids::AppId;
 use axum::extract::{FromRequestParts, OriginalUri, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,7 +19,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::collections::HashMap;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 pub use crate::protocol::portal_client::{portal_application, safe_return_to};
 
@@ -38,7 +38,7 @@ pub async fn portal_sign_in(
     let req = AuthorizeRequest {
         kind: FlowKind::Portal,
         tenant_segment: "organizations".into(),
-        client_id: Uuid::nil(),
+        client_id: AppId::NIL,
         redirect_uri: return_to.clone(),
         scope: String::new(),
         response_mode: ResponseMode::Query,

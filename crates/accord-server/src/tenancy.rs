@@ -1,9 +1,9 @@
 //! The `{tenant}` path segment: a tenant GUID, a verified domain, `common` or `organizations`.
 
 use accord_core::directory::Tenant;
+use accord_core::ids::TenantId;
 use accord_core::Aadsts;
 use accord_store::Store;
-use uuid::Uuid;
 
 #[derive(Debug, Clone)]
 pub enum TenantPath {
@@ -21,7 +21,7 @@ impl TenantPath {
         if segment.eq_ignore_ascii_case("organizations") {
             return Ok(TenantPath::MultiTenant { segment: "organizations" });
         }
-        let found = if let Ok(id) = Uuid::parse_str(segment) {
+        let found = if let Ok(id) = segment.parse::<TenantId>() {
             store.tenant(id).await
         } else if is_domain_like(segment) {
             store.tenant_by_domain(&segment.to_ascii_lowercase()).await

@@ -3,7 +3,7 @@
 //! layer shares (state, keys, signing, tenant paths). A module may name only the rooms its layer
 //! may use; this test reads every source file and fails on the first path that points upward.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The rooms a layer may name with `crate::…`, and the crates it may not use at all.
@@ -143,8 +143,101 @@ fn no_layer_points_upward() {
     assert!(found.is_empty(), "layering broken (docs/architecture.md):\n{}", found.join("\n"));
 }
 
+/// The sibling modules each file of `dir` names (`super::x`, `crate::dir::x`).
+fn sibling_graph(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let path = src().join(dir);
+    let stems: BTreeSet<String> = std::fs::read_dir(&path)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension().is_some_and(|x| x == "rs")).then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .filter(|s| s != "mod")
+        .collect();
+    let mut graph = BTreeMap::new();
+    for stem in &stems {
+        let text = std::fs::read_to_string(path.join(format!("{stem}.rs"))).unwrap();
+        let mut named = BTreeSet::new();
+        for (_, code) in code_lines(&text) {
+            for prefix in ["super::".to_string(), format!("crate::{dir}::")] {
+                for (at, _) in code.match_indices(&prefix) {
+                    let after = &code[at + prefix.len()..];
+                    let parts: Vec<&str> = match after.strip_prefix('{') {
+                        Some(group) => group[..group.find('}').unwrap_or(group.len())].split(',').collect(),
+                        None => vec![after],
+                    };
+                    for part in parts {
+                        let name: String =
+                            part.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                        if stems.contains(&name) && &name != stem {
+                            named.insert(name);
+                        }
+                    }
+                }
+            }
+        }
+        graph.insert(stem.clone(), named);
+    }
+    graph
+}
+
+/// Cycles among sibling modules, each as `a -> b -> a`.
+fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    fn walk(
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        node: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        found: &mut Vec<String>,
+    ) {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            found.push(format!("{} -> {node}", path[at..].join(" -> ")));
+            return;
+        }
+        if !done.insert(node.to_string()) {
+            return;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten() {
+            walk(graph, next, path, done, found);
+        }
+        path.pop();
+    }
+    let mut found = Vec::new();
+    let mut done = BTreeSet::new();
+    for node in graph.keys() {
+        walk(graph, node, &mut Vec::new(), &mut done, &mut found);
+    }
+    found
+}
+
+#[test]
+fn no_two_modules_of_a_room_need_each_other() {
+    // A circle (a needs b, b needs a) means a piece both use lives in the wrong file.
+    let mut found = Vec::new();
+    for dir in ["protocol", "graph", "admin_center", "web", "service", "service/administration"] {
+        found.extend(cycles(&sibling_graph(dir)).into_iter().map(|c| format!("src/{dir}: {c}")));
+    }
+    assert!(found.is_empty(), "modules that import each other:\n{}", found.join("\n"));
+}
+
 #[test]
 fn the_check_sees_what_it_must() {
+    // A circle is found, a chain is not.
+    let graph = |edges: &[(&str, &str)]| {
+        let mut g: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (a, b) in edges {
+            g.entry(a.to_string()).or_default().insert(b.to_string());
+            g.entry(b.to_string()).or_default();
+        }
+        g
+    };
+    assert_eq!(cycles(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])), ["a -> b -> c -> a"]);
+    assert!(cycles(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])).is_empty());
+    // And the reader sees real edges: `super::x` and grouped `super::{x, y}` paths.
+    let protocol = sibling_graph("protocol");
+    assert!(protocol["authorize"].contains("consent_pages") && protocol["authorize"].contains("authorization_request"));
+    assert!(protocol["consent_pages"].contains("authorization_request"), "{protocol:?}");
     // The parser finds single and grouped paths, and ignores comments.
     assert_eq!(rooms_named("use crate::protocol::errors::Failure;"), BTreeSet::from(["protocol".to_string()]));
     assert_eq!(

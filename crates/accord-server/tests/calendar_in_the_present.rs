@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use accord_core::ids::{TenantId, UserId};
 use accord_core::scenario::{self, ParseOptions, Scenario};
 use accord_server::crypto::Keyring;
 use accord_server::serve::DEMO_WORLD;
@@ -31,7 +32,7 @@ fn demo_world_at(loaded_at: OffsetDateTime) -> Scenario {
 }
 
 /// Every owner of events in `world`: (tenant id, user id, UPN).
-async fn owners(store: &SqlStore, world: &Scenario) -> Vec<(Uuid, Uuid, String)> {
+async fn owners(store: &SqlStore, world: &Scenario) -> Vec<(TenantId, UserId, String)> {
     let mut out = Vec::new();
     for t in &world.tenants {
         let tenant_id = t.id.unwrap();
@@ -45,7 +46,7 @@ async fn owners(store: &SqlStore, world: &Scenario) -> Vec<(Uuid, Uuid, String)>
 }
 
 /// Event ids per owner, and the number of events the store holds for the world's owners.
-async fn all_event_ids(store: &SqlStore, owners: &[(Uuid, Uuid, String)]) -> BTreeSet<Uuid> {
+async fn all_event_ids(store: &SqlStore, owners: &[(TenantId, UserId, String)]) -> BTreeSet<Uuid> {
     let mut ids = BTreeSet::new();
     for (tenant_id, user_id, _) in owners {
         for e in store.events_of(*tenant_id, *user_id, None, None).await.unwrap() {
@@ -141,7 +142,7 @@ fn small(relative: &str, loaded_at: OffsetDateTime) -> Scenario {
 }
 
 async fn pat_events(store: &SqlStore) -> Vec<(String, OffsetDateTime, Uuid)> {
-    let tenant = Uuid::parse_str("7a0c5d3e-1f2b-4c6d-8e9f-0a1b2c3d4e5f").unwrap();
+    let tenant: TenantId = "7a0c5d3e-1f2b-4c6d-8e9f-0a1b2c3d4e5f".parse().unwrap();
     let pat = store.user_by_upn(tenant, "pat@tailspin.test").await.unwrap().unwrap();
     let mut events: Vec<_> = store
         .events_of(tenant, pat.id, None, None)

@@ -2,13 +2,13 @@
 
 mod support;
 
+use accord_core::ids::{TenantId, UserId};
 use accord_server::crypto::Keyring;
 use accord_server::service::scenario_loader;
 use accord_store::{SqlStore, Store};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use support::*;
-use uuid::Uuid;
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("accord-{name}-{}", uuid_like()));
@@ -119,15 +119,15 @@ async fn key_rotation_keeps_old_tokens_verifiable_and_reloading_the_world_is_ide
 
     // Loading the world twice did not duplicate anything.
     let store = SqlStore::connect_sqlite_file(&data_dir.join("accord.db")).await.unwrap();
-    let contoso = Uuid::parse_str(CONTOSO).unwrap();
+    let contoso: TenantId = CONTOSO.parse().unwrap();
     assert_eq!(store.users(contoso).await.unwrap().len(), 3);
     assert_eq!(store.groups(contoso).await.unwrap().len(), 2);
     assert_eq!(store.delegated_grants(contoso).await.unwrap().len(), 2);
     let sps = store.service_principals(contoso).await.unwrap();
     assert_eq!(sps.len(), 3, "Graph, the web app and the native app: {sps:?}");
     let web_sp = sps.iter().find(|s| s.app_id.to_string() == WEB_APP).unwrap();
-    assert_eq!(store.app_role_assignments_of(contoso, web_sp.id).await.unwrap().len(), 2);
-    let alice = Uuid::parse_str("aaaaaaaa-0000-4000-8000-0000000000a1").unwrap();
+    assert_eq!(store.app_role_assignments_of(contoso, web_sp.id.into()).await.unwrap().len(), 2);
+    let alice: UserId = "aaaaaaaa-0000-4000-8000-0000000000a1".parse().unwrap();
     assert_eq!(store.events_of(contoso, alice, None, None).await.unwrap().len(), 1);
 
     // A third rotation retires the oldest key.
@@ -191,7 +191,7 @@ async fn a_scenario_that_fails_to_apply_loads_nothing() {
     .unwrap();
     let err = scenario_loader::load(&store, &keyring, &second).await.unwrap_err();
     assert!(format!("{err:#}").contains("first.test"), "{err:#}");
-    let second_id = Uuid::parse_str("22222222-0000-4000-8000-000000000002").unwrap();
+    let second_id: TenantId = "22222222-0000-4000-8000-000000000002".parse().unwrap();
     assert!(store.tenant(second_id).await.unwrap().is_none(), "nothing of the failed file was loaded");
     assert!(store.users(second_id).await.unwrap().is_empty());
     assert_eq!(store.tenants().await.unwrap().len(), 1);

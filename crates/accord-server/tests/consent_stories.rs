@@ -5,10 +5,10 @@
 mod support;
 
 use accord_core::consent_records::RequestStatus;
+use accord_core::ids::{AppId, TenantId};
 use accord_store::{Change, SqlStore, Store};
 use serde_json::Value;
 use support::*;
-use uuid::Uuid;
 
 const VENDOR_APP: &str = "dddddddd-0000-4000-8000-000000000001";
 const VENDOR_SECRET: &str = "vendor-secret-1";
@@ -155,7 +155,7 @@ async fn pre_authorization_for_all_users() {
 
     // The audit log recorded the admin consent.
     let store = store_of(&server).await;
-    let events = store.audit_events(Uuid::parse_str(FABRIKAM_ID).unwrap(), None, 10).await.unwrap();
+    let events = store.audit_events(FABRIKAM_ID.parse::<TenantId>().unwrap(), None, 10).await.unwrap();
     assert!(events.iter().any(|e| e.action == "consent.admin.granted" && e.actor == "admin@fabrikam.test"));
 }
 
@@ -392,7 +392,7 @@ async fn approval_request_then_approve() {
     let loc = sign_in(&frank, &server, &url, "frank@fabrikam.test", "frank-password-1").await.expect("approved");
     assert!(query_param(&loc, "code").is_some(), "{loc}");
     let store = store_of(&server).await;
-    let fab = Uuid::parse_str(FABRIKAM_ID).unwrap();
+    let fab = FABRIKAM_ID.parse::<TenantId>().unwrap();
     let notes = store.notifications(fab).await.unwrap();
     assert!(
         notes.iter().any(|n| n.kind == "request.new" && n.recipient_address == "rita@fabrikam.test"),
@@ -419,8 +419,8 @@ async fn approval_request_deny_block_and_expiry() {
     let server = TestServer::start_sharing_store(&consent_world());
     let data = server.data_dir.to_str().unwrap().to_string();
     let store = store_of(&server).await;
-    let fab = Uuid::parse_str(FABRIKAM_ID).unwrap();
-    let app = Uuid::parse_str(VENDOR_APP).unwrap();
+    let fab = FABRIKAM_ID.parse::<TenantId>().unwrap();
+    let app = VENDOR_APP.parse::<AppId>().unwrap();
 
     let grace = file_request(&server, "grace@fabrikam.test", "grace-password-1").await;
     let id = store.consent_requests(fab, Some(app)).await.unwrap()[0].id.to_string();
@@ -517,7 +517,7 @@ async fn revocation_takes_effect_at_refresh() {
 
     // Alice's grant is revoked.
     let store = store_of(&server).await;
-    let contoso = Uuid::parse_str(CONTOSO_ID).unwrap();
+    let contoso = CONTOSO_ID.parse::<TenantId>().unwrap();
     let grants = store.delegated_grants(contoso).await.unwrap();
     let changes: Vec<Change> =
         grants.iter().map(|g| Change::DeleteDelegatedGrant { tenant_id: contoso, grant_id: g.id }).collect();

@@ -7,6 +7,7 @@
 mod support;
 
 use accord_core::consent_records::PermissionClassification;
+use accord_core::ids::TenantId;
 use accord_core::scenario::GRAPH_APP_ID;
 use accord_server::crypto::Keyring;
 use accord_server::service::scenario_loader;
@@ -234,7 +235,7 @@ async fn demo_world_contoso_self_consents_to_its_own_app_only() {
 // ---------------------------------------------------------------------------------------------
 
 /// The tenant's classifications of Microsoft Graph, by permission value.
-async fn graph_classifications(store: &SqlStore, tenant_id: Uuid) -> Vec<PermissionClassification> {
+async fn graph_classifications(store: &SqlStore, tenant_id: TenantId) -> Vec<PermissionClassification> {
     let graph_sp = store.service_principal_by_app_id(tenant_id, GRAPH_APP_ID).await.unwrap().expect("Graph's SP");
     let mut list = store.permission_classifications(tenant_id, graph_sp.id).await.unwrap();
     list.sort_by(|a, b| a.permission_value.cmp(&b.permission_value));
@@ -257,8 +258,8 @@ async fn loading_classifications_is_idempotent_and_follows_the_file() {
     let store = SqlStore::connect_sqlite_file(&dir.join("accord.db")).await.unwrap();
     let keyring = Keyring::from_master(&[7; 32]);
     let text = std::fs::read_to_string(low_world()).unwrap();
-    let lowland = Uuid::parse_str(LOWLAND_ID).unwrap();
-    let strictham = Uuid::parse_str(STRICTHAM_ID).unwrap();
+    let lowland = LOWLAND_ID.parse().unwrap();
+    let strictham = STRICTHAM_ID.parse().unwrap();
     let graph = accord_core::microsoft_graph::application();
 
     let scenario = accord_core::scenario::parse("low_world.toml", &text).unwrap();
@@ -274,7 +275,7 @@ async fn loading_classifications_is_idempotent_and_follows_the_file() {
         assert_eq!(Some(c.permission_id), graph.scope(&c.permission_value).map(|s| s.id), "Graph's real scope id");
     }
     assert_eq!(values(&graph_classifications(&store, strictham).await), expected);
-    let vendor = Uuid::parse_str("10000000-0000-4000-8000-000000000001").unwrap();
+    let vendor = "10000000-0000-4000-8000-000000000001".parse().unwrap();
     assert!(graph_classifications(&store, vendor).await.is_empty());
 
     // Loading the same file again changes nothing: same rows, same ids.
@@ -361,8 +362,8 @@ resource = "api://notes"
 low = ["Notes.Read"]
 "#;
     load_text(&store, &keyring, text).await;
-    let customer = Uuid::parse_str("30000000-0000-4000-8000-000000000002").unwrap();
-    let api = Uuid::parse_str("40000000-0000-4000-8000-000000000001").unwrap();
+    let customer = "30000000-0000-4000-8000-000000000002".parse().unwrap();
+    let api = "40000000-0000-4000-8000-000000000001".parse().unwrap();
     let sp = store.service_principal_by_app_id(customer, api).await.unwrap().expect("the API's SP in Customer");
     let app = store.application_by_app_id(api).await.unwrap().unwrap();
     let list = store.permission_classifications(customer, sp.id).await.unwrap();

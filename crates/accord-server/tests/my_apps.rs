@@ -10,7 +10,6 @@ use accord_store::{SqlStore, Store};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use support::*;
-use uuid::Uuid;
 
 const WOODGROVE_ID: &str = "eeeeeeee-0000-4000-8000-000000000002";
 const ORG_CALENDAR: &str = "ffffffff-0000-4000-8000-000000000001";
@@ -144,8 +143,8 @@ async fn my_apps_lists_apps_with_reasons_permissions_and_requests() {
         .await;
     let data = server.data_dir.to_str().unwrap().to_string();
     let store = store_of(&server).await;
-    let woodgrove = Uuid::parse_str(WOODGROVE_ID).unwrap();
-    let hr = store.consent_requests(woodgrove, Some(Uuid::parse_str(HR_REPORTS).unwrap())).await.unwrap();
+    let woodgrove = WOODGROVE_ID.parse().unwrap();
+    let hr = store.consent_requests(woodgrove, Some(HR_REPORTS.parse().unwrap())).await.unwrap();
     let (code, _, err) = accord(&[
         "requests",
         "deny",
@@ -291,9 +290,9 @@ async fn revoking_own_consent_ends_refresh_and_other_grants_are_refused() {
 
     // The organisation's consent cannot be revoked by Mia, even with a crafted form.
     let store = store_of(&server).await;
-    let woodgrove = Uuid::parse_str(WOODGROVE_ID).unwrap();
+    let woodgrove = WOODGROVE_ID.parse().unwrap();
     let calendar_sp =
-        store.service_principal_by_app_id(woodgrove, Uuid::parse_str(ORG_CALENDAR).unwrap()).await.unwrap().unwrap();
+        store.service_principal_by_app_id(woodgrove, ORG_CALENDAR.parse().unwrap()).await.unwrap().unwrap();
     let org_grant = store
         .delegated_grants_of_client(woodgrove, calendar_sp.id)
         .await
@@ -333,7 +332,7 @@ async fn revoking_own_consent_ends_refresh_and_other_grants_are_refused() {
     assert!(page.contains("Your consent was revoked"), "{page}");
     assert!(entry(&page, "Notes App").is_none(), "no longer listed");
     assert!(entry(&page, "Org Calendar").is_some(), "the organisation's consent stays");
-    let audit = store.audit_events(woodgrove, Some(Uuid::parse_str(NOTES_APP).unwrap()), 10).await.unwrap();
+    let audit = store.audit_events(woodgrove, Some(NOTES_APP.parse().unwrap()), 10).await.unwrap();
     assert!(audit.iter().any(|e| e.action == "consent.revoked" && e.actor == "mia@woodgrove.test"));
 
     // The token endpoint re-checks consent at refresh: AADSTS65001.

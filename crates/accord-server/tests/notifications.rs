@@ -5,6 +5,7 @@
 mod support;
 
 use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
+use accord_core::ids::TenantId;
 use accord_server::crypto::Keyring;
 use accord_server::service::admin_consent_requests::remind_expiring;
 use accord_server::service::notifications::{Outbox, OutboxRun, SmtpSettings, MAX_ATTEMPTS};
@@ -203,8 +204,8 @@ async fn store_of(server: &TestServer) -> SqlStore {
     SqlStore::connect_sqlite_file(&server.data_dir.join("accord.db")).await.unwrap()
 }
 
-fn fabrikam() -> Uuid {
-    Uuid::parse_str(FABRIKAM_ID).unwrap()
+fn fabrikam() -> TenantId {
+    FABRIKAM_ID.parse().unwrap()
 }
 
 /// Polls the tenant's notifications of `kind` until `done` holds for them (or panics after 30 s).
@@ -316,11 +317,11 @@ async fn pending_request(store: &SqlStore, upn: &str, expires_at: OffsetDateTime
     let request = ConsentRequest {
         tenant_id: fabrikam(),
         id: Uuid::new_v4(),
-        client_app_id: Uuid::parse_str(VENDOR_APP).unwrap(),
+        client_app_id: VENDOR_APP.parse().unwrap(),
         user_id: user.id,
         reason: format!("{upn} needs it"),
         permissions: vec![PermissionKey {
-            resource_app_id: Uuid::parse_str("00000003-0000-0000-c000-000000000000").unwrap(),
+            resource_app_id: accord_core::well_known::GRAPH_APP_ID,
             value: "Calendars.Read".into(),
         }],
         status: RequestStatus::InProgress,

@@ -13,6 +13,7 @@ pub use sql::{CacheSettings, SqlStore};
 
 use accord_core::consent_records::*;
 use accord_core::directory::*;
+use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -41,27 +42,27 @@ pub enum Change {
     /// their own consent grants, app assignments, calendar, consent requests, sessions, codes
     /// and refresh tokens. Not found when there is no such user in the tenant.
     DeleteUser {
-        tenant_id: Uuid,
-        user_id: Uuid,
+        tenant_id: TenantId,
+        user_id: UserId,
     },
     /// Ends everything a user signed in with: their SSO sessions and unredeemed codes go, and
     /// every refresh-token family of theirs is revoked (a refresh answers AADSTS50173), as
     /// Entra does after a password reset, a disabled account or `revokeSignInSessions`.
     EndSignIns {
-        tenant_id: Uuid,
-        user_id: Uuid,
+        tenant_id: TenantId,
+        user_id: UserId,
     },
     /// Replaces the user's directory roles.
     SetUserRoles {
-        tenant_id: Uuid,
-        user_id: Uuid,
+        tenant_id: TenantId,
+        user_id: UserId,
         roles: Vec<DirectoryRole>,
     },
     PutGroup(Group),
     /// Replaces the group's direct members.
     SetGroupMembers {
-        tenant_id: Uuid,
-        group_id: Uuid,
+        tenant_id: TenantId,
+        group_id: GroupId,
         members: Vec<GroupMember>,
     },
     PutApplication(Application),
@@ -72,32 +73,32 @@ pub enum Change {
     /// consent requests for it, and its authorization codes and refresh tokens. Not found when
     /// there is no such registration.
     DeleteApplication {
-        app_object_id: Uuid,
+        app_object_id: AppObjectId,
     },
     DeleteClientSecret {
-        app_object_id: Uuid,
+        app_object_id: AppObjectId,
         secret_id: Uuid,
     },
     PutServicePrincipal(ServicePrincipal),
     PutDelegatedGrant(DelegatedGrant),
     DeleteDelegatedGrant {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         grant_id: Uuid,
     },
     PutAppRoleAssignment(AppRoleAssignment),
     DeleteAppRoleAssignment {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         assignment_id: Uuid,
     },
     PutEvent(CalendarEvent),
     DeleteEvent {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         event_id: Uuid,
     },
     PutConsentRequest(ConsentRequest),
     PutPermissionClassification(PermissionClassification),
     DeletePermissionClassification {
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         classification_id: Uuid,
     },
     /// Audit events are only ever appended.
@@ -111,87 +112,114 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, changes: &[Change]) -> StoreResult<()>;
 
     // --- tenants ---
-    async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>>;
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>>;
     /// Looks a tenant up by one of its verified domains (case-insensitive).
     async fn tenant_by_domain(&self, domain: &str) -> StoreResult<Option<Tenant>>;
     async fn tenants(&self) -> StoreResult<Vec<Tenant>>;
 
     // --- users, roles, groups ---
-    async fn user(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<User>>;
+    async fn user(&self, tenant_id: TenantId, id: UserId) -> StoreResult<Option<User>>;
     /// Case-insensitive UPN look-up within one tenant.
-    async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>>;
-    async fn users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>>;
-    async fn user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>>;
+    async fn user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>>;
+    async fn users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>>;
+    async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>>;
     /// Atomically adds one to the user's failed sign-in count and returns the new count.
-    async fn record_failed_sign_in(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32>;
+    async fn record_failed_sign_in(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32>;
     /// Sets the lock and clears the failure count (`None` unlocks).
-    async fn set_locked_until(&self, tenant_id: Uuid, user_id: Uuid, until: Option<OffsetDateTime>) -> StoreResult<()>;
-    async fn clear_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()>;
-    async fn group(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Group>>;
-    async fn group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>>;
-    async fn groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>>;
-    async fn group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>>;
+    async fn set_locked_until(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+    async fn clear_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<()>;
+    async fn group(&self, tenant_id: TenantId, id: GroupId) -> StoreResult<Option<Group>>;
+    async fn group_by_name(&self, tenant_id: TenantId, display_name: &str) -> StoreResult<Option<Group>>;
+    async fn groups(&self, tenant_id: TenantId) -> StoreResult<Vec<Group>>;
+    async fn group_members(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<Vec<GroupMember>>;
     /// Every group the member belongs to, directly or through nested groups (cycles are safe).
-    async fn transitive_groups_of(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    async fn transitive_groups_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<GroupId>>;
 
     // --- app registrations (global, keyed by app id) ---
-    async fn application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>>;
+    async fn application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>>;
     /// Matches the identifier URI exactly, ignoring case and a trailing slash.
     async fn application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>>;
-    async fn applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>>;
-    async fn client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>>;
+    async fn applications_homed_in(&self, tenant_id: TenantId) -> StoreResult<Vec<Application>>;
+    async fn client_secrets(&self, app_object_id: AppObjectId) -> StoreResult<Vec<ClientSecret>>;
 
     // --- enterprise apps, grants, assignments ---
-    async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>>;
-    async fn service_principal_by_app_id(&self, tenant_id: Uuid, app_id: Uuid)
-        -> StoreResult<Option<ServicePrincipal>>;
-    async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>>;
-    async fn delegated_grant(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<DelegatedGrant>>;
-    async fn delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>>;
+    async fn service_principal(
+        &self,
+        tenant_id: TenantId,
+        id: ServicePrincipalId,
+    ) -> StoreResult<Option<ServicePrincipal>>;
+    async fn service_principal_by_app_id(
+        &self,
+        tenant_id: TenantId,
+        app_id: AppId,
+    ) -> StoreResult<Option<ServicePrincipal>>;
+    async fn service_principals(&self, tenant_id: TenantId) -> StoreResult<Vec<ServicePrincipal>>;
+    async fn delegated_grant(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<DelegatedGrant>>;
+    async fn delegated_grants(&self, tenant_id: TenantId) -> StoreResult<Vec<DelegatedGrant>>;
     /// The grants held by one client service principal (all resources, all principals).
-    async fn delegated_grants_of_client(&self, tenant_id: Uuid, client_sp_id: Uuid)
-        -> StoreResult<Vec<DelegatedGrant>>;
+    async fn delegated_grants_of_client(
+        &self,
+        tenant_id: TenantId,
+        client_sp_id: ServicePrincipalId,
+    ) -> StoreResult<Vec<DelegatedGrant>>;
     /// Assignments whose resource is this service principal (`appRoleAssignedTo`).
     async fn app_role_assignments_to(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<AppRoleAssignment>>;
     /// Assignments held by this principal (`appRoleAssignments`).
-    async fn app_role_assignments_of(&self, tenant_id: Uuid, principal_id: Uuid)
-        -> StoreResult<Vec<AppRoleAssignment>>;
+    async fn app_role_assignments_of(
+        &self,
+        tenant_id: TenantId,
+        principal_id: Uuid,
+    ) -> StoreResult<Vec<AppRoleAssignment>>;
 
     // --- calendars ---
-    async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>>;
+    async fn event(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<CalendarEvent>>;
     /// The owner's events overlapping `[from, to)` when given, ordered by start.
     async fn events_of(
         &self,
-        tenant_id: Uuid,
-        owner_id: Uuid,
+        tenant_id: TenantId,
+        owner_id: UserId,
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>>;
 
     // --- consent workflow, classifications, audit, outbox ---
-    async fn consent_request(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ConsentRequest>>;
+    async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>>;
     /// Requests of the tenant, newest first; narrowed to one client app when given.
-    async fn consent_requests(&self, tenant_id: Uuid, client_app_id: Option<Uuid>) -> StoreResult<Vec<ConsentRequest>>;
+    async fn consent_requests(
+        &self,
+        tenant_id: TenantId,
+        client_app_id: Option<AppId>,
+    ) -> StoreResult<Vec<ConsentRequest>>;
     /// In-progress requests whose `expires_at` is at or before `now`, across tenants (expiry job).
     async fn expired_consent_requests(&self, now: OffsetDateTime) -> StoreResult<Vec<ConsentRequest>>;
     async fn permission_classifications(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<PermissionClassification>>;
     /// Newest first, at most `limit`; narrowed to one client app when given.
-    async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
-    async fn notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>>;
+    async fn audit_events(
+        &self,
+        tenant_id: TenantId,
+        app_id: Option<AppId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>>;
+    async fn notifications(&self, tenant_id: TenantId) -> StoreResult<Vec<Notification>>;
     /// Unsent notifications across tenants with fewer than `max_attempts` failed attempts (the
     /// rest were given up and stay only for the record), oldest first, at most `limit`.
     async fn unsent_notifications(&self, max_attempts: u32, limit: u32) -> StoreResult<Vec<Notification>>;
     async fn mark_notification(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         id: Uuid,
         sent_at: Option<OffsetDateTime>,
         error: Option<&str>,

@@ -2,6 +2,7 @@
 //! tokens. Secrets never appear here in clear: codes, sessions and refresh tokens are stored by
 //! a keyed hash, and private keys are sealed with the server's master key.
 
+use accord_core::ids::{AppId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -48,8 +49,8 @@ pub struct SigningKeyRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub id_hash: String,
-    pub tenant_id: Uuid,
-    pub user_id: Uuid,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
     pub auth_time: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
@@ -58,9 +59,9 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuthCodeRecord {
     pub code_hash: String,
-    pub tenant_id: Uuid,
-    pub client_app_id: Uuid,
-    pub user_id: Uuid,
+    pub tenant_id: TenantId,
+    pub client_app_id: AppId,
+    pub user_id: UserId,
     pub redirect_uri: String,
     /// The scope parameter as requested on /authorize (re-evaluated at redemption).
     pub scope: String,
@@ -84,9 +85,9 @@ pub enum CodeRedemption {
 pub struct RefreshTokenRecord {
     pub token_hash: String,
     pub family_id: Uuid,
-    pub tenant_id: Uuid,
-    pub client_app_id: Uuid,
-    pub user_id: Uuid,
+    pub tenant_id: TenantId,
+    pub client_app_id: AppId,
+    pub user_id: UserId,
     /// The scope the family was granted (space-separated, full values).
     pub scope: String,
     pub auth_time: OffsetDateTime,

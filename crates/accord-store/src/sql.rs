@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use accord_core::consent_records::*;
 use accord_core::directory::*;
+use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
 use sqlx::error::ErrorKind;
@@ -310,7 +311,7 @@ impl Store for SqlStore {
         self.apply_changes(changes).await
     }
 
-    async fn tenant(&self, id: Uuid) -> StoreResult<Option<Tenant>> {
+    async fn tenant(&self, id: TenantId) -> StoreResult<Option<Tenant>> {
         self.cached(CacheKey::Tenant(id), self.get_tenant(id)).await
     }
 
@@ -322,55 +323,60 @@ impl Store for SqlStore {
         self.list_tenants().await
     }
 
-    async fn user(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<User>> {
+    async fn user(&self, tenant_id: TenantId, id: UserId) -> StoreResult<Option<User>> {
         self.get_user(tenant_id, id).await
     }
 
-    async fn user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>> {
+    async fn user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>> {
         self.get_user_by_upn(tenant_id, upn).await
     }
 
-    async fn users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>> {
+    async fn users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>> {
         self.list_users(tenant_id).await
     }
 
-    async fn user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>> {
+    async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>> {
         self.list_user_roles(tenant_id, user_id).await
     }
 
-    async fn record_failed_sign_in(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32> {
+    async fn record_failed_sign_in(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32> {
         self.increment_failed_sign_ins(tenant_id, user_id).await
     }
 
-    async fn set_locked_until(&self, tenant_id: Uuid, user_id: Uuid, until: Option<OffsetDateTime>) -> StoreResult<()> {
+    async fn set_locked_until(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+        until: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
         self.update_locked_until(tenant_id, user_id, until).await
     }
 
-    async fn clear_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    async fn clear_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
         self.reset_failed_sign_ins(tenant_id, user_id).await
     }
 
-    async fn group(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<Group>> {
+    async fn group(&self, tenant_id: TenantId, id: GroupId) -> StoreResult<Option<Group>> {
         self.get_group(tenant_id, id).await
     }
 
-    async fn group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>> {
+    async fn group_by_name(&self, tenant_id: TenantId, display_name: &str) -> StoreResult<Option<Group>> {
         self.get_group_by_name(tenant_id, display_name).await
     }
 
-    async fn groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>> {
+    async fn groups(&self, tenant_id: TenantId) -> StoreResult<Vec<Group>> {
         self.list_groups(tenant_id).await
     }
 
-    async fn group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>> {
+    async fn group_members(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<Vec<GroupMember>> {
         self.list_group_members(tenant_id, group_id).await
     }
 
-    async fn transitive_groups_of(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    async fn transitive_groups_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<GroupId>> {
         self.list_transitive_groups(tenant_id, member_id).await
     }
 
-    async fn application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>> {
+    async fn application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>> {
         self.cached(CacheKey::ApplicationByAppId(app_id), self.get_application_by_app_id(app_id)).await
     }
 
@@ -379,43 +385,47 @@ impl Store for SqlStore {
         self.cached(key, self.get_application_by_identifier_uri(uri)).await
     }
 
-    async fn applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>> {
+    async fn applications_homed_in(&self, tenant_id: TenantId) -> StoreResult<Vec<Application>> {
         self.list_applications_homed_in(tenant_id).await
     }
 
-    async fn client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>> {
+    async fn client_secrets(&self, app_object_id: AppObjectId) -> StoreResult<Vec<ClientSecret>> {
         self.cached(CacheKey::ClientSecrets(app_object_id), self.list_client_secrets(app_object_id)).await
     }
 
-    async fn service_principal(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ServicePrincipal>> {
+    async fn service_principal(
+        &self,
+        tenant_id: TenantId,
+        id: ServicePrincipalId,
+    ) -> StoreResult<Option<ServicePrincipal>> {
         self.cached(CacheKey::ServicePrincipal(tenant_id, id), self.get_service_principal(tenant_id, id)).await
     }
 
     async fn service_principal_by_app_id(
         &self,
-        tenant_id: Uuid,
-        app_id: Uuid,
+        tenant_id: TenantId,
+        app_id: AppId,
     ) -> StoreResult<Option<ServicePrincipal>> {
         let key = CacheKey::ServicePrincipalByAppId(tenant_id, app_id);
         self.cached(key, self.get_service_principal_by_app_id(tenant_id, app_id)).await
     }
 
-    async fn service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>> {
+    async fn service_principals(&self, tenant_id: TenantId) -> StoreResult<Vec<ServicePrincipal>> {
         self.list_service_principals(tenant_id).await
     }
 
-    async fn delegated_grant(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<DelegatedGrant>> {
+    async fn delegated_grant(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<DelegatedGrant>> {
         self.get_delegated_grant(tenant_id, id).await
     }
 
-    async fn delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+    async fn delegated_grants(&self, tenant_id: TenantId) -> StoreResult<Vec<DelegatedGrant>> {
         self.list_delegated_grants(tenant_id).await
     }
 
     async fn delegated_grants_of_client(
         &self,
-        tenant_id: Uuid,
-        client_sp_id: Uuid,
+        tenant_id: TenantId,
+        client_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<DelegatedGrant>> {
         let key = CacheKey::DelegatedGrantsOfClient(tenant_id, client_sp_id);
         self.cached(key, self.list_delegated_grants_of_client(tenant_id, client_sp_id)).await
@@ -423,8 +433,8 @@ impl Store for SqlStore {
 
     async fn app_role_assignments_to(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
         let key = CacheKey::AppRoleAssignmentsTo(tenant_id, resource_sp_id);
         self.cached(key, self.list_app_role_assignments_to(tenant_id, resource_sp_id)).await
@@ -432,32 +442,36 @@ impl Store for SqlStore {
 
     async fn app_role_assignments_of(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         principal_id: Uuid,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
         let key = CacheKey::AppRoleAssignmentsOf(tenant_id, principal_id);
         self.cached(key, self.list_app_role_assignments_of(tenant_id, principal_id)).await
     }
 
-    async fn event(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<CalendarEvent>> {
+    async fn event(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<CalendarEvent>> {
         self.get_event(tenant_id, id).await
     }
 
     async fn events_of(
         &self,
-        tenant_id: Uuid,
-        owner_id: Uuid,
+        tenant_id: TenantId,
+        owner_id: UserId,
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>> {
         self.list_events_of(tenant_id, owner_id, from, to).await
     }
 
-    async fn consent_request(&self, tenant_id: Uuid, id: Uuid) -> StoreResult<Option<ConsentRequest>> {
+    async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>> {
         self.get_consent_request(tenant_id, id).await
     }
 
-    async fn consent_requests(&self, tenant_id: Uuid, client_app_id: Option<Uuid>) -> StoreResult<Vec<ConsentRequest>> {
+    async fn consent_requests(
+        &self,
+        tenant_id: TenantId,
+        client_app_id: Option<AppId>,
+    ) -> StoreResult<Vec<ConsentRequest>> {
         self.list_consent_requests(tenant_id, client_app_id).await
     }
 
@@ -467,18 +481,23 @@ impl Store for SqlStore {
 
     async fn permission_classifications(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<PermissionClassification>> {
         let key = CacheKey::PermissionClassifications(tenant_id, resource_sp_id);
         self.cached(key, self.list_permission_classifications(tenant_id, resource_sp_id)).await
     }
 
-    async fn audit_events(&self, tenant_id: Uuid, app_id: Option<Uuid>, limit: u32) -> StoreResult<Vec<AuditEvent>> {
+    async fn audit_events(
+        &self,
+        tenant_id: TenantId,
+        app_id: Option<AppId>,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEvent>> {
         self.list_audit_events(tenant_id, app_id, limit).await
     }
 
-    async fn notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>> {
+    async fn notifications(&self, tenant_id: TenantId) -> StoreResult<Vec<Notification>> {
         self.list_notifications(tenant_id).await
     }
 
@@ -488,7 +507,7 @@ impl Store for SqlStore {
 
     async fn mark_notification(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         id: Uuid,
         sent_at: Option<OffsetDateTime>,
         error: Option<&str>,

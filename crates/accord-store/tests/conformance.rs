@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use accord_store::SqlStore;
 use sqlx::{Connection, Executor};
-use uuid::Uuid;
 
 const PG_ENV: &str = "ACCORD_TEST_DATABASE_URL";
 
@@ -25,7 +24,7 @@ struct TestDb {
 }
 
 async fn sqlite_db() -> TestDb {
-    let path = std::env::temp_dir().join(format!("accord-store-test-{}.db", Uuid::new_v4().simple()));
+    let path = std::env::temp_dir().join(format!("accord-store-test-{}.db", uuid::Uuid::new_v4().simple()));
     let store = SqlStore::connect_sqlite_file(&path).await.expect("open the SQLite test database");
     assert_eq!(store.backend_name(), "sqlite");
     let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -35,7 +34,7 @@ async fn sqlite_db() -> TestDb {
 async fn postgres_db() -> Option<TestDb> {
     let base_url = std::env::var(PG_ENV).ok().filter(|u| !u.is_empty())?;
     sqlx::any::install_default_drivers();
-    let schema = format!("t_{}", Uuid::new_v4().simple());
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::AnyConnection::connect(&base_url).await.expect("connect to ACCORD_TEST_DATABASE_URL");
     admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create the test schema");
     admin.close().await.ok();
@@ -183,6 +182,11 @@ mod fixtures {
     use time::{Duration, OffsetDateTime};
     use uuid::Uuid;
 
+    /// A fresh random id of whichever kind the context needs.
+    pub fn fresh<T: From<Uuid>>() -> T {
+        T::from(Uuid::new_v4())
+    }
+
     /// A timestamp with a microsecond part, to check the precision kept.
     pub fn t0() -> OffsetDateTime {
         OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap() + Duration::microseconds(123_456)
@@ -194,7 +198,7 @@ mod fixtures {
 
     pub fn tenant(name: &str, domains: &[&str]) -> Tenant {
         Tenant {
-            id: Uuid::new_v4(),
+            id: fresh(),
             display_name: name.to_string(),
             domains: domains.iter().map(|d| d.to_string()).collect(),
             user_consent: UserConsent::Low,
@@ -202,10 +206,10 @@ mod fixtures {
         }
     }
 
-    pub fn user(tenant_id: Uuid, upn: &str) -> User {
+    pub fn user(tenant_id: TenantId, upn: &str) -> User {
         User {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             upn: upn.to_string(),
             display_name: format!("User {upn}"),
             password_hash: Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_string()),
@@ -215,14 +219,14 @@ mod fixtures {
         }
     }
 
-    pub fn group(tenant_id: Uuid, name: &str) -> Group {
-        Group { tenant_id, id: Uuid::new_v4(), display_name: name.to_string() }
+    pub fn group(tenant_id: TenantId, name: &str) -> Group {
+        Group { tenant_id, id: fresh(), display_name: name.to_string() }
     }
 
-    pub fn application(home_tenant_id: Uuid, name: &str, identifier_uri: Option<&str>) -> Application {
+    pub fn application(home_tenant_id: TenantId, name: &str, identifier_uri: Option<&str>) -> Application {
         Application {
-            id: Uuid::new_v4(),
-            app_id: Uuid::new_v4(),
+            id: fresh(),
+            app_id: fresh(),
             home_tenant_id,
             display_name: name.to_string(),
             sign_in_audience: SignInAudience::MultipleOrgs,
@@ -231,7 +235,7 @@ mod fixtures {
             verified_publisher: true,
             identifier_uri: identifier_uri.map(str::to_string),
             scopes: vec![PermissionScope {
-                id: Uuid::new_v4(),
+                id: fresh(),
                 value: "Data.Read".into(),
                 admin_consent_required: false,
                 admin_consent_display_name: "Read data".into(),
@@ -240,24 +244,24 @@ mod fixtures {
                 user_consent_description: "Reads your data — ünïcödé".into(),
             }],
             app_roles: vec![AppRole {
-                id: Uuid::new_v4(),
+                id: fresh(),
                 value: "Data.ReadWrite.All".into(),
                 display_name: "Read and write all data".into(),
                 description: "Application permission".into(),
                 allowed_member_types: vec![AppRoleMemberType::Application, AppRoleMemberType::User],
             }],
             required: vec![RequiredResourceAccess {
-                resource_app_id: Uuid::new_v4(),
+                resource_app_id: fresh(),
                 delegated: vec!["User.Read".into(), "openid".into()],
                 application: vec!["User.Read.All".into()],
             }],
         }
     }
 
-    pub fn service_principal(tenant_id: Uuid, app: &Application) -> ServicePrincipal {
+    pub fn service_principal(tenant_id: TenantId, app: &Application) -> ServicePrincipal {
         ServicePrincipal {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             app_id: app.app_id,
             display_name: app.display_name.clone(),
             app_owner_tenant_id: app.home_tenant_id,
@@ -267,10 +271,15 @@ mod fixtures {
         }
     }
 
-    pub fn grant(tenant_id: Uuid, client: Uuid, resource: Uuid, principal: Option<Uuid>) -> DelegatedGrant {
+    pub fn grant(
+        tenant_id: TenantId,
+        client: ServicePrincipalId,
+        resource: ServicePrincipalId,
+        principal: Option<UserId>,
+    ) -> DelegatedGrant {
         DelegatedGrant {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             client_sp_id: client,
             resource_sp_id: resource,
             consent_type: if principal.is_some() { ConsentType::Principal } else { ConsentType::AllPrincipals },
@@ -280,22 +289,27 @@ mod fixtures {
         }
     }
 
-    pub fn assignment(tenant_id: Uuid, principal: Uuid, kind: PrincipalType, resource: Uuid) -> AppRoleAssignment {
+    pub fn assignment(
+        tenant_id: TenantId,
+        principal: impl Into<Uuid>,
+        kind: PrincipalType,
+        resource: ServicePrincipalId,
+    ) -> AppRoleAssignment {
         AppRoleAssignment {
             tenant_id,
-            id: Uuid::new_v4(),
-            principal_id: principal,
+            id: fresh(),
+            principal_id: principal.into(),
             principal_type: kind,
             resource_sp_id: resource,
-            app_role_id: Uuid::new_v4(),
+            app_role_id: fresh(),
             created_at: t0(),
         }
     }
 
-    pub fn event(tenant_id: Uuid, owner_id: Uuid, subject: &str, start: i64, end: i64) -> CalendarEvent {
+    pub fn event(tenant_id: TenantId, owner_id: UserId, subject: &str, start: i64, end: i64) -> CalendarEvent {
         CalendarEvent {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             owner_id,
             subject: subject.to_string(),
             body: format!("<p>{subject}</p>"),
@@ -309,11 +323,11 @@ mod fixtures {
         }
     }
 
-    pub fn auth_code(tenant_id: Uuid, user_id: Uuid, hash: &str) -> AuthCodeRecord {
+    pub fn auth_code(tenant_id: TenantId, user_id: UserId, hash: &str) -> AuthCodeRecord {
         AuthCodeRecord {
             code_hash: hash.to_string(),
             tenant_id,
-            client_app_id: Uuid::new_v4(),
+            client_app_id: fresh(),
             user_id,
             redirect_uri: "https://app.test/callback".into(),
             scope: "openid profile offline_access User.Read".into(),
@@ -322,7 +336,7 @@ mod fixtures {
             code_challenge_method: Some("S256".into()),
             auth_time: t0(),
             expires_at: at(10),
-            family_id: Uuid::new_v4(),
+            family_id: fresh(),
         }
     }
 
@@ -330,9 +344,9 @@ mod fixtures {
         RefreshTokenRecord {
             token_hash: hash.to_string(),
             family_id,
-            tenant_id: Uuid::new_v4(),
-            client_app_id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
+            tenant_id: fresh(),
+            client_app_id: fresh(),
+            user_id: fresh(),
             scope: "openid offline_access https://graph.microsoft.com/User.Read".into(),
             auth_time: t0(),
             created_at: at(1),
@@ -342,17 +356,17 @@ mod fixtures {
         }
     }
 
-    pub fn consent_request(tenant_id: Uuid, client_app_id: Uuid, user_id: Uuid, created: i64) -> ConsentRequest {
+    pub fn consent_request(tenant_id: TenantId, client_app_id: AppId, user_id: UserId, created: i64) -> ConsentRequest {
         ConsentRequest {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             client_app_id,
             user_id,
             reason: "I need this for the quarterly report — ünïcödé".into(),
             permissions: vec![
-                PermissionKey { resource_app_id: Uuid::new_v4(), value: "User.Read".into() },
-                PermissionKey { resource_app_id: Uuid::new_v4(), value: "Calendars.Read".into() },
-                PermissionKey { resource_app_id: Uuid::new_v4(), value: "Mail.Send".into() },
+                PermissionKey { resource_app_id: fresh(), value: "User.Read".into() },
+                PermissionKey { resource_app_id: fresh(), value: "Calendars.Read".into() },
+                PermissionKey { resource_app_id: fresh(), value: "Mail.Send".into() },
             ],
             status: RequestStatus::InProgress,
             result: ReviewResult::NotReviewed,
@@ -365,23 +379,27 @@ mod fixtures {
         }
     }
 
-    pub fn classification(tenant_id: Uuid, resource_sp_id: Uuid, value: &str) -> PermissionClassification {
+    pub fn classification(
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
+        value: &str,
+    ) -> PermissionClassification {
         PermissionClassification {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             resource_sp_id,
-            permission_id: Uuid::new_v4(),
+            permission_id: fresh(),
             permission_value: value.to_string(),
             classification: "low".into(),
         }
     }
 
-    pub fn audit_event(tenant_id: Uuid, minutes: i64, action: &str, app_id: Option<Uuid>) -> AuditEvent {
+    pub fn audit_event(tenant_id: TenantId, minutes: i64, action: &str, app_id: Option<AppId>) -> AuditEvent {
         AuditEvent {
             tenant_id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             at: at(minutes),
-            actor_id: Some(Uuid::new_v4()),
+            actor_id: Some(fresh()),
             actor: "alice@contoso.test".into(),
             action: action.to_string(),
             app_id,
@@ -396,11 +414,11 @@ mod fixtures {
         }
     }
 
-    pub fn notification(tenant_id: Uuid, created: i64) -> Notification {
+    pub fn notification(tenant_id: TenantId, created: i64) -> Notification {
         Notification {
             tenant_id,
-            id: Uuid::new_v4(),
-            recipient_user_id: Uuid::new_v4(),
+            id: fresh(),
+            recipient_user_id: fresh(),
             recipient_address: "reviewer@contoso.test".into(),
             kind: "request.new".into(),
             subject: "New admin consent request".into(),
@@ -448,7 +466,7 @@ mod cases {
         t.user_consent = UserConsent::None;
         t.admin_consent_requests = AdminConsentRequestPolicy {
             enabled: true,
-            reviewers: vec![ReviewerRef::User(Uuid::new_v4()), ReviewerRef::Group(Uuid::new_v4())],
+            reviewers: vec![ReviewerRef::User(fresh()), ReviewerRef::Group(fresh())],
             expire_after_days: 7,
             notify_reviewers: false,
             version: 3,
@@ -458,7 +476,7 @@ mod cases {
 
         assert_eq!(s.tenant(t.id).await.unwrap(), Some(t.clone()));
         assert_eq!(s.tenant(empty.id).await.unwrap(), Some(empty.clone()));
-        assert_eq!(s.tenant(Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.tenant(fresh()).await.unwrap(), None);
         assert_eq!(s.tenants().await.unwrap(), vec![empty.clone(), t.clone()], "ordered by display name");
         assert_eq!(s.tenant_by_domain("contoso.example").await.unwrap(), Some(t.clone()));
 
@@ -507,7 +525,7 @@ mod cases {
 
         assert_eq!(s.user(t.id, alice.id).await.unwrap(), Some(alice.clone()));
         assert_eq!(s.user(t.id, bob.id).await.unwrap(), Some(bob.clone()));
-        assert_eq!(s.user(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.user(t.id, fresh()).await.unwrap(), None);
         assert_eq!(s.user_by_upn(t.id, "ALICE@Contoso.Test").await.unwrap(), Some(alice.clone()));
         assert_eq!(s.user_by_upn(t.id, "nobody@contoso.test").await.unwrap(), None);
         assert_eq!(s.users(t.id).await.unwrap(), vec![alice.clone(), bob.clone()], "ordered by UPN");
@@ -566,15 +584,15 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(s.group(t.id, sales.id).await.unwrap(), Some(sales.clone()));
-        assert_eq!(s.group(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.group(t.id, fresh()).await.unwrap(), None);
         assert_eq!(s.group_by_name(t.id, "sales").await.unwrap(), Some(sales.clone()));
         assert_eq!(s.group_by_name(t.id, "Marketing").await.unwrap(), None);
         assert_eq!(s.groups(t.id).await.unwrap(), vec![all.clone(), sales.clone()]);
 
         let members = vec![
-            GroupMember { group_id: all.id, member_id: bob.id, kind: MemberKind::User },
-            GroupMember { group_id: all.id, member_id: sales.id, kind: MemberKind::Group },
-            GroupMember { group_id: all.id, member_id: alice.id, kind: MemberKind::User },
+            GroupMember { group_id: all.id, member_id: bob.id.into(), kind: MemberKind::User },
+            GroupMember { group_id: all.id, member_id: sales.id.into(), kind: MemberKind::Group },
+            GroupMember { group_id: all.id, member_id: alice.id.into(), kind: MemberKind::User },
         ];
         s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: members.clone() }])
             .await
@@ -583,7 +601,7 @@ mod cases {
         assert_eq!(s.group_members(t.id, sales.id).await.unwrap(), vec![]);
 
         // Replace, with a duplicate that collapses.
-        let replaced = vec![GroupMember { group_id: all.id, member_id: alice.id, kind: MemberKind::User }];
+        let replaced = vec![GroupMember { group_id: all.id, member_id: alice.id.into(), kind: MemberKind::User }];
         let mut with_dup = replaced.clone();
         with_dup.push(replaced[0].clone());
         s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: with_dup }]).await.unwrap();
@@ -598,7 +616,7 @@ mod cases {
         assert_eq!(s.groups(t.id).await.unwrap().len(), 2);
 
         // A member naming another group than the one being set is refused.
-        let wrong = vec![GroupMember { group_id: sales.id, member_id: bob.id, kind: MemberKind::User }];
+        let wrong = vec![GroupMember { group_id: sales.id, member_id: bob.id.into(), kind: MemberKind::User }];
         let result = s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: all.id, members: wrong }]).await;
         assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
         assert_eq!(s.group_members(t.id, all.id).await.unwrap(), replaced);
@@ -620,17 +638,20 @@ mod cases {
             Change::SetGroupMembers {
                 tenant_id: t.id,
                 group_id: g1.id,
-                members: vec![member(&g1, alice.id, MemberKind::User), member(&g1, g3.id, MemberKind::Group)],
+                members: vec![
+                    member(&g1, alice.id.into(), MemberKind::User),
+                    member(&g1, g3.id.into(), MemberKind::Group),
+                ],
             },
             Change::SetGroupMembers {
                 tenant_id: t.id,
                 group_id: g2.id,
-                members: vec![member(&g2, g1.id, MemberKind::Group)],
+                members: vec![member(&g2, g1.id.into(), MemberKind::Group)],
             },
             Change::SetGroupMembers {
                 tenant_id: t.id,
                 group_id: g3.id,
-                members: vec![member(&g3, g2.id, MemberKind::Group)],
+                members: vec![member(&g3, g2.id.into(), MemberKind::Group)],
             },
         ])
         .await
@@ -638,18 +659,18 @@ mod cases {
 
         let mut expected = vec![g1.id, g2.id, g3.id];
         expected.sort();
-        let mut got = s.transitive_groups_of(t.id, alice.id).await.unwrap();
+        let mut got = s.transitive_groups_of(t.id, alice.id.into()).await.unwrap();
         got.sort();
         assert_eq!(got, expected);
 
-        let mut of_g1 = s.transitive_groups_of(t.id, g1.id).await.unwrap();
+        let mut of_g1 = s.transitive_groups_of(t.id, g1.id.into()).await.unwrap();
         of_g1.sort();
         let mut expected_g1 = vec![g2.id, g3.id];
         expected_g1.sort();
         assert_eq!(of_g1, expected_g1, "a group is not reported as its own ancestor");
 
-        assert!(s.transitive_groups_of(t.id, unrelated.id).await.unwrap().is_empty());
-        assert!(s.transitive_groups_of(t.id, Uuid::new_v4()).await.unwrap().is_empty());
+        assert!(s.transitive_groups_of(t.id, unrelated.id.into()).await.unwrap().is_empty());
+        assert!(s.transitive_groups_of(t.id, fresh()).await.unwrap().is_empty());
     }
 
     pub async fn application_round_trip_and_lookups(s: &dyn Store) {
@@ -663,7 +684,7 @@ mod cases {
         public.app_roles = vec![];
         public.required = vec![];
         public.redirect_uris = vec![];
-        let mut other = application(Uuid::new_v4(), "Foreign", None);
+        let mut other = application(fresh(), "Foreign", None);
         other.identifier_uri = None;
         s.apply(&[
             Change::PutApplication(api.clone()),
@@ -675,7 +696,11 @@ mod cases {
 
         assert_eq!(s.application_by_app_id(api.app_id).await.unwrap(), Some(api.clone()));
         assert_eq!(s.application_by_app_id(public.app_id).await.unwrap(), Some(public.clone()));
-        assert_eq!(s.application_by_app_id(api.id).await.unwrap(), None, "looked up by app id, not object id");
+        assert_eq!(
+            s.application_by_app_id(AppId::from_uuid(api.id.as_uuid())).await.unwrap(),
+            None,
+            "looked up by app id, not object id"
+        );
         for uri in ["api://contoso-api", "API://Contoso-API/", "api://contoso-api//"] {
             assert_eq!(s.application_by_identifier_uri(uri).await.unwrap(), Some(api.clone()), "{uri}");
         }
@@ -688,7 +713,7 @@ mod cases {
         api2.identifier_uri = Some("https://contoso.test/api".into());
         api2.redirect_uris.push("https://app.test/other".into());
         api2.scopes[0].admin_consent_required = true;
-        api2.home_tenant_id = Uuid::new_v4();
+        api2.home_tenant_id = fresh();
         s.apply(&[Change::PutApplication(api2.clone())]).await.unwrap();
         assert_eq!(s.application_by_app_id(api.app_id).await.unwrap(), Some(api2.clone()));
         assert_eq!(s.application_by_identifier_uri("api://contoso-api").await.unwrap(), None);
@@ -697,9 +722,9 @@ mod cases {
     }
 
     pub async fn client_secrets(s: &dyn Store) {
-        let app = application(Uuid::new_v4(), "App", None);
+        let app = application(fresh(), "App", None);
         let one = ClientSecret {
-            id: Uuid::new_v4(),
+            id: fresh(),
             app_object_id: app.id,
             display_name: "ci".into(),
             hint: "abc".into(),
@@ -708,7 +733,7 @@ mod cases {
             expires_at: Some(at(60 * 24 * 365)),
         };
         let old = ClientSecret {
-            id: Uuid::new_v4(),
+            id: fresh(),
             display_name: "legacy".into(),
             // Before 1970, with a sub-second part: the conversion floors correctly.
             created_at: time::OffsetDateTime::from_unix_timestamp(-86_400 * 365).unwrap()
@@ -724,7 +749,11 @@ mod cases {
         .await
         .unwrap();
         assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![old.clone(), one.clone()], "by creation time");
-        assert_eq!(s.client_secrets(app.app_id).await.unwrap(), vec![], "keyed by the object id");
+        assert_eq!(
+            s.client_secrets(AppObjectId::from_uuid(app.app_id.as_uuid())).await.unwrap(),
+            vec![],
+            "keyed by the object id"
+        );
 
         let mut renamed = one.clone();
         renamed.display_name = "ci (renamed)".into();
@@ -736,7 +765,7 @@ mod cases {
         assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![old]);
 
         // A secret of an application that does not exist.
-        let orphan = ClientSecret { app_object_id: Uuid::new_v4(), id: Uuid::new_v4(), ..one };
+        let orphan = ClientSecret { app_object_id: fresh(), id: fresh(), ..one };
         assert_not_found(s.apply(&[Change::PutClientSecret(orphan)]).await);
     }
 
@@ -745,9 +774,9 @@ mod cases {
         let (customer, bob) = seed_tenant(s, "Customer", "customer.test").await;
         let doomed = application(home.id, "Doomed", Some("api://doomed"));
         let kept = application(home.id, "Kept", None);
-        let graph = application(Uuid::new_v4(), "Graph", None);
+        let graph = application(fresh(), "Graph", None);
         let secret = ClientSecret {
-            id: Uuid::new_v4(),
+            id: fresh(),
             app_object_id: doomed.id,
             display_name: "ci".into(),
             hint: "abc".into(),
@@ -755,7 +784,8 @@ mod cases {
             created_at: at(5),
             expires_at: None,
         };
-        let sps = |t: Uuid| (service_principal(t, &doomed), service_principal(t, &kept), service_principal(t, &graph));
+        let sps =
+            |t: TenantId| (service_principal(t, &doomed), service_principal(t, &kept), service_principal(t, &graph));
         let (d1, k1, g1) = sps(home.id);
         let (d2, k2, g2) = sps(customer.id);
         let mut changes = vec![
@@ -787,9 +817,9 @@ mod cases {
         s.apply(&changes).await.unwrap();
         let code = AuthCodeRecord { client_app_id: doomed.app_id, ..auth_code(customer.id, bob.id, "doomed-code") };
         s.put_auth_code(&code).await.unwrap();
-        let token = RefreshTokenRecord { client_app_id: doomed.app_id, ..refresh_token(Uuid::new_v4(), "doomed-rt") };
+        let token = RefreshTokenRecord { client_app_id: doomed.app_id, ..refresh_token(fresh(), "doomed-rt") };
         s.put_refresh_token(&token).await.unwrap();
-        let kept_token = RefreshTokenRecord { client_app_id: kept.app_id, ..refresh_token(Uuid::new_v4(), "kept-rt") };
+        let kept_token = RefreshTokenRecord { client_app_id: kept.app_id, ..refresh_token(fresh(), "kept-rt") };
         s.put_refresh_token(&kept_token).await.unwrap();
 
         s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await.unwrap();
@@ -799,14 +829,14 @@ mod cases {
         assert_eq!(s.client_secrets(doomed.id).await.unwrap(), vec![]);
         for (t, kept_sp, graph_sp) in [(home.id, &k1, &g1), (customer.id, &k2, &g2)] {
             assert_eq!(s.service_principal_by_app_id(t, doomed.app_id).await.unwrap(), None, "in every tenant");
-            let left: Vec<Uuid> = s.service_principals(t).await.unwrap().iter().map(|sp| sp.id).collect();
+            let left: Vec<ServicePrincipalId> = s.service_principals(t).await.unwrap().iter().map(|sp| sp.id).collect();
             assert_eq!(left.len(), 2, "the others stay");
             assert!(left.contains(&kept_sp.id) && left.contains(&graph_sp.id));
         }
         assert_eq!(s.delegated_grants(home.id).await.unwrap(), vec![]);
         assert_eq!(s.delegated_grants(customer.id).await.unwrap(), vec![kept_grant]);
         assert_eq!(s.app_role_assignments_to(customer.id, g2.id).await.unwrap(), vec![kept_permission]);
-        assert_eq!(s.app_role_assignments_of(customer.id, bob.id).await.unwrap(), vec![kept_access]);
+        assert_eq!(s.app_role_assignments_of(customer.id, bob.id.into()).await.unwrap(), vec![kept_access]);
         assert_eq!(s.permission_classifications(home.id, d1.id).await.unwrap(), vec![]);
         assert_eq!(s.consent_requests(customer.id, None).await.unwrap(), vec![kept_request]);
         assert_eq!(s.redeem_auth_code("doomed-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
@@ -831,11 +861,8 @@ mod cases {
             };
             s.put_session(&session).await.unwrap();
             s.put_auth_code(&auth_code(t.id, who, &format!("{tag}-code"))).await.unwrap();
-            let token = RefreshTokenRecord {
-                tenant_id: t.id,
-                user_id: who,
-                ..refresh_token(Uuid::new_v4(), &format!("{tag}-rt"))
-            };
+            let token =
+                RefreshTokenRecord { tenant_id: t.id, user_id: who, ..refresh_token(fresh(), &format!("{tag}-rt")) };
             s.put_refresh_token(&token).await.unwrap();
         }
 
@@ -856,7 +883,7 @@ mod cases {
         let other = user(t.id, "other@contoso.test");
         let g = group(t.id, "Sales");
         let client_app = application(t.id, "Client", None);
-        let resource_app = application(Uuid::new_v4(), "Graph", None);
+        let resource_app = application(fresh(), "Graph", None);
         let (client, resource) = (service_principal(t.id, &client_app), service_principal(t.id, &resource_app));
         let kept_grant = grant(t.id, client.id, resource.id, Some(other.id));
         let kept_access = assignment(t.id, other.id, PrincipalType::User, client.id);
@@ -867,7 +894,11 @@ mod cases {
         s.apply(&[
             Change::PutUser(other.clone()),
             Change::PutGroup(g.clone()),
-            Change::SetGroupMembers { tenant_id: t.id, group_id: g.id, members: members(&[u.id, other.id]) },
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: g.id,
+                members: members(&[u.id.into(), other.id.into()]),
+            },
             Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![DirectoryRole::GlobalAdministrator] },
             Change::PutServicePrincipal(client.clone()),
             Change::PutServicePrincipal(resource.clone()),
@@ -890,7 +921,7 @@ mod cases {
         };
         s.put_session(&session).await.unwrap();
         s.put_auth_code(&auth_code(t.id, u.id, "u-code")).await.unwrap();
-        let token = RefreshTokenRecord { tenant_id: t.id, user_id: u.id, ..refresh_token(Uuid::new_v4(), "u-rt") };
+        let token = RefreshTokenRecord { tenant_id: t.id, user_id: u.id, ..refresh_token(fresh(), "u-rt") };
         s.put_refresh_token(&token).await.unwrap();
 
         s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: u.id }]).await.unwrap();
@@ -917,7 +948,7 @@ mod cases {
 
     pub async fn service_principals(s: &dyn Store) {
         let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
-        let app = application(Uuid::new_v4(), "Graph", Some("https://graph.microsoft.com"));
+        let app = application(fresh(), "Graph", Some("https://graph.microsoft.com"));
         let other = application(t.id, "Another", None);
         let mut sp = service_principal(t.id, &app);
         sp.assignment_required = true;
@@ -925,9 +956,9 @@ mod cases {
         let sp2 = service_principal(t.id, &other);
         s.apply(&[Change::PutServicePrincipal(sp.clone()), Change::PutServicePrincipal(sp2.clone())]).await.unwrap();
         assert_eq!(s.service_principal(t.id, sp.id).await.unwrap(), Some(sp.clone()));
-        assert_eq!(s.service_principal(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.service_principal(t.id, fresh()).await.unwrap(), None);
         assert_eq!(s.service_principal_by_app_id(t.id, app.app_id).await.unwrap(), Some(sp.clone()));
-        assert_eq!(s.service_principal_by_app_id(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.service_principal_by_app_id(t.id, fresh()).await.unwrap(), None);
         assert_eq!(s.service_principals(t.id).await.unwrap(), vec![sp2.clone(), sp.clone()], "by display name");
 
         let mut sp_updated = sp.clone();
@@ -941,7 +972,7 @@ mod cases {
     async fn two_service_principals(s: &dyn Store) -> (Tenant, User, ServicePrincipal, ServicePrincipal) {
         let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
         let client_app = application(t.id, "Client", None);
-        let resource_app = application(Uuid::new_v4(), "Graph", None);
+        let resource_app = application(fresh(), "Graph", None);
         let client = service_principal(t.id, &client_app);
         let resource = service_principal(t.id, &resource_app);
         s.apply(&[Change::PutServicePrincipal(client.clone()), Change::PutServicePrincipal(resource.clone())])
@@ -969,7 +1000,7 @@ mod cases {
 
         assert_eq!(s.delegated_grant(t.id, admin.id).await.unwrap(), Some(admin.clone()));
         assert_eq!(s.delegated_grant(t.id, own.id).await.unwrap(), Some(own.clone()));
-        assert_eq!(s.delegated_grant(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.delegated_grant(t.id, fresh()).await.unwrap(), None);
         assert_eq!(s.delegated_grants(t.id).await.unwrap(), vec![admin.clone(), own.clone(), reverse.clone()]);
         assert_eq!(s.delegated_grants_of_client(t.id, client.id).await.unwrap(), vec![admin.clone(), own.clone()]);
         assert_eq!(s.delegated_grants_of_client(t.id, resource.id).await.unwrap(), vec![reverse.clone()]);
@@ -1006,17 +1037,17 @@ mod cases {
             s.app_role_assignments_to(t.id, client.id).await.unwrap(),
             vec![user_access.clone(), group_access.clone()]
         );
-        assert_eq!(s.app_role_assignments_of(t.id, client.id).await.unwrap(), vec![app_perm.clone()]);
-        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![user_access.clone()]);
-        assert_eq!(s.app_role_assignments_of(t.id, g.id).await.unwrap(), vec![group_access.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, client.id.into()).await.unwrap(), vec![app_perm.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, u.id.into()).await.unwrap(), vec![user_access.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, g.id.into()).await.unwrap(), vec![group_access.clone()]);
 
         let mut changed = user_access.clone();
         changed.app_role_id = DEFAULT_ROLE;
         s.apply(&[Change::PutAppRoleAssignment(changed.clone())]).await.unwrap();
-        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![changed]);
+        assert_eq!(s.app_role_assignments_of(t.id, u.id.into()).await.unwrap(), vec![changed]);
 
         s.apply(&[Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: user_access.id }]).await.unwrap();
-        assert_eq!(s.app_role_assignments_of(t.id, u.id).await.unwrap(), vec![]);
+        assert_eq!(s.app_role_assignments_of(t.id, u.id.into()).await.unwrap(), vec![]);
         assert_eq!(s.app_role_assignments_to(t.id, client.id).await.unwrap(), vec![group_access]);
     }
 
@@ -1044,7 +1075,7 @@ mod cases {
 
         assert_eq!(s.event(t.id, a.id).await.unwrap(), Some(a.clone()));
         assert_eq!(s.event(t.id, b.id).await.unwrap(), Some(b.clone()));
-        assert_eq!(s.event(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.event(t.id, fresh()).await.unwrap(), None);
 
         let q = |from: Option<i64>, to: Option<i64>| {
             let (from, to) = (from.map(at), to.map(at));
@@ -1071,7 +1102,7 @@ mod cases {
         assert_eq!(q(None, None).await, vec![moved, b]);
 
         // An event of a user who does not exist.
-        let orphan = event(t.id, Uuid::new_v4(), "Orphan", 0, 1);
+        let orphan = event(t.id, fresh(), "Orphan", 0, 1);
         assert_not_found(s.apply(&[Change::PutEvent(orphan)]).await);
     }
 
@@ -1081,7 +1112,7 @@ mod cases {
         let g = group(a.id, "Team");
         let app = application(a.id, "App", None);
         let sp = service_principal(a.id, &app);
-        let res = service_principal(a.id, &application(Uuid::new_v4(), "Res", None));
+        let res = service_principal(a.id, &application(fresh(), "Res", None));
         let gr = grant(a.id, sp.id, res.id, Some(alice.id));
         let asg = assignment(a.id, alice.id, PrincipalType::User, sp.id);
         let ev = event(a.id, alice.id, "Standup", 0, 15);
@@ -1090,7 +1121,7 @@ mod cases {
             Change::SetGroupMembers {
                 tenant_id: a.id,
                 group_id: g.id,
-                members: vec![GroupMember { group_id: g.id, member_id: alice.id, kind: MemberKind::User }],
+                members: vec![GroupMember { group_id: g.id, member_id: alice.id.into(), kind: MemberKind::User }],
             },
             Change::SetUserRoles {
                 tenant_id: a.id,
@@ -1121,7 +1152,7 @@ mod cases {
         assert_eq!(s.group_by_name(b, "Team").await.unwrap(), None);
         assert_eq!(s.groups(b).await.unwrap(), vec![]);
         assert_eq!(s.group_members(b, g.id).await.unwrap(), vec![]);
-        assert!(s.transitive_groups_of(b, alice.id).await.unwrap().is_empty());
+        assert!(s.transitive_groups_of(b, alice.id.into()).await.unwrap().is_empty());
         assert_eq!(s.service_principal(b, sp.id).await.unwrap(), None);
         assert_eq!(s.service_principal_by_app_id(b, app.app_id).await.unwrap(), None);
         assert_eq!(s.service_principals(b).await.unwrap(), vec![]);
@@ -1129,7 +1160,7 @@ mod cases {
         assert_eq!(s.delegated_grants(b).await.unwrap(), vec![]);
         assert_eq!(s.delegated_grants_of_client(b, sp.id).await.unwrap(), vec![]);
         assert_eq!(s.app_role_assignments_to(b, sp.id).await.unwrap(), vec![]);
-        assert_eq!(s.app_role_assignments_of(b, alice.id).await.unwrap(), vec![]);
+        assert_eq!(s.app_role_assignments_of(b, alice.id.into()).await.unwrap(), vec![]);
         assert_eq!(s.event(b, ev.id).await.unwrap(), None);
         assert_eq!(s.events_of(b, alice.id, None, None).await.unwrap(), vec![]);
         assert_not_found(s.record_failed_sign_in(b, alice.id).await);
@@ -1146,7 +1177,7 @@ mod cases {
         .await
         .unwrap();
         assert_eq!(s.delegated_grant(a.id, gr.id).await.unwrap(), Some(gr));
-        assert_eq!(s.app_role_assignments_of(a.id, alice.id).await.unwrap(), vec![asg]);
+        assert_eq!(s.app_role_assignments_of(a.id, alice.id.into()).await.unwrap(), vec![asg]);
         assert_eq!(s.event(a.id, ev.id).await.unwrap(), Some(ev));
 
         // The same object id in another tenant is another row, not an overwrite.
@@ -1256,7 +1287,7 @@ mod cases {
     pub async fn missing_references_are_not_found(s: &dyn Store) {
         let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
         let g = group(t.id, "Before");
-        let ghost = Uuid::new_v4();
+        let ghost = fresh();
         assert_not_found(
             s.apply(&[
                 Change::PutGroup(g.clone()),
@@ -1274,14 +1305,18 @@ mod cases {
         assert_not_found(
             s.apply(&[Change::SetGroupMembers {
                 tenant_id: t.id,
-                group_id: ghost,
-                members: vec![GroupMember { group_id: ghost, member_id: Uuid::new_v4(), kind: MemberKind::User }],
+                group_id: GroupId::from_uuid(ghost.as_uuid()),
+                members: vec![GroupMember {
+                    group_id: GroupId::from_uuid(ghost.as_uuid()),
+                    member_id: fresh(),
+                    kind: MemberKind::User,
+                }],
             }])
             .await,
         );
-        let orphan_grant = grant(t.id, Uuid::new_v4(), Uuid::new_v4(), None);
+        let orphan_grant = grant(t.id, fresh(), fresh(), None);
         assert_not_found(s.apply(&[Change::PutDelegatedGrant(orphan_grant)]).await);
-        let orphan_user = user(Uuid::new_v4(), "x@nowhere.test");
+        let orphan_user = user(fresh(), "x@nowhere.test");
         assert_not_found(s.apply(&[Change::PutUser(orphan_user)]).await);
         // And the store still works.
         s.apply(&[Change::PutGroup(g.clone())]).await.unwrap();
@@ -1294,10 +1329,10 @@ mod cases {
         let u = user(t.id, "alice@contoso.test");
         let app = application(t.id, "App", None);
         let client = service_principal(t.id, &app);
-        let resource = service_principal(t.id, &application(Uuid::new_v4(), "Res", None));
+        let resource = service_principal(t.id, &application(fresh(), "Res", None));
         let gr = grant(t.id, client.id, resource.id, Some(u.id));
         let secret = ClientSecret {
-            id: Uuid::new_v4(),
+            id: fresh(),
             app_object_id: app.id,
             display_name: "s".into(),
             hint: "abc".into(),
@@ -1351,9 +1386,9 @@ mod cases {
         assert_eq!(unlocked.locked_until, None);
         assert_eq!(unlocked, User { failed_sign_ins: 0, locked_until: None, ..u.clone() });
 
-        assert_not_found(s.record_failed_sign_in(t.id, Uuid::new_v4()).await);
-        assert_not_found(s.set_locked_until(t.id, Uuid::new_v4(), None).await);
-        assert_not_found(s.clear_failed_sign_ins(t.id, Uuid::new_v4()).await);
+        assert_not_found(s.record_failed_sign_in(t.id, fresh()).await);
+        assert_not_found(s.set_locked_until(t.id, fresh(), None).await);
+        assert_not_found(s.clear_failed_sign_ins(t.id, fresh()).await);
     }
 
     pub async fn concurrent_failed_sign_ins(s: &dyn Store) {
@@ -1367,7 +1402,7 @@ mod cases {
     }
 
     pub async fn auth_code_single_use(s: &dyn Store) {
-        let code = auth_code(Uuid::new_v4(), Uuid::new_v4(), "hash-1");
+        let code = auth_code(fresh(), fresh(), "hash-1");
         s.put_auth_code(&code).await.unwrap();
         assert_eq!(s.redeem_auth_code("hash-1", at(1)).await.unwrap(), CodeRedemption::Redeemed(code.clone()));
         assert_eq!(s.redeem_auth_code("hash-1", at(2)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code.clone()));
@@ -1375,7 +1410,7 @@ mod cases {
         assert_eq!(s.redeem_auth_code("unknown", at(1)).await.unwrap(), CodeRedemption::NotFound);
 
         // Optional fields absent.
-        let mut bare = auth_code(Uuid::new_v4(), Uuid::new_v4(), "hash-2");
+        let mut bare = auth_code(fresh(), fresh(), "hash-2");
         bare.nonce = None;
         bare.code_challenge = None;
         bare.code_challenge_method = None;
@@ -1388,7 +1423,7 @@ mod cases {
     }
 
     pub async fn concurrent_auth_code_redemption(s: &dyn Store) {
-        let code = auth_code(Uuid::new_v4(), Uuid::new_v4(), "race");
+        let code = auth_code(fresh(), fresh(), "race");
         s.put_auth_code(&code).await.unwrap();
         let redeem = || s.redeem_auth_code("race", at(1));
         let (a, b, c, d, e) = tokio::join!(redeem(), redeem(), redeem(), redeem(), redeem());
@@ -1399,7 +1434,7 @@ mod cases {
     }
 
     pub async fn refresh_rotation_and_reuse_detection(s: &dyn Store) {
-        let family = Uuid::new_v4();
+        let family = fresh();
         let t1 = refresh_token(family, "t1");
         s.put_refresh_token(&t1).await.unwrap();
         assert_eq!(s.refresh_token("t1").await.unwrap(), Some(t1.clone()));
@@ -1431,16 +1466,16 @@ mod cases {
         assert_eq!(s.rotate_refresh_token("nope", &t5, at(8)).await.unwrap(), RotateOutcome::NotFound);
 
         // The successor joins the old token's family.
-        let other_family = Uuid::new_v4();
+        let other_family = fresh();
         s.put_refresh_token(&refresh_token(other_family, "o1")).await.unwrap();
-        let stray = refresh_token(Uuid::new_v4(), "o2");
+        let stray = refresh_token(fresh(), "o2");
         assert_eq!(s.rotate_refresh_token("o1", &stray, at(9)).await.unwrap(), RotateOutcome::Rotated);
         assert_eq!(s.refresh_token("o2").await.unwrap().unwrap().family_id, other_family);
     }
 
     pub async fn refresh_family_revocation(s: &dyn Store) {
-        let family = Uuid::new_v4();
-        let keep = Uuid::new_v4();
+        let family = fresh();
+        let keep = fresh();
         s.put_refresh_token(&refresh_token(family, "a")).await.unwrap();
         s.put_refresh_token(&refresh_token(family, "b")).await.unwrap();
         s.put_refresh_token(&refresh_token(keep, "k")).await.unwrap();
@@ -1454,27 +1489,27 @@ mod cases {
         assert_eq!(s.refresh_token("c").await.unwrap(), None);
 
         // Revocation is a property of the family: a token added later is revoked too.
-        let early = Uuid::new_v4();
+        let early = fresh();
         s.revoke_refresh_family(early).await.unwrap();
         s.put_refresh_token(&refresh_token(early, "late")).await.unwrap();
         assert!(s.refresh_token("late").await.unwrap().unwrap().revoked);
 
         // A record put as revoked revokes its family; a later unrevoked put does not undo it.
-        let f2 = Uuid::new_v4();
+        let f2 = fresh();
         s.put_refresh_token(&RefreshTokenRecord { revoked: true, ..refresh_token(f2, "r1") }).await.unwrap();
         s.put_refresh_token(&refresh_token(f2, "r2")).await.unwrap();
         assert!(s.refresh_token("r1").await.unwrap().unwrap().revoked);
         assert!(s.refresh_token("r2").await.unwrap().unwrap().revoked);
 
         // A used token put back keeps its used_at.
-        let f3 = Uuid::new_v4();
+        let f3 = fresh();
         let used = RefreshTokenRecord { used_at: Some(at(3)), ..refresh_token(f3, "u1") };
         s.put_refresh_token(&used).await.unwrap();
         assert_eq!(s.refresh_token("u1").await.unwrap(), Some(used));
     }
 
     pub async fn concurrent_refresh_rotation(s: &dyn Store) {
-        let family = Uuid::new_v4();
+        let family = fresh();
         s.put_refresh_token(&refresh_token(family, "v1")).await.unwrap();
         let (n1, n2) = (refresh_token(family, "v2"), refresh_token(family, "v3"));
         let (a, b) = tokio::join!(s.rotate_refresh_token("v1", &n1, at(1)), s.rotate_refresh_token("v1", &n2, at(1)));
@@ -1493,21 +1528,19 @@ mod cases {
         let now = at(100);
         let session = |hash: &str, expires: i64| SessionRecord {
             id_hash: hash.to_string(),
-            tenant_id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
+            tenant_id: fresh(),
+            user_id: fresh(),
             auth_time: t0(),
             expires_at: at(expires),
         };
         s.put_session(&session("s-old", 99)).await.unwrap();
         s.put_session(&session("s-edge", 100)).await.unwrap();
         s.put_session(&session("s-live", 101)).await.unwrap();
-        s.put_auth_code(&AuthCodeRecord { expires_at: at(50), ..auth_code(Uuid::new_v4(), Uuid::new_v4(), "c-old") })
+        s.put_auth_code(&AuthCodeRecord { expires_at: at(50), ..auth_code(fresh(), fresh(), "c-old") }).await.unwrap();
+        s.put_auth_code(&AuthCodeRecord { expires_at: at(150), ..auth_code(fresh(), fresh(), "c-live") })
             .await
             .unwrap();
-        s.put_auth_code(&AuthCodeRecord { expires_at: at(150), ..auth_code(Uuid::new_v4(), Uuid::new_v4(), "c-live") })
-            .await
-            .unwrap();
-        let f = Uuid::new_v4();
+        let f = fresh();
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(10), ..refresh_token(f, "r-old") }).await.unwrap();
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(1000), ..refresh_token(f, "r-live") }).await.unwrap();
 
@@ -1557,8 +1590,8 @@ mod cases {
     pub async fn sessions(s: &dyn Store) {
         let session = SessionRecord {
             id_hash: "sess".into(),
-            tenant_id: Uuid::new_v4(),
-            user_id: Uuid::new_v4(),
+            tenant_id: fresh(),
+            user_id: fresh(),
             auth_time: t0(),
             expires_at: at(60),
         };
@@ -1576,15 +1609,15 @@ mod cases {
     pub async fn deletes_of_missing_rows_are_ok(s: &dyn Store) {
         let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
         s.apply(&[
-            Change::DeleteClientSecret { app_object_id: Uuid::new_v4(), secret_id: Uuid::new_v4() },
-            Change::DeleteDelegatedGrant { tenant_id: t.id, grant_id: Uuid::new_v4() },
-            Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: Uuid::new_v4() },
-            Change::DeleteEvent { tenant_id: Uuid::new_v4(), event_id: Uuid::new_v4() },
+            Change::DeleteClientSecret { app_object_id: fresh(), secret_id: fresh() },
+            Change::DeleteDelegatedGrant { tenant_id: t.id, grant_id: fresh() },
+            Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: fresh() },
+            Change::DeleteEvent { tenant_id: fresh(), event_id: fresh() },
         ])
         .await
         .unwrap();
         s.delete_session("never-existed").await.unwrap();
-        s.revoke_refresh_family(Uuid::new_v4()).await.unwrap();
+        s.revoke_refresh_family(fresh()).await.unwrap();
     }
 
     pub async fn statements_executed_counts(s: &dyn Store) {
@@ -1613,7 +1646,7 @@ mod cases {
         let app = application(t.id, "Cached", Some("api://cached"));
         let sp = service_principal(t.id, &app);
         let secret = ClientSecret {
-            id: Uuid::new_v4(),
+            id: fresh(),
             app_object_id: app.id,
             display_name: "ci".into(),
             hint: "abc".into(),
@@ -1637,7 +1670,7 @@ mod cases {
                 s.client_secrets(app.id).await.unwrap(),
                 s.service_principal(t.id, sp.id).await.unwrap(),
                 s.service_principal_by_app_id(t.id, app.app_id).await.unwrap(),
-                s.app_role_assignments_of(t.id, sp.id).await.unwrap(),
+                s.app_role_assignments_of(t.id, sp.id.into()).await.unwrap(),
                 s.delegated_grants_of_client(t.id, sp.id).await.unwrap(),
                 s.app_role_assignments_to(t.id, sp.id).await.unwrap(),
                 s.permission_classifications(t.id, sp.id).await.unwrap(),
@@ -1661,7 +1694,7 @@ mod cases {
         let a = assignment(t.id, sp.id, PrincipalType::ServicePrincipal, sp.id);
         let low = PermissionClassification {
             tenant_id: t.id,
-            id: Uuid::new_v4(),
+            id: fresh(),
             resource_sp_id: sp.id,
             permission_id: app.scopes[0].id,
             permission_value: app.scopes[0].value.clone(),
@@ -1686,7 +1719,7 @@ mod cases {
         assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![]);
         assert!(!s.service_principal(t.id, sp.id).await.unwrap().unwrap().enabled);
         assert!(!s.service_principal_by_app_id(t.id, app.app_id).await.unwrap().unwrap().enabled);
-        assert_eq!(s.app_role_assignments_of(t.id, sp.id).await.unwrap(), vec![a.clone()]);
+        assert_eq!(s.app_role_assignments_of(t.id, sp.id.into()).await.unwrap(), vec![a.clone()]);
         assert_eq!(s.app_role_assignments_to(t.id, sp.id).await.unwrap(), vec![a]);
         assert_eq!(s.permission_classifications(t.id, sp.id).await.unwrap(), vec![low]);
         assert_eq!(s.delegated_grants_of_client(t.id, sp.id).await.unwrap(), vec![g]);
@@ -1696,17 +1729,17 @@ mod cases {
 
     pub async fn consent_request_round_trip_and_upsert(s: &dyn Store) {
         let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
-        let app = Uuid::new_v4();
+        let app = fresh();
         let pending = consent_request(t.id, app, u.id, 0);
         // Every optional field set, and the other enum values.
         let reviewed = ConsentRequest {
             status: RequestStatus::Completed,
             result: ReviewResult::Approved,
-            reviewed_by: Some(Uuid::new_v4()),
+            reviewed_by: Some(fresh()),
             review_justification: Some("Fine by security — ✓".into()),
             reviewed_at: Some(at(30)),
             completed_at: Some(at(31)),
-            permissions: vec![PermissionKey { resource_app_id: Uuid::new_v4(), value: "Files.Read.All".into() }],
+            permissions: vec![PermissionKey { resource_app_id: fresh(), value: "Files.Read.All".into() }],
             ..consent_request(t.id, app, u.id, 1)
         };
         let empty = ConsentRequest {
@@ -1732,7 +1765,7 @@ mod cases {
         let got = s.consent_request(t.id, pending.id).await.unwrap().unwrap();
         let values: Vec<_> = got.permissions.iter().map(|p| p.value.as_str()).collect();
         assert_eq!(values, ["User.Read", "Calendars.Read", "Mail.Send"], "permissions keep request order");
-        assert_eq!(s.consent_request(t.id, Uuid::new_v4()).await.unwrap(), None);
+        assert_eq!(s.consent_request(t.id, fresh()).await.unwrap(), None);
 
         // Upsert: the review fills the optional fields in; putting it back clears them again.
         let approved = ConsentRequest {
@@ -1751,14 +1784,14 @@ mod cases {
         assert_eq!(s.consent_requests(t.id, None).await.unwrap().len(), 4);
 
         // A request in a tenant that does not exist.
-        let orphan = consent_request(Uuid::new_v4(), app, u.id, 0);
+        let orphan = consent_request(fresh(), app, u.id, 0);
         assert_not_found(s.apply(&[Change::PutConsentRequest(orphan.clone())]).await);
         assert_eq!(s.consent_request(orphan.tenant_id, orphan.id).await.unwrap(), None);
     }
 
     pub async fn consent_requests_by_app_newest_first(s: &dyn Store) {
         let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
-        let (app1, app2) = (Uuid::new_v4(), Uuid::new_v4());
+        let (app1, app2) = (fresh(), fresh());
         let old = consent_request(t.id, app1, u.id, 0);
         let mid = consent_request(t.id, app2, u.id, 5);
         // Same creation time as `mid`: ties go by id.
@@ -1782,13 +1815,13 @@ mod cases {
         );
         assert_eq!(s.consent_requests(t.id, Some(app1)).await.unwrap(), vec![new, twin, old]);
         assert_eq!(s.consent_requests(t.id, Some(app2)).await.unwrap(), vec![mid]);
-        assert_eq!(s.consent_requests(t.id, Some(Uuid::new_v4())).await.unwrap(), vec![]);
+        assert_eq!(s.consent_requests(t.id, Some(fresh())).await.unwrap(), vec![]);
     }
 
     pub async fn expired_consent_requests(s: &dyn Store) {
         let (a, alice) = seed_tenant(s, "A", "a.test").await;
         let (b, bob) = seed_tenant(s, "B", "b.test").await;
-        let app = Uuid::new_v4();
+        let app = fresh();
         let now = at(100);
         let req = |t: &Tenant, u: &User, expires: i64, status: RequestStatus| ConsentRequest {
             expires_at: at(expires),
@@ -1831,7 +1864,7 @@ mod cases {
         let read = classification(t.id, resource.id, "User.Read");
         let cal = classification(t.id, resource.id, "Calendars.Read");
         // The same permission id on another resource is another classification.
-        let other = PermissionClassification { id: Uuid::new_v4(), resource_sp_id: client.id, ..read.clone() };
+        let other = PermissionClassification { id: fresh(), resource_sp_id: client.id, ..read.clone() };
         s.apply(&[
             Change::PutPermissionClassification(read.clone()),
             Change::PutPermissionClassification(cal.clone()),
@@ -1841,7 +1874,7 @@ mod cases {
         .unwrap();
         assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone(), read.clone()]);
         assert_eq!(s.permission_classifications(t.id, client.id).await.unwrap(), vec![other.clone()]);
-        assert_eq!(s.permission_classifications(t.id, Uuid::new_v4()).await.unwrap(), vec![]);
+        assert_eq!(s.permission_classifications(t.id, fresh()).await.unwrap(), vec![]);
 
         // Upsert by id.
         let medium = PermissionClassification { classification: "medium".into(), ..read.clone() };
@@ -1851,7 +1884,7 @@ mod cases {
         // One classification per (resource, permission): another id for it is a conflict, and
         // the whole batch goes.
         let g = group(t.id, "Before");
-        let dup = PermissionClassification { id: Uuid::new_v4(), classification: "high".into(), ..read.clone() };
+        let dup = PermissionClassification { id: fresh(), classification: "high".into(), ..read.clone() };
         assert_conflict(
             s.apply(&[Change::PutGroup(g.clone()), Change::PutPermissionClassification(dup)]).await,
             "User.Read",
@@ -1862,21 +1895,21 @@ mod cases {
         // Delete (a missing id is fine); the permission may then be classified afresh.
         s.apply(&[
             Change::DeletePermissionClassification { tenant_id: t.id, classification_id: read.id },
-            Change::DeletePermissionClassification { tenant_id: t.id, classification_id: Uuid::new_v4() },
+            Change::DeletePermissionClassification { tenant_id: t.id, classification_id: fresh() },
         ])
         .await
         .unwrap();
         assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal.clone()]);
-        let again = PermissionClassification { id: Uuid::new_v4(), ..read.clone() };
+        let again = PermissionClassification { id: fresh(), ..read.clone() };
         s.apply(&[Change::PutPermissionClassification(again.clone())]).await.unwrap();
         assert_eq!(s.permission_classifications(t.id, resource.id).await.unwrap(), vec![cal, again]);
         assert_eq!(s.permission_classifications(t.id, client.id).await.unwrap(), vec![other]);
 
         // The resource must be a service principal of the tenant (checked at commit, so a batch
         // may list the classification first).
-        let orphan = classification(t.id, Uuid::new_v4(), "Mail.Read");
+        let orphan = classification(t.id, fresh(), "Mail.Read");
         assert_not_found(s.apply(&[Change::PutPermissionClassification(orphan)]).await);
-        let new_sp = service_principal(t.id, &application(Uuid::new_v4(), "New resource", None));
+        let new_sp = service_principal(t.id, &application(fresh(), "New resource", None));
         let first = classification(t.id, new_sp.id, "Mail.Read");
         s.apply(&[Change::PutPermissionClassification(first.clone()), Change::PutServicePrincipal(new_sp.clone())])
             .await
@@ -1886,7 +1919,7 @@ mod cases {
 
     pub async fn audit_round_trip_limit_and_filter(s: &dyn Store) {
         let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
-        let (app1, app2) = (Uuid::new_v4(), Uuid::new_v4());
+        let (app1, app2) = (fresh(), fresh());
         let e1 = audit_event(t.id, 1, "consent.user.granted", Some(app1));
         let e2 = AuditEvent {
             actor_id: None,
@@ -1920,7 +1953,7 @@ mod cases {
         assert_eq!(s.audit_events(t.id, Some(app1), 100).await.unwrap(), vec![e5.clone(), e4.clone(), e1.clone()]);
         assert_eq!(s.audit_events(t.id, Some(app1), 1).await.unwrap(), vec![e5.clone()]);
         assert_eq!(s.audit_events(t.id, Some(app2), 100).await.unwrap(), vec![e3.clone()]);
-        assert_eq!(s.audit_events(t.id, Some(Uuid::new_v4()), 100).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(t.id, Some(fresh()), 100).await.unwrap(), vec![]);
         assert_eq!(s.audit_events(t.id, None, u32::MAX).await.unwrap().len(), 5);
 
         // The JSON detail comes back as the same value.
@@ -1936,7 +1969,7 @@ mod cases {
         assert_eq!(s.audit_events(t.id, None, 2).await.unwrap(), tie);
 
         // An event in a tenant that does not exist.
-        assert_not_found(s.apply(&[Change::AppendAudit(audit_event(Uuid::new_v4(), 1, "x", None))]).await);
+        assert_not_found(s.apply(&[Change::AppendAudit(audit_event(fresh(), 1, "x", None))]).await);
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {
@@ -2020,7 +2053,7 @@ mod cases {
         assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), n2.clone()]);
 
         // Missing rows (including another tenant's) are not found, and nothing changes.
-        assert_not_found(s.mark_notification(a.id, Uuid::new_v4(), Some(at(8)), None).await);
+        assert_not_found(s.mark_notification(a.id, fresh(), Some(at(8)), None).await);
         assert_not_found(s.mark_notification(b.id, n2.id, Some(at(8)), None).await);
         assert_not_found(s.mark_notification(b.id, n2.id, None, Some("x")).await);
         assert_eq!(s.unsent_notifications(10, 10).await.unwrap(), vec![n0.clone(), n2.clone()]);
@@ -2031,7 +2064,7 @@ mod cases {
         assert_eq!(s.notifications(a.id).await.unwrap()[1], sent);
 
         // A notification in a tenant that does not exist.
-        assert_not_found(s.apply(&[Change::EnqueueNotification(notification(Uuid::new_v4(), 0))]).await);
+        assert_not_found(s.apply(&[Change::EnqueueNotification(notification(fresh(), 0))]).await);
     }
 
     pub async fn consume_once_and_purge(s: &dyn Store) {
@@ -2066,7 +2099,7 @@ mod cases {
         let (a, alice, _, resource) = two_service_principals(s).await;
         let (b, _) = seed_tenant(s, "B", "b.test").await;
         let b = b.id;
-        let app = Uuid::new_v4();
+        let app = fresh();
         let req = ConsentRequest { expires_at: at(1), ..consent_request(a.id, app, alice.id, 0) };
         let cls = classification(a.id, resource.id, "User.Read");
         let ev = audit_event(a.id, 1, "consent.user.granted", Some(app));
@@ -2138,7 +2171,7 @@ mod raw_cases {
             Change::SetGroupMembers {
                 tenant_id: t.id,
                 group_id: g.id,
-                members: vec![GroupMember { group_id: g.id, member_id: u.id, kind: MemberKind::User }],
+                members: vec![GroupMember { group_id: g.id, member_id: u.id.into(), kind: MemberKind::User }],
             },
             Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![DirectoryRole::GlobalAdministrator] },
             Change::PutApplication(app.clone()),

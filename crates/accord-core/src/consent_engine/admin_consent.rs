@@ -1,14 +1,14 @@
 //! An administrator consents on behalf of the organisation: `/adminconsent` (v1 and v2) and the
 //! admin center's "Grant admin consent" button.
 
-use super::permissions::{application_role, PermissionRef};
+use super::permissions::PermissionRef;
+use super::scope_resolution::{default_not_listed, named_resource, named_scope, oidc_scopes};
 use super::{
-    can_grant_for_org, check_audience, check_user, expand_default, find_by_app_id, find_graph, find_resource,
-    granting_roles, role_names, ConsentSnapshot, Decision, Facing, Outcome, PermissionKind, Rules,
+    can_grant_for_org, check_audience, check_user, expand_default, find_by_app_id, granting_roles, role_names,
+    ConsentSnapshot, Decision, Facing, Outcome, PermissionKind, Rules,
 };
 use crate::aadsts::Aadsts;
 use crate::directory::{ConsentType, DirectoryRole};
-use crate::well_known::GRAPH_RESOURCE_URI;
 
 /// Decides an admin-consent request. `static_default` is true for the v1 endpoint and the
 /// admin center's button (every statically listed permission); the v2 endpoint passes false
@@ -30,7 +30,7 @@ fn admin_consent(s: &ConsentSnapshot<'_>, static_default: bool, r: &mut Rules) -
             "consent.admin_role",
             format!("{user} holds no role that can grant consent to '{app}' on behalf of the organisation; only an administrator can grant it (AADSTS90094)."),
         );
-        return Err(Aadsts::not_a_consent_administrator(app, &s.user.upn));
+        return Ok(Decision::NotPermitted(Aadsts::not_a_consent_administrator(app, &s.user.upn)));
     }
     r.pass(
         "consent.admin_role",
@@ -85,7 +85,12 @@ fn admin_consent(s: &ConsentSnapshot<'_>, static_default: bool, r: &mut Rules) -
                 labels.join(", ")
             ),
         );
-        return Err(Aadsts::role_cannot_grant(app, &s.user.upn, role.display_name(), &labels.join(", ")));
+        return Ok(Decision::NotPermitted(Aadsts::role_cannot_grant(
+            app,
+            &s.user.upn,
+            role.display_name(),
+            &labels.join(", "),
+        )));
     }
     if !application.is_empty() {
         r.pass("consent.admin_role", format!("{user}'s role covers every application permission requested."));
@@ -116,30 +121,9 @@ fn resolve(s: &ConsentSnapshot<'_>, static_default: bool, r: &mut Rules) -> Resu
 
     // Each `.default` must name the client itself or a resource it lists.
     for rr in req.resources.iter().filter(|rr| rr.default && !s.client.is_named_by(&rr.resource)) {
-        let Some(view) = find_resource(s.resources, &rr.resource) else {
-            r.fail(
-                "scope.resource",
-                format!("No resource named '{}' exists in '{}' (AADSTS500011).", rr.resource, s.tenant.display_name),
-            );
-            return Err(Aadsts::resource_not_found(&rr.resource));
-        };
+        let view = named_resource(s, &rr.resource, r)?;
         if s.client.required_for(view.app.app_id).is_none() {
-            let res = &view.app.display_name;
-            r.fail(
-                "scope.default",
-                format!(
-                    "'{}/.default' names '{res}', which '{app}' does not list among its permissions (AADSTS650057).",
-                    rr.resource
-                ),
-            );
-            let valid: Vec<String> = s.client.required.iter().map(|q| q.resource_app_id.to_string()).collect();
-            return Err(Aadsts::resource_not_in_required(
-                &s.client.app_id.to_string(),
-                app,
-                &rr.resource,
-                &view.app.app_id.to_string(),
-                &valid.join(", "),
-            ));
+            return Err(default_not_listed(s, &rr.resource, view, r));
         }
     }
 
@@ -183,56 +167,19 @@ fn resolve(s: &ConsentSnapshot<'_>, static_default: bool, r: &mut Rules) -> Resu
 
     // Dynamic scopes: delegated permissions only (§2).
     for rr in req.resources.iter().filter(|rr| !rr.default) {
-        let Some(view) = find_resource(s.resources, &rr.resource) else {
-            r.fail(
-                "scope.resource",
-                format!("No resource named '{}' exists in '{}' (AADSTS500011).", rr.resource, s.tenant.display_name),
-            );
-            return Err(Aadsts::resource_not_found(&rr.resource));
-        };
+        let view = named_resource(s, &rr.resource, r)?;
         let res = &view.app.display_name;
         for value in &rr.permissions {
-            if let Some(scope) = view.app.scope(value) {
-                push(&mut delegated, PermissionRef::delegated(view, scope, Facing::Admin));
-            } else if application_role(view.app, value).is_some() {
-                r.fail(
-                    "scope.permission",
-                    format!("'{value}' is an application permission of '{res}'; named scopes grant delegated permissions only, application permissions need '/.default' (AADSTS70011)."),
-                );
-                return Err(Aadsts::invalid_scope(&format!(
-                    "The scope '{value}' is an application permission of '{res}'; request application permissions with '{}/.default'.",
-                    rr.resource
-                )));
-            } else {
-                r.fail("scope.permission", format!("'{value}' is not a permission of '{res}' (AADSTS70011)."));
-                return Err(Aadsts::invalid_scope(&format!(
-                    "The scope '{value}' does not exist on the resource '{}'.",
-                    rr.resource
-                )));
-            }
+            let scope = named_scope(view, &rr.resource, value, r)?;
+            push(&mut delegated, PermissionRef::delegated(view, scope, Facing::Admin));
         }
         r.pass("scope.resource", format!("Requested from '{res}': {}.", rr.permissions.join(", ")));
     }
 
     if !oidc.is_empty() {
-        let Some(graph) = find_graph(s.resources) else {
-            r.fail(
-                "scope.resource",
-                format!("Microsoft Graph has no service principal in '{}' (AADSTS500011).", s.tenant.display_name),
-            );
-            return Err(Aadsts::resource_not_found(GRAPH_RESOURCE_URI));
-        };
-        for value in &oidc {
-            match graph.app.scope(value) {
-                Some(scope) => push(&mut delegated, PermissionRef::delegated(graph, scope, Facing::Admin)),
-                None => {
-                    r.fail(
-                        "scope.permission",
-                        format!("'{value}' is not a permission of Microsoft Graph (AADSTS70011)."),
-                    );
-                    return Err(Aadsts::invalid_scope(&format!("The scope '{value}' is not supported.")));
-                }
-            }
+        let (graph, scopes) = oidc_scopes(s, &oidc, r)?;
+        for scope in scopes {
+            push(&mut delegated, PermissionRef::delegated(graph, scope, Facing::Admin));
         }
         r.info(
             "scope.oidc",

@@ -7,7 +7,8 @@ use super::{check_audience, Rule, Rules};
 use crate::aadsts::Aadsts;
 use crate::directory::{AppRoleAssignment, Application, ServicePrincipal, Tenant};
 use crate::well_known::DEFAULT_ACCESS_ROLE_ID;
-use uuid::Uuid;
+
+use crate::ids::ServicePrincipalId;
 
 /// What an app-only request is decided on.
 #[derive(Debug, Clone, Copy)]
@@ -19,7 +20,7 @@ pub struct AppOnlySnapshot<'a> {
     pub client_sp: Option<&'a ServicePrincipal>,
     /// The resource named by `{resource}/.default`, and its service principal's id here.
     pub resource: &'a Application,
-    pub resource_sp_id: Uuid,
+    pub resource_sp_id: ServicePrincipalId,
     /// The app role assignments held by the client's service principal.
     pub app_role_grants: &'a [AppRoleAssignment],
 }

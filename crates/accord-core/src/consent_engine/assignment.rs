@@ -4,7 +4,8 @@
 use super::GroupMembership;
 use crate::directory::{AppRoleAssignment, AppRoleMemberType, Application, PrincipalType};
 use crate::well_known::DEFAULT_ACCESS_ROLE_ID;
-use uuid::Uuid;
+
+use crate::ids::{ServicePrincipalId, UserId};
 
 /// How a user is assigned to an app.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +49,8 @@ impl AssignmentPath<'_> {
 /// any of their (transitive) groups; the path found, preferring a direct assignment, then the
 /// shortest group chain.
 pub fn is_assigned<'g>(
-    sp_id: Uuid,
-    user_id: Uuid,
+    sp_id: ServicePrincipalId,
+    user_id: UserId,
     groups: &'g [GroupMembership<'g>],
     assignments: &[AppRoleAssignment],
 ) -> Option<AssignmentPath<'g>> {
@@ -94,8 +95,8 @@ fn chain_to<'g>(groups: &'g [GroupMembership<'g>], group: &'g GroupMembership<'g
 /// directly or through groups — the `roles` claim. Default access (the nil role) has no value.
 pub fn user_app_roles(
     client: &Application,
-    sp_id: Uuid,
-    user_id: Uuid,
+    sp_id: ServicePrincipalId,
+    user_id: UserId,
     groups: &[GroupMembership<'_>],
     assignments: &[AppRoleAssignment],
 ) -> Vec<String> {

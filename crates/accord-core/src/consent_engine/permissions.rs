@@ -8,6 +8,8 @@ use crate::directory::{
 use crate::well_known::GRAPH_APP_ID;
 use uuid::Uuid;
 
+use crate::ids::{AppId, ServicePrincipalId, UserId};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PermissionKind {
     /// A delegated permission (`oauth2PermissionScopes`, `scp` claim).
@@ -37,9 +39,9 @@ pub enum Facing {
 /// A permission as a consent or approval page lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermissionRef {
-    pub resource_app_id: Uuid,
+    pub resource_app_id: AppId,
     /// The resource's service principal in the tenant (what grants point at).
-    pub resource_sp_id: Uuid,
+    pub resource_sp_id: ServicePrincipalId,
     pub resource_display_name: String,
     /// The scope's or app role's id.
     pub id: Uuid,
@@ -258,9 +260,9 @@ pub(super) fn application_role<'a>(app: &'a Application, value: &str) -> Option<
 /// duplicates (compared case-insensitively).
 pub fn granted_scopes(
     grants: &[DelegatedGrant],
-    client_sp_id: Uuid,
-    resource_sp_id: Uuid,
-    user_id: Uuid,
+    client_sp_id: ServicePrincipalId,
+    resource_sp_id: ServicePrincipalId,
+    user_id: UserId,
 ) -> Vec<String> {
     let (org, own) = granted_split(grants, client_sp_id, resource_sp_id, user_id);
     let mut out: Vec<String> = Vec::new();
@@ -275,9 +277,9 @@ pub fn granted_scopes(
 /// The organisation's and the user's own grants, separately, for the rule text.
 pub(super) fn granted_split(
     grants: &[DelegatedGrant],
-    client_sp_id: Uuid,
-    resource_sp_id: Uuid,
-    user_id: Uuid,
+    client_sp_id: ServicePrincipalId,
+    resource_sp_id: ServicePrincipalId,
+    user_id: UserId,
 ) -> (Vec<&str>, Vec<&str>) {
     let mut org = Vec::new();
     let mut own = Vec::new();

@@ -1,14 +1,13 @@
 //! A user signs in to a client (authorize), or the client redeems a code or refreshes a token.
 
 use super::permissions::{granted_split, PermissionRef};
+use super::scope_resolution::{default_not_listed, named_resource, named_scope, oidc_scopes};
 use super::{
-    can_grant_for_org, check_audience, check_user, expand_default, find_graph, find_resource, granting_roles,
-    is_assigned, role_names, user_app_roles, user_consentable, ConsentSnapshot, Decision, Facing, Outcome, Prompt,
-    ResourceView, Rules,
+    can_grant_for_org, check_audience, check_user, expand_default, granting_roles, is_assigned, role_names,
+    user_app_roles, user_consentable, ConsentSnapshot, Decision, Facing, Outcome, Prompt, ResourceView, Rules,
 };
 use crate::aadsts::Aadsts;
 use crate::directory::{PermissionScope, UserConsent};
-use crate::well_known::GRAPH_RESOURCE_URI;
 
 /// What the request asks of one resource, resolved against its registration.
 struct Target<'a> {
@@ -242,29 +241,12 @@ fn resolve_request<'a>(s: &ConsentSnapshot<'a>, r: &mut Rules) -> Result<(Vec<Ta
             issue_for.get_or_insert(IssueFor::OwnApp);
             continue;
         }
-        let Some(view) = find_resource(s.resources, &rr.resource) else {
-            r.fail(
-                "scope.resource",
-                format!("No resource named '{}' exists in '{}' (AADSTS500011).", rr.resource, s.tenant.display_name),
-            );
-            return Err(Aadsts::resource_not_found(&rr.resource));
-        };
+        let view = named_resource(s, &rr.resource, r)?;
         let res = &view.app.display_name;
         let mut wanted: Vec<&'a PermissionScope> = Vec::new();
         if rr.default {
             let Some(stat) = expand_default(s.client, view, Facing::User) else {
-                r.fail(
-                    "scope.default",
-                    format!("'{}/.default' asks for the static permissions of '{app}' on '{res}', but '{app}' lists no permission of '{res}' (AADSTS650057).", rr.resource),
-                );
-                let valid: Vec<String> = s.client.required.iter().map(|q| q.resource_app_id.to_string()).collect();
-                return Err(Aadsts::resource_not_in_required(
-                    &s.client.app_id.to_string(),
-                    app,
-                    &rr.resource,
-                    &view.app.app_id.to_string(),
-                    &valid.join(", "),
-                ));
+                return Err(default_not_listed(s, &rr.resource, view, r));
             };
             wanted.extend(stat.delegated.iter().filter_map(|p| view.app.scopes.iter().find(|sc| sc.id == p.id)));
             let values: Vec<&str> = wanted.iter().map(|p| p.value.as_str()).collect();
@@ -287,25 +269,9 @@ fn resolve_request<'a>(s: &ConsentSnapshot<'a>, r: &mut Rules) -> Result<(Vec<Ta
             }
         } else {
             for value in &rr.permissions {
-                if let Some(scope) = view.app.scope(value) {
-                    if !wanted.iter().any(|w| w.id == scope.id) {
-                        wanted.push(scope);
-                    }
-                } else if view.app.app_role(value).is_some() {
-                    r.fail(
-                        "scope.permission",
-                        format!("'{value}' is an application permission of '{res}', not a delegated one; it cannot be requested for a signed-in user (AADSTS70011)."),
-                    );
-                    return Err(Aadsts::invalid_scope(&format!(
-                        "The scope '{value}' is an application permission of '{res}'; application permissions are requested with '{}/.default' in the client credentials flow.",
-                        rr.resource
-                    )));
-                } else {
-                    r.fail("scope.permission", format!("'{value}' is not a permission of '{res}' (AADSTS70011)."));
-                    return Err(Aadsts::invalid_scope(&format!(
-                        "The scope '{value}' does not exist on the resource '{}'.",
-                        rr.resource
-                    )));
+                let scope = named_scope(view, &rr.resource, value, r)?;
+                if !wanted.iter().any(|w| w.id == scope.id) {
+                    wanted.push(scope);
                 }
             }
             let values: Vec<&str> = wanted.iter().map(|p| p.value.as_str()).collect();
@@ -340,28 +306,9 @@ fn resolve_request<'a>(s: &ConsentSnapshot<'a>, r: &mut Rules) -> Result<(Vec<Ta
     }
 
     if !oidc.is_empty() || issue_for.is_none() {
-        let Some(graph) = find_graph(s.resources) else {
-            r.fail(
-                "scope.resource",
-                format!("Microsoft Graph has no service principal in '{}' (AADSTS500011).", s.tenant.display_name),
-            );
-            return Err(Aadsts::resource_not_found(GRAPH_RESOURCE_URI));
-        };
+        let (graph, scopes) = oidc_scopes(s, &oidc, r)?;
         if issue_for.is_none() {
             r.info("scope.resource", "No resource is named, so the resource is Microsoft Graph.");
-        }
-        let mut scopes: Vec<&'a PermissionScope> = Vec::new();
-        for value in &oidc {
-            match graph.app.scope(value) {
-                Some(scope) => scopes.push(scope),
-                None => {
-                    r.fail(
-                        "scope.permission",
-                        format!("'{value}' is not a permission of Microsoft Graph (AADSTS70011)."),
-                    );
-                    return Err(Aadsts::invalid_scope(&format!("The scope '{value}' is not supported.")));
-                }
-            }
         }
         if !oidc.is_empty() {
             r.info(

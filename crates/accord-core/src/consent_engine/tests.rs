@@ -9,27 +9,28 @@ use crate::directory::{
     AdminConsentRequestPolicy, AppRole, AppRoleMemberType, ConsentType, PermissionScope, PrincipalType,
     RequiredResourceAccess, UserConsent,
 };
+use crate::ids::{AppObjectId, TenantId, UserId};
 use crate::microsoft_graph;
 use crate::well_known::DEFAULT_ACCESS_ROLE_ID;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 use uuid::uuid;
 
-const TENANT: Uuid = uuid!("10000000-0000-0000-0000-000000000001");
-const VENDOR: Uuid = uuid!("10000000-0000-0000-0000-000000000002");
-const CLIENT_APP: Uuid = uuid!("20000000-0000-0000-0000-000000000001");
-const CLIENT_OBJ: Uuid = uuid!("20000000-0000-0000-0000-0000000000a1");
-const CLIENT_SP: Uuid = uuid!("30000000-0000-0000-0000-000000000001");
-const GRAPH_SP: Uuid = uuid!("30000000-0000-0000-0000-000000000002");
-const API_APP: Uuid = uuid!("20000000-0000-0000-0000-000000000003");
-const API_SP: Uuid = uuid!("30000000-0000-0000-0000-000000000003");
-const OTHER_APP: Uuid = uuid!("20000000-0000-0000-0000-000000000004");
-const OTHER_SP: Uuid = uuid!("30000000-0000-0000-0000-000000000004");
-const ALICE: Uuid = uuid!("40000000-0000-0000-0000-000000000001");
-const BOB: Uuid = uuid!("40000000-0000-0000-0000-000000000002");
-const SALES: Uuid = uuid!("50000000-0000-0000-0000-000000000001");
-const ALL_STAFF: Uuid = uuid!("50000000-0000-0000-0000-000000000002");
-const OTHER_GROUP: Uuid = uuid!("50000000-0000-0000-0000-000000000003");
+const TENANT: TenantId = TenantId::from_uuid(uuid!("10000000-0000-0000-0000-000000000001"));
+const VENDOR: TenantId = TenantId::from_uuid(uuid!("10000000-0000-0000-0000-000000000002"));
+const CLIENT_APP: AppId = AppId::from_uuid(uuid!("20000000-0000-0000-0000-000000000001"));
+const CLIENT_OBJ: AppObjectId = AppObjectId::from_uuid(uuid!("20000000-0000-0000-0000-0000000000a1"));
+const CLIENT_SP: ServicePrincipalId = ServicePrincipalId::from_uuid(uuid!("30000000-0000-0000-0000-000000000001"));
+const GRAPH_SP: ServicePrincipalId = ServicePrincipalId::from_uuid(uuid!("30000000-0000-0000-0000-000000000002"));
+const API_APP: AppId = AppId::from_uuid(uuid!("20000000-0000-0000-0000-000000000003"));
+const API_SP: ServicePrincipalId = ServicePrincipalId::from_uuid(uuid!("30000000-0000-0000-0000-000000000003"));
+const OTHER_APP: AppId = AppId::from_uuid(uuid!("20000000-0000-0000-0000-000000000004"));
+const OTHER_SP: ServicePrincipalId = ServicePrincipalId::from_uuid(uuid!("30000000-0000-0000-0000-000000000004"));
+const ALICE: UserId = UserId::from_uuid(uuid!("40000000-0000-0000-0000-000000000001"));
+const BOB: UserId = UserId::from_uuid(uuid!("40000000-0000-0000-0000-000000000002"));
+const SALES: GroupId = GroupId::from_uuid(uuid!("50000000-0000-0000-0000-000000000001"));
+const ALL_STAFF: GroupId = GroupId::from_uuid(uuid!("50000000-0000-0000-0000-000000000002"));
+const OTHER_GROUP: GroupId = GroupId::from_uuid(uuid!("50000000-0000-0000-0000-000000000003"));
 const NOTES_ADMIN_ROLE: Uuid = uuid!("60000000-0000-0000-0000-000000000001");
 const PENDING: Uuid = uuid!("70000000-0000-0000-0000-000000000001");
 
@@ -61,9 +62,9 @@ fn role(id: Uuid, value: &str, members: &[AppRoleMemberType]) -> AppRole {
     }
 }
 
-fn app(app_id: Uuid, name: &str, uri: &str) -> Application {
+fn app(app_id: AppId, name: &str, uri: &str) -> Application {
     Application {
-        id: Uuid::from_u128(app_id.as_u128() ^ 0xff),
+        id: AppObjectId::from_uuid(Uuid::from_u128(app_id.as_uuid().as_u128() ^ 0xff)),
         app_id,
         home_tenant_id: VENDOR,
         display_name: name.into(),
@@ -217,7 +218,13 @@ impl World {
         out
     }
 
-    fn grant(&mut self, consent_type: ConsentType, principal: Option<Uuid>, resource_sp: Uuid, scopes: &[&str]) {
+    fn grant(
+        &mut self,
+        consent_type: ConsentType,
+        principal: Option<UserId>,
+        resource_sp: ServicePrincipalId,
+        scopes: &[&str],
+    ) {
         self.grants.push(DelegatedGrant {
             tenant_id: TENANT,
             id: Uuid::from_u128(0x9000 + self.grants.len() as u128),
@@ -230,11 +237,11 @@ impl World {
         });
     }
 
-    fn assign(&mut self, principal: Uuid, principal_type: PrincipalType, app_role_id: Uuid) {
+    fn assign(&mut self, principal: impl Into<Uuid>, principal_type: PrincipalType, app_role_id: Uuid) {
         self.assignments.push(AppRoleAssignment {
             tenant_id: TENANT,
             id: Uuid::from_u128(0x8000 + self.assignments.len() as u128),
-            principal_id: principal,
+            principal_id: principal.into(),
             principal_type,
             resource_sp_id: CLIENT_SP,
             app_role_id,
@@ -263,6 +270,13 @@ fn refused(out: &Outcome) -> &Aadsts {
     }
 }
 
+fn not_permitted(out: &Outcome) -> &Aadsts {
+    match &out.decision {
+        Decision::NotPermitted(e) => e,
+        other => panic!("expected the actor to be refused, got {other:?}\n{:#?}", out.rules),
+    }
+}
+
 fn values(perms: &[PermissionRef]) -> Vec<&str> {
     perms.iter().map(|p| p.value.as_str()).collect()
 }
@@ -280,7 +294,7 @@ fn prompted(out: &Outcome) -> (Vec<String>, bool, bool) {
     }
 }
 
-fn issued(out: &Outcome) -> (Uuid, Vec<String>, Vec<String>) {
+fn issued(out: &Outcome) -> (AppId, Vec<String>, Vec<String>) {
     match &out.decision {
         Decision::Issue { resource_app_id, scopes, roles } => (*resource_app_id, scopes.clone(), roles.clone()),
         other => panic!("expected Issue, got {other:?}\n{:#?}", out.rules),
@@ -624,7 +638,11 @@ fn table_admin_consent_roles_and_request_shapes() {
                     Ok((2, 0))
                 };
                 match (&expected, &out.decision) {
-                    (Err(code), Decision::Refuse(e)) => assert_eq!(*code, e.code, "{role:?} {shape:?}"),
+                    // The actor's role is a refusal of its own kind; anything else refuses the request.
+                    (Err(90094), Decision::NotPermitted(e)) => assert_eq!(e.code, 90094, "{role:?} {shape:?}"),
+                    (Err(code), Decision::Refuse(e)) if *code != 90094 => {
+                        assert_eq!(*code, e.code, "{role:?} {shape:?}")
+                    }
                     (Ok((d, a)), Decision::PromptAdminConsent { delegated, application }) => {
                         assert_eq!((delegated.len(), application.len()), (*d, *a), "{role:?} {shape:?}");
                         assert!(delegated.iter().all(|p| p.display_name.starts_with("Admin:")
@@ -1019,7 +1037,7 @@ fn grants_naming_removed_scopes_are_not_issued() {
 fn admin_consent_by_a_non_admin_is_refused_with_90094() {
     let w = World::new();
     let out = w.admin("", true);
-    let e = refused(&out);
+    let e = not_permitted(&out);
     assert_eq!(e.code, 90094);
     assert!(e.message.contains("only an administrator can grant") && e.message.contains("alice@fabrikam.test"));
     assert_eq!(out.rules[0].id, "consent.admin_role");
@@ -1066,7 +1084,7 @@ fn cloud_app_admin_cannot_grant_graph_app_roles_but_may_grant_other_app_roles() 
         let mut w = World::new();
         w.roles = vec![role];
         let out = w.admin("", true);
-        let e = refused(&out);
+        let e = not_permitted(&out);
         assert_eq!(e.code, 90094);
         assert!(e.message.contains(role.display_name()));
         assert!(e.message.contains("Calendars.Read (application)") && e.message.contains("OnlineMeetings.Read.All"));
@@ -1091,7 +1109,7 @@ fn admin_consent_notes_what_is_already_granted() {
     w.app_grants.push(AppRoleAssignment {
         tenant_id: TENANT,
         id: Uuid::from_u128(0x7777),
-        principal_id: CLIENT_SP,
+        principal_id: CLIENT_SP.into(),
         principal_type: PrincipalType::ServicePrincipal,
         resource_sp_id: API_SP,
         app_role_id: Uuid::from_u128(0xa3),
@@ -1117,7 +1135,7 @@ fn admin_consent_requires_listed_resources_to_exist() {
     let mut w = World::new();
     w.roles = vec![DirectoryRole::GlobalAdministrator];
     w.client.required.push(RequiredResourceAccess {
-        resource_app_id: Uuid::from_u128(0xdead),
+        resource_app_id: AppId::from_uuid(Uuid::from_u128(0xdead)),
         delegated: vec!["X".into()],
         application: vec![],
     });
@@ -1375,10 +1393,10 @@ fn arbitrary_world(a: &Arbitrary) -> (World, String) {
     w.user.enabled = !a.user_disabled;
     for (who, what) in &a.assignments {
         let (principal, kind) = [
-            (ALICE, PrincipalType::User),
-            (BOB, PrincipalType::User),
-            (ALL_STAFF, PrincipalType::Group),
-            (OTHER_GROUP, PrincipalType::Group),
+            (ALICE.as_uuid(), PrincipalType::User),
+            (BOB.as_uuid(), PrincipalType::User),
+            (ALL_STAFF.as_uuid(), PrincipalType::Group),
+            (OTHER_GROUP.as_uuid(), PrincipalType::Group),
         ][*who as usize];
         let role = [DEFAULT_ACCESS_ROLE_ID, NOTES_ADMIN_ROLE, Uuid::from_u128(0xc2)][*what as usize];
         w.assign(principal, kind, role);
@@ -1397,7 +1415,7 @@ fn arbitrary_world(a: &Arbitrary) -> (World, String) {
 }
 
 /// Granted values for (client, resource app, Alice), computed here without the engine.
-fn granted_independently(w: &World, resource_app_id: Uuid) -> Vec<String> {
+fn granted_independently(w: &World, resource_app_id: AppId) -> Vec<String> {
     let sp = match resource_app_id {
         id if id == GRAPH_APP_ID => GRAPH_SP,
         id if id == API_APP => API_SP,
@@ -1453,7 +1471,7 @@ proptest! {
                 prop_assert!(!permissions.is_empty() && !w.tenant.admin_consent_requests.enabled && w.roles.is_empty());
             }
             Decision::PromptAdminConsent { .. } => prop_assert!(false, "sign-in never prompts for admin consent"),
-            Decision::Refuse(e) => prop_assert!(e.to_string().starts_with("AADSTS")),
+            Decision::Refuse(e) | Decision::NotPermitted(e) => prop_assert!(e.to_string().starts_with("AADSTS")),
         }
     }
 
@@ -1475,7 +1493,7 @@ proptest! {
                     prop_assert!(application.is_empty());
                 }
             }
-            Decision::Refuse(_) => {}
+            Decision::Refuse(_) | Decision::NotPermitted(_) => {}
             other => prop_assert!(false, "admin consent cannot decide {:?}", other),
         }
     }
@@ -1485,11 +1503,11 @@ proptest! {
 // App-only (client credentials)
 // ---------------------------------------------------------------------------------------------
 
-fn app_role_grant(resource_sp: Uuid, role: Uuid) -> AppRoleAssignment {
+fn app_role_grant(resource_sp: ServicePrincipalId, role: Uuid) -> AppRoleAssignment {
     AppRoleAssignment {
         tenant_id: TENANT,
-        id: Uuid::from_u128(role.as_u128() ^ resource_sp.as_u128()),
-        principal_id: CLIENT_SP,
+        id: Uuid::from_u128(role.as_u128() ^ resource_sp.as_uuid().as_u128()),
+        principal_id: CLIENT_SP.into(),
         principal_type: PrincipalType::ServicePrincipal,
         resource_sp_id: resource_sp,
         app_role_id: role,
@@ -1497,7 +1515,7 @@ fn app_role_grant(resource_sp: Uuid, role: Uuid) -> AppRoleAssignment {
     }
 }
 
-fn app_only(w: &World, resource: &Application, resource_sp: Uuid) -> AppOnlyOutcome {
+fn app_only(w: &World, resource: &Application, resource_sp: ServicePrincipalId) -> AppOnlyOutcome {
     let out = decide_app_only(&AppOnlySnapshot {
         tenant: &w.tenant,
         client: &w.client,

@@ -4,6 +4,7 @@
 //! assert that exactly one diagnostic is reported, on that line, for the expected key.
 
 use super::*;
+use crate::ids::AppId;
 use proptest::prelude::*;
 use time::macros::datetime;
 
@@ -201,7 +202,7 @@ fn spec_example_parses() {
     let s = expect_ok(SPEC_EXAMPLE_FIXED);
     assert_eq!(s.tenants.len(), 1);
     let t = &s.tenants[0];
-    assert_eq!(t.id, Some(uuid::uuid!("6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10")));
+    assert_eq!(t.id, Some(uuid::uuid!("6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10").into()));
     assert_eq!(t.display_name, "Contoso");
     assert_eq!(t.default_domain(), "contoso.test");
     assert_eq!(t.user_consent, UserConsent::Low);
@@ -217,7 +218,7 @@ fn spec_example_parses() {
     assert_eq!(
         t.users[0],
         UserSpec {
-            id: Some(uuid::uuid!("0e5ad3a4-8a0b-4d4c-9d64-6a3b4f2f7c11")),
+            id: Some(uuid::uuid!("0e5ad3a4-8a0b-4d4c-9d64-6a3b4f2f7c11").into()),
             upn: "admin@contoso.test".into(),
             display_name: "Contoso Administrator".into(),
             password: "correct horse battery staple".into(),
@@ -347,7 +348,7 @@ principal = "BOB@contoso.test"
     assert_eq!(
         t.enterprise_apps[0],
         EnterpriseAppSpec {
-            app: uuid::uuid!("11111111-1111-4111-8111-111111111111"),
+            app: uuid::uuid!("11111111-1111-4111-8111-111111111111").into(),
             assignment_required: false,
             enabled: true,
         }
@@ -418,7 +419,7 @@ end = 2026-12-01T09:30:00+01:00
     ));
     let t = &s.tenants[0];
     let client = &t.apps[2];
-    let api = uuid::uuid!("11111111-1111-4111-8111-111111111111");
+    let api = AppId::from_uuid(uuid::uuid!("11111111-1111-4111-8111-111111111111"));
     assert_eq!(client.required[0].resource, ResourceRef::App(api));
     assert_eq!(client.required[1].resource, ResourceRef::MicrosoftGraph);
     assert_eq!(t.apps[3].required[0].resource, ResourceRef::MicrosoftGraph);
@@ -485,7 +486,7 @@ fn demo_world_parses() {
     let names: Vec<_> = s.tenants.iter().map(|t| t.display_name.as_str()).collect();
     assert_eq!(names, ["Jiminny Demo Vendor", "Contoso", "Fabrikam"]);
 
-    let app_id = uuid::uuid!("3bcad3f8-39bc-495b-b118-04d692e0bb31");
+    let app_id = AppId::from_uuid(uuid::uuid!("3bcad3f8-39bc-495b-b118-04d692e0bb31"));
     let (home, app) = s.find_app(app_id).unwrap();
     assert_eq!(home.default_domain(), "vendor.test");
     assert_eq!(app.display_name, "Meeting Insights");
@@ -503,7 +504,7 @@ fn demo_world_parses() {
     assert_eq!(app.required[0].application, ["Calendars.Read", "User.Read.All"]);
 
     let contoso = &s.tenants[1];
-    assert_eq!(contoso.id, Some(uuid::uuid!("6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10")));
+    assert_eq!(contoso.id, Some(uuid::uuid!("6f1c2a4e-2b1d-4c8e-9a57-0d3e5b7c9f10").into()));
     assert_eq!(contoso.user_consent, UserConsent::Low);
     assert!(contoso.admin_consent_requests.enabled);
     assert!(!contoso.admin_consent_requests.reviewers.is_empty());
@@ -522,7 +523,7 @@ fn demo_world_parses() {
         }]
     );
     assert!(!app.verified_publisher);
-    let (expenses_home, expenses) = s.find_app(uuid::uuid!("5e7c1a9d-3f2b-4c6e-8a14-9b0d2e4f6a71")).unwrap();
+    let (expenses_home, expenses) = s.find_app(uuid::uuid!("5e7c1a9d-3f2b-4c6e-8a14-9b0d2e4f6a71").into()).unwrap();
     assert_eq!(expenses_home.display_name, "Contoso");
     assert_eq!(expenses.display_name, "Contoso Expenses");
     assert_eq!(expenses.sign_in_audience, SignInAudience::SingleOrg);
@@ -1446,7 +1447,7 @@ low = ["Expenses.Own"]
 "#
         ),
     ));
-    let expenses = ResourceRef::App(uuid::uuid!("77777777-7777-4777-8777-777777777777"));
+    let expenses = ResourceRef::App(uuid::uuid!("77777777-7777-4777-8777-777777777777").into());
     assert_eq!(
         s.tenants[0].classifications,
         vec![

@@ -13,6 +13,8 @@ use std::ops::Range;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::ids::{AppId, TenantId, UserId};
+
 use super::raw::*;
 use super::relative_time::{self, Written};
 use super::text;
@@ -49,14 +51,15 @@ impl Ctx<'_> {
     }
 
     /// An optional GUID.
-    fn opt_guid(&mut self, v: &Option<S<String>>, key: &str) -> Option<Uuid> {
+    fn opt_guid<T: From<Uuid>>(&mut self, v: &Option<S<String>>, key: &str) -> Option<T> {
         let v = v.as_ref()?;
         self.guid(v, key)
     }
 
-    fn guid(&mut self, v: &S<String>, key: &str) -> Option<Uuid> {
+    /// A GUID, as whichever id type the key holds.
+    fn guid<T: From<Uuid>>(&mut self, v: &S<String>, key: &str) -> Option<T> {
         match text::parse_guid(v.get_ref()) {
-            Ok(id) => Some(id),
+            Ok(id) => Some(T::from(id)),
             Err(msg) => {
                 self.err(v.span(), key, msg);
                 None
@@ -120,540 +123,26 @@ pub(super) fn validate(
     raw: RawScenario,
     options: &ParseOptions<'_>,
 ) -> Result<Scenario, ScenarioError> {
-    let graph = options.graph;
     let mut cx = Ctx { file, text, diags: Vec::new() };
     let scenario_zone = zone(&mut cx, &raw.time_zone, "time_zone").unwrap_or_else(NamedZone::utc);
-    let relative_times = match &raw.relative_times {
-        None => RelativeTimes::Keep,
-        Some(v) => match v.get_ref().as_str() {
-            "keep" => RelativeTimes::Keep,
-            "move" => RelativeTimes::Move,
-            other => {
-                cx.err(v.span(), "relative_times", format!("{other:?} is not \"keep\" or \"move\""));
-                RelativeTimes::Keep
-            }
-        },
-    };
+    let relative_times = relative_times(&mut cx, &raw.relative_times);
 
-    // ---- pass 1: objects on their own, and indexes --------------------------------------
+    // Pass 1: objects on their own, and the file-wide indexes.
+    let mut keys = FileKeys::default();
     let mut tenants: Vec<TenantSpec> = Vec::new();
     let mut indexes: Vec<TenantIndex> = Vec::new();
-    let mut tenant_ids: HashMap<Uuid, usize> = HashMap::new();
-    let mut domain_owner: HashMap<String, (String, usize)> = HashMap::new();
-    let mut all_upns: HashMap<String, usize> = HashMap::new();
-    let mut user_ids: HashMap<Uuid, usize> = HashMap::new();
-    let mut apps: HashMap<Uuid, AppIndex> = HashMap::new();
-    let mut app_lines: HashMap<Uuid, usize> = HashMap::new();
-    let mut identifier_uris: HashMap<String, (Uuid, usize)> = HashMap::new();
-
     for (ti, t) in raw.tenant.iter().enumerate() {
-        let t = t.get_ref();
-        let display_name = cx.non_empty(&t.display_name, "tenant.display_name");
-
-        let id = cx.opt_guid(&t.id, "tenant.id");
-        if let (Some(id), Some(span)) = (id, t.id.as_ref().map(|s| s.span())) {
-            if let Some(&first) = tenant_ids.get(&id) {
-                cx.err(
-                    span,
-                    "tenant.id",
-                    format!("tenant id {id} is used by more than one tenant (first on line {first})"),
-                );
-            } else {
-                tenant_ids.insert(id, cx.line(span));
-            }
-        }
-
-        // Domains.
-        if t.domains.get_ref().is_empty() {
-            cx.err(t.domains.span(), "tenant.domains", "at least one domain is required");
-        }
-        cx.no_duplicates(t.domains.get_ref(), "tenant.domains", lower);
-        let mut domains = Vec::new();
-        let mut own: HashSet<String> = HashSet::new();
-        for d in t.domains.get_ref() {
-            let name = d.get_ref();
-            domains.push(name.clone());
-            if !text::is_domain(name) {
-                cx.err(
-                    d.span(),
-                    "tenant.domains",
-                    format!(
-                        "{name:?} is not a valid domain name (expected dot-separated labels of \
-                         letters, digits and hyphens, e.g. contoso.test)"
-                    ),
-                );
-                continue;
-            }
-            let key = name.to_lowercase();
-            if !own.insert(key.clone()) {
-                continue; // reported as a duplicate above
-            }
-            if let Some((owner, line)) = domain_owner.get(&key) {
-                cx.err(
-                    d.span(),
-                    "tenant.domains",
-                    format!(
-                        "domain {name:?} already belongs to tenant {owner:?} (line {line}); \
-                         domains must be unique across tenants"
-                    ),
-                );
-            } else {
-                domain_owner.insert(key, (display_name.clone(), cx.line(d.span())));
-            }
-        }
-
-        let user_consent = match &t.user_consent {
-            None => UserConsent::default(),
-            Some(v) => UserConsent::parse(v.get_ref()).unwrap_or_else(|| {
-                cx.err(
-                    v.span(),
-                    "tenant.user_consent",
-                    format!(
-                        "{:?} is not a valid user consent setting (expected \"none\", \"low\" or \"all\")",
-                        v.get_ref()
-                    ),
-                );
-                UserConsent::default()
-            }),
-        };
-
-        let mut index = TenantIndex {
-            name: display_name.clone(),
-            domains: domains.clone(),
-            users: HashMap::new(),
-            groups: HashMap::new(),
-        };
-
-        // Users.
-        let mut users = Vec::new();
-        for u in &t.user {
-            let u = u.get_ref();
-            let upn = u.upn.get_ref().clone();
-            match text::upn_problem(&upn) {
-                Some(msg) => cx.err(u.upn.span(), "tenant.user.upn", msg),
-                None => {
-                    let domain = text::upn_domain(&upn);
-                    if !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-                        cx.err(
-                            u.upn.span(),
-                            "tenant.user.upn",
-                            format!(
-                                "the domain of {upn:?} is not one of tenant {:?}'s domains ({})",
-                                display_name,
-                                index.domain_list()
-                            ),
-                        );
-                    }
-                }
-            }
-            let key = upn.to_lowercase();
-            if let Some(&first) = all_upns.get(&key) {
-                cx.err(
-                    u.upn.span(),
-                    "tenant.user.upn",
-                    format!(
-                        "{upn:?} is already used by another user (line {first}); UPNs are unique \
-                         regardless of letter case"
-                    ),
-                );
-            } else {
-                all_upns.insert(key.clone(), cx.line(u.upn.span()));
-                index.users.insert(key, upn.clone());
-            }
-            let id = cx.opt_guid(&u.id, "tenant.user.id");
-            if let (Some(id), Some(span)) = (id, u.id.as_ref().map(|s| s.span())) {
-                if let Some(&first) = user_ids.get(&id) {
-                    cx.err(
-                        span,
-                        "tenant.user.id",
-                        format!("object id {id} is used by more than one user (first on line {first})"),
-                    );
-                } else {
-                    user_ids.insert(id, cx.line(span));
-                }
-            }
-            let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
-            let password = u.password.get_ref().clone();
-            if password.is_empty() {
-                cx.err(u.password.span(), "tenant.user.password", "must not be empty");
-            }
-            cx.no_duplicates(&u.roles, "tenant.user.roles", exact);
-            let mut roles = Vec::new();
-            for r in &u.roles {
-                match DirectoryRole::from_display_name(r.get_ref()) {
-                    Some(role) => {
-                        if !roles.contains(&role) {
-                            roles.push(role);
-                        }
-                    }
-                    None => {
-                        let known = KNOWN_ROLES
-                            .iter()
-                            .map(|r| format!("{:?}", r.display_name()))
-                            .collect::<Vec<_>>()
-                            .join(", ");
-                        cx.err(
-                            r.span(),
-                            "tenant.user.roles",
-                            format!("{:?} is not a known directory role (expected one of {known})", r.get_ref()),
-                        );
-                    }
-                }
-            }
-            users.push(UserSpec { id, upn, display_name, password, roles });
-        }
-
-        // Group names (members are resolved in pass 2).
-        let mut group_lines: HashMap<String, usize> = HashMap::new();
-        for g in &t.group {
-            let g = g.get_ref();
-            let name = cx.non_empty(&g.display_name, "tenant.group.display_name");
-            let key = name.to_lowercase();
-            if let Some(&first) = group_lines.get(&key) {
-                cx.err(
-                    g.display_name.span(),
-                    "tenant.group.display_name",
-                    format!(
-                        "group {name:?} is already declared in tenant {display_name:?} (line \
-                         {first}); group names are unique per tenant regardless of letter case"
-                    ),
-                );
-            } else {
-                group_lines.insert(key.clone(), cx.line(g.display_name.span()));
-                index.groups.insert(key, name);
-            }
-        }
-
-        // Apps (their own fields; `required` is resolved in pass 2).
-        let mut tenant_apps = Vec::new();
-        for a in &t.app {
-            let app = check_app(&mut cx, ti, a.get_ref(), &mut apps, &mut app_lines, &mut identifier_uris);
-            tenant_apps.push(app);
-        }
-
-        tenants.push(TenantSpec {
-            id,
-            display_name,
-            domains,
-            user_consent,
-            admin_consent_requests: AdminConsentRequestSpec::default(),
-            users,
-            groups: Vec::new(),
-            apps: tenant_apps,
-            enterprise_apps: Vec::new(),
-            grants: Vec::new(),
-            assignments: Vec::new(),
-            events: Vec::new(),
-            classifications: Vec::new(),
-        });
+        let (spec, index) = tenant_objects(&mut cx, &mut keys, ti, t.get_ref());
+        tenants.push(spec);
         indexes.push(index);
     }
 
-    // ---- pass 2: references -------------------------------------------------------------
+    // Pass 2: references, resolved against those indexes.
     for (ti, t) in raw.tenant.iter().enumerate() {
         let t = t.get_ref();
-        let ix = &indexes[ti];
+        let refs = Refs { graph: options.graph, apps: &keys.apps, indexes: &indexes, tenant: ti };
         let tenant_zone = zone(&mut cx, &t.time_zone, "tenant.time_zone").unwrap_or_else(|| scenario_zone.clone());
-
-        // Groups and their members.
-        let mut groups = Vec::new();
-        for g in &t.group {
-            let g = g.get_ref();
-            let own = g.display_name.get_ref();
-            cx.no_duplicates(&g.members, "tenant.group.members", lower_principal);
-            let mut members = Vec::new();
-            for m in &g.members {
-                if let Some(p) = principal(&mut cx, ix, m, "tenant.group.members") {
-                    if let PrincipalRef::Group(name) = &p {
-                        if name.to_lowercase() == own.to_lowercase() {
-                            cx.err(
-                                m.span(),
-                                "tenant.group.members",
-                                format!("group {own:?} cannot be a member of itself"),
-                            );
-                            continue;
-                        }
-                    }
-                    members.push(p);
-                }
-            }
-            groups.push(GroupSpec { display_name: own.clone(), members });
-        }
-        tenants[ti].groups = groups;
-
-        // The admin consent request workflow.
-        if let Some(acr) = &t.admin_consent_requests {
-            let span = acr.span();
-            let acr = acr.get_ref();
-            let mut spec = AdminConsentRequestSpec::default();
-            if let Some(e) = &acr.enabled {
-                spec.enabled = *e.get_ref();
-            }
-            if let Some(n) = &acr.notify_reviewers {
-                spec.notify_reviewers = *n.get_ref();
-            }
-            if let Some(d) = &acr.expire_after_days {
-                let days = *d.get_ref();
-                if (1..=30).contains(&days) {
-                    spec.expire_after_days = days as u32;
-                } else {
-                    cx.err(
-                        d.span(),
-                        "tenant.admin_consent_requests.expire_after_days",
-                        format!("must be between 1 and 30 (got {days})"),
-                    );
-                }
-            }
-            cx.no_duplicates(&acr.reviewers, "tenant.admin_consent_requests.reviewers", lower_principal);
-            for r in &acr.reviewers {
-                if let Some(p) = principal(&mut cx, ix, r, "tenant.admin_consent_requests.reviewers") {
-                    spec.reviewers.push(p);
-                }
-            }
-            if spec.enabled && acr.reviewers.is_empty() {
-                let at = acr.enabled.as_ref().map_or(span, |e| e.span());
-                cx.err(
-                    at,
-                    "tenant.admin_consent_requests.reviewers",
-                    "the admin consent request workflow is enabled but has no reviewers \
-                     (add at least one UPN or \"group:<name>\")",
-                );
-            }
-            tenants[ti].admin_consent_requests = spec;
-        }
-
-        // Required permissions of the tenant's apps.
-        for (ai, a) in t.app.iter().enumerate() {
-            let a = a.get_ref();
-            let app_name = a.display_name.get_ref();
-            let mut seen: HashMap<ResourceRef, usize> = HashMap::new();
-            let mut required = Vec::new();
-            for r in &a.required {
-                let span = r.span();
-                let r = r.get_ref();
-                let Some(resource) = resource(&mut cx, &apps, &r.resource, "tenant.app.required.resource") else {
-                    continue;
-                };
-                let at = r.resource.as_ref().map_or(span.clone(), |s| s.span());
-                if let Some(&first) = seen.get(&resource) {
-                    cx.err(
-                        at,
-                        "tenant.app.required.resource",
-                        format!(
-                            "app {app_name:?} lists this resource twice in its required \
-                             permissions (first on line {first}); merge the entries"
-                        ),
-                    );
-                } else {
-                    seen.insert(resource, cx.line(at));
-                }
-                let (delegated, application) =
-                    permissions(&mut cx, graph, &apps, resource, &r.delegated, &r.application, "tenant.app.required");
-                required.push(RequiredSpec { resource, delegated, application });
-            }
-            tenants[ti].apps[ai].required = required;
-        }
-
-        // Enterprise apps.
-        let mut seen_sp: HashMap<Uuid, usize> = HashMap::new();
-        for e in &t.enterprise_app {
-            let e = e.get_ref();
-            let Some(app) = app_ref(&mut cx, &apps, &indexes, ti, &e.app, "tenant.enterprise_app.app") else {
-                continue;
-            };
-            if let Some(&first) = seen_sp.get(&app) {
-                cx.err(
-                    e.app.span(),
-                    "tenant.enterprise_app.app",
-                    format!("app {app} already has an enterprise_app entry in this tenant (line {first})"),
-                );
-            } else {
-                seen_sp.insert(app, cx.line(e.app.span()));
-            }
-            tenants[ti].enterprise_apps.push(EnterpriseAppSpec {
-                app,
-                assignment_required: e.assignment_required.as_ref().is_some_and(|v| *v.get_ref()),
-                enabled: e.enabled.as_ref().is_none_or(|v| *v.get_ref()),
-            });
-        }
-
-        // Grants.
-        let mut seen_grant: HashMap<(Uuid, ResourceRef, GrantFor), usize> = HashMap::new();
-        for g in &t.grant {
-            let span = g.span();
-            let g = g.get_ref();
-            let app = app_ref(&mut cx, &apps, &indexes, ti, &g.app, "tenant.grant.app");
-            let res = resource(&mut cx, &apps, &g.resource, "tenant.grant.resource");
-            let consent_for = match &g.for_ {
-                None => Some(GrantFor::All),
-                Some(f) if f.get_ref() == "all" => Some(GrantFor::All),
-                Some(f) => {
-                    let v = f.get_ref();
-                    if !v.contains('@') {
-                        cx.err(
-                            f.span(),
-                            "tenant.grant.for",
-                            format!("{v:?} is neither \"all\" nor a user principal name"),
-                        );
-                        None
-                    } else if let Some(upn) = ix.users.get(&v.to_lowercase()) {
-                        Some(GrantFor::User(upn.clone()))
-                    } else {
-                        cx.err(f.span(), "tenant.grant.for", format!("there is no user {v:?} in tenant {:?}", ix.name));
-                        None
-                    }
-                }
-            };
-            if let (Some(GrantFor::User(_)), Some(first)) = (&consent_for, g.application.first()) {
-                cx.err(
-                    first.span(),
-                    "tenant.grant.application",
-                    "application permissions are granted to the app itself, not on behalf of \
-                     a user; list them in a grant with for = \"all\"",
-                );
-            }
-            let (delegated, application) = match res {
-                Some(r) => permissions(&mut cx, graph, &apps, r, &g.delegated, &g.application, "tenant.grant"),
-                None => (Vec::new(), Vec::new()),
-            };
-            let (Some(app), Some(resource), Some(consent_for)) = (app, res, consent_for) else {
-                continue;
-            };
-            let dup_key = (app, resource, consent_for.clone());
-            let at = g.app.span();
-            if let Some(&first) = seen_grant.get(&dup_key) {
-                cx.err(
-                    at,
-                    "tenant.grant.app",
-                    format!(
-                        "a grant for this app, resource and principal already exists in this \
-                         tenant (line {first}); merge the entries"
-                    ),
-                );
-            } else {
-                seen_grant.insert(dup_key, cx.line(span));
-            }
-            tenants[ti].grants.push(GrantSpec { app, resource, delegated, consent_for, application });
-        }
-
-        // Delegated permission classifications (an Accord extension).
-        let mut seen_classification: HashMap<ResourceRef, usize> = HashMap::new();
-        for c in &t.classification {
-            let span = c.span();
-            let c = c.get_ref();
-            if let Some(spec) = classification(&mut cx, graph, &apps, &indexes, ti, span, c, &mut seen_classification) {
-                tenants[ti].classifications.push(spec);
-            }
-        }
-
-        // Assignments.
-        let mut seen_assignment: HashMap<(Uuid, PrincipalRef, Option<String>), usize> = HashMap::new();
-        for a in &t.assignment {
-            let a = a.get_ref();
-            let app = app_ref(&mut cx, &apps, &indexes, ti, &a.app, "tenant.assignment.app");
-            let principal = principal(&mut cx, ix, &a.principal, "tenant.assignment.principal");
-            let role = match &a.role {
-                Some(r) if !r.get_ref().is_empty() => {
-                    let value = r.get_ref();
-                    if let Some(info) = app.and_then(|id| apps.get(&id)) {
-                        match info.roles.get(value) {
-                            None => cx.err(
-                                r.span(),
-                                "tenant.assignment.role",
-                                format!("app {:?} has no app role {value:?}", info.display_name),
-                            ),
-                            Some(types) if !types.contains(&MemberType::User) => cx.err(
-                                r.span(),
-                                "tenant.assignment.role",
-                                format!(
-                                    "app role {value:?} of app {:?} cannot be assigned to users \
-                                     and groups (its allowed_member_types lacks \"User\")",
-                                    info.display_name
-                                ),
-                            ),
-                            Some(_) => {}
-                        }
-                    }
-                    Some(value.clone())
-                }
-                _ => None,
-            };
-            let (Some(app), Some(principal)) = (app, principal) else {
-                continue;
-            };
-            let dup_key = (app, principal.clone(), role.clone());
-            if let Some(&first) = seen_assignment.get(&dup_key) {
-                cx.err(
-                    a.principal.span(),
-                    "tenant.assignment.principal",
-                    format!("{principal} is already assigned to this app with the same role (line {first})"),
-                );
-            } else {
-                seen_assignment.insert(dup_key, cx.line(a.principal.span()));
-            }
-            tenants[ti].assignments.push(AssignmentSpec { app, principal, role });
-        }
-
-        // Events.
-        for e in &t.event {
-            let e = e.get_ref();
-            let owner_raw = e.owner.get_ref();
-            let owner = match ix.users.get(&owner_raw.to_lowercase()) {
-                Some(upn) => upn.clone(),
-                None => {
-                    cx.err(
-                        e.owner.span(),
-                        "tenant.event.owner",
-                        format!("there is no user {owner_raw:?} in tenant {:?}", ix.name),
-                    );
-                    owner_raw.clone()
-                }
-            };
-            let subject = cx.non_empty(&e.subject, "tenant.event.subject");
-            let start = date_time(&mut cx, &e.start, "tenant.event.start", options.loaded_at, &tenant_zone);
-            let end = date_time(&mut cx, &e.end, "tenant.event.end", options.loaded_at, &tenant_zone);
-            let relative_start = match start {
-                Some(Written::Relative(_)) => Some(e.start.get_ref().0.trim().to_string()),
-                _ => None,
-            };
-            let (start, end) = (start.map(Written::instant), end.map(Written::instant));
-            if let (Some(s), Some(en)) = (start, end) {
-                if en <= s {
-                    cx.err(
-                        e.end.span(),
-                        "tenant.event.end",
-                        format!("the end ({}) must be after the start ({})", e.end.get_ref().0, e.start.get_ref().0),
-                    );
-                }
-            }
-            cx.no_duplicates(&e.attendees, "tenant.event.attendees", lower);
-            let mut attendees = Vec::new();
-            for a in &e.attendees {
-                if !text::is_email_like(a.get_ref()) {
-                    cx.err(
-                        a.span(),
-                        "tenant.event.attendees",
-                        format!("{:?} is not an e-mail address (expected name@domain)", a.get_ref()),
-                    );
-                }
-                attendees.push(a.get_ref().clone());
-            }
-            let online_meeting_url = e.online_meeting_url.as_ref().map(|u| {
-                if let Some(msg) = text::http_url_problem(u.get_ref()) {
-                    cx.err(u.span(), "tenant.event.online_meeting_url", msg);
-                }
-                u.get_ref().clone()
-            });
-            tenants[ti].events.push(EventSpec {
-                owner,
-                subject,
-                start: start.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                relative_start,
-                end: end.unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                attendees,
-                online_meeting_url,
-            });
-        }
+        tenant_references(&mut cx, &refs, t, &mut tenants[ti], options.loaded_at, &tenant_zone);
     }
 
     if cx.diags.is_empty() {
@@ -663,6 +152,588 @@ pub(super) fn validate(
         diagnostics.sort_by_key(|d| d.line);
         Err(ScenarioError { diagnostics })
     }
+}
+
+fn relative_times(cx: &mut Ctx, v: &Option<S<String>>) -> RelativeTimes {
+    match v {
+        None => RelativeTimes::Keep,
+        Some(v) => match v.get_ref().as_str() {
+            "keep" => RelativeTimes::Keep,
+            "move" => RelativeTimes::Move,
+            other => {
+                cx.err(v.span(), "relative_times", format!("{other:?} is not \"keep\" or \"move\""));
+                RelativeTimes::Keep
+            }
+        },
+    }
+}
+
+/// Natural keys that must be unique across the whole file, with the line that took each.
+#[derive(Default)]
+struct FileKeys {
+    tenant_ids: HashMap<TenantId, usize>,
+    domains: HashMap<String, (String, usize)>,
+    upns: HashMap<String, usize>,
+    user_ids: HashMap<UserId, usize>,
+    apps: HashMap<AppId, AppIndex>,
+    app_lines: HashMap<AppId, usize>,
+    identifier_uris: HashMap<String, (AppId, usize)>,
+}
+
+/// What pass 2 resolves one tenant's references against.
+struct Refs<'r> {
+    graph: &'r dyn GraphCatalog,
+    apps: &'r HashMap<AppId, AppIndex>,
+    indexes: &'r [TenantIndex],
+    tenant: usize,
+}
+
+impl Refs<'_> {
+    fn own(&self) -> &TenantIndex {
+        &self.indexes[self.tenant]
+    }
+}
+
+/// Pass 1 for one tenant: its own fields, users, group names and apps, indexed.
+fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &RawTenant) -> (TenantSpec, TenantIndex) {
+    let display_name = cx.non_empty(&t.display_name, "tenant.display_name");
+    let id = tenant_id(cx, keys, t);
+    let domains = domains(cx, keys, t, &display_name);
+    let user_consent = user_consent(cx, t);
+    let mut index = TenantIndex {
+        name: display_name.clone(),
+        domains: domains.clone(),
+        users: HashMap::new(),
+        groups: HashMap::new(),
+    };
+    let users = t.user.iter().map(|u| user(cx, keys, &mut index, u.get_ref())).collect();
+    group_names(cx, &mut index, t);
+    let apps = t
+        .app
+        .iter()
+        .map(|a| check_app(cx, ti, a.get_ref(), &mut keys.apps, &mut keys.app_lines, &mut keys.identifier_uris))
+        .collect();
+    let spec = TenantSpec {
+        id,
+        display_name,
+        domains,
+        user_consent,
+        admin_consent_requests: AdminConsentRequestSpec::default(),
+        users,
+        groups: Vec::new(),
+        apps,
+        enterprise_apps: Vec::new(),
+        grants: Vec::new(),
+        assignments: Vec::new(),
+        events: Vec::new(),
+        classifications: Vec::new(),
+    };
+    (spec, index)
+}
+
+fn tenant_id(cx: &mut Ctx, keys: &mut FileKeys, t: &RawTenant) -> Option<TenantId> {
+    let id = cx.opt_guid(&t.id, "tenant.id");
+    if let (Some(id), Some(span)) = (id, t.id.as_ref().map(|s| s.span())) {
+        if let Some(&first) = keys.tenant_ids.get(&id) {
+            cx.err(
+                span,
+                "tenant.id",
+                format!("tenant id {id} is used by more than one tenant (first on line {first})"),
+            );
+        } else {
+            keys.tenant_ids.insert(id, cx.line(span));
+        }
+    }
+    id
+}
+
+fn domains(cx: &mut Ctx, keys: &mut FileKeys, t: &RawTenant, display_name: &str) -> Vec<String> {
+    if t.domains.get_ref().is_empty() {
+        cx.err(t.domains.span(), "tenant.domains", "at least one domain is required");
+    }
+    cx.no_duplicates(t.domains.get_ref(), "tenant.domains", lower);
+    let mut domains = Vec::new();
+    let mut own: HashSet<String> = HashSet::new();
+    for d in t.domains.get_ref() {
+        let name = d.get_ref();
+        domains.push(name.clone());
+        if !text::is_domain(name) {
+            cx.err(
+                d.span(),
+                "tenant.domains",
+                format!(
+                    "{name:?} is not a valid domain name (expected dot-separated labels of \
+                     letters, digits and hyphens, e.g. contoso.test)"
+                ),
+            );
+            continue;
+        }
+        let key = name.to_lowercase();
+        if !own.insert(key.clone()) {
+            continue; // reported as a duplicate above
+        }
+        if let Some((owner, line)) = keys.domains.get(&key) {
+            cx.err(
+                d.span(),
+                "tenant.domains",
+                format!(
+                    "domain {name:?} already belongs to tenant {owner:?} (line {line}); \
+                     domains must be unique across tenants"
+                ),
+            );
+        } else {
+            keys.domains.insert(key, (display_name.to_string(), cx.line(d.span())));
+        }
+    }
+    domains
+}
+
+fn user_consent(cx: &mut Ctx, t: &RawTenant) -> UserConsent {
+    match &t.user_consent {
+        None => UserConsent::default(),
+        Some(v) => UserConsent::parse(v.get_ref()).unwrap_or_else(|| {
+            cx.err(
+                v.span(),
+                "tenant.user_consent",
+                format!(
+                    "{:?} is not a valid user consent setting (expected \"none\", \"low\" or \"all\")",
+                    v.get_ref()
+                ),
+            );
+            UserConsent::default()
+        }),
+    }
+}
+
+/// One user: UPN in a domain of the tenant and unique in the file, object id unique, roles known.
+fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser) -> UserSpec {
+    let upn = u.upn.get_ref().clone();
+    match text::upn_problem(&upn) {
+        Some(msg) => cx.err(u.upn.span(), "tenant.user.upn", msg),
+        None => {
+            let domain = text::upn_domain(&upn);
+            if !index.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+                cx.err(
+                    u.upn.span(),
+                    "tenant.user.upn",
+                    format!(
+                        "the domain of {upn:?} is not one of tenant {:?}'s domains ({})",
+                        index.name,
+                        index.domain_list()
+                    ),
+                );
+            }
+        }
+    }
+    let key = upn.to_lowercase();
+    if let Some(&first) = keys.upns.get(&key) {
+        cx.err(
+            u.upn.span(),
+            "tenant.user.upn",
+            format!(
+                "{upn:?} is already used by another user (line {first}); UPNs are unique \
+                 regardless of letter case"
+            ),
+        );
+    } else {
+        keys.upns.insert(key.clone(), cx.line(u.upn.span()));
+        index.users.insert(key, upn.clone());
+    }
+    let id = cx.opt_guid(&u.id, "tenant.user.id");
+    if let (Some(id), Some(span)) = (id, u.id.as_ref().map(|s| s.span())) {
+        if let Some(&first) = keys.user_ids.get(&id) {
+            cx.err(
+                span,
+                "tenant.user.id",
+                format!("object id {id} is used by more than one user (first on line {first})"),
+            );
+        } else {
+            keys.user_ids.insert(id, cx.line(span));
+        }
+    }
+    let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
+    let password = u.password.get_ref().clone();
+    if password.is_empty() {
+        cx.err(u.password.span(), "tenant.user.password", "must not be empty");
+    }
+    cx.no_duplicates(&u.roles, "tenant.user.roles", exact);
+    let mut roles = Vec::new();
+    for r in &u.roles {
+        match DirectoryRole::from_display_name(r.get_ref()) {
+            Some(role) => {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
+            None => {
+                let known =
+                    KNOWN_ROLES.iter().map(|r| format!("{:?}", r.display_name())).collect::<Vec<_>>().join(", ");
+                cx.err(
+                    r.span(),
+                    "tenant.user.roles",
+                    format!("{:?} is not a known directory role (expected one of {known})", r.get_ref()),
+                );
+            }
+        }
+    }
+    UserSpec { id, upn, display_name, password, roles }
+}
+
+/// Group names, unique per tenant (members are resolved in pass 2).
+fn group_names(cx: &mut Ctx, index: &mut TenantIndex, t: &RawTenant) {
+    let mut group_lines: HashMap<String, usize> = HashMap::new();
+    for g in &t.group {
+        let g = g.get_ref();
+        let name = cx.non_empty(&g.display_name, "tenant.group.display_name");
+        let key = name.to_lowercase();
+        if let Some(&first) = group_lines.get(&key) {
+            cx.err(
+                g.display_name.span(),
+                "tenant.group.display_name",
+                format!(
+                    "group {name:?} is already declared in tenant {:?} (line \
+                     {first}); group names are unique per tenant regardless of letter case",
+                    index.name
+                ),
+            );
+        } else {
+            group_lines.insert(key.clone(), cx.line(g.display_name.span()));
+            index.groups.insert(key, name);
+        }
+    }
+}
+
+/// Pass 2 for one tenant: every reference it makes.
+fn tenant_references(
+    cx: &mut Ctx,
+    refs: &Refs<'_>,
+    t: &RawTenant,
+    spec: &mut TenantSpec,
+    loaded_at: OffsetDateTime,
+    zone: &NamedZone,
+) {
+    spec.groups = groups(cx, refs.own(), t);
+    if let Some(acr) = &t.admin_consent_requests {
+        spec.admin_consent_requests = admin_consent_requests(cx, refs.own(), acr);
+    }
+    for (app, raw) in spec.apps.iter_mut().zip(&t.app) {
+        app.required = required(cx, refs, raw.get_ref());
+    }
+    spec.enterprise_apps = enterprise_apps(cx, refs, t);
+    spec.grants = grants(cx, refs, t);
+    let mut seen = HashMap::new();
+    spec.classifications = t
+        .classification
+        .iter()
+        .filter_map(|c| {
+            classification(cx, refs.graph, refs.apps, refs.indexes, refs.tenant, c.span(), c.get_ref(), &mut seen)
+        })
+        .collect();
+    spec.assignments = assignments(cx, refs, t);
+    spec.events = events(cx, refs.own(), t, loaded_at, zone);
+}
+
+/// Groups and their members (no group is a member of itself).
+fn groups(cx: &mut Ctx, ix: &TenantIndex, t: &RawTenant) -> Vec<GroupSpec> {
+    let mut groups = Vec::new();
+    for g in &t.group {
+        let g = g.get_ref();
+        let own = g.display_name.get_ref();
+        cx.no_duplicates(&g.members, "tenant.group.members", lower_principal);
+        let mut members = Vec::new();
+        for m in &g.members {
+            if let Some(p) = principal(cx, ix, m, "tenant.group.members") {
+                if let PrincipalRef::Group(name) = &p {
+                    if name.to_lowercase() == own.to_lowercase() {
+                        cx.err(m.span(), "tenant.group.members", format!("group {own:?} cannot be a member of itself"));
+                        continue;
+                    }
+                }
+                members.push(p);
+            }
+        }
+        groups.push(GroupSpec { display_name: own.clone(), members });
+    }
+    groups
+}
+
+/// The admin consent request workflow.
+fn admin_consent_requests(cx: &mut Ctx, ix: &TenantIndex, acr: &S<RawAdminConsentRequests>) -> AdminConsentRequestSpec {
+    let span = acr.span();
+    let acr = acr.get_ref();
+    let mut spec = AdminConsentRequestSpec::default();
+    if let Some(e) = &acr.enabled {
+        spec.enabled = *e.get_ref();
+    }
+    if let Some(n) = &acr.notify_reviewers {
+        spec.notify_reviewers = *n.get_ref();
+    }
+    if let Some(d) = &acr.expire_after_days {
+        let days = *d.get_ref();
+        if (1..=30).contains(&days) {
+            spec.expire_after_days = days as u32;
+        } else {
+            cx.err(
+                d.span(),
+                "tenant.admin_consent_requests.expire_after_days",
+                format!("must be between 1 and 30 (got {days})"),
+            );
+        }
+    }
+    cx.no_duplicates(&acr.reviewers, "tenant.admin_consent_requests.reviewers", lower_principal);
+    for r in &acr.reviewers {
+        if let Some(p) = principal(cx, ix, r, "tenant.admin_consent_requests.reviewers") {
+            spec.reviewers.push(p);
+        }
+    }
+    if spec.enabled && acr.reviewers.is_empty() {
+        let at = acr.enabled.as_ref().map_or(span, |e| e.span());
+        cx.err(
+            at,
+            "tenant.admin_consent_requests.reviewers",
+            "the admin consent request workflow is enabled but has no reviewers \
+             (add at least one UPN or \"group:<name>\")",
+        );
+    }
+    spec
+}
+
+/// An app's required permissions, one entry per resource.
+fn required(cx: &mut Ctx, refs: &Refs<'_>, a: &RawApp) -> Vec<RequiredSpec> {
+    let app_name = a.display_name.get_ref();
+    let mut seen: HashMap<ResourceRef, usize> = HashMap::new();
+    let mut required = Vec::new();
+    for r in &a.required {
+        let span = r.span();
+        let r = r.get_ref();
+        let Some(resource) = resource(cx, refs.apps, &r.resource, "tenant.app.required.resource") else {
+            continue;
+        };
+        let at = r.resource.as_ref().map_or(span.clone(), |s| s.span());
+        if let Some(&first) = seen.get(&resource) {
+            cx.err(
+                at,
+                "tenant.app.required.resource",
+                format!(
+                    "app {app_name:?} lists this resource twice in its required \
+                     permissions (first on line {first}); merge the entries"
+                ),
+            );
+        } else {
+            seen.insert(resource, cx.line(at));
+        }
+        let (delegated, application) =
+            permissions(cx, refs.graph, refs.apps, resource, &r.delegated, &r.application, "tenant.app.required");
+        required.push(RequiredSpec { resource, delegated, application });
+    }
+    required
+}
+
+fn enterprise_apps(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<EnterpriseAppSpec> {
+    let mut out = Vec::new();
+    let mut seen_sp: HashMap<AppId, usize> = HashMap::new();
+    for e in &t.enterprise_app {
+        let e = e.get_ref();
+        let Some(app) = app_ref(cx, refs.apps, refs.indexes, refs.tenant, &e.app, "tenant.enterprise_app.app") else {
+            continue;
+        };
+        if let Some(&first) = seen_sp.get(&app) {
+            cx.err(
+                e.app.span(),
+                "tenant.enterprise_app.app",
+                format!("app {app} already has an enterprise_app entry in this tenant (line {first})"),
+            );
+        } else {
+            seen_sp.insert(app, cx.line(e.app.span()));
+        }
+        out.push(EnterpriseAppSpec {
+            app,
+            assignment_required: e.assignment_required.as_ref().is_some_and(|v| *v.get_ref()),
+            enabled: e.enabled.as_ref().is_none_or(|v| *v.get_ref()),
+        });
+    }
+    out
+}
+
+fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<GrantSpec> {
+    let ix = refs.own();
+    let mut out = Vec::new();
+    let mut seen_grant: HashMap<(AppId, ResourceRef, GrantFor), usize> = HashMap::new();
+    for g in &t.grant {
+        let span = g.span();
+        let g = g.get_ref();
+        let app = app_ref(cx, refs.apps, refs.indexes, refs.tenant, &g.app, "tenant.grant.app");
+        let res = resource(cx, refs.apps, &g.resource, "tenant.grant.resource");
+        let consent_for = match &g.for_ {
+            None => Some(GrantFor::All),
+            Some(f) if f.get_ref() == "all" => Some(GrantFor::All),
+            Some(f) => {
+                let v = f.get_ref();
+                if !v.contains('@') {
+                    cx.err(f.span(), "tenant.grant.for", format!("{v:?} is neither \"all\" nor a user principal name"));
+                    None
+                } else if let Some(upn) = ix.users.get(&v.to_lowercase()) {
+                    Some(GrantFor::User(upn.clone()))
+                } else {
+                    cx.err(f.span(), "tenant.grant.for", format!("there is no user {v:?} in tenant {:?}", ix.name));
+                    None
+                }
+            }
+        };
+        if let (Some(GrantFor::User(_)), Some(first)) = (&consent_for, g.application.first()) {
+            cx.err(
+                first.span(),
+                "tenant.grant.application",
+                "application permissions are granted to the app itself, not on behalf of \
+                 a user; list them in a grant with for = \"all\"",
+            );
+        }
+        let (delegated, application) = match res {
+            Some(r) => permissions(cx, refs.graph, refs.apps, r, &g.delegated, &g.application, "tenant.grant"),
+            None => (Vec::new(), Vec::new()),
+        };
+        let (Some(app), Some(resource), Some(consent_for)) = (app, res, consent_for) else {
+            continue;
+        };
+        let dup_key = (app, resource, consent_for.clone());
+        let at = g.app.span();
+        if let Some(&first) = seen_grant.get(&dup_key) {
+            cx.err(
+                at,
+                "tenant.grant.app",
+                format!(
+                    "a grant for this app, resource and principal already exists in this \
+                     tenant (line {first}); merge the entries"
+                ),
+            );
+        } else {
+            seen_grant.insert(dup_key, cx.line(span));
+        }
+        out.push(GrantSpec { app, resource, delegated, consent_for, application });
+    }
+    out
+}
+
+fn assignments(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<AssignmentSpec> {
+    let mut out = Vec::new();
+    let mut seen_assignment: HashMap<(AppId, PrincipalRef, Option<String>), usize> = HashMap::new();
+    for a in &t.assignment {
+        let a = a.get_ref();
+        let app = app_ref(cx, refs.apps, refs.indexes, refs.tenant, &a.app, "tenant.assignment.app");
+        let principal = principal(cx, refs.own(), &a.principal, "tenant.assignment.principal");
+        let role = match &a.role {
+            Some(r) if !r.get_ref().is_empty() => {
+                let value = r.get_ref();
+                if let Some(info) = app.and_then(|id| refs.apps.get(&id)) {
+                    match info.roles.get(value) {
+                        None => cx.err(
+                            r.span(),
+                            "tenant.assignment.role",
+                            format!("app {:?} has no app role {value:?}", info.display_name),
+                        ),
+                        Some(types) if !types.contains(&MemberType::User) => cx.err(
+                            r.span(),
+                            "tenant.assignment.role",
+                            format!(
+                                "app role {value:?} of app {:?} cannot be assigned to users \
+                                 and groups (its allowed_member_types lacks \"User\")",
+                                info.display_name
+                            ),
+                        ),
+                        Some(_) => {}
+                    }
+                }
+                Some(value.clone())
+            }
+            _ => None,
+        };
+        let (Some(app), Some(principal)) = (app, principal) else {
+            continue;
+        };
+        let dup_key = (app, principal.clone(), role.clone());
+        if let Some(&first) = seen_assignment.get(&dup_key) {
+            cx.err(
+                a.principal.span(),
+                "tenant.assignment.principal",
+                format!("{principal} is already assigned to this app with the same role (line {first})"),
+            );
+        } else {
+            seen_assignment.insert(dup_key, cx.line(a.principal.span()));
+        }
+        out.push(AssignmentSpec { app, principal, role });
+    }
+    out
+}
+
+/// Calendar events, their times read in the tenant's zone.
+fn events(
+    cx: &mut Ctx,
+    ix: &TenantIndex,
+    t: &RawTenant,
+    loaded_at: OffsetDateTime,
+    zone: &NamedZone,
+) -> Vec<EventSpec> {
+    let mut out = Vec::new();
+    for e in &t.event {
+        let e = e.get_ref();
+        let owner_raw = e.owner.get_ref();
+        let owner = match ix.users.get(&owner_raw.to_lowercase()) {
+            Some(upn) => upn.clone(),
+            None => {
+                cx.err(
+                    e.owner.span(),
+                    "tenant.event.owner",
+                    format!("there is no user {owner_raw:?} in tenant {:?}", ix.name),
+                );
+                owner_raw.clone()
+            }
+        };
+        let subject = cx.non_empty(&e.subject, "tenant.event.subject");
+        let start = date_time(cx, &e.start, "tenant.event.start", loaded_at, zone);
+        let end = date_time(cx, &e.end, "tenant.event.end", loaded_at, zone);
+        let relative_start = match start {
+            Some(Written::Relative(_)) => Some(e.start.get_ref().0.trim().to_string()),
+            _ => None,
+        };
+        let (start, end) = (start.map(Written::instant), end.map(Written::instant));
+        if let (Some(s), Some(en)) = (start, end) {
+            if en <= s {
+                cx.err(
+                    e.end.span(),
+                    "tenant.event.end",
+                    format!("the end ({}) must be after the start ({})", e.end.get_ref().0, e.start.get_ref().0),
+                );
+            }
+        }
+        cx.no_duplicates(&e.attendees, "tenant.event.attendees", lower);
+        let mut attendees = Vec::new();
+        for a in &e.attendees {
+            if !text::is_email_like(a.get_ref()) {
+                cx.err(
+                    a.span(),
+                    "tenant.event.attendees",
+                    format!("{:?} is not an e-mail address (expected name@domain)", a.get_ref()),
+                );
+            }
+            attendees.push(a.get_ref().clone());
+        }
+        let online_meeting_url = e.online_meeting_url.as_ref().map(|u| {
+            if let Some(msg) = text::http_url_problem(u.get_ref()) {
+                cx.err(u.span(), "tenant.event.online_meeting_url", msg);
+            }
+            u.get_ref().clone()
+        });
+        out.push(EventSpec {
+            owner,
+            subject,
+            start: start.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            relative_start,
+            end: end.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            attendees,
+            online_meeting_url,
+        });
+    }
+    out
 }
 
 fn lower_principal(s: &str) -> String {
@@ -710,7 +781,7 @@ fn principal(cx: &mut Ctx, ix: &TenantIndex, v: &S<String>, key: &str) -> Option
 }
 
 /// Resolves a resource reference (absent = Microsoft Graph).
-fn resource(cx: &mut Ctx, apps: &HashMap<Uuid, AppIndex>, v: &Option<S<String>>, key: &str) -> Option<ResourceRef> {
+fn resource(cx: &mut Ctx, apps: &HashMap<AppId, AppIndex>, v: &Option<S<String>>, key: &str) -> Option<ResourceRef> {
     let Some(v) = v else {
         return Some(ResourceRef::MicrosoftGraph);
     };
@@ -718,7 +789,7 @@ fn resource(cx: &mut Ctx, apps: &HashMap<Uuid, AppIndex>, v: &Option<S<String>>,
     if s == GRAPH_RESOURCE_URI || s.strip_suffix('/') == Some(GRAPH_RESOURCE_URI) {
         return Some(ResourceRef::MicrosoftGraph);
     }
-    if let Ok(id) = Uuid::try_parse(s) {
+    if let Ok(id) = Uuid::try_parse(s).map(AppId::from) {
         if s.len() == 36 {
             if id == GRAPH_APP_ID {
                 return Some(ResourceRef::MicrosoftGraph);
@@ -751,12 +822,12 @@ impl AppIndex {
 /// Resolves an app reference (`enterprise_app.app`, `grant.app`, `assignment.app`).
 fn app_ref(
     cx: &mut Ctx,
-    apps: &HashMap<Uuid, AppIndex>,
+    apps: &HashMap<AppId, AppIndex>,
     indexes: &[TenantIndex],
     tenant: usize,
     v: &S<String>,
     key: &str,
-) -> Option<Uuid> {
+) -> Option<AppId> {
     let id = cx.guid(v, key)?;
     let Some(app) = apps.get(&id) else {
         cx.err(v.span(), key, format!("no app with app_id {id} is declared in this file"));
@@ -781,7 +852,7 @@ fn app_ref(
 fn permissions(
     cx: &mut Ctx,
     graph: &dyn GraphCatalog,
-    apps: &HashMap<Uuid, AppIndex>,
+    apps: &HashMap<AppId, AppIndex>,
     resource: ResourceRef,
     delegated: &[S<String>],
     application: &[S<String>],
@@ -870,7 +941,7 @@ fn permissions(
 fn classification(
     cx: &mut Ctx,
     graph: &dyn GraphCatalog,
-    apps: &HashMap<Uuid, AppIndex>,
+    apps: &HashMap<AppId, AppIndex>,
     indexes: &[TenantIndex],
     tenant: usize,
     span: Range<usize>,
@@ -1002,9 +1073,9 @@ fn check_app(
     cx: &mut Ctx,
     tenant: usize,
     a: &RawApp,
-    apps: &mut HashMap<Uuid, AppIndex>,
-    app_lines: &mut HashMap<Uuid, usize>,
-    identifier_uris: &mut HashMap<String, (Uuid, usize)>,
+    apps: &mut HashMap<AppId, AppIndex>,
+    app_lines: &mut HashMap<AppId, usize>,
+    identifier_uris: &mut HashMap<String, (AppId, usize)>,
 ) -> AppSpec {
     let display_name = cx.non_empty(&a.display_name, "tenant.app.display_name");
     let app_id = cx.guid(&a.app_id, "tenant.app.app_id");
@@ -1198,7 +1269,7 @@ fn check_app(
     }
 
     AppSpec {
-        app_id: app_id.unwrap_or(Uuid::nil()),
+        app_id: app_id.unwrap_or(AppId::from_uuid(Uuid::nil())),
         display_name,
         sign_in_audience,
         redirect_uris: a.redirect_uris.iter().map(|r| r.get_ref().clone()).collect(),

@@ -5,11 +5,11 @@ use crate::portal::PortalUser;
 use crate::service::administration::{self, EnterpriseAppFilter, Operation};
 use crate::state::SharedState;
 use accord_core::consent_records::AuditEvent;
+use accord_core::ids::AppId;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use minijinja::{context, Value};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 /// The activity filter: action prefixes as the log writes them.
 const ACTIONS: &[(&str, &str)] = &[
@@ -25,7 +25,7 @@ const ACTIONS: &[(&str, &str)] = &[
     ("group.", "Groups"),
 ];
 
-pub fn event_views(events: &[AuditEvent], app_names: &HashMap<Uuid, String>) -> Vec<Value> {
+pub fn event_views(events: &[AuditEvent], app_names: &HashMap<AppId, String>) -> Vec<Value> {
     events
         .iter()
         .map(|e| {
@@ -45,7 +45,7 @@ pub async fn log(
         need(&portal, Operation::ReadAudit)?;
         let store = &*state.store;
         let action = q.get("action").cloned().unwrap_or_default();
-        let app = q.get("app").and_then(|a| Uuid::parse_str(a).ok());
+        let app = q.get("app").and_then(|a| a.parse::<AppId>().ok());
         let events = administration::audit_log(store, &portal.actor, &portal.tenant, app, &action, 200).await?;
         let apps = if administration::may(&portal.actor, Operation::ReadDirectory) {
             administration::enterprise_apps(store, &portal.actor, &portal.tenant, &EnterpriseAppFilter::default())
@@ -53,7 +53,7 @@ pub async fn log(
         } else {
             Vec::new()
         };
-        let names: HashMap<Uuid, String> = apps.iter().map(|a| (a.sp.app_id, a.sp.display_name.clone())).collect();
+        let names: HashMap<AppId, String> = apps.iter().map(|a| (a.sp.app_id, a.sp.display_name.clone())).collect();
         let app_options: Vec<Value> =
             apps.iter().map(|a| context! { app_id => a.sp.app_id.to_string(), name => a.sp.display_name }).collect();
         let actions: Vec<Value> = ACTIONS.iter().map(|(value, label)| context! { value, label }).collect();

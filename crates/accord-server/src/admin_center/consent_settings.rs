@@ -184,8 +184,8 @@ pub async fn request_settings_post(
             let (kind, id) = r.split_once(':').ok_or_else(bad_reviewer)?;
             let id = Uuid::parse_str(id).map_err(|_| bad_reviewer())?;
             reviewers.push(match kind {
-                "User" => ReviewerRef::User(id),
-                "Group" => ReviewerRef::Group(id),
+                "User" => ReviewerRef::User(id.into()),
+                "Group" => ReviewerRef::Group(id.into()),
                 _ => return Err(bad_reviewer().into()),
             });
         }

@@ -393,7 +393,7 @@ pub async fn remove_member(
     let result = async {
         need(&portal, Operation::ManageGroups)?;
         let d = administration::group_details(&*state.store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
-        let member_id = parse_id(&member)?;
+        let member_id: Uuid = parse_id(&member)?;
         let m = d.direct.iter().find(|m| m.id == member_id).ok_or_else(layout::not_found)?;
         let consequence =
             if m.kind == PrincipalType::Group { " Its members stop belonging to this group through it." } else { "" };

@@ -11,6 +11,7 @@ use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
 use accord_core::consent_engine::{PermissionKind, PermissionRef};
 use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal};
+use accord_core::ids::ServicePrincipalId;
 use accord_core::Aadsts;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
@@ -309,7 +310,7 @@ pub async fn remove_assignment(
     Query(q): Params,
 ) -> Response {
     confirm_change(&state, &portal, &sp, (Operation::ManageAssignments, USERS), &q, async |head| {
-        let id = parse_id(&assignment)?;
+        let id: Uuid = parse_id(&assignment)?;
         let found = administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id)
             .await?
             .into_iter()
@@ -487,7 +488,7 @@ pub async fn revoke_grant(
     Query(q): Params,
 ) -> Response {
     confirm_change(&state, &portal, &sp, (Operation::ManageGrants, PERMISSIONS), &q, async |head| {
-        let id = parse_id(&grant)?;
+        let id: Uuid = parse_id(&grant)?;
         let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
         let g = p.admin_consented.iter().chain(&p.user_consented).find(|g| g.grant.id == id).ok_or_else(not_found)?;
         let who = match &g.principal {
@@ -525,7 +526,7 @@ pub async fn revoke_grant_post(
 ) -> Response {
     let (state, portal) = (&state, &portal);
     layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
-        let (sp_id, id) = (parse_id(&sp)?, parse_id(&grant)?);
+        let (sp_id, id): (ServicePrincipalId, Uuid) = (parse_id(&sp)?, parse_id(&grant)?);
         administration::revoke_grant(&*state.store, &portal.actor, &portal.tenant, id).await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/permissions"), "revoked"))
     })
@@ -539,7 +540,7 @@ pub async fn remove_app_permission(
     Query(q): Params,
 ) -> Response {
     confirm_change(&state, &portal, &sp, (Operation::ManageGrants, PERMISSIONS), &q, async |head| {
-        let id = parse_id(&assignment)?;
+        let id: Uuid = parse_id(&assignment)?;
         let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
         let a = p.application.iter().find(|a| a.assignment.id == id).ok_or_else(not_found)?;
         Ok(Confirm {

@@ -336,8 +336,8 @@ pub fn need(portal: &PortalUser, op: Operation) -> Result<(), ServiceError> {
 }
 
 /// An object id from the path; anything else is "not found".
-pub fn parse_id(raw: &str) -> Result<Uuid, ServiceError> {
-    Uuid::parse_str(raw).map_err(|_| not_found())
+pub fn parse_id<T: From<Uuid>>(raw: &str) -> Result<T, ServiceError> {
+    Uuid::parse_str(raw).map(T::from).map_err(|_| not_found())
 }
 
 /// 404: no such object in this organisation (or not one this page shows).

@@ -14,6 +14,7 @@ use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
 use accord_core::consent_records::RequestStatus;
 use accord_core::directory::Application;
+use accord_core::ids::AppId;
 use accord_core::Aadsts;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
@@ -78,7 +79,7 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
     respond(&state, &portal, result).await
 }
 
-async fn client_app(state: &AppState, app_id: Uuid) -> Result<Application, ServiceError> {
+async fn client_app(state: &AppState, app_id: AppId) -> Result<Application, ServiceError> {
     state.store.application_by_app_id(app_id).await?.ok_or_else(not_found)
 }
 
@@ -159,7 +160,7 @@ pub async fn show(
 async fn request_of_app(
     state: &AppState,
     portal: &PortalUser,
-    app_id: Uuid,
+    app_id: AppId,
     form: &Form,
 ) -> Result<Uuid, ServiceError> {
     let id = Uuid::parse_str(form.get("request"))

@@ -6,10 +6,11 @@
 
 use super::auth::Caller;
 use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+use accord_core::ids::{AppId, AppObjectId};
 
 use super::errors::GraphError;
 use super::odata::{format_utc, parse_datetime, Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{
+use accord_core::microsoft_graph::permissions::{
     APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
 };
 
@@ -71,8 +72,8 @@ const APP_SPEC: ResourceSpec = ResourceSpec {
 /// (`/applications(appId='…')`).
 #[derive(Debug, Clone, Copy)]
 pub enum AppKey {
-    ObjectId(Uuid),
-    AppId(Uuid),
+    ObjectId(AppObjectId),
+    AppId(AppId),
 }
 
 impl AppKey {
@@ -85,7 +86,8 @@ impl AppKey {
 
     fn text(self) -> String {
         match self {
-            AppKey::ObjectId(id) | AppKey::AppId(id) => id.to_string(),
+            AppKey::ObjectId(id) => id.to_string(),
+            AppKey::AppId(id) => id.to_string(),
         }
     }
 }
@@ -360,7 +362,7 @@ async fn required_access(
         let resource_app_id = item
             .get("resourceAppId")
             .and_then(Value::as_str)
-            .and_then(|s| Uuid::parse_str(s).ok())
+            .and_then(|s| s.parse::<AppId>().ok())
             .ok_or_else(|| invalid_value("requiredResourceAccess.resourceAppId"))?;
         if out.iter().any(|r| r.resource_app_id == resource_app_id) {
             return Err(bad(format!("Property '{P}' lists the resource {resource_app_id} twice.")));
@@ -490,8 +492,8 @@ pub async fn create(
     administration::authorize(&actor, administration::Operation::ManageAppRegistrations)?;
     // Everything is validated on a draft first, so a refused body creates nothing.
     let draft = Application {
-        id: Uuid::nil(),
-        app_id: Uuid::nil(),
+        id: AppObjectId::NIL,
+        app_id: AppId::NIL,
         home_tenant_id: tenant.id,
         display_name: name.clone(),
         sign_in_audience: SignInAudience::SingleOrg,

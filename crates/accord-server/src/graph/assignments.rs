@@ -9,7 +9,7 @@ use super::request::{actor, json_object, json_response, require, tenant, GraphPa
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{format_utc, Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{
+use accord_core::microsoft_graph::permissions::{
     ASSIGNMENT_READ as READ_DELEGATED, ASSIGNMENT_READ_APP as READ_APP, ASSIGNMENT_WRITE as WRITE,
 };
 
@@ -96,7 +96,7 @@ async fn list(
     let mut assignments = if assigned_to {
         state.store.app_role_assignments_to(tenant.id, sp.id).await?
     } else {
-        state.store.app_role_assignments_of(tenant.id, sp.id).await?
+        state.store.app_role_assignments_of(tenant.id, sp.id.into()).await?
     };
     assignments.sort_by_key(|a| (a.created_at, a.id));
     let mut items = Vec::new();

@@ -4,6 +4,7 @@
 
 use super::errors::GraphError;
 use crate::state::{AppState, SharedState};
+use accord_core::ids::{AppId, TenantId, UserId};
 use accord_core::well_known::GRAPH_APP_ID;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,17 +18,22 @@ pub use crate::protocol::bearer::{validate_bearer, BearerError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
     /// A signed-in user through a client app; `scopes` from `scp`.
-    Delegated { user_id: Uuid, scopes: Vec<String> },
+    Delegated { user_id: UserId, scopes: Vec<String> },
     /// An application acting as itself; `roles` from `roles`.
     App { roles: Vec<String> },
+}
+
+/// A GUID claim as the id type it names.
+fn claim_id<T: From<Uuid>>(claims: &Value, name: &str) -> Option<T> {
+    claims.get(name).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).map(T::from)
 }
 
 /// The authenticated caller of a Graph endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     /// The client application (`azp`).
-    pub client_app_id: Option<Uuid>,
+    pub client_app_id: Option<AppId>,
     pub principal: Principal,
 }
 
@@ -38,9 +44,8 @@ impl Caller {
         if !graph_aud {
             return Err("Access token validation failure. Invalid audience.");
         }
-        let uuid = |name: &str| claims.get(name).and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok());
-        let tenant_id = uuid("tid").ok_or("Access token validation failure. The token names no tenant.")?;
-        let client_app_id = uuid("azp").or_else(|| uuid("appid"));
+        let tenant_id = claim_id(claims, "tid").ok_or("Access token validation failure. The token names no tenant.")?;
+        let client_app_id = claim_id(claims, "azp").or_else(|| claim_id(claims, "appid"));
         let principal = match claims.get("idtyp").and_then(Value::as_str) {
             Some("app") => Principal::App {
                 roles: claims
@@ -50,7 +55,8 @@ impl Caller {
                     .unwrap_or_default(),
             },
             _ => {
-                let user_id = uuid("oid").ok_or("Access token validation failure. The token names no user.")?;
+                let user_id =
+                    claim_id(claims, "oid").ok_or("Access token validation failure. The token names no user.")?;
                 let scopes = claims
                     .get("scp")
                     .and_then(Value::as_str)
@@ -67,7 +73,7 @@ impl Caller {
     }
 
     /// The signed-in user of a delegated token.
-    pub fn user_id(&self) -> Option<Uuid> {
+    pub fn user_id(&self) -> Option<UserId> {
         match &self.principal {
             Principal::Delegated { user_id, .. } => Some(*user_id),
             Principal::App { .. } => None,
@@ -127,8 +133,8 @@ mod tests {
 
     #[test]
     fn delegated_and_app_callers() {
-        let tid = Uuid::new_v4();
-        let oid = Uuid::new_v4();
+        let tid = TenantId::random();
+        let oid = UserId::random();
         let c = Caller::from_claims(&json!({
             "aud": "https://graph.microsoft.com", "tid": tid, "oid": oid, "idtyp": "user",
             "scp": "User.Read calendars.read"

@@ -6,19 +6,20 @@
 
 use super::auth::Caller;
 use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+use accord_core::ids::{ServicePrincipalId, TenantId};
 
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{
-    CLASSIFICATION_READ as CLASSIFICATION_READ_DELEGATED, CLASSIFICATION_READ_APP, CLASSIFICATION_WRITE,
-    REQUEST_POLICY_READ as POLICY_READ, REQUEST_POLICY_WRITE as POLICY_WRITE,
-};
 use super::service_principals::one_sp;
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::{AdminConsentRequestPolicy, ReviewerRef};
+use accord_core::microsoft_graph::permissions::{
+    CLASSIFICATION_READ as CLASSIFICATION_READ_DELEGATED, CLASSIFICATION_READ_APP, CLASSIFICATION_WRITE,
+    REQUEST_POLICY_READ as POLICY_READ, REQUEST_POLICY_WRITE as POLICY_WRITE,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
@@ -127,9 +128,9 @@ pub fn parse_reviewer(index: usize, v: &Value) -> Result<ReviewerRef, GraphError
         })
     };
     match segments.as_slice() {
-        ["users", u] => Ok(ReviewerRef::User(id(u)?)),
+        ["users", u] => Ok(ReviewerRef::User(id(u)?.into())),
         ["groups", g, t] | ["groups", g, t, "microsoft.graph.user"] if t.eq_ignore_ascii_case("transitiveMembers") => {
-            Ok(ReviewerRef::Group(id(g)?))
+            Ok(ReviewerRef::Group(id(g)?.into()))
         }
         _ => Err(bad(format!(
             "Unsupported reviewer query '{query}' in '{field}.query': Accord's reviewers are '/users/{{id}}' or '/groups/{{id}}/transitiveMembers/microsoft.graph.user'."
@@ -240,14 +241,14 @@ fn classification_json(c: &PermissionClassification) -> Value {
     })
 }
 
-fn classifications_set(sp: Uuid) -> String {
+fn classifications_set(sp: ServicePrincipalId) -> String {
     format!("servicePrincipals('{sp}')/delegatedPermissionClassifications")
 }
 
 async fn classifications_of(
     state: &SharedState,
-    tenant_id: Uuid,
-    sp: Uuid,
+    tenant_id: TenantId,
+    sp: ServicePrincipalId,
 ) -> Result<Vec<PermissionClassification>, GraphError> {
     let mut list = state.store.permission_classifications(tenant_id, sp).await?;
     list.sort_by(|a, b| {
@@ -368,7 +369,7 @@ pub async fn delete_classification(
 ) -> Result<Response, GraphError> {
     require(&caller, CLASSIFICATION_WRITE, CLASSIFICATION_WRITE, "Policy.ReadWrite.PermissionGrant")?;
     let sp_id = object_id(&path, "sp")?;
-    let id = object_id(&path, "classification")?;
+    let id: Uuid = object_id(&path, "classification")?;
     let (sp, _) = one_sp(&state, &caller, sp_id).await?;
     let found = classifications_of(&state, caller.tenant_id, sp.id)
         .await?
@@ -389,13 +390,13 @@ mod tests {
     fn reviewer_queries() {
         let u = Uuid::new_v4();
         let q = |s: String| json!({"query": s, "queryType": "MicrosoftGraph"});
-        assert_eq!(parse_reviewer(0, &q(format!("/users/{u}"))).unwrap(), ReviewerRef::User(u));
-        assert_eq!(parse_reviewer(0, &q(format!("/v1.0/users/{u}"))).unwrap(), ReviewerRef::User(u));
+        assert_eq!(parse_reviewer(0, &q(format!("/users/{u}"))).unwrap(), ReviewerRef::User(u.into()));
+        assert_eq!(parse_reviewer(0, &q(format!("/v1.0/users/{u}"))).unwrap(), ReviewerRef::User(u.into()));
         assert_eq!(
             parse_reviewer(0, &q(format!("/groups/{u}/transitiveMembers/microsoft.graph.user"))).unwrap(),
-            ReviewerRef::Group(u)
+            ReviewerRef::Group(u.into())
         );
-        assert_eq!(reviewer_scope(&ReviewerRef::User(u))["query"], format!("/users/{u}"));
+        assert_eq!(reviewer_scope(&ReviewerRef::User(u.into()))["query"], format!("/users/{u}"));
         assert!(parse_reviewer(0, &q("/users/not-a-guid".into())).is_err());
         assert!(parse_reviewer(0, &q("/beta/roleManagement/directory/roleAssignments".into())).is_err());
         assert!(parse_reviewer(1, &json!({"query": format!("/users/{u}"), "queryType": "Other"})).is_err());

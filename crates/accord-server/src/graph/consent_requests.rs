@@ -12,10 +12,11 @@
 
 use super::auth::Caller;
 use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+use accord_core::ids::AppId;
 
 use super::errors::GraphError;
 use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{REQUESTS_READ as READ, REQUESTS_WRITE as WRITE};
+use accord_core::microsoft_graph::permissions::{REQUESTS_READ as READ, REQUESTS_WRITE as WRITE};
 
 use crate::service::admin_consent_requests;
 use crate::service::administration::{self, Actor, AppConsentRequests, RequestSummary};
@@ -157,7 +158,7 @@ fn with_context(mut v: Value, context: String) -> Value {
 async fn visible(
     state: &SharedState,
     caller: &Caller,
-    app: Option<Uuid>,
+    app: Option<AppId>,
 ) -> Result<(Tenant, Actor, Vec<AppConsentRequests>), GraphError> {
     let tenant = tenant(state, caller).await?;
     let actor = actor(state, caller, &tenant).await?;
@@ -169,7 +170,7 @@ async fn visible(
 async fn one_app(
     state: &SharedState,
     caller: &Caller,
-    id: Uuid,
+    id: AppId,
 ) -> Result<(Tenant, Actor, AppConsentRequests), GraphError> {
     let (tenant, actor, groups) = visible(state, caller, Some(id)).await?;
     let group =
@@ -261,7 +262,7 @@ pub async fn get_app(
     let public_url = &state.settings.public_url;
     match seg {
         Segment::Id(id) => {
-            let (_, _, group) = one_app(&state, &caller, id).await?;
+            let (_, _, group) = one_app(&state, &caller, id.into()).await?;
             let v = opts.project(public_app_json(app_json(&group)));
             Ok(json_response(
                 StatusCode::OK,
@@ -281,13 +282,13 @@ pub async fn get_app(
     }
 }
 
-fn user_requests_set(app: Uuid) -> String {
+fn user_requests_set(app: AppId) -> String {
     format!("{SET}('{app}')/userConsentRequests")
 }
 
-fn app_id(path: &GraphPath) -> Result<Uuid, GraphError> {
+fn app_id(path: &GraphPath) -> Result<AppId, GraphError> {
     match segment(raw_segment(path, "request"))? {
-        Segment::Id(id) => Ok(id),
+        Segment::Id(id) => Ok(id.into()),
         Segment::FilterByReviewer => Err(not_navigable()),
     }
 }

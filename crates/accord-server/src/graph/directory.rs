@@ -4,15 +4,18 @@
 //! objects of the token's tenant exist for the caller.
 
 use super::auth::Caller;
-use super::calendar::user_json;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
-use super::permissions::{USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
 use super::request::{denied, json_response, GraphPath};
+use super::users::user_json;
 use crate::service::administration;
 use crate::state::SharedState;
 use accord_core::directory::Group;
+use accord_core::ids::GroupId;
+use accord_core::microsoft_graph::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
+use accord_core::microsoft_graph::permissions::{
+    USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP,
+};
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -30,7 +33,7 @@ const USER_FILTER: &[Prop] = &[
 
 pub(super) const USER_LIST_SPEC: ResourceSpec = ResourceSpec {
     type_name: "microsoft.graph.user",
-    select: super::calendar::USER_SELECT,
+    select: super::users::USER_SELECT,
     filter: USER_FILTER,
     orderby: &["displayName", "userPrincipalName"],
     default_top: 100,
@@ -135,9 +138,9 @@ pub(super) fn group_json(g: &Group) -> Value {
 }
 
 /// A directory object id from the path: 400 when it is not a GUID, as Graph answers.
-pub(super) fn object_id(path: &GraphPath, name: &str) -> Result<Uuid, GraphError> {
+pub(super) fn object_id<T: From<Uuid>>(path: &GraphPath, name: &str) -> Result<T, GraphError> {
     let raw = path.0.get(name).map(String::as_str).unwrap_or_default();
-    Uuid::parse_str(raw).map_err(|_| {
+    Uuid::parse_str(raw).map(T::from).map_err(|_| {
         GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", format!("Invalid object identifier '{raw}'."))
     })
 }
@@ -208,7 +211,7 @@ pub async fn get_group(
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
     require_groups(&caller)?;
-    let id = object_id(&path, "group")?;
+    let id: GroupId = object_id(&path, "group")?;
     let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
     let group = administration::directory_groups(state.store.as_ref(), caller.tenant_id)
         .await?

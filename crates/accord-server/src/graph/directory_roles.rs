@@ -7,12 +7,15 @@
 //! change roles is the administration service layer's rule.
 
 use super::auth::Caller;
-use super::calendar::user_json;
 use super::directory::{list_response, with_type, MEMBER_SPEC};
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{ROLE_READ as READ_DELEGATED, ROLE_READ_APP as READ_APP, ROLE_WRITE as WRITE};
 use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+use super::users::user_json;
+use accord_core::ids::{TenantId, UserId};
+use accord_core::microsoft_graph::permissions::{
+    ROLE_READ as READ_DELEGATED, ROLE_READ_APP as READ_APP, ROLE_WRITE as WRITE,
+};
 
 use crate::service::administration;
 use crate::state::{AppState, SharedState};
@@ -53,10 +56,10 @@ pub enum RoleKey {
 }
 
 /// The role's object id in `tenant_id`: stable, and different in every tenant.
-fn object_id(tenant_id: Uuid, role: DirectoryRole) -> Uuid {
+fn object_id(tenant_id: TenantId, role: DirectoryRole) -> Uuid {
     let digest = Sha256::new()
         .chain_update(b"accord directoryRole")
-        .chain_update(tenant_id.as_bytes())
+        .chain_update(tenant_id.as_uuid().as_bytes())
         .chain_update(role.template_id().as_bytes())
         .finalize();
     let mut bytes = [0u8; 16];
@@ -82,7 +85,7 @@ fn description(role: DirectoryRole) -> &'static str {
     }
 }
 
-fn role_json(tenant_id: Uuid, role: DirectoryRole) -> Value {
+fn role_json(tenant_id: TenantId, role: DirectoryRole) -> Value {
     json!({
         "id": object_id(tenant_id, role),
         "deletedDateTime": null,
@@ -93,7 +96,7 @@ fn role_json(tenant_id: Uuid, role: DirectoryRole) -> Value {
 }
 
 /// The role a key names, or Graph's 400 (not a GUID) / 404 (no such role here).
-fn resolve(tenant_id: Uuid, key: &RoleKey) -> Result<DirectoryRole, GraphError> {
+fn resolve(tenant_id: TenantId, key: &RoleKey) -> Result<DirectoryRole, GraphError> {
     let (raw, template_only) = match key {
         RoleKey::Id(s) => (s, false),
         RoleKey::TemplateId(s) => (s, true),
@@ -329,10 +332,10 @@ const ASSIGNMENT_SPEC: ResourceSpec = ResourceSpec {
 /// A tenant-wide role assignment as `unifiedRoleAssignment`. Its id follows Entra's pattern
 /// (the role definition and principal GUIDs, base64url, then `-1`), so it is stable and says
 /// what it assigns.
-fn assignment_json(user_id: Uuid, role: DirectoryRole) -> Value {
+fn assignment_json(user_id: UserId, role: DirectoryRole) -> Value {
     use base64::Engine;
     let mut bytes = role.template_id().to_bytes_le().to_vec();
-    bytes.extend_from_slice(&user_id.to_bytes_le());
+    bytes.extend_from_slice(&user_id.as_uuid().to_bytes_le());
     let id = format!("{}-1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
     json!({
         "id": id,
@@ -364,7 +367,7 @@ mod tests {
 
     #[test]
     fn role_object_ids_are_stable_and_per_tenant() {
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (TenantId::random(), TenantId::random());
         let ga = DirectoryRole::GlobalAdministrator;
         assert_eq!(object_id(a, ga), object_id(a, ga));
         assert_ne!(object_id(a, ga), object_id(b, ga));

@@ -5,15 +5,16 @@
 //! service layer's. There is no `DELETE /v1.0/users/{id}`: the store cannot delete users.
 
 use super::auth::Caller;
-use super::calendar::user_json;
 use super::directory::{group_json, object_id, GROUP_SPEC, USER_LIST_SPEC};
 use super::directory_roles::{already_member, referenced_id};
 use super::errors::GraphError;
 use super::odata::QueryOptions;
-use super::permissions::{
+use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
+use super::users::user_json;
+use accord_core::ids::TenantId;
+use accord_core::microsoft_graph::permissions::{
     GROUP_WRITE as GROUP_WRITE_DELEGATED, GROUP_WRITE_APP, USER_WRITE as USER_WRITE_DELEGATED, USER_WRITE_APP,
 };
-use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
 
 use crate::service::administration::{self, Operation};
 use crate::state::{AppState, SharedState};
@@ -160,7 +161,7 @@ pub async fn update_user(
     let m = match require(&caller, USER_WRITE_DELEGATED, USER_WRITE_APP, "User.ReadWrite.All") {
         Ok(()) => json_object(body)?,
         // As in Graph, User-PasswordProfile.ReadWrite.All alone sets a password, nothing else.
-        Err(denied) if caller.first_of(&["User-PasswordProfile.ReadWrite.All"]).is_some() => {
+        Err(denied) if caller.first_of(accord_core::microsoft_graph::permissions::PASSWORD_RESET_APP).is_some() => {
             let m = json_object(body)?;
             if m.keys().any(|k| k != "passwordProfile") {
                 return Err(denied);
@@ -211,7 +212,7 @@ pub async fn delete_user(
 
 /// The caller's tenant's user named by object id or UPN; Graph's directory "not found" otherwise.
 async fn user_by_key(state: &AppState, caller: &Caller, key: &str) -> Result<User, GraphError> {
-    super::calendar::find_user(state, caller.tenant_id, key).await?.ok_or_else(|| GraphError::resource_not_found(key))
+    super::users::find_user(state, caller.tenant_id, key).await?.ok_or_else(|| GraphError::resource_not_found(key))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -270,7 +271,7 @@ pub async fn create_group(
 }
 
 /// Whether `id` is a user or a group of the caller's tenant.
-async fn directory_object_exists(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<bool, GraphError> {
+async fn directory_object_exists(state: &AppState, tenant_id: TenantId, id: Uuid) -> Result<bool, GraphError> {
     let store = state.store.as_ref();
     Ok(administration::directory_users(store, tenant_id).await?.iter().any(|u| u.id == id)
         || administration::directory_groups(store, tenant_id).await?.iter().any(|g| g.id == id))
@@ -310,7 +311,7 @@ pub async fn remove_group_member(
 ) -> Result<Response, GraphError> {
     require(&caller, GROUP_WRITE_DELEGATED, GROUP_WRITE_APP, "Group.ReadWrite.All")?;
     let group_id = object_id(&path, "group")?;
-    let member = object_id(&path, "member")?;
+    let member: Uuid = object_id(&path, "member")?;
     let store = state.store.as_ref();
     let (users, groups) = administration::directory_group_members(store, caller.tenant_id, group_id, false)
         .await?

@@ -8,7 +8,9 @@ use super::request::{actor, json_object, json_response, require, tenant, GraphPa
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE};
+use accord_core::microsoft_graph::permissions::{
+    GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE,
+};
 
 use crate::service::administration;
 use crate::state::SharedState;
@@ -112,11 +114,11 @@ fn field_error(message: String) -> GraphError {
     GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
 }
 
-fn guid_field(m: &Map<String, Value>, name: &str) -> Result<Option<Uuid>, GraphError> {
+fn guid_field<T: From<Uuid>>(m: &Map<String, Value>, name: &str) -> Result<Option<T>, GraphError> {
     match m.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Uuid::parse_str(s)
-            .map(Some)
+            .map(|id| Some(T::from(id)))
             .map_err(|_| field_error(format!("Invalid value specified for property '{name}': '{s}' is not a GUID."))),
         Some(_) => {
             Err(field_error(format!("Invalid value specified for property '{name}': a GUID string is required.")))

@@ -8,12 +8,12 @@ use super::auth::authenticate;
 use super::directory_roles::{self, RoleKey};
 use super::errors::GraphError;
 use crate::state::SharedState;
+use accord_core::ids::AppId;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use uuid::Uuid;
 
 /// `name(key='value')` → the value, when the segment is exactly that (quotes optional).
 fn alternate_key<'a>(segment: &'a str, name: &str, key: &str) -> Option<&'a str> {
@@ -23,7 +23,7 @@ fn alternate_key<'a>(segment: &'a str, name: &str, key: &str) -> Option<&'a str>
 }
 
 fn app_key(value: &str) -> Result<AppKey, GraphError> {
-    Uuid::parse_str(value).map(AppKey::AppId).map_err(|_| {
+    value.parse::<AppId>().map(AppKey::AppId).map_err(|_| {
         GraphError::new(
             StatusCode::BAD_REQUEST,
             "Request_BadRequest",

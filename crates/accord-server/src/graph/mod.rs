@@ -17,11 +17,11 @@ pub mod grants;
 pub mod keyed;
 pub mod odata;
 pub mod openapi;
-pub mod permissions;
 pub mod policies;
 pub mod request;
 pub mod service_principals;
 pub mod timezone;
+pub mod users;
 
 use crate::state::SharedState;
 use auth::Caller;
@@ -57,14 +57,14 @@ pub fn route_paths() -> Vec<String> {
 /// Further Graph resources add their routes here (and their operations to `openapi::OPERATIONS`).
 fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
     let mut table: Vec<(String, MethodRouter<SharedState>)> = vec![
-        ("/v1.0/me".into(), get(calendar::me).fallback(method_not_allowed)),
+        ("/v1.0/me".into(), get(users::me).fallback(method_not_allowed)),
         (
             "/v1.0/users".into(),
             get(directory::list_users).post(directory_writes::create_user).fallback(method_not_allowed),
         ),
         (
             "/v1.0/users/{user}".into(),
-            get(calendar::user)
+            get(users::user)
                 .patch(directory_writes::update_user)
                 .delete(directory_writes::delete_user)
                 .fallback(method_not_allowed),

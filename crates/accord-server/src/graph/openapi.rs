@@ -4,8 +4,8 @@
 //! documented operation answers, every other method on a documented path is a 405, and every
 //! registered route is documented).
 
-use super::permissions::*;
 use crate::state::SharedState;
+use accord_core::microsoft_graph::permissions::*;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -7,7 +7,7 @@ use super::request::{actor, json_object, json_response, require, tenant};
 
 use super::errors::GraphError;
 use super::odata::{QueryOptions, ResourceSpec};
-use super::permissions::{
+use accord_core::microsoft_graph::permissions::{
     AUTH_POLICY_READ as READ_DELEGATED, AUTH_POLICY_READ_APP as READ_APP, AUTH_POLICY_WRITE as WRITE,
 };
 

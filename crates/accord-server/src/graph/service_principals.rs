@@ -5,16 +5,17 @@
 use super::auth::Caller;
 use super::request::{actor, json_object, require, tenant};
 use super::request::{json_response, GraphPath};
+use accord_core::ids::{ServicePrincipalId, TenantId};
 
 use super::directory::object_id;
 use super::errors::GraphError;
 use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{
-    APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
-};
 use crate::service::administration;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{AppRoleMemberType, Application, ServicePrincipal};
+use accord_core::microsoft_graph::permissions::{
+    APP_READ as READ_DELEGATED, APP_READ_APP as READ_APP, APP_WRITE as WRITE_DELEGATED, APP_WRITE_APP as WRITE_APP,
+};
 use accord_core::well_known::MICROSOFT_SERVICES_TENANT_ID;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,7 +23,6 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 const SP_SELECT: &[&str] = &[
     "id",
@@ -134,14 +134,14 @@ pub(super) fn sp_json(sp: &ServicePrincipal, app: Option<&Application>, publishe
         "signInAudience": app.map(|a| if a.sign_in_audience == accord_core::directory::SignInAudience::MultipleOrgs { "AzureADMultipleOrgs" } else { "AzureADMyOrg" }),
         "tags": [],
         "verifiedPublisher": if verified {
-            json!({"displayName": publisher, "verifiedPublisherId": sp.app_owner_tenant_id.simple().to_string()[..7].to_string(), "addedDateTime": null})
+            json!({"displayName": publisher, "verifiedPublisherId": sp.app_owner_tenant_id.as_uuid().simple().to_string()[..7].to_string(), "addedDateTime": null})
         } else {
             json!({"displayName": null, "verifiedPublisherId": null, "addedDateTime": null})
         },
     })
 }
 
-async fn publisher(state: &AppState, owner: Uuid) -> Result<String, GraphError> {
+async fn publisher(state: &AppState, owner: TenantId) -> Result<String, GraphError> {
     if owner == MICROSOFT_SERVICES_TENANT_ID {
         return Ok("Microsoft Services".into());
     }
@@ -149,7 +149,10 @@ async fn publisher(state: &AppState, owner: Uuid) -> Result<String, GraphError> 
 }
 
 /// All of the tenant's service principals as Graph shows them.
-pub(super) async fn all_sps(state: &AppState, tenant_id: Uuid) -> Result<Vec<(ServicePrincipal, Value)>, GraphError> {
+pub(super) async fn all_sps(
+    state: &AppState,
+    tenant_id: TenantId,
+) -> Result<Vec<(ServicePrincipal, Value)>, GraphError> {
     let mut out = Vec::new();
     for (sp, app) in administration::directory_service_principals(state.store.as_ref(), tenant_id).await? {
         let p = publisher(state, sp.app_owner_tenant_id).await?;
@@ -163,7 +166,7 @@ pub(super) async fn all_sps(state: &AppState, tenant_id: Uuid) -> Result<Vec<(Se
 pub(super) async fn one_sp(
     state: &AppState,
     caller: &Caller,
-    id: Uuid,
+    id: ServicePrincipalId,
 ) -> Result<(ServicePrincipal, Value), GraphError> {
     let sp = state
         .store

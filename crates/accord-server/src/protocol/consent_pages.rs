@@ -5,7 +5,7 @@
 //! Every form carries a sealed copy of what was shown (AEAD, bound to the signed-in user and
 //! single use), so a submission can only accept what that user saw, once.
 
-use super::authorize::{
+use super::authorization_request::{
     issue_code, redirect_error, reload_client, respond, sign_in_page, validate_client, AuthorizeRequest, FlowKind,
 };
 use super::errors::{Failure, PageFailure};
@@ -17,6 +17,7 @@ use crate::web::session::{csrf_cookie, current_session};
 use crate::web::templates::Templates;
 use accord_core::consent_engine::{Decision, PermissionKind, PermissionRef, Prompt};
 use accord_core::directory::{Application, Tenant, User};
+use accord_core::ids::{ServicePrincipalId, TenantId, UserId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::{Aadsts, OAuthError};
@@ -36,18 +37,18 @@ const MAX_REASON_LEN: usize = 500;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingDecision {
     flow: AuthorizeRequest,
-    tenant_id: Uuid,
-    user_id: Uuid,
+    tenant_id: TenantId,
+    user_id: UserId,
     auth_time: i64,
     /// (resource service principal, permission id, application?) of what the page listed.
-    shown: Vec<(Uuid, Uuid, bool)>,
+    shown: Vec<(ServicePrincipalId, Uuid, bool)>,
     org_option: bool,
     org_required: bool,
     form_id: String,
     issued_at: i64,
 }
 
-fn key(p: &PermissionRef) -> (Uuid, Uuid, bool) {
+fn key(p: &PermissionRef) -> (ServicePrincipalId, Uuid, bool) {
     (p.resource_sp_id, p.id, p.kind == PermissionKind::Application)
 }
 
@@ -90,7 +91,7 @@ pub(crate) async fn after_sign_in(
                     };
                     form_page(state, headers, "admin_consent.html", &world, pending, ctx, "adminconsent/decide").await
                 }
-                Decision::Refuse(e) => redirect_error(req, e),
+                Decision::Refuse(e) | Decision::NotPermitted(e) => redirect_error(req, e),
                 other => {
                     PageFailure(Failure::Internal(format!("admin consent produced {}", other.kind()))).into_response()
                 }
@@ -149,8 +150,9 @@ async fn render_sign_in_decision(
                 PageFailure(Failure::Protocol(e)).into_response()
             }
         }
-        Decision::PromptAdminConsent { .. } => {
-            PageFailure(Failure::Internal("sign-in produced an admin-consent prompt".into())).into_response()
+        // Only admin consent asks what the signed-in user may grant for the organisation.
+        other @ (Decision::PromptAdminConsent { .. } | Decision::NotPermitted(_)) => {
+            PageFailure(Failure::Internal(format!("sign-in produced {}", other.kind()))).into_response()
         }
     }
 }
@@ -447,7 +449,7 @@ async fn admin_consent(state: &AppState, tenant: &str, headers: &HeaderMap, q: O
         Err(e) => return PageFailure(e).into_response(),
     };
     req.kind = FlowKind::AdminConsent { v1 };
-    req.response_mode = super::authorize::ResponseMode::Query;
+    req.response_mode = super::authorization_request::ResponseMode::Query;
     req.scope = if v1 { String::new() } else { p.get("scope").cloned().unwrap_or_default() };
     if !v1 {
         if req.scope.trim().is_empty() {
@@ -493,7 +495,7 @@ pub async fn admin_consent_decide(
         let outcome = world.decide_admin_consent(&scope, static_default);
         let (delegated, application) = match outcome.decision {
             Decision::PromptAdminConsent { delegated, application } => (delegated, application),
-            Decision::Refuse(e) => return Ok(redirect_error(&pending.flow, e)),
+            Decision::Refuse(e) | Decision::NotPermitted(e) => return Ok(redirect_error(&pending.flow, e)),
             other => return Err(Failure::Internal(format!("admin consent produced {}", other.kind()))),
         };
         let all: Vec<PermissionRef> = delegated.iter().chain(&application).cloned().collect();

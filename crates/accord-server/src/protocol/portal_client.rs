@@ -2,14 +2,14 @@
 //! like any app; this is their stand-in client, which returns only to those pages.
 
 use accord_core::directory::{Application, SignInAudience};
-use uuid::Uuid;
+use accord_core::ids::{AppId, AppObjectId, TenantId};
 
 /// The stand-in "client" shown on the sign-in page for Accord's own pages.
 pub fn portal_application(return_to: &str) -> Application {
     Application {
-        id: Uuid::nil(),
-        app_id: Uuid::nil(),
-        home_tenant_id: Uuid::nil(),
+        id: AppObjectId::NIL,
+        app_id: AppId::NIL,
+        home_tenant_id: TenantId::NIL,
         display_name: "Accord — My Apps and admin center".into(),
         sign_in_audience: SignInAudience::MultipleOrgs,
         redirect_uris: vec![return_to.to_string()],

@@ -5,6 +5,7 @@ use crate::state::{AppState, SharedState};
 use crate::web::cookies;
 use crate::web::forms::{found, params};
 use crate::web::templates::Templates;
+use accord_core::ids::{AppId, TenantId, UserId};
 use accord_core::Aadsts;
 use axum::extract::{Path, RawForm, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -13,7 +14,6 @@ use axum::Json;
 use minijinja::context;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 pub async fn logout_get(
     State(state): State<SharedState>,
@@ -65,10 +65,10 @@ async fn logout(state: &AppState, headers: &HeaderMap, p: HashMap<String, String
 /// `client_id` or by the `id_token_hint` we issued.
 async fn registered_logout_target(state: &AppState, p: &HashMap<String, String>, uri: &str) -> Option<String> {
     let client_id = match p.get("client_id") {
-        Some(id) => Uuid::parse_str(id).ok()?,
+        Some(id) => id.parse::<AppId>().ok()?,
         None => {
             let claims = state.signer.verify(p.get("id_token_hint")?)?;
-            Uuid::parse_str(claims.get("aud")?.as_str()?).ok()?
+            claims.get("aud")?.as_str()?.parse::<AppId>().ok()?
         }
     };
     let app = state.store.application_by_app_id(client_id).await.ok()??;
@@ -92,18 +92,18 @@ pub async fn userinfo(State(state): State<SharedState>, headers: HeaderMap) -> R
         return Ok(res);
     };
     let (Some(tid), Some(oid)) = (
-        claims.get("tid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()),
-        claims.get("oid").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()),
+        claims.get("tid").and_then(Value::as_str).and_then(|s| s.parse::<TenantId>().ok()),
+        claims.get("oid").and_then(Value::as_str).and_then(|s| s.parse::<UserId>().ok()),
     ) else {
         return Err(Aadsts::invalid_parameter("access_token", "it names no user").into());
     };
     let Some(user) = state.store.user(tid, oid).await? else {
         return Err(Aadsts::user_not_found().into());
     };
-    let azp = claims.get("azp").and_then(Value::as_str).and_then(|s| Uuid::parse_str(s).ok()).unwrap_or_default();
+    let azp = claims.get("azp").and_then(Value::as_str).and_then(|s| s.parse::<AppId>().ok()).unwrap_or(AppId::NIL);
     let (given, family) = user.display_name.split_once(' ').unwrap_or((&user.display_name, ""));
     Ok(Json(json!({
-        "sub": crate::service::tokens::pairwise_subject(&state, user.id, azp),
+        "sub": crate::service::tokens::pairwise_subject(&state, user.id.into(), azp),
         "name": user.display_name,
         "given_name": given,
         "family_name": family,

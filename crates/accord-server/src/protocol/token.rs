@@ -10,6 +10,7 @@ use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
 use crate::web::forms::params;
 use accord_core::directory::{Application, Tenant, User};
+use accord_core::ids::{AppId, TenantId, UserId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::{Aadsts, OAuthError};
@@ -118,7 +119,7 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
         (None, None) => return Err(Aadsts::missing_parameter("client_id").into()),
     };
     let app_id =
-        Uuid::parse_str(client_id.trim()).map_err(|_| Aadsts::unknown_client(&crate::tenancy::sanitize(&client_id)))?;
+        client_id.trim().parse::<AppId>().map_err(|_| Aadsts::unknown_client(&crate::tenancy::sanitize(&client_id)))?;
     let app =
         state.store.application_by_app_id(app_id).await?.ok_or_else(|| Aadsts::unknown_client(&app_id.to_string()))?;
     let secret = basic.map(|(_, s)| s).or_else(|| body_secret.cloned());
@@ -150,11 +151,11 @@ fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Aadsts> {
     p.get(name).map(String::as_str).filter(|v| !v.is_empty()).ok_or_else(|| Aadsts::missing_parameter(name))
 }
 
-async fn tenant_of(state: &AppState, id: Uuid) -> Result<Tenant, Failure> {
+async fn tenant_of(state: &AppState, id: TenantId) -> Result<Tenant, Failure> {
     state.store.tenant(id).await?.ok_or_else(|| Failure::Internal(format!("tenant {id} vanished")))
 }
 
-async fn user_of(state: &AppState, tenant_id: Uuid, id: Uuid) -> Result<User, Failure> {
+async fn user_of(state: &AppState, tenant_id: TenantId, id: UserId) -> Result<User, Failure> {
     match state.store.user(tenant_id, id).await? {
         Some(u) if u.enabled => Ok(u),
         Some(_) => Err(Aadsts::account_disabled().into()),

@@ -7,6 +7,7 @@ use crate::service::ServiceError;
 use accord_core::consent_engine::{can_grant_for_org, Decision, PermissionRef};
 use accord_core::consent_records::{ConsentRequest, Notification, PermissionKey, RequestStatus, ReviewResult};
 use accord_core::directory::{Application, ReviewerRef, ServicePrincipal, Tenant, User};
+use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
 use accord_core::scope::qualified_scope;
 use accord_core::scope::ScopeRequest;
 use accord_core::Aadsts;
@@ -86,7 +87,7 @@ fn labels(permissions: &[PermissionRef]) -> Vec<String> {
     permissions.iter().map(|p| p.label()).collect()
 }
 
-fn notification(tenant_id: Uuid, to: &User, kind: &str, subject: String, body: String) -> Change {
+fn notification(tenant_id: TenantId, to: &User, kind: &str, subject: String, body: String) -> Change {
     Change::EnqueueNotification(Notification {
         tenant_id,
         id: Uuid::new_v4(),
@@ -104,9 +105,9 @@ fn notification(tenant_id: Uuid, to: &User, kind: &str, subject: String, body: S
 
 /// The tenant's reviewers as users (groups expanded through nesting).
 pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, ServiceError> {
-    let mut ids: Vec<Uuid> = Vec::new();
+    let mut ids: Vec<UserId> = Vec::new();
     let mut seen_groups = HashSet::new();
-    let mut groups: Vec<Uuid> = Vec::new();
+    let mut groups: Vec<GroupId> = Vec::new();
     for r in &tenant.admin_consent_requests.reviewers {
         match r {
             ReviewerRef::User(id) => ids.push(*id),
@@ -119,8 +120,8 @@ pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, 
         }
         for m in store.group_members(tenant.id, g).await? {
             match m.kind {
-                accord_core::directory::MemberKind::User => ids.push(m.member_id),
-                accord_core::directory::MemberKind::Group => groups.push(m.member_id),
+                accord_core::directory::MemberKind::User => ids.push(m.member_id.into()),
+                accord_core::directory::MemberKind::Group => groups.push(m.member_id.into()),
             }
         }
     }
@@ -147,8 +148,8 @@ fn not_reviewer(user: &User) -> ServiceError {
 /// One app's pending requests (the `appConsentRequest` view).
 pub async fn pending_for_app(
     store: &dyn Store,
-    tenant_id: Uuid,
-    app_id: Uuid,
+    tenant_id: TenantId,
+    app_id: AppId,
 ) -> Result<Vec<ConsentRequest>, ServiceError> {
     Ok(store
         .consent_requests(tenant_id, Some(app_id))
@@ -265,7 +266,8 @@ pub async fn approval_preview(
         Decision::PromptAdminConsent { delegated, application } => {
             delegated.into_iter().chain(application).collect::<Vec<_>>()
         }
-        Decision::Refuse(e) => return Err(consent::admin_consent_refusal(e)),
+        Decision::NotPermitted(e) => return Err(ServiceError::Forbidden(e)),
+        Decision::Refuse(e) => return Err(ServiceError::Refused(e)),
         other => return Err(ServiceError::Internal(format!("approval produced {}", other.kind()))),
     };
     if let Some(p) = permissions.iter().find(|p| !can_grant_for_org(&world.roles, p)) {
@@ -354,7 +356,7 @@ async fn review_refusal(
             Some(sp) => ServicePrincipal { enabled: false, ..sp },
             None => ServicePrincipal {
                 tenant_id: tenant.id,
-                id: Uuid::new_v4(),
+                id: ServicePrincipalId::random(),
                 app_id: client.app_id,
                 display_name: client.display_name.clone(),
                 app_owner_tenant_id: client.home_tenant_id,

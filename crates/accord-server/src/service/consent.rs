@@ -10,6 +10,7 @@ use accord_core::consent_engine::{
 use accord_core::consent_records::AuditEvent;
 use accord_core::consent_records::RequestStatus;
 use accord_core::directory::*;
+use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
 use accord_core::scope::{OidcScopes, ScopeRequest};
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::Aadsts;
@@ -26,8 +27,12 @@ pub struct TenantResource {
 }
 
 /// Finds an API by identifier URI or application id, and its service principal in the tenant.
-pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) -> Result<TenantResource, ServiceError> {
-    let app = match Uuid::parse_str(name) {
+pub async fn resolve_resource(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    name: &str,
+) -> Result<TenantResource, ServiceError> {
+    let app = match name.parse::<AppId>() {
         Ok(app_id) => store.application_by_app_id(app_id).await?,
         Err(_) => store.application_by_identifier_uri(name).await?,
     };
@@ -43,7 +48,7 @@ pub async fn resolve_resource(store: &dyn Store, tenant_id: Uuid, name: &str) ->
 /// What an app-only token is issued with.
 pub struct AppOnlyAccess {
     /// The client's enterprise app in the tenant (the token's `oid`).
-    pub client_sp_id: Uuid,
+    pub client_sp_id: ServicePrincipalId,
     pub resource: TenantResource,
     /// The application permissions granted on the resource (the token's `roles`).
     pub roles: Vec<String>,
@@ -60,7 +65,7 @@ pub async fn app_only_access(
     let resource = resolve_resource(store, tenant.id, resource_name).await?;
     let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
     let grants = match &client_sp {
-        Some(sp) => store.app_role_assignments_of(tenant.id, sp.id).await?,
+        Some(sp) => store.app_role_assignments_of(tenant.id, sp.id.into()).await?,
         None => Vec::new(),
     };
     let outcome = consent_engine::decide_app_only(&consent_engine::AppOnlySnapshot {
@@ -86,11 +91,11 @@ pub struct ConsentWorld {
     pub client_sp: Option<ServicePrincipal>,
     pub user: User,
     pub roles: Vec<DirectoryRole>,
-    groups: Vec<(Uuid, String, Option<Uuid>)>,
+    groups: Vec<(GroupId, String, Option<GroupId>)>,
     assignments_to_client: Vec<AppRoleAssignment>,
     delegated_grants: Vec<DelegatedGrant>,
     app_role_grants: Vec<AppRoleAssignment>,
-    resources: Vec<(Application, Uuid, Vec<Uuid>)>,
+    resources: Vec<(Application, ServicePrincipalId, Vec<Uuid>)>,
     pub pending_request: Option<Uuid>,
 }
 
@@ -110,7 +115,7 @@ impl ConsentWorld {
             Some(sp) => (
                 store.app_role_assignments_to(tenant.id, sp.id).await?,
                 store.delegated_grants_of_client(tenant.id, sp.id).await?,
-                store.app_role_assignments_of(tenant.id, sp.id).await?,
+                store.app_role_assignments_of(tenant.id, sp.id.into()).await?,
             ),
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
@@ -173,7 +178,7 @@ impl ConsentWorld {
         self.with_snapshot(request, Prompt::Default, |s| consent_engine::decide_admin_consent(s, static_default))
     }
 
-    pub fn resource(&self, app_id: Uuid) -> Option<&Application> {
+    pub fn resource(&self, app_id: AppId) -> Option<&Application> {
         self.resources.iter().map(|(app, _, _)| app).find(|a| a.app_id == app_id)
     }
 }
@@ -182,11 +187,11 @@ impl ConsentWorld {
 /// the assignment rule's wording, so it is computed only when assignment is required.
 async fn user_groups(
     store: &dyn Store,
-    tenant_id: Uuid,
-    user_id: Uuid,
+    tenant_id: TenantId,
+    user_id: UserId,
     with_paths: bool,
-) -> Result<Vec<(Uuid, String, Option<Uuid>)>, ServiceError> {
-    let ids = store.transitive_groups_of(tenant_id, user_id).await?;
+) -> Result<Vec<(GroupId, String, Option<GroupId>)>, ServiceError> {
+    let ids = store.transitive_groups_of(tenant_id, user_id.into()).await?;
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -199,7 +204,10 @@ async fn user_groups(
             if members.iter().any(|m| m.member_id == user_id) {
                 None
             } else {
-                members.iter().find(|m| m.kind == MemberKind::Group && ids.contains(&m.member_id)).map(|m| m.member_id)
+                members
+                    .iter()
+                    .find(|m| m.kind == MemberKind::Group && ids.contains(&GroupId::from(m.member_id)))
+                    .map(|m| GroupId::from(m.member_id))
             }
         } else {
             None
@@ -214,10 +222,10 @@ async fn user_groups(
 /// in the tenant are left out; the engine then refuses with AADSTS500011.
 async fn load_resources(
     store: &dyn Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     client: &Application,
     request: &ScopeRequest,
-) -> Result<Vec<(Application, Uuid, Vec<Uuid>)>, ServiceError> {
+) -> Result<Vec<(Application, ServicePrincipalId, Vec<Uuid>)>, ServiceError> {
     let mut apps: Vec<Application> = Vec::new();
     let add = |app: Option<Application>, apps: &mut Vec<Application>| {
         if let Some(app) = app {
@@ -227,7 +235,7 @@ async fn load_resources(
         }
     };
     for r in &request.resources {
-        let app = match Uuid::parse_str(&r.resource) {
+        let app = match r.resource.parse::<AppId>() {
             Ok(id) if id == client.app_id => Some(client.clone()),
             Ok(id) => store.application_by_app_id(id).await?,
             Err(_) => store.application_by_identifier_uri(&r.resource).await?,
@@ -252,7 +260,7 @@ async fn load_resources(
             if app.app_id == client.app_id {
                 // The client's own scopes: its service principal may not exist yet; grants
                 // point at it once consent creates it.
-                out.push((app, Uuid::nil(), Vec::new()));
+                out.push((app, ServicePrincipalId::NOT_YET_CREATED, Vec::new()));
             }
             continue;
         };
@@ -346,7 +354,7 @@ pub async fn grant(
         None => {
             let sp = ServicePrincipal {
                 tenant_id: tenant.id,
-                id: Uuid::new_v4(),
+                id: ServicePrincipalId::random(),
                 app_id: client.app_id,
                 display_name: client.display_name.clone(),
                 app_owner_tenant_id: client.home_tenant_id,
@@ -359,13 +367,13 @@ pub async fn grant(
         }
     };
     let existing = store.delegated_grants_of_client(tenant.id, client_sp.id).await?;
-    let held_roles = store.app_role_assignments_of(tenant.id, client_sp.id).await?;
+    let held_roles = store.app_role_assignments_of(tenant.id, client_sp.id.into()).await?;
     let (consent_type, principal_id, actor) = match &grantee {
         Grantee::User(u) => (ConsentType::Principal, Some(u.id), *u),
         Grantee::Organisation { admin } => (ConsentType::AllPrincipals, None, *admin),
     };
     // One grant per resource: extend what exists, in permission order.
-    let mut resources: Vec<Uuid> = Vec::new();
+    let mut resources: Vec<ServicePrincipalId> = Vec::new();
     for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
         if !resources.contains(&p.resource_sp_id) {
             resources.push(p.resource_sp_id);
@@ -373,7 +381,7 @@ pub async fn grant(
     }
     for resource_sp_id in resources {
         // A grant on the client's own scopes points at the service principal just created.
-        let resource_sp_id = if resource_sp_id.is_nil() { client_sp.id } else { resource_sp_id };
+        let resource_sp_id = if resource_sp_id.is_not_yet_created() { client_sp.id } else { resource_sp_id };
         let mut grant = existing
             .iter()
             .find(|g| {
@@ -391,7 +399,7 @@ pub async fn grant(
                 created_at: now,
             });
         for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
-            let sp = if p.resource_sp_id.is_nil() { client_sp.id } else { p.resource_sp_id };
+            let sp = if p.resource_sp_id.is_not_yet_created() { client_sp.id } else { p.resource_sp_id };
             if sp == resource_sp_id && !grant.scopes.iter().any(|s| s.eq_ignore_ascii_case(&p.value)) {
                 grant.scopes.push(p.value.clone());
             }
@@ -406,7 +414,7 @@ pub async fn grant(
             changes.push(Change::PutAppRoleAssignment(AppRoleAssignment {
                 tenant_id: tenant.id,
                 id: Uuid::new_v4(),
-                principal_id: client_sp.id,
+                principal_id: client_sp.id.into(),
                 principal_type: PrincipalType::ServicePrincipal,
                 resource_sp_id: p.resource_sp_id,
                 app_role_id: p.id,
@@ -433,17 +441,17 @@ pub async fn grant(
 
 /// An audit-log change, to be applied with the change it records.
 pub fn audit(
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     actor: Option<&User>,
     action: &str,
-    app_id: Option<Uuid>,
+    app_id: Option<AppId>,
     detail: serde_json::Value,
 ) -> Change {
     Change::AppendAudit(AuditEvent {
         tenant_id,
         id: Uuid::new_v4(),
         at: OffsetDateTime::now_utc(),
-        actor_id: actor.map(|u| u.id),
+        actor_id: actor.map(|u| u.id.into()),
         actor: actor.map(|u| u.upn.clone()).unwrap_or_else(|| "system".into()),
         action: action.to_string(),
         app_id,
@@ -487,15 +495,4 @@ pub async fn refresh_access(
         _ => false,
     };
     Err(RefreshRefusal { error, revoke_family })
-}
-
-/// The consent engine's refusal of admin consent as the service reports it: a refusal for the
-/// actor's missing role (`access_denied`, AADSTS90094) is [`ServiceError::Forbidden`], any other
-/// (a disabled app, an unknown permission) a plain refusal.
-pub fn admin_consent_refusal(e: accord_core::Aadsts) -> ServiceError {
-    if e.error == accord_core::OAuthError::AccessDenied {
-        ServiceError::Forbidden(e)
-    } else {
-        ServiceError::Refused(e)
-    }
 }

@@ -7,6 +7,7 @@ use crate::crypto::Keyring;
 use crate::password_work;
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
+use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
 use accord_core::microsoft_graph;
 use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, RelativeTimes, Scenario, TenantSpec};
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
@@ -29,7 +30,7 @@ pub struct LoadSummary {
     /// Delegated permissions classified low.
     pub classifications: usize,
     /// Tenants whose id was generated (the file gave none): name and id, to print.
-    pub generated_tenant_ids: Vec<(String, Uuid)>,
+    pub generated_tenant_ids: Vec<(String, TenantId)>,
 }
 
 /// Microsoft Graph's registration and its service principal in every tenant.
@@ -50,10 +51,10 @@ pub async fn ensure_builtins(store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn new_service_principal(tenant_id: Uuid, app: &Application) -> ServicePrincipal {
+fn new_service_principal(tenant_id: TenantId, app: &Application) -> ServicePrincipal {
     ServicePrincipal {
         tenant_id,
-        id: Uuid::new_v4(),
+        id: ServicePrincipalId::random(),
         app_id: app.app_id,
         display_name: app.display_name.clone(),
         app_owner_tenant_id: app.home_tenant_id,
@@ -123,17 +124,22 @@ struct Planner<'a> {
     keyring: &'a Keyring,
     changes: Vec<Change>,
     summary: LoadSummary,
-    apps: HashMap<Uuid, Application>,
-    sps: HashMap<(Uuid, Uuid), ServicePrincipal>,
+    apps: HashMap<AppId, Application>,
+    sps: HashMap<(TenantId, AppId), ServicePrincipal>,
     relative_times: RelativeTimes,
 }
 
 /// The id of the `n`th event of `owner` with this subject and relative start as written: the
 /// same on every load, whatever day it is.
-fn relative_event_id(tenant_id: Uuid, owner_id: Uuid, subject: &str, written_start: &str, n: u32) -> Uuid {
+fn relative_event_id(tenant_id: TenantId, owner_id: UserId, subject: &str, written_start: &str, n: u32) -> Uuid {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [tenant_id.as_bytes().as_slice(), owner_id.as_bytes(), subject.as_bytes(), written_start.as_bytes()] {
+    for part in [
+        tenant_id.as_uuid().as_bytes().as_slice(),
+        owner_id.as_uuid().as_bytes(),
+        subject.as_bytes(),
+        written_start.as_bytes(),
+    ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
     }
@@ -157,19 +163,19 @@ impl<'a> Planner<'a> {
         }
     }
 
-    async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<Uuid> {
+    async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<TenantId> {
         if let Some(id) = spec.id {
             return Ok(id);
         }
         if let Some(existing) = self.store.tenant_by_domain(spec.default_domain()).await? {
             return Ok(existing.id);
         }
-        let id = Uuid::new_v4();
+        let id = TenantId::random();
         self.summary.generated_tenant_ids.push((spec.display_name.clone(), id));
         Ok(id)
     }
 
-    async fn tenant(&mut self, spec: &TenantSpec, tenant_id: Uuid) -> anyhow::Result<()> {
+    async fn tenant(&mut self, spec: &TenantSpec, tenant_id: TenantId) -> anyhow::Result<()> {
         let existing = self.store.tenant(tenant_id).await?;
         let mut tenant = Tenant {
             id: tenant_id,
@@ -186,16 +192,16 @@ impl<'a> Planner<'a> {
         let graph = self.apps[&GRAPH_APP_ID].clone();
         self.service_principal(tenant_id, &graph).await?;
 
-        let mut users: HashMap<String, Uuid> = HashMap::new();
+        let mut users: HashMap<String, UserId> = HashMap::new();
         for u in &spec.users {
             let id = self.user(tenant_id, u).await?;
             users.insert(u.upn.to_ascii_lowercase(), id);
         }
-        let mut groups: HashMap<String, Uuid> = HashMap::new();
+        let mut groups: HashMap<String, GroupId> = HashMap::new();
         for g in &spec.groups {
             let id = match self.store.group_by_name(tenant_id, &g.display_name).await? {
                 Some(existing) => existing.id,
-                None => Uuid::new_v4(),
+                None => GroupId::random(),
             };
             groups.insert(g.display_name.clone(), id);
             self.changes.push(Change::PutGroup(Group { tenant_id, id, display_name: g.display_name.clone() }));
@@ -203,8 +209,10 @@ impl<'a> Planner<'a> {
         }
         let resolve = |p: &PrincipalRef| -> anyhow::Result<(Uuid, MemberKind)> {
             match p {
-                PrincipalRef::User(upn) => users.get(&upn.to_ascii_lowercase()).map(|id| (*id, MemberKind::User)),
-                PrincipalRef::Group(name) => groups.get(name).map(|id| (*id, MemberKind::Group)),
+                PrincipalRef::User(upn) => {
+                    users.get(&upn.to_ascii_lowercase()).map(|id| (id.as_uuid(), MemberKind::User))
+                }
+                PrincipalRef::Group(name) => groups.get(name).map(|id| (id.as_uuid(), MemberKind::Group)),
             }
             .ok_or_else(|| anyhow!("{p} is not declared in tenant {}", spec.display_name))
         };
@@ -225,8 +233,8 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|r| {
                     resolve(r).map(|(id, kind)| match kind {
-                        MemberKind::User => ReviewerRef::User(id),
-                        MemberKind::Group => ReviewerRef::Group(id),
+                        MemberKind::User => ReviewerRef::User(id.into()),
+                        MemberKind::Group => ReviewerRef::Group(id.into()),
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?,
@@ -274,13 +282,13 @@ impl<'a> Planner<'a> {
     /// `keep` leaves it where it is, `move` places it relative to this load.
     async fn events<'e>(
         &mut self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         tenant_name: &str,
         events: impl IntoIterator<Item = &'e scenario::EventSpec>,
-        users: &HashMap<String, Uuid>,
+        users: &HashMap<String, UserId>,
     ) -> anyhow::Result<()> {
-        let mut calendars: HashMap<Uuid, Vec<CalendarEvent>> = HashMap::new();
-        let mut occurrences: HashMap<(Uuid, &str, &str), u32> = HashMap::new();
+        let mut calendars: HashMap<UserId, Vec<CalendarEvent>> = HashMap::new();
+        let mut occurrences: HashMap<(UserId, &str, &str), u32> = HashMap::new();
         let now = OffsetDateTime::now_utc();
         for ev in events {
             let owner_id = *users
@@ -326,7 +334,7 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    async fn user(&mut self, tenant_id: Uuid, u: &scenario::UserSpec) -> anyhow::Result<Uuid> {
+    async fn user(&mut self, tenant_id: TenantId, u: &scenario::UserSpec) -> anyhow::Result<UserId> {
         let existing = self.store.user_by_upn(tenant_id, &u.upn).await?;
         let id = match (&existing, u.id) {
             (Some(e), Some(id)) if e.id != id => {
@@ -334,7 +342,7 @@ impl<'a> Planner<'a> {
             }
             (_, Some(id)) => id,
             (Some(e), None) => e.id,
-            (None, None) => Uuid::new_v4(),
+            (None, None) => UserId::random(),
         };
         // Re-hash only when the password changed: argon2 is deliberately slow.
         // Within the server's bound on password work, like every other check.
@@ -363,12 +371,12 @@ impl<'a> Planner<'a> {
         Ok(id)
     }
 
-    async fn app(&mut self, home_tenant_id: Uuid, spec: &scenario::AppSpec) -> anyhow::Result<()> {
+    async fn app(&mut self, home_tenant_id: TenantId, spec: &scenario::AppSpec) -> anyhow::Result<()> {
         let existing = self.store.application_by_app_id(spec.app_id).await?;
         let old_scope_id = |value: &str| existing.as_ref().and_then(|e| e.scope(value)).map(|s| s.id);
         let old_role_id = |value: &str| existing.as_ref().and_then(|e| e.app_role(value)).map(|r| r.id);
         let app = Application {
-            id: existing.as_ref().map(|e| e.id).unwrap_or_else(Uuid::new_v4),
+            id: existing.as_ref().map(|e| e.id).unwrap_or_else(AppObjectId::random),
             app_id: spec.app_id,
             home_tenant_id,
             display_name: spec.display_name.clone(),
@@ -444,12 +452,12 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    fn known_app(&self, app_id: Uuid) -> anyhow::Result<Application> {
+    fn known_app(&self, app_id: AppId) -> anyhow::Result<Application> {
         self.apps.get(&app_id).cloned().ok_or_else(|| anyhow!("app {app_id} is not declared in the scenario"))
     }
 
     /// The tenant's service principal for an app, planned for creation when missing.
-    async fn service_principal(&mut self, tenant_id: Uuid, app: &Application) -> anyhow::Result<ServicePrincipal> {
+    async fn service_principal(&mut self, tenant_id: TenantId, app: &Application) -> anyhow::Result<ServicePrincipal> {
         if let Some(sp) = self.sps.get(&(tenant_id, app.app_id)) {
             return Ok(sp.clone());
         }
@@ -467,9 +475,9 @@ impl<'a> Planner<'a> {
 
     async fn grant(
         &mut self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         g: &scenario::GrantSpec,
-        users: &HashMap<String, Uuid>,
+        users: &HashMap<String, UserId>,
     ) -> anyhow::Result<()> {
         let client = self.known_app(g.app)?;
         let resource = self.known_app(g.resource.app_id())?;
@@ -503,8 +511,14 @@ impl<'a> Planner<'a> {
             let role = resource
                 .app_role(value)
                 .ok_or_else(|| anyhow!("{} has no application permission {value}", resource.display_name))?;
-            self.role_assignment(tenant_id, client_sp.id, PrincipalType::ServicePrincipal, resource_sp.id, role.id)
-                .await?;
+            self.role_assignment(
+                tenant_id,
+                client_sp.id.into(),
+                PrincipalType::ServicePrincipal,
+                resource_sp.id,
+                role.id,
+            )
+            .await?;
             self.summary.grants += 1;
         }
         Ok(())
@@ -512,7 +526,7 @@ impl<'a> Planner<'a> {
 
     /// One resource's delegated permission classifications: exactly the file's, all `low`.
     /// Rows of the same (resource, permission) keep their id; the resource's other rows go.
-    async fn classification(&mut self, tenant_id: Uuid, c: &scenario::ClassificationSpec) -> anyhow::Result<()> {
+    async fn classification(&mut self, tenant_id: TenantId, c: &scenario::ClassificationSpec) -> anyhow::Result<()> {
         let resource = self.known_app(c.resource.app_id())?;
         let sp = self.service_principal(tenant_id, &resource).await?;
         let existing = self.store.permission_classifications(tenant_id, sp.id).await?;
@@ -549,10 +563,10 @@ impl<'a> Planner<'a> {
 
     async fn role_assignment(
         &mut self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         principal_id: Uuid,
         principal_type: PrincipalType,
-        resource_sp_id: Uuid,
+        resource_sp_id: ServicePrincipalId,
         app_role_id: Uuid,
     ) -> anyhow::Result<()> {
         let existing = self.store.app_role_assignments_of(tenant_id, principal_id).await?;

@@ -3,6 +3,7 @@
 
 use crate::state::AppState;
 use accord_core::directory::{Application, DirectoryRole, User};
+use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::scope::OidcScopes;
 use accord_core::well_known::GRAPH_APP_ID;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -22,12 +23,12 @@ pub fn audience(resource: &Application) -> String {
 }
 
 /// Per-app subject: stable for a (user, app) pair, different across apps.
-pub fn pairwise_subject(state: &AppState, object_id: Uuid, client_app_id: Uuid) -> String {
+pub fn pairwise_subject(state: &AppState, object_id: Uuid, client_app_id: AppId) -> String {
     let h = state.keyring.secret_hash(&format!("sub:{object_id}:{client_app_id}"));
     B64URL.encode(&h.as_bytes()[..32])
 }
 
-fn base_claims(state: &AppState, tenant_id: Uuid, aud: &str, lifetime: i64) -> Map<String, Value> {
+fn base_claims(state: &AppState, tenant_id: TenantId, aud: &str, lifetime: i64) -> Map<String, Value> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
@@ -42,7 +43,7 @@ fn base_claims(state: &AppState, tenant_id: Uuid, aud: &str, lifetime: i64) -> M
 }
 
 pub struct UserTokenInput<'a> {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client: &'a Application,
     pub resource: &'a Application,
     pub user: &'a User,
@@ -60,7 +61,7 @@ pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
     c.insert("azp".into(), json!(t.client.app_id));
     c.insert("azpacr".into(), json!(if t.confidential { "1" } else { "0" }));
     c.insert("oid".into(), json!(t.user.id));
-    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id, t.client.app_id)));
+    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id.into(), t.client.app_id)));
     c.insert("name".into(), json!(t.user.display_name));
     c.insert("preferred_username".into(), json!(t.user.upn));
     c.insert("scp".into(), json!(t.scopes.join(" ")));
@@ -77,9 +78,9 @@ pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
 
 pub fn app_access_token(
     state: &AppState,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
     client: &Application,
-    client_sp_id: Uuid,
+    client_sp_id: ServicePrincipalId,
     resource: &Application,
     roles: &[String],
 ) -> String {
@@ -96,7 +97,7 @@ pub fn app_access_token(
 }
 
 pub struct IdTokenInput<'a> {
-    pub tenant_id: Uuid,
+    pub tenant_id: TenantId,
     pub client: &'a Application,
     pub user: &'a User,
     pub oidc: OidcScopes,
@@ -109,7 +110,7 @@ pub struct IdTokenInput<'a> {
 pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
     let mut c = base_claims(state, t.tenant_id, &t.client.app_id.to_string(), state.settings.access_token_seconds);
     c.insert("oid".into(), json!(t.user.id));
-    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id, t.client.app_id)));
+    c.insert("sub".into(), json!(pairwise_subject(state, t.user.id.into(), t.client.app_id)));
     c.insert("auth_time".into(), json!(t.auth_time.unix_timestamp()));
     if t.oidc.profile {
         c.insert("name".into(), json!(t.user.display_name));

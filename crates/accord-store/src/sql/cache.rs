@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use accord_core::ids::{AppId, AppObjectId, ServicePrincipalId, TenantId};
 use uuid::Uuid;
 
 use crate::{Change, StoreResult};
@@ -45,17 +46,17 @@ impl Default for CacheSettings {
 /// What a cached read was looked up by. One variant per cached [`crate::Store`] read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum CacheKey {
-    Tenant(Uuid),
+    Tenant(TenantId),
     TenantByDomain(String),
-    ApplicationByAppId(Uuid),
+    ApplicationByAppId(AppId),
     ApplicationByIdentifierUri(String),
-    ClientSecrets(Uuid),
-    ServicePrincipal(Uuid, Uuid),
-    ServicePrincipalByAppId(Uuid, Uuid),
-    AppRoleAssignmentsOf(Uuid, Uuid),
-    AppRoleAssignmentsTo(Uuid, Uuid),
-    DelegatedGrantsOfClient(Uuid, Uuid),
-    PermissionClassifications(Uuid, Uuid),
+    ClientSecrets(AppObjectId),
+    ServicePrincipal(TenantId, ServicePrincipalId),
+    ServicePrincipalByAppId(TenantId, AppId),
+    AppRoleAssignmentsOf(TenantId, Uuid),
+    AppRoleAssignmentsTo(TenantId, ServicePrincipalId),
+    DelegatedGrantsOfClient(TenantId, ServicePrincipalId),
+    PermissionClassifications(TenantId, ServicePrincipalId),
 }
 
 type Entry = Arc<dyn Any + Send + Sync>;

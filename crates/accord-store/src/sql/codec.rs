@@ -29,8 +29,9 @@ pub(crate) fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
-pub(crate) fn id(u: Uuid) -> String {
-    u.hyphenated().to_string()
+/// Any id, typed or not, as its hyphenated text column.
+pub(crate) fn id(u: impl Into<Uuid>) -> String {
+    u.into().hyphenated().to_string()
 }
 
 pub(crate) fn to_json<T: Serialize + ?Sized>(value: &T) -> StoreResult<String> {
@@ -222,15 +223,18 @@ impl Cols<'_> {
         }
     }
 
-    pub(crate) fn uuid(&self, column: &str) -> StoreResult<Uuid> {
+    /// An id column, as whichever id type the caller expects (typed ids are `From<Uuid>`).
+    pub(crate) fn uuid<T: From<Uuid>>(&self, column: &str) -> StoreResult<T> {
         let s = self.text(column)?;
-        Uuid::parse_str(&s).map_err(|e| corrupt(column, format!("{s:?} is not a UUID: {e}")))
+        Uuid::parse_str(&s).map(T::from).map_err(|e| corrupt(column, format!("{s:?} is not a UUID: {e}")))
     }
 
-    pub(crate) fn opt_uuid(&self, column: &str) -> StoreResult<Option<Uuid>> {
+    pub(crate) fn opt_uuid<T: From<Uuid>>(&self, column: &str) -> StoreResult<Option<T>> {
         match self.opt_text(column)? {
             None => Ok(None),
-            Some(s) => Uuid::parse_str(&s).map(Some).map_err(|e| corrupt(column, format!("{s:?} is not a UUID: {e}"))),
+            Some(s) => Uuid::parse_str(&s)
+                .map(|u| Some(T::from(u)))
+                .map_err(|e| corrupt(column, format!("{s:?} is not a UUID: {e}"))),
         }
     }
 

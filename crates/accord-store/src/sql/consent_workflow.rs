@@ -7,6 +7,7 @@
 //! delivery bookkeeping ([`SqlStore::update_notification`]) and [`SqlStore::insert_once`].
 
 use accord_core::consent_records::*;
+use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -158,7 +159,7 @@ impl SqlStore {
     pub(super) async fn delete_permission_classification(
         &self,
         c: &mut AnyConnection,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         classification_id: Uuid,
     ) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM permission_classifications WHERE tenant_id = $1 AND id = $2")
@@ -218,7 +219,7 @@ impl SqlStore {
 
     pub(super) async fn get_consent_request(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         request_id: Uuid,
     ) -> StoreResult<Option<ConsentRequest>> {
         let sql = format!("SELECT {REQUEST_COLUMNS} FROM consent_requests WHERE tenant_id = $1 AND id = $2");
@@ -228,8 +229,8 @@ impl SqlStore {
     /// Newest first; ties (same `created_at`) by id.
     pub(super) async fn list_consent_requests(
         &self,
-        tenant_id: Uuid,
-        client_app_id: Option<Uuid>,
+        tenant_id: TenantId,
+        client_app_id: Option<AppId>,
     ) -> StoreResult<Vec<ConsentRequest>> {
         let filter = if client_app_id.is_some() { " AND client_app_id = $2" } else { "" };
         let sql = format!(
@@ -256,8 +257,8 @@ impl SqlStore {
 
     pub(super) async fn list_permission_classifications(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<PermissionClassification>> {
         let sql = format!(
             "SELECT {CLASSIFICATION_COLUMNS} FROM permission_classifications WHERE tenant_id = $1 \
@@ -271,8 +272,8 @@ impl SqlStore {
     /// Newest first (ties by id), at most `limit`.
     pub(super) async fn list_audit_events(
         &self,
-        tenant_id: Uuid,
-        app_id: Option<Uuid>,
+        tenant_id: TenantId,
+        app_id: Option<AppId>,
         limit: u32,
     ) -> StoreResult<Vec<AuditEvent>> {
         let (filter, limit_param) = if app_id.is_some() { (" AND app_id = $2", "$3") } else { ("", "$2") };
@@ -289,7 +290,7 @@ impl SqlStore {
 
     // --- notifications ---
 
-    pub(super) async fn list_notifications(&self, tenant_id: Uuid) -> StoreResult<Vec<Notification>> {
+    pub(super) async fn list_notifications(&self, tenant_id: TenantId) -> StoreResult<Vec<Notification>> {
         let sql =
             format!("SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE tenant_id = $1 ORDER BY created_at, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), notification_from).await
@@ -313,7 +314,7 @@ impl SqlStore {
     /// Otherwise a failed attempt: one more attempt, and `error` becomes the last error.
     pub(super) async fn update_notification(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         notification_id: Uuid,
         sent_at: Option<OffsetDateTime>,
         error: Option<&str>,

@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 
 use accord_core::directory::*;
+use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
 use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -471,7 +472,7 @@ impl SqlStore {
     /// See [`Change::DeleteUser`]. Roles and events follow by cascade; the rest name the user
     /// without a foreign key (a principal may be a user, a group or an app; protocol state is
     /// keyed by hashes).
-    async fn delete_user(&self, c: &mut AnyConnection, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    async fn delete_user(&self, c: &mut AnyConnection, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
         let q = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2").bind(id(tenant_id)).bind(id(user_id));
         if self.execute(&mut *c, q).await.map_err(db_err)?.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")));
@@ -492,7 +493,7 @@ impl SqlStore {
     }
 
     /// See [`Change::EndSignIns`].
-    async fn end_sign_ins(&self, c: &mut AnyConnection, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    async fn end_sign_ins(&self, c: &mut AnyConnection, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
         let statements = [
             "UPDATE refresh_token_families SET revoked = 1 WHERE family_id IN \
              (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2)",
@@ -508,12 +509,12 @@ impl SqlStore {
     /// See [`Change::DeleteApplication`]. The service principals go last but one: grants, role
     /// assignments to them and classifications follow by cascade, and so do the secrets with
     /// the registration.
-    async fn delete_application(&self, c: &mut AnyConnection, app_object_id: Uuid) -> StoreResult<()> {
+    async fn delete_application(&self, c: &mut AnyConnection, app_object_id: AppObjectId) -> StoreResult<()> {
         let q = sqlx::query("SELECT app_id FROM applications WHERE id = $1").bind(id(app_object_id));
         let Some(row) = self.fetch_optional(&mut *c, q).await.map_err(db_err)? else {
             return Err(StoreError::NotFound(format!("application {app_object_id}")));
         };
-        let app_id = Cols(&row).uuid("app_id")?;
+        let app_id: AppId = Cols(&row).uuid("app_id")?;
         let statements = [
             // App permissions its service principals hold (no foreign key: the principal may be a
             // user, a group or a service principal).
@@ -583,7 +584,7 @@ impl SqlStore {
 
     // --- tenants ---
 
-    pub(super) async fn get_tenant(&self, tenant_id: Uuid) -> StoreResult<Option<Tenant>> {
+    pub(super) async fn get_tenant(&self, tenant_id: TenantId) -> StoreResult<Option<Tenant>> {
         let sql = format!("{TENANT_SELECT} WHERE t.id = $1 ORDER BY d.position");
         let rows = self.fetch_all(self.pool(), sqlx::query(&sql).bind(id(tenant_id))).await.map_err(db_err)?;
         Ok(tenants_from_rows(&rows)?.pop())
@@ -606,22 +607,26 @@ impl SqlStore {
 
     // --- users and roles ---
 
-    pub(super) async fn get_user(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Option<User>> {
+    pub(super) async fn get_user(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(user_id)), user_from).await
     }
 
-    pub(super) async fn get_user_by_upn(&self, tenant_id: Uuid, upn: &str) -> StoreResult<Option<User>> {
+    pub(super) async fn get_user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND upn_key = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(fold(upn)), user_from).await
     }
 
-    pub(super) async fn list_users(&self, tenant_id: Uuid) -> StoreResult<Vec<User>> {
+    pub(super) async fn list_users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY upn_key, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), user_from).await
     }
 
-    pub(super) async fn list_user_roles(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<Vec<DirectoryRole>> {
+    pub(super) async fn list_user_roles(
+        &self,
+        tenant_id: TenantId,
+        user_id: UserId,
+    ) -> StoreResult<Vec<DirectoryRole>> {
         let q = sqlx::query("SELECT role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id = $2")
             .bind(id(tenant_id))
             .bind(id(user_id));
@@ -631,7 +636,7 @@ impl SqlStore {
         Ok(roles)
     }
 
-    pub(super) async fn increment_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<u32> {
+    pub(super) async fn increment_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32> {
         let q = sqlx::query(
             "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE tenant_id = $1 AND id = $2 \
              RETURNING failed_sign_ins",
@@ -645,8 +650,8 @@ impl SqlStore {
 
     pub(super) async fn update_locked_until(
         &self,
-        tenant_id: Uuid,
-        user_id: Uuid,
+        tenant_id: TenantId,
+        user_id: UserId,
         until: Option<OffsetDateTime>,
     ) -> StoreResult<()> {
         let q = sqlx::query("UPDATE users SET locked_until = $3, failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
@@ -656,14 +661,14 @@ impl SqlStore {
         self.update_user(q, tenant_id, user_id).await
     }
 
-    pub(super) async fn reset_failed_sign_ins(&self, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    pub(super) async fn reset_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
         let q = sqlx::query("UPDATE users SET failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
             .bind(id(tenant_id))
             .bind(id(user_id));
         self.update_user(q, tenant_id, user_id).await
     }
 
-    async fn update_user(&self, q: super::Query<'_>, tenant_id: Uuid, user_id: Uuid) -> StoreResult<()> {
+    async fn update_user(&self, q: super::Query<'_>, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
         let done = self.execute(self.pool(), q).await.map_err(db_err)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")));
@@ -673,22 +678,30 @@ impl SqlStore {
 
     // --- groups ---
 
-    pub(super) async fn get_group(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Option<Group>> {
+    pub(super) async fn get_group(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<Option<Group>> {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await
     }
 
-    pub(super) async fn get_group_by_name(&self, tenant_id: Uuid, display_name: &str) -> StoreResult<Option<Group>> {
+    pub(super) async fn get_group_by_name(
+        &self,
+        tenant_id: TenantId,
+        display_name: &str,
+    ) -> StoreResult<Option<Group>> {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 AND name_key = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(fold(display_name)), group_from).await
     }
 
-    pub(super) async fn list_groups(&self, tenant_id: Uuid) -> StoreResult<Vec<Group>> {
+    pub(super) async fn list_groups(&self, tenant_id: TenantId) -> StoreResult<Vec<Group>> {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 ORDER BY name_key, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), group_from).await
     }
 
-    pub(super) async fn list_group_members(&self, tenant_id: Uuid, group_id: Uuid) -> StoreResult<Vec<GroupMember>> {
+    pub(super) async fn list_group_members(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+    ) -> StoreResult<Vec<GroupMember>> {
         let q = sqlx::query(
             "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 AND group_id = $2 \
              ORDER BY position",
@@ -707,7 +720,11 @@ impl SqlStore {
 
     /// UNION (not UNION ALL) makes the recursion stop at groups already reached, so membership
     /// cycles terminate.
-    pub(super) async fn list_transitive_groups(&self, tenant_id: Uuid, member_id: Uuid) -> StoreResult<Vec<Uuid>> {
+    pub(super) async fn list_transitive_groups(
+        &self,
+        tenant_id: TenantId,
+        member_id: Uuid,
+    ) -> StoreResult<Vec<GroupId>> {
         let q = sqlx::query(
             "WITH RECURSIVE ancestors (group_id) AS ( \
                  SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
@@ -724,7 +741,7 @@ impl SqlStore {
 
     // --- applications ---
 
-    pub(super) async fn get_application_by_app_id(&self, app_id: Uuid) -> StoreResult<Option<Application>> {
+    pub(super) async fn get_application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>> {
         let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE app_id = $1");
         self.read_one(sqlx::query(&sql).bind(id(app_id)), application_from).await
     }
@@ -734,14 +751,14 @@ impl SqlStore {
         self.read_one(sqlx::query(&sql).bind(identifier_uri_key(uri)), application_from).await
     }
 
-    pub(super) async fn list_applications_homed_in(&self, tenant_id: Uuid) -> StoreResult<Vec<Application>> {
+    pub(super) async fn list_applications_homed_in(&self, tenant_id: TenantId) -> StoreResult<Vec<Application>> {
         let sql = format!(
             "SELECT {APPLICATION_COLUMNS} FROM applications WHERE home_tenant_id = $1 ORDER BY display_name, app_id"
         );
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), application_from).await
     }
 
-    pub(super) async fn list_client_secrets(&self, app_object_id: Uuid) -> StoreResult<Vec<ClientSecret>> {
+    pub(super) async fn list_client_secrets(&self, app_object_id: AppObjectId) -> StoreResult<Vec<ClientSecret>> {
         let sql = format!(
             "SELECT {CLIENT_SECRET_COLUMNS} FROM client_secrets WHERE app_object_id = $1 ORDER BY created_at, id"
         );
@@ -752,8 +769,8 @@ impl SqlStore {
 
     pub(super) async fn get_service_principal(
         &self,
-        tenant_id: Uuid,
-        sp_id: Uuid,
+        tenant_id: TenantId,
+        sp_id: ServicePrincipalId,
     ) -> StoreResult<Option<ServicePrincipal>> {
         let sql =
             format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND id = $2");
@@ -762,15 +779,15 @@ impl SqlStore {
 
     pub(super) async fn get_service_principal_by_app_id(
         &self,
-        tenant_id: Uuid,
-        app_id: Uuid,
+        tenant_id: TenantId,
+        app_id: AppId,
     ) -> StoreResult<Option<ServicePrincipal>> {
         let sql =
             format!("SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 AND app_id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(app_id)), service_principal_from).await
     }
 
-    pub(super) async fn list_service_principals(&self, tenant_id: Uuid) -> StoreResult<Vec<ServicePrincipal>> {
+    pub(super) async fn list_service_principals(&self, tenant_id: TenantId) -> StoreResult<Vec<ServicePrincipal>> {
         let sql = format!(
             "SELECT {SERVICE_PRINCIPAL_COLUMNS} FROM service_principals WHERE tenant_id = $1 ORDER BY display_name, id"
         );
@@ -779,22 +796,22 @@ impl SqlStore {
 
     pub(super) async fn get_delegated_grant(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         grant_id: Uuid,
     ) -> StoreResult<Option<DelegatedGrant>> {
         let sql = format!("SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(grant_id)), grant_from).await
     }
 
-    pub(super) async fn list_delegated_grants(&self, tenant_id: Uuid) -> StoreResult<Vec<DelegatedGrant>> {
+    pub(super) async fn list_delegated_grants(&self, tenant_id: TenantId) -> StoreResult<Vec<DelegatedGrant>> {
         let sql = format!("SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 ORDER BY created_at, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), grant_from).await
     }
 
     pub(super) async fn list_delegated_grants_of_client(
         &self,
-        tenant_id: Uuid,
-        client_sp_id: Uuid,
+        tenant_id: TenantId,
+        client_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<DelegatedGrant>> {
         let sql = format!(
             "SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE tenant_id = $1 AND client_sp_id = $2 \
@@ -805,8 +822,8 @@ impl SqlStore {
 
     pub(super) async fn list_app_role_assignments_to(
         &self,
-        tenant_id: Uuid,
-        resource_sp_id: Uuid,
+        tenant_id: TenantId,
+        resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
         let sql = format!(
             "SELECT {ASSIGNMENT_COLUMNS} FROM app_role_assignments WHERE tenant_id = $1 AND resource_sp_id = $2 \
@@ -817,7 +834,7 @@ impl SqlStore {
 
     pub(super) async fn list_app_role_assignments_of(
         &self,
-        tenant_id: Uuid,
+        tenant_id: TenantId,
         principal_id: Uuid,
     ) -> StoreResult<Vec<AppRoleAssignment>> {
         let sql = format!(
@@ -829,7 +846,7 @@ impl SqlStore {
 
     // --- events ---
 
-    pub(super) async fn get_event(&self, tenant_id: Uuid, event_id: Uuid) -> StoreResult<Option<CalendarEvent>> {
+    pub(super) async fn get_event(&self, tenant_id: TenantId, event_id: Uuid) -> StoreResult<Option<CalendarEvent>> {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM calendar_events WHERE tenant_id = $1 AND id = $2");
         self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(event_id)), event_from).await
     }
@@ -837,8 +854,8 @@ impl SqlStore {
     /// Overlap with `[from, to)`: `start < to AND end > from`, each bound optional.
     pub(super) async fn list_events_of(
         &self,
-        tenant_id: Uuid,
-        owner_id: Uuid,
+        tenant_id: TenantId,
+        owner_id: UserId,
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>> {

@@ -2,8 +2,9 @@
 //! and client secrets.
 
 use super::*;
+use accord_core::ids::{AppId, AppObjectId, ServicePrincipalId};
 
-pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: Uuid) -> Result<Application, ServiceError> {
+pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: AppId) -> Result<Application, ServiceError> {
     store
         .application_by_app_id(app_id)
         .await?
@@ -20,8 +21,8 @@ pub async fn create_application(
 ) -> Result<Application, ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = Application {
-        id: Uuid::new_v4(),
-        app_id: Uuid::new_v4(),
+        id: AppObjectId::random(),
+        app_id: AppId::random(),
         home_tenant_id: tenant.id,
         display_name: valid_name("displayName", display_name)?,
         sign_in_audience: audience,
@@ -36,7 +37,7 @@ pub async fn create_application(
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {
         tenant_id: tenant.id,
-        id: Uuid::new_v4(),
+        id: ServicePrincipalId::random(),
         app_id: app.app_id,
         display_name: app.display_name.clone(),
         app_owner_tenant_id: tenant.id,
@@ -163,7 +164,7 @@ async fn privileged_app_permissions(
     let Some(graph_sp) = store.service_principal_by_app_id(tenant.id, graph.app_id).await? else {
         return Ok(Vec::new());
     };
-    let held = store.app_role_assignments_of(tenant.id, sp.id).await?;
+    let held = store.app_role_assignments_of(tenant.id, sp.id.into()).await?;
     Ok(held
         .iter()
         .filter(|a| a.resource_sp_id == graph_sp.id)
@@ -199,7 +200,7 @@ pub async fn add_client_secret(
     keyring: &Keyring,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Uuid,
+    app_id: AppId,
     description: &str,
     valid_days: u32,
 ) -> Result<(ClientSecret, String), ServiceError> {
@@ -241,7 +242,7 @@ pub async fn delete_client_secret(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Uuid,
+    app_id: AppId,
     secret_id: Uuid,
 ) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
@@ -267,7 +268,7 @@ pub async fn delete_application(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Uuid,
+    app_id: AppId,
 ) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageAppRegistrations)?;
     let app = own_application(store, tenant, app_id).await?;

@@ -2,6 +2,7 @@
 //! permission classifications.
 
 use super::*;
+use accord_core::ids::ServicePrincipalId;
 
 pub async fn set_user_consent(
     store: &dyn Store,
@@ -73,7 +74,7 @@ pub async fn classify(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    resource_sp_id: Uuid,
+    resource_sp_id: ServicePrincipalId,
     permission: &str,
     low: bool,
 ) -> Result<(), ServiceError> {

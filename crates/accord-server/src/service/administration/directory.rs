@@ -1,6 +1,7 @@
 //! Users, their directory roles, and groups.
 
 use super::*;
+use accord_core::ids::{GroupId, UserId};
 
 fn valid_upn(tenant: &Tenant, upn: &str) -> Result<String, ServiceError> {
     let upn = upn.trim().to_ascii_lowercase();
@@ -44,7 +45,7 @@ pub async fn create_user(
     let hash = crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?;
     let user = User {
         tenant_id: tenant.id,
-        id: Uuid::new_v4(),
+        id: UserId::random(),
         upn: upn.clone(),
         display_name,
         password_hash: Some(hash),
@@ -64,7 +65,7 @@ pub async fn set_user_enabled(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
     enabled: bool,
 ) -> Result<User, ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
@@ -90,7 +91,12 @@ pub async fn set_user_enabled(
 /// the store's `DeleteUser`), and takes them off the admin-consent reviewers. Accord keeps no
 /// deleted-items bin to restore them from; the audit log keeps their UPN. Nobody deletes their
 /// own account.
-pub async fn delete_user(store: &dyn Store, actor: &Actor, tenant: &Tenant, user_id: Uuid) -> Result<(), ServiceError> {
+pub async fn delete_user(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    user_id: UserId,
+) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     if actor.user_ref().is_some_and(|a| a.id == user.id) {
@@ -113,7 +119,7 @@ pub async fn rename_user(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
     display_name: &str,
 ) -> Result<User, ServiceError> {
     authorize(actor, Operation::ManageUsers)?;
@@ -135,7 +141,7 @@ pub async fn reset_password(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
     password: &str,
 ) -> Result<(), ServiceError> {
     valid_password(password)?;
@@ -162,7 +168,7 @@ pub async fn revoke_sign_in_sessions(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(), ServiceError> {
     let user = target_user(store, actor, tenant, user_id, Operation::ManageUsers, "sign out").await?;
     apply(
@@ -179,7 +185,7 @@ pub async fn set_user_roles(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
     roles: Vec<DirectoryRole>,
 ) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageRoles)?;
@@ -219,7 +225,7 @@ pub async fn create_group(
     if store.group_by_name(tenant.id, &display_name).await?.is_some() {
         return Err(ServiceError::conflict(format!("A group named '{display_name}' already exists.")));
     }
-    let group = Group { tenant_id: tenant.id, id: Uuid::new_v4(), display_name };
+    let group = Group { tenant_id: tenant.id, id: GroupId::random(), display_name };
     apply(
         store,
         vec![
@@ -236,15 +242,17 @@ pub async fn add_group_member(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    group_id: Uuid,
+    group_id: GroupId,
     member_id: Uuid,
 ) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageGroups)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
-    let kind = if store.user(tenant.id, member_id).await?.is_some() {
+    let kind = if store.user(tenant.id, UserId::from(member_id)).await?.is_some() {
         MemberKind::User
-    } else if store.group(tenant.id, member_id).await?.is_some() {
-        if member_id == group_id || store.transitive_groups_of(tenant.id, group_id).await?.contains(&member_id) {
+    } else if store.group(tenant.id, GroupId::from(member_id)).await?.is_some() {
+        if member_id == group_id
+            || store.transitive_groups_of(tenant.id, group_id.into()).await?.contains(&member_id.into())
+        {
             return Err(invalid("member", "adding this group would make a membership cycle"));
         }
         MemberKind::Group
@@ -275,7 +283,7 @@ pub async fn remove_group_member(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    group_id: Uuid,
+    group_id: GroupId,
     member_id: Uuid,
 ) -> Result<(), ServiceError> {
     authorize(actor, Operation::ManageGroups)?;
@@ -307,7 +315,7 @@ async fn target_user(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
     op: Operation,
     verb: &str,
 ) -> Result<User, ServiceError> {

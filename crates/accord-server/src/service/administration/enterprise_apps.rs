@@ -1,11 +1,12 @@
 //! Enterprise applications: their settings, and who is assigned to them.
 
 use super::*;
+use accord_core::ids::{GroupId, ServicePrincipalId, UserId};
 
 pub async fn service_principal(
     store: &dyn Store,
     tenant: &Tenant,
-    sp_id: Uuid,
+    sp_id: ServicePrincipalId,
 ) -> Result<ServicePrincipal, ServiceError> {
     store.service_principal(tenant.id, sp_id).await?.ok_or_else(|| not_found("The enterprise application"))
 }
@@ -15,7 +16,7 @@ pub async fn set_service_principal(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    sp_id: Uuid,
+    sp_id: ServicePrincipalId,
     enabled: Option<bool>,
     assignment_required: Option<bool>,
 ) -> Result<ServicePrincipal, ServiceError> {
@@ -50,16 +51,16 @@ pub async fn add_assignment(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    sp_id: Uuid,
+    sp_id: ServicePrincipalId,
     principal_id: Uuid,
     app_role_id: Option<Uuid>,
 ) -> Result<AppRoleAssignment, ServiceError> {
     authorize(actor, Operation::ManageAssignments)?;
     let sp = service_principal(store, tenant, sp_id).await?;
     let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The application"))?;
-    let (principal_type, name) = if let Some(u) = store.user(tenant.id, principal_id).await? {
+    let (principal_type, name) = if let Some(u) = store.user(tenant.id, UserId::from(principal_id)).await? {
         (PrincipalType::User, u.upn)
-    } else if let Some(g) = store.group(tenant.id, principal_id).await? {
+    } else if let Some(g) = store.group(tenant.id, GroupId::from(principal_id)).await? {
         (PrincipalType::Group, g.display_name)
     } else {
         return Err(invalid("principalId", "no user or group with this id in the organisation"));
@@ -114,7 +115,7 @@ pub async fn remove_app_role_assignment(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    resource_sp_id: Uuid,
+    resource_sp_id: ServicePrincipalId,
     assignment_id: Uuid,
 ) -> Result<(), ServiceError> {
     authorize_unassign(actor, true)?;
@@ -129,7 +130,7 @@ pub async fn remove_app_role_assignment(
     };
     let detail = json!({ "principalId": a.principal_id, "principalType": a.principal_type.as_str(), "appRoleId": a.app_role_id });
     let client_app = if a.principal_type == PrincipalType::ServicePrincipal {
-        store.service_principal(tenant.id, a.principal_id).await?.map(|s| s.app_id)
+        store.service_principal(tenant.id, ServicePrincipalId::from(a.principal_id)).await?.map(|s| s.app_id)
     } else {
         Some(sp.app_id)
     };

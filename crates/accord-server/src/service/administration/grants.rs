@@ -1,6 +1,7 @@
 //! Delegated permission grants, and admin consent given from the admin center.
 
 use super::*;
+use accord_core::ids::{ServicePrincipalId, UserId};
 
 pub async fn revoke_grant(
     store: &dyn Store,
@@ -57,9 +58,9 @@ pub async fn create_grant(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    client_sp_id: Uuid,
-    resource_sp_id: Uuid,
-    principal_id: Option<Uuid>,
+    client_sp_id: ServicePrincipalId,
+    resource_sp_id: ServicePrincipalId,
+    principal_id: Option<UserId>,
     scopes: &str,
 ) -> Result<DelegatedGrant, ServiceError> {
     authorize(actor, Operation::ManageGrants)?;
@@ -140,7 +141,8 @@ pub async fn admin_consent_preview(
         Decision::PromptAdminConsent { delegated, application } => {
             Ok(delegated.into_iter().chain(application).collect())
         }
-        Decision::Refuse(e) => Err(crate::service::consent::admin_consent_refusal(e)),
+        Decision::NotPermitted(e) => Err(ServiceError::Forbidden(e)),
+        Decision::Refuse(e) => Err(ServiceError::Refused(e)),
         other => Err(ServiceError::Internal(format!("admin consent produced {}", other.kind()))),
     }
 }

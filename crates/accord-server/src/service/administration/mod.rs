@@ -10,6 +10,7 @@ use crate::service::ServiceError;
 use accord_core::consent_engine::{Decision, PermissionRef};
 use accord_core::consent_records::PermissionClassification;
 use accord_core::directory::*;
+use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::DEFAULT_ACCESS_ROLE_ID;
 use accord_core::Aadsts;
@@ -24,7 +25,7 @@ pub enum Actor {
     /// A signed-in person (admin center, My Apps, delegated Graph calls).
     User { user: User, roles: Vec<DirectoryRole> },
     /// An app calling Graph with an app-only token; `permissions` are its Graph app roles.
-    App { app_id: Uuid, sp_id: Uuid, permissions: Vec<String> },
+    App { app_id: AppId, sp_id: ServicePrincipalId, permissions: Vec<String> },
 }
 
 impl Actor {
@@ -55,7 +56,7 @@ impl Actor {
     }
 
     /// The audit change for an action by this actor.
-    fn audit(&self, tenant_id: Uuid, action: &str, app_id: Option<Uuid>, detail: serde_json::Value) -> Change {
+    fn audit(&self, tenant_id: TenantId, action: &str, app_id: Option<AppId>, detail: serde_json::Value) -> Change {
         match self {
             Actor::User { user, .. } => audit(tenant_id, Some(user), action, app_id, detail),
             Actor::App { .. } => {
@@ -125,23 +126,20 @@ impl Operation {
 
     /// The Graph application permission an app-only caller needs.
     pub fn app_permission(self) -> &'static [&'static str] {
+        use accord_core::microsoft_graph::permissions as graph;
         match self {
-            Operation::ReadDirectory => {
-                &["Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All", "Application.Read.All"]
-            }
-            // Graph's narrower write permissions count as well as Directory.ReadWrite.All.
-            Operation::ManageUsers => &["Directory.ReadWrite.All", "User.ReadWrite.All"],
-            // As in Entra: neither User.ReadWrite.All nor Directory.ReadWrite.All sets passwords.
-            Operation::ResetPasswords => &["User-PasswordProfile.ReadWrite.All"],
-            Operation::ManageGroups => &["Directory.ReadWrite.All", "Group.ReadWrite.All"],
-            Operation::ManageRoles => &["RoleManagement.ReadWrite.Directory"],
-            Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => &["Application.ReadWrite.All"],
-            Operation::ManageGrants => &["DelegatedPermissionGrant.ReadWrite.All"],
-            Operation::ManageAssignments => &["AppRoleAssignment.ReadWrite.All"],
-            Operation::ManageUserConsentSetting => &["Policy.ReadWrite.Authorization"],
-            Operation::ManageClassifications => &["Policy.ReadWrite.PermissionGrant"],
-            Operation::ManageRequestPolicy => &["Policy.ReadWrite.ConsentRequest"],
-            Operation::ReadAudit => &["AuditLog.Read.All", "Directory.Read.All"],
+            Operation::ReadDirectory => graph::DIRECTORY_READ_APP,
+            Operation::ManageUsers => graph::USER_WRITE_APP,
+            Operation::ResetPasswords => graph::PASSWORD_RESET_APP,
+            Operation::ManageGroups => graph::GROUP_WRITE_APP,
+            Operation::ManageRoles => graph::ROLE_WRITE,
+            Operation::ManageEnterpriseApps | Operation::ManageAppRegistrations => graph::APP_WRITE_APP,
+            Operation::ManageGrants => graph::GRANT_WRITE,
+            Operation::ManageAssignments => graph::ASSIGNMENT_WRITE,
+            Operation::ManageUserConsentSetting => graph::AUTH_POLICY_WRITE,
+            Operation::ManageClassifications => graph::CLASSIFICATION_WRITE,
+            Operation::ManageRequestPolicy => graph::REQUEST_POLICY_WRITE,
+            Operation::ReadAudit => graph::AUDIT_READ_APP,
         }
     }
 }

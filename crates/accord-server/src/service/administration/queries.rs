@@ -3,12 +3,13 @@
 //! `ReadDirectory`), so pages never assemble store reads of their own.
 
 use super::*;
+use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
 
 use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
 use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
 
 /// The organisation that publishes an app: Microsoft for first-party apps, else its home tenant.
-pub async fn publisher_name(store: &dyn Store, owner_tenant_id: Uuid) -> Result<String, ServiceError> {
+pub async fn publisher_name(store: &dyn Store, owner_tenant_id: TenantId) -> Result<String, ServiceError> {
     if owner_tenant_id == MICROSOFT_SERVICES_TENANT_ID {
         return Ok("Microsoft".into());
     }
@@ -29,7 +30,7 @@ pub struct PrincipalSummary {
 impl PrincipalSummary {
     fn of_user(u: &User) -> Self {
         Self {
-            id: u.id,
+            id: u.id.into(),
             kind: PrincipalType::User,
             display_name: u.display_name.clone(),
             upn: u.upn.clone(),
@@ -39,7 +40,7 @@ impl PrincipalSummary {
 
     fn of_group(g: &Group) -> Self {
         Self {
-            id: g.id,
+            id: g.id.into(),
             kind: PrincipalType::Group,
             display_name: g.display_name.clone(),
             upn: String::new(),
@@ -50,14 +51,14 @@ impl PrincipalSummary {
 
 /// Looks a principal up by object id (users, then groups, then service principals).
 pub async fn principal(store: &dyn Store, tenant: &Tenant, id: Uuid) -> Result<Option<PrincipalSummary>, ServiceError> {
-    if let Some(u) = store.user(tenant.id, id).await? {
+    if let Some(u) = store.user(tenant.id, UserId::from(id)).await? {
         return Ok(Some(PrincipalSummary::of_user(&u)));
     }
-    if let Some(g) = store.group(tenant.id, id).await? {
+    if let Some(g) = store.group(tenant.id, GroupId::from(id)).await? {
         return Ok(Some(PrincipalSummary::of_group(&g)));
     }
-    Ok(store.service_principal(tenant.id, id).await?.map(|sp| PrincipalSummary {
-        id: sp.id,
+    Ok(store.service_principal(tenant.id, ServicePrincipalId::from(id)).await?.map(|sp| PrincipalSummary {
+        id: sp.id.into(),
         kind: PrincipalType::ServicePrincipal,
         display_name: sp.display_name,
         upn: String::new(),
@@ -144,7 +145,7 @@ pub async fn enterprise_apps(
     filter: &EnterpriseAppFilter,
 ) -> Result<Vec<EnterpriseAppSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let pending: Vec<Uuid> = store
+    let pending: Vec<AppId> = store
         .consent_requests(tenant.id, None)
         .await?
         .into_iter()
@@ -200,7 +201,7 @@ pub async fn app_assignments(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    sp_id: Uuid,
+    sp_id: ServicePrincipalId,
 ) -> Result<Vec<AssignmentSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = service_principal(store, tenant, sp_id).await?;
@@ -249,7 +250,7 @@ pub async fn app_permissions(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    sp_id: Uuid,
+    sp_id: ServicePrincipalId,
 ) -> Result<AppPermissions, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = service_principal(store, tenant, sp_id).await?;
@@ -259,13 +260,13 @@ pub async fn app_permissions(
             store.service_principal(tenant.id, grant.resource_sp_id).await?.map(|r| r.display_name).unwrap_or_default();
         match (grant.consent_type, grant.principal_id) {
             (ConsentType::Principal, Some(p)) => {
-                let principal = Some(principal_or_deleted(store, tenant, p, PrincipalType::User).await?);
+                let principal = Some(principal_or_deleted(store, tenant, p.into(), PrincipalType::User).await?);
                 out.user_consented.push(GrantSummary { grant, resource, principal });
             }
             _ => out.admin_consented.push(GrantSummary { grant, resource, principal: None }),
         }
     }
-    for assignment in store.app_role_assignments_of(tenant.id, sp.id).await? {
+    for assignment in store.app_role_assignments_of(tenant.id, sp.id.into()).await? {
         let resource_sp = store.service_principal(tenant.id, assignment.resource_sp_id).await?;
         let resource_app = match &resource_sp {
             Some(r) => store.application_by_app_id(r.app_id).await?,
@@ -315,12 +316,12 @@ pub async fn user_details(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<(UserSummary, Vec<Group>), ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     let roles = store.user_roles(tenant.id, user.id).await?;
-    let ids = store.transitive_groups_of(tenant.id, user.id).await?;
+    let ids = store.transitive_groups_of(tenant.id, user.id.into()).await?;
     let mut groups: Vec<Group> = store.groups(tenant.id).await?.into_iter().filter(|g| ids.contains(&g.id)).collect();
     groups.sort_by_key(|g| g.display_name.to_lowercase());
     Ok((UserSummary { user, roles }, groups))
@@ -351,19 +352,20 @@ pub async fn group_details(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    group_id: Uuid,
+    group_id: GroupId,
 ) -> Result<GroupDetails, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
     let all_groups = store.groups(tenant.id).await?;
-    let name_of = |id: Uuid| all_groups.iter().find(|g| g.id == id).map(|g| g.display_name.clone()).unwrap_or_default();
+    let name_of =
+        |id: GroupId| all_groups.iter().find(|g| g.id == id).map(|g| g.display_name.clone()).unwrap_or_default();
     let mut direct = Vec::new();
-    let mut queue: std::collections::VecDeque<Uuid> = std::collections::VecDeque::new();
+    let mut queue: std::collections::VecDeque<GroupId> = std::collections::VecDeque::new();
     for m in store.group_members(tenant.id, group.id).await? {
         let kind = if m.kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
         direct.push(principal_or_deleted(store, tenant, m.member_id, kind).await?);
         if m.kind == MemberKind::Group {
-            queue.push_back(m.member_id);
+            queue.push_back(GroupId::from(m.member_id));
         }
     }
     direct.sort_by_key(|p| (p.kind != PrincipalType::User, p.display_name.to_lowercase()));
@@ -376,12 +378,12 @@ pub async fn group_details(
         }
         for m in store.group_members(tenant.id, g).await? {
             match m.kind {
-                MemberKind::Group => queue.push_back(m.member_id),
+                MemberKind::Group => queue.push_back(GroupId::from(m.member_id)),
                 MemberKind::User => {
                     let known = direct.iter().any(|d| d.id == m.member_id)
                         || nested_users.iter().any(|(u, _)| u.id == m.member_id);
                     if !known {
-                        if let Some(u) = store.user(tenant.id, m.member_id).await? {
+                        if let Some(u) = store.user(tenant.id, UserId::from(m.member_id)).await? {
                             nested_users.push((PrincipalSummary::of_user(&u), name_of(g)));
                         }
                     }
@@ -390,7 +392,7 @@ pub async fn group_details(
         }
     }
     nested_users.sort_by_key(|(u, _)| u.display_name.to_lowercase());
-    let parents = store.transitive_groups_of(tenant.id, group.id).await?;
+    let parents = store.transitive_groups_of(tenant.id, group.id.into()).await?;
     let mut member_of: Vec<Group> =
         all_groups.iter().filter(|g| g.id != group.id && parents.contains(&g.id)).cloned().collect();
     member_of.sort_by_key(|g| g.display_name.to_lowercase());
@@ -400,14 +402,14 @@ pub async fn group_details(
 /// The tenant's users, by display name, for Graph directory reads. The caller has checked the
 /// token's permission (Graph lets any delegated caller with a directory-read scope read users,
 /// without a directory role); only the tenant's own objects are ever returned.
-pub async fn directory_users(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<User>, ServiceError> {
+pub async fn directory_users(store: &dyn Store, tenant_id: TenantId) -> Result<Vec<User>, ServiceError> {
     let mut users = store.users(tenant_id).await?;
     users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
     Ok(users)
 }
 
 /// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
-pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<Group>, ServiceError> {
+pub async fn directory_groups(store: &dyn Store, tenant_id: TenantId) -> Result<Vec<Group>, ServiceError> {
     let mut groups = store.groups(tenant_id).await?;
     groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
     Ok(groups)
@@ -418,8 +420,8 @@ pub async fn directory_groups(store: &dyn Store, tenant_id: Uuid) -> Result<Vec<
 /// group is not one of the tenant's.
 pub async fn directory_group_members(
     store: &dyn Store,
-    tenant_id: Uuid,
-    group_id: Uuid,
+    tenant_id: TenantId,
+    group_id: GroupId,
     transitive: bool,
 ) -> Result<Option<(Vec<User>, Vec<Group>)>, ServiceError> {
     let Some(group) = store.group(tenant_id, group_id).await? else { return Ok(None) };
@@ -432,18 +434,18 @@ pub async fn directory_group_members(
             match m.kind {
                 MemberKind::User => {
                     if user_ids.insert(m.member_id) {
-                        if let Some(u) = store.user(tenant_id, m.member_id).await? {
+                        if let Some(u) = store.user(tenant_id, UserId::from(m.member_id)).await? {
                             users.push(u);
                         }
                     }
                 }
                 MemberKind::Group => {
-                    if seen.insert(m.member_id) {
-                        if let Some(sub) = store.group(tenant_id, m.member_id).await? {
+                    if seen.insert(GroupId::from(m.member_id)) {
+                        if let Some(sub) = store.group(tenant_id, GroupId::from(m.member_id)).await? {
                             groups.push(sub);
                         }
                         if transitive {
-                            queue.push_back(m.member_id);
+                            queue.push_back(GroupId::from(m.member_id));
                         }
                     }
                 }
@@ -472,7 +474,7 @@ pub struct DirectoryApplication {
 /// service principals.
 pub async fn directory_applications(
     store: &dyn Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<Vec<DirectoryApplication>, ServiceError> {
     let mut out = Vec::new();
     for app in store.applications_homed_in(tenant_id).await? {
@@ -489,7 +491,7 @@ pub async fn directory_applications(
 /// `directoryRoles` reads; see [`directory_users`]).
 pub async fn directory_role_holders(
     store: &dyn Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<Vec<(User, Vec<DirectoryRole>)>, ServiceError> {
     let mut out = Vec::new();
     for user in directory_users(store, tenant_id).await? {
@@ -505,7 +507,7 @@ pub async fn directory_role_holders(
 /// reads; see [`directory_users`]).
 pub async fn directory_service_principals(
     store: &dyn Store,
-    tenant_id: Uuid,
+    tenant_id: TenantId,
 ) -> Result<Vec<(ServicePrincipal, Option<Application>)>, ServiceError> {
     let mut out = Vec::new();
     for sp in store.service_principals(tenant_id).await? {
@@ -521,8 +523,8 @@ pub async fn directory_service_principals(
 pub async fn graph_actor(
     store: &dyn Store,
     tenant: &Tenant,
-    user_id: Option<Uuid>,
-    client_app_id: Option<Uuid>,
+    user_id: Option<UserId>,
+    client_app_id: Option<AppId>,
     app_roles: &[String],
 ) -> Result<Actor, ServiceError> {
     match user_id {
@@ -547,7 +549,7 @@ pub async fn audit_log(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Option<Uuid>,
+    app_id: Option<AppId>,
     action_prefix: &str,
     limit: u32,
 ) -> Result<Vec<AuditEvent>, ServiceError> {
@@ -610,12 +612,12 @@ pub struct RequestSummary {
 /// none pending, what the requests asked for).
 #[derive(Debug, Clone)]
 pub struct AppConsentRequests {
-    pub app_id: Uuid,
+    pub app_id: AppId,
     pub display_name: String,
     pub publisher: String,
     pub verified_publisher: bool,
     /// The app's enterprise application here, if it has one.
-    pub sp_id: Option<Uuid>,
+    pub sp_id: Option<ServicePrincipalId>,
     pub permissions: Vec<RequestedPermission>,
     /// Newest first.
     pub requests: Vec<RequestSummary>,
@@ -633,11 +635,29 @@ pub async fn app_consent_requests(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Option<Uuid>,
+    app_id: Option<AppId>,
 ) -> Result<Vec<AppConsentRequests>, ServiceError> {
     if !request_access(store, actor, tenant).await?.may_view() {
         return Err(forbidden(actor, "viewing admin consent requests (it needs a reviewer or a directory role)"));
     }
+    grouped_requests(store, tenant, app_id).await
+}
+
+/// The same listing for the machine's operator (the `accord requests` CLI). Whoever runs the
+/// CLI holds the store itself, so no directory role is asked; reviews still go through
+/// `admin_consent_requests`, which checks the reviewer named on the command line.
+pub async fn consent_requests_for_operator(
+    store: &dyn Store,
+    tenant: &Tenant,
+) -> Result<Vec<AppConsentRequests>, ServiceError> {
+    grouped_requests(store, tenant, None).await
+}
+
+async fn grouped_requests(
+    store: &dyn Store,
+    tenant: &Tenant,
+    app_id: Option<AppId>,
+) -> Result<Vec<AppConsentRequests>, ServiceError> {
     let mut groups: Vec<AppConsentRequests> = Vec::new();
     for request in store.consent_requests(tenant.id, app_id).await? {
         let index = match groups.iter().position(|g| g.app_id == request.client_app_id) {
@@ -664,9 +684,9 @@ pub async fn app_consent_requests(
                 groups.len() - 1
             }
         };
-        let requester = principal_or_deleted(store, tenant, request.user_id, PrincipalType::User).await?;
+        let requester = principal_or_deleted(store, tenant, request.user_id.into(), PrincipalType::User).await?;
         let reviewer = match request.reviewed_by {
-            Some(r) => Some(principal_or_deleted(store, tenant, r, PrincipalType::User).await?),
+            Some(r) => Some(principal_or_deleted(store, tenant, r.into(), PrincipalType::User).await?),
             None => None,
         };
         groups[index].requests.push(RequestSummary { request, requester, reviewer });
@@ -711,7 +731,7 @@ pub async fn graph_classifications(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-) -> Result<(Uuid, Vec<(PermissionScope, bool)>), ServiceError> {
+) -> Result<(ServicePrincipalId, Vec<(PermissionScope, bool)>), ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let sp = store
         .service_principal_by_app_id(tenant.id, GRAPH_APP_ID)
@@ -753,7 +773,7 @@ pub async fn app_registration(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Uuid,
+    app_id: AppId,
 ) -> Result<Application, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     own_application(store, tenant, app_id).await
@@ -764,7 +784,7 @@ pub async fn client_secrets(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Uuid,
+    app_id: AppId,
 ) -> Result<Vec<ClientSecret>, ServiceError> {
     let app = app_registration(store, actor, tenant, app_id).await?;
     let mut secrets = store.client_secrets(app.id).await?;

@@ -2,6 +2,7 @@
 
 use super::*;
 use accord_core::consent_records::{ConsentRequest, PermissionKey, RequestStatus, ReviewResult};
+use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_store::SqlStore;
 
@@ -64,8 +65,8 @@ app = "12345678-0000-4000-8000-0000000000a1"
 assignment_required = true
 "#;
 
-const CONTOSO: Uuid = uuid::uuid!("12345678-0000-4000-8000-000000000002");
-const INSIGHTS: Uuid = uuid::uuid!("12345678-0000-4000-8000-0000000000a1");
+const CONTOSO: TenantId = TenantId::from_uuid(uuid::uuid!("12345678-0000-4000-8000-000000000002"));
+const INSIGHTS: AppId = AppId::from_uuid(uuid::uuid!("12345678-0000-4000-8000-0000000000a1"));
 
 struct World {
     store: SqlStore,
@@ -171,8 +172,8 @@ async fn assignments_permissions_and_audit_reads() {
     let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
     let role = app.app_role("Insights.Admin").unwrap().id;
     let reviewers = w.store.group_by_name(CONTOSO, "Reviewers").await.unwrap().unwrap();
-    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id, Some(role)).await.unwrap();
-    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id, None).await.unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id.into(), Some(role)).await.unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id.into(), None).await.unwrap();
     let list = app_assignments(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
     let rows: Vec<(&str, &str)> = list.iter().map(|a| (a.principal.display_name.as_str(), a.role.as_str())).collect();
     assert_eq!(rows, [("Alice", "Default Access"), ("Reviewers", "Insights.Admin")]);
@@ -332,7 +333,11 @@ async fn deleting_a_user_takes_them_off_the_reviewers() {
     let refused = delete_user(&w.store, &w.admin, &w.tenant, admin_id).await;
     assert!(matches!(refused, Err(ServiceError::Refused(ref e)) if e.message.contains("own account")), "{refused:?}");
     assert!(is_forbidden(delete_user(&w.store, &w.rita, &w.tenant, World::user(&w.alice).id).await));
-    let daemon = Actor::App { app_id: INSIGHTS, sp_id: Uuid::new_v4(), permissions: vec!["User.ReadWrite.All".into()] };
+    let daemon = Actor::App {
+        app_id: INSIGHTS,
+        sp_id: ServicePrincipalId::random(),
+        permissions: vec!["User.ReadWrite.All".into()],
+    };
     // An administrator is deleted by no app (issue 12, finding 1); once an ordinary user, she is.
     assert!(is_forbidden(delete_user(&w.store, &daemon, &w.tenant, admin_id).await));
     w.store.apply(&[Change::SetUserRoles { tenant_id: CONTOSO, user_id: admin_id, roles: vec![] }]).await.unwrap();

@@ -1,5 +1,6 @@
-//! Users and Office 365 calendars: `/v1.0/me`, `/v1.0/users/{id|upn}`, events, calendar events
-//! and calendar views, read and written with exactly the permissions the token carries.
+//! Office 365 calendars: events, calendar events and calendar views of `/me` and
+//! `/users/{id|upn}`, read and written with exactly the permissions the token carries. The event
+//! JSON is in `event_json.rs`, the request body's reading in `event_input.rs`.
 //!
 //! Permission matrix (docs/graph-api.md):
 //! * delegated `Calendars.ReadBasic`: read the signed-in user's events without body,
@@ -10,9 +11,8 @@
 
 use super::auth::Caller;
 use super::errors::GraphError;
-use super::odata::{self, parse_datetime_parts, Prop, PropType, QueryOptions, ResourceSpec};
-use super::permissions::{ME as USER_SELF, USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP};
-use super::request::{denied as directory_denied, json_response, GraphPath};
+use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
+use super::request::{json_response, GraphPath};
 use super::timezone::{preferred_timezone, NamedZone};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{CalendarEvent, User};
@@ -22,39 +22,20 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
-use serde_json::{json, Map, Value};
-use std::collections::{HashMap, HashSet};
-use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use time::OffsetDateTime;
 use uuid::Uuid;
+
+mod event_input;
+mod event_json;
+
+use super::users::{find_user, invalid_user};
+use event_input::*;
+use event_json::*;
 
 // ---------------------------------------------------------------------------------------------
 // Resource descriptions
-
-pub(super) const USER_SELECT: &[&str] = &[
-    "id",
-    "businessPhones",
-    "displayName",
-    "givenName",
-    "jobTitle",
-    "mail",
-    "mobilePhone",
-    "officeLocation",
-    "preferredLanguage",
-    "surname",
-    "userPrincipalName",
-];
-
-const USER_SPEC: ResourceSpec = ResourceSpec {
-    type_name: "microsoft.graph.user",
-    select: USER_SELECT,
-    filter: &[],
-    orderby: &[],
-    default_top: 100,
-    max_top: 999,
-    skiptoken_paging: true,
-};
 
 const EVENT_SELECT: &[&str] = &[
     "id",
@@ -178,19 +159,13 @@ pub enum CalendarAccess {
     ReadWrite,
 }
 
-const DELEGATED_RW: &[&str] = &["Calendars.ReadWrite", "Calendars.ReadWrite.Shared"];
-const DELEGATED_READ: &[&str] = &["Calendars.Read", "Calendars.Read.Shared"];
-const DELEGATED_BASIC: &[&str] = &["Calendars.ReadBasic"];
-const APP_RW: &[&str] = &["Calendars.ReadWrite"];
-const APP_READ: &[&str] = &["Calendars.Read"];
-const APP_BASIC: &[&str] = &["Calendars.ReadBasic.All"];
-
 impl CalendarAccess {
     pub fn of(caller: &Caller) -> Option<CalendarAccess> {
+        use accord_core::microsoft_graph::permissions as graph;
         let (rw, read, basic) = if caller.is_app() {
-            (APP_RW, APP_READ, APP_BASIC)
+            (graph::CALENDAR_WRITE_APP, graph::CALENDAR_FULL_READ_APP, graph::CALENDAR_BASIC_APP)
         } else {
-            (DELEGATED_RW, DELEGATED_READ, DELEGATED_BASIC)
+            (graph::CALENDAR_WRITE, graph::CALENDAR_FULL_READ, graph::CALENDAR_BASIC)
         };
         if caller.first_of(rw).is_some() {
             Some(CalendarAccess::ReadWrite)
@@ -280,18 +255,6 @@ fn response_zone(headers: &HeaderMap) -> (NamedZone, Option<(HeaderName, HeaderV
     (zone, header)
 }
 
-/// The tenant's user named by object id or UPN (one indexed read, no scan).
-pub(super) async fn find_user(state: &AppState, tenant_id: Uuid, key: &str) -> Result<Option<User>, GraphError> {
-    Ok(match Uuid::parse_str(key) {
-        Ok(id) => state.store.user(tenant_id, id).await?,
-        Err(_) => state.store.user_by_upn(tenant_id, key).await?,
-    })
-}
-
-fn invalid_user(key: &str) -> GraphError {
-    GraphError::new(StatusCode::NOT_FOUND, "ErrorInvalidUser", format!("The requested user '{key}' is invalid."))
-}
-
 /// The mailbox owner for a calendar request, after the permission check: the signed-in user for
 /// `/me`; a user of the caller's tenant otherwise, which delegated callers may reach only when it
 /// is themselves.
@@ -313,251 +276,6 @@ async fn mailbox(state: &AppState, caller: &Caller, target: &Target) -> Result<U
             }
         }
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Users
-
-fn split_name(display_name: &str) -> (Value, Value) {
-    match display_name.trim().split_once(' ') {
-        Some((given, family)) => (json!(given), json!(family.trim())),
-        None => (json!(display_name), Value::Null),
-    }
-}
-
-pub(super) fn user_json(user: &User) -> Value {
-    let (given, surname) = split_name(&user.display_name);
-    json!({
-        "id": user.id,
-        "businessPhones": [],
-        "displayName": user.display_name,
-        "givenName": given,
-        "jobTitle": null,
-        "mail": user.upn,
-        "mobilePhone": null,
-        "officeLocation": null,
-        "preferredLanguage": null,
-        "surname": surname,
-        "userPrincipalName": user.upn,
-    })
-}
-
-fn user_response(state: &AppState, user: &User, query: Option<&str>) -> Result<Response, GraphError> {
-    let opts = QueryOptions::parse(query, &USER_SPEC)?;
-    let mut body = opts.project(user_json(user));
-    if let Value::Object(m) = &mut body {
-        m.insert(
-            "@odata.context".into(),
-            json!(format!("{}/$entity", opts.context(&state.settings.public_url, "users"))),
-        );
-    }
-    Ok(json_response(StatusCode::OK, body, None))
-}
-
-/// `GET /v1.0/me`
-pub async fn me(
-    State(state): State<SharedState>,
-    caller: Caller,
-    RawQuery(query): RawQuery,
-) -> Result<Response, GraphError> {
-    let Some(me) = caller.user_id() else {
-        return Err(GraphError::bad_request("/me request is only valid with delegated authentication flow."));
-    };
-    if caller.first_of(USER_SELF).is_none() {
-        return Err(directory_denied("User.Read", &caller));
-    }
-    let user =
-        state.store.user(caller.tenant_id, me).await?.ok_or_else(|| GraphError::resource_not_found(&me.to_string()))?;
-    user_response(&state, &user, query.as_deref())
-}
-
-/// `GET /v1.0/users/{id|upn}`
-pub async fn user(
-    State(state): State<SharedState>,
-    caller: Caller,
-    path: GraphPath,
-    RawQuery(query): RawQuery,
-) -> Result<Response, GraphError> {
-    let key = path.0.get("user").cloned().unwrap_or_default();
-    let others = if caller.is_app() { USER_OTHERS_APP } else { USER_OTHERS_DELEGATED };
-    let self_ok = !caller.is_app() && caller.first_of(USER_SELF).is_some();
-    if !self_ok && caller.first_of(others).is_none() {
-        return Err(directory_denied(
-            if caller.is_app() { "User.Read.All" } else { "User.ReadBasic.All or User.Read.All" },
-            &caller,
-        ));
-    }
-    let user = find_user(&state, caller.tenant_id, &key).await?.ok_or_else(|| GraphError::resource_not_found(&key))?;
-    if caller.user_id() != Some(user.id) && caller.first_of(others).is_none() {
-        return Err(directory_denied(
-            if caller.is_app() { "User.Read.All" } else { "User.ReadBasic.All or User.Read.All" },
-            &caller,
-        ));
-    }
-    user_response(&state, &user, query.as_deref())
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events as JSON
-
-/// Display names of attendees who are users of the tenant (by address, lower case).
-async fn attendee_names(
-    state: &AppState,
-    tenant_id: Uuid,
-    events: &[CalendarEvent],
-) -> Result<HashMap<String, String>, GraphError> {
-    let mut names = HashMap::new();
-    let Some(tenant) = state.store.tenant(tenant_id).await? else { return Ok(names) };
-    let mut wanted: HashSet<String> = HashSet::new();
-    for ev in events {
-        for a in &ev.attendees {
-            let a = a.to_ascii_lowercase();
-            let in_tenant = a.rsplit_once('@').is_some_and(|(_, d)| tenant.domains.iter().any(|t| t == d));
-            if in_tenant && wanted.len() < 200 {
-                wanted.insert(a);
-            }
-        }
-    }
-    for address in wanted {
-        if let Some(u) = state.store.user_by_upn(tenant_id, &address).await? {
-            names.insert(address, u.display_name);
-        }
-    }
-    Ok(names)
-}
-
-fn looks_like_html(s: &str) -> bool {
-    let t = s.trim_start();
-    t.starts_with('<') && t.contains('>')
-}
-
-/// Text of the body without tags, whitespace collapsed, at most 255 characters.
-fn body_preview(body: &str) -> String {
-    let mut text = String::new();
-    let mut in_tag = false;
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    let text = text.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&");
-    let collapsed = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    collapsed.chars().take(255).collect()
-}
-
-fn date_time_time_zone(t: OffsetDateTime, zone: &NamedZone) -> Value {
-    json!({"dateTime": odata::format_wall_clock(zone.wall_clock(t)), "timeZone": zone.name})
-}
-
-fn etag(ev: &CalendarEvent) -> String {
-    let micros = (ev.modified_at.unix_timestamp_nanos() / 1000) as i64;
-    B64.encode(micros.to_be_bytes())
-}
-
-fn email(name: &str, address: &str) -> Value {
-    json!({"emailAddress": {"name": name, "address": address}})
-}
-
-/// An event as Graph shows it, in UTC, trimmed to what `access` may see.
-fn event_json(
-    state: &AppState,
-    ev: &CalendarEvent,
-    owner: &User,
-    access: CalendarAccess,
-    names: &HashMap<String, String>,
-) -> Value {
-    let utc = NamedZone::utc();
-    let change_key = etag(ev);
-    let mut m = Map::new();
-    let mut put = |k: &str, v: Value| {
-        m.insert(k.to_string(), v);
-    };
-    put("@odata.etag", json!(format!("W/\"{change_key}\"")));
-    put("id", json!(ev.id));
-    put("createdDateTime", json!(odata::format_utc(ev.created_at)));
-    put("lastModifiedDateTime", json!(odata::format_utc(ev.modified_at)));
-    put("changeKey", json!(change_key));
-    put("categories", json!([]));
-    put("transactionId", Value::Null);
-    put("originalStartTimeZone", json!("UTC"));
-    put("originalEndTimeZone", json!("UTC"));
-    put("iCalUId", json!(format!("040000008200E00074C5B7101A82E00800000000{}", ev.id.simple()).to_uppercase()));
-    put("reminderMinutesBeforeStart", json!(15));
-    put("isReminderOn", json!(true));
-    put("hasAttachments", json!(false));
-    put("subject", json!(ev.subject));
-    put("bodyPreview", json!(body_preview(&ev.body)));
-    put("importance", json!("normal"));
-    put("sensitivity", json!("normal"));
-    put("isAllDay", json!(false));
-    put("isCancelled", json!(false));
-    put("isOrganizer", json!(true));
-    put("responseRequested", json!(true));
-    put("seriesMasterId", Value::Null);
-    put("showAs", json!("busy"));
-    put("type", json!("singleInstance"));
-    put("webLink", json!(format!("{}/owa/?itemid={}&exvsurl=1&path=/calendar/item", state.settings.public_url, ev.id)));
-    put("onlineMeetingUrl", Value::Null);
-    put("isOnlineMeeting", json!(ev.online_meeting_url.is_some()));
-    put("onlineMeetingProvider", json!(if ev.online_meeting_url.is_some() { "teamsForBusiness" } else { "unknown" }));
-    put("allowNewTimeProposals", json!(true));
-    put("isDraft", json!(false));
-    put("hideAttendees", json!(false));
-    put("responseStatus", json!({"response": "organizer", "time": "0001-01-01T00:00:00Z"}));
-    put("body", json!({"contentType": if looks_like_html(&ev.body) { "html" } else { "text" }, "content": ev.body}));
-    put("start", date_time_time_zone(ev.start, &utc));
-    put("end", date_time_time_zone(ev.end, &utc));
-    let location = json!({
-        "displayName": ev.location,
-        "locationType": "default",
-        "uniqueIdType": if ev.location.is_empty() { "unknown" } else { "private" },
-        "address": {},
-        "coordinates": {},
-    });
-    put("locations", if ev.location.is_empty() { json!([]) } else { json!([location.clone()]) });
-    put("location", location);
-    put("recurrence", Value::Null);
-    let attendees: Vec<Value> = ev
-        .attendees
-        .iter()
-        .map(|a| {
-            let name = names.get(&a.to_ascii_lowercase()).cloned().unwrap_or_else(|| a.clone());
-            json!({
-                "type": "required",
-                "status": {"response": "none", "time": "0001-01-01T00:00:00Z"},
-                "emailAddress": {"name": name, "address": a},
-            })
-        })
-        .collect();
-    put("attendees", json!(attendees));
-    put("organizer", email(&owner.display_name, &owner.upn));
-    put("onlineMeeting", ev.online_meeting_url.as_ref().map(|u| json!({"joinUrl": u})).unwrap_or(Value::Null));
-    if access == CalendarAccess::Basic {
-        for k in NOT_BASIC {
-            m.remove(*k);
-        }
-    }
-    Value::Object(m)
-}
-
-/// Re-expresses `start`/`end` of a UTC event object in `zone`.
-fn in_zone(mut v: Value, zone: &NamedZone) -> Value {
-    if zone.is_utc() && zone.name == "UTC" {
-        return v;
-    }
-    for key in ["start", "end"] {
-        let t = v.get(key).and_then(|s| s.get("dateTime")).and_then(Value::as_str).and_then(odata::parse_datetime);
-        if let (Some(t), Some(obj)) = (t, v.get_mut(key)) {
-            *obj = date_time_time_zone(t, zone);
-        }
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,254 +404,6 @@ pub async fn get_event(
 
 // ---------------------------------------------------------------------------------------------
 // Writing events
-
-/// Fields a create or update names; `None` = not given.
-#[derive(Debug, Default)]
-struct EventInput {
-    subject: Option<String>,
-    body: Option<String>,
-    start: Option<OffsetDateTime>,
-    end: Option<OffsetDateTime>,
-    location: Option<String>,
-    attendees: Option<Vec<String>>,
-    online: Option<bool>,
-}
-
-/// Accepted and not stored (Accord keeps no such data); read-only properties are ignored too.
-const IGNORED: &[&str] = &[
-    "@odata.type",
-    "@odata.etag",
-    "allowNewTimeProposals",
-    "categories",
-    "changeKey",
-    "createdDateTime",
-    "hasAttachments",
-    "hideAttendees",
-    "iCalUId",
-    "id",
-    "importance",
-    "isCancelled",
-    "isDraft",
-    "isOrganizer",
-    "isReminderOn",
-    "lastModifiedDateTime",
-    "locations",
-    "onlineMeeting",
-    "onlineMeetingUrl",
-    "organizer",
-    "originalEndTimeZone",
-    "originalStartTimeZone",
-    "reminderMinutesBeforeStart",
-    "responseRequested",
-    "responseStatus",
-    "sensitivity",
-    "seriesMasterId",
-    "showAs",
-    "transactionId",
-    "type",
-    "webLink",
-    "bodyPreview",
-];
-
-fn field_error(message: String) -> GraphError {
-    GraphError::invalid_request(message)
-}
-
-fn string_field(v: &Value, name: &str, max: usize) -> Result<String, GraphError> {
-    match v {
-        Value::Null => Ok(String::new()),
-        Value::String(s) if s.chars().count() <= max => Ok(s.clone()),
-        Value::String(_) => Err(field_error(format!("Property '{name}' is too long: at most {max} characters."))),
-        _ => Err(field_error(format!("Property '{name}' must be a string."))),
-    }
-}
-
-fn object_field<'v>(v: &'v Value, name: &str) -> Result<&'v Map<String, Value>, GraphError> {
-    v.as_object().ok_or_else(|| field_error(format!("Property '{name}' must be an object.")))
-}
-
-/// A `dateTimeTimeZone`: `dateTime` read in `timeZone` (Windows or IANA name), unless the text
-/// carries its own offset.
-fn date_time_field(v: &Value, name: &str) -> Result<OffsetDateTime, GraphError> {
-    let o = object_field(v, name)?;
-    for k in o.keys() {
-        if k != "dateTime" && k != "timeZone" && k != "@odata.type" {
-            return Err(field_error(format!(
-                "Property '{name}.{k}' does not exist on type 'microsoft.graph.dateTimeTimeZone'."
-            )));
-        }
-    }
-    let raw = match o.get("dateTime") {
-        Some(Value::String(s)) => s,
-        Some(_) => return Err(field_error(format!("Property '{name}.dateTime' must be a string."))),
-        None => return Err(field_error(format!("Property '{name}.dateTime' is required."))),
-    };
-    let zone_name = match o.get("timeZone") {
-        Some(Value::String(s)) => s,
-        Some(_) => return Err(field_error(format!("Property '{name}.timeZone' must be a string."))),
-        None => return Err(field_error(format!("Property '{name}.timeZone' is required."))),
-    };
-    let zone = NamedZone::resolve(zone_name).ok_or_else(|| {
-        field_error(format!(
-            "Property '{name}.timeZone' names an unknown time zone '{zone_name}': use a Windows or IANA time zone name."
-        ))
-    })?;
-    let (local, offset): (PrimitiveDateTime, Option<UtcOffset>) = parse_datetime_parts(raw).ok_or_else(|| {
-        field_error(format!("Property '{name}.dateTime' is not a valid ISO 8601 date-time: '{raw}'."))
-    })?;
-    let t = match offset {
-        Some(offset) => Some(local.assume_offset(offset)),
-        None => zone.instant(local),
-    };
-    let t = t.ok_or_else(|| field_error(format!("Property '{name}.dateTime' is out of range: '{raw}'.")))?;
-    // Stored with microsecond precision.
-    Ok(t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t).to_offset(UtcOffset::UTC))
-}
-
-fn valid_address(a: &str) -> bool {
-    let Some((local, domain)) = a.rsplit_once('@') else { return false };
-    !local.is_empty()
-        && !domain.is_empty()
-        && a.len() <= 254
-        && !a.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"'))
-}
-
-fn attendees_field(v: &Value) -> Result<Vec<String>, GraphError> {
-    let items = match v {
-        Value::Null => return Ok(Vec::new()),
-        Value::Array(items) => items,
-        _ => return Err(field_error("Property 'attendees' must be an array.".into())),
-    };
-    if items.len() > 500 {
-        return Err(field_error("Property 'attendees' has more than 500 entries.".into()));
-    }
-    let mut out: Vec<String> = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let name = format!("attendees[{i}]");
-        let o = object_field(item, &name)?;
-        if let Some(t) = o.get("type") {
-            let ok = t
-                .as_str()
-                .is_some_and(|t| ["required", "optional", "resource"].iter().any(|k| k.eq_ignore_ascii_case(t)));
-            if !ok {
-                return Err(field_error(format!(
-                    "Property '{name}.type' must be 'required', 'optional' or 'resource'."
-                )));
-            }
-        }
-        let address = o
-            .get("emailAddress")
-            .and_then(Value::as_object)
-            .and_then(|e| e.get("address"))
-            .ok_or_else(|| field_error(format!("Property '{name}.emailAddress.address' is required.")))?;
-        let address = address
-            .as_str()
-            .filter(|a| valid_address(a.trim()))
-            .ok_or_else(|| {
-                field_error(format!("Property '{name}.emailAddress.address' is not a valid email address."))
-            })?
-            .trim()
-            .to_string();
-        if !out.iter().any(|a| a.eq_ignore_ascii_case(&address)) {
-            out.push(address);
-        }
-    }
-    Ok(out)
-}
-
-fn parse_event_input(body: Result<Bytes, BytesRejection>) -> Result<EventInput, GraphError> {
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            GraphError::payload_too_large()
-        } else {
-            GraphError::new(StatusCode::BAD_REQUEST, "RequestBodyRead", "The request body could not be read.")
-        }
-    })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(GraphError::new(StatusCode::BAD_REQUEST, "BadRequest", "Empty Payload. JSON content expected."));
-    }
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "UnableToDeserializePostBody",
-            format!("Unable to read JSON request payload: {e}."),
-        )
-    })?;
-    let Value::Object(o) = value else {
-        return Err(GraphError::new(
-            StatusCode::BAD_REQUEST,
-            "UnableToDeserializePostBody",
-            "Unable to read JSON request payload: an object was expected.",
-        ));
-    };
-    let mut input = EventInput::default();
-    for (k, v) in &o {
-        match k.as_str() {
-            "subject" => input.subject = Some(string_field(v, "subject", 255)?),
-            "body" => {
-                if v.is_null() {
-                    input.body = Some(String::new());
-                    continue;
-                }
-                let b = object_field(v, "body")?;
-                if let Some(ct) = b.get("contentType") {
-                    let ok = ct.as_str().is_some_and(|c| c.eq_ignore_ascii_case("text") || c.eq_ignore_ascii_case("html"));
-                    if !ok {
-                        return Err(field_error("Property 'body.contentType' must be 'text' or 'html'.".into()));
-                    }
-                }
-                input.body = Some(string_field(b.get("content").unwrap_or(&Value::Null), "body.content", 32 * 1024)?);
-            }
-            "start" => input.start = Some(date_time_field(v, "start")?),
-            "end" => input.end = Some(date_time_field(v, "end")?),
-            "location" => {
-                let name = match v {
-                    Value::Null => String::new(),
-                    v => string_field(
-                        object_field(v, "location")?.get("displayName").unwrap_or(&Value::Null),
-                        "location.displayName",
-                        255,
-                    )?,
-                };
-                input.location = Some(name);
-            }
-            "attendees" => input.attendees = Some(attendees_field(v)?),
-            "isOnlineMeeting" => {
-                input.online = Some(v.as_bool().ok_or_else(|| field_error("Property 'isOnlineMeeting' must be true or false.".into()))?)
-            }
-            "onlineMeetingProvider" => {
-                let ok = v.as_str().is_some_and(|p| {
-                    ["teamsForBusiness", "skypeForBusiness", "skypeForConsumer", "unknown"].iter().any(|k| k.eq_ignore_ascii_case(p))
-                });
-                if !ok {
-                    return Err(field_error(
-                        "Property 'onlineMeetingProvider' must be 'teamsForBusiness', 'skypeForBusiness', 'skypeForConsumer' or 'unknown'.".into(),
-                    ));
-                }
-            }
-            "isAllDay" => {
-                if v.as_bool() != Some(false) {
-                    return Err(field_error("Property 'isAllDay': all-day events are not supported; use start and end times.".into()));
-                }
-            }
-            "recurrence" => {
-                if !v.is_null() {
-                    return Err(field_error("Property 'recurrence': recurring events are not supported.".into()));
-                }
-            }
-            k if IGNORED.contains(&k) => {}
-            other => {
-                return Err(GraphError::new(
-                    StatusCode::BAD_REQUEST,
-                    "RequestBodyRead",
-                    format!("The property '{other}' does not exist on type 'microsoft.graph.event'. Make sure to only use property names that are defined by the type."),
-                ))
-            }
-        }
-    }
-    Ok(input)
-}
-
 fn now_micros() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now)
@@ -941,13 +411,6 @@ fn now_micros() -> OffsetDateTime {
 
 fn join_url(state: &AppState, id: Uuid) -> String {
     format!("{}/meet/{}", state.settings.public_url, id.simple())
-}
-
-fn check_times(start: OffsetDateTime, end: OffsetDateTime) -> Result<(), GraphError> {
-    if end < start {
-        return Err(field_error("Property 'end' must not be before 'start'.".into()));
-    }
-    Ok(())
 }
 
 /// `POST …/events` (and `…/calendar/events`)
@@ -1093,13 +556,14 @@ pub async fn delete(State(state): State<SharedState>, caller: Caller, path: Grap
 mod tests {
     use super::*;
     use crate::graph::auth::Principal;
+    use accord_core::ids::{TenantId, UserId};
 
     fn delegated(scopes: &[&str]) -> Caller {
         Caller {
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::NIL,
             client_app_id: None,
             principal: Principal::Delegated {
-                user_id: Uuid::nil(),
+                user_id: UserId::NIL,
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
             },
         }
@@ -1107,7 +571,7 @@ mod tests {
 
     fn app(roles: &[&str]) -> Caller {
         Caller {
-            tenant_id: Uuid::nil(),
+            tenant_id: TenantId::NIL,
             client_app_id: None,
             principal: Principal::App { roles: roles.iter().map(|s| s.to_string()).collect() },
         }
