@@ -6,6 +6,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub(crate) mod graph;
+pub(crate) mod lockout;
 pub(crate) mod my_apps;
 pub mod ops;
 pub mod password_work;

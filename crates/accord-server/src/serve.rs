@@ -47,12 +47,9 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     scenario_loader::ensure_builtins(&*store).await?;
     load_world(&config, &*store, &keyring).await?;
     let signer = Signer::load(&*store, &keyring).await?;
-    let state = Arc::new(AppState {
-        store,
-        keyring,
-        signer,
-        settings: Settings::new(config.public_url.clone(), config.allow_ropc),
-    });
+    let settings = Settings::new(config.public_url.clone(), config.allow_ropc);
+    let lockout = crate::lockout::Lockout::new(settings.lockout_threshold, settings.lockout_seconds);
+    let state = Arc::new(AppState { store, keyring, signer, settings, lockout });
     spawn_background_jobs(state.clone());
     // The notification outbox runs on its own, shorter interval.
     crate::service::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
@@ -60,7 +57,8 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
 
     let handle = axum_server::Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
-    let service = app.into_make_service();
+    // Each request knows its client address (smart lockout, per-address throttling).
+    let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     match &config.tls {
         TlsMode::Plain => {
             announce(&config, local, None);

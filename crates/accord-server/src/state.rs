@@ -47,6 +47,8 @@ pub struct AppState {
     pub keyring: Keyring,
     pub signer: Signer,
     pub settings: Settings,
+    /// Failed sign-ins and each address's password checks (smart lockout).
+    pub lockout: crate::lockout::Lockout,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -19,9 +19,12 @@ async fn a_burst_of_password_grants_is_throttled_and_memory_stays_bounded() {
     let c = server.client();
     let token_url = server.url("/organizations/oauth2/v2.0/token");
     let before = peak_rss_mib(server.pid());
+    // From ten addresses, each within its own allowance: the server-wide bound is what holds.
+    let clients: Vec<reqwest::Client> =
+        (1..=10).map(|n| server.client_from(std::net::IpAddr::from([127, 0, 0, n]))).collect();
     let mut requests = Vec::new();
     for i in 0..200 {
-        let (c, url) = (c.clone(), token_url.clone());
+        let (c, url) = (clients[i % clients.len()].clone(), token_url.clone());
         requests.push(tokio::spawn(async move {
             let res = c
                 .post(&url)
@@ -70,6 +73,62 @@ async fn a_burst_of_password_grants_is_throttled_and_memory_stays_bounded() {
     // And the server still answers.
     let health = c.get(server.url("/healthz")).send().await.unwrap().status();
     assert_eq!(health.as_u16(), 200);
+}
+
+#[tokio::test]
+async fn one_address_gets_a_bounded_allowance_of_password_checks() {
+    let server = TestServer::start();
+    let c = server.client_from(std::net::IpAddr::from([127, 0, 0, 7]));
+    let url = server.url("/organizations/oauth2/v2.0/token");
+    // 45 at once from one address: about 30 are let through to a password check (the allowance
+    // is counted as requests arrive, before any check), the rest wait their turn with 429.
+    let requests: Vec<_> = (0..45)
+        .map(|i| {
+            let (c, url) = (c.clone(), url.clone());
+            tokio::spawn(async move {
+                let res = c
+                    .post(&url)
+                    .form(&[
+                        ("grant_type", "password"),
+                        ("client_id", NATIVE_APP),
+                        ("username", format!("someone{i}@contoso.test").as_str()),
+                        ("password", "guess"),
+                        ("scope", "User.Read"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status().as_u16();
+                let retry = res.headers().get("retry-after").map(|v| v.to_str().unwrap().parse::<u64>().unwrap());
+                let body: serde_json::Value = res.json().await.unwrap();
+                (status, retry, body["error_codes"][0].as_u64().unwrap_or(0))
+            })
+        })
+        .collect();
+    let mut throttled = 0;
+    for r in requests {
+        match r.await.unwrap() {
+            (400, None, 50126) => {}
+            (429, Some(wait), 90055) if (1..=5).contains(&wait) => throttled += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!((5..=45).contains(&throttled), "{throttled} of 45 throttled");
+    // Another address is not held back by this one.
+    let other = server.client_from(std::net::IpAddr::from([127, 0, 0, 8]));
+    let res = other
+        .post(&url)
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", NATIVE_APP),
+            ("username", "bob@contoso.test"),
+            ("password", "bob-password-1"),
+            ("scope", "User.Read"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
 }
 
 #[tokio::test]
@@ -130,7 +189,11 @@ async fn concurrent_guesses_check_at_most_the_lockout_threshold() {
     for a in attempts {
         codes.push(a.await.unwrap());
     }
-    assert!(codes.iter().all(|(status, code)| *status == 400 && [50126, 50053].contains(code)), "{codes:?}");
+    // Refused, locked, or beyond the address's allowance of password checks (429).
+    let expected = |(status, code): &(u16, u64)| {
+        (*status == 400 && [50126, 50053].contains(code)) || (*status == 429 && *code == 90055)
+    };
+    assert!(codes.iter().all(expected), "{codes:?}");
     let checked = password_checks(&server, &c).await - before;
     assert!((1..=10).contains(&checked), "{checked} guesses were checked against a threshold of 10");
     // Bob is locked now, even with his real password.

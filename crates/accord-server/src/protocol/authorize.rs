@@ -15,7 +15,9 @@ use super::errors::{Failure, PageFailure};
 use crate::crypto::random_token;
 use crate::service::sign_in;
 use crate::state::{AppState, SharedState};
+use crate::web::client_address::ClientAddress;
 use crate::web::cookies;
+use crate::web::device;
 use crate::web::forms::{found, params};
 use crate::web::session::current_session;
 use accord_core::directory::{Application, Tenant, User};
@@ -164,6 +166,7 @@ pub struct SignInForm {
 pub async fn sign_in_post(
     State(state): State<SharedState>,
     Path(tenant): Path<String>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Response {
@@ -195,9 +198,10 @@ pub async fn sign_in_post(
         Err(e) => return PageFailure(e).into_response(),
     };
     let login = form.login.trim().to_string();
+    let origin = sign_in::SignInOrigin { address, device: device::read(&state, &headers) };
     let outcome = async {
-        let home = sign_in::home_tenant(&state, &path, &login).await?;
-        let user = sign_in::authenticate(&state, &home, &login, &form.passwd).await?;
+        let home = sign_in::home_tenant(&state, &path, &login, &origin).await?;
+        let user = sign_in::authenticate(&state, &home, &login, &form.passwd, &origin).await?;
         Ok::<_, Failure>((home, user))
     }
     .await;
@@ -232,6 +236,10 @@ pub async fn sign_in_post(
         header::SET_COOKIE,
         cookies::set(cookies::SESSION, &token, state.settings.session_hours * 3600, state.settings.secure_cookies),
     );
+    // This browser is familiar to the user from now on (smart lockout).
+    let mut known = origin.device.unwrap_or_default();
+    known.remember(home.id, user.id);
+    res.headers_mut().append(header::SET_COOKIE, device::cookie(&state, &known));
     res
 }
 

@@ -8,6 +8,7 @@ use crate::service::sign_in;
 use crate::service::tokens::{self, IdTokenInput, UserTokenInput};
 use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
+use crate::web::client_address::ClientAddress;
 use crate::web::forms::params;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::ids::{AppId, TenantId, UserId};
@@ -38,6 +39,7 @@ pub struct Client {
 pub async fn token(
     State(state): State<SharedState>,
     Path(tenant): Path<String>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     RawForm(body): RawForm,
 ) -> Result<Response, JsonFailure> {
@@ -54,7 +56,7 @@ pub async fn token(
         "authorization_code" => authorization_code(&state, &path, &client, &p).await?,
         "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
         "client_credentials" => client_credentials(&state, &path, &client, &p).await?,
-        "password" => password(&state, &path, &client, &p).await?,
+        "password" => password(&state, &path, &client, &p, address).await?,
         other => return Err(Aadsts::unsupported_grant_type(&crate::tenancy::sanitize(other)).into()),
     };
     metrics::counter!("accord_tokens_issued_total", "grant_type" => grant_type).increment(1);
@@ -290,15 +292,23 @@ async fn client_credentials(
     )
 }
 
-async fn password(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
+async fn password(
+    state: &AppState,
+    path: &TenantPath,
+    client: &Client,
+    p: &Params,
+    address: std::net::IpAddr,
+) -> Result<Value, Failure> {
     if !state.settings.allow_ropc {
         return Err(Aadsts::ropc_disabled().into());
     }
     let username = required(p, "username")?;
     let password = required(p, "password")?;
     let request = ScopeRequest::parse(required(p, "scope")?)?;
-    let tenant = sign_in::home_tenant(state, path, username).await?;
-    let user = sign_in::authenticate(state, &tenant, username, password).await?;
+    // No browser: the attempt's origin is its address.
+    let origin = sign_in::SignInOrigin::address(address);
+    let tenant = sign_in::home_tenant(state, path, username, &origin).await?;
+    let user = sign_in::authenticate(state, &tenant, username, password, &origin).await?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
     let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope: p.get("scope").cloned().unwrap_or_default() };
     user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await

@@ -5,6 +5,8 @@ use axum::http::{header, HeaderMap, HeaderValue};
 
 pub const SESSION: &str = "accord_session";
 pub const CSRF: &str = "accord_csrf";
+/// The familiar-device note (`web/device.rs`).
+pub const DEVICE: &str = "accord_device";
 
 pub fn name(base: &str, secure: bool) -> String {
     if secure {

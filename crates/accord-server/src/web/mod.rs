@@ -2,7 +2,9 @@
 //! CSRF secret, form parameters and redirects, security headers. Nothing here knows a surface
 //! (`tests/architecture.rs` checks).
 
+pub mod client_address;
 pub mod cookies;
+pub mod device;
 pub mod forms;
 pub mod security;
 pub mod session;

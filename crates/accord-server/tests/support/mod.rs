@@ -124,6 +124,18 @@ impl TestServer {
         b.cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
     }
 
+    /// Like `client`, connecting from another loopback address (127.0.0.0/8), so the server
+    /// sees a different client.
+    pub fn client_from(&self, local: std::net::IpAddr) -> reqwest::Client {
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).unwrap())
+            .local_address(local)
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
