@@ -452,6 +452,14 @@ impl Aadsts {
         e
     }
 
+    /// The store cannot be reached for a moment (the database is away): retry after
+    /// `retry_after_seconds`. HTTP 503.
+    pub fn store_unavailable(retry_after_seconds: u64) -> Self {
+        let mut e = Self::transient_failure();
+        e.retry_after = Some(retry_after_seconds);
+        e
+    }
+
     /// Our own failure, shown without detail (which goes to the log).
     pub fn transient_failure() -> Self {
         Self::new(90033, OAuthError::TemporarilyUnavailable, "A transient error has occurred. Please try again.")

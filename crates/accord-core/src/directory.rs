@@ -82,6 +82,9 @@ pub struct Tenant {
     pub domains: Vec<String>,
     pub user_consent: UserConsent,
     pub admin_consent_requests: AdminConsentRequestPolicy,
+    /// How many times the row was written (0 for a new tenant). A write carries the revision it
+    /// read and is refused when the row moved on meanwhile (`StoreError::Stale`).
+    pub revision: u64,
 }
 
 impl Tenant {

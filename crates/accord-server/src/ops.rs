@@ -85,7 +85,9 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the store answers.
 pub async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.store.tenants().await {
+    // The database itself, never the directory cache: a replica whose database is away is not
+    // ready even while its cache could still answer some reads.
+    match state.store.ping().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

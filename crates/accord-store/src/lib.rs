@@ -26,6 +26,14 @@ pub enum StoreError {
     /// A change refers to a row that does not exist.
     #[error("not found: {0}")]
     NotFound(String),
+    /// The row changed since the writer read it (another write came first); nothing was
+    /// written. Read again and redo the change. The text says what moved.
+    #[error("stale: {0}")]
+    Stale(String),
+    /// The database cannot be reached (connection refused or lost, no connection free in time):
+    /// nothing was read or written; worth retrying later. The detail is for logs.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     /// The database failed; the detail is for logs, not for clients.
     #[error("database error: {0}")]
     Database(String),
@@ -96,6 +104,10 @@ pub enum Change {
         event_id: Uuid,
     },
     PutConsentRequest(ConsentRequest),
+    /// Records a decision on a request (its status, result, reviewer, justification and times)
+    /// only while the stored request is still in progress; otherwise the whole `apply` fails
+    /// with `Stale`, so two reviewers (or a reviewer and the expiry job) cannot both decide it.
+    DecideConsentRequest(ConsentRequest),
     PutPermissionClassification(PermissionClassification),
     DeletePermissionClassification {
         tenant_id: TenantId,
@@ -251,6 +263,8 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_family(&self, family_id: Uuid) -> StoreResult<()>;
     /// Deletes expired sessions, codes and refresh tokens; returns how many rows went.
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Reaches the database itself (never the cache): for readiness checks.
+    async fn ping(&self) -> StoreResult<()>;
     /// Number of SQL statements this store has executed (for benchmarks: queries per flow).
     fn statements_executed(&self) -> u64;
     /// Reads served by the in-memory directory cache and reads it passed to the database.

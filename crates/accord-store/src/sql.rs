@@ -42,6 +42,8 @@ static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 const SQLITE_POOL_SIZE: u32 = 4;
 const POSTGRES_POOL_SIZE: u32 = 10;
+/// How long a request waits for a database connection before it fails as `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
@@ -105,7 +107,9 @@ impl SqlStore {
             Backend::Postgres => AnyPoolOptions::new().max_connections(POSTGRES_POOL_SIZE),
         };
         let pool = options
-            .acquire_timeout(Duration::from_secs(30))
+            // While the database is away a request waits at most this long, then fails as
+            // `Unavailable` rather than hanging; the pool reconnects by itself when it is back.
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(|e| StoreError::Database(format!("cannot connect to the database: {e}")))?;
@@ -301,12 +305,22 @@ pub(crate) fn write_err(e: sqlx::Error, on_unique: impl FnOnce(&str) -> String) 
             _ => {}
         }
     }
+    if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)) {
+        tracing::warn!(error = %e, "database unavailable");
+        return StoreError::Unavailable(e.to_string());
+    }
     tracing::warn!(error = %e, "database error");
     StoreError::Database(e.to_string())
 }
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.count();
+        sqlx::query("SELECT 1").fetch_one(self.pool()).await.map_err(db_err)?;
+        Ok(())
+    }
+
     async fn apply(&self, changes: &[Change]) -> StoreResult<()> {
         self.apply_changes(changes).await
     }

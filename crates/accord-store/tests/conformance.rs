@@ -122,6 +122,8 @@ macro_rules! conformance {
 conformance! {
     store: [
         tenant_round_trip_and_upsert,
+        tenant_writes_from_a_stale_read_are_refused,
+        request_decisions_apply_once,
         tenant_by_domain_is_case_insensitive,
         user_round_trip_and_upsert,
         user_roles_replace_and_dedupe,
@@ -203,6 +205,7 @@ mod fixtures {
             domains: domains.iter().map(|d| d.to_string()).collect(),
             user_consent: UserConsent::Low,
             admin_consent_requests: AdminConsentRequestPolicy::default(),
+            revision: 0,
         }
     }
 
@@ -487,6 +490,7 @@ mod cases {
         t2.user_consent = UserConsent::All;
         t2.admin_consent_requests.version = 4;
         s.apply(&[Change::PutTenant(t2.clone())]).await.unwrap();
+        t2.revision = 1; // each write of the row bumps it
         assert_eq!(s.tenant(t.id).await.unwrap(), Some(t2.clone()));
         assert_eq!(s.tenant(t.id).await.unwrap().unwrap().default_domain(), "new.test");
         assert_eq!(s.tenants().await.unwrap().len(), 2);
@@ -1361,6 +1365,64 @@ mod cases {
         assert_eq!(s.delegated_grant(t.id, gr.id).await.unwrap(), Some(gr));
         assert_eq!(s.client_secrets(app.id).await.unwrap(), vec![secret]);
         s.apply(&[]).await.unwrap();
+    }
+
+    pub async fn tenant_writes_from_a_stale_read_are_refused(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let read_by_a = s.tenant(t.id).await.unwrap().unwrap();
+        let read_by_b = read_by_a.clone();
+        // A writes first: the row moves to revision 1.
+        let a = Tenant { user_consent: UserConsent::None, ..read_by_a };
+        s.apply(&[Change::PutTenant(a)]).await.unwrap();
+        // B's write, made from revision 0, is refused whole: nothing else of its apply lands.
+        let b = Tenant { display_name: "Contoso B".into(), ..read_by_b };
+        let renamed = User { display_name: "Renamed".into(), ..u.clone() };
+        let err = s.apply(&[Change::PutUser(renamed), Change::PutTenant(b)]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Stale(_)), "{err:?}");
+        let now = s.tenant(t.id).await.unwrap().unwrap();
+        assert_eq!((now.user_consent, now.display_name.as_str(), now.revision), (UserConsent::None, "Contoso", 1));
+        assert_eq!(s.user(t.id, u.id).await.unwrap().unwrap().display_name, u.display_name, "rolled back");
+        // Read again, B's change lands on top of A's.
+        let b = Tenant { display_name: "Contoso B".into(), ..now };
+        s.apply(&[Change::PutTenant(b)]).await.unwrap();
+        let now = s.tenant(t.id).await.unwrap().unwrap();
+        assert_eq!((now.user_consent, now.display_name.as_str(), now.revision), (UserConsent::None, "Contoso B", 2));
+    }
+
+    pub async fn request_decisions_apply_once(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let r = consent_request(t.id, fresh(), u.id, 0);
+        s.apply(&[Change::PutConsentRequest(r.clone())]).await.unwrap();
+        let decided = |result: ReviewResult| ConsentRequest {
+            status: RequestStatus::Completed,
+            result,
+            reviewed_by: Some(u.id),
+            review_justification: Some("why".into()),
+            reviewed_at: Some(at(5)),
+            completed_at: Some(at(5)),
+            ..r.clone()
+        };
+        // Two reviewers race: one decision lands; the other is refused with what came with it.
+        let approve = [Change::DecideConsentRequest(decided(ReviewResult::Approved))];
+        let deny = [
+            Change::AppendAudit(audit_event(t.id, 5, "request.denied", None)),
+            Change::DecideConsentRequest(decided(ReviewResult::Denied)),
+        ];
+        let (first, second) = tokio::join!(s.apply(&approve), s.apply(&deny));
+        let outcomes = [first.is_ok(), second.is_ok()];
+        assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{first:?} {second:?}");
+        for e in [first, second].into_iter().filter_map(Result::err) {
+            assert!(matches!(e, StoreError::Stale(_)), "{e:?}");
+        }
+        let stored = s.consent_request(t.id, r.id).await.unwrap().unwrap();
+        let winner = if outcomes[0] { ReviewResult::Approved } else { ReviewResult::Denied };
+        assert_eq!(stored, decided(winner));
+        let denials =
+            s.audit_events(t.id, None, 10).await.unwrap().iter().filter(|e| e.action == "request.denied").count();
+        assert_eq!(denials, usize::from(winner == ReviewResult::Denied), "the losing apply left nothing");
+        // A request that does not exist is not found, not stale.
+        let ghost = ConsentRequest { id: fresh(), ..decided(ReviewResult::Approved) };
+        assert!(matches!(s.apply(&[Change::DecideConsentRequest(ghost)]).await, Err(StoreError::NotFound(_))));
     }
 
     pub async fn failed_sign_ins_and_lock(s: &dyn Store) {

@@ -141,6 +141,7 @@ impl World {
                 domains: vec!["fabrikam.test".into()],
                 user_consent: UserConsent::All,
                 admin_consent_requests: AdminConsentRequestPolicy::default(),
+                revision: 0,
             },
             client,
             client_sp: Some(ServicePrincipal {

@@ -270,6 +270,7 @@ pub async fn failure(state: &AppState, portal: &PortalUser, failure: ServiceErro
         ServiceError::Conflict(_) => (StatusCode::CONFLICT, "The change conflicts with what exists"),
         ServiceError::Refused(a) if a.retry_after.is_some() => (StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
         ServiceError::Refused(_) => (StatusCode::BAD_REQUEST, "The request was not accepted"),
+        ServiceError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "Temporarily unavailable"),
         ServiceError::Internal(_) => (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong"),
     };
     let e = crate::protocol::errors::Failure::from(failure).into_aadsts(trace_id);

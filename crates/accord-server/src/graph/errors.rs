@@ -118,6 +118,16 @@ impl GraphError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "The request body is too large.")
     }
 
+    /// 503: the service cannot answer for now (its database is away); retry after the delay.
+    pub fn service_not_available(retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "serviceNotAvailable",
+            "The service is temporarily unavailable. Please retry later.",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds))
+    }
+
     /// 500: our fault. `detail` is logged with the request id and never sent.
     pub fn internal(detail: impl Into<String>) -> Self {
         let mut e =
@@ -154,6 +164,7 @@ impl From<ServiceError> for GraphError {
             ServiceError::Conflict(a) | ServiceError::Refused(a) => {
                 GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", a.message)
             }
+            ServiceError::Unavailable(a) => GraphError::service_not_available(a.retry_after.unwrap_or(5)),
             ServiceError::Internal(detail) => GraphError::internal(detail),
         }
     }
@@ -161,7 +172,10 @@ impl From<ServiceError> for GraphError {
 
 impl From<StoreError> for GraphError {
     fn from(e: StoreError) -> Self {
-        GraphError::internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) | StoreError::Stale(_) => GraphError::from(ServiceError::from(e)),
+            e => GraphError::internal(e.to_string()),
+        }
     }
 }
 

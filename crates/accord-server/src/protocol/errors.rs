@@ -32,7 +32,9 @@ impl From<crate::service::ServiceError> for Failure {
     fn from(e: crate::service::ServiceError) -> Self {
         use crate::service::ServiceError as E;
         match e {
-            E::Forbidden(a) | E::NotFound(a) | E::Conflict(a) | E::Refused(a) => Failure::Protocol(a),
+            E::Forbidden(a) | E::NotFound(a) | E::Conflict(a) | E::Refused(a) | E::Unavailable(a) => {
+                Failure::Protocol(a)
+            }
             E::Internal(detail) => Failure::Internal(detail),
         }
     }
@@ -40,7 +42,7 @@ impl From<crate::service::ServiceError> for Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        Failure::Internal(e.to_string())
+        Failure::from(crate::service::ServiceError::from(e))
     }
 }
 

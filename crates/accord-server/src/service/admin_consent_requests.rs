@@ -192,11 +192,27 @@ pub async fn grant_for_organisation(
     permissions: &[PermissionRef],
     extra: Vec<Change>,
 ) -> Result<(), ServiceError> {
-    let mut changes = decide_all(store, tenant, client, admin, ReviewResult::Approved, None).await?;
+    grant_deciding(store, tenant, client, admin, permissions, extra, None).await
+}
+
+/// [`grant_for_organisation`], refused as already decided when `deciding` (the request being
+/// approved) is no longer pending: a reviewer who lost a race must not grant anyway.
+async fn grant_deciding(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    admin: &User,
+    permissions: &[PermissionRef],
+    extra: Vec<Change>,
+    deciding: Option<Uuid>,
+) -> Result<(), ServiceError> {
+    let mut changes = decide_all(store, tenant, client, admin, ReviewResult::Approved, None, deciding).await?;
     changes.extend(extra);
     consent::grant(store, tenant, client, Grantee::Organisation { admin }, permissions, changes).await
 }
 
+/// Completes every pending request for the app with `result`. When a reviewer decides one
+/// request (`deciding`) and it is no longer pending, that reviewer lost a race: already decided.
 async fn decide_all(
     store: &dyn Store,
     tenant: &Tenant,
@@ -204,6 +220,7 @@ async fn decide_all(
     reviewer: &User,
     result: ReviewResult,
     justification: Option<&str>,
+    deciding: Option<Uuid>,
 ) -> Result<Vec<Change>, ServiceError> {
     let now = OffsetDateTime::now_utc();
     let mut changes = Vec::new();
@@ -229,7 +246,12 @@ async fn decide_all(
                 format!("{} {verb} your request to use {}.{why}", reviewer.display_name, client.display_name),
             ));
         }
-        changes.push(Change::PutConsentRequest(r));
+        changes.push(Change::DecideConsentRequest(r));
+    }
+    if let Some(id) = deciding {
+        if !changes.iter().any(|c| matches!(c, Change::DecideConsentRequest(r) if r.id == id)) {
+            return Err(already_decided(&load_request(store, tenant, id).await?.0));
+        }
     }
     Ok(changes)
 }
@@ -294,10 +316,17 @@ pub async fn approve(
     if request.status != RequestStatus::InProgress {
         return Err(already_decided(&request));
     }
-    let permissions = approval_preview(store, tenant, &client, reviewer).await?;
+    let permissions = match approval_preview(store, tenant, &client, reviewer).await {
+        Ok(permissions) => permissions,
+        // Another reviewer decided it meanwhile: say so, rather than "nothing is pending".
+        Err(e) => match load_request(store, tenant, request_id).await?.0 {
+            now if now.status != RequestStatus::InProgress => return Err(already_decided(&now)),
+            _ => return Err(e),
+        },
+    };
     let approved =
         audit(tenant.id, Some(reviewer), "request.approved", Some(client.app_id), json!({ "request": request_id }));
-    grant_for_organisation(store, tenant, &client, reviewer, &permissions, vec![approved]).await
+    grant_deciding(store, tenant, &client, reviewer, &permissions, vec![approved], Some(request_id)).await
 }
 
 /// Deny (justification required): the requests complete as denied; users may ask again.
@@ -342,7 +371,8 @@ async fn review_refusal(
     if !is_reviewer(store, tenant, reviewer).await? {
         return Err(not_reviewer(reviewer));
     }
-    let mut changes = decide_all(store, tenant, &client, reviewer, result, Some(justification)).await?;
+    let mut changes =
+        decide_all(store, tenant, &client, reviewer, result, Some(justification), Some(request_id)).await?;
     let action = if result == ReviewResult::Blocked { "request.blocked" } else { "request.denied" };
     changes.push(audit(
         tenant.id,
@@ -375,7 +405,7 @@ async fn review_refusal(
 /// Expires every in-progress request past its date (the background job); returns how many.
 pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize, ServiceError> {
     let due = store.expired_consent_requests(now).await?;
-    let count = due.len();
+    let mut count = 0;
     for mut r in due {
         r.status = RequestStatus::Expired;
         r.completed_at = Some(now);
@@ -391,8 +421,13 @@ pub async fn expire_due(store: &dyn Store, now: OffsetDateTime) -> Result<usize,
             ));
         }
         changes.push(audit(r.tenant_id, None, "request.expired", Some(r.client_app_id), json!({ "request": r.id })));
-        changes.push(Change::PutConsentRequest(r));
-        store.apply(&changes).await?;
+        changes.push(Change::DecideConsentRequest(r));
+        match store.apply(&changes).await {
+            // Decided by a reviewer since it was read: nothing to expire.
+            Err(accord_store::StoreError::Stale(_)) => continue,
+            done => done?,
+        }
+        count += 1;
     }
     Ok(count)
 }

@@ -18,9 +18,15 @@ pub enum ServiceError {
     Conflict(Aadsts),
     /// Any other refusal, in the protocol's words (consent required, not assigned, bad input).
     Refused(Aadsts),
-    /// Our fault (store unavailable, a bug). The text is for logs only.
+    /// The store cannot be reached for now (the database is away): retry later. Answered 503
+    /// with `Retry-After` by every surface.
+    Unavailable(Aadsts),
+    /// Our fault (a bug, a database error). The text is for logs only.
     Internal(String),
 }
+
+/// Seconds a client should wait before retrying while the store is unavailable.
+pub const UNAVAILABLE_RETRY_AFTER_SECONDS: u64 = 5;
 
 impl ServiceError {
     /// The actor lacks a role or permission for this.
@@ -48,7 +54,8 @@ impl ServiceError {
             ServiceError::Forbidden(a)
             | ServiceError::NotFound(a)
             | ServiceError::Conflict(a)
-            | ServiceError::Refused(a) => Some(a),
+            | ServiceError::Refused(a)
+            | ServiceError::Unavailable(a) => Some(a),
             ServiceError::Internal(_) => None,
         }
     }
@@ -71,7 +78,16 @@ impl From<Aadsts> for ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
-        ServiceError::Internal(e.to_string())
+        match e {
+            // Another write won a race for the same row: the caller may try again.
+            StoreError::Stale(_) => ServiceError::conflict(
+                "The object was changed by another request at the same time; nothing was written. Try again.",
+            ),
+            StoreError::Unavailable(_) => {
+                ServiceError::Unavailable(Aadsts::store_unavailable(UNAVAILABLE_RETRY_AFTER_SECONDS))
+            }
+            e => ServiceError::Internal(e.to_string()),
+        }
     }
 }
 

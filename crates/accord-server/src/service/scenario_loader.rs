@@ -183,6 +183,8 @@ impl<'a> Planner<'a> {
             domains: spec.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
             user_consent: spec.user_consent,
             admin_consent_requests: existing.as_ref().map(|t| t.admin_consent_requests.clone()).unwrap_or_default(),
+            // The load writes over what it read; a concurrent write makes it fail whole (`Stale`).
+            revision: existing.as_ref().map_or(0, |t| t.revision),
         };
         // Written first (users and groups refer to it); its request policy names reviewers by
         // id, known only below, so this change is completed there rather than written twice.

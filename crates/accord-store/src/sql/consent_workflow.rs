@@ -126,6 +126,33 @@ impl SqlStore {
         Ok(())
     }
 
+    /// A decision, written only over an in-progress request (see `Change::DecideConsentRequest`).
+    pub(super) async fn decide_consent_request(&self, c: &mut AnyConnection, r: &ConsentRequest) -> StoreResult<()> {
+        let q = sqlx::query(
+            "UPDATE consent_requests SET status = $3, result = $4, reviewed_by = $5, review_justification = $6, \
+             reviewed_at = $7, completed_at = $8 WHERE tenant_id = $1 AND id = $2 AND status = $9",
+        )
+        .bind(id(r.tenant_id))
+        .bind(id(r.id))
+        .bind(codec::request_status_str(r.status))
+        .bind(codec::review_result_str(r.result))
+        .bind(r.reviewed_by.map(id))
+        .bind(r.review_justification.as_deref())
+        .bind(r.reviewed_at.map(micros))
+        .bind(r.completed_at.map(micros))
+        .bind(codec::request_status_str(RequestStatus::InProgress));
+        if self.execute(&mut *c, q).await.map_err(db_err)?.rows_affected() == 1 {
+            return Ok(());
+        }
+        let q = sqlx::query("SELECT 1 AS one FROM consent_requests WHERE tenant_id = $1 AND id = $2")
+            .bind(id(r.tenant_id))
+            .bind(id(r.id));
+        match self.fetch_optional(&mut *c, q).await.map_err(db_err)? {
+            Some(_) => Err(StoreError::Stale(format!("consent request {} was decided by another write", r.id))),
+            None => Err(StoreError::NotFound(format!("consent request {}", r.id))),
+        }
+    }
+
     /// Upsert by id; another id for the same (resource, permission) is a conflict.
     pub(super) async fn put_permission_classification(
         &self,

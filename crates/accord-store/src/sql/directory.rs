@@ -18,13 +18,17 @@ use crate::{Change, StoreError, StoreResult};
 
 // --- tenants ---
 
-const TENANT_SELECT: &str = "SELECT t.id, t.display_name, t.user_consent, t.admin_consent_requests, d.domain \
+const TENANT_SELECT: &str =
+    "SELECT t.id, t.display_name, t.user_consent, t.admin_consent_requests, t.revision, d.domain \
      FROM tenants t LEFT JOIN tenant_domains d ON d.tenant_id = t.id";
 
-const TENANT_UPSERT: &str = "INSERT INTO tenants (id, display_name, user_consent, admin_consent_requests) \
-     VALUES ($1, $2, $3, $4) \
+/// Inserts a tenant, or updates it when the stored row still has the revision the writer read
+/// (`$5`); an update bumps the revision. No row affected means the row moved on.
+const TENANT_UPSERT: &str = "INSERT INTO tenants (id, display_name, user_consent, admin_consent_requests, revision) \
+     VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (id) DO UPDATE SET display_name = excluded.display_name, \
-     user_consent = excluded.user_consent, admin_consent_requests = excluded.admin_consent_requests";
+     user_consent = excluded.user_consent, admin_consent_requests = excluded.admin_consent_requests, \
+     revision = tenants.revision + 1 WHERE tenants.revision = excluded.revision";
 
 /// Folds the rows of [`TENANT_SELECT`] (one per domain, a tenant's rows adjacent and in domain
 /// order) into tenants.
@@ -42,6 +46,7 @@ fn tenants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<Tenant>> {
                 domains: domain.into_iter().collect(),
                 user_consent: codec::user_consent("user_consent", &c.text("user_consent")?)?,
                 admin_consent_requests: c.json("admin_consent_requests")?,
+                revision: c.int("revision")? as u64,
             }),
         }
     }
@@ -231,8 +236,14 @@ impl SqlStore {
                     .bind(id(t.id))
                     .bind(t.display_name.as_str())
                     .bind(codec::user_consent_str(t.user_consent))
-                    .bind(to_json(&t.admin_consent_requests)?);
-                self.execute(&mut *c, q).await.map_err(db_err)?;
+                    .bind(to_json(&t.admin_consent_requests)?)
+                    .bind(t.revision as i64);
+                if self.execute(&mut *c, q).await.map_err(db_err)?.rows_affected() == 0 {
+                    return Err(StoreError::Stale(format!(
+                        "tenant {} was changed by another write since revision {} was read",
+                        t.id, t.revision
+                    )));
+                }
                 let q = sqlx::query("DELETE FROM tenant_domains WHERE tenant_id = $1").bind(id(t.id));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
                 for (position, domain) in t.domains.iter().enumerate() {
@@ -459,6 +470,7 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::PutConsentRequest(r) => self.put_consent_request(c, r).await?,
+            Change::DecideConsentRequest(r) => self.decide_consent_request(c, r).await?,
             Change::PutPermissionClassification(p) => self.put_permission_classification(c, p).await?,
             Change::DeletePermissionClassification { tenant_id, classification_id } => {
                 self.delete_permission_classification(c, *tenant_id, *classification_id).await?

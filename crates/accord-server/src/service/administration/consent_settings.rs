@@ -11,13 +11,12 @@ pub async fn set_user_consent(
     setting: UserConsent,
 ) -> Result<Tenant, ServiceError> {
     authorize(actor, Operation::ManageUserConsentSetting)?;
-    let mut t = tenant.clone();
-    let before = t.user_consent;
-    t.user_consent = setting;
-    let detail = json!({ "from": before.as_str(), "to": setting.as_str() });
-    apply(store, vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.user_consent", None, detail)])
-        .await?;
-    Ok(t)
+    update_tenant(store, tenant, |t| {
+        let detail = json!({ "from": t.user_consent.as_str(), "to": setting.as_str() });
+        t.user_consent = setting;
+        Ok(vec![actor.audit(tenant.id, "settings.user_consent", None, detail)])
+    })
+    .await
 }
 
 /// The admin consent request settings, for a person who may read the directory or an app
@@ -39,7 +38,7 @@ pub async fn set_request_policy(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    mut policy: AdminConsentRequestPolicy,
+    policy: AdminConsentRequestPolicy,
 ) -> Result<Tenant, ServiceError> {
     authorize(actor, Operation::ManageRequestPolicy)?;
     if !(1..=30).contains(&policy.expire_after_days) {
@@ -57,16 +56,14 @@ pub async fn set_request_policy(
             return Err(invalid("reviewers", "a reviewer is not a user or group of this organisation"));
         }
     }
-    policy.version = tenant.admin_consent_requests.version + 1;
-    let mut t = tenant.clone();
-    t.admin_consent_requests = policy;
-    let detail = json!({ "enabled": t.admin_consent_requests.enabled, "reviewers": t.admin_consent_requests.reviewers.len(), "expireAfterDays": t.admin_consent_requests.expire_after_days });
-    apply(
-        store,
-        vec![Change::PutTenant(t.clone()), actor.audit(tenant.id, "settings.admin_consent_requests", None, detail)],
-    )
-    .await?;
-    Ok(t)
+    let detail = json!({ "enabled": policy.enabled, "reviewers": policy.reviewers.len(), "expireAfterDays": policy.expire_after_days });
+    update_tenant(store, tenant, |t| {
+        // Graph's `version` counts the policy's revisions.
+        t.admin_consent_requests =
+            AdminConsentRequestPolicy { version: t.admin_consent_requests.version + 1, ..policy.clone() };
+        Ok(vec![actor.audit(tenant.id, "settings.admin_consent_requests", None, detail.clone())])
+    })
+    .await
 }
 
 /// Marks a delegated permission of a resource as low impact (or removes the classification).

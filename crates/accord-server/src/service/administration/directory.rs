@@ -103,16 +103,25 @@ pub async fn delete_user(
         return Err(invalid("id", "you cannot delete your own account"));
     }
     guard_privileged_target(store, actor, tenant, &user, "delete").await?;
-    let mut changes = vec![Change::DeleteUser { tenant_id: tenant.id, user_id }];
     let reviewer = ReviewerRef::User(user_id);
-    if tenant.admin_consent_requests.reviewers.contains(&reviewer) {
-        let mut t = tenant.clone();
+    let deletion = || {
+        vec![
+            Change::DeleteUser { tenant_id: tenant.id, user_id },
+            actor.audit(tenant.id, "user.deleted", None, json!({ "user": user.upn, "id": user.id })),
+        ]
+    };
+    if !tenant.admin_consent_requests.reviewers.contains(&reviewer) {
+        return apply(store, deletion()).await;
+    }
+    // A reviewer leaves the request policy in the same write (and with the same care for a
+    // concurrent edit of the policy).
+    update_tenant(store, tenant, |t| {
         t.admin_consent_requests.reviewers.retain(|r| *r != reviewer);
         t.admin_consent_requests.version += 1;
-        changes.push(Change::PutTenant(t));
-    }
-    changes.push(actor.audit(tenant.id, "user.deleted", None, json!({ "user": user.upn, "id": user.id })));
-    apply(store, changes).await
+        Ok(deletion())
+    })
+    .await
+    .map(|_| ())
 }
 
 pub async fn rename_user(

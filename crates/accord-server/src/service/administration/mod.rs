@@ -227,6 +227,39 @@ async fn apply(store: &dyn Store, changes: Vec<Change>) -> Result<(), ServiceErr
     })
 }
 
+/// Read-modify-write of the tenant row: `change` edits a copy of the tenant and names the other
+/// changes to write with it. When another write moved the row since it was read (`Stale`), the
+/// tenant is read again and `change` applied to it afresh, a few times at most, so concurrent
+/// edits of different settings both land and none undoes the other.
+async fn update_tenant<F>(store: &dyn Store, tenant: &Tenant, mut change: F) -> Result<Tenant, ServiceError>
+where
+    F: FnMut(&mut Tenant) -> Result<Vec<Change>, ServiceError>,
+{
+    const ATTEMPTS: u64 = 10;
+    let mut current = tenant.clone();
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            // Writers that collided should not collide again in lockstep.
+            let jitter = u64::from(crate::crypto::random_bytes::<1>()[0]) % (attempt * 4);
+            tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+        }
+        let mut edited = current.clone();
+        let mut changes = change(&mut edited)?;
+        changes.insert(0, Change::PutTenant(edited.clone()));
+        match store.apply(&changes).await {
+            Ok(()) => {
+                edited.revision += 1;
+                return Ok(edited);
+            }
+            Err(accord_store::StoreError::Stale(_)) if attempt < ATTEMPTS => {
+                current = store.tenant(tenant.id).await?.ok_or_else(|| not_found("The organisation"))?;
+            }
+            Err(e) => return Err(ServiceError::from(e)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
 fn valid_name(field: &str, name: &str) -> Result<String, ServiceError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {

@@ -351,3 +351,113 @@ async fn deleting_a_user_takes_them_off_the_reviewers() {
     let again = delete_user(&w.store, &daemon, &tenant, admin_id).await;
     assert!(matches!(again, Err(ServiceError::NotFound(_))), "{again:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency (issue 12's suite): racing writers neither both win nor undo each other.
+// ---------------------------------------------------------------------------------------------
+
+fn pending_request(w: &World) -> ConsentRequest {
+    let now = time::OffsetDateTime::now_utc();
+    ConsentRequest {
+        tenant_id: CONTOSO,
+        id: Uuid::new_v4(),
+        client_app_id: INSIGHTS,
+        user_id: World::user(&w.alice).id,
+        reason: "for my meetings".into(),
+        permissions: vec![PermissionKey { resource_app_id: GRAPH_APP_ID, value: "User.Read".into() }],
+        status: RequestStatus::InProgress,
+        result: ReviewResult::NotReviewed,
+        reviewed_by: None,
+        review_justification: None,
+        created_at: now,
+        reviewed_at: None,
+        completed_at: None,
+        expires_at: now + time::Duration::days(30),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_reviews_decide_a_request_once() {
+    use crate::service::admin_consent_requests::{approve, deny};
+    for round in 0..3 {
+        let w = World::new().await;
+        let request = pending_request(&w);
+        w.store.apply(&[Change::PutConsentRequest(request.clone())]).await.unwrap();
+        let admin = World::user(&w.admin).clone();
+        let reviews = (0..6).map(|n| {
+            let (store, tenant, admin, id) = (w.store.clone(), w.tenant.clone(), admin.clone(), request.id);
+            tokio::spawn(async move {
+                // Approvals and denials interleaved, all at once.
+                if (n + round) % 2 == 0 {
+                    approve(&store, &tenant, id, &admin).await.map(|_| ReviewResult::Approved)
+                } else {
+                    deny(&store, &tenant, id, &admin, "not now").await.map(|_| ReviewResult::Denied)
+                }
+            })
+        });
+        let mut winners = Vec::new();
+        for r in futures_join(reviews.collect()).await {
+            match r {
+                Ok(result) => winners.push(result),
+                Err(ServiceError::Conflict(_)) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let stored = w.store.consent_request(CONTOSO, request.id).await.unwrap().unwrap();
+        assert_eq!((stored.status, stored.result), (RequestStatus::Completed, winners[0]));
+        // The grant exists exactly when the approval won.
+        let sp = w.store.service_principal_by_app_id(CONTOSO, INSIGHTS).await.unwrap().unwrap();
+        let grants = w.store.delegated_grants_of_client(CONTOSO, sp.id).await.unwrap();
+        assert_eq!(grants.len(), usize::from(winners[0] == ReviewResult::Approved), "round {round}: {grants:?}");
+        let decided = w.store.audit_events(CONTOSO, Some(INSIGHTS), 50).await.unwrap();
+        let decisions =
+            decided.iter().filter(|e| e.action == "request.approved" || e.action == "request.denied").count();
+        assert_eq!(decisions, 1, "round {round}: one decision in the audit log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_edits_of_tenant_settings_all_land() {
+    let w = World::new().await;
+    let reviewers = w.tenant.admin_consent_requests.reviewers.clone();
+    // Ten writers, each from the same (soon stale) read of the tenant, each editing one setting.
+    let edits = (0..10u32).map(|n| {
+        let (store, tenant, admin, reviewers) = (w.store.clone(), w.tenant.clone(), w.admin.clone(), reviewers.clone());
+        tokio::spawn(async move {
+            if n % 2 == 0 {
+                let setting = if n == 8 { UserConsent::Low } else { UserConsent::All };
+                set_user_consent(&store, &admin, &tenant, setting).await.map(|_| ())
+            } else {
+                let policy = AdminConsentRequestPolicy {
+                    enabled: true,
+                    reviewers,
+                    expire_after_days: n,
+                    notify_reviewers: true,
+                    version: 0,
+                };
+                set_request_policy(&store, &admin, &tenant, policy).await.map(|_| ())
+            }
+        })
+    });
+    for r in futures_join(edits.collect()).await {
+        r.unwrap();
+    }
+    let t = w.store.tenant(CONTOSO).await.unwrap().unwrap();
+    // Every write landed on the one before it: ten revisions, five policy versions.
+    assert_eq!(t.revision, w.tenant.revision + 10, "{t:?}");
+    assert_eq!(t.admin_consent_requests.version, w.tenant.admin_consent_requests.version + 5, "{t:?}");
+    assert!([1, 3, 5, 7, 9].contains(&t.admin_consent_requests.expire_after_days));
+    assert!(matches!(t.user_consent, UserConsent::Low | UserConsent::All));
+    let audited = w.store.audit_events(CONTOSO, None, 50).await.unwrap();
+    assert_eq!(audited.iter().filter(|e| e.action.starts_with("settings.")).count(), 10);
+}
+
+/// Awaits spawned tasks in order.
+async fn futures_join<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
