@@ -62,7 +62,9 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     match &config.tls {
         TlsMode::Plain => {
             announce(&config, local, None);
-            axum_server::from_tcp(listener).handle(handle).serve(service).await?;
+            let mut server = axum_server::from_tcp(listener).handle(handle);
+            bound_slow_clients(&mut server);
+            server.serve(service).await?;
         }
         mode => {
             let (cert, key, ca) = match mode {
@@ -77,11 +79,22 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("loading TLS certificate {} and key {}", cert.display(), key.display()))?;
             announce(&config, local, ca.as_deref());
-            axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(service).await?;
+            let mut server = axum_server::from_tcp_rustls(listener, tls).handle(handle);
+            bound_slow_clients(&mut server);
+            server.serve(service).await?;
         }
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long a client may take to send a request's headers. Without it a client that sends
+/// headers a byte at a time holds its connection (and a file descriptor) for ever. The TLS
+/// handshake has its own bound (axum-server's, 10 s); bodies are bounded in size (`app.rs`).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn bound_slow_clients<A>(server: &mut axum_server::Server<A>) {
+    server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
 }
 
 /// Loads `--scenario` at every start. Without one, an empty store gets the built-in demo world;

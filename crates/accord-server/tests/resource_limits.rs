@@ -200,3 +200,55 @@ async fn concurrent_guesses_check_at_most_the_lockout_threshold() {
     let (status, code) = guess("bob-password-1".into()).await;
     assert_eq!((status, code), (400, 50053));
 }
+
+/// A slow client (headers a byte at a time, or never finished) loses its connection after the
+/// header read timeout instead of holding it, and a file descriptor, for ever. Plain HTTP, so
+/// the test can speak the protocol byte by byte with a bare socket.
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let data_dir = std::env::temp_dir().join(format!("accord-slow-{}", uuid_like()));
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["serve", "--http", "--listen", "127.0.0.1:0", "--public-url", "http://localhost:0", "--data-dir"])
+        .arg(&data_dir)
+        .arg("--scenario")
+        .arg(world())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = loop {
+        let line = lines.next().expect("the server announces itself").unwrap();
+        if let Some(rest) = line.strip_prefix("accord listening on ") {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    // A whole request is answered.
+    let mut ok = std::net::TcpStream::connect(&address).unwrap();
+    ok.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    ok.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // Headers begun and never finished: the server hangs up within the timeout (10 s).
+    let started = std::time::Instant::now();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: a").unwrap();
+    let mut buf = [0u8; 512];
+    let read = slow.read(&mut buf);
+    let waited = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(waited < std::time::Duration::from_secs(20), "the connection was held {waited:?}");
+    assert!(waited >= std::time::Duration::from_secs(5), "closed before the client had a fair chance: {waited:?}");
+    if let Ok(n) = read {
+        // Either a bare close or hyper's 408 before it.
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(n == 0 || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+}
