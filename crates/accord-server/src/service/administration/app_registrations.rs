@@ -150,21 +150,34 @@ pub fn valid_redirect_uri(uri: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// The privileged Graph application permissions the app's service principal in its home
-/// tenant holds (`microsoft_graph::PRIVILEGED_APP_PERMISSIONS`).
+/// The privileged Graph application permissions (`microsoft_graph::PRIVILEGED_APP_PERMISSIONS`)
+/// the app's service principals hold: in its home tenant, and — for a multi-tenant app, whose
+/// credential works in every organisation that consented — in every other tenant too (named
+/// after the permission). Adding a credential is rare, so visiting each tenant is affordable.
 async fn privileged_app_permissions(
     store: &dyn Store,
     tenant: &Tenant,
     app: &Application,
 ) -> Result<Vec<String>, ServiceError> {
-    let Some(sp) = store.service_principal_by_app_id(tenant.id, app.app_id).await? else {
+    let mut held = privileged_in(store, tenant.id, app).await?;
+    if app.sign_in_audience != SignInAudience::SingleOrg {
+        for other in store.tenants().await?.into_iter().filter(|t| t.id != tenant.id) {
+            let found = privileged_in(store, other.id, app).await?;
+            held.extend(found.into_iter().map(|v| format!("{v} in {}", other.display_name)));
+        }
+    }
+    Ok(held)
+}
+
+async fn privileged_in(store: &dyn Store, tenant_id: TenantId, app: &Application) -> Result<Vec<String>, ServiceError> {
+    let Some(sp) = store.service_principal_by_app_id(tenant_id, app.app_id).await? else {
         return Ok(Vec::new());
     };
     let graph = accord_core::microsoft_graph::application();
-    let Some(graph_sp) = store.service_principal_by_app_id(tenant.id, graph.app_id).await? else {
+    let Some(graph_sp) = store.service_principal_by_app_id(tenant_id, graph.app_id).await? else {
         return Ok(Vec::new());
     };
-    let held = store.app_role_assignments_of(tenant.id, sp.id.into()).await?;
+    let held = store.app_role_assignments_of(tenant_id, sp.id.into()).await?;
     Ok(held
         .iter()
         .filter(|a| a.resource_sp_id == graph_sp.id)

@@ -461,3 +461,79 @@ async fn futures_join<T: Send + 'static>(tasks: Vec<tokio::task::JoinHandle<T>>)
     }
     out
 }
+
+/// Finding 2: a multi-tenant app's credential works wherever it was consented, so privileged
+/// application permissions granted in a *customer's* tenant make adding a credential a
+/// Global Administrator's (or Privileged Role Administrator's) act in the app's home tenant.
+#[tokio::test]
+async fn credentials_for_apps_privileged_in_another_tenant_need_a_global_administrator() {
+    const PRIVILEGED_ELSEWHERE: &str = r#"
+[[tenant]]
+id = "22222222-0000-4000-8000-000000000001"
+display_name = "Vendor"
+domains = ["vendor.test"]
+
+[[tenant.user]]
+upn = "cloud@vendor.test"
+display_name = "Cloud"
+password = "cloud-password"
+roles = ["Cloud Application Administrator"]
+
+[[tenant.user]]
+upn = "ga@vendor.test"
+display_name = "Global"
+password = "ga-password"
+roles = ["Global Administrator"]
+
+[[tenant.app]]
+app_id = "22222222-0000-4000-8000-0000000000a1"
+display_name = "Directory Sync"
+sign_in_audience = "multiple_orgs"
+redirect_uris = ["https://sync.example/cb"]
+
+  [[tenant.app.required]]
+  application = ["User.ReadWrite.All"]
+
+[[tenant.app]]
+app_id = "22222222-0000-4000-8000-0000000000a2"
+display_name = "Calendar Reader"
+sign_in_audience = "multiple_orgs"
+redirect_uris = ["https://reader.example/cb"]
+
+[[tenant]]
+id = "22222222-0000-4000-8000-000000000002"
+display_name = "Customer"
+domains = ["customer.test"]
+
+[[tenant.grant]]
+app = "22222222-0000-4000-8000-0000000000a1"
+application = ["User.ReadWrite.All"]
+"#;
+    let path = std::env::temp_dir().join(format!("accord-privileged-{}.db", Uuid::new_v4().simple()));
+    let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+    let keyring = Keyring::from_master(&[9; 32]);
+    let scenario = accord_core::scenario::parse("world.toml", PRIVILEGED_ELSEWHERE).unwrap();
+    crate::service::scenario_loader::load(&store, &keyring, &scenario).await.unwrap();
+    let vendor = store.tenant("22222222-0000-4000-8000-000000000001".parse().unwrap()).await.unwrap().unwrap();
+    let actor = |upn: &'static str| {
+        let store = store.clone();
+        let tenant = vendor.id;
+        async move { Actor::user(&store, store.user_by_upn(tenant, upn).await.unwrap().unwrap()).await.unwrap() }
+    };
+    let (cloud, ga) = (actor("cloud@vendor.test").await, actor("ga@vendor.test").await);
+    let sync: AppId = "22222222-0000-4000-8000-0000000000a1".parse().unwrap();
+    let reader: AppId = "22222222-0000-4000-8000-0000000000a2".parse().unwrap();
+
+    // Nothing privileged anywhere: the Cloud Application Administrator may add a secret.
+    add_client_secret(&store, &keyring, &cloud, &vendor, reader, "ci", 30).await.unwrap();
+    // Privileged in the customer's tenant: refused to her, naming where; allowed to the GA.
+    let refused = add_client_secret(&store, &keyring, &cloud, &vendor, sync, "ci", 30).await;
+    match refused {
+        Err(ServiceError::Forbidden(e)) => assert!(e.message.contains("User.ReadWrite.All in Customer"), "{e}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    add_client_secret(&store, &keyring, &ga, &vendor, sync, "ci", 30).await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
