@@ -222,6 +222,33 @@ fn cycles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
     found
 }
 
+/// Issue 12, findings 3 and 12: argon2 costs 19 MiB a check, so every password check and hash
+/// must go through the bounded workers of `password_work.rs` (sign-in, resets, scenario loads).
+/// Only `crypto.rs` (which defines them, and its own tests) and `password_work.rs` may call the
+/// raw functions.
+#[test]
+fn password_hashing_goes_only_through_the_bounded_workers() {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut found = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        if rel == "crypto.rs" || rel == "password_work.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, code) in code_lines(&text) {
+            for raw in ["hash_password(", "verify_password(", "Argon2::", "argon2::"] {
+                if code.contains(raw) {
+                    found.push(format!("src/{rel}:{line}: {}", code.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "password work outside password_work.rs:\n{}", found.join("\n"));
+}
+
 #[test]
 fn no_two_modules_of_a_room_need_each_other() {
     // A circle (a needs b, b needs a) means a piece both use lives in the wrong file.
