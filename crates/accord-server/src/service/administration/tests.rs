@@ -565,3 +565,73 @@ async fn concurrent_scenario_loads_never_half_apply_or_duplicate() {
     let t = w.store.tenant(CONTOSO).await.unwrap().unwrap();
     assert_eq!(t.revision, w.tenant.revision + loaded as u64, "one revision per load that landed");
 }
+
+/// Admin consent and revocation racing for one app: each lands whole or is refused whole; the
+/// grant ends either gone or complete, never with part of its scopes, and nothing fails as ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn admin_consent_racing_revocation_ends_whole() {
+    const CONSENTED: &str = r#"
+[[tenant]]
+id = "33333333-0000-4000-8000-000000000001"
+display_name = "Vendor"
+domains = ["vendor.test"]
+
+[[tenant.app]]
+app_id = "33333333-0000-4000-8000-0000000000a1"
+display_name = "Planner"
+sign_in_audience = "multiple_orgs"
+redirect_uris = ["https://planner.example/cb"]
+
+  [[tenant.app.required]]
+  delegated = ["User.Read", "Calendars.Read", "Calendars.ReadWrite"]
+
+[[tenant]]
+id = "33333333-0000-4000-8000-000000000002"
+display_name = "Customer"
+domains = ["customer.test"]
+
+[[tenant.user]]
+upn = "ga@customer.test"
+display_name = "Global"
+password = "ga-password"
+roles = ["Global Administrator"]
+"#;
+    let path = std::env::temp_dir().join(format!("accord-race-{}.db", Uuid::new_v4().simple()));
+    let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+    let scenario = accord_core::scenario::parse("world.toml", CONSENTED).unwrap();
+    crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+    let customer = store.tenant("33333333-0000-4000-8000-000000000002".parse().unwrap()).await.unwrap().unwrap();
+    let ga =
+        Actor::user(&store, store.user_by_upn(customer.id, "ga@customer.test").await.unwrap().unwrap()).await.unwrap();
+    let app =
+        store.application_by_app_id("33333333-0000-4000-8000-0000000000a1".parse().unwrap()).await.unwrap().unwrap();
+    let full = ["User.Read", "Calendars.Read", "Calendars.ReadWrite"];
+    for round in 0..8 {
+        grant_admin_consent(&store, &ga, &customer, &app).await.unwrap();
+        let sp = store.service_principal_by_app_id(customer.id, app.app_id).await.unwrap().unwrap();
+        let grant = store.delegated_grants_of_client(customer.id, sp.id).await.unwrap().remove(0);
+        let revoke = {
+            let (store, ga, customer) = (store.clone(), ga.clone(), customer.clone());
+            tokio::spawn(async move { revoke_grant(&store, &ga, &customer, grant.id).await })
+        };
+        let consent = {
+            let (store, ga, customer, app) = (store.clone(), ga.clone(), customer.clone(), app.clone());
+            tokio::spawn(async move { grant_admin_consent(&store, &ga, &customer, &app).await })
+        };
+        for r in [revoke.await.unwrap(), consent.await.unwrap()] {
+            match r {
+                Ok(()) | Err(ServiceError::NotFound(_)) | Err(ServiceError::Conflict(_)) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        let grants = store.delegated_grants_of_client(customer.id, sp.id).await.unwrap();
+        match grants.as_slice() {
+            [] => {}
+            [g] => assert_eq!(g.scopes, full, "round {round}: a partial grant"),
+            more => panic!("round {round}: {} grants for one app and consent type", more.len()),
+        }
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
