@@ -165,16 +165,20 @@ async fn the_server_rides_out_a_database_outage() {
 
     // Down.
     proxy.cut();
+    let cut_at = Instant::now();
     assert!(
         eventually(Duration::from_secs(10), || async { status_of(&c, &server.url("/readyz")).await == 503 }).await,
         "/readyz did not turn unready"
     );
+    let unready_after = cut_at.elapsed();
     assert_eq!(status_of(&c, &server.url("/healthz")).await, 200, "the process itself is alive");
+    let mut waits = Vec::new();
     for _ in 0..3 {
         let (status, body, took) = redeem_bogus_code(&server, &c).await;
         assert_eq!(status, 503, "{body}");
         assert_eq!(body["error"], "temporarily_unavailable", "{body}");
         assert!(took < Duration::from_secs(8), "a request waited {took:?} for the database");
+        waits.push(took);
     }
     let me = c.get(server.url("/v1.0/me")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(me.status().as_u16(), 503);
@@ -185,14 +189,17 @@ async fn the_server_rides_out_a_database_outage() {
 
     // Back: the server resumes by itself.
     proxy.restore();
+    let restored_at = Instant::now();
     assert!(
         eventually(Duration::from_secs(15), || async { status_of(&c, &server.url("/readyz")).await == 200 }).await,
         "/readyz did not come back"
     );
+    let ready_after = restored_at.elapsed();
     let (status, body, _) = redeem_bogus_code(&server, &c).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     let me = c.get(server.url("/v1.0/me")).bearer_auth(&access).send().await.unwrap();
     assert_eq!(me.status().as_u16(), 200);
+    println!("unready {unready_after:?} after the cut; requests answered 503 in {waits:?}; ready {ready_after:?} after the restore");
     assert!(!server.log().contains("panicked"), "{}", server.log());
     drop(server);
     psql(&base, &format!("DROP SCHEMA {schema} CASCADE"));
