@@ -68,16 +68,23 @@ assignment_required = true
 const CONTOSO: TenantId = TenantId::from_uuid(uuid::uuid!("12345678-0000-4000-8000-000000000002"));
 const INSIGHTS: AppId = AppId::from_uuid(uuid::uuid!("12345678-0000-4000-8000-0000000000a1"));
 
-struct World {
+/// A SQLite store in a temporary file, loaded with a scenario; the file goes with it.
+struct TempStore {
     store: SqlStore,
     path: std::path::PathBuf,
-    tenant: Tenant,
-    admin: Actor,
-    rita: Actor,
-    alice: Actor,
 }
 
-impl Drop for World {
+impl TempStore {
+    async fn with(world: &str) -> TempStore {
+        let path = std::env::temp_dir().join(format!("accord-service-test-{}.db", Uuid::new_v4().simple()));
+        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+        let scenario = accord_core::scenario::parse("world.toml", world).unwrap();
+        crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+        TempStore { store, path }
+    }
+}
+
+impl Drop for TempStore {
     fn drop(&mut self) {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
@@ -85,12 +92,19 @@ impl Drop for World {
     }
 }
 
+struct World {
+    store: SqlStore,
+    _db: TempStore,
+    tenant: Tenant,
+    admin: Actor,
+    rita: Actor,
+    alice: Actor,
+}
+
 impl World {
     async fn new() -> World {
-        let path = std::env::temp_dir().join(format!("accord-admin-center-{}.db", Uuid::new_v4().simple()));
-        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
-        let scenario = accord_core::scenario::parse("world.toml", WORLD).unwrap();
-        crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+        let db = TempStore::with(WORLD).await;
+        let store = db.store.clone();
         let tenant = store.tenant(CONTOSO).await.unwrap().unwrap();
         let actor = |upn: &'static str| {
             let store = store.clone();
@@ -100,7 +114,7 @@ impl World {
             }
         };
         World {
-            path,
+            _db: db,
             admin: actor("admin@contoso.test").await,
             rita: actor("rita@contoso.test").await,
             alice: actor("alice@contoso.test").await,
@@ -208,20 +222,10 @@ async fn requests_are_grouped_per_app_for_reviewers_and_readers() {
     let w = World::new().await;
     let now = OffsetDateTime::now_utc();
     let request = ConsentRequest {
-        tenant_id: CONTOSO,
-        id: Uuid::new_v4(),
-        client_app_id: INSIGHTS,
-        user_id: World::user(&w.alice).id,
         reason: "for the sales calls".into(),
         permissions: vec![PermissionKey { resource_app_id: GRAPH_APP_ID, value: "Calendars.Read".into() }],
-        status: RequestStatus::InProgress,
-        result: ReviewResult::NotReviewed,
-        reviewed_by: None,
-        review_justification: None,
-        created_at: now,
-        reviewed_at: None,
-        completed_at: None,
         expires_at: now + time::Duration::days(7),
+        ..pending_request(&w)
     };
     w.store.apply(&[Change::PutConsentRequest(request.clone())]).await.unwrap();
     assert_eq!(
@@ -509,11 +513,8 @@ domains = ["customer.test"]
 app = "22222222-0000-4000-8000-0000000000a1"
 application = ["User.ReadWrite.All"]
 "#;
-    let path = std::env::temp_dir().join(format!("accord-privileged-{}.db", Uuid::new_v4().simple()));
-    let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
-    let keyring = Keyring::from_master(&[9; 32]);
-    let scenario = accord_core::scenario::parse("world.toml", PRIVILEGED_ELSEWHERE).unwrap();
-    crate::service::scenario_loader::load(&store, &keyring, &scenario).await.unwrap();
+    let db = TempStore::with(PRIVILEGED_ELSEWHERE).await;
+    let (store, keyring) = (db.store.clone(), Keyring::from_master(&[9; 32]));
     let vendor = store.tenant("22222222-0000-4000-8000-000000000001".parse().unwrap()).await.unwrap().unwrap();
     let actor = |upn: &'static str| {
         let store = store.clone();
@@ -533,9 +534,6 @@ application = ["User.ReadWrite.All"]
         other => panic!("expected a refusal, got {other:?}"),
     }
     add_client_secret(&store, &keyring, &ga, &vendor, sync, "ci", 30).await.unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
 }
 
 /// Concurrent loads of one scenario (e.g. two replicas starting with `--scenario`): each is
@@ -596,10 +594,8 @@ display_name = "Global"
 password = "ga-password"
 roles = ["Global Administrator"]
 "#;
-    let path = std::env::temp_dir().join(format!("accord-race-{}.db", Uuid::new_v4().simple()));
-    let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
-    let scenario = accord_core::scenario::parse("world.toml", CONSENTED).unwrap();
-    crate::service::scenario_loader::load(&store, &Keyring::from_master(&[9; 32]), &scenario).await.unwrap();
+    let db = TempStore::with(CONSENTED).await;
+    let store = db.store.clone();
     let customer = store.tenant("33333333-0000-4000-8000-000000000002".parse().unwrap()).await.unwrap().unwrap();
     let ga =
         Actor::user(&store, store.user_by_upn(customer.id, "ga@customer.test").await.unwrap().unwrap()).await.unwrap();
@@ -630,8 +626,5 @@ roles = ["Global Administrator"]
             [g] => assert_eq!(g.scopes, full, "round {round}: a partial grant"),
             more => panic!("round {round}: {} grants for one app and consent type", more.len()),
         }
-    }
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
 }
