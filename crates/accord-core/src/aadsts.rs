@@ -476,11 +476,79 @@ impl Aadsts {
     }
 
     /// A `client_assertion` (certificate credential), which this server does not accept yet.
-    pub fn client_assertion_unsupported() -> Self {
+    /// A client assertion that is not a well-formed JWT of the expected kind (AADSTS50027).
+    pub fn invalid_client_assertion(why: &str) -> Self {
+        Self::new(
+            50027,
+            OAuthError::InvalidClient,
+            format!("Invalid JWT token. The client assertion is not valid: {why}."),
+        )
+    }
+
+    /// The assertion names a certificate the app does not have (AADSTS700027).
+    pub fn assertion_key_not_registered(client_id: &str, thumbprint: &str) -> Self {
         Self::new(
             700027,
             OAuthError::InvalidClient,
-            "Client assertions (certificate credentials) are not supported by this server; use a client secret.",
+            format!("Client assertion contains an invalid signature. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"),
+        )
+    }
+
+    pub fn assertion_signature_mismatch() -> Self {
+        Self::new(
+            700027,
+            OAuthError::InvalidClient,
+            "Client assertion failed signature validation. [Reason - The provided signature value did not match the expected signature value.]",
+        )
+    }
+
+    /// The signing certificate is registered but not valid now.
+    pub fn assertion_certificate_expired(thumbprint: &str) -> Self {
+        Self::new(
+            700027,
+            OAuthError::InvalidClient,
+            format!("Client assertion failed signature validation. [Reason - The certificate with thumbprint '{thumbprint}' is expired or not yet valid.]"),
+        )
+    }
+
+    pub fn assertion_subject_mismatch() -> Self {
+        Self::new(50048, OAuthError::InvalidClient, "Subject mismatches Issuer claim in the client assertion.")
+    }
+
+    pub fn assertion_too_many_audiences(count: usize) -> Self {
+        Self::new(
+            5002741,
+            OAuthError::InvalidClient,
+            format!("Number of audience values in the provided client credential exceed maximum allowed. {count} audience values provided, maximum allowed is 1."),
+        )
+    }
+
+    pub fn assertion_wrong_audience() -> Self {
+        Self::new(
+            700023,
+            OAuthError::InvalidClient,
+            "Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .",
+        )
+    }
+
+    /// Times in Unix seconds; `nbf` 0 when the assertion had none (as Entra reports 1970).
+    pub fn assertion_out_of_time_range(now: i64, nbf: i64, exp: i64) -> Self {
+        let at = |s: i64| {
+            time::OffsetDateTime::from_unix_timestamp(s)
+                .map(|t| {
+                    format!(
+                        "{}.0000000Z",
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default()
+                            .trim_end_matches('Z')
+                    )
+                })
+                .unwrap_or_else(|_| s.to_string())
+        };
+        Self::new(
+            700024,
+            OAuthError::InvalidClient,
+            format!("Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials .", at(now), at(nbf), at(exp)),
         )
     }
 

@@ -260,6 +260,9 @@ pub struct Application {
     pub scopes: Vec<PermissionScope>,
     pub app_roles: Vec<AppRole>,
     pub required: Vec<RequiredResourceAccess>,
+    /// Certificates the app may authenticate with (`private_key_jwt`).
+    #[serde(default)]
+    pub key_credentials: Vec<KeyCredential>,
 }
 
 impl Application {
@@ -285,6 +288,20 @@ impl Application {
     pub fn required_for(&self, resource_app_id: AppId) -> Option<&RequiredResourceAccess> {
         self.required.iter().find(|r| r.resource_app_id == resource_app_id)
     }
+}
+
+/// A certificate registered on an app (Graph `keyCredentials`, `AsymmetricX509Cert`, usage
+/// `Verify`): the app proves itself with a JWT signed by the certificate's private key
+/// (`private_key_jwt`). Only the certificate is kept; its key never reaches Accord.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyCredential {
+    pub key_id: Uuid,
+    pub display_name: String,
+    /// The certificate, DER encoded, in standard base64 (Graph's `key`).
+    pub certificate: String,
+    /// The certificate's validity, as read from it.
+    pub start: OffsetDateTime,
+    pub end: OffsetDateTime,
 }
 
 /// A client secret as stored: only a keyed hash of the secret is kept.

@@ -396,6 +396,7 @@ pub fn application() -> Application {
             })
             .collect(),
         required: Vec::new(),
+        key_credentials: Vec::new(),
     }
 }
 

@@ -434,6 +434,9 @@ pub struct AppSpec {
     pub public_client: bool,
     /// Client secrets in clear, exactly as written (the loader hashes them).
     pub secrets: Vec<String>,
+    /// Certificates the app authenticates with (`private_key_jwt`), each one PEM
+    /// `CERTIFICATE` block as written; the loader reads their thumbprints and validity.
+    pub certificates: Vec<String>,
     /// Whether the publisher is verified (affects `user_consent = "low"`). Default `false`.
     pub verified_publisher: bool,
     /// The App ID URI, for apps that expose an API; unique in the file.

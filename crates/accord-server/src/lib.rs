@@ -2,6 +2,7 @@
 
 pub(crate) mod admin_center;
 pub(crate) mod app;
+pub(crate) mod client_certificates;
 pub mod commands;
 pub mod config;
 pub mod crypto;

@@ -15,20 +15,37 @@ struct Rule {
 }
 
 /// Below the surfaces: no HTTP, no pages.
-const SHARED: &[&str] = &["state", "crypto", "signing", "tenancy", "password_work", "lockout"];
+const SHARED: &[&str] = &["state", "crypto", "signing", "tenancy", "password_work", "lockout", "client_certificates"];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
 const RULES: &[Rule] = &[
     // The shared pieces use only each other.
     Rule {
-        files: &["state.rs", "crypto.rs", "signing.rs", "tenancy.rs", "password_work.rs", "lockout.rs"],
+        files: &[
+            "state.rs",
+            "crypto.rs",
+            "signing.rs",
+            "tenancy.rs",
+            "password_work.rs",
+            "lockout.rs",
+            "client_certificates.rs",
+        ],
         may_use: SHARED,
         no_crates: NO_HTTP,
     },
     // Services use the shared pieces, the engine and the store, never a surface.
     Rule {
         files: &["service/"],
-        may_use: &["service", "state", "crypto", "signing", "tenancy", "password_work", "lockout"],
+        may_use: &[
+            "service",
+            "state",
+            "crypto",
+            "signing",
+            "tenancy",
+            "password_work",
+            "lockout",
+            "client_certificates",
+        ],
         no_crates: NO_HTTP,
     },
     // Browser plumbing knows no surface.
@@ -47,6 +64,7 @@ const RULES: &[Rule] = &[
             "ops",
             "password_work",
             "lockout",
+            "client_certificates",
         ],
         no_crates: &[],
     },

@@ -258,6 +258,7 @@ mod fixtures {
                 delegated: vec!["User.Read".into(), "openid".into()],
                 application: vec!["User.Read.All".into()],
             }],
+            key_credentials: Vec::new(),
         }
     }
 

@@ -76,6 +76,7 @@ fn app(app_id: AppId, name: &str, uri: &str) -> Application {
         scopes: Vec::new(),
         app_roles: Vec::new(),
         required: Vec::new(),
+        key_credentials: Vec::new(),
     }
 }
 

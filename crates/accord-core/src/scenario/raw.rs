@@ -96,6 +96,9 @@ pub(super) struct RawApp {
     pub redirect_uris: Vec<S<String>>,
     pub public_client: Option<S<bool>>,
     pub secrets: Option<S<Vec<S<String>>>>,
+    /// PEM certificates (`keyCredentials`).
+    #[serde(default)]
+    pub certificates: Vec<S<String>>,
     pub verified_publisher: Option<S<bool>>,
     pub identifier_uri: Option<S<String>>,
     #[serde(default)]

@@ -1070,6 +1070,23 @@ fn redirect_uris_are_absolute_https() {
 }
 
 #[test]
+fn certificates_are_pem_and_only_for_confidential_clients() {
+    let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+    let s = expect_ok(&base("", &app(APP3, &format!("certificates = ['''{pem}''']"))));
+    assert_eq!(s.tenants[0].apps.last().unwrap().certificates, [pem]);
+    expect_one(
+        &base("", &app(APP3, "certificates = [\"MIIB\"] #!")),
+        "tenant.app.certificates",
+        "expected one PEM certificate",
+    );
+    expect_one(
+        &base("", &app(APP3, &format!("public_client = true\ncertificates = [\"{}\"] #!", pem.replace('\n', "\\n")))),
+        "tenant.app.certificates",
+        "is a public client and cannot have certificates",
+    );
+}
+
+#[test]
 fn public_clients_have_no_secrets() {
     expect_one(
         &base("", &app(APP3, "public_client = true\nsecrets = [\"s3cret\"] #!")),

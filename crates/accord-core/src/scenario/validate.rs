@@ -1140,6 +1140,19 @@ fn check_app(
         }
     }
 
+    let mut certificates = Vec::new();
+    for c in &a.certificates {
+        let pem = c.get_ref().trim();
+        if public_client {
+            let why = format!("app {display_name:?} is a public client and cannot have certificates");
+            cx.err(c.span(), "tenant.app.certificates", why);
+        } else if !(pem.starts_with("-----BEGIN CERTIFICATE-----") && pem.ends_with("-----END CERTIFICATE-----")) {
+            let why = "expected one PEM certificate (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----)";
+            cx.err(c.span(), "tenant.app.certificates", why);
+        }
+        certificates.push(pem.to_string());
+    }
+
     let identifier_uri = a.identifier_uri.as_ref().map(|u| {
         let s = u.get_ref();
         if let Some(msg) = text::identifier_uri_problem(s) {
@@ -1275,6 +1288,7 @@ fn check_app(
         redirect_uris: a.redirect_uris.iter().map(|r| r.get_ref().clone()).collect(),
         public_client,
         secrets,
+        certificates,
         verified_publisher: a.verified_publisher.as_ref().is_some_and(|v| *v.get_ref()),
         identifier_uri,
         scopes,

@@ -504,6 +504,7 @@ pub async fn create(
         scopes: Vec::new(),
         app_roles: Vec::new(),
         required: Vec::new(),
+        key_credentials: Vec::new(),
     };
     let draft = apply_body(&state, draft, &m).await?;
     let created =
@@ -517,6 +518,7 @@ pub async fn create(
             redirect_uris: draft.redirect_uris,
             public_client: draft.public_client,
             required: draft.required,
+            key_credentials: draft.key_credentials,
             ..created.clone()
         };
         administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;

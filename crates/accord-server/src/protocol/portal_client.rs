@@ -19,6 +19,7 @@ pub fn portal_application(return_to: &str) -> Application {
         scopes: Vec::new(),
         app_roles: Vec::new(),
         required: Vec::new(),
+        key_credentials: Vec::new(),
     }
 }
 

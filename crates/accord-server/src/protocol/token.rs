@@ -2,9 +2,11 @@
 //! authentication step and one response builder.
 
 use super::errors::{Failure, JsonFailure};
+use crate::client_certificates;
 use crate::crypto::random_token;
 use crate::service::consent::{self, DelegatedDecision};
 use crate::service::sign_in;
+use crate::service::tokens::ClientAuth;
 use crate::service::tokens::{self, IdTokenInput, UserTokenInput};
 use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
@@ -33,7 +35,13 @@ type Params = HashMap<String, String>;
 /// An authenticated (confidential) or identified (public) client.
 pub struct Client {
     pub app: Application,
-    pub confidential: bool,
+    pub auth: ClientAuth,
+}
+
+impl Client {
+    pub fn confidential(&self) -> bool {
+        self.auth != ClientAuth::Public
+    }
 }
 
 pub async fn token(
@@ -51,7 +59,7 @@ pub async fn token(
         Err(TenantPathError::Store(e)) => return Err(e.into()),
     };
     let grant_type = p.get("grant_type").ok_or_else(|| Aadsts::missing_parameter("grant_type"))?.clone();
-    let client = authenticate_client(&state, &headers, &p).await?;
+    let client = authenticate_client(&state, &headers, &p, &tenant, &path).await?;
     let body = match grant_type.as_str() {
         "authorization_code" => authorization_code(&state, &path, &client, &p).await?,
         "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
@@ -98,13 +106,20 @@ pub fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>
     Ok(Some((unescape(id), unescape(secret))))
 }
 
-async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) -> Result<Client, Failure> {
+async fn authenticate_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    p: &Params,
+    tenant_segment: &str,
+    path: &TenantPath,
+) -> Result<Client, Failure> {
     let basic = basic_credentials(headers)?;
     let body_secret = p.get("client_secret").filter(|s| !s.is_empty());
-    if basic.is_some() && body_secret.is_some() {
+    let assertion = p.get("client_assertion").filter(|s| !s.is_empty());
+    if usize::from(basic.is_some()) + usize::from(body_secret.is_some()) + usize::from(assertion.is_some()) > 1 {
         return Err(Aadsts::bad_client_authentication(
             OAuthError::InvalidRequest,
-            "Use one client authentication method: HTTP Basic or client_secret in the body, not both.",
+            "Use one client authentication method: HTTP Basic, client_secret or client_assertion.",
         )
         .into());
     }
@@ -125,14 +140,30 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
     let app =
         state.store.application_by_app_id(app_id).await?.ok_or_else(|| Aadsts::unknown_client(&app_id.to_string()))?;
     let secret = basic.map(|(_, s)| s).or_else(|| body_secret.cloned());
-    if p.contains_key("client_assertion") {
-        return Err(Aadsts::client_assertion_unsupported().into());
-    }
     if app.public_client {
-        if secret.is_some() {
+        if secret.is_some() || assertion.is_some() {
             return Err(Aadsts::public_client_sent_secret().into());
         }
-        return Ok(Client { app, confidential: false });
+        return Ok(Client { app, auth: ClientAuth::Public });
+    }
+    if let Some(assertion) = assertion {
+        if p.get("client_assertion_type").map(String::as_str) != Some(client_certificates::JWT_BEARER) {
+            return Err(Aadsts::invalid_parameter(
+                "client_assertion_type",
+                "expected urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            )
+            .into());
+        }
+        // The assertion's audience: the URL the client posted to, or the tenant's token
+        // endpoint as discovery names it.
+        let base = &state.settings.public_url;
+        let audiences = [
+            format!("{base}/{tenant_segment}/oauth2/v2.0/token"),
+            format!("{base}/{}/oauth2/v2.0/token", path.url_segment()),
+        ];
+        let now = OffsetDateTime::now_utc();
+        client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)?;
+        return Ok(Client { app, auth: ClientAuth::Certificate });
     }
     let Some(secret) = secret else {
         return Err(Aadsts::client_secret_required().into());
@@ -146,7 +177,7 @@ async fn authenticate_client(state: &AppState, headers: &HeaderMap, p: &Params) 
     if !ok {
         return Err(Aadsts::invalid_client_secret(&app.app_id.to_string()).into());
     }
-    Ok(Client { app, confidential: true })
+    Ok(Client { app, auth: ClientAuth::Secret })
 }
 
 fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Aadsts> {
@@ -269,7 +300,7 @@ async fn client_credentials(
     let Some(tenant) = path.tenant() else {
         return Err(Aadsts::not_allowed_on_common("client_credentials").into());
     };
-    if !client.confidential {
+    if !client.confidential() {
         return Err(Aadsts::public_client_credentials().into());
     }
     let request = ScopeRequest::parse(required(p, "scope")?)?;
@@ -285,6 +316,7 @@ async fn client_credentials(
         access.client_sp_id,
         &access.resource.app,
         &access.roles,
+        client.auth,
     );
     let lifetime = state.settings.access_token_seconds;
     Ok(
@@ -343,7 +375,7 @@ async fn user_token_response(
             user,
             roles: &roles,
             scopes: &decision.scopes,
-            confidential: client.confidential,
+            client_auth: client.auth,
         },
     );
     let lifetime = state.settings.access_token_seconds;

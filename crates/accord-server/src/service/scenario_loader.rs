@@ -3,6 +3,7 @@
 //! permission) and updated, never duplicated; every change is computed first and applied in one
 //! transaction.
 
+use crate::client_certificates::ClientCertificate;
 use crate::crypto::Keyring;
 use crate::password_work;
 use accord_core::consent_records::PermissionClassification;
@@ -127,6 +128,22 @@ struct Planner<'a> {
     apps: HashMap<AppId, Application>,
     sps: HashMap<(TenantId, AppId), ServicePrincipal>,
     relative_times: RelativeTimes,
+}
+
+/// The app's certificates from the scenario, each with a key id derived from its thumbprint,
+/// so a reload finds the same credential.
+fn key_credentials(spec: &scenario::AppSpec) -> anyhow::Result<Vec<KeyCredential>> {
+    spec.certificates
+        .iter()
+        .map(|pem| {
+            let cert = ClientCertificate::from_pem(pem)
+                .map_err(|e| anyhow!("app {}: a certificate cannot be read: {e}", spec.display_name))?;
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&cert.sha256[..16]);
+            let key_id = uuid::Builder::from_custom_bytes(id).into_uuid();
+            Ok(cert.credential(key_id, &format!("CN of scenario certificate {}", cert.thumbprint_hex())))
+        })
+        .collect()
 }
 
 /// The id of the `n`th event of `owner` with this subject and relative start as written: the
@@ -430,6 +447,7 @@ impl<'a> Planner<'a> {
                     application: r.application.clone(),
                 })
                 .collect(),
+            key_credentials: key_credentials(spec)?,
         };
         self.changes.push(Change::PutApplication(app.clone()));
         let stored = match &existing {

@@ -50,16 +50,38 @@ pub struct UserTokenInput<'a> {
     pub roles: &'a [DirectoryRole],
     /// Delegated permission values for `scp`.
     pub scopes: &'a [String],
-    /// Whether the client authenticated (azpacr 1) or is public (0).
-    pub confidential: bool,
+    /// How the client authenticated (the `azpacr` claim).
+    pub client_auth: ClientAuth,
     /// The client's app roles held by the user; carried when the token is for the client's own API.
     pub app_roles: &'a [String],
+}
+
+/// How a client proved itself at the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// A public client: no credential (`azpacr` 0).
+    Public,
+    /// A client secret (1).
+    Secret,
+    /// A certificate: a signed client assertion (2).
+    Certificate,
+}
+
+impl ClientAuth {
+    /// The `azpacr` (v2) / `appidacr` (v1) value.
+    pub fn acr(self) -> &'static str {
+        match self {
+            ClientAuth::Public => "0",
+            ClientAuth::Secret => "1",
+            ClientAuth::Certificate => "2",
+        }
+    }
 }
 
 pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
     let mut c = base_claims(state, t.tenant_id, &audience(t.resource), state.settings.access_token_seconds);
     c.insert("azp".into(), json!(t.client.app_id));
-    c.insert("azpacr".into(), json!(if t.confidential { "1" } else { "0" }));
+    c.insert("azpacr".into(), json!(t.client_auth.acr()));
     c.insert("oid".into(), json!(t.user.id));
     c.insert("sub".into(), json!(pairwise_subject(state, t.user.id.into(), t.client.app_id)));
     c.insert("name".into(), json!(t.user.display_name));
@@ -83,10 +105,11 @@ pub fn app_access_token(
     client_sp_id: ServicePrincipalId,
     resource: &Application,
     roles: &[String],
+    client_auth: ClientAuth,
 ) -> String {
     let mut c = base_claims(state, tenant_id, &audience(resource), state.settings.access_token_seconds);
     c.insert("azp".into(), json!(client.app_id));
-    c.insert("azpacr".into(), json!("1"));
+    c.insert("azpacr".into(), json!(client_auth.acr()));
     c.insert("oid".into(), json!(client_sp_id));
     c.insert("sub".into(), json!(client_sp_id));
     c.insert("idtyp".into(), json!("app"));

@@ -81,7 +81,7 @@ fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
 // --- applications ---
 
 const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
-     public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access";
+     public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials";
 
 fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
     Ok(Application {
@@ -97,6 +97,7 @@ fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
         scopes: c.json("scopes")?,
         app_roles: c.json("app_roles")?,
         required: c.json("required_resource_access")?,
+        key_credentials: c.json("key_credentials")?,
     })
 }
 
@@ -553,13 +554,15 @@ impl SqlStore {
         let q = sqlx::query(
             "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
              public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
-             required_resource_access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             required_resource_access, key_credentials) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
              display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
              redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
              verified_publisher = excluded.verified_publisher, identifier_uri = excluded.identifier_uri, \
              identifier_uri_key = excluded.identifier_uri_key, scopes = excluded.scopes, \
-             app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access \
+             app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access, \
+             key_credentials = excluded.key_credentials \
              WHERE applications.id = excluded.id",
         )
         .bind(id(a.id))
@@ -574,7 +577,8 @@ impl SqlStore {
         .bind(a.identifier_uri.as_deref().map(identifier_uri_key))
         .bind(to_json(&a.scopes)?)
         .bind(to_json(&a.app_roles)?)
-        .bind(to_json(&a.required)?);
+        .bind(to_json(&a.required)?)
+        .bind(to_json(&a.key_credentials)?);
         let done = self.execute(&mut *c, q).await.map_err(|e| {
             write_err(e, |detail| {
                 if detail.contains("identifier_uri") {

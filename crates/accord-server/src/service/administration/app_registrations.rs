@@ -33,6 +33,7 @@ pub async fn create_application(
         scopes: Vec::new(),
         app_roles: Vec::new(),
         required: Vec::new(),
+        key_credentials: Vec::new(),
     };
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {

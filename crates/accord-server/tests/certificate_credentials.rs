@@ -1,0 +1,240 @@
+//! Certificate credentials (issue 13, part 1): an app registered with a certificate in the
+//! scenario authenticates at the token endpoint with a client assertion (`private_key_jwt`)
+//! shaped the way real clients build it — MSAL Python (RS256, padded `x5t`, float times, no
+//! `nbf`), azure-identity's async credential (PS256, `x5t#S256`, every segment padded), msal-node
+//! (PS256, unpadded) — and is refused with Entra's codes for everything else.
+
+mod support;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RsaKeyPair, RSA_PKCS1_SHA256, RSA_PSS_SHA256};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use support::*;
+
+/// A certificate and its PKCS#8 key, made with the openssl command.
+struct Cert {
+    pem: String,
+    der: Vec<u8>,
+    key: RsaKeyPair,
+}
+
+fn make_cert(dir: &Path, name: &str) -> Cert {
+    let (key_pem, cert_pem, key_der) =
+        (dir.join(format!("{name}.key")), dir.join(format!("{name}.pem")), dir.join(format!("{name}.der")));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key_pem)
+        .arg("-out")
+        .arg(&cert_pem)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req");
+    let ok = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-nocrypt", "-outform", "DER", "-in"])
+        .arg(&key_pem)
+        .arg("-out")
+        .arg(&key_der)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl pkcs8");
+    let pem = std::fs::read_to_string(&cert_pem).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    Cert {
+        der: STANDARD.decode(body).unwrap(),
+        pem,
+        key: RsaKeyPair::from_pkcs8(&std::fs::read(key_der).unwrap()).unwrap(),
+    }
+}
+
+/// The test world with `cert` registered on the web app.
+fn world_with(dir: &Path, cert: &Cert) -> PathBuf {
+    let text = std::fs::read_to_string(world()).unwrap();
+    let anchor = format!("app_id = \"{WEB_APP}\"");
+    assert!(text.contains(&anchor));
+    let with = text.replacen(&anchor, &format!("{anchor}\ncertificates = ['''\n{}''']", cert.pem.trim()), 1);
+    let path = dir.join("world.toml");
+    std::fs::write(&path, with).unwrap();
+    path
+}
+
+#[derive(Clone, Copy)]
+enum Style {
+    /// MSAL Python with a PEM key and a SHA-1 thumbprint.
+    MsalPython,
+    /// azure-identity's async CertificateCredential.
+    AzureIdentityAsync,
+    /// msal-node with `thumbprintSha256`.
+    MsalNode,
+}
+
+fn assertion(cert: &Cert, style: Style, claims: Value) -> String {
+    let sha1 = sha1::Sha1::digest(&cert.der);
+    let sha256 = sha2::Sha256::digest(&cert.der);
+    let (header, pad_all) = match style {
+        Style::MsalPython => (json!({"alg": "RS256", "typ": "JWT", "x5t": URL_SAFE.encode(sha1)}), false),
+        Style::AzureIdentityAsync => (json!({"alg": "PS256", "typ": "JWT", "x5t#S256": URL_SAFE.encode(sha256)}), true),
+        Style::MsalNode => (
+            json!({"alg": "PS256", "typ": "JWT", "x5t#S256": URL_SAFE_NO_PAD.encode(sha256), "x5c": [STANDARD.encode(&cert.der)]}),
+            false,
+        ),
+    };
+    let enc = |b: &[u8]| if pad_all { URL_SAFE.encode(b) } else { URL_SAFE_NO_PAD.encode(b) };
+    let signing_input = format!("{}.{}", enc(header.to_string().as_bytes()), enc(claims.to_string().as_bytes()));
+    let mut sig = vec![0; cert.key.public_modulus_len()];
+    let scheme: &dyn aws_lc_rs::signature::RsaEncoding =
+        if header["alg"] == "RS256" { &RSA_PKCS1_SHA256 } else { &RSA_PSS_SHA256 };
+    cert.key.sign(scheme, &SystemRandom::new(), signing_input.as_bytes(), &mut sig).unwrap();
+    format!("{signing_input}.{}", enc(&sig))
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+async fn token(server: &TestServer, c: &reqwest::Client, assertion: &str) -> (u16, Value) {
+    let res = c
+        .post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB_APP),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
+    let dir = std::env::temp_dir().join(format!("accord-certs-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, stranger) = (make_cert(&dir, "vendor-ci"), make_cert(&dir, "stranger"));
+    let server = TestServer::start_with(&world_with(&dir, &cert));
+    let c = server.client();
+    let aud = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let claims = |extra: Value| {
+        let mut base = json!({"aud": aud, "iss": WEB_APP, "sub": WEB_APP, "jti": uuid_like(), "exp": now() + 600});
+        base.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        base
+    };
+
+    // Discovery says so.
+    let config: Value = c
+        .get(server.url(&format!("/{CONTOSO}/v2.0/.well-known/openid-configuration")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(config["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&json!("private_key_jwt")));
+
+    // Each client's shape is accepted; the token says a certificate authenticated it.
+    let python =
+        assertion(&cert, Style::MsalPython, claims(json!({"exp": now() as f64 + 600.5, "iat": now() as f64 + 0.25})));
+    let azure = assertion(&cert, Style::AzureIdentityAsync, claims(json!({"nbf": now()})));
+    let node = assertion(&cert, Style::MsalNode, claims(json!({"nbf": now(), "iat": now()})));
+    for (who, a) in [("msal-python", &python), ("azure-identity aio", &azure), ("msal-node", &node)] {
+        let (status, body) = token(&server, &c, a).await;
+        assert_eq!(status, 200, "{who}: {body}");
+        let access = jwt_claims(body["access_token"].as_str().unwrap());
+        assert_eq!(access["azpacr"], "2", "{who}: {access}");
+        assert_eq!(access["azp"], WEB_APP);
+    }
+    // MSAL reuses an assertion until it expires: not single-use.
+    assert_eq!(token(&server, &c, &python).await.0, 200);
+
+    // Refusals, with Entra's codes, all invalid_client.
+    let refused = |code: u64| {
+        move |(status, body): (u16, Value)| {
+            assert_eq!(body["error_codes"][0], code, "{body}");
+            assert_eq!(body["error"], "invalid_client", "{body}");
+            assert!(status == 400 || status == 401, "{status}");
+        }
+    };
+    // A certificate the app does not have.
+    refused(700027)(token(&server, &c, &assertion(&stranger, Style::MsalNode, claims(json!({})))).await);
+    // Another key claiming the registered thumbprint.
+    let forged = {
+        let signed_by_stranger = assertion(&stranger, Style::MsalPython, claims(json!({})));
+        let (_, rest) = signed_by_stranger.split_once('.').unwrap();
+        let header = URL_SAFE_NO_PAD
+            .encode(json!({"alg": "RS256", "x5t": URL_SAFE_NO_PAD.encode(sha1::Sha1::digest(&cert.der))}).to_string());
+        format!("{header}.{rest}")
+    };
+    refused(700027)(token(&server, &c, &forged).await);
+    // x5c naming another certificate than the thumbprint.
+    let mut mixed = claims(json!({}));
+    mixed["jti"] = json!("x5c");
+    let lying_chain = {
+        let sha256 = sha2::Sha256::digest(&cert.der);
+        let header = json!({"alg": "PS256", "x5t#S256": URL_SAFE_NO_PAD.encode(sha256), "x5c": [STANDARD.encode(&stranger.der)]});
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(mixed.to_string()));
+        let mut sig = vec![0; cert.key.public_modulus_len()];
+        cert.key.sign(&RSA_PSS_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    };
+    refused(700027)(token(&server, &c, &lying_chain).await);
+    // Two audiences; another audience; expired; not yet valid; sub ≠ iss.
+    refused(5002741)(
+        token(
+            &server,
+            &c,
+            &assertion(&cert, Style::MsalNode, claims(json!({"aud": [aud, "https://other.example/token"]}))),
+        )
+        .await,
+    );
+    refused(700023)(
+        token(
+            &server,
+            &c,
+            &assertion(
+                &cert,
+                Style::MsalNode,
+                claims(json!({"aud": "https://login.microsoftonline.com/x/oauth2/v2.0/token"})),
+            ),
+        )
+        .await,
+    );
+    refused(700024)(token(&server, &c, &assertion(&cert, Style::MsalNode, claims(json!({"exp": now() - 3600})))).await);
+    refused(700024)(
+        token(
+            &server,
+            &c,
+            &assertion(&cert, Style::MsalNode, claims(json!({"nbf": now() + 3600, "exp": now() + 4000}))),
+        )
+        .await,
+    );
+    refused(50048)(
+        token(&server, &c, &assertion(&cert, Style::MsalNode, claims(json!({"sub": UNCONSENTED_APP})))).await,
+    );
+    // Not a JWT at all.
+    refused(50027)(token(&server, &c, "not-a-jwt").await);
+    // A public client may not present one.
+    let res = c
+        .post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", NATIVE_APP),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", node.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error_codes"][0], 700025, "{body}");
+}
