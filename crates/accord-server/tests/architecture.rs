@@ -71,7 +71,18 @@ const RULES: &[Rule] = &[
     // Neither does the Graph API.
     Rule {
         files: &["graph/"],
-        may_use: &["graph", "web", "service", "state", "crypto", "signing", "tenancy", "ops", "protocol"],
+        may_use: &[
+            "graph",
+            "web",
+            "service",
+            "state",
+            "crypto",
+            "signing",
+            "tenancy",
+            "ops",
+            "protocol",
+            "client_certificates",
+        ],
         no_crates: &[],
     },
 ];

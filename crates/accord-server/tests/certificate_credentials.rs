@@ -238,3 +238,55 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error_codes"][0], 700025, "{body}");
 }
+
+/// Graph shows a registered certificate as `keyCredentials`: its SHA-1 thumbprint as
+/// `customKeyIdentifier`, its validity and key id, never the key. The app reads its own
+/// registration with a token it got with that very certificate.
+#[tokio::test]
+async fn graph_shows_registered_certificates_without_their_keys() {
+    const DAEMON: &str = "eeeeeeee-1111-4000-8000-000000000003"; // Application.ReadWrite.All
+    const TENANT: &str = "eeeeeeee-0000-4000-8000-000000000001";
+    let dir = std::env::temp_dir().join(format!("accord-certs-graph-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert = make_cert(&dir, "daemon");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/directory_writes_world.toml");
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let anchor = format!("app_id = \"{DAEMON}\"");
+    let world = dir.join("world.toml");
+    std::fs::write(
+        &world,
+        text.replacen(&anchor, &format!("{anchor}\ncertificates = ['''\n{}''']", cert.pem.trim()), 1),
+    )
+    .unwrap();
+    let server = TestServer::start_with(&world);
+    let c = server.client();
+    let token_url = server.url(&format!("/{TENANT}/oauth2/v2.0/token"));
+    let claims = json!({"aud": token_url, "iss": DAEMON, "sub": DAEMON, "jti": uuid_like(), "exp": now() + 600});
+    let res = c
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", DAEMON),
+            ("scope", "https://graph.microsoft.com/.default"),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion(&cert, Style::MsalNode, claims)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let res =
+        c.get(server.url(&format!("/v1.0/applications(appId='{DAEMON}')"))).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let app: Value = res.json().await.unwrap();
+    let keys = app["keyCredentials"].as_array().unwrap_or_else(|| panic!("{app}"));
+    assert_eq!(keys.len(), 1, "{app}");
+    let k = &keys[0];
+    assert_eq!(k["customKeyIdentifier"], STANDARD.encode(sha1::Sha1::digest(&cert.der)), "{k}");
+    assert_eq!((k["type"].as_str(), k["usage"].as_str()), (Some("AsymmetricX509Cert"), Some("Verify")));
+    assert!(k["key"].is_null(), "the key is never shown: {k}");
+    assert!(
+        k["keyId"].as_str().is_some() && k["startDateTime"].as_str().is_some() && k["endDateTime"].as_str().is_some()
+    );
+}

@@ -16,12 +16,15 @@ use accord_core::microsoft_graph::permissions::{
 
 use crate::service::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
-use accord_core::directory::{AppRoleMemberType, Application, ClientSecret, RequiredResourceAccess, SignInAudience};
+use accord_core::directory::{
+    AppRoleMemberType, Application, ClientSecret, KeyCredential, RequiredResourceAccess, SignInAudience,
+};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -101,6 +104,24 @@ fn secret_json(s: &ClientSecret, secret_text: Option<&str>) -> Value {
         "keyId": s.id,
         "secretText": secret_text,
         "startDateTime": format_utc(s.created_at),
+    })
+}
+
+/// A registered certificate as Graph shows it: `customKeyIdentifier` is the SHA-1 thumbprint
+/// (base64, as Entra sets it by default), and the key itself is never returned.
+fn key_json(k: &KeyCredential) -> Value {
+    let thumbprint = crate::client_certificates::ClientCertificate::from_credential(k)
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c.sha1))
+        .ok();
+    json!({
+        "customKeyIdentifier": thumbprint,
+        "displayName": k.display_name,
+        "endDateTime": format_utc(k.end),
+        "key": null,
+        "keyId": k.key_id,
+        "startDateTime": format_utc(k.start),
+        "type": "AsymmetricX509Cert",
+        "usage": "Verify",
     })
 }
 
@@ -199,7 +220,7 @@ async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: 
             "preAuthorizedApplications": [],
         },
         "appRoles": roles,
-        "keyCredentials": [],
+        "keyCredentials": app.key_credentials.iter().map(key_json).collect::<Vec<_>>(),
         "passwordCredentials": d.secrets.iter().map(|s| secret_json(s, None)).collect::<Vec<_>>(),
         "publicClient": {"redirectUris": public},
         "requiredResourceAccess": required_json(state, app).await?,
