@@ -237,6 +237,32 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
         .unwrap();
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["error_codes"][0], 700025, "{body}");
+
+    // The admin center lists the certificate with its thumbprint and validity.
+    let browser = server.client();
+    let signed_in = sign_in(
+        &browser,
+        &server,
+        &server.url("/portal/signin?return_to=/admin"),
+        "admin@contoso.test",
+        "admin-password-1",
+    )
+    .await;
+    assert_eq!(signed_in.as_deref(), Ok("/admin"));
+    let page = browser
+        .get(server.url(&format!("/admin/app-registrations/{WEB_APP}/secrets")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let thumbprint: String = sha1::Sha1::digest(&cert.der).iter().map(|b| format!("{b:02X}")).collect();
+    assert!(page.contains(&thumbprint), "{page}");
+    assert!(
+        page.contains("Expires in 1 day<") || page.contains("Expires in 2 days"),
+        "a two-day certificate is flagged: {page}"
+    );
 }
 
 /// Graph shows a registered certificate as `keyCredentials`: its SHA-1 thumbprint as

@@ -20,10 +20,42 @@ pub async fn secrets(
                 }
             })
             .collect();
-        Ok(tab_page(&state, &portal, &reg, SECRETS, "admin/reg_secrets.html", context! { secrets => rows }, &q).await)
+        let certificates = certificate_rows(&reg.app, time::OffsetDateTime::now_utc());
+        let ctx = context! { secrets => rows, certificates };
+        Ok(tab_page(&state, &portal, &reg, SECRETS, "admin/reg_secrets.html", ctx, &q).await)
     }
     .await;
     respond(&state, &portal, result).await
+}
+
+/// The app's certificates with their thumbprints and how long each remains valid, so that a
+/// rotation (a second certificate valid alongside the first) is planned before the first expires.
+fn certificate_rows(app: &accord_core::directory::Application, now: time::OffsetDateTime) -> Vec<Value> {
+    app.key_credentials
+        .iter()
+        .map(|k| {
+            let thumbprint = crate::client_certificates::ClientCertificate::from_credential(k)
+                .map(|c| c.thumbprint_hex())
+                .unwrap_or_default();
+            let days_left = (k.end - now).whole_days();
+            let status = if now > k.end {
+                "Expired".to_string()
+            } else if now < k.start {
+                "Not yet valid".to_string()
+            } else if days_left == 0 {
+                "Expires today".to_string()
+            } else if days_left < 30 {
+                format!("Expires in {days_left} day{}", if days_left == 1 { "" } else { "s" })
+            } else {
+                "Valid".to_string()
+            };
+            context! {
+                name => k.display_name, thumbprint, id => k.key_id.to_string(),
+                start => fmt_time(k.start), expires => fmt_time(k.end), status,
+                warn => now > k.end || days_left < 30,
+            }
+        })
+        .collect()
 }
 
 /// `POST …/secrets`: a new secret, whose value this response shows once (no redirect, so it
