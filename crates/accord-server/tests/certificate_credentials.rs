@@ -315,4 +315,58 @@ async fn graph_shows_registered_certificates_without_their_keys() {
     assert!(
         k["keyId"].as_str().is_some() && k["startDateTime"].as_str().is_some() && k["endDateTime"].as_str().is_some()
     );
+    let old_key_id = k["keyId"].as_str().unwrap().to_string();
+
+    // Rotation through Graph: a second certificate next to the first.
+    let next = make_cert(&dir, "daemon-next");
+    let both = json!({"keyCredentials": [
+        {"keyId": old_key_id},
+        {"type": "AsymmetricX509Cert", "usage": "Verify", "displayName": "next", "key": STANDARD.encode(&next.der)},
+    ]});
+    let app_url = server.url(&format!("/v1.0/applications(appId='{DAEMON}')"));
+    // The app itself may not: it holds privileged permissions, so adding its credential is a
+    // Global Administrator's act (issue 12, finding 2).
+    let res = c.patch(&app_url).bearer_auth(token).json(&both).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 403);
+    let admin = {
+        let res = c
+            .post(&token_url)
+            .form(&[
+                ("grant_type", "password"),
+                ("client_id", "eeeeeeee-1111-4000-8000-000000000001"),
+                ("username", "admin@contoso.test"),
+                ("password", "admin-password-1"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = res.json().await.unwrap();
+        body["access_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_string()
+    };
+    let res = c.patch(&app_url).bearer_auth(&admin).json(&both).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 204, "{}", res.text().await.unwrap());
+    let authenticates = |cert: &Cert| {
+        let claims = json!({"aud": token_url, "iss": DAEMON, "sub": DAEMON, "jti": uuid_like(), "exp": now() + 600});
+        let form = [
+            ("grant_type", "client_credentials".to_string()),
+            ("client_id", DAEMON.to_string()),
+            ("scope", "https://graph.microsoft.com/.default".to_string()),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string()),
+            ("client_assertion", assertion(cert, Style::MsalPython, claims)),
+        ];
+        let (c, url) = (c.clone(), token_url.clone());
+        async move { c.post(&url).form(&form).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!((authenticates(&cert).await, authenticates(&next).await), (200, 200), "both valid during the overlap");
+    // The old one retired: only the new one remains.
+    let only_next = json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": STANDARD.encode(&next.der)}]});
+    assert_eq!(c.patch(&app_url).bearer_auth(&admin).json(&only_next).send().await.unwrap().status().as_u16(), 204);
+    assert_eq!((authenticates(&cert).await, authenticates(&next).await), (401, 200));
+    // Not a certificate: refused with the property named.
+    let junk =
+        json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": "bm90IGEgY2VydA=="}]});
+    let res = c.patch(&app_url).bearer_auth(&admin).json(&junk).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("keyCredentials"));
 }

@@ -447,6 +447,7 @@ const WRITABLE: &[&str] = &[
     "spa",
     "isFallbackPublicClient",
     "requiredResourceAccess",
+    "keyCredentials",
 ];
 
 /// Applies a create/update body to `app` (validated; the service layer validates again).
@@ -491,7 +492,56 @@ async fn apply_body(state: &AppState, mut app: Application, m: &Map<String, Valu
     if let Some(v) = m.get("requiredResourceAccess") {
         app.required = required_access(state, &app, v).await?;
     }
+    if let Some(v) = m.get("keyCredentials") {
+        app.key_credentials = key_credentials(&app, v)?;
+    }
     Ok(app)
+}
+
+/// `keyCredentials` as PATCH sends it: the whole list. A certificate comes as `key` (base64
+/// DER, `AsymmetricX509Cert`, usage `Verify`); an entry without `key` keeps the registered
+/// certificate of its `keyId`, so a client may send back the list it read (keys are never read).
+fn key_credentials(app: &Application, v: &Value) -> Result<Vec<KeyCredential>, GraphError> {
+    const P: &str = "keyCredentials";
+    let Value::Array(items) = v else { return Err(invalid_value(P)) };
+    let mut out = Vec::new();
+    for item in items {
+        let Value::Object(k) = item else { return Err(invalid_value(P)) };
+        let text = |name: &str| k.get(name).and_then(Value::as_str);
+        if text("type").is_some_and(|t| t != "AsymmetricX509Cert") || text("usage").is_some_and(|u| u != "Verify") {
+            return Err(bad(format!(
+                "Invalid value specified for property '{P}': only certificates (type AsymmetricX509Cert, usage Verify) can be registered."
+            )));
+        }
+        let key_id = match k.get("keyId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.parse::<Uuid>().map_err(|_| invalid_value("keyCredentials.keyId"))?),
+            Some(_) => return Err(invalid_value("keyCredentials.keyId")),
+        };
+        let credential = match text("key") {
+            Some(key) => {
+                let compact: String = key.chars().filter(|c| !c.is_whitespace()).collect();
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|_| invalid_value("keyCredentials.key"))?;
+                let cert = crate::client_certificates::ClientCertificate::from_der(&der)
+                    .map_err(|why| bad(format!("Invalid value specified for property 'keyCredentials.key': {why}.")))?;
+                let name = text("displayName").unwrap_or("certificate");
+                cert.credential(key_id.unwrap_or_else(Uuid::new_v4), name)
+            }
+            None => {
+                let id = key_id
+                    .ok_or_else(|| bad(format!("Property '{P}' needs a key (or the keyId of a registered one).")))?;
+                app.key_credentials
+                    .iter()
+                    .find(|c| c.key_id == id)
+                    .cloned()
+                    .ok_or_else(|| bad(format!("No certificate with keyId {id} is registered; send its key.")))?
+            }
+        };
+        out.push(credential);
+    }
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //! and client secrets.
 
 use super::*;
+use crate::client_certificates::ClientCertificate;
+use accord_core::directory::KeyCredential;
 use accord_core::ids::{AppId, AppObjectId, ServicePrincipalId};
 
 pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: AppId) -> Result<Application, ServiceError> {
@@ -88,15 +90,53 @@ pub async fn update_application(
         return Err(invalid("allowedMemberTypes", &why));
     }
     let app = Application { display_name: valid_name("displayName", &app.display_name)?, ..app };
-    apply(
-        store,
-        vec![
-            Change::PutApplication(app.clone()),
-            actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name })),
-        ],
-    )
-    .await?;
+    let mut changes = vec![
+        Change::PutApplication(app.clone()),
+        actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name })),
+    ];
+    changes.extend(certificate_changes(store, actor, tenant, &current, &app).await?);
+    apply(store, changes).await?;
     Ok(app)
+}
+
+/// Certificates an update adds are credentials like secrets: readable RSA certificates, on a
+/// confidential client, and for an app holding privileged permissions only a Global or
+/// Privileged Role Administrator's to add (the same rule as secrets). Audited one by one.
+async fn certificate_changes(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    current: &Application,
+    app: &Application,
+) -> Result<Vec<Change>, ServiceError> {
+    let added: Vec<&KeyCredential> = app
+        .key_credentials
+        .iter()
+        .filter(|k| !current.key_credentials.iter().any(|c| c.key_id == k.key_id && c.certificate == k.certificate))
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    if let Some(dup) = app.key_credentials.iter().find(|k| !ids.insert(k.key_id)) {
+        return Err(invalid("keyCredentials", &format!("the key id {} is used twice", dup.key_id)));
+    }
+    if added.is_empty() {
+        return Ok(Vec::new());
+    }
+    if app.public_client {
+        return Err(invalid("keyCredentials", "a public client cannot have certificates"));
+    }
+    for k in &added {
+        ClientCertificate::from_credential(k).map_err(|e| invalid("keyCredentials", &e))?;
+    }
+    let privileged = privileged_app_permissions(store, tenant, current).await?;
+    guard_privileged_credentials(actor, current, &privileged)?;
+    Ok(added
+        .iter()
+        .map(|k| {
+            let detail =
+                json!({ "keyId": k.key_id, "displayName": k.display_name, "privileged": !privileged.is_empty() });
+            actor.audit(tenant.id, "credential.certificate_added", Some(app.app_id), detail)
+        })
+        .collect())
 }
 
 /// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
