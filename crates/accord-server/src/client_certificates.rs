@@ -113,18 +113,21 @@ fn seconds(claims: &Value, name: &str) -> Option<i64> {
     claims.get(name).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f.floor() as i64)))
 }
 
-/// Checks a client assertion for `client_id` against the app's registered certificates.
-/// `audiences` are the token endpoint URLs the assertion may name (the one posted to, and the
-/// one discovery advertises). Errors are Entra's, all `invalid_client`.
-pub fn verify_assertion(
-    assertion: &str,
+/// A JWT whose signature a registered certificate verified.
+struct Signed {
+    claims: Value,
+}
+
+/// Finds the registered certificate a JWT names (`x5t#S256` or `x5t`, and `x5c` when sent) and
+/// checks its signature over the exact bytes received, and the certificate's validity.
+fn signed_by_registered(
+    jwt: &str,
     client_id: &str,
     credentials: &[KeyCredential],
-    audiences: &[String],
     now: OffsetDateTime,
-) -> Result<(), Aadsts> {
+) -> Result<Signed, Aadsts> {
     let malformed = |why: &str| Aadsts::invalid_client_assertion(why);
-    let parts: Vec<&str> = assertion.trim().split('.').collect();
+    let parts: Vec<&str> = jwt.trim().split('.').collect();
     let [header_b64, claims_b64, signature_b64] = parts.as_slice() else {
         return Err(malformed("it is not a JWT (three dot-separated parts)"));
     };
@@ -170,6 +173,21 @@ pub fn verify_assertion(
     if now < cert.not_before || now > cert.not_after {
         return Err(Aadsts::assertion_certificate_expired(&cert.thumbprint_hex()));
     }
+    Ok(Signed { claims })
+}
+
+/// Checks a client assertion for `client_id` against the app's registered certificates.
+/// `audiences` are the token endpoint URLs the assertion may name (the one posted to, and the
+/// one discovery advertises). Errors are Entra's, all `invalid_client`.
+pub fn verify_assertion(
+    assertion: &str,
+    client_id: &str,
+    credentials: &[KeyCredential],
+    audiences: &[String],
+    now: OffsetDateTime,
+) -> Result<(), Aadsts> {
+    let malformed = |why: &str| Aadsts::invalid_client_assertion(why);
+    let Signed { claims, .. } = signed_by_registered(assertion, client_id, credentials, now)?;
 
     // Claims: iss = sub = client id; one audience, the token endpoint; a valid time range.
     let iss = claims["iss"].as_str().unwrap_or_default();
@@ -189,13 +207,54 @@ pub fn verify_assertion(
     if !audiences.iter().any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(aud.trim_end_matches('/'))) {
         return Err(Aadsts::assertion_wrong_audience());
     }
-    let exp = seconds(&claims, "exp").ok_or_else(|| malformed("it has no exp"))?;
-    let nbf = seconds(&claims, "nbf").unwrap_or(0);
+    within_time_range(&claims, now)
+}
+
+fn within_time_range(claims: &Value, now: OffsetDateTime) -> Result<(), Aadsts> {
+    let exp = seconds(claims, "exp").ok_or_else(|| Aadsts::invalid_client_assertion("it has no exp"))?;
+    let nbf = seconds(claims, "nbf").unwrap_or(0);
     let (now_s, skew) = (now.unix_timestamp(), CLOCK_SKEW.whole_seconds());
     if now_s > exp + skew || now_s + skew < nbf {
         return Err(Aadsts::assertion_out_of_time_range(now_s, nbf, exp));
     }
     Ok(())
+}
+
+/// The audience of a proof of possession (Graph's `addKey`/`removeKey`): the old Azure AD Graph.
+pub const PROOF_AUDIENCE: &str = "00000002-0000-0000-c000-000000000000";
+
+/// Checks Graph's proof of possession for `addKey`/`removeKey`: a JWT signed by one of the
+/// app's valid certificates, `aud` = [`PROOF_AUDIENCE`], `iss` = the application's *object* id,
+/// in its time range (at most 10 minutes, as Graph asks), its header and payload unpadded.
+/// Returns why it is refused, for Graph's error message.
+pub fn verify_proof(
+    proof: &str,
+    app_object_id: &str,
+    app_id: &str,
+    credentials: &[KeyCredential],
+    now: OffsetDateTime,
+) -> Result<(), String> {
+    let mut segments = proof.trim().split('.');
+    if segments.by_ref().take(2).any(|s| s.contains('=')) {
+        return Err("the proof's header and payload must be unpadded base64url".into());
+    }
+    let signed = signed_by_registered(proof, app_id, credentials, now).map_err(|e| e.message)?;
+    let claims = &signed.claims;
+    if claims["aud"].as_str() != Some(PROOF_AUDIENCE) {
+        return Err(format!("the proof's aud must be {PROOF_AUDIENCE}"));
+    }
+    if !claims["iss"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(app_object_id)) {
+        return Err("the proof's iss must be the application's object id".into());
+    }
+    let (nbf, exp) = (seconds(claims, "nbf"), seconds(claims, "exp"));
+    if let (Some(nbf), Some(exp)) = (nbf, exp) {
+        if exp - nbf > 600 {
+            return Err("the proof may be valid for 10 minutes at most".into());
+        }
+    } else {
+        return Err("the proof needs nbf and exp".into());
+    }
+    within_time_range(claims, now).map_err(|e| e.message)
 }
 
 #[cfg(test)]

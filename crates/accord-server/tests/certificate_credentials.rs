@@ -363,6 +363,41 @@ async fn graph_shows_registered_certificates_without_their_keys() {
     let only_next = json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": STANDARD.encode(&next.der)}]});
     assert_eq!(c.patch(&app_url).bearer_auth(&admin).json(&only_next).send().await.unwrap().status().as_u16(), 204);
     assert_eq!((authenticates(&cert).await, authenticates(&next).await), (401, 200));
+    // The app rolls its own key with Graph's addKey / removeKey, proving possession of its
+    // current certificate (no permission needed, so none of the privileged-app rule either).
+    let object_id = app["id"].as_str().unwrap().to_string();
+    let proof = |cert: &Cert, iss: &str, lifetime: i64| {
+        let claims =
+            json!({"aud": "00000002-0000-0000-c000-000000000000", "iss": iss, "nbf": now(), "exp": now() + lifetime});
+        assertion(cert, Style::MsalNode, claims)
+    };
+    let third = make_cert(&dir, "daemon-third");
+    let add = |p: String| json!({"keyCredential": {"type": "AsymmetricX509Cert", "usage": "Verify", "key": STANDARD.encode(&third.der)}, "passwordCredential": null, "proof": p});
+    let add_url = server.url(&format!("/v1.0/applications/{object_id}/addKey"));
+    for (why, bad_proof) in [
+        ("signed by a certificate the app no longer has", proof(&cert, &object_id, 600)),
+        ("naming the appId, not the object id", proof(&next, DAEMON, 600)),
+        ("valid for longer than 10 minutes", proof(&next, &object_id, 3600)),
+    ] {
+        let res = c.post(&add_url).bearer_auth(token).json(&add(bad_proof)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{why}");
+    }
+    let res = c.post(&add_url).bearer_auth(token).json(&add(proof(&next, &object_id, 600))).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let added: Value = res.json().await.unwrap();
+    assert!(added["key"].is_null() && added["customKeyIdentifier"].is_string(), "{added}");
+    assert_eq!(authenticates(&third).await, 200);
+    let remove = json!({"keyId": added["keyId"], "proof": proof(&next, &object_id, 600)});
+    let res = c
+        .post(server.url(&format!("/v1.0/applications/{object_id}/removeKey")))
+        .bearer_auth(token)
+        .json(&remove)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 204);
+    assert_eq!(authenticates(&third).await, 401);
+
     // Not a certificate: refused with the property named.
     let junk =
         json!({"keyCredentials": [{"type": "AsymmetricX509Cert", "usage": "Verify", "key": "bm90IGEgY2VydA=="}]});

@@ -731,6 +731,62 @@ pub async fn remove_password(
     remove_password_by(&state, caller, path_key(&path), body).await
 }
 
+/// `POST /v1.0/applications/{id}/addKey`: `{"keyCredential": {type, usage, key}, "proof"}`.
+/// Any token of the tenant will do: the proof (signed with one of the app's current
+/// certificates) is what authorizes an app to roll its own keys, as in Graph. 200 with the
+/// new keyCredential.
+pub async fn add_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    let m = json_object(body)?;
+    if let Some(k) = m
+        .keys()
+        .find(|k| !["keyCredential", "passwordCredential", "proof"].contains(&k.as_str()) && !k.starts_with("@odata."))
+    {
+        return Err(bad(format!("Property '{k}' does not exist on the addKey action.")));
+    }
+    if !matches!(m.get("passwordCredential"), None | Some(Value::Null)) {
+        return Err(bad("Only certificates (AsymmetricX509Cert) can be added: passwordCredential must be null."));
+    }
+    let proof = string_field(&m, "proof")?
+        .ok_or_else(|| bad("A value is required for parameter 'proof' of the addKey action."))?;
+    let (d, _) = one_app(&state, &caller, path_key(&path)?).await?;
+    let credential = match m.get("keyCredential") {
+        Some(v @ Value::Object(_)) => key_credentials(&d.app, &Value::Array(vec![v.clone()]))?.remove(0),
+        _ => return Err(bad("A value is required for parameter 'keyCredential' of the addKey action.")),
+    };
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    let roll = administration::KeyRoll::Add(credential.clone());
+    administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
+    Ok(json_response(StatusCode::OK, key_json(&credential), None))
+}
+
+/// `POST /v1.0/applications/{id}/removeKey`: `{"keyId", "proof"}`, authorized by the proof. 204.
+pub async fn remove_key(
+    State(state): State<SharedState>,
+    caller: Caller,
+    path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
+    let m = json_object(body)?;
+    let proof = string_field(&m, "proof")?
+        .ok_or_else(|| bad("A value is required for parameter 'proof' of the removeKey action."))?;
+    let key_id = string_field(&m, "keyId")?
+        .ok_or_else(|| bad("A value is required for parameter 'keyId' of the removeKey action."))?
+        .parse::<Uuid>()
+        .map_err(|_| bad("Invalid value for parameter 'keyId': a GUID is required."))?;
+    let (d, _) = one_app(&state, &caller, path_key(&path)?).await?;
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    let roll = administration::KeyRoll::Remove(key_id);
+    administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 /// `removePassword` by object id or `applications(appId='…')`: `{"keyId"}`. 204.
 pub async fn remove_password_by(
     state: &AppState,

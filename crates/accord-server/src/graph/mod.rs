@@ -95,6 +95,8 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
             "/v1.0/applications/{app}/removePassword".into(),
             post(applications::remove_password).fallback(method_not_allowed),
         ),
+        ("/v1.0/applications/{app}/addKey".into(), post(applications::add_key).fallback(method_not_allowed)),
+        ("/v1.0/applications/{app}/removeKey".into(), post(applications::remove_key).fallback(method_not_allowed)),
         ("/v1.0/directoryRoles".into(), get(directory_roles::list).fallback(method_not_allowed)),
         ("/v1.0/directoryRoles/{role}".into(), get(directory_roles::get).fallback(method_not_allowed)),
         ("/v1.0/directoryRoles/{role}/members".into(), get(directory_roles::members).fallback(method_not_allowed)),

@@ -153,6 +153,24 @@ fn directory_operations() -> Vec<Operation> {
             .status(200),
         op("post", "/applications/{app}/removePassword", "Remove a client secret", APP_WRITE, APP_WRITE_APP)
             .status(204),
+        // As in Graph, the proof of possession in the body authorizes these even without the
+        // listed permissions (an app rolling its own certificates).
+        op(
+            "post",
+            "/applications/{app}/addKey",
+            "Add a certificate, proven by a current one",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(200),
+        op(
+            "post",
+            "/applications/{app}/removeKey",
+            "Remove a certificate, proven by a current one",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(204),
         op("get", app_key, "Get an app registration by appId", APP_READ, APP_READ_APP).in_segment(),
         op("patch", app_key, "Update an app registration by appId", APP_WRITE, APP_WRITE_APP).status(204).in_segment(),
         op("delete", app_key, "Delete an app registration by appId", APP_WRITE, APP_WRITE_APP).in_segment(),
@@ -582,6 +600,11 @@ fn request_body_schema(o: &Operation) -> Value {
             json!({"passwordCredential": {"type": "object", "properties": {"displayName": string(), "endDateTime": {"type": "string", "format": "date-time"}}}}),
         ),
         ("post", "removePassword") => object(&["keyId"], json!({"keyId": guid()})),
+        ("post", "addKey") => object(
+            &["keyCredential", "proof"],
+            json!({"keyCredential": {"type": "object", "properties": {"type": string(), "usage": string(), "key": string(), "displayName": string()}}, "passwordCredential": {"type": "null"}, "proof": string()}),
+        ),
+        ("post", "removeKey") => object(&["keyId", "proof"], json!({"keyId": guid(), "proof": string()})),
         ("post", "accord.deny" | "accord.block") => object(&[], json!({"justification": string()})),
         _ => json!({"type": "object"}),
     }

@@ -99,6 +99,60 @@ pub async fn update_application(
     Ok(app)
 }
 
+/// A change Graph's `addKey`/`removeKey` makes to an app's certificates.
+#[derive(Debug, Clone)]
+pub enum KeyRoll {
+    Add(KeyCredential),
+    Remove(Uuid),
+}
+
+/// An app rolls its own certificates (`addKey`/`removeKey`), authorized not by a directory role
+/// but by a proof of possession: a JWT signed with one of its current, valid certificates (so
+/// whoever calls already holds a credential of the app, and nothing is escalated).
+pub async fn roll_certificates(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    app_id: AppId,
+    proof: &str,
+    roll: KeyRoll,
+) -> Result<Application, ServiceError> {
+    let mut app = own_application(store, tenant, app_id).await?;
+    let now = OffsetDateTime::now_utc();
+    crate::client_certificates::verify_proof(
+        proof,
+        &app.id.to_string(),
+        &app.app_id.to_string(),
+        &app.key_credentials,
+        now,
+    )
+    .map_err(|why| invalid("proof", &why))?;
+    let (action, detail) = match roll {
+        KeyRoll::Add(k) => {
+            ClientCertificate::from_credential(&k).map_err(|e| invalid("keyCredential", &e))?;
+            if app.key_credentials.iter().any(|c| c.key_id == k.key_id || c.certificate == k.certificate) {
+                return Err(ServiceError::conflict(
+                    "This certificate (or key id) is already registered on the application.",
+                ));
+            }
+            let detail = json!({ "keyId": k.key_id, "displayName": k.display_name, "byProof": true });
+            app.key_credentials.push(k);
+            ("credential.certificate_added", detail)
+        }
+        KeyRoll::Remove(id) => {
+            let before = app.key_credentials.len();
+            app.key_credentials.retain(|c| c.key_id != id);
+            if app.key_credentials.len() == before {
+                return Err(not_found("The certificate"));
+            }
+            ("credential.certificate_removed", json!({ "keyId": id, "byProof": true }))
+        }
+    };
+    apply(store, vec![Change::PutApplication(app.clone()), actor.audit(tenant.id, action, Some(app.app_id), detail)])
+        .await?;
+    Ok(app)
+}
+
 /// Certificates an update adds are credentials like secrets: readable RSA certificates, on a
 /// confidential client, and for an app holding privileged permissions only a Global or
 /// Privileged Role Administrator's to add (the same rule as secrets). Audited one by one.
