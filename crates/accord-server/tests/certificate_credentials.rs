@@ -263,6 +263,53 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
         page.contains("Expires in 1 day<") || page.contains("Expires in 2 days"),
         "a two-day certificate is flagged: {page}"
     );
+
+    // Upload a second certificate in the admin center: the stranger's key now works too.
+    let csrf = form_fields(&page).1.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v).expect("a CSRF token");
+    let form = [("csrf", csrf.as_str()), ("certificate", stranger.pem.as_str()), ("description", "second key")];
+    let res = browser
+        .post(server.url(&format!("/admin/app-registrations/{WEB_APP}/certificates")))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 302, "{}", res.text().await.unwrap());
+    let fresh_claims = claims(json!({}));
+    assert_eq!(token(&server, &c, &assertion(&stranger, Style::MsalNode, fresh_claims)).await.0, 200);
+    // Delete it again (with confirmation): refused from then on.
+    let page = browser
+        .get(server.url(&format!("/admin/app-registrations/{WEB_APP}/secrets")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Templates escape '/' in attributes (`&#x2f;`).
+    let page = page.replace("&#x2f;", "/");
+    let paths: Vec<String> = page
+        .split("href=\"")
+        .filter_map(|s| s.split('"').next())
+        .filter(|h| h.contains("/certificates/") && h.ends_with("/delete"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(paths.len(), 2, "two certificates listed: {page}");
+    let stranger_thumb: String = sha1::Sha1::digest(&stranger.der).iter().map(|b| format!("{b:02X}")).collect();
+    let mut deleted = false;
+    for path in paths {
+        let confirm = browser.get(server.url(&path)).send().await.unwrap().text().await.unwrap();
+        if !confirm.contains(&stranger_thumb) {
+            continue;
+        }
+        let csrf = form_fields(&confirm).1.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v).unwrap();
+        let res =
+            browser.post(server.url(&path)).form(&[("csrf", csrf.as_str()), ("confirm", "yes")]).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 302);
+        deleted = true;
+    }
+    assert!(deleted, "the stranger's certificate had a delete page naming its thumbprint");
+    refused(700027)(token(&server, &c, &assertion(&stranger, Style::MsalNode, claims(json!({})))).await);
+    assert_eq!(token(&server, &c, &python).await.0, 200, "the first certificate still works");
 }
 
 /// Graph shows a registered certificate as `keyCredentials`: its SHA-1 thumbprint as

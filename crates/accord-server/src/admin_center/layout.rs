@@ -175,6 +175,8 @@ const DONE: &[(&str, &str)] = &[
     ("member_removed", "The member was removed from the group."),
     ("app_created", "The app registration was created, with its enterprise application in your organisation."),
     ("secret_deleted", "The client secret was deleted. Apps using it can no longer authenticate with it."),
+    ("certificate_added", "The certificate was added. The app can sign its client assertions with its key."),
+    ("certificate_deleted", "The certificate was deleted. Assertions signed with its key are refused."),
     ("redirect_added", "The redirect URI was added."),
     ("redirect_removed", "The redirect URI was removed."),
     ("permission_added", "The permission was added to the app's required permissions."),

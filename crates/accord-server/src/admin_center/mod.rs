@@ -99,6 +99,11 @@ pub fn routes() -> Router<SharedState> {
             "/admin/app-registrations/{app}/secrets/{secret}/delete",
             get(reg::delete_secret).post(reg::delete_secret_post),
         )
+        .route("/admin/app-registrations/{app}/certificates", post(reg::add_certificate_post))
+        .route(
+            "/admin/app-registrations/{app}/certificates/{key}/delete",
+            get(reg::delete_certificate).post(reg::delete_certificate_post),
+        )
         .route(
             "/admin/app-registrations/{app}/api-permissions",
             get(reg::api_permissions).post(reg::add_permission_post),

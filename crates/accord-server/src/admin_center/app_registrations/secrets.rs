@@ -146,3 +146,73 @@ pub async fn delete_secret_post(
     })
     .await
 }
+
+/// `POST …/certificates`: a PEM certificate pasted (or its file's text), registered through
+/// the same update as Graph's `keyCredentials`, so the same checks and privileged-app rule apply.
+pub async fn add_certificate_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let message = ("/secrets", "certificate_added");
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, message, |app, form| {
+        let cert = crate::client_certificates::ClientCertificate::from_pem(form.get("certificate"))
+            .map_err(|why| Aadsts::invalid_parameter("certificate", &why))?;
+        let name = match form.get("description").trim() {
+            "" => "certificate",
+            given => given,
+        };
+        app.key_credentials.push(cert.credential(Uuid::new_v4(), name));
+        Ok(())
+    })
+    .await
+}
+
+pub async fn delete_certificate(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path((app, key)): Path<(String, String)>,
+    Query(q): Params,
+) -> Response {
+    confirm_change(&state, &portal, &app, SECRETS, &q, async |reg| {
+        let id: Uuid = parse_id(&key)?;
+        let k = reg.app.key_credentials.iter().find(|k| k.key_id == id).ok_or_else(not_found)?;
+        let thumbprint = crate::client_certificates::ClientCertificate::from_credential(k)
+            .map(|c| c.thumbprint_hex())
+            .unwrap_or_default();
+        Ok(Confirm {
+            heading: "Delete certificate".into(),
+            message: format!(
+                "{} can no longer authenticate with this certificate's key. This cannot be undone.",
+                reg.app.display_name
+            ),
+            details: vec![
+                ("Description".into(), k.display_name.clone()),
+                ("Thumbprint".into(), thumbprint),
+                ("Expires".into(), fmt_time(k.end)),
+            ],
+            action: format!("{}/certificates/{id}/delete", reg.href()),
+            button: "Delete",
+            cancel: format!("{}/secrets", reg.href()),
+            hidden: vec![],
+        })
+    })
+    .await
+}
+
+pub async fn delete_certificate_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path((app, key)): Path<(String, String)>,
+    RawForm(body): RawForm,
+) -> Response {
+    let message = ("/secrets", "certificate_deleted");
+    edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, message, |app, _form| {
+        let id: Uuid = parse_id(&key)?;
+        remove_from(&mut app.key_credentials, |k| k.key_id == id)
+    })
+    .await
+}

@@ -172,8 +172,17 @@ async fn certificate_changes(
     if let Some(dup) = app.key_credentials.iter().find(|k| !ids.insert(k.key_id)) {
         return Err(invalid("keyCredentials", &format!("the key id {} is used twice", dup.key_id)));
     }
+    let removed: Vec<Change> = current
+        .key_credentials
+        .iter()
+        .filter(|c| !app.key_credentials.iter().any(|k| k.key_id == c.key_id))
+        .map(|c| {
+            let detail = json!({ "keyId": c.key_id, "displayName": c.display_name });
+            actor.audit(tenant.id, "credential.certificate_removed", Some(app.app_id), detail)
+        })
+        .collect();
     if added.is_empty() {
-        return Ok(Vec::new());
+        return Ok(removed);
     }
     if app.public_client {
         return Err(invalid("keyCredentials", "a public client cannot have certificates"));
@@ -183,14 +192,11 @@ async fn certificate_changes(
     }
     let privileged = privileged_app_permissions(store, tenant, current).await?;
     guard_privileged_credentials(actor, current, &privileged)?;
-    Ok(added
-        .iter()
-        .map(|k| {
-            let detail =
-                json!({ "keyId": k.key_id, "displayName": k.display_name, "privileged": !privileged.is_empty() });
-            actor.audit(tenant.id, "credential.certificate_added", Some(app.app_id), detail)
-        })
-        .collect())
+    let added = added.iter().map(|k| {
+        let detail = json!({ "keyId": k.key_id, "displayName": k.display_name, "privileged": !privileged.is_empty() });
+        actor.audit(tenant.id, "credential.certificate_added", Some(app.app_id), detail)
+    });
+    Ok(added.chain(removed).collect())
 }
 
 /// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
