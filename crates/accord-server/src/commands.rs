@@ -61,6 +61,40 @@ pub async fn list_requests(store: &dyn Store, tenant: &Tenant, all: bool) -> any
     Ok(out)
 }
 
+/// `accord credentials`: the tenant's certificates and secrets by expiry, flagging those expired
+/// or expiring within `within_days` (so a rotation is planned while both can overlap).
+pub async fn list_credentials(
+    store: &dyn Store,
+    tenant: &Tenant,
+    within_days: i64,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<String> {
+    let list = administration::credentials_for_operator(store, tenant).await.map_err(failure)?;
+    let mut out = String::new();
+    writeln!(out, "{:<28}  {:<11}  {:<24}  {:<36}  {:<20}  status", "app", "kind", "description", "id", "expires")?;
+    for c in list {
+        let status = match c.expires {
+            None => "never expires".to_string(),
+            Some(end) if end < now => "EXPIRED".to_string(),
+            Some(end) if (end - now).whole_days() < within_days => {
+                format!("EXPIRES in {} day(s)", (end - now).whole_days())
+            }
+            Some(_) => "ok".to_string(),
+        };
+        let expires = c.expires.map(|e| e.date().to_string()).unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:<28}  {:<11}  {:<24}  {:<36}  {:<20}  {status}",
+            truncate(&c.app_name, 28),
+            c.kind,
+            truncate(&c.name, 24),
+            c.id,
+            expires
+        )?;
+    }
+    Ok(out)
+}
+
 fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()

@@ -34,6 +34,18 @@ enum Command {
         #[command(subcommand)]
         command: RequestsCommand,
     },
+    /// List the tenant's app certificates and client secrets by expiry, flagging those expired or
+    /// expiring soon.
+    Credentials {
+        #[command(flatten)]
+        store: ServeArgs,
+        /// Tenant id or verified domain.
+        #[arg(long)]
+        tenant: String,
+        /// Flag credentials that expire within this many days.
+        #[arg(long, default_value_t = 30)]
+        within_days: i64,
+    },
     /// Explain, rule by rule, what a user signing in to an app would get. Changes nothing.
     Explain {
         #[command(flatten)]
@@ -136,6 +148,15 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(rotate_command(args)))
         }
         Command::Requests { command } => runtime().and_then(|rt| rt.block_on(requests_command(command))),
+        Command::Credentials { store, tenant, within_days } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;
+                let t = commands::tenant(&*store, &tenant).await?;
+                let now = time::OffsetDateTime::now_utc();
+                print!("{}", commands::list_credentials(&*store, &t, within_days, now).await?);
+                Ok(())
+            })
+        }),
         Command::Explain { store, tenant, user, app, scope } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;

@@ -310,6 +310,20 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
     assert!(deleted, "the stranger's certificate had a delete page naming its thumbprint");
     refused(700027)(token(&server, &c, &assertion(&stranger, Style::MsalNode, claims(json!({})))).await);
     assert_eq!(token(&server, &c, &python).await.0, 200, "the first certificate still works");
+
+    // The operator's expiry listing: the two-day certificate is flagged, the secret never expires.
+    let data = server.stop();
+    let data = data.to_string_lossy().to_string();
+    let (code, out, err) = accord(&["credentials", "--data-dir", &data, "--tenant", "contoso.test"]);
+    assert_eq!(code, 0, "{err}");
+    let row = out.lines().find(|l| l.contains("certificate")).unwrap_or_else(|| panic!("{out}"));
+    assert!(row.contains("EXPIRES in 1 day(s)") || row.contains("EXPIRES in 2 day(s)"), "{out}");
+    assert!(out.lines().any(|l| l.contains("secret") && l.contains("never expires")), "{out}");
+    let (_, calm, _) = accord(&["credentials", "--data-dir", &data, "--tenant", "contoso.test", "--within-days", "1"]);
+    assert!(
+        calm.lines().any(|l| l.contains("certificate") && (l.ends_with(" ok") || l.contains("EXPIRES in 0"))),
+        "{calm}"
+    );
 }
 
 /// Graph shows a registered certificate as `keyCredentials`: its SHA-1 thumbprint as

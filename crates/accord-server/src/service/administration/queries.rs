@@ -653,6 +653,53 @@ pub async fn consent_requests_for_operator(
     grouped_requests(store, tenant, None).await
 }
 
+/// A credential of one of the tenant's app registrations, for the expiry listing.
+#[derive(Debug, Clone)]
+pub struct CredentialSummary {
+    pub app_name: String,
+    pub app_id: AppId,
+    /// `certificate` or `secret`.
+    pub kind: &'static str,
+    pub name: String,
+    pub id: Uuid,
+    /// `None`: a secret that never expires.
+    pub expires: Option<OffsetDateTime>,
+}
+
+/// Every certificate and client secret of the tenant's app registrations, soonest to expire
+/// first, for the machine's operator (`accord credentials`; no directory role asked, as for
+/// `consent_requests_for_operator`).
+pub async fn credentials_for_operator(
+    store: &dyn Store,
+    tenant: &Tenant,
+) -> Result<Vec<CredentialSummary>, ServiceError> {
+    let mut out = Vec::new();
+    for app in store.applications_homed_in(tenant.id).await? {
+        for k in &app.key_credentials {
+            out.push(CredentialSummary {
+                app_name: app.display_name.clone(),
+                app_id: app.app_id,
+                kind: "certificate",
+                name: k.display_name.clone(),
+                id: k.key_id,
+                expires: Some(k.end),
+            });
+        }
+        for s in store.client_secrets(app.id).await? {
+            out.push(CredentialSummary {
+                app_name: app.display_name.clone(),
+                app_id: app.app_id,
+                kind: "secret",
+                name: s.display_name.clone(),
+                id: s.id,
+                expires: s.expires_at,
+            });
+        }
+    }
+    out.sort_by_key(|c| (c.expires.is_none(), c.expires));
+    Ok(out)
+}
+
 async fn grouped_requests(
     store: &dyn Store,
     tenant: &Tenant,
