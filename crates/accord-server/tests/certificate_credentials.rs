@@ -450,7 +450,7 @@ async fn graph_shows_registered_certificates_without_their_keys() {
     assert_eq!(authenticates(&third).await, 200);
     let remove = json!({"keyId": added["keyId"], "proof": proof(&next, &object_id, 600)});
     let res = c
-        .post(server.url(&format!("/v1.0/applications/{object_id}/removeKey")))
+        .post(server.url(&format!("/v1.0/applications(appId='{DAEMON}')/removeKey")))
         .bearer_auth(token)
         .json(&remove)
         .send()

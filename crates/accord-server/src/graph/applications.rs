@@ -741,6 +741,16 @@ pub async fn add_key(
     path: GraphPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, GraphError> {
+    add_key_by(&state, caller, path_key(&path), body).await
+}
+
+/// `addKey` by object id or `applications(appId='…')`.
+pub async fn add_key_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
     let m = json_object(body)?;
     if let Some(k) = m
         .keys()
@@ -753,13 +763,13 @@ pub async fn add_key(
     }
     let proof = string_field(&m, "proof")?
         .ok_or_else(|| bad("A value is required for parameter 'proof' of the addKey action."))?;
-    let (d, _) = one_app(&state, &caller, path_key(&path)?).await?;
+    let (d, _) = one_app(state, &caller, key?).await?;
     let credential = match m.get("keyCredential") {
         Some(v @ Value::Object(_)) => key_credentials(&d.app, &Value::Array(vec![v.clone()]))?.remove(0),
         _ => return Err(bad("A value is required for parameter 'keyCredential' of the addKey action.")),
     };
-    let tenant = tenant(&state, &caller).await?;
-    let actor = actor(&state, &caller, &tenant).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
     let roll = administration::KeyRoll::Add(credential.clone());
     administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
     Ok(json_response(StatusCode::OK, key_json(&credential), None))
@@ -772,6 +782,16 @@ pub async fn remove_key(
     path: GraphPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, GraphError> {
+    remove_key_by(&state, caller, path_key(&path), body).await
+}
+
+/// `removeKey` by object id or `applications(appId='…')`.
+pub async fn remove_key_by(
+    state: &AppState,
+    caller: Caller,
+    key: Result<AppKey, GraphError>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, GraphError> {
     let m = json_object(body)?;
     let proof = string_field(&m, "proof")?
         .ok_or_else(|| bad("A value is required for parameter 'proof' of the removeKey action."))?;
@@ -779,9 +799,9 @@ pub async fn remove_key(
         .ok_or_else(|| bad("A value is required for parameter 'keyId' of the removeKey action."))?
         .parse::<Uuid>()
         .map_err(|_| bad("Invalid value for parameter 'keyId': a GUID is required."))?;
-    let (d, _) = one_app(&state, &caller, path_key(&path)?).await?;
-    let tenant = tenant(&state, &caller).await?;
-    let actor = actor(&state, &caller, &tenant).await?;
+    let (d, _) = one_app(state, &caller, key?).await?;
+    let tenant = tenant(state, &caller).await?;
+    let actor = actor(state, &caller, &tenant).await?;
     let roll = administration::KeyRoll::Remove(key_id);
     administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
     Ok(StatusCode::NO_CONTENT.into_response())

@@ -58,7 +58,9 @@ pub async fn dispatch(
                     (["removePassword"], Method::POST) => {
                         applications::remove_password_by(&state, caller, key, body).await
                     }
-                    ([] | ["addPassword"] | ["removePassword"], _) => {
+                    (["addKey"], Method::POST) => applications::add_key_by(&state, caller, key, body).await,
+                    (["removeKey"], Method::POST) => applications::remove_key_by(&state, caller, key, body).await,
+                    ([] | ["addPassword"] | ["removePassword"] | ["addKey"] | ["removeKey"], _) => {
                         Err(GraphError::method_not_allowed(&keyed_path("applications(appId='{appId}')", &tail)))
                     }
                     _ => return super::unknown_segment(OriginalUri(uri)).await.into_response(),

@@ -180,6 +180,12 @@ fn directory_operations() -> Vec<Operation> {
         op("post", &format!("{app_key}/removePassword"), "Remove a client secret, by appId", APP_WRITE, APP_WRITE_APP)
             .status(204)
             .in_segment(),
+        op("post", &format!("{app_key}/addKey"), "Add a certificate, by appId", APP_WRITE, APP_WRITE_APP)
+            .status(200)
+            .in_segment(),
+        op("post", &format!("{app_key}/removeKey"), "Remove a certificate, by appId", APP_WRITE, APP_WRITE_APP)
+            .status(204)
+            .in_segment(),
         op("get", "/directoryRoles", "List the activated directory roles", ROLE_READ, ROLE_READ_APP).list(),
         op("get", "/directoryRoles/{role}", "Get a directory role", ROLE_READ, ROLE_READ_APP),
         op("get", "/directoryRoles/{role}/members", "Holders of a role", ROLE_READ, ROLE_READ_APP).list(),
