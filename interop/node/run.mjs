@@ -22,12 +22,42 @@
 // The children see ACCORD_INTEROP_URL, ACCORD_INTEROP_CA, ACCORD_INTEROP_DATA_DIR (support.mjs)
 // and NODE_EXTRA_CA_CERTS = the environment's NODE_EXTRA_CA_CERTS bundle plus the server's CA.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-import { HERE, startServer, tail, waitReady } from "./server.mjs";
+import { HERE, SCENARIO, startServer, tail, waitReady } from "./server.mjs";
+/** The interop app whose certificate msal-node's clientCertificate is tested with. */
+const CERTIFICATE_APP = "c0c0c0c0-1111-4111-8111-000000000001"; // Interop Confidential
+
+/**
+ * A certificate made now (nothing secret in the repository), registered on the confidential app
+ * in a copy of interop/scenario.toml. Returns that scenario and what the tests need, or null
+ * when the openssl command is missing (the certificate tests then say so and skip).
+ */
+function certificateWorld(dir) {
+  const key = path.join(dir, "client.key");
+  const cert = path.join(dir, "client.pem");
+  const made = spawnSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=accord-node-interop", "-keyout", key, "-out", cert],
+    { stdio: "ignore" },
+  );
+  if (made.status !== 0) return null;
+  const certPem = fs.readFileSync(cert, "utf8").trim();
+  const thumbprintSha256 = new crypto.X509Certificate(certPem).fingerprint256.replaceAll(":", "");
+  const anchor = `app_id = "${CERTIFICATE_APP}"`;
+  const text = fs.readFileSync(SCENARIO, "utf8");
+  if (!text.includes(anchor)) throw new Error(`${SCENARIO} no longer declares ${CERTIFICATE_APP}`);
+  const scenario = path.join(dir, "scenario.toml");
+  const quote = "'''";
+  fs.writeFileSync(scenario, text.replace(anchor, `${anchor}\ncertificates = [${quote}\n${certPem}${quote}]`));
+  const env = { ACCORD_INTEROP_CERT_KEY: key, ACCORD_INTEROP_CERT: cert, ACCORD_INTEROP_CERT_SHA256: thumbprintSha256 };
+  return { scenario, env };
+}
+
 
 function testFiles(requested) {
   if (requested.length) return requested;
@@ -64,6 +94,7 @@ async function main() {
 
   let server = null;
   let base, ca, dataDir;
+  let certificate = null;
   if (process.env.ACCORD_INTEROP_URL) {
     base = process.env.ACCORD_INTEROP_URL.replace(/\/+$/, "");
     ca = process.env.ACCORD_INTEROP_CA ?? "";
@@ -74,7 +105,8 @@ async function main() {
     await waitReady(base, ca);
     console.log(`# accord (external) at ${base}`);
   } else {
-    server = await startServer();
+    certificate = certificateWorld(runDir);
+    server = await startServer(certificate ? { scenario: certificate.scenario } : {});
     ({ base, ca, dataDir } = server);
     console.log(`# accord pid ${server.pid} at ${base}, data dir ${dataDir}`);
   }
@@ -85,6 +117,7 @@ async function main() {
     ACCORD_INTEROP_URL: base,
     ACCORD_INTEROP_CA: ca,
     ACCORD_INTEROP_DATA_DIR: dataDir,
+    ...(certificate?.env ?? {}),
   };
   const reporter = flags.some((f) => f.startsWith("--test-reporter")) ? [] : ["--test-reporter=tap"];
   const args = ["--test", ...reporter, ...flags, ...files];
