@@ -45,6 +45,18 @@ impl ClientCertificate {
         Self::from_cert(&cert)
     }
 
+    /// What a person pastes: a PEM certificate, or the bare base64 of a DER one (a "Base64
+    /// .cer" without its armour).
+    pub fn from_text(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with("-----BEGIN") {
+            return Self::from_pem(text);
+        }
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let der = STANDARD.decode(compact).map_err(|_| "expected a PEM certificate or its base64 DER".to_string())?;
+        Self::from_der(&der)
+    }
+
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
         let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("not a DER certificate: {e}"))?;
         Self::from_cert(&cert)
@@ -260,6 +272,13 @@ pub fn verify_proof(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pasted_text_is_pem_or_bare_base64() {
+        assert!(ClientCertificate::from_text("not a certificate").is_err());
+        assert!(ClientCertificate::from_text("bm90IGEgY2VydA==").unwrap_err().contains("DER"));
+        assert!(ClientCertificate::from_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").is_err());
+    }
 
     #[test]
     fn segments_decode_padded_or_not() {

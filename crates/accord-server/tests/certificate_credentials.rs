@@ -266,7 +266,9 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
 
     // Upload a second certificate in the admin center: the stranger's key now works too.
     let csrf = form_fields(&page).1.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v).expect("a CSRF token");
-    let form = [("csrf", csrf.as_str()), ("certificate", stranger.pem.as_str()), ("description", "second key")];
+    // As the bare base64 of its DER (a "Base64 .cer" without armour); PEM works as well.
+    let bare = STANDARD.encode(&stranger.der);
+    let form = [("csrf", csrf.as_str()), ("certificate", bare.as_str()), ("description", "second key")];
     let res = browser
         .post(server.url(&format!("/admin/app-registrations/{WEB_APP}/certificates")))
         .form(&form)

@@ -158,7 +158,7 @@ pub async fn add_certificate_post(
 ) -> Response {
     let message = ("/secrets", "certificate_added");
     edit_post(&state, &portal, &headers, &body, Destructive::No, &app, message, |app, form| {
-        let cert = crate::client_certificates::ClientCertificate::from_pem(form.get("certificate"))
+        let cert = crate::client_certificates::ClientCertificate::from_text(form.get("certificate"))
             .map_err(|why| Aadsts::invalid_parameter("certificate", &why))?;
         let name = match form.get("description").trim() {
             "" => "certificate",
