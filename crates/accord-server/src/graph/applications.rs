@@ -768,11 +768,22 @@ pub async fn add_key_by(
         Some(v @ Value::Object(_)) => key_credentials(&d.app, &Value::Array(vec![v.clone()]))?.remove(0),
         _ => return Err(bad("A value is required for parameter 'keyCredential' of the addKey action.")),
     };
-    let tenant = tenant(state, &caller).await?;
-    let actor = actor(state, &caller, &tenant).await?;
-    let roll = administration::KeyRoll::Add(credential.clone());
-    administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
+    roll_keys(state, &caller, d.app.app_id, &proof, administration::KeyRoll::Add(credential.clone())).await?;
     Ok(json_response(StatusCode::OK, key_json(&credential), None))
+}
+
+/// The caller's tenant rolls the app's certificates, authorized by `proof`.
+async fn roll_keys(
+    state: &AppState,
+    caller: &Caller,
+    app_id: AppId,
+    proof: &str,
+    roll: administration::KeyRoll,
+) -> Result<(), GraphError> {
+    let tenant = tenant(state, caller).await?;
+    let actor = actor(state, caller, &tenant).await?;
+    administration::roll_certificates(state.store.as_ref(), &actor, &tenant, app_id, proof, roll).await?;
+    Ok(())
 }
 
 /// `POST /v1.0/applications/{id}/removeKey`: `{"keyId", "proof"}`, authorized by the proof. 204.
@@ -800,10 +811,7 @@ pub async fn remove_key_by(
         .parse::<Uuid>()
         .map_err(|_| bad("Invalid value for parameter 'keyId': a GUID is required."))?;
     let (d, _) = one_app(state, &caller, key?).await?;
-    let tenant = tenant(state, &caller).await?;
-    let actor = actor(state, &caller, &tenant).await?;
-    let roll = administration::KeyRoll::Remove(key_id);
-    administration::roll_certificates(state.store.as_ref(), &actor, &tenant, d.app.app_id, &proof, roll).await?;
+    roll_keys(state, &caller, d.app.app_id, &proof, administration::KeyRoll::Remove(key_id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
