@@ -102,7 +102,7 @@ impl ClientCertificate {
 
     /// The SHA-1 thumbprint in upper-case hex, as the portal and Entra's errors show it.
     pub fn thumbprint_hex(&self) -> String {
-        self.sha1.iter().map(|b| format!("{b:02X}")).collect()
+        hex_upper(&self.sha1)
     }
 
     fn verifies(&self, alg: &str, message: &[u8], signature: &[u8]) -> bool {
@@ -113,6 +113,10 @@ impl ClientCertificate {
         };
         UnparsedPublicKey::new(scheme, &self.rsa_key).verify(message, signature).is_ok()
     }
+}
+
+fn hex_upper(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 /// Decodes base64url with or without `=` padding (azure-identity pads every segment).
@@ -161,14 +165,18 @@ fn signed_by_registered(
     if sha256.is_none() && sha1.is_none() {
         return Err(malformed("its header names no certificate (x5t or x5t#S256)"));
     }
-    let registered: Vec<ClientCertificate> =
-        credentials.iter().filter_map(|k| ClientCertificate::from_credential(k).ok()).collect();
-    let cert = registered
+    // Only the certificate the thumbprint names is parsed (hashing the others' DER is enough).
+    let named = |der: &[u8]| {
+        sha256.as_deref() == Some(&Sha256::digest(der)[..]) || sha1.as_deref() == Some(&sha1::Sha1::digest(der)[..])
+    };
+    let cert = credentials
         .iter()
-        .find(|c| sha256.as_deref() == Some(&c.sha256[..]) || sha1.as_deref() == Some(&c.sha1[..]))
+        .filter_map(|k| STANDARD.decode(&k.certificate).ok())
+        .find(|der| named(der))
+        .and_then(|der| ClientCertificate::from_der(&der).ok())
         .ok_or_else(|| {
-            let shown = sha1.or(sha256).map(|t| t.iter().map(|b| format!("{b:02X}")).collect::<String>());
-            Aadsts::assertion_key_not_registered(client_id, &shown.unwrap_or_default())
+            let shown = sha1.as_deref().or(sha256.as_deref()).map(hex_upper).unwrap_or_default();
+            Aadsts::assertion_key_not_registered(client_id, &shown)
         })?;
     // x5c, when sent, must start with this very certificate.
     if let Some(first) = header["x5c"].as_array().and_then(|c| c.first()).and_then(Value::as_str) {
@@ -226,7 +234,8 @@ fn within_time_range(claims: &Value, now: OffsetDateTime) -> Result<(), Aadsts> 
     let exp = seconds(claims, "exp").ok_or_else(|| Aadsts::invalid_client_assertion("it has no exp"))?;
     let nbf = seconds(claims, "nbf").unwrap_or(0);
     let (now_s, skew) = (now.unix_timestamp(), CLOCK_SKEW.whole_seconds());
-    if now_s > exp + skew || now_s + skew < nbf {
+    // Saturating: a client may send any number (1e300 saturates to i64::MAX).
+    if now_s > exp.saturating_add(skew) || now_s.saturating_add(skew) < nbf {
         return Err(Aadsts::assertion_out_of_time_range(now_s, nbf, exp));
     }
     Ok(())
@@ -272,6 +281,19 @@ pub fn verify_proof(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extreme_times_are_refused_not_overflowed() {
+        // `exp` of 1e300 saturates to i64::MAX; adding the skew must not overflow (a panic in
+        // debug builds, a wrapped "expired" in release).
+        let now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let far = serde_json::json!({"exp": 1e300, "nbf": -1e300});
+        assert!(within_time_range(&far, now).is_ok(), "a far exp is a (silly) valid range");
+        let late = serde_json::json!({"exp": 1e300, "nbf": 1e300});
+        assert_eq!(within_time_range(&late, now).unwrap_err().code, 700024);
+        let early = serde_json::json!({"exp": -1e300});
+        assert_eq!(within_time_range(&early, now).unwrap_err().code, 700024);
+    }
 
     #[test]
     fn pasted_text_is_pem_or_bare_base64() {

@@ -141,7 +141,7 @@ fn key_credentials(spec: &scenario::AppSpec) -> anyhow::Result<Vec<KeyCredential
             let mut id = [0u8; 16];
             id.copy_from_slice(&cert.sha256[..16]);
             let key_id = uuid::Builder::from_custom_bytes(id).into_uuid();
-            Ok(cert.credential(key_id, &format!("CN of scenario certificate {}", cert.thumbprint_hex())))
+            Ok(cert.credential(key_id, &format!("scenario certificate {}", cert.thumbprint_hex())))
         })
         .collect()
 }

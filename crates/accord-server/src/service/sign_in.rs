@@ -145,8 +145,14 @@ pub async fn authenticate(
     if !user.enabled {
         return Err(Aadsts::account_disabled().into());
     }
-    if user.failed_sign_ins > 0 || user.locked_until.is_some() {
-        store.clear_failed_sign_ins(tenant.id, user.id).await?;
+    // Tidy the row only when there is something to tidy (no write on an ordinary sign-in).
+    match user.locked_until {
+        // An expired lock goes, with its count.
+        Some(until) if until <= now => store.set_locked_until(tenant.id, user.id, None).await?,
+        // The owner's familiar browser during an active lock: the lock stays for everyone else.
+        Some(_) => {}
+        None if user.failed_sign_ins > 0 => store.clear_failed_sign_ins(tenant.id, user.id).await?,
+        None => {}
     }
     Ok(user)
 }
