@@ -552,6 +552,106 @@ impl Aadsts {
         )
     }
 
+    /// A cross-origin (browser) token request for a code, token or grant that was not issued to
+    /// a single-page app.
+    pub fn cross_origin_not_spa(origin: &str) -> Self {
+        Self::new(
+            9002326,
+            OAuthError::InvalidRequest,
+            format!("Cross-origin token redemption is permitted only for the 'Single-Page Application' client-type. Request origin: '{origin}'."),
+        )
+    }
+
+    /// A code or refresh token issued to a single-page app, redeemed without an `Origin`.
+    pub fn spa_redemption_not_cross_origin() -> Self {
+        Self::new(
+            9002327,
+            OAuthError::InvalidRequest,
+            "Tokens issued for the 'Single-Page Application' client-type may only be redeemed via cross-origin requests.",
+        )
+    }
+
+    /// An authorization request for a single-page-app redirect URI without PKCE.
+    pub fn spa_requires_pkce() -> Self {
+        Self::new(
+            9002325,
+            OAuthError::InvalidRequest,
+            "Proof Key for Code Exchange is required for cross-origin authorization code redemption.",
+        )
+    }
+
+    /// A client secret or assertion in a browser (cross-origin) request.
+    pub fn credentials_in_cross_origin_request() -> Self {
+        Self::new(
+            700025,
+            OAuthError::InvalidClient,
+            "Client credentials (client_secret or client_assertion) must not be sent in a cross-origin request: a browser cannot keep them secret.",
+        )
+    }
+
+    /// A single-page app's refresh token past its fixed 24-hour lifetime.
+    pub fn spa_refresh_token_expired(issued: &str) -> Self {
+        Self::new(
+            700084,
+            OAuthError::InvalidGrant,
+            format!("The refresh token was issued to a single page app (SPA), and therefore has a fixed, limited lifetime of 1.00:00:00, which can't be extended. It is now expired and a new sign in request must be sent by the SPA to the sign in page. The token was issued on {issued}."),
+        )
+    }
+
+    /// No federated credential of the app names the assertion's issuer.
+    pub fn federation_no_issuer(issuer: &str) -> Self {
+        Self::new(
+            700211,
+            OAuthError::InvalidClient,
+            format!("No matching federated identity record found for presented assertion issuer '{issuer}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"),
+        )
+    }
+
+    /// The issuer matched, but no credential for it names the assertion's audience.
+    pub fn federation_no_audience(audience: &str) -> Self {
+        Self::new(
+            700212,
+            OAuthError::InvalidClient,
+            format!("No matching federated identity record found for presented assertion audience '{audience}'. Please note that the matching is done using a case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"),
+        )
+    }
+
+    /// Issuer and audience matched, the subject did not.
+    pub fn federation_no_subject(subject: &str) -> Self {
+        Self::new(
+            700213,
+            OAuthError::InvalidClient,
+            format!("No matching federated identity record found for presented assertion subject '{subject}'. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"),
+        )
+    }
+
+    /// The subject matches a credential only when case is ignored.
+    pub fn federation_subject_case(subject: &str) -> Self {
+        Self::new(
+            7002138,
+            OAuthError::InvalidClient,
+            format!("No matching federated identity record found for presented assertion subject '{subject}'. The subject matches with case-insensitive comparison, but not with case-sensitive comparison. Check your federated identity credential Subject, Audience and Issuer against the presented assertion. https://learn.microsoft.com/entra/workload-id/workload-identity-federation"),
+        )
+    }
+
+    /// The external token's signature could not be checked or did not verify.
+    pub fn federation_signature(why: &str) -> Self {
+        Self::new(
+            700027,
+            OAuthError::InvalidClient,
+            format!("Client assertion failed signature validation. [Reason - {why}]"),
+        )
+    }
+
+    /// An Entra-issued (here: Accord-issued) user token presented as a federated credential.
+    pub fn federation_forbidden_token_type() -> Self {
+        Self::new(
+            700229,
+            OAuthError::InvalidClient,
+            "ForbiddenTokenType- Only app-only tokens can be used as Federated Identity Credentials for Microsoft Entra issuer.",
+        )
+    }
+
     /// A code redeemed with another `redirect_uri` than the authorization request named.
     pub fn redirect_uri_mismatch_at_redemption() -> Self {
         Self::new(

@@ -253,7 +253,12 @@ pub struct Application {
     pub home_tenant_id: TenantId,
     pub display_name: String,
     pub sign_in_audience: SignInAudience,
+    /// Web (or, for a public client, mobile and desktop) redirect URIs.
     pub redirect_uris: Vec<String>,
+    /// Single-page-app redirect URIs (Graph `spa.redirectUris`): codes issued to them are
+    /// redeemed only cross-origin, by the browser, without a client secret.
+    #[serde(default)]
+    pub spa_redirect_uris: Vec<String>,
     pub public_client: bool,
     pub verified_publisher: bool,
     pub identifier_uri: Option<String>,
@@ -263,6 +268,9 @@ pub struct Application {
     /// Certificates the app may authenticate with (`private_key_jwt`).
     #[serde(default)]
     pub key_credentials: Vec<KeyCredential>,
+    /// External identities the app may authenticate as (workload identity federation).
+    #[serde(default)]
+    pub federated_credentials: Vec<FederatedCredential>,
 }
 
 impl Application {
@@ -288,6 +296,38 @@ impl Application {
     pub fn required_for(&self, resource_app_id: AppId) -> Option<&RequiredResourceAccess> {
         self.required.iter().find(|r| r.resource_app_id == resource_app_id)
     }
+
+    /// Whether `uri` is registered, on any platform (exact string match).
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().chain(&self.spa_redirect_uris).any(|r| r == uri)
+    }
+
+    /// Whether `uri` is registered as a single-page-app redirect URI.
+    pub fn is_spa_redirect_uri(&self, uri: &str) -> bool {
+        self.spa_redirect_uris.iter().any(|r| r == uri)
+    }
+
+    /// The browser origins of the app's single-page-app redirect URIs: the only origins its
+    /// cross-origin token requests are answered for.
+    pub fn spa_origins(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.spa_redirect_uris.iter().filter_map(|u| origin_of(u)).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// The serialized origin (`scheme://host[:port]`, RFC 6454) of an absolute http(s) URL, as a
+/// browser sends it in `Origin`: lower-case scheme and host, the default port left out.
+pub fn origin_of(uri: &str) -> Option<String> {
+    let url = url::Url::parse(uri).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    match url.origin() {
+        origin @ url::Origin::Tuple(..) => Some(origin.ascii_serialization()),
+        url::Origin::Opaque(_) => None,
+    }
 }
 
 /// A certificate registered on an app (Graph `keyCredentials`, `AsymmetricX509Cert`, usage
@@ -302,6 +342,98 @@ pub struct KeyCredential {
     /// The certificate's validity, as read from it.
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
+}
+
+/// A federated identity credential (Graph `federatedIdentityCredential`): tokens an external
+/// OIDC issuer signs for `subject`, with `audiences`, stand in for the app's own credential.
+/// Matching is exact and case-sensitive, as in Entra.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    pub id: Uuid,
+    /// Unique within the app, URL-friendly, immutable.
+    pub name: String,
+    pub issuer: String,
+    pub subject: String,
+    /// Exactly one value; `api://AzureADTokenExchange` by default.
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The issuer's signing keys (a JWKS document), pinned for offline CI; when absent, the keys
+    /// come from the issuer's discovery document.
+    #[serde(default)]
+    pub jwks: Option<String>,
+}
+
+/// The audience Entra expects on a federated token.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// At most this many federated credentials per application (as in Entra).
+pub const MAX_FEDERATED_CREDENTIALS: usize = 20;
+
+impl FederatedCredential {
+    /// The first rule this credential breaks, as (field, why): Entra's limits on each property.
+    /// Shared by scenario files, Graph and the admin center.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let name_ok = (3..=120).contains(&self.name.len())
+            && self.name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && self.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Some(("name", "3 to 120 letters, digits, '-' or '_', starting with a letter or digit".into()));
+        }
+        if let Some(why) = issuer_problem(&self.issuer) {
+            return Some(("issuer", why));
+        }
+        if self.subject.is_empty() || self.subject.len() > 600 || self.subject.trim() != self.subject {
+            return Some(("subject", "1 to 600 characters, without leading or trailing spaces".into()));
+        }
+        match self.audiences.as_slice() {
+            [a] if !a.is_empty() && a.len() <= 600 && a.trim() == a => {}
+            _ => return Some(("audiences", "exactly one audience of 1 to 600 characters".into())),
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 600) {
+            return Some(("description", "at most 600 characters".into()));
+        }
+        if let Some(jwks) = &self.jwks {
+            let keys = serde_json::from_str::<serde_json::Value>(jwks).ok();
+            if !keys.as_ref().is_some_and(|k| k["keys"].is_array()) {
+                return Some(("jwks", "a JWKS document: a JSON object with a \"keys\" array".into()));
+            }
+        }
+        None
+    }
+}
+
+/// Why `issuer` cannot be a federated credential's issuer: an absolute https URL (http only on
+/// the loopback host), at most 600 characters, no spaces around it.
+fn issuer_problem(issuer: &str) -> Option<String> {
+    if issuer.is_empty() || issuer.len() > 600 || issuer.trim() != issuer {
+        return Some("1 to 600 characters, without leading or trailing spaces".into());
+    }
+    let Ok(url) = url::Url::parse(issuer) else { return Some(format!("'{issuer}' is not an absolute URL")) };
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        _ => Some(format!("'{issuer}' must use https (http only for localhost)")),
+    }
+}
+
+/// The first rule a set of federated credentials breaks together: unique names, unique
+/// issuer and subject pairs, at most [`MAX_FEDERATED_CREDENTIALS`].
+pub fn federated_credentials_problem(list: &[FederatedCredential]) -> Option<(&'static str, String)> {
+    if list.len() > MAX_FEDERATED_CREDENTIALS {
+        return Some(("federatedIdentityCredentials", format!("at most {MAX_FEDERATED_CREDENTIALS} per application")));
+    }
+    for (i, a) in list.iter().enumerate() {
+        for b in &list[..i] {
+            if a.name.eq_ignore_ascii_case(&b.name) {
+                return Some(("name", format!("'{}' is used twice", a.name)));
+            }
+            if a.issuer == b.issuer && a.subject == b.subject {
+                return Some(("subject", format!("issuer '{}' and subject '{}' are used twice", a.issuer, a.subject)));
+            }
+        }
+    }
+    None
 }
 
 /// A client secret as stored: only a keyed hash of the secret is kept.

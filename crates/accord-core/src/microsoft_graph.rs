@@ -397,6 +397,8 @@ pub fn application() -> Application {
             .collect(),
         required: Vec::new(),
         key_credentials: Vec::new(),
+        spa_redirect_uris: Vec::new(),
+        federated_credentials: Vec::new(),
     }
 }
 

@@ -430,6 +430,9 @@ pub struct AppSpec {
     pub sign_in_audience: SignInAudience,
     /// Absolute https URLs (http only for localhost / 127.0.0.1), no fragments.
     pub redirect_uris: Vec<String>,
+    /// Single-page-app redirect URIs (`spa_redirect_uris`), under the same rules; a URI is
+    /// registered on one platform only.
+    pub spa_redirect_uris: Vec<String>,
     /// Public client (no secrets allowed). Default `false`.
     pub public_client: bool,
     /// Client secrets in clear, exactly as written (the loader hashes them).
@@ -447,6 +450,42 @@ pub struct AppSpec {
     pub roles: Vec<RoleSpec>,
     /// Statically required permissions (`[[tenant.app.required]]`), one entry per resource.
     pub required: Vec<RequiredSpec>,
+    /// Workload identity federation (`[[tenant.app.federated_credential]]`).
+    pub federated_credentials: Vec<FederatedCredentialSpec>,
+}
+
+impl FederatedCredentialSpec {
+    /// The directory's credential, with the id the loader chose.
+    pub fn credential(&self, id: Uuid) -> crate::directory::FederatedCredential {
+        crate::directory::FederatedCredential {
+            id,
+            name: self.name.clone(),
+            issuer: self.issuer.clone(),
+            subject: self.subject.clone(),
+            audiences: self.audiences.clone(),
+            description: self.description.clone(),
+            jwks: self.jwks.clone(),
+        }
+    }
+}
+
+/// A federated identity credential (`[[tenant.app.federated_credential]]`): tokens `issuer`
+/// signs for `subject` and `audiences` authenticate the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedCredentialSpec {
+    /// 3–120 characters: letters, digits, `-` and `_`, starting with a letter or digit; unique
+    /// in the app.
+    pub name: String,
+    /// The issuer exactly as its tokens' `iss` (https, or http for localhost).
+    pub issuer: String,
+    /// The tokens' `sub`, compared exactly (case-sensitive).
+    pub subject: String,
+    /// One value; default `api://AzureADTokenExchange`.
+    pub audiences: Vec<String>,
+    pub description: Option<String>,
+    /// A JWKS document pinning the issuer's keys (for CI without network); default: fetched
+    /// from the issuer's discovery document.
+    pub jwks: Option<String>,
 }
 
 /// A delegated permission exposed by an app (`[[tenant.app.scope]]`).

@@ -3,7 +3,7 @@
 use crate::ops;
 use crate::protocol::{authorize, consent_pages, discovery, session_end, token};
 use crate::state::SharedState;
-use crate::web::{security, templates};
+use crate::web::{cors, security, templates};
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -23,14 +23,14 @@ pub fn router(state: SharedState) -> Router {
         .route("/portal/signin", get(crate::portal::portal_sign_in))
         .merge(crate::admin_center::routes())
         .merge(crate::my_apps::routes())
-        .merge(crate::graph::routes())
+        .merge(crate::graph::routes().layer(middleware::from_fn(cors::graph)))
+        .merge(browser_callable(state.clone()))
+        // Public metadata: readable from any origin (`Access-Control-Allow-Origin: *`).
         .route("/common/discovery/instance", get(discovery::instance_discovery))
-        .route("/common/userrealm/{upn}", get(discovery::user_realm))
-        .route("/oidc/userinfo", get(session_end::userinfo).post(session_end::userinfo))
         .route("/{tenant}/v2.0/.well-known/openid-configuration", get(discovery::openid_configuration))
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
+        .route("/common/userrealm/{upn}", get(discovery::user_realm))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
-        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
         .route("/{tenant}/oauth2/v2.0/logout", get(session_end::logout_get).post(session_end::logout_post))
         .route("/{tenant}/login", post(authorize::sign_in_post))
         .route("/{tenant}/consent", post(consent_pages::consent_post))
@@ -49,6 +49,15 @@ pub fn router(state: SharedState) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
+}
+
+/// The identity endpoints a single-page app calls with `fetch` that answer with tokens or a
+/// user's claims: under the registered-origin CORS policy.
+fn browser_callable(state: SharedState) -> Router<SharedState> {
+    Router::new()
+        .route("/oidc/userinfo", get(session_end::userinfo).post(session_end::userinfo))
+        .route("/{tenant}/oauth2/v2.0/token", post(token::token))
+        .layer(middleware::from_fn_with_state(state, cors::identity))
 }
 
 async fn stylesheet() -> impl IntoResponse {

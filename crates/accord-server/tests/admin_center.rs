@@ -705,6 +705,15 @@ async fn app_registration_with_a_secret_shown_once() {
     let bad = admin.post(&format!("{reg}/redirect-uris"), &[("uri", "http://reports.contoso.test/cb")]).await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("must use https"), "{}", bad.body);
+    // A single-page app's URI is listed with its platform; one URI lives on one platform.
+    let spa = [("uri", "https://reports.contoso.test/spa"), ("platform", "spa")];
+    let page = unescape(&admin.post_ok(&format!("{reg}/redirect-uris"), &spa).await);
+    assert!(page.contains("https://reports.contoso.test/spa</td><td>Single-page application</td>"), "{page}");
+    assert!(page.contains("https://reports.contoso.test/cb</td><td>Web</td>"), "{page}");
+    let twice = [("uri", "https://reports.contoso.test/cb"), ("platform", "spa")];
+    let bad = admin.post(&format!("{reg}/redirect-uris"), &twice).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("use one platform"), "{}", bad.body);
 
     // Required permissions on Microsoft Graph.
     admin.page(&format!("{reg}/api-permissions")).await;

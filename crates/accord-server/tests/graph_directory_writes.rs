@@ -265,7 +265,8 @@ async fn applications_permissions_tenants_and_bad_requests() {
         (json!({"web": {"redirectUris": ["ftp://x.example/cb"]}}), "web.redirectUris"),
         (json!({"web": {"redirectUris": "https://x.example/cb"}}), "web.redirectUris"),
         (json!({"publicClient": {"redirectUris": ["http://localhost/cb"]}}), "publicClient.redirectUris"),
-        (json!({"spa": {"redirectUris": ["https://x.example/"]}}), "spa.redirectUris"),
+        (json!({"spa": {"redirectUris": ["http://x.example/"]}}), "spa.redirectUris"),
+        (json!({"spa": {"redirectUris": ["https://x.example/#top"]}}), "spa.redirectUris"),
         (json!({"identifierUris": ["api://other"]}), "identifierUris"),
         (json!({"isFallbackPublicClient": "yes"}), "isFallbackPublicClient"),
         (
@@ -288,6 +289,17 @@ async fn applications_permissions_tenants_and_bad_requests() {
         let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), patch.clone()).await;
         assert_graph_error(status, &body, 400, "Request_BadRequest", mentions);
     }
+    // Single-page-app redirect URIs: written and read back; one platform per URI.
+    let spa = json!({"spa": {"redirectUris": ["http://localhost:5173/", "https://expenses.example/spa"]}});
+    let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), spa).await;
+    assert_eq!(status, 204, "{body}");
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_eq!(body["spa"]["redirectUris"], json!(["http://localhost:5173/", "https://expenses.example/spa"]));
+    let both = json!({"spa": {"redirectUris": ["https://expenses.example/cb"]}});
+    let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), both).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "spa.redirectUris");
+    let (status, _) = g.patch(&admin, &format!("/v1.0/applications/{id}"), json!({"spa": {"redirectUris": []}})).await;
+    assert_eq!(status, 204);
     let (status, body) =
         g.send(g.c.patch(g.url(&format!("/v1.0/applications/{id}"))).bearer_auth(&admin).body("{nope")).await;
     assert_graph_error(status, &body, 400, "UnableToDeserializePostBody", "JSON");

@@ -157,6 +157,9 @@ pub trait Store: Send + Sync + 'static {
     /// Matches the identifier URI exactly, ignoring case and a trailing slash.
     async fn application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>>;
     async fn applications_homed_in(&self, tenant_id: TenantId) -> StoreResult<Vec<Application>>;
+    /// Whether some app registers a single-page-app redirect URI with this browser origin
+    /// (`scheme://host[:port]`): what a CORS preflight, which names no client, may be told.
+    async fn spa_origin_registered(&self, origin: &str) -> StoreResult<bool>;
     async fn client_secrets(&self, app_object_id: AppObjectId) -> StoreResult<Vec<ClientSecret>>;
 
     // --- enterprise apps, grants, assignments ---

@@ -97,6 +97,8 @@ pub struct RefreshTokenRecord {
     pub used_at: Option<OffsetDateTime>,
     /// Set when the whole family was revoked (reuse detected, sign-out, consent revoked).
     pub revoked: bool,
+    /// Issued to a single-page app: redeemable only cross-origin, never extended.
+    pub spa: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

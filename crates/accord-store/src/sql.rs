@@ -399,6 +399,10 @@ impl Store for SqlStore {
         self.cached(key, self.get_application_by_identifier_uri(uri)).await
     }
 
+    async fn spa_origin_registered(&self, origin: &str) -> StoreResult<bool> {
+        self.get_spa_origin_registered(origin).await
+    }
+
     async fn applications_homed_in(&self, tenant_id: TenantId) -> StoreResult<Vec<Application>> {
         self.list_applications_homed_in(tenant_id).await
     }

@@ -130,6 +130,7 @@ conformance! {
         groups_and_members,
         nested_groups_with_a_cycle,
         application_round_trip_and_lookups,
+        spa_origins_follow_the_registration,
         client_secrets,
         application_delete_takes_what_hangs_on_it,
         user_delete_takes_what_hangs_on_it,
@@ -259,6 +260,8 @@ mod fixtures {
                 application: vec!["User.Read.All".into()],
             }],
             key_credentials: Vec::new(),
+            spa_redirect_uris: Vec::new(),
+            federated_credentials: Vec::new(),
         }
     }
 
@@ -357,6 +360,7 @@ mod fixtures {
             expires_at: at(60 * 24),
             used_at: None,
             revoked: false,
+            spa: false,
         }
     }
 
@@ -724,6 +728,37 @@ mod cases {
         assert_eq!(s.application_by_identifier_uri("api://contoso-api").await.unwrap(), None);
         assert_eq!(s.application_by_identifier_uri("https://contoso.test/api/").await.unwrap(), Some(api2.clone()));
         assert_eq!(s.applications_homed_in(t.id).await.unwrap(), vec![public]);
+    }
+
+    pub async fn spa_origins_follow_the_registration(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let mut spa = application(t.id, "Contoso SPA", None);
+        spa.spa_redirect_uris = vec!["https://app.test/".into(), "http://localhost:3000/auth".into()];
+        spa.federated_credentials = vec![accord_core::directory::FederatedCredential {
+            id: fresh(),
+            name: "github-main".into(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            subject: "repo:contoso/app:ref:refs/heads/main".into(),
+            audiences: vec!["api://AzureADTokenExchange".into()],
+            description: Some("deploys".into()),
+            jwks: None,
+        }];
+        s.apply(&[Change::PutApplication(spa.clone())]).await.unwrap();
+        assert_eq!(s.application_by_app_id(spa.app_id).await.unwrap(), Some(spa.clone()), "round trip");
+        for origin in ["https://app.test", "http://localhost:3000"] {
+            assert!(s.spa_origin_registered(origin).await.unwrap(), "{origin}");
+        }
+        for origin in ["https://app.test/", "https://APP.test.evil", "http://localhost:3001", "https://app.tes%"] {
+            assert!(!s.spa_origin_registered(origin).await.unwrap(), "{origin}");
+        }
+
+        spa.spa_redirect_uris = vec!["https://app.test/other".into()];
+        s.apply(&[Change::PutApplication(spa.clone())]).await.unwrap();
+        assert!(s.spa_origin_registered("https://app.test").await.unwrap());
+        assert!(!s.spa_origin_registered("http://localhost:3000").await.unwrap(), "a removed URI's origin goes");
+
+        s.apply(&[Change::DeleteApplication { app_object_id: spa.id }]).await.unwrap();
+        assert!(!s.spa_origin_registered("https://app.test").await.unwrap(), "a deleted app's origins go");
     }
 
     pub async fn client_secrets(s: &dyn Store) {
@@ -1527,6 +1562,14 @@ mod cases {
         assert_eq!(s.rotate_refresh_token("t1", &t5, at(8)).await.unwrap(), RotateOutcome::Revoked);
         assert_eq!(s.refresh_token("t5").await.unwrap(), None);
         assert_eq!(s.rotate_refresh_token("nope", &t5, at(8)).await.unwrap(), RotateOutcome::NotFound);
+
+        // A single-page app's token keeps its mark through rotation.
+        let spa = RefreshTokenRecord { spa: true, ..refresh_token(fresh(), "spa1") };
+        s.put_refresh_token(&spa).await.unwrap();
+        assert!(s.refresh_token("spa1").await.unwrap().unwrap().spa);
+        let next = RefreshTokenRecord { spa: true, ..refresh_token(spa.family_id, "spa2") };
+        assert_eq!(s.rotate_refresh_token("spa1", &next, at(9)).await.unwrap(), RotateOutcome::Rotated);
+        assert!(s.refresh_token("spa2").await.unwrap().unwrap().spa);
 
         // The successor joins the old token's family.
         let other_family = fresh();

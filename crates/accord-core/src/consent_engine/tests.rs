@@ -77,6 +77,8 @@ fn app(app_id: AppId, name: &str, uri: &str) -> Application {
         app_roles: Vec::new(),
         required: Vec::new(),
         key_credentials: Vec::new(),
+        spa_redirect_uris: Vec::new(),
+        federated_credentials: Vec::new(),
     }
 }
 

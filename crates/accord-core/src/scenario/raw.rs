@@ -94,6 +94,8 @@ pub(super) struct RawApp {
     pub sign_in_audience: Option<S<String>>,
     #[serde(default)]
     pub redirect_uris: Vec<S<String>>,
+    #[serde(default)]
+    pub spa_redirect_uris: Vec<S<String>>,
     pub public_client: Option<S<bool>>,
     pub secrets: Option<S<Vec<S<String>>>>,
     /// PEM certificates (`keyCredentials`).
@@ -107,6 +109,19 @@ pub(super) struct RawApp {
     pub role: Vec<S<RawRole>>,
     #[serde(default)]
     pub required: Vec<S<RawRequired>>,
+    #[serde(default)]
+    pub federated_credential: Vec<S<RawFederatedCredential>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFederatedCredential {
+    pub name: S<String>,
+    pub issuer: S<String>,
+    pub subject: S<String>,
+    pub audiences: Option<S<Vec<S<String>>>>,
+    pub description: Option<S<String>>,
+    pub jwks: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1087,6 +1087,54 @@ fn certificates_are_pem_and_only_for_confidential_clients() {
 }
 
 #[test]
+fn spa_redirect_uris_follow_the_redirect_rules_on_their_own_platform() {
+    let s = expect_ok(&base("", &app(APP3, "spa_redirect_uris = [\"http://localhost:5173/\"]")));
+    assert_eq!(s.tenants[0].apps.last().unwrap().spa_redirect_uris, ["http://localhost:5173/"]);
+    expect_one(
+        &base("", &app(APP3, "spa_redirect_uris = [\"http://spa.example/\"] #!")),
+        "tenant.app.spa_redirect_uris",
+        "allowed only for localhost",
+    );
+    expect_one(
+        &base("", &app(APP3, "redirect_uris = [\"https://a.test/\"]\nspa_redirect_uris = [\"https://a.test/\"] #!")),
+        "tenant.app.spa_redirect_uris",
+        "registered on one platform only",
+    );
+}
+
+#[test]
+fn federated_credentials_are_checked_field_by_field() {
+    let fc = |body: &str| app(APP3, &format!("\n[[tenant.app.federated_credential]]\n{body}"));
+    let ok = "name = \"github-main\"\nissuer = \"https://token.actions.githubusercontent.com\"\nsubject = \"repo:c/app:ref:refs/heads/main\"";
+    let s = expect_ok(&base("", &fc(ok)));
+    let spec = &s.tenants[0].apps.last().unwrap().federated_credentials[0];
+    assert_eq!(spec.audiences, ["api://AzureADTokenExchange"], "the default audience");
+    assert_eq!(spec.subject, "repo:c/app:ref:refs/heads/main");
+    expect_one(
+        &base("", &fc(&ok.replace("\"github-main\"", "\"-no\" #!"))),
+        "tenant.app.federated_credential.name",
+        "3 to 120",
+    );
+    expect_one(
+        &base("", &fc(&ok.replace("\"https://token", "\"http://token").replace(".com\"", ".com\" #!"))),
+        "tenant.app.federated_credential.issuer",
+        "must use https",
+    );
+    expect_one(
+        &base("", &fc(&format!("{ok}\naudiences = [\"a\", \"b\"] #!"))),
+        "tenant.app.federated_credential.audiences",
+        "exactly one audience",
+    );
+    expect_one(
+        &base("", &fc(&format!("{ok}\njwks = \"{{}}\" #!"))),
+        "tenant.app.federated_credential.jwks",
+        "\"keys\" array",
+    );
+    let twice = format!("{}\n\n[[tenant.app.federated_credential]] #!\n{}", fc(ok), ok.replace("github-main", "other"));
+    expect_one(&base("", &twice), "tenant.app.federated_credential.subject", "used twice");
+}
+
+#[test]
 fn public_clients_have_no_secrets() {
     expect_one(
         &base("", &app(APP3, "public_client = true\nsecrets = [\"s3cret\"] #!")),

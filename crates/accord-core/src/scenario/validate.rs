@@ -1153,6 +1153,17 @@ fn check_app(
         certificates.push(pem.to_string());
     }
 
+    cx.no_duplicates(&a.spa_redirect_uris, "tenant.app.spa_redirect_uris", exact);
+    for r in &a.spa_redirect_uris {
+        if let Some(msg) = text::redirect_uri_problem(r.get_ref()) {
+            cx.err(r.span(), "tenant.app.spa_redirect_uris", msg);
+        } else if a.redirect_uris.iter().any(|w| w.get_ref() == r.get_ref()) {
+            let why = format!("{:?} is also in redirect_uris: a URI is registered on one platform only", r.get_ref());
+            cx.err(r.span(), "tenant.app.spa_redirect_uris", why);
+        }
+    }
+    let federated_credentials = federated_credentials(cx, a, public_client, &display_name);
+
     let identifier_uri = a.identifier_uri.as_ref().map(|u| {
         let s = u.get_ref();
         if let Some(msg) = text::identifier_uri_problem(s) {
@@ -1286,6 +1297,7 @@ fn check_app(
         display_name,
         sign_in_audience,
         redirect_uris: a.redirect_uris.iter().map(|r| r.get_ref().clone()).collect(),
+        spa_redirect_uris: a.spa_redirect_uris.iter().map(|r| r.get_ref().clone()).collect(),
         public_client,
         secrets,
         certificates,
@@ -1294,7 +1306,59 @@ fn check_app(
         scopes,
         roles,
         required: Vec::new(),
+        federated_credentials,
     }
+}
+
+/// `[[tenant.app.federated_credential]]`: each checked by the directory's own rules, errors
+/// placed on the field they are about.
+fn federated_credentials(
+    cx: &mut Ctx,
+    a: &RawApp,
+    public_client: bool,
+    display_name: &str,
+) -> Vec<FederatedCredentialSpec> {
+    let key = "tenant.app.federated_credential";
+    let mut specs = Vec::new();
+    let mut checked = Vec::new();
+    for entry in &a.federated_credential {
+        let f = entry.get_ref();
+        if public_client {
+            cx.err(entry.span(), key, format!("app {display_name:?} is a public client and cannot have credentials"));
+        }
+        let audiences: Vec<String> = match &f.audiences {
+            Some(list) => list.get_ref().iter().map(|a| a.get_ref().clone()).collect(),
+            None => vec![crate::directory::TOKEN_EXCHANGE_AUDIENCE.to_string()],
+        };
+        let spec = FederatedCredentialSpec {
+            name: f.name.get_ref().clone(),
+            issuer: f.issuer.get_ref().clone(),
+            subject: f.subject.get_ref().clone(),
+            audiences,
+            description: f.description.as_ref().map(|d| d.get_ref().clone()),
+            jwks: f.jwks.as_ref().map(|j| j.get_ref().clone()),
+        };
+        let credential = spec.credential(Uuid::nil());
+        if let Some((field, why)) = credential.problem() {
+            let span = match field {
+                "name" => f.name.span(),
+                "issuer" => f.issuer.span(),
+                "subject" => f.subject.span(),
+                "audiences" => f.audiences.as_ref().map_or(entry.span(), |a| a.span()),
+                "description" => f.description.as_ref().map_or(entry.span(), |d| d.span()),
+                "jwks" => f.jwks.as_ref().map_or(entry.span(), |j| j.span()),
+                _ => entry.span(),
+            };
+            cx.err(span, &format!("{key}.{field}"), why);
+        }
+        checked.push(credential);
+        if let Some((field, why)) = crate::directory::federated_credentials_problem(&checked) {
+            cx.err(entry.span(), &format!("{key}.{field}"), why);
+            checked.pop();
+        }
+        specs.push(spec);
+    }
+    specs
 }
 
 /// A scope or role value: non-empty, no whitespace.

@@ -224,7 +224,7 @@ async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: 
         "passwordCredentials": d.secrets.iter().map(|s| secret_json(s, None)).collect::<Vec<_>>(),
         "publicClient": {"redirectUris": public},
         "requiredResourceAccess": required_json(state, app).await?,
-        "spa": {"redirectUris": []},
+        "spa": {"redirectUris": app.spa_redirect_uris},
         "web": {
             "homePageUrl": null,
             "logoutUrl": null,
@@ -466,12 +466,10 @@ async fn apply_body(state: &AppState, mut app: Application, m: &Map<String, Valu
         Some(Value::Bool(b)) => app.public_client = *b,
         Some(_) => return Err(invalid_value("isFallbackPublicClient")),
     }
-    // Accord keeps one list of redirect URIs per app: a public client's are `publicClient`'s,
-    // any other app's `web`'s. Single-page apps are not modelled.
-    if platform_uris(m, "spa")?.is_some_and(|u| !u.is_empty()) {
-        return Err(bad(
-            "Property 'spa.redirectUris' is not supported: Accord does not model single-page app redirect URIs.",
-        ));
+    // Accord keeps one list of web-or-native redirect URIs per app (a public client's are
+    // `publicClient`'s, any other app's `web`'s) and one of single-page-app URIs.
+    if let Some(uris) = platform_uris(m, "spa")? {
+        app.spa_redirect_uris = uris;
     }
     let (own, other, other_name) = if app.public_client {
         (platform_uris(m, "publicClient")?, platform_uris(m, "web")?, "web.redirectUris")
@@ -576,6 +574,8 @@ pub async fn create(
         app_roles: Vec::new(),
         required: Vec::new(),
         key_credentials: Vec::new(),
+        spa_redirect_uris: Vec::new(),
+        federated_credentials: Vec::new(),
     };
     let draft = apply_body(&state, draft, &m).await?;
     let created =

@@ -89,11 +89,13 @@ pub(crate) async fn validate_client(
         .ok_or_else(|| Aadsts::unknown_client(&client_id.to_string()))?;
     let redirect_uri = match p.get("redirect_uri") {
         Some(uri) => uri.clone(),
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None if client.redirect_uris.len() == 1 && client.spa_redirect_uris.is_empty() => {
+            client.redirect_uris[0].clone()
+        }
         None => return Err(Aadsts::missing_parameter("redirect_uri").into()),
     };
     // Exact string match against the registration: no prefix, case or port tolerance.
-    if !client.redirect_uris.contains(&redirect_uri) {
+    if !client.has_redirect_uri(&redirect_uri) {
         return Err(Aadsts::redirect_uri_mismatch(&client_id.to_string()).into());
     }
     let response_mode = match p.get("response_mode").map(String::as_str) {
@@ -174,7 +176,7 @@ pub(crate) async fn reload_client(
         .store
         .application_by_app_id(req.client_id)
         .await?
-        .filter(|c| c.redirect_uris.contains(&req.redirect_uri))
+        .filter(|c| c.has_redirect_uri(&req.redirect_uri))
         .ok_or_else(|| Aadsts::unknown_client(&req.client_id.to_string()))?;
     Ok((path, client))
 }

@@ -144,6 +144,7 @@ fn validate_request(
             req.code_challenge_method = Some(method.to_string());
         }
         (None, Some(_)) => fail!(Aadsts::missing_parameter("code_challenge")),
+        (None, None) if client.is_spa_redirect_uri(&req.redirect_uri) => fail!(Aadsts::spa_requires_pkce()),
         (None, None) if client.public_client => fail!(Aadsts::pkce_required()),
         (None, None) => {}
     }

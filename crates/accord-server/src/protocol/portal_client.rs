@@ -20,6 +20,8 @@ pub fn portal_application(return_to: &str) -> Application {
         app_roles: Vec::new(),
         required: Vec::new(),
         key_credentials: Vec::new(),
+        spa_redirect_uris: Vec::new(),
+        federated_credentials: Vec::new(),
     }
 }
 

@@ -72,7 +72,7 @@ async fn registered_logout_target(state: &AppState, p: &HashMap<String, String>,
         }
     };
     let app = state.store.application_by_app_id(client_id).await.ok()??;
-    app.redirect_uris.iter().any(|r| r == uri).then(|| uri.to_string())
+    app.has_redirect_uri(uri).then(|| uri.to_string())
 }
 
 /// Validates a bearer access token we issued: signature, expiry and issuer

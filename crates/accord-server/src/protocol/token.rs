@@ -36,6 +36,8 @@ type Params = HashMap<String, String>;
 pub struct Client {
     pub app: Application,
     pub auth: ClientAuth,
+    /// The browser origin of a cross-origin (single-page app) request.
+    pub origin: Option<String>,
 }
 
 impl Client {
@@ -60,6 +62,12 @@ pub async fn token(
     };
     let grant_type = p.get("grant_type").ok_or_else(|| Aadsts::missing_parameter("grant_type"))?.clone();
     let client = authenticate_client(&state, &headers, &p, &tenant, &path).await?;
+    // A browser redeems codes and refresh tokens; no other grant may come cross-origin.
+    if let Some(origin) = &client.origin {
+        if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token") {
+            return Err(Aadsts::cross_origin_not_spa(origin).into());
+        }
+    }
     let body = match grant_type.as_str() {
         "authorization_code" => authorization_code(&state, &path, &client, &p).await?,
         "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
@@ -140,11 +148,19 @@ async fn authenticate_client(
     let app =
         state.store.application_by_app_id(app_id).await?.ok_or_else(|| Aadsts::unknown_client(&app_id.to_string()))?;
     let secret = basic.map(|(_, s)| s).or_else(|| body_secret.cloned());
+    // Entra refuses client credentials whenever an `Origin` is present: a browser request is a
+    // public client's, whatever the app otherwise is (its grant must be a single-page app's).
+    if let Some(origin) = cross_origin(headers) {
+        if secret.is_some() || assertion.is_some() {
+            return Err(Aadsts::credentials_in_cross_origin_request().into());
+        }
+        return Ok(Client { app, auth: ClientAuth::Public, origin: Some(origin) });
+    }
     if app.public_client {
         if secret.is_some() || assertion.is_some() {
             return Err(Aadsts::public_client_sent_secret().into());
         }
-        return Ok(Client { app, auth: ClientAuth::Public });
+        return Ok(Client { app, auth: ClientAuth::Public, origin: None });
     }
     if let Some(assertion) = assertion {
         if p.get("client_assertion_type").map(String::as_str) != Some(client_certificates::JWT_BEARER) {
@@ -163,7 +179,7 @@ async fn authenticate_client(
         ];
         let now = OffsetDateTime::now_utc();
         client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)?;
-        return Ok(Client { app, auth: ClientAuth::Certificate });
+        return Ok(Client { app, auth: ClientAuth::Certificate, origin: None });
     }
     let Some(secret) = secret else {
         return Err(Aadsts::client_secret_required().into());
@@ -177,7 +193,29 @@ async fn authenticate_client(
     if !ok {
         return Err(Aadsts::invalid_client_secret(&app.app_id.to_string()).into());
     }
-    Ok(Client { app, auth: ClientAuth::Secret })
+    Ok(Client { app, auth: ClientAuth::Secret, origin: None })
+}
+
+/// The `Origin` of a cross-origin request; browsers send `null` from opaque origins, which
+/// counts as cross-origin too.
+fn cross_origin(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(header::ORIGIN)?;
+    // Shown in error texts: only the characters an origin has, bounded.
+    let shown = String::from_utf8_lossy(origin.as_bytes())
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || ":/.-_[]".contains(*c))
+        .take(200)
+        .collect();
+    Some(shown)
+}
+
+/// Single-page-app grants are redeemed cross-origin only, and only they may be.
+fn check_spa_redemption(issued_to_spa: bool, client: &Client) -> Result<(), Aadsts> {
+    match (issued_to_spa, &client.origin) {
+        (true, None) => Err(Aadsts::spa_redemption_not_cross_origin()),
+        (false, Some(origin)) => Err(Aadsts::cross_origin_not_spa(origin)),
+        _ => Ok(()),
+    }
 }
 
 fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Aadsts> {
@@ -218,6 +256,8 @@ async fn authorization_code(
     if record.client_app_id != client.app.app_id {
         return Err(Aadsts::code_invalid().into());
     }
+    let spa = client.app.is_spa_redirect_uri(&record.redirect_uri);
+    check_spa_redemption(spa, client)?;
     if record.expires_at <= OffsetDateTime::now_utc() {
         return Err(Aadsts::refresh_token_expired().into());
     }
@@ -245,7 +285,7 @@ async fn authorization_code(
     let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
     let request = ScopeRequest::parse(scope)?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
-    let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone() };
+    let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone(), spa };
     user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time, refresh)
         .await
 }
@@ -266,7 +306,13 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
     if record.revoked {
         return Err(Aadsts::refresh_token_revoked().into());
     }
+    check_spa_redemption(record.spa, client)?;
     if record.expires_at <= OffsetDateTime::now_utc() {
+        if record.spa {
+            let issued = record.expires_at - SPA_REFRESH_LIFETIME;
+            let issued = issued.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+            return Err(Aadsts::spa_refresh_token_expired(&issued).into());
+        }
         return Err(Aadsts::refresh_token_expired().into());
     }
     if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
@@ -342,13 +388,18 @@ async fn password(
     let tenant = sign_in::home_tenant(state, path, username, &origin).await?;
     let user = sign_in::authenticate(state, &tenant, username, password, &origin).await?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
-    let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope: p.get("scope").cloned().unwrap_or_default() };
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope, spa: false };
     user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
 }
 
+/// A single-page app's refresh tokens end this long after sign-in, however often they rotate
+/// (Entra's fixed SPA lifetime).
+const SPA_REFRESH_LIFETIME: Duration = Duration::hours(24);
+
 enum Refresh {
-    /// A new family (code redemption, ROPC).
-    Start { family_id: Uuid, scope: String },
+    /// A new family (code redemption, ROPC); `spa` for a single-page app's code.
+    Start { family_id: Uuid, scope: String, spa: bool },
     /// Successor of a presented refresh token.
     Rotate { previous: RefreshTokenRecord },
 }
@@ -436,6 +487,16 @@ fn response_scope(decision: &DelegatedDecision) -> String {
     out.join(" ")
 }
 
+/// When a new refresh token ends: a single-page app's family 24 hours after it began, however
+/// often it rotates (`family_expiry` is its predecessor's); any other token `days` from now.
+fn refresh_expiry(spa: bool, family_expiry: Option<OffsetDateTime>, now: OffsetDateTime, days: i64) -> OffsetDateTime {
+    match (spa, family_expiry) {
+        (true, Some(fixed)) => fixed,
+        (true, None) => now + SPA_REFRESH_LIFETIME,
+        (false, _) => now + Duration::days(days),
+    }
+}
+
 async fn issue_refresh_token(
     state: &AppState,
     client: &Client,
@@ -445,10 +506,11 @@ async fn issue_refresh_token(
 ) -> Result<String, Failure> {
     let token = random_token();
     let now = OffsetDateTime::now_utc();
-    let expires_at = now + Duration::days(state.settings.refresh_token_days);
+    let days = state.settings.refresh_token_days;
     let hash = state.keyring.secret_hash(&token);
     match refresh {
-        Refresh::Start { family_id, scope } => {
+        Refresh::Start { family_id, scope, spa } => {
+            let expires_at = refresh_expiry(spa, None, now, days);
             let record = RefreshTokenRecord {
                 token_hash: hash,
                 family_id,
@@ -461,10 +523,12 @@ async fn issue_refresh_token(
                 expires_at,
                 used_at: None,
                 revoked: false,
+                spa,
             };
             state.store.put_refresh_token(&record).await?;
         }
         Refresh::Rotate { previous } => {
+            let expires_at = refresh_expiry(previous.spa, Some(previous.expires_at), now, days);
             let next = RefreshTokenRecord {
                 token_hash: hash,
                 created_at: now,
@@ -508,6 +572,38 @@ mod tests {
         assert_eq!(basic_credentials(&basic("Basic !!!")).unwrap_err().error, OAuthError::InvalidClient);
         let no_colon = B64.encode("justid");
         assert!(basic_credentials(&basic(&format!("Basic {no_colon}"))).is_err());
+    }
+
+    #[test]
+    fn single_page_app_refresh_tokens_never_outlive_their_first_day() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let first = refresh_expiry(true, None, t0, 90);
+        assert_eq!(first, t0 + Duration::hours(24));
+        // Rotated an hour later, and again a day later: the family's end stays.
+        assert_eq!(refresh_expiry(true, Some(first), t0 + Duration::hours(1), 90), first);
+        assert_eq!(refresh_expiry(true, Some(first), t0 + Duration::hours(23), 90), first);
+        // Other clients' tokens slide with each rotation.
+        assert_eq!(refresh_expiry(false, None, t0, 90), t0 + Duration::days(90));
+        assert_eq!(
+            refresh_expiry(false, Some(first), t0 + Duration::hours(1), 90),
+            t0 + Duration::hours(1) + Duration::days(90)
+        );
+    }
+
+    #[test]
+    fn spa_grants_are_redeemed_cross_origin_only() {
+        let app = accord_core::microsoft_graph::application();
+        let client = |origin: Option<&str>| Client {
+            app: app.clone(),
+            auth: ClientAuth::Public,
+            origin: origin.map(String::from),
+        };
+        assert_eq!(check_spa_redemption(true, &client(None)).unwrap_err().code, 9002327);
+        let e = check_spa_redemption(false, &client(Some("https://app.example"))).unwrap_err();
+        assert_eq!(e.code, 9002326);
+        assert!(e.message.contains("Request origin: 'https://app.example'"), "{e}");
+        assert!(check_spa_redemption(true, &client(Some("https://app.example"))).is_ok());
+        assert!(check_spa_redemption(false, &client(None)).is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, Relative
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
 use accord_store::{Change, Store};
 use anyhow::{anyhow, bail, Context};
+use sha2::{Digest, Sha256};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -146,10 +147,23 @@ fn key_credentials(spec: &scenario::AppSpec) -> anyhow::Result<Vec<KeyCredential
         .collect()
 }
 
+/// The app's federated credentials, each with an id derived from the app and the credential's
+/// name, so a reload finds the same credential.
+fn federated_credentials(spec: &scenario::AppSpec) -> Vec<FederatedCredential> {
+    spec.federated_credentials
+        .iter()
+        .map(|f| {
+            let digest = Sha256::digest(format!("{}/{}", spec.app_id, f.name));
+            let mut id = [0u8; 16];
+            id.copy_from_slice(&digest[..16]);
+            f.credential(uuid::Builder::from_custom_bytes(id).into_uuid())
+        })
+        .collect()
+}
+
 /// The id of the `n`th event of `owner` with this subject and relative start as written: the
 /// same on every load, whatever day it is.
 fn relative_event_id(tenant_id: TenantId, owner_id: UserId, subject: &str, written_start: &str, n: u32) -> Uuid {
-    use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for part in [
         tenant_id.as_uuid().as_bytes().as_slice(),
@@ -448,6 +462,8 @@ impl<'a> Planner<'a> {
                 })
                 .collect(),
             key_credentials: key_credentials(spec)?,
+            spa_redirect_uris: spec.spa_redirect_uris.clone(),
+            federated_credentials: federated_credentials(spec),
         };
         self.changes.push(Change::PutApplication(app.clone()));
         let stored = match &existing {

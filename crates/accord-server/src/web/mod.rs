@@ -4,6 +4,7 @@
 
 pub mod client_address;
 pub mod cookies;
+pub mod cors;
 pub mod device;
 pub mod forms;
 pub mod security;

@@ -81,7 +81,8 @@ fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
 // --- applications ---
 
 const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
-     public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials";
+     public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials, \
+     spa_redirect_uris, federated_credentials";
 
 fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
     Ok(Application {
@@ -98,6 +99,8 @@ fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
         app_roles: c.json("app_roles")?,
         required: c.json("required_resource_access")?,
         key_credentials: c.json("key_credentials")?,
+        spa_redirect_uris: c.json("spa_redirect_uris")?,
+        federated_credentials: c.json("federated_credentials")?,
     })
 }
 
@@ -542,6 +545,8 @@ impl SqlStore {
         for sql in statements {
             self.execute(&mut *c, sqlx::query(sql).bind(id(app_id))).await.map_err(db_err)?;
         }
+        let q = sqlx::query("DELETE FROM spa_origins WHERE app_object_id = $1").bind(id(app_object_id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
         let q = sqlx::query("DELETE FROM applications WHERE id = $1").bind(id(app_object_id));
         self.execute(&mut *c, q).await.map_err(db_err)?;
         Ok(())
@@ -554,15 +559,16 @@ impl SqlStore {
         let q = sqlx::query(
             "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
              public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
-             required_resource_access, key_credentials) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             required_resource_access, key_credentials, spa_redirect_uris, federated_credentials) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
              ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
              display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
              redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
              verified_publisher = excluded.verified_publisher, identifier_uri = excluded.identifier_uri, \
              identifier_uri_key = excluded.identifier_uri_key, scopes = excluded.scopes, \
              app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access, \
-             key_credentials = excluded.key_credentials \
+             key_credentials = excluded.key_credentials, spa_redirect_uris = excluded.spa_redirect_uris, \
+             federated_credentials = excluded.federated_credentials \
              WHERE applications.id = excluded.id",
         )
         .bind(id(a.id))
@@ -578,7 +584,9 @@ impl SqlStore {
         .bind(to_json(&a.scopes)?)
         .bind(to_json(&a.app_roles)?)
         .bind(to_json(&a.required)?)
-        .bind(to_json(&a.key_credentials)?);
+        .bind(to_json(&a.key_credentials)?)
+        .bind(to_json(&a.spa_redirect_uris)?)
+        .bind(to_json(&a.federated_credentials)?);
         let done = self.execute(&mut *c, q).await.map_err(|e| {
             write_err(e, |detail| {
                 if detail.contains("identifier_uri") {
@@ -594,6 +602,19 @@ impl SqlStore {
                 "app id {} is already registered by another application (object id differs from {})",
                 a.app_id, a.id
             )));
+        }
+        self.put_spa_origins(c, a).await
+    }
+
+    /// Keeps `spa_origins` in step with the app's SPA redirect URIs.
+    async fn put_spa_origins(&self, c: &mut AnyConnection, a: &Application) -> StoreResult<()> {
+        let q = sqlx::query("DELETE FROM spa_origins WHERE app_object_id = $1").bind(id(a.id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
+        for origin in a.spa_origins() {
+            let q = sqlx::query("INSERT INTO spa_origins (origin, app_object_id) VALUES ($1, $2)")
+                .bind(origin)
+                .bind(id(a.id));
+            self.execute(&mut *c, q).await.map_err(db_err)?;
         }
         Ok(())
     }
@@ -760,6 +781,11 @@ impl SqlStore {
     pub(super) async fn get_application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>> {
         let sql = format!("SELECT {APPLICATION_COLUMNS} FROM applications WHERE app_id = $1");
         self.read_one(sqlx::query(&sql).bind(id(app_id)), application_from).await
+    }
+
+    pub(super) async fn get_spa_origin_registered(&self, origin: &str) -> StoreResult<bool> {
+        let q = sqlx::query("SELECT 1 AS one FROM spa_origins WHERE origin = $1 LIMIT 1").bind(origin);
+        Ok(self.read_one(q, |_| Ok(())).await?.is_some())
     }
 
     pub(super) async fn get_application_by_identifier_uri(&self, uri: &str) -> StoreResult<Option<Application>> {

@@ -53,7 +53,7 @@ fn code_from(c: &Cols<'_>) -> StoreResult<AuthCodeRecord> {
 
 /// A token row joined with its family's revocation flag.
 const TOKEN_SELECT: &str = "SELECT t.token_hash, t.family_id, t.tenant_id, t.client_app_id, t.user_id, t.scope, \
-     t.auth_time, t.created_at, t.expires_at, t.used_at, COALESCE(f.revoked, 0) AS family_revoked \
+     t.auth_time, t.created_at, t.expires_at, t.used_at, t.spa, COALESCE(f.revoked, 0) AS family_revoked \
      FROM refresh_tokens t LEFT JOIN refresh_token_families f ON f.family_id = t.family_id";
 
 fn token_from(c: &Cols<'_>) -> StoreResult<RefreshTokenRecord> {
@@ -69,15 +69,16 @@ fn token_from(c: &Cols<'_>) -> StoreResult<RefreshTokenRecord> {
         expires_at: c.time("expires_at")?,
         used_at: c.opt_time("used_at")?,
         revoked: c.flag("family_revoked")?,
+        spa: c.flag("spa")?,
     })
 }
 
 const TOKEN_UPSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_app_id, user_id, \
-     scope, auth_time, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     scope, auth_time, created_at, expires_at, used_at, spa) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (token_hash) DO UPDATE SET family_id = excluded.family_id, tenant_id = excluded.tenant_id, \
      client_app_id = excluded.client_app_id, user_id = excluded.user_id, scope = excluded.scope, \
      auth_time = excluded.auth_time, created_at = excluded.created_at, expires_at = excluded.expires_at, \
-     used_at = excluded.used_at";
+     used_at = excluded.used_at, spa = excluded.spa";
 
 /// Creates the family if needed; `revoked = 1` revokes it, `revoked = 0` never un-revokes it.
 const FAMILY_UPSERT: &str = "INSERT INTO refresh_token_families (family_id, revoked) VALUES ($1, $2) \
@@ -96,6 +97,7 @@ fn token_upsert(t: &RefreshTokenRecord, family_id: Uuid) -> super::Query<'_> {
         .bind(micros(t.created_at))
         .bind(micros(t.expires_at))
         .bind(t.used_at.map(micros))
+        .bind(flag(t.spa))
 }
 
 impl SqlStore {

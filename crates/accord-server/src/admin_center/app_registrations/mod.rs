@@ -138,10 +138,21 @@ impl Reg {
     }
 }
 
+/// Every redirect URI with its platform, as the portal lists them (removal is by position).
+fn platform_redirect_uris(app: &Application) -> Vec<(&'static str, String)> {
+    let own = if app.public_client { "Mobile and desktop" } else { "Web" };
+    let web = app.redirect_uris.iter().map(|u| (own, u.clone()));
+    web.chain(app.spa_redirect_uris.iter().map(|u| ("Single-page application", u.clone()))).collect()
+}
+
 async fn reg(state: &AppState, portal: &PortalUser, raw: &str) -> Result<Reg, ServiceError> {
     let app = administration::app_registration(&*state.store, &portal.actor, &portal.tenant, parse_id(raw)?).await?;
     let sp = state.store.service_principal_by_app_id(portal.tenant.id, app.app_id).await?;
-    let uris: Vec<Value> = app.redirect_uris.iter().enumerate().map(|(index, uri)| context! { index, uri }).collect();
+    let uris: Vec<Value> = platform_redirect_uris(&app)
+        .into_iter()
+        .enumerate()
+        .map(|(index, (platform, uri))| context! { index, uri, platform })
+        .collect();
     let view = context! {
         name => app.display_name, app_id => app.app_id.to_string(), object_id => app.id.to_string(),
         href => format!("/admin/app-registrations/{}", app.app_id), audience => audience_label(app.sign_in_audience),
@@ -268,8 +279,9 @@ pub async fn add_redirect_post(
 ) -> Response {
     edit_post(&state, &portal, &headers, &body, Destructive::No, &app, ("", "redirect_added"), |app, form| {
         let uri = form.get("uri").trim().to_string();
-        if !app.redirect_uris.contains(&uri) {
-            app.redirect_uris.push(uri);
+        let list = if form.get("platform") == "spa" { &mut app.spa_redirect_uris } else { &mut app.redirect_uris };
+        if !list.contains(&uri) {
+            list.push(uri);
         }
         Ok(())
     })
@@ -284,14 +296,14 @@ pub async fn remove_redirect(
 ) -> Response {
     confirm_change(&state, &portal, &app, OVERVIEW, &q, async |reg| {
         let index: usize = q.get("i").and_then(|i| i.parse().ok()).ok_or_else(not_found)?;
-        let uri = reg.app.redirect_uris.get(index).cloned().ok_or_else(not_found)?;
+        let (platform, uri) = platform_redirect_uris(&reg.app).into_iter().nth(index).ok_or_else(not_found)?;
         Ok(Confirm {
             heading: "Remove redirect URI".into(),
             message: format!(
                 "Sign-ins that return to this address will fail with AADSTS50011 for {}.",
                 reg.app.display_name
             ),
-            details: vec![("Redirect URI".into(), uri.clone())],
+            details: vec![("Redirect URI".into(), uri.clone()), ("Platform".into(), platform.into())],
             action: format!("{}/redirect-uris/remove", reg.href()),
             button: "Remove",
             cancel: reg.href(),
@@ -309,7 +321,13 @@ pub async fn remove_redirect_post(
     RawForm(body): RawForm,
 ) -> Response {
     edit_post(&state, &portal, &headers, &body, Destructive::Yes, &app, ("", "redirect_removed"), |app, form| {
-        remove_from(&mut app.redirect_uris, |u| u == form.get("uri"))
+        let uri = form.get("uri");
+        let spa_had = app.spa_redirect_uris.iter().any(|u| u == uri);
+        app.spa_redirect_uris.retain(|u| u != uri);
+        if spa_had {
+            return Ok(());
+        }
+        remove_from(&mut app.redirect_uris, |u| u == uri)
     })
     .await
 }

@@ -36,6 +36,8 @@ pub async fn create_application(
         app_roles: Vec::new(),
         required: Vec::new(),
         key_credentials: Vec::new(),
+        spa_redirect_uris: Vec::new(),
+        federated_credentials: Vec::new(),
     };
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {
@@ -72,8 +74,23 @@ pub async fn update_application(
     if app.id != current.id || app.home_tenant_id != current.home_tenant_id {
         return Err(invalid("id", "the object id and home tenant cannot change"));
     }
-    for uri in &app.redirect_uris {
+    for uri in app.redirect_uris.iter().chain(&app.spa_redirect_uris) {
         valid_redirect_uri(uri)?;
+    }
+    if let Some(uri) = app.spa_redirect_uris.iter().find(|u| app.redirect_uris.contains(u)) {
+        let why = format!("'{uri}' is registered as both a web and a single-page-app redirect URI: use one platform");
+        return Err(invalid("spa.redirectUris", &why));
+    }
+    if app.public_client && !app.federated_credentials.is_empty() {
+        return Err(invalid("federatedIdentityCredentials", "a public client cannot have credentials"));
+    }
+    for credential in &app.federated_credentials {
+        if let Some((field, why)) = credential.problem() {
+            return Err(invalid(field, &why));
+        }
+    }
+    if let Some((field, why)) = accord_core::directory::federated_credentials_problem(&app.federated_credentials) {
+        return Err(invalid(field, &why));
     }
     valid_required_access(store, &app).await?;
     let mut seen = std::collections::HashSet::new();
