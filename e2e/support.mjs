@@ -11,6 +11,7 @@
 // must be known before Accord starts, so it is one the kernel just gave out and released, and
 // the pair starts again on a new one should another process take it in between.
 // ACCORD and VENDOR are the running pair's URLs (live bindings: read them after startPair()).
+// startAccord() starts Accord alone the same way (no --var), for stories without the vendor app.
 
 import { spawn } from "node:child_process";
 import fs from "node:fs";
@@ -141,6 +142,59 @@ export async function startPair(label) {
   throw new Error(`the Accord + Meeting Insights pair did not start:\n${failures.join("\n---\n")}`);
 }
 
+/** `$ACCORD_BIN serve` (the built-in demo world) on a port the kernel chooses, logging to `log`. */
+function spawnAccord(dataDir, log, env, extraArgs = []) {
+  return spawn(
+    binary("ACCORD_BIN", "accord"),
+    [
+      "serve",
+      "--listen", "127.0.0.1:0",
+      "--public-url", "https://localhost:0",
+      "--data-dir", dataDir,
+      ...extraArgs,
+    ],
+    { env, stdio: ["ignore", fs.openSync(log, "w"), fs.openSync(log, "a")] },
+  );
+}
+
+/**
+ * Starts Accord alone (the built-in demo world) in a fresh data dir, for stories that need no
+ * Meeting Insights (a single-page app the test serves itself); sets ACCORD (VENDOR stays null).
+ * Its port is the kernel's choice, so there is nothing to retry.
+ */
+export async function startAccord(label) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `accord-e2e-${label}-`));
+  const accordDir = path.join(dir, "accord");
+  const accordLog = path.join(dir, "accord.log");
+  const accord = spawnAccord(accordDir, accordLog, cleanEnv());
+  const stop = () => stopAll([accord]);
+  const caPath = path.join(accordDir, "tls", "ca.pem");
+  try {
+    const accordUrl = await announcedUrl("accord", accordLog, accord);
+    await waitUp("accord", `${accordUrl}/readyz`, caPath, accord, accordLog);
+    ACCORD = accordUrl;
+  } catch (e) {
+    await stop();
+    if (process.env.ACCORD_E2E_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    dir,
+    accordLog,
+    /** The development CA that signed Accord's certificate (for requests from node). */
+    ca: fs.readFileSync(caPath),
+    async stop({ keep = false } = {}) {
+      await stop();
+      const logDir = process.env.ACCORD_INTEROP_LOG_DIR;
+      if (logDir) {
+        fs.mkdirSync(logDir, { recursive: true });
+        fs.copyFileSync(accordLog, path.join(logDir, `e2e-${label}-accord.log`));
+      }
+      if (!keep && process.env.ACCORD_E2E_KEEP !== "1") fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 async function startPairOnce(label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `accord-e2e-${label}-`));
   const accordDir = path.join(dir, "accord");
@@ -151,18 +205,7 @@ async function startPairOnce(label) {
   const vendorPort = await freePort();
   const vendorUrl = `https://localhost:${vendorPort}`;
 
-  const accordBin = binary("ACCORD_BIN", "accord");
-  const accord = spawn(
-    accordBin,
-    [
-      "serve",
-      "--listen", "127.0.0.1:0",
-      "--public-url", "https://localhost:0",
-      "--data-dir", accordDir,
-      "--var", `vendor_url=${vendorUrl}`,
-    ],
-    { env, stdio: ["ignore", fs.openSync(accordLog, "w"), fs.openSync(accordLog, "a")] },
-  );
+  const accord = spawnAccord(accordDir, accordLog, env, ["--var", `vendor_url=${vendorUrl}`]);
   const children = [accord];
   const stop = () => stopAll(children);
   try {

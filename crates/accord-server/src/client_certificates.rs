@@ -120,7 +120,7 @@ fn hex_upper(bytes: &[u8]) -> String {
 }
 
 /// Decodes base64url with or without `=` padding (azure-identity pads every segment).
-fn b64url(segment: &str) -> Option<Vec<u8>> {
+pub(crate) fn b64url(segment: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(segment.trim_end_matches('=')).ok()
 }
 
@@ -230,7 +230,7 @@ pub fn verify_assertion(
     within_time_range(&claims, now)
 }
 
-fn within_time_range(claims: &Value, now: OffsetDateTime) -> Result<(), Aadsts> {
+pub(crate) fn within_time_range(claims: &Value, now: OffsetDateTime) -> Result<(), Aadsts> {
     let exp = seconds(claims, "exp").ok_or_else(|| Aadsts::invalid_client_assertion("it has no exp"))?;
     let nbf = seconds(claims, "nbf").unwrap_or(0);
     let (now_s, skew) = (now.unix_timestamp(), CLOCK_SKEW.whole_seconds());

@@ -6,6 +6,7 @@ pub(crate) mod client_certificates;
 pub mod commands;
 pub mod config;
 pub mod crypto;
+pub(crate) mod federation;
 pub(crate) mod graph;
 pub(crate) mod lockout;
 pub(crate) mod my_apps;

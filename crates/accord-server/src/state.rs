@@ -49,6 +49,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Failed sign-ins and each address's password checks (smart lockout).
     pub lockout: crate::lockout::Lockout,
+    /// Federated issuers' signing keys, fetched on demand.
+    pub issuer_keys: crate::federation::IssuerKeys,
 }
 
 pub type SharedState = Arc<AppState>;

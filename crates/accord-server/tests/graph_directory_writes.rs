@@ -1234,3 +1234,87 @@ async fn groups_refusals_and_bad_input() {
         .await;
     assert_graph_error(status, &res, 404, "Request_ResourceNotFound", "11111111-2222-4333-8444-555555555555");
 }
+
+#[tokio::test]
+async fn federated_identity_credentials_crud() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    let reader = g.app(CONTOSO, READ_DAEMON).await;
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{EXPENSES_API}'")).await;
+    let id = body["value"][0]["id"].as_str().unwrap().to_string();
+    let base = format!("/v1.0/applications/{id}/federatedIdentityCredentials");
+    let github = json!({
+        "name": "github-main",
+        "issuer": "https://token.actions.githubusercontent.com",
+        "subject": "repo:contoso/expenses:ref:refs/heads/main",
+        "description": "deploys",
+    });
+
+    // Created (201, the default audience), listed, got by id and by name.
+    let (status, created) = g.post(&admin, &base, github.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    assert!(created["@odata.context"].as_str().unwrap().ends_with("/federatedIdentityCredentials/$entity"));
+    assert_eq!(created["audiences"], json!(["api://AzureADTokenExchange"]));
+    let fic = created["id"].as_str().unwrap().to_string();
+    let (status, list) = g.get(&reader, &base).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["value"].as_array().unwrap().len(), 1);
+    assert_eq!(list["value"][0]["subject"], "repo:contoso/expenses:ref:refs/heads/main");
+    for key in [fic.as_str(), "github-main"] {
+        let (status, one) = g.get(&reader, &format!("{base}/{key}")).await;
+        assert_eq!((status, one["name"].as_str()), (200, Some("github-main")), "{one}");
+    }
+    let by_app_id = format!("/v1.0/applications(appId='{EXPENSES_API}')/federatedIdentityCredentials");
+    let (status, list) = g.get(&reader, &by_app_id).await;
+    assert_eq!((status, list["value"].as_array().map(Vec::len)), (200, Some(1)), "{list}");
+
+    // Updated (204); the name is immutable; a reader may not write.
+    let (status, _) =
+        g.patch(&admin, &format!("{base}/{fic}"), json!({"subject": "repo:contoso/expenses:environment:prod"})).await;
+    assert_eq!(status, 204);
+    let (_, one) = g.get(&reader, &format!("{base}/{fic}")).await;
+    assert_eq!(one["subject"], "repo:contoso/expenses:environment:prod");
+    let (status, body) = g.patch(&admin, &format!("{base}/{fic}"), json!({"name": "renamed"})).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "name");
+    let (status, _) =
+        g.post(&reader, &base, json!({"name": "x-y-z", "issuer": "https://i.example", "subject": "s"})).await;
+    assert_eq!(status, 403);
+
+    // Bad input names the property; names and issuer+subject pairs are unique.
+    for (body, mentions) in [
+        (json!({"name": "no spaces here", "issuer": "https://i.example", "subject": "s"}), "name"),
+        (json!({"name": "bad-issuer", "issuer": "http://i.example", "subject": "s"}), "issuer"),
+        (
+            json!({"name": "two-audiences", "issuer": "https://i.example", "subject": "s", "audiences": ["a", "b"]}),
+            "audiences",
+        ),
+        (json!({"name": "no-subject", "issuer": "https://i.example"}), "subject"),
+        (json!({"name": "extra", "issuer": "https://i.example", "subject": "s", "jwks": "{}"}), "jwks"),
+        (
+            json!({"name": "same-pair", "issuer": "https://token.actions.githubusercontent.com", "subject": "repo:contoso/expenses:environment:prod"}),
+            "subject",
+        ),
+    ] {
+        let (status, answer) = g.post(&admin, &base, body).await;
+        assert_graph_error(status, &answer, 400, "Request_BadRequest", mentions);
+    }
+    let (status, answer) = g.post(&admin, &base, github.clone()).await;
+    assert_eq!(status, 409, "{answer}");
+
+    // At most twenty.
+    for i in 1..20 {
+        let body = json!({"name": format!("ci-{i}"), "issuer": "https://i.example", "subject": format!("s{i}")});
+        assert_eq!(g.post(&admin, &base, body).await.0, 201);
+    }
+    let (status, answer) =
+        g.post(&admin, &base, json!({"name": "ci-20", "issuer": "https://i.example", "subject": "s20"})).await;
+    assert_graph_error(status, &answer, 400, "Request_BadRequest", "at most 20");
+
+    // Deleted by name (204), then gone (404).
+    let (status, _) = g.delete(&admin, &format!("{base}/github-main")).await;
+    assert_eq!(status, 204);
+    let (status, _) = g.get(&reader, &format!("{base}/{fic}")).await;
+    assert_eq!(status, 404);
+    let (status, _) = g.delete(&admin, &format!("{by_app_id}/ci-1")).await;
+    assert_eq!(status, 204);
+}

@@ -246,7 +246,11 @@ async fn all_apps(state: &AppState, caller: &Caller) -> Result<Vec<(DirectoryApp
 }
 
 /// One of the tenant's own registrations, or 404 (also for other tenants' apps).
-async fn one_app(state: &AppState, caller: &Caller, key: AppKey) -> Result<(DirectoryApplication, Value), GraphError> {
+pub(super) async fn one_app(
+    state: &AppState,
+    caller: &Caller,
+    key: AppKey,
+) -> Result<(DirectoryApplication, Value), GraphError> {
     all_apps(state, caller)
         .await?
         .into_iter()
@@ -314,7 +318,7 @@ pub async fn get_by(
 // ---------------------------------------------------------------------------------------------
 // Request bodies
 
-fn bad(message: impl Into<String>) -> GraphError {
+pub(super) fn bad(message: impl Into<String>) -> GraphError {
     GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message)
 }
 
@@ -322,7 +326,7 @@ fn invalid_value(property: &str) -> GraphError {
     bad(format!("Invalid value specified for property '{property}' of resource 'Application'."))
 }
 
-fn string_field(m: &Map<String, Value>, name: &str) -> Result<Option<String>, GraphError> {
+pub(super) fn string_field(m: &Map<String, Value>, name: &str) -> Result<Option<String>, GraphError> {
     match m.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),

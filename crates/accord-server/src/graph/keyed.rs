@@ -7,6 +7,7 @@ use super::applications::{self, AppKey};
 use super::auth::authenticate;
 use super::directory_roles::{self, RoleKey};
 use super::errors::GraphError;
+use super::federated_credentials;
 use crate::state::SharedState;
 use accord_core::ids::AppId;
 use axum::body::Bytes;
@@ -14,6 +15,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+const FIC: &str = "federatedIdentityCredentials";
 
 /// `name(key='value')` → the value, when the segment is exactly that (quotes optional).
 fn alternate_key<'a>(segment: &'a str, name: &str, key: &str) -> Option<&'a str> {
@@ -60,9 +63,20 @@ pub async fn dispatch(
                     }
                     (["addKey"], Method::POST) => applications::add_key_by(&state, caller, key, body).await,
                     (["removeKey"], Method::POST) => applications::remove_key_by(&state, caller, key, body).await,
-                    ([] | ["addPassword"] | ["removePassword"] | ["addKey"] | ["removeKey"], _) => {
+                    ([FIC], Method::GET) => federated_credentials::list_by(&state, caller, key).await,
+                    ([FIC], Method::POST) => federated_credentials::create_by(&state, caller, key, body).await,
+                    ([FIC, one], Method::GET) => federated_credentials::get_by(&state, caller, key, one).await,
+                    ([FIC, one], Method::PATCH) => {
+                        federated_credentials::update_by(&state, caller, key, one, body).await
+                    }
+                    ([FIC, one], Method::DELETE) => federated_credentials::delete_by(&state, caller, key, one).await,
+                    ([] | ["addPassword"] | ["removePassword"] | ["addKey"] | ["removeKey"] | [FIC], _) => {
                         Err(GraphError::method_not_allowed(&keyed_path("applications(appId='{appId}')", &tail)))
                     }
+                    ([FIC, _], _) => Err(GraphError::method_not_allowed(&keyed_path(
+                        "applications(appId='{appId}')",
+                        &[FIC, "{credential}"],
+                    ))),
                     _ => return super::unknown_segment(OriginalUri(uri)).await.into_response(),
                 }
             }

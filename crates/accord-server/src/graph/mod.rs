@@ -13,6 +13,7 @@ pub mod directory;
 pub mod directory_roles;
 pub mod directory_writes;
 pub mod errors;
+pub mod federated_credentials;
 pub mod grants;
 pub mod keyed;
 pub mod odata;
@@ -97,6 +98,17 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
         ),
         ("/v1.0/applications/{app}/addKey".into(), post(applications::add_key).fallback(method_not_allowed)),
         ("/v1.0/applications/{app}/removeKey".into(), post(applications::remove_key).fallback(method_not_allowed)),
+        (
+            "/v1.0/applications/{app}/federatedIdentityCredentials".into(),
+            get(federated_credentials::list).post(federated_credentials::create).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/applications/{app}/federatedIdentityCredentials/{credential}".into(),
+            get(federated_credentials::get)
+                .patch(federated_credentials::update)
+                .delete(federated_credentials::delete)
+                .fallback(method_not_allowed),
+        ),
         ("/v1.0/directoryRoles".into(), get(directory_roles::list).fallback(method_not_allowed)),
         ("/v1.0/directoryRoles/{role}".into(), get(directory_roles::get).fallback(method_not_allowed)),
         ("/v1.0/directoryRoles/{role}/members".into(), get(directory_roles::members).fallback(method_not_allowed)),

@@ -44,6 +44,9 @@ pub struct Operation {
 }
 
 const NONE: &[&str] = &[];
+/// An application's federated identity credentials, and one of them.
+const FIC: &str = "/applications/{app}/federatedIdentityCredentials";
+const FIC_ONE: &str = "/applications/{app}/federatedIdentityCredentials/{credential}";
 
 /// Shorthand for the catalogue below.
 fn op(
@@ -171,6 +174,54 @@ fn directory_operations() -> Vec<Operation> {
             APP_WRITE_APP,
         )
         .status(204),
+        op("get", FIC, "List an app's federated identity credentials", APP_READ, APP_READ_APP).list(),
+        op("post", FIC, "Add a federated identity credential", APP_WRITE, APP_WRITE_APP).status(201),
+        op("get", FIC_ONE, "Get a federated identity credential by id or name", APP_READ, APP_READ_APP),
+        op("patch", FIC_ONE, "Update a federated identity credential", APP_WRITE, APP_WRITE_APP).status(204),
+        op("delete", FIC_ONE, "Delete a federated identity credential", APP_WRITE, APP_WRITE_APP),
+        op(
+            "get",
+            &format!("{app_key}/federatedIdentityCredentials"),
+            "List federated credentials, by appId",
+            APP_READ,
+            APP_READ_APP,
+        )
+        .list()
+        .in_segment(),
+        op(
+            "post",
+            &format!("{app_key}/federatedIdentityCredentials"),
+            "Add a federated credential, by appId",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(201)
+        .in_segment(),
+        op(
+            "get",
+            &format!("{app_key}/federatedIdentityCredentials/{{credential}}"),
+            "Get a federated credential, by appId",
+            APP_READ,
+            APP_READ_APP,
+        )
+        .in_segment(),
+        op(
+            "patch",
+            &format!("{app_key}/federatedIdentityCredentials/{{credential}}"),
+            "Update a federated credential, by appId",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(204)
+        .in_segment(),
+        op(
+            "delete",
+            &format!("{app_key}/federatedIdentityCredentials/{{credential}}"),
+            "Delete a federated credential, by appId",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .in_segment(),
         op("get", app_key, "Get an app registration by appId", APP_READ, APP_READ_APP).in_segment(),
         op("patch", app_key, "Update an app registration by appId", APP_WRITE, APP_WRITE_APP).status(204).in_segment(),
         op("delete", app_key, "Delete an app registration by appId", APP_WRITE, APP_WRITE_APP).in_segment(),

@@ -170,6 +170,14 @@ async fn authenticate_client(
             )
             .into());
         }
+        // An assertion issued by someone other than the app is an external issuer's token:
+        // workload identity federation.
+        let issuer = crate::federation::unverified_issuer(assertion).unwrap_or_default();
+        if !issuer.eq_ignore_ascii_case(&app.app_id.to_string()) {
+            let now = OffsetDateTime::now_utc();
+            crate::federation::verify_assertion(&state.issuer_keys, &app, assertion, now).await?;
+            return Ok(Client { app, auth: ClientAuth::Federated, origin: None });
+        }
         // The assertion's audience: the URL the client posted to, or the tenant's token
         // endpoint as discovery names it.
         let base = &state.settings.public_url;

@@ -65,6 +65,9 @@ pub enum ClientAuth {
     Secret,
     /// A certificate: a signed client assertion (2).
     Certificate,
+    /// A federated credential: an external issuer's token as the client assertion (2, as for
+    /// any signed assertion).
+    Federated,
 }
 
 impl ClientAuth {
@@ -73,7 +76,7 @@ impl ClientAuth {
         match self {
             ClientAuth::Public => "0",
             ClientAuth::Secret => "1",
-            ClientAuth::Certificate => "2",
+            ClientAuth::Certificate | ClientAuth::Federated => "2",
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::client_certificates::ClientCertificate;
-use accord_core::directory::KeyCredential;
+use accord_core::directory::{FederatedCredential, KeyCredential};
 use accord_core::ids::{AppId, AppObjectId, ServicePrincipalId};
 
 pub async fn own_application(store: &dyn Store, tenant: &Tenant, app_id: AppId) -> Result<Application, ServiceError> {
@@ -81,17 +81,7 @@ pub async fn update_application(
         let why = format!("'{uri}' is registered as both a web and a single-page-app redirect URI: use one platform");
         return Err(invalid("spa.redirectUris", &why));
     }
-    if app.public_client && !app.federated_credentials.is_empty() {
-        return Err(invalid("federatedIdentityCredentials", "a public client cannot have credentials"));
-    }
-    for credential in &app.federated_credentials {
-        if let Some((field, why)) = credential.problem() {
-            return Err(invalid(field, &why));
-        }
-    }
-    if let Some((field, why)) = accord_core::directory::federated_credentials_problem(&app.federated_credentials) {
-        return Err(invalid(field, &why));
-    }
+
     valid_required_access(store, &app).await?;
     let mut seen = std::collections::HashSet::new();
     for value in app.scopes.iter().map(|s| &s.value).chain(app.app_roles.iter().map(|r| &r.value)) {
@@ -112,6 +102,7 @@ pub async fn update_application(
         actor.audit(tenant.id, "app.updated", Some(app.app_id), json!({ "displayName": app.display_name })),
     ];
     changes.extend(certificate_changes(store, actor, tenant, &current, &app).await?);
+    changes.extend(federated_credential_changes(store, actor, tenant, &current, &app).await?);
     apply(store, changes).await?;
     Ok(app)
 }
@@ -214,6 +205,55 @@ async fn certificate_changes(
         actor.audit(tenant.id, "credential.certificate_added", Some(app.app_id), detail)
     });
     Ok(added.chain(removed).collect())
+}
+
+/// Federated identity credentials are credentials too: valid by the directory's rules, on a
+/// confidential client, and — added, or changed in whom they trust — for an app holding
+/// privileged permissions only a Global or Privileged Role Administrator's to make.
+async fn federated_credential_changes(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    current: &Application,
+    app: &Application,
+) -> Result<Vec<Change>, ServiceError> {
+    for credential in &app.federated_credentials {
+        if let Some((field, why)) = credential.problem() {
+            return Err(invalid(field, &why));
+        }
+    }
+    if let Some((field, why)) = accord_core::directory::federated_credentials_problem(&app.federated_credentials) {
+        return Err(invalid(field, &why));
+    }
+    let trusts_the_same = |a: &FederatedCredential, b: &FederatedCredential| {
+        a.id == b.id && a.issuer == b.issuer && a.subject == b.subject && a.audiences == b.audiences && a.jwks == b.jwks
+    };
+    let added: Vec<&FederatedCredential> = app
+        .federated_credentials
+        .iter()
+        .filter(|f| !current.federated_credentials.iter().any(|c| trusts_the_same(c, f)))
+        .collect();
+    let audit = |action: &str, f: &FederatedCredential, privileged: bool| {
+        let detail =
+            json!({ "id": f.id, "name": f.name, "issuer": f.issuer, "subject": f.subject, "privileged": privileged });
+        actor.audit(tenant.id, action, Some(app.app_id), detail)
+    };
+    let removed = current
+        .federated_credentials
+        .iter()
+        .filter(|c| !app.federated_credentials.iter().any(|f| f.id == c.id))
+        .map(|c| audit("credential.federated_removed", c, false));
+    let mut changes: Vec<Change> = removed.collect();
+    if added.is_empty() {
+        return Ok(changes);
+    }
+    if app.public_client {
+        return Err(invalid("federatedIdentityCredentials", "a public client cannot have credentials"));
+    }
+    let privileged = privileged_app_permissions(store, tenant, current).await?;
+    guard_privileged_credentials(actor, current, &privileged)?;
+    changes.extend(added.into_iter().map(|f| audit("credential.federated_added", f, !privileged.is_empty())));
+    Ok(changes)
 }
 
 /// Every permission an app asks for (`requiredResourceAccess`) exists on its resource: a
