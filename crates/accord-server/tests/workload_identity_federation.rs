@@ -217,3 +217,75 @@ async fn an_external_issuers_token_stands_in_for_the_apps_credential() {
     assert_eq!(status, 401, "{body}");
     assert_ne!(code(&body), 700211);
 }
+
+/// The admin center lists an app's federated credentials, adds one (whose tokens then work at
+/// once) and deletes one after confirmation (whose tokens are refused from then on).
+#[tokio::test]
+async fn the_admin_center_manages_federated_credentials() {
+    let (key, cluster) = (Key::new("k1"), Key::new("c1"));
+    let issuer = start_issuer(json!({"keys": [key.jwk()]})).await;
+    let server = TestServer::start_with(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})));
+    let browser = server.client();
+    let signed_in = sign_in(
+        &browser,
+        &server,
+        &server.url("/portal/signin?return_to=/admin"),
+        "admin@contoso.test",
+        "admin-password-1",
+    )
+    .await;
+    assert_eq!(signed_in.as_deref(), Ok("/admin"));
+    let tab = server.url(&format!("/admin/app-registrations/{WEB_APP}/secrets"));
+    let page = browser.get(&tab).send().await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    for shown in ["github-main", "cluster-worker", GITHUB_SUBJECT, K8S_SUBJECT, "(keys pinned)", "deploys from main"] {
+        assert!(page.contains(shown), "{shown} in {page}");
+    }
+
+    // Add one for the release environment: its tokens work at once.
+    let csrf = form_fields(&page).1.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v).unwrap();
+    let release = "repo:contoso/meeting-insights:environment:release";
+    let add = |name: &'static str, issuer: String| {
+        let form = vec![
+            ("csrf", csrf.clone()),
+            ("name", name.to_string()),
+            ("issuer", issuer),
+            ("subject", release.to_string()),
+            ("audience", EXCHANGE.to_string()),
+            ("description", "releases".to_string()),
+        ];
+        browser
+            .post(server.url(&format!("/admin/app-registrations/{WEB_APP}/federated-credentials")))
+            .form(&form)
+            .send()
+    };
+    assert_eq!(exchange(&server, &key.token(github(&issuer.url, release))).await.0, 401, "not yet trusted");
+    let res = add("github-release", issuer.url.clone()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 302, "{}", res.text().await.unwrap());
+    let (status, body) = exchange(&server, &key.token(github(&issuer.url, release))).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Bad input names the field; the page does not lose the others.
+    let res = add("plain-http", "http://issuer.example".into()).await.unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("must use https"));
+
+    // Delete it, confirmed: refused again.
+    let page = browser.get(&tab).send().await.unwrap().text().await.unwrap().replace("&#x2f;", "/");
+    let mut deleted = false;
+    for path in
+        page.split("href=\"").filter_map(|s| s.split('"').next()).filter(|h| h.contains("/federated-credentials/"))
+    {
+        let confirm = browser.get(server.url(path)).send().await.unwrap().text().await.unwrap();
+        if !confirm.contains("github-release") {
+            continue;
+        }
+        let csrf = form_fields(&confirm).1.into_iter().find(|(k, _)| k == "csrf").map(|(_, v)| v).unwrap();
+        let res =
+            browser.post(server.url(path)).form(&[("csrf", csrf.as_str()), ("confirm", "yes")]).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 302);
+        deleted = true;
+    }
+    assert!(deleted, "a delete link led to a confirmation naming the credential");
+    let (_, body) = exchange(&server, &key.token(github(&issuer.url, release))).await;
+    assert_eq!(code(&body), 700213, "{body}");
+}

@@ -177,6 +177,11 @@ const DONE: &[(&str, &str)] = &[
     ("secret_deleted", "The client secret was deleted. Apps using it can no longer authenticate with it."),
     ("certificate_added", "The certificate was added. The app can sign its client assertions with its key."),
     ("certificate_deleted", "The certificate was deleted. Assertions signed with its key are refused."),
+    (
+        "federated_added",
+        "The federated credential was added. Tokens its issuer signs for its subject now authenticate the app.",
+    ),
+    ("federated_deleted", "The federated credential was deleted. Its issuer's tokens are refused."),
     ("redirect_added", "The redirect URI was added."),
     ("redirect_removed", "The redirect URI was removed."),
     ("permission_added", "The permission was added to the app's required permissions."),

@@ -104,6 +104,11 @@ pub fn routes() -> Router<SharedState> {
             "/admin/app-registrations/{app}/certificates/{key}/delete",
             get(reg::delete_certificate).post(reg::delete_certificate_post),
         )
+        .route("/admin/app-registrations/{app}/federated-credentials", post(reg::add_federated_post))
+        .route(
+            "/admin/app-registrations/{app}/federated-credentials/{credential}/delete",
+            get(reg::delete_federated).post(reg::delete_federated_post),
+        )
         .route(
             "/admin/app-registrations/{app}/api-permissions",
             get(reg::api_permissions).post(reg::add_permission_post),

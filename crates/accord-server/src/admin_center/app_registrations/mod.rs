@@ -1,5 +1,5 @@
-//! App registrations of the tenant's own apps: overview and redirect URIs, client secrets (the
-//! value shown once), required permissions on Microsoft Graph, exposed scopes and app roles.
+//! App registrations of the tenant's own apps: overview and redirect URIs (web, mobile and
+//! single-page app), certificates, client secrets (the value shown once), federated credentials, required permissions on Microsoft Graph, exposed scopes and app roles.
 //! Pages build the changed registration; `administration::update_application` validates it.
 
 use super::layout::{
@@ -27,11 +27,13 @@ type Params = Query<HashMap<String, String>>;
 mod api_permissions;
 mod app_roles;
 mod exposed_api;
+mod federated_credentials;
 mod secrets;
 
 pub use api_permissions::*;
 pub use app_roles::*;
 pub use exposed_api::*;
+pub use federated_credentials::*;
 pub use secrets::*;
 
 fn audience_label(a: SignInAudience) -> &'static str {

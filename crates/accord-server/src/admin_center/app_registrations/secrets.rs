@@ -1,4 +1,5 @@
-//! "Certificates & secrets": client secrets, each value shown once when it is added.
+//! "Certificates & secrets": certificates with their expiry, client secrets (each value shown
+//! once when it is added); federated credentials are listed here too (`federated_credentials`).
 
 use super::*;
 
@@ -21,7 +22,8 @@ pub async fn secrets(
             })
             .collect();
         let certificates = certificate_rows(&reg.app, time::OffsetDateTime::now_utc());
-        let ctx = context! { secrets => rows, certificates };
+        let federated = federated_credentials::federated_rows(&reg.app);
+        let ctx = context! { secrets => rows, certificates, federated };
         Ok(tab_page(&state, &portal, &reg, SECRETS, "admin/reg_secrets.html", ctx, &q).await)
     }
     .await;
