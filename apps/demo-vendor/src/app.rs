@@ -2,7 +2,7 @@
 
 use crate::db::{Db, SqlStateStore, SqlTokenStore};
 use crate::web::{AppState, Settings};
-use accord_connect::{Config, ConnectClient, ScopePurpose};
+use accord_connect::{CertificateCredential, Config, ConnectClient, ScopePurpose};
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,9 @@ pub struct AppConfig {
     pub accord_ca: Option<PathBuf>,
     pub client_id: String,
     pub client_secret: String,
+    /// A certificate and its key (PEM files): when set, the app authenticates with them instead
+    /// of the secret.
+    pub client_certificate: Option<(PathBuf, PathBuf)>,
     pub support_password: String,
     /// Seconds between background syncs; 0 turns them off.
     pub sync_interval: u64,
@@ -87,6 +90,16 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         );
     }
     kit_config = kit_config.with_scopes(scopes());
+    if let Some((certificate, key)) = &config.client_certificate {
+        let read = |path: &PathBuf| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the client certificate file {}", path.display()))
+        };
+        let credential = CertificateCredential::from_pem(&read(key)?, &read(certificate)?)
+            .context("--client-certificate / --client-key")?;
+        tracing::info!(x5t_s256 = %credential.thumbprint_sha256(), "authenticating with a certificate");
+        kit_config = kit_config.with_certificate(credential);
+    }
     if let Some(ca) = &config.accord_ca {
         let pem = std::fs::read(ca).with_context(|| {
             format!("reading the identity platform's CA {} (start Accord first, or pass --accord-ca)", ca.display())

@@ -80,6 +80,13 @@ struct AppArgs {
         hide_env_values = true
     )]
     client_secret: String,
+    /// PEM certificate registered on the app registration: authenticate with it (a signed
+    /// client assertion) instead of the secret; needs --client-key
+    #[arg(long, global = true, env = "DEMO_VENDOR_CLIENT_CERTIFICATE", requires = "client_key")]
+    client_certificate: Option<PathBuf>,
+    /// The certificate's private key (PEM, unencrypted PKCS#8 or PKCS#1 RSA)
+    #[arg(long, global = true, env = "DEMO_VENDOR_CLIENT_KEY", requires = "client_certificate")]
+    client_key: Option<PathBuf>,
     /// Password of the vendor support page [default: random, printed at start; with `demo`:
     /// Passw0rd!vendor-support]
     #[arg(long, global = true, env = "DEMO_VENDOR_SUPPORT_PASSWORD", hide_env_values = true)]
@@ -125,6 +132,7 @@ impl AppArgs {
             accord_ca,
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
+            client_certificate: self.client_certificate.clone().zip(self.client_key.clone()),
             support_password,
             sync_interval: self.sync_interval,
             sync_days: self.sync_days,

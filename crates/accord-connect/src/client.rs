@@ -309,16 +309,25 @@ impl ConnectClient {
         }
     }
 
+    /// POSTs `form` to a token endpoint with the app's credential added: its secret, or an
+    /// assertion signed for that very endpoint.
+    async fn post_authenticated(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<TokenOutcome, ConnectError> {
+        let auth = self.config.credential.form_fields(&self.config.client_id, endpoint);
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        fields.extend(auth.iter().map(|(k, v)| (*k, v.as_str())));
+        post_token(&self.http, endpoint, &fields).await
+    }
+
     // ----------------------------------------------------------------- app-only tokens
 
     async fn fetch_app_token(&self, tenant: &str) -> Result<Result<AppToken, OAuthErrorBody>, ConnectError> {
+        let endpoint = self.token_endpoint(tenant);
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.as_str()),
             ("scope", crate::config::GRAPH_DEFAULT_SCOPE),
         ];
-        match post_token(&self.http, &self.token_endpoint(tenant), &form).await? {
+        match self.post_authenticated(&endpoint, &form).await? {
             TokenOutcome::Refused(e) => Ok(Err(e)),
             TokenOutcome::Ok(t) => {
                 // Received directly from the token endpoint over TLS: its claims are read, not
@@ -461,13 +470,12 @@ impl ConnectClient {
         let form = [
             ("grant_type", "authorization_code"),
             ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.as_str()),
             ("code", code),
             ("redirect_uri", pending.redirect_uri.as_str()),
             ("code_verifier", pending.verifier.as_str()),
             ("scope", pending.scope.as_str()),
         ];
-        let t = match post_token(&self.http, &self.token_endpoint(&pending.tenant.segment()), &form).await? {
+        let t = match self.post_authenticated(&self.token_endpoint(&pending.tenant.segment()), &form).await? {
             TokenOutcome::Ok(t) => t,
             TokenOutcome::Refused(e) => return Err(map_oauth_error(&e, ErrorContext::Token)),
         };
@@ -616,11 +624,10 @@ impl ConnectClient {
         let form = [
             ("grant_type", "refresh_token"),
             ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.as_str()),
             ("refresh_token", refresh_token.as_str()),
             ("scope", conn.tokens.requested_scope.as_str()),
         ];
-        let outcome = post_token(&self.http, &self.token_endpoint(&user.tenant_id), &form).await?;
+        let outcome = self.post_authenticated(&self.token_endpoint(&user.tenant_id), &form).await?;
         let now = OffsetDateTime::now_utc();
         match outcome {
             TokenOutcome::Ok(TokenResponse { access_token, expires_in, refresh_token: next, scope, .. }) => {

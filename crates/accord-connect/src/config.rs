@@ -1,5 +1,6 @@
 //! What the kit needs to know about the vendor's app registration and the cloud it talks to.
 
+use crate::credentials::{CertificateCredential, ClientCredential};
 use crate::error::ConnectError;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -80,7 +81,8 @@ pub struct Config {
     pub graph_base: String,
     /// The Application (client) id of the vendor's multi-tenant app registration.
     pub client_id: String,
-    pub client_secret: String,
+    /// How the app authenticates: a secret, or a certificate ([`Config::with_certificate`]).
+    pub credential: ClientCredential,
     /// Redirect URI of user sign-in (registered on the app).
     pub sign_in_redirect_uri: String,
     /// Redirect URI of the admin-consent link (registered on the app).
@@ -114,7 +116,7 @@ impl fmt::Debug for Config {
             .field("authority", &self.authority)
             .field("graph_base", &self.graph_base)
             .field("client_id", &self.client_id)
-            .field("client_secret", &"<redacted>")
+            .field("credential", &self.credential)
             .field("sign_in_redirect_uri", &self.sign_in_redirect_uri)
             .field("admin_consent_redirect_uri", &self.admin_consent_redirect_uri)
             .field("scopes", &self.scopes)
@@ -137,7 +139,7 @@ impl Config {
             authority: authority.into(),
             graph_base: graph_base.into(),
             client_id: client_id.into(),
-            client_secret: client_secret.into(),
+            credential: ClientCredential::Secret(client_secret.into()),
             sign_in_redirect_uri: sign_in_redirect_uri.into(),
             admin_consent_redirect_uri: admin_consent_redirect_uri.into(),
             scopes: Vec::new(),
@@ -191,6 +193,13 @@ impl Config {
             sign_in_redirect_uri,
             admin_consent_redirect_uri,
         )
+    }
+
+    /// Authenticates with a certificate instead of the secret (Microsoft's recommendation for
+    /// production; the same certificate works against Accord and the Microsoft cloud).
+    pub fn with_certificate(mut self, certificate: CertificateCredential) -> Config {
+        self.credential = ClientCredential::Certificate(std::sync::Arc::new(certificate));
+        self
     }
 
     pub fn with_scopes(mut self, scopes: Vec<ScopePurpose>) -> Config {
@@ -247,9 +256,7 @@ impl Config {
         if self.client_id.trim().is_empty() {
             return Err(ConnectError::Config("client id is empty".into()));
         }
-        if self.client_secret.is_empty() {
-            return Err(ConnectError::Config("client secret is empty".into()));
-        }
+        self.credential.validate()?;
         Ok(Validated { authority, graph_base })
     }
 }

@@ -49,6 +49,7 @@
 mod calendar;
 mod client;
 mod config;
+mod credentials;
 mod error;
 mod http;
 mod jwt;
@@ -68,6 +69,7 @@ pub use config::{
     Config, PermissionKind, RetryPolicy, ScopeChoice, ScopePurpose, TenantHint, GRAPH_DEFAULT_SCOPE,
     MICROSOFT_AUTHORITY, MICROSOFT_GRAPH,
 };
+pub use credentials::{CertificateCredential, ClientCredential};
 pub use error::{ConnectError, OAuthErrorBody, RevocationReason};
 pub use jwt::IdTokenClaims;
 pub use metadata::Discovery;

@@ -335,3 +335,63 @@ async fn user_consent_then_revocation_marks_the_connection_revoked() {
     let e = kit.access_token_for(&UserKey::new(LITWARE, "nobody")).await.unwrap_err();
     assert!(matches!(e, ConnectError::NotConnected));
 }
+
+/// A certificate and its key in PEM, made with the openssl command.
+fn make_certificate(dir: &std::path::Path, name: &str) -> (String, String) {
+    let (key, cert) = (dir.join(format!("{name}.key")), dir.join(format!("{name}.pem")));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "openssl req");
+    (std::fs::read_to_string(key).unwrap(), std::fs::read_to_string(cert).unwrap())
+}
+
+/// The vendor's production configuration with a certificate instead of the secret: every grant
+/// the kit makes (admin-consent confirmation, sign-in, refresh) authenticates with an assertion
+/// signed by the certificate's key, and a certificate the app does not have is refused.
+#[tokio::test]
+async fn the_kit_authenticates_with_a_certificate() {
+    let dir = std::env::temp_dir().join(format!("accord-connect-cert-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (key, cert) = make_certificate(&dir, "calendar-sync");
+    let text = std::fs::read_to_string(fixture("connect_world.toml")).unwrap();
+    let anchor = format!("app_id = \"{APP}\"");
+    let world = dir.join("world.toml");
+    std::fs::write(&world, text.replacen(&anchor, &format!("{anchor}\ncertificates = ['''\n{}''']", cert.trim()), 1))
+        .unwrap();
+    let server = TestServer::start_with(&world);
+    let with_certificate = |key: &str, cert: &str| {
+        let mut config = kit(&server).config().clone();
+        config = config.with_certificate(CertificateCredential::from_pem(key, cert).unwrap());
+        assert!(!format!("{config:?}").contains("kit-secret-1"));
+        ConnectClient::new(config).unwrap()
+    };
+    let kit = with_certificate(&key, &cert);
+
+    let link = kit.admin_consent_link("tailwind", &tenant("tailwind.test"), &ScopeChoice::StaticDefault).await.unwrap();
+    let loc = admin_consents(&server, &link, "admin@tailwind.test", "admin-password-1", "accept").await;
+    kit.handle_admin_consent_callback(&loc).await.unwrap();
+    let app = kit.app_token(TAILWIND).await.unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(app.access_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["azpacr"], "2", "a certificate, not the secret: {claims}");
+
+    let (url, pending) = kit.begin_sign_in(&TenantHint::Organizations, &[]);
+    let loc = open_and_sign_in(&server.browser(), &server, url.as_str(), "erin@tailwind.test", "erin-password-1")
+        .await
+        .redirect();
+    let user = kit.complete_sign_in(&pending, &loc).await.unwrap();
+    kit.refresh_now(&user.key()).await.unwrap();
+
+    // A certificate the app does not have: AADSTS700027, not retried as transient.
+    let (stranger_key, stranger_cert) = make_certificate(&dir, "stranger");
+    let e = with_certificate(&stranger_key, &stranger_cert).app_token(TAILWIND).await.unwrap_err();
+    assert_eq!(e.code(), Some(700027), "{e:?}");
+}
