@@ -278,6 +278,50 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
     assert_eq!(res.status().as_u16(), 302, "{}", res.text().await.unwrap());
     let fresh_claims = claims(json!({}));
     assert_eq!(token(&server, &c, &assertion(&stranger, Style::MsalNode, fresh_claims)).await.0, 200);
+    // A binary .cer (DER) uploaded as a file, as the form's file input sends it.
+    let windows = make_cert(&dir, "windows-export");
+    let boundary = "----accord-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in [("csrf", csrf.as_bytes()), ("description", b"exported from Windows".as_slice())] {
+        body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+        body.extend(value);
+        body.extend(b"\r\n");
+    }
+    body.extend(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"app.cer\"\r\nContent-Type: application/pkix-cert\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend(&windows.der);
+    body.extend(
+        format!(
+            "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"certificate\"\r\n\r\n\r\n--{boundary}--\r\n"
+        )
+        .as_bytes(),
+    );
+    let res = browser
+        .post(server.url(&format!("/admin/app-registrations/{WEB_APP}/certificates")))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 302, "{}", res.text().await.unwrap());
+    assert_eq!(token(&server, &c, &assertion(&windows, Style::MsalNode, claims(json!({})))).await.0, 200);
+    // A file that is no certificate is refused, naming the field.
+    let junk = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.cer\"\r\n\r\n\x01\x02junk\r\n--{boundary}--\r\n"
+    );
+    let res = browser
+        .post(server.url(&format!("/admin/app-registrations/{WEB_APP}/certificates")))
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(junk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 400);
+    assert!(res.text().await.unwrap().contains("certificate"));
     // Delete it again (with confirmation): refused from then on.
     let page = browser
         .get(server.url(&format!("/admin/app-registrations/{WEB_APP}/secrets")))
@@ -295,7 +339,7 @@ async fn clients_authenticate_with_a_registered_certificate_and_nothing_else() {
         .filter(|h| h.contains("/certificates/") && h.ends_with("/delete"))
         .map(str::to_string)
         .collect();
-    assert_eq!(paths.len(), 2, "two certificates listed: {page}");
+    assert_eq!(paths.len(), 3, "three certificates listed: {page}");
     let stranger_thumb: String = sha1::Sha1::digest(&stranger.der).iter().map(|b| format!("{b:02X}")).collect();
     let mut deleted = false;
     for path in paths {

@@ -25,9 +25,71 @@ pub fn found(location: &str) -> Response {
     }
 }
 
+/// One field of a `multipart/form-data` body: its name and its raw bytes (a file's content).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Reads a `multipart/form-data` body (RFC 7578) — what a form with a file input sends. The
+/// body is already bounded by the request size limit; anything malformed is a message, never a
+/// panic.
+pub fn multipart(content_type: &str, body: &[u8]) -> Result<Vec<Part>, String> {
+    let boundary = content_type
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+        .filter(|b| !b.is_empty() && b.len() <= 70)
+        .ok_or("the form is not multipart/form-data with a boundary")?;
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let mut rest = body;
+    // Skip the preamble up to the first delimiter.
+    let first = find(rest, delimiter.as_bytes()).ok_or("the form has no parts")?;
+    rest = &rest[first + delimiter.len()..];
+    loop {
+        if rest.starts_with(b"--") {
+            return Ok(parts); // the closing delimiter
+        }
+        rest = rest.strip_prefix(b"\r\n").ok_or("a part does not start on a new line")?;
+        let head_end = find(rest, b"\r\n\r\n").ok_or("a part has no header end")?;
+        let head = std::str::from_utf8(&rest[..head_end]).map_err(|_| "a part's headers are not text")?;
+        let name = head
+            .lines()
+            .filter(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+            .flat_map(|l| l.split(';').map(str::trim))
+            .find_map(|p| p.strip_prefix("name="))
+            .map(|n| n.trim_matches('"').to_string())
+            .ok_or("a part has no name")?;
+        rest = &rest[head_end + 4..];
+        let closing = format!("\r\n{delimiter}");
+        let end = find(rest, closing.as_bytes()).ok_or("a part is not closed")?;
+        parts.push(Part { name, bytes: rest[..end].to_vec() });
+        rest = &rest[end + closing.len()..];
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multipart_forms_are_read_field_by_field_binary_included() {
+        let body = b"preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\ntok\r\n--XyZ\r\n\
+Content-Disposition: form-data; name=\"file\"; filename=\"a.cer\"\r\nContent-Type: application/pkix-cert\r\n\r\n\x30\x82\r\x00\xff\r\n--XyZ--\r\n";
+        let parts = multipart("multipart/form-data; boundary=XyZ", body).unwrap();
+        assert_eq!(parts[0], Part { name: "csrf".into(), bytes: b"tok".to_vec() });
+        assert_eq!(parts[1], Part { name: "file".into(), bytes: b"\x30\x82\r\x00\xff".to_vec() });
+        assert!(multipart("multipart/form-data", body).is_err(), "no boundary");
+        assert!(multipart("multipart/form-data; boundary=Other", body).is_err());
+        assert!(multipart("multipart/form-data; boundary=XyZ", b"--XyZ\r\nno header end").is_err());
+    }
 
     #[test]
     fn first_value_wins_and_redirects_are_302() {
@@ -38,5 +100,21 @@ mod tests {
         assert_eq!(res.status(), StatusCode::FOUND);
         assert_eq!(res.headers()[header::LOCATION], "https://app.example/cb?code=x");
         assert_eq!(found("bad\nvalue").status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn multipart_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300), boundary in "[a-zA-Z0-9]{0,8}") {
+            let _ = multipart(&format!("multipart/form-data; boundary={boundary}"), &body);
+            let mut framed = format!("--{boundary}\r\n").into_bytes();
+            framed.extend_from_slice(&body);
+            let _ = multipart(&format!("multipart/form-data; boundary={boundary}"), &framed);
+        }
     }
 }

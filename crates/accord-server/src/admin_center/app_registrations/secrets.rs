@@ -149,15 +149,27 @@ pub async fn delete_secret_post(
     .await
 }
 
-/// `POST …/certificates`: a PEM certificate pasted (or its file's text), registered through
-/// the same update as Graph's `keyCredentials`, so the same checks and privileged-app rule apply.
+/// `POST …/certificates`: a certificate file uploaded (a .cer, binary DER or Base64; a .pem or
+/// .crt) or its text pasted, registered through the same update as Graph's `keyCredentials`, so
+/// the same checks and privileged-app rule apply.
 pub async fn add_certificate_post(
     State(state): State<SharedState>,
     portal: PortalUser,
     headers: HeaderMap,
     Path(app): Path<String>,
-    RawForm(body): RawForm,
+    body: axum::body::Bytes,
 ) -> Response {
+    let content_type = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let body = if content_type.starts_with("multipart/form-data") {
+        match certificate_upload(content_type, &body) {
+            Ok(form) => form,
+            Err(why) => {
+                return respond(&state, &portal, Err(Aadsts::invalid_parameter("certificate", &why).into())).await
+            }
+        }
+    } else {
+        body.to_vec()
+    };
     let message = ("/secrets", "certificate_added");
     edit_post(&state, &portal, &headers, &body, Destructive::No, &app, message, |app, form| {
         let cert = crate::client_certificates::ClientCertificate::from_text(form.get("certificate"))
@@ -170,6 +182,36 @@ pub async fn add_certificate_post(
         Ok(())
     })
     .await
+}
+
+/// The upload form as the urlencoded form the text field sends: a binary (DER) file becomes
+/// its base64, a text file (PEM, Base64 .cer) stays text; a pasted text is used when no file is.
+fn certificate_upload(content_type: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let parts = crate::web::forms::multipart(content_type, body)?;
+    let text = |name: &str| {
+        parts
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| String::from_utf8_lossy(&p.bytes).into_owned())
+            .unwrap_or_default()
+    };
+    let file =
+        parts.iter().find(|p| p.name == "file" && !p.bytes.is_empty()).map(|p| match std::str::from_utf8(&p.bytes) {
+            Ok(text)
+                if text.trim_start().starts_with("-----BEGIN")
+                    || text.trim().chars().all(|c| c.is_ascii_alphanumeric() || "+/=\r\n ".contains(c)) =>
+            {
+                text.to_string()
+            }
+            _ => base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &p.bytes),
+        });
+    let certificate = file.unwrap_or_else(|| text("certificate"));
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for name in ["csrf", "description"] {
+        form.append_pair(name, &text(name));
+    }
+    form.append_pair("certificate", &certificate);
+    Ok(form.finish().into_bytes())
 }
 
 pub async fn delete_certificate(
