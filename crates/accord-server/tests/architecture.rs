@@ -15,7 +15,8 @@ struct Rule {
 }
 
 /// Below the surfaces: no HTTP, no pages.
-const SHARED: &[&str] = &["state", "crypto", "signing", "tenancy", "password_work", "lockout", "client_certificates"];
+const SHARED: &[&str] =
+    &["state", "crypto", "signing", "tenancy", "password_work", "lockout", "client_certificates", "federation"];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
 const RULES: &[Rule] = &[
@@ -29,6 +30,7 @@ const RULES: &[Rule] = &[
             "password_work.rs",
             "lockout.rs",
             "client_certificates.rs",
+            "federation.rs",
         ],
         may_use: SHARED,
         no_crates: NO_HTTP,
@@ -45,6 +47,7 @@ const RULES: &[Rule] = &[
             "password_work",
             "lockout",
             "client_certificates",
+            "federation",
         ],
         no_crates: NO_HTTP,
     },
@@ -65,6 +68,7 @@ const RULES: &[Rule] = &[
             "password_work",
             "lockout",
             "client_certificates",
+            "federation",
         ],
         no_crates: &[],
     },
