@@ -254,6 +254,25 @@ pub trait Store: Send + Sync + 'static {
     async fn put_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()>;
     /// Marks the code redeemed, once: a second redemption reports `AlreadyRedeemed`.
     async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption>;
+    async fn put_device_authorization(&self, record: &DeviceAuthorizationRecord) -> StoreResult<()>;
+    async fn device_authorization_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> StoreResult<Option<DeviceAuthorizationRecord>>;
+    /// Approves or refuses a pending, unexpired device authorization; `false` when it was not
+    /// pending (answered already) or has expired.
+    async fn decide_device_authorization(
+        &self,
+        device_code_hash: &str,
+        decision: &DeviceStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// The device's poll: an approved authorization is redeemed, once.
+    async fn redeem_device_authorization(
+        &self,
+        device_code_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<DeviceRedemption>;
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;
     async fn refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>>;
     /// Replaces `old_hash` by `new` if `old_hash` is live; a used token revokes its family.

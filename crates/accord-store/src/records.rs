@@ -81,6 +81,57 @@ pub enum CodeRedemption {
     NotFound,
 }
 
+/// A device's pending sign-in (RFC 8628). Stored by the hashes of its device code (which the
+/// device polls with) and its user code (which a person types on the verification page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorizationRecord {
+    pub device_code_hash: String,
+    pub user_code_hash: String,
+    /// The authority segment the device asked at (a tenant, `organizations` or `common`).
+    pub tenant_segment: String,
+    pub client_app_id: AppId,
+    pub scope: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub status: DeviceStatus,
+    /// The refresh-token family its redemption starts (revoked if the code is replayed).
+    pub family_id: Uuid,
+}
+
+/// Where a device authorization stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceStatus {
+    /// Nobody has answered yet.
+    Pending,
+    /// A user signed in and consent allows the sign-in.
+    Approved { tenant_id: TenantId, user_id: UserId, auth_time: OffsetDateTime },
+    /// The user declined, or the sign-in was refused (not assigned, consent required, …).
+    Refused(DeviceRefusal),
+    /// The device has its tokens.
+    Redeemed,
+}
+
+/// Why a device authorization was refused: the protocol error the device's poll receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRefusal {
+    pub code: u32,
+    pub error: String,
+    pub message: String,
+}
+
+/// What polling with a device code finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceRedemption {
+    /// Approved: now redeemed, once.
+    Approved(DeviceAuthorizationRecord),
+    Pending,
+    Refused(DeviceRefusal),
+    /// Redeemed before: a replay.
+    AlreadyRedeemed(DeviceAuthorizationRecord),
+    Expired,
+    NotFound,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshTokenRecord {
     pub token_hash: String,

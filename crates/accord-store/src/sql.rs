@@ -10,6 +10,7 @@
 mod cache;
 mod codec;
 mod consent_workflow;
+mod device_authorizations;
 mod directory;
 mod protocol_state;
 
@@ -33,8 +34,8 @@ pub use self::cache::CacheSettings;
 use self::cache::{CacheKey, DirectoryCache};
 use self::codec::Cols;
 use crate::{
-    AuthCodeRecord, Change, CodeRedemption, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
-    SigningKeyRecord, Store, StoreError, StoreResult,
+    AuthCodeRecord, Change, CodeRedemption, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, KeyStatus,
+    RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -567,6 +568,34 @@ impl Store for SqlStore {
 
     async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption> {
         self.redeem_code(code_hash, now).await
+    }
+
+    async fn put_device_authorization(&self, record: &DeviceAuthorizationRecord) -> StoreResult<()> {
+        self.insert_device_authorization(record).await
+    }
+
+    async fn device_authorization_by_user_code(
+        &self,
+        user_code_hash: &str,
+    ) -> StoreResult<Option<DeviceAuthorizationRecord>> {
+        self.get_device_authorization_by_user_code(user_code_hash).await
+    }
+
+    async fn decide_device_authorization(
+        &self,
+        device_code_hash: &str,
+        decision: &DeviceStatus,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.decide_device(device_code_hash, decision, now).await
+    }
+
+    async fn redeem_device_authorization(
+        &self,
+        device_code_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<DeviceRedemption> {
+        self.redeem_device(device_code_hash, now).await
     }
 
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {

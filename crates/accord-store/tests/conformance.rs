@@ -150,6 +150,8 @@ conformance! {
         concurrent_failed_sign_ins,
         auth_code_single_use,
         concurrent_auth_code_redemption,
+        device_authorization_lifecycle,
+        concurrent_device_decisions_and_polls,
         refresh_rotation_and_reuse_detection,
         refresh_family_revocation,
         concurrent_refresh_rotation,
@@ -1529,6 +1531,88 @@ mod cases {
         let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
         let losers = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyRedeemed(_))).count();
         assert_eq!((winners, losers), (1, 4), "{outcomes:?}");
+    }
+
+    pub fn device(tag: &str, expires: i64) -> DeviceAuthorizationRecord {
+        DeviceAuthorizationRecord {
+            device_code_hash: format!("{tag}-device"),
+            user_code_hash: format!("{tag}-user"),
+            tenant_segment: "organizations".into(),
+            client_app_id: fresh(),
+            scope: "openid offline_access User.Read".into(),
+            created_at: at(0),
+            expires_at: at(expires),
+            status: DeviceStatus::Pending,
+            family_id: fresh(),
+        }
+    }
+
+    pub async fn device_authorization_lifecycle(s: &dyn Store) {
+        let d = device("d1", 15);
+        s.put_device_authorization(&d).await.unwrap();
+        assert_eq!(s.device_authorization_by_user_code("d1-user").await.unwrap(), Some(d.clone()));
+        assert_eq!(s.device_authorization_by_user_code("nope").await.unwrap(), None);
+        assert!(s.put_device_authorization(&device("d1", 15)).await.is_err(), "codes are unique");
+        assert_eq!(s.redeem_device_authorization("d1-device", at(1)).await.unwrap(), DeviceRedemption::Pending);
+        assert_eq!(s.redeem_device_authorization("other", at(1)).await.unwrap(), DeviceRedemption::NotFound);
+
+        // Approved once; a second answer changes nothing.
+        let approval = DeviceStatus::Approved { tenant_id: fresh(), user_id: fresh(), auth_time: at(2) };
+        assert!(s.decide_device_authorization("d1-device", &approval, at(2)).await.unwrap());
+        let refusal = DeviceStatus::Refused(DeviceRefusal {
+            code: 70000,
+            error: "authorization_declined".into(),
+            message: "no".into(),
+        });
+        assert!(!s.decide_device_authorization("d1-device", &refusal, at(3)).await.unwrap());
+        // Redeemed once, with what was approved; then a replay.
+        match s.redeem_device_authorization("d1-device", at(4)).await.unwrap() {
+            DeviceRedemption::Approved(r) => {
+                assert_eq!(r.status, approval);
+                assert_eq!(r.family_id, d.family_id);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.redeem_device_authorization("d1-device", at(5)).await.unwrap(),
+            DeviceRedemption::AlreadyRedeemed(r) if r.family_id == d.family_id
+        ));
+
+        // Refused: the poll learns why.
+        s.put_device_authorization(&device("d2", 15)).await.unwrap();
+        assert!(s.decide_device_authorization("d2-device", &refusal, at(1)).await.unwrap());
+        let DeviceStatus::Refused(why) = refusal else { unreachable!() };
+        assert_eq!(s.redeem_device_authorization("d2-device", at(2)).await.unwrap(), DeviceRedemption::Refused(why));
+
+        // Expired: no answer is taken and the poll says so; an approved one expires as well.
+        s.put_device_authorization(&device("d3", 15)).await.unwrap();
+        assert!(!s.decide_device_authorization("d3-device", &approval, at(15)).await.unwrap());
+        assert_eq!(s.redeem_device_authorization("d3-device", at(16)).await.unwrap(), DeviceRedemption::Expired);
+        s.put_device_authorization(&device("d4", 15)).await.unwrap();
+        assert!(s.decide_device_authorization("d4-device", &approval, at(10)).await.unwrap());
+        assert_eq!(s.redeem_device_authorization("d4-device", at(15)).await.unwrap(), DeviceRedemption::Expired);
+
+        // Only pending authorizations are written; purging removes the expired.
+        assert!(s
+            .put_device_authorization(&DeviceAuthorizationRecord { status: approval, ..device("d5", 15) })
+            .await
+            .is_err());
+        assert!(s.purge_expired(at(20)).await.unwrap() >= 4);
+        assert_eq!(s.device_authorization_by_user_code("d2-user").await.unwrap(), None);
+    }
+
+    pub async fn concurrent_device_decisions_and_polls(s: &dyn Store) {
+        s.put_device_authorization(&device("c1", 15)).await.unwrap();
+        let approval = DeviceStatus::Approved { tenant_id: fresh(), user_id: fresh(), auth_time: at(1) };
+        let decide = || s.decide_device_authorization("c1-device", &approval, at(1));
+        let (a, b, c, d, e) = tokio::join!(decide(), decide(), decide(), decide(), decide());
+        let won = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
+        assert_eq!(won.iter().filter(|w| **w).count(), 1, "one answer wins: {won:?}");
+        let poll = || s.redeem_device_authorization("c1-device", at(2));
+        let (a, b, c, d, e) = tokio::join!(poll(), poll(), poll(), poll(), poll());
+        let polls = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
+        let redeemed = polls.iter().filter(|p| matches!(p, DeviceRedemption::Approved(_))).count();
+        assert_eq!(redeemed, 1, "one poll redeems: {polls:?}");
     }
 
     pub async fn refresh_rotation_and_reuse_detection(s: &dyn Store) {

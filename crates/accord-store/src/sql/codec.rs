@@ -49,7 +49,7 @@ pub(crate) fn identifier_uri_key(uri: &str) -> String {
     fold(uri.trim_end_matches('/'))
 }
 
-fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(column: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Database(format!("unreadable value in column {column}: {detail}"))
 }
 

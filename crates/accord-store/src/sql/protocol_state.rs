@@ -311,14 +311,15 @@ impl SqlStore {
     pub(super) async fn purge(&self, now: OffsetDateTime) -> StoreResult<u64> {
         let now = micros(now);
         let mut purged = 0;
-        for table in ["sessions", "auth_codes", "refresh_tokens", "used_once"] {
+        for table in ["sessions", "auth_codes", "refresh_tokens", "used_once", "device_authorizations"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
             purged += self.execute(self.pool(), sqlx::query(&sql).bind(now)).await.map_err(db_err)?.rows_affected();
         }
         let q = sqlx::query(
             "DELETE FROM refresh_token_families WHERE \
              NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_token_families.family_id) \
-             AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.family_id = refresh_token_families.family_id)",
+             AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.family_id = refresh_token_families.family_id) \
+             AND NOT EXISTS (SELECT 1 FROM device_authorizations d WHERE d.family_id = refresh_token_families.family_id)",
         );
         self.execute(self.pool(), q).await.map_err(db_err)?;
         Ok(purged)
