@@ -22,6 +22,14 @@ pub enum OAuthError {
     ServerError,
     TemporarilyUnavailable,
     InvalidInstance,
+    /// Device flow (RFC 8628): keep polling.
+    AuthorizationPending,
+    /// Device flow: the person said no.
+    AuthorizationDeclined,
+    /// Device flow: the code's time is up.
+    ExpiredToken,
+    /// Device flow: no such device code.
+    BadVerificationCode,
 }
 
 impl OAuthError {
@@ -42,7 +50,39 @@ impl OAuthError {
             OAuthError::ServerError => "server_error",
             OAuthError::TemporarilyUnavailable => "temporarily_unavailable",
             OAuthError::InvalidInstance => "invalid_instance",
+            OAuthError::AuthorizationPending => "authorization_pending",
+            OAuthError::AuthorizationDeclined => "authorization_declined",
+            OAuthError::ExpiredToken => "expired_token",
+            OAuthError::BadVerificationCode => "bad_verification_code",
         }
+    }
+
+    /// The error named by its wire string (what `as_str` gives).
+    pub fn parse(s: &str) -> Option<OAuthError> {
+        use OAuthError::*;
+        [
+            InvalidRequest,
+            InvalidClient,
+            InvalidGrant,
+            UnauthorizedClient,
+            UnsupportedGrantType,
+            UnsupportedResponseType,
+            InvalidScope,
+            InvalidResource,
+            AccessDenied,
+            InteractionRequired,
+            LoginRequired,
+            ConsentRequired,
+            ServerError,
+            TemporarilyUnavailable,
+            InvalidInstance,
+            AuthorizationPending,
+            AuthorizationDeclined,
+            ExpiredToken,
+            BadVerificationCode,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
     }
 }
 
@@ -649,6 +689,48 @@ impl Aadsts {
             700229,
             OAuthError::InvalidClient,
             "ForbiddenTokenType- Only app-only tokens can be used as Federated Identity Credentials for Microsoft Entra issuer.",
+        )
+    }
+
+    /// Device flow: nobody has answered yet; the device polls again after `interval`.
+    pub fn device_authorization_pending() -> Self {
+        Self::new(
+            70016,
+            OAuthError::AuthorizationPending,
+            "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+        )
+    }
+
+    /// Device flow: the person declined on the verification page or the consent prompt.
+    pub fn device_authorization_declined() -> Self {
+        Self::new(70000, OAuthError::AuthorizationDeclined, "The end user declined the authorization request.")
+    }
+
+    /// Device flow: the device code's time is up.
+    pub fn device_code_expired() -> Self {
+        Self::new(70019, OAuthError::ExpiredToken, "Verification code expired.")
+    }
+
+    /// Device flow: the device code is not one Accord issued.
+    pub fn device_code_unknown() -> Self {
+        Self::new(70018, OAuthError::BadVerificationCode, "Invalid verification code entered.")
+    }
+
+    /// Device flow: the device code was redeemed already (its tokens are revoked: a replay).
+    pub fn device_code_already_redeemed() -> Self {
+        Self::new(
+            90120,
+            OAuthError::InvalidGrant,
+            "InvalidDeviceFlowRequest - The request was already authorized or declined.",
+        )
+    }
+
+    /// Device flow: the code typed on the verification page is not a pending one.
+    pub fn user_code_invalid() -> Self {
+        Self::new(
+            90119,
+            OAuthError::InvalidRequest,
+            "That code didn't work. Check the code and try again: it is shown on the device you are signing in to.",
         )
     }
 

@@ -1,7 +1,7 @@
 //! The HTTP application: routes and the middleware every request passes through.
 
 use crate::ops;
-use crate::protocol::{authorize, consent_pages, discovery, session_end, token};
+use crate::protocol::{authorize, consent_pages, device_flow, discovery, session_end, token};
 use crate::state::SharedState;
 use crate::web::{cors, security, templates};
 use axum::extract::DefaultBodyLimit;
@@ -31,6 +31,9 @@ pub fn router(state: SharedState) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(discovery::jwks))
         .route("/common/userrealm/{upn}", get(discovery::user_realm))
         .route("/{tenant}/oauth2/v2.0/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(device_flow::device_code))
+        .route("/devicelogin", get(device_flow::verification_page).post(device_flow::verification_post))
+        .route("/devicelogin/continue", post(device_flow::verification_continue))
         .route("/{tenant}/oauth2/v2.0/logout", get(session_end::logout_get).post(session_end::logout_post))
         .route("/{tenant}/login", post(authorize::sign_in_post))
         .route("/{tenant}/consent", post(consent_pages::consent_post))

@@ -5,7 +5,7 @@
 
 use super::errors::{Failure, PageFailure};
 use crate::crypto::random_token;
-use crate::service::tokens;
+use crate::service::{device_authorization, tokens};
 use crate::state::AppState;
 use crate::tenancy::{TenantPath, TenantPathError};
 use crate::web::forms::found;
@@ -47,6 +47,9 @@ pub enum FlowKind {
     /// Signing in to Accord's own pages (My Apps, the admin center); `redirect_uri` holds the
     /// local path to return to.
     Portal,
+    /// Signing in for a device (the device authorization grant): no redirect URI; the outcome
+    /// is recorded for the device's poll (`device_code_hash`) and shown to the person.
+    Device,
 }
 
 /// A validated authorization request; sealed into the sign-in form while the user signs in.
@@ -66,6 +69,9 @@ pub struct AuthorizeRequest {
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
     pub issued_at: i64,
+    /// The device authorization a [`FlowKind::Device`] sign-in answers.
+    #[serde(default)]
+    pub device_code_hash: Option<String>,
 }
 
 /// Steps that must pass before any redirect: tenant, client, redirect URI.
@@ -117,6 +123,7 @@ pub(crate) async fn validate_client(
         code_challenge: None,
         code_challenge_method: None,
         issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        device_code_hash: None,
     };
     Ok((path, client, req))
 }
@@ -172,11 +179,12 @@ pub(crate) async fn reload_client(
         let return_to = super::portal_client::safe_return_to(Some(&req.redirect_uri));
         return Ok((path, super::portal_client::portal_application(&return_to)));
     }
+    // A device sign-in returns nowhere: it has no redirect URI to check.
     let client = state
         .store
         .application_by_app_id(req.client_id)
         .await?
-        .filter(|c| c.has_redirect_uri(&req.redirect_uri))
+        .filter(|c| req.kind == FlowKind::Device || c.has_redirect_uri(&req.redirect_uri))
         .ok_or_else(|| Aadsts::unknown_client(&req.client_id.to_string()))?;
     Ok((path, client))
 }
@@ -190,6 +198,9 @@ pub(crate) async fn issue_code(
     user: &User,
     auth_time: OffsetDateTime,
 ) -> Response {
+    if req.kind == FlowKind::Device {
+        return device_outcome(state, req, client, DeviceAnswer::Approve { tenant, user, auth_time }).await;
+    }
     let code = random_token();
     let now = OffsetDateTime::now_utc();
     let record = AuthCodeRecord {
@@ -216,6 +227,60 @@ pub(crate) async fn issue_code(
     fields.push(("client_info".into(), tokens::client_info(user)));
     fields.push(("session_state".into(), Uuid::new_v4().to_string()));
     respond(req, fields)
+}
+
+/// Ends the flow with an error: back to the app's registered redirect URI, or — for a device
+/// sign-in, which has none — recorded for the device's poll and shown to the person.
+pub(crate) async fn refuse(state: &AppState, req: &AuthorizeRequest, client: &Application, e: Aadsts) -> Response {
+    match req.kind {
+        FlowKind::Device => device_outcome(state, req, client, DeviceAnswer::Refuse(e)).await,
+        _ => redirect_error(req, e),
+    }
+}
+
+enum DeviceAnswer<'a> {
+    Approve { tenant: &'a Tenant, user: &'a User, auth_time: OffsetDateTime },
+    Refuse(Aadsts),
+}
+
+/// Records a device sign-in's outcome and tells the person what the device will do.
+async fn device_outcome(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    client: &Application,
+    answer: DeviceAnswer<'_>,
+) -> Response {
+    let Some(device) = req.device_code_hash.as_deref() else {
+        return PageFailure(Failure::Internal("a device sign-in without its device".into())).into_response();
+    };
+    let store = &*state.store;
+    let (recorded, approved, reason) = match answer {
+        DeviceAnswer::Approve { tenant, user, auth_time } => {
+            tracing::info!(tenant = %tenant.id, user = %user.id, client = %client.app_id, "device sign-in approved");
+            (device_authorization::approve(store, device, tenant, user, auth_time).await, true, None)
+        }
+        DeviceAnswer::Refuse(e) => {
+            super::errors::count_error(&e);
+            // Cancel on the consent prompt is the device flow's "declined".
+            let e = if e.code == Aadsts::user_declined_consent().code {
+                Aadsts::device_authorization_declined()
+            } else {
+                e
+            };
+            let declined = e.error == accord_core::OAuthError::AuthorizationDeclined;
+            let reason = (!declined).then(|| e.to_string());
+            (device_authorization::refuse(store, device, &e).await, false, reason)
+        }
+    };
+    match recorded {
+        Ok(true) => {
+            let html =
+                Templates::render("device_done.html", context! { app_name => client.display_name, approved, reason });
+            Html(html).into_response()
+        }
+        Ok(false) => PageFailure(Failure::Protocol(Aadsts::device_code_expired())).into_response(),
+        Err(e) => PageFailure(e.into()).into_response(),
+    }
 }
 
 /// Sends an authorize error back to the registered redirect URI.

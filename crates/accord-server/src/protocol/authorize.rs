@@ -61,10 +61,22 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
     if let Err(e) = validate_request(&client, &p, &mut req) {
         return redirect_error(&req, e);
     }
+    proceed(state, headers, &path, &client, &req).await
+}
+
+/// A validated request goes on: straight to the consent engine when the browser's session fits
+/// (unless the request asks for a fresh sign-in), else to the sign-in page.
+pub(crate) async fn proceed(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &crate::tenancy::TenantPath,
+    client: &Application,
+    req: &AuthorizeRequest,
+) -> Response {
     let prompt = req.prompt.clone();
     if prompt.as_deref() != Some("login") && prompt.as_deref() != Some("select_account") {
         match current_session(state, headers).await {
-            Ok(Some((session, user))) if session_fits(&path, &user, &req) => {
+            Ok(Some((session, user))) if session_fits(path, &user, req) => {
                 let tenant = match state.store.tenant(user.tenant_id).await {
                     Ok(Some(t)) => t,
                     Ok(None) => {
@@ -72,16 +84,16 @@ async fn authorize(state: &AppState, tenant: &str, headers: &HeaderMap, p: HashM
                     }
                     Err(e) => return PageFailure(e.into()).into_response(),
                 };
-                return complete(state, headers, &req, &client, &tenant, &user, session.auth_time).await;
+                return complete(state, headers, req, client, &tenant, &user, session.auth_time).await;
             }
             Ok(_) => {}
             Err(e) => return PageFailure(e.into()).into_response(),
         }
     }
     if prompt.as_deref() == Some("none") {
-        return redirect_error(&req, Aadsts::login_required());
+        return redirect_error(req, Aadsts::login_required());
     }
-    sign_in_page(state, headers, &path, &client, &req, None, StatusCode::OK)
+    sign_in_page(state, headers, path, client, req, None, StatusCode::OK)
 }
 
 /// The rest of the request; failures go back to the (registered) redirect URI.

@@ -6,7 +6,8 @@
 //! single use), so a submission can only accept what that user saw, once.
 
 use super::authorization_request::{
-    issue_code, redirect_error, reload_client, respond, sign_in_page, validate_client, AuthorizeRequest, FlowKind,
+    issue_code, redirect_error, refuse, reload_client, respond, sign_in_page, validate_client, AuthorizeRequest,
+    FlowKind,
 };
 use super::errors::{Failure, PageFailure};
 use crate::service::admin_consent_requests;
@@ -63,7 +64,7 @@ pub(crate) async fn after_sign_in(
 ) -> Response {
     let scope = match ScopeRequest::parse(&req.scope) {
         Ok(s) => s,
-        Err(e) => return redirect_error(req, e),
+        Err(e) => return refuse(state, req, client, e).await,
     };
     let world = match ConsentWorld::load(&*state.store, tenant, client, user, &scope).await {
         Ok(w) => w,
@@ -71,7 +72,7 @@ pub(crate) async fn after_sign_in(
     };
     match req.kind {
         FlowKind::Portal => crate::web::forms::found(&req.redirect_uri),
-        FlowKind::Authorize => {
+        FlowKind::Authorize | FlowKind::Device => {
             let prompt = req.prompt.as_deref().and_then(Prompt::parse).unwrap_or(Prompt::Default);
             let outcome = world.decide_sign_in(&scope, prompt);
             tracing::info!(tenant = %tenant.id, client = %client.app_id, user = %user.id, decision = outcome.decision.kind(), "consent decision");
@@ -128,7 +129,20 @@ async fn render_sign_in_decision(
             form_page(state, headers, "approval_required.html", world, pending, ctx, "consent/request").await
         }
         Decision::NeedAdminApproval { permissions } => {
-            let back = back_link(req, Aadsts::admin_consent_required(&world.client.display_name));
+            let refusal = Aadsts::admin_consent_required(&world.client.display_name);
+            if req.kind == FlowKind::Device {
+                // The device learns why at its next poll; the person sees the page below.
+                if let Err(e) = crate::service::device_authorization::refuse(
+                    &*state.store,
+                    req.device_code_hash.as_deref().unwrap_or_default(),
+                    &refusal,
+                )
+                .await
+                {
+                    return PageFailure(e.into()).into_response();
+                }
+            }
+            let back = back_link(req, refusal);
             let html = Templates::render(
                 "need_admin_approval.html",
                 context! { app => app_view(state, &world.client).await, user_upn => world.user.upn, permissions => views(&permissions), back },
@@ -144,8 +158,8 @@ async fn render_sign_in_decision(
                     | OAuthError::ConsentRequired
                     | OAuthError::InvalidScope
             );
-            if to_app {
-                redirect_error(req, e)
+            if to_app || req.kind == FlowKind::Device {
+                refuse(state, req, &world.client, e).await
             } else {
                 PageFailure(Failure::Protocol(e)).into_response()
             }
@@ -249,8 +263,12 @@ fn day(t: OffsetDateTime) -> String {
     format!("{} {} {}", t.day(), t.month(), t.year())
 }
 
-/// A link that returns to the app with an error, for pages that end the flow.
+/// A link that returns to the app with an error, for pages that end the flow (a device
+/// sign-in has nowhere to return to).
 fn back_link(req: &AuthorizeRequest, e: Aadsts) -> Option<String> {
+    if req.kind == FlowKind::Device {
+        return None;
+    }
     let res = redirect_error(req, e);
     res.headers().get(axum::http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -323,7 +341,10 @@ pub async fn consent_post(
         Err(e) => return PageFailure(e).into_response(),
     };
     if fields.get("decision").map(String::as_str) != Some("accept") {
-        return redirect_error(&pending.flow, Aadsts::user_declined_consent());
+        return match reload_client(&state, &pending.flow).await {
+            Ok((_, client)) => refuse(&state, &pending.flow, &client, Aadsts::user_declined_consent()).await,
+            Err(e) => PageFailure(e).into_response(),
+        };
     }
     match accept_consent(&state, &headers, &pending, fields.get("org").is_some_and(|v| v == "on")).await {
         Ok(res) => res,
@@ -408,9 +429,16 @@ pub async fn approval_request_post(
             &reason,
         )
         .await?;
+        let device = pending.flow.kind == FlowKind::Device;
+        if device {
+            // The device stops polling: the sign-in waits on an administrator now.
+            let refusal = Aadsts::admin_consent_required(&world.client.display_name);
+            let device_code = pending.flow.device_code_hash.as_deref().unwrap_or_default();
+            crate::service::device_authorization::refuse(&*state.store, device_code, &refusal).await?;
+        }
         let html = Templates::render(
             "request_sent.html",
-            context! { app => app_view(&state, &world.client).await, expires => day(request.expires_at) },
+            context! { app => app_view(&state, &world.client).await, expires => day(request.expires_at), device },
         );
         Ok::<_, Failure>(Html(html).into_response())
     }

@@ -42,6 +42,7 @@ pub async fn openid_configuration(
     let host = url::Url::parse(base).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_default();
     Ok(public_metadata(json!({
         "token_endpoint": format!("{base}/{seg}/oauth2/v2.0/token"),
+        "device_authorization_endpoint": format!("{base}/{seg}/oauth2/v2.0/devicecode"),
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
         "jwks_uri": format!("{base}/{seg}/discovery/v2.0/keys"),
         "response_modes_supported": ["query", "fragment", "form_post"],

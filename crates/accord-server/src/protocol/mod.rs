@@ -4,6 +4,7 @@ pub mod authorization_request;
 pub mod authorize;
 pub mod bearer;
 pub mod consent_pages;
+pub mod device_flow;
 pub mod discovery;
 pub mod errors;
 pub mod portal_client;

@@ -5,9 +5,9 @@ use super::errors::{Failure, JsonFailure};
 use crate::client_certificates;
 use crate::crypto::random_token;
 use crate::service::consent::{self, DelegatedDecision};
-use crate::service::sign_in;
 use crate::service::tokens::ClientAuth;
 use crate::service::tokens::{self, IdTokenInput, UserTokenInput};
+use crate::service::{device_authorization, sign_in};
 use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
 use crate::web::client_address::ClientAddress;
@@ -31,6 +31,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 type Params = HashMap<String, String>;
+
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 /// An authenticated (confidential) or identified (public) client.
 pub struct Client {
@@ -73,6 +75,7 @@ pub async fn token(
         "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
         "client_credentials" => client_credentials(&state, &path, &client, &p).await?,
         "password" => password(&state, &path, &client, &p, address).await?,
+        DEVICE_CODE_GRANT => device_code(&state, &path, &client, &p).await?,
         other => return Err(Aadsts::unsupported_grant_type(&crate::tenancy::sanitize(other)).into()),
     };
     metrics::counter!("accord_tokens_issued_total", "grant_type" => grant_type).increment(1);
@@ -82,7 +85,7 @@ pub async fn token(
 }
 
 /// RFC 6749 §3.2: parameters must not be included more than once.
-fn reject_repeated(body: &[u8]) -> Result<(), Aadsts> {
+pub(super) fn reject_repeated(body: &[u8]) -> Result<(), Aadsts> {
     let mut seen = std::collections::HashSet::new();
     for (k, _) in form_urlencoded::parse(body) {
         if !seen.insert(k.clone()) {
@@ -404,6 +407,29 @@ async fn password(
 /// A single-page app's refresh tokens end this long after sign-in, however often they rotate
 /// (Entra's fixed SPA lifetime).
 const SPA_REFRESH_LIFETIME: Duration = Duration::hours(24);
+
+/// The device's poll (RFC 8628 §3.4): pending, declined, expired, or — once — its tokens. The
+/// consent engine is asked again at redemption, as for a code.
+async fn device_code(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
+    let device_code = required(p, "device_code")?;
+    let now = OffsetDateTime::now_utc();
+    let poll = device_authorization::poll(&*state.store, &state.keyring, &client.app, device_code, now).await?;
+    let (record, tenant_id, user_id, auth_time) = match poll {
+        device_authorization::Poll::Refused(e) => return Err(e.into()),
+        device_authorization::Poll::Approved { record, tenant_id, user_id, auth_time } => {
+            (record, tenant_id, user_id, auth_time)
+        }
+    };
+    if path.tenant().is_some_and(|t| t.id != tenant_id) {
+        return Err(Aadsts::code_wrong_tenant().into());
+    }
+    let tenant = tenant_of(state, tenant_id).await?;
+    let user = user_of(state, tenant.id, user_id).await?;
+    let request = ScopeRequest::parse(&record.scope)?;
+    let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
+    let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone(), spa: false };
+    user_token_response(state, client, &tenant, &user, &decision, None, auth_time, refresh).await
+}
 
 enum Refresh {
     /// A new family (code redemption, ROPC); `spa` for a single-page app's code.

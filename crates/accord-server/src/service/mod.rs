@@ -5,6 +5,7 @@
 pub mod admin_consent_requests;
 pub mod administration;
 pub mod consent;
+pub mod device_authorization;
 pub mod error;
 pub mod notifications;
 pub mod scenario_loader;

@@ -13,6 +13,9 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("error.html", include_str!("../../templates/error.html")),
         ("form_post.html", include_str!("../../templates/form_post.html")),
         ("signed_out.html", include_str!("../../templates/signed_out.html")),
+        ("device_code.html", include_str!("../../templates/device_code.html")),
+        ("device_confirm.html", include_str!("../../templates/device_confirm.html")),
+        ("device_done.html", include_str!("../../templates/device_done.html")),
         ("app_header.html", include_str!("../../templates/app_header.html")),
         ("permissions.html", include_str!("../../templates/permissions.html")),
         ("consent.html", include_str!("../../templates/consent.html")),
@@ -67,6 +70,9 @@ mod tests {
             "error.html",
             "form_post.html",
             "signed_out.html",
+            "device_code.html",
+            "device_confirm.html",
+            "device_done.html",
             "consent.html",
             "admin_consent.html",
             "approval_required.html",
@@ -77,6 +83,7 @@ mod tests {
                 app => context! { name => "<i>App</i>", verified => false, home_tenant => "Vendor" },
                 permissions => vec![context! { display_name => "<b>Read</b>", description => "d", value => "v", resource => "r", admin_only => true }],
                 delegated => Vec::<()>::new(), application => Vec::<()>::new(),
+                app_name => "<i>App</i>", approved => false, reason => "<b>Read</b> refused", typed => "<i>App",
             };
             let html = Templates::render(name, ctx);
             assert!(html.contains("<html"), "{name}: {html}");
