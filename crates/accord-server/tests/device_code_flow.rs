@@ -35,11 +35,16 @@ async fn start(server: &TestServer, tenant: &str) -> (Device, Value) {
 }
 
 async fn poll(server: &TestServer, tenant: &str, device: &Device) -> (u16, Value) {
+    poll_as(server, tenant, device, "urn:ietf:params:oauth:grant-type:device_code").await
+}
+
+/// `grant_type` as MSAL Python sends it (the URN) or as msal-node does (`device_code`).
+async fn poll_as(server: &TestServer, tenant: &str, device: &Device, grant_type: &str) -> (u16, Value) {
     let res = server
         .client()
         .post(server.url(&format!("/{tenant}/oauth2/v2.0/token")))
         .form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("grant_type", grant_type),
             ("client_id", VENDOR_APP),
             ("client_secret", VENDOR_SECRET),
             ("device_code", device.device_code.as_str()),
@@ -108,6 +113,8 @@ async fn a_device_signs_in_once_through_the_consent_pages() {
     // Nobody has answered: keep polling (never slow_down, which msal-node would die on).
     let (status, body) = poll(&server, "organizations", &device).await;
     assert_eq!((status, error(&body)), (400, ("authorization_pending", 70016)), "{body}");
+    let (status, body) = poll_as(&server, "organizations", &device, "device_code").await;
+    assert_eq!((status, error(&body).0), (400, "authorization_pending"), "msal-node's short grant name: {body}");
 
     // A wrong code reads as a wrong code.
     let (status, page) = enter_code(&server, &server.client(), "ABCD-EFGHJ").await;

@@ -75,7 +75,8 @@ pub async fn token(
         "refresh_token" => refresh_token(&state, &path, &client, &p).await?,
         "client_credentials" => client_credentials(&state, &path, &client, &p).await?,
         "password" => password(&state, &path, &client, &p, address).await?,
-        DEVICE_CODE_GRANT => device_code(&state, &path, &client, &p).await?,
+        // msal-node sends the short name, MSAL Python and azure-identity the URN; Entra takes both.
+        DEVICE_CODE_GRANT | "device_code" => device_code(&state, &path, &client, &p).await?,
         other => return Err(Aadsts::unsupported_grant_type(&crate::tenancy::sanitize(other)).into()),
     };
     metrics::counter!("accord_tokens_issued_total", "grant_type" => grant_type).increment(1);
