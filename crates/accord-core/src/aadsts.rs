@@ -734,6 +734,29 @@ impl Aadsts {
         )
     }
 
+    /// On-behalf-of: the assertion was issued for another audience than the calling API.
+    pub fn obo_wrong_audience(aud: &str, app_id: &str, app_name: &str) -> Self {
+        Self::new(
+            500131,
+            OAuthError::InvalidGrant,
+            format!("Assertion audience does not match the Client app presenting the assertion. The audience in the assertion was '{aud}' and the expected audience is '{app_id}' or one of the Application Uris of this application with App ID '{app_id}'({app_name}). The downstream client must request a token for the expected audience (the application that made the OBO request) and this application should use that token as the assertion."),
+        )
+    }
+
+    /// On-behalf-of: the assertion is not a valid token of this platform, or not a user's.
+    pub fn obo_assertion_invalid(reason: &str) -> Self {
+        Self::new(
+            50013,
+            OAuthError::InvalidGrant,
+            format!("Assertion failed signature validation. [Reason - {reason}]"),
+        )
+    }
+
+    /// On-behalf-of: the assertion has expired.
+    pub fn obo_assertion_expired() -> Self {
+        Self::new(500133, OAuthError::InvalidGrant, "Assertion isn't within its valid time range. Ensure that the access token is not expired before using it for user assertion, or request a new token.")
+    }
+
     /// A code redeemed with another `redirect_uri` than the authorization request named.
     pub fn redirect_uri_mismatch_at_redemption() -> Self {
         Self::new(

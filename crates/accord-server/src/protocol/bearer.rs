@@ -30,8 +30,8 @@ impl BearerError {
     }
 }
 
-/// Validates a bearer access token we issued: signature, expiry (and `nbf`, with 5 minutes of
-/// skew) and issuer. The audience is the caller's business.
+/// Validates the `Authorization: Bearer` access token of a request. The audience is the
+/// caller's business.
 pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, BearerError> {
     let value = headers.get(header::AUTHORIZATION).ok_or(BearerError::Missing)?;
     let value = value.to_str().map_err(|_| BearerError::Invalid)?;
@@ -39,7 +39,13 @@ pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, B
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(BearerError::Missing);
     }
-    let claims = state.signer.verify(token.trim()).ok_or(BearerError::Invalid)?;
+    validate_access_token(state, token.trim())
+}
+
+/// Validates an access token we issued, however it arrived (a bearer header, an on-behalf-of
+/// assertion): signature, expiry (and `nbf`, with 5 minutes of skew) and issuer.
+pub fn validate_access_token(state: &AppState, token: &str) -> Result<Value, BearerError> {
+    let claims = state.signer.verify(token).ok_or(BearerError::Invalid)?;
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or(BearerError::Invalid)?;
     let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);

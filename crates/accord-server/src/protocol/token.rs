@@ -33,6 +33,7 @@ use uuid::Uuid;
 type Params = HashMap<String, String>;
 
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// An authenticated (confidential) or identified (public) client.
 pub struct Client {
@@ -77,6 +78,7 @@ pub async fn token(
         "password" => password(&state, &path, &client, &p, address).await?,
         // msal-node sends the short name, MSAL Python and azure-identity the URN; Entra takes both.
         DEVICE_CODE_GRANT | "device_code" => device_code(&state, &path, &client, &p).await?,
+        JWT_BEARER_GRANT => on_behalf_of(&state, &path, &client, &p).await?,
         other => return Err(Aadsts::unsupported_grant_type(&crate::tenancy::sanitize(other)).into()),
     };
     metrics::counter!("accord_tokens_issued_total", "grant_type" => grant_type).increment(1);
@@ -429,6 +431,55 @@ async fn device_code(state: &AppState, path: &TenantPath, client: &Client, p: &P
     let request = ScopeRequest::parse(&record.scope)?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
     let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone(), spa: false };
+    user_token_response(state, client, &tenant, &user, &decision, None, auth_time, refresh).await
+}
+
+/// On-behalf-of: an API (a confidential client) exchanges the access token a user's client sent
+/// it for a token to call another API as that user. The assertion must be a user's token of this
+/// platform, unexpired, issued for this very API; the downstream scopes are granted only where
+/// the API itself holds consent in the user's tenant (the consent engine decides, assignment and
+/// policy included), else AADSTS65001 `consent_required` for the API to pass back to its client.
+async fn on_behalf_of(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
+    if !client.confidential() {
+        return Err(Aadsts::client_secret_required().into());
+    }
+    if p.get("requested_token_use").map(String::as_str) != Some("on_behalf_of") {
+        return Err(Aadsts::invalid_parameter("requested_token_use", "expected on_behalf_of").into());
+    }
+    let assertion = required(p, "assertion")?;
+    let claims = super::bearer::validate_access_token(state, assertion.trim()).map_err(|e| match e {
+        super::bearer::BearerError::Expired => Aadsts::obo_assertion_expired(),
+        other => Aadsts::obo_assertion_invalid(other.message()),
+    })?;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).unwrap_or_default().to_string();
+    if text("idtyp") == "app" || claims.get("scp").is_none() {
+        return Err(
+            Aadsts::obo_assertion_invalid("the assertion is an app-only token; on-behalf-of needs a user's").into()
+        );
+    }
+    let aud = text("aud");
+    if !client.app.is_named_by(&aud) {
+        let app_id = client.app.app_id.to_string();
+        return Err(
+            Aadsts::obo_wrong_audience(&crate::tenancy::sanitize(&aud), &app_id, &client.app.display_name).into()
+        );
+    }
+    let tenant_id: TenantId = text("tid").parse().map_err(|_| Aadsts::obo_assertion_invalid("no tenant"))?;
+    if path.tenant().is_some_and(|t| t.id != tenant_id) {
+        return Err(Aadsts::code_wrong_tenant().into());
+    }
+    let user_id: UserId = text("oid").parse().map_err(|_| Aadsts::obo_assertion_invalid("no user"))?;
+    let tenant = tenant_of(state, tenant_id).await?;
+    let user = user_of(state, tenant.id, user_id).await?;
+    let scope = required(p, "scope")?;
+    let request = ScopeRequest::parse(scope)?;
+    let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
+    let auth_time = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or_else(OffsetDateTime::now_utc);
+    let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope: scope.to_string(), spa: false };
     user_token_response(state, client, &tenant, &user, &decision, None, auth_time, refresh).await
 }
 

@@ -1,0 +1,182 @@
+//! On-behalf-of (issue 14, part 2): the Notes API exchanges the token its user's client sent it
+//! for a Graph token as that user — only where the API holds consent, only for users it may
+//! serve, only with a user's token issued for the API itself.
+
+mod support;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use support::*;
+
+const DESKTOP: &str = "0b0b0b0b-1111-4000-8000-000000000001";
+const DESKTOP_REDIRECT: &str = "http://localhost:5001/cb";
+const API: &str = "0b0b0b0b-1111-4000-8000-000000000002";
+const API_SECRET: &str = "notes-api-secret-1";
+const SYNC: &str = "0b0b0b0b-1111-4000-8000-000000000003";
+const TENANT: &str = "contoso.test";
+
+fn obo_world() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/obo_world.toml")
+}
+
+async fn post_token(server: &TestServer, form: &[(&str, &str)]) -> (u16, Value) {
+    let res =
+        server.client().post(server.url(&format!("/{TENANT}/oauth2/v2.0/token"))).form(form).send().await.unwrap();
+    (res.status().as_u16(), res.json().await.unwrap())
+}
+
+/// The desktop client signs `upn` in for `scope` (code + PKCE) and returns the access token.
+async fn user_token(server: &TestServer, upn: &str, password: &str, scope: &str) -> String {
+    let (verifier, challenge) = pkce_pair();
+    let mut url = reqwest::Url::parse(&server.url(&format!("/{TENANT}/oauth2/v2.0/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", DESKTOP)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", DESKTOP_REDIRECT)
+        .append_pair("scope", scope)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let loc = sign_in(&server.client(), server, url.as_str(), upn, password).await.expect("signed in");
+    let code = query_param(&loc, "code").unwrap_or_else(|| panic!("no code: {loc}"));
+    let (status, body) = post_token(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", DESKTOP),
+            ("code", &code),
+            ("redirect_uri", DESKTOP_REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+async fn obo(server: &TestServer, assertion: &str, scope: &str) -> (u16, Value) {
+    post_token(
+        server,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", API),
+            ("client_secret", API_SECRET),
+            ("assertion", assertion),
+            ("scope", scope),
+            ("requested_token_use", "on_behalf_of"),
+        ],
+    )
+    .await
+}
+
+fn code(body: &Value) -> u64 {
+    body["error_codes"][0].as_u64().unwrap_or_else(|| panic!("no error code in {body}"))
+}
+
+#[tokio::test]
+async fn the_api_calls_graph_as_its_user_where_it_holds_consent() {
+    let server = TestServer::start_with(&obo_world());
+    let alice = user_token(&server, "alice@contoso.test", "alice-password-1", "api://notes-api/Notes.Read").await;
+    assert_eq!(jwt_claims(&alice)["aud"], API, "a v2 token names the API by its client id");
+
+    // Graph as Alice, with a refresh token when offline_access is asked for.
+    let (status, body) = obo(&server, &alice, "https://graph.microsoft.com/User.Read offline_access").await;
+    assert_eq!(status, 200, "{body}");
+    let claims = jwt_claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["preferred_username"], "alice@contoso.test");
+    assert_eq!(claims["azp"], API, "the API is the client now");
+    let scp = claims["scp"].as_str().unwrap();
+    assert!(scp.split(' ').any(|s| s == "User.Read") && !scp.contains("Calendars"), "{scp}");
+    assert!(body["refresh_token"].is_string(), "{body}");
+    let me = server
+        .client()
+        .get(server.url("/v1.0/me"))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.json::<Value>().await.unwrap()["userPrincipalName"], "alice@contoso.test");
+    // Without offline_access: no refresh token.
+    let (_, body) = obo(&server, &alice, "https://graph.microsoft.com/User.Read").await;
+    assert!(body.get("refresh_token").is_none(), "{body}");
+
+    // Downstream consent the API does not hold: 65001 consent_required, for the API to pass back.
+    let (status, body) = obo(&server, &alice, "https://graph.microsoft.com/Calendars.Read").await;
+    assert_eq!((status, code(&body)), (400, 65001), "{body}");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body["suberror"], "consent_required");
+
+    // Bob may use the desktop client, but the API is for assigned users only: 50105.
+    let bob = user_token(&server, "bob@contoso.test", "bob-password-1", "api://notes-api/Notes.Read").await;
+    let (_, body) = obo(&server, &bob, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!(code(&body), 50105, "{body}");
+}
+
+#[tokio::test]
+async fn only_a_users_token_for_the_api_itself_is_an_assertion() {
+    let server = TestServer::start_with(&obo_world());
+
+    // A token for Graph (not for the API): 500131.
+    let graph = user_token(&server, "alice@contoso.test", "alice-password-1", "User.Read").await;
+    let (status, body) = obo(&server, &graph, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!((status, code(&body)), (400, 500131), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains(API), "{body}");
+
+    // An app-only token for the API (a daemon's): refused, OBO acts for users only.
+    let (status, body) = post_token(
+        &server,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", SYNC),
+            ("client_secret", "notes-sync-secret-1"),
+            ("scope", "api://notes-api/.default"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let app_only = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(jwt_claims(&app_only)["aud"], API);
+    let (_, body) = obo(&server, &app_only, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!(code(&body), 50013, "{body}");
+
+    // A forged assertion (another claim, same signature): 50013.
+    let alice = user_token(&server, "alice@contoso.test", "alice-password-1", "api://notes-api/Notes.Read").await;
+    let parts: Vec<&str> = alice.split('.').collect();
+    let mut claims = jwt_claims(&alice);
+    claims["preferred_username"] = "admin@contoso.test".into();
+    use base64::Engine;
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let (_, body) = obo(&server, &forged, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!(code(&body), 50013, "{body}");
+
+    // The API must authenticate (a public client cannot do OBO), and say what it is doing.
+    let (status, body) = post_token(
+        &server,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", DESKTOP),
+            ("assertion", &alice),
+            ("scope", "https://graph.microsoft.com/User.Read"),
+            ("requested_token_use", "on_behalf_of"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post_token(
+        &server,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("client_id", API),
+            ("client_secret", API_SECRET),
+            ("assertion", &alice),
+            ("scope", "https://graph.microsoft.com/User.Read"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("requested_token_use"), "{body}");
+}
