@@ -271,7 +271,84 @@ pub struct Application {
     /// External identities the app may authenticate as (workload identity federation).
     #[serde(default)]
     pub federated_credentials: Vec<FederatedCredential>,
+    /// Which groups the `groups` claim lists in tokens built from this app's manifest (its ID
+    /// tokens; access tokens for it as a resource).
+    #[serde(default)]
+    pub group_membership_claims: GroupMembershipClaims,
+    /// Optional claims added to its ID tokens and to access tokens for it.
+    #[serde(default)]
+    pub optional_claims: OptionalClaims,
 }
+
+/// Graph's `groupMembershipClaims`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum GroupMembershipClaims {
+    #[default]
+    None,
+    /// Security groups (every Accord group is one) and, in `wids`, directory roles.
+    SecurityGroup,
+    /// Directory roles only (`wids`).
+    DirectoryRole,
+    /// Only the groups assigned to the application.
+    ApplicationGroup,
+    /// Security groups, distribution lists and directory roles.
+    All,
+}
+
+impl GroupMembershipClaims {
+    pub const ALL: [GroupMembershipClaims; 5] = [
+        GroupMembershipClaims::None,
+        GroupMembershipClaims::SecurityGroup,
+        GroupMembershipClaims::DirectoryRole,
+        GroupMembershipClaims::ApplicationGroup,
+        GroupMembershipClaims::All,
+    ];
+
+    /// The manifest / Graph value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupMembershipClaims::None => "None",
+            GroupMembershipClaims::SecurityGroup => "SecurityGroup",
+            GroupMembershipClaims::DirectoryRole => "DirectoryRole",
+            GroupMembershipClaims::ApplicationGroup => "ApplicationGroup",
+            GroupMembershipClaims::All => "All",
+        }
+    }
+
+    /// Case-insensitive, as Graph takes it.
+    pub fn parse(s: &str) -> Option<GroupMembershipClaims> {
+        Self::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether tokens list groups at all.
+    pub fn lists_groups(self) -> bool {
+        !matches!(self, GroupMembershipClaims::None | GroupMembershipClaims::DirectoryRole)
+    }
+
+    /// Whether tokens carry the user's directory roles (`wids`).
+    pub fn lists_roles(self) -> bool {
+        matches!(
+            self,
+            GroupMembershipClaims::SecurityGroup | GroupMembershipClaims::DirectoryRole | GroupMembershipClaims::All
+        )
+    }
+}
+
+/// Graph's `optionalClaims`, by the names of the claims each token type gets.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OptionalClaims {
+    #[serde(default)]
+    pub id_token: Vec<String>,
+    #[serde(default)]
+    pub access_token: Vec<String>,
+}
+
+/// The optional claims Accord can emit (from what a user record holds).
+pub const SUPPORTED_OPTIONAL_CLAIMS: &[&str] = &["email", "upn", "auth_time", "wids", "groups", "login_hint"];
+
+/// More groups than this in a JWT and the `groups` claim becomes an overage indicator
+/// (`_claim_names`/`_claim_sources`), as in Entra.
+pub const GROUPS_CLAIM_LIMIT: usize = 200;
 
 impl Application {
     pub fn scope(&self, value: &str) -> Option<&PermissionScope> {

@@ -399,6 +399,8 @@ pub fn application() -> Application {
         key_credentials: Vec::new(),
         spa_redirect_uris: Vec::new(),
         federated_credentials: Vec::new(),
+        group_membership_claims: Default::default(),
+        optional_claims: Default::default(),
     }
 }
 

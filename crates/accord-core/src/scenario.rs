@@ -452,6 +452,10 @@ pub struct AppSpec {
     pub required: Vec<RequiredSpec>,
     /// Workload identity federation (`[[tenant.app.federated_credential]]`).
     pub federated_credentials: Vec<FederatedCredentialSpec>,
+    /// `group_membership_claims = "SecurityGroup"` (`None` by default).
+    pub group_membership_claims: crate::directory::GroupMembershipClaims,
+    /// `[tenant.app.optional_claims]` with `id_token` and `access_token` lists.
+    pub optional_claims: crate::directory::OptionalClaims,
 }
 
 impl FederatedCredentialSpec {

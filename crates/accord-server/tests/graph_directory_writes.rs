@@ -267,6 +267,9 @@ async fn applications_permissions_tenants_and_bad_requests() {
         (json!({"publicClient": {"redirectUris": ["http://localhost/cb"]}}), "publicClient.redirectUris"),
         (json!({"spa": {"redirectUris": ["http://x.example/"]}}), "spa.redirectUris"),
         (json!({"spa": {"redirectUris": ["https://x.example/#top"]}}), "spa.redirectUris"),
+        (json!({"groupMembershipClaims": "Everything"}), "groupMembershipClaims"),
+        (json!({"optionalClaims": {"idToken": [{"name": "ssn"}]}}), "optionalClaims"),
+        (json!({"optionalClaims": {"saml2Token": [{"name": "upn"}]}}), "optionalClaims.saml2Token"),
         (json!({"identifierUris": ["api://other"]}), "identifierUris"),
         (json!({"isFallbackPublicClient": "yes"}), "isFallbackPublicClient"),
         (
@@ -300,6 +303,18 @@ async fn applications_permissions_tenants_and_bad_requests() {
     assert_graph_error(status, &body, 400, "Request_BadRequest", "spa.redirectUris");
     let (status, _) = g.patch(&admin, &format!("/v1.0/applications/{id}"), json!({"spa": {"redirectUris": []}})).await;
     assert_eq!(status, 204);
+    // Token configuration: groups and optional claims, read back as Graph shows them.
+    let claims = json!({"groupMembershipClaims": "securitygroup", "optionalClaims": {"idToken": [{"name": "upn"}], "accessToken": [{"name": "email", "essential": false}]}});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), claims).await.0, 204);
+    let (_, body) =
+        g.get(&admin, &format!("/v1.0/applications/{id}?$select=groupMembershipClaims,optionalClaims")).await;
+    assert_eq!(body["groupMembershipClaims"], "SecurityGroup");
+    assert_eq!(body["optionalClaims"]["idToken"][0]["name"], "upn");
+    assert_eq!(body["optionalClaims"]["accessToken"][0]["name"], "email");
+    let reset = json!({"groupMembershipClaims": null, "optionalClaims": null});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), reset).await.0, 204);
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert!(body["groupMembershipClaims"].is_null() && body["optionalClaims"].is_null(), "{body}");
     let (status, body) =
         g.send(g.c.patch(g.url(&format!("/v1.0/applications/{id}"))).bearer_auth(&admin).body("{nope")).await;
     assert_graph_error(status, &body, 400, "UnableToDeserializePostBody", "JSON");

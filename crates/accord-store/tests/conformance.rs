@@ -264,6 +264,8 @@ mod fixtures {
             key_credentials: Vec::new(),
             spa_redirect_uris: Vec::new(),
             federated_credentials: Vec::new(),
+            group_membership_claims: Default::default(),
+            optional_claims: Default::default(),
         }
     }
 

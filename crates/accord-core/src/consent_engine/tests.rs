@@ -79,6 +79,8 @@ fn app(app_id: AppId, name: &str, uri: &str) -> Application {
         key_credentials: Vec::new(),
         spa_redirect_uris: Vec::new(),
         federated_credentials: Vec::new(),
+        group_membership_claims: Default::default(),
+        optional_claims: Default::default(),
     }
 }
 

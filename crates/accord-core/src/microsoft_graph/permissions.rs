@@ -37,6 +37,18 @@ pub const GROUP_READ_APP: &[&str] =
     &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 pub const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
 pub const GROUP_WRITE_APP: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
+/// A user's group memberships (`transitiveMemberOf`, `getMemberObjects`) of another user; one's
+/// own need only `ME`.
+pub const MEMBERSHIP_READ: &[&str] = &[
+    "GroupMember.Read.All",
+    "Group.Read.All",
+    "User.Read.All",
+    "Directory.Read.All",
+    "Directory.ReadWrite.All",
+    "Directory.AccessAsUser.All",
+];
+pub const MEMBERSHIP_READ_APP: &[&str] =
+    &["GroupMember.Read.All", "Group.Read.All", "User.Read.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 pub const ROLE_READ: &[&str] = &[
     "RoleManagement.Read.Directory",
     "RoleManagement.ReadWrite.Directory",

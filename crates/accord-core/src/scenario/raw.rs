@@ -111,6 +111,17 @@ pub(super) struct RawApp {
     pub required: Vec<S<RawRequired>>,
     #[serde(default)]
     pub federated_credential: Vec<S<RawFederatedCredential>>,
+    pub group_membership_claims: Option<S<String>>,
+    pub optional_claims: Option<S<RawOptionalClaims>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOptionalClaims {
+    #[serde(default)]
+    pub id_token: Vec<S<String>>,
+    #[serde(default)]
+    pub access_token: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

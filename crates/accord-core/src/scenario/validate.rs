@@ -1163,6 +1163,37 @@ fn check_app(
         }
     }
     let federated_credentials = federated_credentials(cx, a, public_client, &display_name);
+    let group_membership_claims = match &a.group_membership_claims {
+        None => crate::directory::GroupMembershipClaims::None,
+        Some(v) => crate::directory::GroupMembershipClaims::parse(v.get_ref()).unwrap_or_else(|| {
+            let why = format!(
+                "{:?} is not a groups claim setting (expected None, SecurityGroup, DirectoryRole, ApplicationGroup or All)",
+                v.get_ref()
+            );
+            cx.err(v.span(), "tenant.app.group_membership_claims", why);
+            crate::directory::GroupMembershipClaims::None
+        }),
+    };
+    let mut optional_claims = crate::directory::OptionalClaims::default();
+    if let Some(oc) = &a.optional_claims {
+        let oc = oc.get_ref();
+        for (list, out, key) in [
+            (&oc.id_token, &mut optional_claims.id_token, "tenant.app.optional_claims.id_token"),
+            (&oc.access_token, &mut optional_claims.access_token, "tenant.app.optional_claims.access_token"),
+        ] {
+            for name in list {
+                if !crate::directory::SUPPORTED_OPTIONAL_CLAIMS.contains(&name.get_ref().as_str()) {
+                    let why = format!(
+                        "{:?} is not an optional claim Accord emits (one of {})",
+                        name.get_ref(),
+                        crate::directory::SUPPORTED_OPTIONAL_CLAIMS.join(", ")
+                    );
+                    cx.err(name.span(), key, why);
+                }
+                out.push(name.get_ref().clone());
+            }
+        }
+    }
 
     let identifier_uri = a.identifier_uri.as_ref().map(|u| {
         let s = u.get_ref();
@@ -1307,6 +1338,8 @@ fn check_app(
         roles,
         required: Vec::new(),
         federated_credentials,
+        group_membership_claims,
+        optional_claims,
     }
 }
 

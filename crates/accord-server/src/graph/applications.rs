@@ -17,7 +17,8 @@ use accord_core::microsoft_graph::permissions::{
 use crate::service::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{
-    AppRoleMemberType, Application, ClientSecret, KeyCredential, RequiredResourceAccess, SignInAudience,
+    AppRoleMemberType, Application, ClientSecret, GroupMembershipClaims, KeyCredential, OptionalClaims,
+    RequiredResourceAccess, SignInAudience, SUPPORTED_OPTIONAL_CLAIMS,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -38,9 +39,11 @@ const APP_SELECT: &[&str] = &[
     "deletedDateTime",
     "description",
     "displayName",
+    "groupMembershipClaims",
     "identifierUris",
     "isFallbackPublicClient",
     "keyCredentials",
+    "optionalClaims",
     "passwordCredentials",
     "publicClient",
     "publisherDomain",
@@ -208,6 +211,11 @@ async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: 
         "description": null,
         "displayName": app.display_name,
         "identifierUris": app.identifier_uri.iter().collect::<Vec<_>>(),
+        "groupMembershipClaims": match app.group_membership_claims {
+            GroupMembershipClaims::None => Value::Null,
+            other => json!(other.as_str()),
+        },
+        "optionalClaims": optional_claims_json(&app.optional_claims),
         "isFallbackPublicClient": app.public_client,
         "publisherDomain": publisher_domain,
         "signInAudience": app.sign_in_audience.entra_value(),
@@ -452,6 +460,8 @@ const WRITABLE: &[&str] = &[
     "isFallbackPublicClient",
     "requiredResourceAccess",
     "keyCredentials",
+    "groupMembershipClaims",
+    "optionalClaims",
 ];
 
 /// Applies a create/update body to `app` (validated; the service layer validates again).
@@ -497,12 +507,73 @@ async fn apply_body(state: &AppState, mut app: Application, m: &Map<String, Valu
     if let Some(v) = m.get("keyCredentials") {
         app.key_credentials = key_credentials(&app, v)?;
     }
+    match m.get("groupMembershipClaims") {
+        None => {}
+        Some(Value::Null) => app.group_membership_claims = GroupMembershipClaims::None,
+        Some(Value::String(v)) => {
+            app.group_membership_claims = GroupMembershipClaims::parse(v).ok_or_else(|| {
+                bad("Invalid value specified for property 'groupMembershipClaims' of resource 'Application': expected None, SecurityGroup, DirectoryRole, ApplicationGroup or All.")
+            })?
+        }
+        Some(_) => return Err(invalid_value("groupMembershipClaims")),
+    }
+    if let Some(v) = m.get("optionalClaims") {
+        app.optional_claims = optional_claims(v)?;
+    }
     Ok(app)
 }
 
 /// `keyCredentials` as PATCH sends it: the whole list. A certificate comes as `key` (base64
 /// DER, `AsymmetricX509Cert`, usage `Verify`); an entry without `key` keeps the registered
 /// certificate of its `keyId`, so a client may send back the list it read (keys are never read).
+fn optional_claims_json(o: &OptionalClaims) -> Value {
+    if o.id_token.is_empty() && o.access_token.is_empty() {
+        return Value::Null;
+    }
+    let list = |names: &[String]| -> Vec<Value> {
+        names
+            .iter()
+            .map(|n| json!({"name": n, "source": null, "essential": false, "additionalProperties": []}))
+            .collect()
+    };
+    json!({"idToken": list(&o.id_token), "accessToken": list(&o.access_token), "saml2Token": []})
+}
+
+/// `optionalClaims`: `idToken` and `accessToken` lists of `{name, …}` (SAML tokens are not
+/// issued, so `saml2Token` must stay empty); only claims Accord can emit.
+fn optional_claims(v: &Value) -> Result<OptionalClaims, GraphError> {
+    const P: &str = "optionalClaims";
+    let Value::Object(m) = v else {
+        return if v.is_null() { Ok(OptionalClaims::default()) } else { Err(invalid_value(P)) };
+    };
+    let mut out = OptionalClaims::default();
+    for (key, list) in m {
+        let target = match key.as_str() {
+            "idToken" => &mut out.id_token,
+            "accessToken" => &mut out.access_token,
+            "saml2Token" if list.as_array().is_none_or(|l| l.is_empty()) => continue,
+            _ => {
+                return Err(bad(format!(
+                    "Property '{P}.{key}' is not supported: Accord issues idToken and accessToken claims."
+                )))
+            }
+        };
+        let Value::Array(entries) = list else { return Err(invalid_value(&format!("{P}.{key}"))) };
+        for e in entries {
+            let name =
+                e.get("name").and_then(Value::as_str).ok_or_else(|| invalid_value(&format!("{P}.{key}.name")))?;
+            if !SUPPORTED_OPTIONAL_CLAIMS.contains(&name) {
+                return Err(bad(format!(
+                    "Invalid value specified for property '{P}.{key}': '{name}' is not an optional claim Accord emits ({}).",
+                    SUPPORTED_OPTIONAL_CLAIMS.join(", ")
+                )));
+            }
+            target.push(name.to_string());
+        }
+    }
+    Ok(out)
+}
+
 fn key_credentials(app: &Application, v: &Value) -> Result<Vec<KeyCredential>, GraphError> {
     const P: &str = "keyCredentials";
     let Value::Array(items) = v else { return Err(invalid_value(P)) };
@@ -580,6 +651,8 @@ pub async fn create(
         key_credentials: Vec::new(),
         spa_redirect_uris: Vec::new(),
         federated_credentials: Vec::new(),
+        group_membership_claims: Default::default(),
+        optional_claims: Default::default(),
     };
     let draft = apply_body(&state, draft, &m).await?;
     let created =

@@ -16,6 +16,7 @@ pub mod errors;
 pub mod federated_credentials;
 pub mod grants;
 pub mod keyed;
+pub mod memberships;
 pub mod odata;
 pub mod openapi;
 pub mod policies;
@@ -59,6 +60,16 @@ pub fn route_paths() -> Vec<String> {
 fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
     let mut table: Vec<(String, MethodRouter<SharedState>)> = vec![
         ("/v1.0/me".into(), get(users::me).fallback(method_not_allowed)),
+        ("/v1.0/me/transitiveMemberOf".into(), get(memberships::my_transitive_member_of).fallback(method_not_allowed)),
+        ("/v1.0/me/getMemberObjects".into(), post(memberships::my_member_objects).fallback(method_not_allowed)),
+        (
+            "/v1.0/users/{user}/transitiveMemberOf".into(),
+            get(memberships::user_transitive_member_of).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/users/{user}/getMemberObjects".into(),
+            post(memberships::user_member_objects).fallback(method_not_allowed),
+        ),
         (
             "/v1.0/users".into(),
             get(directory::list_users).post(directory_writes::create_user).fallback(method_not_allowed),

@@ -107,6 +107,18 @@ fn directory_operations() -> Vec<Operation> {
     let role_key = "/directoryRoles(roleTemplateId='{roleTemplateId}')";
     vec![
         op("get", "/me", "The signed-in user", ME, NONE),
+        op("get", "/me/transitiveMemberOf", "The signed-in user's groups, nested included", ME, NONE).list(),
+        op("post", "/me/getMemberObjects", "Ids of the signed-in user's groups", ME, NONE).status(200),
+        op(
+            "get",
+            "/users/{user}/transitiveMemberOf",
+            "A user's groups, nested included",
+            MEMBERSHIP_READ,
+            MEMBERSHIP_READ_APP,
+        )
+        .list(),
+        op("post", "/users/{user}/getMemberObjects", "Ids of a user's groups", MEMBERSHIP_READ, MEMBERSHIP_READ_APP)
+            .status(200),
         op("get", "/users", "List users", USER_READ_ANY, USER_READ_APP).list(),
         op("post", "/users", "Create a user", USER_WRITE, USER_WRITE_APP),
         op("get", "/users/{user}", "Get a user by id or userPrincipalName", USER_READ_ANY, USER_READ_APP),

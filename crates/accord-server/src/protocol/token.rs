@@ -502,6 +502,7 @@ async fn user_token_response(
     refresh: Refresh,
 ) -> Result<Value, Failure> {
     let roles = state.store.user_roles(tenant.id, user.id).await?;
+    let resource_groups = tokens::groups_claim(&*state.store, tenant.id, user, &decision.resource).await?;
     let access_token = tokens::user_access_token(
         state,
         &UserTokenInput {
@@ -513,6 +514,7 @@ async fn user_token_response(
             roles: &roles,
             scopes: &decision.scopes,
             client_auth: client.auth,
+            groups: &resource_groups,
         },
     );
     let lifetime = state.settings.access_token_seconds;
@@ -530,6 +532,7 @@ async fn user_token_response(
         body.insert("refresh_token".into(), json!(issue_refresh_token(state, client, tenant, user, refresh).await?));
     }
     if decision.oidc.openid {
+        let client_groups = tokens::groups_claim(&*state.store, tenant.id, user, &client.app).await?;
         let id_token = tokens::id_token(
             state,
             &IdTokenInput {
@@ -540,6 +543,8 @@ async fn user_token_response(
                 nonce,
                 auth_time,
                 app_roles: &decision.roles,
+                roles: &roles,
+                groups: &client_groups,
             },
         );
         body.insert("id_token".into(), json!(id_token));

@@ -464,6 +464,8 @@ impl<'a> Planner<'a> {
             key_credentials: key_credentials(spec)?,
             spa_redirect_uris: spec.spa_redirect_uris.clone(),
             federated_credentials: federated_credentials(spec),
+            group_membership_claims: spec.group_membership_claims,
+            optional_claims: spec.optional_claims.clone(),
         };
         self.changes.push(Change::PutApplication(app.clone()));
         let stored = match &existing {

@@ -1,11 +1,15 @@
 //! Minting tokens with the Entra v2 claim set (entra-reference.md §8). Claims are built here
 //! and nowhere else, so every grant type issues the same shapes.
 
+use super::ServiceError;
 use crate::state::AppState;
-use accord_core::directory::{Application, DirectoryRole, User};
-use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
+use accord_core::directory::{
+    Application, DirectoryRole, GroupMembershipClaims, PrincipalType, User, GROUPS_CLAIM_LIMIT,
+};
+use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId};
 use accord_core::scope::OidcScopes;
 use accord_core::well_known::GRAPH_APP_ID;
+use accord_store::Store;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use serde_json::{json, Map, Value};
@@ -42,6 +46,85 @@ fn base_claims(state: &AppState, tenant_id: TenantId, aud: &str, lifetime: i64) 
     c
 }
 
+/// What a token's `groups` claim says, as the app's `groupMembershipClaims` asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupsClaim {
+    /// The app asks for no groups.
+    Omitted,
+    Listed(Vec<GroupId>),
+    /// More than [`GROUPS_CLAIM_LIMIT`]: the token points to where the list is served.
+    Overage,
+}
+
+/// The groups of `user` that tokens built from `app`'s manifest list: every group the user
+/// belongs to, directly or through nested groups — or, for `ApplicationGroup`, only those of
+/// them assigned to the app in this tenant.
+pub async fn groups_claim(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    user: &User,
+    app: &Application,
+) -> Result<GroupsClaim, ServiceError> {
+    let setting = app.group_membership_claims;
+    if !setting.lists_groups() {
+        return Ok(GroupsClaim::Omitted);
+    }
+    let mut groups = store.transitive_groups_of(tenant_id, user.id.into()).await?;
+    if setting == GroupMembershipClaims::ApplicationGroup {
+        let assigned: Vec<Uuid> = match store.service_principal_by_app_id(tenant_id, app.app_id).await? {
+            Some(sp) => store
+                .app_role_assignments_to(tenant_id, sp.id)
+                .await?
+                .into_iter()
+                .filter(|a| a.principal_type == PrincipalType::Group)
+                .map(|a| a.principal_id)
+                .collect(),
+            None => Vec::new(),
+        };
+        groups.retain(|g| assigned.contains(&g.as_uuid()));
+    }
+    groups.sort();
+    groups.dedup();
+    Ok(if groups.len() > GROUPS_CLAIM_LIMIT { GroupsClaim::Overage } else { GroupsClaim::Listed(groups) })
+}
+
+/// Adds the groups claim (or its overage indicator) and the optional claims `names` asks for.
+fn add_membership_and_optional_claims(
+    state: &AppState,
+    c: &mut Map<String, Value>,
+    user: &User,
+    roles: &[DirectoryRole],
+    groups: &GroupsClaim,
+    wids: bool,
+    names: &[String],
+) {
+    match groups {
+        GroupsClaim::Omitted => {}
+        GroupsClaim::Listed(ids) => {
+            c.insert("groups".into(), json!(ids));
+        }
+        GroupsClaim::Overage => {
+            // Where the full list is: Accord's own Graph (Entra names an Azure AD Graph URL,
+            // which clients are told to ignore and replace by Microsoft Graph's).
+            let endpoint = format!("{}/v1.0/users/{}/getMemberObjects", state.settings.public_url, user.id);
+            c.insert("_claim_names".into(), json!({"groups": "src1"}));
+            c.insert("_claim_sources".into(), json!({"src1": {"endpoint": endpoint}}));
+        }
+    }
+    if (wids || names.iter().any(|n| n == "wids")) && !roles.is_empty() {
+        let ids: Vec<String> = roles.iter().map(|r| r.template_id().to_string()).collect();
+        c.insert("wids".into(), json!(ids));
+    }
+    for name in names {
+        match name.as_str() {
+            "email" | "upn" | "login_hint" => {
+                c.entry(name.clone()).or_insert_with(|| json!(user.upn));
+            }
+            _ => {}
+        }
+    }
+}
+
 pub struct UserTokenInput<'a> {
     pub tenant_id: TenantId,
     pub client: &'a Application,
@@ -54,6 +137,8 @@ pub struct UserTokenInput<'a> {
     pub client_auth: ClientAuth,
     /// The client's app roles held by the user; carried when the token is for the client's own API.
     pub app_roles: &'a [String],
+    /// The `groups` claim, as the resource's manifest asks.
+    pub groups: &'a GroupsClaim,
 }
 
 /// How a client proved itself at the token endpoint.
@@ -90,10 +175,9 @@ pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
     c.insert("name".into(), json!(t.user.display_name));
     c.insert("preferred_username".into(), json!(t.user.upn));
     c.insert("scp".into(), json!(t.scopes.join(" ")));
-    if !t.roles.is_empty() {
-        let wids: Vec<String> = t.roles.iter().map(|r| r.template_id().to_string()).collect();
-        c.insert("wids".into(), json!(wids));
-    }
+    // Access tokens carry the user's directory roles (Graph authorizes admin calls by them).
+    let names = &t.resource.optional_claims.access_token;
+    add_membership_and_optional_claims(state, &mut c, t.user, t.roles, t.groups, true, names);
     if t.resource.app_id == t.client.app_id && !t.app_roles.is_empty() {
         c.insert("roles".into(), json!(t.app_roles));
     }
@@ -131,6 +215,10 @@ pub struct IdTokenInput<'a> {
     pub auth_time: OffsetDateTime,
     /// The client's app roles held by the user (`roles` claim).
     pub app_roles: &'a [String],
+    /// The user's directory roles (`wids`, when the client's manifest asks).
+    pub roles: &'a [DirectoryRole],
+    /// The `groups` claim, as the client's manifest asks.
+    pub groups: &'a GroupsClaim,
 }
 
 pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
@@ -149,6 +237,16 @@ pub fn id_token(state: &AppState, t: &IdTokenInput) -> String {
     if !t.app_roles.is_empty() {
         c.insert("roles".into(), json!(t.app_roles));
     }
+    let wids = t.client.group_membership_claims.lists_roles();
+    add_membership_and_optional_claims(
+        state,
+        &mut c,
+        t.user,
+        t.roles,
+        t.groups,
+        wids,
+        &t.client.optional_claims.id_token,
+    );
     if let Some(nonce) = t.nonce {
         c.insert("nonce".into(), json!(nonce));
     }

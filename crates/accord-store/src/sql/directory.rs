@@ -82,7 +82,7 @@ fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
 
 const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
      public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials, \
-     spa_redirect_uris, federated_credentials";
+     spa_redirect_uris, federated_credentials, group_membership_claims, optional_claims";
 
 fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
     Ok(Application {
@@ -101,6 +101,8 @@ fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
         key_credentials: c.json("key_credentials")?,
         spa_redirect_uris: c.json("spa_redirect_uris")?,
         federated_credentials: c.json("federated_credentials")?,
+        group_membership_claims: c.json("group_membership_claims")?,
+        optional_claims: c.json("optional_claims")?,
     })
 }
 
@@ -559,8 +561,9 @@ impl SqlStore {
         let q = sqlx::query(
             "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
              public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
-             required_resource_access, key_credentials, spa_redirect_uris, federated_credentials) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             required_resource_access, key_credentials, spa_redirect_uris, federated_credentials, \
+             group_membership_claims, optional_claims) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
              ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
              display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
              redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
@@ -568,7 +571,8 @@ impl SqlStore {
              identifier_uri_key = excluded.identifier_uri_key, scopes = excluded.scopes, \
              app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access, \
              key_credentials = excluded.key_credentials, spa_redirect_uris = excluded.spa_redirect_uris, \
-             federated_credentials = excluded.federated_credentials \
+             federated_credentials = excluded.federated_credentials, \
+             group_membership_claims = excluded.group_membership_claims, optional_claims = excluded.optional_claims \
              WHERE applications.id = excluded.id",
         )
         .bind(id(a.id))
@@ -586,7 +590,9 @@ impl SqlStore {
         .bind(to_json(&a.required)?)
         .bind(to_json(&a.key_credentials)?)
         .bind(to_json(&a.spa_redirect_uris)?)
-        .bind(to_json(&a.federated_credentials)?);
+        .bind(to_json(&a.federated_credentials)?)
+        .bind(to_json(&a.group_membership_claims)?)
+        .bind(to_json(&a.optional_claims)?);
         let done = self.execute(&mut *c, q).await.map_err(|e| {
             write_err(e, |detail| {
                 if detail.contains("identifier_uri") {

@@ -38,6 +38,8 @@ pub async fn create_application(
         key_credentials: Vec::new(),
         spa_redirect_uris: Vec::new(),
         federated_credentials: Vec::new(),
+        group_membership_claims: Default::default(),
+        optional_claims: Default::default(),
     };
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {
