@@ -4,8 +4,9 @@
 //! only `User.Read`; another user's a directory or group-membership permission.
 
 use super::auth::Caller;
-use super::directory::group_json;
+use super::directory::{group_json, list_response, GROUP_SPEC};
 use super::errors::GraphError;
+use super::odata::QueryOptions;
 use super::request::{denied, json_object, json_response, GraphPath};
 use super::users::find_user;
 use crate::state::{AppState, SharedState};
@@ -13,8 +14,8 @@ use accord_core::directory::{Group, User};
 use accord_core::microsoft_graph::permissions::{ME, MEMBERSHIP_READ, MEMBERSHIP_READ_APP};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use serde_json::{json, Value};
 
@@ -54,13 +55,17 @@ async fn groups_of(state: &AppState, user: &User) -> Result<Vec<Group>, GraphErr
     Ok(groups)
 }
 
+/// The groups as directory objects, with the OData options group lists take ($select,
+/// $filter, $orderby, $top, paging).
 async fn transitive_member_of(
     state: &AppState,
     caller: Caller,
     path: Option<&GraphPath>,
+    uri: &Uri,
 ) -> Result<Response, GraphError> {
+    let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
     let user = subject(state, &caller, path).await?;
-    let value: Vec<Value> = groups_of(state, &user)
+    let items: Vec<Value> = groups_of(state, &user)
         .await?
         .iter()
         .map(|g| {
@@ -69,8 +74,7 @@ async fn transitive_member_of(
             v
         })
         .collect();
-    let context = format!("{}/v1.0/$metadata#directoryObjects", state.settings.public_url);
-    Ok(json_response(StatusCode::OK, json!({ "@odata.context": context, "value": value }), None))
+    Ok(list_response(state, &opts, items, "directoryObjects", uri.path()))
 }
 
 async fn get_member_objects(
@@ -96,8 +100,12 @@ async fn get_member_objects(
 }
 
 /// `GET /v1.0/me/transitiveMemberOf`
-pub async fn my_transitive_member_of(State(state): State<SharedState>, caller: Caller) -> Result<Response, GraphError> {
-    transitive_member_of(&state, caller, None).await
+pub async fn my_transitive_member_of(
+    State(state): State<SharedState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    transitive_member_of(&state, caller, None, &uri).await
 }
 
 /// `GET /v1.0/users/{user}/transitiveMemberOf`
@@ -105,8 +113,9 @@ pub async fn user_transitive_member_of(
     State(state): State<SharedState>,
     caller: Caller,
     path: GraphPath,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
-    transitive_member_of(&state, caller, Some(&path)).await
+    transitive_member_of(&state, caller, Some(&path), &uri).await
 }
 
 /// `POST /v1.0/me/getMemberObjects`
