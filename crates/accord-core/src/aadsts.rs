@@ -734,6 +734,15 @@ impl Aadsts {
         )
     }
 
+    /// A claims challenge (`access_token.nbf`) asks for a sign-in newer than the grant presented.
+    pub fn claims_challenge_needs_sign_in() -> Self {
+        Self::new(
+            50133,
+            OAuthError::InteractionRequired,
+            "Session is invalid due to expiration or recent password change: the claims challenge requires a sign-in after the user's access was revoked. Sign in again.",
+        )
+    }
+
     /// On-behalf-of: the assertion was issued for another audience than the calling API.
     pub fn obo_wrong_audience(aud: &str, app_id: &str, app_name: &str) -> Self {
         Self::new(

@@ -106,6 +106,10 @@ pub struct User {
     /// Consecutive failed sign-ins since the last success (drives lockout).
     pub failed_sign_ins: u32,
     pub locked_until: Option<OffsetDateTime>,
+    /// When the user's sign-ins were last ended (revocation, password reset, disabling): tokens
+    /// issued before it fail continuous access evaluation. Written only by `EndSignIns`.
+    #[serde(default)]
+    pub sign_ins_valid_from: Option<OffsetDateTime>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -344,7 +348,7 @@ pub struct OptionalClaims {
 }
 
 /// The optional claims Accord can emit (from what a user record holds).
-pub const SUPPORTED_OPTIONAL_CLAIMS: &[&str] = &["email", "upn", "auth_time", "wids", "groups", "login_hint"];
+pub const SUPPORTED_OPTIONAL_CLAIMS: &[&str] = &["email", "upn", "auth_time", "wids", "groups", "login_hint", "xms_cc"];
 
 /// More groups than this in a JWT and the `groups` claim becomes an overage indicator
 /// (`_claim_names`/`_claim_sources`), as in Entra.

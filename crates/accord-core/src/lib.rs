@@ -2,6 +2,7 @@
 //! Nothing in this crate performs I/O.
 
 pub mod aadsts;
+pub mod claims_request;
 pub mod consent_engine;
 pub mod consent_records;
 pub mod directory;

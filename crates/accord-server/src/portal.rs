@@ -50,6 +50,7 @@ pub async fn portal_sign_in(
         code_challenge_method: None,
         issued_at: OffsetDateTime::now_utc().unix_timestamp(),
         device_code_hash: None,
+        claims_not_before: None,
     };
     sign_in_page(&state, &headers, &path, &portal_application(&return_to), &req, None, StatusCode::OK)
 }

@@ -14,6 +14,9 @@ pub struct Settings {
     pub secure_cookies: bool,
     pub allow_ropc: bool,
     pub access_token_seconds: i64,
+    /// Access tokens for clients that handle claims challenges (`cp1`) live longer: Graph
+    /// revokes them at once when the user's access ends (continuous access evaluation).
+    pub cae_access_token_seconds: i64,
     pub code_seconds: i64,
     pub refresh_token_days: i64,
     pub session_hours: i64,
@@ -29,6 +32,7 @@ impl Settings {
             public_url,
             allow_ropc,
             access_token_seconds: 3599,
+            cae_access_token_seconds: 24 * 3600,
             code_seconds: 600,
             refresh_token_days: 90,
             session_hours: 24,

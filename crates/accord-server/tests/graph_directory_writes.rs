@@ -1333,3 +1333,95 @@ async fn federated_identity_credentials_crud() {
     let (status, _) = g.delete(&admin, &format!("{by_app_id}/ci-1")).await;
     assert_eq!(status, 204);
 }
+
+/// Waits until the clock enters its next second: a revocation recorded then is strictly after
+/// every token issued before the wait (token times are whole seconds).
+async fn next_second() {
+    let now = time::OffsetDateTime::now_utc();
+    let left = 1_000_000_000 - i64::from(now.nanosecond()) + 5_000_000;
+    tokio::time::sleep(std::time::Duration::from_nanos(left as u64)).await;
+}
+
+#[tokio::test]
+async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
+    let g = Graph::start();
+    let admin = g.admin().await;
+    const CP1: &str = r#"{"access_token":{"xms_cc":{"values":["CP1"]}},"id_token":{"login_hint":{"essential":false}}}"#;
+    let sign_in = |claims: Option<String>| {
+        let g = &g;
+        async move {
+            let mut form = vec![
+                ("grant_type", "password".to_string()),
+                ("client_id", ADMIN_CONSOLE.to_string()),
+                ("username", "bob@contoso.test".to_string()),
+                ("password", "bob-password-1".to_string()),
+                ("scope", "https://graph.microsoft.com/User.Read".to_string()),
+            ];
+            if let Some(c) = claims {
+                form.push(("claims", c));
+            }
+            let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            g.try_token(CONTOSO, &form).await
+        }
+    };
+
+    // A client that declares cp1 gets a long-lived token carrying xms_cc; others the usual hour.
+    let (status, body) = sign_in(Some(CP1.into())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_in"], 86400);
+    let capable = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(support::jwt_claims(&capable)["xms_cc"], json!(["cp1"]));
+    let (_, body) = sign_in(None).await;
+    let plain = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(body["expires_in"], 3599);
+    assert!(support::jwt_claims(&plain).get("xms_cc").is_none());
+    assert_eq!(g.get(&capable, "/v1.0/me").await.0, 200);
+
+    // The administrator ends Bob's sign-ins: the capable token is challenged at once.
+    next_second().await;
+    let (status, _) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    assert_eq!(status, 200);
+    let res = g.c.get(g.url("/v1.0/me")).bearer_auth(&capable).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(challenge.starts_with("Bearer ") && challenge.contains("error=\"insufficient_claims\""), "{challenge}");
+    // Kiota's rule: the claims value is double-quoted.
+    let claims_b64 = challenge.split("claims=\"").nth(1).unwrap().split('"').next().unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::STANDARD, claims_b64).unwrap(),
+    )
+    .unwrap();
+    let nbf: i64 = claims["access_token"]["nbf"]["value"].as_str().unwrap().parse().unwrap();
+    assert_eq!(claims["access_token"]["nbf"]["essential"], true);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("TokenIssuedBeforeRevocationTimestamp"), "{body}");
+    // The hour-long token is not re-evaluated (as in Entra).
+    assert_eq!(g.get(&plain, "/v1.0/me").await.0, 200);
+
+    // The client answers the challenge: a new sign-in with the challenge's claims; Graph accepts it.
+    let answer =
+        CP1.replace(r#""access_token":{"#, &format!(r#""access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}},"#));
+    if time::OffsetDateTime::now_utc().unix_timestamp() < nbf {
+        next_second().await;
+    }
+    let (status, body) = sign_in(Some(answer)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(g.get(body["access_token"].as_str().unwrap(), "/v1.0/me").await.0, 200);
+    // An old grant cannot answer a challenge newer than itself.
+    let too_new =
+        CP1.replace(r#""access_token":{"#, r#""access_token":{"nbf":{"essential":true,"value":"99999999999"},"#);
+    let (status, body) = sign_in(Some(too_new)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("interaction_required")), "{body}");
+    let (status, body) = sign_in(Some("[not an object]".into())).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("claims"), "{body}");
+
+    // Disabling Bob: challenged too.
+    let (_, body) = sign_in(Some(CP1.into())).await;
+    let capable = body["access_token"].as_str().unwrap().to_string();
+    let (status, _) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": false})).await;
+    assert_eq!(status, 204);
+    let res = g.c.get(g.url("/v1.0/me")).bearer_auth(&capable).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("UserDisabled"));
+}

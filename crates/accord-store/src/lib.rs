@@ -59,6 +59,9 @@ pub enum Change {
     EndSignIns {
         tenant_id: TenantId,
         user_id: UserId,
+        /// Recorded on the user (`sign_ins_valid_from`): tokens issued before it are revoked
+        /// for clients that evaluate access continuously.
+        at: OffsetDateTime,
     },
     /// Replaces the user's directory roles.
     SetUserRoles {

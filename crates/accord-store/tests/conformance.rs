@@ -222,6 +222,7 @@ mod fixtures {
             enabled: true,
             failed_sign_ins: 0,
             locked_until: None,
+            sign_ins_valid_from: None,
         }
     }
 
@@ -910,13 +911,19 @@ mod cases {
             s.put_refresh_token(&token).await.unwrap();
         }
 
-        s.apply(&[Change::EndSignIns { tenant_id: t.id, user_id: u.id }]).await.unwrap();
+        s.apply(&[Change::EndSignIns { tenant_id: t.id, user_id: u.id, at: at(7) }]).await.unwrap();
 
         assert_eq!(s.session("u-session").await.unwrap(), None);
         assert_eq!(s.redeem_auth_code("u-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
         assert!(s.refresh_token("u-rt").await.unwrap().expect("kept, revoked").revoked);
-        // The user stays, and nobody else's sign-ins are touched.
-        assert!(s.user(t.id, u.id).await.unwrap().is_some());
+        // The user stays, marked with when their sign-ins ended (continuous access evaluation
+        // compares tokens with it); a later write of the user keeps the mark.
+        let ended = s.user(t.id, u.id).await.unwrap().unwrap();
+        assert_eq!(ended.sign_ins_valid_from, Some(at(7)));
+        let renamed = User { display_name: "Renamed".into(), sign_ins_valid_from: None, ..ended };
+        s.apply(&[Change::PutUser(renamed)]).await.unwrap();
+        assert_eq!(s.user(t.id, u.id).await.unwrap().unwrap().sign_ins_valid_from, Some(at(7)));
+        assert_eq!(s.user(t.id, other.id).await.unwrap().unwrap().sign_ins_valid_from, None);
         assert!(s.session("o-session").await.unwrap().is_some());
         assert!(!s.refresh_token("o-rt").await.unwrap().unwrap().revoked);
         assert!(matches!(s.redeem_auth_code("o-code", at(1)).await.unwrap(), CodeRedemption::Redeemed(_)));

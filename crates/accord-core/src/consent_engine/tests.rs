@@ -168,6 +168,7 @@ impl World {
                 enabled: true,
                 failed_sign_ins: 0,
                 locked_until: None,
+                sign_ins_valid_from: None,
             },
             roles: Vec::new(),
             groups: vec![

@@ -9,6 +9,7 @@ use accord_core::well_known::GRAPH_APP_ID;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
+use base64::Engine;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -109,20 +110,70 @@ pub fn www_authenticate(state: &AppState, error: Option<&str>) -> String {
 }
 
 /// Authenticates a Graph request.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
     let claims = validate_bearer(state, headers).map_err(|e| {
         let error = (e != BearerError::Missing).then_some("invalid_token");
         GraphError::unauthenticated(e.message(), &www_authenticate(state, error))
     })?;
-    Caller::from_claims(&claims)
-        .map_err(|m| GraphError::unauthenticated(m, &www_authenticate(state, Some("invalid_token"))))
+    let caller = Caller::from_claims(&claims)
+        .map_err(|m| GraphError::unauthenticated(m, &www_authenticate(state, Some("invalid_token"))))?;
+    continuous_access(state, &claims, &caller).await?;
+    Ok(caller)
+}
+
+/// Continuous access evaluation. A client that declared `cp1` holds a long-lived token, so
+/// Graph re-checks it on every call: when the user's sign-ins were ended after it was issued
+/// (revokeSignInSessions, a password reset, a disabled account), the user is gone, or the
+/// app's consent no longer covers it, the answer is a claims challenge (401 with
+/// `error="insufficient_claims"` and the `claims` a new token must satisfy), which MSAL and the
+/// Graph SDKs answer by getting a new token. Other tokens live an hour and are not re-checked.
+async fn continuous_access(state: &AppState, claims: &Value, caller: &Caller) -> Result<(), GraphError> {
+    let cp1 = claims
+        .get("xms_cc")
+        .and_then(Value::as_array)
+        .is_some_and(|values| values.iter().filter_map(Value::as_str).any(|v| v.eq_ignore_ascii_case("cp1")));
+    let Some(user_id) = caller.user_id().filter(|_| cp1) else { return Ok(()) };
+    let issued = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let user = state.store.user(caller.tenant_id, user_id).await?;
+    let reason = match &user {
+        None => Some(("UserDeleted", now)),
+        Some(u) if !u.enabled => Some(("UserDisabled", now)),
+        Some(u) => {
+            // Tokens issued within the second the sign-ins ended count as issued before it.
+            let ended = u.sign_ins_valid_from.map(|t| t.unix_timestamp() + i64::from(t.nanosecond() > 0));
+            ended.filter(|&e| issued < e).map(|e| ("TokenIssuedBeforeRevocationTimestamp", e))
+        }
+    };
+    let reason = match (reason, &user) {
+        (Some(r), _) => Some(r),
+        (None, Some(u)) => {
+            let scopes = claims.get("scp").and_then(Value::as_str).unwrap_or_default();
+            (!crate::service::consent::still_granted(&*state.store, caller.tenant_id, caller.client_app_id, u, scopes)
+                .await?)
+                .then_some(("ConsentRevoked", now))
+        }
+        (None, None) => None,
+    };
+    let Some((code, not_before)) = reason else { return Ok(()) };
+    tracing::info!(tenant = %caller.tenant_id, user = %user_id, code, "continuous access evaluation: claims challenge");
+    let challenge = base64::engine::general_purpose::STANDARD
+        .encode(accord_core::claims_request::ClaimsRequest::challenge(not_before));
+    let header = format!(
+        "Bearer realm=\"\", authorization_uri=\"{}/common/oauth2/authorize\", client_id=\"{GRAPH_APP_ID}\", error=\"insufficient_claims\", claims=\"{challenge}\"",
+        state.settings.public_url
+    );
+    Err(GraphError::unauthenticated(
+        format!("Continuous access evaluation resulted in claims challenge with result: InteractionRequired and code: {code}"),
+        &header,
+    ))
 }
 
 impl FromRequestParts<SharedState> for Caller {
     type Rejection = GraphError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers)
+        authenticate(state, &parts.headers).await
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn dispatch(
     let tail: Vec<&str> = segments[1..].iter().map(String::as_str).collect();
     let result = if let Some(value) = alternate_key(first, "applications", "appId") {
         let value = value.to_string();
-        match authenticate(&state, &headers) {
+        match authenticate(&state, &headers).await {
             Err(e) => Err(e),
             Ok(caller) => {
                 let key = app_key(&value);
@@ -83,7 +83,7 @@ pub async fn dispatch(
         }
     } else if let Some(value) = alternate_key(first, "directoryRoles", "roleTemplateId") {
         let key = RoleKey::TemplateId(value.to_string());
-        match authenticate(&state, &headers) {
+        match authenticate(&state, &headers).await {
             Err(e) => Err(e),
             Ok(caller) => match (tail.as_slice(), method) {
                 ([], Method::GET) => directory_roles::get_by(&state, caller, key, &uri).await,

@@ -72,6 +72,9 @@ pub struct AuthorizeRequest {
     /// The device authorization a [`FlowKind::Device`] sign-in answers.
     #[serde(default)]
     pub device_code_hash: Option<String>,
+    /// A claims challenge's `nbf`: an SSO session older than this does not do; sign in again.
+    #[serde(default)]
+    pub claims_not_before: Option<i64>,
 }
 
 /// Steps that must pass before any redirect: tenant, client, redirect URI.
@@ -124,6 +127,7 @@ pub(crate) async fn validate_client(
         code_challenge_method: None,
         issued_at: OffsetDateTime::now_utc().unix_timestamp(),
         device_code_hash: None,
+        claims_not_before: None,
     };
     Ok((path, client, req))
 }

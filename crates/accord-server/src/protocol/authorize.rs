@@ -76,7 +76,10 @@ pub(crate) async fn proceed(
     let prompt = req.prompt.clone();
     if prompt.as_deref() != Some("login") && prompt.as_deref() != Some("select_account") {
         match current_session(state, headers).await {
-            Ok(Some((session, user))) if session_fits(path, &user, req) => {
+            Ok(Some((session, user)))
+                if session_fits(path, &user, req)
+                    && req.claims_not_before.is_none_or(|nbf| session.auth_time.unix_timestamp() >= nbf) =>
+            {
                 let tenant = match state.store.tenant(user.tenant_id).await {
                     Ok(Some(t)) => t,
                     Ok(None) => {
@@ -135,6 +138,13 @@ fn validate_request(
     }
     req.nonce = p.get("nonce").cloned();
     req.login_hint = p.get("login_hint").cloned();
+    // A claims challenge's `nbf` rules out older sessions; MSAL's own `claims` is ignored.
+    if let Some(text) = p.get("claims").filter(|c| !c.trim().is_empty()) {
+        match accord_core::claims_request::ClaimsRequest::parse(text) {
+            Ok(claims) => req.claims_not_before = claims.not_before,
+            Err(why) => fail!(Aadsts::invalid_parameter("claims", &why)),
+        }
+    }
     if let Some(prompt) = p.get("prompt") {
         if !matches!(prompt.as_str(), "login" | "none" | "select_account" | "consent") {
             fail!(Aadsts::invalid_parameter("prompt", "expected login, none, select_account or consent"));

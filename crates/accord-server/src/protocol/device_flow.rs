@@ -214,6 +214,7 @@ pub async fn verification_continue(
         code_challenge_method: None,
         issued_at: now.unix_timestamp(),
         device_code_hash: Some(record.device_code_hash.clone()),
+        claims_not_before: None,
     };
     if f.get("decision").map(String::as_str) != Some("continue") {
         return super::authorization_request::refuse(&state, &req, &client, Aadsts::device_authorization_declined())

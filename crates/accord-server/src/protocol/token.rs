@@ -12,6 +12,7 @@ use crate::state::{AppState, SharedState};
 use crate::tenancy::{TenantPath, TenantPathError};
 use crate::web::client_address::ClientAddress;
 use crate::web::forms::params;
+use accord_core::claims_request::ClaimsRequest;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::ids::{AppId, TenantId, UserId};
 use accord_core::scope::ScopeRequest;
@@ -41,6 +42,8 @@ pub struct Client {
     pub auth: ClientAuth,
     /// The browser origin of a cross-origin (single-page app) request.
     pub origin: Option<String>,
+    /// What the request's `claims` parameter asks: capabilities (`cp1`), a challenge's `nbf`.
+    pub claims: ClaimsRequest,
 }
 
 impl Client {
@@ -64,7 +67,11 @@ pub async fn token(
         Err(TenantPathError::Store(e)) => return Err(e.into()),
     };
     let grant_type = p.get("grant_type").ok_or_else(|| Aadsts::missing_parameter("grant_type"))?.clone();
-    let client = authenticate_client(&state, &headers, &p, &tenant, &path).await?;
+    let mut client = authenticate_client(&state, &headers, &p, &tenant, &path).await?;
+    // MSAL sends `claims` on every request; what Accord acts on: cp1 and a challenge's nbf.
+    if let Some(text) = p.get("claims").filter(|c| !c.trim().is_empty()) {
+        client.claims = ClaimsRequest::parse(text).map_err(|why| Aadsts::invalid_parameter("claims", &why))?;
+    }
     // A browser redeems codes and refresh tokens; no other grant may come cross-origin.
     if let Some(origin) = &client.origin {
         if !matches!(grant_type.as_str(), "authorization_code" | "refresh_token") {
@@ -160,13 +167,13 @@ async fn authenticate_client(
         if secret.is_some() || assertion.is_some() {
             return Err(Aadsts::credentials_in_cross_origin_request().into());
         }
-        return Ok(Client { app, auth: ClientAuth::Public, origin: Some(origin) });
+        return Ok(Client { app, auth: ClientAuth::Public, origin: Some(origin), claims: ClaimsRequest::default() });
     }
     if app.public_client {
         if secret.is_some() || assertion.is_some() {
             return Err(Aadsts::public_client_sent_secret().into());
         }
-        return Ok(Client { app, auth: ClientAuth::Public, origin: None });
+        return Ok(Client { app, auth: ClientAuth::Public, origin: None, claims: ClaimsRequest::default() });
     }
     if let Some(assertion) = assertion {
         if p.get("client_assertion_type").map(String::as_str) != Some(client_certificates::JWT_BEARER) {
@@ -182,7 +189,7 @@ async fn authenticate_client(
         if !issuer.eq_ignore_ascii_case(&app.app_id.to_string()) {
             let now = OffsetDateTime::now_utc();
             crate::federation::verify_assertion(&state.issuer_keys, &app, assertion, now).await?;
-            return Ok(Client { app, auth: ClientAuth::Federated, origin: None });
+            return Ok(Client { app, auth: ClientAuth::Federated, origin: None, claims: ClaimsRequest::default() });
         }
         // The assertion's audience: the URL the client posted to, or the tenant's token
         // endpoint as discovery names it.
@@ -193,7 +200,7 @@ async fn authenticate_client(
         ];
         let now = OffsetDateTime::now_utc();
         client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)?;
-        return Ok(Client { app, auth: ClientAuth::Certificate, origin: None });
+        return Ok(Client { app, auth: ClientAuth::Certificate, origin: None, claims: ClaimsRequest::default() });
     }
     let Some(secret) = secret else {
         return Err(Aadsts::client_secret_required().into());
@@ -207,7 +214,7 @@ async fn authenticate_client(
     if !ok {
         return Err(Aadsts::invalid_client_secret(&app.app_id.to_string()).into());
     }
-    Ok(Client { app, auth: ClientAuth::Secret, origin: None })
+    Ok(Client { app, auth: ClientAuth::Secret, origin: None, claims: ClaimsRequest::default() })
 }
 
 /// The `Origin` of a cross-origin request; browsers send `null` from opaque origins, which
@@ -347,8 +354,9 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
                 return Err(refusal.error.into());
             }
         };
+    let auth_time = record.auth_time;
     let refresh = Refresh::Rotate { previous: record };
-    user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
+    user_token_response(state, client, &tenant, &user, &decision, None, auth_time, refresh).await
 }
 
 async fn client_credentials(
@@ -501,6 +509,11 @@ async fn user_token_response(
     auth_time: OffsetDateTime,
     refresh: Refresh,
 ) -> Result<Value, Failure> {
+    // A claims challenge wants a sign-in newer than the revocation it answers.
+    if client.claims.not_before.is_some_and(|nbf| auth_time.unix_timestamp() < nbf) {
+        return Err(Aadsts::claims_challenge_needs_sign_in().into());
+    }
+    let continuous_access = tokens::continuous_access(&decision.resource, client.claims.cp1);
     let roles = state.store.user_roles(tenant.id, user.id).await?;
     let resource_groups = tokens::groups_claim(&*state.store, tenant.id, user, &decision.resource).await?;
     let access_token = tokens::user_access_token(
@@ -515,9 +528,10 @@ async fn user_token_response(
             scopes: &decision.scopes,
             client_auth: client.auth,
             groups: &resource_groups,
+            continuous_access,
         },
     );
-    let lifetime = state.settings.access_token_seconds;
+    let lifetime = tokens::access_token_lifetime(state, continuous_access);
     let mut body = Map::new();
     body.insert("token_type".into(), json!("Bearer"));
     body.insert("scope".into(), json!(response_scope(decision)));
@@ -688,6 +702,7 @@ mod tests {
             app: app.clone(),
             auth: ClientAuth::Public,
             origin: origin.map(String::from),
+            claims: ClaimsRequest::default(),
         };
         assert_eq!(check_spa_redemption(true, &client(None)).unwrap_err().code, 9002327);
         let e = check_spa_redemption(false, &client(Some("https://app.example"))).unwrap_err();

@@ -316,6 +316,43 @@ pub async fn delegated_access(
     }
 }
 
+/// Whether the consent engine still lets `client_app_id` act for `user` with the Graph
+/// `scopes` a token carries (space-separated): continuous access evaluation asks this on each
+/// Graph call of a long-lived token, so a revoked grant or assignment takes effect at once.
+/// An unknown client or tenant is "no".
+pub async fn still_granted(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    client_app_id: Option<AppId>,
+    user: &User,
+    scopes: &str,
+) -> Result<bool, ServiceError> {
+    let (Some(tenant), Some(client)) = (
+        store.tenant(tenant_id).await?,
+        match client_app_id {
+            Some(id) => store.application_by_app_id(id).await?,
+            None => None,
+        },
+    ) else {
+        return Ok(false);
+    };
+    let graph: Vec<String> = scopes
+        .split_whitespace()
+        .filter(|s| !accord_core::microsoft_graph::is_oidc_scope(s))
+        .map(|s| format!("{}/{s}", accord_core::well_known::GRAPH_RESOURCE_URI))
+        .collect();
+    if graph.is_empty() {
+        return Ok(true);
+    }
+    let Ok(request) = ScopeRequest::parse(&graph.join(" ")) else { return Ok(false) };
+    match delegated_access(store, &tenant, &client, user, &request).await {
+        Ok(_) => Ok(true),
+        Err(ServiceError::Unavailable(e)) => Err(ServiceError::Unavailable(e)),
+        Err(ServiceError::Internal(e)) => Err(ServiceError::Internal(e)),
+        Err(_) => Ok(false),
+    }
+}
+
 /// The permissions a prompting decision lists.
 pub fn prompt_permissions(decision: &Decision) -> Vec<PermissionRef> {
     match decision {

@@ -397,6 +397,7 @@ impl<'a> Planner<'a> {
             enabled: existing.as_ref().map(|e| e.enabled).unwrap_or(true),
             failed_sign_ins: existing.as_ref().map(|e| e.failed_sign_ins).unwrap_or(0),
             locked_until: existing.as_ref().and_then(|e| e.locked_until),
+            sign_ins_valid_from: existing.as_ref().and_then(|e| e.sign_ins_valid_from),
         }));
         let roles = u.roles.clone();
         self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });

@@ -139,6 +139,25 @@ pub struct UserTokenInput<'a> {
     pub app_roles: &'a [String],
     /// The `groups` claim, as the resource's manifest asks.
     pub groups: &'a GroupsClaim,
+    /// The client handles claims challenges and the resource evaluates access continuously:
+    /// `xms_cc` is carried and the token lives [`Settings::cae_access_token_seconds`].
+    pub continuous_access: bool,
+}
+
+/// Whether a token for `resource` is a continuous-access one: the client declared `cp1` and the
+/// resource asks for `xms_cc` (Graph does; another API through its optional claims).
+pub fn continuous_access(resource: &Application, client_declared_cp1: bool) -> bool {
+    client_declared_cp1
+        && (resource.app_id == GRAPH_APP_ID || resource.optional_claims.access_token.iter().any(|c| c == "xms_cc"))
+}
+
+/// Seconds an access token lives.
+pub fn access_token_lifetime(state: &AppState, continuous_access: bool) -> i64 {
+    if continuous_access {
+        state.settings.cae_access_token_seconds
+    } else {
+        state.settings.access_token_seconds
+    }
 }
 
 /// How a client proved itself at the token endpoint.
@@ -167,7 +186,11 @@ impl ClientAuth {
 }
 
 pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
-    let mut c = base_claims(state, t.tenant_id, &audience(t.resource), state.settings.access_token_seconds);
+    let lifetime = access_token_lifetime(state, t.continuous_access);
+    let mut c = base_claims(state, t.tenant_id, &audience(t.resource), lifetime);
+    if t.continuous_access {
+        c.insert("xms_cc".into(), json!(["cp1"]));
+    }
     c.insert("azp".into(), json!(t.client.app_id));
     c.insert("azpacr".into(), json!(t.client_auth.acr()));
     c.insert("oid".into(), json!(t.user.id));

@@ -55,7 +55,8 @@ fn tenants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<Tenant>> {
 
 // --- users ---
 
-const USER_COLUMNS: &str = "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until";
+const USER_COLUMNS: &str =
+    "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until, sign_ins_valid_from";
 
 fn user_from(c: &Cols<'_>) -> StoreResult<User> {
     Ok(User {
@@ -67,6 +68,7 @@ fn user_from(c: &Cols<'_>) -> StoreResult<User> {
         enabled: c.flag("enabled")?,
         failed_sign_ins: c.u32("failed_sign_ins")?,
         locked_until: c.opt_time("locked_until")?,
+        sign_ins_valid_from: c.opt_time("sign_ins_valid_from")?,
     })
 }
 
@@ -366,7 +368,7 @@ impl SqlStore {
             }
             Change::DeleteApplication { app_object_id } => self.delete_application(c, *app_object_id).await?,
             Change::DeleteUser { tenant_id, user_id } => self.delete_user(c, *tenant_id, *user_id).await?,
-            Change::EndSignIns { tenant_id, user_id } => self.end_sign_ins(c, *tenant_id, *user_id).await?,
+            Change::EndSignIns { tenant_id, user_id, at } => self.end_sign_ins(c, *tenant_id, *user_id, *at).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
                 let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
                     .bind(id(*app_object_id))
@@ -511,7 +513,18 @@ impl SqlStore {
     }
 
     /// See [`Change::EndSignIns`].
-    async fn end_sign_ins(&self, c: &mut AnyConnection, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
+    async fn end_sign_ins(
+        &self,
+        c: &mut AnyConnection,
+        tenant_id: TenantId,
+        user_id: UserId,
+        at: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let q = sqlx::query("UPDATE users SET sign_ins_valid_from = $3 WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant_id))
+            .bind(id(user_id))
+            .bind(micros(at));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
         let statements = [
             "UPDATE refresh_token_families SET revoked = 1 WHERE family_id IN \
              (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2)",

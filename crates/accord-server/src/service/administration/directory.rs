@@ -52,6 +52,7 @@ pub async fn create_user(
         enabled: true,
         failed_sign_ins: 0,
         locked_until: None,
+        sign_ins_valid_from: None,
     };
     apply(
         store,
@@ -80,7 +81,11 @@ pub async fn set_user_enabled(
         vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))];
     if !enabled {
         // A disabled account keeps no session or refresh token (as in Entra).
-        changes.push(Change::EndSignIns { tenant_id: tenant.id, user_id: user.id });
+        changes.push(Change::EndSignIns {
+            tenant_id: tenant.id,
+            user_id: user.id,
+            at: time::OffsetDateTime::now_utc(),
+        });
     }
     apply(store, changes).await?;
     Ok(user)
@@ -164,7 +169,7 @@ pub async fn reset_password(
         vec![
             Change::PutUser(user.clone()),
             // Whoever signed in with the old password is signed out (as in Entra).
-            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id },
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: time::OffsetDateTime::now_utc() },
             actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn })),
         ],
     )
@@ -183,7 +188,7 @@ pub async fn revoke_sign_in_sessions(
     apply(
         store,
         vec![
-            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id },
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: time::OffsetDateTime::now_utc() },
             actor.audit(tenant.id, "user.sessions_revoked", None, json!({ "user": user.upn })),
         ],
     )
