@@ -282,6 +282,25 @@ pub struct Application {
     /// Optional claims added to its ID tokens and to access tokens for it.
     #[serde(default)]
     pub optional_claims: OptionalClaims,
+    /// Client apps this API lets use some of its scopes without anyone consenting (Graph
+    /// `api.preAuthorizedApplications`).
+    #[serde(default)]
+    pub pre_authorized: Vec<PreAuthorizedApplication>,
+    /// The shape of access tokens for this API: 1 or 2 (Graph `api.requestedAccessTokenVersion`;
+    /// Accord's registrations default to 2).
+    #[serde(default = "default_token_version")]
+    pub access_token_version: u8,
+}
+
+fn default_token_version() -> u8 {
+    2
+}
+
+/// A client an API pre-authorizes, with the delegated permissions (scope ids) it may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreAuthorizedApplication {
+    pub app_id: AppId,
+    pub permission_ids: Vec<Uuid>,
 }
 
 /// Graph's `groupMembershipClaims`.
@@ -355,6 +374,17 @@ pub const SUPPORTED_OPTIONAL_CLAIMS: &[&str] = &["email", "upn", "auth_time", "w
 pub const GROUPS_CLAIM_LIMIT: usize = 200;
 
 impl Application {
+    /// The scope values this API pre-authorizes `client` for.
+    pub fn pre_authorized_scopes(&self, client: AppId) -> Vec<&str> {
+        self.pre_authorized
+            .iter()
+            .filter(|p| p.app_id == client)
+            .flat_map(|p| p.permission_ids.iter())
+            .filter_map(|id| self.scopes.iter().find(|s| s.id == *id))
+            .map(|s| s.value.as_str())
+            .collect()
+    }
+
     pub fn scope(&self, value: &str) -> Option<&PermissionScope> {
         self.scopes.iter().find(|s| s.value.eq_ignore_ascii_case(value))
     }

@@ -401,6 +401,8 @@ pub fn application() -> Application {
         federated_credentials: Vec::new(),
         group_membership_claims: Default::default(),
         optional_claims: Default::default(),
+        pre_authorized: Vec::new(),
+        access_token_version: 2,
     }
 }
 

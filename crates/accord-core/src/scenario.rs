@@ -456,6 +456,18 @@ pub struct AppSpec {
     pub group_membership_claims: crate::directory::GroupMembershipClaims,
     /// `[tenant.app.optional_claims]` with `id_token` and `access_token` lists.
     pub optional_claims: crate::directory::OptionalClaims,
+    /// `access_token_version = 1` for v1-shaped access tokens (default 2).
+    pub access_token_version: u8,
+    /// `[[tenant.app.pre_authorized]]`: clients that may use these scopes of this API without
+    /// consent (`app` a client id, `scopes` values this app exposes).
+    pub pre_authorized: Vec<PreAuthorizedSpec>,
+}
+
+/// One pre-authorized client of an API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreAuthorizedSpec {
+    pub app_id: AppId,
+    pub scopes: Vec<String>,
 }
 
 impl FederatedCredentialSpec {

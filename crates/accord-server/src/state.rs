@@ -44,6 +44,12 @@ impl Settings {
     pub fn issuer(&self, tenant_id: &str) -> String {
         format!("{}/{}/v2.0", self.public_url, tenant_id)
     }
+
+    /// The issuer of v1-shaped access tokens (Entra's `https://sts.windows.net/{tid}/`, here
+    /// under Accord's own URL).
+    pub fn issuer_v1(&self, tenant_id: &str) -> String {
+        format!("{}/{}/", self.public_url, tenant_id)
+    }
 }
 
 pub struct AppState {

@@ -311,6 +311,26 @@ async fn applications_permissions_tenants_and_bad_requests() {
     assert_eq!(body["groupMembershipClaims"], "SecurityGroup");
     assert_eq!(body["optionalClaims"]["idToken"][0]["name"], "upn");
     assert_eq!(body["optionalClaims"]["accessToken"][0]["name"], "email");
+    // The API's settings: v1 tokens, a pre-authorized client for one of its scopes.
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    let scope_id = body["api"]["oauth2PermissionScopes"][0]["id"].as_str().unwrap().to_string();
+    let client = "eeeeeeee-1111-4000-8000-000000000001";
+    let api = json!({"api": {"requestedAccessTokenVersion": 1, "preAuthorizedApplications": [{"appId": client, "delegatedPermissionIds": [scope_id]}]}});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), api).await.0, 204);
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_eq!(body["api"]["requestedAccessTokenVersion"], 1);
+    assert_eq!(
+        body["api"]["preAuthorizedApplications"],
+        json!([{"appId": client, "delegatedPermissionIds": [scope_id]}])
+    );
+    let unknown = json!({"api": {"preAuthorizedApplications": [{"appId": client, "delegatedPermissionIds": ["00000000-0000-0000-0000-000000000001"]}]}});
+    let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), unknown).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "delegatedPermissionIds");
+    let (status, body) =
+        g.patch(&admin, &format!("/v1.0/applications/{id}"), json!({"api": {"knownClientApplications": []}})).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "api.knownClientApplications");
+    let back = json!({"api": {"requestedAccessTokenVersion": 2, "preAuthorizedApplications": []}});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), back).await.0, 204);
     let reset = json!({"groupMembershipClaims": null, "optionalClaims": null});
     assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), reset).await.0, 204);
     let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;

@@ -180,3 +180,38 @@ async fn only_a_users_token_for_the_api_itself_is_an_assertion() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("requested_token_use"), "{body}");
 }
+
+/// The Notes API pre-authorizes the desktop client for Notes.Read (no grant exists for it) and
+/// takes v1 access tokens: the desktop still gets a token for it without any consent, shaped as
+/// v1 (App ID URI audience, appid, upn, the v1 issuer), and the API can use it on-behalf-of.
+#[tokio::test]
+async fn a_pre_authorized_client_and_v1_tokens() {
+    let text = std::fs::read_to_string(obo_world()).unwrap();
+    let desktop_grant = format!(
+        "[[tenant.grant]]\napp = \"{DESKTOP}\"\nresource = \"api://notes-api\"\ndelegated = [\"Notes.Read\"]\nfor = \"all\"\n"
+    );
+    assert!(text.contains(&desktop_grant));
+    let api_anchor = "identifier_uri = \"api://notes-api\"\n";
+    let settings = format!(
+        "{api_anchor}access_token_version = 1\n\n  [[tenant.app.pre_authorized]]\n  app = \"{DESKTOP}\"\n  scopes = [\"Notes.Read\"]\n"
+    );
+    let world = text.replacen(&desktop_grant, "", 1).replacen(api_anchor, &settings, 1);
+    let dir = std::env::temp_dir().join(format!("accord-preauth-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("world.toml"), world).unwrap();
+    let server = TestServer::start_with(&dir.join("world.toml"));
+
+    let token = user_token(&server, "alice@contoso.test", "alice-password-1", "api://notes-api/Notes.Read").await;
+    let claims = jwt_claims(&token);
+    assert_eq!(claims["aud"], "api://notes-api", "v1: the App ID URI");
+    assert_eq!(claims["ver"], "1.0");
+    assert_eq!(claims["appid"], DESKTOP);
+    assert!(claims.get("azp").is_none() && claims.get("preferred_username").is_none(), "{claims}");
+    assert_eq!(claims["upn"], "alice@contoso.test");
+    assert_eq!(claims["scp"], "Notes.Read");
+    assert!(claims["iss"].as_str().unwrap().ends_with(&format!("/{}/", claims["tid"].as_str().unwrap())), "{claims}");
+
+    // The API accepts it as an on-behalf-of assertion.
+    let (status, body) = obo(&server, &token, "https://graph.microsoft.com/User.Read").await;
+    assert_eq!(status, 200, "{body}");
+}

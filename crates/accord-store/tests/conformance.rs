@@ -267,6 +267,8 @@ mod fixtures {
             federated_credentials: Vec::new(),
             group_membership_claims: Default::default(),
             optional_claims: Default::default(),
+            pre_authorized: Vec::new(),
+            access_token_version: 2,
         }
     }
 

@@ -351,15 +351,20 @@ fn granted_on(s: &ConsentSnapshot<'_>, t: &Target<'_>, r: &mut Rules) -> Vec<Str
     let app = &s.client.display_name;
     let res = &t.view.app.display_name;
     let user = &s.user.display_name;
+    // The API itself may pre-authorize the client for some scopes: no consent needed for those.
+    let pre: Vec<String> = t.view.app.pre_authorized_scopes(s.client.app_id).into_iter().map(String::from).collect();
+    if !pre.is_empty() {
+        r.info("consent.preauthorized", format!("'{res}' pre-authorizes '{app}' for: {}.", pre.join(" ")));
+    }
     let Some(sp) = s.client_sp else {
         r.info(
             "consent.grants",
             format!("Nothing has been granted to '{app}' on '{res}': it has no enterprise application yet."),
         );
-        return Vec::new();
+        return pre;
     };
     let (org, own) = granted_split(s.delegated_grants, sp.id, t.view.sp_id, s.user.id);
-    let mut granted: Vec<String> = Vec::new();
+    let mut granted: Vec<String> = pre;
     let mut dropped: Vec<&str> = Vec::new();
     for value in org.iter().chain(&own) {
         match t.view.app.scope(value) {

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::aadsts::OAuthError;
+use crate::directory::PreAuthorizedApplication;
 use crate::directory::{
     AdminConsentRequestPolicy, AppRole, AppRoleMemberType, ConsentType, PermissionScope, PrincipalType,
     RequiredResourceAccess, UserConsent,
@@ -81,6 +82,8 @@ fn app(app_id: AppId, name: &str, uri: &str) -> Application {
         federated_credentials: Vec::new(),
         group_membership_claims: Default::default(),
         optional_claims: Default::default(),
+        pre_authorized: Vec::new(),
+        access_token_version: 2,
     }
 }
 
@@ -915,6 +918,24 @@ fn several_resources_prompt_together_and_issue_for_the_first() {
     w.grant(ConsentType::Principal, Some(ALICE), GRAPH_SP, &["User.Read", "offline_access"]);
     let (res, scopes, _) = issued(&w.sign_in("api://notes-api/Notes.Read User.Read offline_access"));
     assert_eq!((res, scopes), (API_APP, sv!["Notes.Read"]));
+}
+
+#[test]
+fn an_api_pre_authorizes_its_client_for_some_scopes_and_no_more() {
+    let mut w = World::new();
+    w.api.pre_authorized =
+        vec![PreAuthorizedApplication { app_id: CLIENT_APP, permission_ids: vec![Uuid::from_u128(0xa1)] }];
+    // Notes.Read needs no consent, even with no grant and prompt=none.
+    w.prompt = Prompt::None;
+    let out = w.sign_in("api://notes-api/Notes.Read");
+    assert_eq!(issued(&out), (API_APP, sv!["Notes.Read"], vec![]));
+    assert!(rule_text(&out, "consent.preauthorized").contains("Notes.Read"));
+    let (_, scopes, _) = issued(&w.sign_in("api://notes-api/.default"));
+    assert_eq!(scopes, sv!["Notes.Read"], ".default carries what is pre-authorized");
+    // Another scope of the API still needs consent; another client is not pre-authorized.
+    assert_eq!(refused(&w.sign_in("api://notes-api/Notes.ReadWrite.All")).code, 65001);
+    w.api.pre_authorized[0].app_id = OTHER_APP;
+    assert_eq!(refused(&w.sign_in("api://notes-api/Notes.Read")).code, 65001);
 }
 
 #[test]

@@ -113,6 +113,16 @@ pub(super) struct RawApp {
     pub federated_credential: Vec<S<RawFederatedCredential>>,
     pub group_membership_claims: Option<S<String>>,
     pub optional_claims: Option<S<RawOptionalClaims>>,
+    pub access_token_version: Option<S<i64>>,
+    #[serde(default)]
+    pub pre_authorized: Vec<S<RawPreAuthorized>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPreAuthorized {
+    pub app: S<String>,
+    pub scopes: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1174,6 +1174,42 @@ fn check_app(
             crate::directory::GroupMembershipClaims::None
         }),
     };
+    let access_token_version = match &a.access_token_version {
+        None => 2,
+        Some(v) if matches!(v.get_ref(), 1 | 2) => *v.get_ref() as u8,
+        Some(v) => {
+            cx.err(
+                v.span(),
+                "tenant.app.access_token_version",
+                format!("{} is not a token version (1 or 2)", v.get_ref()),
+            );
+            2
+        }
+    };
+    let mut pre_authorized = Vec::new();
+    for entry in &a.pre_authorized {
+        let p = entry.get_ref();
+        let app_id = match p.app.get_ref().parse::<AppId>() {
+            Ok(id) => id,
+            Err(_) => {
+                cx.err(
+                    p.app.span(),
+                    "tenant.app.pre_authorized.app",
+                    format!("{:?} is not a client id (a GUID)", p.app.get_ref()),
+                );
+                continue;
+            }
+        };
+        let mut scopes = Vec::new();
+        for v in p.scopes.get_ref() {
+            if !a.scope.iter().any(|s| s.get_ref().value.get_ref() == v.get_ref()) {
+                let why = format!("{:?} is not a scope this app exposes ([[tenant.app.scope]])", v.get_ref());
+                cx.err(v.span(), "tenant.app.pre_authorized.scopes", why);
+            }
+            scopes.push(v.get_ref().clone());
+        }
+        pre_authorized.push(PreAuthorizedSpec { app_id, scopes });
+    }
     let mut optional_claims = crate::directory::OptionalClaims::default();
     if let Some(oc) = &a.optional_claims {
         let oc = oc.get_ref();
@@ -1340,6 +1376,8 @@ fn check_app(
         federated_credentials,
         group_membership_claims,
         optional_claims,
+        access_token_version,
+        pre_authorized,
     }
 }
 

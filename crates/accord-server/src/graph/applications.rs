@@ -18,7 +18,7 @@ use crate::service::administration::{self, DirectoryApplication};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{
     AppRoleMemberType, Application, ClientSecret, GroupMembershipClaims, KeyCredential, OptionalClaims,
-    RequiredResourceAccess, SignInAudience, SUPPORTED_OPTIONAL_CLAIMS,
+    PreAuthorizedApplication, RequiredResourceAccess, SignInAudience, SUPPORTED_OPTIONAL_CLAIMS,
 };
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -223,9 +223,11 @@ async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: 
         "api": {
             "acceptMappedClaims": null,
             "knownClientApplications": [],
-            "requestedAccessTokenVersion": 2,
+            "requestedAccessTokenVersion": app.access_token_version,
             "oauth2PermissionScopes": scopes,
-            "preAuthorizedApplications": [],
+            "preAuthorizedApplications": app.pre_authorized.iter().map(|p| json!({
+                "appId": p.app_id, "delegatedPermissionIds": p.permission_ids,
+            })).collect::<Vec<_>>(),
         },
         "appRoles": roles,
         "keyCredentials": app.key_credentials.iter().map(key_json).collect::<Vec<_>>(),
@@ -462,6 +464,7 @@ const WRITABLE: &[&str] = &[
     "keyCredentials",
     "groupMembershipClaims",
     "optionalClaims",
+    "api",
 ];
 
 /// Applies a create/update body to `app` (validated; the service layer validates again).
@@ -520,12 +523,61 @@ async fn apply_body(state: &AppState, mut app: Application, m: &Map<String, Valu
     if let Some(v) = m.get("optionalClaims") {
         app.optional_claims = optional_claims(v)?;
     }
+    if let Some(v) = m.get("api") {
+        api_settings(&mut app, v)?;
+    }
     Ok(app)
 }
 
 /// `keyCredentials` as PATCH sends it: the whole list. A certificate comes as `key` (base64
 /// DER, `AsymmetricX509Cert`, usage `Verify`); an entry without `key` keeps the registered
 /// certificate of its `keyId`, so a client may send back the list it read (keys are never read).
+/// `api`: `requestedAccessTokenVersion` (1 or 2; null is 1, as in Entra) and
+/// `preAuthorizedApplications` (`appId`, `delegatedPermissionIds` among this API's scopes).
+fn api_settings(app: &mut Application, v: &Value) -> Result<(), GraphError> {
+    let Value::Object(m) = v else { return Err(invalid_value("api")) };
+    for (key, value) in m {
+        match key.as_str() {
+            "requestedAccessTokenVersion" => {
+                app.access_token_version = match value {
+                    Value::Null => 1,
+                    v if v.as_u64() == Some(1) || v.as_u64() == Some(2) => v.as_u64().unwrap_or(2) as u8,
+                    _ => return Err(bad("Invalid value specified for property 'api.requestedAccessTokenVersion': 1 or 2.")),
+                }
+            }
+            "preAuthorizedApplications" => {
+                let Value::Array(list) = value else { return Err(invalid_value("api.preAuthorizedApplications")) };
+                let mut out = Vec::new();
+                for entry in list {
+                    let app_id = entry
+                        .get("appId")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<AppId>().ok())
+                        .ok_or_else(|| invalid_value("api.preAuthorizedApplications.appId"))?;
+                    let ids = entry.get("delegatedPermissionIds").and_then(Value::as_array).cloned().unwrap_or_default();
+                    let mut permission_ids = Vec::new();
+                    for id in ids {
+                        let id = id.as_str().and_then(|s| s.parse::<Uuid>().ok()).filter(|id| app.scopes.iter().any(|s| s.id == *id));
+                        let id = id.ok_or_else(|| {
+                            bad("Invalid value specified for property 'api.preAuthorizedApplications.delegatedPermissionIds': each must be the id of one of this application's oauth2PermissionScopes.")
+                        })?;
+                        permission_ids.push(id);
+                    }
+                    out.push(PreAuthorizedApplication { app_id, permission_ids });
+                }
+                app.pre_authorized = out;
+            }
+            other if other.starts_with("@odata.") => {}
+            other => {
+                return Err(bad(format!(
+                    "Property 'api.{other}' cannot be set through this API (only api.requestedAccessTokenVersion and api.preAuthorizedApplications)."
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn optional_claims_json(o: &OptionalClaims) -> Value {
     if o.id_token.is_empty() && o.access_token.is_empty() {
         return Value::Null;
@@ -653,6 +705,8 @@ pub async fn create(
         federated_credentials: Vec::new(),
         group_membership_claims: Default::default(),
         optional_claims: Default::default(),
+        pre_authorized: Vec::new(),
+        access_token_version: 2,
     };
     let draft = apply_body(&state, draft, &m).await?;
     let created =

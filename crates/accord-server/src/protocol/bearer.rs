@@ -54,7 +54,7 @@ pub fn validate_access_token(state: &AppState, token: &str) -> Result<Value, Bea
     if exp <= now || nbf > now + 300 {
         return Err(BearerError::Expired);
     }
-    if iss != state.settings.issuer(tid) {
+    if iss != state.settings.issuer(tid) && iss != state.settings.issuer_v1(tid) {
         return Err(BearerError::WrongIssuer);
     }
     Ok(claims)

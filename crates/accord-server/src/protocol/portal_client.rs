@@ -24,6 +24,8 @@ pub fn portal_application(return_to: &str) -> Application {
         federated_credentials: Vec::new(),
         group_membership_claims: Default::default(),
         optional_claims: Default::default(),
+        pre_authorized: Vec::new(),
+        access_token_version: 2,
     }
 }
 

@@ -409,7 +409,7 @@ impl<'a> Planner<'a> {
         let existing = self.store.application_by_app_id(spec.app_id).await?;
         let old_scope_id = |value: &str| existing.as_ref().and_then(|e| e.scope(value)).map(|s| s.id);
         let old_role_id = |value: &str| existing.as_ref().and_then(|e| e.app_role(value)).map(|r| r.id);
-        let app = Application {
+        let mut app = Application {
             id: existing.as_ref().map(|e| e.id).unwrap_or_else(AppObjectId::random),
             app_id: spec.app_id,
             home_tenant_id,
@@ -467,7 +467,18 @@ impl<'a> Planner<'a> {
             federated_credentials: federated_credentials(spec),
             group_membership_claims: spec.group_membership_claims,
             optional_claims: spec.optional_claims.clone(),
+            pre_authorized: Vec::new(),
+            access_token_version: spec.access_token_version,
         };
+        // Pre-authorized clients name scopes by value; the registration holds their ids.
+        app.pre_authorized = spec
+            .pre_authorized
+            .iter()
+            .map(|p| PreAuthorizedApplication {
+                app_id: p.app_id,
+                permission_ids: p.scopes.iter().filter_map(|v| app.scope(v).map(|s| s.id)).collect(),
+            })
+            .collect();
         self.changes.push(Change::PutApplication(app.clone()));
         let stored = match &existing {
             Some(e) => self.store.client_secrets(e.id).await?,

@@ -205,7 +205,32 @@ pub fn user_access_token(state: &AppState, t: &UserTokenInput) -> String {
         c.insert("roles".into(), json!(t.app_roles));
     }
     c.insert("idtyp".into(), json!("user"));
+    v1_shape(state, &mut c, t.tenant_id, t.resource);
     state.signer.active().sign(&Value::Object(c))
+}
+
+/// An API that accepts v1 access tokens (`requestedAccessTokenVersion` 1) gets Entra's v1 claim
+/// names: `appid`/`appidacr` for the client, `upn` and `unique_name` for the user, `ver` "1.0",
+/// the v1 issuer (no `/v2.0`), and as audience its App ID URI when it has one. Graph's tokens
+/// keep their shape.
+fn v1_shape(state: &AppState, c: &mut Map<String, Value>, tenant_id: TenantId, resource: &Application) {
+    if resource.access_token_version != 1 || resource.app_id == GRAPH_APP_ID {
+        return;
+    }
+    for (v2, v1) in [("azp", "appid"), ("azpacr", "appidacr")] {
+        if let Some(v) = c.remove(v2) {
+            c.insert(v1.into(), v);
+        }
+    }
+    if let Some(upn) = c.remove("preferred_username") {
+        c.insert("upn".into(), upn.clone());
+        c.insert("unique_name".into(), upn);
+    }
+    c.insert("ver".into(), json!("1.0"));
+    c.insert("iss".into(), json!(state.settings.issuer_v1(&tenant_id.to_string())));
+    if let Some(uri) = &resource.identifier_uri {
+        c.insert("aud".into(), json!(uri));
+    }
 }
 
 pub fn app_access_token(
@@ -226,6 +251,7 @@ pub fn app_access_token(
     if !roles.is_empty() {
         c.insert("roles".into(), json!(roles));
     }
+    v1_shape(state, &mut c, tenant_id, resource);
     state.signer.active().sign(&Value::Object(c))
 }
 

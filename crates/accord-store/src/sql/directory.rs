@@ -84,7 +84,8 @@ fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
 
 const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
      public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials, \
-     spa_redirect_uris, federated_credentials, group_membership_claims, optional_claims";
+     spa_redirect_uris, federated_credentials, group_membership_claims, optional_claims, pre_authorized, \
+     access_token_version";
 
 fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
     Ok(Application {
@@ -105,6 +106,8 @@ fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
         federated_credentials: c.json("federated_credentials")?,
         group_membership_claims: c.json("group_membership_claims")?,
         optional_claims: c.json("optional_claims")?,
+        pre_authorized: c.json("pre_authorized")?,
+        access_token_version: u8::try_from(c.int("access_token_version")?).unwrap_or(2),
     })
 }
 
@@ -575,8 +578,8 @@ impl SqlStore {
             "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
              public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
              required_resource_access, key_credentials, spa_redirect_uris, federated_credentials, \
-             group_membership_claims, optional_claims) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+             group_membership_claims, optional_claims, pre_authorized, access_token_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
              ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
              display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
              redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
@@ -585,7 +588,8 @@ impl SqlStore {
              app_roles = excluded.app_roles, required_resource_access = excluded.required_resource_access, \
              key_credentials = excluded.key_credentials, spa_redirect_uris = excluded.spa_redirect_uris, \
              federated_credentials = excluded.federated_credentials, \
-             group_membership_claims = excluded.group_membership_claims, optional_claims = excluded.optional_claims \
+             group_membership_claims = excluded.group_membership_claims, optional_claims = excluded.optional_claims, \
+             pre_authorized = excluded.pre_authorized, access_token_version = excluded.access_token_version \
              WHERE applications.id = excluded.id",
         )
         .bind(id(a.id))
@@ -605,7 +609,9 @@ impl SqlStore {
         .bind(to_json(&a.spa_redirect_uris)?)
         .bind(to_json(&a.federated_credentials)?)
         .bind(to_json(&a.group_membership_claims)?)
-        .bind(to_json(&a.optional_claims)?);
+        .bind(to_json(&a.optional_claims)?)
+        .bind(to_json(&a.pre_authorized)?)
+        .bind(i64::from(a.access_token_version));
         let done = self.execute(&mut *c, q).await.map_err(|e| {
             write_err(e, |detail| {
                 if detail.contains("identifier_uri") {

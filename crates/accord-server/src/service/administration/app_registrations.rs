@@ -40,6 +40,8 @@ pub async fn create_application(
         federated_credentials: Vec::new(),
         group_membership_claims: Default::default(),
         optional_claims: Default::default(),
+        pre_authorized: Vec::new(),
+        access_token_version: 2,
     };
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {
