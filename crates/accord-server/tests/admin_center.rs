@@ -742,6 +742,26 @@ async fn app_registration_with_a_secret_shown_once() {
     let bad = admin.post(&format!("{reg}/app-roles"), &[("display_name", "Nobody"), ("value", "Nobody.Role")]).await;
     assert_eq!(bad.status, 400, "an app role allows some member type: {}", bad.body);
 
+    // Its front end may use Reports.Read without consent (pre-authorized).
+    let expose = admin.page(&format!("{reg}/expose-api")).await;
+    let scope_id = expose.split("name=\"scope\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let front_end = "bbbbbbbb-0000-4000-8000-0000000000fe";
+    let page =
+        admin.post_ok(&format!("{reg}/pre-authorized"), &[("client", front_end), ("scope", scope_id.as_str())]).await;
+    assert!(page.contains(front_end) && page.contains("client application is authorized"), "{page}");
+    let bad = admin.post(&format!("{reg}/pre-authorized"), &[("client", front_end), ("scope", "nope")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Token configuration: groups, an optional claim, v1 tokens; saved and shown checked.
+    admin.page(&format!("{reg}/token-configuration")).await;
+    let form = [("groups", "SecurityGroup"), ("id_token", "upn"), ("access_token", "email"), ("version", "1")];
+    let page = admin.post_ok(&format!("{reg}/token-configuration"), &form).await;
+    assert!(page.contains("token configuration was saved"), "{page}");
+    assert!(page.contains("value=\"SecurityGroup\" checked") && page.contains("value=\"1\" checked"), "{page}");
+    assert!(page.contains("name=\"id_token\" value=\"upn\" aria-label=\"upn in ID tokens\" checked"), "{page}");
+    let bad = admin.post(&format!("{reg}/token-configuration"), &[("groups", "Everyone"), ("version", "2")]).await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
     // A client secret: its value on the result page only.
     admin.page(&format!("{reg}/secrets")).await;
     let created = admin.post(&format!("{reg}/secrets"), &[("description", "ci <pipeline>"), ("days", "180")]).await;
@@ -798,6 +818,13 @@ async fn app_registration_with_a_secret_shown_once() {
             "redirect URI was removed",
         ),
         ("/api-permissions", "/api-permissions/remove", "Remove permission", "User.Read", "permission was removed"),
+        (
+            "/expose-api",
+            "/pre-authorized/",
+            "Remove authorized client",
+            "bbbbbbbb-0000-4000-8000-0000000000fe",
+            "no longer pre-authorized",
+        ),
         ("/expose-api", "/scopes/", "Remove scope", "Reports.Read", "scope was removed"),
         ("/app-roles", "/app-roles/", "Remove app role", "Reports.Admin", "app role was removed"),
     ];

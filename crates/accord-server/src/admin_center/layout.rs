@@ -61,6 +61,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/reg_api_permissions.html",
         "admin/reg_expose_api.html",
         "admin/reg_app_roles.html",
+        "admin/reg_token_configuration.html",
         "admin/audit.html",
     ) {
         env.add_template(name, source).expect("built-in admin template parses");
@@ -182,6 +183,9 @@ const DONE: &[(&str, &str)] = &[
         "The federated credential was added. Tokens its issuer signs for its subject now authenticate the app.",
     ),
     ("federated_deleted", "The federated credential was deleted. Its issuer's tokens are refused."),
+    ("tokens_saved", "The token configuration was saved. New tokens carry it."),
+    ("client_authorized", "The client application is authorized: it uses those scopes without consent."),
+    ("client_unauthorized", "The client application is no longer pre-authorized."),
     ("redirect_added", "The redirect URI was added."),
     ("redirect_removed", "The redirect URI was removed."),
     ("permission_added", "The permission was added to the app's required permissions."),

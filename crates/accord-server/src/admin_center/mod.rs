@@ -118,6 +118,15 @@ pub fn routes() -> Router<SharedState> {
             get(reg::remove_permission).post(reg::remove_permission_post),
         )
         .route("/admin/app-registrations/{app}/expose-api", get(reg::expose_api))
+        .route(
+            "/admin/app-registrations/{app}/token-configuration",
+            get(reg::token_configuration).post(reg::token_configuration_post),
+        )
+        .route("/admin/app-registrations/{app}/pre-authorized", post(reg::add_pre_authorized_post))
+        .route(
+            "/admin/app-registrations/{app}/pre-authorized/{client}/remove",
+            get(reg::remove_pre_authorized).post(reg::remove_pre_authorized_post),
+        )
         .route("/admin/app-registrations/{app}/scopes", post(reg::add_scope_post))
         .route("/admin/app-registrations/{app}/scopes/{id}/remove", get(reg::remove_scope).post(reg::remove_scope_post))
         .route("/admin/app-registrations/{app}/app-roles", get(reg::app_roles).post(reg::add_role_post))

@@ -1,4 +1,5 @@
-//! "Expose an API": the delegated permissions (scopes) the app offers other apps.
+//! "Expose an API": the delegated permissions (scopes) the app offers other apps, and the client
+//! applications it pre-authorizes for them (`token_configuration.rs` handles those forms).
 
 use super::*;
 
@@ -21,7 +22,14 @@ pub async fn expose_api(
                 }
             })
             .collect();
-        Ok(tab_page(&state, &portal, &reg, EXPOSE, "admin/reg_expose_api.html", context! { scopes }, &q).await)
+        let authorized: Vec<Value> = reg
+            .app
+            .pre_authorized
+            .iter()
+            .map(|p| context! { client => p.app_id.to_string(), scopes => reg.app.pre_authorized_scopes(p.app_id).join(" ") })
+            .collect();
+        let ctx = context! { scopes, authorized };
+        Ok(tab_page(&state, &portal, &reg, EXPOSE, "admin/reg_expose_api.html", ctx, &q).await)
     }
     .await;
     respond(&state, &portal, result).await

@@ -29,12 +29,14 @@ mod app_roles;
 mod exposed_api;
 mod federated_credentials;
 mod secrets;
+mod token_configuration;
 
 pub use api_permissions::*;
 pub use app_roles::*;
 pub use exposed_api::*;
 pub use federated_credentials::*;
 pub use secrets::*;
+pub use token_configuration::*;
 
 fn audience_label(a: SignInAudience) -> &'static str {
     match a {
@@ -169,6 +171,7 @@ const SECRETS: (&str, &str, &str) = ("secrets", "Certificates & secrets", "/secr
 const API: (&str, &str, &str) = ("api", "API permissions", "/api-permissions");
 const EXPOSE: (&str, &str, &str) = ("expose", "Expose an API", "/expose-api");
 const ROLES: (&str, &str, &str) = ("roles", "App roles", "/app-roles");
+const TOKENS: (&str, &str, &str) = ("tokens", "Token configuration", "/token-configuration");
 
 async fn tab_page(
     state: &AppState,
