@@ -290,6 +290,10 @@ pub struct Application {
     /// Accord's registrations default to 2).
     #[serde(default = "default_token_version")]
     pub access_token_version: u8,
+    /// Client apps (of the same home tenant) whose consent also consents to this API (Graph
+    /// `api.knownClientApplications`): one prompt for a front end and its back end.
+    #[serde(default)]
+    pub known_client_applications: Vec<AppId>,
 }
 
 fn default_token_version() -> u8 {

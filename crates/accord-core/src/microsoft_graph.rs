@@ -403,6 +403,7 @@ pub fn application() -> Application {
         optional_claims: Default::default(),
         pre_authorized: Vec::new(),
         access_token_version: 2,
+        known_client_applications: Vec::new(),
     }
 }
 

@@ -461,6 +461,9 @@ pub struct AppSpec {
     /// `[[tenant.app.pre_authorized]]`: clients that may use these scopes of this API without
     /// consent (`app` a client id, `scopes` values this app exposes).
     pub pre_authorized: Vec<PreAuthorizedSpec>,
+    /// `known_client_applications = ["<client id>"]`: consenting to those clients consents to
+    /// this API too (clients registered in the same tenant).
+    pub known_client_applications: Vec<AppId>,
 }
 
 /// One pre-authorized client of an API.

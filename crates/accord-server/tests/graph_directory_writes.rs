@@ -326,10 +326,17 @@ async fn applications_permissions_tenants_and_bad_requests() {
     let unknown = json!({"api": {"preAuthorizedApplications": [{"appId": client, "delegatedPermissionIds": ["00000000-0000-0000-0000-000000000001"]}]}});
     let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), unknown).await;
     assert_graph_error(status, &body, 400, "Request_BadRequest", "delegatedPermissionIds");
-    let (status, body) =
-        g.patch(&admin, &format!("/v1.0/applications/{id}"), json!({"api": {"knownClientApplications": []}})).await;
+    let known = json!({"api": {"knownClientApplications": [client]}});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), known).await.0, 204);
+    let (_, body) = g.get(&admin, &format!("/v1.0/applications/{id}")).await;
+    assert_eq!(body["api"]["knownClientApplications"], json!([client]));
+    let bad_known = json!({"api": {"knownClientApplications": ["x"]}});
+    let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), bad_known).await;
     assert_graph_error(status, &body, 400, "Request_BadRequest", "api.knownClientApplications");
-    let back = json!({"api": {"requestedAccessTokenVersion": 2, "preAuthorizedApplications": []}});
+    let mapped = json!({"api": {"acceptMappedClaims": true}});
+    let (status, body) = g.patch(&admin, &format!("/v1.0/applications/{id}"), mapped).await;
+    assert_graph_error(status, &body, 400, "Request_BadRequest", "api.acceptMappedClaims");
+    let back = json!({"api": {"requestedAccessTokenVersion": 2, "preAuthorizedApplications": [], "knownClientApplications": []}});
     assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), back).await.0, 204);
     let reset = json!({"groupMembershipClaims": null, "optionalClaims": null});
     assert_eq!(g.patch(&admin, &format!("/v1.0/applications/{id}"), reset).await.0, 204);

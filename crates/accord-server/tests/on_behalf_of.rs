@@ -215,3 +215,54 @@ async fn a_pre_authorized_client_and_v1_tokens() {
     let (status, body) = obo(&server, &token, "https://graph.microsoft.com/User.Read").await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Combined consent (knownClientApplications): the Notes API lists the desktop client as a known
+/// client; an administrator's consent to the desktop client also consents to the API — one page
+/// listing both, both service principals' grants written — so the API can call Graph for its
+/// users at once.
+#[tokio::test]
+async fn consenting_to_a_known_client_consents_to_its_api() {
+    let text = std::fs::read_to_string(obo_world()).unwrap();
+    // No grant at all; an administrator; the API knows its client.
+    let mut world = String::new();
+    for block in text.split("\n[[").enumerate().map(|(i, b)| if i == 0 { b.to_string() } else { format!("[[{b}") }) {
+        if !block.starts_with("[[tenant.grant]]") {
+            world.push_str(&block);
+            world.push('\n');
+        }
+    }
+    let world = world
+        .replacen(
+            "[[tenant.user]]",
+            "[[tenant.user]]\nupn = \"admin@contoso.test\"\ndisplay_name = \"Admin\"\npassword = \"admin-password-1\"\nroles = [\"Global Administrator\"]\n\n[[tenant.user]]",
+            1,
+        )
+        .replacen(
+            "identifier_uri = \"api://notes-api\"\n",
+            &format!("identifier_uri = \"api://notes-api\"\nknown_client_applications = [\"{DESKTOP}\"]\n"),
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("accord-known-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("world.toml"), &world).unwrap();
+    let server = TestServer::start_with(&dir.join("world.toml"));
+
+    let mut url = reqwest::Url::parse(&server.url(&format!("/{TENANT}/adminconsent"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", DESKTOP)
+        .append_pair("redirect_uri", DESKTOP_REDIRECT)
+        .append_pair("state", "ac");
+    let admin = server.client();
+    let (_, page) = sign_in(&admin, &server, url.as_str(), "admin@contoso.test", "admin-password-1").await.unwrap_err();
+    assert!(page.contains("Also for Notes API"), "one page lists the API's permissions too: {page}");
+    assert!(page.contains("Read your calendars") || page.contains("Calendars.Read"), "{page}");
+    let res = submit(&admin, &server, &page, &[("decision", "accept")]).await;
+    let loc = res.headers()["location"].to_str().unwrap().to_string();
+    assert!(loc.starts_with(DESKTOP_REDIRECT) && loc.contains("admin_consent=True"), "{loc}");
+
+    // Alice signs in to the desktop app (consented) and its API calls Graph for her (consented
+    // along with it), Calendars.Read included (the API's static list).
+    let alice = user_token(&server, "alice@contoso.test", "alice-password-1", "api://notes-api/Notes.Read").await;
+    let (status, body) = obo(&server, &alice, "https://graph.microsoft.com/Calendars.Read").await;
+    assert_eq!(status, 200, "{body}");
+}

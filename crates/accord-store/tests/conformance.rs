@@ -269,6 +269,7 @@ mod fixtures {
             optional_claims: Default::default(),
             pre_authorized: Vec::new(),
             access_token_version: 2,
+            known_client_applications: Vec::new(),
         }
     }
 

@@ -84,6 +84,7 @@ fn app(app_id: AppId, name: &str, uri: &str) -> Application {
         optional_claims: Default::default(),
         pre_authorized: Vec::new(),
         access_token_version: 2,
+        known_client_applications: Vec::new(),
     }
 }
 

@@ -115,6 +115,8 @@ pub(super) struct RawApp {
     pub optional_claims: Option<S<RawOptionalClaims>>,
     pub access_token_version: Option<S<i64>>,
     #[serde(default)]
+    pub known_client_applications: Vec<S<String>>,
+    #[serde(default)]
     pub pre_authorized: Vec<S<RawPreAuthorized>>,
 }
 

@@ -1210,6 +1210,17 @@ fn check_app(
         }
         pre_authorized.push(PreAuthorizedSpec { app_id, scopes });
     }
+    let mut known_client_applications = Vec::new();
+    for v in &a.known_client_applications {
+        match v.get_ref().parse::<AppId>() {
+            Ok(id) => known_client_applications.push(id),
+            Err(_) => cx.err(
+                v.span(),
+                "tenant.app.known_client_applications",
+                format!("{:?} is not a client id (a GUID)", v.get_ref()),
+            ),
+        }
+    }
     let mut optional_claims = crate::directory::OptionalClaims::default();
     if let Some(oc) = &a.optional_claims {
         let oc = oc.get_ref();
@@ -1378,6 +1389,7 @@ fn check_app(
         optional_claims,
         access_token_version,
         pre_authorized,
+        known_client_applications,
     }
 }
 

@@ -222,7 +222,7 @@ async fn app_json(state: &AppState, d: &DirectoryApplication, publisher_domain: 
         "tags": [],
         "api": {
             "acceptMappedClaims": null,
-            "knownClientApplications": [],
+            "knownClientApplications": app.known_client_applications,
             "requestedAccessTokenVersion": app.access_token_version,
             "oauth2PermissionScopes": scopes,
             "preAuthorizedApplications": app.pre_authorized.iter().map(|p| json!({
@@ -567,10 +567,18 @@ fn api_settings(app: &mut Application, v: &Value) -> Result<(), GraphError> {
                 }
                 app.pre_authorized = out;
             }
+            "knownClientApplications" => {
+                let Value::Array(list) = value else { return Err(invalid_value("api.knownClientApplications")) };
+                app.known_client_applications = list
+                    .iter()
+                    .map(|v| v.as_str().and_then(|s| s.parse::<AppId>().ok()))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("Invalid value specified for property 'api.knownClientApplications': application (client) ids are expected."))?;
+            }
             other if other.starts_with("@odata.") => {}
             other => {
                 return Err(bad(format!(
-                    "Property 'api.{other}' cannot be set through this API (only api.requestedAccessTokenVersion and api.preAuthorizedApplications)."
+                    "Property 'api.{other}' cannot be set through this API (only api.requestedAccessTokenVersion, api.preAuthorizedApplications and api.knownClientApplications)."
                 )))
             }
         }
@@ -707,6 +715,7 @@ pub async fn create(
         optional_claims: Default::default(),
         pre_authorized: Vec::new(),
         access_token_version: 2,
+        known_client_applications: Vec::new(),
     };
     let draft = apply_body(&state, draft, &m).await?;
     let created =

@@ -18,7 +18,7 @@ use crate::web::session::{csrf_cookie, current_session};
 use crate::web::templates::Templates;
 use accord_core::consent_engine::{Decision, PermissionKind, PermissionRef, Prompt};
 use accord_core::directory::{Application, Tenant, User};
-use accord_core::ids::{ServicePrincipalId, TenantId, UserId};
+use accord_core::ids::{AppId, ServicePrincipalId, TenantId, UserId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::{Aadsts, OAuthError};
@@ -34,6 +34,12 @@ const CONSENT_PURPOSE: &str = "consent-form";
 const FORM_MAX_AGE_SECONDS: i64 = 3600;
 const MAX_REASON_LEN: usize = 500;
 
+/// A permission as a form remembers it: (resource service principal, permission id,
+/// application permission?).
+type ShownKey = (ServicePrincipalId, Uuid, bool);
+/// What a form showed for each API riding along with the client's consent, by its client id.
+type ShownCompanions = Vec<(AppId, Vec<ShownKey>)>;
+
 /// What a consent, approval or admin-consent form stands for; sealed into the form.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PendingDecision {
@@ -47,6 +53,9 @@ struct PendingDecision {
     org_required: bool,
     form_id: String,
     issued_at: i64,
+    /// What was shown for APIs that ride along (knownClientApplications), by API client id.
+    #[serde(default)]
+    companions: ShownCompanions,
 }
 
 fn key(p: &PermissionRef) -> (ServicePrincipalId, Uuid, bool) {
@@ -85,10 +94,15 @@ pub(crate) async fn after_sign_in(
             match outcome.decision {
                 Decision::PromptAdminConsent { delegated, application } => {
                     let shown: Vec<PermissionRef> = delegated.iter().chain(&application).cloned().collect();
-                    let pending = pending(req, &world, auth_time, &shown, true, true);
+                    let mut pending = pending(req, &world, auth_time, &shown, true, true);
+                    let (companions, keys) = match ride_along(state, req, &world, true, static_default).await {
+                        Ok(v) => v,
+                        Err(e) => return PageFailure(e).into_response(),
+                    };
+                    pending.companions = keys;
                     let ctx = context! {
                         delegated => views(&delegated), application => views(&application),
-                        tenant_name => tenant.display_name,
+                        tenant_name => tenant.display_name, companions,
                     };
                     form_page(state, headers, "admin_consent.html", &world, pending, ctx, "adminconsent/decide").await
                 }
@@ -112,8 +126,13 @@ async fn render_sign_in_decision(
     match decision {
         Decision::Issue { .. } => issue_code(state, req, &world.client, &world.tenant, &world.user, auth_time).await,
         Decision::PromptConsent { permissions, org_option, org_required } => {
-            let pending = pending(req, world, auth_time, &permissions, org_option, org_required);
-            let ctx = context! { permissions => views(&permissions), org_option, org_required };
+            let mut pending = pending(req, world, auth_time, &permissions, org_option, org_required);
+            let (companions, keys) = match ride_along(state, req, world, org_required, false).await {
+                Ok(v) => v,
+                Err(e) => return PageFailure(e).into_response(),
+            };
+            pending.companions = keys;
+            let ctx = context! { permissions => views(&permissions), org_option, org_required, companions };
             form_page(state, headers, "consent.html", world, pending, ctx, "consent").await
         }
         Decision::ApprovalRequired { permissions, existing_request } => {
@@ -189,7 +208,50 @@ fn pending(
         org_required,
         form_id: crate::crypto::random_token(),
         issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        companions: Vec::new(),
     }
+}
+
+/// The APIs this consent also consents to (knownClientApplications), for a `.default`
+/// request: their permissions for the page, and their keys for the sealed form.
+async fn ride_along(
+    state: &AppState,
+    req: &AuthorizeRequest,
+    world: &ConsentWorld,
+    org: bool,
+    static_default: bool,
+) -> Result<(Vec<minijinja::Value>, ShownCompanions), Failure> {
+    let default =
+        static_default || ScopeRequest::parse(&req.scope).is_ok_and(|s| s.resources.iter().any(|r| r.default));
+    if !default {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let found = consent::companions(&*state.store, &world.tenant, &world.client, &world.user, org).await?;
+    let views_of =
+        found.iter().map(|c| context! { name => c.api.display_name, permissions => views(&c.permissions) }).collect();
+    let keys = found.iter().map(|c| (c.api.app_id, c.permissions.iter().map(key).collect())).collect();
+    Ok((views_of, keys))
+}
+
+/// Grants what was shown for each API that rides along with the client's consent.
+async fn grant_ride_along(
+    state: &AppState,
+    pending: &PendingDecision,
+    world: &ConsentWorld,
+    grantee: Grantee<'_>,
+) -> Result<(), Failure> {
+    if pending.companions.is_empty() {
+        return Ok(());
+    }
+    let org = matches!(grantee, Grantee::Organisation { .. });
+    for c in consent::companions(&*state.store, &world.tenant, &world.client, &world.user, org).await? {
+        let Some((_, shown)) = pending.companions.iter().find(|(id, _)| *id == c.api.app_id) else { continue };
+        let permissions: Vec<PermissionRef> = c.permissions.into_iter().filter(|p| shown.contains(&key(p))).collect();
+        if !permissions.is_empty() {
+            consent::grant(&*state.store, &world.tenant, &c.api, grantee, &permissions, Vec::new()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Renders a page whose form posts the sealed decision back to `/{tenant}/{path}`.
@@ -383,6 +445,7 @@ async fn accept_consent(
     }
     let grantee = if for_org { Grantee::Organisation { admin: &world.user } } else { Grantee::User(&world.user) };
     consent::grant(&*state.store, &world.tenant, &world.client, grantee, &permissions, Vec::new()).await?;
+    grant_ride_along(state, pending, &world, grantee).await?;
     Ok(issue_code(state, &pending.flow, &world.client, &world.tenant, &world.user, auth_time(pending)).await)
 }
 
@@ -540,6 +603,7 @@ pub async fn admin_consent_decide(
             Vec::new(),
         )
         .await?;
+        grant_ride_along(&state, &pending, &world, Grantee::Organisation { admin: &world.user }).await?;
         let scope_text = all
             .iter()
             .filter(|p| p.kind == PermissionKind::Delegated)

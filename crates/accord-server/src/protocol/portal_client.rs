@@ -26,6 +26,7 @@ pub fn portal_application(return_to: &str) -> Application {
         optional_claims: Default::default(),
         pre_authorized: Vec::new(),
         access_token_version: 2,
+        known_client_applications: Vec::new(),
     }
 }
 

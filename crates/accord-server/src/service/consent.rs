@@ -353,6 +353,65 @@ pub async fn still_granted(
     }
 }
 
+/// An API whose consent rides along with its client's (the API lists the client in
+/// `knownClientApplications`), and the delegated permissions of the API's own static list the
+/// same consent grants it.
+pub struct Companion {
+    pub api: Application,
+    pub permissions: Vec<PermissionRef>,
+}
+
+/// The APIs a consent to `client` also consents to: each API named in the client's static list
+/// that lists the client as a known client application and is registered in the client's home
+/// tenant, with the delegated permissions of its own static list that the same person could
+/// grant — for the organisation (`org`, as an administrator would on the admin-consent page) or
+/// for themselves. Each is decided by the consent engine as if the API were signing the user
+/// in with `.default`; what the person may not grant is left out.
+pub async fn companions(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &Application,
+    user: &User,
+    org: bool,
+) -> Result<Vec<Companion>, ServiceError> {
+    let mut out = Vec::new();
+    for r in &client.required {
+        let Some(api) = store.application_by_app_id(r.resource_app_id).await? else { continue };
+        if api.app_id == client.app_id
+            || api.home_tenant_id != client.home_tenant_id
+            || !api.known_client_applications.contains(&client.app_id)
+        {
+            continue;
+        }
+        let mut permissions: Vec<PermissionRef> = Vec::new();
+        for needed in api.required.iter().filter(|q| !q.delegated.is_empty()) {
+            let resource = if needed.resource_app_id == GRAPH_APP_ID {
+                accord_core::well_known::GRAPH_RESOURCE_URI.to_string()
+            } else {
+                needed.resource_app_id.to_string()
+            };
+            let Ok(request) = ScopeRequest::parse(&format!("{resource}/.default")) else { continue };
+            let world = ConsentWorld::load(store, tenant, &api, user, &request).await?;
+            let granted_now = if org {
+                match world.decide_admin_consent(&request, true).decision {
+                    Decision::PromptAdminConsent { delegated, .. } => delegated,
+                    _ => Vec::new(),
+                }
+            } else {
+                match world.decide_sign_in(&request, Prompt::Consent).decision {
+                    Decision::PromptConsent { permissions, org_required: false, .. } => permissions,
+                    _ => Vec::new(),
+                }
+            };
+            permissions.extend(granted_now.into_iter().filter(|p| p.kind == PermissionKind::Delegated));
+        }
+        if !permissions.is_empty() {
+            out.push(Companion { api, permissions });
+        }
+    }
+    Ok(out)
+}
+
 /// The permissions a prompting decision lists.
 pub fn prompt_permissions(decision: &Decision) -> Vec<PermissionRef> {
     match decision {
@@ -367,6 +426,7 @@ pub fn prompt_permissions(decision: &Decision) -> Vec<PermissionRef> {
 }
 
 /// Who gives consent, for the grant's type and the audit log.
+#[derive(Clone, Copy)]
 pub enum Grantee<'a> {
     /// The user consents for themselves: a `Principal` grant.
     User(&'a User),

@@ -469,6 +469,7 @@ impl<'a> Planner<'a> {
             optional_claims: spec.optional_claims.clone(),
             pre_authorized: Vec::new(),
             access_token_version: spec.access_token_version,
+            known_client_applications: spec.known_client_applications.clone(),
         };
         // Pre-authorized clients name scopes by value; the registration holds their ids.
         app.pre_authorized = spec

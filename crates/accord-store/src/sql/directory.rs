@@ -85,7 +85,7 @@ fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
 const APPLICATION_COLUMNS: &str = "id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
      public_client, verified_publisher, identifier_uri, scopes, app_roles, required_resource_access, key_credentials, \
      spa_redirect_uris, federated_credentials, group_membership_claims, optional_claims, pre_authorized, \
-     access_token_version";
+     access_token_version, known_client_applications";
 
 fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
     Ok(Application {
@@ -108,6 +108,7 @@ fn application_from(c: &Cols<'_>) -> StoreResult<Application> {
         optional_claims: c.json("optional_claims")?,
         pre_authorized: c.json("pre_authorized")?,
         access_token_version: u8::try_from(c.int("access_token_version")?).unwrap_or(2),
+        known_client_applications: c.json("known_client_applications")?,
     })
 }
 
@@ -578,8 +579,8 @@ impl SqlStore {
             "INSERT INTO applications (id, app_id, home_tenant_id, display_name, sign_in_audience, redirect_uris, \
              public_client, verified_publisher, identifier_uri, identifier_uri_key, scopes, app_roles, \
              required_resource_access, key_credentials, spa_redirect_uris, federated_credentials, \
-             group_membership_claims, optional_claims, pre_authorized, access_token_version) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             group_membership_claims, optional_claims, pre_authorized, access_token_version, known_client_applications) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
              ON CONFLICT (app_id) DO UPDATE SET home_tenant_id = excluded.home_tenant_id, \
              display_name = excluded.display_name, sign_in_audience = excluded.sign_in_audience, \
              redirect_uris = excluded.redirect_uris, public_client = excluded.public_client, \
@@ -589,7 +590,8 @@ impl SqlStore {
              key_credentials = excluded.key_credentials, spa_redirect_uris = excluded.spa_redirect_uris, \
              federated_credentials = excluded.federated_credentials, \
              group_membership_claims = excluded.group_membership_claims, optional_claims = excluded.optional_claims, \
-             pre_authorized = excluded.pre_authorized, access_token_version = excluded.access_token_version \
+             pre_authorized = excluded.pre_authorized, access_token_version = excluded.access_token_version, \
+             known_client_applications = excluded.known_client_applications \
              WHERE applications.id = excluded.id",
         )
         .bind(id(a.id))
@@ -611,7 +613,8 @@ impl SqlStore {
         .bind(to_json(&a.group_membership_claims)?)
         .bind(to_json(&a.optional_claims)?)
         .bind(to_json(&a.pre_authorized)?)
-        .bind(i64::from(a.access_token_version));
+        .bind(i64::from(a.access_token_version))
+        .bind(to_json(&a.known_client_applications)?);
         let done = self.execute(&mut *c, q).await.map_err(|e| {
             write_err(e, |detail| {
                 if detail.contains("identifier_uri") {

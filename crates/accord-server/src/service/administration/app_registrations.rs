@@ -42,6 +42,7 @@ pub async fn create_application(
         optional_claims: Default::default(),
         pre_authorized: Vec::new(),
         access_token_version: 2,
+        known_client_applications: Vec::new(),
     };
     // The home tenant gets the app's service principal at once, as the portal does.
     let sp = ServicePrincipal {
