@@ -752,6 +752,14 @@ async fn app_registration_with_a_secret_shown_once() {
     let bad = admin.post(&format!("{reg}/pre-authorized"), &[("client", front_end), ("scope", "nope")]).await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 
+    // Known client applications: consenting to them consents to this API too.
+    let page =
+        admin.post_ok(&format!("{reg}/known-clients"), &[("clients", &format!("{front_end}\n{front_end},"))]).await;
+    assert!(page.contains("known client applications were saved") && page.contains(front_end), "{page}");
+    let bad = admin.post(&format!("{reg}/known-clients"), &[("clients", "not-a-guid")]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("not-a-guid"), "{}", bad.body);
+
     // Token configuration: groups, an optional claim, v1 tokens; saved and shown checked.
     admin.page(&format!("{reg}/token-configuration")).await;
     let form = [("groups", "SecurityGroup"), ("id_token", "upn"), ("access_token", "email"), ("version", "1")];

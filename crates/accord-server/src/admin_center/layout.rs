@@ -186,6 +186,7 @@ const DONE: &[(&str, &str)] = &[
     ("tokens_saved", "The token configuration was saved. New tokens carry it."),
     ("client_authorized", "The client application is authorized: it uses those scopes without consent."),
     ("client_unauthorized", "The client application is no longer pre-authorized."),
+    ("known_clients_saved", "The known client applications were saved: consenting to them consents to this API too."),
     ("redirect_added", "The redirect URI was added."),
     ("redirect_removed", "The redirect URI was removed."),
     ("permission_added", "The permission was added to the app's required permissions."),

@@ -123,6 +123,7 @@ pub fn routes() -> Router<SharedState> {
             get(reg::token_configuration).post(reg::token_configuration_post),
         )
         .route("/admin/app-registrations/{app}/pre-authorized", post(reg::add_pre_authorized_post))
+        .route("/admin/app-registrations/{app}/known-clients", post(reg::known_clients_post))
         .route(
             "/admin/app-registrations/{app}/pre-authorized/{client}/remove",
             get(reg::remove_pre_authorized).post(reg::remove_pre_authorized_post),

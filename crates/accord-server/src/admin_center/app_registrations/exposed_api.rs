@@ -28,7 +28,8 @@ pub async fn expose_api(
             .iter()
             .map(|p| context! { client => p.app_id.to_string(), scopes => reg.app.pre_authorized_scopes(p.app_id).join(" ") })
             .collect();
-        let ctx = context! { scopes, authorized };
+        let known: Vec<String> = reg.app.known_client_applications.iter().map(ToString::to_string).collect();
+        let ctx = context! { scopes, authorized, known => known.join("\n") };
         Ok(tab_page(&state, &portal, &reg, EXPOSE, "admin/reg_expose_api.html", ctx, &q).await)
     }
     .await;

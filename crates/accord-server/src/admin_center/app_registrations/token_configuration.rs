@@ -151,3 +151,29 @@ pub async fn remove_pre_authorized_post(
     })
     .await
 }
+
+/// `POST …/known-clients`: the client applications whose consent also consents to this API,
+/// as a list of client ids (spaces, commas or new lines between them).
+pub async fn known_clients_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let message = ("/expose-api", "known_clients_saved");
+    edit_post(&state, &portal, &headers, &body, Destructive::No, &app, message, |app, form| {
+        let mut ids: Vec<AppId> = Vec::new();
+        for raw in form.get("clients").split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()) {
+            let id: AppId = raw.parse().map_err(|_| {
+                ServiceError::from(Aadsts::invalid_parameter("clients", &format!("'{raw}' is not a client id")))
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        app.known_client_applications = ids;
+        Ok(())
+    })
+    .await
+}
