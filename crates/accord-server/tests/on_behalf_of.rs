@@ -266,3 +266,60 @@ async fn consenting_to_a_known_client_consents_to_its_api() {
     let (status, body) = obo(&server, &alice, "https://graph.microsoft.com/Calendars.Read").await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// The same for a user consenting for herself: the consent page lists the API's permissions
+/// under the desktop client's, and accepting grants both for her alone.
+#[tokio::test]
+async fn a_users_consent_to_a_known_client_covers_its_api_for_her() {
+    let text = std::fs::read_to_string(obo_world()).unwrap();
+    let mut world = String::new();
+    for block in text.split("\n[[").enumerate().map(|(i, b)| if i == 0 { b.to_string() } else { format!("[[{b}") }) {
+        if !block.starts_with("[[tenant.grant]]") {
+            world.push_str(&block);
+            world.push('\n');
+        }
+    }
+    // Users may consent (and to the API too: assignment required would keep that for admins).
+    let world = world.replacen("assignment_required = true", "assignment_required = false", 1);
+    let world = world.replacen("user_consent = \"none\"", "user_consent = \"all\"", 1).replacen(
+        "identifier_uri = \"api://notes-api\"\n",
+        &format!("identifier_uri = \"api://notes-api\"\nknown_client_applications = [\"{DESKTOP}\"]\n"),
+        1,
+    );
+    let dir = std::env::temp_dir().join(format!("accord-known-user-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("world.toml"), &world).unwrap();
+    let server = TestServer::start_with(&dir.join("world.toml"));
+
+    let (verifier, challenge) = pkce_pair();
+    let mut url = reqwest::Url::parse(&server.url(&format!("/{TENANT}/oauth2/v2.0/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", DESKTOP)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", DESKTOP_REDIRECT)
+        .append_pair("scope", "api://notes-api/.default")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let browser = server.client();
+    let (_, page) =
+        sign_in(&browser, &server, url.as_str(), "alice@contoso.test", "alice-password-1").await.unwrap_err();
+    assert!(page.contains("Also for Notes API"), "{page}");
+    let res = submit(&browser, &server, &page, &[("decision", "accept")]).await;
+    let loc = res.headers()["location"].to_str().unwrap().to_string();
+    let code = query_param(&loc, "code").unwrap_or_else(|| panic!("{loc}"));
+    let (status, body) = post_token(
+        &server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", DESKTOP),
+            ("code", &code),
+            ("redirect_uri", DESKTOP_REDIRECT),
+            ("code_verifier", &verifier),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) =
+        obo(&server, body["access_token"].as_str().unwrap(), "https://graph.microsoft.com/Calendars.Read").await;
+    assert_eq!(status, 200, "her consent covered the API's Graph permissions: {body}");
+}
