@@ -270,10 +270,12 @@ pub trait Store: Send + Sync + 'static {
         decision: &DeviceStatus,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
-    /// The device's poll: an approved authorization is redeemed, once.
+    /// The device's poll by `client_app_id`: an approved authorization is redeemed, once.
+    /// Another client's device code is `NotFound`, whatever its state.
     async fn redeem_device_authorization(
         &self,
         device_code_hash: &str,
+        client_app_id: AppId,
         now: OffsetDateTime,
     ) -> StoreResult<DeviceRedemption>;
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()>;

@@ -593,9 +593,10 @@ impl Store for SqlStore {
     async fn redeem_device_authorization(
         &self,
         device_code_hash: &str,
+        client_app_id: AppId,
         now: OffsetDateTime,
     ) -> StoreResult<DeviceRedemption> {
-        self.redeem_device(device_code_hash, now).await
+        self.redeem_device(device_code_hash, client_app_id, now).await
     }
 
     async fn put_refresh_token(&self, token: &RefreshTokenRecord) -> StoreResult<()> {

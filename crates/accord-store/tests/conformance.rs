@@ -1545,12 +1545,15 @@ mod cases {
         assert_eq!((winners, losers), (1, 4), "{outcomes:?}");
     }
 
+    /// The client every test device authorization belongs to.
+    pub const DEVICE_CLIENT: AppId = AppId::from_uuid(Uuid::from_u128(0xde71ce));
+
     pub fn device(tag: &str, expires: i64) -> DeviceAuthorizationRecord {
         DeviceAuthorizationRecord {
             device_code_hash: format!("{tag}-device"),
             user_code_hash: format!("{tag}-user"),
             tenant_segment: "organizations".into(),
-            client_app_id: fresh(),
+            client_app_id: DEVICE_CLIENT,
             scope: "openid offline_access User.Read".into(),
             created_at: at(0),
             expires_at: at(expires),
@@ -1560,13 +1563,20 @@ mod cases {
     }
 
     pub async fn device_authorization_lifecycle(s: &dyn Store) {
+        let client = DEVICE_CLIENT;
         let d = device("d1", 15);
         s.put_device_authorization(&d).await.unwrap();
         assert_eq!(s.device_authorization_by_user_code("d1-user").await.unwrap(), Some(d.clone()));
         assert_eq!(s.device_authorization_by_user_code("nope").await.unwrap(), None);
         assert!(s.put_device_authorization(&device("d1", 15)).await.is_err(), "codes are unique");
-        assert_eq!(s.redeem_device_authorization("d1-device", at(1)).await.unwrap(), DeviceRedemption::Pending);
-        assert_eq!(s.redeem_device_authorization("other", at(1)).await.unwrap(), DeviceRedemption::NotFound);
+        assert_eq!(s.redeem_device_authorization("d1-device", client, at(1)).await.unwrap(), DeviceRedemption::Pending);
+        assert_eq!(s.redeem_device_authorization("other", client, at(1)).await.unwrap(), DeviceRedemption::NotFound);
+        // Another client learns nothing of this device code, whatever its state.
+        let stranger = AppId::from_uuid(Uuid::from_u128(0x5742));
+        assert_eq!(
+            s.redeem_device_authorization("d1-device", stranger, at(1)).await.unwrap(),
+            DeviceRedemption::NotFound
+        );
 
         // Approved once; a second answer changes nothing.
         let approval = DeviceStatus::Approved { tenant_id: fresh(), user_id: fresh(), auth_time: at(2) };
@@ -1578,7 +1588,7 @@ mod cases {
         });
         assert!(!s.decide_device_authorization("d1-device", &refusal, at(3)).await.unwrap());
         // Redeemed once, with what was approved; then a replay.
-        match s.redeem_device_authorization("d1-device", at(4)).await.unwrap() {
+        match s.redeem_device_authorization("d1-device", client, at(4)).await.unwrap() {
             DeviceRedemption::Approved(r) => {
                 assert_eq!(r.status, approval);
                 assert_eq!(r.family_id, d.family_id);
@@ -1586,7 +1596,7 @@ mod cases {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            s.redeem_device_authorization("d1-device", at(5)).await.unwrap(),
+            s.redeem_device_authorization("d1-device", client, at(5)).await.unwrap(),
             DeviceRedemption::AlreadyRedeemed(r) if r.family_id == d.family_id
         ));
 
@@ -1594,15 +1604,24 @@ mod cases {
         s.put_device_authorization(&device("d2", 15)).await.unwrap();
         assert!(s.decide_device_authorization("d2-device", &refusal, at(1)).await.unwrap());
         let DeviceStatus::Refused(why) = refusal else { unreachable!() };
-        assert_eq!(s.redeem_device_authorization("d2-device", at(2)).await.unwrap(), DeviceRedemption::Refused(why));
+        assert_eq!(
+            s.redeem_device_authorization("d2-device", client, at(2)).await.unwrap(),
+            DeviceRedemption::Refused(why)
+        );
 
         // Expired: no answer is taken and the poll says so; an approved one expires as well.
         s.put_device_authorization(&device("d3", 15)).await.unwrap();
         assert!(!s.decide_device_authorization("d3-device", &approval, at(15)).await.unwrap());
-        assert_eq!(s.redeem_device_authorization("d3-device", at(16)).await.unwrap(), DeviceRedemption::Expired);
+        assert_eq!(
+            s.redeem_device_authorization("d3-device", client, at(16)).await.unwrap(),
+            DeviceRedemption::Expired
+        );
         s.put_device_authorization(&device("d4", 15)).await.unwrap();
         assert!(s.decide_device_authorization("d4-device", &approval, at(10)).await.unwrap());
-        assert_eq!(s.redeem_device_authorization("d4-device", at(15)).await.unwrap(), DeviceRedemption::Expired);
+        assert_eq!(
+            s.redeem_device_authorization("d4-device", client, at(15)).await.unwrap(),
+            DeviceRedemption::Expired
+        );
 
         // Only pending authorizations are written; purging removes the expired.
         assert!(s
@@ -1620,7 +1639,7 @@ mod cases {
         let (a, b, c, d, e) = tokio::join!(decide(), decide(), decide(), decide(), decide());
         let won = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
         assert_eq!(won.iter().filter(|w| **w).count(), 1, "one answer wins: {won:?}");
-        let poll = || s.redeem_device_authorization("c1-device", at(2));
+        let poll = || s.redeem_device_authorization("c1-device", DEVICE_CLIENT, at(2));
         let (a, b, c, d, e) = tokio::join!(poll(), poll(), poll(), poll(), poll());
         let polls = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
         let redeemed = polls.iter().filter(|p| matches!(p, DeviceRedemption::Approved(_))).count();

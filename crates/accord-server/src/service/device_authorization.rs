@@ -137,16 +137,17 @@ pub async fn poll(
     device_code: &str,
     now: OffsetDateTime,
 ) -> Result<Poll, ServiceError> {
-    let outcome = store.redeem_device_authorization(&device_code_hash(keyring, device_code), now).await?;
+    let outcome =
+        store.redeem_device_authorization(&device_code_hash(keyring, device_code), client.app_id, now).await?;
     Ok(match outcome {
-        DeviceRedemption::Approved(record) if record.client_app_id == client.app_id => match record.status {
+        DeviceRedemption::Approved(record) => match record.status {
             DeviceStatus::Approved { tenant_id, user_id, auth_time } => {
                 Poll::Approved { tenant_id, user_id, auth_time, record }
             }
             _ => return Err(ServiceError::Internal("a redeemed device authorization without its approval".into())),
         },
-        // Another client's device code: as unknown to this one.
-        DeviceRedemption::Approved(_) | DeviceRedemption::NotFound => Poll::Refused(Aadsts::device_code_unknown()),
+        // Another client's device code is as unknown to this one as a made-up one.
+        DeviceRedemption::NotFound => Poll::Refused(Aadsts::device_code_unknown()),
         DeviceRedemption::Pending => Poll::Refused(Aadsts::device_authorization_pending()),
         DeviceRedemption::Expired => Poll::Refused(Aadsts::device_code_expired()),
         DeviceRedemption::Refused(r) => {
@@ -164,6 +165,45 @@ pub async fn poll(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use accord_store::SqlStore;
+
+    /// A fresh SQLite store in a temporary file.
+    async fn store() -> (SqlStore, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!("accord-device-test-{}.db", Uuid::new_v4().simple()));
+        (SqlStore::connect_sqlite_file(&path).await.unwrap(), path)
+    }
+
+    /// What the device's poll answers over the life of a code: pending while nobody answers,
+    /// `expired_token` once its 15 minutes are up (here by polling at a later instant), and
+    /// `bad_verification_code` for another client's code.
+    #[tokio::test]
+    async fn a_poll_answers_pending_then_expired_and_never_another_clients_code() {
+        let (store, path) = store().await;
+        let keyring = Keyring::from_master(&[7; 32]);
+        let client = accord_core::microsoft_graph::application();
+        let now = OffsetDateTime::now_utc();
+        let started = start(&store, &keyring, "organizations", &client, "openid", now).await.unwrap();
+        let code = |p: Poll| match p {
+            Poll::Refused(e) => (e.error.as_str(), e.code),
+            Poll::Approved { .. } => ("approved", 0),
+        };
+        let at = |minutes| now + Duration::minutes(minutes);
+        let pending = poll(&store, &keyring, &client, &started.device_code, at(1)).await.unwrap();
+        assert_eq!(code(pending), ("authorization_pending", 70016));
+        let expired = poll(&store, &keyring, &client, &started.device_code, at(16)).await.unwrap();
+        assert_eq!(code(expired), ("expired_token", 70019));
+        // The typed code is no longer offered once expired.
+        assert!(super::pending(&store, &keyring, &started.user_code, at(16)).await.unwrap().is_none());
+        assert!(super::pending(&store, &keyring, &started.user_code.to_lowercase(), at(1)).await.unwrap().is_some());
+        let mut other = client.clone();
+        other.app_id = accord_core::ids::AppId::random();
+        let stranger = poll(&store, &keyring, &other, &started.device_code, at(1)).await.unwrap();
+        assert_eq!(code(stranger), ("bad_verification_code", 70018));
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 
     #[test]
     fn user_codes_are_unambiguous_and_typed_codes_forgiving() {

@@ -2,6 +2,7 @@
 //! person on the verification page, redeemed once by the device's poll. Both transitions are
 //! conditional updates, so two answers (or two polls) cannot both win.
 
+use accord_core::ids::AppId;
 use time::OffsetDateTime;
 
 use super::codec::{corrupt, id, micros, to_json, Cols};
@@ -109,13 +110,15 @@ impl SqlStore {
     pub(super) async fn redeem_device(
         &self,
         device_code_hash: &str,
+        client_app_id: AppId,
         now: OffsetDateTime,
     ) -> StoreResult<DeviceRedemption> {
         let sql = format!(
             "UPDATE device_authorizations SET status = 'redeemed' \
-             WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 RETURNING {COLUMNS}"
+             WHERE device_code_hash = $1 AND status = 'approved' AND expires_at > $2 AND client_app_id = $3 \
+             RETURNING {COLUMNS}"
         );
-        let q = sqlx::query(&sql).bind(device_code_hash).bind(micros(now));
+        let q = sqlx::query(&sql).bind(device_code_hash).bind(micros(now)).bind(id(client_app_id));
         // RETURNING shows the row as updated ("redeemed"); the caller needs what was approved.
         let as_approved = |c: &Cols<'_>| {
             let mut record = device_from(c)?;
@@ -130,7 +133,8 @@ impl SqlStore {
             return Ok(DeviceRedemption::Approved(approved));
         }
         let sql = format!("SELECT {COLUMNS} FROM device_authorizations WHERE device_code_hash = $1");
-        let Some(found) = self.read_one(sqlx::query(&sql).bind(device_code_hash), device_from).await? else {
+        let found = self.read_one(sqlx::query(&sql).bind(device_code_hash), device_from).await?;
+        let Some(found) = found.filter(|d| d.client_app_id == client_app_id) else {
             return Ok(DeviceRedemption::NotFound);
         };
         Ok(match found.status {
