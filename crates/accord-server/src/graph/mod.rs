@@ -6,6 +6,7 @@
 pub mod applications;
 pub mod assignments;
 pub mod auth;
+pub mod batch;
 pub mod calendar;
 pub mod consent_policies;
 pub mod consent_requests;
@@ -60,6 +61,7 @@ pub fn route_paths() -> Vec<String> {
 fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
     let mut table: Vec<(String, MethodRouter<SharedState>)> = vec![
         ("/v1.0/me".into(), get(users::me).fallback(method_not_allowed)),
+        ("/v1.0/$batch".into(), post(batch::batch).fallback(method_not_allowed)),
         ("/v1.0/me/transitiveMemberOf".into(), get(memberships::my_transitive_member_of).fallback(method_not_allowed)),
         ("/v1.0/me/getMemberObjects".into(), post(memberships::my_member_objects).fallback(method_not_allowed)),
         (

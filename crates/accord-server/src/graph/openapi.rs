@@ -44,6 +44,8 @@ pub struct Operation {
 }
 
 const NONE: &[&str] = &[];
+/// `$batch` needs no permission of its own: each request in it needs its own.
+const BATCH: &[&str] = &["(each request's own)"];
 /// An application's federated identity credentials, and one of them.
 const FIC: &str = "/applications/{app}/federatedIdentityCredentials";
 const FIC_ONE: &str = "/applications/{app}/federatedIdentityCredentials/{credential}";
@@ -107,6 +109,8 @@ fn directory_operations() -> Vec<Operation> {
     let role_key = "/directoryRoles(roleTemplateId='{roleTemplateId}')";
     vec![
         op("get", "/me", "The signed-in user", ME, NONE),
+        op("post", "/$batch", "Up to 20 requests in one round trip, each authorised as if sent alone", BATCH, BATCH)
+            .status(200),
         op("get", "/me/transitiveMemberOf", "The signed-in user's groups, nested included", ME, NONE).list(),
         op("post", "/me/getMemberObjects", "Ids of the signed-in user's groups", ME, NONE).status(200),
         op(
