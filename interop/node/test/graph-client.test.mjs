@@ -109,3 +109,29 @@ test("graph-client delegated: me/events with msal-node tokens from the auth code
   assert.equal(at.oid, alice.id, JSON.stringify(at));
   assert.ok(scopesOf(at).has("Calendars.Read"), JSON.stringify(at));
 });
+
+test("graph-client $batch through BatchRequestContent: each part answered as if alone", { timeout: TEST_TIMEOUT_MS }, async () => {
+  const { BatchRequestContent, BatchResponseContent } = await import("@microsoft/microsoft-graph-client");
+  const a = accord();
+  const { alice } = a.world;
+  const { client } = graphClient(appOnlyProvider());
+  const base = `${a.base}/v1.0`;
+  const batch = new BatchRequestContent([
+    { id: "1", request: new Request(`${base}/users/${alice.id}?$select=displayName`, { method: "GET" }) },
+    { id: "2", request: new Request(`${base}/users/${alice.id}/calendar/events?$top=1`, { method: "GET" }) },
+    // The app holds no permission to list groups: 403 inside, the batch still 200.
+    { id: "3", request: new Request(`${base}/groups`, { method: "GET" }) },
+  ]);
+  // The client accepts serial chains: each request after the previous one.
+  batch.addDependency("2", "1");
+  batch.addDependency("3", "2");
+  const raw = await client.api("/$batch").post(await batch.getContent());
+  const answers = new BatchResponseContent(raw);
+  const me = answers.getResponseById("1");
+  assert.equal(me.status, 200);
+  assert.equal((await me.json()).displayName, "Alice Interop");
+  const events = answers.getResponseById("2");
+  assert.equal(events.status, 200);
+  assert.ok(Array.isArray((await events.json()).value));
+  assert.equal(answers.getResponseById("3").status, 403);
+});
