@@ -44,7 +44,7 @@ async fn each_request_is_answered_as_if_sent_alone() {
         &server,
         Some(&token),
         json!({"requests": [
-            {"id": "1", "method": "GET", "url": "/me?$select=displayName"},
+            {"id": "1", "method": "GET", "url": "/v1.0/me?$select=displayName"},
             {"id": "2", "method": "GET", "url": "/me/events?$top=1&$select=subject"},
             {"id": "3", "method": "GET", "url": "/users/frank@fabrikam.test"},
             {"id": "4", "method": "GET", "url": "/me", "dependsOn": ["3"]},

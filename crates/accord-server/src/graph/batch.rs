@@ -57,6 +57,11 @@ fn parse(body: Result<Bytes, BytesRejection>) -> Result<Vec<Inner>, GraphError> 
             .filter(|m| [Method::GET, Method::POST, Method::PATCH, Method::PUT, Method::DELETE].contains(m))
             .ok_or_else(|| malformed(format!("Request '{id}' needs a 'method' (GET, POST, PATCH, PUT or DELETE).")))?;
         let url = text("url").ok_or_else(|| malformed(format!("Request '{id}' needs a 'url'.")))?;
+        // SDKs strip only the origin of a full URL ("/v1.0/me"), which Graph accepts too.
+        let url = match url.get(..6) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("/v1.0/") => url[5..].to_string(),
+            _ => url,
+        };
         if !url.starts_with('/') || url.starts_with("//") {
             return Err(malformed(format!("Request '{id}': the url must be relative to /v1.0, e.g. /me/events.")));
         }
