@@ -61,6 +61,14 @@ pub struct ServeArgs {
     /// Testing knob: milliseconds between runs of the notification outbox [default: 30000].
     #[arg(long, env = "ACCORD_OUTBOX_INTERVAL_MS", hide = true)]
     pub outbox_interval_ms: Option<u64>,
+    /// Graph mailbox data: requests one app may make to one mailbox in ten minutes, as Outlook
+    /// limits it (0: no limit) [default: 10000]
+    #[arg(long, env = "ACCORD_GRAPH_REQUESTS_PER_10_MINUTES")]
+    pub graph_requests_per_10_minutes: Option<u32>,
+    /// Graph mailbox data: requests one app may have in flight to one mailbox (0: no limit)
+    /// [default: 4]
+    #[arg(long, env = "ACCORD_GRAPH_CONCURRENT_PER_MAILBOX")]
+    pub graph_concurrent_per_mailbox: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +90,8 @@ struct FileConfig {
     smtp_from: Option<String>,
     directory_cache: Option<String>,
     outbox_interval_ms: Option<u64>,
+    graph_requests_per_10_minutes: Option<u32>,
+    graph_concurrent_per_mailbox: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +126,8 @@ pub struct ServeConfig {
     pub outbox_interval: std::time::Duration,
     /// The store's directory cache (see accord-store's `sql/cache.rs`).
     pub directory_cache: accord_store::CacheSettings,
+    /// Graph's per-app-per-mailbox limits.
+    pub mailbox_limits: crate::graph::throttle::MailboxLimits,
 }
 
 impl ServeConfig {
@@ -165,6 +177,13 @@ impl ServeConfig {
             smtp,
             outbox_interval: std::time::Duration::from_millis(outbox_interval_ms),
             directory_cache,
+            mailbox_limits: crate::graph::throttle::MailboxLimits {
+                requests_per_10_minutes: args
+                    .graph_requests_per_10_minutes
+                    .or(file.graph_requests_per_10_minutes)
+                    .unwrap_or(10_000),
+                concurrent: args.graph_concurrent_per_mailbox.or(file.graph_concurrent_per_mailbox).unwrap_or(4),
+            },
         })
     }
 

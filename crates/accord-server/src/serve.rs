@@ -49,7 +49,15 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let signer = Signer::load(&*store, &keyring).await?;
     let settings = Settings::new(config.public_url.clone(), config.allow_ropc);
     let lockout = crate::lockout::Lockout::new(settings.lockout_threshold, settings.lockout_seconds);
-    let state = Arc::new(AppState { store, keyring, signer, settings, lockout, issuer_keys: Default::default() });
+    let state = Arc::new(AppState {
+        store,
+        keyring,
+        signer,
+        settings,
+        lockout,
+        issuer_keys: Default::default(),
+        mailbox_throttle: crate::graph::throttle::MailboxThrottle::new(config.mailbox_limits),
+    });
     spawn_background_jobs(state.clone());
     // The notification outbox runs on its own, shorter interval.
     crate::service::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;

@@ -61,6 +61,8 @@ pub struct AppState {
     pub lockout: crate::lockout::Lockout,
     /// Federated issuers' signing keys, fetched on demand.
     pub issuer_keys: crate::federation::IssuerKeys,
+    /// Graph's per-app-per-mailbox limits (Outlook's throttling).
+    pub mailbox_throttle: std::sync::Arc<crate::graph::throttle::MailboxThrottle>,
 }
 
 pub type SharedState = Arc<AppState>;

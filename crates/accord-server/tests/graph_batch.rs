@@ -100,3 +100,58 @@ async fn a_malformed_batch_is_400() {
         assert!(message.contains(mentions), "'{mentions}' not in {answer}");
     }
 }
+
+/// Mailbox data is throttled per app and mailbox as Outlook does (here 3 requests per ten
+/// minutes): the fourth gets 429 `ApplicationThrottled` with `Retry-After`, another mailbox and
+/// directory reads are not affected, a throttled part of a batch is a 429 inside a 200, and the
+/// count shows in /metrics.
+#[tokio::test]
+async fn mailbox_requests_are_throttled_per_app_and_mailbox() {
+    let dir = std::env::temp_dir().join(format!("accord-throttle-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &world(), &["--graph-requests-per-10-minutes", "3"], &[]);
+    let res = server
+        .client()
+        .post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", WEB_APP),
+            ("client_secret", WEB_SECRET),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let app: Value = res.json().await.unwrap();
+    let app = app["access_token"].as_str().unwrap().to_string();
+    let get = |path: &str| server.client().get(server.url(path)).bearer_auth(&app).send();
+    for _ in 0..3 {
+        assert_eq!(get("/v1.0/users/alice@contoso.test/events").await.unwrap().status(), 200);
+    }
+    let res = get("/v1.0/users/alice@contoso.test/events").await.unwrap();
+    assert_eq!(res.status(), 429);
+    let wait: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=200).contains(&wait), "{wait}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "ApplicationThrottled", "{body}");
+    // Another mailbox, and the directory, are not this mailbox's budget.
+    assert_eq!(get("/v1.0/users/bob@contoso.test/events").await.unwrap().status(), 200);
+    assert_eq!(get("/v1.0/users/alice@contoso.test").await.unwrap().status(), 200);
+    // In a batch, each part is throttled on its own.
+    let (status, answer) = batch(
+        &server,
+        Some(&app),
+        json!({"requests": [
+            {"id": "1", "method": "GET", "url": "/users/alice@contoso.test/events"},
+            {"id": "2", "method": "GET", "url": "/users/bob@contoso.test/calendarView?startDateTime=2026-01-01T00:00:00Z&endDateTime=2026-01-02T00:00:00Z"},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let parts = answer["responses"].as_array().unwrap();
+    assert_eq!(parts[0]["status"], 429, "{answer}");
+    assert!(parts[0]["headers"]["Retry-After"].is_string(), "{answer}");
+    assert_eq!(parts[1]["status"], 200, "{answer}");
+    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("accord_graph_throttled_total{limit=\"rate\"}"), "{metrics}");
+}

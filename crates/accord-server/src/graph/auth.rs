@@ -36,7 +36,22 @@ pub struct Caller {
     /// The client application (`azp`).
     pub client_app_id: Option<AppId>,
     pub principal: Principal,
+    /// The mailbox concurrency slot this request holds, released when the request is done.
+    pub slot: Option<MailboxSlot>,
 }
+
+/// A held slot of the per-mailbox concurrency limit (`throttle.rs`); callers compare equal
+/// whatever slot they hold.
+#[derive(Debug, Clone)]
+pub struct MailboxSlot(#[allow(dead_code)] std::sync::Arc<super::throttle::Slot>);
+
+impl PartialEq for MailboxSlot {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for MailboxSlot {}
 
 impl Caller {
     /// Builds the caller from verified claims; `None` when they are not a Graph token.
@@ -66,7 +81,7 @@ impl Caller {
                 Principal::Delegated { user_id, scopes }
             }
         };
-        Ok(Caller { tenant_id, client_app_id, principal })
+        Ok(Caller { tenant_id, client_app_id, principal, slot: None })
     }
 
     pub fn is_app(&self) -> bool {
@@ -173,7 +188,21 @@ impl FromRequestParts<SharedState> for Caller {
     type Rejection = GraphError;
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
-        authenticate(state, &parts.headers).await
+        let mut caller = authenticate(state, &parts.headers).await?;
+        // Mailbox data is throttled per app and mailbox, as Outlook does.
+        let user = caller.user_id().map(|u| u.to_string());
+        if let Some(mailbox) = super::throttle::mailbox_of(parts.uri.path(), user) {
+            let key = super::throttle::MailboxKey { tenant: caller.tenant_id, app: caller.client_app_id, mailbox };
+            match state.mailbox_throttle.admit(key, std::time::Instant::now()) {
+                Ok(slot) => caller.slot = slot.map(|s| MailboxSlot(std::sync::Arc::new(s))),
+                Err(t) => {
+                    metrics::counter!("accord_graph_throttled_total", "limit" => if t.concurrency { "concurrency" } else { "rate" })
+                        .increment(1);
+                    return Err(GraphError::throttled(t));
+                }
+            }
+        }
+        Ok(caller)
     }
 }
 

@@ -118,6 +118,18 @@ impl GraphError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "The request body is too large.")
     }
 
+    /// 429 as Outlook throttles mailbox data, with `Retry-After`.
+    pub fn throttled(t: super::throttle::Throttled) -> Self {
+        let message = if t.concurrency {
+            "Application is over its MailboxConcurrency limit.".to_string()
+        } else {
+            format!("Application is over its request limit for this mailbox. Retry after {} seconds.", t.retry_after)
+        };
+        let value = HeaderValue::from_str(&t.retry_after.to_string()).unwrap_or_else(|_| HeaderValue::from_static("1"));
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", message)
+            .with_header(header::RETRY_AFTER, value)
+    }
+
     /// 503: the service cannot answer for now (its database is away); retry after the delay.
     pub fn service_not_available(retry_after_seconds: u64) -> Self {
         Self::new(

@@ -566,6 +566,7 @@ mod tests {
                 user_id: UserId::NIL,
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
             },
+            slot: None,
         }
     }
 
@@ -574,6 +575,7 @@ mod tests {
             tenant_id: TenantId::NIL,
             client_app_id: None,
             principal: Principal::App { roles: roles.iter().map(|s| s.to_string()).collect() },
+            slot: None,
         }
     }
 
