@@ -127,7 +127,7 @@ pub struct ServeConfig {
     /// The store's directory cache (see accord-store's `sql/cache.rs`).
     pub directory_cache: accord_store::CacheSettings,
     /// Graph's per-app-per-mailbox limits.
-    pub mailbox_limits: crate::graph::throttle::MailboxLimits,
+    pub mailbox_limits: crate::mailbox_throttle::MailboxLimits,
 }
 
 impl ServeConfig {
@@ -177,7 +177,7 @@ impl ServeConfig {
             smtp,
             outbox_interval: std::time::Duration::from_millis(outbox_interval_ms),
             directory_cache,
-            mailbox_limits: crate::graph::throttle::MailboxLimits {
+            mailbox_limits: crate::mailbox_throttle::MailboxLimits {
                 requests_per_10_minutes: args
                     .graph_requests_per_10_minutes
                     .or(file.graph_requests_per_10_minutes)

@@ -9,6 +9,7 @@ pub mod crypto;
 pub(crate) mod federation;
 pub(crate) mod graph;
 pub(crate) mod lockout;
+pub(crate) mod mailbox_throttle;
 pub(crate) mod my_apps;
 pub mod ops;
 pub mod password_work;

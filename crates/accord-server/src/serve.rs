@@ -56,7 +56,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         settings,
         lockout,
         issuer_keys: Default::default(),
-        mailbox_throttle: crate::graph::throttle::MailboxThrottle::new(config.mailbox_limits),
+        mailbox_throttle: crate::mailbox_throttle::MailboxThrottle::new(config.mailbox_limits),
     });
     spawn_background_jobs(state.clone());
     // The notification outbox runs on its own, shorter interval.

@@ -62,7 +62,7 @@ pub struct AppState {
     /// Federated issuers' signing keys, fetched on demand.
     pub issuer_keys: crate::federation::IssuerKeys,
     /// Graph's per-app-per-mailbox limits (Outlook's throttling).
-    pub mailbox_throttle: std::sync::Arc<crate::graph::throttle::MailboxThrottle>,
+    pub mailbox_throttle: std::sync::Arc<crate::mailbox_throttle::MailboxThrottle>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -15,8 +15,17 @@ struct Rule {
 }
 
 /// Below the surfaces: no HTTP, no pages.
-const SHARED: &[&str] =
-    &["state", "crypto", "signing", "tenancy", "password_work", "lockout", "client_certificates", "federation"];
+const SHARED: &[&str] = &[
+    "state",
+    "crypto",
+    "signing",
+    "tenancy",
+    "password_work",
+    "lockout",
+    "client_certificates",
+    "federation",
+    "mailbox_throttle",
+];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
 const RULES: &[Rule] = &[
@@ -31,6 +40,7 @@ const RULES: &[Rule] = &[
             "lockout.rs",
             "client_certificates.rs",
             "federation.rs",
+            "mailbox_throttle.rs",
         ],
         may_use: SHARED,
         no_crates: NO_HTTP,
@@ -86,6 +96,7 @@ const RULES: &[Rule] = &[
             "ops",
             "protocol",
             "client_certificates",
+            "mailbox_throttle",
         ],
         no_crates: &[],
     },

@@ -43,7 +43,7 @@ pub struct Caller {
 /// A held slot of the per-mailbox concurrency limit (`throttle.rs`); callers compare equal
 /// whatever slot they hold.
 #[derive(Debug, Clone)]
-pub struct MailboxSlot(#[allow(dead_code)] std::sync::Arc<super::throttle::Slot>);
+pub struct MailboxSlot(#[allow(dead_code)] std::sync::Arc<crate::mailbox_throttle::Slot>);
 
 impl PartialEq for MailboxSlot {
     fn eq(&self, _: &Self) -> bool {
@@ -124,6 +124,23 @@ pub fn www_authenticate(state: &AppState, error: Option<&str>) -> String {
     v
 }
 
+/// The mailbox a Graph path names: `/v1.0/me/…` (the caller) or `/v1.0/users/{id or UPN}/…`.
+pub fn mailbox_of(path: &str, caller_user: Option<String>) -> Option<String> {
+    let mut segments = path.trim_start_matches('/').split('/');
+    if !segments.next().is_some_and(|v| v.eq_ignore_ascii_case("v1.0")) {
+        return None;
+    }
+    match segments.next() {
+        Some(s) if s.eq_ignore_ascii_case("me") => segments.next().and(caller_user),
+        Some(s) if s.eq_ignore_ascii_case("users") => {
+            let user = segments.next().filter(|u| !u.is_empty())?;
+            // Only a user's own resources (events, calendar…) are mailbox data.
+            segments.next().map(|_| user.to_ascii_lowercase())
+        }
+        _ => None,
+    }
+}
+
 /// Authenticates a Graph request.
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, GraphError> {
     let claims = validate_bearer(state, headers).map_err(|e| {
@@ -191,8 +208,9 @@ impl FromRequestParts<SharedState> for Caller {
         let mut caller = authenticate(state, &parts.headers).await?;
         // Mailbox data is throttled per app and mailbox, as Outlook does.
         let user = caller.user_id().map(|u| u.to_string());
-        if let Some(mailbox) = super::throttle::mailbox_of(parts.uri.path(), user) {
-            let key = super::throttle::MailboxKey { tenant: caller.tenant_id, app: caller.client_app_id, mailbox };
+        if let Some(mailbox) = mailbox_of(parts.uri.path(), user) {
+            let key =
+                crate::mailbox_throttle::MailboxKey { tenant: caller.tenant_id, app: caller.client_app_id, mailbox };
             match state.mailbox_throttle.admit(key, std::time::Instant::now()) {
                 Ok(slot) => caller.slot = slot.map(|s| MailboxSlot(std::sync::Arc::new(s))),
                 Err(t) => {
@@ -209,6 +227,16 @@ impl FromRequestParts<SharedState> for Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mailboxes_are_named_by_me_or_a_users_resources() {
+        assert_eq!(mailbox_of("/v1.0/me/events", Some("u1".into())), Some("u1".into()));
+        assert_eq!(mailbox_of("/v1.0/me", Some("u1".into())), None, "the profile is not mailbox data");
+        assert_eq!(mailbox_of("/v1.0/users/Alice@Contoso.test/calendarView", None), Some("alice@contoso.test".into()));
+        assert_eq!(mailbox_of("/v1.0/users/alice@contoso.test", None), None, "the user object is not mailbox data");
+        assert_eq!(mailbox_of("/v1.0/groups", None), None);
+        assert_eq!(mailbox_of("/openapi/x", None), None);
+    }
     use serde_json::json;
 
     #[test]

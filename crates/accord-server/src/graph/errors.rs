@@ -119,7 +119,7 @@ impl GraphError {
     }
 
     /// 429 as Outlook throttles mailbox data, with `Retry-After`.
-    pub fn throttled(t: super::throttle::Throttled) -> Self {
+    pub fn throttled(t: crate::mailbox_throttle::Throttled) -> Self {
         let message = if t.concurrency {
             "Application is over its MailboxConcurrency limit.".to_string()
         } else {

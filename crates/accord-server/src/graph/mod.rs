@@ -23,7 +23,6 @@ pub mod openapi;
 pub mod policies;
 pub mod request;
 pub mod service_principals;
-pub mod throttle;
 pub mod timezone;
 pub mod users;
 

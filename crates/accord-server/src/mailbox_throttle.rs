@@ -115,23 +115,6 @@ impl MailboxThrottle {
     }
 }
 
-/// The mailbox a Graph path names: `/v1.0/me/…` (the caller) or `/v1.0/users/{id or UPN}/…`.
-pub fn mailbox_of(path: &str, caller_user: Option<String>) -> Option<String> {
-    let mut segments = path.trim_start_matches('/').split('/');
-    if !segments.next().is_some_and(|v| v.eq_ignore_ascii_case("v1.0")) {
-        return None;
-    }
-    match segments.next() {
-        Some(s) if s.eq_ignore_ascii_case("me") => segments.next().and(caller_user),
-        Some(s) if s.eq_ignore_ascii_case("users") => {
-            let user = segments.next().filter(|u| !u.is_empty())?;
-            // Only a user's own resources (events, calendar…) are mailbox data.
-            segments.next().map(|_| user.to_ascii_lowercase())
-        }
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,15 +147,5 @@ mod tests {
         drop(b);
         let off = MailboxThrottle::new(MailboxLimits { requests_per_10_minutes: 0, concurrent: 0 });
         assert!(off.admit(key("m"), now).unwrap().is_none(), "both limits off");
-    }
-
-    #[test]
-    fn mailboxes_are_named_by_me_or_a_users_resources() {
-        assert_eq!(mailbox_of("/v1.0/me/events", Some("u1".into())), Some("u1".into()));
-        assert_eq!(mailbox_of("/v1.0/me", Some("u1".into())), None, "the profile is not mailbox data");
-        assert_eq!(mailbox_of("/v1.0/users/Alice@Contoso.test/calendarView", None), Some("alice@contoso.test".into()));
-        assert_eq!(mailbox_of("/v1.0/users/alice@contoso.test", None), None, "the user object is not mailbox data");
-        assert_eq!(mailbox_of("/v1.0/groups", None), None);
-        assert_eq!(mailbox_of("/openapi/x", None), None);
     }
 }
