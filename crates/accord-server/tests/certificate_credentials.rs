@@ -95,10 +95,6 @@ fn assertion(cert: &Cert, style: Style, claims: Value) -> String {
     format!("{signing_input}.{}", enc(&sig))
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 async fn token(server: &TestServer, c: &reqwest::Client, assertion: &str) -> (u16, Value) {
     let res = c
         .post(server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))

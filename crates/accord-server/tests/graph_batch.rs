@@ -27,6 +27,13 @@ async fn alice(server: &TestServer) -> String {
     body["access_token"].as_str().unwrap_or_else(|| panic!("{body}")).to_string()
 }
 
+/// `YYYY-MM-DDThh:mm:ss` (UTC) of now plus `days`: test windows and events move with the clock,
+/// so nothing here depends on today's date.
+fn days_from_now(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:00", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
+}
+
 async fn batch(server: &TestServer, token: Option<&str>, body: Value) -> (u16, Value) {
     let mut req = server.client().post(server.url("/v1.0/$batch")).json(&body);
     if let Some(t) = token {
@@ -49,8 +56,8 @@ async fn each_request_is_answered_as_if_sent_alone() {
             {"id": "3", "method": "GET", "url": "/users/frank@fabrikam.test"},
             {"id": "4", "method": "GET", "url": "/me", "dependsOn": ["3"]},
             {"id": "5", "method": "POST", "url": "/me/events", "headers": {"Content-Type": "application/json"},
-             "body": {"subject": "Planning", "start": {"dateTime": "2027-01-04T09:00:00", "timeZone": "UTC"},
-                      "end": {"dateTime": "2027-01-04T10:00:00", "timeZone": "UTC"}}},
+             "body": {"subject": "Planning", "start": {"dateTime": days_from_now(1), "timeZone": "UTC"},
+                      "end": {"dateTime": days_from_now(2), "timeZone": "UTC"}}},
             {"id": "6", "method": "POST", "url": "/$batch", "headers": {"Content-Type": "application/json"}, "body": {"requests": []}},
         ]}),
     )
@@ -143,7 +150,11 @@ async fn mailbox_requests_are_throttled_per_app_and_mailbox() {
         Some(&app),
         json!({"requests": [
             {"id": "1", "method": "GET", "url": "/users/alice@contoso.test/events"},
-            {"id": "2", "method": "GET", "url": "/users/bob@contoso.test/calendarView?startDateTime=2026-01-01T00:00:00Z&endDateTime=2026-01-02T00:00:00Z"},
+            {"id": "2", "method": "GET", "url": format!(
+                "/users/bob@contoso.test/calendarView?startDateTime={}Z&endDateTime={}Z",
+                days_from_now(-1),
+                days_from_now(1)
+            )},
         ]}),
     )
     .await;

@@ -106,10 +106,6 @@ fn world_trusting(issuer: &str, pinned: &Value) -> PathBuf {
     path
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// A GitHub-Actions-shaped token's claims.
 fn github(issuer: &str, subject: &str) -> Value {
     json!({

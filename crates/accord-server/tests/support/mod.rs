@@ -198,6 +198,11 @@ pub fn uuid_like() -> String {
     format!("{nanos:x}-{}-{n}", std::process::id())
 }
 
+/// Unix seconds now: the times of assertions the tests sign (never compared with a fixed date).
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 /// Decodes a JWT's payload without verifying it (tests verify signatures separately).
 pub fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine;
