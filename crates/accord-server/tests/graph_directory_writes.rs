@@ -270,6 +270,7 @@ async fn applications_permissions_tenants_and_bad_requests() {
         (json!({"groupMembershipClaims": "Everything"}), "groupMembershipClaims"),
         (json!({"optionalClaims": {"idToken": [{"name": "ssn"}]}}), "optionalClaims"),
         (json!({"optionalClaims": {"saml2Token": [{"name": "upn"}]}}), "optionalClaims.saml2Token"),
+        (json!({"optionalClaims": {"saml2Token": "upn"}}), "optionalClaims.saml2Token"),
         (json!({"identifierUris": ["api://other"]}), "identifierUris"),
         (json!({"isFallbackPublicClient": "yes"}), "isFallbackPublicClient"),
         (

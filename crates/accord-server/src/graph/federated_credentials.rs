@@ -4,11 +4,10 @@
 //! properties' limits, uniqueness, at most 20, the privileged-app credential guard, the audit —
 //! is the administration service's (`update_application`); this file translates Graph's shapes.
 
-use super::applications::{bad, one_app, path_key, string_field, AppKey};
+use super::applications::{bad, one_app, path_key, save, string_field, AppKey};
 use super::auth::Caller;
 use super::errors::GraphError;
-use super::request::{actor, json_object, json_response, require, tenant, GraphPath};
-use crate::service::administration;
+use super::request::{json_object, json_response, require, GraphPath};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{Application, FederatedCredential, TOKEN_EXCHANGE_AUDIENCE};
 use accord_core::microsoft_graph::permissions::{APP_READ, APP_READ_APP, APP_WRITE, APP_WRITE_APP};
@@ -77,14 +76,6 @@ fn description(m: &Map<String, Value>) -> Result<Option<Option<String>>, GraphEr
         Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
         Some(_) => Err(bad("Invalid value specified for property 'description'.")),
     }
-}
-
-/// Saves `app` with its changed credentials through the service layer.
-async fn save(state: &AppState, caller: &Caller, app: Application) -> Result<(), GraphError> {
-    let tenant = tenant(state, caller).await?;
-    let actor = actor(state, caller, &tenant).await?;
-    administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;
-    Ok(())
 }
 
 /// `GET …/federatedIdentityCredentials`

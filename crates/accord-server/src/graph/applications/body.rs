@@ -290,7 +290,8 @@ pub(super) fn optional_claims(v: &Value) -> Result<OptionalClaims, GraphError> {
         let target = match key.as_str() {
             "idToken" => &mut out.id_token,
             "accessToken" => &mut out.access_token,
-            "saml2Token" if list.as_array().is_none_or(|l| l.is_empty()) => continue,
+            // Accord issues no SAML tokens: an empty list (or null) is all it takes.
+            "saml2Token" if list.is_null() || list.as_array().is_some_and(|l| l.is_empty()) => continue,
             _ => {
                 return Err(bad(format!(
                     "Property '{P}.{key}' is not supported: Accord issues idToken and accessToken claims."

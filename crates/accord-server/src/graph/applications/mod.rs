@@ -267,11 +267,16 @@ pub(super) async fn one_app(
     caller: &Caller,
     key: AppKey,
 ) -> Result<(DirectoryApplication, Value), GraphError> {
-    all_apps(state, caller)
+    // Find the registration first: the Graph JSON (a store read per required resource) is
+    // built for that one app, not for every app of the tenant.
+    let d = administration::directory_applications(state.store.as_ref(), caller.tenant_id)
         .await?
         .into_iter()
-        .find(|(d, _)| key.matches(&d.app))
-        .ok_or_else(|| GraphError::resource_not_found(&key.text()))
+        .find(|d| key.matches(&d.app))
+        .ok_or_else(|| GraphError::resource_not_found(&key.text()))?;
+    let tenant = tenant(state, caller).await?;
+    let v = app_json(state, &d, tenant.default_domain()).await?;
+    Ok((d, v))
 }
 
 fn entity_body(state: &AppState, opts: &QueryOptions, v: Value) -> Value {
@@ -415,10 +420,17 @@ pub async fn update_by(
     let m = json_object(body)?;
     let (d, _) = one_app(state, &caller, key).await?;
     let app = apply_body(state, d.app, &m).await?;
-    let tenant = tenant(state, &caller).await?;
-    let actor = actor(state, &caller, &tenant).await?;
-    administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;
+    save(state, &caller, app).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Saves a changed registration through the service layer, which validates it whole (every
+/// `PATCH`, and the federated credentials' writes).
+pub(super) async fn save(state: &AppState, caller: &Caller, app: Application) -> Result<(), GraphError> {
+    let tenant = tenant(state, caller).await?;
+    let actor = actor(state, caller, &tenant).await?;
+    administration::update_application(state.store.as_ref(), &actor, &tenant, app).await?;
+    Ok(())
 }
 
 /// `POST /v1.0/applications/{id}/addPassword`
