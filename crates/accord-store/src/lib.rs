@@ -119,6 +119,14 @@ pub enum Change {
     /// Audit events are only ever appended.
     AppendAudit(AuditEvent),
     EnqueueNotification(Notification),
+    /// Upserts a change-notification subscription (by id).
+    PutSubscription(GraphSubscription),
+    /// Deletes a subscription and every notification still queued for it.
+    DeleteSubscription {
+        tenant_id: TenantId,
+        subscription_id: Uuid,
+    },
+    EnqueueGraphNotification(GraphNotification),
 }
 
 #[async_trait]
@@ -208,6 +216,64 @@ pub trait Store: Send + Sync + 'static {
         from: Option<OffsetDateTime>,
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>>;
+
+    // --- calendar sync: the change journal, subscriptions and their outbox ---
+    /// The number of the owner's latest calendar change (0 before any): where a delta round ends.
+    async fn calendar_watermark(&self, tenant_id: TenantId, owner_id: UserId) -> StoreResult<i64>;
+    /// The owner's events overlapping `[from, to)`, ordered by id, after `after` when given; at
+    /// most `limit` (a delta round's first pages).
+    async fn events_page(
+        &self,
+        tenant_id: TenantId,
+        owner_id: UserId,
+        window: (OffsetDateTime, OffsetDateTime),
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<CalendarEvent>>;
+    /// The owner's calendar changes numbered in `(since, until]`, in order; at most `limit`.
+    async fn calendar_changes(
+        &self,
+        tenant_id: TenantId,
+        owner_id: UserId,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CalendarChange>>;
+    async fn subscription(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<GraphSubscription>>;
+    /// Every subscription on the mailbox's events (any status).
+    async fn subscriptions_of_mailbox(
+        &self,
+        tenant_id: TenantId,
+        mailbox_id: UserId,
+    ) -> StoreResult<Vec<GraphSubscription>>;
+    /// Every subscription the client app holds in the tenant (any status), oldest first.
+    async fn subscriptions_of_app(
+        &self,
+        tenant_id: TenantId,
+        client_app_id: AppId,
+    ) -> StoreResult<Vec<GraphSubscription>>;
+    /// Subscriptions not removed, across tenants, ordered by id after `after`; at most `limit`.
+    async fn live_subscriptions(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<GraphSubscription>>;
+    /// Queued notifications whose next attempt is due at `now`, oldest first; at most `limit`.
+    async fn due_graph_notifications(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<GraphNotification>>;
+    /// Claims an attempt: moves the next attempt from `seen` to `until` if no one else did; false
+    /// when another replica took it (or it is gone).
+    async fn claim_graph_notification(
+        &self,
+        id: Uuid,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool>;
+    /// A failed attempt: counts it and schedules the next.
+    async fn retry_graph_notification(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()>;
+    /// Delivered or given up: the row goes.
+    async fn finish_graph_notification(&self, id: Uuid) -> StoreResult<()>;
 
     // --- consent workflow, classifications, audit, outbox ---
     async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>>;

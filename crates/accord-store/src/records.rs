@@ -161,3 +161,107 @@ pub enum RotateOutcome {
     Revoked,
     NotFound,
 }
+
+/// One entry of a calendar's change journal (delta queries): the event's latest change, numbered
+/// in the journal's sequence, with the event as it is now (`None` once deleted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarChange {
+    pub seq: i64,
+    pub event_id: Uuid,
+    pub event: Option<accord_core::directory::CalendarEvent>,
+}
+
+/// How long the calendar journal keeps a deleted event's tombstone, and so how long a delta
+/// token stays usable: an older token may have missed a deletion and answers `SyncStateNotFound`.
+pub const CALENDAR_CHANGE_RETENTION_DAYS: i64 = 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionStatus {
+    /// Notifications flow.
+    Active,
+    /// The subscriber must reauthorize (its access changed or its token expired); notifications
+    /// wait in the outbox until it does.
+    ReauthorizationRequired,
+    /// Ended by the platform (`subscriptionRemoved` was sent); kept until its outbox drains.
+    Removed,
+}
+
+impl SubscriptionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionStatus::Active => "active",
+            SubscriptionStatus::ReauthorizationRequired => "reauthorization_required",
+            SubscriptionStatus::Removed => "removed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(SubscriptionStatus::Active),
+            "reauthorization_required" => Some(SubscriptionStatus::ReauthorizationRequired),
+            "removed" => Some(SubscriptionStatus::Removed),
+            _ => None,
+        }
+    }
+}
+
+/// A Graph change-notification subscription on one mailbox's events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphSubscription {
+    pub id: Uuid,
+    pub tenant_id: TenantId,
+    pub client_app_id: AppId,
+    /// The signed-in user of a delegated subscription; `None` for an app-only one.
+    pub creator_id: Option<UserId>,
+    pub mailbox_id: UserId,
+    /// The resource as the subscriber wrote it (`me/events`, `/users/{id}/events`, …).
+    pub resource: String,
+    /// Comma-separated, as Graph keeps it: `created,updated,deleted`.
+    pub change_types: String,
+    pub notification_url: String,
+    pub lifecycle_url: Option<String>,
+    /// The subscriber's `clientState`, sealed with the master key.
+    pub sealed_client_state: Option<String>,
+    pub tls_version: String,
+    /// The authorizing token's delegated scopes or app roles, space-separated.
+    pub permissions: String,
+    pub authorized_at: OffsetDateTime,
+    pub access_expires_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub status: SubscriptionStatus,
+    /// When the last `reauthorizationRequired` went out.
+    pub noticed_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GraphNotificationKind {
+    /// To the subscription's `notificationUrl`.
+    Change,
+    /// To its `lifecycleNotificationUrl`.
+    Lifecycle,
+}
+
+impl GraphNotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GraphNotificationKind::Change => "change",
+            GraphNotificationKind::Lifecycle => "lifecycle",
+        }
+    }
+}
+
+/// One queued change or lifecycle notification. The payload is the notification's JSON without
+/// `clientState`, which is added from the subscription when it is sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphNotification {
+    pub id: Uuid,
+    pub subscription_id: Uuid,
+    pub tenant_id: TenantId,
+    pub kind: GraphNotificationKind,
+    pub payload: String,
+    pub created_at: OffsetDateTime,
+    pub next_attempt_at: OffsetDateTime,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}

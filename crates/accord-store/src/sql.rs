@@ -8,6 +8,7 @@
 //! but not the per-connection PRAGMAs or migrations).
 
 mod cache;
+mod calendar_sync;
 mod codec;
 mod consent_workflow;
 mod device_authorizations;
@@ -34,8 +35,9 @@ pub use self::cache::CacheSettings;
 use self::cache::{CacheKey, DirectoryCache};
 use self::codec::Cols;
 use crate::{
-    AuthCodeRecord, Change, CodeRedemption, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, KeyStatus,
-    RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store, StoreError, StoreResult,
+    AuthCodeRecord, CalendarChange, Change, CodeRedemption, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus,
+    GraphNotification, GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
+    SigningKeyRecord, Store, StoreError, StoreResult,
 };
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -480,6 +482,83 @@ impl Store for SqlStore {
         to: Option<OffsetDateTime>,
     ) -> StoreResult<Vec<CalendarEvent>> {
         self.list_events_of(tenant_id, owner_id, from, to).await
+    }
+
+    async fn calendar_watermark(&self, tenant_id: TenantId, owner_id: UserId) -> StoreResult<i64> {
+        self.read_calendar_watermark(tenant_id, owner_id).await
+    }
+
+    async fn events_page(
+        &self,
+        tenant_id: TenantId,
+        owner_id: UserId,
+        window: (OffsetDateTime, OffsetDateTime),
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> StoreResult<Vec<CalendarEvent>> {
+        self.read_events_page(tenant_id, owner_id, window, after, limit).await
+    }
+
+    async fn calendar_changes(
+        &self,
+        tenant_id: TenantId,
+        owner_id: UserId,
+        since: i64,
+        until: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<CalendarChange>> {
+        self.read_calendar_changes(tenant_id, owner_id, since, until, limit).await
+    }
+
+    async fn subscription(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<GraphSubscription>> {
+        self.get_subscription(tenant_id, id).await
+    }
+
+    async fn subscriptions_of_mailbox(
+        &self,
+        tenant_id: TenantId,
+        mailbox_id: UserId,
+    ) -> StoreResult<Vec<GraphSubscription>> {
+        self.list_subscriptions_of_mailbox(tenant_id, mailbox_id).await
+    }
+
+    async fn subscriptions_of_app(
+        &self,
+        tenant_id: TenantId,
+        client_app_id: AppId,
+    ) -> StoreResult<Vec<GraphSubscription>> {
+        self.list_subscriptions_of_app(tenant_id, client_app_id).await
+    }
+
+    async fn live_subscriptions(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<GraphSubscription>> {
+        self.list_live_subscriptions(after, limit).await
+    }
+
+    async fn due_graph_notifications(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<GraphNotification>> {
+        self.list_due_graph_notifications(now, limit).await
+    }
+
+    async fn claim_graph_notification(
+        &self,
+        id: Uuid,
+        seen: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        self.claim_notification_attempt(id, seen, until).await
+    }
+
+    async fn retry_graph_notification(
+        &self,
+        id: Uuid,
+        attempts: u32,
+        next_attempt_at: OffsetDateTime,
+        error: &str,
+    ) -> StoreResult<()> {
+        self.reschedule_notification(id, attempts, next_attempt_at, error).await
+    }
+
+    async fn finish_graph_notification(&self, id: Uuid) -> StoreResult<()> {
+        self.delete_notification(id).await
     }
 
     async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>> {

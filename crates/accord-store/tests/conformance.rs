@@ -139,6 +139,9 @@ conformance! {
         delegated_grants,
         app_role_assignments,
         events_round_trip_and_overlap,
+        calendar_journal_numbers_changes_in_order,
+        concurrent_calendar_writes_keep_the_journal_ordered,
+        subscriptions_and_their_outbox,
         tenant_isolation,
         domain_conflict_rolls_back,
         upn_conflict_rolls_back,
@@ -460,7 +463,7 @@ mod cases {
     use accord_core::consent_records::*;
     use accord_core::directory::*;
     use accord_store::*;
-    use time::Duration;
+    use time::{Duration, OffsetDateTime};
     use uuid::Uuid;
 
     fn assert_conflict<T: std::fmt::Debug>(result: StoreResult<T>, needle: &str) {
@@ -1158,6 +1161,198 @@ mod cases {
         // An event of a user who does not exist.
         let orphan = event(t.id, fresh(), "Orphan", 0, 1);
         assert_not_found(s.apply(&[Change::PutEvent(orphan)]).await);
+    }
+
+    /// The change journal behind delta queries: each event's latest change, numbered in order,
+    /// per mailbox; deletions stay as tombstones; pages of a window ordered by id.
+    pub async fn calendar_journal_numbers_changes_in_order(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let bob = user(t.id, "bob@contoso.test");
+        s.apply(&[Change::PutUser(bob.clone())]).await.unwrap();
+        assert_eq!(s.calendar_watermark(t.id, alice.id).await.unwrap(), 0, "no change yet");
+        let a = event(t.id, alice.id, "A", 0, 60);
+        let b = event(t.id, alice.id, "B", 60, 120);
+        let c = event(t.id, alice.id, "C", 180, 240);
+        let d = event(t.id, bob.id, "D", 0, 600);
+        s.apply(&[Change::PutEvent(a.clone()), Change::PutEvent(b.clone()), Change::PutEvent(d.clone())])
+            .await
+            .unwrap();
+        let w1 = s.calendar_watermark(t.id, alice.id).await.unwrap();
+        assert!(w1 > 0);
+        let all = s.calendar_changes(t.id, alice.id, 0, w1, 10).await.unwrap();
+        assert_eq!(
+            all.iter().map(|c| c.event.clone().unwrap()).collect::<Vec<_>>(),
+            vec![a.clone(), b.clone()],
+            "bob's event is not alice's"
+        );
+        assert!(all[0].seq < all[1].seq);
+
+        // Later: c is new, a changes, b goes. Only these come after w1, each once, in order.
+        let mut a2 = a.clone();
+        a2.subject = "A2".into();
+        s.apply(&[Change::PutEvent(c.clone())]).await.unwrap();
+        s.apply(&[Change::PutEvent(a2.clone())]).await.unwrap();
+        s.apply(&[Change::DeleteEvent { tenant_id: t.id, event_id: b.id }]).await.unwrap();
+        s.apply(&[Change::DeleteEvent { tenant_id: t.id, event_id: fresh() }]).await.unwrap();
+        let w2 = s.calendar_watermark(t.id, alice.id).await.unwrap();
+        let since = s.calendar_changes(t.id, alice.id, w1, w2, 10).await.unwrap();
+        let shape: Vec<(Uuid, Option<String>)> =
+            since.iter().map(|c| (c.event_id, c.event.as_ref().map(|e| e.subject.clone()))).collect();
+        assert_eq!(shape, vec![(c.id, Some("C".into())), (a.id, Some("A2".into())), (b.id, None)]);
+        assert_eq!(since.last().unwrap().seq, w2);
+        let first_two = s.calendar_changes(t.id, alice.id, w1, w2, 2).await.unwrap();
+        assert_eq!(first_two.len(), 2, "limit");
+        let rest = s.calendar_changes(t.id, alice.id, first_two[1].seq, w2, 10).await.unwrap();
+        assert_eq!(rest.iter().map(|c| c.event_id).collect::<Vec<_>>(), vec![b.id], "continues after a number");
+        assert!(s.calendar_changes(t.id, alice.id, w2, w2, 10).await.unwrap().is_empty());
+        let (other, _) = seed_tenant(s, "Other", "other.test").await;
+        assert!(s.calendar_changes(other.id, alice.id, 0, i64::MAX, 10).await.unwrap().is_empty(), "tenant-bound");
+
+        // Pages of a window by id.
+        let window = (at(0), at(200));
+        let mut expected = [a2.clone(), c.clone()];
+        expected.sort_by_key(|e| e.id);
+        let page = s.events_page(t.id, alice.id, window, None, 1).await.unwrap();
+        assert_eq!(page, vec![expected[0].clone()]);
+        let page = s.events_page(t.id, alice.id, window, Some(expected[0].id), 10).await.unwrap();
+        assert_eq!(page, vec![expected[1].clone()]);
+        assert!(s.events_page(t.id, alice.id, (at(300), at(400)), None, 10).await.unwrap().is_empty());
+
+        // Tombstones outlive a purge within the retention and go after it; a deleted user's
+        // journal goes with them.
+        s.purge_expired(OffsetDateTime::now_utc()).await.unwrap();
+        assert_eq!(s.calendar_changes(t.id, alice.id, w1, w2, 10).await.unwrap().len(), 3);
+        s.purge_expired(OffsetDateTime::now_utc() + Duration::days(CALENDAR_CHANGE_RETENTION_DAYS + 1)).await.unwrap();
+        let left = s.calendar_changes(t.id, alice.id, w1, w2, 10).await.unwrap();
+        assert_eq!(left.iter().map(|c| c.event_id).collect::<Vec<_>>(), vec![c.id, a.id], "the tombstone went");
+        s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: bob.id }]).await.unwrap();
+        assert_eq!(s.calendar_watermark(t.id, bob.id).await.unwrap(), 0);
+    }
+
+    /// Writers in parallel: every change a reader sees below the watermark it read first is
+    /// complete, so a delta round never skips a change that commits later.
+    pub async fn concurrent_calendar_writes_keep_the_journal_ordered(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let finished = std::sync::atomic::AtomicUsize::new(0);
+        let writer = |w: i64| {
+            let finished = &finished;
+            async move {
+                for i in 0..15 {
+                    let ev = event(t.id, alice.id, &format!("w{w}-{i}"), i, i + 1);
+                    s.apply(&[Change::PutEvent(ev)]).await.unwrap();
+                }
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        };
+        // Follow the journal as a delta client would, round after round.
+        let reader = async {
+            let mut seen = std::collections::HashSet::new();
+            let mut since = 0;
+            loop {
+                let last = finished.load(std::sync::atomic::Ordering::SeqCst) == 4;
+                let until = s.calendar_watermark(t.id, alice.id).await.unwrap();
+                for c in s.calendar_changes(t.id, alice.id, since, until, 1000).await.unwrap() {
+                    seen.insert(c.event_id);
+                }
+                since = until;
+                if last {
+                    return seen;
+                }
+                tokio::task::yield_now().await;
+            }
+        };
+        let (_, _, _, _, seen) = tokio::join!(writer(0), writer(1), writer(2), writer(3), reader);
+        assert_eq!(seen.len(), 60, "every change was seen by following the watermark");
+    }
+
+    /// Subscriptions by id, mailbox and app; the outbox's due list, claims, retries and
+    /// finishing; deleting a subscription takes its queue; expiry purges.
+    pub async fn subscriptions_and_their_outbox(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app: accord_core::ids::AppId = fresh();
+        let sub = GraphSubscription {
+            id: fresh(),
+            tenant_id: t.id,
+            client_app_id: app,
+            creator_id: Some(alice.id),
+            mailbox_id: alice.id,
+            resource: "me/events".into(),
+            change_types: "created,updated".into(),
+            notification_url: "https://vendor.test/hook?x=1".into(),
+            lifecycle_url: Some("https://vendor.test/life".into()),
+            sealed_client_state: Some("sealed".into()),
+            tls_version: "v1_2".into(),
+            permissions: "Calendars.Read".into(),
+            authorized_at: t0(),
+            access_expires_at: at(60),
+            expires_at: at(100_000),
+            status: SubscriptionStatus::Active,
+            noticed_at: None,
+            created_at: t0(),
+        };
+        let note = |kind, minutes: i64| GraphNotification {
+            id: fresh(),
+            subscription_id: sub.id,
+            tenant_id: t.id,
+            kind,
+            payload: "{}".into(),
+            created_at: t0(),
+            next_attempt_at: at(minutes),
+            attempts: 0,
+            last_error: None,
+        };
+        let n1 = note(GraphNotificationKind::Change, 0);
+        let n2 = note(GraphNotificationKind::Lifecycle, 10);
+        s.apply(&[
+            Change::PutSubscription(sub.clone()),
+            Change::EnqueueGraphNotification(n1.clone()),
+            Change::EnqueueGraphNotification(n2.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.subscription(t.id, sub.id).await.unwrap(), Some(sub.clone()));
+        let (other, _) = seed_tenant(s, "Other", "other.test").await;
+        assert_eq!(s.subscription(other.id, sub.id).await.unwrap(), None, "tenant-bound");
+        assert_eq!(s.subscriptions_of_mailbox(t.id, alice.id).await.unwrap(), vec![sub.clone()]);
+        assert_eq!(s.subscriptions_of_app(t.id, app).await.unwrap(), vec![sub.clone()]);
+        assert!(s.subscriptions_of_app(t.id, fresh()).await.unwrap().is_empty());
+        assert_eq!(s.live_subscriptions(None, 10).await.unwrap(), vec![sub.clone()]);
+        assert!(s.live_subscriptions(Some(sub.id), 10).await.unwrap().is_empty());
+
+        // An update keeps what cannot change (resource, lifecycle URL, creator).
+        let mut renewed = sub.clone();
+        renewed.status = SubscriptionStatus::ReauthorizationRequired;
+        renewed.noticed_at = Some(at(5));
+        renewed.resource = "changed".into();
+        s.apply(&[Change::PutSubscription(renewed.clone())]).await.unwrap();
+        let read = s.subscription(t.id, sub.id).await.unwrap().unwrap();
+        assert_eq!(
+            (read.status, read.noticed_at, read.resource.as_str()),
+            (SubscriptionStatus::ReauthorizationRequired, Some(at(5)), "me/events")
+        );
+
+        // Due at minute 0: n1 only; a claim moves it out of the due list once.
+        assert_eq!(s.due_graph_notifications(at(0), 10).await.unwrap(), vec![n1.clone()]);
+        assert!(s.claim_graph_notification(n1.id, at(0), at(1)).await.unwrap());
+        assert!(!s.claim_graph_notification(n1.id, at(0), at(1)).await.unwrap(), "claimed already");
+        assert!(s.due_graph_notifications(at(0), 10).await.unwrap().is_empty());
+        s.retry_graph_notification(n1.id, 1, at(3), "HTTP 500").await.unwrap();
+        let due = s.due_graph_notifications(at(20), 10).await.unwrap();
+        assert_eq!(due.len(), 2);
+        assert_eq!((due[0].id, due[0].attempts, due[0].last_error.as_deref()), (n1.id, 1, Some("HTTP 500")));
+        s.finish_graph_notification(n1.id).await.unwrap();
+        assert_eq!(s.due_graph_notifications(at(20), 10).await.unwrap(), vec![n2.clone()]);
+
+        // Deleting the subscription takes its queue; an expired one is purged with its queue.
+        s.apply(&[Change::DeleteSubscription { tenant_id: t.id, subscription_id: sub.id }]).await.unwrap();
+        assert_eq!(s.subscription(t.id, sub.id).await.unwrap(), None);
+        assert!(s.due_graph_notifications(at(20), 10).await.unwrap().is_empty());
+        let old = GraphSubscription { id: fresh(), expires_at: at(1), ..sub.clone() };
+        let queued = GraphNotification { subscription_id: old.id, ..note(GraphNotificationKind::Change, 0) };
+        s.apply(&[Change::PutSubscription(old.clone()), Change::EnqueueGraphNotification(queued)]).await.unwrap();
+        s.purge_expired(at(2)).await.unwrap();
+        assert_eq!(s.subscription(t.id, old.id).await.unwrap(), None);
+        assert!(s.due_graph_notifications(at(20), 10).await.unwrap().is_empty());
     }
 
     pub async fn tenant_isolation(s: &dyn Store) {

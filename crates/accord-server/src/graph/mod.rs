@@ -235,6 +235,7 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
             [("calendarView", Collection::CalendarView), ("calendar/calendarView", Collection::CalendarCalendarView)]
         {
             table.push((format!("{prefix}/{segment}"), list(collection).fallback(method_not_allowed)));
+            table.push((format!("{prefix}/{segment}/delta"), get(calendar::delta::delta).fallback(method_not_allowed)));
         }
     }
     table
@@ -270,6 +271,7 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             "events",
             "calendar",
             "calendarView",
+            "delta",
             "groups",
             "members",
             "transitiveMembers",

@@ -451,6 +451,16 @@ fn calendar_operations() -> Vec<Operation> {
             ops.push(
                 op("get", &format!("{prefix}/{segment}"), "Events in a time window", CALENDAR_READ, read_app).list(),
             );
+            ops.push(
+                op(
+                    "get",
+                    &format!("{prefix}/{segment}/delta"),
+                    "Changes to events in a time window",
+                    CALENDAR_READ,
+                    read_app,
+                )
+                .list(),
+            );
         }
     }
     ops

@@ -176,10 +176,11 @@ fn assignment_from(c: &Cols<'_>) -> StoreResult<AppRoleAssignment> {
 
 // --- events ---
 
-const EVENT_COLUMNS: &str = "tenant_id, id, owner_id, subject, body, location, start_at, end_at, attendees, \
+pub(super) const EVENT_COLUMNS: &str =
+    "tenant_id, id, owner_id, subject, body, location, start_at, end_at, attendees, \
      online_meeting_url, created_at, modified_at";
 
-fn event_from(c: &Cols<'_>) -> StoreResult<CalendarEvent> {
+pub(super) fn event_from(c: &Cols<'_>) -> StoreResult<CalendarEvent> {
     Ok(CalendarEvent {
         tenant_id: c.uuid("tenant_id")?,
         id: c.uuid("id")?,
@@ -474,8 +475,10 @@ impl SqlStore {
                 .bind(micros(e.created_at))
                 .bind(micros(e.modified_at));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
+                self.journal_event(c, e.tenant_id, e.id, Some(e.owner_id), false).await?;
             }
             Change::DeleteEvent { tenant_id, event_id } => {
+                self.journal_event(c, *tenant_id, *event_id, None, true).await?;
                 let q = sqlx::query("DELETE FROM calendar_events WHERE tenant_id = $1 AND id = $2")
                     .bind(id(*tenant_id))
                     .bind(id(*event_id));
@@ -489,6 +492,11 @@ impl SqlStore {
             }
             Change::AppendAudit(e) => self.append_audit(c, e).await?,
             Change::EnqueueNotification(n) => self.enqueue_notification(c, n).await?,
+            Change::PutSubscription(sub) => self.put_subscription(c, sub).await?,
+            Change::DeleteSubscription { tenant_id, subscription_id } => {
+                self.delete_subscription(c, *tenant_id, *subscription_id).await?
+            }
+            Change::EnqueueGraphNotification(n) => self.enqueue_graph_notification(c, n).await?,
         }
         Ok(())
     }
@@ -509,6 +517,7 @@ impl SqlStore {
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
+            "DELETE FROM calendar_changes WHERE tenant_id = $1 AND owner_id = $2",
         ];
         for sql in statements {
             self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(user_id))).await.map_err(db_err)?;

@@ -308,8 +308,8 @@ impl SqlStore {
     /// Deletes sessions, codes, refresh tokens and single-use values (`used_once`, see
     /// [`Store::consume_once`](crate::Store::consume_once)) whose `expires_at` is at or before
     /// `now`, and then families no token or code refers to any more (not counted in the result).
-    pub(super) async fn purge(&self, now: OffsetDateTime) -> StoreResult<u64> {
-        let now = micros(now);
+    pub(super) async fn purge(&self, at: OffsetDateTime) -> StoreResult<u64> {
+        let now = micros(at);
         let mut purged = 0;
         for table in ["sessions", "auth_codes", "refresh_tokens", "used_once", "device_authorizations"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
@@ -322,6 +322,7 @@ impl SqlStore {
              AND NOT EXISTS (SELECT 1 FROM device_authorizations d WHERE d.family_id = refresh_token_families.family_id)",
         );
         self.execute(self.pool(), q).await.map_err(db_err)?;
+        purged += self.purge_calendar_sync(at).await?;
         Ok(purged)
     }
 }

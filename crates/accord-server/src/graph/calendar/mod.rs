@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub mod delta;
 mod event_input;
 mod event_json;
 
