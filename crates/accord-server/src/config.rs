@@ -69,6 +69,17 @@ pub struct ServeArgs {
     /// [default: 4]
     #[arg(long, env = "ACCORD_GRAPH_CONCURRENT_PER_MAILBOX")]
     pub graph_concurrent_per_mailbox: Option<u32>,
+    /// Accept Graph change-notification URLs on http://localhost, 127.0.0.1 or [::1] (for
+    /// development and tests; https is required otherwise).
+    #[arg(long, env = "ACCORD_ALLOW_HTTP_NOTIFICATION_URLS")]
+    pub allow_http_notification_urls: bool,
+    /// Testing knob: seconds a Graph change notification is retried before it is dropped and
+    /// `missed` is sent [default: 14400, Graph's four hours].
+    #[arg(long, env = "ACCORD_NOTIFICATION_RETRY_SECONDS", hide = true)]
+    pub notification_retry_seconds: Option<u64>,
+    /// Testing knob: milliseconds between reviews of subscribers' access [default: 5000].
+    #[arg(long, env = "ACCORD_SUBSCRIPTION_REVIEW_MS", hide = true)]
+    pub subscription_review_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,6 +103,9 @@ struct FileConfig {
     outbox_interval_ms: Option<u64>,
     graph_requests_per_10_minutes: Option<u32>,
     graph_concurrent_per_mailbox: Option<u32>,
+    allow_http_notification_urls: Option<bool>,
+    notification_retry_seconds: Option<u64>,
+    subscription_review_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +142,8 @@ pub struct ServeConfig {
     pub directory_cache: accord_store::CacheSettings,
     /// Graph's per-app-per-mailbox limits.
     pub mailbox_limits: crate::mailbox_throttle::MailboxLimits,
+    /// Graph change notifications.
+    pub notifications: crate::state::NotificationSettings,
 }
 
 impl ServeConfig {
@@ -183,6 +199,19 @@ impl ServeConfig {
                     .or(file.graph_requests_per_10_minutes)
                     .unwrap_or(10_000),
                 concurrent: args.graph_concurrent_per_mailbox.or(file.graph_concurrent_per_mailbox).unwrap_or(4),
+            },
+            notifications: crate::state::NotificationSettings {
+                allow_http_loopback: args.allow_http_notification_urls
+                    || file.allow_http_notification_urls.unwrap_or(false),
+                retry_window: time::Duration::seconds(
+                    args.notification_retry_seconds
+                        .or(file.notification_retry_seconds)
+                        .unwrap_or(14_400)
+                        .min(86_400 * 7) as i64,
+                ),
+                review_interval: std::time::Duration::from_millis(
+                    args.subscription_review_ms.or(file.subscription_review_ms).unwrap_or(5_000).max(100),
+                ),
             },
         })
     }

@@ -47,7 +47,8 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     scenario_loader::ensure_builtins(&*store).await?;
     load_world(&config, &*store, &keyring).await?;
     let signer = Signer::load(&*store, &keyring).await?;
-    let settings = Settings::new(config.public_url.clone(), config.allow_ropc);
+    let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
+    settings.notifications = config.notifications.clone();
     let lockout = crate::lockout::Lockout::new(settings.lockout_threshold, settings.lockout_seconds);
     let state = Arc::new(AppState {
         store,
@@ -57,8 +58,10 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         lockout,
         issuer_keys: Default::default(),
         mailbox_throttle: crate::mailbox_throttle::MailboxThrottle::new(config.mailbox_limits),
+        graph_outbox: Default::default(),
     });
     spawn_background_jobs(state.clone());
+    crate::service::calendar_sync::spawn_worker(state.clone());
     // The notification outbox runs on its own, shorter interval.
     crate::service::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
     let app = crate::app::router(state);

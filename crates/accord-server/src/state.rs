@@ -23,6 +23,30 @@ pub struct Settings {
     /// Failed sign-ins before an account locks, and for how long.
     pub lockout_threshold: u32,
     pub lockout_seconds: i64,
+    /// Graph change notifications.
+    pub notifications: NotificationSettings,
+}
+
+/// The switches of change notifications (`accord serve` flags).
+#[derive(Debug, Clone)]
+pub struct NotificationSettings {
+    /// `http://localhost` / `127.0.0.1` / `[::1]` notification URLs are accepted
+    /// (`--allow-http-notification-urls`): for development and tests only.
+    pub allow_http_loopback: bool,
+    /// How long a notification is retried before it is dropped and `missed` sent.
+    pub retry_window: time::Duration,
+    /// How often subscribers' access is reviewed.
+    pub review_interval: std::time::Duration,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            allow_http_loopback: false,
+            retry_window: time::Duration::hours(4),
+            review_interval: std::time::Duration::from_secs(5),
+        }
+    }
 }
 
 impl Settings {
@@ -38,6 +62,7 @@ impl Settings {
             session_hours: 24,
             lockout_threshold: 10,
             lockout_seconds: 60,
+            notifications: NotificationSettings::default(),
         }
     }
 
@@ -63,6 +88,8 @@ pub struct AppState {
     pub issuer_keys: crate::federation::IssuerKeys,
     /// Graph's per-app-per-mailbox limits (Outlook's throttling).
     pub mailbox_throttle: std::sync::Arc<crate::mailbox_throttle::MailboxThrottle>,
+    /// Wakes the Graph notification worker when something was queued.
+    pub graph_outbox: std::sync::Arc<tokio::sync::Notify>,
 }
 
 pub type SharedState = Arc<AppState>;

@@ -23,6 +23,7 @@ pub mod openapi;
 pub mod policies;
 pub mod request;
 pub mod service_principals;
+pub mod subscriptions;
 pub mod timezone;
 pub mod users;
 
@@ -62,6 +63,18 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
     let mut table: Vec<(String, MethodRouter<SharedState>)> = vec![
         ("/v1.0/me".into(), get(users::me).fallback(method_not_allowed)),
         ("/v1.0/$batch".into(), post(batch::batch).fallback(method_not_allowed)),
+        (
+            "/v1.0/subscriptions".into(),
+            get(subscriptions::list).post(subscriptions::create).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/subscriptions/{id}".into(),
+            get(subscriptions::get)
+                .patch(subscriptions::update)
+                .delete(subscriptions::delete)
+                .fallback(method_not_allowed),
+        ),
+        ("/v1.0/subscriptions/{id}/reauthorize".into(), post(subscriptions::reauthorize).fallback(method_not_allowed)),
         ("/v1.0/me/transitiveMemberOf".into(), get(memberships::my_transitive_member_of).fallback(method_not_allowed)),
         ("/v1.0/me/getMemberObjects".into(), post(memberships::my_member_objects).fallback(method_not_allowed)),
         (
@@ -272,6 +285,8 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
             "calendar",
             "calendarView",
             "delta",
+            "subscriptions",
+            "reauthorize",
             "groups",
             "members",
             "transitiveMembers",
@@ -307,7 +322,8 @@ async fn unknown_segment(OriginalUri(uri): OriginalUri) -> GraphError {
                 || s == "directoryRoles"
                 || s == "delegatedPermissionClassifications"
                 || s == "appConsentRequests"
-                || s == "userConsentRequests")
+                || s == "userConsentRequests"
+                || s == "subscriptions")
         {
             2
         } else {

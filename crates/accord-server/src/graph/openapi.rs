@@ -433,7 +433,15 @@ fn consent_operations() -> Vec<Operation> {
 }
 
 fn calendar_operations() -> Vec<Operation> {
-    let mut ops = Vec::new();
+    let mut ops = vec![
+        op("post", "/subscriptions", "Subscribe to changes of a mailbox's events", CALENDAR_READ, CALENDAR_READ_APP),
+        op("get", "/subscriptions", "The caller's subscriptions", CALENDAR_READ, CALENDAR_READ_APP).list(),
+        op("get", "/subscriptions/{id}", "A subscription", CALENDAR_READ, CALENDAR_READ_APP),
+        op("patch", "/subscriptions/{id}", "Renew or move a subscription", CALENDAR_READ, CALENDAR_READ_APP),
+        op("delete", "/subscriptions/{id}", "End a subscription", CALENDAR_READ, CALENDAR_READ_APP),
+        op("post", "/subscriptions/{id}/reauthorize", "Resume a paused subscription", CALENDAR_READ, CALENDAR_READ_APP)
+            .status(204),
+    ];
     for prefix in ["/me", "/users/{user}"] {
         // `/me` needs a signed-in user: no application permission reaches it.
         let (read_app, write_app) =

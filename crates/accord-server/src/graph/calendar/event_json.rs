@@ -6,8 +6,6 @@ use crate::graph::timezone::NamedZone;
 use crate::state::AppState;
 use accord_core::directory::{CalendarEvent, User};
 use accord_core::ids::TenantId;
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -70,8 +68,7 @@ fn date_time_time_zone(t: OffsetDateTime, zone: &NamedZone) -> Value {
 }
 
 pub(super) fn etag(ev: &CalendarEvent) -> String {
-    let micros = (ev.modified_at.unix_timestamp_nanos() / 1000) as i64;
-    B64.encode(micros.to_be_bytes())
+    crate::service::calendar_sync::change_key(ev)
 }
 
 pub(super) fn email(name: &str, address: &str) -> Value {

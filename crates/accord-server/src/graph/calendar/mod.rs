@@ -14,9 +14,9 @@ use super::errors::GraphError;
 use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
 use super::request::{json_response, GraphPath};
 use super::timezone::{preferred_timezone, NamedZone};
+use crate::service::calendar_sync::{self, EventChange};
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{CalendarEvent, User};
-use accord_store::Change;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{OriginalUri, RawQuery, State};
@@ -207,7 +207,7 @@ fn require_write(caller: &Caller) -> Result<(), GraphError> {
 
 /// Whose mailbox a request is about.
 #[derive(Debug, Clone)]
-enum Target {
+pub(crate) enum Target {
     Me,
     User(String),
 }
@@ -259,7 +259,7 @@ fn response_zone(headers: &HeaderMap) -> (NamedZone, Option<(HeaderName, HeaderV
 /// The mailbox owner for a calendar request, after the permission check: the signed-in user for
 /// `/me`; a user of the caller's tenant otherwise, which delegated callers may reach only when it
 /// is themselves.
-async fn mailbox(state: &AppState, caller: &Caller, target: &Target) -> Result<User, GraphError> {
+pub(crate) async fn mailbox(state: &AppState, caller: &Caller, target: &Target) -> Result<User, GraphError> {
     match target {
         Target::Me => {
             let Some(me) = caller.user_id() else {
@@ -444,7 +444,7 @@ pub async fn create_event(
         created_at: now,
         modified_at: now,
     };
-    state.store.apply(&[Change::PutEvent(ev.clone())]).await?;
+    calendar_sync::save_event(state, &ev, EventChange::Created).await?;
     tracing::info!(tenant = %owner.tenant_id, owner = %owner.id, event = %id, "graph: event created");
     let opts = QueryOptions::parse(None, &EVENT_SPEC)?;
     single_event_response(state, &ev, &owner, CalendarAccess::ReadWrite, headers, &opts, StatusCode::CREATED).await
@@ -488,7 +488,7 @@ pub async fn update_event(
     }
     check_times(ev.start, ev.end)?;
     ev.modified_at = now_micros().max(ev.modified_at);
-    state.store.apply(&[Change::PutEvent(ev.clone())]).await?;
+    calendar_sync::save_event(state, &ev, EventChange::Updated).await?;
     tracing::info!(tenant = %owner.tenant_id, owner = %owner.id, event = %id, "graph: event updated");
     let opts = QueryOptions::parse(None, &EVENT_SPEC)?;
     single_event_response(state, &ev, &owner, CalendarAccess::ReadWrite, headers, &opts, StatusCode::OK).await
@@ -500,7 +500,7 @@ pub async fn delete_event(state: &AppState, caller: &Caller, path: &GraphPath) -
     let id = event_id(path)?;
     let owner = mailbox(state, caller, &Target::from_path(path)).await?;
     let ev = owned_event(state, &owner, id).await?;
-    state.store.apply(&[Change::DeleteEvent { tenant_id: ev.tenant_id, event_id: ev.id }]).await?;
+    calendar_sync::save_event(state, &ev, EventChange::Deleted).await?;
     tracing::info!(tenant = %owner.tenant_id, owner = %owner.id, event = %id, "graph: event deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
