@@ -225,20 +225,7 @@ impl CalendarClient {
             })?;
             out.extend(page.value);
             if let Some(link) = page.next_link {
-                let link = Url::parse(&link).map_err(|e| ConnectError::Http {
-                    status: Some(200),
-                    message: format!("@odata.nextLink is not a URL: {e}"),
-                })?;
-                if link.origin() != self.base.origin() {
-                    return Err(ConnectError::Http {
-                        status: Some(200),
-                        message: format!(
-                            "@odata.nextLink points to another origin ({})",
-                            link.origin().ascii_serialization()
-                        ),
-                    });
-                }
-                next = Some(link);
+                next = Some(self.same_origin_link(&link, "@odata.nextLink")?);
             }
         }
         Ok(out)
@@ -246,12 +233,34 @@ impl CalendarClient {
 
     /// One GET with retries on 429, 5xx and transport failures.
     pub async fn get_json(&self, token: &str, url: &Url) -> Result<Value, ConnectError> {
+        self.send(token, reqwest::Method::GET, url, None, &[]).await
+    }
+
+    /// One request with retries on 429, 5xx and transport failures, honouring `Retry-After`;
+    /// `prefer` adds `Prefer` preferences besides the time zone. An empty 2xx body is `Null`;
+    /// a non-2xx answer is [`ConnectError::Graph`].
+    pub(crate) async fn send(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        url: &Url,
+        body: Option<&Value>,
+        prefer: &[String],
+    ) -> Result<Value, ConnectError> {
         let attempts = self.retry.max_attempts.max(1);
         let mut attempt = 1;
+        let mut preferences: Vec<String> = prefer.to_vec();
+        if let Some(zone) = &self.timezone {
+            preferences.push(format!("outlook.timezone=\"{zone}\""));
+        }
         loop {
-            let mut req = self.http.get(url.clone()).bearer_auth(token).header("Accept", "application/json");
-            if let Some(zone) = &self.timezone {
-                req = req.header("Prefer", format!("outlook.timezone=\"{zone}\""));
+            let mut req =
+                self.http.request(method.clone(), url.clone()).bearer_auth(token).header("Accept", "application/json");
+            if !preferences.is_empty() {
+                req = req.header("Prefer", preferences.join(", "));
+            }
+            if let Some(body) = body {
+                req = req.json(body);
             }
             let res = match req.send().await {
                 Ok(res) => res,
@@ -273,20 +282,56 @@ impl CalendarClient {
                 attempt += 1;
                 continue;
             }
-            let body = res.bytes().await.map_err(transport)?;
+            let bytes = res.bytes().await.map_err(transport)?;
             if !(200..300).contains(&status) {
-                return Err(graph_error(status, &body));
+                return Err(graph_error(status, &bytes));
             }
-            return serde_json::from_slice(&body).map_err(|e| ConnectError::Http {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| ConnectError::Http {
                 status: Some(status),
-                message: format!("GET {url}: body is not JSON: {e}"),
+                message: format!("{method} {url}: body is not JSON: {e}"),
             });
         }
+    }
+
+    /// `{base}/{path}` for a path relative to the Graph base (`subscriptions/…`).
+    pub(crate) fn at(&self, path: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        {
+            let mut segs = url.path_segments_mut().expect("validated graph base");
+            segs.pop_if_empty();
+            segs.extend(path);
+        }
+        url
+    }
+
+    /// A link the server handed out (`@odata.nextLink`, `@odata.deltaLink`): it must stay on
+    /// the Graph base's origin, so the bearer token is never sent elsewhere.
+    pub(crate) fn same_origin_link(&self, link: &str, what: &str) -> Result<Url, ConnectError> {
+        let link = Url::parse(link)
+            .map_err(|e| ConnectError::Http { status: Some(200), message: format!("{what} is not a URL: {e}") })?;
+        if link.origin() != self.base.origin() {
+            return Err(ConnectError::Http {
+                status: Some(200),
+                message: format!("{what} points to another origin ({})", link.origin().ascii_serialization()),
+            });
+        }
+        Ok(link)
+    }
+
+    pub(crate) fn max_pages(&self) -> u32 {
+        self.max_pages
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
     }
 }
 
 /// Graph's error body: `{"error":{"code":"ErrorAccessDenied","message":"…"}}`.
-fn graph_error(status: u16, body: &[u8]) -> ConnectError {
+pub(crate) fn graph_error(status: u16, body: &[u8]) -> ConnectError {
     let v: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let err = &v["error"];
     let code = err.get("code").and_then(Value::as_str).unwrap_or("unknown").to_string();
@@ -299,7 +344,7 @@ fn graph_error(status: u16, body: &[u8]) -> ConnectError {
 }
 
 /// `2026-12-01T09:00:00Z` (UTC, whole seconds).
-fn graph_instant(t: OffsetDateTime) -> String {
+pub(crate) fn graph_instant(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",

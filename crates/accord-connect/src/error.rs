@@ -187,6 +187,13 @@ impl ConnectError {
         }
     }
 
+    /// Graph no longer knows a delta token (`410 SyncStateNotFound`, or Graph's older
+    /// `resyncRequired`): start a new round from the window.
+    pub fn is_sync_reset(&self) -> bool {
+        matches!(self, ConnectError::Graph { status: 410, .. })
+            || matches!(self, ConnectError::Graph { code, .. } if code.eq_ignore_ascii_case("SyncStateNotFound") || code.eq_ignore_ascii_case("resyncRequired"))
+    }
+
     /// Whether trying the same call later may succeed without anyone changing anything.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -16,6 +16,10 @@
 //!    platform refuses for a consent reason. App-only tokens: [`ConnectClient::app_token`].
 //! 5. **Calendars** — [`CalendarClient`]: events and calendar views, all pages, retrying on 429
 //!    and 5xx with `Retry-After`.
+//! 6. **Sync by push** — delta rounds ([`CalendarClient::calendar_delta`]), change-notification
+//!    subscriptions with the validation handshake ([`validation_token`]) and `clientState`
+//!    checks ([`parse_notifications`]), lifecycle events, and `$batch` fan-out
+//!    ([`CalendarClient::batch_get`]).
 //!
 //! The kit speaks only the public protocol, so the same code runs against an
 //! Accord server in CI and against `https://login.microsoftonline.com`
@@ -56,6 +60,7 @@ mod jwt;
 mod metadata;
 mod retry;
 mod state;
+mod sync;
 mod tokens;
 
 pub use calendar::{
@@ -75,4 +80,8 @@ pub use jwt::IdTokenClaims;
 pub use metadata::Discovery;
 pub use retry::parse_retry_after;
 pub use state::{random_token, MemoryStateStore, StateStore};
+pub use sync::{
+    events_resource, parse_notifications, validation_token, BatchAnswer, DeltaRound, DeltaStart, Incoming,
+    LifecycleEvent, Notifications, Subscription, SubscriptionRequest, EVENT_SUBSCRIPTION_LIFETIME,
+};
 pub use tokens::{AppToken, ConnectionState, MemoryTokenStore, TokenSet, TokenStore, UserConnection, UserKey};

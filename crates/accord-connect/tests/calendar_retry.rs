@@ -135,6 +135,28 @@ async fn endless(
     .into_response()
 }
 
+/// `/v1.0/$batch`: every part answered 200 with its url, except that the first time it is
+/// seen, a part whose url ends in `throttle` is answered 429 with `Retry-After: 1`.
+async fn batch(State(stub): State<Arc<Stub>>, headers: HeaderMap, Json(body): Json<serde_json::Value>) -> Response {
+    let n = stub.hit("batch", &headers);
+    let responses: Vec<serde_json::Value> = body["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let url = r["url"].as_str().unwrap();
+            if url.ends_with("throttle") && n == 1 {
+                json!({"id": r["id"], "status": 429, "headers": {"Retry-After": "1"},
+                       "body": {"error": {"code": "ApplicationThrottled", "message": "slow down"}}})
+            } else {
+                json!({"id": r["id"], "status": 200, "body": {"url": url, "round": n}})
+            }
+        })
+        .rev() // Graph may answer in any order
+        .collect();
+    Json(json!({ "responses": responses })).into_response()
+}
+
 async fn start_stub() -> (Arc<Stub>, Url) {
     let stub = Arc::new(Stub::default());
     let app = Router::new()
@@ -142,6 +164,7 @@ async fn start_stub() -> (Arc<Stub>, Url) {
         .route("/v1.0/users/{id}/events", get(foreign_link))
         .route("/v1.0/users/loop/calendarView", get(endless))
         .route("/v1.0/users/{id}/calendarView", get(always_throttled))
+        .route("/v1.0/$batch", axum::routing::post(batch))
         .with_state(stub.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -213,4 +236,25 @@ async fn next_links_stay_on_the_graph_origin_and_paging_is_bounded() {
         .unwrap_err();
     assert!(matches!(e, ConnectError::TooManyPages { pages: 5 }), "{e:?}");
     assert_eq!(stub.hits("endless"), 5);
+}
+
+/// `$batch` fan-out: 25 paths make two batches; the throttled part is sent again alone after
+/// its `Retry-After`, and the answers come back in the order asked.
+#[tokio::test]
+async fn batches_resend_throttled_parts_after_retry_after() {
+    let (stub, base) = start_stub().await;
+    let calendar = client(base, 3, 5);
+    let mut paths: Vec<String> = (0..25).map(|i| format!("/users/u{i}/events")).collect();
+    paths[3] = "/users/u3/throttle".into();
+    let started = Instant::now();
+    let answers = calendar.batch_get("t", &paths).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(950), "Retry-After: 1 was honoured");
+    assert_eq!(answers.len(), 25);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.status, 200, "{i}: {a:?}");
+        assert_eq!(a.body["url"], paths[i].as_str());
+    }
+    assert_eq!(answers[3].body["round"], 3, "the throttled part came back in a third batch");
+    assert_eq!(answers[4].body["round"], 1);
+    assert_eq!(stub.hits("batch"), 3, "two batches of at most 20, then one for the throttled part");
 }

@@ -44,6 +44,11 @@ fn unique() -> String {
 impl TestServer {
     /// A fresh server with its own data dir, loading `scenario`.
     pub fn start_with(scenario: &Path) -> TestServer {
+        TestServer::start_with_args(scenario, &[])
+    }
+
+    /// [`TestServer::start_with`] with extra `accord serve` flags.
+    pub fn start_with_args(scenario: &Path, extra: &[&str]) -> TestServer {
         let bin = accord_bin();
         assert!(
             bin.exists(),
@@ -63,6 +68,7 @@ impl TestServer {
             .arg("https://localhost:0")
             .arg("--scenario")
             .arg(scenario)
+            .args(extra)
             .env("ACCORD_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
