@@ -29,6 +29,11 @@ pub struct AppConfig {
     pub sync_interval: u64,
     /// Days ahead that are synced.
     pub sync_days: u32,
+    /// A loopback address for a plain-HTTP listener that receives Graph's change
+    /// notifications (Accord accepts such URLs with `--allow-http-notification-urls`). Without
+    /// it, notifications go to the public URL, which the platform must be able to reach over
+    /// HTTPS with a certificate it trusts.
+    pub webhook_listen: Option<SocketAddr>,
 }
 
 /// Every permission Meeting Insights asks for and why: the technical guide, and the kit's
@@ -110,7 +115,7 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
     let tokens = Arc::new(SqlTokenStore::open(db.clone(), &config.data_dir)?);
     let kit = ConnectClient::with_stores(kit_config, states, tokens).context("configuring accord-connect")?;
 
-    let settings = Settings::new(
+    let mut settings = Settings::new(
         &public_url,
         &config.accord_url,
         &config.client_id,
@@ -118,7 +123,31 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         kit.config().is_microsoft_cloud(),
         config.sync_days,
     );
+    let webhook = match config.webhook_listen {
+        Some(addr) if !addr.ip().is_loopback() => {
+            anyhow::bail!("--webhook-listen must be a loopback address (plain HTTP), not {addr}")
+        }
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            let local = listener.local_addr()?;
+            settings.notification_base = Some(format!("http://{local}"));
+            Some(listener)
+        }
+        None => {
+            settings.notification_base = Some(public_url.clone());
+            None
+        }
+    };
     let state = Arc::new(AppState::new(db, kit, settings)?);
+    if let Some(listener) = webhook {
+        let routes = crate::push::routes(state.clone());
+        tracing::info!(listen = %listener.local_addr()?, "receiving Graph change notifications over loopback HTTP");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, routes).await {
+                tracing::error!(error = %e, "the notification listener stopped");
+            }
+        });
+    }
     if config.sync_interval > 0 {
         crate::sync::spawn_background(state.clone(), Duration::from_secs(config.sync_interval));
     }

@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS connections (
     updated_at INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, object_id)
 );
+CREATE TABLE IF NOT EXISTS graph_subscriptions (
+    id TEXT PRIMARY KEY,
+    instance_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    client_state TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    UNIQUE (instance_id, object_id)
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id_hash TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -148,6 +158,33 @@ pub struct InstanceUser {
     pub sync_source: Option<String>,
     pub last_sync_at: Option<i64>,
     pub last_error: Option<String>,
+}
+
+/// A Graph change-notification subscription on one user's calendar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushSubscription {
+    pub id: String,
+    pub instance_id: String,
+    pub tenant_id: String,
+    pub object_id: String,
+    /// `application` (the app's own token) or `delegated` (the user's).
+    pub kind: String,
+    pub client_state: String,
+    pub expires_at: i64,
+}
+
+const SUBSCRIPTION_COLUMNS: &str = "id, instance_id, tenant_id, object_id, kind, client_state, expires_at";
+
+fn subscription_from(r: &sqlx::sqlite::SqliteRow) -> anyhow::Result<PushSubscription> {
+    Ok(PushSubscription {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        tenant_id: r.try_get("tenant_id")?,
+        object_id: r.try_get("object_id")?,
+        kind: r.try_get("kind")?,
+        client_state: r.try_get("client_state")?,
+        expires_at: r.try_get("expires_at")?,
+    })
 }
 
 /// A synced meeting.
@@ -420,6 +457,51 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The push subscription on a user's calendar, if any.
+    pub async fn subscription_of(&self, instance: &str, object_id: &str) -> anyhow::Result<Option<PushSubscription>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM graph_subscriptions WHERE instance_id = ? AND object_id = ?"
+        ))
+        .bind(instance)
+        .bind(object_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| subscription_from(&r)).transpose()
+    }
+
+    /// Every push subscription (notifications are checked against their client states).
+    pub async fn subscriptions(&self) -> anyhow::Result<Vec<PushSubscription>> {
+        let rows = sqlx::query(&format!("SELECT {SUBSCRIPTION_COLUMNS} FROM graph_subscriptions"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(subscription_from).collect()
+    }
+
+    /// Records a subscription, replacing the user's previous one.
+    pub async fn put_subscription(&self, s: &PushSubscription) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO graph_subscriptions (id, instance_id, tenant_id, object_id, kind, client_state, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, object_id) DO UPDATE SET id = excluded.id, \
+             tenant_id = excluded.tenant_id, kind = excluded.kind, client_state = excluded.client_state, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(&s.id)
+        .bind(&s.instance_id)
+        .bind(&s.tenant_id)
+        .bind(&s.object_id)
+        .bind(&s.kind)
+        .bind(&s.client_state)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_subscription(&self, id: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM graph_subscriptions WHERE id = ?").bind(id).execute(&self.pool).await?;
         Ok(())
     }
 

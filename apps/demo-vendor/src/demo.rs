@@ -45,6 +45,8 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
         // The demo world registers Meeting Insights' redirect URIs under this app's URL.
         .arg("--var")
         .arg(format!("vendor_url={}", config.public_url.trim_end_matches('/')))
+        // Meeting Insights receives change notifications on a loopback HTTP listener.
+        .arg("--allow-http-notification-urls")
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())

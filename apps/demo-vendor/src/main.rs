@@ -7,6 +7,7 @@
 mod app;
 mod db;
 mod demo;
+mod push;
 mod session;
 mod sync;
 mod tls;
@@ -103,6 +104,10 @@ struct AppArgs {
         value_parser = clap::value_parser!(u32).range(1..=366)
     )]
     sync_days: u32,
+    /// Loopback address of a plain-HTTP listener for Graph's change notifications (port 0: any
+    /// free port) [default: none, notifications go to the public URL; with `demo`: 127.0.0.1:0]
+    #[arg(long, global = true, env = "DEMO_VENDOR_WEBHOOK_LISTEN")]
+    webhook_listen: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -136,6 +141,7 @@ impl AppArgs {
             support_password,
             sync_interval: self.sync_interval,
             sync_days: self.sync_days,
+            webhook_listen: self.webhook_listen,
         }
     }
 }
@@ -173,7 +179,10 @@ fn main() -> anyhow::Result<()> {
             Some(Command::Demo(demo)) => {
                 let password = cli.app.support_password.clone().unwrap_or_else(|| DEMO_SUPPORT_PASSWORD.to_string());
                 let ca = cli.app.accord_ca.clone().unwrap_or_else(|| demo.accord_data_dir.join("tls/ca.pem"));
-                demo::run(cli.app.config(Some(ca), password), demo).await
+                let mut config = cli.app.config(Some(ca), password);
+                config.webhook_listen =
+                    config.webhook_listen.or_else(|| Some("127.0.0.1:0".parse().expect("a socket address")));
+                demo::run(config, demo).await
             }
         }
     })

@@ -135,6 +135,7 @@ async fn tenant_wide(
                 let meetings = to_meetings(&user.object_id, &events);
                 report.meetings += meetings.len();
                 state.db.replace_meetings(&inst.id, &user.object_id, "application", &meetings).await?;
+                crate::push::ensure_subscription(state, inst, &user.object_id, "application", token).await;
             }
             Err(e) => {
                 report.failures += 1;
@@ -196,11 +197,15 @@ async fn per_user(state: &AppState, inst: &Instance, verify: bool, report: &mut 
                 continue;
             }
         };
+        let mut token = token;
         let mut result = calendar.calendar_view(&token, &CalendarUser::Me, start, end).await;
         if matches!(result, Err(ConnectError::Graph { status: 401, .. })) {
             // The access token was refused: refresh once (this also detects a revoked consent).
             result = match state.kit.refresh_now(&key).await {
-                Ok(t) => calendar.calendar_view(&t, &CalendarUser::Me, start, end).await,
+                Ok(t) => {
+                    token = t;
+                    calendar.calendar_view(&token, &CalendarUser::Me, start, end).await
+                }
                 Err(e) => Err(e),
             };
         }
@@ -209,6 +214,7 @@ async fn per_user(state: &AppState, inst: &Instance, verify: bool, report: &mut 
                 let meetings = to_meetings(&user.object_id, &events);
                 report.meetings += meetings.len();
                 state.db.replace_meetings(&inst.id, &user.object_id, "delegated", &meetings).await?;
+                crate::push::ensure_subscription(state, inst, &user.object_id, "delegated", &token).await;
             }
             Err(e) => {
                 report.failures += 1;

@@ -33,6 +33,9 @@ pub struct Settings {
     pub admin_center_name: String,
     pub enterprise_app_url: String,
     pub requests_url: String,
+    /// Where Graph sends change notifications (`{base}/graph/notifications`); `None`: no push,
+    /// polling only.
+    pub notification_base: Option<String>,
 }
 
 impl Settings {
@@ -67,6 +70,7 @@ impl Settings {
             admin_center_name,
             enterprise_app_url,
             requests_url,
+            notification_base: None,
         }
     }
 }
@@ -78,6 +82,8 @@ pub struct AppState {
     pub templates: Environment<'static>,
     /// One sync at a time (background and "Sync now").
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Instances with a push-triggered sync on its way.
+    pub push_pending: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 const TEMPLATES: &[(&str, &str)] = &[
@@ -124,7 +130,14 @@ impl AppState {
         env.add_filter("when", when);
         env.add_filter("day_time", day_time);
         env.add_filter("clock", clock);
-        Ok(AppState { db, kit, settings, templates: env, sync_lock: tokio::sync::Mutex::new(()) })
+        Ok(AppState {
+            db,
+            kit,
+            settings,
+            templates: env,
+            sync_lock: tokio::sync::Mutex::new(()),
+            push_pending: Default::default(),
+        })
     }
 
     fn render(&self, session: &Session, status: StatusCode, name: &str, ctx: Value) -> Response {
@@ -209,7 +222,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/support/instances/{instance}/disconnect", post(support_disconnect))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), session_layer))
-        .with_state(state)
+        .with_state(state.clone())
+        // Graph's calls carry no session and no CSRF token: they are checked by clientState.
+        .merge(crate::push::routes(state))
 }
 
 /// Loads the session before the handler and stores it after; adds the security headers.

@@ -108,7 +108,7 @@ fn spawn_until(mut command: Command, ready: &str, log: &Path, what: &str) -> Res
 
 /// Accord with its built-in demo world, on a port the kernel picks, with Meeting Insights'
 /// redirect URIs under `https://localhost:{vendor_port}` (the world's `vendor_url` variable).
-fn start_accord(vendor_port: u16) -> Server {
+fn start_accord(vendor_port: u16, extra: &[&str]) -> Server {
     let bin = accord_bin();
     assert!(
         bin.exists(),
@@ -128,6 +128,7 @@ fn start_accord(vendor_port: u16) -> Server {
         .arg("https://localhost:0")
         .arg("--var")
         .arg(format!("vendor_url=https://localhost:{vendor_port}"))
+        .args(extra)
         .env("ACCORD_LOG", "info");
     let (child, announced) = spawn_until(command, "accord listening", &log, "accord").unwrap_or_else(|e| panic!("{e}"));
     // "accord listening on 127.0.0.1:PORT as https://localhost:PORT"
@@ -138,7 +139,7 @@ fn start_accord(vendor_port: u16) -> Server {
 }
 
 /// The app on `port`; `Err` when it could not start (for example, the port was taken).
-fn start_vendor(port: u16, accord: &Server) -> Result<Server, String> {
+fn start_vendor(port: u16, accord: &Server, extra: &[&str]) -> Result<Server, String> {
     let data_dir = temp_dir("vendor");
     let base = format!("https://localhost:{port}");
     let log = data_dir.join("vendor.log");
@@ -160,6 +161,7 @@ fn start_vendor(port: u16, accord: &Server) -> Result<Server, String> {
         .arg("0")
         .arg("--sync-days")
         .arg("60")
+        .args(extra)
         .env("DEMO_VENDOR_LOG", "info,demo_vendor=debug");
     let (child, _) = spawn_until(command, "demo-vendor listening", &log, "demo-vendor")?;
     let ca_pem = std::fs::read(data_dir.join("tls/ca.pem")).unwrap();
@@ -176,11 +178,25 @@ impl World {
     /// name it), so the app's port is one the kernel just gave out and released; should another
     /// process take it in between, the pair starts again on a new one.
     fn start() -> World {
+        World::start_with(&[], &[])
+    }
+
+    /// Both sides of sync by push, as `demo-vendor demo` runs them: Accord accepts loopback
+    /// notification URLs (and reviews subscribers' access often), the app listens for Graph's
+    /// notifications on loopback HTTP.
+    fn start_with_push() -> World {
+        World::start_with(
+            &["--allow-http-notification-urls", "--subscription-review-ms", "300"],
+            &["--webhook-listen", "127.0.0.1:0"],
+        )
+    }
+
+    fn start_with(accord_extra: &[&str], vendor_extra: &[&str]) -> World {
         let mut failures = Vec::new();
         for _ in 0..3 {
             let vendor_port = free_port();
-            let accord = start_accord(vendor_port);
-            match start_vendor(vendor_port, &accord) {
+            let accord = start_accord(vendor_port, accord_extra);
+            match start_vendor(vendor_port, &accord, vendor_extra) {
                 Ok(vendor) => return World { accord, vendor },
                 Err(e) => failures.push(e),
             }
@@ -556,4 +572,96 @@ async fn option_2_approval_required_then_try_again_after_approval() {
     assert!(meetings.contains("own connection"), "{meetings}");
     let page = get(&bob, &w.vendor.url("/signin/contoso")).await.page();
     assert!(!page.contains("id=\"waiting-for-approval\""), "{page}");
+}
+
+/// Sync by push: after the administrator's consent and Alice's sign-in, a meeting Contoso's
+/// room-booking service books into Alice's calendar through Graph shows on the meetings page by
+/// change notification, and disabling the app in Accord's admin center turns Alice's connection
+/// to "revoked" by lifecycle notification — neither needs "Sync now".
+#[tokio::test]
+async fn push_sync_shows_booked_meetings_and_revocations_without_sync_now() {
+    const BOOKING: (&str, &str) = ("5e7c1a9d-3f2b-4c6e-8a14-9b0d2e4f6a72", "contoso-booking-secret-change-me");
+    let w = World::start_with_push();
+
+    // Option 1: the administrator consents for the organisation; Alice signs in.
+    let admin = w.browser();
+    let onboarding = get(&admin, &w.vendor.url("/onboarding/contoso")).await.page();
+    let link = href_of(&onboarding, "admin-consent-link");
+    let consent = at_accord(&admin, &w, &link, "admin@contoso.test").await.page();
+    let callback = submit(&admin, &w.accord, &consent, "", &[("decision", "accept")]).await.redirect();
+    let result = get(&admin, &callback).await.page();
+    assert_eq!(text_of(&result, "result-title"), "Connected", "{result}\n{}", w.logs());
+    let alice = w.browser();
+    let meetings = user_signs_in(&w, &alice, "contoso", "alice@contoso.test").await;
+    assert!(meetings.contains("Weekly sales pipeline review"), "{meetings}\n{}", w.logs());
+
+    // The booking service books a meeting into Alice's calendar through Graph.
+    let graph = w.browser();
+    let token: serde_json::Value = graph
+        .post(w.accord.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", BOOKING.0),
+            ("client_secret", BOOKING.1),
+            ("scope", "https://graph.microsoft.com/.default"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap_or_else(|| panic!("{token}")).to_string();
+    let day = (time::OffsetDateTime::now_utc() + time::Duration::days(2)).date();
+    let at = |hour: u8| format!("{day}T{hour:02}:00:00");
+    let booked = graph
+        .post(w.accord.url("/v1.0/users/alice@contoso.test/events"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "subject": "Booked by push: Northwind boardroom",
+            "start": {"dateTime": at(15), "timeZone": "UTC"},
+            "end": {"dateTime": at(16), "timeZone": "UTC"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status().as_u16(), 201, "{}", booked.text().await.unwrap());
+
+    // The meetings page shows it within seconds, without "Sync now".
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = get(&alice, &w.vendor.url("/meetings/contoso")).await.page();
+        if page.contains("Booked by push: Northwind boardroom") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the booked meeting never showed:\n{page}\n{}", w.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // The administrator disables Meeting Insights in Accord's admin center.
+    let portal = w.accord.url(&format!("/portal/signin?return_to=%2Fadmin%2Fenterprise-apps%3Fq%3D{APP_ID}"));
+    let apps = at_accord(&admin, &w, &portal, "admin@contoso.test").await.page();
+    let app = href_before(&apps, ">Meeting Insights</a>");
+    let properties = get(&admin, &w.accord.url(&format!("{app}/properties"))).await.page();
+    let saved =
+        submit(&admin, &w.accord, &properties, "/properties\"", &[("enabled", "no"), ("assignment_required", "no")])
+            .await
+            .redirect();
+    assert!(saved.contains("/properties"), "{saved}");
+
+    // Alice's connection turns to "revoked", with the reason, without "Sync now".
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = get(&alice, &w.vendor.url("/meetings/contoso")).await.page();
+        if page.contains("data-upn=\"alice@contoso.test\" data-state=\"revoked\"") {
+            assert!(page.contains("AADSTS7000112"), "the reason is shown: {page}");
+            assert!(!page.contains("Booked by push: Northwind boardroom"), "her meetings are no longer shown: {page}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the revocation never showed:\n{page}\n{}", w.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = w.vendor.log();
+    assert!(log.contains("subscribed to calendar changes"), "{log}");
+    assert!(log.contains("synced on a change notification"), "{log}");
 }
