@@ -2,6 +2,12 @@
 //
 //   $ACCORD_BIN serve --data-dir <tmp> --listen 127.0.0.1:<free port>
 //                     --public-url https://localhost:<port> --scenario interop/scenario.toml
+//                     --allow-http-notification-urls --subscription-review-ms 500
+//
+// A test may start a server of its own (other limits, say) with startServer({ extraArgs,
+// tlsFrom }): `tlsFrom` names the data dir of a running server whose TLS material (dev CA and
+// certificate) the new one reuses, so a test process that trusts that CA through
+// NODE_EXTRA_CA_CERTS trusts the new server too.
 //
 // ACCORD_BIN defaults to target/debug/accord; a relative ACCORD_BIN is taken from the
 // repository root (as in interop/python). Every other ACCORD_* variable is kept out of the
@@ -25,6 +31,13 @@ export const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_ROOT = path.resolve(HERE, "..", "..");
 export const SCENARIO = path.resolve(HERE, "..", "scenario.toml");
 export const READY_TIMEOUT_MS = 60_000;
+
+/**
+ * Flags of every interop server: change notifications may go to the tests' own receivers on
+ * http://127.0.0.1 (https is required otherwise), and access to subscribed mailboxes is
+ * reviewed every 500 ms instead of every 5 s.
+ */
+export const SERVER_FLAGS = ["--allow-http-notification-urls", "--subscription-review-ms", "500"];
 
 export function serverBinary() {
   const named = process.env.ACCORD_BIN;
@@ -123,12 +136,24 @@ function hasSetpriv() {
  *   { base, host, port, ca, dataDir, log, pid, stop() }
  * where `ca` is the path of <data-dir>/tls/ca.pem and stop() ends the server (SIGTERM, then
  * SIGKILL after 10 s). The server is also killed when this process exits.
+ *
+ * `extraArgs` go after SERVER_FLAGS. `tlsFrom`: the data dir of another server whose tls/
+ * (CA and certificate) is copied into the new data dir first; the server reuses it.
  */
-export async function startServer({ bin = serverBinary(), scenario = SCENARIO, dataDir = null } = {}) {
+export async function startServer({
+  bin = serverBinary(),
+  scenario = SCENARIO,
+  dataDir = null,
+  extraArgs = [],
+  tlsFrom = null,
+} = {}) {
   if (!fs.existsSync(bin)) {
     throw new Error(`accord binary not found at ${bin}: run \`cargo build -p accord-server\` or set ACCORD_BIN`);
   }
   dataDir ??= fs.mkdtempSync(path.join(os.tmpdir(), "accord-node-"));
+  if (tlsFrom) {
+    fs.cpSync(path.join(tlsFrom, "tls"), path.join(dataDir, "tls"), { recursive: true });
+  }
   const port = await freePort();
   const host = `localhost:${port}`;
   const base = `https://${host}`;
@@ -140,6 +165,8 @@ export async function startServer({ bin = serverBinary(), scenario = SCENARIO, d
     "--listen", `127.0.0.1:${port}`,
     "--public-url", base,
     "--scenario", scenario,
+    ...SERVER_FLAGS,
+    ...extraArgs,
   ];
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("ACCORD_")));
   const [cmd, argv] = hasSetpriv() ? ["setpriv", ["--pdeathsig", "TERM", bin, ...args]] : [bin, args];

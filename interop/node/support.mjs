@@ -63,6 +63,7 @@ export function loadWorld(file = SCENARIO) {
     confidential: need(apps, "Interop Confidential"),
     public: need(apps, "Interop Public"),
     noGrant: need(apps, "Interop No Grant"),
+    calendarWriter: need(apps, "Interop Calendar Writer"),
   };
 }
 

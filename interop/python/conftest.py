@@ -28,6 +28,11 @@ from support import REPO_ROOT, SCENARIO, World, load_world
 
 READY_TIMEOUT_S = 60
 
+# Every interop server: change notifications may go to the tests' own receivers on
+# http://127.0.0.1 (https is required otherwise), and access to subscribed mailboxes is
+# reviewed every 500 ms instead of every 5 s (test_graph_sync.py).
+SERVER_FLAGS = ("--allow-http-notification-urls", "--subscription-review-ms", "500")
+
 _server_log: Path | None = None  # for the failure summary
 
 
@@ -113,6 +118,7 @@ def launch(scenario: Path, data_dir: Path, name: str = "accord-interop-python") 
         "--listen", "127.0.0.1:0",
         "--public-url", "https://localhost:0",
         "--scenario", str(scenario),
+        *SERVER_FLAGS,
     ]
     log_file = open(log, "wb")
     log_file.write(("$ " + " ".join(cmd) + "\n").encode())

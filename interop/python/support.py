@@ -91,6 +91,10 @@ class World:
     def admin_only(self) -> App:
         return self.apps["Interop Admin Only"]
 
+    @property
+    def calendar_writer(self) -> App:
+        return self.apps["Interop Calendar Writer"]
+
 
 def load_world(path: Path = SCENARIO) -> World:
     with open(path, "rb") as f:

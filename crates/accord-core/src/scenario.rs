@@ -283,6 +283,22 @@ pub struct Scenario {
     pub tenants: Vec<TenantSpec>,
     /// What a later load does with events placed by relative times.
     pub relative_times: RelativeTimes,
+    /// The world's limits (`[throttling]`); a server flag wins over each, a default fills in
+    /// what neither gives.
+    pub throttling: ThrottlingSpec,
+}
+
+/// `[throttling]`: Graph's and the token endpoint's limits (0 turns one off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ThrottlingSpec {
+    /// Per application and mailbox, in ten minutes (Outlook's 10,000).
+    pub mailbox_requests_per_10_minutes: Option<u32>,
+    /// Per application and mailbox, at once (Outlook's 4).
+    pub mailbox_concurrent: Option<u32>,
+    /// Per application and tenant, any Graph request, in ten seconds.
+    pub tenant_requests_per_10_seconds: Option<u32>,
+    /// Per client id and network address, at the token endpoint, in a minute.
+    pub token_requests_per_minute: Option<u32>,
 }
 
 /// `relative_times`: whether events placed by relative times stay where the first load put them

@@ -62,13 +62,21 @@ pub struct ServeArgs {
     #[arg(long, env = "ACCORD_OUTBOX_INTERVAL_MS", hide = true)]
     pub outbox_interval_ms: Option<u64>,
     /// Graph mailbox data: requests one app may make to one mailbox in ten minutes, as Outlook
-    /// limits it (0: no limit) [default: 10000]
+    /// limits it (0: no limit) [default: the scenario's [throttling], else 10000]
     #[arg(long, env = "ACCORD_GRAPH_REQUESTS_PER_10_MINUTES")]
     pub graph_requests_per_10_minutes: Option<u32>,
     /// Graph mailbox data: requests one app may have in flight to one mailbox (0: no limit)
-    /// [default: 4]
+    /// [default: the scenario's [throttling], else 4]
     #[arg(long, env = "ACCORD_GRAPH_CONCURRENT_PER_MAILBOX")]
     pub graph_concurrent_per_mailbox: Option<u32>,
+    /// Graph: requests one app may make to one tenant in ten seconds (0: no limit) [default: the
+    /// scenario's [throttling], else 0]
+    #[arg(long, env = "ACCORD_GRAPH_TENANT_REQUESTS_PER_10_SECONDS")]
+    pub graph_tenant_requests_per_10_seconds: Option<u32>,
+    /// Token endpoint: requests one client id may make from one network address in a minute
+    /// (0: no limit) [default: the scenario's [throttling], else 6000]
+    #[arg(long, env = "ACCORD_TOKEN_REQUESTS_PER_MINUTE")]
+    pub token_requests_per_minute: Option<u32>,
     /// Accept Graph change-notification URLs on http://localhost, 127.0.0.1 or [::1] (for
     /// development and tests; https is required otherwise).
     #[arg(long, env = "ACCORD_ALLOW_HTTP_NOTIFICATION_URLS")]
@@ -103,6 +111,8 @@ struct FileConfig {
     outbox_interval_ms: Option<u64>,
     graph_requests_per_10_minutes: Option<u32>,
     graph_concurrent_per_mailbox: Option<u32>,
+    graph_tenant_requests_per_10_seconds: Option<u32>,
+    token_requests_per_minute: Option<u32>,
     allow_http_notification_urls: Option<bool>,
     notification_retry_seconds: Option<u64>,
     subscription_review_ms: Option<u64>,
@@ -140,8 +150,9 @@ pub struct ServeConfig {
     pub outbox_interval: std::time::Duration,
     /// The store's directory cache (see accord-store's `sql/cache.rs`).
     pub directory_cache: accord_store::CacheSettings,
-    /// Graph's per-app-per-mailbox limits.
-    pub mailbox_limits: crate::mailbox_throttle::MailboxLimits,
+    /// The limits set by flag or configuration file; the scenario's `[throttling]` and the
+    /// defaults fill in the rest ([`ServeConfig::limits`]).
+    pub limits: accord_core::scenario::ThrottlingSpec,
     /// Graph change notifications.
     pub notifications: crate::state::NotificationSettings,
 }
@@ -193,12 +204,15 @@ impl ServeConfig {
             smtp,
             outbox_interval: std::time::Duration::from_millis(outbox_interval_ms),
             directory_cache,
-            mailbox_limits: crate::mailbox_throttle::MailboxLimits {
-                requests_per_10_minutes: args
+            limits: accord_core::scenario::ThrottlingSpec {
+                mailbox_requests_per_10_minutes: args
                     .graph_requests_per_10_minutes
-                    .or(file.graph_requests_per_10_minutes)
-                    .unwrap_or(10_000),
-                concurrent: args.graph_concurrent_per_mailbox.or(file.graph_concurrent_per_mailbox).unwrap_or(4),
+                    .or(file.graph_requests_per_10_minutes),
+                mailbox_concurrent: args.graph_concurrent_per_mailbox.or(file.graph_concurrent_per_mailbox),
+                tenant_requests_per_10_seconds: args
+                    .graph_tenant_requests_per_10_seconds
+                    .or(file.graph_tenant_requests_per_10_seconds),
+                token_requests_per_minute: args.token_requests_per_minute.or(file.token_requests_per_minute),
             },
             notifications: crate::state::NotificationSettings {
                 allow_http_loopback: args.allow_http_notification_urls
@@ -214,6 +228,28 @@ impl ServeConfig {
                 ),
             },
         })
+    }
+
+    /// The limits in force: a flag (or the configuration file) wins, then the scenario's
+    /// `[throttling]`, then the defaults.
+    pub fn limits(&self, scenario: &accord_core::scenario::ThrottlingSpec) -> crate::throttle::Limits {
+        let d = crate::throttle::Limits::default();
+        let (f, s) = (&self.limits, scenario);
+        crate::throttle::Limits {
+            mailbox_requests_per_10_minutes: f
+                .mailbox_requests_per_10_minutes
+                .or(s.mailbox_requests_per_10_minutes)
+                .unwrap_or(d.mailbox_requests_per_10_minutes),
+            mailbox_concurrent: f.mailbox_concurrent.or(s.mailbox_concurrent).unwrap_or(d.mailbox_concurrent),
+            tenant_requests_per_10_seconds: f
+                .tenant_requests_per_10_seconds
+                .or(s.tenant_requests_per_10_seconds)
+                .unwrap_or(d.tenant_requests_per_10_seconds),
+            token_requests_per_minute: f
+                .token_requests_per_minute
+                .or(s.token_requests_per_minute)
+                .unwrap_or(d.token_requests_per_minute),
+        }
     }
 
     pub fn secure(&self) -> bool {

@@ -45,7 +45,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     crate::password_work::global();
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
-    load_world(&config, &*store, &keyring).await?;
+    let throttling = load_world(&config, &*store, &keyring).await?;
     let signer = Signer::load(&*store, &keyring).await?;
     let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
     settings.notifications = config.notifications.clone();
@@ -57,7 +57,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         settings,
         lockout,
         issuer_keys: Default::default(),
-        mailbox_throttle: crate::mailbox_throttle::MailboxThrottle::new(config.mailbox_limits),
+        throttles: crate::throttle::Throttles::new(config.limits(&throttling)),
         graph_outbox: Default::default(),
     });
     spawn_background_jobs(state.clone());
@@ -111,7 +111,12 @@ fn bound_slow_clients<A>(server: &mut axum_server::Server<A>) {
 /// Loads `--scenario` at every start. Without one, an empty store gets the built-in demo world;
 /// a store that already holds it keeps everything changed at run time, and only the demo
 /// world's calendar (relative times, `relative_times = "move"`) moves to the present.
-async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<()> {
+/// Loads the scenario (or the demo world) into the store; its `[throttling]`.
+async fn load_world(
+    config: &ServeConfig,
+    store: &dyn Store,
+    keyring: &Keyring,
+) -> anyhow::Result<accord_core::scenario::ThrottlingSpec> {
     let mut options = ParseOptions::now();
     options.variables = config.vars.clone();
     let (scenario, source) = match &config.scenario {
@@ -122,7 +127,7 @@ async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) 
             if !store.tenants().await?.is_empty() {
                 let moved = scenario_loader::move_relative_events(store, keyring, &demo).await?;
                 tracing::info!(events = moved, "demo world's calendar moved to the current week");
-                return Ok(());
+                return Ok(demo.throttling);
             }
             (demo, DEMO_WORLD_NAME.to_string())
         }
@@ -142,7 +147,7 @@ async fn load_world(config: &ServeConfig, store: &dyn Store, keyring: &Keyring) 
         events = summary.events,
         "scenario loaded"
     );
-    Ok(())
+    Ok(scenario.throttling)
 }
 
 /// A public URL whose port is 0 ("https://localhost:0") takes the port the listener was given,

@@ -86,8 +86,8 @@ pub struct AppState {
     pub lockout: crate::lockout::Lockout,
     /// Federated issuers' signing keys, fetched on demand.
     pub issuer_keys: crate::federation::IssuerKeys,
-    /// Graph's per-app-per-mailbox limits (Outlook's throttling).
-    pub mailbox_throttle: std::sync::Arc<crate::mailbox_throttle::MailboxThrottle>,
+    /// Graph's and the token endpoint's limits (`throttle.rs`).
+    pub throttles: std::sync::Arc<crate::throttle::Throttles>,
     /// Wakes the Graph notification worker when something was queued.
     pub graph_outbox: std::sync::Arc<tokio::sync::Notify>,
 }

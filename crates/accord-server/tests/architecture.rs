@@ -24,7 +24,7 @@ const SHARED: &[&str] = &[
     "lockout",
     "client_certificates",
     "federation",
-    "mailbox_throttle",
+    "throttle",
 ];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
@@ -40,7 +40,7 @@ const RULES: &[Rule] = &[
             "lockout.rs",
             "client_certificates.rs",
             "federation.rs",
-            "mailbox_throttle.rs",
+            "throttle.rs",
         ],
         may_use: SHARED,
         no_crates: NO_HTTP,
@@ -96,7 +96,7 @@ const RULES: &[Rule] = &[
             "ops",
             "protocol",
             "client_certificates",
-            "mailbox_throttle",
+            "throttle",
         ],
         no_crates: &[],
     },

@@ -145,6 +145,11 @@ async fn rounds_return_the_window_then_only_changes() {
     let (again, _, _) = round(&g, &token, &delta, 10).await;
     assert_eq!(ids(&again), ids(&changes), "a delta link can be replayed");
 
+    // The SDKs' function syntax, `delta()`, is the same endpoint.
+    let (s, body, _) = page(&g, &token, &format!("/v1.0/me/calendarView/delta()?{WINDOW}"), Some(50)).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["@odata.deltaLink"].is_string(), "{body}");
+
     // $select narrows what comes back; the removal shape stays.
     let (s, body, _) = page(&g, &token, &format!("{start}&$select=subject"), Some(50)).await;
     assert_eq!(s, 200, "{body}");

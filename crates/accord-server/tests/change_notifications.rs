@@ -320,6 +320,9 @@ async fn refusals() {
     let (s, body) = g.post(&daemon, "/v1.0/subscriptions", subscription("users/bob@contoso.test/events", &base)).await;
     assert_eq!(s, 201, "the daemon may read any mailbox of its tenant: {body}");
 
+    // Graph takes no query options on the list.
+    refused(g.get(&token, "/v1.0/subscriptions?$top=1").await, 400, "InvalidRequest", "'$top'");
+
     // Nothing refused was kept.
     let (_, list) = g.get(&token, "/v1.0/subscriptions").await;
     assert!(list["value"].as_array().unwrap().is_empty(), "{list}");

@@ -34,6 +34,10 @@ impl Server {
             .arg(&base)
             .arg("--scenario")
             .arg(scenario)
+            // The benchmark measures capacity from one client on one address: the limits that
+            // protect a real deployment from such a client are off.
+            .args(["--token-requests-per-minute", "0", "--graph-requests-per-10-minutes", "0"])
+            .args(["--graph-concurrent-per-mailbox", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);

@@ -26,6 +26,17 @@ pub(super) struct RawScenario {
     pub variables: std::collections::BTreeMap<String, S<String>>,
     #[serde(default)]
     pub tenant: Vec<S<RawTenant>>,
+    /// Limits of Graph and the token endpoint (`[throttling]`).
+    pub throttling: Option<S<RawThrottling>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThrottling {
+    pub mailbox_requests_per_10_minutes: Option<u32>,
+    pub mailbox_concurrent: Option<u32>,
+    pub tenant_requests_per_10_seconds: Option<u32>,
+    pub token_requests_per_minute: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

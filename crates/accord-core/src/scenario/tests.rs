@@ -2087,3 +2087,28 @@ fn variables_are_substituted_and_checked() {
     let err = parse_at("[variables]\nport = 9443\n").unwrap_err().to_string();
     assert!(err.contains("variables.port") || err.contains("invalid type"), "{err}");
 }
+
+#[test]
+fn throttling_limits_are_read_and_unknown_keys_refused() {
+    let s = parse_at(&base("", "")).unwrap();
+    assert_eq!(s.throttling, ThrottlingSpec::default(), "absent: every limit is the server's");
+    let text = format!(
+        "{}\n[throttling]\nmailbox_requests_per_10_minutes = 50\nmailbox_concurrent = 0\ntoken_requests_per_minute = 20\n",
+        base("", "")
+    );
+    let s = parse_at(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.throttling,
+        ThrottlingSpec {
+            mailbox_requests_per_10_minutes: Some(50),
+            mailbox_concurrent: Some(0),
+            tenant_requests_per_10_seconds: None,
+            token_requests_per_minute: Some(20),
+        }
+    );
+    let text = format!("{}\n[throttling]\nrequests_per_second = 5\n", base("", ""));
+    let e = parse_at(&text).unwrap_err().to_string();
+    assert!(e.contains("requests_per_second"), "{e}");
+    let text = format!("{}\n[throttling]\nmailbox_concurrent = -1\n", base("", ""));
+    assert!(parse_at(&text).is_err(), "a negative limit");
+}

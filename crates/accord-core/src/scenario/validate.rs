@@ -146,7 +146,20 @@ pub(super) fn validate(
     }
 
     if cx.diags.is_empty() {
-        Ok(Scenario { tenants, relative_times })
+        let throttling = raw
+            .throttling
+            .as_ref()
+            .map(|t| {
+                let t = t.get_ref();
+                ThrottlingSpec {
+                    mailbox_requests_per_10_minutes: t.mailbox_requests_per_10_minutes,
+                    mailbox_concurrent: t.mailbox_concurrent,
+                    tenant_requests_per_10_seconds: t.tenant_requests_per_10_seconds,
+                    token_requests_per_minute: t.token_requests_per_minute,
+                }
+            })
+            .unwrap_or_default();
+        Ok(Scenario { tenants, relative_times, throttling })
     } else {
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| d.line);

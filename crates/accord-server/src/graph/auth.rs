@@ -43,7 +43,7 @@ pub struct Caller {
 /// A held slot of the per-mailbox concurrency limit (`throttle.rs`); callers compare equal
 /// whatever slot they hold.
 #[derive(Debug, Clone)]
-pub struct MailboxSlot(#[allow(dead_code)] std::sync::Arc<crate::mailbox_throttle::Slot>);
+pub struct MailboxSlot(#[allow(dead_code)] std::sync::Arc<crate::throttle::Slot>);
 
 impl PartialEq for MailboxSlot {
     fn eq(&self, _: &Self) -> bool {
@@ -206,19 +206,18 @@ impl FromRequestParts<SharedState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &SharedState) -> Result<Self, Self::Rejection> {
         let mut caller = authenticate(state, &parts.headers).await?;
+        let now = std::time::Instant::now();
+        let refused = |t: crate::throttle::Throttled| {
+            metrics::counter!("accord_graph_throttled_total", "limit" => t.limit.label()).increment(1);
+            GraphError::throttled(t)
+        };
+        state.throttles.admit_tenant(caller.tenant_id, caller.client_app_id, now).map_err(refused)?;
         // Mailbox data is throttled per app and mailbox, as Outlook does.
         let user = caller.user_id().map(|u| u.to_string());
         if let Some(mailbox) = mailbox_of(parts.uri.path(), user) {
-            let key =
-                crate::mailbox_throttle::MailboxKey { tenant: caller.tenant_id, app: caller.client_app_id, mailbox };
-            match state.mailbox_throttle.admit(key, std::time::Instant::now()) {
-                Ok(slot) => caller.slot = slot.map(|s| MailboxSlot(std::sync::Arc::new(s))),
-                Err(t) => {
-                    metrics::counter!("accord_graph_throttled_total", "limit" => if t.concurrency { "concurrency" } else { "rate" })
-                        .increment(1);
-                    return Err(GraphError::throttled(t));
-                }
-            }
+            let key = crate::throttle::MailboxKey { tenant: caller.tenant_id, app: caller.client_app_id, mailbox };
+            let slot = state.throttles.admit_mailbox(key, now).map_err(refused)?;
+            caller.slot = slot.map(|s| MailboxSlot(std::sync::Arc::new(s)));
         }
         Ok(caller)
     }

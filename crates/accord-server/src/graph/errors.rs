@@ -118,16 +118,31 @@ impl GraphError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", "The request body is too large.")
     }
 
-    /// 429 as Outlook throttles mailbox data, with `Retry-After`.
-    pub fn throttled(t: crate::mailbox_throttle::Throttled) -> Self {
-        let message = if t.concurrency {
-            "Application is over its MailboxConcurrency limit.".to_string()
-        } else {
-            format!("Application is over its request limit for this mailbox. Retry after {} seconds.", t.retry_after)
+    /// 429 with `Retry-After`: as Outlook throttles mailbox data (`ApplicationThrottled`), or
+    /// as Graph throttles a tenant's traffic (`TooManyRequests`).
+    pub fn throttled(t: crate::throttle::Throttled) -> Self {
+        use crate::throttle::Limit;
+        let (code, message) = match t.limit {
+            Limit::MailboxConcurrency => {
+                ("ApplicationThrottled", "Application is over its MailboxConcurrency limit.".to_string())
+            }
+            Limit::MailboxRate => (
+                "ApplicationThrottled",
+                format!(
+                    "Application is over its request limit for this mailbox. Retry after {} seconds.",
+                    t.retry_after
+                ),
+            ),
+            Limit::Tenant => (
+                "TooManyRequests",
+                format!(
+                    "Application is over its request limit for this tenant. Retry after {} seconds.",
+                    t.retry_after
+                ),
+            ),
         };
         let value = HeaderValue::from_str(&t.retry_after.to_string()).unwrap_or_else(|_| HeaderValue::from_static("1"));
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "ApplicationThrottled", message)
-            .with_header(header::RETRY_AFTER, value)
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).with_header(header::RETRY_AFTER, value)
     }
 
     /// 503: the service cannot answer for now (its database is away); retry after the delay.

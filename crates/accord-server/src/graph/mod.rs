@@ -45,6 +45,15 @@ pub fn routes() -> Router<SharedState> {
     }
     // Entity keys in a segment (`applications(appId='…')`) are matched by `keyed`; it answers
     // every other path with Graph's unknown-segment error.
+    // The Graph SDKs call functions with parentheses (`calendarView/delta()`); Graph takes both.
+    for prefix in ["/v1.0/me", "/v1.0/users/{user}"] {
+        for segment in ["calendarView", "calendar/calendarView"] {
+            r = r.route(
+                &format!("{prefix}/{segment}/delta()"),
+                get(calendar::delta::delta).fallback(method_not_allowed),
+            );
+        }
+    }
     r.route("/v1.0", any(unknown_segment))
         .route("/v1.0/{*rest}", any(keyed::dispatch))
         .route("/openapi/graph-v1.0.json", get(openapi::serve))

@@ -435,7 +435,7 @@ fn consent_operations() -> Vec<Operation> {
 fn calendar_operations() -> Vec<Operation> {
     let mut ops = vec![
         op("post", "/subscriptions", "Subscribe to changes of a mailbox's events", CALENDAR_READ, CALENDAR_READ_APP),
-        op("get", "/subscriptions", "The caller's subscriptions", CALENDAR_READ, CALENDAR_READ_APP).list(),
+        op("get", "/subscriptions", "The caller's subscriptions", CALENDAR_READ, CALENDAR_READ_APP),
         op("get", "/subscriptions/{id}", "A subscription", CALENDAR_READ, CALENDAR_READ_APP),
         op("patch", "/subscriptions/{id}", "Renew or move a subscription", CALENDAR_READ, CALENDAR_READ_APP),
         op("delete", "/subscriptions/{id}", "End a subscription", CALENDAR_READ, CALENDAR_READ_APP),
@@ -459,16 +459,13 @@ fn calendar_operations() -> Vec<Operation> {
             ops.push(
                 op("get", &format!("{prefix}/{segment}"), "Events in a time window", CALENDAR_READ, read_app).list(),
             );
-            ops.push(
-                op(
-                    "get",
-                    &format!("{prefix}/{segment}/delta"),
-                    "Changes to events in a time window",
-                    CALENDAR_READ,
-                    read_app,
-                )
-                .list(),
-            );
+            ops.push(op(
+                "get",
+                &format!("{prefix}/{segment}/delta"),
+                "Changes to events in a time window",
+                CALENDAR_READ,
+                read_app,
+            ));
         }
     }
     ops

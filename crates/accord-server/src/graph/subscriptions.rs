@@ -283,7 +283,16 @@ async fn owned(state: &AppState, caller: &Caller, id: &str) -> Result<GraphSubsc
 }
 
 /// `GET /subscriptions`: the caller's subscriptions.
-pub async fn list(State(state): State<SharedState>, caller: Caller) -> Result<Response, GraphError> {
+pub async fn list(
+    State(state): State<SharedState>,
+    caller: Caller,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, GraphError> {
+    // Graph takes no OData query options on subscriptions.
+    let query = query.unwrap_or_default();
+    if let Some((name, _)) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k.starts_with('$')) {
+        return Err(invalid(format!("Query option '{name}' is not supported on subscriptions.")));
+    }
     let Some(app) = caller.client_app_id else {
         return Err(GraphError::access_denied("The token names no client application."));
     };

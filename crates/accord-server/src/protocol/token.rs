@@ -61,6 +61,12 @@ pub async fn token(
 ) -> Result<Response, JsonFailure> {
     let p = params(&body);
     reject_repeated(&body)?;
+    // Abusive clients are turned away before any credential is checked.
+    let client_id = p.get("client_id").map(String::as_str).unwrap_or_default();
+    if let Err(wait) = state.throttles.admit_token_request(client_id, address, std::time::Instant::now()) {
+        metrics::counter!("accord_token_requests_throttled_total").increment(1);
+        return Err(Aadsts::throttled(wait).into());
+    }
     let path = match TenantPath::resolve(&*state.store, &tenant).await {
         Ok(p) => p,
         Err(TenantPathError::NotFound(e)) => return Err(e.into()),
