@@ -3,6 +3,7 @@
 
 pub mod aadsts;
 pub mod claims_request;
+pub mod clock;
 pub mod consent_engine;
 pub mod consent_records;
 pub mod directory;

@@ -189,7 +189,7 @@ pub struct ParseOptions<'a> {
 impl ParseOptions<'static> {
     /// The current time, no overrides, the built-in Graph catalogue.
     pub fn now() -> ParseOptions<'static> {
-        ParseOptions::at(OffsetDateTime::now_utc())
+        ParseOptions::at(crate::clock::now())
     }
 
     /// Relative times counted from `loaded_at` (tests, and any caller with its own clock).

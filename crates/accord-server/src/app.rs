@@ -15,7 +15,10 @@ use tower_http::trace::TraceLayer;
 
 pub fn router(state: SharedState) -> Router {
     let secure = state.settings.secure_cookies;
+    // The test control API exists only in test mode: without it the paths are plain 404s.
+    let test_control = if state.test_mode { crate::test_control::routes() } else { Router::new() };
     Router::new()
+        .merge(test_control)
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics_endpoint))

@@ -81,6 +81,14 @@ pub struct ServeArgs {
     /// development and tests; https is required otherwise).
     #[arg(long, env = "ACCORD_ALLOW_HTTP_NOTIFICATION_URLS")]
     pub allow_http_notification_urls: bool,
+    /// Test mode: serve the control API at /_accord/test (reset to the scenario, load
+    /// scenarios, advance the clock, read the decision journal). Never for a real deployment;
+    /// refused on an address other than loopback unless --test-mode-on-any-address.
+    #[arg(long, env = "ACCORD_TEST_MODE")]
+    pub test_mode: bool,
+    /// Allow --test-mode on a non-loopback listen address (a CI network, a container).
+    #[arg(long, env = "ACCORD_TEST_MODE_ON_ANY_ADDRESS", requires = "test_mode")]
+    pub test_mode_on_any_address: bool,
     /// Testing knob: seconds a Graph change notification is retried before it is dropped and
     /// `missed` is sent [default: 14400, Graph's four hours].
     #[arg(long, env = "ACCORD_NOTIFICATION_RETRY_SECONDS", hide = true)]
@@ -114,6 +122,8 @@ struct FileConfig {
     graph_tenant_requests_per_10_seconds: Option<u32>,
     token_requests_per_minute: Option<u32>,
     allow_http_notification_urls: Option<bool>,
+    test_mode: Option<bool>,
+    test_mode_on_any_address: Option<bool>,
     notification_retry_seconds: Option<u64>,
     subscription_review_ms: Option<u64>,
 }
@@ -155,6 +165,8 @@ pub struct ServeConfig {
     pub limits: accord_core::scenario::ThrottlingSpec,
     /// Graph change notifications.
     pub notifications: crate::state::NotificationSettings,
+    /// `--test-mode`.
+    pub test_mode: bool,
 }
 
 impl ServeConfig {
@@ -167,6 +179,8 @@ impl ServeConfig {
             }
             None => FileConfig::default(),
         };
+        let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default"));
+        let test_mode = test_mode(args, &file, listen)?;
         let public_url = args.public_url.clone().or(file.public_url).unwrap_or_else(|| "https://localhost:8443".into());
         let public_url = normalise_public_url(&public_url)?;
         let http = args.http || file.http.unwrap_or(false);
@@ -193,7 +207,7 @@ impl ServeConfig {
         let outbox_interval_ms = args.outbox_interval_ms.or(file.outbox_interval_ms).unwrap_or(30_000).max(10);
         Ok(ServeConfig {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("accord-data")),
-            listen: args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8443".parse().expect("valid default")),
+            listen,
             public_url,
             tls,
             database_url: args.database_url.clone().or(file.database_url),
@@ -214,6 +228,7 @@ impl ServeConfig {
                     .or(file.graph_tenant_requests_per_10_seconds),
                 token_requests_per_minute: args.token_requests_per_minute.or(file.token_requests_per_minute),
             },
+            test_mode,
             notifications: crate::state::NotificationSettings {
                 allow_http_loopback: args.allow_http_notification_urls
                     || file.allow_http_notification_urls.unwrap_or(false),
@@ -255,6 +270,19 @@ impl ServeConfig {
     pub fn secure(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+/// `--test-mode`, refused on a non-loopback address unless explicitly allowed: the control
+/// API resets the world and moves the clock, and has no authentication of its own.
+fn test_mode(args: &ServeArgs, file: &FileConfig, listen: SocketAddr) -> anyhow::Result<bool> {
+    let on = args.test_mode || file.test_mode.unwrap_or(false);
+    let any_address = args.test_mode_on_any_address || file.test_mode_on_any_address.unwrap_or(false);
+    if on && !listen.ip().is_loopback() && !any_address {
+        bail!(
+            "--test-mode serves an unauthenticated control API: listen on a loopback address (127.0.0.1, ::1), or add --test-mode-on-any-address if this network is a test's own (not {listen})"
+        );
+    }
+    Ok(on)
 }
 
 /// `--var NAME=VALUE`.

@@ -46,6 +46,14 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         within_days: i64,
     },
+    /// Drive a server running with --test-mode through its control API: the clock, resets,
+    /// scenarios, the decision journal.
+    Test {
+        #[command(flatten)]
+        target: TestTarget,
+        #[command(subcommand)]
+        command: TestCommand,
+    },
     /// Explain, rule by rule, what a user signing in to an app would get. Changes nothing.
     Explain {
         #[command(flatten)]
@@ -133,6 +141,43 @@ enum ScenarioCommand {
     },
 }
 
+#[derive(clap::Args)]
+struct TestTarget {
+    /// The server's public URL.
+    #[arg(long, global = true, env = "ACCORD_URL", default_value = "https://localhost:8443")]
+    url: String,
+    /// The CA to trust for it (the development CA in its data dir by default).
+    #[arg(long, global = true, env = "ACCORD_CA", default_value = "accord-data/tls/ca.pem")]
+    ca: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Show the server's clock.
+    Clock,
+    /// Move the clock forward (the amounts add up); what came due runs at once.
+    Advance {
+        #[arg(long, default_value_t = 0)]
+        days: i64,
+        #[arg(long, default_value_t = 0)]
+        hours: i64,
+        #[arg(long, default_value_t = 0)]
+        minutes: i64,
+        #[arg(long, default_value_t = 0)]
+        seconds: i64,
+    },
+    /// Back to the world the server started with.
+    Reset,
+    /// Load a scenario file over the server's world.
+    Load { file: PathBuf },
+    /// Consent decisions: who asked for what, which rule decided, which AADSTS came out.
+    Journal {
+        /// Only the entries numbered after this one.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
 #[derive(Subcommand)]
 enum KeysCommand {
     /// Create a new signing key; the previous one stays published until the next rotation.
@@ -148,11 +193,12 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(rotate_command(args)))
         }
         Command::Requests { command } => runtime().and_then(|rt| rt.block_on(requests_command(command))),
+        Command::Test { target, command } => runtime().and_then(|rt| rt.block_on(test_command(target, command))),
         Command::Credentials { store, tenant, within_days } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;
                 let t = commands::tenant(&*store, &tenant).await?;
-                let now = time::OffsetDateTime::now_utc();
+                let now = accord_core::clock::now();
                 print!("{}", commands::list_credentials(&*store, &t, within_days, now).await?);
                 Ok(())
             })
@@ -232,5 +278,41 @@ async fn requests_command(command: RequestsCommand) -> anyhow::Result<()> {
         }
     };
     println!("{}", out.trim_end());
+    Ok(())
+}
+
+/// `accord test …`: one call of the control API; its JSON answer, pretty-printed.
+async fn test_command(target: TestTarget, command: TestCommand) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+    if target.ca.exists() {
+        let pem = std::fs::read(&target.ca).with_context(|| format!("reading {}", target.ca.display()))?;
+        client =
+            client.add_root_certificate(reqwest::Certificate::from_pem(&pem).context("--ca is not a PEM certificate")?);
+    }
+    let client = client.build()?;
+    let url = |path: &str| format!("{}/_accord/test{path}", target.url.trim_end_matches('/'));
+    let request = match command {
+        TestCommand::Clock => client.get(url("/clock")),
+        TestCommand::Advance { days, hours, minutes, seconds } => client
+            .post(url("/clock/advance"))
+            .json(&serde_json::json!({"days": days, "hours": hours, "minutes": minutes, "seconds": seconds})),
+        TestCommand::Reset => client.post(url("/reset")),
+        TestCommand::Load { file } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            client.post(url("/scenario")).body(text)
+        }
+        TestCommand::Journal { after } => client.get(url(&format!("/journal?after={after}"))),
+    };
+    let res = request.send().await.with_context(|| format!("calling {}", target.url))?;
+    let status = res.status();
+    if status == reqwest::StatusCode::NOT_FOUND {
+        anyhow::bail!("{} has no control API: is it running with --test-mode?", target.url);
+    }
+    let body: serde_json::Value = res.json().await.context("the answer is not JSON")?;
+    if !status.is_success() {
+        anyhow::bail!("{}", body["error"].as_str().unwrap_or("the control API refused the call"));
+    }
+    println!("{}", serde_json::to_string_pretty(&body)?);
     Ok(())
 }

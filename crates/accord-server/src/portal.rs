@@ -18,7 +18,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::collections::HashMap;
-use time::OffsetDateTime;
 
 pub use crate::protocol::portal_client::{portal_application, safe_return_to};
 
@@ -48,7 +47,7 @@ pub async fn portal_sign_in(
         login_hint: None,
         code_challenge: None,
         code_challenge_method: None,
-        issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        issued_at: accord_core::clock::now().unix_timestamp(),
         device_code_hash: None,
         claims_not_before: None,
     };

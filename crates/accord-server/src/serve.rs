@@ -4,16 +4,14 @@ use crate::config::{ServeConfig, TlsMode};
 use crate::crypto::Keyring;
 use crate::service::scenario_loader;
 use crate::signing::Signer;
-use crate::state::{AppState, Settings};
-use accord_core::scenario::ParseOptions;
+use crate::state::{AppState, Settings, WorldSource};
 use accord_store::{SqlStore, Store};
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The built-in demo world, loaded into an empty store when no scenario is given.
-pub const DEMO_WORLD: &str = include_str!("demo_world.toml");
-const DEMO_WORLD_NAME: &str = "built-in demo world";
+pub use crate::service::scenario_loader::DEMO_WORLD;
 
 pub async fn open_store(config: &ServeConfig) -> anyhow::Result<(Arc<dyn Store>, Keyring)> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
@@ -45,7 +43,8 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     crate::password_work::global();
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
-    let throttling = load_world(&config, &*store, &keyring).await?;
+    let world = crate::state::WorldSource { scenario: config.scenario.clone(), variables: config.vars.clone() };
+    let throttling = load_world(&world, &*store, &keyring).await?;
     let signer = Signer::load(&*store, &keyring).await?;
     let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
     settings.notifications = config.notifications.clone();
@@ -59,7 +58,17 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         issuer_keys: Default::default(),
         throttles: crate::throttle::Throttles::new(config.limits(&throttling)),
         graph_outbox: Default::default(),
+        world,
+        test_mode: config.test_mode,
     });
+    if config.test_mode {
+        crate::decision_journal::enable();
+        tracing::warn!("TEST MODE: the control API is served at /_accord/test (reset, scenario, clock, journal)");
+        println!(
+            "TEST MODE: the control API is served at {}/_accord/test — never expose this server",
+            config.public_url
+        );
+    }
     spawn_background_jobs(state.clone());
     crate::service::calendar_sync::spawn_worker(state.clone());
     // The notification outbox runs on its own, shorter interval.
@@ -108,36 +117,27 @@ fn bound_slow_clients<A>(server: &mut axum_server::Server<A>) {
     server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
 }
 
-/// Loads `--scenario` at every start. Without one, an empty store gets the built-in demo world;
-/// a store that already holds it keeps everything changed at run time, and only the demo
-/// world's calendar (relative times, `relative_times = "move"`) moves to the present.
-/// Loads the scenario (or the demo world) into the store; its `[throttling]`.
+/// Loads `--scenario` at every start, and returns its `[throttling]`. Without one, an empty
+/// store gets the built-in demo world; a store that already holds it keeps everything changed
+/// at run time, and only the demo world's calendar (relative times, `relative_times = "move"`)
+/// moves to the present.
 async fn load_world(
-    config: &ServeConfig,
+    source: &WorldSource,
     store: &dyn Store,
     keyring: &Keyring,
 ) -> anyhow::Result<accord_core::scenario::ThrottlingSpec> {
-    let mut options = ParseOptions::now();
-    options.variables = config.vars.clone();
-    let (scenario, source) = match &config.scenario {
-        Some(path) => (scenario_loader::parse_file(path, &options)?, path.display().to_string()),
-        None => {
-            let demo = accord_core::scenario::parse_with(DEMO_WORLD_NAME, DEMO_WORLD, &options)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if !store.tenants().await?.is_empty() {
-                let moved = scenario_loader::move_relative_events(store, keyring, &demo).await?;
-                tracing::info!(events = moved, "demo world's calendar moved to the current week");
-                return Ok(demo.throttling);
-            }
-            (demo, DEMO_WORLD_NAME.to_string())
-        }
-    };
+    let (scenario, name) = scenario_loader::parse_source(source)?;
+    if source.scenario.is_none() && !store.tenants().await?.is_empty() {
+        let moved = scenario_loader::move_relative_events(store, keyring, &scenario).await?;
+        tracing::info!(events = moved, "demo world's calendar moved to the current week");
+        return Ok(scenario.throttling);
+    }
     let summary = scenario_loader::load(store, keyring, &scenario).await?;
     for (name, id) in &summary.generated_tenant_ids {
         tracing::info!(tenant = %name, id = %id, "generated tenant id");
     }
     tracing::info!(
-        source,
+        source = name,
         tenants = summary.tenants,
         users = summary.users,
         groups = summary.groups,
@@ -179,32 +179,7 @@ fn spawn_background_jobs(state: Arc<AppState>) {
         tick.tick().await;
         loop {
             tick.tick().await;
-            // Replicas pick up rotated keys; requests past their date expire; expired protocol state is swept.
-            if let Err(e) = state.signer.reload(&*state.store, &state.keyring).await {
-                tracing::error!(error = %e, "reloading signing keys failed");
-            }
-            match crate::service::admin_consent_requests::expire_due(&*state.store, time::OffsetDateTime::now_utc())
-                .await
-            {
-                Ok(n) if n > 0 => tracing::info!(requests = n, "expired admin consent requests"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = ?e, "expiring admin consent requests failed"),
-            }
-            match crate::service::admin_consent_requests::remind_expiring(
-                &*state.store,
-                time::OffsetDateTime::now_utc(),
-            )
-            .await
-            {
-                Ok(n) if n > 0 => tracing::info!(requests = n, "reminded reviewers of expiring admin consent requests"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = ?e, "reminding reviewers of expiring requests failed"),
-            }
-            match state.store.purge_expired(time::OffsetDateTime::now_utc()).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions, codes and refresh tokens"),
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "purging expired state failed"),
-            }
+            crate::service::maintenance::run_due(&state).await;
         }
     });
 }

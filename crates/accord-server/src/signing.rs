@@ -13,7 +13,6 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, RwLock};
-use time::OffsetDateTime;
 
 const SEAL_PURPOSE: &str = "signing-key";
 
@@ -114,7 +113,7 @@ async fn generate_and_store(store: &dyn Store, keyring: &Keyring) -> anyhow::Res
         kid: key.kid.clone(),
         sealed_private_key: keyring.seal(SEAL_PURPOSE, der.as_ref()),
         status: KeyStatus::Active,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
     };
     store.insert_signing_key(&record).await?;
     Ok(record)

@@ -90,6 +90,17 @@ pub struct AppState {
     pub throttles: std::sync::Arc<crate::throttle::Throttles>,
     /// Wakes the Graph notification worker when something was queued.
     pub graph_outbox: std::sync::Arc<tokio::sync::Notify>,
+    /// Where the world came from (test mode loads it again on reset).
+    pub world: WorldSource,
+    /// `accord serve --test-mode`: the control API is served and decisions are journalled.
+    pub test_mode: bool,
+}
+
+/// The scenario a server loaded (`None`: the built-in demo world) and its variables.
+#[derive(Debug, Clone, Default)]
+pub struct WorldSource {
+    pub scenario: Option<std::path::PathBuf>,
+    pub variables: Vec<(String, String)>,
 }
 
 pub type SharedState = Arc<AppState>;

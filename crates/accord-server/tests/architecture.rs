@@ -25,6 +25,7 @@ const SHARED: &[&str] = &[
     "client_certificates",
     "federation",
     "throttle",
+    "decision_journal",
 ];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
@@ -41,6 +42,7 @@ const RULES: &[Rule] = &[
             "client_certificates.rs",
             "federation.rs",
             "throttle.rs",
+            "decision_journal.rs",
         ],
         may_use: SHARED,
         no_crates: NO_HTTP,
@@ -58,6 +60,7 @@ const RULES: &[Rule] = &[
             "lockout",
             "client_certificates",
             "federation",
+            "decision_journal",
         ],
         no_crates: NO_HTTP,
     },

@@ -356,6 +356,10 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke_refresh_family(&self, family_id: Uuid) -> StoreResult<()>;
     /// Deletes expired sessions, codes and refresh tokens; returns how many rows went.
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64>;
+    /// Deletes every tenant with everything in it, every app registration, and all protocol
+    /// state except the signing keys (tokens already issued keep verifying): the clean slate a
+    /// test-mode reset loads its scenario into. Caches forget what they held.
+    async fn wipe_world(&self) -> StoreResult<()>;
     /// Reaches the database itself (never the cache): for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
     /// Number of SQL statements this store has executed (for benchmarks: queries per flow).

@@ -699,6 +699,10 @@ impl Store for SqlStore {
         self.revoke_family(family_id).await
     }
 
+    async fn wipe_world(&self) -> StoreResult<()> {
+        self.wipe().await
+    }
+
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64> {
         self.purge(now).await
     }

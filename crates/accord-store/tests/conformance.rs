@@ -142,6 +142,7 @@ conformance! {
         calendar_journal_numbers_changes_in_order,
         concurrent_calendar_writes_keep_the_journal_ordered,
         subscriptions_and_their_outbox,
+        wiping_the_world_keeps_the_signing_keys,
         tenant_isolation,
         domain_conflict_rolls_back,
         upn_conflict_rolls_back,
@@ -1353,6 +1354,33 @@ mod cases {
         s.purge_expired(at(2)).await.unwrap();
         assert_eq!(s.subscription(t.id, old.id).await.unwrap(), None);
         assert!(s.due_graph_notifications(at(20), 10).await.unwrap().is_empty());
+    }
+
+    /// A test-mode reset: every tenant and everything in it goes (cached reads too); the signing
+    /// keys stay, and the store takes a new world afterwards.
+    pub async fn wiping_the_world_keeps_the_signing_keys(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let app = application(t.id, "App", None);
+        s.apply(&[Change::PutApplication(app.clone()), Change::PutEvent(event(t.id, alice.id, "A", 0, 60))])
+            .await
+            .unwrap();
+        let key = SigningKeyRecord {
+            kid: "k1".into(),
+            sealed_private_key: vec![1, 2, 3],
+            status: KeyStatus::Active,
+            created_at: at(0),
+        };
+        s.insert_signing_key(&key).await.unwrap();
+        assert!(s.tenant(t.id).await.unwrap().is_some(), "read once, so the cache holds it");
+        s.wipe_world().await.unwrap();
+        assert_eq!(s.tenant(t.id).await.unwrap(), None);
+        assert!(s.tenants().await.unwrap().is_empty());
+        assert_eq!(s.application_by_app_id(app.app_id).await.unwrap(), None);
+        assert_eq!(s.user(t.id, alice.id).await.unwrap(), None);
+        assert_eq!(s.calendar_watermark(t.id, alice.id).await.unwrap(), 0);
+        assert_eq!(s.signing_keys().await.unwrap(), vec![key]);
+        let (again, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        assert!(s.tenant(again.id).await.unwrap().is_some(), "a new world loads");
     }
 
     pub async fn tenant_isolation(s: &dyn Store) {

@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use minijinja::{context, Value};
 use std::collections::HashMap;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 type Params = Query<HashMap<String, String>>;
@@ -46,7 +45,7 @@ pub async fn users(State(state): State<SharedState>, portal: PortalUser, Query(q
     let result = async {
         let search = q.get("q").cloned().unwrap_or_default();
         let list = administration::users(&*state.store, &portal.actor, &portal.tenant, &search).await?;
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         let rows: Vec<Value> = list
             .iter()
             .map(|u| {
@@ -116,7 +115,7 @@ pub async fn user(
     let result = async {
         let user_id = parse_id(&id)?;
         let (u, groups) = administration::user_details(&*state.store, &portal.actor, &portal.tenant, user_id).await?;
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         let roles: Vec<Value> = DirectoryRole::ALL
             .iter()
             .map(|r| {

@@ -292,7 +292,7 @@ pub async fn failure(state: &AppState, portal: &PortalUser, failure: ServiceErro
     let base = base_context(portal, &caps, Section::Home, &crumbs);
     let ctx = context! {
         heading, code => e.code, message => e.message, trace_id => trace_id.to_string(),
-        timestamp => fmt_time(OffsetDateTime::now_utc()),
+        timestamp => fmt_time(accord_core::clock::now()),
         ..base
     };
     let res = crate::protocol::errors::with_retry_after(

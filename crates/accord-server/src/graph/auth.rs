@@ -166,7 +166,7 @@ async fn continuous_access(state: &AppState, claims: &Value, caller: &Caller) ->
         .is_some_and(|values| values.iter().filter_map(Value::as_str).any(|v| v.eq_ignore_ascii_case("cp1")));
     let Some(user_id) = caller.user_id().filter(|_| cp1) else { return Ok(()) };
     let issued = claims.get("iat").and_then(Value::as_i64).unwrap_or(0);
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let now = accord_core::clock::now().unix_timestamp();
     let user = state.store.user(caller.tenant_id, user_id).await?;
     let reason = match &user {
         None => Some(("UserDeleted", now)),

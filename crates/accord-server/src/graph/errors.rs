@@ -211,7 +211,7 @@ impl IntoResponse for GraphError {
         // Rendered here with fresh ids (so the body is whole even without the middleware);
         // the middleware re-renders it with the request's ids.
         let ids = RequestIds::fresh();
-        let body = self.body(&ids, OffsetDateTime::now_utc()).to_string();
+        let body = self.body(&ids, accord_core::clock::now()).to_string();
         let mut res = (self.status, body).into_response();
         res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
         for (name, value) in &self.headers {
@@ -272,7 +272,7 @@ pub async fn context(mut req: Request, next: Next) -> Response {
         if let Some(detail) = &err.internal {
             tracing::error!(request_id = %ids.request_id, %method, %path, error = %detail, "graph request failed");
         }
-        let body = err.body(&ids, OffsetDateTime::now_utc()).to_string();
+        let body = err.body(&ids, accord_core::clock::now()).to_string();
         let (parts, _) = res.into_parts();
         res = Response::from_parts(parts, axum::body::Body::from(body));
         res.headers_mut().remove(header::CONTENT_LENGTH);
@@ -319,7 +319,7 @@ mod tests {
     fn internal_detail_is_never_in_the_body() {
         let e = GraphError::internal("database password is hunter2");
         let ids = RequestIds::fresh();
-        let text = e.body(&ids, OffsetDateTime::now_utc()).to_string();
+        let text = e.body(&ids, accord_core::clock::now()).to_string();
         assert!(!text.contains("hunter2"));
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
     }

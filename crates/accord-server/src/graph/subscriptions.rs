@@ -233,7 +233,7 @@ pub async fn create(
     let change_types = change_types(required(&body, "changeType")?)?;
     let notification_url = required(&body, "notificationUrl")?.to_string();
     let lifecycle_url = string_field(&body, "lifecycleNotificationUrl")?.map(str::to_string);
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let expires_at = expiration(required(&body, "expirationDateTime")?, now)?;
     let client_state = string_field(&body, "clientState")?;
     if client_state.is_some_and(|c| c.chars().count() > MAX_CLIENT_STATE_CHARS) {
@@ -343,7 +343,7 @@ pub async fn update(
     check_keys(&body, &["expirationDateTime", "notificationUrl", "@odata.type"])?;
     let sub = owned(&state, &caller, &id).await?;
     require_calendar(&caller)?;
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let mut renewed = reauthorized(&caller, sub.clone(), now, state.settings.access_token_seconds);
     if let Some(raw) = string_field(&body, "expirationDateTime")? {
         renewed.expires_at = expiration(raw, now)?;
@@ -365,7 +365,7 @@ pub async fn reauthorize(
 ) -> Result<Response, GraphError> {
     let sub = owned(&state, &caller, &id).await?;
     require_calendar(&caller)?;
-    let renewed = reauthorized(&caller, sub, OffsetDateTime::now_utc(), state.settings.access_token_seconds);
+    let renewed = reauthorized(&caller, sub, accord_core::clock::now(), state.settings.access_token_seconds);
     calendar_sync::renew(&state, &renewed, false).await.map_err(subscribe_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

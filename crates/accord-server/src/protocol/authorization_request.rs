@@ -125,7 +125,7 @@ pub(crate) async fn validate_client(
         login_hint: None,
         code_challenge: None,
         code_challenge_method: None,
-        issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        issued_at: accord_core::clock::now().unix_timestamp(),
         device_code_hash: None,
         claims_not_before: None,
     };
@@ -206,7 +206,7 @@ pub(crate) async fn issue_code(
         return device_outcome(state, req, client, DeviceAnswer::Approve { tenant, user, auth_time }).await;
     }
     let code = random_token();
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let record = AuthCodeRecord {
         code_hash: state.keyring.secret_hash(&code),
         tenant_id: tenant.id,
@@ -297,7 +297,7 @@ pub fn redirect_error(req: &AuthorizeRequest, e: Aadsts) -> Response {
             "error_description".to_string(),
             format!(
                 "{e}\r\nTrace ID: {trace_id}\r\nTimestamp: {}",
-                super::errors::entra_timestamp(OffsetDateTime::now_utc())
+                super::errors::entra_timestamp(accord_core::clock::now())
             ),
         ),
         ("error_codes".to_string(), e.code.to_string()),

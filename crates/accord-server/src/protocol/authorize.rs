@@ -212,7 +212,7 @@ pub async fn sign_in_post(
         state.keyring.open_text(FLOW_PURPOSE, &form.flow).and_then(|bytes| serde_json::from_slice(&bytes).ok());
     let Some(req) = req.filter(|r| {
         r.tenant_segment.eq_ignore_ascii_case(&tenant)
-            && OffsetDateTime::now_utc().unix_timestamp() - r.issued_at < FLOW_MAX_AGE_SECONDS
+            && accord_core::clock::now().unix_timestamp() - r.issued_at < FLOW_MAX_AGE_SECONDS
     }) else {
         return PageFailure(Failure::Protocol(Aadsts::form_expired("The sign-in request expired."))).into_response();
     };
@@ -241,7 +241,7 @@ pub async fn sign_in_post(
         }
         Err(e) => return PageFailure(e).into_response(),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let token = random_token();
     let session = SessionRecord {
         id_hash: state.keyring.secret_hash(&token),

@@ -4,7 +4,6 @@
 use crate::state::AppState;
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
-use time::OffsetDateTime;
 
 /// Why a bearer token was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +45,7 @@ pub fn validate_bearer(state: &AppState, headers: &HeaderMap) -> Result<Value, B
 /// assertion): signature, expiry (and `nbf`, with 5 minutes of skew) and issuer.
 pub fn validate_access_token(state: &AppState, token: &str) -> Result<Value, BearerError> {
     let claims = state.signer.verify(token).ok_or(BearerError::Invalid)?;
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = accord_core::clock::now().unix_timestamp();
     let exp = claims.get("exp").and_then(Value::as_i64).ok_or(BearerError::Invalid)?;
     let nbf = claims.get("nbf").and_then(Value::as_i64).unwrap_or(0);
     let tid = claims.get("tid").and_then(Value::as_str).ok_or(BearerError::Invalid)?;

@@ -207,7 +207,7 @@ fn pending(
         org_option,
         org_required,
         form_id: crate::crypto::random_token(),
-        issued_at: OffsetDateTime::now_utc().unix_timestamp(),
+        issued_at: accord_core::clock::now().unix_timestamp(),
         companions: Vec::new(),
     }
 }
@@ -353,7 +353,7 @@ async fn open_form(
         .and_then(|f| state.keyring.open_text(CONSENT_PURPOSE, f))
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .ok_or_else(|| Aadsts::form_expired("The form is not valid."))?;
-    let age = OffsetDateTime::now_utc().unix_timestamp() - pending.issued_at;
+    let age = accord_core::clock::now().unix_timestamp() - pending.issued_at;
     if !pending.flow.tenant_segment.eq_ignore_ascii_case(tenant_segment) || !(0..FORM_MAX_AGE_SECONDS).contains(&age) {
         return Err(Aadsts::form_expired("The form has expired.").into());
     }
@@ -362,7 +362,7 @@ async fn open_form(
         _ => return Err(Aadsts::form_expired("You are no longer signed in as the user this form was shown to.").into()),
     }
     let once = state.keyring.secret_hash(&format!("form:{}", pending.form_id));
-    let expires = OffsetDateTime::now_utc() + Duration::seconds(FORM_MAX_AGE_SECONDS);
+    let expires = accord_core::clock::now() + Duration::seconds(FORM_MAX_AGE_SECONDS);
     if !state.store.consume_once(&once, expires).await? {
         return Err(Aadsts::form_expired("This form was already submitted.").into());
     }
@@ -387,7 +387,7 @@ async fn reload(state: &AppState, pending: &PendingDecision) -> Result<(ConsentW
 }
 
 fn auth_time(pending: &PendingDecision) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(pending.auth_time).unwrap_or_else(|_| OffsetDateTime::now_utc())
+    OffsetDateTime::from_unix_timestamp(pending.auth_time).unwrap_or_else(|_| accord_core::clock::now())
 }
 
 /// `POST /{tenant}/consent`: Accept or Cancel on the consent prompt.

@@ -25,7 +25,6 @@ use axum::Json;
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use time::OffsetDateTime;
 
 /// Purpose label of the sealed device reference the confirmation form carries.
 const DEVICE_PURPOSE: &str = "device-confirm";
@@ -45,7 +44,7 @@ pub async fn device_code(
         Err(TenantPathError::Store(e)) => return Err(e.into()),
     };
     // Each request writes a row: an address gets them at the password-check pace.
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     if let Err(wait) = state.lockout.allow_password_check(address, now) {
         return Err(Aadsts::throttled(wait).into());
     }
@@ -123,7 +122,7 @@ pub async fn verification_post(
         return code_page(&state, &headers, &typed, Some(why), StatusCode::BAD_REQUEST);
     }
     // Guessing codes costs what guessing passwords costs.
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     if state.lockout.allow_password_check(address, now).is_err() {
         let why = "Too many codes were tried from your network. Wait a minute and try again.";
         return code_page(&state, &headers, &typed, Some(why), StatusCode::TOO_MANY_REQUESTS);
@@ -179,7 +178,7 @@ pub async fn verification_continue(
         return PageFailure(Failure::Protocol(Aadsts::form_expired("The form did not come from this site.")))
             .into_response();
     }
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let Some(confirming) = f
         .get("device")
         .and_then(|d| state.keyring.open_text(DEVICE_PURPOSE, d))

@@ -98,7 +98,7 @@ impl IntoResponse for JsonFailure {
         let correlation_id = Uuid::new_v4();
         let e = self.0.into_aadsts(trace_id);
         count_error(&e);
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         let ts = entra_timestamp(now);
         let mut body = json!({
             "error": e.error.as_str(),
@@ -153,7 +153,7 @@ pub fn error_page(e: &Aadsts, trace_id: Uuid) -> Response {
         context! {
             code => e.code, message => e.message, error => e.error.as_str(), advice,
             trace_id => trace_id.to_string(),
-            timestamp => OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default(),
+            timestamp => accord_core::clock::now().format(&Rfc3339).unwrap_or_default(),
         },
     );
     let status = if e.retry_after.is_some() {

@@ -193,7 +193,7 @@ async fn authenticate_client(
         // workload identity federation.
         let issuer = crate::federation::unverified_issuer(assertion).unwrap_or_default();
         if !issuer.eq_ignore_ascii_case(&app.app_id.to_string()) {
-            let now = OffsetDateTime::now_utc();
+            let now = accord_core::clock::now();
             crate::federation::verify_assertion(&state.issuer_keys, &app, assertion, now).await?;
             return Ok(Client { app, auth: ClientAuth::Federated, origin: None, claims: ClaimsRequest::default() });
         }
@@ -204,14 +204,14 @@ async fn authenticate_client(
             format!("{base}/{tenant_segment}/oauth2/v2.0/token"),
             format!("{base}/{}/oauth2/v2.0/token", path.url_segment()),
         ];
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)?;
         return Ok(Client { app, auth: ClientAuth::Certificate, origin: None, claims: ClaimsRequest::default() });
     }
     let Some(secret) = secret else {
         return Err(Aadsts::client_secret_required().into());
     };
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let secrets = state.store.client_secrets(app.id).await?;
     let ok = secrets
         .iter()
@@ -270,7 +270,7 @@ async fn authorization_code(
     let code = required(p, "code")?;
     let redirect_uri = required(p, "redirect_uri")?;
     let hash = state.keyring.secret_hash(code);
-    let record = match state.store.redeem_auth_code(&hash, OffsetDateTime::now_utc()).await? {
+    let record = match state.store.redeem_auth_code(&hash, accord_core::clock::now()).await? {
         CodeRedemption::Redeemed(r) => r,
         CodeRedemption::AlreadyRedeemed(r) => {
             // A replayed code may be stolen: revoke what the first redemption produced.
@@ -285,7 +285,7 @@ async fn authorization_code(
     }
     let spa = client.app.is_spa_redirect_uri(&record.redirect_uri);
     check_spa_redemption(spa, client)?;
-    if record.expires_at <= OffsetDateTime::now_utc() {
+    if record.expires_at <= accord_core::clock::now() {
         return Err(Aadsts::refresh_token_expired().into());
     }
     if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
@@ -334,7 +334,7 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
         return Err(Aadsts::refresh_token_revoked().into());
     }
     check_spa_redemption(record.spa, client)?;
-    if record.expires_at <= OffsetDateTime::now_utc() {
+    if record.expires_at <= accord_core::clock::now() {
         if record.spa {
             let issued = record.expires_at - SPA_REFRESH_LIFETIME;
             let issued = issued.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
@@ -418,7 +418,7 @@ async fn password(
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
     let scope = p.get("scope").cloned().unwrap_or_default();
     let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope, spa: false };
-    user_token_response(state, client, &tenant, &user, &decision, None, OffsetDateTime::now_utc(), refresh).await
+    user_token_response(state, client, &tenant, &user, &decision, None, accord_core::clock::now(), refresh).await
 }
 
 /// A single-page app's refresh tokens end this long after sign-in, however often they rotate
@@ -429,7 +429,7 @@ const SPA_REFRESH_LIFETIME: Duration = Duration::hours(24);
 /// consent engine is asked again at redemption, as for a code.
 async fn device_code(state: &AppState, path: &TenantPath, client: &Client, p: &Params) -> Result<Value, Failure> {
     let device_code = required(p, "device_code")?;
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let poll = device_authorization::poll(&*state.store, &state.keyring, &client.app, device_code, now).await?;
     let (record, tenant_id, user_id, auth_time) = match poll {
         device_authorization::Poll::Refused(e) => return Err(e.into()),
@@ -616,7 +616,7 @@ async fn issue_refresh_token(
     refresh: Refresh,
 ) -> Result<String, Failure> {
     let token = random_token();
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let days = state.settings.refresh_token_days;
     let hash = state.keyring.secret_hash(&token);
     match refresh {

@@ -34,7 +34,7 @@ pub async fn file(
     if !policy.enabled {
         return Err(Aadsts::admin_consent_required(&client.display_name).into());
     }
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let request = ConsentRequest {
         tenant_id: tenant.id,
         id: Uuid::new_v4(),
@@ -96,7 +96,7 @@ fn notification(tenant_id: TenantId, to: &User, kind: &str, subject: String, bod
         kind: kind.to_string(),
         subject,
         body,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
         sent_at: None,
         attempts: 0,
         last_error: None,
@@ -222,7 +222,7 @@ async fn decide_all(
     justification: Option<&str>,
     deciding: Option<Uuid>,
 ) -> Result<Vec<Change>, ServiceError> {
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let mut changes = Vec::new();
     for mut r in pending_for_app(store, tenant.id, client.app_id).await? {
         r.status = RequestStatus::Completed;
@@ -392,7 +392,7 @@ async fn review_refusal(
                 app_owner_tenant_id: client.home_tenant_id,
                 enabled: false,
                 assignment_required: false,
-                created_at: OffsetDateTime::now_utc(),
+                created_at: accord_core::clock::now(),
             },
         };
         changes.push(Change::PutServicePrincipal(sp));

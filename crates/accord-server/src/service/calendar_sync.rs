@@ -77,7 +77,7 @@ pub fn change_key(ev: &CalendarEvent) -> String {
 /// Writes (or deletes) an event and queues a change notification for every subscription on its
 /// mailbox that asked for this kind of change, in one transaction.
 pub async fn save_event(state: &AppState, ev: &CalendarEvent, change: EventChange) -> Result<(), ServiceError> {
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let mut changes = vec![match change {
         EventChange::Deleted => Change::DeleteEvent { tenant_id: ev.tenant_id, event_id: ev.id },
         _ => Change::PutEvent(ev.clone()),
@@ -606,7 +606,7 @@ pub fn spawn_worker(state: std::sync::Arc<AppState>) {
         let review_every = state.settings.notifications.review_interval;
         let mut next_review = tokio::time::Instant::now();
         loop {
-            let now = OffsetDateTime::now_utc();
+            let now = accord_core::clock::now();
             if tokio::time::Instant::now() >= next_review {
                 if let Err(e) = review(&state, now).await {
                     tracing::error!(error = ?e, "graph: reviewing subscriptions failed");

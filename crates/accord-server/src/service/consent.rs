@@ -16,7 +16,6 @@ use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::Aadsts;
 use accord_store::{Change, Store};
 use serde_json::json;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// A resource API as seen from one tenant.
@@ -76,6 +75,16 @@ pub async fn app_only_access(
         resource_sp_id: resource.sp.id,
         app_role_grants: &grants,
     });
+    if crate::decision_journal::enabled() {
+        let subject = crate::decision_journal::Subject {
+            kind: "app_only",
+            tenant_id: tenant.id.to_string(),
+            client_app_id: client.app_id.to_string(),
+            user: None,
+            asked: format!("{resource_name}/.default"),
+        };
+        crate::decision_journal::record_app_only(subject, &outcome);
+    }
     let roles = outcome.decision?;
     let client_sp_id = client_sp
         .map(|sp| sp.id)
@@ -171,11 +180,31 @@ impl ConsentWorld {
     }
 
     pub fn decide_sign_in(&self, request: &ScopeRequest, prompt: Prompt) -> Outcome {
-        self.with_snapshot(request, prompt, consent_engine::decide_sign_in)
+        let outcome = self.with_snapshot(request, prompt, consent_engine::decide_sign_in);
+        self.journal("sign_in", request, &outcome);
+        outcome
     }
 
     pub fn decide_admin_consent(&self, request: &ScopeRequest, static_default: bool) -> Outcome {
-        self.with_snapshot(request, Prompt::Default, |s| consent_engine::decide_admin_consent(s, static_default))
+        let outcome =
+            self.with_snapshot(request, Prompt::Default, |s| consent_engine::decide_admin_consent(s, static_default));
+        self.journal("admin_consent", request, &outcome);
+        outcome
+    }
+
+    /// Test mode's decision journal (a no-op otherwise).
+    fn journal(&self, kind: &'static str, request: &ScopeRequest, outcome: &Outcome) {
+        if !crate::decision_journal::enabled() {
+            return;
+        }
+        let subject = crate::decision_journal::Subject {
+            kind,
+            tenant_id: self.tenant.id.to_string(),
+            client_app_id: self.client.app_id.to_string(),
+            user: Some(&self.user.upn),
+            asked: asked(request),
+        };
+        crate::decision_journal::record(subject, outcome);
     }
 
     pub fn resource(&self, app_id: AppId) -> Option<&Application> {
@@ -444,7 +473,7 @@ pub async fn grant(
     permissions: &[PermissionRef],
     extra: Vec<Change>,
 ) -> Result<(), ServiceError> {
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let mut changes = Vec::new();
     let client_sp = match store.service_principal_by_app_id(tenant.id, client.app_id).await? {
         Some(sp) => sp,
@@ -547,7 +576,7 @@ pub fn audit(
     Change::AppendAudit(AuditEvent {
         tenant_id,
         id: Uuid::new_v4(),
-        at: OffsetDateTime::now_utc(),
+        at: accord_core::clock::now(),
         actor_id: actor.map(|u| u.id.into()),
         actor: actor.map(|u| u.upn.clone()).unwrap_or_else(|| "system".into()),
         action: action.to_string(),
@@ -592,4 +621,22 @@ pub async fn refresh_access(
         _ => false,
     };
     Err(RefreshRefusal { error, revoke_family })
+}
+
+/// A scope request in words, for the decision journal: `openid profile https://graph.microsoft.com/User.Read`.
+fn asked(request: &ScopeRequest) -> String {
+    let o = &request.oidc;
+    let mut parts: Vec<String> =
+        [("openid", o.openid), ("profile", o.profile), ("email", o.email), ("offline_access", o.offline_access)]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name.to_string())
+            .collect();
+    for r in &request.resources {
+        if r.default {
+            parts.push(format!("{}/.default", r.resource));
+        }
+        parts.extend(r.permissions.iter().map(|p| format!("{}/{p}", r.resource)));
+    }
+    parts.join(" ")
 }

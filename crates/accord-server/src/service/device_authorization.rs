@@ -109,7 +109,7 @@ pub async fn approve(
     auth_time: OffsetDateTime,
 ) -> Result<bool, ServiceError> {
     let approval = DeviceStatus::Approved { tenant_id: tenant.id, user_id: user.id, auth_time };
-    Ok(store.decide_device_authorization(device_code_hash, &approval, OffsetDateTime::now_utc()).await?)
+    Ok(store.decide_device_authorization(device_code_hash, &approval, accord_core::clock::now()).await?)
 }
 
 /// The person declined, or the sign-in was refused: the device's next poll gets `e`.
@@ -119,7 +119,7 @@ pub async fn refuse(store: &dyn Store, device_code_hash: &str, e: &Aadsts) -> Re
         error: e.error.as_str().to_string(),
         message: e.message.clone(),
     });
-    Ok(store.decide_device_authorization(device_code_hash, &refusal, OffsetDateTime::now_utc()).await?)
+    Ok(store.decide_device_authorization(device_code_hash, &refusal, accord_core::clock::now()).await?)
 }
 
 /// What the device's poll gets: the approval to turn into tokens, or Entra's device-flow error.
@@ -181,7 +181,7 @@ mod tests {
         let (store, path) = store().await;
         let keyring = Keyring::from_master(&[7; 32]);
         let client = accord_core::microsoft_graph::application();
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         let started = start(&store, &keyring, "organizations", &client, "openid", now).await.unwrap();
         let code = |p: Poll| match p {
             Poll::Refused(e) => (e.error.as_str(), e.code),

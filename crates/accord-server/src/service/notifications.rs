@@ -118,7 +118,7 @@ pub fn spawn_outbox(
         loop {
             // The first tick is immediate: mail waiting from before a restart goes out at start.
             tick.tick().await;
-            match outbox.run_once(&*store, OffsetDateTime::now_utc()).await {
+            match outbox.run_once(&*store, accord_core::clock::now()).await {
                 Ok(run) if run.sent + run.failed > 0 => {
                     tracing::info!(sent = run.sent, failed = run.failed, "notification outbox run")
                 }
@@ -167,7 +167,7 @@ impl Outbox {
             self.last_attempt.insert(n.id, now);
             match self.send(&n).await {
                 Ok(()) => {
-                    store.mark_notification(n.tenant_id, n.id, Some(OffsetDateTime::now_utc()), None).await?;
+                    store.mark_notification(n.tenant_id, n.id, Some(accord_core::clock::now()), None).await?;
                     self.last_attempt.remove(&n.id);
                     metrics::counter!("accord_notifications_sent_total", "kind" => n.kind.clone()).increment(1);
                     tracing::debug!(tenant = %n.tenant_id, notification = %n.id, kind = %n.kind, "notification sent");

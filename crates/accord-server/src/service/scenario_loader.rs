@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LoadSummary {
     pub tenants: usize,
     pub users: usize,
@@ -62,7 +63,25 @@ fn new_service_principal(tenant_id: TenantId, app: &Application) -> ServicePrinc
         app_owner_tenant_id: app.home_tenant_id,
         enabled: true,
         assignment_required: false,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
+    }
+}
+
+/// The built-in demo world (`accord serve` without `--scenario`).
+pub const DEMO_WORLD: &str = include_str!("../demo_world.toml");
+pub const DEMO_WORLD_NAME: &str = "built-in demo world";
+
+/// Parses the world a server loads, relative times counted from now: its scenario file, or
+/// the demo world. The name is for messages.
+pub fn parse_source(source: &crate::state::WorldSource) -> anyhow::Result<(Scenario, String)> {
+    let mut options = ParseOptions::now();
+    options.variables = source.variables.clone();
+    match &source.scenario {
+        Some(path) => Ok((parse_file(path, &options)?, path.display().to_string())),
+        None => {
+            let demo = scenario::parse_with(DEMO_WORLD_NAME, DEMO_WORLD, &options).map_err(|e| anyhow!("{e}"))?;
+            Ok((demo, DEMO_WORLD_NAME.to_string()))
+        }
     }
 }
 
@@ -322,7 +341,7 @@ impl<'a> Planner<'a> {
     ) -> anyhow::Result<()> {
         let mut calendars: HashMap<UserId, Vec<CalendarEvent>> = HashMap::new();
         let mut occurrences: HashMap<(UserId, &str, &str), u32> = HashMap::new();
-        let now = OffsetDateTime::now_utc();
+        let now = accord_core::clock::now();
         for ev in events {
             let owner_id = *users
                 .get(&ev.owner.to_ascii_lowercase())
@@ -493,7 +512,7 @@ impl<'a> Planner<'a> {
                     display_name: "scenario".into(),
                     hint: secret.chars().take(3).collect(),
                     hash: self.keyring.secret_hash(secret),
-                    created_at: OffsetDateTime::now_utc(),
+                    created_at: accord_core::clock::now(),
                     expires_at: None,
                 }));
             }
@@ -631,7 +650,7 @@ impl<'a> Planner<'a> {
             principal_type,
             resource_sp_id,
             app_role_id,
-            created_at: OffsetDateTime::now_utc(),
+            created_at: accord_core::clock::now(),
         }));
         Ok(())
     }

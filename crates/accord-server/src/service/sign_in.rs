@@ -57,7 +57,7 @@ pub async fn home_tenant(
         (TenantPath::MultiTenant { .. }, None) => {
             // A name no tenant has: the same answer, cost and lockout as a wrong password.
             let origin = Origin::Address(origin.address);
-            let now = OffsetDateTime::now_utc();
+            let now = accord_core::clock::now();
             match check_password(state, TenantId::NIL, upn, origin, now, None, "").await? {
                 Checked::Locked => Err(Aadsts::account_locked().into()),
                 _ => Err(Aadsts::invalid_credentials().into()),
@@ -122,7 +122,7 @@ pub async fn authenticate(
     origin: &SignInOrigin,
 ) -> Result<User, ServiceError> {
     let store = &*state.store;
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let upn = upn.trim();
     let user = store.user_by_upn(tenant.id, upn).await?;
     let lock_origin = origin.for_user(tenant.id, user.as_ref());

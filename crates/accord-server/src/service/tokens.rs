@@ -33,7 +33,7 @@ pub fn pairwise_subject(state: &AppState, object_id: Uuid, client_app_id: AppId)
 }
 
 fn base_claims(state: &AppState, tenant_id: TenantId, aud: &str, lifetime: i64) -> Map<String, Value> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = accord_core::clock::now().unix_timestamp();
     let mut c = Map::new();
     c.insert("aud".into(), json!(aud));
     c.insert("iss".into(), json!(state.settings.issuer(&tenant_id.to_string())));

@@ -6,7 +6,6 @@ use crate::web::cookies;
 use accord_core::directory::User;
 use accord_store::{SessionRecord, StoreError};
 use axum::http::{HeaderMap, HeaderValue};
-use time::OffsetDateTime;
 
 /// The signed-in person of this browser, if its session cookie names a live session of an
 /// enabled user.
@@ -19,7 +18,7 @@ pub async fn current_session(
     };
     let hash = state.keyring.secret_hash(&token);
     let Some(session) = state.store.session(&hash).await? else { return Ok(None) };
-    if session.expires_at <= OffsetDateTime::now_utc() {
+    if session.expires_at <= accord_core::clock::now() {
         return Ok(None);
     }
     let user = state.store.user(session.tenant_id, session.user_id).await?;

@@ -124,7 +124,7 @@ impl SqlStore {
         .bind(owner)
         .bind(id(event_id))
         .bind(i64::from(deleted))
-        .bind(micros(OffsetDateTime::now_utc()));
+        .bind(micros(accord_core::clock::now()));
         self.execute(&mut *c, q).await.map_err(db_err)?;
         Ok(())
     }

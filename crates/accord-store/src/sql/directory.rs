@@ -224,6 +224,56 @@ impl SqlStore {
         Ok(())
     }
 
+    /// See [`Store::wipe_world`](crate::Store::wipe_world). Children first, in one transaction.
+    pub(super) async fn wipe(&self) -> StoreResult<()> {
+        const TABLES: &[&str] = &[
+            "graph_notifications",
+            "graph_subscriptions",
+            "calendar_changes",
+            "device_authorizations",
+            "spa_origins",
+            "used_once",
+            "notifications",
+            "audit_events",
+            "permission_classifications",
+            "consent_requests",
+            "refresh_tokens",
+            "refresh_token_families",
+            "auth_codes",
+            "sessions",
+            "calendar_events",
+            "app_role_assignments",
+            "delegated_grants",
+            "service_principals",
+            "client_secrets",
+            "applications",
+            "group_members",
+            "directory_groups",
+            "user_roles",
+            "users",
+            "tenant_domains",
+            "tenants",
+        ];
+        let mut tx = self.begin().await?;
+        for table in TABLES {
+            let sql = format!("DELETE FROM {table}");
+            if let Err(e) = self.execute(conn(&mut tx), sqlx::query(&sql)).await {
+                self.rollback(tx).await;
+                return Err(db_err(e));
+            }
+        }
+        let generation = match self.bump_generation(conn(&mut tx)).await {
+            Ok(g) => g,
+            Err(e) => {
+                self.rollback(tx).await;
+                return Err(e);
+            }
+        };
+        self.commit(tx).await?;
+        self.directory_cache().after_local_write(generation);
+        Ok(())
+    }
+
     /// Tells every process on this database that cached directory rows changed (sql/cache.rs).
     async fn bump_generation(&self, c: &mut AnyConnection) -> StoreResult<u64> {
         let q =

@@ -21,7 +21,7 @@ pub async fn secrets(
                 }
             })
             .collect();
-        let certificates = certificate_rows(&reg.app, time::OffsetDateTime::now_utc());
+        let certificates = certificate_rows(&reg.app, accord_core::clock::now());
         let federated = federated_credentials::federated_rows(&reg.app);
         let ctx = context! { secrets => rows, certificates, federated };
         Ok(tab_page(&state, &portal, &reg, SECRETS, "admin/reg_secrets.html", ctx, &q).await)

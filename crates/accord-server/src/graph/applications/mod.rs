@@ -485,7 +485,7 @@ pub async fn add_password_by(
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(invalid_value("passwordCredential.displayName")),
     };
-    let days = valid_days(&credential, OffsetDateTime::now_utc())?;
+    let days = valid_days(&credential, accord_core::clock::now())?;
     let (d, _) = one_app(state, &caller, key).await?;
     let tenant = tenant(state, &caller).await?;
     let actor = actor(state, &caller, &tenant).await?;

@@ -114,7 +114,7 @@ fn open_token(state: &AppState, token: &str, is_delta: bool, who: &Binding) -> R
     let st: SyncState = serde_json::from_slice(&plain).map_err(|_| gone())?;
     let bound = st.t == who.tenant && st.m == who.mailbox && st.a == who.app && st.u == who.user;
     let kind_ok = is_delta == st.until.is_none() && (is_delta || st.since.is_some() || st.after.is_some());
-    let age = OffsetDateTime::now_utc().unix_timestamp() - st.at;
+    let age = accord_core::clock::now().unix_timestamp() - st.at;
     let fresh = age <= accord_store::CALENDAR_CHANGE_RETENTION_DAYS * 86_400;
     if !(bound && kind_ok && fresh) {
         return Err(gone());
@@ -152,7 +152,7 @@ pub async fn calendar_delta(
         app: caller.client_app_id.map(Uuid::from),
         user: caller.user_id().map(Uuid::from),
     };
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let mut st = match &q.token {
         Some((is_delta, token)) => open_token(state, token, *is_delta, &who)?,
         None => {

@@ -406,7 +406,7 @@ pub async fn get_event(
 // ---------------------------------------------------------------------------------------------
 // Writing events
 fn now_micros() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now)
 }
 

@@ -53,7 +53,7 @@ pub async fn create_application(
         app_owner_tenant_id: tenant.id,
         enabled: true,
         assignment_required: false,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
     };
     apply(
         store,
@@ -131,7 +131,7 @@ pub async fn roll_certificates(
     roll: KeyRoll,
 ) -> Result<Application, ServiceError> {
     let mut app = own_application(store, tenant, app_id).await?;
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     crate::client_certificates::verify_proof(
         proof,
         &app.id.to_string(),
@@ -388,7 +388,7 @@ pub async fn add_client_secret(
         return Err(invalid("endDateTime", "a secret is valid for 1 to 730 days"));
     }
     let value = format!("acc~{}", random_token());
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let secret = ClientSecret {
         id: Uuid::new_v4(),
         app_object_id: app.id,

@@ -81,11 +81,7 @@ pub async fn set_user_enabled(
         vec![Change::PutUser(user.clone()), actor.audit(tenant.id, action, None, json!({ "user": user.upn }))];
     if !enabled {
         // A disabled account keeps no session or refresh token (as in Entra).
-        changes.push(Change::EndSignIns {
-            tenant_id: tenant.id,
-            user_id: user.id,
-            at: time::OffsetDateTime::now_utc(),
-        });
+        changes.push(Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: accord_core::clock::now() });
     }
     apply(store, changes).await?;
     Ok(user)
@@ -169,7 +165,7 @@ pub async fn reset_password(
         vec![
             Change::PutUser(user.clone()),
             // Whoever signed in with the old password is signed out (as in Entra).
-            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: time::OffsetDateTime::now_utc() },
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: accord_core::clock::now() },
             actor.audit(tenant.id, "user.password_reset", None, json!({ "user": user.upn })),
         ],
     )
@@ -188,7 +184,7 @@ pub async fn revoke_sign_in_sessions(
     apply(
         store,
         vec![
-            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: time::OffsetDateTime::now_utc() },
+            Change::EndSignIns { tenant_id: tenant.id, user_id: user.id, at: accord_core::clock::now() },
             actor.audit(tenant.id, "user.sessions_revoked", None, json!({ "user": user.upn })),
         ],
     )

@@ -86,7 +86,7 @@ pub async fn add_assignment(
         principal_type,
         resource_sp_id: sp.id,
         app_role_id: role_id,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
     };
     let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
     apply(

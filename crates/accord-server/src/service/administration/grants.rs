@@ -93,7 +93,7 @@ pub async fn create_grant(
         consent_type,
         principal_id,
         scopes,
-        created_at: OffsetDateTime::now_utc(),
+        created_at: accord_core::clock::now(),
     };
     let detail =
         json!({ "consentType": consent_type.as_str(), "principalId": principal_id, "scope": grant.scopes.join(" ") });

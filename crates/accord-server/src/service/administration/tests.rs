@@ -220,7 +220,7 @@ async fn assignments_permissions_and_audit_reads() {
 #[tokio::test]
 async fn requests_are_grouped_per_app_for_reviewers_and_readers() {
     let w = World::new().await;
-    let now = OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     let request = ConsentRequest {
         reason: "for the sales calls".into(),
         permissions: vec![PermissionKey { resource_app_id: GRAPH_APP_ID, value: "Calendars.Read".into() }],
@@ -361,7 +361,7 @@ async fn deleting_a_user_takes_them_off_the_reviewers() {
 // ---------------------------------------------------------------------------------------------
 
 fn pending_request(w: &World) -> ConsentRequest {
-    let now = time::OffsetDateTime::now_utc();
+    let now = accord_core::clock::now();
     ConsentRequest {
         tenant_id: CONTOSO,
         id: Uuid::new_v4(),

@@ -1,0 +1,191 @@
+//! Test mode (`accord serve --test-mode`) through its real interface, the control API over
+//! HTTPS: absent without the flag and refused on a public address; the virtual clock expires
+//! tokens without sleeping; the decision journal says which rule decided; a scenario loads over
+//! the world and a reset brings the world (and nothing else) back.
+//! The world is tests/fixtures/calendar_world.toml.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::graph_api::GraphApi;
+use support::TestServer;
+
+const CONTOSO: &str = "eeeeeeee-0000-4000-8000-000000000001";
+const WRITE_APP: &str = "ffffffff-0000-4000-8000-000000000003";
+const PROFILE_APP: &str = "ffffffff-0000-4000-8000-000000000004";
+const DAEMON_READ: (&str, &str) = ("ffffffff-0000-4000-8000-000000000005", "reader-secret-1");
+
+fn start() -> GraphApi {
+    let dir = std::env::temp_dir().join(format!("accord-test-mode-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_world.toml");
+    let server = TestServer::launch_with_env(dir, &world, &["--test-mode"], &[]);
+    GraphApi { c: server.client(), server }
+}
+
+async fn control(g: &GraphApi, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = g.c.request(method, g.url(&format!("/_accord/test{path}")));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    g.send(req).await
+}
+
+async fn ropc(g: &GraphApi, app: &str, scope: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "password"),
+        ("client_id", app),
+        ("username", "alice@contoso.test"),
+        ("password", "alice-password-1"),
+        ("scope", scope),
+    ];
+    g.try_token(CONTOSO, &form).await
+}
+
+#[tokio::test]
+async fn the_control_api_is_absent_without_the_flag_and_refused_in_public() {
+    let server = TestServer::start();
+    for (method, path) in
+        [("GET", "/_accord/test/clock"), ("POST", "/_accord/test/reset"), ("GET", "/_accord/test/journal")]
+    {
+        let res = server.client().request(method.parse().unwrap(), server.url(path)).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 404, "{method} {path}");
+    }
+    let dir = std::env::temp_dir().join(format!("accord-test-mode-public-{}", support::uuid_like()));
+    let dir = dir.to_string_lossy().to_string();
+    let (code, _, err) = support::accord(&["serve", "--test-mode", "--listen", "0.0.0.0:0", "--data-dir", &dir]);
+    assert_ne!(code, 0);
+    assert!(err.contains("loopback") && err.contains("--test-mode-on-any-address"), "{err}");
+}
+
+/// Two hours pass in one call: the access token issued before is expired at Graph, a new one
+/// works; the journal names the rule behind each decision.
+#[tokio::test]
+async fn the_clock_expires_tokens_and_the_journal_says_why() {
+    let g = start();
+    let (s, clock) = control(&g, reqwest::Method::GET, "/clock", None).await;
+    assert_eq!((s, clock["offsetSeconds"].as_i64()), (200, Some(0)), "{clock}");
+
+    let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    assert_eq!(g.get(&token, "/v1.0/me/events").await.0, 200);
+
+    let (s, moved) = control(&g, reqwest::Method::POST, "/clock/advance", Some(json!({"hours": 2}))).await;
+    assert_eq!(s, 200, "{moved}");
+    assert_eq!(moved["offsetSeconds"], 7200);
+    assert!(moved["ran"]["rowsPurged"].is_number(), "the periodic jobs ran: {moved}");
+    let before =
+        time::OffsetDateTime::parse(clock["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    let after =
+        time::OffsetDateTime::parse(moved["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap();
+    assert!(after - before >= time::Duration::hours(2));
+
+    let (s, body) = g.get(&token, "/v1.0/me/events").await;
+    assert_eq!(s, 401, "an hour-long token is expired two hours later: {body}");
+    let (_, fresh) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    let fresh = fresh["access_token"].as_str().unwrap().to_string();
+    assert_eq!(g.get(&fresh, "/v1.0/me/events").await.0, 200, "a token issued on the moved clock works");
+    let claims = support::jwt_claims(&fresh);
+    assert!(claims["iat"].as_i64().unwrap() >= after.unix_timestamp() - 5, "stamped on Accord's clock: {claims}");
+
+    // The journal: an issue, a consent that is missing (the profile app asks for calendars),
+    // and an app-only decision, each with the rule that decided.
+    let (s, body) = ropc(&g, PROFILE_APP, "https://graph.microsoft.com/Calendars.Read").await;
+    assert_eq!(s, 400, "{body}");
+    g.app_token(CONTOSO, DAEMON_READ).await;
+    let (s, journal) = control(&g, reqwest::Method::GET, "/journal", None).await;
+    assert_eq!(s, 200, "{journal}");
+    let entries = journal["entries"].as_array().unwrap();
+    let issued = entries.iter().find(|e| e["clientAppId"] == WRITE_APP && e["decision"] == "issue").unwrap();
+    assert_eq!((issued["kind"].as_str(), issued["user"].as_str()), (Some("sign_in"), Some("alice@contoso.test")));
+    assert!(issued["asked"].as_str().unwrap().contains("https://graph.microsoft.com/.default"), "{issued}");
+    let missing = entries.iter().find(|e| e["clientAppId"] == PROFILE_APP).unwrap_or_else(|| panic!("{journal}"));
+    assert_ne!(missing["decision"], "issue", "{missing}");
+    assert!(!missing["rule"].as_str().unwrap().is_empty() && !missing["ruleText"].as_str().unwrap().is_empty());
+    let app_only = entries.iter().find(|e| e["kind"] == "app_only").unwrap();
+    assert_eq!((app_only["decision"].as_str(), app_only["user"].as_str()), (Some("issue"), None));
+    let last = journal["last"].as_u64().unwrap();
+    let (_, newer) = control(&g, reqwest::Method::GET, &format!("/journal?after={last}"), None).await;
+    assert!(newer["entries"].as_array().unwrap().is_empty(), "nothing after the last: {newer}");
+
+    // The same through the CLI.
+    let ca = g.server.data_dir.join("tls/ca.pem").to_string_lossy().to_string();
+    let (code, out, err) =
+        support::accord(&["test", "--url", &g.server.base, "--ca", &ca, "advance", "--minutes", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"offsetSeconds\": 9000"), "{out}");
+    let (code, out, err) =
+        support::accord(&["test", "--url", &g.server.base, "--ca", &ca, "journal", "--after", &last.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"entries\": []"), "{out}");
+    let (code, _, err) = support::accord(&["test", "--url", &g.server.base, "--ca", &ca, "advance"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("advance by 1 second"), "{err}");
+
+    // Bad requests are explained.
+    for bad in [json!({}), json!({"days": -1}), json!({"weeks": 1}), json!({"days": 100_000})] {
+        let (s, e) = control(&g, reqwest::Method::POST, "/clock/advance", Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {e}");
+        assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+}
+
+/// A scenario loads over the world; a reset brings back exactly the world the server started
+/// with: the added tenant is gone, refresh tokens issued before are gone, the journal is empty.
+#[tokio::test]
+async fn scenarios_load_and_reset_brings_the_world_back() {
+    let g = start();
+    let northwind = r#"
+[[tenant]]
+id = "eeeeeeee-9000-4000-8000-000000000009"
+display_name = "Northwind"
+domains = ["northwind.test"]
+
+[[tenant.user]]
+upn = "nina@northwind.test"
+display_name = "Nina North"
+password = "nina-password-1"
+"#;
+    let discovery = |domain: &str| g.c.get(g.url(&format!("/{domain}/v2.0/.well-known/openid-configuration"))).send();
+    assert_ne!(discovery("northwind.test").await.unwrap().status(), 200);
+    let res = g.c.post(g.url("/_accord/test/scenario")).body(northwind).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let loaded: Value = res.json().await.unwrap();
+    assert_eq!(loaded["loaded"]["tenants"], 1, "{loaded}");
+    assert_eq!(discovery("northwind.test").await.unwrap().status(), 200);
+
+    let res = g.c.post(g.url("/_accord/test/scenario")).body("[[tenant]]\ndisplay_name = 5\n").send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    let e: Value = res.json().await.unwrap();
+    assert!(e["error"].as_str().unwrap().contains("display_name"), "the problem is named: {e}");
+
+    let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+    let event = json!({"subject": "Made at run time",
+        "start": {"dateTime": "2026-12-20T10:00:00", "timeZone": "UTC"},
+        "end": {"dateTime": "2026-12-20T11:00:00", "timeZone": "UTC"}});
+    let (s, made) = g.post(&token, "/v1.0/me/events", event).await;
+    assert_eq!(s, 201, "{made}");
+    let made = format!("/v1.0/me/events/{}", made["id"].as_str().unwrap());
+
+    let (s, reset) = control(&g, reqwest::Method::POST, "/reset", None).await;
+    assert_eq!(s, 200, "{reset}");
+    assert_eq!(reset["loaded"]["tenants"], 2, "calendar_world.toml's two tenants: {reset}");
+    let (_, journal) = control(&g, reqwest::Method::GET, "/journal", None).await;
+    assert_eq!(journal["entries"], json!([]), "the journal starts again: {journal}");
+    assert_ne!(discovery("northwind.test").await.unwrap().status(), 200, "the loaded tenant is gone");
+    assert_eq!(discovery("contoso.test").await.unwrap().status(), 200);
+    // What was made at run time is gone; the world's own events are back. Tokens stay
+    // verifiable (the signing keys are kept).
+    assert_eq!(g.get(&token, &made).await.0, 404);
+    let (s, events) = g.get(&token, "/v1.0/me/events?$top=50").await;
+    assert_eq!(s, 200, "{events}");
+    assert_eq!(events["value"].as_array().unwrap().len(), 13, "alice's 13 events from the file");
+    // The world works after the reset.
+    let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200, "{body}");
+}
