@@ -116,8 +116,14 @@ async fn start() -> (GraphApi, Receiver, String) {
     let dir = std::env::temp_dir().join(format!("accord-notify-{}", support::uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
-    let flags =
-        ["--allow-http-notification-urls", "--subscription-review-ms", "200", "--notification-retry-seconds", "3"];
+    let flags = [
+        "--allow-http-notification-urls",
+        "--subscription-review-ms",
+        "200",
+        "--notification-retry-seconds",
+        "3",
+        "--test-mode",
+    ];
     let server = TestServer::launch_with_env(dir, &world, &flags, &[]);
     let (receiver, base) = Receiver::start().await;
     (GraphApi { c: server.client(), server }, receiver, base)
@@ -436,4 +442,34 @@ async fn failed_deliveries_are_retried_then_missed() {
     hooks.set(|s| s.failing = false);
     let ev2 = write_event(&g, &admin, ALICE, "Back again").await;
     hooks.wait_for("hook", "the next notification", |v| v["resourceData"]["id"] == ev2.as_str()).await;
+}
+
+/// On Accord's clock (test mode): in a subscription's last hour the subscriber is told to renew
+/// (`reauthorizationRequired`), and once it expires it is gone — without waiting hours.
+#[tokio::test]
+async fn subscriptions_near_their_end_are_told_and_then_end() {
+    let (g, hooks, base) = start().await;
+    let token = alice(&g, VENDOR).await;
+    let mut request = subscription("me/events", &base);
+    let two_hours = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+    request["expirationDateTime"] = json!(two_hours.format(&time::format_description::well_known::Rfc3339).unwrap());
+    let (s, sub) = g.post(&token, "/v1.0/subscriptions", request).await;
+    assert_eq!(s, 201, "{sub}");
+    let id = sub["id"].as_str().unwrap().to_string();
+    assert!(hooks.items("life").is_empty(), "nothing to say two hours ahead");
+
+    let advance = |minutes: i64| {
+        let g = &g;
+        async move {
+            let res = g.c.post(g.url("/_accord/test/clock/advance")).json(&json!({"minutes": minutes})).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+        }
+    };
+    advance(70).await;
+    let notice = hooks.wait_for("life", "the last hour's notice", |v| v["subscriptionId"] == id.as_str()).await;
+    assert_eq!(notice["lifecycleEvent"], "reauthorizationRequired");
+
+    advance(60).await;
+    let fresh = alice(&g, VENDOR).await;
+    assert_eq!(g.get(&fresh, &format!("/v1.0/subscriptions/{id}")).await.0, 404, "expired and gone");
 }

@@ -189,3 +189,22 @@ password = "nina-password-1"
     let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
     assert_eq!(s, 200, "{body}");
 }
+
+/// Retention on Accord's clock: a delta link older than the journal's 30 days is
+/// `410 SyncStateNotFound` a month later, without waiting a month.
+#[tokio::test]
+async fn a_month_later_a_delta_link_is_gone() {
+    let g = start();
+    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"].as_str().unwrap().to_string();
+    let window = "startDateTime=2026-06-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z";
+    let (s, page) = g.get(&token, &format!("/v1.0/me/calendarView/delta?{window}&$select=subject")).await;
+    assert_eq!(s, 200, "{page}");
+    // Page through to the delta link (default pages of 50 hold all 13).
+    let link = page["@odata.deltaLink"].as_str().unwrap().to_string();
+    assert_eq!(g.get(&token, &link).await.0, 200, "fresh");
+    let (s, moved) = control(&g, reqwest::Method::POST, "/clock/advance", Some(json!({"days": 31}))).await;
+    assert_eq!(s, 200, "{moved}");
+    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"].as_str().unwrap().to_string();
+    let (s, body) = g.get(&token, &link).await;
+    assert_eq!((s, body["error"]["code"].as_str()), (410, Some("SyncStateNotFound")), "{body}");
+}
