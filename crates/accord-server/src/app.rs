@@ -16,7 +16,8 @@ use tower_http::trace::TraceLayer;
 pub fn router(state: SharedState) -> Router {
     let secure = state.settings.secure_cookies;
     // The test control API exists only in test mode: without it the paths are plain 404s.
-    let test_control = if state.test_mode { crate::test_control::routes() } else { Router::new() };
+    let test_mode = state.test_mode;
+    let test_control = if test_mode { crate::test_control::routes() } else { Router::new() };
     Router::new()
         .merge(test_control)
         .route("/healthz", get(ops::healthz))
@@ -45,6 +46,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/{tenant}/adminconsent", get(consent_pages::admin_consent_v1))
         .route("/{tenant}/adminconsent/decide", post(consent_pages::admin_consent_decide))
         .fallback(not_found)
+        .layer(middleware::from_fn(move |req, next| faults(test_mode, req, next)))
         .layer(middleware::from_fn(ops::track_requests))
         .layer(middleware::from_fn(move |req, next| security::security_headers(secure, req, next)))
         .layer(DefaultBodyLimit::max(64 * 1024))
@@ -55,6 +57,15 @@ pub fn router(state: SharedState) -> Router {
             tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
         }))
         .with_state(state)
+}
+
+/// Test mode's fault injection; without test mode, nothing.
+async fn faults(test_mode: bool, req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
+    if test_mode {
+        crate::test_control::faults::inject(req, next).await
+    } else {
+        next.run(req).await
+    }
 }
 
 /// The identity endpoints a single-page app calls with `fetch` that answer with tokens or a

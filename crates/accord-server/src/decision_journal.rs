@@ -59,6 +59,27 @@ pub struct Subject<'a> {
     pub asked: String,
 }
 
+/// Records a fault test mode injected (`kind: "fault"`): the rule's id and what it did.
+pub fn record_fault(rule: &str, endpoint: &str, what: &str) {
+    if !enabled() {
+        return;
+    }
+    push(Entry {
+        seq: 0,
+        at: rfc3339(accord_core::clock::now()),
+        kind: "fault",
+        tenant_id: String::new(),
+        client_app_id: String::new(),
+        user: None,
+        asked: endpoint.to_string(),
+        decision: "injected",
+        rule: rule.to_string(),
+        rule_text: what.to_string(),
+        aadsts: None,
+        message: None,
+    });
+}
+
 /// Records an outcome of the consent engine (sign-in, admin consent).
 pub fn record(subject: Subject<'_>, outcome: &Outcome) {
     let refusal = match &outcome.decision {

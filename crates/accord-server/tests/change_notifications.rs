@@ -461,7 +461,8 @@ async fn subscriptions_near_their_end_are_told_and_then_end() {
     let advance = |minutes: i64| {
         let g = &g;
         async move {
-            let res = g.c.post(g.url("/_accord/test/clock/advance")).json(&json!({"minutes": minutes})).send().await.unwrap();
+            let res =
+                g.c.post(g.url("/_accord/test/clock/advance")).json(&json!({"minutes": minutes})).send().await.unwrap();
             assert_eq!(res.status(), 200);
         }
     };

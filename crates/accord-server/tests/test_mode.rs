@@ -195,7 +195,10 @@ password = "nina-password-1"
 #[tokio::test]
 async fn a_month_later_a_delta_link_is_gone() {
     let g = start();
-    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"].as_str().unwrap().to_string();
+    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let window = "startDateTime=2026-06-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z";
     let (s, page) = g.get(&token, &format!("/v1.0/me/calendarView/delta?{window}&$select=subject")).await;
     assert_eq!(s, 200, "{page}");
@@ -204,7 +207,87 @@ async fn a_month_later_a_delta_link_is_gone() {
     assert_eq!(g.get(&token, &link).await.0, 200, "fresh");
     let (s, moved) = control(&g, reqwest::Method::POST, "/clock/advance", Some(json!({"days": 31}))).await;
     assert_eq!(s, 200, "{moved}");
-    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"].as_str().unwrap().to_string();
+    let token = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await.1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (s, body) = g.get(&token, &link).await;
     assert_eq!((s, body["error"]["code"].as_str()), (410, Some("SyncStateNotFound")), "{body}");
+}
+
+/// Fault rules make the platform fail as the Microsoft cloud does, for exactly the requests
+/// they match; each injected fault shows in /metrics and the journal.
+#[tokio::test]
+async fn fault_rules_fail_the_requests_they_match() {
+    let g = start();
+    let add = |rule: Value| {
+        let g = &g;
+        async move { control(g, reqwest::Method::POST, "/faults", Some(rule)).await }
+    };
+    // The token endpoint: AADSTS65001 once for this app, then normal service.
+    let (s, rule) =
+        add(json!({"match": {"endpoint": "token", "app": WRITE_APP}, "times": 1, "action": {"aadsts": 65001}})).await;
+    assert_eq!(s, 201, "{rule}");
+    let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    assert_eq!(
+        (s, body["error_codes"][0].as_u64(), body["suberror"].as_str()),
+        (400, Some(65001), Some("consent_required")),
+        "{body}"
+    );
+    let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
+    assert_eq!(s, 200, "the rule fired once: {body}");
+    let token = body["access_token"].as_str().unwrap().to_string();
+
+    // Graph: the second read of the events is throttled, the others are not.
+    add(json!({"match": {"endpoint": "graph", "method": "GET", "path": "/v1.0/me/events"}, "after": 1, "times": 1,
+               "action": {"status": 429, "retryAfter": 2}}))
+    .await;
+    assert_eq!(g.get(&token, "/v1.0/me/events").await.0, 200);
+    let res = g.c.get(g.url("/v1.0/me/events")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(res.headers()["retry-after"], "2");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "TooManyRequests", "{body}");
+    assert_eq!(g.get(&token, "/v1.0/me/events").await.0, 200);
+
+    // A delay, and a dropped connection.
+    add(json!({"match": {"endpoint": "graph", "path": "/v1.0/me/calendarView"}, "times": 1, "action": {"delayMs": 400}})).await;
+    let started = std::time::Instant::now();
+    let window = "startDateTime=2026-06-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z";
+    assert_eq!(g.get(&token, &format!("/v1.0/me/calendarView?{window}")).await.0, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(400));
+    add(json!({"match": {"endpoint": "discovery"}, "times": 1, "action": {"drop": true}})).await;
+    let discovery = g.url(&format!("/{CONTOSO}/v2.0/.well-known/openid-configuration"));
+    let dropped = async { g.c.get(&discovery).send().await?.bytes().await }.await;
+    assert!(dropped.is_err(), "the connection closed without an answer");
+    assert_eq!(g.c.get(&discovery).send().await.unwrap().status(), 200, "once");
+
+    // A rule that matches nothing stays at zero; counts, the journal and /metrics show the rest.
+    add(json!({"match": {"app": "00000000-0000-0000-0000-00000000dead"}, "action": {"status": 500}})).await;
+    g.get(&token, "/v1.0/me/events").await;
+    let (_, list) = control(&g, reqwest::Method::GET, "/faults", None).await;
+    let rules = list["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 5, "{list}");
+    assert_eq!((rules[0]["matched"].as_u64(), rules[0]["injected"].as_u64()), (Some(2), Some(1)), "{list}");
+    assert_eq!((rules[4]["matched"].as_u64(), rules[4]["injected"].as_u64()), (Some(0), Some(0)), "{list}");
+    let (_, journal) = control(&g, reqwest::Method::GET, "/journal", None).await;
+    let faults: Vec<&Value> = journal["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "fault").collect();
+    assert_eq!(faults.len(), 4, "{journal}");
+    assert_eq!(faults[0]["rule"], rules[0]["id"]);
+    let metrics = g.c.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("accord_faults_injected_total{action=\"aadsts\"}"), "{metrics}");
+
+    // Bad rules are refused and explained; DELETE removes every rule.
+    for bad in [
+        json!({"action": {}}),
+        json!({"action": {"aadsts": 65001}}),
+        json!({"match": {"endpoint": "mail"}, "action": {"drop": true}}),
+    ] {
+        let (s, e) = add(bad.clone()).await;
+        assert_eq!(s, 400, "{bad}: {e}");
+        assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert_eq!(control(&g, reqwest::Method::DELETE, "/faults", None).await.0, 204);
+    let (_, list) = control(&g, reqwest::Method::GET, "/faults", None).await;
+    assert_eq!(list["rules"], json!([]));
 }

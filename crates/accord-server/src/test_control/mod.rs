@@ -5,9 +5,15 @@
 //! * `GET  /_accord/test/clock` — `{"now", "offsetSeconds"}`
 //! * `POST /_accord/test/clock/advance` — `{"seconds"|"minutes"|"hours"|"days": n}` (summed);
 //!   runs what came due (request expiry, purges, subscription reviews) before answering
-//! * `POST /_accord/test/reset` — back to the world the server started with
+//! * `POST /_accord/test/reset` — back to the world the server started with (fault rules and
+//!   the journal cleared)
 //! * `POST /_accord/test/scenario` — a scenario file's text (TOML), loaded over what exists
-//! * `GET  /_accord/test/journal?after=N` — consent decisions numbered after `N`
+//! * `GET  /_accord/test/journal?after=N` — consent decisions (and injected faults) numbered
+//!   after `N`
+//! * `POST /_accord/test/faults` — add a fault rule (`faults.rs`); `GET` lists them with their
+//!   counts; `DELETE` removes them all
+
+pub mod faults;
 
 use crate::service::test_mode;
 use crate::state::SharedState;
@@ -31,6 +37,27 @@ pub fn routes() -> Router<SharedState> {
         .route("/_accord/test/reset", post(reset))
         .route("/_accord/test/scenario", post(scenario).layer(DefaultBodyLimit::max(MAX_SCENARIO_BYTES)))
         .route("/_accord/test/journal", get(journal))
+        .route("/_accord/test/faults", get(list_faults).post(add_fault).delete(clear_faults))
+}
+
+async fn add_fault(body: axum::body::Bytes) -> Response {
+    let spec: faults::RuleSpec = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, format!("not a fault rule: {e}")),
+    };
+    match faults::FAULTS.add(spec) {
+        Ok(rule) => (StatusCode::CREATED, Json(json!(rule))).into_response(),
+        Err(e) => refused(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn list_faults() -> Json<Value> {
+    Json(json!({"rules": faults::FAULTS.list()}))
+}
+
+async fn clear_faults() -> StatusCode {
+    faults::FAULTS.clear();
+    StatusCode::NO_CONTENT
 }
 
 fn refused(status: StatusCode, message: impl Into<String>) -> Response {
@@ -88,6 +115,8 @@ async fn advance(State(state): State<SharedState>, body: axum::body::Bytes) -> R
 }
 
 async fn reset(State(state): State<SharedState>) -> Response {
+    // A reset starts a test from nothing: no fault rule survives it either.
+    faults::FAULTS.clear();
     match test_mode::reset(&state).await {
         Ok(summary) => Json(json!({"loaded": summary})).into_response(),
         Err(e) => {
