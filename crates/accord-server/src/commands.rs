@@ -29,7 +29,7 @@ pub async fn user(store: &dyn Store, tenant: &Tenant, upn: &str) -> anyhow::Resu
 }
 
 /// A service's refusal as the CLI prints it.
-fn failure(e: ServiceError) -> anyhow::Error {
+pub fn failure(e: ServiceError) -> anyhow::Error {
     match e {
         ServiceError::Internal(d) => anyhow!("internal error: {d}"),
         refusal => anyhow!("{refusal}"),

@@ -54,6 +54,18 @@ enum Command {
         #[command(subcommand)]
         command: TestCommand,
     },
+    /// Consent coverage of an app in every tenant: what is granted, what is missing (with an
+    /// admin-consent link for exactly that), who is assigned.
+    Coverage {
+        #[command(flatten)]
+        store: ServeArgs,
+        /// The app's application (client) id.
+        #[arg(long)]
+        app: String,
+        /// text or json.
+        #[arg(long, default_value = "text")]
+        format: String,
+    },
     /// Explain, rule by rule, what a user signing in to an app would get. Changes nothing.
     Explain {
         #[command(flatten)]
@@ -200,6 +212,23 @@ fn main() -> ExitCode {
                 let t = commands::tenant(&*store, &tenant).await?;
                 let now = accord_core::clock::now();
                 print!("{}", commands::list_credentials(&*store, &t, within_days, now).await?);
+                Ok(())
+            })
+        }),
+        Command::Coverage { store, app, format } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                use anyhow::Context;
+                let config = ServeConfig::resolve(&store)?;
+                let (store, _) = serve::open_store(&config).await?;
+                let app = app.parse().context("--app must be an application (client) id")?;
+                let coverage = accord_server::service::coverage::of_app(&*store, app, &config.public_url)
+                    .await
+                    .map_err(commands::failure)?;
+                match format.as_str() {
+                    "json" => println!("{}", serde_json::to_string_pretty(&coverage)?),
+                    "text" => print!("{}", accord_server::service::coverage::render(&coverage)),
+                    other => anyhow::bail!("--format must be text or json, not '{other}'"),
+                }
                 Ok(())
             })
         }),
