@@ -130,6 +130,9 @@ pub enum ConnectError {
     /// The configuration is not usable.
     #[error("configuration: {0}")]
     Config(String),
+    /// A consent webhook failed verification (signature, timestamp or shape): ignore it.
+    #[error("webhook rejected: {0}")]
+    WebhookRejected(String),
 }
 
 fn with_code(text: &str, code: Option<u32>) -> String {
@@ -184,6 +187,7 @@ impl ConnectError {
             Http { .. } => "http",
             Storage(_) => "storage",
             Config(_) => "config",
+            WebhookRejected(_) => "webhook_rejected",
         }
     }
 
@@ -269,7 +273,7 @@ impl ConnectError {
             Graph { message, .. } => format!("The calendar service refused the request: {message}"),
             TooManyPages { .. } => "There were too many calendar results to read at once.".into(),
             Http { .. } => "We could not reach the sign-in or calendar service. We will try again later.".into(),
-            Storage(_) | Config(_) => "Something went wrong on our side. Please try again later.".into(),
+            Storage(_) | Config(_) | WebhookRejected(_) => "Something went wrong on our side. Please try again later.".into(),
         }
     }
 }

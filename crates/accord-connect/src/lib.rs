@@ -62,6 +62,7 @@ mod retry;
 mod state;
 mod sync;
 mod tokens;
+mod webhooks;
 
 pub use calendar::{
     Attendee, CalendarClient, CalendarUser, DateTimeTimeZone, EmailAddress, Event, Location, OnlineMeeting, Recipient,
@@ -85,3 +86,4 @@ pub use sync::{
     LifecycleEvent, Notifications, Subscription, SubscriptionRequest, EVENT_SUBSCRIPTION_LIFETIME,
 };
 pub use tokens::{AppToken, ConnectionState, MemoryTokenStore, TokenSet, TokenStore, UserConnection, UserKey};
+pub use webhooks::{verify_consent_webhook, ConsentWebhookEvent, WEBHOOK_TOLERANCE_SECONDS};

@@ -71,6 +71,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     }
     spawn_background_jobs(state.clone());
     crate::service::calendar_sync::spawn_worker(state.clone());
+    crate::service::consent_webhooks::spawn_worker(state.clone());
     // The notification outbox runs on its own, shorter interval.
     crate::service::notifications::spawn_outbox(state.store.clone(), config.smtp.as_ref(), config.outbox_interval)?;
     let app = crate::app::router(state);

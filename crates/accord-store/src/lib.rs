@@ -127,6 +127,22 @@ pub enum Change {
         subscription_id: Uuid,
     },
     EnqueueGraphNotification(GraphNotification),
+    /// Upserts a consent webhook (url, secrets; the cursor is the outbox's to move).
+    PutConsentWebhook(ConsentWebhook),
+    /// Deletes a consent webhook with its delivery log.
+    DeleteConsentWebhook {
+        app_id: AppId,
+        webhook_id: Uuid,
+    },
+    /// Hands events `(from, to]` to a webhook's outbox: its deliveries, and the cursor moved
+    /// from `from` to `to` — only if the cursor is still at `from` (else `Stale`: another
+    /// replica did it).
+    EnqueueWebhookDeliveries {
+        webhook_id: Uuid,
+        from: i64,
+        to: i64,
+        deliveries: Vec<WebhookDelivery>,
+    },
 }
 
 #[async_trait]
@@ -274,6 +290,25 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     /// Delivered or given up: the row goes.
     async fn finish_graph_notification(&self, id: Uuid) -> StoreResult<()>;
+
+    // --- consent webhooks ---
+    /// The newest consent event's number (0 before any): where a new webhook starts.
+    async fn consent_event_watermark(&self) -> StoreResult<i64>;
+    /// The app's consent events numbered after `after`, in order; at most `limit`.
+    async fn consent_events_after(&self, app_id: AppId, after: i64, limit: u32) -> StoreResult<Vec<ConsentEvent>>;
+    async fn consent_webhook(&self, id: Uuid) -> StoreResult<Option<ConsentWebhook>>;
+    /// The app's webhooks, oldest first.
+    async fn consent_webhooks_of(&self, app_id: AppId) -> StoreResult<Vec<ConsentWebhook>>;
+    /// Every webhook (the outbox worker).
+    async fn consent_webhooks(&self) -> StoreResult<Vec<ConsentWebhook>>;
+    /// Deliveries due at `now`, oldest first; at most `limit`.
+    async fn due_webhook_deliveries(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
+    /// Claims an attempt (moves its next attempt from `seen` to `until`); false if taken.
+    async fn claim_webhook_delivery(&self, id: Uuid, seen: OffsetDateTime, until: OffsetDateTime) -> StoreResult<bool>;
+    /// Records an attempt's outcome.
+    async fn record_webhook_attempt(&self, delivery: &WebhookDelivery) -> StoreResult<()>;
+    /// A webhook's deliveries, newest first; at most `limit`.
+    async fn webhook_deliveries(&self, webhook_id: Uuid, limit: u32) -> StoreResult<Vec<WebhookDelivery>>;
 
     // --- consent workflow, classifications, audit, outbox ---
     async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>>;

@@ -265,3 +265,50 @@ pub struct GraphNotification {
     pub attempts: u32,
     pub last_error: Option<String>,
 }
+
+/// One change of a customer's consent for an app (`consent_events`), as consent webhooks tell it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentEvent {
+    pub seq: i64,
+    pub tenant_id: TenantId,
+    /// The client app the event is about.
+    pub app_id: AppId,
+    /// `consent.granted`, `consent.changed`, `consent.revoked`, `assignment.added`,
+    /// `assignment.removed`, `app.disabled`, `app.enabled`, `consent_request.filed`,
+    /// `consent_request.approved`, `consent_request.denied`, `consent_request.expired`, …
+    pub kind: String,
+    /// The event's details (JSON object).
+    pub data: String,
+    pub at: OffsetDateTime,
+}
+
+/// A vendor's endpoint for its app's consent events, from every tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentWebhook {
+    pub id: Uuid,
+    pub app_id: AppId,
+    pub url: String,
+    /// Signing secrets (`whsec_…`), sealed with the master key, newest first: the newest signs,
+    /// and during a rotation the previous one signs too.
+    pub sealed_secrets: Vec<String>,
+    pub created_at: OffsetDateTime,
+    /// The last consent event handed to the outbox.
+    pub cursor: i64,
+}
+
+/// One delivery of one event to one webhook; the delivery log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub webhook_id: Uuid,
+    pub event_seq: i64,
+    pub kind: String,
+    pub payload: String,
+    pub created_at: OffsetDateTime,
+    /// `None` once delivered or given up.
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<OffsetDateTime>,
+}

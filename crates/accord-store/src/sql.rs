@@ -10,6 +10,7 @@
 mod cache;
 mod calendar_sync;
 mod codec;
+mod consent_webhooks;
 mod consent_workflow;
 mod device_authorizations;
 mod directory;
@@ -39,6 +40,7 @@ use crate::{
     GraphNotification, GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
     SigningKeyRecord, Store, StoreError, StoreResult,
 };
+use crate::{ConsentEvent, ConsentWebhook, WebhookDelivery};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -559,6 +561,42 @@ impl Store for SqlStore {
 
     async fn finish_graph_notification(&self, id: Uuid) -> StoreResult<()> {
         self.delete_notification(id).await
+    }
+
+    async fn consent_event_watermark(&self) -> StoreResult<i64> {
+        self.read_consent_event_watermark().await
+    }
+
+    async fn consent_events_after(&self, app_id: AppId, after: i64, limit: u32) -> StoreResult<Vec<ConsentEvent>> {
+        self.read_consent_events_after(app_id, after, limit).await
+    }
+
+    async fn consent_webhook(&self, id: Uuid) -> StoreResult<Option<ConsentWebhook>> {
+        self.read_consent_webhook(id).await
+    }
+
+    async fn consent_webhooks_of(&self, app_id: AppId) -> StoreResult<Vec<ConsentWebhook>> {
+        self.read_consent_webhooks(Some(app_id)).await
+    }
+
+    async fn consent_webhooks(&self) -> StoreResult<Vec<ConsentWebhook>> {
+        self.read_consent_webhooks(None).await
+    }
+
+    async fn due_webhook_deliveries(&self, now: OffsetDateTime, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read_due_webhook_deliveries(now, limit).await
+    }
+
+    async fn claim_webhook_delivery(&self, id: Uuid, seen: OffsetDateTime, until: OffsetDateTime) -> StoreResult<bool> {
+        self.claim_delivery(id, seen, until).await
+    }
+
+    async fn record_webhook_attempt(&self, delivery: &WebhookDelivery) -> StoreResult<()> {
+        self.write_webhook_attempt(delivery).await
+    }
+
+    async fn webhook_deliveries(&self, webhook_id: Uuid, limit: u32) -> StoreResult<Vec<WebhookDelivery>> {
+        self.read_webhook_deliveries(webhook_id, limit).await
     }
 
     async fn consent_request(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<ConsentRequest>> {

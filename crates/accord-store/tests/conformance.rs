@@ -143,6 +143,7 @@ conformance! {
         concurrent_calendar_writes_keep_the_journal_ordered,
         subscriptions_and_their_outbox,
         wiping_the_world_keeps_the_signing_keys,
+        consent_changes_are_journalled_for_webhooks,
         tenant_isolation,
         domain_conflict_rolls_back,
         upn_conflict_rolls_back,
@@ -1381,6 +1382,117 @@ mod cases {
         assert_eq!(s.signing_keys().await.unwrap(), vec![key]);
         let (again, _) = seed_tenant(s, "Contoso", "contoso.test").await;
         assert!(s.tenant(again.id).await.unwrap().is_some(), "a new world loads");
+    }
+
+    /// Every consent change journals itself, numbered, for the app it is about: grants given,
+    /// changed, revoked; app permissions; assignments; an enterprise app disabled; requests
+    /// filed and decided. A webhook's outbox moves its cursor once (a second mover is Stale).
+    pub async fn consent_changes_are_journalled_for_webhooks(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let client = application(t.id, "Client", None);
+        let resource = application(t.id, "Resource", Some("api://resource"));
+        let (client_sp, resource_sp) = (service_principal(t.id, &client), service_principal(t.id, &resource));
+        s.apply(&[
+            Change::PutApplication(client.clone()),
+            Change::PutApplication(resource.clone()),
+            Change::PutServicePrincipal(client_sp.clone()),
+            Change::PutServicePrincipal(resource_sp.clone()),
+        ])
+        .await
+        .unwrap();
+        let start = s.consent_event_watermark().await.unwrap();
+        let mut g = grant(t.id, client_sp.id, resource_sp.id, None);
+        s.apply(&[Change::PutDelegatedGrant(g.clone())]).await.unwrap();
+        s.apply(&[Change::PutDelegatedGrant(g.clone())]).await.unwrap(); // unchanged: no event
+        g.scopes.push("Calendars.Read".into());
+        s.apply(&[Change::PutDelegatedGrant(g.clone())]).await.unwrap();
+        s.apply(&[Change::DeleteDelegatedGrant { tenant_id: t.id, grant_id: g.id }]).await.unwrap();
+        let role = assignment(t.id, client_sp.id, PrincipalType::ServicePrincipal, resource_sp.id);
+        let user = assignment(t.id, alice.id, PrincipalType::User, client_sp.id);
+        s.apply(&[Change::PutAppRoleAssignment(role.clone()), Change::PutAppRoleAssignment(user.clone())])
+            .await
+            .unwrap();
+        s.apply(&[Change::DeleteAppRoleAssignment { tenant_id: t.id, assignment_id: user.id }]).await.unwrap();
+        let disabled = ServicePrincipal { enabled: false, ..client_sp.clone() };
+        s.apply(&[Change::PutServicePrincipal(disabled)]).await.unwrap();
+        let mut request = consent_request(t.id, client.app_id, alice.id, 0);
+        s.apply(&[Change::PutConsentRequest(request.clone())]).await.unwrap();
+        request.status = accord_core::consent_records::RequestStatus::Completed;
+        request.result = accord_core::consent_records::ReviewResult::Denied;
+        s.apply(&[Change::DecideConsentRequest(request.clone())]).await.unwrap();
+
+        let events = s.consent_events_after(client.app_id, start, 100).await.unwrap();
+        let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "consent.granted",
+                "consent.changed",
+                "consent.revoked",
+                "consent.granted",
+                "assignment.added",
+                "assignment.removed",
+                "app.disabled",
+                "consent_request.filed",
+                "consent_request.denied",
+            ]
+        );
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert!(events.iter().all(|e| e.tenant_id == t.id && e.app_id == client.app_id));
+        let changed: serde_json::Value = serde_json::from_str(&events[1].data).unwrap();
+        assert_eq!(changed["previousScopes"].as_array().unwrap().len(), 3, "{changed}");
+        assert!(s.consent_events_after(resource.app_id, start, 100).await.unwrap().is_empty(), "about the client only");
+        assert_eq!(s.consent_event_watermark().await.unwrap(), events.last().unwrap().seq);
+
+        // A webhook's outbox: the cursor moves once.
+        let hook = ConsentWebhook {
+            id: fresh(),
+            app_id: client.app_id,
+            url: "https://vendor.test/consent".into(),
+            sealed_secrets: vec!["sealed".into()],
+            created_at: t0(),
+            cursor: start,
+        };
+        s.apply(&[Change::PutConsentWebhook(hook.clone())]).await.unwrap();
+        let delivery = |e: &ConsentEvent| WebhookDelivery {
+            id: fresh(),
+            webhook_id: hook.id,
+            event_seq: e.seq,
+            kind: e.kind.clone(),
+            payload: "{}".into(),
+            created_at: at(0),
+            next_attempt_at: Some(at(0)),
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            delivered_at: None,
+        };
+        let last = events.last().unwrap().seq;
+        let enqueue = Change::EnqueueWebhookDeliveries {
+            webhook_id: hook.id,
+            from: start,
+            to: last,
+            deliveries: events.iter().map(delivery).collect(),
+        };
+        s.apply(std::slice::from_ref(&enqueue)).await.unwrap();
+        assert!(matches!(s.apply(&[enqueue]).await, Err(StoreError::Stale(_))), "a second mover is refused");
+        assert_eq!(s.consent_webhook(hook.id).await.unwrap().unwrap().cursor, last);
+        let due = s.due_webhook_deliveries(at(1), 100).await.unwrap();
+        assert_eq!(due.len(), 9);
+        assert!(s.claim_webhook_delivery(due[0].id, at(0), at(5)).await.unwrap());
+        assert!(!s.claim_webhook_delivery(due[0].id, at(0), at(5)).await.unwrap());
+        let done = WebhookDelivery {
+            next_attempt_at: None,
+            delivered_at: Some(at(1)),
+            attempts: 1,
+            last_status: Some(204),
+            ..due[0].clone()
+        };
+        s.record_webhook_attempt(&done).await.unwrap();
+        assert_eq!(s.due_webhook_deliveries(at(10), 100).await.unwrap().len(), 8);
+        assert!(s.webhook_deliveries(hook.id, 100).await.unwrap().iter().any(|d| d == &done));
+        s.apply(&[Change::DeleteConsentWebhook { app_id: client.app_id, webhook_id: hook.id }]).await.unwrap();
+        assert!(s.webhook_deliveries(hook.id, 100).await.unwrap().is_empty(), "the log goes with it");
     }
 
     pub async fn tenant_isolation(s: &dyn Store) {

@@ -10,6 +10,7 @@ pub mod batch;
 pub mod calendar;
 pub mod consent_policies;
 pub mod consent_requests;
+pub mod consent_webhooks;
 pub mod directory;
 pub mod directory_roles;
 pub mod directory_writes;
@@ -132,6 +133,22 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
             post(applications::remove_password).fallback(method_not_allowed),
         ),
         ("/v1.0/applications/{app}/addKey".into(), post(applications::add_key).fallback(method_not_allowed)),
+        (
+            "/v1.0/applications/{app}/accord.consentWebhooks".into(),
+            get(consent_webhooks::list).post(consent_webhooks::create).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/applications/{app}/accord.consentWebhooks/{webhook}".into(),
+            delete(consent_webhooks::delete).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/applications/{app}/accord.consentWebhooks/{webhook}/accord.rotateSecret".into(),
+            post(consent_webhooks::rotate_secret).fallback(method_not_allowed),
+        ),
+        (
+            "/v1.0/applications/{app}/accord.consentWebhooks/{webhook}/deliveries".into(),
+            get(consent_webhooks::deliveries).fallback(method_not_allowed),
+        ),
         ("/v1.0/applications/{app}/removeKey".into(), post(applications::remove_key).fallback(method_not_allowed)),
         (
             "/v1.0/applications/{app}/federatedIdentityCredentials".into(),

@@ -48,6 +48,7 @@ const NONE: &[&str] = &[];
 const BATCH: &[&str] = &["(each request's own)"];
 /// An application's federated identity credentials, and one of them.
 const FIC: &str = "/applications/{app}/federatedIdentityCredentials";
+const WEBHOOKS: &str = "/applications/{app}/accord.consentWebhooks";
 const FIC_ONE: &str = "/applications/{app}/federatedIdentityCredentials/{credential}";
 
 /// Shorthand for the catalogue below.
@@ -190,6 +191,35 @@ fn directory_operations() -> Vec<Operation> {
             APP_WRITE_APP,
         )
         .status(204),
+        op("post", WEBHOOKS, "Register a consent webhook (Accord extension)", APP_WRITE, APP_WRITE_APP)
+            .status(201)
+            .extension(),
+        op("get", WEBHOOKS, "An app's consent webhooks (Accord extension)", APP_READ, APP_READ_APP).extension(),
+        op(
+            "delete",
+            &format!("{WEBHOOKS}/{{webhook}}"),
+            "Remove a consent webhook (Accord extension)",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .extension(),
+        op(
+            "post",
+            &format!("{WEBHOOKS}/{{webhook}}/accord.rotateSecret"),
+            "Rotate a consent webhook's secret (Accord extension)",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(200)
+        .extension(),
+        op(
+            "get",
+            &format!("{WEBHOOKS}/{{webhook}}/deliveries"),
+            "A consent webhook's delivery log (Accord extension)",
+            APP_READ,
+            APP_READ_APP,
+        )
+        .extension(),
         op("get", FIC, "List an app's federated identity credentials", APP_READ, APP_READ_APP).list(),
         op("post", FIC, "Add a federated identity credential", APP_WRITE, APP_WRITE_APP).status(201),
         op("get", FIC_ONE, "Get a federated identity credential by id or name", APP_READ, APP_READ_APP),

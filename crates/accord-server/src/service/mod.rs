@@ -6,6 +6,7 @@ pub mod admin_consent_requests;
 pub mod administration;
 pub mod calendar_sync;
 pub mod consent;
+pub mod consent_webhooks;
 pub mod coverage;
 pub mod device_authorization;
 pub mod error;

@@ -227,6 +227,9 @@ impl SqlStore {
     /// See [`Store::wipe_world`](crate::Store::wipe_world). Children first, in one transaction.
     pub(super) async fn wipe(&self) -> StoreResult<()> {
         const TABLES: &[&str] = &[
+            "webhook_deliveries",
+            "consent_webhooks",
+            "consent_events",
             "graph_notifications",
             "graph_subscriptions",
             "calendar_changes",
@@ -431,6 +434,7 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::PutServicePrincipal(sp) => {
+                self.journal_sp_put(c, sp).await?;
                 let q = sqlx::query(
                     "INSERT INTO service_principals (tenant_id, id, app_id, display_name, app_owner_tenant_id, \
                      enabled, assignment_required, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -454,6 +458,7 @@ impl SqlStore {
                 })?;
             }
             Change::PutDelegatedGrant(g) => {
+                self.journal_grant_put(c, g).await?;
                 let q = sqlx::query(
                     "INSERT INTO delegated_grants (tenant_id, id, client_sp_id, resource_sp_id, consent_type, \
                      principal_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
@@ -473,12 +478,14 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteDelegatedGrant { tenant_id, grant_id } => {
+                self.journal_grant_delete(c, *tenant_id, *grant_id).await?;
                 let q = sqlx::query("DELETE FROM delegated_grants WHERE tenant_id = $1 AND id = $2")
                     .bind(id(*tenant_id))
                     .bind(id(*grant_id));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::PutAppRoleAssignment(a) => {
+                self.journal_assignment_put(c, a).await?;
                 let q = sqlx::query(
                     "INSERT INTO app_role_assignments (tenant_id, id, principal_id, principal_type, resource_sp_id, \
                      app_role_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -496,6 +503,7 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteAppRoleAssignment { tenant_id, assignment_id } => {
+                self.journal_assignment_delete(c, *tenant_id, *assignment_id).await?;
                 let q = sqlx::query("DELETE FROM app_role_assignments WHERE tenant_id = $1 AND id = $2")
                     .bind(id(*tenant_id))
                     .bind(id(*assignment_id));
@@ -534,8 +542,14 @@ impl SqlStore {
                     .bind(id(*event_id));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
-            Change::PutConsentRequest(r) => self.put_consent_request(c, r).await?,
-            Change::DecideConsentRequest(r) => self.decide_consent_request(c, r).await?,
+            Change::PutConsentRequest(r) => {
+                self.journal_consent_request(c, r, false).await?;
+                self.put_consent_request(c, r).await?
+            }
+            Change::DecideConsentRequest(r) => {
+                self.decide_consent_request(c, r).await?;
+                self.journal_consent_request(c, r, true).await?
+            }
             Change::PutPermissionClassification(p) => self.put_permission_classification(c, p).await?,
             Change::DeletePermissionClassification { tenant_id, classification_id } => {
                 self.delete_permission_classification(c, *tenant_id, *classification_id).await?
@@ -547,6 +561,13 @@ impl SqlStore {
                 self.delete_subscription(c, *tenant_id, *subscription_id).await?
             }
             Change::EnqueueGraphNotification(n) => self.enqueue_graph_notification(c, n).await?,
+            Change::PutConsentWebhook(w) => self.put_consent_webhook(c, w).await?,
+            Change::DeleteConsentWebhook { app_id, webhook_id } => {
+                self.delete_consent_webhook(c, *app_id, *webhook_id).await?
+            }
+            Change::EnqueueWebhookDeliveries { webhook_id, from, to, deliveries } => {
+                self.enqueue_webhook_deliveries(c, *webhook_id, *from, *to, deliveries).await?
+            }
         }
         Ok(())
     }

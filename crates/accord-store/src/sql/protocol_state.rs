@@ -323,6 +323,7 @@ impl SqlStore {
         );
         self.execute(self.pool(), q).await.map_err(db_err)?;
         purged += self.purge_calendar_sync(at).await?;
+        purged += self.purge_consent_webhooks(at).await?;
         Ok(purged)
     }
 }

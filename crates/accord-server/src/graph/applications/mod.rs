@@ -262,7 +262,7 @@ async fn all_apps(state: &AppState, caller: &Caller) -> Result<Vec<(DirectoryApp
 }
 
 /// One of the tenant's own registrations, or 404 (also for other tenants' apps).
-pub(super) async fn one_app(
+pub(in crate::graph) async fn one_app(
     state: &AppState,
     caller: &Caller,
     key: AppKey,

@@ -1,0 +1,177 @@
+//! Consent webhooks (an Accord extension): the vendor registers an endpoint for its app and
+//! hears, signed as Standard Webhooks specifies, when a tenant's consent for the app changes —
+//! checked here by a real receiver that verifies every signature itself. Rotation signs with
+//! both secrets; failures are retried and logged. World: tests/fixtures/calendar_sync_world.toml.
+
+mod support;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::graph_api::GraphApi;
+use support::TestServer;
+
+const CONTOSO: &str = "eeeeeeee-5000-4000-8000-000000000001";
+const VENDOR: &str = "ffffffff-5000-4000-8000-000000000001";
+const ADMIN: (&str, &str) = ("ffffffff-5000-4000-8000-000000000004", "admin-daemon-secret-1");
+
+#[derive(Clone, Debug)]
+struct Received {
+    id: String,
+    timestamp: i64,
+    signatures: Vec<String>,
+    body: String,
+}
+
+#[derive(Clone, Default)]
+struct Inbox {
+    received: Arc<Mutex<Vec<Received>>>,
+    failing: Arc<Mutex<bool>>,
+}
+
+async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: String) -> StatusCode {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    inbox.received.lock().unwrap().push(Received {
+        id: h("webhook-id"),
+        timestamp: h("webhook-timestamp").parse().unwrap_or(0),
+        signatures: h("webhook-signature").split(' ').map(str::to_string).collect(),
+        body,
+    });
+    if *inbox.failing.lock().unwrap() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::NO_CONTENT
+    }
+}
+
+impl Inbox {
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> (Received, Value) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let found = self.received.lock().unwrap().iter().find_map(|r| {
+                let v: Value = serde_json::from_str(&r.body).ok()?;
+                pred(&v).then(|| (r.clone(), v))
+            });
+            if let Some(f) = found {
+                return f;
+            }
+            assert!(Instant::now() < deadline, "no {what}; got {:?}", self.received.lock().unwrap());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The receiver's own check (Standard Webhooks): some `v1,` signature is the HMAC-SHA256 of
+/// `{id}.{timestamp}.{body}` under the secret's decoded key.
+fn signed_with(r: &Received, secret: &str) -> bool {
+    let key = B64.decode(secret.strip_prefix("whsec_").unwrap()).unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.{}", r.id, r.timestamp, r.body).as_bytes());
+    let expected = format!("v1,{}", B64.encode(mac.finalize().into_bytes()));
+    r.signatures.contains(&expected)
+}
+
+#[tokio::test]
+async fn consent_changes_are_pushed_signed_retried_and_logged() {
+    let dir = std::env::temp_dir().join(format!("accord-webhooks-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
+    let flags = ["--allow-http-notification-urls", "--notification-retry-seconds", "3"];
+    let server = TestServer::launch_with_env(dir, &world, &flags, &[]);
+    let g = GraphApi { c: server.client(), server };
+    let inbox = Inbox::default();
+    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let admin = g.app_token(CONTOSO, ADMIN).await;
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
+    let object = apps["value"][0]["id"].as_str().unwrap_or_else(|| panic!("{apps}")).to_string();
+    let hooks = format!("/v1.0/applications/{object}/accord.consentWebhooks");
+
+    // Registration: the secret is shown once; bad input is explained.
+    let (s, hook) = g.post(&admin, &hooks, json!({"url": url})).await;
+    assert_eq!(s, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_"));
+    let (s, list) = g.get(&admin, &hooks).await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["value"][0]["url"], url.as_str());
+    assert!(list["value"][0].get("secret").is_none(), "never shown again: {list}");
+    let (s, e) = g.post(&admin, &hooks, json!({"url": "http://vendor.example/consent"})).await;
+    assert_eq!(s, 400, "{e}");
+    let (s, e) = g.post(&admin, &hooks, json!({"url": url, "events": ["all"]})).await;
+    assert_eq!(s, 400, "{e}");
+
+    // The administrator revokes the vendor's consent, then grants it again.
+    let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{VENDOR}'")).await;
+    let vendor_sp = sps["value"][0]["id"].as_str().unwrap().to_string();
+    let (_, grants) = g.get(&admin, &format!("/v1.0/oauth2PermissionGrants?$filter=clientId eq '{vendor_sp}'")).await;
+    let grant = grants["value"][0].clone();
+    assert_eq!(
+        g.delete(&admin, &format!("/v1.0/oauth2PermissionGrants/{}", grant["id"].as_str().unwrap())).await.0,
+        204
+    );
+    let (revoked, event) = inbox.wait_for("consent.revoked", |v| v["type"] == "consent.revoked").await;
+    assert!(signed_with(&revoked, &secret), "{revoked:?}");
+    assert!(revoked.id.starts_with("msg_"));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((revoked.timestamp - now).abs() < 60, "a wall-clock timestamp");
+    assert_eq!(event["data"]["tenantId"], CONTOSO);
+    assert_eq!(event["data"]["appId"], VENDOR);
+    assert_eq!(event["data"]["permissionType"], "delegated");
+    assert_eq!(event["data"]["consentType"], "AllPrincipals");
+    assert!(event["data"]["scopes"].as_array().unwrap().iter().any(|s| s == "Calendars.Read"), "{event}");
+    let restore = json!({"clientId": vendor_sp, "consentType": "AllPrincipals", "resourceId": grant["resourceId"], "scope": grant["scope"]});
+    assert_eq!(g.post(&admin, "/v1.0/oauth2PermissionGrants", restore).await.0, 201);
+    let (granted, _) = inbox.wait_for("consent.granted", |v| v["type"] == "consent.granted").await;
+    assert!(signed_with(&granted, &secret));
+
+    // Rotation: the next delivery is signed with both secrets.
+    let (s, rotated) =
+        g.post(&admin, &format!("{hooks}/{}/accord.rotateSecret", hook["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(s, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, secret);
+    let disable = json!({"accountEnabled": false});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/servicePrincipals/{vendor_sp}"), disable).await.0, 204);
+    let (disabled, _) = inbox.wait_for("app.disabled", |v| v["type"] == "app.disabled").await;
+    assert_eq!(disabled.signatures.len(), 2, "{disabled:?}");
+    assert!(signed_with(&disabled, &secret) && signed_with(&disabled, &new_secret));
+    let mut forged = disabled.clone();
+    forged.body = forged.body.replace("app.disabled", "app.enabled");
+    assert!(!signed_with(&forged, &new_secret), "a changed body does not verify");
+
+    // A failing endpoint: retried, then given up; the log shows it all.
+    *inbox.failing.lock().unwrap() = true;
+    let enable = json!({"accountEnabled": true});
+    assert_eq!(g.patch(&admin, &format!("/v1.0/servicePrincipals/{vendor_sp}"), enable).await.0, 204);
+    let log_path = format!("{hooks}/{}/deliveries", hook["id"].as_str().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let failed = loop {
+        let (_, log) = g.get(&admin, &log_path).await;
+        let entry = log["value"].as_array().unwrap().iter().find(|d| d["eventType"] == "app.enabled").cloned();
+        if let Some(e) = entry.filter(|e| e["nextAttemptDateTime"].is_null() && e["attempts"].as_u64() >= Some(2)) {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the failing delivery was not retried and given up: {log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed["lastStatus"], 500);
+    assert!(failed["deliveredDateTime"].is_null());
+    let (_, log) = g.get(&admin, &log_path).await;
+    let delivered = log["value"].as_array().unwrap().iter().filter(|d| d["deliveredDateTime"].is_string()).count();
+    assert_eq!(delivered, 3, "revoked, granted, disabled: {log}");
+
+    // Removal.
+    assert_eq!(g.delete(&admin, &format!("{hooks}/{}", hook["id"].as_str().unwrap())).await.0, 204);
+    let (_, list) = g.get(&admin, &hooks).await;
+    assert_eq!(list["value"], json!([]));
+}
