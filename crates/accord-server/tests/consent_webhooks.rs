@@ -170,6 +170,18 @@ async fn consent_changes_are_pushed_signed_retried_and_logged() {
     let delivered = log["value"].as_array().unwrap().iter().filter(|d| d["deliveredDateTime"].is_string()).count();
     assert_eq!(delivered, 3, "revoked, granted, disabled: {log}");
 
+    // The admin center shows the log on the app registration's "Consent webhooks" tab.
+    let browser = g.server.client();
+    let portal = g.server.url("/portal/signin?return_to=/admin");
+    let signed_in = support::sign_in(&browser, &g.server, &portal, "admin@contoso.test", "admin-password-1").await;
+    assert_eq!(signed_in.as_deref(), Ok("/admin"));
+    let page = browser.get(g.server.url(&format!("/admin/app-registrations/{VENDOR}/webhooks"))).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&url.replace('/', "&#x2f;")), "the URL, escaped: {page}");
+    assert!(page.contains(r#"data-event="consent.revoked" data-outcome="delivered""#), "{page}");
+    assert!(page.contains(r#"data-event="app.enabled" data-outcome="given up""#), "{page}");
+
     // Removal.
     assert_eq!(g.delete(&admin, &format!("{hooks}/{}", hook["id"].as_str().unwrap())).await.0, 204);
     let (_, list) = g.get(&admin, &hooks).await;

@@ -118,6 +118,7 @@ pub fn routes() -> Router<SharedState> {
             get(reg::remove_permission).post(reg::remove_permission_post),
         )
         .route("/admin/app-registrations/{app}/expose-api", get(reg::expose_api))
+        .route("/admin/app-registrations/{app}/webhooks", get(reg::webhooks))
         .route(
             "/admin/app-registrations/{app}/token-configuration",
             get(reg::token_configuration).post(reg::token_configuration_post),

@@ -30,6 +30,7 @@ mod exposed_api;
 mod federated_credentials;
 mod secrets;
 mod token_configuration;
+mod webhooks;
 
 pub use api_permissions::*;
 pub use app_roles::*;
@@ -37,6 +38,7 @@ pub use exposed_api::*;
 pub use federated_credentials::*;
 pub use secrets::*;
 pub use token_configuration::*;
+pub use webhooks::*;
 
 fn audience_label(a: SignInAudience) -> &'static str {
     match a {
@@ -172,6 +174,7 @@ const API: (&str, &str, &str) = ("api", "API permissions", "/api-permissions");
 const EXPOSE: (&str, &str, &str) = ("expose", "Expose an API", "/expose-api");
 const ROLES: (&str, &str, &str) = ("roles", "App roles", "/app-roles");
 const TOKENS: (&str, &str, &str) = ("tokens", "Token configuration", "/token-configuration");
+const WEBHOOKS: (&str, &str, &str) = ("webhooks", "Consent webhooks", "/webhooks");
 
 async fn tab_page(
     state: &AppState,
