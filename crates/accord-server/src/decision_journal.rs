@@ -59,8 +59,22 @@ pub struct Subject<'a> {
     pub asked: String,
 }
 
-/// Records a fault test mode injected (`kind: "fault"`): the rule's id and what it did.
-pub fn record_fault(rule: &str, endpoint: &str, what: &str) {
+/// A fault test mode injected, for the journal.
+pub struct Fault<'a> {
+    /// The rule's id.
+    pub rule: &'a str,
+    /// `METHOD path`.
+    pub request: String,
+    /// What the rule did, in words.
+    pub what: String,
+    pub tenant: Option<String>,
+    pub app: Option<String>,
+    pub user: Option<String>,
+    pub aadsts: Option<u32>,
+}
+
+/// Records a fault test mode injected (`kind: "fault"`).
+pub fn record_fault(f: Fault<'_>) {
     if !enabled() {
         return;
     }
@@ -68,14 +82,14 @@ pub fn record_fault(rule: &str, endpoint: &str, what: &str) {
         seq: 0,
         at: rfc3339(accord_core::clock::now()),
         kind: "fault",
-        tenant_id: String::new(),
-        client_app_id: String::new(),
-        user: None,
-        asked: endpoint.to_string(),
+        tenant_id: f.tenant.unwrap_or_default(),
+        client_app_id: f.app.unwrap_or_default(),
+        user: f.user,
+        asked: f.request,
         decision: "injected",
-        rule: rule.to_string(),
-        rule_text: what.to_string(),
-        aadsts: None,
+        rule: f.rule.to_string(),
+        rule_text: f.what,
+        aadsts: f.aadsts,
         message: None,
     });
 }

@@ -274,6 +274,12 @@ async fn fault_rules_fail_the_requests_they_match() {
     let faults: Vec<&Value> = journal["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "fault").collect();
     assert_eq!(faults.len(), 4, "{journal}");
     assert_eq!(faults[0]["rule"], rules[0]["id"]);
+    assert_eq!(
+        (faults[0]["aadsts"].as_u64(), faults[0]["clientAppId"].as_str()),
+        (Some(65001), Some(WRITE_APP)),
+        "{journal}"
+    );
+    assert_eq!(faults[0]["user"], "alice@contoso.test");
     let metrics = g.c.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("accord_faults_injected_total{action=\"aadsts\"}"), "{metrics}");
 

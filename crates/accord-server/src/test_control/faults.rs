@@ -285,7 +285,15 @@ pub async fn inject(req: Request, next: Next) -> Response {
         "status"
     };
     metrics::counter!("accord_faults_injected_total", "action" => label).increment(1);
-    crate::decision_journal::record_fault(&rule, &format!("{} {path}", facts.method), &describe(&action));
+    crate::decision_journal::record_fault(crate::decision_journal::Fault {
+        rule: &rule,
+        request: format!("{} {path}", facts.method),
+        what: describe(&action),
+        tenant: facts.tenants.last().cloned(),
+        app: facts.app.clone(),
+        user: facts.user.first().cloned(),
+        aadsts: action.aadsts,
+    });
     tracing::warn!(rule, endpoint, path, action = label, "test mode: fault injected");
     if let Some(ms) = action.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
