@@ -610,6 +610,17 @@ pub struct DelegatedGrant {
     /// Scope values, in the order granted, no duplicates.
     pub scopes: Vec<String>,
     pub created_at: OffsetDateTime,
+    /// A time-bound grant ends here (an Accord extension): from then on it grants nothing, and
+    /// the next sweep deletes it as a revocation would.
+    #[serde(default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl DelegatedGrant {
+    /// Whether the grant still grants at `now`.
+    pub fn in_force(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -642,6 +653,16 @@ pub struct AppRoleAssignment {
     /// `DEFAULT_ACCESS_ROLE_ID` for default access.
     pub app_role_id: Uuid,
     pub created_at: OffsetDateTime,
+    /// A time-bound assignment or application permission ends here (an Accord extension).
+    #[serde(default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl AppRoleAssignment {
+    /// Whether the assignment still holds at `now`.
+    pub fn in_force(&self, now: OffsetDateTime) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
 }
 
 /// An Office 365 calendar event.

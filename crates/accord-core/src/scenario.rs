@@ -646,6 +646,8 @@ pub struct GrantSpec {
     pub consent_for: GrantFor,
     /// App roles granted to the app itself (only with `for = "all"`).
     pub application: Vec<String>,
+    /// The file's `expires`: a time-bound grant ends then (an Accord extension).
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// A user or group assigned to an enterprise app (`[[tenant.assignment]]`).

@@ -187,3 +187,74 @@ async fn consent_changes_are_pushed_signed_retried_and_logged() {
     let (_, list) = g.get(&admin, &hooks).await;
     assert_eq!(list["value"], json!([]));
 }
+
+/// Time-bound consent (an Accord extension): a grant made "for an hour" through Graph grants
+/// until then; two hours later on Accord's clock (test mode) it has ended as a revocation
+/// would — the user's next token request needs consent again, the grant is gone, and the
+/// vendor's consent webhook says `consent.revoked`.
+#[tokio::test]
+async fn time_bound_grants_end_as_a_revocation() {
+    let dir = std::env::temp_dir().join(format!("accord-expiring-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
+    let server = TestServer::launch_with_env(dir, &world, &["--allow-http-notification-urls", "--test-mode"], &[]);
+    let g = GraphApi { c: server.client(), server };
+    let inbox = Inbox::default();
+    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let admin = g.app_token(CONTOSO, ADMIN).await;
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
+    let object = apps["value"][0]["id"].as_str().unwrap().to_string();
+    let (s, _) =
+        g.post(&admin, &format!("/v1.0/applications/{object}/accord.consentWebhooks"), json!({"url": url})).await;
+    assert_eq!(s, 201);
+
+    // The organisation's grant is replaced by one for an hour.
+    let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{VENDOR}'")).await;
+    let vendor_sp = sps["value"][0]["id"].as_str().unwrap().to_string();
+    let (_, grants) = g.get(&admin, &format!("/v1.0/oauth2PermissionGrants?$filter=clientId eq '{vendor_sp}'")).await;
+    let old = grants["value"][0].clone();
+    assert_eq!(g.delete(&admin, &format!("/v1.0/oauth2PermissionGrants/{}", old["id"].as_str().unwrap())).await.0, 204);
+    let in_an_hour = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut grant = json!({"clientId": vendor_sp, "consentType": "AllPrincipals", "resourceId": old["resourceId"],
+                           "scope": old["scope"], "accord.expiresDateTime": in_an_hour});
+    let (s, made) = g.post(&admin, "/v1.0/oauth2PermissionGrants", grant.clone()).await;
+    assert_eq!(s, 201, "{made}");
+    assert!(made["accord.expiresDateTime"].is_string(), "{made}");
+    let id = made["id"].as_str().unwrap().to_string();
+    grant["accord.expiresDateTime"] = json!("2020-01-01T00:00:00Z");
+    let (s, e) = g.post(&admin, "/v1.0/oauth2PermissionGrants", grant).await;
+    assert_eq!(s, 400, "an end in the past: {e}");
+
+    let ropc = || {
+        let form = [
+            ("grant_type", "password"),
+            ("client_id", VENDOR),
+            ("username", "alice@contoso.test"),
+            ("password", "alice-password-1"),
+            ("scope", "https://graph.microsoft.com/Calendars.Read"),
+        ];
+        let g = &g;
+        async move { g.try_token(CONTOSO, &form).await }
+    };
+    assert_eq!(ropc().await.0, 200, "in force for now");
+
+    let res = g.c.post(g.url("/_accord/test/clock/advance")).json(&json!({"hours": 2})).send().await.unwrap();
+    let moved: Value = res.json().await.unwrap();
+    assert_eq!(moved["ran"]["grantsExpired"], 1, "{moved}");
+    let (s, body) = ropc().await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (400, Some(65001)), "consent is needed again: {body}");
+    let admin = g.app_token(CONTOSO, ADMIN).await;
+    assert_eq!(g.get(&admin, &format!("/v1.0/oauth2PermissionGrants/{id}")).await.0, 404, "the grant is gone");
+    let (_, event) = inbox
+        .wait_for("the expiry's consent.revoked", |v| {
+            v["type"] == "consent.revoked" && v["data"]["grantId"] == id.as_str()
+        })
+        .await;
+    assert_eq!(event["data"]["appId"], VENDOR);
+}

@@ -222,6 +222,14 @@ pub trait Store: Send + Sync + 'static {
         principal_id: Uuid,
     ) -> StoreResult<Vec<AppRoleAssignment>>;
 
+    /// Time-bound grants and assignments whose end is at or before `now`, across tenants (the
+    /// expiry sweep); at most `limit` of each.
+    async fn expired_grants(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<(Vec<DelegatedGrant>, Vec<AppRoleAssignment>)>;
+
     // --- calendars ---
     async fn event(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<CalendarEvent>>;
     /// The owner's events overlapping `[from, to)` when given, ordered by start.

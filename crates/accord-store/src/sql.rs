@@ -486,6 +486,14 @@ impl Store for SqlStore {
         self.list_events_of(tenant_id, owner_id, from, to).await
     }
 
+    async fn expired_grants(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<(Vec<DelegatedGrant>, Vec<AppRoleAssignment>)> {
+        self.list_expired_grants(now, limit).await
+    }
+
     async fn calendar_watermark(&self, tenant_id: TenantId, owner_id: UserId) -> StoreResult<i64> {
         self.read_calendar_watermark(tenant_id, owner_id).await
     }

@@ -144,6 +144,7 @@ conformance! {
         subscriptions_and_their_outbox,
         wiping_the_world_keeps_the_signing_keys,
         consent_changes_are_journalled_for_webhooks,
+        time_bound_grants_are_found_when_they_end,
         tenant_isolation,
         domain_conflict_rolls_back,
         upn_conflict_rolls_back,
@@ -306,6 +307,7 @@ mod fixtures {
             principal_id: principal,
             scopes: vec!["User.Read".into(), "openid".into(), "offline_access".into()],
             created_at: t0(),
+            expires_at: None,
         }
     }
 
@@ -323,6 +325,7 @@ mod fixtures {
             resource_sp_id: resource,
             app_role_id: fresh(),
             created_at: t0(),
+            expires_at: None,
         }
     }
 
@@ -1493,6 +1496,39 @@ mod cases {
         assert!(s.webhook_deliveries(hook.id, 100).await.unwrap().iter().any(|d| d == &done));
         s.apply(&[Change::DeleteConsentWebhook { app_id: client.app_id, webhook_id: hook.id }]).await.unwrap();
         assert!(s.webhook_deliveries(hook.id, 100).await.unwrap().is_empty(), "the log goes with it");
+    }
+
+    /// Time-bound grants and assignments keep their end, and the sweep finds them at it.
+    pub async fn time_bound_grants_are_found_when_they_end(s: &dyn Store) {
+        let (t, alice) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let client = application(t.id, "Client", None);
+        let resource = application(t.id, "Resource", Some("api://resource"));
+        let (client_sp, resource_sp) = (service_principal(t.id, &client), service_principal(t.id, &resource));
+        let g = DelegatedGrant { expires_at: Some(at(60)), ..grant(t.id, client_sp.id, resource_sp.id, None) };
+        let forever = grant(t.id, client_sp.id, resource_sp.id, Some(alice.id));
+        let a = AppRoleAssignment {
+            expires_at: Some(at(90)),
+            ..assignment(t.id, alice.id, PrincipalType::User, client_sp.id)
+        };
+        s.apply(&[
+            Change::PutApplication(client.clone()),
+            Change::PutApplication(resource.clone()),
+            Change::PutServicePrincipal(client_sp.clone()),
+            Change::PutServicePrincipal(resource_sp.clone()),
+            Change::PutDelegatedGrant(g.clone()),
+            Change::PutDelegatedGrant(forever.clone()),
+            Change::PutAppRoleAssignment(a.clone()),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(s.delegated_grant(t.id, g.id).await.unwrap(), Some(g.clone()), "the end is kept");
+        assert!(g.in_force(at(59)) && !g.in_force(at(60)));
+        let (grants, assignments) = s.expired_grants(at(59), 10).await.unwrap();
+        assert!(grants.is_empty() && assignments.is_empty());
+        let (grants, assignments) = s.expired_grants(at(60), 10).await.unwrap();
+        assert_eq!((grants, assignments.len()), (vec![g.clone()], 0));
+        let (grants, assignments) = s.expired_grants(at(100), 10).await.unwrap();
+        assert_eq!((grants.len(), assignments), (1, vec![a.clone()]), "grants without an end never come");
     }
 
     pub async fn tenant_isolation(s: &dyn Store) {

@@ -245,6 +245,7 @@ impl World {
             principal_id: principal,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             created_at: epoch(),
+            expires_at: None,
         });
     }
 
@@ -257,6 +258,7 @@ impl World {
             resource_sp_id: CLIENT_SP,
             app_role_id,
             created_at: epoch(),
+            expires_at: None,
         });
     }
 
@@ -1143,6 +1145,7 @@ fn admin_consent_notes_what_is_already_granted() {
         resource_sp_id: API_SP,
         app_role_id: Uuid::from_u128(0xa3),
         created_at: epoch(),
+        expires_at: None,
     });
     let out = w.admin("", true);
     let t = rule_text(&out, "consent.grants");
@@ -1541,6 +1544,7 @@ fn app_role_grant(resource_sp: ServicePrincipalId, role: Uuid) -> AppRoleAssignm
         resource_sp_id: resource_sp,
         app_role_id: role,
         created_at: epoch(),
+        expires_at: None,
     }
 }
 

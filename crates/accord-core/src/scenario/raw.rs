@@ -209,6 +209,8 @@ pub(super) struct RawGrant {
     pub for_: Option<S<String>>,
     #[serde(default)]
     pub application: Vec<S<String>>,
+    /// A time-bound grant's end (an instant or a relative time).
+    pub expires: Option<S<RawDateTime>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -271,6 +271,7 @@ fn spec_example_parses() {
             delegated: vec!["User.Read".into(), "Calendars.Read".into()],
             consent_for: GrantFor::All,
             application: vec![],
+            expires_at: None,
         }]
     );
     assert_eq!(
@@ -2111,4 +2112,22 @@ fn throttling_limits_are_read_and_unknown_keys_refused() {
     assert!(e.contains("requests_per_second"), "{e}");
     let text = format!("{}\n[throttling]\nmailbox_concurrent = -1\n", base("", ""));
     assert!(parse_at(&text).is_err(), "a negative limit");
+}
+
+#[test]
+fn grants_may_end_at_an_instant_or_a_relative_time() {
+    let grant = |expires: &str| {
+        base(
+            "",
+            &format!(
+                "[[tenant.grant]]\napp = \"11111111-1111-4111-8111-111111111111\"\ndelegated = [\"User.Read\"]\nexpires = \"{expires}\""
+            ),
+        )
+    };
+    let s = parse_at(&grant("2027-03-01T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tenants[0].grants[0].expires_at, Some(datetime!(2027-03-01 00:00 UTC)));
+    let s = parse_at(&grant("today+90d 00:00")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tenants[0].grants[0].expires_at, Some(datetime!(2027-03-03 00:00 UTC)), "90 days after the load");
+    let e = parse_at(&grant("soon")).unwrap_err().to_string();
+    assert!(e.contains("tenant.grant.expires"), "{e}");
 }

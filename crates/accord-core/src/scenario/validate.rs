@@ -433,7 +433,7 @@ fn tenant_references(
         app.required = required(cx, refs, raw.get_ref());
     }
     spec.enterprise_apps = enterprise_apps(cx, refs, t);
-    spec.grants = grants(cx, refs, t);
+    spec.grants = grants(cx, refs, t, loaded_at, zone);
     let mut seen = HashMap::new();
     spec.classifications = t
         .classification
@@ -568,7 +568,7 @@ fn enterprise_apps(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<Enterpri
     out
 }
 
-fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<GrantSpec> {
+fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant, loaded_at: OffsetDateTime, zone: &NamedZone) -> Vec<GrantSpec> {
     let ix = refs.own();
     let mut out = Vec::new();
     let mut seen_grant: HashMap<(AppId, ResourceRef, GrantFor), usize> = HashMap::new();
@@ -605,6 +605,11 @@ fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<GrantSpec> {
             Some(r) => permissions(cx, refs.graph, refs.apps, r, &g.delegated, &g.application, "tenant.grant"),
             None => (Vec::new(), Vec::new()),
         };
+        let expires_at = g
+            .expires
+            .as_ref()
+            .and_then(|v| date_time(cx, v, "tenant.grant.expires", loaded_at, zone))
+            .map(|w| w.instant());
         let (Some(app), Some(resource), Some(consent_for)) = (app, res, consent_for) else {
             continue;
         };
@@ -622,7 +627,7 @@ fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<GrantSpec> {
         } else {
             seen_grant.insert(dup_key, cx.line(span));
         }
-        out.push(GrantSpec { app, resource, delegated, consent_for, application });
+        out.push(GrantSpec { app, resource, delegated, consent_for, application, expires_at });
     }
     out
 }

@@ -7,7 +7,7 @@ use super::request::{actor, json_object, json_response, require, tenant, GraphPa
 
 use super::directory::object_id;
 use super::errors::GraphError;
-use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::odata::{self, Prop, PropType, QueryOptions, ResourceSpec};
 use accord_core::microsoft_graph::permissions::{
     GRANT_READ as READ_DELEGATED, GRANT_READ_APP as READ_APP, GRANT_WRITE as WRITE,
 };
@@ -52,6 +52,7 @@ fn grant_json(g: &DelegatedGrant) -> Value {
         "principalId": g.principal_id,
         "resourceId": g.resource_sp_id,
         "scope": g.scopes.join(" "),
+        "accord.expiresDateTime": g.expires_at.map(odata::format_utc),
     })
 }
 
@@ -133,8 +134,17 @@ fn scope_field(m: &Map<String, Value>) -> Result<String, GraphError> {
     }
 }
 
-const FIELDS: &[&str] =
-    &["clientId", "consentType", "principalId", "resourceId", "scope", "id", "startTime", "expiryTime"];
+const FIELDS: &[&str] = &[
+    "clientId",
+    "consentType",
+    "principalId",
+    "resourceId",
+    "scope",
+    "id",
+    "startTime",
+    "expiryTime",
+    "accord.expiresDateTime",
+];
 
 /// `POST /v1.0/oauth2PermissionGrants`: 201 with the grant.
 pub async fn create(
@@ -170,11 +180,24 @@ pub async fn create(
         _ => {}
     }
     let scope = scope_field(&m)?;
+    // Time-bound consent, an Accord extension (Graph ignores `expiryTime`, and so does Accord).
+    let expires_at = match m.get("accord.expiresDateTime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(odata::parse_datetime(s).ok_or_else(|| {
+            field_error(format!("Property 'accord.expiresDateTime' value '{s}' is not an ISO 8601 date-time."))
+        })?),
+        Some(_) => return Err(field_error("Property 'accord.expiresDateTime' must be a string.".into())),
+    };
     let tenant = tenant(&state, &caller).await?;
     let actor = actor(&state, &caller, &tenant).await?;
-    let grant =
-        administration::create_grant(state.store.as_ref(), &actor, &tenant, client, resource, principal, &scope)
-            .await?;
+    let new = administration::NewGrant {
+        client_sp_id: client,
+        resource_sp_id: resource,
+        principal_id: principal,
+        scopes: &scope,
+        expires_at,
+    };
+    let grant = administration::create_grant(state.store.as_ref(), &actor, &tenant, new).await?;
     Ok(json_response(StatusCode::CREATED, entity(&state, &grant, None), None))
 }
 

@@ -492,7 +492,7 @@ async fn on_behalf_of(state: &AppState, path: &TenantPath, client: &Client, p: &
         .get("iat")
         .and_then(Value::as_i64)
         .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-        .unwrap_or_else(OffsetDateTime::now_utc);
+        .unwrap_or_else(accord_core::clock::now);
     let refresh = Refresh::Start { family_id: Uuid::new_v4(), scope: scope.to_string(), spa: false };
     user_token_response(state, client, &tenant, &user, &decision, None, auth_time, refresh).await
 }

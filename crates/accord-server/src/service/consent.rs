@@ -63,10 +63,14 @@ pub async fn app_only_access(
 ) -> Result<AppOnlyAccess, ServiceError> {
     let resource = resolve_resource(store, tenant.id, resource_name).await?;
     let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
-    let grants = match &client_sp {
+    let now = accord_core::clock::now();
+    let grants: Vec<_> = match &client_sp {
         Some(sp) => store.app_role_assignments_of(tenant.id, sp.id.into()).await?,
         None => Vec::new(),
-    };
+    }
+    .into_iter()
+    .filter(|a| a.in_force(now))
+    .collect();
     let outcome = consent_engine::decide_app_only(&consent_engine::AppOnlySnapshot {
         tenant,
         client,
@@ -120,7 +124,8 @@ impl ConsentWorld {
         let roles = store.user_roles(tenant.id, user.id).await?;
         let groups =
             user_groups(store, tenant.id, user.id, client_sp.as_ref().is_some_and(|sp| sp.assignment_required)).await?;
-        let (assignments_to_client, delegated_grants, app_role_grants) = match &client_sp {
+        let now = accord_core::clock::now();
+        let (mut assignments_to_client, mut delegated_grants, mut app_role_grants) = match &client_sp {
             Some(sp) => (
                 store.app_role_assignments_to(tenant.id, sp.id).await?,
                 store.delegated_grants_of_client(tenant.id, sp.id).await?,
@@ -128,6 +133,11 @@ impl ConsentWorld {
             ),
             None => (Vec::new(), Vec::new(), Vec::new()),
         };
+        // A time-bound grant or assignment past its end grants nothing, even before the sweep
+        // deletes it.
+        assignments_to_client.retain(|a| a.in_force(now));
+        delegated_grants.retain(|g| g.in_force(now));
+        app_role_grants.retain(|a| a.in_force(now));
         let pending_request = store
             .consent_requests(tenant.id, Some(client.app_id))
             .await?
@@ -523,6 +533,7 @@ pub async fn grant(
                 principal_id,
                 scopes: Vec::new(),
                 created_at: now,
+                expires_at: None,
             });
         for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
             let sp = if p.resource_sp_id.is_not_yet_created() { client_sp.id } else { p.resource_sp_id };
@@ -545,6 +556,7 @@ pub async fn grant(
                 resource_sp_id: p.resource_sp_id,
                 app_role_id: p.id,
                 created_at: now,
+                expires_at: None,
             }));
         }
     }

@@ -178,8 +178,9 @@ async fn granted_in(
 ) -> Result<Found, ServiceError> {
     let mut found = Found { all_users: Vec::new(), per_user: Vec::new(), roles: Vec::new() };
     let (Some(client_sp), Some(resource_sp)) = (client_sp, resource_sp) else { return Ok(found) };
+    let now = accord_core::clock::now();
     for g in store.delegated_grants_of_client(tenant_id, client_sp.id).await? {
-        if g.resource_sp_id != resource_sp.id {
+        if g.resource_sp_id != resource_sp.id || !g.in_force(now) {
             continue;
         }
         match g.consent_type {
@@ -188,7 +189,7 @@ async fn granted_in(
         }
     }
     for a in store.app_role_assignments_of(tenant_id, client_sp.id.into()).await? {
-        if a.resource_sp_id != resource_sp.id {
+        if a.resource_sp_id != resource_sp.id || !a.in_force(now) {
             continue;
         }
         if let Some(role) = resource_app.and_then(|app| app.app_roles.iter().find(|r| r.id == a.app_role_id)) {

@@ -322,7 +322,7 @@ impl<'a> Planner<'a> {
                 None => DEFAULT_ACCESS_ROLE_ID,
             };
             let principal_type = if kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
-            self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id).await?;
+            self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id, None).await?;
             self.summary.assignments += 1;
         }
         self.events(tenant_id, &spec.display_name, &spec.events, &users).await
@@ -573,7 +573,8 @@ impl<'a> Planner<'a> {
                 consent_type,
                 principal_id,
                 scopes: g.delegated.clone(),
-                created_at: found.map(|x| x.created_at).unwrap_or_else(OffsetDateTime::now_utc),
+                created_at: found.map(|x| x.created_at).unwrap_or_else(accord_core::clock::now),
+                expires_at: g.expires_at,
             }));
             self.summary.grants += 1;
         }
@@ -587,6 +588,7 @@ impl<'a> Planner<'a> {
                 PrincipalType::ServicePrincipal,
                 resource_sp.id,
                 role.id,
+                g.expires_at,
             )
             .await?;
             self.summary.grants += 1;
@@ -638,6 +640,7 @@ impl<'a> Planner<'a> {
         principal_type: PrincipalType,
         resource_sp_id: ServicePrincipalId,
         app_role_id: Uuid,
+        expires_at: Option<OffsetDateTime>,
     ) -> anyhow::Result<()> {
         let existing = self.store.app_role_assignments_of(tenant_id, principal_id).await?;
         if existing.iter().any(|a| a.resource_sp_id == resource_sp_id && a.app_role_id == app_role_id) {
@@ -651,6 +654,7 @@ impl<'a> Planner<'a> {
             resource_sp_id,
             app_role_id,
             created_at: accord_core::clock::now(),
+            expires_at,
         }));
         Ok(())
     }

@@ -123,6 +123,7 @@ impl SqlStore {
             "grantId": g.id, "permissionType": "delegated",
             "consentType": match g.consent_type { ConsentType::AllPrincipals => "AllPrincipals", ConsentType::Principal => "Principal" },
             "principalId": g.principal_id, "resourceId": g.resource_sp_id, "scopes": g.scopes, "previousScopes": before,
+            "expiresDateTime": g.expires_at.map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
         });
         self.journal_consent(c, g.tenant_id, &app, kind, data).await
     }

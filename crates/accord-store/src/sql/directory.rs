@@ -145,7 +145,7 @@ fn service_principal_from(c: &Cols<'_>) -> StoreResult<ServicePrincipal> {
 }
 
 const GRANT_COLUMNS: &str =
-    "tenant_id, id, client_sp_id, resource_sp_id, consent_type, principal_id, scopes, created_at";
+    "tenant_id, id, client_sp_id, resource_sp_id, consent_type, principal_id, scopes, created_at, expires_at";
 
 fn grant_from(c: &Cols<'_>) -> StoreResult<DelegatedGrant> {
     Ok(DelegatedGrant {
@@ -157,10 +157,12 @@ fn grant_from(c: &Cols<'_>) -> StoreResult<DelegatedGrant> {
         principal_id: c.opt_uuid("principal_id")?,
         scopes: c.json("scopes")?,
         created_at: c.time("created_at")?,
+        expires_at: c.opt_time("expires_at")?,
     })
 }
 
-const ASSIGNMENT_COLUMNS: &str = "tenant_id, id, principal_id, principal_type, resource_sp_id, app_role_id, created_at";
+const ASSIGNMENT_COLUMNS: &str =
+    "tenant_id, id, principal_id, principal_type, resource_sp_id, app_role_id, created_at, expires_at";
 
 fn assignment_from(c: &Cols<'_>) -> StoreResult<AppRoleAssignment> {
     Ok(AppRoleAssignment {
@@ -171,6 +173,7 @@ fn assignment_from(c: &Cols<'_>) -> StoreResult<AppRoleAssignment> {
         resource_sp_id: c.uuid("resource_sp_id")?,
         app_role_id: c.uuid("app_role_id")?,
         created_at: c.time("created_at")?,
+        expires_at: c.opt_time("expires_at")?,
     })
 }
 
@@ -461,11 +464,11 @@ impl SqlStore {
                 self.journal_grant_put(c, g).await?;
                 let q = sqlx::query(
                     "INSERT INTO delegated_grants (tenant_id, id, client_sp_id, resource_sp_id, consent_type, \
-                     principal_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     principal_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (tenant_id, id) DO UPDATE SET client_sp_id = excluded.client_sp_id, \
                      resource_sp_id = excluded.resource_sp_id, consent_type = excluded.consent_type, \
                      principal_id = excluded.principal_id, scopes = excluded.scopes, \
-                     created_at = excluded.created_at",
+                     created_at = excluded.created_at, expires_at = excluded.expires_at",
                 )
                 .bind(id(g.tenant_id))
                 .bind(id(g.id))
@@ -474,7 +477,8 @@ impl SqlStore {
                 .bind(codec::consent_type_str(g.consent_type))
                 .bind(g.principal_id.map(id))
                 .bind(to_json(&g.scopes)?)
-                .bind(micros(g.created_at));
+                .bind(micros(g.created_at))
+                .bind(g.expires_at.map(micros));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteDelegatedGrant { tenant_id, grant_id } => {
@@ -488,10 +492,11 @@ impl SqlStore {
                 self.journal_assignment_put(c, a).await?;
                 let q = sqlx::query(
                     "INSERT INTO app_role_assignments (tenant_id, id, principal_id, principal_type, resource_sp_id, \
-                     app_role_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     app_role_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (tenant_id, id) DO UPDATE SET principal_id = excluded.principal_id, \
                      principal_type = excluded.principal_type, resource_sp_id = excluded.resource_sp_id, \
-                     app_role_id = excluded.app_role_id, created_at = excluded.created_at",
+                     app_role_id = excluded.app_role_id, created_at = excluded.created_at, \
+                     expires_at = excluded.expires_at",
                 )
                 .bind(id(a.tenant_id))
                 .bind(id(a.id))
@@ -499,7 +504,8 @@ impl SqlStore {
                 .bind(codec::principal_type_str(a.principal_type))
                 .bind(id(a.resource_sp_id))
                 .bind(id(a.app_role_id))
-                .bind(micros(a.created_at));
+                .bind(micros(a.created_at))
+                .bind(a.expires_at.map(micros));
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteAppRoleAssignment { tenant_id, assignment_id } => {
@@ -992,6 +998,25 @@ impl SqlStore {
              ORDER BY created_at, id"
         );
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)).bind(id(principal_id)), assignment_from).await
+    }
+
+    pub(super) async fn list_expired_grants(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<(Vec<DelegatedGrant>, Vec<AppRoleAssignment>)> {
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM delegated_grants WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2"
+        );
+        let grants = self.read_all(sqlx::query(&sql).bind(micros(now)).bind(i64::from(limit)), grant_from).await?;
+        let sql = format!(
+            "SELECT {ASSIGNMENT_COLUMNS} FROM app_role_assignments WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT $2"
+        );
+        let assignments =
+            self.read_all(sqlx::query(&sql).bind(micros(now)).bind(i64::from(limit)), assignment_from).await?;
+        Ok((grants, assignments))
     }
 
     // --- events ---

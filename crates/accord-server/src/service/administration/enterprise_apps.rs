@@ -87,6 +87,7 @@ pub async fn add_assignment(
         resource_sp_id: sp.id,
         app_role_id: role_id,
         created_at: accord_core::clock::now(),
+        expires_at: None,
     };
     let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
     apply(

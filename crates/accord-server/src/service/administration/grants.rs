@@ -53,17 +53,28 @@ pub async fn update_grant_scopes(
     Ok(grant)
 }
 
+/// What a new delegated grant gives: to which client, on which resource, for whom (`None`: the
+/// whole organisation), which scopes (space-separated), until when (`None`: no end).
+pub struct NewGrant<'a> {
+    pub client_sp_id: ServicePrincipalId,
+    pub resource_sp_id: ServicePrincipalId,
+    pub principal_id: Option<UserId>,
+    pub scopes: &'a str,
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
 /// Creates a delegated grant (Graph `POST /oauth2PermissionGrants`).
 pub async fn create_grant(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    client_sp_id: ServicePrincipalId,
-    resource_sp_id: ServicePrincipalId,
-    principal_id: Option<UserId>,
-    scopes: &str,
+    new: NewGrant<'_>,
 ) -> Result<DelegatedGrant, ServiceError> {
+    let NewGrant { client_sp_id, resource_sp_id, principal_id, scopes, expires_at } = new;
     authorize(actor, Operation::ManageGrants)?;
+    if expires_at.is_some_and(|t| t <= accord_core::clock::now()) {
+        return Err(invalid("accord.expiresDateTime", "the end of a time-bound grant must be in the future"));
+    }
     let client = service_principal(store, tenant, client_sp_id)
         .await
         .map_err(|_| invalid("clientId", "no service principal with this id"))?;
@@ -94,9 +105,12 @@ pub async fn create_grant(
         principal_id,
         scopes,
         created_at: accord_core::clock::now(),
+        expires_at,
     };
-    let detail =
-        json!({ "consentType": consent_type.as_str(), "principalId": principal_id, "scope": grant.scopes.join(" ") });
+    let detail = json!({
+        "consentType": consent_type.as_str(), "principalId": principal_id, "scope": grant.scopes.join(" "),
+        "expires": expires_at.map(|t| t.unix_timestamp()),
+    });
     apply(
         store,
         vec![

@@ -192,15 +192,25 @@ async fn assignments_permissions_and_audit_reads() {
     let rows: Vec<(&str, &str)> = list.iter().map(|a| (a.principal.display_name.as_str(), a.role.as_str())).collect();
     assert_eq!(rows, [("Alice", "Default Access"), ("Reviewers", "Insights.Admin")]);
     let graph = w.store.service_principal_by_app_id(CONTOSO, GRAPH_APP_ID).await.unwrap().unwrap();
-    create_grant(&w.store, &w.admin, &w.tenant, sp.id, graph.id, None, "User.Read").await.unwrap();
+    let org = NewGrant {
+        client_sp_id: sp.id,
+        resource_sp_id: graph.id,
+        principal_id: None,
+        scopes: "User.Read",
+        expires_at: None,
+    };
+    create_grant(&w.store, &w.admin, &w.tenant, org).await.unwrap();
     create_grant(
         &w.store,
         &w.admin,
         &w.tenant,
-        sp.id,
-        graph.id,
-        Some(World::user(&w.alice).id),
-        "openid Calendars.Read",
+        NewGrant {
+            client_sp_id: sp.id,
+            resource_sp_id: graph.id,
+            principal_id: Some(World::user(&w.alice).id),
+            scopes: "openid Calendars.Read",
+            expires_at: None,
+        },
     )
     .await
     .unwrap();
