@@ -659,6 +659,8 @@ pub struct AssignmentSpec {
     pub principal: PrincipalRef,
     /// An app role value (a role allowing `User`); `None` (the file's `""`) = default access.
     pub role: Option<String>,
+    /// The file's `expires`: a time-bound assignment ends then (an Accord extension).
+    pub expires_at: Option<OffsetDateTime>,
 }
 
 /// A tenant's delegated permission classifications for one resource (`[[tenant.classification]]`,

@@ -19,6 +19,7 @@ use support::TestServer;
 
 const CONTOSO: &str = "eeeeeeee-5000-4000-8000-000000000001";
 const VENDOR: &str = "ffffffff-5000-4000-8000-000000000001";
+const ALICE: &str = "eeeeeeee-5000-4000-8000-0000000000a1";
 const ADMIN: (&str, &str) = ("ffffffff-5000-4000-8000-000000000004", "admin-daemon-secret-1");
 
 #[derive(Clone, Debug)]
@@ -243,10 +244,16 @@ async fn time_bound_grants_end_as_a_revocation() {
         async move { g.try_token(CONTOSO, &form).await }
     };
     assert_eq!(ropc().await.0, 200, "in force for now");
+    // Alice is assigned to the app for an hour too.
+    let assign = json!({"principalId": ALICE, "resourceId": vendor_sp, "appRoleId": "00000000-0000-0000-0000-000000000000",
+                        "accord.expiresDateTime": in_an_hour});
+    let (s, assigned) = g.post(&admin, &format!("/v1.0/servicePrincipals/{vendor_sp}/appRoleAssignedTo"), assign).await;
+    assert_eq!(s, 201, "{assigned}");
+    assert!(assigned["accord.expiresDateTime"].is_string(), "{assigned}");
 
     let res = g.c.post(g.url("/_accord/test/clock/advance")).json(&json!({"hours": 2})).send().await.unwrap();
     let moved: Value = res.json().await.unwrap();
-    assert_eq!(moved["ran"]["grantsExpired"], 1, "{moved}");
+    assert_eq!(moved["ran"]["grantsExpired"], 2, "the grant and the assignment: {moved}");
     let (s, body) = ropc().await;
     assert_eq!((s, body["error_codes"][0].as_u64()), (400, Some(65001)), "consent is needed again: {body}");
     let admin = g.app_token(CONTOSO, ADMIN).await;
@@ -257,4 +264,7 @@ async fn time_bound_grants_end_as_a_revocation() {
         })
         .await;
     assert_eq!(event["data"]["appId"], VENDOR);
+    inbox
+        .wait_for("the assignment's end", |v| v["type"] == "assignment.removed" && v["data"]["principalId"] == ALICE)
+        .await;
 }

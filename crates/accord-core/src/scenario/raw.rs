@@ -219,6 +219,8 @@ pub(super) struct RawAssignment {
     pub app: S<String>,
     pub principal: S<String>,
     pub role: Option<S<String>>,
+    /// A time-bound assignment's end (an instant or a relative time).
+    pub expires: Option<S<RawDateTime>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -276,7 +276,12 @@ fn spec_example_parses() {
     );
     assert_eq!(
         t.assignments,
-        vec![AssignmentSpec { app: app.app_id, principal: PrincipalRef::Group("Sales".into()), role: None }]
+        vec![AssignmentSpec {
+            app: app.app_id,
+            principal: PrincipalRef::Group("Sales".into()),
+            role: None,
+            expires_at: None
+        }]
     );
     assert_eq!(
         t.events,
@@ -2130,4 +2135,10 @@ fn grants_may_end_at_an_instant_or_a_relative_time() {
     assert_eq!(s.tenants[0].grants[0].expires_at, Some(datetime!(2027-03-03 00:00 UTC)), "90 days after the load");
     let e = parse_at(&grant("soon")).unwrap_err().to_string();
     assert!(e.contains("tenant.grant.expires"), "{e}");
+    let assigned = base(
+        "",
+        "[[tenant.assignment]]\napp = \"11111111-1111-4111-8111-111111111111\"\nprincipal = \"admin@contoso.test\"\nexpires = \"2027-06-01T00:00:00Z\"",
+    );
+    let s = parse_at(&assigned).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.tenants[0].assignments[0].expires_at, Some(datetime!(2027-06-01 00:00 UTC)));
 }

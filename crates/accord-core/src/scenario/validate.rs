@@ -442,7 +442,7 @@ fn tenant_references(
             classification(cx, refs.graph, refs.apps, refs.indexes, refs.tenant, c.span(), c.get_ref(), &mut seen)
         })
         .collect();
-    spec.assignments = assignments(cx, refs, t);
+    spec.assignments = assignments(cx, refs, t, loaded_at, zone);
     spec.events = events(cx, refs.own(), t, loaded_at, zone);
 }
 
@@ -632,7 +632,13 @@ fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant, loaded_at: OffsetDateTim
     out
 }
 
-fn assignments(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<AssignmentSpec> {
+fn assignments(
+    cx: &mut Ctx,
+    refs: &Refs<'_>,
+    t: &RawTenant,
+    loaded_at: OffsetDateTime,
+    zone: &NamedZone,
+) -> Vec<AssignmentSpec> {
     let mut out = Vec::new();
     let mut seen_assignment: HashMap<(AppId, PrincipalRef, Option<String>), usize> = HashMap::new();
     for a in &t.assignment {
@@ -678,7 +684,12 @@ fn assignments(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant) -> Vec<AssignmentSp
         } else {
             seen_assignment.insert(dup_key, cx.line(a.principal.span()));
         }
-        out.push(AssignmentSpec { app, principal, role });
+        let expires_at = a
+            .expires
+            .as_ref()
+            .and_then(|v| date_time(cx, v, "tenant.assignment.expires", loaded_at, zone))
+            .map(|w| w.instant());
+        out.push(AssignmentSpec { app, principal, role, expires_at });
     }
     out
 }

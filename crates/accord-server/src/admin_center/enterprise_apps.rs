@@ -297,7 +297,8 @@ pub async fn add_assignment_post(
                 Uuid::parse_str(r).map_err(|_| Aadsts::invalid_parameter("role", "choose one of the app's roles"))?,
             ),
         };
-        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role).await?;
+        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role, None)
+            .await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "assigned"))
     })
     .await

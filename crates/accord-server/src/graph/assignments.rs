@@ -70,6 +70,7 @@ async fn assignment_json(state: &AppState, tenant: &Tenant, a: &AppRoleAssignmen
         "principalType": a.principal_type.as_str(),
         "resourceDisplayName": resource.map(|r| r.display_name),
         "resourceId": a.resource_sp_id,
+        "accord.expiresDateTime": a.expires_at.map(format_utc),
     }))
 }
 
@@ -157,7 +158,8 @@ pub async fn create(
     require(&caller, WRITE, WRITE, "AppRoleAssignment.ReadWrite.All")?;
     let sp = the_sp(&state, &caller, &path).await?;
     let m = json_object(body)?;
-    const FIELDS: &[&str] = &["principalId", "resourceId", "appRoleId", "principalType", "principalDisplayName"];
+    const FIELDS: &[&str] =
+        &["principalId", "resourceId", "appRoleId", "principalType", "principalDisplayName", "accord.expiresDateTime"];
     if let Some(k) = m.keys().find(|k| !FIELDS.contains(&k.as_str()) && !k.starts_with("@odata.")) {
         return Err(field_error(format!("Property '{k}' does not exist on type 'microsoft.graph.appRoleAssignment'.")));
     }
@@ -171,9 +173,18 @@ pub async fn create(
         )));
     }
     let role = guid(&m, "appRoleId")?;
+    // Time-bound assignment, an Accord extension.
+    let expires_at = match m.get("accord.expiresDateTime") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(super::odata::parse_datetime(s).ok_or_else(|| {
+            field_error(format!("Property 'accord.expiresDateTime' value '{s}' is not an ISO 8601 date-time."))
+        })?),
+        Some(_) => return Err(field_error("Property 'accord.expiresDateTime' must be a string.".into())),
+    };
     let tenant = tenant(&state, &caller).await?;
     let actor = actor(&state, &caller, &tenant).await?;
-    let a = administration::add_assignment(state.store.as_ref(), &actor, &tenant, sp.id, principal, role).await?;
+    let a = administration::add_assignment(state.store.as_ref(), &actor, &tenant, sp.id, principal, role, expires_at)
+        .await?;
     let mut v = assignment_json(&state, &tenant, &a).await?;
     if let Value::Object(o) = &mut v {
         let context = format!(

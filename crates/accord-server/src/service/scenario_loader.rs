@@ -322,7 +322,7 @@ impl<'a> Planner<'a> {
                 None => DEFAULT_ACCESS_ROLE_ID,
             };
             let principal_type = if kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
-            self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id, None).await?;
+            self.role_assignment(tenant_id, principal_id, principal_type, sp.id, role_id, a.expires_at).await?;
             self.summary.assignments += 1;
         }
         self.events(tenant_id, &spec.display_name, &spec.events, &users).await

@@ -54,8 +54,12 @@ pub async fn add_assignment(
     sp_id: ServicePrincipalId,
     principal_id: Uuid,
     app_role_id: Option<Uuid>,
+    expires_at: Option<time::OffsetDateTime>,
 ) -> Result<AppRoleAssignment, ServiceError> {
     authorize(actor, Operation::ManageAssignments)?;
+    if expires_at.is_some_and(|t| t <= accord_core::clock::now()) {
+        return Err(invalid("accord.expiresDateTime", "the end of a time-bound assignment must be in the future"));
+    }
     let sp = service_principal(store, tenant, sp_id).await?;
     let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The application"))?;
     let (principal_type, name) = if let Some(u) = store.user(tenant.id, UserId::from(principal_id)).await? {
@@ -87,7 +91,7 @@ pub async fn add_assignment(
         resource_sp_id: sp.id,
         app_role_id: role_id,
         created_at: accord_core::clock::now(),
-        expires_at: None,
+        expires_at,
     };
     let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
     apply(

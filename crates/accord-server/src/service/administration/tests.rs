@@ -186,8 +186,8 @@ async fn assignments_permissions_and_audit_reads() {
     let app = w.store.application_by_app_id(INSIGHTS).await.unwrap().unwrap();
     let role = app.app_role("Insights.Admin").unwrap().id;
     let reviewers = w.store.group_by_name(CONTOSO, "Reviewers").await.unwrap().unwrap();
-    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id.into(), Some(role)).await.unwrap();
-    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id.into(), None).await.unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, reviewers.id.into(), Some(role), None).await.unwrap();
+    add_assignment(&w.store, &w.admin, &w.tenant, sp.id, World::user(&w.alice).id.into(), None, None).await.unwrap();
     let list = app_assignments(&w.store, &w.admin, &w.tenant, sp.id).await.unwrap();
     let rows: Vec<(&str, &str)> = list.iter().map(|a| (a.principal.display_name.as_str(), a.role.as_str())).collect();
     assert_eq!(rows, [("Alice", "Default Access"), ("Reviewers", "Insights.Admin")]);
