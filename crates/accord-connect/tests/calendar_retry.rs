@@ -1,7 +1,9 @@
 //! The calendar client's paging and retries against a small local stand-in for Graph: pages
 //! linked by `@odata.nextLink`, a 429 with `Retry-After` (seconds), a 503 with `Retry-After`
-//! (an HTTP date), and an endpoint that never stops throttling. The real server does not
-//! throttle on demand, so this is where that logic is exercised.
+//! (an HTTP date), and an endpoint that never stops throttling: shapes Accord's own limits and
+//! fault rules do not produce in one place, exercised here.
+//! The dates in it are only data handed to the stand-in; nothing is compared with today (the
+//! HTTP-date `Retry-After` is computed from now).
 
 use accord_connect::{CalendarClient, CalendarUser, ConnectError, RetryPolicy};
 use axum::extract::{Query, State};

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{fixture, TestServer};
-use time::macros::datetime;
 
 const TAILWIND: &str = "e5000000-0000-4000-8000-000000000002";
 const ERIN: &str = "e5000000-0000-4000-8000-0000000000e1";
@@ -36,15 +35,26 @@ fn erin() -> CalendarUser {
     CalendarUser::UserId(ERIN.into())
 }
 
-/// A booking tool writes into Erin's calendar; the event's id.
+/// The tests' window: yesterday to a month ahead (the world's meetings are in the coming days).
+fn window() -> (time::OffsetDateTime, time::OffsetDateTime) {
+    let now = time::OffsetDateTime::now_utc();
+    (now - time::Duration::days(1), now + time::Duration::days(30))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap()
+}
+
+/// A booking tool writes into Erin's calendar, four days ahead; the event's id.
 async fn book(server: &TestServer, booking: &str, subject: &str) -> String {
+    let day = (time::OffsetDateTime::now_utc() + time::Duration::days(4)).date();
     let res = server
         .browser()
         .post(server.url(&format!("/v1.0/users/{ERIN}/events")))
         .bearer_auth(booking)
         .json(&json!({"subject": subject,
-            "start": {"dateTime": "2026-12-04T09:00:00", "timeZone": "UTC"},
-            "end": {"dateTime": "2026-12-04T10:00:00", "timeZone": "UTC"}}))
+            "start": {"dateTime": format!("{day}T09:00:00"), "timeZone": "UTC"},
+            "end": {"dateTime": format!("{day}T10:00:00"), "timeZone": "UTC"}}))
         .send()
         .await
         .unwrap();
@@ -58,7 +68,8 @@ async fn delta_rounds_page_then_return_changes_then_reset() {
     let sync = kit(&server, SYNC);
     let token = app_token(&sync).await;
     let calendar = sync.calendar();
-    let window = DeltaStart::Window { start: datetime!(2026-11-01 00:00 UTC), end: datetime!(2027-01-01 00:00 UTC) };
+    let (start, end) = window();
+    let window = DeltaStart::Window { start, end };
 
     let first = calendar.calendar_delta(&token, &erin(), &window, Some(2)).await.unwrap();
     let mut subjects: Vec<String> = first.changed.iter().filter_map(|e| e.subject.clone()).collect();
@@ -166,8 +177,12 @@ async fn subscriptions_notify_and_are_checked_and_batches_fan_out() {
     calendar.delete_subscription(&token, &sub.id).await.unwrap();
 
     // $batch: three views and one path the app may not read, answered in order.
-    let view =
-        format!("/users/{ERIN}/calendarView?startDateTime=2026-11-01T00:00:00Z&endDateTime=2027-01-01T00:00:00Z");
+    let (start, end) = window();
+    let view = format!(
+        "/users/{ERIN}/calendarView?startDateTime={}&endDateTime={}",
+        rfc3339(start).replace(':', "%3A"),
+        rfc3339(end).replace(':', "%3A")
+    );
     let paths = vec![view.clone(), format!("/users/{ERIN}/events"), "/groups".to_string(), view];
     let answers = calendar.batch_get(&token, &paths).await.unwrap();
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();

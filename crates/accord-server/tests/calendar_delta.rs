@@ -2,7 +2,9 @@
 //! `accord` process: rounds paged by `Prefer: odata.maxpagesize`, changes and removals in the
 //! next round, tokens bound to their caller, mailbox and window, `410 SyncStateNotFound`, and
 //! tokens that outlive a restart. The world is tests/fixtures/calendar_world.toml (Alice has 13
-//! events between July and December 2026).
+//! events between July and December 2026). Its dates are fixed, and so are the window and the
+//! events the tests write in it or outside it: delta rounds compare them with each other, never
+//! with today (token ages are the only thing measured from now, and they are fresh).
 
 mod support;
 

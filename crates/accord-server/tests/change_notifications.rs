@@ -150,10 +150,12 @@ fn subscription(resource: &str, base: &str) -> Value {
     })
 }
 
+/// A meeting a week from now (notifications do not depend on the date; nothing here is).
 fn event(subject: &str) -> Value {
+    let day = (time::OffsetDateTime::now_utc() + time::Duration::days(7)).date();
     json!({"subject": subject,
-           "start": {"dateTime": "2026-12-20T10:00:00", "timeZone": "UTC"},
-           "end": {"dateTime": "2026-12-20T11:00:00", "timeZone": "UTC"}})
+           "start": {"dateTime": format!("{day}T10:00:00"), "timeZone": "UTC"},
+           "end": {"dateTime": format!("{day}T11:00:00"), "timeZone": "UTC"}})
 }
 
 /// The administrator's daemon writes an event into a mailbox; its id.
