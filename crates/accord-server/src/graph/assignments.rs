@@ -174,13 +174,7 @@ pub async fn create(
     }
     let role = guid(&m, "appRoleId")?;
     // Time-bound assignment, an Accord extension.
-    let expires_at = match m.get("accord.expiresDateTime") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(super::odata::parse_datetime(s).ok_or_else(|| {
-            field_error(format!("Property 'accord.expiresDateTime' value '{s}' is not an ISO 8601 date-time."))
-        })?),
-        Some(_) => return Err(field_error("Property 'accord.expiresDateTime' must be a string.".into())),
-    };
+    let expires_at = super::request::expires_field(&m)?;
     let tenant = tenant(&state, &caller).await?;
     let actor = actor(&state, &caller, &tenant).await?;
     let a = administration::add_assignment(state.store.as_ref(), &actor, &tenant, sp.id, principal, role, expires_at)

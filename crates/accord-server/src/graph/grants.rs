@@ -181,13 +181,7 @@ pub async fn create(
     }
     let scope = scope_field(&m)?;
     // Time-bound consent, an Accord extension (Graph ignores `expiryTime`, and so does Accord).
-    let expires_at = match m.get("accord.expiresDateTime") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(odata::parse_datetime(s).ok_or_else(|| {
-            field_error(format!("Property 'accord.expiresDateTime' value '{s}' is not an ISO 8601 date-time."))
-        })?),
-        Some(_) => return Err(field_error("Property 'accord.expiresDateTime' must be a string.".into())),
-    };
+    let expires_at = super::request::expires_field(&m)?;
     let tenant = tenant(&state, &caller).await?;
     let actor = actor(&state, &caller, &tenant).await?;
     let new = administration::NewGrant {

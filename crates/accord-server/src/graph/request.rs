@@ -88,3 +88,17 @@ pub fn json_object(body: Result<Bytes, BytesRejection>) -> Result<serde_json::Ma
         )),
     }
 }
+
+/// `accord.expiresDateTime` of a grant or an assignment (an Accord extension): absent or null
+/// for no end, else an ISO 8601 instant (the service checks it lies ahead).
+pub fn expires_field(m: &serde_json::Map<String, Value>) -> Result<Option<time::OffsetDateTime>, GraphError> {
+    const NAME: &str = "accord.expiresDateTime";
+    let invalid = |message: String| GraphError::new(StatusCode::BAD_REQUEST, "Request_BadRequest", message);
+    match m.get(NAME) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => super::odata::parse_datetime(s)
+            .map(Some)
+            .ok_or_else(|| invalid(format!("Property '{NAME}' value '{s}' is not an ISO 8601 date-time."))),
+        Some(_) => Err(invalid(format!("Property '{NAME}' must be a string."))),
+    }
+}

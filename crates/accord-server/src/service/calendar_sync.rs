@@ -476,9 +476,11 @@ pub fn client_state(state: &AppState, sub: &GraphSubscription) -> Option<String>
     state.keyring.open_text(CLIENT_STATE_PURPOSE, sealed).and_then(|b| String::from_utf8(b).ok())
 }
 
-fn backoff(attempts: u32) -> Duration {
+/// The wait after the `attempts`-th failed delivery: 1 s, doubling, at most `cap_seconds`.
+/// Graph notifications and consent webhooks retry on it.
+pub(crate) fn backoff(attempts: u32, cap_seconds: i64) -> Duration {
     let exp = attempts.saturating_sub(1).min(12);
-    Duration::seconds((1i64 << exp).min(BACKOFF_CAP_SECONDS))
+    Duration::seconds((1i64 << exp).min(cap_seconds))
 }
 
 /// Delivers what is due; returns how many notifications were delivered.
@@ -571,7 +573,7 @@ async fn failed(
     let mut missed: BTreeMap<Uuid, GraphSubscription> = BTreeMap::new();
     for (n, sub, _) in chunk {
         let attempts = n.attempts + 1;
-        let next = now + backoff(attempts);
+        let next = now + backoff(attempts, BACKOFF_CAP_SECONDS);
         if next - n.created_at > state.settings.notifications.retry_window {
             store.finish_graph_notification(n.id).await?;
             metrics::counter!("accord_graph_notifications_total", "kind" => n.kind.as_str(), "outcome" => "dropped")
@@ -649,10 +651,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_a_cap() {
-        assert_eq!(backoff(1), Duration::seconds(1));
-        assert_eq!(backoff(2), Duration::seconds(2));
-        assert_eq!(backoff(5), Duration::seconds(16));
-        assert_eq!(backoff(40), Duration::seconds(BACKOFF_CAP_SECONDS));
+        assert_eq!(backoff(1, BACKOFF_CAP_SECONDS), Duration::seconds(1));
+        assert_eq!(backoff(2, BACKOFF_CAP_SECONDS), Duration::seconds(2));
+        assert_eq!(backoff(5, BACKOFF_CAP_SECONDS), Duration::seconds(16));
+        assert_eq!(backoff(40, BACKOFF_CAP_SECONDS), Duration::seconds(BACKOFF_CAP_SECONDS));
     }
 
     #[test]

@@ -153,10 +153,6 @@ pub async fn fan_out(state: &AppState) -> Result<usize, ServiceError> {
     Ok(queued)
 }
 
-fn backoff(attempts: u32) -> Duration {
-    Duration::seconds((1i64 << attempts.saturating_sub(1).min(12)).min(BACKOFF_CAP_SECONDS))
-}
-
 /// Delivers what is due; how many were delivered.
 pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ServiceError> {
     let now = accord_core::clock::now();
@@ -199,7 +195,7 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
             // 410 Gone: the receiver wants no more of this (Standard Webhooks); stop retrying.
             Some(_) if status == Some(410) => d.next_attempt_at = None,
             Some(_) => {
-                let next = now + backoff(d.attempts);
+                let next = now + super::calendar_sync::backoff(d.attempts, BACKOFF_CAP_SECONDS);
                 if next - d.created_at > state.settings.notifications.retry_window {
                     d.next_attempt_at = None;
                     metrics::counter!("accord_consent_webhooks_total", "outcome" => "dropped").increment(1);
