@@ -457,6 +457,10 @@ pub struct KeyCredential {
     /// The certificate's validity, as read from it.
     pub start: OffsetDateTime,
     pub end: OffsetDateTime,
+    /// When it was registered (none for certificates registered before Accord kept it):
+    /// test mode's replication lag hides a certificate added moments ago.
+    #[serde(default)]
+    pub added_at: Option<OffsetDateTime>,
 }
 
 /// A federated identity credential (Graph `federatedIdentityCredential`): tokens an external

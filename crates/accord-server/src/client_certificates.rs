@@ -97,6 +97,7 @@ impl ClientCertificate {
             certificate: STANDARD.encode(&self.der),
             start: self.not_before,
             end: self.not_after,
+            added_at: Some(accord_core::clock::now()),
         }
     }
 

@@ -23,7 +23,8 @@ pub struct Entry {
     pub seq: u64,
     /// RFC 3339, on Accord's clock.
     pub at: String,
-    /// `sign_in`, `admin_consent` or `app_only`.
+    /// `sign_in` (the authorize endpoint's pages), `token` (the token endpoint's and Graph's
+    /// delegated answers), `admin_consent`, `app_only`, or `fault` (an injected fault).
     pub kind: &'static str,
     pub tenant_id: String,
     pub client_app_id: String,
@@ -110,6 +111,12 @@ pub fn record_app_only(subject: Subject<'_>, outcome: &AppOnlyOutcome) {
         Err(e) => ("refuse", Some(e)),
     };
     record_rules(subject, kind, &outcome.rules, refusal);
+}
+
+/// Records the answer a client got after the engine's rules ran: `refusal` when it was one
+/// (the token endpoint turns a prompt into AADSTS65001), else an issue.
+pub fn record_answer(subject: Subject<'_>, rules: &[Rule], refusal: Option<&Aadsts>) {
+    record_rules(subject, if refusal.is_some() { "refuse" } else { "issue" }, rules, refusal);
 }
 
 fn record_rules(subject: Subject<'_>, decision: &'static str, rules: &[Rule], refusal: Option<&Aadsts>) {

@@ -15,6 +15,7 @@ pub mod ops;
 pub mod password_work;
 pub(crate) mod portal;
 pub(crate) mod protocol;
+pub(crate) mod replication_lag;
 pub mod serve;
 pub mod service;
 pub mod signing;

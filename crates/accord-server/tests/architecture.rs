@@ -26,6 +26,7 @@ const SHARED: &[&str] = &[
     "federation",
     "throttle",
     "decision_journal",
+    "replication_lag",
 ];
 const NO_HTTP: &[&str] = &["axum", "axum_server", "tower", "tower_http", "minijinja"];
 
@@ -43,6 +44,7 @@ const RULES: &[Rule] = &[
             "federation.rs",
             "throttle.rs",
             "decision_journal.rs",
+            "replication_lag.rs",
         ],
         may_use: SHARED,
         no_crates: NO_HTTP,
@@ -61,6 +63,7 @@ const RULES: &[Rule] = &[
             "client_certificates",
             "federation",
             "decision_journal",
+            "replication_lag",
         ],
         no_crates: NO_HTTP,
     },
@@ -82,6 +85,7 @@ const RULES: &[Rule] = &[
             "lockout",
             "client_certificates",
             "federation",
+            "replication_lag",
         ],
         no_crates: &[],
     },

@@ -100,10 +100,14 @@ async fn the_clock_expires_tokens_and_the_journal_says_why() {
     assert_eq!(s, 200, "{journal}");
     let entries = journal["entries"].as_array().unwrap();
     let issued = entries.iter().find(|e| e["clientAppId"] == WRITE_APP && e["decision"] == "issue").unwrap();
-    assert_eq!((issued["kind"].as_str(), issued["user"].as_str()), (Some("sign_in"), Some("alice@contoso.test")));
+    assert_eq!((issued["kind"].as_str(), issued["user"].as_str()), (Some("token"), Some("alice@contoso.test")));
     assert!(issued["asked"].as_str().unwrap().contains("https://graph.microsoft.com/.default"), "{issued}");
     let missing = entries.iter().find(|e| e["clientAppId"] == PROFILE_APP).unwrap_or_else(|| panic!("{journal}"));
-    assert_ne!(missing["decision"], "issue", "{missing}");
+    assert_eq!(
+        (missing["decision"].as_str(), missing["aadsts"].as_u64()),
+        (Some("refuse"), Some(65001)),
+        "the journal says what the client was told: {missing}"
+    );
     assert!(!missing["rule"].as_str().unwrap().is_empty() && !missing["ruleText"].as_str().unwrap().is_empty());
     let app_only = entries.iter().find(|e| e["kind"] == "app_only").unwrap();
     assert_eq!((app_only["decision"].as_str(), app_only["user"].as_str()), (Some("issue"), None));
@@ -296,4 +300,170 @@ async fn fault_rules_fail_the_requests_they_match() {
     assert_eq!(control(&g, reqwest::Method::DELETE, "/faults", None).await.0, 204);
     let (_, list) = control(&g, reqwest::Method::GET, "/faults", None).await;
     assert_eq!(list["rules"], json!([]));
+}
+
+/// Replication lag: for 20 seconds after each change the token endpoint answers as before it —
+/// a revoked grant still honoured, a new one not yet seen, a revoked application permission
+/// still in the token, a new secret refused — and the clock, not a sleep, lets it arrive. The
+/// world is tests/fixtures/calendar_sync_world.toml (an administrator's daemon makes the changes
+/// through Graph, as a customer's admin would).
+#[tokio::test]
+async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
+    const TENANT: &str = "eeeeeeee-5000-4000-8000-000000000001";
+    const VENDOR: &str = "ffffffff-5000-4000-8000-000000000001";
+    const DAEMON: (&str, &str) = ("ffffffff-5000-4000-8000-000000000003", "sync-daemon-secret-1");
+    const ADMIN: (&str, &str) = ("ffffffff-5000-4000-8000-000000000004", "admin-daemon-secret-1");
+    let dir = std::env::temp_dir().join(format!("accord-test-mode-lag-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
+    let server = TestServer::launch_with_env(dir, &world, &["--test-mode"], &[]);
+    let g = GraphApi { c: server.client(), server };
+    let admin = g.app_token(TENANT, ADMIN).await;
+    let vendor_signs_in = || {
+        let g = &g;
+        async move {
+            let form = support::graph_api::ropc_form(VENDOR, "alice@contoso.test", "alice-password-1");
+            let mut form = form.to_vec();
+            form.retain(|(k, _)| *k != "scope");
+            form.push(("scope", "https://graph.microsoft.com/User.Read"));
+            g.try_token(TENANT, &form).await
+        }
+    };
+    let advance = |seconds: i64| {
+        let g = &g;
+        async move { control(g, reqwest::Method::POST, "/clock/advance", Some(json!({"seconds": seconds}))).await }
+    };
+    let sp_of = |app: &'static str| {
+        let (g, admin) = (&g, &admin);
+        async move {
+            let (s, body) = g.get(admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app}'")).await;
+            assert_eq!(s, 200, "{body}");
+            body["value"][0]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (vendor_sp, daemon_sp, graph_sp) =
+        (sp_of(VENDOR).await, sp_of(DAEMON.0).await, sp_of("00000003-0000-0000-c000-000000000000").await);
+
+    // Bad lag rules are explained.
+    for bad in [
+        json!({"match": {"method": "POST"}, "action": {"replicationLagSeconds": 20}}),
+        json!({"times": 1, "action": {"replicationLagSeconds": 20}}),
+        json!({"action": {"replicationLagSeconds": 0}}),
+        json!({"action": {"replicationLagSeconds": 20, "status": 503}}),
+    ] {
+        let (s, e) = control(&g, reqwest::Method::POST, "/faults", Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {e}");
+        assert!(e["error"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+    }
+    // A lag for another tenant changes nothing here; then one for this tenant.
+    let (s, other) = control(
+        &g,
+        reqwest::Method::POST,
+        "/faults",
+        Some(json!({"match": {"tenant": "fabrikam.test"}, "action": {"replicationLagSeconds": 20}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{other}");
+    let (s, rule) = control(
+        &g,
+        reqwest::Method::POST,
+        "/faults",
+        Some(json!({"match": {"tenant": "contoso.test"}, "action": {"replicationLagSeconds": 20}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{rule}");
+    assert_eq!(vendor_signs_in().await.0, 200, "what existed before the rule has arrived");
+
+    // The admin revokes the vendor's consent: the old grant is honoured for 20 seconds.
+    let (_, grants) = g.get(&admin, &format!("/v1.0/oauth2PermissionGrants?$filter=clientId eq '{vendor_sp}'")).await;
+    let grant = grants["value"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(g.delete(&admin, &format!("/v1.0/oauth2PermissionGrants/{grant}")).await.0, 204);
+    let (s, body) = vendor_signs_in().await;
+    assert_eq!(s, 200, "a replica has not seen the revocation: {body}");
+    advance(21).await;
+    let (s, body) = vendor_signs_in().await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (400, Some(65001)), "the revocation arrived: {body}");
+
+    // The admin consents again: AADSTS65001 until the consent arrives.
+    let (s, body) = g
+        .post(
+            &admin,
+            "/v1.0/oauth2PermissionGrants",
+            json!({"clientId": vendor_sp, "consentType": "AllPrincipals", "resourceId": graph_sp, "scope": "User.Read"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = vendor_signs_in().await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (400, Some(65001)), "consent not yet seen: {body}");
+    advance(21).await;
+    assert_eq!(vendor_signs_in().await.0, 200, "consent arrived");
+
+    // An application permission revoked: still in the daemon's token for 20 seconds.
+    let (_, held) = g.get(&admin, &format!("/v1.0/servicePrincipals/{daemon_sp}/appRoleAssignments")).await;
+    let assignment = held["value"][0]["id"].as_str().unwrap().to_string();
+    let (s, body) =
+        g.delete(&admin, &format!("/v1.0/servicePrincipals/{graph_sp}/appRoleAssignedTo/{assignment}")).await;
+    assert_eq!(s, 204, "{body}");
+    let roles = |token: &str| support::jwt_claims(token)["roles"].clone();
+    assert_eq!(roles(&g.app_token(TENANT, DAEMON).await), json!(["Calendars.Read"]), "not yet revoked");
+    advance(21).await;
+    assert_eq!(roles(&g.app_token(TENANT, DAEMON).await), Value::Null, "revoked");
+
+    // A new secret: refused (AADSTS7000215) until it has replicated; the old one works.
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{}'", DAEMON.0)).await;
+    let object_id = apps["value"][0]["id"].as_str().unwrap().to_string();
+    let (s, added) =
+        g.post(&admin, &format!("/v1.0/applications/{object_id}/addPassword"), json!({"passwordCredential": {}})).await;
+    assert_eq!(s, 200, "{added}");
+    let fresh = added["secretText"].as_str().unwrap().to_string();
+    let form = |secret: &str| {
+        [
+            ("grant_type".to_string(), "client_credentials".to_string()),
+            ("client_id".to_string(), DAEMON.0.to_string()),
+            ("client_secret".to_string(), secret.to_string()),
+            ("scope".to_string(), "https://graph.microsoft.com/.default".to_string()),
+        ]
+    };
+    let try_secret = |secret: String| {
+        let g = &g;
+        async move {
+            let f = form(&secret);
+            let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            g.try_token(TENANT, &pairs).await
+        }
+    };
+    let (s, body) = try_secret(fresh.clone()).await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(7000215)), "{body}");
+    assert_eq!(try_secret(DAEMON.1.to_string()).await.0, 200, "the old secret still works");
+    advance(21).await;
+    assert_eq!(try_secret(fresh.clone()).await.0, 200, "the new secret replicated");
+
+    // Every changed answer is counted and journalled; the other tenant's rule never acted.
+    let (_, list) = control(&g, reqwest::Method::GET, "/faults", None).await;
+    let rules = list["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["injected"], 0, "{list}");
+    assert_eq!(rules[1]["id"], rule["id"]);
+    assert_eq!(rules[1]["injected"], 4, "revoked grant, unseen consent, revoked role, new secret: {list}");
+    let (_, journal) = control(&g, reqwest::Method::GET, "/journal", None).await;
+    let lagged: Vec<&Value> = journal["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "fault" && e["rule"] == rule["id"])
+        .collect();
+    assert_eq!(lagged.len(), 4, "{journal}");
+    assert!(lagged[0]["ruleText"].as_str().unwrap().contains("consent.revoked"), "{}", lagged[0]);
+    assert!(lagged[3]["ruleText"].as_str().unwrap().contains("client secret"), "{}", lagged[3]);
+    let metrics = g.c.get(g.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("accord_faults_injected_total{action=\"replication_lag\"} 4"), "{metrics}");
+
+    // Without the rules, a change is seen at once; numbering starts again.
+    assert_eq!(control(&g, reqwest::Method::DELETE, "/faults", None).await.0, 204);
+    let (_, grants) = g.get(&admin, &format!("/v1.0/oauth2PermissionGrants?$filter=clientId eq '{vendor_sp}'")).await;
+    let grant = grants["value"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(g.delete(&admin, &format!("/v1.0/oauth2PermissionGrants/{grant}")).await.0, 204);
+    assert_eq!(vendor_signs_in().await.0, 400, "no lag: revoked at once");
+    let (_, again) =
+        control(&g, reqwest::Method::POST, "/faults", Some(json!({"action": {"replicationLagSeconds": 5}}))).await;
+    assert_eq!(again["id"], "fault-1");
 }

@@ -304,6 +304,15 @@ pub trait Store: Send + Sync + 'static {
     async fn consent_event_watermark(&self) -> StoreResult<i64>;
     /// The app's consent events numbered after `after`, in order; at most `limit`.
     async fn consent_events_after(&self, app_id: AppId, after: i64, limit: u32) -> StoreResult<Vec<ConsentEvent>>;
+    /// The consent events of one tenant and app recorded after `since`, in order; at most
+    /// `limit` (test mode's replication lag rewinds by them).
+    async fn consent_events_since(
+        &self,
+        tenant_id: TenantId,
+        app_id: AppId,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ConsentEvent>>;
     async fn consent_webhook(&self, id: Uuid) -> StoreResult<Option<ConsentWebhook>>;
     /// The app's webhooks, oldest first.
     async fn consent_webhooks_of(&self, app_id: AppId) -> StoreResult<Vec<ConsentWebhook>>;

@@ -579,6 +579,16 @@ impl Store for SqlStore {
         self.read_consent_events_after(app_id, after, limit).await
     }
 
+    async fn consent_events_since(
+        &self,
+        tenant_id: TenantId,
+        app_id: AppId,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ConsentEvent>> {
+        self.read_consent_events_since(tenant_id, app_id, since, limit).await
+    }
+
     async fn consent_webhook(&self, id: Uuid) -> StoreResult<Option<ConsentWebhook>> {
         self.read_consent_webhook(id).await
     }

@@ -205,7 +205,18 @@ async fn authenticate_client(
             format!("{base}/{}/oauth2/v2.0/token", path.url_segment()),
         ];
         let now = accord_core::clock::now();
-        client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)?;
+        let lag = credential_lag(path, tenant_segment, &app);
+        let seen: Vec<_> = app.key_credentials.iter().filter(|k| seen_by_replica(&lag, k.added_at)).cloned().collect();
+        if let Err(e) = client_certificates::verify_assertion(assertion, &client_id, &seen, &audiences, now) {
+            if let Some(lag) = &lag {
+                if client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)
+                    .is_ok()
+                {
+                    record_credential_lag(lag, tenant_segment, &app, "a certificate");
+                }
+            }
+            return Err(e.into());
+        }
         return Ok(Client { app, auth: ClientAuth::Certificate, origin: None, claims: ClaimsRequest::default() });
     }
     let Some(secret) = secret else {
@@ -213,14 +224,51 @@ async fn authenticate_client(
     };
     let now = accord_core::clock::now();
     let secrets = state.store.client_secrets(app.id).await?;
-    let ok = secrets
+    let matching: Vec<_> = secrets
         .iter()
         .filter(|s| s.expires_at.is_none_or(|e| e > now))
-        .any(|s| state.keyring.secret_matches(&secret, &s.hash));
-    if !ok {
+        .filter(|s| state.keyring.secret_matches(&secret, &s.hash))
+        .collect();
+    let lag = if matching.is_empty() { None } else { credential_lag(path, tenant_segment, &app) };
+    if !matching.iter().any(|s| seen_by_replica(&lag, Some(s.created_at))) {
+        if let (Some(lag), false) = (&lag, matching.is_empty()) {
+            record_credential_lag(lag, tenant_segment, &app, "a client secret");
+        }
         return Err(Aadsts::invalid_client_secret(&app.app_id.to_string()).into());
     }
     Ok(Client { app, auth: ClientAuth::Secret, origin: None, claims: ClaimsRequest::default() })
+}
+
+/// Test mode's replication lag for the app's credentials, as the tenant of the request sees it.
+fn credential_lag(path: &TenantPath, segment: &str, app: &Application) -> Option<crate::replication_lag::Lag> {
+    if !crate::replication_lag::active() {
+        return None;
+    }
+    let names = match path {
+        TenantPath::Tenant(t) => std::iter::once(t.id.to_string()).chain(t.domains.iter().cloned()).collect(),
+        TenantPath::MultiTenant { .. } => vec![segment.to_string()],
+    };
+    crate::replication_lag::lag_for(&names, app.app_id)
+}
+
+/// Whether a replica lagging by `lag` has seen a credential added at `added_at` (one added
+/// before Accord kept the time, always).
+fn seen_by_replica(lag: &Option<crate::replication_lag::Lag>, added_at: Option<OffsetDateTime>) -> bool {
+    match (lag, added_at) {
+        (Some(lag), Some(at)) => at <= lag.horizon,
+        _ => true,
+    }
+}
+
+fn record_credential_lag(lag: &crate::replication_lag::Lag, segment: &str, app: &Application, what: &str) {
+    crate::replication_lag::record(
+        lag,
+        &crate::tenancy::sanitize(segment),
+        app.app_id,
+        None,
+        "client authentication",
+        format!("refused {what} added less than {} s ago (not yet replicated)", lag.seconds),
+    );
 }
 
 /// The `Origin` of a cross-origin request; browsers send `null` from opaque origins, which

@@ -3,7 +3,7 @@
 //! refresh, admin consent, the request workflow, `accord explain` — goes through here, so a
 //! rule lives in one place (the engine) and a grant is written in one way.
 
-use crate::service::ServiceError;
+use crate::service::{replication, ServiceError};
 use accord_core::consent_engine::{
     self, ConsentSnapshot, Decision, GroupMembership, Outcome, PermissionKind, PermissionRef, Prompt, ResourceView,
 };
@@ -62,15 +62,34 @@ pub async fn app_only_access(
     resource_name: &str,
 ) -> Result<AppOnlyAccess, ServiceError> {
     let resource = resolve_resource(store, tenant.id, resource_name).await?;
-    let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
+    let mut client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
     let now = accord_core::clock::now();
-    let grants: Vec<_> = match &client_sp {
+    let mut grants: Vec<_> = match &client_sp {
         Some(sp) => store.app_role_assignments_of(tenant.id, sp.id.into()).await?,
         None => Vec::new(),
     }
     .into_iter()
     .filter(|a| a.in_force(now))
     .collect();
+    if let Some((lag, events)) = replication::hidden_changes(store, tenant, client.app_id).await? {
+        let parts = replication::ConsentParts {
+            client_sp: &mut client_sp,
+            delegated_grants: &mut Vec::new(),
+            app_role_grants: &mut grants,
+            assignments_to_client: &mut Vec::new(),
+        };
+        let undone = replication::rewind(parts, &lag, &events);
+        if !undone.is_empty() {
+            crate::replication_lag::record(
+                &lag,
+                &tenant.id.to_string(),
+                client.app_id,
+                None,
+                &format!("app-only access to {resource_name}/.default"),
+                format!("answered as the directory was {} s ago (not yet seen: {})", lag.seconds, undone.join(", ")),
+            );
+        }
+    }
     let outcome = consent_engine::decide_app_only(&consent_engine::AppOnlySnapshot {
         tenant,
         client,
@@ -204,17 +223,52 @@ impl ConsentWorld {
 
     /// Test mode's decision journal (a no-op otherwise).
     fn journal(&self, kind: &'static str, request: &ScopeRequest, outcome: &Outcome) {
-        if !crate::decision_journal::enabled() {
-            return;
+        if crate::decision_journal::enabled() {
+            crate::decision_journal::record(self.journal_subject(kind, request), outcome);
         }
-        let subject = crate::decision_journal::Subject {
+    }
+
+    /// The journal entry of an answer the engine's outcome led to (`refusal` when it was one).
+    fn journal_answer(&self, kind: &'static str, request: &ScopeRequest, outcome: &Outcome, refusal: Option<&Aadsts>) {
+        if crate::decision_journal::enabled() {
+            crate::decision_journal::record_answer(self.journal_subject(kind, request), &outcome.rules, refusal);
+        }
+    }
+
+    fn journal_subject(&self, kind: &'static str, request: &ScopeRequest) -> crate::decision_journal::Subject<'_> {
+        crate::decision_journal::Subject {
             kind,
             tenant_id: self.tenant.id.to_string(),
             client_app_id: self.client.app_id.to_string(),
             user: Some(&self.user.upn),
             asked: asked(request),
+        }
+    }
+
+    /// Test mode's replication lag: the world as a replica that has not yet seen the consent
+    /// changes of the last seconds would show it (`service::replication`).
+    async fn replicate_with_lag(&mut self, store: &dyn Store, request: &ScopeRequest) -> Result<(), ServiceError> {
+        let Some((lag, events)) = replication::hidden_changes(store, &self.tenant, self.client.app_id).await? else {
+            return Ok(());
         };
-        crate::decision_journal::record(subject, outcome);
+        let parts = replication::ConsentParts {
+            client_sp: &mut self.client_sp,
+            delegated_grants: &mut self.delegated_grants,
+            app_role_grants: &mut self.app_role_grants,
+            assignments_to_client: &mut self.assignments_to_client,
+        };
+        let undone = replication::rewind(parts, &lag, &events);
+        if !undone.is_empty() {
+            crate::replication_lag::record(
+                &lag,
+                &self.tenant.id.to_string(),
+                self.client.app_id,
+                Some(&self.user.upn),
+                &format!("delegated access to {}", asked(request)),
+                format!("answered as the directory was {} s ago (not yet seen: {})", lag.seconds, undone.join(", ")),
+            );
+        }
+        Ok(())
     }
 
     pub fn resource(&self, app_id: AppId) -> Option<&Application> {
@@ -334,25 +388,28 @@ pub async fn delegated_access(
     user: &User,
     request: &ScopeRequest,
 ) -> Result<DelegatedDecision, ServiceError> {
-    let world = ConsentWorld::load(store, tenant, client, user, request).await?;
-    let outcome = world.decide_sign_in(request, Prompt::Default);
-    match outcome.decision {
+    let mut world = ConsentWorld::load(store, tenant, client, user, request).await?;
+    world.replicate_with_lag(store, request).await?;
+    let outcome = world.with_snapshot(request, Prompt::Default, consent_engine::decide_sign_in);
+    let result = match &outcome.decision {
         Decision::Issue { resource_app_id, scopes, roles } => {
-            let resource = world.resource(resource_app_id).cloned().ok_or_else(|| {
+            let resource = world.resource(*resource_app_id).cloned().ok_or_else(|| {
                 ServiceError::Internal(format!("engine chose resource {resource_app_id} outside the snapshot"))
             })?;
-            Ok(DelegatedDecision { resource, scopes, roles, oidc: request.oidc })
+            Ok(DelegatedDecision { resource, scopes: scopes.clone(), roles: roles.clone(), oidc: request.oidc })
         }
-        Decision::Refuse(e) => Err(e.into()),
+        Decision::Refuse(e) => Err(e.clone()),
         other => {
-            let missing: Vec<String> = prompt_permissions(&other).iter().map(|p| p.label()).collect();
+            let missing: Vec<String> = prompt_permissions(other).iter().map(|p| p.label()).collect();
             Err(Aadsts::consent_missing(
                 &client.app_id.to_string(),
                 &format!("Missing consent for: {}.", missing.join(", ")),
-            )
-            .into())
+            ))
         }
-    }
+    };
+    // The journal says what the client was told: a prompt becomes AADSTS65001 here.
+    world.journal_answer("token", request, &outcome, result.as_ref().err());
+    result.map_err(Into::into)
 }
 
 /// Whether the consent engine still lets `client_app_id` act for `user` with the Graph

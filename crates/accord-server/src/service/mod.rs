@@ -12,6 +12,7 @@ pub mod device_authorization;
 pub mod error;
 pub mod maintenance;
 pub mod notifications;
+pub mod replication;
 pub mod scenario_loader;
 pub mod sign_in;
 pub mod test_mode;

@@ -7,7 +7,8 @@
 //! `username`, or a Graph token's `upn`/`preferred_username`/`oid`) and path prefix; it skips its
 //! first `after` matches, then acts on every `every`-th one, at most `times` times. Actions: an
 //! AADSTS error (token and device-code endpoints), an HTTP status with `Retry-After` (Graph's
-//! error body on Graph, AADSTS's elsewhere), a delay, or a dropped connection. Every injected
+//! error body on Graph, AADSTS's elsewhere), a delay, a dropped connection, or replication lag
+//! (matched by tenant and app; the service layer applies it, `crate::replication_lag`). Every injected
 //! fault is counted in `/metrics` (`accord_faults_injected_total{action}`) and written to the
 //! decision journal (`kind: "fault"`). The matching reads tokens without verifying them: it only
 //! decides which requests fail, never what a request may do.
@@ -67,6 +68,11 @@ pub struct Action {
     /// Close the connection without an answer.
     #[serde(default)]
     pub drop: bool,
+    /// Replication lag: for this many seconds after each consent change (consent, assignment,
+    /// revocation, an enterprise app created or disabled, a new secret or certificate), the
+    /// token endpoint still answers as before it (`crate::replication_lag`).
+    #[serde(default)]
+    pub replication_lag_seconds: Option<u64>,
 }
 
 /// A rule as given to `POST /_accord/test/faults`.
@@ -108,11 +114,17 @@ impl RuleSpec {
         }
         let a = &self.action;
         let kinds =
-            [a.aadsts.is_some(), a.status.is_some(), a.delay_ms.is_some(), a.drop].iter().filter(|k| **k).count();
+            [a.aadsts.is_some(), a.status.is_some(), a.delay_ms.is_some(), a.drop, a.replication_lag_seconds.is_some()]
+                .iter()
+                .filter(|k| **k)
+                .count();
         if kinds != 1 {
-            return Err(
-                "the action must be exactly one of aadsts, status (with retryAfter, code), delayMs, drop".into()
-            );
+            return Err("the action must be exactly one of aadsts, status (with retryAfter, code), delayMs, drop, \
+                 replicationLagSeconds"
+                .into());
+        }
+        if let Some(seconds) = a.replication_lag_seconds {
+            return self.check_lag(seconds);
         }
         if a.aadsts.is_some() && !matches!(self.matching.endpoint.as_deref(), Some("token") | Some("devicecode")) {
             return Err("an aadsts action needs match.endpoint \"token\" or \"devicecode\"".into());
@@ -129,6 +141,34 @@ impl RuleSpec {
             return Err("every and times count from 1".into());
         }
         Ok(())
+    }
+}
+
+impl RuleSpec {
+    /// A lag rule: matched by tenant and app only (it acts on what the token endpoint sees, not
+    /// on one request), for every request while it lasts.
+    fn check_lag(&self, seconds: u64) -> Result<(), String> {
+        let m = &self.matching;
+        if m.endpoint.as_deref().is_some_and(|e| e != "token")
+            || m.method.is_some()
+            || m.user.is_some()
+            || m.path.is_some()
+        {
+            return Err("a replicationLagSeconds rule matches by tenant and app only (the token endpoint)".into());
+        }
+        if self.after != 0 || self.every.is_some() || self.times.is_some() {
+            return Err(
+                "a replicationLagSeconds rule lasts until it is removed: after, every and times do not apply".into()
+            );
+        }
+        if !(1..=crate::replication_lag::MAX_SECONDS).contains(&seconds) {
+            return Err(format!("replicationLagSeconds must be 1 to {}", crate::replication_lag::MAX_SECONDS));
+        }
+        Ok(())
+    }
+
+    fn is_lag(&self) -> bool {
+        self.action.replication_lag_seconds.is_some()
     }
 }
 
@@ -149,16 +189,34 @@ impl Faults {
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         *next += 1;
         let rule = Rule { id: format!("fault-{next}"), spec, matched: 0, injected: 0 };
+        if let Some(seconds) = rule.spec.action.replication_lag_seconds {
+            crate::replication_lag::add(crate::replication_lag::LagRule {
+                id: rule.id.clone(),
+                tenant: rule.spec.matching.tenant.clone(),
+                app: rule.spec.matching.app.clone(),
+                seconds,
+                since: accord_core::clock::now(),
+                injected: 0,
+            });
+        }
         rules.push(rule.clone());
         Ok(rule)
     }
 
     pub fn list(&self) -> Vec<Rule> {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        for rule in rules.iter_mut().filter(|r| r.spec.is_lag()) {
+            rule.injected = crate::replication_lag::injected(&rule.id);
+            rule.matched = rule.injected;
+        }
+        rules
     }
 
+    /// Removes every rule; numbering starts again at `fault-1`.
     pub fn clear(&self) {
         self.rules.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        *self.next.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+        crate::replication_lag::clear();
     }
 
     fn is_empty(&self) -> bool {
@@ -170,7 +228,7 @@ impl Faults {
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         let mut fired = None;
         for rule in rules.iter_mut() {
-            if !facts.matches(&rule.spec.matching) {
+            if rule.spec.is_lag() || !facts.matches(&rule.spec.matching) {
                 continue;
             }
             rule.matched += 1;

@@ -367,6 +367,24 @@ impl SqlStore {
         self.read_all(q, event_from).await
     }
 
+    pub(super) async fn read_consent_events_since(
+        &self,
+        tenant_id: TenantId,
+        app: AppId,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> StoreResult<Vec<ConsentEvent>> {
+        let q = sqlx::query(
+            "SELECT seq, tenant_id, app_id, type, data, at FROM consent_events \
+             WHERE app_id = $1 AND tenant_id = $2 AND at > $3 ORDER BY seq LIMIT $4",
+        )
+        .bind(id(app))
+        .bind(id(tenant_id))
+        .bind(micros(since))
+        .bind(i64::from(limit));
+        self.read_all(q, event_from).await
+    }
+
     pub(super) async fn read_consent_webhook(&self, webhook: Uuid) -> StoreResult<Option<ConsentWebhook>> {
         let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM consent_webhooks WHERE id = $1");
         self.read_one(sqlx::query(&sql).bind(id(webhook)), webhook_from).await

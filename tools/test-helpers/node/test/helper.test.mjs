@@ -186,8 +186,9 @@ describe("a server started by startAccord", { timeout: TIMEOUT_MS }, () => {
     assert.deepEqual([issued.kind, issued.decision, issued.clientAppId, issued.tenantId], ["app_only", "issue", DAEMON, TID]);
     assert.equal(issued.asked, GRAPH_DEFAULT);
     assert.match(issued.ruleText, /User\.Read\.All/);
-    assert.deepEqual([asked.kind, asked.clientAppId, asked.user, asked.rule], ["sign_in", PUBLIC, ALICE, "consent.missing"]);
-    assert.notEqual(asked.decision, "issue");
+    // The token endpoint's answer: the engine would prompt, the client is told AADSTS65001.
+    assert.deepEqual([asked.kind, asked.clientAppId, asked.user, asked.rule], ["token", PUBLIC, ALICE, "consent.missing"]);
+    assert.deepEqual([asked.decision, asked.aadsts], ["refuse", 65001]);
 
     assert.deepEqual((await accord.control.journal(issued.seq)).entries.map((e) => e.seq), [asked.seq]);
     assert.deepEqual((await accord.control.journal(journal.last)).entries, []);

@@ -222,10 +222,11 @@ def test_the_journal_shows_each_decision(accord):
         "app_only", "issue", DAEMON, TID,
     )
     assert issued["asked"] == GRAPH_DEFAULT and "User.Read.All" in issued["ruleText"]
+    # The token endpoint's answer: the engine would prompt, the client is told AADSTS65001.
     assert (asked["kind"], asked["clientAppId"], asked["user"], asked["rule"]) == (
-        "sign_in", PUBLIC, ALICE, "consent.missing",
+        "token", PUBLIC, ALICE, "consent.missing",
     )
-    assert asked["decision"] != "issue"
+    assert (asked["decision"], asked["aadsts"]) == ("refuse", 65001)
 
     later = accord.control.journal(after=issued["seq"])
     assert [e["seq"] for e in later["entries"]] == [asked["seq"]]

@@ -340,7 +340,12 @@ pub(super) fn key_credentials(app: &Application, v: &Value) -> Result<Vec<KeyCre
                 let cert = crate::client_certificates::ClientCertificate::from_der(&der)
                     .map_err(|why| bad(format!("Invalid value specified for property 'keyCredentials.key': {why}.")))?;
                 let name = text("displayName").unwrap_or("certificate");
-                cert.credential(key_id.unwrap_or_else(Uuid::new_v4), name)
+                let mut credential = cert.credential(key_id.unwrap_or_else(Uuid::new_v4), name);
+                // The same certificate sent again keeps the time it was first registered.
+                if let Some(old) = app.key_credentials.iter().find(|c| c.certificate == credential.certificate) {
+                    credential.added_at = old.added_at;
+                }
+                credential
             }
             None => {
                 let id = key_id
