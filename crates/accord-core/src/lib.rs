@@ -7,6 +7,7 @@ pub mod clock;
 pub mod consent_engine;
 pub mod consent_records;
 pub mod directory;
+pub mod fault_rules;
 pub mod ids;
 pub mod microsoft_graph;
 pub mod scenario;

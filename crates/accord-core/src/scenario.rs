@@ -286,6 +286,9 @@ pub struct Scenario {
     /// The world's limits (`[throttling]`); a server flag wins over each, a default fills in
     /// what neither gives.
     pub throttling: ThrottlingSpec,
+    /// Test mode's fault rules (`[[fault]]`), each checked; a server not in test mode ignores
+    /// them.
+    pub faults: Vec<crate::fault_rules::RuleSpec>,
 }
 
 /// `[throttling]`: Graph's and the token endpoint's limits (0 turns one off).
@@ -480,6 +483,18 @@ pub struct AppSpec {
     /// `known_client_applications = ["<client id>"]`: consenting to those clients consents to
     /// this API too (clients registered in the same tenant).
     pub known_client_applications: Vec<AppId>,
+    /// Consent webhooks (`[[tenant.app.webhook]]`, an Accord extension): where the app's
+    /// consent events from every tenant are pushed, signed with `secret`.
+    pub webhooks: Vec<WebhookSpec>,
+}
+
+/// A consent webhook of an app, as a scenario declares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookSpec {
+    /// An absolute http(s) URL; the server's notification-URL rules apply when it loads.
+    pub url: String,
+    /// The signing secret, `whsec_` and the base64 of 24 to 64 bytes (Standard Webhooks).
+    pub secret: String,
 }
 
 /// One pre-authorized client of an API.

@@ -16,9 +16,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use time::{Duration, OffsetDateTime};
 
-/// The longest lag a rule may ask for (an hour: Entra's worst is minutes).
-pub const MAX_SECONDS: u64 = 3_600;
-
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static RULES: Mutex<Vec<LagRule>> = Mutex::new(Vec::new());
 

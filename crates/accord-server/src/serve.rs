@@ -44,7 +44,8 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
     let world = crate::state::WorldSource { scenario: config.scenario.clone(), variables: config.vars.clone() };
-    let throttling = load_world(&world, &*store, &keyring).await?;
+    let scenario = load_world(&world, &*store, &keyring).await?;
+    let throttling = scenario.throttling;
     let signer = Signer::load(&*store, &keyring).await?;
     let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
     settings.notifications = config.notifications.clone();
@@ -61,6 +62,18 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         world,
         test_mode: config.test_mode,
     });
+    crate::service::consent_webhooks::load_from_scenario(&state, &scenario).await?;
+    if config.test_mode {
+        let ids = crate::test_control::faults::FAULTS.install(scenario.faults).map_err(anyhow::Error::msg)?;
+        if !ids.is_empty() {
+            tracing::warn!(rules = ids.len(), "test mode: the scenario's fault rules are in force");
+        }
+    } else if !scenario.faults.is_empty() {
+        tracing::warn!(
+            rules = scenario.faults.len(),
+            "the scenario's [[fault]] rules act only with --test-mode: ignored"
+        );
+    }
     if config.test_mode {
         crate::decision_journal::enable();
         tracing::warn!("TEST MODE: the control API is served at /_accord/test (reset, scenario, clock, journal)");
@@ -118,7 +131,8 @@ fn bound_slow_clients<A>(server: &mut axum_server::Server<A>) {
     server.http_builder().http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
 }
 
-/// Loads `--scenario` at every start, and returns its `[throttling]`. Without one, an empty
+/// Loads `--scenario` at every start, and returns it (its `[throttling]`, fault rules and
+/// webhooks are applied once the server's state exists). Without one, an empty
 /// store gets the built-in demo world; a store that already holds it keeps everything changed
 /// at run time, and only the demo world's calendar (relative times, `relative_times = "move"`)
 /// moves to the present.
@@ -126,12 +140,12 @@ async fn load_world(
     source: &WorldSource,
     store: &dyn Store,
     keyring: &Keyring,
-) -> anyhow::Result<accord_core::scenario::ThrottlingSpec> {
+) -> anyhow::Result<accord_core::scenario::Scenario> {
     let (scenario, name) = scenario_loader::parse_source(source)?;
     if source.scenario.is_none() && !store.tenants().await?.is_empty() {
         let moved = scenario_loader::move_relative_events(store, keyring, &scenario).await?;
         tracing::info!(events = moved, "demo world's calendar moved to the current week");
-        return Ok(scenario.throttling);
+        return Ok(scenario);
     }
     let summary = scenario_loader::load(store, keyring, &scenario).await?;
     for (name, id) in &summary.generated_tenant_ids {
@@ -148,7 +162,7 @@ async fn load_world(
         events = summary.events,
         "scenario loaded"
     );
-    Ok(scenario.throttling)
+    Ok(scenario)
 }
 
 /// A public URL whose port is 0 ("https://localhost:0") takes the port the listener was given,

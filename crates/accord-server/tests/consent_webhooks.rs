@@ -268,3 +268,116 @@ async fn time_bound_grants_end_as_a_revocation() {
         .wait_for("the assignment's end", |v| v["type"] == "assignment.removed" && v["data"]["principalId"] == ALICE)
         .await;
 }
+
+/// A scenario declares the vendor's webhook with its secret (and a fault rule): at start, and
+/// again after a test-mode reset, consent changes arrive signed with that secret, and the fault
+/// rule is in force.
+#[tokio::test]
+async fn a_scenario_declares_webhooks_and_fault_rules() {
+    const SECRET: &str = "whsec_c2NlbmFyaW8tc2VjcmV0LW9mLXRoaXJ0eS10d28h";
+    let inbox = Inbox::default();
+    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = std::env::temp_dir().join(format!("accord-webhooks-scenario-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = dir.join("world.toml");
+    std::fs::write(
+        &world,
+        format!(
+            r#"
+[[tenant]]
+id = "{CONTOSO}"
+display_name = "Contoso"
+domains = ["contoso.test"]
+
+[[tenant.app]]
+app_id = "{VENDOR}"
+display_name = "Sync Vendor"
+redirect_uris = ["https://vendor.example/cb"]
+secrets = ["vendor-secret-1"]
+
+  [[tenant.app.required]]
+  resource = "https://graph.microsoft.com"
+  application = ["User.Read.All"]
+
+  [[tenant.app.webhook]]
+  url = "{url}"
+  secret = "{SECRET}"
+
+[[tenant.app]]
+app_id = "{admin}"
+display_name = "Admin Daemon"
+redirect_uris = ["https://daemon.example/cb"]
+secrets = ["{admin_secret}"]
+
+  [[tenant.app.required]]
+  resource = "https://graph.microsoft.com"
+  application = ["AppRoleAssignment.ReadWrite.All", "Application.Read.All"]
+
+[[tenant.grant]]
+app = "{VENDOR}"
+resource = "https://graph.microsoft.com"
+application = ["User.Read.All"]
+
+[[tenant.grant]]
+app = "{admin}"
+resource = "https://graph.microsoft.com"
+application = ["AppRoleAssignment.ReadWrite.All", "Application.Read.All"]
+
+[[fault]]
+match = {{ endpoint = "graph", path = "/v1.0/organization" }}
+action = {{ status = 503, retryAfter = 7 }}
+"#,
+            admin = ADMIN.0,
+            admin_secret = ADMIN.1,
+        ),
+    )
+    .unwrap();
+    let flags = ["--allow-http-notification-urls", "--test-mode"];
+    let server = TestServer::launch_with_env(dir, &world, &flags, &[]);
+    let g = GraphApi { c: server.client(), server };
+
+    let revoke_vendor = || {
+        let g = &g;
+        async move {
+            let admin = g.app_token(CONTOSO, ADMIN).await;
+            let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{VENDOR}'")).await;
+            let vendor_sp = sps["value"][0]["id"].as_str().unwrap().to_string();
+            let (_, held) = g.get(&admin, &format!("/v1.0/servicePrincipals/{vendor_sp}/appRoleAssignments")).await;
+            let assignment = &held["value"][0];
+            let path = format!(
+                "/v1.0/servicePrincipals/{}/appRoleAssignedTo/{}",
+                assignment["resourceId"].as_str().unwrap(),
+                assignment["id"].as_str().unwrap()
+            );
+            assert_eq!(g.delete(&admin, &path).await.0, 204);
+            admin
+        }
+    };
+    let admin = revoke_vendor().await;
+    let (first, event) = inbox.wait_for("consent.revoked", |v| v["type"] == "consent.revoked").await;
+    assert!(signed_with(&first, SECRET), "signed with the scenario's secret: {first:?}");
+    assert_eq!(event["data"]["permissionType"], "application");
+
+    // The scenario's fault rule is in force.
+    let (s, body) = g.get(&admin, "/v1.0/organization").await;
+    assert_eq!(s, 503, "{body}");
+
+    // A reset brings the webhook back with the same secret, and the rule.
+    let (s, reset) = g.send(g.c.post(g.url("/_accord/test/reset"))).await;
+    assert_eq!(s, 200, "{reset}");
+    assert_eq!(reset["loaded"]["faults"], json!(["fault-1"]), "{reset}");
+    inbox.received.lock().unwrap().clear();
+    revoke_vendor().await;
+    let (again, _) = inbox.wait_for("consent.revoked after the reset", |v| v["type"] == "consent.revoked").await;
+    assert!(signed_with(&again, SECRET));
+    let admin = g.app_token(CONTOSO, ADMIN).await;
+    assert_eq!(g.get(&admin, "/v1.0/organization").await.0, 503);
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
+    let object = apps["value"][0]["id"].as_str().unwrap().to_string();
+    let (_, hooks) = g.get(&admin, &format!("/v1.0/applications/{object}/accord.consentWebhooks")).await;
+    assert_eq!(hooks["value"].as_array().map(Vec::len), Some(1), "one webhook, not one per load: {hooks}");
+}

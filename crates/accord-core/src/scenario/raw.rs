@@ -28,6 +28,9 @@ pub(super) struct RawScenario {
     pub tenant: Vec<S<RawTenant>>,
     /// Limits of Graph and the token endpoint (`[throttling]`).
     pub throttling: Option<S<RawThrottling>>,
+    /// Test mode's fault rules (`[[fault]]`), the control API's schema.
+    #[serde(default)]
+    pub fault: Vec<S<crate::fault_rules::RuleSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,6 +132,16 @@ pub(super) struct RawApp {
     pub known_client_applications: Vec<S<String>>,
     #[serde(default)]
     pub pre_authorized: Vec<S<RawPreAuthorized>>,
+    /// Accord extension: consent webhooks of the app (`[[tenant.app.webhook]]`).
+    #[serde(default)]
+    pub webhook: Vec<S<RawWebhook>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWebhook {
+    pub url: S<String>,
+    pub secret: S<String>,
 }
 
 #[derive(Debug, Deserialize)]

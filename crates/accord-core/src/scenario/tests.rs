@@ -2142,3 +2142,57 @@ fn grants_may_end_at_an_instant_or_a_relative_time() {
     let s = parse_at(&assigned).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(s.tenants[0].assignments[0].expires_at, Some(datetime!(2027-06-01 00:00 UTC)));
 }
+
+#[test]
+fn fault_rules_are_read_with_the_control_apis_schema_and_checked() {
+    let text = format!(
+        "{}\n[[fault]]\ntimes = 1\nmatch = {{ endpoint = \"token\", app = \"11111111-1111-4111-8111-111111111111\" }}\naction = {{ aadsts = 65001 }}\n\n[[fault]]\nmatch = {{ tenant = \"contoso.test\" }}\naction = {{ replicationLagSeconds = 20 }}\n",
+        base("", "")
+    );
+    let s = parse_at(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.faults.len(), 2);
+    assert_eq!((s.faults[0].times, s.faults[0].action.aadsts), (Some(1), Some(65001)));
+    assert_eq!(s.faults[1].action.replication_lag_seconds, Some(20));
+    assert!(parse_at(&base("", "")).unwrap().faults.is_empty());
+
+    // The control API's checks, with the line.
+    let bad = format!("{}\n[[fault]]\naction = {{ aadsts = 65001 }}\n", base("", ""));
+    let diags = diagnostics(&bad);
+    assert_eq!(diags.len(), 1, "{diags:#?}");
+    assert_eq!(diags[0].key, "fault");
+    assert!(diags[0].message.contains("match.endpoint"), "{}", diags[0]);
+    let unknown = format!("{}\n[[fault]]\nsometimes = 1\naction = {{ drop = true }}\n", base("", ""));
+    let e = parse_at(&unknown).unwrap_err().to_string();
+    assert!(e.contains("sometimes"), "{e}");
+}
+
+#[test]
+fn webhooks_need_an_http_url_and_a_standard_webhooks_secret() {
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let hook = |url: &str, secret: &str| {
+        base("", &app(APP3, &format!("\n[[tenant.app.webhook]]\nurl = \"{url}\"\nsecret = \"{secret}\" #!")))
+    };
+    let s = parse_at(&hook("https://vendor.example/hooks/consent", SECRET)).unwrap_or_else(|e| panic!("{e}"));
+    let spec = s.tenants[0].apps.last().unwrap();
+    assert_eq!(
+        spec.webhooks,
+        [WebhookSpec { url: "https://vendor.example/hooks/consent".into(), secret: SECRET.into() }]
+    );
+    expect_one(&hook("https://vendor.example/h", "whsec_c2hvcnQ="), "tenant.app.webhook.secret", "24 to 64");
+    expect_one(
+        &hook("https://vendor.example/h", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "tenant.app.webhook.secret",
+        "whsec_",
+    );
+    let d = diagnostics(&hook("ftp://vendor.example/h", SECRET));
+    assert_eq!((d.len(), d[0].key.as_str()), (1, "tenant.app.webhook.url"), "{d:#?}");
+    let twice = base(
+        "",
+        &app(
+            APP3,
+            &format!("\n[[tenant.app.webhook]]\nurl = \"https://v.example/h\"\nsecret = \"{SECRET}\"\n[[tenant.app.webhook]]\nurl = \"https://v.example/h\"\nsecret = \"{SECRET}\""),
+        ),
+    );
+    let d = diagnostics(&twice);
+    assert!(d.len() == 1 && d[0].message.contains("used twice"), "{d:#?}");
+}

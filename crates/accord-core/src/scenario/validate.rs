@@ -145,6 +145,18 @@ pub(super) fn validate(
         tenant_references(&mut cx, &refs, t, &mut tenants[ti], options.loaded_at, &tenant_zone);
     }
 
+    let faults = raw
+        .fault
+        .iter()
+        .filter_map(|f| match f.get_ref().check() {
+            Ok(()) => Some(f.get_ref().clone()),
+            Err(why) => {
+                cx.err(f.span(), "fault", why);
+                None
+            }
+        })
+        .collect();
+
     if cx.diags.is_empty() {
         let throttling = raw
             .throttling
@@ -159,7 +171,7 @@ pub(super) fn validate(
                 }
             })
             .unwrap_or_default();
-        Ok(Scenario { tenants, relative_times, throttling })
+        Ok(Scenario { tenants, relative_times, throttling, faults })
     } else {
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| d.line);
@@ -1192,6 +1204,7 @@ fn check_app(
         }
     }
     let federated_credentials = federated_credentials(cx, a, public_client, &display_name);
+    let webhooks = webhooks(cx, a);
     let group_membership_claims = match &a.group_membership_claims {
         None => crate::directory::GroupMembershipClaims::None,
         Some(v) => crate::directory::GroupMembershipClaims::parse(v.get_ref()).unwrap_or_else(|| {
@@ -1419,7 +1432,43 @@ fn check_app(
         access_token_version,
         pre_authorized,
         known_client_applications,
+        webhooks,
     }
+}
+
+/// `[[tenant.app.webhook]]`: an absolute http(s) URL (whether http is allowed is the server's
+/// to say) used once per app, and a Standard Webhooks secret.
+fn webhooks(cx: &mut Ctx, a: &RawApp) -> Vec<WebhookSpec> {
+    let mut specs: Vec<WebhookSpec> = Vec::new();
+    for entry in &a.webhook {
+        let w = entry.get_ref();
+        let url = w.url.get_ref();
+        match url::Url::parse(url) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") && u.username().is_empty() && u.fragment().is_none() => {}
+            _ => cx.err(
+                w.url.span(),
+                "tenant.app.webhook.url",
+                format!("{url:?} is not an absolute http(s) URL without user information or a fragment"),
+            ),
+        }
+        if specs.iter().any(|s| &s.url == url) {
+            cx.err(w.url.span(), "tenant.app.webhook.url", format!("{url:?} is used twice for this app"));
+        }
+        let secret = w.secret.get_ref();
+        let key_len = secret.strip_prefix("whsec_").and_then(|k| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.decode(k).ok().map(|k| k.len())
+        });
+        if !key_len.is_some_and(|n| (24..=64).contains(&n)) {
+            cx.err(
+                w.secret.span(),
+                "tenant.app.webhook.secret",
+                "must be whsec_ followed by the base64 of 24 to 64 random bytes",
+            );
+        }
+        specs.push(WebhookSpec { url: url.clone(), secret: secret.clone() });
+    }
+    specs
 }
 
 /// `[[tenant.app.federated_credential]]`: each checked by the directory's own rules, errors

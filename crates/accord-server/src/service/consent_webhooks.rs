@@ -16,6 +16,7 @@ use crate::service::ServiceError;
 use crate::state::AppState;
 use accord_core::aadsts::{Aadsts, OAuthError};
 use accord_core::directory::Application;
+use accord_core::scenario::Scenario;
 use accord_store::{Change, ConsentEvent, ConsentWebhook, StoreError, WebhookDelivery};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -69,6 +70,41 @@ pub async fn register(state: &AppState, app: &Application, url: &str) -> Result<
     Ok(Registered { webhook, secret: Some(secret) })
 }
 
+/// The scenario's `[[tenant.app.webhook]]`s: each registered with its secret, or — when the
+/// app already has a webhook at that URL — given that secret. Returns how many were new. The
+/// URL rules of change notifications apply, as to a webhook registered through Graph.
+pub async fn load_from_scenario(state: &AppState, scenario: &Scenario) -> anyhow::Result<usize> {
+    let mut added = 0;
+    for app in scenario.tenants.iter().flat_map(|t| &t.apps) {
+        for spec in &app.webhooks {
+            super::calendar_sync::check_notification_url(&spec.url, &state.settings.notifications, "url")
+                .map_err(|why| anyhow::anyhow!("the webhook {} of app {}: {why}", spec.url, app.app_id))?;
+            let existing = state.store.consent_webhooks_of(app.app_id).await?;
+            let sealed = state.keyring.seal_text(SECRET_PURPOSE, spec.secret.as_bytes());
+            let webhook = match existing.iter().find(|w| w.url == spec.url) {
+                Some(w) if secrets(state, w).first() == secret_key(&spec.secret).as_ref() => continue,
+                Some(w) => ConsentWebhook { sealed_secrets: vec![sealed], ..w.clone() },
+                None if existing.len() >= MAX_PER_APP => {
+                    anyhow::bail!("app {} has {MAX_PER_APP} consent webhooks already", app.app_id)
+                }
+                None => {
+                    added += 1;
+                    ConsentWebhook {
+                        id: Uuid::new_v4(),
+                        app_id: app.app_id,
+                        url: spec.url.clone(),
+                        sealed_secrets: vec![sealed],
+                        created_at: accord_core::clock::now(),
+                        cursor: state.store.consent_event_watermark().await?,
+                    }
+                }
+            };
+            state.store.apply(&[Change::PutConsentWebhook(webhook)]).await?;
+        }
+    }
+    Ok(added)
+}
+
 /// A new signing secret; the previous one keeps signing too until the next rotation, so
 /// receivers can switch without losing a delivery.
 pub async fn rotate_secret(state: &AppState, webhook: &ConsentWebhook) -> Result<Registered, ServiceError> {
@@ -91,8 +127,13 @@ fn secrets(state: &AppState, webhook: &ConsentWebhook) -> Vec<Vec<u8>> {
         .iter()
         .filter_map(|s| state.keyring.open_text(SECRET_PURPOSE, s))
         .filter_map(|plain| String::from_utf8(plain).ok())
-        .filter_map(|s| s.strip_prefix("whsec_").and_then(|k| B64.decode(k).ok()))
+        .filter_map(|s| secret_key(&s))
         .collect()
+}
+
+/// The HMAC key of a `whsec_` secret.
+fn secret_key(secret: &str) -> Option<Vec<u8>> {
+    secret.strip_prefix("whsec_").and_then(|k| B64.decode(k).ok())
 }
 
 /// `v1,<base64>` per key, space-separated (Standard Webhooks).

@@ -21,74 +21,17 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Duration;
 
 /// Rules at most.
 pub const MAX_RULES: usize = 100;
-const MAX_DELAY_MS: u64 = 60_000;
 /// Bodies read for matching (the app and user of a token request), at most.
 const MAX_BODY: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Match {
-    #[serde(default)]
-    pub endpoint: Option<String>,
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub tenant: Option<String>,
-    #[serde(default)]
-    pub app: Option<String>,
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub path: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Action {
-    /// An AADSTS error (token and device-code endpoints).
-    #[serde(default)]
-    pub aadsts: Option<u32>,
-    /// An HTTP status (429, 500, 503, …).
-    #[serde(default)]
-    pub status: Option<u16>,
-    #[serde(default)]
-    pub retry_after: Option<u64>,
-    /// Graph's error code for a status on Graph (default by status).
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub delay_ms: Option<u64>,
-    /// Close the connection without an answer.
-    #[serde(default)]
-    pub drop: bool,
-    /// Replication lag: for this many seconds after each consent change (consent, assignment,
-    /// revocation, an enterprise app created or disabled, a new secret or certificate), the
-    /// token endpoint still answers as before it (`crate::replication_lag`).
-    #[serde(default)]
-    pub replication_lag_seconds: Option<u64>,
-}
-
-/// A rule as given to `POST /_accord/test/faults`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RuleSpec {
-    #[serde(default, rename = "match")]
-    pub matching: Match,
-    #[serde(default)]
-    pub after: u32,
-    #[serde(default)]
-    pub times: Option<u32>,
-    #[serde(default)]
-    pub every: Option<u32>,
-    pub action: Action,
-}
+pub use accord_core::fault_rules::{Action, Match, RuleSpec};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,77 +42,6 @@ pub struct Rule {
     /// Requests matched, and faults injected, so far.
     pub matched: u32,
     pub injected: u32,
-}
-
-const ENDPOINTS: &[&str] = &["token", "authorize", "devicecode", "graph", "discovery", "any"];
-
-impl RuleSpec {
-    /// A rule that can act: its endpoint is known, it does one thing, and AADSTS errors go
-    /// only where a client expects them.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(e) = &self.matching.endpoint {
-            if !ENDPOINTS.contains(&e.as_str()) {
-                return Err(format!("match.endpoint '{e}' is not one of {}", ENDPOINTS.join(", ")));
-            }
-        }
-        let a = &self.action;
-        let kinds =
-            [a.aadsts.is_some(), a.status.is_some(), a.delay_ms.is_some(), a.drop, a.replication_lag_seconds.is_some()]
-                .iter()
-                .filter(|k| **k)
-                .count();
-        if kinds != 1 {
-            return Err("the action must be exactly one of aadsts, status (with retryAfter, code), delayMs, drop, \
-                 replicationLagSeconds"
-                .into());
-        }
-        if let Some(seconds) = a.replication_lag_seconds {
-            return self.check_lag(seconds);
-        }
-        if a.aadsts.is_some() && !matches!(self.matching.endpoint.as_deref(), Some("token") | Some("devicecode")) {
-            return Err("an aadsts action needs match.endpoint \"token\" or \"devicecode\"".into());
-        }
-        if let Some(s) = a.status {
-            if !(400..=599).contains(&s) {
-                return Err(format!("status {s} is not an error status (400–599)"));
-            }
-        }
-        if a.delay_ms.is_some_and(|d| d > MAX_DELAY_MS) {
-            return Err(format!("delayMs may be at most {MAX_DELAY_MS}"));
-        }
-        if self.every == Some(0) || self.times == Some(0) {
-            return Err("every and times count from 1".into());
-        }
-        Ok(())
-    }
-}
-
-impl RuleSpec {
-    /// A lag rule: matched by tenant and app only (it acts on what the token endpoint sees, not
-    /// on one request), for every request while it lasts.
-    fn check_lag(&self, seconds: u64) -> Result<(), String> {
-        let m = &self.matching;
-        if m.endpoint.as_deref().is_some_and(|e| e != "token")
-            || m.method.is_some()
-            || m.user.is_some()
-            || m.path.is_some()
-        {
-            return Err("a replicationLagSeconds rule matches by tenant and app only (the token endpoint)".into());
-        }
-        if self.after != 0 || self.every.is_some() || self.times.is_some() {
-            return Err(
-                "a replicationLagSeconds rule lasts until it is removed: after, every and times do not apply".into()
-            );
-        }
-        if !(1..=crate::replication_lag::MAX_SECONDS).contains(&seconds) {
-            return Err(format!("replicationLagSeconds must be 1 to {}", crate::replication_lag::MAX_SECONDS));
-        }
-        Ok(())
-    }
-
-    fn is_lag(&self) -> bool {
-        self.action.replication_lag_seconds.is_some()
-    }
 }
 
 /// The rules in force, in order; the first that acts on a request wins.
@@ -201,6 +73,11 @@ impl Faults {
         }
         rules.push(rule.clone());
         Ok(rule)
+    }
+
+    /// A scenario's rules, added in order; their ids.
+    pub fn install(&self, specs: Vec<RuleSpec>) -> Result<Vec<String>, String> {
+        specs.into_iter().map(|spec| self.add(spec).map(|r| r.id)).collect()
     }
 
     pub fn list(&self) -> Vec<Rule> {
@@ -444,19 +321,6 @@ mod tests {
 
     fn spec(json: Value) -> RuleSpec {
         serde_json::from_value(json).unwrap()
-    }
-
-    #[test]
-    fn rules_are_checked() {
-        assert!(spec(json!({"action": {"status": 429, "retryAfter": 2}})).check().is_ok());
-        assert!(spec(json!({"action": {}})).check().is_err(), "no action");
-        assert!(spec(json!({"action": {"status": 429, "drop": true}})).check().is_err(), "two actions");
-        assert!(spec(json!({"action": {"aadsts": 65001}})).check().unwrap_err().contains("token"));
-        assert!(spec(json!({"match": {"endpoint": "token"}, "action": {"aadsts": 65001}})).check().is_ok());
-        assert!(spec(json!({"match": {"endpoint": "mail"}, "action": {"drop": true}})).check().is_err());
-        assert!(spec(json!({"action": {"status": 200}})).check().is_err());
-        assert!(spec(json!({"every": 0, "action": {"drop": true}})).check().is_err());
-        assert!(serde_json::from_value::<RuleSpec>(json!({"action": {"drop": true}, "often": 1})).is_err());
     }
 
     #[test]

@@ -118,7 +118,7 @@ async fn reset(State(state): State<SharedState>) -> Response {
     // A reset starts a test from nothing: no fault rule survives it either.
     faults::FAULTS.clear();
     match test_mode::reset(&state).await {
-        Ok(summary) => Json(json!({"loaded": summary})).into_response(),
+        Ok(loaded) => answer_loaded(loaded),
         Err(e) => {
             tracing::error!(error = %e, "test mode: reset failed");
             refused(StatusCode::INTERNAL_SERVER_ERROR, format!("the reset failed: {e:#}"))
@@ -131,9 +131,22 @@ async fn scenario(State(state): State<SharedState>, body: axum::body::Bytes) -> 
         return refused(StatusCode::BAD_REQUEST, "the scenario must be UTF-8 text (TOML)");
     };
     match test_mode::load_scenario(&state, text).await {
-        Ok(summary) => Json(json!({"loaded": summary})).into_response(),
+        Ok(loaded) => answer_loaded(loaded),
         Err(e) => refused(StatusCode::BAD_REQUEST, format!("{e:#}")),
     }
+}
+
+/// Puts a loaded world's fault rules in force, and says what was loaded (`faults`: the ids).
+fn answer_loaded(loaded: test_mode::Loaded) -> Response {
+    let ids = match faults::FAULTS.install(loaded.faults) {
+        Ok(ids) => ids,
+        Err(e) => {
+            return refused(StatusCode::BAD_REQUEST, format!("the world loaded, but its fault rules did not: {e}"))
+        }
+    };
+    let mut summary = json!(loaded.summary);
+    summary["faults"] = json!(ids);
+    Json(json!({"loaded": summary})).into_response()
 }
 
 async fn journal(Query(q): Query<HashMap<String, String>>) -> Response {
