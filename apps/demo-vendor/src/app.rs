@@ -34,6 +34,11 @@ pub struct AppConfig {
     /// it, notifications go to the public URL, which the platform must be able to reach over
     /// HTTPS with a certificate it trusts.
     pub webhook_listen: Option<SocketAddr>,
+    /// That listener, already bound (`demo` binds it before Accord starts, to name its port in
+    /// the world's consent webhook); wins over `webhook_listen`.
+    pub webhook_listener: Option<Arc<std::net::TcpListener>>,
+    /// The signing secret of Accord's consent webhook for this app (`POST /webhooks/consent`).
+    pub consent_webhook_secret: Option<String>,
 }
 
 /// Every permission Meeting Insights asks for and why: the technical guide, and the kit's
@@ -123,25 +128,39 @@ pub async fn start(config: AppConfig) -> anyhow::Result<Running> {
         kit.config().is_microsoft_cloud(),
         config.sync_days,
     );
-    let webhook = match config.webhook_listen {
-        Some(addr) if !addr.ip().is_loopback() => {
+    settings.consent_webhook_secret = config.consent_webhook_secret.clone();
+    let bound = match &config.webhook_listener {
+        Some(l) => {
+            let l = l.try_clone().context("the webhook listener")?;
+            l.set_nonblocking(true)?;
+            Some(tokio::net::TcpListener::from_std(l)?)
+        }
+        None => None,
+    };
+    let webhook = match (bound, config.webhook_listen) {
+        (Some(listener), _) => {
+            let local = listener.local_addr()?;
+            settings.notification_base = Some(format!("http://{local}"));
+            Some(listener)
+        }
+        (None, Some(addr)) if !addr.ip().is_loopback() => {
             anyhow::bail!("--webhook-listen must be a loopback address (plain HTTP), not {addr}")
         }
-        Some(addr) => {
+        (None, Some(addr)) => {
             let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             settings.notification_base = Some(format!("http://{local}"));
             Some(listener)
         }
-        None => {
+        (None, None) => {
             settings.notification_base = Some(public_url.clone());
             None
         }
     };
     let state = Arc::new(AppState::new(db, kit, settings)?);
     if let Some(listener) = webhook {
-        let routes = crate::push::routes(state.clone());
-        tracing::info!(listen = %listener.local_addr()?, "receiving Graph change notifications over loopback HTTP");
+        let routes = crate::push::routes(state.clone()).merge(crate::consent_events::routes(state.clone()));
+        tracing::info!(listen = %listener.local_addr()?, "receiving Graph change notifications and consent webhooks over loopback HTTP");
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, routes).await {
                 tracing::error!(error = %e, "the notification listener stopped");

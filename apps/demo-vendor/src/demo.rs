@@ -33,6 +33,14 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
     let log_path = config.data_dir.join("accord.log");
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
+    // The loopback listener for Graph's notifications and Accord's consent webhooks, bound now:
+    // the demo world names its URL as Meeting Insights' consent webhook.
+    let mut config = config;
+    let hooks = std::net::TcpListener::bind(config.webhook_listen.unwrap_or(([127, 0, 0, 1], 0).into()))
+        .context("binding the webhook listener")?;
+    let hooks_at = hooks.local_addr()?;
+    config.webhook_listener = Some(std::sync::Arc::new(hooks));
+
     println!("Starting Accord ({}) with the demo world on {} …", bin.display(), config.accord_url);
     let mut child = tokio::process::Command::new(&bin)
         .arg("serve")
@@ -45,8 +53,11 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
         // The demo world registers Meeting Insights' redirect URIs under this app's URL.
         .arg("--var")
         .arg(format!("vendor_url={}", config.public_url.trim_end_matches('/')))
-        // Meeting Insights receives change notifications on a loopback HTTP listener.
+        // Meeting Insights receives change notifications and consent webhooks on a loopback
+        // HTTP listener.
         .arg("--allow-http-notification-urls")
+        .arg("--var")
+        .arg(format!("vendor_webhook_url=http://{hooks_at}/webhooks/consent"))
         .stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())

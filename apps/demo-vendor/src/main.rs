@@ -5,6 +5,7 @@
 //! app together (docs/demo.md).
 
 mod app;
+mod consent_events;
 mod db;
 mod demo;
 mod push;
@@ -20,6 +21,8 @@ use std::path::PathBuf;
 /// The demo world's registration of Meeting Insights (crates/accord-server/src/demo_world.toml).
 pub const DEMO_CLIENT_ID: &str = "3bcad3f8-39bc-495b-b118-04d692e0bb31";
 pub const DEMO_CLIENT_SECRET: &str = "demo-vendor-secret-change-me";
+/// The signing secret of the demo world's consent webhook for Meeting Insights.
+pub const DEMO_CONSENT_WEBHOOK_SECRET: &str = "whsec_ZGVtby12ZW5kb3ItY29uc2VudC13ZWJob29rLWNoYW5nZS1tZQ==";
 /// The support password `demo` uses unless one is given.
 pub const DEMO_SUPPORT_PASSWORD: &str = "Passw0rd!vendor-support";
 
@@ -104,6 +107,17 @@ struct AppArgs {
         value_parser = clap::value_parser!(u32).range(1..=366)
     )]
     sync_days: u32,
+    /// Signing secret (whsec_…) of Accord's consent webhook for this app: consent changes are
+    /// received at /webhooks/consent [default: the demo world's]
+    #[arg(
+        long,
+        global = true,
+        env = "DEMO_VENDOR_CONSENT_WEBHOOK_SECRET",
+        default_value = DEMO_CONSENT_WEBHOOK_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
+    consent_webhook_secret: String,
     /// Loopback address of a plain-HTTP listener for Graph's change notifications (port 0: any
     /// free port) [default: none, notifications go to the public URL; with `demo`: 127.0.0.1:0]
     #[arg(long, global = true, env = "DEMO_VENDOR_WEBHOOK_LISTEN")]
@@ -142,6 +156,8 @@ impl AppArgs {
             sync_interval: self.sync_interval,
             sync_days: self.sync_days,
             webhook_listen: self.webhook_listen,
+            webhook_listener: None,
+            consent_webhook_secret: Some(self.consent_webhook_secret.clone()).filter(|s| !s.is_empty()),
         }
     }
 }

@@ -202,7 +202,7 @@ async fn reauthorize(state: &AppState, sub: &PushSubscription) {
 
 /// Syncs the instance shortly, once for notifications that arrive together; `verify` refreshes
 /// every user's connection first (after a lifecycle event: access changed).
-async fn sync_soon(state: &Arc<AppState>, instance: &str, verify: bool) {
+pub async fn sync_soon(state: &Arc<AppState>, instance: &str, verify: bool) {
     let key = format!("{instance}/{verify}");
     if !state.push_pending.lock().expect("pending lock").insert(key.clone()) {
         return; // a sync is already on its way

@@ -36,6 +36,8 @@ pub struct Settings {
     /// Where Graph sends change notifications (`{base}/graph/notifications`); `None`: no push,
     /// polling only.
     pub notification_base: Option<String>,
+    /// The signing secret of Accord's consent webhook (`whsec_…`); `None`: no such endpoint.
+    pub consent_webhook_secret: Option<String>,
 }
 
 impl Settings {
@@ -71,6 +73,7 @@ impl Settings {
             enterprise_app_url,
             requests_url,
             notification_base: None,
+            consent_webhook_secret: None,
         }
     }
 }
@@ -224,7 +227,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), session_layer))
         .with_state(state.clone())
         // Graph's calls carry no session and no CSRF token: they are checked by clientState.
-        .merge(crate::push::routes(state))
+        .merge(crate::push::routes(state.clone()))
+        .merge(crate::consent_events::routes(state))
 }
 
 /// Loads the session before the handler and stores it after; adds the security headers.

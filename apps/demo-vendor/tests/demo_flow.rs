@@ -191,6 +191,25 @@ impl World {
         )
     }
 
+    /// Consent webhooks, as `demo-vendor demo` runs them: the demo world's webhook for Meeting
+    /// Insights points at the app's loopback listener. Accord reviews subscribers' access only
+    /// every ten minutes here, so what the app learns quickly it learns from the webhook.
+    fn start_with_consent_webhooks() -> (World, String) {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            let (vendor_port, hook) = (free_port(), format!("127.0.0.1:{}", free_port()));
+            let hook_url = format!("vendor_webhook_url=http://{hook}/webhooks/consent");
+            let accord_extra =
+                ["--allow-http-notification-urls", "--subscription-review-ms", "600000", "--var", &hook_url];
+            let accord = start_accord(vendor_port, &accord_extra);
+            match start_vendor(vendor_port, &accord, &["--webhook-listen", &hook]) {
+                Ok(vendor) => return (World { accord, vendor }, format!("http://{hook}/webhooks/consent")),
+                Err(e) => failures.push(e),
+            }
+        }
+        panic!("the demo vendor did not start in three tries:\n{}", failures.join("\n"));
+    }
+
     fn start_with(accord_extra: &[&str], vendor_extra: &[&str]) -> World {
         let mut failures = Vec::new();
         for _ in 0..3 {
@@ -664,4 +683,57 @@ async fn push_sync_shows_booked_meetings_and_revocations_without_sync_now() {
     let log = w.vendor.log();
     assert!(log.contains("subscribed to calendar changes"), "{log}");
     assert!(log.contains("synced on a change notification"), "{log}");
+}
+
+/// Consent webhooks: the administrator disables Meeting Insights in Accord's admin center and
+/// Accord pushes `app.disabled`, signed, to the app, which re-checks the connection at once:
+/// Alice's turns to "revoked" with Accord's reason, with no sync and no Graph lifecycle event.
+/// A webhook that is not signed with the secret is refused.
+#[tokio::test]
+async fn a_consent_webhook_turns_the_connection_at_once() {
+    let (w, hook) = World::start_with_consent_webhooks();
+    let admin = w.browser();
+    let onboarding = get(&admin, &w.vendor.url("/onboarding/contoso")).await.page();
+    let link = href_of(&onboarding, "admin-consent-link");
+    let consent = at_accord(&admin, &w, &link, "admin@contoso.test").await.page();
+    let callback = submit(&admin, &w.accord, &consent, "", &[("decision", "accept")]).await.redirect();
+    let result = get(&admin, &callback).await.page();
+    assert_eq!(text_of(&result, "result-title"), "Connected", "{result}\n{}", w.logs());
+    let alice = w.browser();
+    let meetings = user_signs_in(&w, &alice, "contoso", "alice@contoso.test").await;
+    assert!(meetings.contains("data-upn=\"alice@contoso.test\" data-state=\"connected\""), "{meetings}");
+
+    // A forged event: refused, nothing re-checked.
+    let forged = reqwest::Client::new()
+        .post(&hook)
+        .header("webhook-id", "msg_forged")
+        .header("webhook-timestamp", time::OffsetDateTime::now_utc().unix_timestamp().to_string())
+        .header("webhook-signature", "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .body(format!(r#"{{"type":"app.disabled","data":{{"tenantId":"{CONTOSO}"}}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+
+    // The administrator disables Meeting Insights in Accord's admin center.
+    let portal = w.accord.url(&format!("/portal/signin?return_to=%2Fadmin%2Fenterprise-apps%3Fq%3D{APP_ID}"));
+    let apps = at_accord(&admin, &w, &portal, "admin@contoso.test").await.page();
+    let app = href_before(&apps, ">Meeting Insights</a>");
+    let properties = get(&admin, &w.accord.url(&format!("{app}/properties"))).await.page();
+    submit(&admin, &w.accord, &properties, "/properties\"", &[("enabled", "no"), ("assignment_required", "no")]).await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = get(&alice, &w.vendor.url("/meetings/contoso")).await.page();
+        if page.contains("data-upn=\"alice@contoso.test\" data-state=\"revoked\"") {
+            assert!(page.contains("AADSTS7000112"), "Accord's reason is shown: {page}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the webhook never turned the connection:\n{page}\n{}", w.logs());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = w.vendor.log();
+    assert!(log.contains("consent webhook received") && log.contains("app.disabled"), "{log}");
+    assert!(log.contains("consent webhook refused"), "the forged one: {log}");
+    assert!(!log.contains("access is gone"), "no lifecycle event did it: {log}");
 }

@@ -70,27 +70,34 @@ pub async fn register(state: &AppState, app: &Application, url: &str) -> Result<
     Ok(Registered { webhook, secret: Some(secret) })
 }
 
-/// The scenario's `[[tenant.app.webhook]]`s: each registered with its secret, or — when the
-/// app already has a webhook at that URL — given that secret. Returns how many were new. The
-/// URL rules of change notifications apply, as to a webhook registered through Graph.
+/// The scenario's `[[tenant.app.webhook]]`s. The n-th webhook of an app has an id of its own
+/// (derived from the app and n), so a later load — another port in the URL, another secret —
+/// updates it in place and keeps its place in the event stream; failing that, a webhook the
+/// app already has at that URL takes the secret. Returns how many were new. The URL rules of
+/// change notifications apply, as to a webhook registered through Graph.
 pub async fn load_from_scenario(state: &AppState, scenario: &Scenario) -> anyhow::Result<usize> {
     let mut added = 0;
     for app in scenario.tenants.iter().flat_map(|t| &t.apps) {
-        for spec in &app.webhooks {
+        for (n, spec) in app.webhooks.iter().enumerate() {
             super::calendar_sync::check_notification_url(&spec.url, &state.settings.notifications, "url")
                 .map_err(|why| anyhow::anyhow!("the webhook {} of app {}: {why}", spec.url, app.app_id))?;
             let existing = state.store.consent_webhooks_of(app.app_id).await?;
             let sealed = state.keyring.seal_text(SECRET_PURPOSE, spec.secret.as_bytes());
-            let webhook = match existing.iter().find(|w| w.url == spec.url) {
-                Some(w) if secrets(state, w).first() == secret_key(&spec.secret).as_ref() => continue,
-                Some(w) => ConsentWebhook { sealed_secrets: vec![sealed], ..w.clone() },
+            let declared = declared_id(app.app_id, n);
+            let same =
+                existing.iter().find(|w| w.id == declared).or_else(|| existing.iter().find(|w| w.url == spec.url));
+            let webhook = match same {
+                Some(w) if w.url == spec.url && secrets(state, w).first() == secret_key(&spec.secret).as_ref() => {
+                    continue
+                }
+                Some(w) => ConsentWebhook { url: spec.url.clone(), sealed_secrets: vec![sealed], ..w.clone() },
                 None if existing.len() >= MAX_PER_APP => {
                     anyhow::bail!("app {} has {MAX_PER_APP} consent webhooks already", app.app_id)
                 }
                 None => {
                     added += 1;
                     ConsentWebhook {
-                        id: Uuid::new_v4(),
+                        id: declared,
                         app_id: app.app_id,
                         url: spec.url.clone(),
                         sealed_secrets: vec![sealed],
@@ -103,6 +110,15 @@ pub async fn load_from_scenario(state: &AppState, scenario: &Scenario) -> anyhow
         }
     }
     Ok(added)
+}
+
+/// The id of an app's `n`-th webhook declared in a scenario.
+fn declared_id(app: accord_core::ids::AppId, n: usize) -> Uuid {
+    use sha2::Digest;
+    let digest = Sha256::digest(format!("accord-scenario-webhook:{app}:{n}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
 /// A new signing secret; the previous one keeps signing too until the next rotation, so
