@@ -185,7 +185,44 @@ pub async fn explain(
         writeln!(out, "  {:>2}. [{:?}] {}", i + 1, rule.verdict, rule.text)?;
     }
     writeln!(out, "decision: {}", describe(&outcome.decision))?;
+    if !matches!(outcome.decision, accord_core::consent_engine::Decision::Issue { .. }) {
+        ended_grants(store, tenant, &client, &user, &mut out).await?;
+    }
     Ok(out)
+}
+
+/// Time-bound grants and assignments of the app that ended (the audit log's
+/// `consent.expired` / `assignment.expired`): often why consent is missing now.
+async fn ended_grants(
+    store: &dyn Store,
+    tenant: &Tenant,
+    client: &accord_core::directory::Application,
+    user: &accord_core::directory::User,
+    out: &mut String,
+) -> anyhow::Result<()> {
+    let events = store.audit_events(tenant.id, Some(client.app_id), 500).await?;
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|e| match e.action.as_str() {
+            "consent.expired" => true,
+            // An assignment: this user's (or a group's, which may have been the user's way in).
+            "assignment.expired" => {
+                e.detail["principalId"].as_str().is_none_or(|p| p == user.id.to_string())
+                    || e.detail["principalType"] == "Group"
+            }
+            _ => false,
+        })
+        .take(5)
+        .collect();
+    for e in ended {
+        let when = e.at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let what = match e.action.as_str() {
+            "consent.expired" => format!("the time-bound consent to \"{}\"", e.detail["scope"].as_str().unwrap_or("")),
+            _ => "a time-bound assignment".to_string(),
+        };
+        writeln!(out, "note: {what} ended at {when} ({}); grant it again to restore it", e.action)?;
+    }
+    Ok(())
 }
 
 fn describe(d: &accord_core::consent_engine::Decision) -> String {

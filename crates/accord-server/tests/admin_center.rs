@@ -883,3 +883,123 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     let v = tag.find(&marker)? + marker.len();
     Some(unescape(&tag[v..v + tag[v..].find('"')?]))
 }
+
+/// Time-bound consent and assignments (an Accord extension), in test mode so the clock moves:
+/// "Grant admin consent" and "Add user/group" for 30 days; the pages show the end; a week
+/// before it the administrators are reminded (once); at the end the app's token has no role
+/// left, the permissions and assignment are gone, the audit log says why and so does
+/// `accord explain`.
+#[tokio::test]
+async fn time_bound_consent_and_assignments_end_on_accords_clock() {
+    let dir = std::env::temp_dir().join(format!("accord-admin-time-bound-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &fixture(), &["--test-mode"], &[]);
+    let advance = |days: i64| {
+        let server = &server;
+        async move {
+            let res = server
+                .client()
+                .post(server.url("/_accord/test/clock/advance"))
+                .json(&serde_json::json!({"days": days}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let list = admin.page("/admin/enterprise-apps?q=insights").await;
+    let app = link(&list, "Meeting Insights");
+
+    // Alice, assigned for 30 days.
+    let add = admin.page(&format!("{app}/users-and-groups/add?q=alice")).await;
+    assert!(add.contains("How long the assignment lasts"), "{add}");
+    let alice = value_before(&add, "Alice");
+    let bad = admin
+        .post(&format!("{app}/users-and-groups/add"), &[("principal", &alice), ("role", ""), ("ends_after_days", "0")])
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let users = admin
+        .post_ok(
+            &format!("{app}/users-and-groups/add"),
+            &[("principal", &alice), ("role", ""), ("ends_after_days", "30")],
+        )
+        .await;
+    let row = users.split("<tr>").find(|r| r.contains("alice@contoso.test")).unwrap_or_else(|| panic!("{users}"));
+    assert!(row.contains(" UTC</td>\n      <td>") && !row.contains("—"), "an end is shown: {row}");
+
+    // Admin consent for 30 days.
+    let confirm_url = format!("{app}/permissions/admin-consent");
+    let confirm = admin.page(&confirm_url).await;
+    assert!(confirm.contains("How long the consent lasts"), "{confirm}");
+    let shown = attr_value_after(&confirm, "name=\"shown\"").unwrap();
+    let perms = admin.post_ok(&confirm_url, &[("shown", &shown), ("ends_after_days", "30")]).await;
+    assert!(perms.contains("Admin consent was granted") && perms.contains("<th scope=\"col\">Ends</th>"), "{perms}");
+    assert!(!perms.contains("<td>—</td>"), "every grant shows its end: {perms}");
+    let (status, body) = client_credentials(&server, INSIGHTS, INSIGHTS_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["roles"], serde_json::json!(["Calendars.Read"]));
+
+    // 24 days later: a week before the end, the administrators are reminded, once.
+    let ran = advance(24).await;
+    assert_eq!(ran["ran"]["endingsReminded"], 3, "grant, application permission, assignment: {ran}");
+    let store = accord_store::SqlStore::connect_sqlite_file(&server.data_dir.join("accord.db")).await.unwrap();
+    let contoso: accord_core::ids::TenantId = CONTOSO_ID.parse().unwrap();
+    let ending = || {
+        let store = &store;
+        async move {
+            use accord_store::Store;
+            store
+                .notifications(contoso)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|n| n.kind == "grant.ending")
+                .collect::<Vec<_>>()
+        }
+    };
+    let reminders = ending().await;
+    assert!(reminders.iter().any(|n| n.recipient_address == "admin@contoso.test"), "{reminders:#?}");
+    assert!(reminders.iter().any(|n| n.recipient_address == "appadmin@contoso.test"), "{reminders:#?}");
+    assert!(reminders.iter().all(|n| n.recipient_address != "alice@contoso.test"), "administrators only");
+    assert!(reminders
+        .iter()
+        .any(|n| n.subject.contains("Meeting Insights") && n.body.contains("accord.expiresDateTime")));
+    let sent = reminders.len();
+    assert_eq!(advance(1).await["ran"]["endingsReminded"], 0);
+    assert_eq!(ending().await.len(), sent, "reminded once");
+
+    // Past the end: no role in the app's token, nothing on the pages, the audit log says why.
+    let ran = advance(6).await;
+    assert_eq!(ran["ran"]["grantsExpired"], 3, "{ran}");
+    let (status, body) = client_credentials(&server, INSIGHTS, INSIGHTS_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["roles"], Value::Null);
+    // (A month on Accord's clock ended the portal session too.)
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let perms = admin.page(&format!("{app}/permissions")).await;
+    assert!(perms.contains("No admin consent.") && perms.contains("No application permission."), "{perms}");
+    let users = admin.page(&format!("{app}/users-and-groups")).await;
+    assert!(!users.contains("alice@contoso.test"), "{users}");
+    let activity = admin.page(&format!("{app}/activity")).await;
+    assert!(activity.contains("consent.expired") && activity.contains("assignment.expired"), "{activity}");
+
+    // `accord explain` says why Alice would be asked again.
+    let data_dir = server.data_dir.to_string_lossy().to_string();
+    let (code, out, err) = accord(&[
+        "explain",
+        "--data-dir",
+        &data_dir,
+        "--tenant",
+        "contoso.test",
+        "--user",
+        "alice@contoso.test",
+        "--app",
+        INSIGHTS,
+        "--scope",
+        "openid User.Read",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("note: the time-bound consent to") && out.contains("consent.expired"), "{out}");
+}

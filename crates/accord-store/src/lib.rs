@@ -162,6 +162,8 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>>;
     async fn users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>>;
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>>;
+    /// The users of the tenant who hold `role`.
+    async fn role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>>;
     /// Atomically adds one to the user's failed sign-in count and returns the new count.
     async fn record_failed_sign_in(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32>;
     /// Sets the lock and clears the failure count (`None` unlocks).

@@ -358,6 +358,10 @@ impl Store for SqlStore {
         self.list_user_roles(tenant_id, user_id).await
     }
 
+    async fn role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>> {
+        self.list_role_holders(tenant_id, role).await
+    }
+
     async fn record_failed_sign_in(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32> {
         self.increment_failed_sign_ins(tenant_id, user_id).await
     }

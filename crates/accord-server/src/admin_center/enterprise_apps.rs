@@ -229,6 +229,7 @@ pub async fn users_and_groups(
                 context! {
                     id => a.assignment.id.to_string(), name => a.principal.display_name, upn => a.principal.upn,
                     kind => a.principal.kind.as_str(), role => a.role, created => fmt_time(a.assignment.created_at),
+                    ends => a.assignment.expires_at.map(fmt_time),
                 }
             })
             .collect();
@@ -297,7 +298,8 @@ pub async fn add_assignment_post(
                 Uuid::parse_str(r).map_err(|_| Aadsts::invalid_parameter("role", "choose one of the app's roles"))?,
             ),
         };
-        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role, None)
+        let ends = ends_after(form.get("ends_after_days"))?;
+        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role, ends)
             .await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "assigned"))
     })
@@ -371,7 +373,7 @@ pub async fn permissions(
         let grant = |g: &administration::GrantSummary| {
             context! {
                 id => g.grant.id.to_string(), resource => g.resource, scopes => g.grant.scopes,
-                created => fmt_time(g.grant.created_at),
+                created => fmt_time(g.grant.created_at), ends => g.grant.expires_at.map(fmt_time),
                 principal => g.principal.as_ref().map(|p| format!("{} ({})", p.display_name, p.upn)),
             }
         };
@@ -382,6 +384,7 @@ pub async fn permissions(
                 context! {
                     id => a.assignment.id.to_string(), resource => a.resource, value => a.value,
                     display_name => a.display_name, created => fmt_time(a.assignment.created_at),
+                    ends => a.assignment.expires_at.map(fmt_time),
                 }
             })
             .collect();
@@ -472,10 +475,22 @@ pub async fn admin_consent_post(
         if fingerprint(&now) != form.get("shown") {
             return Err(changed_since_shown());
         }
-        administration::grant_admin_consent(store, &portal.actor, &portal.tenant, &app).await?;
+        let ends = ends_after(form.get("ends_after_days"))?;
+        administration::grant_admin_consent(store, &portal.actor, &portal.tenant, &app, ends).await?;
         Ok(done(&format!("/admin/enterprise-apps/{}/permissions", sp.id), "consented"))
     })
     .await
+}
+
+/// The end a form's "How long it lasts" chose: none, or 1 to 3,650 days from now.
+fn ends_after(days: &str) -> Result<Option<time::OffsetDateTime>, ServiceError> {
+    if days.is_empty() {
+        return Ok(None);
+    }
+    match days.parse::<i64>() {
+        Ok(n) if (1..=3_650).contains(&n) => Ok(Some(accord_core::clock::now() + time::Duration::days(n))),
+        _ => Err(ServiceError::Refused(Aadsts::invalid_parameter("ends_after_days", "choose how long it lasts"))),
+    }
 }
 
 pub fn changed_since_shown() -> ServiceError {

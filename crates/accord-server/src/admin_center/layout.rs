@@ -39,6 +39,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/app_add_assignment.html",
         "admin/app_permissions.html",
         "admin/app_admin_consent.html",
+        "admin/ends_field.html",
         "admin/audit_table.html",
         "admin/app_activity.html",
         "admin/consent_tabs.html",

@@ -443,7 +443,8 @@ async fn accept_consent(
     if org_required && !for_org {
         return Err(Aadsts::admin_consent_required(&world.client.display_name).into());
     }
-    let grantee = if for_org { Grantee::Organisation { admin: &world.user } } else { Grantee::User(&world.user) };
+    let grantee =
+        if for_org { Grantee::Organisation { admin: &world.user, until: None } } else { Grantee::User(&world.user) };
     consent::grant(&*state.store, &world.tenant, &world.client, grantee, &permissions, Vec::new()).await?;
     grant_ride_along(state, pending, &world, grantee).await?;
     Ok(issue_code(state, &pending.flow, &world.client, &world.tenant, &world.user, auth_time(pending)).await)
@@ -600,10 +601,11 @@ pub async fn admin_consent_decide(
             &world.client,
             &world.user,
             &all,
+            None,
             Vec::new(),
         )
         .await?;
-        grant_ride_along(&state, &pending, &world, Grantee::Organisation { admin: &world.user }).await?;
+        grant_ride_along(&state, &pending, &world, Grantee::Organisation { admin: &world.user, until: None }).await?;
         let scope_text = all
             .iter()
             .filter(|p| p.kind == PermissionKind::Delegated)

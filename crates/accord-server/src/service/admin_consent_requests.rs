@@ -87,7 +87,7 @@ fn labels(permissions: &[PermissionRef]) -> Vec<String> {
     permissions.iter().map(|p| p.label()).collect()
 }
 
-fn notification(tenant_id: TenantId, to: &User, kind: &str, subject: String, body: String) -> Change {
+pub(crate) fn notification(tenant_id: TenantId, to: &User, kind: &str, subject: String, body: String) -> Change {
     Change::EnqueueNotification(Notification {
         tenant_id,
         id: Uuid::new_v4(),
@@ -183,16 +183,18 @@ fn already_decided(request: &ConsentRequest) -> ServiceError {
 /// the admin center's "Grant admin consent", approving a request: grants `permissions`
 /// (`AllPrincipals` grants and app role assignments) and completes every pending request for
 /// the app as approved by `admin`, notifying the requesters; `extra` changes (an audit event)
-/// go into the same transaction.
+/// go into the same transaction. With `until`, what it grants ends then.
 pub async fn grant_for_organisation(
     store: &dyn Store,
     tenant: &Tenant,
     client: &Application,
     admin: &User,
     permissions: &[PermissionRef],
+    until: Option<OffsetDateTime>,
     extra: Vec<Change>,
 ) -> Result<(), ServiceError> {
-    grant_deciding(store, tenant, client, admin, permissions, extra, None).await
+    let grantee = Grantee::Organisation { admin, until };
+    grant_deciding(store, tenant, client, grantee, permissions, extra, None).await
 }
 
 /// [`grant_for_organisation`], refused as already decided when `deciding` (the request being
@@ -201,14 +203,15 @@ async fn grant_deciding(
     store: &dyn Store,
     tenant: &Tenant,
     client: &Application,
-    admin: &User,
+    grantee: Grantee<'_>,
     permissions: &[PermissionRef],
     extra: Vec<Change>,
     deciding: Option<Uuid>,
 ) -> Result<(), ServiceError> {
+    let (Grantee::Organisation { admin, .. } | Grantee::User(admin)) = grantee;
     let mut changes = decide_all(store, tenant, client, admin, ReviewResult::Approved, None, deciding).await?;
     changes.extend(extra);
-    consent::grant(store, tenant, client, Grantee::Organisation { admin }, permissions, changes).await
+    consent::grant(store, tenant, client, grantee, permissions, changes).await
 }
 
 /// Completes every pending request for the app with `result`. When a reviewer decides one
@@ -326,7 +329,8 @@ pub async fn approve(
     };
     let approved =
         audit(tenant.id, Some(reviewer), "request.approved", Some(client.app_id), json!({ "request": request_id }));
-    grant_deciding(store, tenant, &client, reviewer, &permissions, vec![approved], Some(request_id)).await
+    let grantee = Grantee::Organisation { admin: reviewer, until: None };
+    grant_deciding(store, tenant, &client, grantee, &permissions, vec![approved], Some(request_id)).await
 }
 
 /// Deny (justification required): the requests complete as denied; users may ask again.

@@ -526,8 +526,9 @@ pub fn prompt_permissions(decision: &Decision) -> Vec<PermissionRef> {
 pub enum Grantee<'a> {
     /// The user consents for themselves: a `Principal` grant.
     User(&'a User),
-    /// An administrator consents for the organisation: `AllPrincipals` grants and app roles.
-    Organisation { admin: &'a User },
+    /// An administrator consents for the organisation: `AllPrincipals` grants and app roles,
+    /// until an end when `until` is given (time-bound admin consent; an Accord extension).
+    Organisation { admin: &'a User, until: Option<time::OffsetDateTime> },
 }
 
 /// Writes the grants for `permissions` (creating the client's service principal on first
@@ -563,7 +564,13 @@ pub async fn grant(
     let held_roles = store.app_role_assignments_of(tenant.id, client_sp.id.into()).await?;
     let (consent_type, principal_id, actor) = match &grantee {
         Grantee::User(u) => (ConsentType::Principal, Some(u.id), *u),
-        Grantee::Organisation { admin } => (ConsentType::AllPrincipals, None, *admin),
+        Grantee::Organisation { admin, .. } => (ConsentType::AllPrincipals, None, *admin),
+    };
+    // An organisation's consent for a time sets that end on what it writes; without one, an
+    // end already set stays (a later prompt does not quietly make a time-bound grant permanent).
+    let until = match grantee {
+        Grantee::Organisation { until, .. } => until,
+        Grantee::User(_) => None,
     };
     // One grant per resource: extend what exists, in permission order.
     let mut resources: Vec<ServicePrincipalId> = Vec::new();
@@ -598,11 +605,19 @@ pub async fn grant(
                 grant.scopes.push(p.value.clone());
             }
         }
+        if until.is_some() {
+            grant.expires_at = until;
+        }
         changes.push(Change::PutDelegatedGrant(grant));
     }
     if matches!(grantee, Grantee::Organisation { .. }) {
         for p in permissions.iter().filter(|p| p.kind == PermissionKind::Application) {
-            if held_roles.iter().any(|a| a.resource_sp_id == p.resource_sp_id && a.app_role_id == p.id) {
+            if let Some(held) =
+                held_roles.iter().find(|a| a.resource_sp_id == p.resource_sp_id && a.app_role_id == p.id)
+            {
+                if until.is_some() && held.expires_at != until {
+                    changes.push(Change::PutAppRoleAssignment(AppRoleAssignment { expires_at: until, ..held.clone() }));
+                }
                 continue;
             }
             changes.push(Change::PutAppRoleAssignment(AppRoleAssignment {
@@ -613,7 +628,7 @@ pub async fn grant(
                 resource_sp_id: p.resource_sp_id,
                 app_role_id: p.id,
                 created_at: now,
-                expires_at: None,
+                expires_at: until,
             }));
         }
     }
@@ -626,7 +641,13 @@ pub async fn grant(
         Some(actor),
         action,
         Some(client.app_id),
-        json!({ "permissions": permissions.iter().map(|p| p.label()).collect::<Vec<_>>() }),
+        match until {
+            Some(end) => json!({
+                "permissions": permissions.iter().map(|p| p.label()).collect::<Vec<_>>(),
+                "until": end.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            }),
+            None => json!({ "permissions": permissions.iter().map(|p| p.label()).collect::<Vec<_>>() }),
+        },
     ));
     changes.extend(extra);
     store.apply(&changes).await?;

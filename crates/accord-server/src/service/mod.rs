@@ -10,6 +10,7 @@ pub mod consent_webhooks;
 pub mod coverage;
 pub mod device_authorization;
 pub mod error;
+pub mod grant_expiry;
 pub mod maintenance;
 pub mod notifications;
 pub mod replication;

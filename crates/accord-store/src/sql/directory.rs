@@ -787,6 +787,15 @@ impl SqlStore {
         Ok(roles)
     }
 
+    pub(super) async fn list_role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>> {
+        let q = sqlx::query(
+            "SELECT user_id FROM user_roles WHERE tenant_id = $1 AND role_template_id = $2 ORDER BY user_id",
+        )
+        .bind(id(tenant_id))
+        .bind(id(role.template_id()));
+        self.read_all(q, |c| c.uuid("user_id")).await
+    }
+
     pub(super) async fn increment_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<u32> {
         let q = sqlx::query(
             "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE tenant_id = $1 AND id = $2 \

@@ -167,11 +167,26 @@ pub async fn grant_admin_consent(
     actor: &Actor,
     tenant: &Tenant,
     app: &Application,
+    until: Option<time::OffsetDateTime>,
 ) -> Result<(), ServiceError> {
     let permissions = admin_consent_preview(store, actor, tenant, app).await?;
     let Actor::User { user, .. } = actor else {
         return Err(forbidden(actor, "granting admin consent (it needs a signed-in administrator)"));
     };
-    crate::service::admin_consent_requests::grant_for_organisation(store, tenant, app, user, &permissions, Vec::new())
-        .await
+    if until.is_some_and(|end| end <= accord_core::clock::now()) {
+        return Err(ServiceError::Refused(accord_core::Aadsts::invalid_parameter(
+            "until",
+            "the end must be in the future",
+        )));
+    }
+    crate::service::admin_consent_requests::grant_for_organisation(
+        store,
+        tenant,
+        app,
+        user,
+        &permissions,
+        until,
+        Vec::new(),
+    )
+    .await
 }

@@ -613,7 +613,7 @@ roles = ["Global Administrator"]
         store.application_by_app_id("33333333-0000-4000-8000-0000000000a1".parse().unwrap()).await.unwrap().unwrap();
     let full = ["User.Read", "Calendars.Read", "Calendars.ReadWrite"];
     for round in 0..8 {
-        grant_admin_consent(&store, &ga, &customer, &app).await.unwrap();
+        grant_admin_consent(&store, &ga, &customer, &app, None).await.unwrap();
         let sp = store.service_principal_by_app_id(customer.id, app.app_id).await.unwrap().unwrap();
         let grant = store.delegated_grants_of_client(customer.id, sp.id).await.unwrap().remove(0);
         let revoke = {
@@ -622,7 +622,7 @@ roles = ["Global Administrator"]
         };
         let consent = {
             let (store, ga, customer, app) = (store.clone(), ga.clone(), customer.clone(), app.clone());
-            tokio::spawn(async move { grant_admin_consent(&store, &ga, &customer, &app).await })
+            tokio::spawn(async move { grant_admin_consent(&store, &ga, &customer, &app, None).await })
         };
         for r in [revoke.await.unwrap(), consent.await.unwrap()] {
             match r {
