@@ -21,7 +21,7 @@ pub fn routes(state: Arc<AppState>) -> Router {
 
 /// Events that change what the customer's connection may do.
 fn changes_access(kind: &str) -> bool {
-    kind.starts_with("consent.") || kind.starts_with("assignment.") || kind.starts_with("app.")
+    kind.starts_with("consent.") || kind.starts_with("assignment.") || matches!(kind, "app.disabled" | "app.enabled")
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
@@ -72,5 +72,6 @@ mod tests {
             assert!(changes_access(kind), "{kind}");
         }
         assert!(!changes_access("consent_request.filed"));
+        assert!(!changes_access("app.permissions_changed"), "the registration's list, not a customer's consent");
     }
 }

@@ -24,7 +24,8 @@ pub struct ConsentWebhookEvent {
     /// `consent.granted`, `consent.changed`, `consent.revoked`, `assignment.added`,
     /// `assignment.removed`, `app.disabled`, `app.enabled`, `consent_request.filed`,
     /// `consent_request.approved`, `consent_request.denied`, `consent_request.blocked`,
-    /// `consent_request.expired`.
+    /// `consent_request.expired`, and `app.permissions_changed` (the registration's required
+    /// permissions changed; an event of its home tenant).
     pub kind: String,
     pub tenant_id: Option<String>,
     pub app_id: Option<String>,

@@ -160,3 +160,117 @@ async fn coverage_shows_what_each_tenant_granted_and_links_what_is_missing() {
     assert_ne!(code, 0);
     assert!(err.contains("--format"), "{err}");
 }
+
+/// The vendor's view in its admin center: "Consent coverage" lists the organisations that
+/// consented (not the one that never did), what each lacks with its link, and how many are
+/// assigned but not who. Adding a permission to the registration ("API permissions") makes it
+/// missing everywhere and tells the app's consent webhook `app.permissions_changed`.
+#[tokio::test]
+async fn the_coverage_page_and_a_webhook_when_the_permissions_change() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let inbox = received.clone();
+    let receiver = axum::Router::new().route(
+        "/consent",
+        axum::routing::post(move |body: String| {
+            let inbox = inbox.clone();
+            async move {
+                inbox.lock().unwrap().push(body);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    let world = WORLD
+        .replacen(
+            "domains = [\"vendor.test\"]\n",
+            "domains = [\"vendor.test\"]\n\n[[tenant.user]]\nupn = \"owner@vendor.test\"\ndisplay_name = \"Owner\"\npassword = \"owner-password-1\"\nroles = [\"Global Administrator\"]\n",
+            1,
+        )
+        .replacen(
+            "  application = [\"Calendars.Read\"]\n",
+            &format!("  application = [\"Calendars.Read\"]\n\n  [[tenant.app.webhook]]\n  url = \"{url}\"\n  secret = \"whsec_Y292ZXJhZ2Utd2ViaG9vay1zZWNyZXQtMDEyMzQ1\"\n"),
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("accord-coverage-page-{}", support::uuid_like()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let file = dir.join("world.toml");
+    std::fs::write(&file, world).unwrap();
+    let server = TestServer::launch_with_env(dir.join("data"), &file, &["--allow-http-notification-urls"], &[]);
+    let browser = server.client();
+    let page_url = format!("/admin/app-registrations/{APP}/coverage");
+    let landing = support::sign_in(
+        &browser,
+        &server,
+        &server.url(&format!("/portal/signin?return_to={}", page_url.replace('/', "%2F"))),
+        "owner@vendor.test",
+        "owner-password-1",
+    )
+    .await
+    .unwrap_or_else(|(s, p)| panic!("sign-in failed ({s}): {p}"));
+    assert_eq!(landing, page_url);
+    let get = |path: String| {
+        let browser = &browser;
+        let server = &server;
+        async move {
+            let res = browser.get(server.url(&path)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            res.text().await.unwrap()
+        }
+    };
+    let page = get(page_url.clone()).await;
+    assert!(page.contains("aria-current=\"page\">Consent coverage"), "a tab of the registration: {page}");
+    let section = |page: &str, tenant: &str| -> String {
+        let start = page.find(&format!("id=\"tenant-{tenant}\"")).unwrap_or_else(|| panic!("{tenant} in {page}"));
+        page[start..].split("</section>").next().unwrap().to_string()
+    };
+    let partly = section(&page, "c0ffee00-2000-4000-8000-000000000002");
+    assert!(partly.contains("data-missing=\"2\""), "{partly}");
+    assert!(partly.contains("only 1 user(s) consented") || partly.contains("not in the organisation"), "{partly}");
+    assert!(partly.contains("1 user(s) or group(s) assigned"), "{partly}");
+    assert!(partly.contains("adminconsent?client_id=c0ffee00-0000-4000-8000-000000000001"), "{partly}");
+    let fully = section(&page, "c0ffee00-3000-4000-8000-000000000003");
+    assert!(fully.contains("data-missing=\"0\"") && fully.contains("Everything Coverage App asks for"), "{fully}");
+    assert!(!page.contains("c0ffee00-4000-4000-8000-000000000004"), "never consented: not the vendor's to see");
+    assert!(!page.contains("alice@partly.test") && !page.contains("Sales"), "who is assigned stays the customer's");
+
+    // API permissions > add OnlineMeetings.Read: the registration's list changes.
+    let perms = get(format!("/admin/app-registrations/{APP}/api-permissions")).await;
+    let csrf = support::form_fields(&perms).1.into_iter().find(|(k, _)| k == "csrf").unwrap().1;
+    let res = browser
+        .post(server.url(&format!("/admin/app-registrations/{APP}/api-permissions")))
+        .form(&[("csrf", csrf.as_str()), ("permission", "delegated:OnlineMeetings.Read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "{}", res.text().await.unwrap());
+    let page = get(page_url).await;
+    let fully = section(&page, "c0ffee00-3000-4000-8000-000000000003");
+    assert!(
+        fully.contains("data-missing=\"1\"") && fully.contains("OnlineMeetings.Read"),
+        "added since they consented: {fully}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let event: Value = loop {
+        let found = received.lock().unwrap().iter().find_map(|b| {
+            let v: Value = serde_json::from_str(b).ok()?;
+            (v["type"] == "app.permissions_changed").then_some(v)
+        });
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no app.permissions_changed");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        event["data"]["added"],
+        serde_json::json!(["00000003-0000-0000-c000-000000000000/OnlineMeetings.Read (delegated)"])
+    );
+    assert_eq!(event["data"]["removed"], serde_json::json!([]));
+    assert_eq!(event["data"]["appId"], APP);
+    assert_eq!(event["data"]["tenantId"], "c0ffee00-1000-4000-8000-000000000001", "the home tenant");
+}

@@ -64,6 +64,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/reg_app_roles.html",
         "admin/reg_token_configuration.html",
         "admin/reg_webhooks.html",
+        "admin/reg_coverage.html",
         "admin/audit.html",
     ) {
         env.add_template(name, source).expect("built-in admin template parses");

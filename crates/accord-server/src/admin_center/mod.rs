@@ -119,6 +119,7 @@ pub fn routes() -> Router<SharedState> {
         )
         .route("/admin/app-registrations/{app}/expose-api", get(reg::expose_api))
         .route("/admin/app-registrations/{app}/webhooks", get(reg::webhooks))
+        .route("/admin/app-registrations/{app}/coverage", get(reg::coverage))
         .route(
             "/admin/app-registrations/{app}/token-configuration",
             get(reg::token_configuration).post(reg::token_configuration_post),

@@ -6,7 +6,10 @@
 //! writer, PostgreSQL writers take one advisory transaction lock before numbering an event.
 
 use accord_core::consent_records::{ConsentRequest, RequestStatus, ReviewResult};
-use accord_core::directory::{AppRoleAssignment, ConsentType, DelegatedGrant, PrincipalType, ServicePrincipal};
+use accord_core::directory::{
+    AppRoleAssignment, Application, ConsentType, DelegatedGrant, PrincipalType, RequiredResourceAccess,
+    ServicePrincipal,
+};
 use accord_core::ids::{AppId, TenantId};
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
@@ -226,6 +229,40 @@ impl SqlStore {
             }),
         };
         self.journal_consent(c, tenant_id, &app, kind, data).await
+    }
+
+    /// Before an app registration is written: `app.permissions_changed` when the permissions it
+    /// asks for (its static list) change — customers who consented before lack what was added
+    /// (consent coverage). Told to the app's own webhooks, as an event of its home tenant.
+    pub(super) async fn journal_app_put(&self, c: &mut AnyConnection, a: &Application) -> StoreResult<()> {
+        let q = sqlx::query("SELECT required_resource_access FROM applications WHERE app_id = $1").bind(id(a.app_id));
+        let Some(row) = self.fetch_optional(&mut *c, q).await.map_err(db_err)? else { return Ok(()) };
+        let before: Vec<RequiredResourceAccess> = serde_json::from_str(&Cols(&row).text("required_resource_access")?)
+            .map_err(|e| corrupt("required_resource_access", e))?;
+        let listed = |list: &[RequiredResourceAccess]| -> Vec<String> {
+            let mut out: Vec<String> = list
+                .iter()
+                .flat_map(|r| {
+                    let d = r.delegated.iter().map(move |p| format!("{}/{p} (delegated)", r.resource_app_id));
+                    let a = r.application.iter().map(move |p| format!("{}/{p} (application)", r.resource_app_id));
+                    d.chain(a)
+                })
+                .collect();
+            out.sort();
+            out
+        };
+        let (old, new) = (listed(&before), listed(&a.required));
+        if old == new {
+            return Ok(());
+        }
+        let data = json!({
+            "added": new.iter().filter(|p| !old.contains(p)).collect::<Vec<_>>(),
+            "removed": old.iter().filter(|p| !new.contains(p)).collect::<Vec<_>>(),
+            "requiredResourceAccess": a.required.iter().map(|r| json!({
+                "resourceAppId": r.resource_app_id, "delegated": r.delegated, "application": r.application,
+            })).collect::<Vec<_>>(),
+        });
+        self.journal_consent(c, a.home_tenant_id, &id(a.app_id), "app.permissions_changed", data).await
     }
 
     /// Before a service principal is written: `app.disabled` / `app.enabled` when that changes.

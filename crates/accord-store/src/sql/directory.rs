@@ -409,7 +409,10 @@ impl SqlStore {
                     self.execute(&mut *c, q).await.map_err(db_err)?;
                 }
             }
-            Change::PutApplication(a) => self.put_application(c, a).await?,
+            Change::PutApplication(a) => {
+                self.journal_app_put(c, a).await?;
+                self.put_application(c, a).await?
+            }
             Change::PutClientSecret(s) => {
                 let q = sqlx::query(
                     "INSERT INTO client_secrets (app_object_id, id, display_name, hint, hash, created_at, expires_at) \

@@ -26,6 +26,7 @@ type Params = Query<HashMap<String, String>>;
 
 mod api_permissions;
 mod app_roles;
+mod coverage;
 mod exposed_api;
 mod federated_credentials;
 mod secrets;
@@ -34,6 +35,7 @@ mod webhooks;
 
 pub use api_permissions::*;
 pub use app_roles::*;
+pub use coverage::*;
 pub use exposed_api::*;
 pub use federated_credentials::*;
 pub use secrets::*;
