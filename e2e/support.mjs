@@ -160,13 +160,14 @@ function spawnAccord(dataDir, log, env, extraArgs = []) {
 /**
  * Starts Accord alone (the built-in demo world) in a fresh data dir, for stories that need no
  * Meeting Insights (a single-page app the test serves itself); sets ACCORD (VENDOR stays null).
+ * `extraArgs` go to `accord serve` (`--var vendor_url=…`).
  * Its port is the kernel's choice, so there is nothing to retry.
  */
-export async function startAccord(label) {
+export async function startAccord(label, extraArgs = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `accord-e2e-${label}-`));
   const accordDir = path.join(dir, "accord");
   const accordLog = path.join(dir, "accord.log");
-  const accord = spawnAccord(accordDir, accordLog, cleanEnv());
+  const accord = spawnAccord(accordDir, accordLog, cleanEnv(), extraArgs);
   const stop = () => stopAll([accord]);
   const caPath = path.join(accordDir, "tls", "ca.pem");
   try {
