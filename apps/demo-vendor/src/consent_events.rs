@@ -21,7 +21,9 @@ pub fn routes(state: Arc<AppState>) -> Router {
 
 /// Events that change what the customer's connection may do.
 fn changes_access(kind: &str) -> bool {
-    kind.starts_with("consent.") || kind.starts_with("assignment.") || matches!(kind, "app.disabled" | "app.enabled")
+    kind.starts_with("consent.")
+        || kind.starts_with("assignment.")
+        || matches!(kind, "app.disabled" | "app.enabled" | "app.deleted")
 }
 
 async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> StatusCode {

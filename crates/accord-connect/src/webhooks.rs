@@ -22,7 +22,7 @@ pub struct ConsentWebhookEvent {
     /// `webhook-id`: the same on every retry of one event.
     pub id: String,
     /// `consent.granted`, `consent.changed`, `consent.revoked`, `assignment.added`,
-    /// `assignment.removed`, `app.disabled`, `app.enabled`, `consent_request.filed`,
+    /// `assignment.removed`, `app.disabled`, `app.enabled`, `app.deleted`, `consent_request.filed`,
     /// `consent_request.approved`, `consent_request.denied`, `consent_request.blocked`,
     /// `consent_request.expired`, and `app.permissions_changed` (the registration's required
     /// permissions changed; an event of its home tenant).

@@ -1002,4 +1002,20 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("note: the time-bound consent to") && out.contains("consent.expired"), "{out}");
+
+    // Properties > Delete: the enterprise app goes (confirmation first).
+    let properties = admin.page(&format!("{app}/properties")).await;
+    assert_eq!(link(&properties, "Delete"), format!("{app}/delete"));
+    let confirm = admin.page(&format!("{app}/delete")).await;
+    assert!(confirm.contains("Delete enterprise application") && confirm.contains(INSIGHTS), "{confirm}");
+    let unconfirmed = admin.post(&format!("{app}/delete"), &[]).await;
+    assert_eq!(unconfirmed.status, 400, "destructive: needs the confirmation");
+    let list = admin.post_ok(&format!("{app}/delete"), &[("confirm", "yes")]).await;
+    assert!(list.contains("The enterprise application was deleted"), "{list}");
+    let list = admin.page("/admin/enterprise-apps?q=insights").await;
+    assert!(list.contains("No application matches."), "{list}");
+    let (s, _) = admin.get(&format!("{app}/properties")).await;
+    assert_eq!(s, 404);
+    let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}")).await;
+    assert!(audit.contains("enterprise_app.deleted"), "{audit}");
 }

@@ -381,3 +381,56 @@ action = {{ status = 503, retryAfter = 7 }}
     let (_, hooks) = g.get(&admin, &format!("/v1.0/applications/{object}/accord.consentWebhooks")).await;
     assert_eq!(hooks["value"].as_array().map(Vec::len), Some(1), "one webhook, not one per load: {hooks}");
 }
+
+/// A customer deletes the vendor's enterprise app (Graph `DELETE /servicePrincipals/{id}`):
+/// the vendor hears `app.deleted`, signed; its grants went with it, so a sign-in needs consent
+/// again. Microsoft Graph's own enterprise app cannot be deleted.
+#[tokio::test]
+async fn deleting_the_enterprise_app_is_pushed() {
+    let dir = std::env::temp_dir().join(format!("accord-webhooks-delete-{}", support::uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
+    let server = TestServer::launch_with_env(dir, &world, &["--allow-http-notification-urls"], &[]);
+    let g = GraphApi { c: server.client(), server };
+    let inbox = Inbox::default();
+    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let admin = g.app_token(CONTOSO, ADMIN).await;
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
+    let object = apps["value"][0]["id"].as_str().unwrap().to_string();
+    let (s, hook) =
+        g.post(&admin, &format!("/v1.0/applications/{object}/accord.consentWebhooks"), json!({"url": url})).await;
+    assert_eq!(s, 201, "{hook}");
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let sp_of = |app: &'static str| {
+        let (g, admin) = (&g, &admin);
+        async move {
+            let (_, sps) = g.get(admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app}'")).await;
+            sps["value"][0]["id"].as_str().map(str::to_string)
+        }
+    };
+    let vendor_sp = sp_of(VENDOR).await.unwrap();
+    let graph_sp = sp_of("00000003-0000-0000-c000-000000000000").await.unwrap();
+    let (s, e) = g.delete(&admin, &format!("/v1.0/servicePrincipals/{graph_sp}")).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("Microsoft Graph"), "{e}");
+    let (s, _) = g.delete(&admin, "/v1.0/servicePrincipals/00000000-0000-4000-8000-000000000000").await;
+    assert_eq!(s, 404);
+
+    let form = support::graph_api::ropc_form(VENDOR, "alice@contoso.test", "alice-password-1");
+    let signs_in = || g.try_token(CONTOSO, &form);
+    assert_eq!(signs_in().await.0, 200);
+    assert_eq!(g.delete(&admin, &format!("/v1.0/servicePrincipals/{vendor_sp}")).await.0, 204);
+    assert_eq!(sp_of(VENDOR).await, None, "gone");
+    let (delivered, event) = inbox.wait_for("app.deleted", |v| v["type"] == "app.deleted").await;
+    assert!(signed_with(&delivered, &secret));
+    assert_eq!(
+        (event["data"]["tenantId"].as_str(), event["data"]["servicePrincipalId"].as_str()),
+        (Some(CONTOSO), Some(vendor_sp.as_str()))
+    );
+    let (s, body) = signs_in().await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (400, Some(65001)), "consent went with it: {body}");
+}

@@ -90,6 +90,14 @@ pub enum Change {
         app_object_id: AppObjectId,
         secret_id: Uuid,
     },
+    /// Deletes one tenant's enterprise app (service principal) with what exists only through
+    /// it there: its grants, the assignments to it and the app permissions it holds, its
+    /// classifications, the client's codes and refresh tokens in the tenant. Journalled as
+    /// `app.deleted`. Not found when the tenant has no such service principal.
+    DeleteServicePrincipal {
+        tenant_id: TenantId,
+        sp_id: ServicePrincipalId,
+    },
     PutServicePrincipal(ServicePrincipal),
     PutDelegatedGrant(DelegatedGrant),
     DeleteDelegatedGrant {

@@ -121,6 +121,7 @@ async fn head(state: &AppState, portal: &PortalUser, raw_id: &str) -> Result<App
         verified => app.as_ref().is_some_and(|a| a.verified_publisher),
         enabled => sp.enabled, assignment_required => sp.assignment_required,
         created => fmt_time(sp.created_at), pending,
+        is_graph => sp.app_id == accord_core::well_known::GRAPH_APP_ID,
     };
     Ok(AppHead { sp, app, view })
 }
@@ -209,6 +210,56 @@ pub async fn properties_post(
         administration::set_service_principal(&*state.store, &portal.actor, &portal.tenant, sp_id, enabled, assignment)
             .await?;
         Ok(done(&format!("/admin/enterprise-apps/{sp_id}/properties"), "saved"))
+    })
+    .await
+}
+
+pub async fn delete_app(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    Path(sp): Path<String>,
+    Query(q): Params,
+) -> Response {
+    confirm_change(&state, &portal, &sp, (Operation::ManageEnterpriseApps, PROPERTIES), &q, async |head| {
+        let p = administration::app_permissions(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        let assigned =
+            administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id).await?;
+        Ok(Confirm {
+            heading: "Delete enterprise application".into(),
+            message: format!(
+                "{} will be removed from {}: every permission granted to it and every assignment. Users can no \
+                 longer sign in to it and it gets no more tokens; it comes back only if someone consents again.",
+                head.sp.display_name, portal.tenant.display_name
+            ),
+            details: vec![
+                ("Application".into(), head.sp.display_name.clone()),
+                ("Application (client) ID".into(), head.sp.app_id.to_string()),
+                (
+                    "Permission grants".into(),
+                    (p.admin_consented.len() + p.user_consented.len() + p.application.len()).to_string(),
+                ),
+                ("Users and groups assigned".into(), assigned.len().to_string()),
+            ],
+            action: format!("{}/delete", head.href()),
+            button: "Delete",
+            cancel: format!("{}/properties", head.href()),
+            hidden: vec![],
+        })
+    })
+    .await
+}
+
+pub async fn delete_app_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    Path(sp): Path<String>,
+    RawForm(body): RawForm,
+) -> Response {
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |_form| async move {
+        administration::delete_service_principal(&*state.store, &portal.actor, &portal.tenant, parse_id(&sp)?).await?;
+        Ok(done("/admin/enterprise-apps", "app_deleted"))
     })
     .await
 }

@@ -162,6 +162,7 @@ const DONE: &[(&str, &str)] = &[
     ("saved", "Your changes were saved."),
     ("assigned", "The user or group was assigned to the application."),
     ("unassigned", "The assignment was removed."),
+    ("app_deleted", "The enterprise application was deleted with its permissions and assignments."),
     ("consented", "Admin consent was granted for your organisation. Users can now use the app without being asked."),
     ("revoked", "The permission grant was revoked. The app loses these permissions at its next token refresh."),
     ("app_permission_removed", "The application permission was removed."),

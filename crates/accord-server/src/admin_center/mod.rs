@@ -30,6 +30,7 @@ pub fn routes() -> Router<SharedState> {
         .route("/admin/enterprise-apps", get(ea::list))
         .route("/admin/enterprise-apps/{sp}", get(ea::overview))
         .route("/admin/enterprise-apps/{sp}/properties", get(ea::properties).post(ea::properties_post))
+        .route("/admin/enterprise-apps/{sp}/delete", get(ea::delete_app).post(ea::delete_app_post))
         .route("/admin/enterprise-apps/{sp}/users-and-groups", get(ea::users_and_groups))
         .route(
             "/admin/enterprise-apps/{sp}/users-and-groups/add",

@@ -202,7 +202,10 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
         ("/v1.0/servicePrincipals".into(), get(service_principals::list).fallback(method_not_allowed)),
         (
             "/v1.0/servicePrincipals/{sp}".into(),
-            get(service_principals::get).patch(service_principals::update).fallback(method_not_allowed),
+            get(service_principals::get)
+                .patch(service_principals::update)
+                .delete(service_principals::delete)
+                .fallback(method_not_allowed),
         ),
         (
             "/v1.0/groups/{group}/transitiveMembers".into(),

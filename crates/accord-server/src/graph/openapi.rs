@@ -328,6 +328,14 @@ fn enterprise_app_operations() -> Vec<Operation> {
         )
         .status(204),
         op(
+            "delete",
+            "/servicePrincipals/{sp}",
+            "Delete an enterprise application with its grants and assignments",
+            APP_WRITE,
+            APP_WRITE_APP,
+        )
+        .status(204),
+        op(
             "get",
             "/servicePrincipals/{sp}/appRoleAssignedTo",
             "Users and groups assigned",

@@ -254,3 +254,15 @@ pub async fn update(
     administration::set_service_principal(state.store.as_ref(), &actor, &tenant, id, enabled, required).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// `DELETE /v1.0/servicePrincipals/{id}`: the organisation removes an enterprise app, with its
+/// grants and assignments (`service::administration::delete_service_principal`); 204.
+pub async fn delete(State(state): State<SharedState>, caller: Caller, path: GraphPath) -> Result<Response, GraphError> {
+    require(&caller, WRITE_DELEGATED, WRITE_APP, "Application.ReadWrite.All")?;
+    let id = object_id(&path, "sp")?;
+    one_sp(&state, &caller, id).await?;
+    let tenant = tenant(&state, &caller).await?;
+    let actor = actor(&state, &caller, &tenant).await?;
+    administration::delete_service_principal(state.store.as_ref(), &actor, &tenant, id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

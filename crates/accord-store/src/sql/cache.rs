@@ -172,6 +172,7 @@ impl Change {
                 | Change::DeleteApplication { .. }
                 | Change::DeleteUser { .. }
                 | Change::PutServicePrincipal(_)
+                | Change::DeleteServicePrincipal { .. }
                 | Change::PutDelegatedGrant(_)
                 | Change::DeleteDelegatedGrant { .. }
                 | Change::PutAppRoleAssignment(_)

@@ -278,6 +278,18 @@ impl SqlStore {
         self.journal_consent(c, sp.tenant_id, &id(sp.app_id), kind, json!({"servicePrincipalId": sp.id})).await
     }
 
+    /// Before a tenant's enterprise app is deleted: `app.deleted` (its grants and assignments go
+    /// with it).
+    pub(super) async fn journal_sp_delete(
+        &self,
+        c: &mut AnyConnection,
+        tenant_id: TenantId,
+        app_id: AppId,
+        sp_id: accord_core::ids::ServicePrincipalId,
+    ) -> StoreResult<()> {
+        self.journal_consent(c, tenant_id, &id(app_id), "app.deleted", json!({"servicePrincipalId": sp_id})).await
+    }
+
     /// Admin-consent requests: `consent_request.filed` for a new one (`decided` false), or its
     /// outcome once decided.
     pub(super) async fn journal_consent_request(

@@ -431,6 +431,9 @@ impl SqlStore {
                 self.execute(&mut *c, q).await.map_err(db_err)?;
             }
             Change::DeleteApplication { app_object_id } => self.delete_application(c, *app_object_id).await?,
+            Change::DeleteServicePrincipal { tenant_id, sp_id } => {
+                self.delete_service_principal(c, *tenant_id, *sp_id).await?
+            }
             Change::DeleteUser { tenant_id, user_id } => self.delete_user(c, *tenant_id, *user_id).await?,
             Change::EndSignIns { tenant_id, user_id, at } => self.end_sign_ins(c, *tenant_id, *user_id, *at).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
@@ -656,6 +659,42 @@ impl SqlStore {
         let q = sqlx::query("DELETE FROM spa_origins WHERE app_object_id = $1").bind(id(app_object_id));
         self.execute(&mut *c, q).await.map_err(db_err)?;
         let q = sqlx::query("DELETE FROM applications WHERE id = $1").bind(id(app_object_id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
+        Ok(())
+    }
+
+    /// See [`Change::DeleteServicePrincipal`]. Grants, assignments to it and classifications
+    /// follow by cascade.
+    async fn delete_service_principal(
+        &self,
+        c: &mut AnyConnection,
+        tenant_id: TenantId,
+        sp_id: ServicePrincipalId,
+    ) -> StoreResult<()> {
+        let q = sqlx::query("SELECT app_id FROM service_principals WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant_id))
+            .bind(id(sp_id));
+        let Some(row) = self.fetch_optional(&mut *c, q).await.map_err(db_err)? else {
+            return Err(StoreError::NotFound(format!("service principal {sp_id}")));
+        };
+        let app_id: AppId = Cols(&row).uuid("app_id")?;
+        self.journal_sp_delete(c, tenant_id, app_id, sp_id).await?;
+        let q = sqlx::query(
+            "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND principal_type = 'ServicePrincipal' \
+             AND principal_id = $2",
+        )
+        .bind(id(tenant_id))
+        .bind(id(sp_id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
+        for sql in [
+            "DELETE FROM auth_codes WHERE tenant_id = $1 AND client_app_id = $2",
+            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_app_id = $2",
+        ] {
+            self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(app_id))).await.map_err(db_err)?;
+        }
+        let q = sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
+            .bind(id(tenant_id))
+            .bind(id(sp_id));
         self.execute(&mut *c, q).await.map_err(db_err)?;
         Ok(())
     }

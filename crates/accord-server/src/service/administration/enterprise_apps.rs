@@ -45,6 +45,29 @@ pub async fn set_service_principal(
     Ok(sp)
 }
 
+/// Deletes the organisation's enterprise application for an app: every grant, assignment and
+/// application permission of it here goes, its refresh tokens stop working, and its vendor's
+/// consent webhooks hear `app.deleted`. The app can come back only by consent. Microsoft Graph
+/// cannot be deleted (every app's sign-in needs it).
+pub async fn delete_service_principal(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: ServicePrincipalId,
+) -> Result<(), ServiceError> {
+    authorize(actor, Operation::ManageEnterpriseApps)?;
+    let sp = service_principal(store, tenant, sp_id).await?;
+    if sp.app_id == accord_core::well_known::GRAPH_APP_ID {
+        return Err(invalid("servicePrincipal", "Microsoft Graph cannot be deleted"));
+    }
+    let changes = vec![
+        Change::DeleteServicePrincipal { tenant_id: tenant.id, sp_id },
+        actor.audit(tenant.id, "enterprise_app.deleted", Some(sp.app_id), json!({ "servicePrincipalId": sp.id })),
+    ];
+    apply(store, changes).await?;
+    Ok(())
+}
+
 /// Assigns a user or group to an enterprise application ("Users and groups > Add user/group"),
 /// optionally with one of the app's roles that users may hold.
 pub async fn add_assignment(
