@@ -1019,3 +1019,54 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
     let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}")).await;
     assert!(audit.contains("enterprise_app.deleted"), "{audit}");
 }
+
+/// The vendor registers, rotates and removes a consent webhook in its admin center: the secret
+/// is shown once; a URL the rules refuse is explained; another organisation's administrator
+/// cannot touch the vendor's registration.
+#[tokio::test]
+async fn consent_webhooks_are_managed_in_the_admin_center() {
+    let server = TestServer::start_with(&fixture());
+    let mut owner = Browser::sign_in(&server, "owner@vendor.test", "owner-password-1").await;
+    let hooks = format!("/admin/app-registrations/{INSIGHTS}/webhooks");
+    let page = owner.page(&hooks).await;
+    assert!(page.contains("This app has no consent webhooks.") && page.contains("Add webhook"), "{page}");
+
+    let refused = owner.post(&hooks, &[("url", "http://vendor.example/hooks")]).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("must use https"), "{}", refused.body);
+
+    let created = owner.post(&hooks, &[("url", "https://vendor.example/hooks/consent")]).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(created.body.contains("shown only this once"), "{}", created.body);
+    let secret = created.body.split("<output id=\"secret-value\" class=\"secret-value\">").nth(1).unwrap();
+    let secret = secret.split("</output>").next().unwrap().to_string();
+    assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+    let page = owner.page(&hooks).await;
+    assert!(page.contains("https:&#x2f;&#x2f;vendor.example&#x2f;hooks&#x2f;consent"), "{page}");
+    assert!(!page.contains(&secret), "never shown again");
+
+    // Rotate: a new secret, the previous one still signing.
+    let id = page.split("Webhook <span class=\"mono\">").nth(1).and_then(|r| r.split("</span>").next()).unwrap();
+    let rotate = format!("{hooks}/{id}/rotate");
+    assert!(page.contains(&format!("/webhooks/{id}/rotate\"")), "a rotate form: {page}");
+    let rotated = owner.post(&rotate, &[]).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert!(rotated.body.contains("previous secret keeps signing"), "{}", rotated.body);
+    assert!(!rotated.body.contains(&secret), "a new secret");
+
+    // Another organisation's administrator: not found.
+    let mut contoso = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    contoso.page("/admin/app-registrations/new").await; // a form, for Contoso's CSRF token
+    let foreign = contoso.post(&hooks, &[("url", "https://evil.example/hooks")]).await;
+    assert_eq!(foreign.status, 404, "{}", foreign.body);
+
+    // Remove, after the confirmation.
+    let remove = rotate.replace("/rotate", "/remove");
+    let confirm = owner.page(&remove).await;
+    assert!(confirm.contains("Remove consent webhook"), "{confirm}");
+    let page = owner.post_ok(&remove, &[("confirm", "yes")]).await;
+    assert!(
+        page.contains("The consent webhook was removed.") && page.contains("This app has no consent webhooks."),
+        "{page}"
+    );
+}

@@ -65,6 +65,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/reg_token_configuration.html",
         "admin/reg_webhooks.html",
         "admin/reg_coverage.html",
+        "admin/reg_webhook_secret.html",
         "admin/audit.html",
     ) {
         env.add_template(name, source).expect("built-in admin template parses");
@@ -163,6 +164,7 @@ const DONE: &[(&str, &str)] = &[
     ("assigned", "The user or group was assigned to the application."),
     ("unassigned", "The assignment was removed."),
     ("app_deleted", "The enterprise application was deleted with its permissions and assignments."),
+    ("webhook_removed", "The consent webhook was removed."),
     ("consented", "Admin consent was granted for your organisation. Users can now use the app without being asked."),
     ("revoked", "The permission grant was revoked. The app loses these permissions at its next token refresh."),
     ("app_permission_removed", "The application permission was removed."),

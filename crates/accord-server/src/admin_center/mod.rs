@@ -119,7 +119,12 @@ pub fn routes() -> Router<SharedState> {
             get(reg::remove_permission).post(reg::remove_permission_post),
         )
         .route("/admin/app-registrations/{app}/expose-api", get(reg::expose_api))
-        .route("/admin/app-registrations/{app}/webhooks", get(reg::webhooks))
+        .route("/admin/app-registrations/{app}/webhooks", get(reg::webhooks).post(reg::add_webhook_post))
+        .route("/admin/app-registrations/{app}/webhooks/{webhook}/rotate", post(reg::rotate_webhook_post))
+        .route(
+            "/admin/app-registrations/{app}/webhooks/{webhook}/remove",
+            get(reg::remove_webhook).post(reg::remove_webhook_post),
+        )
         .route("/admin/app-registrations/{app}/coverage", get(reg::coverage))
         .route(
             "/admin/app-registrations/{app}/token-configuration",
