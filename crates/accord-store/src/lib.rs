@@ -9,7 +9,7 @@ mod records;
 mod sql;
 
 pub use records::*;
-pub use sql::{CacheSettings, SqlStore};
+pub use sql::{CacheScope, CacheSettings, SqlStore};
 
 use accord_core::consent_records::*;
 use accord_core::directory::*;

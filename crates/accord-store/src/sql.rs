@@ -32,8 +32,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-pub use self::cache::CacheSettings;
 use self::cache::{CacheKey, DirectoryCache};
+pub use self::cache::{CacheScope, CacheSettings};
 use self::codec::Cols;
 use crate::{
     AuthCodeRecord, CalendarChange, Change, CodeRedemption, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus,
@@ -69,6 +69,10 @@ struct Inner {
     backend: Backend,
     statements: AtomicU64,
     cache: DirectoryCache,
+    /// Dropped with the store: stops the directory-notification listener (PostgreSQL).
+    _stop_listening: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The PostgreSQL channel of this schema's directory writes ([`directory_channel`]).
+    channel: String,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -128,7 +132,28 @@ impl SqlStore {
         // Like the migrations, this read is not counted: it is part of opening the store.
         let generation = read_generation(&pool).await?;
         let cache = DirectoryCache::new(cache, generation);
-        Ok(SqlStore { inner: Arc::new(Inner { pool, backend, statements: AtomicU64::new(0), cache }) })
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let listening = backend == Backend::Postgres && cache.enabled();
+        let channel = match backend {
+            Backend::Postgres => {
+                let row =
+                    sqlx::query("SELECT CAST(current_schema() AS TEXT) AS s").fetch_one(&pool).await.map_err(db_err)?;
+                directory_channel(&Cols(&row).text("s")?)
+            }
+            Backend::Sqlite => String::new(),
+        };
+        let inner = Arc::new(Inner {
+            pool,
+            backend,
+            statements: AtomicU64::new(0),
+            cache,
+            _stop_listening: listening.then_some(stop),
+            channel: channel.clone(),
+        });
+        if listening {
+            listen_for_directory_writes(url, &channel, Arc::downgrade(&inner), stopped).await;
+        }
+        Ok(SqlStore { inner })
     }
 
     /// Opens (creating if needed) the SQLite database file at `path`.
@@ -269,6 +294,83 @@ impl SqlStore {
 /// The connection inside a transaction, as an executor.
 fn conn<'t>(tx: &'t mut Transaction<'static, Any>) -> &'t mut AnyConnection {
     tx
+}
+
+/// The PostgreSQL channel on which writers announce directory changes (`sql/cache.rs`): one per
+/// schema, since notifications go to the whole database and stores in other schemas (other
+/// deployments, or tests) number their writes on their own.
+fn directory_channel(schema: &str) -> String {
+    // FNV-1a: short, stable, within a channel name's 63 bytes whatever the schema is called.
+    let hash = schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    format!("accord_directory_{hash:016x}")
+}
+
+/// Listens on `channel` until the store is dropped (`stopped`), emptying what
+/// other replicas' writes changed. A lost connection empties everything (notifications may have
+/// been missed meanwhile) and is retried every second; until it is back the periodic generation
+/// check covers. Returns once the first LISTEN is in place (or failed), so a store that returns
+/// from `connect` already hears the writes committed after it.
+async fn listen_for_directory_writes(
+    url: &str,
+    channel: &str,
+    store: std::sync::Weak<Inner>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    use sqlx::postgres::PgListener;
+    async fn connect(url: &str, channel: &str) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect(url).await?;
+        listener.listen(channel).await?;
+        Ok(listener)
+    }
+    let mut listener = match connect(url, channel).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "directory notifications unavailable; replicas see writes by the periodic check");
+            None
+        }
+    };
+    let (url, channel) = (url.to_string(), channel.to_string());
+    let forget_everything = |store: &std::sync::Weak<Inner>| {
+        if let Some(inner) = store.upgrade() {
+            inner.cache.clear_all();
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            let Some(l) = listener.as_mut() else {
+                tokio::select! {
+                    _ = &mut stopped => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                }
+                listener = connect(&url, &channel).await.ok();
+                if listener.is_some() {
+                    forget_everything(&store);
+                }
+                continue;
+            };
+            let received = tokio::select! {
+                _ = &mut stopped => return,
+                r = l.try_recv() => r,
+            };
+            match received {
+                Ok(Some(n)) => {
+                    let Some(inner) = store.upgrade() else { return };
+                    match cache::parse_notification(n.payload()) {
+                        Some((generation, scopes)) => inner.cache.after_remote_write(generation, &scopes),
+                        None => inner.cache.clear_all(),
+                    }
+                }
+                // The connection was lost and is re-established by the next `try_recv`: what was
+                // sent meanwhile is gone.
+                Ok(None) => forget_everything(&store),
+                Err(e) => {
+                    tracing::warn!(error = %e, "directory notifications interrupted; reconnecting");
+                    listener = None;
+                    forget_everything(&store);
+                }
+            }
+        }
+    });
 }
 
 /// The database's write generation: bumped by every `apply` that touches a cached table.

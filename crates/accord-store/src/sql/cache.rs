@@ -7,11 +7,17 @@
 //! - Every write to a cached table goes through [`crate::Store::apply`]. A batch that touches
 //!   one ([`Change::touches_directory_cache`]) empties this process's cache after its commit
 //!   and before `apply` returns, so this process reads its own writes at once.
-//! - The same batch bumps the database's `store_generation` row in its transaction. Another
-//!   process on the same database (a second replica, or the `accord` CLI writing to the data dir
-//!   while the server runs) notices the new generation at its next check and empties its cache:
-//!   those writes are seen within [`CacheSettings::check_interval`] (1 s by default) — the
-//!   bounded staleness Entra ID itself has between its replicas, and far below a token's life.
+//! - A write empties only what it can have changed ([`CacheScope`]): a grant, an assignment or
+//!   an enterprise app of one tenant empties that tenant's entries; a tenant or an app
+//!   registration (read by every tenant) empties everything.
+//! - The same batch bumps the database's `store_generation` row in its transaction. On
+//!   PostgreSQL it also sends `NOTIFY accord_directory` with the new generation and its scopes,
+//!   delivered at commit: every other replica listening ([`crate::SqlStore`] starts the
+//!   listener) empties the same entries within milliseconds. A replica that missed a
+//!   generation (the listener reconnected, a notification was lost) empties everything. The
+//!   periodic check stays as the fallback, and is all SQLite has (the `accord` CLI writing to
+//!   the data dir while the server runs): a write by another process is seen within
+//!   [`CacheSettings::check_interval`] (1 s by default).
 //! - A value read from the database while a write was committing is not cached: every insert is
 //!   tagged with the cache epoch seen before the read, and an emptying bumps the epoch.
 
@@ -57,6 +63,79 @@ pub(crate) enum CacheKey {
     AppRoleAssignmentsTo(TenantId, ServicePrincipalId),
     DelegatedGrantsOfClient(TenantId, ServicePrincipalId),
     PermissionClassifications(TenantId, ServicePrincipalId),
+}
+
+impl CacheKey {
+    /// The tenant whose rows the entry holds; `None` for rows every tenant reads (tenants by
+    /// domain, app registrations and their secrets).
+    fn tenant(&self) -> Option<TenantId> {
+        match self {
+            CacheKey::Tenant(t)
+            | CacheKey::ServicePrincipal(t, _)
+            | CacheKey::ServicePrincipalByAppId(t, _)
+            | CacheKey::AppRoleAssignmentsOf(t, _)
+            | CacheKey::AppRoleAssignmentsTo(t, _)
+            | CacheKey::DelegatedGrantsOfClient(t, _)
+            | CacheKey::PermissionClassifications(t, _) => Some(*t),
+            CacheKey::TenantByDomain(_)
+            | CacheKey::ApplicationByAppId(_)
+            | CacheKey::ApplicationByIdentifierUri(_)
+            | CacheKey::ClientSecrets(_) => None,
+        }
+    }
+}
+
+/// What a write may have changed in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheScope {
+    /// Rows of one tenant only.
+    Tenant(TenantId),
+    /// Rows any tenant reads: everything goes.
+    All,
+}
+
+/// The scopes of a batch, folded: `[All]` when any change reaches beyond one tenant.
+pub(crate) fn scopes_of(changes: &[Change]) -> Vec<CacheScope> {
+    let mut out: Vec<CacheScope> = Vec::new();
+    for scope in changes.iter().filter_map(Change::cache_scope) {
+        if scope == CacheScope::All {
+            return vec![CacheScope::All];
+        }
+        if !out.contains(&scope) {
+            out.push(scope);
+        }
+    }
+    out
+}
+
+/// The payload of a `NOTIFY accord_directory`: `"<generation> <scope>[,<scope>…]"`, a scope
+/// being a tenant id or `*`. Many tenants at once (a scenario load) are sent as `*`: a
+/// notification holds at most 8000 bytes.
+pub(crate) fn notification_payload(generation: u64, scopes: &[CacheScope]) -> String {
+    const MAX_TENANTS: usize = 100;
+    let listed: Vec<String> = if scopes.len() > MAX_TENANTS {
+        vec!["*".into()]
+    } else {
+        scopes
+            .iter()
+            .map(|s| match s {
+                CacheScope::Tenant(t) => t.to_string(),
+                CacheScope::All => "*".into(),
+            })
+            .collect()
+    };
+    format!("{generation} {}", listed.join(","))
+}
+
+/// Reads a payload back; `None` when it is not one of ours.
+pub(crate) fn parse_notification(payload: &str) -> Option<(u64, Vec<CacheScope>)> {
+    let (generation, scopes) = payload.split_once(' ')?;
+    let generation = generation.parse().ok()?;
+    let scopes = scopes
+        .split(',')
+        .map(|s| if s == "*" { Some(CacheScope::All) } else { s.parse().ok().map(CacheScope::Tenant) })
+        .collect::<Option<Vec<_>>>()?;
+    Some((generation, scopes))
 }
 
 type Entry = Arc<dyn Any + Send + Sync>;
@@ -110,9 +189,47 @@ impl DirectoryCache {
         }
     }
 
-    /// After a local write that touched cached rows, committed at `generation`.
-    pub(crate) fn after_local_write(&self, generation: u64) {
-        self.generation.store(generation, Ordering::Release);
+    /// After a local write that touched cached rows in `scopes`, committed at `generation`.
+    /// Its own entries go in any case; when writes of others came between the last generation
+    /// seen and this one, everything goes (their scopes are not known here).
+    pub(crate) fn after_local_write(&self, generation: u64, scopes: &[CacheScope]) {
+        let previous = self.generation.fetch_max(generation, Ordering::AcqRel);
+        if generation > previous.saturating_add(1) {
+            self.clear();
+        } else {
+            self.clear_scopes(scopes);
+        }
+    }
+
+    /// A write another replica committed at `generation` (PostgreSQL's notification). One this
+    /// process has seen already (its own, or one a check covered) changes nothing; the next
+    /// one empties its scopes; a gap empties everything.
+    pub(crate) fn after_remote_write(&self, generation: u64, scopes: &[CacheScope]) {
+        let previous = self.generation.fetch_max(generation, Ordering::AcqRel);
+        if generation <= previous {
+            return;
+        }
+        if generation == previous + 1 {
+            self.clear_scopes(scopes);
+        } else {
+            self.clear();
+        }
+    }
+
+    /// Empties the entries of `scopes` (everything for [`CacheScope::All`]).
+    pub(crate) fn clear_scopes(&self, scopes: &[CacheScope]) {
+        if scopes.contains(&CacheScope::All) {
+            return self.clear();
+        }
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Bumped for any emptying, partial or not: a read that started before it is not kept.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        entries.retain(|key, _| key.tenant().is_none_or(|t| !scopes.contains(&CacheScope::Tenant(t))));
+    }
+
+    /// Empties everything (the notification listener lost its connection: writes may have
+    /// gone unseen).
+    pub(crate) fn clear_all(&self) {
         self.clear();
     }
 
@@ -161,6 +278,27 @@ impl DirectoryCache {
 }
 
 impl Change {
+    /// What this change may alter in the directory cache: `None` when it writes no cached row.
+    pub fn cache_scope(&self) -> Option<CacheScope> {
+        if !self.touches_directory_cache() {
+            return None;
+        }
+        Some(match self {
+            Change::DeleteUser { tenant_id, .. } | Change::DeleteServicePrincipal { tenant_id, .. } => {
+                CacheScope::Tenant(*tenant_id)
+            }
+            Change::PutServicePrincipal(sp) => CacheScope::Tenant(sp.tenant_id),
+            Change::PutDelegatedGrant(g) => CacheScope::Tenant(g.tenant_id),
+            Change::DeleteDelegatedGrant { tenant_id, .. } => CacheScope::Tenant(*tenant_id),
+            Change::PutAppRoleAssignment(a) => CacheScope::Tenant(a.tenant_id),
+            Change::DeleteAppRoleAssignment { tenant_id, .. } => CacheScope::Tenant(*tenant_id),
+            Change::PutPermissionClassification(c) => CacheScope::Tenant(c.tenant_id),
+            Change::DeletePermissionClassification { tenant_id, .. } => CacheScope::Tenant(*tenant_id),
+            // Tenants (their domains) and app registrations are read across tenants.
+            _ => CacheScope::All,
+        })
+    }
+
     /// Whether this change writes a row the directory cache may hold.
     pub fn touches_directory_cache(&self) -> bool {
         matches!(
@@ -180,5 +318,85 @@ impl Change {
                 | Change::PutPermissionClassification(_)
                 | Change::DeletePermissionClassification { .. }
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(n: u128) -> TenantId {
+        TenantId::from(Uuid::from_u128(n))
+    }
+
+    async fn fill(cache: &DirectoryCache) {
+        for key in [
+            CacheKey::Tenant(tenant(1)),
+            CacheKey::ServicePrincipal(tenant(1), ServicePrincipalId::from(Uuid::from_u128(10))),
+            CacheKey::Tenant(tenant(2)),
+            CacheKey::DelegatedGrantsOfClient(tenant(2), ServicePrincipalId::from(Uuid::from_u128(20))),
+            CacheKey::ApplicationByAppId(AppId::from(Uuid::from_u128(30))),
+        ] {
+            cache.get_or_load(key, async { Ok(1u8) }).await.unwrap();
+        }
+    }
+
+    fn held(cache: &DirectoryCache) -> usize {
+        cache.entries.read().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn a_tenants_write_empties_that_tenant_only() {
+        let cache = DirectoryCache::new(CacheSettings::default(), 7);
+        fill(&cache).await;
+        assert_eq!(held(&cache), 5);
+        cache.after_local_write(8, &[CacheScope::Tenant(tenant(1))]);
+        assert_eq!(held(&cache), 3, "tenant 2 and the app registration stay");
+        assert!(cache.lookup::<u8>(&CacheKey::Tenant(tenant(2))).is_some());
+        assert!(cache.lookup::<u8>(&CacheKey::Tenant(tenant(1))).is_none());
+        cache.after_local_write(9, &[CacheScope::All]);
+        assert_eq!(held(&cache), 0);
+    }
+
+    #[tokio::test]
+    async fn remote_writes_in_order_empty_their_scope_and_a_gap_empties_everything() {
+        let cache = DirectoryCache::new(CacheSettings::default(), 7);
+        fill(&cache).await;
+        cache.after_remote_write(7, &[CacheScope::All]);
+        assert_eq!(held(&cache), 5, "already seen: nothing to do");
+        cache.after_remote_write(8, &[CacheScope::Tenant(tenant(2))]);
+        assert_eq!(held(&cache), 3);
+        cache.after_remote_write(10, &[CacheScope::Tenant(tenant(2))]);
+        assert_eq!(held(&cache), 0, "generation 9 was missed: its scope is unknown");
+        // A local write that skips another process's generation empties everything too.
+        fill(&cache).await;
+        cache.after_local_write(12, &[CacheScope::Tenant(tenant(1))]);
+        assert_eq!(held(&cache), 0);
+    }
+
+    #[test]
+    fn batches_fold_to_their_scopes_and_travel_in_notifications() {
+        let grant = Change::DeleteDelegatedGrant { tenant_id: tenant(1), grant_id: Uuid::nil() };
+        let other = Change::DeleteAppRoleAssignment { tenant_id: tenant(2), assignment_id: Uuid::nil() };
+        assert_eq!(
+            scopes_of(&[grant.clone(), other.clone(), grant.clone()]),
+            [CacheScope::Tenant(tenant(1)), CacheScope::Tenant(tenant(2))]
+        );
+        let app = Change::DeleteApplication { app_object_id: AppObjectId::from(Uuid::nil()) };
+        assert_eq!(scopes_of(&[grant.clone(), app]), [CacheScope::All]);
+        let event = Change::DeleteEvent { tenant_id: tenant(1), event_id: Uuid::nil() };
+        assert!(scopes_of(&[event]).is_empty(), "no cached row");
+
+        let payload = notification_payload(42, &[CacheScope::Tenant(tenant(1)), CacheScope::Tenant(tenant(2))]);
+        assert_eq!(
+            parse_notification(&payload),
+            Some((42, vec![CacheScope::Tenant(tenant(1)), CacheScope::Tenant(tenant(2))]))
+        );
+        assert_eq!(parse_notification(&notification_payload(5, &[CacheScope::All])), Some((5, vec![CacheScope::All])));
+        let many: Vec<CacheScope> = (0..500).map(|n| CacheScope::Tenant(tenant(n))).collect();
+        let big = notification_payload(6, &many);
+        assert!(big.len() < 8000 && parse_notification(&big) == Some((6, vec![CacheScope::All])));
+        assert_eq!(parse_notification("hello"), None);
+        assert_eq!(parse_notification("3 not-a-tenant"), None);
     }
 }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
-use super::{conn, db_err, write_err, SqlStore};
+use super::{conn, db_err, write_err, Backend, SqlStore};
 use crate::{Change, StoreError, StoreResult};
 
 // --- tenants ---
@@ -212,10 +212,11 @@ impl SqlStore {
                 return Err(e);
             }
         }
-        if !changes.iter().any(Change::touches_directory_cache) {
+        let scopes = super::cache::scopes_of(changes);
+        if scopes.is_empty() {
             return self.commit(tx).await;
         }
-        let generation = match self.bump_generation(conn(&mut tx)).await {
+        let generation = match self.bump_generation(conn(&mut tx), &scopes).await {
             Ok(generation) => generation,
             Err(e) => {
                 self.rollback(tx).await;
@@ -223,7 +224,7 @@ impl SqlStore {
             }
         };
         self.commit(tx).await?;
-        self.directory_cache().after_local_write(generation);
+        self.directory_cache().after_local_write(generation, &scopes);
         Ok(())
     }
 
@@ -268,7 +269,8 @@ impl SqlStore {
                 return Err(db_err(e));
             }
         }
-        let generation = match self.bump_generation(conn(&mut tx)).await {
+        let everything = [super::cache::CacheScope::All];
+        let generation = match self.bump_generation(conn(&mut tx), &everything).await {
             Ok(g) => g,
             Err(e) => {
                 self.rollback(tx).await;
@@ -276,17 +278,25 @@ impl SqlStore {
             }
         };
         self.commit(tx).await?;
-        self.directory_cache().after_local_write(generation);
+        self.directory_cache().after_local_write(generation, &everything);
         Ok(())
     }
 
-    /// Tells every process on this database that cached directory rows changed (sql/cache.rs).
-    async fn bump_generation(&self, c: &mut AnyConnection) -> StoreResult<u64> {
+    /// Tells every process on this database that cached directory rows changed (sql/cache.rs):
+    /// the generation for those that check it, and on PostgreSQL a notification with the
+    /// scopes, delivered to the listening replicas when the transaction commits.
+    async fn bump_generation(&self, c: &mut AnyConnection, scopes: &[super::cache::CacheScope]) -> StoreResult<u64> {
         let q =
             sqlx::query("UPDATE store_generation SET generation = generation + 1 WHERE id = 1 RETURNING generation");
         let row = self.fetch_optional(&mut *c, q).await.map_err(db_err)?;
         let row = row.ok_or_else(|| StoreError::Database("the store_generation row is missing".into()))?;
-        Ok(Cols(&row).int("generation")? as u64)
+        let generation = Cols(&row).int("generation")? as u64;
+        if self.inner.backend == Backend::Postgres {
+            let payload = super::cache::notification_payload(generation, scopes);
+            let q = sqlx::query("SELECT pg_notify($1, $2)").bind(self.inner.channel.as_str()).bind(payload);
+            self.execute(&mut *c, q).await.map_err(db_err)?;
+        }
+        Ok(generation)
     }
 
     async fn apply_one(&self, c: &mut AnyConnection, change: &Change) -> StoreResult<()> {
