@@ -197,6 +197,7 @@ enum KeysCommand {
 }
 
 fn main() -> ExitCode {
+    accord_server::ops::tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scenario { command: ScenarioCommand::Check { file, vars } } => check_scenario(&file, vars),

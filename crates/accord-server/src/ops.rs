@@ -41,6 +41,19 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// Folds the histograms' buffered samples into their buckets every few seconds. The exporter
+/// keeps every observation until a scrape or this upkeep drains it: a server nobody scrapes
+/// grew by about 19 bytes a request (measured: +17 MiB over 1,000,000 tokens) until it ran.
+pub fn spawn_metrics_upkeep() {
+    tokio::spawn(async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            metrics_handle().run_upkeep();
+        }
+    });
+}
+
 /// The `method` label: the standard methods by name, anything else (a client may send any
 /// token) as "other", so labels come from a fixed set.
 fn method_label(method: &axum::http::Method) -> &'static str {
@@ -93,5 +106,37 @@ pub async fn readyz(State(state): State<SharedState>) -> Response {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
         }
+    }
+}
+
+/// Tunes glibc's allocator for a server whose big allocations are short-lived: each password
+/// check takes argon2's 19 MiB and frees it. By default glibc raises its mmap threshold after
+/// the first such block is freed, so later ones come from the heap and stay resident for good
+/// (measured: 275 MiB after the demo world's first load, 166 MiB after a burst of sign-ins, 26
+/// MiB idle). A fixed threshold keeps every block of 256 KiB or more in its own mapping, given
+/// back the moment it is freed; two arenas (one per core) bound what the many runtime threads
+/// can hold; freed memory at the heap's top goes back above 1 MiB. Call it first thing, before
+/// any thread starts. A no-op on other C libraries.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+        }
+    }
+}
+
+/// Gives the allocator's free pages back to the system (glibc `malloc_trim`): after a burst of
+/// connections their freed buffers sit in the arenas' free lists, resident until reused. The
+/// background job calls it every minute; it costs a walk of the free lists (well under a
+/// millisecond at Accord's sizes). A no-op on other C libraries.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim is thread-safe and only releases memory the allocator holds free.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -83,6 +83,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         );
     }
     spawn_background_jobs(state.clone());
+    crate::ops::spawn_metrics_upkeep();
     crate::service::calendar_sync::spawn_worker(state.clone());
     crate::service::consent_webhooks::spawn_worker(state.clone());
     // The notification outbox runs on its own, shorter interval.
@@ -195,6 +196,8 @@ fn spawn_background_jobs(state: Arc<AppState>) {
         loop {
             tick.tick().await;
             crate::service::maintenance::run_due(&state).await;
+            // What a burst left in the allocator's free lists goes back to the system.
+            crate::ops::release_free_memory();
         }
     });
 }

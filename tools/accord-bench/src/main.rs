@@ -10,6 +10,7 @@
 
 mod ceiling;
 mod cpu;
+mod footprint;
 mod load;
 mod server;
 
@@ -61,6 +62,18 @@ struct Args {
     /// Only measure the signing ceilings (openssl speed and aws-lc-rs), then stop.
     #[arg(long)]
     signing_only: bool,
+    /// Only measure memory through a server's life (the demo world; see footprint.rs).
+    #[arg(long)]
+    footprint: bool,
+    /// Footprint: concurrent password sign-ins in the burst.
+    #[arg(long, default_value_t = 120)]
+    footprint_signins: usize,
+    /// Footprint: tokens issued in the long run.
+    #[arg(long, default_value_t = 1_000_000)]
+    footprint_tokens: u64,
+    /// Footprint: seconds waited before "idle" and "after" readings.
+    #[arg(long, default_value_t = 60)]
+    footprint_settle: u64,
     /// Also measure two baselines: GET /healthz (no SQL) and GET /readyz (one statement).
     #[arg(long)]
     baselines: bool,
@@ -182,6 +195,20 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.signing_only && !args.accord.exists() {
         bail!("{} not found: build it with `cargo build --release -p accord-server`", args.accord.display());
+    }
+    if args.footprint {
+        let settings = footprint::Settings {
+            signins: args.footprint_signins,
+            tokens: args.footprint_tokens,
+            concurrency: args.concurrency,
+            settle: Duration::from_secs(args.footprint_settle),
+        };
+        let report = footprint::run(&args.accord, &settings)?;
+        println!("{report}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+        }
+        return Ok(());
     }
     let machine = ceiling::machine();
     let signing =

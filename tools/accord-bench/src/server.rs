@@ -14,14 +14,33 @@ pub struct Server {
     pub base: String,
     pub ca_pem: Vec<u8>,
     data_dir: PathBuf,
+    /// Left in place when dropped (a restart on the same data dir follows).
+    keep_data_dir: bool,
+}
+
+/// A fresh temporary data dir.
+pub fn temp_data_dir() -> anyhow::Result<PathBuf> {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
+    let data_dir = std::env::temp_dir().join(format!("accord-bench-{nanos:x}-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)?;
+    Ok(data_dir)
 }
 
 impl Server {
     pub fn start(accord: &Path, scenario: &Path, database_url: Option<&str>) -> anyhow::Result<Server> {
+        Server::start_in(accord, Some(scenario), database_url, temp_data_dir()?, false)
+    }
+
+    /// In `data_dir`, with `scenario` or (none) the built-in demo world; `keep_data_dir` leaves
+    /// the directory for a restart.
+    pub fn start_in(
+        accord: &Path,
+        scenario: Option<&Path>,
+        database_url: Option<&str>,
+        data_dir: PathBuf,
+        keep_data_dir: bool,
+    ) -> anyhow::Result<Server> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH)?.as_nanos();
-        let data_dir = std::env::temp_dir().join(format!("accord-bench-{nanos:x}-{}", std::process::id()));
-        std::fs::create_dir_all(&data_dir)?;
         let base = format!("https://localhost:{port}");
         let log = std::fs::File::create(data_dir.join("server.log"))?;
         let mut cmd = Command::new(accord);
@@ -32,8 +51,6 @@ impl Server {
             .arg(format!("127.0.0.1:{port}"))
             .arg("--public-url")
             .arg(&base)
-            .arg("--scenario")
-            .arg(scenario)
             // The benchmark measures capacity from one client on one address: the limits that
             // protect a real deployment from such a client are off.
             .args(["--token-requests-per-minute", "0", "--graph-requests-per-10-minutes", "0"])
@@ -41,6 +58,9 @@ impl Server {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
+        if let Some(scenario) = scenario {
+            cmd.arg("--scenario").arg(scenario);
+        }
         if let Some(url) = database_url {
             cmd.arg("--database-url").arg(url);
         }
@@ -59,7 +79,7 @@ impl Server {
                 }
             }
         });
-        let mut server = Server { child, base, ca_pem: Vec::new(), data_dir };
+        let mut server = Server { child, base, ca_pem: Vec::new(), data_dir, keep_data_dir };
         if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
             bail!("accord did not become ready; its log:\n{}", server.log());
         }
@@ -94,8 +114,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM first: a restart on the same data dir wants a clean shutdown.
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
+        if !self.keep_data_dir {
+            let _ = std::fs::remove_dir_all(&self.data_dir);
+        }
     }
 }

@@ -140,8 +140,13 @@ pub(crate) fn parse_notification(payload: &str) -> Option<(u64, Vec<CacheScope>)
 
 type Entry = Arc<dyn Any + Send + Sync>;
 
+/// Entries kept at most: a directory of any size costs bounded memory (a full cache drops an
+/// eighth of its entries, whichever, before taking a new one; they are read again on demand).
+const MAX_ENTRIES: usize = 100_000;
+
 pub(crate) struct DirectoryCache {
     settings: CacheSettings,
+    capacity: usize,
     entries: RwLock<HashMap<CacheKey, Entry>>,
     /// Bumped by every emptying; a read that started under an older epoch is not inserted.
     epoch: AtomicU64,
@@ -156,8 +161,13 @@ pub(crate) struct DirectoryCache {
 
 impl DirectoryCache {
     pub(crate) fn new(settings: CacheSettings, generation: u64) -> DirectoryCache {
+        DirectoryCache::with_capacity(settings, generation, MAX_ENTRIES)
+    }
+
+    fn with_capacity(settings: CacheSettings, generation: u64, capacity: usize) -> DirectoryCache {
         DirectoryCache {
             settings,
+            capacity: capacity.max(8),
             entries: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             generation: AtomicU64::new(generation),
@@ -250,6 +260,13 @@ impl DirectoryCache {
         // Under the write lock: `clear` bumps the epoch while holding it, so this comparison
         // cannot pass for a value read before an emptying that has already happened.
         if self.epoch.load(Ordering::Acquire) == epoch {
+            if entries.len() >= self.capacity && !entries.contains_key(&key) {
+                // Dropping entries never serves a stale value: no epoch bump needed.
+                let drop: Vec<CacheKey> = entries.keys().take(self.capacity / 8).cloned().collect();
+                for k in drop {
+                    entries.remove(&k);
+                }
+            }
             entries.insert(key, Arc::new(value.clone()));
         }
         Ok(value)
@@ -372,6 +389,19 @@ mod tests {
         fill(&cache).await;
         cache.after_local_write(12, &[CacheScope::Tenant(tenant(1))]);
         assert_eq!(held(&cache), 0);
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_capacity() {
+        let cache = DirectoryCache::with_capacity(CacheSettings::default(), 1, 64);
+        for n in 0..1_000u128 {
+            let key = CacheKey::Tenant(tenant(n));
+            assert_eq!(cache.get_or_load(key, async { Ok(n) }).await.unwrap(), n);
+            assert!(held(&cache) <= 64, "{} entries", held(&cache));
+        }
+        // The newest is kept, and a dropped one is read again.
+        assert_eq!(cache.lookup::<u128>(&CacheKey::Tenant(tenant(999))), Some(999));
+        assert_eq!(cache.get_or_load(CacheKey::Tenant(tenant(0)), async { Ok(0u128) }).await.unwrap(), 0);
     }
 
     #[test]
