@@ -505,3 +505,47 @@ async fn graph_shows_registered_certificates_without_their_keys() {
     assert_eq!(res.status().as_u16(), 400);
     assert!(res.text().await.unwrap().contains("keyCredentials"));
 }
+
+/// Test mode's replication lag covers certificates: one registered while a lag rule is in
+/// force is refused (AADSTS700027) until the clock passes the lag, while the one registered
+/// before keeps working — a reload of the world does not make it new.
+#[tokio::test]
+async fn a_certificate_added_within_replication_lag_is_refused_until_it_arrives() {
+    let dir = std::env::temp_dir().join(format!("accord-certs-lag-{}", uuid_like()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let (old, new) = (make_cert(&dir, "registered-before"), make_cert(&dir, "registered-within"));
+    let world = world_with(&dir, &old);
+    let server = TestServer::launch_with_env(dir.join("data"), &world, &["--test-mode"], &[]);
+    let c = server.client();
+    let aud = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let signed = |cert: &Cert| {
+        assertion(
+            cert,
+            Style::MsalNode,
+            json!({"aud": aud, "iss": WEB_APP, "sub": WEB_APP, "jti": uuid_like(), "exp": now() + 600}),
+        )
+    };
+    let control =
+        |path: &str, body: reqwest::Body| c.post(server.url(&format!("/_accord/test{path}"))).body(body).send();
+    assert_eq!(token(&server, &c, &signed(&old)).await.0, 200);
+
+    let rule = control(
+        "/faults",
+        json!({"match": {"app": WEB_APP}, "action": {"replicationLagSeconds": 30}}).to_string().into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rule.status(), 201);
+    // Register the second certificate: the world again, with both.
+    let text = std::fs::read_to_string(&world).unwrap();
+    let both = text.replacen("''']", &format!("''', '''\n{}''']", new.pem.trim()), 1);
+    let loaded = control("/scenario", both.into()).await.unwrap();
+    assert_eq!(loaded.status(), 200, "{}", loaded.text().await.unwrap());
+
+    let (s, body) = token(&server, &c, &signed(&new)).await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(700027)), "not replicated yet: {body}");
+    assert_eq!(token(&server, &c, &signed(&old)).await.0, 200, "the first one was registered before the lag");
+    let advanced = control("/clock/advance", json!({"seconds": 31}).to_string().into()).await.unwrap();
+    assert_eq!(advanced.status(), 200);
+    assert_eq!(token(&server, &c, &signed(&new)).await.0, 200, "replicated");
+}

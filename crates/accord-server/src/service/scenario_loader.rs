@@ -151,8 +151,8 @@ struct Planner<'a> {
 }
 
 /// The app's certificates from the scenario, each with a key id derived from its thumbprint,
-/// so a reload finds the same credential.
-fn key_credentials(spec: &scenario::AppSpec) -> anyhow::Result<Vec<KeyCredential>> {
+/// so a reload finds the same credential — and keeps the time it was first registered.
+fn key_credentials(spec: &scenario::AppSpec, existing: Option<&Application>) -> anyhow::Result<Vec<KeyCredential>> {
     spec.certificates
         .iter()
         .map(|pem| {
@@ -161,7 +161,13 @@ fn key_credentials(spec: &scenario::AppSpec) -> anyhow::Result<Vec<KeyCredential
             let mut id = [0u8; 16];
             id.copy_from_slice(&cert.sha256[..16]);
             let key_id = uuid::Builder::from_custom_bytes(id).into_uuid();
-            Ok(cert.credential(key_id, &format!("scenario certificate {}", cert.thumbprint_hex())))
+            let mut credential = cert.credential(key_id, &format!("scenario certificate {}", cert.thumbprint_hex()));
+            if let Some(old) =
+                existing.and_then(|a| a.key_credentials.iter().find(|k| k.certificate == credential.certificate))
+            {
+                credential.added_at = old.added_at;
+            }
+            Ok(credential)
         })
         .collect()
 }
@@ -481,7 +487,7 @@ impl<'a> Planner<'a> {
                     application: r.application.clone(),
                 })
                 .collect(),
-            key_credentials: key_credentials(spec)?,
+            key_credentials: key_credentials(spec, existing.as_ref())?,
             spa_redirect_uris: spec.spa_redirect_uris.clone(),
             federated_credentials: federated_credentials(spec),
             group_membership_claims: spec.group_membership_claims,
