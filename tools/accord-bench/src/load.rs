@@ -20,6 +20,10 @@ pub struct Target {
     pub password: String,
     /// Scope of the auth-code flow; with `openid` the response carries an ID token too.
     pub flow_scope: String,
+    /// The token endpoint's path when it is not Accord's `/{tenant}/oauth2/v2.0/token` (the peer).
+    pub token_path: Option<String>,
+    /// The `scope` of a client-credentials request.
+    pub client_credentials_scope: String,
 }
 
 impl Target {
@@ -28,7 +32,10 @@ impl Target {
     }
 
     fn token_url(&self) -> String {
-        self.url(&format!("/{}/oauth2/v2.0/token", self.tenant))
+        match &self.token_path {
+            Some(path) => self.url(path),
+            None => self.url(&format!("/{}/oauth2/v2.0/token", self.tenant)),
+        }
     }
 
     /// A browser-like client: trusts only the dev CA, keeps cookies, never follows redirects.
@@ -116,7 +123,7 @@ impl Worker {
             ("grant_type", "client_credentials"),
             ("client_id", t.client_id.as_str()),
             ("client_secret", t.client_secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
+            ("scope", t.client_credentials_scope.as_str()),
         ];
         token_body(self.client.post(t.token_url()).form(&form).send().await?).await
     }

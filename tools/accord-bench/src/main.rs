@@ -1,17 +1,21 @@
 //! `accord-bench`: starts an `accord` server on loopback and measures
 //! (a) client-credentials tokens/s, (b) SSO auth-code + PKCE flows/s, both with p50/p99,
 //! (c) SQL statements per token and per flow, and compares the throughput with the machine's
-//! RSA-2048 signing ceiling from `openssl speed`.
+//! RSA-2048 signing ceiling from `openssl speed`. `--peer` also measures panva's oidc-provider
+//! (`peer/`) with the same client-credentials load and reports Accord ÷ peer; `--footprint`
+//! measures memory instead (footprint.rs).
 //!
 //! ```text
 //! cargo build --release -p accord-server -p accord-bench
-//! target/release/accord-bench --out bench.md
+//! target/release/accord-bench --peer --out bench.md
+//! target/release/accord-bench --footprint --out footprint.md
 //! ```
 
 mod ceiling;
 mod cpu;
 mod footprint;
 mod load;
+mod peer;
 mod server;
 
 use anyhow::{bail, Context};
@@ -85,6 +89,10 @@ struct Args {
     /// PostgreSQL URL for the server's store (default: SQLite in the temporary data dir).
     #[arg(long)]
     database_url: Option<String>,
+    /// Also measure the peer (panva's oidc-provider, two cluster workers) issuing
+    /// client-credentials tokens with the same load, after Accord, and report Accord ÷ peer.
+    #[arg(long)]
+    peer: bool,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -229,6 +237,8 @@ fn main() -> anyhow::Result<()> {
         user: args.user.clone(),
         password: args.password.clone(),
         flow_scope: args.flow_scope.clone(),
+        token_path: None,
+        client_credentials_scope: "https://graph.microsoft.com/.default".into(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     server.stop_on_signal(&runtime);
@@ -244,20 +254,134 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(results)
     });
     let results = results.with_context(|| format!("benchmark failed; server log:\n{}", server.log()))?;
+    // The peer serves Accord's development certificate: keep a copy before Accord's dir goes.
+    let tls_copy = if args.peer {
+        let dir = server::temp_data_dir()?;
+        let (cert, key) = server.tls_files();
+        std::fs::copy(&cert, dir.join("server.pem"))?;
+        std::fs::copy(&key, dir.join("server-key.pem"))?;
+        Some(dir)
+    } else {
+        None
+    };
+    let ca_pem = server.ca_pem.clone();
     drop(server);
+    let peer = match &tls_copy {
+        Some(dir) => {
+            let peer = peer::Peer::start(&dir.join("server.pem"), &dir.join("server-key.pem"), 2)
+                .context("starting the peer")?;
+            eprintln!("peer (oidc-provider {}) started at {}", peer::version(), peer.base);
+            let target = Arc::new(Target {
+                base: peer.base.clone(),
+                ca_pem: ca_pem.clone(),
+                tenant: String::new(),
+                client_id: peer::CLIENT_ID.into(),
+                client_secret: peer::CLIENT_SECRET.into(),
+                redirect_uri: String::new(),
+                user: String::new(),
+                password: String::new(),
+                flow_scope: String::new(),
+                token_path: Some("/token".into()),
+                client_credentials_scope: peer::SCOPE.into(),
+            });
+            let runs = runtime.block_on(bench_throughput(&args, &target, Workload::ClientCredentials))?;
+            drop(peer);
+            let _ = std::fs::remove_dir_all(dir);
+            Some(runs)
+        }
+        None => None,
+    };
 
     let backend = match &args.database_url {
         Some(url) if url.starts_with("postgres") => "PostgreSQL",
         Some(_) => "custom database URL",
         None => "SQLite",
     };
-    let report = report(&args, backend, &machine, &signing, &results);
+    let mut report = report(&args, backend, &machine, &signing, &results);
+    if let Some(peer_runs) = &peer {
+        report.push_str(&peer_report(&args, &signing, &results, peer_runs));
+    }
     println!("{report}");
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("report written to {}", out.display());
     }
     Ok(())
+}
+
+/// A run of the peer: throughput and latency only (its CPU and statements are not Accord's to
+/// count).
+struct PeerRun {
+    per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ops: u64,
+}
+
+/// Warm-up, then `runs` timed closed-loop runs of one workload, on a quiet machine.
+async fn bench_throughput(args: &Args, target: &Arc<Target>, workload: Workload) -> anyhow::Result<Vec<PeerRun>> {
+    let mut workers = Vec::with_capacity(args.concurrency);
+    for id in 0..args.concurrency {
+        workers.push(Worker::new(target.clone(), workload, id).await?);
+    }
+    workers[0].once().await.context("the peer's first token")?;
+    let (mut workers, warm) = load::run(workers, Duration::from_secs(args.warmup), args.max_ops).await;
+    check(&warm, "peer warm-up")?;
+    let mut runs = Vec::new();
+    for i in 1..=args.runs.max(1) {
+        let wait = (args.idle_wait, args.idle_threshold);
+        tokio::task::spawn_blocking(move || wait_until_idle_for(wait)).await?;
+        let (back, sample) = load::run(workers, Duration::from_secs(args.duration), args.max_ops).await;
+        workers = back;
+        check(&sample, &format!("peer run {i}"))?;
+        eprintln!("  peer run {i}: {:.0}/s", sample.per_second());
+        runs.push(PeerRun {
+            per_second: sample.per_second(),
+            p50_ms: ms(sample.percentile(50.0)),
+            p99_ms: ms(sample.percentile(99.0)),
+            ops: sample.ops,
+        });
+    }
+    Ok(runs)
+}
+
+/// The peer beside Accord's client credentials.
+fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs: &[PeerRun]) -> String {
+    let per_second = median(runs.iter().map(|r| r.per_second).collect());
+    let p50 = median(runs.iter().map(|r| r.p50_ms).collect());
+    let p99 = median(runs.iter().map(|r| r.p99_ms).collect());
+    let accord = results
+        .iter()
+        .find(|r| r.workload == Workload::ClientCredentials)
+        .map(|r| median(r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.per_second).collect()))
+        .unwrap_or(0.0);
+    let ceiling = signing.two.median;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\n**Peer, same load ({} workers, {} × {} s, HTTPS, after Accord stopped):** panva's \
+         `oidc-provider` {} on Node {}, two cluster workers, RS256 JWT access tokens: **{per_second:.0} \
+         tokens/s** (p50 {p50:.1} ms, p99 {p99:.1} ms; runs: {}) = {:.0}% of the ceiling. \
+         **Accord ÷ peer = {:.2}×** ({accord:.0} against {per_second:.0}).",
+        args.concurrency,
+        args.runs,
+        args.duration,
+        peer::version(),
+        node_version(),
+        runs.iter().map(|r| format!("{:.0}/s ({} ops)", r.per_second, r.ops)).collect::<Vec<_>>().join(", "),
+        per_second / ceiling * 100.0,
+        if per_second > 0.0 { accord / per_second } else { 0.0 },
+    );
+    s
+}
+
+fn node_version() -> String {
+    std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into())
 }
 
 /// Warm-up, then `runs` × (timed closed-loop run + statement count) for one workload.

@@ -87,6 +87,12 @@ impl Server {
         Ok(server)
     }
 
+    /// The development TLS certificate and key (for `localhost`) Accord made in its data dir.
+    pub fn tls_files(&self) -> (PathBuf, PathBuf) {
+        let dir = self.data_dir.join("tls");
+        (dir.join("server.pem"), dir.join("server-key.pem"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
