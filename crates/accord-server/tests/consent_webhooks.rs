@@ -2,6 +2,8 @@
 //! hears, signed as Standard Webhooks specifies, when a tenant's consent for the app changes —
 //! checked here by a real receiver that verifies every signature itself. Rotation signs with
 //! both secrets; failures are retried and logged. World: tests/fixtures/calendar_sync_world.toml.
+//! No fixed date is compared with today: grant ends are set relative to now, and the only
+//! wall-clock check is that a delivery's `webhook-timestamp` is the time it was sent.
 
 mod support;
 
@@ -219,16 +221,18 @@ async fn time_bound_grants_end_as_a_revocation() {
     let (_, grants) = g.get(&admin, &format!("/v1.0/oauth2PermissionGrants?$filter=clientId eq '{vendor_sp}'")).await;
     let old = grants["value"][0].clone();
     assert_eq!(g.delete(&admin, &format!("/v1.0/oauth2PermissionGrants/{}", old["id"].as_str().unwrap())).await.0, 204);
-    let in_an_hour = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    // Ends are relative to now (the server's clock starts at the wall clock in test mode).
+    let from_now = |d: time::Duration| {
+        (time::OffsetDateTime::now_utc() + d).format(&time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let in_an_hour = from_now(time::Duration::hours(1));
     let mut grant = json!({"clientId": vendor_sp, "consentType": "AllPrincipals", "resourceId": old["resourceId"],
                            "scope": old["scope"], "accord.expiresDateTime": in_an_hour});
     let (s, made) = g.post(&admin, "/v1.0/oauth2PermissionGrants", grant.clone()).await;
     assert_eq!(s, 201, "{made}");
     assert!(made["accord.expiresDateTime"].is_string(), "{made}");
     let id = made["id"].as_str().unwrap().to_string();
-    grant["accord.expiresDateTime"] = json!("2020-01-01T00:00:00Z");
+    grant["accord.expiresDateTime"] = json!(from_now(-time::Duration::days(1)));
     let (s, e) = g.post(&admin, "/v1.0/oauth2PermissionGrants", grant).await;
     assert_eq!(s, 400, "an end in the past: {e}");
 

@@ -2,7 +2,10 @@
 //! HTTPS: absent without the flag and refused on a public address; the virtual clock expires
 //! tokens without sleeping; the decision journal says which rule decided; a scenario loads over
 //! the world and a reset brings the world (and nothing else) back.
-//! The world is tests/fixtures/calendar_world.toml.
+//! The world is tests/fixtures/calendar_world.toml. Its events, the windows and the event a test
+//! writes have fixed dates that are only compared with each other; what is measured from now
+//! (token lifetimes, the delta journal's retention, replication lag) is moved by the virtual
+//! clock, never by the date the tests run on.
 
 mod support;
 
