@@ -54,6 +54,16 @@ async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: String) -
 }
 
 impl Inbox {
+    /// A receiver on a free loopback port; its URL.
+    async fn listen() -> (Inbox, String) {
+        let inbox = Inbox::default();
+        let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (inbox, url)
+    }
+
     async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> (Received, Value) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -88,11 +98,7 @@ async fn consent_changes_are_pushed_signed_retried_and_logged() {
     let flags = ["--allow-http-notification-urls", "--notification-retry-seconds", "3"];
     let server = TestServer::launch_with_env(dir, &world, &flags, &[]);
     let g = GraphApi { c: server.client(), server };
-    let inbox = Inbox::default();
-    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (inbox, url) = Inbox::listen().await;
 
     let admin = g.app_token(CONTOSO, ADMIN).await;
     let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
@@ -202,11 +208,7 @@ async fn time_bound_grants_end_as_a_revocation() {
     let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
     let server = TestServer::launch_with_env(dir, &world, &["--allow-http-notification-urls", "--test-mode"], &[]);
     let g = GraphApi { c: server.client(), server };
-    let inbox = Inbox::default();
-    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (inbox, url) = Inbox::listen().await;
 
     let admin = g.app_token(CONTOSO, ADMIN).await;
     let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;
@@ -279,11 +281,7 @@ async fn time_bound_grants_end_as_a_revocation() {
 #[tokio::test]
 async fn a_scenario_declares_webhooks_and_fault_rules() {
     const SECRET: &str = "whsec_c2NlbmFyaW8tc2VjcmV0LW9mLXRoaXJ0eS10d28h";
-    let inbox = Inbox::default();
-    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (inbox, url) = Inbox::listen().await;
 
     let dir = std::env::temp_dir().join(format!("accord-webhooks-scenario-{}", support::uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -396,11 +394,7 @@ async fn deleting_the_enterprise_app_is_pushed() {
     let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
     let server = TestServer::launch_with_env(dir, &world, &["--allow-http-notification-urls"], &[]);
     let g = GraphApi { c: server.client(), server };
-    let inbox = Inbox::default();
-    let app = axum::Router::new().route("/consent", axum::routing::post(receive)).with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://127.0.0.1:{}/consent", listener.local_addr().unwrap().port());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (inbox, url) = Inbox::listen().await;
 
     let admin = g.app_token(CONTOSO, ADMIN).await;
     let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{VENDOR}'")).await;

@@ -205,9 +205,17 @@ async fn authenticate_client(
             format!("{base}/{}/oauth2/v2.0/token", path.url_segment()),
         ];
         let now = accord_core::clock::now();
+        // Only under test mode's replication lag are the credentials filtered (and copied).
         let lag = credential_lag(path, tenant_segment, &app);
-        let seen: Vec<_> = app.key_credentials.iter().filter(|k| seen_by_replica(&lag, k.added_at)).cloned().collect();
-        if let Err(e) = client_certificates::verify_assertion(assertion, &client_id, &seen, &audiences, now) {
+        let lagging: Vec<_>;
+        let seen = match &lag {
+            None => &app.key_credentials,
+            Some(_) => {
+                lagging = app.key_credentials.iter().filter(|k| seen_by_replica(&lag, k.added_at)).cloned().collect();
+                &lagging
+            }
+        };
+        if let Err(e) = client_certificates::verify_assertion(assertion, &client_id, seen, &audiences, now) {
             if let Some(lag) = &lag {
                 if client_certificates::verify_assertion(assertion, &client_id, &app.key_credentials, &audiences, now)
                     .is_ok()
