@@ -1453,3 +1453,63 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().contains("UserDisabled"));
 }
+
+/// Authorization codes are sealed, not stored: what deleting the unredeemed codes did, checks
+/// at redemption do. A code issued before the user's sign-ins were ended is refused
+/// (AADSTS70000), and so is a code altered by one character; a fresh code works.
+#[tokio::test]
+async fn a_code_issued_before_sign_ins_ended_is_refused() {
+    let g = &Graph::start();
+    let admin = g.admin().await;
+    let redirect = "http://localhost:5001/cb";
+    let code_of_bob = || async move {
+        let (verifier, challenge) = support::pkce_pair();
+        let mut url = reqwest::Url::parse(&g.server.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize"))).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", ADMIN_CONSOLE)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", redirect)
+            .append_pair("scope", "User.Read offline_access")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let browser = g.server.client();
+        let loc = support::sign_in(&browser, &g.server, url.as_str(), "bob@contoso.test", "bob-password-1")
+            .await
+            .expect("Bob signs in");
+        assert!(loc.starts_with(redirect), "{loc}");
+        (support::query_param(&loc, "code").expect("a code"), verifier)
+    };
+    let redeem = |code: String, verifier: String| async move {
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", ADMIN_CONSOLE),
+            ("code", code.as_str()),
+            ("redirect_uri", redirect),
+            ("code_verifier", verifier.as_str()),
+        ];
+        g.try_token(CONTOSO, &form).await
+    };
+
+    // One character changed: not a code Accord issued.
+    let (code, verifier) = code_of_bob().await;
+    let mut tampered: Vec<char> = code.chars().collect();
+    let mid = tampered.len() / 2;
+    tampered[mid] = if tampered[mid] == 'A' { 'B' } else { 'A' };
+    let (status, body) = redeem(tampered.into_iter().collect(), verifier.clone()).await;
+    assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(70000)), "{body}");
+    // The untouched code still works: the tampered one did not use it up.
+    let (status, body) = redeem(code, verifier).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A code minted, then Bob's sign-ins end before the app redeems it.
+    let (code, verifier) = code_of_bob().await;
+    let (status, res) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    assert_eq!(status, 200, "{res}");
+    let (status, body) = redeem(code, verifier).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
+    assert_eq!(body["error_codes"][0], 70000, "{body}");
+    // Signing in again gives a code that works.
+    let (code, verifier) = code_of_bob().await;
+    let (status, body) = redeem(code, verifier).await;
+    assert_eq!(status, 200, "{body}");
+}

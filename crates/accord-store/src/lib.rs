@@ -382,9 +382,6 @@ pub trait Store: Send + Sync + 'static {
     async fn put_session(&self, session: &SessionRecord) -> StoreResult<()>;
     async fn session(&self, id_hash: &str) -> StoreResult<Option<SessionRecord>>;
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
-    async fn put_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()>;
-    /// Marks the code redeemed, once: a second redemption reports `AlreadyRedeemed`.
-    async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption>;
     async fn put_device_authorization(&self, record: &DeviceAuthorizationRecord) -> StoreResult<()>;
     async fn device_authorization_by_user_code(
         &self,

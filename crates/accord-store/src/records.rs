@@ -55,32 +55,6 @@ pub struct SessionRecord {
     pub expires_at: OffsetDateTime,
 }
 
-/// What an authorization code stands for. Stored by hash; redeemable once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuthCodeRecord {
-    pub code_hash: String,
-    pub tenant_id: TenantId,
-    pub client_app_id: AppId,
-    pub user_id: UserId,
-    pub redirect_uri: String,
-    /// The scope parameter as requested on /authorize (re-evaluated at redemption).
-    pub scope: String,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub auth_time: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-    /// The refresh-token family created at redemption, so a replayed code can revoke it.
-    pub family_id: Uuid,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CodeRedemption {
-    Redeemed(AuthCodeRecord),
-    AlreadyRedeemed(AuthCodeRecord),
-    NotFound,
-}
-
 /// A device's pending sign-in (RFC 8628). Stored by the hashes of its device code (which the
 /// device polls with) and its user code (which a person types on the verification page).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

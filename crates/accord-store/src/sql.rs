@@ -36,9 +36,9 @@ use self::cache::{CacheKey, DirectoryCache};
 pub use self::cache::{CacheScope, CacheSettings};
 use self::codec::Cols;
 use crate::{
-    AuthCodeRecord, CalendarChange, Change, CodeRedemption, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus,
-    GraphNotification, GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord,
-    SigningKeyRecord, Store, StoreError, StoreResult,
+    CalendarChange, Change, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, GraphNotification,
+    GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
+    StoreError, StoreResult,
 };
 use crate::{ConsentEvent, ConsentWebhook, WebhookDelivery};
 
@@ -449,7 +449,7 @@ impl Store for SqlStore {
     }
 
     async fn user(&self, tenant_id: TenantId, id: UserId) -> StoreResult<Option<User>> {
-        self.get_user(tenant_id, id).await
+        self.cached(CacheKey::User(tenant_id, id), self.get_user(tenant_id, id)).await
     }
 
     async fn user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>> {
@@ -461,7 +461,7 @@ impl Store for SqlStore {
     }
 
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>> {
-        self.list_user_roles(tenant_id, user_id).await
+        self.cached(CacheKey::UserRoles(tenant_id, user_id), self.list_user_roles(tenant_id, user_id)).await
     }
 
     async fn role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>> {
@@ -486,7 +486,7 @@ impl Store for SqlStore {
     }
 
     async fn group(&self, tenant_id: TenantId, id: GroupId) -> StoreResult<Option<Group>> {
-        self.get_group(tenant_id, id).await
+        self.cached(CacheKey::Group(tenant_id, id), self.get_group(tenant_id, id)).await
     }
 
     async fn group_by_name(&self, tenant_id: TenantId, display_name: &str) -> StoreResult<Option<Group>> {
@@ -498,11 +498,12 @@ impl Store for SqlStore {
     }
 
     async fn group_members(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<Vec<GroupMember>> {
-        self.list_group_members(tenant_id, group_id).await
+        self.cached(CacheKey::GroupMembers(tenant_id, group_id), self.list_group_members(tenant_id, group_id)).await
     }
 
     async fn transitive_groups_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<GroupId>> {
-        self.list_transitive_groups(tenant_id, member_id).await
+        let load = self.list_transitive_groups(tenant_id, member_id);
+        self.cached(CacheKey::TransitiveGroups(tenant_id, member_id), load).await
     }
 
     async fn application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>> {
@@ -805,14 +806,6 @@ impl Store for SqlStore {
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
         self.remove_session(id_hash).await
-    }
-
-    async fn put_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()> {
-        self.upsert_auth_code(code).await
-    }
-
-    async fn redeem_auth_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption> {
-        self.redeem_code(code_hash, now).await
     }
 
     async fn put_device_authorization(&self, record: &DeviceAuthorizationRecord) -> StoreResult<()> {

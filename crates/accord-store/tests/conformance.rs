@@ -134,7 +134,7 @@ conformance! {
         client_secrets,
         application_delete_takes_what_hangs_on_it,
         user_delete_takes_what_hangs_on_it,
-        ending_sign_ins_revokes_sessions_codes_and_refresh_families,
+        ending_sign_ins_revokes_sessions_and_refresh_families,
         service_principals,
         delegated_grants,
         app_role_assignments,
@@ -154,8 +154,7 @@ conformance! {
         batch_order_does_not_matter,
         failed_sign_ins_and_lock,
         concurrent_failed_sign_ins,
-        auth_code_single_use,
-        concurrent_auth_code_redemption,
+        sign_in_reads_are_cached_and_see_every_write,
         device_authorization_lifecycle,
         concurrent_device_decisions_and_polls,
         refresh_rotation_and_reuse_detection,
@@ -343,23 +342,6 @@ mod fixtures {
             online_meeting_url: Some("https://meet.test/abc".into()),
             created_at: t0(),
             modified_at: at(1),
-        }
-    }
-
-    pub fn auth_code(tenant_id: TenantId, user_id: UserId, hash: &str) -> AuthCodeRecord {
-        AuthCodeRecord {
-            code_hash: hash.to_string(),
-            tenant_id,
-            client_app_id: fresh(),
-            user_id,
-            redirect_uri: "https://app.test/callback".into(),
-            scope: "openid profile offline_access User.Read".into(),
-            nonce: Some("n-0S6_WzA2Mj".into()),
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
-            code_challenge_method: Some("S256".into()),
-            auth_time: t0(),
-            expires_at: at(10),
-            family_id: fresh(),
         }
     }
 
@@ -871,8 +853,6 @@ mod cases {
         let kept_request = consent_request(customer.id, kept.app_id, bob.id, 2);
         changes.push(Change::PutConsentRequest(kept_request.clone()));
         s.apply(&changes).await.unwrap();
-        let code = AuthCodeRecord { client_app_id: doomed.app_id, ..auth_code(customer.id, bob.id, "doomed-code") };
-        s.put_auth_code(&code).await.unwrap();
         let token = RefreshTokenRecord { client_app_id: doomed.app_id, ..refresh_token(fresh(), "doomed-rt") };
         s.put_refresh_token(&token).await.unwrap();
         let kept_token = RefreshTokenRecord { client_app_id: kept.app_id, ..refresh_token(fresh(), "kept-rt") };
@@ -895,7 +875,6 @@ mod cases {
         assert_eq!(s.app_role_assignments_of(customer.id, bob.id.into()).await.unwrap(), vec![kept_access]);
         assert_eq!(s.permission_classifications(home.id, d1.id).await.unwrap(), vec![]);
         assert_eq!(s.consent_requests(customer.id, None).await.unwrap(), vec![kept_request]);
-        assert_eq!(s.redeem_auth_code("doomed-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
         assert_eq!(s.refresh_token("doomed-rt").await.unwrap(), None);
         assert_eq!(s.refresh_token("kept-rt").await.unwrap(), Some(kept_token));
         assert!(s.application_by_app_id(kept.app_id).await.unwrap().is_some());
@@ -903,7 +882,7 @@ mod cases {
         assert_not_found(s.apply(&[Change::DeleteApplication { app_object_id: doomed.id }]).await);
     }
 
-    pub async fn ending_sign_ins_revokes_sessions_codes_and_refresh_families(s: &dyn Store) {
+    pub async fn ending_sign_ins_revokes_sessions_and_refresh_families(s: &dyn Store) {
         let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
         let other = user(t.id, "other@contoso.test");
         s.apply(&[Change::PutUser(other.clone())]).await.unwrap();
@@ -916,7 +895,6 @@ mod cases {
                 expires_at: at(60),
             };
             s.put_session(&session).await.unwrap();
-            s.put_auth_code(&auth_code(t.id, who, &format!("{tag}-code"))).await.unwrap();
             let token =
                 RefreshTokenRecord { tenant_id: t.id, user_id: who, ..refresh_token(fresh(), &format!("{tag}-rt")) };
             s.put_refresh_token(&token).await.unwrap();
@@ -925,7 +903,6 @@ mod cases {
         s.apply(&[Change::EndSignIns { tenant_id: t.id, user_id: u.id, at: at(7) }]).await.unwrap();
 
         assert_eq!(s.session("u-session").await.unwrap(), None);
-        assert_eq!(s.redeem_auth_code("u-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
         assert!(s.refresh_token("u-rt").await.unwrap().expect("kept, revoked").revoked);
         // The user stays, marked with when their sign-ins ended (continuous access evaluation
         // compares tokens with it); a later write of the user keeps the mark.
@@ -937,7 +914,6 @@ mod cases {
         assert_eq!(s.user(t.id, other.id).await.unwrap().unwrap().sign_ins_valid_from, None);
         assert!(s.session("o-session").await.unwrap().is_some());
         assert!(!s.refresh_token("o-rt").await.unwrap().unwrap().revoked);
-        assert!(matches!(s.redeem_auth_code("o-code", at(1)).await.unwrap(), CodeRedemption::Redeemed(_)));
     }
 
     pub async fn user_delete_takes_what_hangs_on_it(s: &dyn Store) {
@@ -982,7 +958,6 @@ mod cases {
             expires_at: at(60),
         };
         s.put_session(&session).await.unwrap();
-        s.put_auth_code(&auth_code(t.id, u.id, "u-code")).await.unwrap();
         let token = RefreshTokenRecord { tenant_id: t.id, user_id: u.id, ..refresh_token(fresh(), "u-rt") };
         s.put_refresh_token(&token).await.unwrap();
 
@@ -997,7 +972,6 @@ mod cases {
         assert_eq!(s.events_of(t.id, u.id, None, None).await.unwrap(), vec![]);
         assert_eq!(s.consent_requests(t.id, None).await.unwrap(), vec![kept_request]);
         assert_eq!(s.session("u-session").await.unwrap(), None);
-        assert_eq!(s.redeem_auth_code("u-code", at(1)).await.unwrap(), CodeRedemption::NotFound);
         assert_eq!(s.refresh_token("u-rt").await.unwrap(), None);
         assert!(s.user(t.id, other.id).await.unwrap().is_some());
 
@@ -1884,36 +1858,87 @@ mod cases {
         assert_eq!(s.user(t.id, u.id).await.unwrap().unwrap().failed_sign_ins, 6);
     }
 
-    pub async fn auth_code_single_use(s: &dyn Store) {
-        let code = auth_code(fresh(), fresh(), "hash-1");
-        s.put_auth_code(&code).await.unwrap();
-        assert_eq!(s.redeem_auth_code("hash-1", at(1)).await.unwrap(), CodeRedemption::Redeemed(code.clone()));
-        assert_eq!(s.redeem_auth_code("hash-1", at(2)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code.clone()));
-        assert_eq!(s.redeem_auth_code("hash-1", at(3)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code.clone()));
-        assert_eq!(s.redeem_auth_code("unknown", at(1)).await.unwrap(), CodeRedemption::NotFound);
+    /// The reads of a sign-in (the user, their roles, their groups and the groups' members) come
+    /// from the directory cache, and every write that changes them is seen at once: the
+    /// directory changes and the lockout counters alike.
+    pub async fn sign_in_reads_are_cached_and_see_every_write(s: &dyn Store) {
+        let (t, u) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (sales, emea) = (group(t.id, "Sales"), group(t.id, "EMEA"));
+        let member = |g: &Group, m: Uuid, kind| GroupMember { group_id: g.id, member_id: m, kind };
+        s.apply(&[
+            Change::PutGroup(sales.clone()),
+            Change::PutGroup(emea.clone()),
+            Change::SetGroupMembers {
+                tenant_id: t.id,
+                group_id: sales.id,
+                members: vec![member(&sales, u.id.into(), MemberKind::User)],
+            },
+        ])
+        .await
+        .unwrap();
+        let read = || async {
+            (
+                s.user(t.id, u.id).await.unwrap().unwrap(),
+                s.user_roles(t.id, u.id).await.unwrap(),
+                s.transitive_groups_of(t.id, u.id.into()).await.unwrap(),
+                s.group(t.id, sales.id).await.unwrap().unwrap(),
+                s.group_members(t.id, emea.id).await.unwrap(),
+            )
+        };
+        let first = read().await;
+        assert_eq!(first.2, vec![sales.id]);
+        let before = s.statements_executed();
+        assert_eq!(read().await, first);
+        assert_eq!(s.statements_executed(), before, "a second sign-in reads nothing");
 
-        // Optional fields absent.
-        let mut bare = auth_code(fresh(), fresh(), "hash-2");
-        bare.nonce = None;
-        bare.code_challenge = None;
-        bare.code_challenge_method = None;
-        s.put_auth_code(&bare).await.unwrap();
-        assert_eq!(s.redeem_auth_code("hash-2", at(1)).await.unwrap(), CodeRedemption::Redeemed(bare));
+        // Lockout counters: written outside `apply`, seen at once.
+        assert_eq!(s.record_failed_sign_in(t.id, u.id).await.unwrap(), 1);
+        assert_eq!(read().await.0.failed_sign_ins, 1);
+        s.set_locked_until(t.id, u.id, Some(at(30))).await.unwrap();
+        assert_eq!(read().await.0.locked_until, Some(at(30)));
+        s.set_locked_until(t.id, u.id, None).await.unwrap();
+        s.record_failed_sign_in(t.id, u.id).await.unwrap();
+        s.clear_failed_sign_ins(t.id, u.id).await.unwrap();
+        let (user, ..) = read().await;
+        assert_eq!((user.failed_sign_ins, user.locked_until), (0, None));
 
-        // Putting a redeemed code again does not make it redeemable.
-        s.put_auth_code(&code).await.unwrap();
-        assert_eq!(s.redeem_auth_code("hash-1", at(4)).await.unwrap(), CodeRedemption::AlreadyRedeemed(code));
-    }
+        // Directory changes.
+        let renamed = User { display_name: "Renamed".into(), enabled: false, ..user };
+        let emea_members = vec![member(&emea, sales.id.into(), MemberKind::Group)];
+        s.apply(&[
+            Change::PutUser(renamed),
+            Change::SetUserRoles { tenant_id: t.id, user_id: u.id, roles: vec![DirectoryRole::GlobalAdministrator] },
+            Change::SetGroupMembers { tenant_id: t.id, group_id: emea.id, members: emea_members.clone() },
+            Change::PutGroup(Group { display_name: "Sales & Marketing".into(), ..sales.clone() }),
+        ])
+        .await
+        .unwrap();
+        let (user, roles, mut groups, g, members) = read().await;
+        groups.sort();
+        let mut expected = vec![sales.id, emea.id];
+        expected.sort();
+        assert_eq!((user.display_name.as_str(), user.enabled), ("Renamed", false));
+        assert_eq!(roles, vec![DirectoryRole::GlobalAdministrator]);
+        assert_eq!(groups, expected, "nested membership seen through the new parent");
+        assert_eq!(g.display_name, "Sales & Marketing");
+        assert_eq!(members, emea_members);
 
-    pub async fn concurrent_auth_code_redemption(s: &dyn Store) {
-        let code = auth_code(fresh(), fresh(), "race");
-        s.put_auth_code(&code).await.unwrap();
-        let redeem = || s.redeem_auth_code("race", at(1));
-        let (a, b, c, d, e) = tokio::join!(redeem(), redeem(), redeem(), redeem(), redeem());
-        let outcomes = [a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap()];
-        let winners = outcomes.iter().filter(|o| matches!(o, CodeRedemption::Redeemed(_))).count();
-        let losers = outcomes.iter().filter(|o| matches!(o, CodeRedemption::AlreadyRedeemed(_))).count();
-        assert_eq!((winners, losers), (1, 4), "{outcomes:?}");
+        s.apply(&[Change::EndSignIns { tenant_id: t.id, user_id: u.id, at: at(40) }]).await.unwrap();
+        assert_eq!(read().await.0.sign_ins_valid_from, Some(at(40)));
+
+        // Another tenant's writes leave this tenant's entries alone.
+        let (other, _) = seed_tenant(s, "Fabrikam", "fabrikam.test").await;
+        read().await;
+        let before = s.statements_executed();
+        s.apply(&[Change::PutGroup(group(other.id, "Elsewhere"))]).await.unwrap();
+        let after_write = s.statements_executed();
+        read().await;
+        assert_eq!(s.statements_executed(), after_write, "still cached after {} statements", after_write - before);
+
+        s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: u.id }]).await.unwrap();
+        assert_eq!(s.user(t.id, u.id).await.unwrap(), None);
+        assert_eq!(s.user_roles(t.id, u.id).await.unwrap(), vec![]);
+        assert_eq!(s.transitive_groups_of(t.id, Uuid::from(u.id)).await.unwrap(), Vec::<GroupId>::new());
     }
 
     /// The client every test device authorization belongs to.
@@ -2128,20 +2153,14 @@ mod cases {
         s.put_session(&session("s-old", 99)).await.unwrap();
         s.put_session(&session("s-edge", 100)).await.unwrap();
         s.put_session(&session("s-live", 101)).await.unwrap();
-        s.put_auth_code(&AuthCodeRecord { expires_at: at(50), ..auth_code(fresh(), fresh(), "c-old") }).await.unwrap();
-        s.put_auth_code(&AuthCodeRecord { expires_at: at(150), ..auth_code(fresh(), fresh(), "c-live") })
-            .await
-            .unwrap();
         let f = fresh();
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(10), ..refresh_token(f, "r-old") }).await.unwrap();
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(1000), ..refresh_token(f, "r-live") }).await.unwrap();
 
-        assert_eq!(s.purge_expired(now).await.unwrap(), 4);
+        assert_eq!(s.purge_expired(now).await.unwrap(), 3);
         assert_eq!(s.session("s-old").await.unwrap(), None);
         assert_eq!(s.session("s-edge").await.unwrap(), None, "expires_at == now is expired");
         assert!(s.session("s-live").await.unwrap().is_some());
-        assert_eq!(s.redeem_auth_code("c-old", now).await.unwrap(), CodeRedemption::NotFound);
-        assert!(matches!(s.redeem_auth_code("c-live", now).await.unwrap(), CodeRedemption::Redeemed(_)));
         assert_eq!(s.refresh_token("r-old").await.unwrap(), None);
         assert!(s.refresh_token("r-live").await.unwrap().is_some());
         assert_eq!(s.purge_expired(now).await.unwrap(), 0);
@@ -2224,11 +2243,14 @@ mod cases {
         assert_eq!(s.statements_executed(), after_seed + 1, "a second tenant read comes from the directory cache");
         s.user_by_upn(t.id, &u.upn).await.unwrap();
         assert_eq!(s.statements_executed(), after_seed + 2);
-        s.record_failed_sign_in(t.id, u.id).await.unwrap();
+        // Issuing a refresh token is one statement: its family gets a row only if revoked.
+        let token = RefreshTokenRecord { tenant_id: t.id, user_id: u.id, ..refresh_token(fresh(), "one-statement") };
+        s.put_refresh_token(&token).await.unwrap();
         assert_eq!(s.statements_executed(), after_seed + 3);
+        assert!(!s.refresh_token("one-statement").await.unwrap().unwrap().revoked);
         // A failed read still counts.
-        let _ = s.redeem_auth_code("nope", t0()).await;
-        assert_eq!(s.statements_executed(), after_seed + 5, "conditional update, then a look-up");
+        let _ = s.refresh_token("nope").await;
+        assert_eq!(s.statements_executed(), after_seed + 5);
     }
 
     /// Every read the directory cache serves (sql/cache.rs) reflects a write through the same
@@ -2884,12 +2906,12 @@ mod raw_cases {
         } else {
             assert_eq!(name(lazy.clone()).await, "Contoso", "within the interval the write is not seen yet");
             // A write that touches no cached row leaves the cache alone; one that does empties it.
-            lazy.apply(&[Change::PutUser(user(t.id, "bob@contoso.test"))]).await.unwrap();
+            lazy.apply(&[Change::AppendAudit(audit_event(t.id, 1, "test.noted", None))]).await.unwrap();
             assert_eq!(name(lazy.clone()).await, "Contoso");
             lazy.apply(&[Change::PutTenant(tenant("Fabrikam", &["fabrikam.test"]))]).await.unwrap();
             assert_eq!(name(lazy.clone()).await, "Contoso Ltd");
         }
-        assert_eq!(lazy.user(t.id, u.id).await.unwrap(), Some(u), "users are never cached");
+        assert_eq!(lazy.user(t.id, u.id).await.unwrap(), Some(u));
 
         let off =
             SqlStore::connect_with(url, CacheSettings { enabled: false, ..CacheSettings::default() }).await.unwrap();

@@ -3,8 +3,8 @@
 //! endpoint (`authorize.rs`) and the consent pages (`consent_pages.rs`) build on it, so neither
 //! needs the other's internals.
 
+use super::auth_codes::{CodeGrant, NewCode};
 use super::errors::{Failure, PageFailure};
-use crate::crypto::random_token;
 use crate::service::{device_authorization, tokens};
 use crate::state::AppState;
 use crate::tenancy::{TenantPath, TenantPathError};
@@ -14,7 +14,6 @@ use crate::web::templates::Templates;
 use accord_core::directory::{Application, Tenant, User};
 use accord_core::ids::AppId;
 use accord_core::Aadsts;
-use accord_store::AuthCodeRecord;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::context;
@@ -205,10 +204,8 @@ pub(crate) async fn issue_code(
     if req.kind == FlowKind::Device {
         return device_outcome(state, req, client, DeviceAnswer::Approve { tenant, user, auth_time }).await;
     }
-    let code = random_token();
     let now = accord_core::clock::now();
-    let record = AuthCodeRecord {
-        code_hash: state.keyring.secret_hash(&code),
+    let code = CodeGrant::new(NewCode {
         tenant_id: tenant.id,
         client_app_id: client.app_id,
         user_id: user.id,
@@ -218,12 +215,10 @@ pub(crate) async fn issue_code(
         code_challenge: req.code_challenge.clone(),
         code_challenge_method: req.code_challenge_method.clone(),
         auth_time,
+        issued_at: now,
         expires_at: now + Duration::seconds(state.settings.code_seconds),
-        family_id: Uuid::new_v4(),
-    };
-    if let Err(e) = state.store.put_auth_code(&record).await {
-        return PageFailure(e.into()).into_response();
-    }
+    })
+    .seal(&state.keyring);
     let mut fields = vec![("code".to_string(), code)];
     if let Some(s) = &req.state {
         fields.push(("state".into(), s.clone()));

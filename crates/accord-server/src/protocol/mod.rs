@@ -1,5 +1,6 @@
 //! The Entra-compatible OAuth 2.0 / OpenID Connect surface.
 
+pub mod auth_codes;
 pub mod authorization_request;
 pub mod authorize;
 pub mod bearer;

@@ -1,6 +1,7 @@
 //! `POST /{tenant}/oauth2/v2.0/token`: one handler per grant type behind one client
 //! authentication step and one response builder.
 
+use super::auth_codes::CodeGrant;
 use super::errors::{Failure, JsonFailure};
 use crate::client_certificates;
 use crate::crypto::random_token;
@@ -18,7 +19,7 @@ use accord_core::ids::{AppId, TenantId, UserId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_core::{Aadsts, OAuthError};
-use accord_store::{CodeRedemption, RefreshTokenRecord, RotateOutcome};
+use accord_store::{RefreshTokenRecord, RotateOutcome};
 use axum::extract::{Path, RawForm, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
@@ -325,23 +326,23 @@ async fn authorization_code(
 ) -> Result<Value, Failure> {
     let code = required(p, "code")?;
     let redirect_uri = required(p, "redirect_uri")?;
-    let hash = state.keyring.secret_hash(code);
-    let record = match state.store.redeem_auth_code(&hash, accord_core::clock::now()).await? {
-        CodeRedemption::Redeemed(r) => r,
-        CodeRedemption::AlreadyRedeemed(r) => {
-            // A replayed code may be stolen: revoke what the first redemption produced.
-            state.store.revoke_refresh_family(r.family_id).await?;
-            tracing::warn!(client = %r.client_app_id, "authorization code replayed; token family revoked");
-            return Err(Aadsts::code_already_redeemed().into());
-        }
-        CodeRedemption::NotFound => return Err(Aadsts::code_invalid().into()),
+    let Some(record) = CodeGrant::open(&state.keyring, code) else {
+        return Err(Aadsts::code_invalid().into());
     };
+    // The marker outlives the code by a day, so a replay is told apart from a stale code.
+    let marker_expires = record.expires_at() + Duration::days(1);
+    if !state.store.consume_once(&record.marker(&state.keyring), marker_expires).await? {
+        // A replayed code may be stolen: revoke what the first redemption produced.
+        state.store.revoke_refresh_family(record.family_id).await?;
+        tracing::warn!(client = %record.client_app_id, "authorization code replayed; token family revoked");
+        return Err(Aadsts::code_already_redeemed().into());
+    }
     if record.client_app_id != client.app.app_id {
         return Err(Aadsts::code_invalid().into());
     }
     let spa = client.app.is_spa_redirect_uri(&record.redirect_uri);
     check_spa_redemption(spa, client)?;
-    if record.expires_at <= accord_core::clock::now() {
+    if record.expires_at() <= accord_core::clock::now() {
         return Err(Aadsts::refresh_token_expired().into());
     }
     if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
@@ -365,11 +366,15 @@ async fn authorization_code(
     }
     let tenant = tenant_of(state, record.tenant_id).await?;
     let user = user_of(state, tenant.id, record.user_id).await?;
+    if user.sign_ins_valid_from.is_some_and(|ended| record.issued_at() < ended) {
+        // The user's sign-ins were ended (revoked, password reset) after the code was issued.
+        return Err(Aadsts::code_invalid().into());
+    }
     let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
     let request = ScopeRequest::parse(scope)?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
     let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone(), spa };
-    user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time, refresh)
+    user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time(), refresh)
         .await
 }
 

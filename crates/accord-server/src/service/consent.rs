@@ -316,10 +316,11 @@ async fn user_groups(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let names = store.groups(tenant_id).await?;
     let mut out = Vec::new();
     for id in &ids {
-        let name = names.iter().find(|g| g.id == *id).map(|g| g.display_name.clone()).unwrap_or_default();
+        // One group at a time (cached), not the tenant's whole list: the cost follows the
+        // user's memberships, not the size of the directory.
+        let name = store.group(tenant_id, *id).await?.map(|g| g.display_name).unwrap_or_default();
         let via = if with_paths {
             let members = store.group_members(tenant_id, *id).await?;
             if members.iter().any(|m| m.member_id == user_id) {

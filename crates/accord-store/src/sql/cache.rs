@@ -1,7 +1,8 @@
 //! The directory cache: the configuration rows every token request reads (tenants, app
 //! registrations, client secrets, service principals, app role assignments, delegated grants,
-//! permission classifications)
-//! kept in memory, so that issuing a token costs an RSA signature and no SQL round trip.
+//! permission classifications) and the rows a user's sign-in reads (the user, their directory
+//! roles, the groups they are in, directly or not, and those groups' members) kept in memory, so
+//! that issuing a token costs an RSA signature and no SQL round trip.
 //!
 //! Why it is safe:
 //! - Every write to a cached table goes through [`crate::Store::apply`]. A batch that touches
@@ -28,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use accord_core::ids::{AppId, AppObjectId, ServicePrincipalId, TenantId};
+use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
 use uuid::Uuid;
 
 use crate::{Change, StoreResult};
@@ -63,6 +64,12 @@ pub(crate) enum CacheKey {
     AppRoleAssignmentsTo(TenantId, ServicePrincipalId),
     DelegatedGrantsOfClient(TenantId, ServicePrincipalId),
     PermissionClassifications(TenantId, ServicePrincipalId),
+    User(TenantId, UserId),
+    UserRoles(TenantId, UserId),
+    /// The groups a user, group or service principal is in, directly or through others.
+    TransitiveGroups(TenantId, Uuid),
+    Group(TenantId, GroupId),
+    GroupMembers(TenantId, GroupId),
 }
 
 impl CacheKey {
@@ -76,7 +83,12 @@ impl CacheKey {
             | CacheKey::AppRoleAssignmentsOf(t, _)
             | CacheKey::AppRoleAssignmentsTo(t, _)
             | CacheKey::DelegatedGrantsOfClient(t, _)
-            | CacheKey::PermissionClassifications(t, _) => Some(*t),
+            | CacheKey::PermissionClassifications(t, _)
+            | CacheKey::User(t, _)
+            | CacheKey::UserRoles(t, _)
+            | CacheKey::TransitiveGroups(t, _)
+            | CacheKey::Group(t, _)
+            | CacheKey::GroupMembers(t, _) => Some(*t),
             CacheKey::TenantByDomain(_)
             | CacheKey::ApplicationByAppId(_)
             | CacheKey::ApplicationByIdentifierUri(_)
@@ -301,9 +313,13 @@ impl Change {
             return None;
         }
         Some(match self {
-            Change::DeleteUser { tenant_id, .. } | Change::DeleteServicePrincipal { tenant_id, .. } => {
-                CacheScope::Tenant(*tenant_id)
-            }
+            Change::DeleteUser { tenant_id, .. }
+            | Change::EndSignIns { tenant_id, .. }
+            | Change::SetUserRoles { tenant_id, .. }
+            | Change::SetGroupMembers { tenant_id, .. }
+            | Change::DeleteServicePrincipal { tenant_id, .. } => CacheScope::Tenant(*tenant_id),
+            Change::PutUser(u) => CacheScope::Tenant(u.tenant_id),
+            Change::PutGroup(g) => CacheScope::Tenant(g.tenant_id),
             Change::PutServicePrincipal(sp) => CacheScope::Tenant(sp.tenant_id),
             Change::PutDelegatedGrant(g) => CacheScope::Tenant(g.tenant_id),
             Change::DeleteDelegatedGrant { tenant_id, .. } => CacheScope::Tenant(*tenant_id),
@@ -325,7 +341,12 @@ impl Change {
                 | Change::PutClientSecret(_)
                 | Change::DeleteClientSecret { .. }
                 | Change::DeleteApplication { .. }
+                | Change::PutUser(_)
                 | Change::DeleteUser { .. }
+                | Change::EndSignIns { .. }
+                | Change::SetUserRoles { .. }
+                | Change::PutGroup(_)
+                | Change::SetGroupMembers { .. }
                 | Change::PutServicePrincipal(_)
                 | Change::DeleteServicePrincipal { .. }
                 | Change::PutDelegatedGrant(_)

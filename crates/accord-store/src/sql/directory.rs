@@ -246,7 +246,6 @@ impl SqlStore {
             "consent_requests",
             "refresh_tokens",
             "refresh_token_families",
-            "auth_codes",
             "sessions",
             "calendar_events",
             "app_role_assignments",
@@ -608,7 +607,6 @@ impl SqlStore {
             "DELETE FROM app_role_assignments WHERE tenant_id = $1 AND principal_id = $2 AND principal_type = 'User'",
             "DELETE FROM consent_requests WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2",
             "DELETE FROM calendar_changes WHERE tenant_id = $1 AND owner_id = $2",
         ];
@@ -632,10 +630,10 @@ impl SqlStore {
             .bind(micros(at));
         self.execute(&mut *c, q).await.map_err(db_err)?;
         let statements = [
-            "UPDATE refresh_token_families SET revoked = 1 WHERE family_id IN \
-             (SELECT family_id FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2)",
+            "INSERT INTO refresh_token_families (family_id, revoked) SELECT DISTINCT family_id, 1 \
+             FROM refresh_tokens WHERE tenant_id = $1 AND user_id = $2 \
+             ON CONFLICT (family_id) DO UPDATE SET revoked = 1",
             "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
-            "DELETE FROM auth_codes WHERE tenant_id = $1 AND user_id = $2",
         ];
         for sql in statements {
             self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(user_id))).await.map_err(db_err)?;
@@ -659,7 +657,6 @@ impl SqlStore {
              (SELECT 1 FROM service_principals sp WHERE sp.tenant_id = app_role_assignments.tenant_id \
              AND sp.id = app_role_assignments.principal_id AND sp.app_id = $1)",
             "DELETE FROM consent_requests WHERE client_app_id = $1",
-            "DELETE FROM auth_codes WHERE client_app_id = $1",
             "DELETE FROM refresh_tokens WHERE client_app_id = $1",
             "DELETE FROM service_principals WHERE app_id = $1",
         ];
@@ -696,10 +693,7 @@ impl SqlStore {
         .bind(id(tenant_id))
         .bind(id(sp_id));
         self.execute(&mut *c, q).await.map_err(db_err)?;
-        for sql in [
-            "DELETE FROM auth_codes WHERE tenant_id = $1 AND client_app_id = $2",
-            "DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_app_id = $2",
-        ] {
+        for sql in ["DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_app_id = $2"] {
             self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(app_id))).await.map_err(db_err)?;
         }
         let q = sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
@@ -855,9 +849,7 @@ impl SqlStore {
         )
         .bind(id(tenant_id))
         .bind(id(user_id));
-        self.read_one(q, |c| c.u32("failed_sign_ins"))
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")))
+        self.write_sign_in_counters(q, tenant_id, user_id).await
     }
 
     pub(super) async fn update_locked_until(
@@ -866,26 +858,56 @@ impl SqlStore {
         user_id: UserId,
         until: Option<OffsetDateTime>,
     ) -> StoreResult<()> {
-        let q = sqlx::query("UPDATE users SET locked_until = $3, failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
-            .bind(id(tenant_id))
-            .bind(id(user_id))
-            .bind(until.map(micros));
-        self.update_user(q, tenant_id, user_id).await
+        let q = sqlx::query(
+            "UPDATE users SET locked_until = $3, failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2 \
+             RETURNING failed_sign_ins",
+        )
+        .bind(id(tenant_id))
+        .bind(id(user_id))
+        .bind(until.map(micros));
+        self.write_sign_in_counters(q, tenant_id, user_id).await.map(drop)
     }
 
     pub(super) async fn reset_failed_sign_ins(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
-        let q = sqlx::query("UPDATE users SET failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2")
-            .bind(id(tenant_id))
-            .bind(id(user_id));
-        self.update_user(q, tenant_id, user_id).await
+        let q = sqlx::query(
+            "UPDATE users SET failed_sign_ins = 0 WHERE tenant_id = $1 AND id = $2 RETURNING failed_sign_ins",
+        )
+        .bind(id(tenant_id))
+        .bind(id(user_id));
+        self.write_sign_in_counters(q, tenant_id, user_id).await.map(drop)
     }
 
-    async fn update_user(&self, q: super::Query<'_>, tenant_id: TenantId, user_id: UserId) -> StoreResult<()> {
-        let done = self.execute(self.pool(), q).await.map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")));
+    /// Runs an update of a user's lockout columns (`q`, returning `failed_sign_ins`). The user row is in the directory cache, so like
+    /// `apply` it bumps the write generation in the same transaction: this process and the
+    /// other replicas drop the tenant's entries, and a cached copy never writes an old count
+    /// back. These writes happen only when a password is wrong or a lock ends.
+    async fn write_sign_in_counters(
+        &self,
+        q: super::Query<'_>,
+        tenant_id: TenantId,
+        user_id: UserId,
+    ) -> StoreResult<u32> {
+        let scopes = [super::cache::CacheScope::Tenant(tenant_id)];
+        let mut tx = self.begin().await?;
+        let result = async {
+            let row = self.fetch_optional(conn(&mut tx), q).await.map_err(db_err)?;
+            let row = row.ok_or_else(|| StoreError::NotFound(format!("user {user_id} in tenant {tenant_id}")))?;
+            let count = Cols(&row).u32("failed_sign_ins")?;
+            let generation = self.bump_generation(conn(&mut tx), &scopes).await?;
+            Ok::<_, StoreError>((count, generation))
         }
-        Ok(())
+        .await;
+        match result {
+            Ok((count, generation)) => {
+                self.commit(tx).await?;
+                self.directory_cache().after_local_write(generation, &scopes);
+                Ok(count)
+            }
+            Err(e) => {
+                self.rollback(tx).await;
+                Err(e)
+            }
+        }
     }
 
     // --- groups ---

@@ -1,4 +1,5 @@
-//! Protocol state: signing keys, sessions, authorization codes and refresh tokens. These tables
+//! Protocol state: signing keys, sessions and refresh tokens (authorization codes are sealed,
+//! not stored; their single use is a `used_once` row). These tables
 //! are global and keyed by a hash (or the key id); the single-use and rotation rules are
 //! enforced with conditional updates so that concurrent requests cannot both win.
 
@@ -7,10 +8,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, id, micros, Cols};
 use super::{conn, db_err, write_err, SqlStore};
-use crate::{
-    AuthCodeRecord, CodeRedemption, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord,
-    StoreError, StoreResult,
-};
+use crate::{KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, StoreError, StoreResult};
 
 fn key_from(c: &Cols<'_>) -> StoreResult<SigningKeyRecord> {
     Ok(SigningKeyRecord {
@@ -28,26 +26,6 @@ fn session_from(c: &Cols<'_>) -> StoreResult<SessionRecord> {
         user_id: c.uuid("user_id")?,
         auth_time: c.time("auth_time")?,
         expires_at: c.time("expires_at")?,
-    })
-}
-
-const CODE_COLUMNS: &str = "code_hash, tenant_id, client_app_id, user_id, redirect_uri, scope, nonce, \
-     code_challenge, code_challenge_method, auth_time, expires_at, family_id";
-
-fn code_from(c: &Cols<'_>) -> StoreResult<AuthCodeRecord> {
-    Ok(AuthCodeRecord {
-        code_hash: c.text("code_hash")?,
-        tenant_id: c.uuid("tenant_id")?,
-        client_app_id: c.uuid("client_app_id")?,
-        user_id: c.uuid("user_id")?,
-        redirect_uri: c.text("redirect_uri")?,
-        scope: c.text("scope")?,
-        nonce: c.opt_text("nonce")?,
-        code_challenge: c.opt_text("code_challenge")?,
-        code_challenge_method: c.opt_text("code_challenge_method")?,
-        auth_time: c.time("auth_time")?,
-        expires_at: c.time("expires_at")?,
-        family_id: c.uuid("family_id")?,
     })
 }
 
@@ -80,7 +58,8 @@ const TOKEN_UPSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, t
      auth_time = excluded.auth_time, created_at = excluded.created_at, expires_at = excluded.expires_at, \
      used_at = excluded.used_at, spa = excluded.spa";
 
-/// Creates the family if needed; `revoked = 1` revokes it, `revoked = 0` never un-revokes it.
+/// Creates the family's row if needed; `revoked = 1` revokes it, `revoked = 0` never un-revokes
+/// it. (Families are written only to be revoked; see `upsert_refresh_token`.)
 const FAMILY_UPSERT: &str = "INSERT INTO refresh_token_families (family_id, revoked) VALUES ($1, $2) \
      ON CONFLICT (family_id) DO UPDATE SET revoked = \
      CASE WHEN excluded.revoked <> 0 THEN 1 ELSE refresh_token_families.revoked END";
@@ -163,58 +142,17 @@ impl SqlStore {
         Ok(())
     }
 
-    // --- authorization codes ---
-
-    /// Upsert; a code already redeemed stays redeemed.
-    pub(super) async fn upsert_auth_code(&self, code: &AuthCodeRecord) -> StoreResult<()> {
-        let q = sqlx::query(
-            "INSERT INTO auth_codes (code_hash, tenant_id, client_app_id, user_id, redirect_uri, scope, nonce, \
-             code_challenge, code_challenge_method, auth_time, expires_at, family_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (code_hash) DO UPDATE SET tenant_id = excluded.tenant_id, \
-             client_app_id = excluded.client_app_id, user_id = excluded.user_id, \
-             redirect_uri = excluded.redirect_uri, scope = excluded.scope, nonce = excluded.nonce, \
-             code_challenge = excluded.code_challenge, code_challenge_method = excluded.code_challenge_method, \
-             auth_time = excluded.auth_time, expires_at = excluded.expires_at, family_id = excluded.family_id",
-        )
-        .bind(code.code_hash.as_str())
-        .bind(id(code.tenant_id))
-        .bind(id(code.client_app_id))
-        .bind(id(code.user_id))
-        .bind(code.redirect_uri.as_str())
-        .bind(code.scope.as_str())
-        .bind(code.nonce.as_deref())
-        .bind(code.code_challenge.as_deref())
-        .bind(code.code_challenge_method.as_deref())
-        .bind(micros(code.auth_time))
-        .bind(micros(code.expires_at))
-        .bind(id(code.family_id));
-        self.execute(self.pool(), q).await.map_err(db_err)?;
-        Ok(())
-    }
-
-    /// The conditional update is the single point of truth: of concurrent redemptions exactly
-    /// one sees its row updated.
-    pub(super) async fn redeem_code(&self, code_hash: &str, now: OffsetDateTime) -> StoreResult<CodeRedemption> {
-        let sql = format!(
-            "UPDATE auth_codes SET redeemed_at = $2 WHERE code_hash = $1 AND redeemed_at IS NULL RETURNING {CODE_COLUMNS}"
-        );
-        let q = sqlx::query(&sql).bind(code_hash).bind(micros(now));
-        if let Some(code) = self.read_one(q, code_from).await? {
-            return Ok(CodeRedemption::Redeemed(code));
-        }
-        let sql = format!("SELECT {CODE_COLUMNS} FROM auth_codes WHERE code_hash = $1");
-        Ok(match self.read_one(sqlx::query(&sql).bind(code_hash), code_from).await? {
-            Some(code) => CodeRedemption::AlreadyRedeemed(code),
-            None => CodeRedemption::NotFound,
-        })
-    }
-
     // --- refresh tokens ---
 
+    /// A family has a row only once it is revoked (a token without one is live): issuing a
+    /// token is one statement.
     pub(super) async fn upsert_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+        if !t.revoked {
+            self.execute(self.pool(), token_upsert(t, t.family_id)).await.map_err(db_err)?;
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
-        let q = sqlx::query(FAMILY_UPSERT).bind(id(t.family_id)).bind(flag(t.revoked));
+        let q = sqlx::query(FAMILY_UPSERT).bind(id(t.family_id)).bind(1_i64);
         let result = match self.execute(conn(&mut tx), q).await {
             Ok(_) => self.execute(conn(&mut tx), token_upsert(t, t.family_id)).await,
             Err(e) => Err(e),
@@ -305,20 +243,19 @@ impl SqlStore {
 
     // --- housekeeping ---
 
-    /// Deletes sessions, codes, refresh tokens and single-use values (`used_once`, see
+    /// Deletes sessions, refresh tokens and single-use values (`used_once`, see
     /// [`Store::consume_once`](crate::Store::consume_once)) whose `expires_at` is at or before
     /// `now`, and then families no token or code refers to any more (not counted in the result).
     pub(super) async fn purge(&self, at: OffsetDateTime) -> StoreResult<u64> {
         let now = micros(at);
         let mut purged = 0;
-        for table in ["sessions", "auth_codes", "refresh_tokens", "used_once", "device_authorizations"] {
+        for table in ["sessions", "refresh_tokens", "used_once", "device_authorizations"] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
             purged += self.execute(self.pool(), sqlx::query(&sql).bind(now)).await.map_err(db_err)?.rows_affected();
         }
         let q = sqlx::query(
             "DELETE FROM refresh_token_families WHERE \
              NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = refresh_token_families.family_id) \
-             AND NOT EXISTS (SELECT 1 FROM auth_codes c WHERE c.family_id = refresh_token_families.family_id) \
              AND NOT EXISTS (SELECT 1 FROM device_authorizations d WHERE d.family_id = refresh_token_families.family_id)",
         );
         self.execute(self.pool(), q).await.map_err(db_err)?;
