@@ -196,6 +196,21 @@ enum KeysCommand {
     Rotate(ServeArgs),
 }
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs before Rust's runtime starts (and so before its first allocation): see
+/// `ops::tune_mimalloc`.
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static TUNE_MIMALLOC: extern "C" fn() = {
+    extern "C" fn tune() {
+        accord_server::ops::tune_mimalloc();
+    }
+    tune
+};
+
 fn main() -> ExitCode {
     accord_server::ops::tune_allocator();
     let cli = Cli::parse();
