@@ -365,8 +365,13 @@ impl Aadsts {
         .with_suberror("consent_required")
     }
 
-    pub fn app_disabled(client_id: &str) -> Self {
-        Self::new(7000112, OAuthError::UnauthorizedClient, format!("Application '{client_id}' is disabled."))
+    /// Entra's wording: the id, then the name in parentheses.
+    pub fn app_disabled(client_id: &str, display_name: &str) -> Self {
+        Self::new(
+            7000112,
+            OAuthError::UnauthorizedClient,
+            format!("Application '{client_id}'({display_name}) is disabled."),
+        )
     }
 
     pub fn single_tenant_app(client_id: &str) -> Self {

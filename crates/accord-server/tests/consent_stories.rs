@@ -246,6 +246,29 @@ async fn pre_authorization_for_assigned_users_and_groups_only() {
         page.contains("AADSTS50105") && page.contains("Meeting Insights") && page.contains("oscar@northwind.test"),
         "{page}"
     );
+    // Not a dead end (issue 18): the page offers another account and the way back to the app,
+    // and shows no raw OAuth error row.
+    assert!(page.contains("Ask your administrator to assign you access"), "{page}");
+    assert!(!page.contains("invalid_grant"), "{page}");
+    let link = |label: &str| {
+        let end = page.find(label).unwrap_or_else(|| panic!("no {label:?} link: {page}"));
+        let start = page[..end].rfind("href=\"").expect("a link") + 6;
+        let href = &page[start..];
+        html_unescape(&href[..href.find('"').unwrap()])
+    };
+    let back = link(">Back to Meeting Insights<");
+    assert!(back.starts_with(VENDOR_CB), "back to the registered redirect URI: {back}");
+    assert_eq!(query_param(&back, "error").as_deref(), Some("access_denied"));
+    assert!(query_param(&back, "error_description").unwrap().starts_with("AADSTS50105"));
+    assert_eq!(query_param(&back, "state").as_deref(), Some("st"));
+    // Oscar's browser still holds his session; the link asks for an account again, and Nina,
+    // who is assigned, gets a code there.
+    let switch = link(">Sign in with a different account<");
+    assert!(switch.contains("prompt=login") && switch.contains("state=st"), "{switch}");
+    let loc = sign_in(&oscar, &server, &server.url(&switch), "nina@northwind.test", "nina-password-1")
+        .await
+        .expect("the sign-in page, then a code for Nina");
+    assert!(loc.starts_with(VENDOR_CB) && query_param(&loc, "code").is_some(), "{loc}");
 }
 
 #[tokio::test]
@@ -339,7 +362,11 @@ async fn file_request(server: &TestServer, upn: &str, pw: &str) -> reqwest::Clie
     let page = c.get(&url).send().await.unwrap().text().await.unwrap();
     let res = submit(&c, server, &page, &[("reason", "I need my meetings in <b>Insights</b>")]).await;
     assert_eq!(res.status().as_u16(), 200);
-    assert!(res.text().await.unwrap().contains("Request sent"));
+    let sent = res.text().await.unwrap();
+    assert!(sent.contains("Request sent"), "{sent}");
+    // It says where the answer will be, and leads back to the app (issue 18).
+    assert!(sent.contains("href=\"&#x2f;myapps\"") || sent.contains("href=\"/myapps\""), "{sent}");
+    assert!(sent.contains(&format!("href=\"{}", VENDOR_CB.replace('/', "&#x2f;"))), "{sent}");
     c
 }
 
@@ -492,7 +519,20 @@ async fn approval_request_deny_block_and_expiry() {
     assert_eq!(code, 0, "{err}");
     let res = grace.get(&url).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 400);
-    assert!(res.text().await.unwrap().contains("AADSTS7000112"));
+    // Entra's wording names the app after its id, and the page says who did it and offers
+    // another account (issue 18).
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(&format!(
+            "AADSTS7000112</strong>: Application &#x27;{VENDOR_APP}&#x27;(Meeting Insights) is disabled."
+        )),
+        "{page}"
+    );
+    assert!(
+        page.contains("An administrator of your organisation has disabled this application or blocked it"),
+        "{page}"
+    );
+    assert!(page.contains(">Sign in with a different account<"), "{page}");
 }
 
 #[tokio::test]

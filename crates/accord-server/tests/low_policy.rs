@@ -131,6 +131,8 @@ fn assert_need_admin_approval(status: u16, page: &str) {
     assert_eq!(status, 403, "{page}");
     assert!(page.contains("Need admin approval"), "{page}");
     assert!(!page.contains("Permissions requested") && !page.contains("Request approval"), "{page}");
+    // Another account may be allowed (issue 18: no dead ends).
+    assert!(page.contains(">Sign in with a different account<") && page.contains("prompt=login"), "{page}");
 }
 
 #[tokio::test]

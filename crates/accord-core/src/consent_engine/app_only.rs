@@ -69,7 +69,7 @@ fn app_only(s: &AppOnlySnapshot<'_>, r: &mut Rules) -> Result<Vec<String>, Aadst
             "client.service_principal",
             format!("The enterprise application '{app}' is disabled in '{tenant}' (disabled or blocked by an administrator) (AADSTS7000112)."),
         );
-        return Err(Aadsts::app_disabled(&s.client.app_id.to_string()));
+        return Err(Aadsts::app_disabled(&s.client.app_id.to_string(), &s.client.display_name));
     }
     r.pass("client.service_principal", format!("The enterprise application '{app}' is enabled in '{tenant}'."));
     let roles: Vec<String> = s

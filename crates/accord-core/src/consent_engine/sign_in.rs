@@ -177,7 +177,7 @@ fn check_service_principal(s: &ConsentSnapshot<'_>, r: &mut Rules) -> Result<(),
                 "client.service_principal",
                 format!("The enterprise application '{app}' is disabled in '{tenant}' (disabled or blocked by an administrator) (AADSTS7000112)."),
             );
-            return Err(Aadsts::app_disabled(&s.client.app_id.to_string()));
+            return Err(Aadsts::app_disabled(&s.client.app_id.to_string(), &s.client.display_name));
         }
         Some(_) => {
             r.pass("client.service_principal", format!("The enterprise application '{app}' is enabled in '{tenant}'."))

@@ -138,6 +138,43 @@ pub(crate) fn session_fits(path: &TenantPath, user: &User, req: &AuthorizeReques
     tenant_ok && hint_ok
 }
 
+/// The same sign-in request again, asking the person for an account (`prompt=login`): the
+/// "sign in with a different account" of an error page. Only for sign-ins to an app, whose
+/// request is all in these parameters.
+pub(crate) fn switch_account_url(req: &AuthorizeRequest) -> Option<String> {
+    if req.kind != FlowKind::Authorize {
+        return None;
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query
+        .append_pair("client_id", &req.client_id.to_string())
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", &req.redirect_uri)
+        .append_pair("scope", &req.scope);
+    match req.response_mode {
+        ResponseMode::Query => {}
+        ResponseMode::Fragment => {
+            query.append_pair("response_mode", "fragment");
+        }
+        ResponseMode::FormPost => {
+            query.append_pair("response_mode", "form_post");
+        }
+    }
+    let optional = [
+        ("state", &req.state),
+        ("nonce", &req.nonce),
+        ("code_challenge", &req.code_challenge),
+        ("code_challenge_method", &req.code_challenge_method),
+    ];
+    for (name, value) in optional {
+        if let Some(v) = value {
+            query.append_pair(name, v);
+        }
+    }
+    query.append_pair("prompt", "login");
+    Some(format!("/{}/oauth2/v2.0/authorize?{}", req.tenant_segment, query.finish()))
+}
+
 pub(crate) fn sign_in_page(
     state: &AppState,
     headers: &HeaderMap,

@@ -6,10 +6,10 @@
 //! single use), so a submission can only accept what that user saw, once.
 
 use super::authorization_request::{
-    issue_code, redirect_error, refuse, reload_client, respond, sign_in_page, validate_client, AuthorizeRequest,
-    FlowKind,
+    issue_code, redirect_error, refuse, reload_client, respond, sign_in_page, switch_account_url, validate_client,
+    AuthorizeRequest, FlowKind,
 };
-use super::errors::{Failure, PageFailure};
+use super::errors::{refusal_page, Failure, PageActions, PageFailure};
 use crate::service::admin_consent_requests;
 use crate::service::consent::{self, ConsentWorld, Grantee};
 use crate::state::{AppState, SharedState};
@@ -164,7 +164,10 @@ async fn render_sign_in_decision(
             let back = back_link(req, refusal);
             let html = Templates::render(
                 "need_admin_approval.html",
-                context! { app => app_view(state, &world.client).await, user_upn => world.user.upn, permissions => views(&permissions), back },
+                context! {
+                    app => app_view(state, &world.client).await, user_upn => world.user.upn,
+                    permissions => views(&permissions), back, switch_account => switch_account_url(req),
+                },
             );
             (StatusCode::FORBIDDEN, Html(html)).into_response()
         }
@@ -180,7 +183,15 @@ async fn render_sign_in_decision(
             if to_app || req.kind == FlowKind::Device {
                 refuse(state, req, &world.client, e).await
             } else {
-                PageFailure(Failure::Protocol(e)).into_response()
+                // Not a dead end: another account may have access, and the app can be told.
+                let mut to_app = e.clone();
+                to_app.error = OAuthError::AccessDenied;
+                let actions = PageActions {
+                    app_name: Some(world.client.display_name.clone()),
+                    switch_account: switch_account_url(req),
+                    back: back_link(req, to_app),
+                };
+                refusal_page(&e, &actions)
             }
         }
         // Only admin consent asks what the signed-in user may grant for the organisation.
@@ -500,9 +511,10 @@ pub async fn approval_request_post(
             let device_code = pending.flow.device_code_hash.as_deref().unwrap_or_default();
             crate::service::device_authorization::refuse(&*state.store, device_code, &refusal).await?;
         }
+        let back = back_link(&pending.flow, Aadsts::admin_consent_required(&world.client.display_name));
         let html = Templates::render(
             "request_sent.html",
-            context! { app => app_view(&state, &world.client).await, expires => day(request.expires_at), device },
+            context! { app => app_view(&state, &world.client).await, expires => day(request.expires_at), device, back },
         );
         Ok::<_, Failure>(Html(html).into_response())
     }

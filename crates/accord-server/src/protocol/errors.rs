@@ -147,11 +147,35 @@ impl IntoResponse for PageFailure {
 }
 
 pub fn error_page(e: &Aadsts, trace_id: Uuid) -> Response {
+    error_page_with(e, trace_id, &PageActions::default())
+}
+
+/// What a person can do from an error page besides reading it: Entra's pages offer to sign in
+/// with a different account; Accord also offers the way back to the application (its
+/// registered redirect URI, carrying the error).
+#[derive(Debug, Default)]
+pub struct PageActions {
+    /// The application the person was signing in to.
+    pub app_name: Option<String>,
+    /// The same sign-in again, asking for the account (`prompt=login`).
+    pub switch_account: Option<String>,
+    /// Back to the application with the error.
+    pub back: Option<String>,
+}
+
+/// A refusal the person must see (not the app): counted like every error, with its actions.
+pub fn refusal_page(e: &Aadsts, actions: &PageActions) -> Response {
+    count_error(e);
+    error_page_with(e, Uuid::new_v4(), actions)
+}
+
+pub fn error_page_with(e: &Aadsts, trace_id: Uuid, actions: &PageActions) -> Response {
     let advice = advice_for(e.code);
     let html = Templates::render(
         "error.html",
         context! {
-            code => e.code, message => e.message, error => e.error.as_str(), advice,
+            code => e.code, message => e.message, advice,
+            app_name => actions.app_name, switch_account => actions.switch_account, back => actions.back,
             trace_id => trace_id.to_string(),
             timestamp => accord_core::clock::now().format(&Rfc3339).unwrap_or_default(),
         },
@@ -174,6 +198,9 @@ fn advice_for(code: u32) -> &'static str {
         90002 => "Check the organisation name or ID in the link you followed.",
         65001 => "Nobody has consented to this application yet. Ask your administrator to grant consent.",
         50053 => "Wait a minute and try again, or ask your administrator to unlock your account.",
+        50105 => "Ask your administrator to assign you access to this application, or sign in with a different account that has access.",
+        7000112 => "An administrator of your organisation has disabled this application or blocked it. Ask your administrator if you need it.",
+        50057 => "Your account is disabled. Ask your administrator, or sign in with a different account.",
         _ => "",
     }
 }

@@ -240,7 +240,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
     Some(tag[start..end].to_string())
 }
 
-fn html_unescape(s: &str) -> String {
+pub fn html_unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#x27;", "'")
         .replace("&#x2f;", "/")
