@@ -118,6 +118,16 @@ fn day_time(ts: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ts).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
 }
 
+/// `{{ n | count("meeting") }}`: "1 meeting", "3 meetings" (the nouns on these pages all take
+/// an s), never "meeting(s)".
+fn count(n: i64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn clock(ts: i64) -> String {
     let fmt = time::macros::format_description!("[hour]:[minute]");
     time::OffsetDateTime::from_unix_timestamp(ts).ok().and_then(|t| t.format(&fmt).ok()).unwrap_or_default()
@@ -133,6 +143,7 @@ impl AppState {
         env.add_filter("when", when);
         env.add_filter("day_time", day_time);
         env.add_filter("clock", clock);
+        env.add_filter("count", count);
         Ok(AppState {
             db,
             kit,
@@ -374,10 +385,10 @@ fn headline(e: &ConnectError) -> &'static str {
 }
 
 fn error_view(e: &ConnectError) -> Value {
-    context! {
-        title => headline(e), human => e.human(), kind => e.kind(),
-        code => e.code().map(|c| format!("AADSTS{c}")),
-    }
+    let human = e.human();
+    // The kit's wording usually names the code already: print it once (issue 18).
+    let code = e.code().map(|c| format!("AADSTS{c}")).filter(|c| !human.contains(c.as_str()));
+    context! { title => headline(e), human, kind => e.kind(), code }
 }
 
 /// `GET /admin-consent/callback`: the end of Option 1.
@@ -633,11 +644,15 @@ async fn support(
         ));
     }
     let mut instances = Vec::new();
+    let mut notice = None;
+    let saved = q.get("done").and_then(|d| d.strip_prefix("mode-"));
     for inst in state.db.instances().await? {
         let users = state.db.users(&inst.id).await?.len();
+        if saved == Some(inst.id.as_str()) {
+            notice = Some(format!("{} now uses {}", inst.name, inst.mode.label()));
+        }
         instances.push(context! { users, ..instance_view(&inst) });
     }
-    let notice = q.get("done").cloned();
     let error = q.get("error").cloned();
     Ok(state.render(&session, StatusCode::OK, "support.html", context! { instances, notice, error }))
 }

@@ -14,5 +14,6 @@ pub mod scenario;
 pub mod scope;
 pub mod time_zone;
 pub mod well_known;
+pub mod wording;
 
 pub use aadsts::{Aadsts, OAuthError};

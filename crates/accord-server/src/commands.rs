@@ -77,7 +77,7 @@ pub async fn list_credentials(
             None => "never expires".to_string(),
             Some(end) if end < now => "EXPIRED".to_string(),
             Some(end) if (end - now).whole_days() < within_days => {
-                format!("EXPIRES in {} day(s)", (end - now).whole_days())
+                format!("EXPIRES in {}", accord_core::wording::count((end - now).whole_days(), "day"))
             }
             Some(_) => "ok".to_string(),
         };

@@ -151,7 +151,7 @@ async fn coverage_shows_what_each_tenant_granted_and_links_what_is_missing() {
     let (code, text, err) = accord(&["coverage", "--data-dir", &data, "--app", APP]);
     assert_eq!(code, 0, "{err}");
     assert!(text.contains("Partly (c0ffee00-2000-4000-8000-000000000002): consented; assignment required"), "{text}");
-    assert!(text.contains("not in the organisation's consent; 1 user(s) consented"), "{text}");
+    assert!(text.contains("not in the organisation's consent; 1 user consented"), "{text}");
     assert!(text.contains("Never (c0ffee00-4000-4000-8000-000000000004): never consented"), "{text}");
     let (code, _, err) = accord(&["coverage", "--data-dir", &data, "--app", "c0ffee00-0000-4000-8000-0000000000ff"]);
     assert_ne!(code, 0);
@@ -229,8 +229,9 @@ async fn the_coverage_page_and_a_webhook_when_the_permissions_change() {
     };
     let partly = section(&page, "c0ffee00-2000-4000-8000-000000000002");
     assert!(partly.contains("data-missing=\"2\""), "{partly}");
-    assert!(partly.contains("only 1 user(s) consented") || partly.contains("not in the organisation"), "{partly}");
-    assert!(partly.contains("1 user(s) or group(s) assigned"), "{partly}");
+    assert!(partly.contains("only 1 user consented") || partly.contains("not in the organisation"), "{partly}");
+    assert!(partly.contains("assignment required, 1 user or group assignment<"), "{partly}");
+    assert!(!page.contains("(s)"), "counts are worded with plurals: {page}");
     assert!(partly.contains("adminconsent?client_id=c0ffee00-0000-4000-8000-000000000001"), "{partly}");
     let fully = section(&page, "c0ffee00-3000-4000-8000-000000000003");
     assert!(fully.contains("data-missing=\"0\"") && fully.contains("Everything Coverage App asks for"), "{fully}");

@@ -26,6 +26,7 @@ macro_rules! templates {
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_filter("count", accord_core::wording::count);
     for (name, source) in templates!(
         "admin/layout.html",
         "admin/error.html",

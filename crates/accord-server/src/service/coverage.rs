@@ -7,6 +7,7 @@
 use crate::service::ServiceError;
 use accord_core::directory::{Application, ConsentType, PrincipalType, ServicePrincipal};
 use accord_core::ids::{AppId, TenantId};
+use accord_core::wording::count;
 use accord_store::Store;
 use serde::Serialize;
 
@@ -230,7 +231,8 @@ fn admin_consent_link(public_url: &str, tenant_id: TenantId, app: &Application, 
 
 /// The coverage as a person reads it.
 pub fn render(c: &AppCoverage) -> String {
-    let mut out = format!("{} ({}) in {} tenant(s)\n", c.display_name, c.app_id, c.tenants.len());
+    let tenants = count(c.tenants.len() as i64, "tenant");
+    let mut out = format!("{} ({}) in {tenants}\n", c.display_name, c.app_id);
     for t in &c.tenants {
         let state = match (t.consented, t.enabled) {
             (false, _) => "never consented",
@@ -243,7 +245,9 @@ pub fn render(c: &AppCoverage) -> String {
             let granted = match (p.granted, p.users) {
                 ("some_users", n) => format!("some users ({n})"),
                 ("not_in_consent", 0) => "not in the organisation's consent".to_string(),
-                ("not_in_consent", n) => format!("not in the organisation's consent; {n} user(s) consented"),
+                ("not_in_consent", n) => {
+                    format!("not in the organisation's consent; {} consented", count(n as i64, "user"))
+                }
                 (g, _) => g.replace('_', " "),
             };
             let name =

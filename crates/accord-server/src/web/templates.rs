@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_filter("count", accord_core::wording::count);
     for (name, source) in [
         ("base.html", include_str!("../../templates/base.html")),
         ("signin.html", include_str!("../../templates/signin.html")),
@@ -55,6 +56,36 @@ impl Templates {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_count_filter_words_plurals() {
+        let mut env = minijinja::Environment::new();
+        env.add_filter("count", accord_core::wording::count);
+        let render = |n: i64| env.render_str("{{ n | count('meeting') }}", minijinja::context! { n }).unwrap();
+        assert_eq!((render(1), render(4)), ("1 meeting".to_string(), "4 meetings".to_string()));
+    }
+
+    /// Words are never split mid-word to fit (issue 18: "Decemb er", "Administrato r"):
+    /// `word-break` breaks anywhere, and `overflow-wrap: anywhere` lets a table column shrink
+    /// below its longest word. Only identifiers (`.mono`, `.secret-value`) may break anywhere.
+    #[test]
+    fn stylesheets_break_only_identifiers_mid_word() {
+        let sheets = [
+            ("accord.css", STYLESHEET),
+            ("admin.css", include_str!("../../templates/admin/admin.css")),
+            ("my_apps.css", include_str!("../../templates/my_apps.css")),
+        ];
+        for (name, css) in sheets {
+            for rule in css.split('}') {
+                let Some((selector, body)) = rule.split_once('{') else { continue };
+                let identifiers = [".mono", ".secret-value", ".details dd"];
+                let for_identifiers = identifiers.iter().any(|c| selector.trim().ends_with(c));
+                if body.contains("word-break") || body.contains("overflow-wrap: anywhere") {
+                    assert!(for_identifiers, "{name}: `{}` breaks words mid-word: {body}", selector.trim());
+                }
+            }
+        }
+    }
+
     use super::*;
     use minijinja::context;
 

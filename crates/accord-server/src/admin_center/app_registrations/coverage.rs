@@ -32,7 +32,9 @@ pub async fn coverage(
                         let granted = match (p.granted, p.users) {
                             ("all_users", _) => "for all users".to_string(),
                             ("granted", _) => "granted".to_string(),
-                            ("some_users", n) => format!("only {n} user(s) consented"),
+                            ("some_users", n) => {
+                                format!("only {} consented", accord_core::wording::count(n as i64, "user"))
+                            }
                             ("not_in_consent", _) => "missing: not in the organisation's consent".to_string(),
                             _ => "missing".to_string(),
                         };
