@@ -96,8 +96,10 @@ pub async fn run(config: AppConfig, demo: DemoArgs) -> anyhow::Result<()> {
     outcome
 }
 
-/// `--accord-bin`/`ACCORD_BIN`, else `accord` next to this executable (target/<profile>/),
-/// built first when this runs from the workspace (as `cargo run -p demo-vendor -- demo` does).
+/// `--accord-bin`/`ACCORD_BIN`, else `accord` next to this executable, else `accord` on `PATH`.
+/// When this executable is a build of the workspace (it lives in the workspace's target
+/// directory, as with `cargo run -p demo-vendor -- demo`), `accord` is built first with the
+/// same profile; a copy installed elsewhere never runs cargo.
 fn accord_binary(demo: &DemoArgs) -> anyhow::Result<PathBuf> {
     if let Some(bin) = demo.accord_bin.as_ref().filter(|b| !b.as_os_str().is_empty()) {
         if !bin.exists() {
@@ -105,40 +107,72 @@ fn accord_binary(demo: &DemoArgs) -> anyhow::Result<PathBuf> {
         }
         return Ok(bin.clone());
     }
+    let name = format!("accord{}", std::env::consts::EXE_SUFFIX);
     let exe = std::env::current_exe().context("locating this executable")?;
     let dir = exe.parent().context("this executable has no directory")?.to_path_buf();
-    let bin = dir.join(format!("accord{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(&name);
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let in_workspace = workspace.join("crates/accord-server/Cargo.toml").exists();
-    if !demo.no_build && in_workspace {
-        if let Some(target_dir) = dir.parent() {
-            let profile = match dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") => "dev".to_string(),
-                Some(p) => p.to_string(),
-                None => "dev".to_string(),
-            };
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            println!("Building Accord: cargo build -p accord-server --profile {profile} …");
-            let status = std::process::Command::new(&cargo)
-                .current_dir(&workspace)
-                .args(["build", "-p", "accord-server", "--bin", "accord", "--profile", &profile, "--target-dir"])
-                .arg(target_dir)
-                .status();
-            match status {
-                Ok(s) if s.success() => {}
-                Ok(s) => bail!("building the accord binary failed ({s})"),
-                Err(e) if bin.exists() => eprintln!("warning: could not run cargo ({e}); using {}", bin.display()),
-                Err(e) => bail!("cannot run cargo to build accord ({e}); build it first or pass --accord-bin"),
-            }
+    let target_env = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from);
+    if !demo.no_build && built_in_workspace(&dir, &workspace, target_env.as_deref()) {
+        build_accord(&workspace, &dir, &bin)?;
+    }
+    if bin.exists() {
+        return Ok(bin);
+    }
+    if let Some(found) = find_on_path(&name, std::env::var_os("PATH").as_deref()) {
+        return Ok(found);
+    }
+    bail!(
+        "no accord binary beside {} or on PATH: install it (or run `cargo build -p accord-server`), or pass --accord-bin / ACCORD_BIN",
+        exe.display()
+    )
+}
+
+/// Whether `exe_dir` is a profile directory of the workspace's target directory
+/// (`<target>/<profile>`), the only place a build may be refreshed with cargo.
+fn built_in_workspace(exe_dir: &Path, workspace: &Path, target_env: Option<&Path>) -> bool {
+    if !workspace.join("crates/accord-server/Cargo.toml").exists() {
+        return false;
+    }
+    let target = match target_env {
+        Some(t) if t.is_absolute() => t.to_path_buf(),
+        Some(t) => workspace.join(t),
+        None => workspace.join("target"),
+    };
+    match (exe_dir.parent().map(Path::canonicalize), target.canonicalize()) {
+        (Some(Ok(parent)), Ok(target)) => parent == target,
+        _ => false,
+    }
+}
+
+/// `cargo build` of `accord` with the profile this executable was built with.
+fn build_accord(workspace: &Path, exe_dir: &Path, bin: &Path) -> anyhow::Result<()> {
+    let Some(target_dir) = exe_dir.parent() else { return Ok(()) };
+    let profile = match exe_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(p) => p.to_string(),
+    };
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    println!("Building Accord: cargo build -p accord-server --profile {profile} …");
+    let status = std::process::Command::new(&cargo)
+        .current_dir(workspace)
+        .args(["build", "-p", "accord-server", "--bin", "accord", "--profile", &profile, "--target-dir"])
+        .arg(target_dir)
+        .status();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => bail!("building the accord binary failed ({s})"),
+        Err(e) if bin.exists() => {
+            eprintln!("warning: could not run cargo ({e}); using {}", bin.display());
+            Ok(())
         }
+        Err(e) => bail!("cannot run cargo to build accord ({e}); build it first or pass --accord-bin"),
     }
-    if !bin.exists() {
-        bail!(
-            "no accord binary at {}: run `cargo build -p accord-server` first, or pass --accord-bin / ACCORD_BIN",
-            bin.display()
-        );
-    }
-    Ok(bin)
+}
+
+/// The first `name` in the directories of a `PATH` value.
+fn find_on_path(name: &str, path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    std::env::split_paths(path?).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
 /// Deletes the two SQLite databases (with their WAL files); keys and certificates stay.
@@ -254,4 +288,68 @@ fn print_banner(config: &AppConfig, accord_ca: &Path, vendor_ca: &Path, log: &Pa
          \n  Walk-through with every step: docs/demo.md.   Press Ctrl-C to stop both servers.\n{line}\n"
     ));
     println!("{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory of this test's own, removed at the end.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let dir = std::env::temp_dir().join(format!("demo-vendor-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Scratch(dir)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn workspace_in(root: &Path) -> PathBuf {
+        let ws = root.join("ws");
+        std::fs::create_dir_all(ws.join("crates/accord-server")).unwrap();
+        std::fs::write(ws.join("crates/accord-server/Cargo.toml"), "").unwrap();
+        for profile in ["target/debug", "target/release", "elsewhere/bin", "custom-target/dev"] {
+            std::fs::create_dir_all(ws.join(profile)).unwrap();
+        }
+        ws
+    }
+
+    #[test]
+    fn only_a_build_in_the_workspace_target_dir_runs_cargo() {
+        let scratch = Scratch::new("build");
+        let ws = workspace_in(&scratch.0);
+        assert!(built_in_workspace(&ws.join("target/debug"), &ws, None));
+        assert!(built_in_workspace(&ws.join("target/release"), &ws, None));
+        // A copy installed elsewhere (issue 18: `--profile bin` was tried) never builds.
+        assert!(!built_in_workspace(&ws.join("elsewhere/bin"), &ws, None));
+        assert!(!built_in_workspace(&scratch.0, &ws, None));
+        // CARGO_TARGET_DIR, absolute or relative to the workspace.
+        assert!(built_in_workspace(&ws.join("custom-target/dev"), &ws, Some(Path::new("custom-target"))));
+        assert!(built_in_workspace(&ws.join("custom-target/dev"), &ws, Some(&ws.join("custom-target"))));
+        assert!(!built_in_workspace(&ws.join("target/debug"), &ws, Some(Path::new("custom-target"))));
+        // No workspace (the sources are gone): never.
+        let gone = scratch.0.join("no-workspace");
+        assert!(!built_in_workspace(&ws.join("target/debug"), &gone, None));
+    }
+
+    #[test]
+    fn accord_is_found_on_path() {
+        let scratch = Scratch::new("path");
+        let (a, b) = (scratch.0.join("a"), scratch.0.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(b.join("accord"), "").unwrap();
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(find_on_path("accord", Some(&path)), Some(b.join("accord")));
+        assert_eq!(find_on_path("accord", Some(&std::env::join_paths([&a]).unwrap())), None);
+        assert_eq!(find_on_path("accord", None), None);
+    }
 }
