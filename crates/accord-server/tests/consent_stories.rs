@@ -480,10 +480,13 @@ async fn approval_request_deny_block_and_expiry() {
         &id,
     ]);
     assert_eq!(code, 0, "{err}");
-    // Denied: Grace may ask again.
+    // Denied: Grace may ask again, and is told who said no, when and why (issue 18).
     let url = authorize(&server, "fabrikam.test", "openid profile User.Read Calendars.Read", &[]);
     let page = grace.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Request approval") && !page.contains("waiting for"), "{page}");
+    assert!(page.contains("id=\"last-denial\""), "{page}");
+    assert!(page.contains("<strong>denied</strong> by Rita") && page.contains("“Not approved vendor”"), "{page}");
+    assert!(page.contains("You may ask again"), "{page}");
 
     // Expiry: a request past its date expires (the background job's function).
     let _ = file_request(&server, "frank@fabrikam.test", "frank-password-1").await;

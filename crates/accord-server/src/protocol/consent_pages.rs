@@ -140,10 +140,29 @@ async fn render_sign_in_decision(
                 Some(id) => state.store.consent_request(world.tenant.id, id).await.ok().flatten(),
                 None => None,
             };
+            // Told before asking again: the last answer, who gave it, when and why.
+            let denied = match existing {
+                Some(_) => None,
+                None => admin_consent_requests::last_denial(
+                    &*state.store,
+                    world.tenant.id,
+                    world.client.app_id,
+                    world.user.id,
+                )
+                .await
+                .ok()
+                .flatten(),
+            };
             let pending = pending(req, world, auth_time, &permissions, false, false);
             let ctx = context! {
                 permissions => views(&permissions),
                 existing => existing.map(|r| context! { created => day(r.created_at), expires => day(r.expires_at) }),
+                denied => denied.map(|(r, reviewer)| context! {
+                    created => day(r.created_at),
+                    reviewed => r.reviewed_at.map(day),
+                    reviewer => reviewer.map(|u| u.display_name).unwrap_or_else(|| "an administrator".into()),
+                    reason => r.review_justification,
+                }),
             };
             form_page(state, headers, "approval_required.html", world, pending, ctx, "consent/request").await
         }

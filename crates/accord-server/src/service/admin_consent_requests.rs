@@ -103,6 +103,31 @@ pub(crate) fn notification(tenant_id: TenantId, to: &User, kind: &str, subject: 
     })
 }
 
+/// The user's most recent request for `app` that a reviewer denied, with who denied it (when
+/// they still exist): what the approval page tells them before they ask again. A request
+/// approved, expired or still in progress since then hides it.
+pub async fn last_denial(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    app: AppId,
+    user_id: UserId,
+) -> Result<Option<(ConsentRequest, Option<User>)>, ServiceError> {
+    let latest = store
+        .consent_requests(tenant_id, Some(app))
+        .await?
+        .into_iter()
+        .filter(|r| r.user_id == user_id)
+        .max_by_key(|r| (r.created_at, r.id));
+    let Some(denied) = latest.filter(|r| r.result == ReviewResult::Denied) else {
+        return Ok(None);
+    };
+    let reviewer = match denied.reviewed_by {
+        Some(id) => store.user(tenant_id, id).await?,
+        None => None,
+    };
+    Ok(Some((denied, reviewer)))
+}
+
 /// The tenant's reviewers as users (groups expanded through nesting).
 pub async fn reviewers(store: &dyn Store, tenant: &Tenant) -> Result<Vec<User>, ServiceError> {
     let mut ids: Vec<UserId> = Vec::new();
