@@ -153,10 +153,18 @@ async fn pre_authorization_for_all_users() {
     let roles = jwt_claims(body["access_token"].as_str().unwrap())["roles"].clone();
     assert!(roles.as_array().unwrap().iter().any(|r| r == "User.Read.All"), "{roles}");
 
-    // The audit log recorded the admin consent.
+    // Back, then Accept again (issue 18): the app hears success again, but nothing changed,
+    // so the audit log keeps one event.
+    let page = admin.get(&url).send().await.unwrap().text().await.unwrap();
+    let res = submit(&admin, &server, &page, &[("decision", "accept")]).await;
+    assert_eq!(query_param(&location(&res), "admin_consent").as_deref(), Some("True"));
+
+    // The audit log recorded the admin consent, once.
     let store = store_of(&server).await;
-    let events = store.audit_events(FABRIKAM_ID.parse::<TenantId>().unwrap(), None, 10).await.unwrap();
-    assert!(events.iter().any(|e| e.action == "consent.admin.granted" && e.actor == "admin@fabrikam.test"));
+    let events = store.audit_events(FABRIKAM_ID.parse::<TenantId>().unwrap(), None, 50).await.unwrap();
+    let granted: Vec<_> = events.iter().filter(|e| e.action == "consent.admin.granted").collect();
+    assert_eq!(granted.len(), 1, "{granted:?}");
+    assert_eq!(granted[0].actor, "admin@fabrikam.test");
 }
 
 #[tokio::test]

@@ -611,23 +611,20 @@ pub async fn grant(
     for resource_sp_id in resources {
         // A grant on the client's own scopes points at the service principal just created.
         let resource_sp_id = if resource_sp_id.is_not_yet_created() { client_sp.id } else { resource_sp_id };
-        let mut grant = existing
-            .iter()
-            .find(|g| {
-                g.resource_sp_id == resource_sp_id && g.consent_type == consent_type && g.principal_id == principal_id
-            })
-            .cloned()
-            .unwrap_or(DelegatedGrant {
-                tenant_id: tenant.id,
-                id: Uuid::new_v4(),
-                client_sp_id: client_sp.id,
-                resource_sp_id,
-                consent_type,
-                principal_id,
-                scopes: Vec::new(),
-                created_at: now,
-                expires_at: None,
-            });
+        let before = existing.iter().find(|g| {
+            g.resource_sp_id == resource_sp_id && g.consent_type == consent_type && g.principal_id == principal_id
+        });
+        let mut grant = before.cloned().unwrap_or(DelegatedGrant {
+            tenant_id: tenant.id,
+            id: Uuid::new_v4(),
+            client_sp_id: client_sp.id,
+            resource_sp_id,
+            consent_type,
+            principal_id,
+            scopes: Vec::new(),
+            created_at: now,
+            expires_at: None,
+        });
         for p in permissions.iter().filter(|p| p.kind == PermissionKind::Delegated) {
             let sp = if p.resource_sp_id.is_not_yet_created() { client_sp.id } else { p.resource_sp_id };
             if sp == resource_sp_id && !grant.scopes.iter().any(|s| s.eq_ignore_ascii_case(&p.value)) {
@@ -637,7 +634,10 @@ pub async fn grant(
         if until.is_some() {
             grant.expires_at = until;
         }
-        changes.push(Change::PutDelegatedGrant(grant));
+        // Consenting again to what is held changes nothing, and records nothing.
+        if before != Some(&grant) {
+            changes.push(Change::PutDelegatedGrant(grant));
+        }
     }
     if matches!(grantee, Grantee::Organisation { .. }) {
         for p in permissions.iter().filter(|p| p.kind == PermissionKind::Application) {
@@ -660,6 +660,14 @@ pub async fn grant(
                 expires_at: until,
             }));
         }
+    }
+    if changes.is_empty() {
+        // Everything asked for was granted already (a second Accept, Back then Accept): one
+        // audit event and one webhook event per real change, so none here.
+        if !extra.is_empty() {
+            store.apply(&extra).await?;
+        }
+        return Ok(());
     }
     let action = match grantee {
         Grantee::User(_) => "consent.user.granted",
