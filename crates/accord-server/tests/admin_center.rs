@@ -271,6 +271,9 @@ async fn assignment_required_admin_consent_and_revocation() {
         admin.post_ok(&format!("{app}/properties"), &[("enabled", "yes"), ("assignment_required", "yes")]).await;
     assert!(saved.contains("Your changes were saved."), "{saved}");
     assert!(saved.contains("name=\"assignment_required\" value=\"yes\" checked"), "{saved}");
+    // Nobody is assigned yet: the page warns that everyone is locked out (issue 18).
+    assert!(saved.contains("id=\"nobody-assigned\"") && saved.contains("Nobody can sign in to Meeting Insights"));
+    assert!(saved.contains("id=\"assign-me\""), "{saved}");
     let filtered = admin.page("/admin/enterprise-apps?assignment=yes").await;
     assert!(filtered.contains("Meeting Insights"));
 
@@ -292,6 +295,8 @@ async fn assignment_required_admin_consent_and_revocation() {
     assert!(users.contains("The user or group was assigned"), "{users}");
     assert!(users.contains("Contoso Admin") && users.contains("Default Access"), "{users}");
     assert!(users.contains("Sales") && users.contains("Insights administrator (Insights.Admin)"), "{users}");
+    let properties = admin.page(&format!("{app}/properties")).await;
+    assert!(!properties.contains("id=\"nobody-assigned\""), "assigned now: no warning");
 
     // Permissions > Grant admin consent for Contoso: a confirmation listing what is granted.
     let perms = admin.page(&format!("{app}/permissions")).await;

@@ -189,7 +189,14 @@ pub async fn properties(
 ) -> Response {
     let result = async {
         let head = head(&state, &portal, &sp).await?;
-        Ok(tab_page(&state, &portal, &head, PROPERTIES, "admin/app_properties.html", context! {}, &q).await)
+        // Assignment required with nobody assigned locks everyone out, the administrator too:
+        // say so, and offer to assign the administrator (issue 18).
+        let nobody_assigned = head.sp.assignment_required
+            && administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id)
+                .await?
+                .is_empty();
+        let ctx = context! { nobody_assigned, me => portal.user.id.to_string() };
+        Ok(tab_page(&state, &portal, &head, PROPERTIES, "admin/app_properties.html", ctx, &q).await)
     }
     .await;
     respond(&state, &portal, result).await
