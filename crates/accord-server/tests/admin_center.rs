@@ -274,6 +274,8 @@ async fn assignment_required_admin_consent_and_revocation() {
     // Nobody is assigned yet: the page warns that everyone is locked out (issue 18).
     assert!(saved.contains("id=\"nobody-assigned\"") && saved.contains("Nobody can sign in to Meeting Insights"));
     assert!(saved.contains("id=\"assign-me\""), "{saved}");
+    // The page's own values never shadow the layout's: the header still names who is signed in.
+    assert!(saved.contains("<span class=\"user\">Contoso Admin (admin@contoso.test)</span>"), "{saved}");
     let filtered = admin.page("/admin/enterprise-apps?assignment=yes").await;
     assert!(filtered.contains("Meeting Insights"));
 

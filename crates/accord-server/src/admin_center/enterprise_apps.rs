@@ -195,7 +195,7 @@ pub async fn properties(
             && administration::app_assignments(&*state.store, &portal.actor, &portal.tenant, head.sp.id)
                 .await?
                 .is_empty();
-        let ctx = context! { nobody_assigned, me => portal.user.id.to_string() };
+        let ctx = context! { nobody_assigned, my_id => portal.user.id.to_string() };
         Ok(tab_page(&state, &portal, &head, PROPERTIES, "admin/app_properties.html", ctx, &q).await)
     }
     .await;
