@@ -108,6 +108,9 @@ describe("option 2: user consent with approval requests", { concurrency: 1 }, ()
     const admin = await adminOpensRequest(st);
     assert.match(await mainText(admin), /weekly pipeline review/);
     await admin.shot("admin-request");
+    // Approve says what it grants, for whom, and needs its box ticked (issue 18).
+    assert.match(await admin.locator("#approve-summary").innerText(), /every user of Contoso/);
+    await admin.locator('form[action$="/approve"] input[name=confirm]').check();
     await admin.getByRole("button", { name: "Approve" }).first().click();
     await admin.waitForLoadState();
     await admin.shot("admin-approved");

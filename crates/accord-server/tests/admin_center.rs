@@ -422,7 +422,8 @@ async fn admin_consent_requests_approve_deny_block() {
     assert!(page.contains("Calendars.Read") && page.contains("Alice Adams"), "{page}");
     assert!(page.contains("You cannot approve this request") && !page.contains("/approve\""), "{page}");
     let request_id = attr_value_after(&page, "name=\"request\"").unwrap();
-    let forged = rita.post(&format!("{request}/approve"), &[("request", &request_id), ("shown", "")]).await;
+    let forged =
+        rita.post(&format!("{request}/approve"), &[("request", &request_id), ("shown", ""), ("confirm", "yes")]).await;
     assert_eq!(forged.status, 403, "{}", forged.body);
     let denied = rita
         .post_ok(&format!("{request}/deny"), &[("request", &request_id), ("justification", "Not <i>now</i>")])
@@ -454,7 +455,14 @@ async fn admin_consent_requests_approve_deny_block() {
     assert!(page.contains("Please, for the sales calls"), "{page}");
     let shown = attr_value_after(&page, "name=\"shown\"").expect("approve offered to a granting reviewer");
     let request_id = attr_value_after(&page, "name=\"request\"").unwrap();
-    let approved = admin.post_ok(&format!("{request}/approve"), &[("request", &request_id), ("shown", &shown)]).await;
+    // Approve says what it grants and for whom, and needs the box ticked (issue 18).
+    assert!(page.contains("id=\"approve-summary\"") && page.contains("for <strong>every user of Contoso</strong>"));
+    let unticked = admin.post(&format!("{request}/approve"), &[("request", &request_id), ("shown", &shown)]).await;
+    assert_eq!(unticked.status, 400, "{}", unticked.body);
+    assert!(unticked.body.contains("confirm the action"), "{}", unticked.body);
+    let approved = admin
+        .post_ok(&format!("{request}/approve"), &[("request", &request_id), ("shown", &shown), ("confirm", "yes")])
+        .await;
     assert!(approved.contains("The request was approved"), "{approved}");
     let loc = user_signs_in(&server, INSIGHTS, INSIGHTS_CB, "alice@contoso.test", "alice-password-1")
         .await

@@ -12,6 +12,7 @@ use crate::service::admin_consent_requests;
 use crate::service::administration::{self, RequestSummary};
 use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
+use accord_core::consent_engine::PermissionKind;
 use accord_core::consent_records::RequestStatus;
 use accord_core::directory::Application;
 use accord_core::ids::AppId;
@@ -104,7 +105,22 @@ pub async fn show(
         if caps.reviewer && !pending.is_empty() {
             let client = client_app(&state, app_id).await?;
             match admin_consent_requests::approval_preview(store, &portal.tenant, &client, &portal.user).await {
-                Ok(perms) => approve = Some(context! { shown => fingerprint(&perms) }),
+                Ok(perms) => {
+                    // What Approve grants, said before it is pressed (issue 18: it needs the same
+                    // deliberate confirmation as Block).
+                    let names = |kind: PermissionKind| -> Vec<String> {
+                        perms
+                            .iter()
+                            .filter(|p| p.kind == kind)
+                            .map(|p| p.label().replace(" (application)", ""))
+                            .collect()
+                    };
+                    approve = Some(context! {
+                        shown => fingerprint(&perms),
+                        delegated => names(PermissionKind::Delegated),
+                        application => names(PermissionKind::Application),
+                    })
+                }
                 Err(
                     ServiceError::Refused(e)
                     | ServiceError::Forbidden(e)
@@ -180,7 +196,8 @@ pub async fn approve_post(
     RawForm(body): RawForm,
 ) -> Response {
     let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+    // Tenant-wide consent in one click is as weighty as a block: it needs the confirmation box.
+    layout::post(state, portal, &headers, &body, Destructive::Yes, |form| async move {
         let app_id = parse_id(&app)?;
         let request = request_of_app(state, portal, app_id, &form).await?;
         let client = client_app(state, app_id).await?;
