@@ -475,6 +475,9 @@ async fn option_1_admin_consent_then_users_sign_in_without_a_prompt() {
     let page = get(&alice, &w.vendor.url(&synced)).await.page();
     assert!(page.contains("id=\"sync-result\""), "{page}");
     assert!(page.contains("Weekly sales pipeline review"), "{page}");
+    // Why everyone's meetings are listed with an application permission, whatever the
+    // assignments (issue 18).
+    assert!(text_of(&page, "tenant-wide-note").contains("reads the calendars of everyone"), "{page}");
     // Counts in words (issue 18): "Synced 4 meetings of 2 users", never "meeting(s)".
     assert!(!page.contains("(s)") && page.contains(" meetings of "), "{page}");
     // Without the token the form is refused.
