@@ -385,6 +385,8 @@ async fn assignment_required_admin_consent_and_revocation() {
     }
     let audit = admin.page("/admin/audit?action=assignment.").await;
     assert!(audit.contains("assignment.added") && !audit.contains("consent.admin.granted"), "{audit}");
+    // Readable activity names and details, not raw codes and JSON (issue 18).
+    assert!(audit.contains("Add app role assignment<br>") && !audit.contains("{&quot;"), "{audit}");
     let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}&action=consent.")).await;
     assert!(audit.contains("consent.revoked") && !audit.contains("assignment.added"), "{audit}");
 }
