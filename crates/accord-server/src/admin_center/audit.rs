@@ -113,25 +113,6 @@ pub fn event_views(events: &[AuditEvent], app_names: &HashMap<AppId, String>) ->
         .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn activities_and_details_read_as_words() {
-        assert_eq!(activity_name("consent.admin.granted"), "Consent to application for all users");
-        assert_eq!(activity_name("assignment.added"), "Add app role assignment");
-        assert_eq!(activity_name("widget.turned_on"), "Widget turned on");
-        let detail =
-            serde_json::json!({"permissions": ["User.Read", "Calendars.Read"], "until": "2027-01-01T00:00:00Z"});
-        assert_eq!(detail_text(&detail), "permissions: User.Read, Calendars.Read; until: 2027-01-01T00:00:00Z");
-        assert_eq!(
-            detail_text(&serde_json::json!({"role": null, "principal_type": "User"})),
-            "principal type: User; role: —"
-        );
-    }
-}
-
 /// `GET /admin/audit?action=consent.&app={app id}`
 pub async fn log(
     State(state): State<SharedState>,
@@ -169,4 +150,23 @@ pub async fn log(
     }
     .await;
     respond(&state, &portal, result).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activities_and_details_read_as_words() {
+        assert_eq!(activity_name("consent.admin.granted"), "Consent to application for all users");
+        assert_eq!(activity_name("assignment.added"), "Add app role assignment");
+        assert_eq!(activity_name("widget.turned_on"), "Widget turned on");
+        let detail =
+            serde_json::json!({"permissions": ["User.Read", "Calendars.Read"], "until": "2027-01-01T00:00:00Z"});
+        assert_eq!(detail_text(&detail), "permissions: User.Read, Calendars.Read; until: 2027-01-01T00:00:00Z");
+        assert_eq!(
+            detail_text(&serde_json::json!({"role": null, "principal_type": "User"})),
+            "principal type: User; role: —"
+        );
+    }
 }
