@@ -575,6 +575,8 @@ async fn option_2_approval_required_then_try_again_after_approval() {
     // He never came back to the callback: the sign-in page offers "Try again".
     let page = get(&bob, &w.vendor.url("/signin/contoso")).await.page();
     assert!(page.contains("id=\"waiting-for-approval\""), "{page}");
+    // Why two buttons lead to the same place is said (issue 18).
+    assert!(page.contains("it is the same sign-in as"), "{page}");
     let try_again = href_of(&page, "try-again");
 
     // Contoso's administrator approves the request in Accord's admin center.
