@@ -375,6 +375,9 @@ async fn file_request(server: &TestServer, upn: &str, pw: &str) -> reqwest::Clie
     // It says where the answer will be, and leads back to the app (issue 18).
     assert!(sent.contains("href=\"&#x2f;myapps\"") || sent.contains("href=\"/myapps\""), "{sent}");
     assert!(sent.contains(&format!("href=\"{}", VENDOR_CB.replace('/', "&#x2f;"))), "{sent}");
+    // Offering the way back is not an error: no AADSTS90094 is counted for a request sent.
+    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("code=\"90094\""), "{metrics}");
     c
 }
 

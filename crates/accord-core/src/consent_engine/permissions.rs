@@ -103,15 +103,20 @@ impl PermissionRef {
     /// `Calendars.Read` for delegated permissions, `Calendars.Read (application)` otherwise;
     /// prefixed with the resource unless it is Microsoft Graph.
     pub fn label(&self) -> String {
-        let mut s = if self.resource_app_id == GRAPH_APP_ID {
+        match self.kind {
+            PermissionKind::Application => format!("{} (application)", self.name()),
+            _ => self.name(),
+        }
+    }
+
+    /// The permission and, unless it is Microsoft Graph, its resource: `Calendars.Read`,
+    /// `Expenses.Read of 'Expenses API'` (for lists already split by kind).
+    pub fn name(&self) -> String {
+        if self.resource_app_id == GRAPH_APP_ID {
             self.value.clone()
         } else {
             format!("{} of '{}'", self.value, self.resource_display_name)
-        };
-        if self.kind == PermissionKind::Application {
-            s.push_str(" (application)");
         }
-        s
     }
 
     pub(super) fn same_permission(&self, other: &PermissionRef) -> bool {

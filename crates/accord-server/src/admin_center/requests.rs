@@ -12,7 +12,7 @@ use crate::service::admin_consent_requests;
 use crate::service::administration::{self, RequestSummary};
 use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use accord_core::consent_engine::PermissionKind;
+use accord_core::consent_engine::{PermissionKind, PermissionRef};
 use accord_core::consent_records::RequestStatus;
 use accord_core::directory::Application;
 use accord_core::ids::AppId;
@@ -109,11 +109,7 @@ pub async fn show(
                     // What Approve grants, said before it is pressed (issue 18: it needs the same
                     // deliberate confirmation as Block).
                     let names = |kind: PermissionKind| -> Vec<String> {
-                        perms
-                            .iter()
-                            .filter(|p| p.kind == kind)
-                            .map(|p| p.label().replace(" (application)", ""))
-                            .collect()
+                        perms.iter().filter(|p| p.kind == kind).map(PermissionRef::name).collect()
                     };
                     approve = Some(context! {
                         shown => fingerprint(&perms),

@@ -9,7 +9,7 @@
 //! was issued (`sign_ins_valid_from`), and consent is evaluated again (a deleted enterprise app
 //! has no grants left).
 
-use crate::crypto::{hex, random_bytes, Keyring};
+use crate::crypto::Keyring;
 use accord_core::ids::{AppId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -18,13 +18,14 @@ use uuid::Uuid;
 /// Bound to the ciphertext: a value sealed for another use never opens as a code.
 const PURPOSE: &str = "accord/authorization-code/v1";
 
-/// What a code stands for. Short field names keep the code short (it travels in a URL).
+/// What a code stands for. Short field names keep the code short (it travels in a URL); times
+/// are Unix microseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CodeGrant {
-    /// Random; the single-use marker is keyed by it (never by the code's text, whose base64
-    /// has more than one spelling for the same bytes).
+    /// Random (`Uuid::new_v4`); the single-use marker is keyed by it, never by the code's text,
+    /// whose base64 has more than one spelling for the same bytes.
     #[serde(rename = "j")]
-    pub id: String,
+    pub id: Uuid,
     #[serde(rename = "t")]
     pub tenant_id: TenantId,
     #[serde(rename = "c")]
@@ -42,52 +43,18 @@ pub struct CodeGrant {
     pub code_challenge: Option<String>,
     #[serde(rename = "pm", default, skip_serializing_if = "Option::is_none")]
     pub code_challenge_method: Option<String>,
-    /// Unix microseconds.
-    #[serde(rename = "a")]
-    auth_time: i64,
-    #[serde(rename = "i")]
-    issued_at: i64,
-    #[serde(rename = "e")]
-    expires_at: i64,
+    #[serde(rename = "a", with = "time::serde::timestamp::microseconds")]
+    pub auth_time: OffsetDateTime,
+    #[serde(rename = "i", with = "time::serde::timestamp::microseconds")]
+    pub issued_at: OffsetDateTime,
+    #[serde(rename = "e", with = "time::serde::timestamp::microseconds")]
+    pub expires_at: OffsetDateTime,
     /// The refresh-token family its redemption starts, so a replayed code can revoke it.
     #[serde(rename = "f")]
     pub family_id: Uuid,
 }
 
-/// The parts of a grant a caller chooses; the id and the family are drawn here.
-pub struct NewCode {
-    pub tenant_id: TenantId,
-    pub client_app_id: AppId,
-    pub user_id: UserId,
-    pub redirect_uri: String,
-    pub scope: String,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub auth_time: OffsetDateTime,
-    pub issued_at: OffsetDateTime,
-    pub expires_at: OffsetDateTime,
-}
-
 impl CodeGrant {
-    pub fn new(c: NewCode) -> CodeGrant {
-        CodeGrant {
-            id: hex(&random_bytes::<16>()),
-            tenant_id: c.tenant_id,
-            client_app_id: c.client_app_id,
-            user_id: c.user_id,
-            redirect_uri: c.redirect_uri,
-            scope: c.scope,
-            nonce: c.nonce,
-            code_challenge: c.code_challenge,
-            code_challenge_method: c.code_challenge_method,
-            auth_time: micros(c.auth_time),
-            issued_at: micros(c.issued_at),
-            expires_at: micros(c.expires_at),
-            family_id: Uuid::new_v4(),
-        }
-    }
-
     /// The code to hand to the browser.
     pub fn seal(&self, keyring: &Keyring) -> String {
         let json = serde_json::to_vec(self).expect("a code grant always serializes");
@@ -104,26 +71,6 @@ impl CodeGrant {
     pub fn marker(&self, keyring: &Keyring) -> String {
         keyring.secret_hash(&format!("{PURPOSE}/{}", self.id))
     }
-
-    pub fn auth_time(&self) -> OffsetDateTime {
-        from_micros(self.auth_time)
-    }
-
-    pub fn issued_at(&self) -> OffsetDateTime {
-        from_micros(self.issued_at)
-    }
-
-    pub fn expires_at(&self) -> OffsetDateTime {
-        from_micros(self.expires_at)
-    }
-}
-
-fn micros(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000) as i64
-}
-
-fn from_micros(us: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -136,7 +83,8 @@ mod tests {
     }
 
     fn grant() -> CodeGrant {
-        CodeGrant::new(NewCode {
+        CodeGrant {
+            id: Uuid::new_v4(),
             tenant_id: TenantId::from(Uuid::from_u128(1)),
             client_app_id: AppId::from(Uuid::from_u128(2)),
             user_id: UserId::from(Uuid::from_u128(3)),
@@ -148,7 +96,8 @@ mod tests {
             auth_time: datetime!(2026-12-05 10:00:00.123456 UTC),
             issued_at: datetime!(2026-12-05 10:01:00 UTC),
             expires_at: datetime!(2026-12-05 10:11:00 UTC),
-        })
+            family_id: Uuid::new_v4(),
+        }
     }
 
     #[test]
@@ -157,8 +106,7 @@ mod tests {
         let code = g.seal(&keyring(1));
         let opened = CodeGrant::open(&keyring(1), &code).expect("opens");
         assert_eq!(opened, g);
-        assert_eq!(opened.auth_time(), datetime!(2026-12-05 10:00:00.123456 UTC));
-        assert_eq!(opened.expires_at(), datetime!(2026-12-05 10:11:00 UTC));
+        assert_eq!(opened.auth_time, datetime!(2026-12-05 10:00:00.123456 UTC), "microseconds kept");
         // Nothing of the grant is readable in the code.
         assert!(!code.contains("app.example") && !code.contains("User.Read"));
     }

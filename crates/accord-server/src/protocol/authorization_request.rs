@@ -3,7 +3,7 @@
 //! endpoint (`authorize.rs`) and the consent pages (`consent_pages.rs`) build on it, so neither
 //! needs the other's internals.
 
-use super::auth_codes::{CodeGrant, NewCode};
+use super::auth_codes::CodeGrant;
 use super::errors::{Failure, PageFailure};
 use crate::service::{device_authorization, tokens};
 use crate::state::AppState;
@@ -242,7 +242,8 @@ pub(crate) async fn issue_code(
         return device_outcome(state, req, client, DeviceAnswer::Approve { tenant, user, auth_time }).await;
     }
     let now = accord_core::clock::now();
-    let code = CodeGrant::new(NewCode {
+    let code = CodeGrant {
+        id: Uuid::new_v4(),
         tenant_id: tenant.id,
         client_app_id: client.app_id,
         user_id: user.id,
@@ -254,7 +255,8 @@ pub(crate) async fn issue_code(
         auth_time,
         issued_at: now,
         expires_at: now + Duration::seconds(state.settings.code_seconds),
-    })
+        family_id: Uuid::new_v4(),
+    }
     .seal(&state.keyring);
     let mut fields = vec![("code".to_string(), code)];
     if let Some(s) = &req.state {
@@ -322,6 +324,12 @@ async fn device_outcome(
 /// Sends an authorize error back to the registered redirect URI.
 pub fn redirect_error(req: &AuthorizeRequest, e: Aadsts) -> Response {
     super::errors::count_error(&e);
+    error_response(req, e)
+}
+
+/// The error response to the app, not counted: also what a page's "back to the app" link
+/// carries, which is only offered (counted if the page itself is an error).
+pub(crate) fn error_response(req: &AuthorizeRequest, e: Aadsts) -> Response {
     let trace_id = Uuid::new_v4();
     let mut fields = vec![
         ("error".to_string(), e.error.as_str().to_string()),

@@ -6,8 +6,8 @@
 //! single use), so a submission can only accept what that user saw, once.
 
 use super::authorization_request::{
-    issue_code, redirect_error, refuse, reload_client, respond, sign_in_page, switch_account_url, validate_client,
-    AuthorizeRequest, FlowKind,
+    error_response, issue_code, redirect_error, refuse, reload_client, respond, sign_in_page, switch_account_url,
+    validate_client, AuthorizeRequest, FlowKind,
 };
 use super::errors::{refusal_page, Failure, PageActions, PageFailure};
 use crate::service::admin_consent_requests;
@@ -361,7 +361,7 @@ fn back_link(req: &AuthorizeRequest, e: Aadsts) -> Option<String> {
     if req.kind == FlowKind::Device {
         return None;
     }
-    let res = redirect_error(req, e);
+    let res = error_response(req, e);
     res.headers().get(axum::http::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 

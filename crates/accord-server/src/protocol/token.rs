@@ -330,7 +330,7 @@ async fn authorization_code(
         return Err(Aadsts::code_invalid().into());
     };
     // The marker outlives the code by a day, so a replay is told apart from a stale code.
-    let marker_expires = record.expires_at() + Duration::days(1);
+    let marker_expires = record.expires_at + Duration::days(1);
     if !state.store.consume_once(&record.marker(&state.keyring), marker_expires).await? {
         // A replayed code may be stolen: revoke what the first redemption produced.
         state.store.revoke_refresh_family(record.family_id).await?;
@@ -342,7 +342,7 @@ async fn authorization_code(
     }
     let spa = client.app.is_spa_redirect_uri(&record.redirect_uri);
     check_spa_redemption(spa, client)?;
-    if record.expires_at() <= accord_core::clock::now() {
+    if record.expires_at <= accord_core::clock::now() {
         return Err(Aadsts::refresh_token_expired().into());
     }
     if path.tenant().is_some_and(|t| t.id != record.tenant_id) {
@@ -366,7 +366,7 @@ async fn authorization_code(
     }
     let tenant = tenant_of(state, record.tenant_id).await?;
     let user = user_of(state, tenant.id, record.user_id).await?;
-    if user.sign_ins_valid_from.is_some_and(|ended| record.issued_at() < ended) {
+    if user.sign_ins_valid_from.is_some_and(|ended| record.issued_at < ended) {
         // The user's sign-ins were ended (revoked, password reset) after the code was issued.
         return Err(Aadsts::code_invalid().into());
     }
@@ -374,7 +374,7 @@ async fn authorization_code(
     let request = ScopeRequest::parse(scope)?;
     let decision = consent::delegated_access(&*state.store, &tenant, &client.app, &user, &request).await?;
     let refresh = Refresh::Start { family_id: record.family_id, scope: record.scope.clone(), spa };
-    user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time(), refresh)
+    user_token_response(state, client, &tenant, &user, &decision, record.nonce.as_deref(), record.auth_time, refresh)
         .await
 }
 
