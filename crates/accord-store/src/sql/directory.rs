@@ -693,9 +693,10 @@ impl SqlStore {
         .bind(id(tenant_id))
         .bind(id(sp_id));
         self.execute(&mut *c, q).await.map_err(db_err)?;
-        for sql in ["DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_app_id = $2"] {
-            self.execute(&mut *c, sqlx::query(sql).bind(id(tenant_id)).bind(id(app_id))).await.map_err(db_err)?;
-        }
+        let q = sqlx::query("DELETE FROM refresh_tokens WHERE tenant_id = $1 AND client_app_id = $2")
+            .bind(id(tenant_id))
+            .bind(id(app_id));
+        self.execute(&mut *c, q).await.map_err(db_err)?;
         let q = sqlx::query("DELETE FROM service_principals WHERE tenant_id = $1 AND id = $2")
             .bind(id(tenant_id))
             .bind(id(sp_id));
@@ -877,8 +878,8 @@ impl SqlStore {
         self.write_sign_in_counters(q, tenant_id, user_id).await.map(drop)
     }
 
-    /// Runs an update of a user's lockout columns (`q`, returning `failed_sign_ins`). The user row is in the directory cache, so like
-    /// `apply` it bumps the write generation in the same transaction: this process and the
+    /// Runs an update of a user's lockout columns (`q`, returning `failed_sign_ins`). The user
+    /// row is in the directory cache, so like `apply` it bumps the write generation in the same transaction: this process and the
     /// other replicas drop the tenant's entries, and a cached copy never writes an old count
     /// back. These writes happen only when a password is wrong or a lock ends.
     async fn write_sign_in_counters(
