@@ -28,6 +28,10 @@ pub struct SessionUser {
     pub object_id: String,
     pub upn: Option<String>,
     pub name: Option<String>,
+    /// An administrator of the customer's organisation (the ID token's `wids` names an admin
+    /// role): sees every colleague's connection, not only their own.
+    #[serde(default)]
+    pub org_admin: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -533,6 +533,7 @@ async fn sign_in_callback(
         object_id: user.object_id.clone(),
         upn: user.upn.clone(),
         name: user.name.clone(),
+        org_admin: is_org_admin(&user.claims.raw),
     });
     // The meetings page should show this user's meetings straight away.
     match tokio::time::timeout(Duration::from_secs(30), sync::sync_instance(&state, &inst.id, false)).await {
@@ -560,6 +561,23 @@ async fn sign_out(
     let back = session.user().map(|u| format!("/signin/{}", u.instance)).unwrap_or_else(|| "/".into());
     session.sign_out_user();
     Redirect::to(&back).into_response()
+}
+
+/// Directory roles (template ids, as the `wids` claim carries them) that administer a customer's
+/// apps: Global, Application, Cloud Application and Privileged Role Administrator.
+const ADMIN_ROLE_TEMPLATES: [&str; 4] = [
+    "62e90394-69f5-4237-9190-012177145e10",
+    "9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3",
+    "158c047a-c907-4556-b7ef-446551a6b5f7",
+    "e8611ab8-c189-46e8-94e1-60213ab1f814",
+];
+
+/// Whether the ID token's `wids` names an administrator role (the app asks for `wids` as an
+/// optional claim; without it nobody counts as an administrator here).
+fn is_org_admin(claims: &serde_json::Value) -> bool {
+    claims["wids"]
+        .as_array()
+        .is_some_and(|ids| ids.iter().filter_map(|v| v.as_str()).any(|id| ADMIN_ROLE_TEMPLATES.contains(&id)))
 }
 
 /// `GET /meetings/{instance}`: upcoming meetings and the connection status.
@@ -597,12 +615,22 @@ async fn meetings(
         })
         .collect();
     let my_status = me.as_ref().and_then(|me| users.iter().find(|u| u.object_id == me.object_id));
+    // Colleagues' connections are the organisation's administrators' business (and the
+    // vendor's support): an ordinary user sees their own and how many others are connected.
+    let sees_everyone = session.is_staff() || me.as_ref().is_some_and(|me| me.org_admin);
+    let colleagues = users.iter().filter(|u| Some(u.object_id.as_str()) != me.as_ref().map(|m| m.object_id.as_str()));
+    let others = context! {
+        connected => colleagues.clone().filter(|u| matches!(u.state, "connected" | "tenant_wide")).count(),
+        total => colleagues.count(),
+    };
+    let shown: Vec<_> = if sees_everyone { users.iter().collect() } else { my_status.into_iter().collect() };
     let synced = q.get("synced").map(|_| {
         let n = |k: &str| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         context! { users => n("users"), meetings => n("meetings"), failures => n("failures") }
     });
     let ctx = context! {
-        instance => instance_view(&inst), tenant => sync::tenant_status(&inst), users, meetings, my_status,
+        instance => instance_view(&inst), tenant => sync::tenant_status(&inst), users => shown, sees_everyone, others,
+        meetings, my_status,
         synced, sync_days => state.settings.sync_days,
     };
     Ok(state.render(&session, StatusCode::OK, "meetings.html", ctx))

@@ -200,7 +200,7 @@ async fn ended_grants(
     user: &accord_core::directory::User,
     out: &mut String,
 ) -> anyhow::Result<()> {
-    let events = store.audit_events(tenant.id, Some(client.app_id), 500).await?;
+    let events = store.audit_events(tenant.id, &accord_store::AuditQuery::latest(Some(client.app_id), 500)).await?;
     let ended: Vec<_> = events
         .iter()
         .filter(|e| match e.action.as_str() {

@@ -386,7 +386,7 @@ async fn assignment_required_admin_consent_and_revocation() {
     let audit = admin.page("/admin/audit?action=assignment.").await;
     assert!(audit.contains("assignment.added") && !audit.contains("consent.admin.granted"), "{audit}");
     // Readable activity names and details, not raw codes and JSON (issue 18).
-    assert!(audit.contains("Add app role assignment<br>") && !audit.contains("{&quot;"), "{audit}");
+    assert!(audit.contains("Add app role assignment</a><br>") && !audit.contains("{&quot;"), "{audit}");
     let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}&action=consent.")).await;
     assert!(audit.contains("consent.revoked") && !audit.contains("assignment.added"), "{audit}");
 }
@@ -718,15 +718,20 @@ async fn app_registration_with_a_secret_shown_once() {
 
     // Redirect URIs (validated by the service).
     let page = admin.post_ok(&format!("{reg}/redirect-uris"), &[("uri", "https://reports.contoso.test/cb")]).await;
-    assert!(unescape(&page).contains("<td class=\"mono\">https://reports.contoso.test/cb</td>"), "{page}");
+    assert!(
+        unescape(&page).contains("<td class=\"mono\" data-label=\"Redirect URI\">https://reports.contoso.test/cb</td>"),
+        "{page}"
+    );
     let bad = admin.post(&format!("{reg}/redirect-uris"), &[("uri", "http://reports.contoso.test/cb")]).await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("must use https"), "{}", bad.body);
     // A single-page app's URI is listed with its platform; one URI lives on one platform.
     let spa = [("uri", "https://reports.contoso.test/spa"), ("platform", "spa")];
     let page = unescape(&admin.post_ok(&format!("{reg}/redirect-uris"), &spa).await);
-    assert!(page.contains("https://reports.contoso.test/spa</td><td>Single-page application</td>"), "{page}");
-    assert!(page.contains("https://reports.contoso.test/cb</td><td>Web</td>"), "{page}");
+    assert!(
+        page.contains("https://reports.contoso.test/spa</td><td data-label=\"Platform\">Single-page application</td>")
+    );
+    assert!(page.contains("https://reports.contoso.test/cb</td><td data-label=\"Platform\">Web</td>"), "{page}");
     let twice = [("uri", "https://reports.contoso.test/cb"), ("platform", "spa")];
     let bad = admin.post(&format!("{reg}/redirect-uris"), &twice).await;
     assert_eq!(bad.status, 400);
@@ -872,7 +877,7 @@ async fn app_registration_with_a_secret_shown_once() {
     let page = admin.page(&reg).await;
     assert!(!unescape(&page).contains("https://reports.contoso.test/cb"), "{page}");
     let page = admin.page(&format!("{reg}/api-permissions")).await;
-    assert!(page.contains("<td>User.Read.All</td>") && !page.contains("<td>User.Read</td>"), "only it goes: {page}");
+    assert!(page.contains(">User.Read.All</td>") && !page.contains(">User.Read</td>"), "only it goes: {page}");
     let (status, missing) = admin.get(&format!("{reg}/scopes/00000000-0000-4000-8000-00000000dead/remove")).await;
     assert_eq!(status, 404, "{missing}");
     assert!(missing.contains("No such object"), "{missing}");
@@ -931,7 +936,7 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
 
     // Alice, assigned for 30 days.
     let add = admin.page(&format!("{app}/users-and-groups/add?q=alice")).await;
-    assert!(add.contains("How long the assignment lasts"), "{add}");
+    assert!(add.contains("How long the assignments last"), "{add}");
     let alice = value_before(&add, "Alice");
     let bad = admin
         .post(&format!("{app}/users-and-groups/add"), &[("principal", &alice), ("role", ""), ("ends_after_days", "0")])
@@ -944,7 +949,7 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
         )
         .await;
     let row = users.split("<tr>").find(|r| r.contains("alice@contoso.test")).unwrap_or_else(|| panic!("{users}"));
-    assert!(row.contains(" UTC</td>\n      <td>") && !row.contains("—"), "an end is shown: {row}");
+    assert!(row.contains(" UTC</td>\n      <td data-label=\"Ends\">") && !row.contains("—"), "an end is shown: {row}");
 
     // Admin consent for 30 days.
     let confirm_url = format!("{app}/permissions/admin-consent");
@@ -953,7 +958,7 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
     let shown = attr_value_after(&confirm, "name=\"shown\"").unwrap();
     let perms = admin.post_ok(&confirm_url, &[("shown", &shown), ("ends_after_days", "30")]).await;
     assert!(perms.contains("Admin consent was granted") && perms.contains("<th scope=\"col\">Ends</th>"), "{perms}");
-    assert!(!perms.contains("<td>—</td>"), "every grant shows its end: {perms}");
+    assert!(!perms.contains("data-label=\"Ends\">—</td>"), "every grant shows its end: {perms}");
     let (status, body) = client_credentials(&server, INSIGHTS, INSIGHTS_SECRET).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(jwt_claims(body["access_token"].as_str().unwrap())["roles"], serde_json::json!(["Calendars.Read"]));
@@ -1086,4 +1091,194 @@ async fn consent_webhooks_are_managed_in_the_admin_center() {
         page.contains("The consent webhook was removed.") && page.contains("This app has no consent webhooks."),
         "{page}"
     );
+}
+
+/// The links to each event's details view on an audit page, in order.
+fn event_links(html: &str) -> Vec<String> {
+    unescape(html)
+        .split("href=\"/admin/audit/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|id| id.len() == 36)
+        .map(|id| format!("/admin/audit/{id}"))
+        .collect()
+}
+
+/// The audit log as issue 18 asks: a details view per event (who, what, old → new), a date
+/// range on Accord's clock, keyset pages that walk every event once, and CSV and JSON downloads
+/// of the filtered log — within the administrator's own organisation.
+#[tokio::test]
+async fn audit_log_has_details_date_range_pages_and_downloads() {
+    let dir = std::env::temp_dir().join(format!("accord-admin-audit-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &fixture(), &["--test-mode"], &[]);
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let list = admin.page("/admin/enterprise-apps?q=insights").await;
+    let app = link(&list, "Meeting Insights");
+    admin.page(&format!("{app}/properties")).await;
+    admin.post_ok(&format!("{app}/properties"), &[("enabled", "yes"), ("assignment_required", "yes")]).await;
+    let filter = "action=enterprise_app.";
+    let first = admin.page(&format!("/admin/audit?{filter}")).await;
+    let first_event = event_links(&first);
+    assert_eq!(first_event.len(), 1, "{first}");
+    let day0 = first.split("<td class=\"when\" data-label=\"Date (UTC)\">").nth(1).unwrap()[..10].to_string();
+
+    // The details view: who, what, the changed property old → new.
+    let details = admin.page(&first_event[0]).await;
+    assert!(details.contains("<h1>Update service principal</h1>"), "{details}");
+    assert!(details.contains("admin@contoso.test") && details.contains("Meeting Insights"), "{details}");
+    let row = details.split("data-label=\"Property\">app role assignment required</td>").nth(1).expect(&details);
+    assert!(row.starts_with("<td data-label=\"Old value\">No</td><td data-label=\"New value\">Yes</td>"), "{row}");
+    assert_eq!(crumbs(&details), ["Home", "Audit log", "Update service principal"]);
+
+    // Three days later, 55 more changes: more than a page.
+    let res = server
+        .client()
+        .post(server.url("/_accord/test/clock/advance"))
+        .json(&serde_json::json!({"days": 3}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await; // the session ended
+    admin.page(&format!("{app}/properties")).await;
+    for i in 0..55 {
+        let required = if i % 2 == 0 { "no" } else { "yes" };
+        admin.post_ok(&format!("{app}/properties"), &[("enabled", "yes"), ("assignment_required", required)]).await;
+    }
+    let mut seen = Vec::new();
+    let mut page = admin.page(&format!("/admin/audit?{filter}")).await;
+    assert!(page.contains("50 events, newest first") && !page.contains("Newest events"), "{page}");
+    loop {
+        seen.extend(event_links(&page));
+        let Some(older) = page.split("rel=\"next\"").next().filter(|_| page.contains("rel=\"next\"")) else { break };
+        let href = unescape(&older[older.rfind("href=\"").unwrap() + 6..older.rfind('"').unwrap()]);
+        assert!(href.contains("action=enterprise_app.") && href.contains("after="), "filters kept: {href}");
+        page = admin.page(&href).await;
+        assert!(page.contains("« Newest events"), "{page}");
+    }
+    assert_eq!(seen.len(), 56, "every event once");
+    assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 56);
+    assert_eq!(seen.last(), first_event.first(), "oldest last");
+
+    // The date range: the first day holds the first change only; "to" includes its day.
+    let day0_only = admin.page(&format!("/admin/audit?{filter}&from={day0}&to={day0}")).await;
+    assert_eq!(event_links(&day0_only), first_event, "{day0_only}");
+    assert!(day0_only.contains(&format!("value=\"{day0}\"")), "the form keeps the range");
+    let later = admin.page(&format!("/admin/audit?{filter}&from=2000-01-01&to={day0}")).await;
+    assert_eq!(event_links(&later), first_event);
+    for (query, field) in [("from=2026-13-45", "from"), ("to=yesterday", "to"), ("after=nonsense", "after")] {
+        let (status, body) = admin.get(&format!("/admin/audit?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body.contains(field), "the message names {field}: {body}");
+    }
+    let (status, body) = admin.get("/admin/audit?from=2026-12-05&to=2026-12-01").await;
+    assert_eq!(status, 400, "{body}");
+
+    // Downloads of the filtered log.
+    let http = admin.client.clone();
+    let download = |format: &'static str, range: String| {
+        let client = http.clone();
+        let url = server.url(&format!("/admin/audit/export?format={format}&{filter}{range}"));
+        async move {
+            let res = client.get(url).send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let kind = res.headers()["content-type"].to_str().unwrap().to_string();
+            let disposition = res.headers()["content-disposition"].to_str().unwrap().to_string();
+            assert_eq!(disposition, format!("attachment; filename=\"audit-log.{format}\""));
+            (kind, res.text().await.unwrap())
+        }
+    };
+    let (kind, csv) = download("csv", String::new()).await;
+    assert_eq!(kind, "text/csv; charset=utf-8");
+    let lines: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 57, "a header and 56 events: {csv}");
+    assert!(lines[0].starts_with("Date (UTC),Activity,Action,Initiated by,Application"), "{}", lines[0]);
+    assert!(lines[56].contains("\"app role assignment required: No → Yes\""), "{}", lines[56]);
+    let (kind, json) = download("json", format!("&from={day0}&to={day0}")).await;
+    assert_eq!(kind, "application/json");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let rows = json["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{json}");
+    assert_eq!(rows[0]["action"], "enterprise_app.updated");
+    assert_eq!(rows[0]["appDisplayName"], "Meeting Insights");
+    assert_eq!(
+        rows[0]["detail"]["appRoleAssignmentRequired"],
+        serde_json::json!({"oldValue": false, "newValue": true})
+    );
+    let (status, body) = admin.get("/admin/audit/export?format=xml").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("format"), "{body}");
+
+    // Another organisation's administrator: neither the event nor it in a download.
+    let mut vendor = Browser::sign_in(&server, "owner@vendor.test", "owner-password-1").await;
+    let (status, _) = vendor.get(&first_event[0]).await;
+    assert_eq!(status, 404);
+    let (_, theirs) = vendor.get("/admin/audit/export?format=json").await;
+    assert!(!theirs.contains(&first_event[0]["/admin/audit/".len()..]), "{theirs}");
+}
+
+/// "Add user/group" takes several users and groups at once; searching again keeps what is
+/// ticked; one audit event per assignment.
+#[tokio::test]
+async fn several_users_and_groups_are_assigned_at_once() {
+    let server = TestServer::start_with(&fixture());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let list = admin.page("/admin/enterprise-apps?q=insights").await;
+    let app = link(&list, "Meeting Insights");
+    let add_url = format!("{app}/users-and-groups/add");
+    let add = admin.page(&format!("{add_url}?q=alice")).await;
+    let alice = value_before(&add, "Alice Adams<span");
+    // Search again with Alice ticked: she stays ticked, under "Selected".
+    let searched = admin.post(&add_url, &[("op", "search"), ("q", "sales"), ("principal", &alice)]).await;
+    assert_eq!(searched.status, 200, "{}", searched.body);
+    let page = searched.body;
+    assert!(page.contains("Selected (1)") && page.contains("Matching “sales”"), "{page}");
+    assert!(page.contains(&format!("value=\"{alice}\" id=\"principal-{alice}\" checked")), "{page}");
+    let sales = value_before(&page, "Sales<span");
+    assert_ne!(sales, alice);
+    // A search that posts garbage is refused like an assignment would be.
+    let bad = admin.post(&add_url, &[("op", "search"), ("principal", "not-an-id")]).await;
+    assert_eq!(bad.status, 400);
+    let nobody = admin.post(&add_url, &[("op", "assign")]).await;
+    assert_eq!(nobody.status, 400, "{}", nobody.body);
+    assert!(nobody.body.contains("choose at least one user or group"), "{}", nobody.body);
+
+    let users = admin.post_ok(&add_url, &[("op", "assign"), ("principal", &alice), ("principal", &sales)]).await;
+    assert!(users.contains("The users and groups were assigned"), "{users}");
+    assert!(users.contains("Alice Adams") && users.contains(">Sales<"), "{users}");
+    // Assigning them again changes nothing and logs nothing.
+    admin.post_ok(&add_url, &[("op", "assign"), ("principal", &alice), ("principal", &sales)]).await;
+    let audit = admin.page(&format!("/admin/audit?app={INSIGHTS}&action=assignment.")).await;
+    assert!(audit.contains("2 events, newest first"), "{audit}");
+}
+
+/// The reviewer picker: search, tick, search again; nothing is saved until Save.
+#[tokio::test]
+async fn reviewers_are_picked_by_search() {
+    let server = TestServer::start_with(&fixture());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let settings = "/admin/consent/admin-consent-settings";
+    let page = admin.page(settings).await;
+    let reviewers_before = page.split("<h3 id=\"reviewers-heading\">").nth(1).unwrap().split("</h3>").next().unwrap();
+    let found = admin.post(settings, &[("op", "search"), ("q", "bob"), ("enabled", "yes"), ("expire_days", "7")]).await;
+    assert_eq!(found.status, 200, "{}", found.body);
+    assert!(found.body.contains("Not saved yet"), "{}", found.body);
+    assert!(found.body.contains("Bob Brown") && !found.body.contains("Alice Adams"), "{}", found.body);
+    let bob = format!("User:{}", value_before(&found.body, "Bob Brown<span").trim_start_matches("User:"));
+    let again = admin
+        .post(
+            settings,
+            &[("op", "search"), ("q", "alice"), ("enabled", "yes"), ("expire_days", "9"), ("reviewer", &bob)],
+        )
+        .await;
+    assert!(again.body.contains("Reviewers (1)") && again.body.contains("Alice Adams"), "{}", again.body);
+    assert!(again.body.contains(&format!("value=\"{bob}\" checked")), "Bob stays ticked: {}", again.body);
+    assert!(again.body.contains("value=\"9\""), "the other fields are kept: {}", again.body);
+    // Nothing was saved by searching.
+    let unchanged = admin.page(settings).await;
+    assert!(unchanged.contains(&format!("<h3 id=\"reviewers-heading\">{reviewers_before}</h3>")), "{unchanged}");
+    let saved =
+        admin.post_ok(settings, &[("op", "save"), ("enabled", "yes"), ("expire_days", "9"), ("reviewer", &bob)]).await;
+    assert!(saved.contains("Reviewers (1)") && saved.contains(&format!("value=\"{bob}\" checked")), "{saved}");
 }

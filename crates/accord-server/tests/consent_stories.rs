@@ -161,7 +161,10 @@ async fn pre_authorization_for_all_users() {
 
     // The audit log recorded the admin consent, once.
     let store = store_of(&server).await;
-    let events = store.audit_events(FABRIKAM_ID.parse::<TenantId>().unwrap(), None, 50).await.unwrap();
+    let events = store
+        .audit_events(FABRIKAM_ID.parse::<TenantId>().unwrap(), &accord_store::AuditQuery::latest(None, 50))
+        .await
+        .unwrap();
     let granted: Vec<_> = events.iter().filter(|e| e.action == "consent.admin.granted").collect();
     assert_eq!(granted.len(), 1, "{granted:?}");
     assert_eq!(granted[0].actor, "admin@fabrikam.test");

@@ -332,7 +332,10 @@ async fn revoking_own_consent_ends_refresh_and_other_grants_are_refused() {
     assert!(page.contains("Your consent was revoked"), "{page}");
     assert!(entry(&page, "Notes App").is_none(), "no longer listed");
     assert!(entry(&page, "Org Calendar").is_some(), "the organisation's consent stays");
-    let audit = store.audit_events(woodgrove, Some(NOTES_APP.parse().unwrap()), 10).await.unwrap();
+    let audit = store
+        .audit_events(woodgrove, &accord_store::AuditQuery::latest(Some(NOTES_APP.parse().unwrap()), 10))
+        .await
+        .unwrap();
     assert!(audit.iter().any(|e| e.action == "consent.revoked" && e.actor == "mia@woodgrove.test"));
 
     // The token endpoint re-checks consent at refresh: AADSTS65001.

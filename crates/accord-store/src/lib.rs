@@ -352,13 +352,9 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: TenantId,
         resource_sp_id: ServicePrincipalId,
     ) -> StoreResult<Vec<PermissionClassification>>;
-    /// Newest first, at most `limit`; narrowed to one client app when given.
-    async fn audit_events(
-        &self,
-        tenant_id: TenantId,
-        app_id: Option<AppId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>>;
+    /// Newest first (ties by id), as the query narrows and pages them.
+    async fn audit_events(&self, tenant_id: TenantId, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    async fn audit_event(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<AuditEvent>>;
     async fn notifications(&self, tenant_id: TenantId) -> StoreResult<Vec<Notification>>;
     /// Unsent notifications across tenants with fewer than `max_attempts` failed attempts (the
     /// rest were given up and stay only for the record), oldest first, at most `limit`.

@@ -286,3 +286,34 @@ pub struct WebhookDelivery {
     pub last_error: Option<String>,
     pub delivered_at: Option<OffsetDateTime>,
 }
+
+/// Which audit events to read: newest first (ties by id), narrowed by client app, action prefix
+/// and time range, continuing after the last event of the previous page (keyset paging: a page
+/// costs the same however deep it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub app_id: Option<AppId>,
+    /// Actions starting with this (`consent.`), compared exactly (no wildcards); empty: all.
+    pub action_prefix: String,
+    /// Events at or after this instant.
+    pub from: Option<OffsetDateTime>,
+    /// Events before this instant.
+    pub until: Option<OffsetDateTime>,
+    /// The last event of the previous page: the page continues with older events.
+    pub after: Option<AuditPosition>,
+    pub limit: u32,
+}
+
+impl AuditQuery {
+    /// The newest `limit` events, of one app when given.
+    pub fn latest(app_id: Option<AppId>, limit: u32) -> Self {
+        AuditQuery { app_id, limit, ..Default::default() }
+    }
+}
+
+/// Where an audit page ended: the time and id of its last event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPosition {
+    pub at: OffsetDateTime,
+    pub id: Uuid,
+}

@@ -36,7 +36,7 @@ use self::cache::{CacheKey, DirectoryCache};
 pub use self::cache::{CacheScope, CacheSettings};
 use self::codec::Cols;
 use crate::{
-    CalendarChange, Change, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, GraphNotification,
+    AuditQuery, CalendarChange, Change, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, GraphNotification,
     GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreResult,
 };
@@ -753,13 +753,12 @@ impl Store for SqlStore {
         self.cached(key, self.list_permission_classifications(tenant_id, resource_sp_id)).await
     }
 
-    async fn audit_events(
-        &self,
-        tenant_id: TenantId,
-        app_id: Option<AppId>,
-        limit: u32,
-    ) -> StoreResult<Vec<AuditEvent>> {
-        self.list_audit_events(tenant_id, app_id, limit).await
+    async fn audit_events(&self, tenant_id: TenantId, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        self.list_audit_events(tenant_id, query).await
+    }
+
+    async fn audit_event(&self, tenant_id: TenantId, id: Uuid) -> StoreResult<Option<AuditEvent>> {
+        self.read_audit_event(tenant_id, id).await
     }
 
     async fn notifications(&self, tenant_id: TenantId) -> StoreResult<Vec<Notification>> {

@@ -172,6 +172,7 @@ conformance! {
         permission_classifications,
         audit_round_trip_limit_and_filter,
         audit_is_append_only,
+        audit_pages_by_prefix_time_and_position,
         notification_lifecycle,
         consume_once_and_purge,
         concurrent_consume_once,
@@ -1812,8 +1813,13 @@ mod cases {
         let stored = s.consent_request(t.id, r.id).await.unwrap().unwrap();
         let winner = if outcomes[0] { ReviewResult::Approved } else { ReviewResult::Denied };
         assert_eq!(stored, decided(winner));
-        let denials =
-            s.audit_events(t.id, None, 10).await.unwrap().iter().filter(|e| e.action == "request.denied").count();
+        let denials = s
+            .audit_events(t.id, &AuditQuery::latest(None, 10))
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "request.denied")
+            .count();
         assert_eq!(denials, usize::from(winner == ReviewResult::Denied), "the losing apply left nothing");
         // A request that does not exist is not found, not stale.
         let ghost = ConsentRequest { id: fresh(), ..decided(ReviewResult::Approved) };
@@ -2560,18 +2566,29 @@ mod cases {
         .unwrap();
 
         let all = vec![e5.clone(), e4.clone(), e3.clone(), e2.clone(), e1.clone()];
-        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), all, "newest first, every field kept");
-        assert_eq!(s.audit_events(t.id, None, 5).await.unwrap(), all);
-        assert_eq!(s.audit_events(t.id, None, 2).await.unwrap(), vec![e5.clone(), e4.clone()], "limit");
-        assert_eq!(s.audit_events(t.id, None, 0).await.unwrap(), vec![]);
-        assert_eq!(s.audit_events(t.id, Some(app1), 100).await.unwrap(), vec![e5.clone(), e4.clone(), e1.clone()]);
-        assert_eq!(s.audit_events(t.id, Some(app1), 1).await.unwrap(), vec![e5.clone()]);
-        assert_eq!(s.audit_events(t.id, Some(app2), 100).await.unwrap(), vec![e3.clone()]);
-        assert_eq!(s.audit_events(t.id, Some(fresh()), 100).await.unwrap(), vec![]);
-        assert_eq!(s.audit_events(t.id, None, u32::MAX).await.unwrap().len(), 5);
+        assert_eq!(
+            s.audit_events(t.id, &AuditQuery::latest(None, 100)).await.unwrap(),
+            all,
+            "newest first, every field kept"
+        );
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, 5)).await.unwrap(), all);
+        assert_eq!(
+            s.audit_events(t.id, &AuditQuery::latest(None, 2)).await.unwrap(),
+            vec![e5.clone(), e4.clone()],
+            "limit"
+        );
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, 0)).await.unwrap(), vec![]);
+        assert_eq!(
+            s.audit_events(t.id, &AuditQuery::latest(Some(app1), 100)).await.unwrap(),
+            vec![e5.clone(), e4.clone(), e1.clone()]
+        );
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(Some(app1), 1)).await.unwrap(), vec![e5.clone()]);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(Some(app2), 100)).await.unwrap(), vec![e3.clone()]);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(Some(fresh()), 100)).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, u32::MAX)).await.unwrap().len(), 5);
 
         // The JSON detail comes back as the same value.
-        let back = s.audit_events(t.id, Some(app1), 100).await.unwrap().pop().unwrap();
+        let back = s.audit_events(t.id, &AuditQuery::latest(Some(app1), 100)).await.unwrap().pop().unwrap();
         assert_eq!(back.detail["target"]["nested"][1][1], 3);
         assert_eq!(back.detail["justification"], "ünïcödé ✓ \"quoted\"");
         assert_eq!(back.detail["ratio"], 0.5);
@@ -2580,10 +2597,90 @@ mod cases {
         let mut tie = vec![audit_event(t.id, 6, "x.first", None), audit_event(t.id, 6, "x.second", None)];
         s.apply(&[Change::AppendAudit(tie[0].clone()), Change::AppendAudit(tie[1].clone())]).await.unwrap();
         tie.sort_by_key(|e| e.id);
-        assert_eq!(s.audit_events(t.id, None, 2).await.unwrap(), tie);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, 2)).await.unwrap(), tie);
 
         // An event in a tenant that does not exist.
         assert_not_found(s.apply(&[Change::AppendAudit(audit_event(fresh(), 1, "x", None))]).await);
+    }
+
+    pub async fn audit_pages_by_prefix_time_and_position(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (other, _) = seed_tenant(s, "Fabrikam", "fabrikam.test").await;
+        let app = fresh();
+        // Minutes 1..=7; two events share minute 4 (ties go by id).
+        let logged = [
+            (1, "app_permission.revoked"),
+            (2, "appXpermission.revoked"),
+            (3, "consent.created"),
+            (4, "consent.revoked"),
+            (4, "consent.user.granted"),
+            (5, "user.created"),
+            (6, "consent.expired"),
+        ];
+        let mut events: Vec<AuditEvent> = logged
+            .iter()
+            .enumerate()
+            .map(|(i, (minute, action))| audit_event(t.id, *minute, action, Some(app).filter(|_| i % 2 == 0)))
+            .collect();
+        let changes: Vec<Change> = events.iter().cloned().map(Change::AppendAudit).collect();
+        s.apply(&changes).await.unwrap();
+        s.apply(&[Change::AppendAudit(audit_event(other.id, 3, "consent.created", Some(app)))]).await.unwrap();
+        events.sort_by(|a, b| b.at.cmp(&a.at).then(a.id.cmp(&b.id)));
+        let query = |f: &dyn Fn(&mut AuditQuery)| {
+            let mut q = AuditQuery::latest(None, 100);
+            f(&mut q);
+            q
+        };
+        let read = |q: AuditQuery| async move { s.audit_events(t.id, &q).await.unwrap() };
+        let expect =
+            |keep: &dyn Fn(&AuditEvent) -> bool| events.iter().filter(|e| keep(e)).cloned().collect::<Vec<_>>();
+
+        assert_eq!(read(query(&|_| {})).await, events, "newest first, ties by id, one tenant only");
+        // The prefix is exact text: `_` is no wildcard.
+        assert_eq!(
+            read(query(&|q| q.action_prefix = "app_permission.".into())).await,
+            expect(&|e| e.action == "app_permission.revoked")
+        );
+        assert_eq!(
+            read(query(&|q| q.action_prefix = "consent.".into())).await,
+            expect(&|e| e.action.starts_with("consent."))
+        );
+        // From is inclusive, until exclusive.
+        let range = read(query(&|q| {
+            q.from = Some(at(2));
+            q.until = Some(at(4));
+        }))
+        .await;
+        assert_eq!(range, expect(&|e| e.at >= at(2) && e.at < at(4)));
+        assert!(!range.is_empty());
+        assert_eq!(
+            read(query(&|q| {
+                q.app_id = Some(app);
+                q.action_prefix = "consent.".into();
+            }))
+            .await,
+            expect(&|e| e.app_id == Some(app) && e.action.starts_with("consent."))
+        );
+
+        // Keyset pages of two walk every event once, in order, across the tie.
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let page = read(query(&|q| {
+                q.limit = 2;
+                q.after = after;
+            }))
+            .await;
+            let Some(last) = page.last() else { break };
+            after = Some(AuditPosition { at: last.at, id: last.id });
+            walked.extend(page);
+        }
+        assert_eq!(walked, events);
+
+        // One event by id, in its own tenant only.
+        assert_eq!(s.audit_event(t.id, events[0].id).await.unwrap().as_ref(), Some(&events[0]));
+        assert_eq!(s.audit_event(other.id, events[0].id).await.unwrap(), None);
+        assert_eq!(s.audit_event(t.id, fresh()).await.unwrap(), None);
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {
@@ -2600,7 +2697,11 @@ mod cases {
                 .await,
             &first.id.to_string(),
         );
-        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![first.clone()], "nothing of the batch stays");
+        assert_eq!(
+            s.audit_events(t.id, &AuditQuery::latest(None, 100)).await.unwrap(),
+            vec![first.clone()],
+            "nothing of the batch stays"
+        );
         assert_eq!(s.group(t.id, g.id).await.unwrap(), None);
 
         // Twice in one batch, identical: still a conflict.
@@ -2609,15 +2710,15 @@ mod cases {
             s.apply(&[Change::AppendAudit(twice.clone()), Change::AppendAudit(twice.clone())]).await,
             &twice.id.to_string(),
         );
-        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![first.clone()]);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, 100)).await.unwrap(), vec![first.clone()]);
 
         // The store still works; the same id in another tenant is another row.
         s.apply(&[Change::AppendAudit(other.clone())]).await.unwrap();
         let (b, _) = seed_tenant(s, "B", "b.test").await;
         let twin = AuditEvent { tenant_id: b.id, ..first.clone() };
         s.apply(&[Change::AppendAudit(twin.clone())]).await.unwrap();
-        assert_eq!(s.audit_events(t.id, None, 100).await.unwrap(), vec![other, first]);
-        assert_eq!(s.audit_events(b.id, None, 100).await.unwrap(), vec![twin]);
+        assert_eq!(s.audit_events(t.id, &AuditQuery::latest(None, 100)).await.unwrap(), vec![other, first]);
+        assert_eq!(s.audit_events(b.id, &AuditQuery::latest(None, 100)).await.unwrap(), vec![twin]);
     }
 
     pub async fn notification_lifecycle(s: &dyn Store) {
@@ -2731,15 +2832,15 @@ mod cases {
         assert_eq!(s.consent_request(a.id, req.id).await.unwrap(), Some(req.clone()));
         assert_eq!(s.consent_requests(a.id, None).await.unwrap(), vec![req.clone()]);
         assert_eq!(s.permission_classifications(a.id, resource.id).await.unwrap(), vec![cls.clone()]);
-        assert_eq!(s.audit_events(a.id, Some(app), 10).await.unwrap(), vec![ev.clone()]);
+        assert_eq!(s.audit_events(a.id, &AuditQuery::latest(Some(app), 10)).await.unwrap(), vec![ev.clone()]);
         assert_eq!(s.notifications(a.id).await.unwrap(), vec![n.clone()]);
         // ...and not through B.
         assert_eq!(s.consent_request(b, req.id).await.unwrap(), None);
         assert_eq!(s.consent_requests(b, None).await.unwrap(), vec![]);
         assert_eq!(s.consent_requests(b, Some(app)).await.unwrap(), vec![]);
         assert_eq!(s.permission_classifications(b, resource.id).await.unwrap(), vec![]);
-        assert_eq!(s.audit_events(b, None, 100).await.unwrap(), vec![]);
-        assert_eq!(s.audit_events(b, Some(app), 100).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(b, &AuditQuery::latest(None, 100)).await.unwrap(), vec![]);
+        assert_eq!(s.audit_events(b, &AuditQuery::latest(Some(app), 100)).await.unwrap(), vec![]);
         assert_eq!(s.notifications(b).await.unwrap(), vec![]);
         assert_not_found(s.mark_notification(b, n.id, Some(at(2)), None).await);
         assert_not_found(s.mark_notification(b, n.id, None, Some("boom")).await);
@@ -2861,9 +2962,9 @@ mod raw_cases {
         raw(url, "UPDATE permission_classifications SET permission_id = 'not-a-uuid'").await;
         assert_database_error(s.permission_classifications(t.id, sp.id).await);
         raw(url, "UPDATE audit_events SET detail = '{not json'").await;
-        assert_database_error(s.audit_events(t.id, None, 10).await);
+        assert_database_error(s.audit_events(t.id, &AuditQuery::latest(None, 10)).await);
         raw(url, "UPDATE audit_events SET detail = 'null', at = 9223372036854775807").await;
-        assert_database_error(s.audit_events(t.id, Some(app.app_id), 10).await);
+        assert_database_error(s.audit_events(t.id, &AuditQuery::latest(Some(app.app_id), 10)).await);
         raw(url, "UPDATE notifications SET attempts = -1").await;
         assert_database_error(s.notifications(t.id).await);
         assert_database_error(s.unsent_notifications(10, 10).await);

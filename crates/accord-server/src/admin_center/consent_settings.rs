@@ -5,8 +5,9 @@ use super::home::user_consent_label;
 use super::layout::{self, crumbs, done, need, respond, Destructive, Page, Section};
 use crate::portal::PortalUser;
 use crate::service::administration::{self, Operation};
+use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
-use accord_core::directory::{AdminConsentRequestPolicy, PrincipalType, ReviewerRef, UserConsent};
+use accord_core::directory::{AdminConsentRequestPolicy, ReviewerRef, UserConsent};
 use accord_core::Aadsts;
 use axum::extract::{Query, RawForm, State};
 use axum::http::HeaderMap;
@@ -129,54 +130,28 @@ pub async fn classifications_post(
     .await
 }
 
-/// `GET /admin/consent/admin-consent-settings`: the request workflow.
-pub async fn request_settings(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
-    let result = async {
-        let policy = &portal.tenant.admin_consent_requests;
-        let everyone =
-            administration::find_principals(&*state.store, &portal.actor, &portal.tenant, "", true, 1000).await?;
-        let selected = |kind: PrincipalType, id: Uuid| {
-            policy.reviewers.iter().any(|r| match r {
-                ReviewerRef::User(u) => kind == PrincipalType::User && *u == id,
-                ReviewerRef::Group(g) => kind == PrincipalType::Group && *g == id,
-            })
-        };
-        let principals: Vec<Value> = everyone
-            .iter()
-            .map(|p| {
-                context! {
-                    id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str(),
-                    selected => selected(p.kind, p.id),
-                }
-            })
-            .collect();
-        let reviewer_names: Vec<String> = everyone
-            .iter()
-            .filter(|p| selected(p.kind, p.id))
-            .map(|p| format!("{} ({})", p.display_name, p.kind.as_str()))
-            .collect();
-        let ctx = context! {
-            principals, reviewer_names,
-            policy => context! {
-                enabled => policy.enabled, notify => policy.notify_reviewers, expire_days => policy.expire_after_days,
-            },
-        };
-        let tab = ("requests", "Admin consent settings", "/admin/consent/admin-consent-settings");
-        Ok(settings_page(&state, &portal, tab, "admin/consent_requests_settings.html", ctx, &q).await)
-    }
-    .await;
-    respond(&state, &portal, result).await
+/// The request-workflow form as filled in: from the saved policy, or as posted back by the
+/// reviewer search (every choice kept, nothing saved yet).
+struct PolicyDraft {
+    enabled: bool,
+    notify: bool,
+    expire_days: String,
+    reviewers: Vec<ReviewerRef>,
+    q: String,
 }
 
-/// `POST /admin/consent/admin-consent-settings`
-pub async fn request_settings_post(
-    State(state): State<SharedState>,
-    portal: PortalUser,
-    headers: HeaderMap,
-    RawForm(body): RawForm,
-) -> Response {
-    let (state, portal) = (&state, &portal);
-    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+impl PolicyDraft {
+    fn saved(policy: &AdminConsentRequestPolicy) -> Self {
+        PolicyDraft {
+            enabled: policy.enabled,
+            notify: policy.notify_reviewers,
+            expire_days: policy.expire_after_days.to_string(),
+            reviewers: policy.reviewers.clone(),
+            q: String::new(),
+        }
+    }
+
+    fn posted(form: &layout::Form) -> Result<Self, ServiceError> {
         let bad_reviewer =
             || Aadsts::invalid_parameter("reviewers", "choose reviewers among the organisation's users and groups");
         let mut reviewers = Vec::new();
@@ -189,16 +164,86 @@ pub async fn request_settings_post(
                 _ => return Err(bad_reviewer().into()),
             });
         }
-        let expire_after_days = form
-            .get("expire_days")
-            .trim()
+        Ok(PolicyDraft {
+            enabled: form.yes_no("enabled").unwrap_or(false),
+            notify: form.checked("notify"),
+            expire_days: form.get("expire_days").trim().to_string(),
+            reviewers,
+            q: form.get("q").to_string(),
+        })
+    }
+}
+
+fn reviewer_id(r: &ReviewerRef) -> Uuid {
+    match r {
+        ReviewerRef::User(u) => (*u).into(),
+        ReviewerRef::Group(g) => (*g).into(),
+    }
+}
+
+/// `GET /admin/consent/admin-consent-settings`: the request workflow.
+pub async fn request_settings(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
+    let draft = PolicyDraft::saved(&portal.tenant.admin_consent_requests);
+    let result = request_settings_page(&state, &portal, draft, false, &q).await;
+    respond(&state, &portal, result).await
+}
+
+/// The most search results the reviewer picker lists.
+const PICKER_RESULTS: usize = 50;
+
+async fn request_settings_page(
+    state: &AppState,
+    portal: &PortalUser,
+    draft: PolicyDraft,
+    unsaved: bool,
+    q: &HashMap<String, String>,
+) -> Result<Response, ServiceError> {
+    let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
+    let ids: Vec<Uuid> = draft.reviewers.iter().map(reviewer_id).collect();
+    let chosen = administration::principals_by_ids(store, actor, tenant, &ids).await?;
+    let found = if administration::may(actor, Operation::ManageRequestPolicy) {
+        administration::find_principals(store, actor, tenant, &draft.q, true, PICKER_RESULTS + 1).await?
+    } else {
+        Vec::new()
+    };
+    let view = |p: &administration::PrincipalSummary| {
+        context! { id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str() }
+    };
+    let results: Vec<Value> = found.iter().take(PICKER_RESULTS).filter(|p| !ids.contains(&p.id)).map(view).collect();
+    let reviewer_names: Vec<String> =
+        chosen.iter().map(|p| format!("{} ({})", p.display_name, p.kind.as_str())).collect();
+    let ctx = context! {
+        chosen => chosen.iter().map(view).collect::<Vec<_>>(), results, more => found.len() > PICKER_RESULTS,
+        unsaved, q => draft.q, reviewer_names,
+        policy => context! { enabled => draft.enabled, notify => draft.notify, expire_days => draft.expire_days },
+    };
+    let tab = ("requests", "Admin consent settings", "/admin/consent/admin-consent-settings");
+    Ok(settings_page(state, portal, tab, "admin/consent_requests_settings.html", ctx, q).await)
+}
+
+/// `POST /admin/consent/admin-consent-settings`: saves the policy, or ("Search") shows the
+/// form again with the reviewer search's results.
+pub async fn request_settings_post(
+    State(state): State<SharedState>,
+    portal: PortalUser,
+    headers: HeaderMap,
+    RawForm(body): RawForm,
+) -> Response {
+    let (state, portal) = (&state, &portal);
+    layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let draft = PolicyDraft::posted(&form)?;
+        if form.get("op") == "search" {
+            return request_settings_page(state, portal, draft, true, &HashMap::new()).await;
+        }
+        let expire_after_days = draft
+            .expire_days
             .parse::<u32>()
             .map_err(|_| Aadsts::invalid_parameter("expire_days", "a number of days between 1 and 30"))?;
         let policy = AdminConsentRequestPolicy {
-            enabled: form.yes_no("enabled").unwrap_or(false),
-            reviewers,
+            enabled: draft.enabled,
+            reviewers: draft.reviewers,
             expire_after_days,
-            notify_reviewers: form.checked("notify"),
+            notify_reviewers: draft.notify,
             version: portal.tenant.admin_consent_requests.version,
         };
         administration::set_request_policy(&*state.store, &portal.actor, &portal.tenant, policy).await?;

@@ -298,6 +298,33 @@ pub async fn users_and_groups(
 }
 
 /// `GET …/users-and-groups/add?q=`: "Add user/group" — search, pick a user or group and a role.
+/// What the add-assignment page shows: the search, the users and groups chosen so far, the
+/// role and the end. "Search" posts the form back (CSRF-checked) and keeps every choice.
+#[derive(Default)]
+struct AssignmentPick {
+    q: String,
+    chosen: Vec<Uuid>,
+    role: String,
+    ends: String,
+}
+
+impl AssignmentPick {
+    fn from_form(form: &layout::Form) -> Result<Self, ServiceError> {
+        let chosen = form
+            .all("principal")
+            .into_iter()
+            .map(Uuid::parse_str)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| Aadsts::invalid_parameter("principal", "choose users or groups from the list"))?;
+        Ok(AssignmentPick {
+            q: form.get("q").to_string(),
+            chosen,
+            role: form.get("role").to_string(),
+            ends: form.get("ends_after_days").to_string(),
+        })
+    }
+}
+
 pub async fn add_assignment(
     State(state): State<SharedState>,
     portal: PortalUser,
@@ -305,37 +332,53 @@ pub async fn add_assignment(
     Query(q): Params,
 ) -> Response {
     let result = async {
-        need(&portal, Operation::ManageAssignments)?;
         let head = head(&state, &portal, &sp).await?;
-        let search = q.get("q").cloned().unwrap_or_default();
-        let found =
-            administration::find_principals(&*state.store, &portal.actor, &portal.tenant, &search, true, 50).await?;
-        let principals: Vec<Value> = found
-            .iter()
-            .map(|p| {
-                context! {
-                    id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str(),
-                    enabled => p.enabled,
-                }
-            })
-            .collect();
-        let default_access = "Access to the app without a specific role.";
-        let mut roles = vec![context! { id => "", name => "Default Access", description => default_access }];
-        if let Some(app) = &head.app {
-            for r in app.app_roles.iter().filter(|r| r.allowed_member_types.contains(&AppRoleMemberType::User)) {
-                let name = administration::app_role_name(Some(app), r.id);
-                roles.push(context! { id => r.id.to_string(), name, description => r.description });
-            }
-        }
-        let ctx = context! { q => search, principals, roles, app => head.view };
-        let mut crumbs = head.crumbs(USERS.1, USERS.2);
-        crumbs.push(Crumb { label: "Add Assignment".into(), href: format!("{}/users-and-groups/add", head.href()) });
-        let template = "admin/app_add_assignment.html";
-        let page = Page { section: Section::EnterpriseApps, crumbs, template, ctx, query: &q };
-        Ok(layout::page(&state, &portal, page).await)
+        let pick = AssignmentPick { q: q.get("q").cloned().unwrap_or_default(), ..Default::default() };
+        add_assignment_page(&state, &portal, &head, pick, &q).await
     }
     .await;
     respond(&state, &portal, result).await
+}
+
+/// The most search results the picker lists (narrow the search for more).
+const PICKER_RESULTS: usize = 50;
+
+async fn add_assignment_page(
+    state: &AppState,
+    portal: &PortalUser,
+    head: &AppHead,
+    pick: AssignmentPick,
+    q: &HashMap<String, String>,
+) -> Result<Response, ServiceError> {
+    need(portal, Operation::ManageAssignments)?;
+    let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
+    let view = |p: &administration::PrincipalSummary| {
+        context! {
+            id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str(), enabled => p.enabled,
+        }
+    };
+    let chosen = administration::principals_by_ids(store, actor, tenant, &pick.chosen).await?;
+    let found = administration::find_principals(store, actor, tenant, &pick.q, true, PICKER_RESULTS + 1).await?;
+    let more = found.len() > PICKER_RESULTS;
+    let results: Vec<Value> =
+        found.iter().take(PICKER_RESULTS).filter(|p| !pick.chosen.contains(&p.id)).map(view).collect();
+    let default_access = "Access to the app without a specific role.";
+    let mut roles = vec![context! { id => "", name => "Default Access", description => default_access }];
+    if let Some(app) = &head.app {
+        for r in app.app_roles.iter().filter(|r| r.allowed_member_types.contains(&AppRoleMemberType::User)) {
+            let name = administration::app_role_name(Some(app), r.id);
+            roles.push(context! { id => r.id.to_string(), name, description => r.description });
+        }
+    }
+    let ctx = context! {
+        q => pick.q, chosen => chosen.iter().map(view).collect::<Vec<_>>(), results, more, roles,
+        role_chosen => pick.role, ends_chosen => pick.ends, app => head.view,
+    };
+    let mut crumbs = head.crumbs(USERS.1, USERS.2);
+    crumbs.push(Crumb { label: "Add Assignment".into(), href: format!("{}/users-and-groups/add", head.href()) });
+    let template = "admin/app_add_assignment.html";
+    let page = Page { section: Section::EnterpriseApps, crumbs, template, ctx, query: q };
+    Ok(layout::page(state, portal, page).await)
 }
 
 pub async fn add_assignment_post(
@@ -347,19 +390,26 @@ pub async fn add_assignment_post(
 ) -> Response {
     let (state, portal) = (&state, &portal);
     layout::post(state, portal, &headers, &body, Destructive::No, |form| async move {
+        let pick = AssignmentPick::from_form(&form)?;
+        if form.get("op") == "search" {
+            let head = head(state, portal, &sp).await?;
+            return add_assignment_page(state, portal, &head, pick, &HashMap::new()).await;
+        }
         let sp_id = parse_id(&sp)?;
-        let principal = Uuid::parse_str(form.get("principal"))
-            .map_err(|_| Aadsts::invalid_parameter("principal", "choose a user or group"))?;
-        let role = match form.get("role") {
+        if pick.chosen.is_empty() {
+            return Err(Aadsts::invalid_parameter("principal", "choose at least one user or group").into());
+        }
+        let role = match pick.role.as_str() {
             "" => None,
             r => Some(
                 Uuid::parse_str(r).map_err(|_| Aadsts::invalid_parameter("role", "choose one of the app's roles"))?,
             ),
         };
-        let ends = ends_after(form.get("ends_after_days"))?;
-        administration::add_assignment(&*state.store, &portal.actor, &portal.tenant, sp_id, principal, role, ends)
-            .await?;
-        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), "assigned"))
+        let ends = ends_after(&pick.ends)?;
+        let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
+        let added = administration::add_assignments(store, actor, tenant, sp_id, &pick.chosen, role, ends).await?;
+        let code = if added.len() == 1 { "assigned" } else { "assigned_many" };
+        Ok(done(&format!("/admin/enterprise-apps/{sp_id}/users-and-groups"), code))
     })
     .await
 }
@@ -674,9 +724,8 @@ pub async fn activity(
         let head = head(&state, &portal, &sp).await?;
         let events = if administration::may(&portal.actor, Operation::ReadAudit) {
             let names = HashMap::from([(head.sp.app_id, head.sp.display_name.clone())]);
-            let events =
-                administration::audit_log(&*state.store, &portal.actor, &portal.tenant, Some(head.sp.app_id), "", 100)
-                    .await?;
+            let latest = accord_store::AuditQuery::latest(Some(head.sp.app_id), 100);
+            let events = administration::audit_log(&*state.store, &portal.actor, &portal.tenant, &latest).await?;
             super::audit::event_views(&events, &names)
         } else {
             Vec::new()

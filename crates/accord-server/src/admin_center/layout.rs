@@ -68,6 +68,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/reg_coverage.html",
         "admin/reg_webhook_secret.html",
         "admin/audit.html",
+        "admin/audit_event.html",
     ) {
         env.add_template(name, source).expect("built-in admin template parses");
     }
@@ -163,6 +164,7 @@ pub fn crumbs<L: Into<String>, H: Into<String>>(items: impl IntoIterator<Item = 
 const DONE: &[(&str, &str)] = &[
     ("saved", "Your changes were saved."),
     ("assigned", "The user or group was assigned to the application."),
+    ("assigned_many", "The users and groups were assigned to the application."),
     ("unassigned", "The assignment was removed."),
     ("app_deleted", "The enterprise application was deleted with its permissions and assignments."),
     ("webhook_removed", "The consent webhook was removed."),

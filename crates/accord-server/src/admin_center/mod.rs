@@ -145,4 +145,6 @@ pub fn routes() -> Router<SharedState> {
         )
         // Audit log
         .route("/admin/audit", get(audit::log))
+        .route("/admin/audit/export", get(audit::export))
+        .route("/admin/audit/{event}", get(audit::event))
 }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::codec::{self, id, micros, to_json, Cols};
 use super::{db_err, write_err, SqlStore};
-use crate::{StoreError, StoreResult};
+use crate::{AuditQuery, StoreError, StoreResult};
 
 // --- consent requests ---
 
@@ -296,23 +296,58 @@ impl SqlStore {
 
     // --- audit ---
 
-    /// Newest first (ties by id), at most `limit`.
+    /// Newest first (ties by id), narrowed in the query itself so that a page reads only its
+    /// rows (the `(tenant_id, at)` and `(tenant_id, app_id, at)` indexes serve it).
     pub(super) async fn list_audit_events(
         &self,
         tenant_id: TenantId,
-        app_id: Option<AppId>,
-        limit: u32,
+        query: &AuditQuery,
     ) -> StoreResult<Vec<AuditEvent>> {
-        let (filter, limit_param) = if app_id.is_some() { (" AND app_id = $2", "$3") } else { ("", "$2") };
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE tenant_id = $1{filter} ORDER BY at DESC, id \
-             LIMIT {limit_param}"
-        );
+        let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE tenant_id = $1");
+        let mut n = 1;
+        let mut param = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('?', &format!("${n}")));
+        };
+        if query.app_id.is_some() {
+            param(&mut sql, " AND app_id = ?");
+        }
+        if !query.action_prefix.is_empty() {
+            // substr, not LIKE: `_` in a prefix (`app_permission.`) must not be a wildcard.
+            let len = query.action_prefix.chars().count();
+            param(&mut sql, &format!(" AND substr(action, 1, {len}) = ?"));
+        }
+        if query.from.is_some() {
+            param(&mut sql, " AND at >= ?");
+        }
+        if query.until.is_some() {
+            param(&mut sql, " AND at < ?");
+        }
+        if query.after.is_some() {
+            param(&mut sql, " AND (at < ?");
+            param(&mut sql, " OR (at = ?");
+            param(&mut sql, " AND id > ?))");
+        }
+        param(&mut sql, " ORDER BY at DESC, id LIMIT ?");
         let mut q = sqlx::query(&sql).bind(id(tenant_id));
-        if let Some(app) = app_id {
+        if let Some(app) = query.app_id {
             q = q.bind(id(app));
         }
-        self.read_all(q.bind(i64::from(limit)), audit_from).await
+        if !query.action_prefix.is_empty() {
+            q = q.bind(query.action_prefix.as_str());
+        }
+        for bound in [query.from, query.until].into_iter().flatten() {
+            q = q.bind(micros(bound));
+        }
+        if let Some(after) = query.after {
+            q = q.bind(micros(after.at)).bind(micros(after.at)).bind(id(after.id));
+        }
+        self.read_all(q.bind(i64::from(query.limit)), audit_from).await
+    }
+
+    pub(super) async fn read_audit_event(&self, tenant_id: TenantId, event: Uuid) -> StoreResult<Option<AuditEvent>> {
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE tenant_id = $1 AND id = $2");
+        self.read_one(sqlx::query(&sql).bind(id(tenant_id)).bind(id(event)), audit_from).await
     }
 
     // --- notifications ---

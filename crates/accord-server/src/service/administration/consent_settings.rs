@@ -12,7 +12,7 @@ pub async fn set_user_consent(
 ) -> Result<Tenant, ServiceError> {
     authorize(actor, Operation::ManageUserConsentSetting)?;
     update_tenant(store, tenant, |t| {
-        let detail = json!({ "from": t.user_consent.as_str(), "to": setting.as_str() });
+        let detail = json!({ "userConsent": super::modified(t.user_consent.as_str(), setting.as_str()) });
         t.user_consent = setting;
         Ok(vec![actor.audit(tenant.id, "settings.user_consent", None, detail)])
     })

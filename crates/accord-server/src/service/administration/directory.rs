@@ -135,12 +135,13 @@ pub async fn rename_user(
     authorize(actor, Operation::ManageUsers)?;
     let display_name = valid_name("displayName", display_name)?;
     let mut user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
+    let renamed = super::modified(&user.display_name, &display_name);
     user.display_name = display_name;
     apply(
         store,
         vec![
             Change::PutUser(user.clone()),
-            actor.audit(tenant.id, "user.renamed", None, json!({ "user": user.upn, "displayName": user.display_name })),
+            actor.audit(tenant.id, "user.renamed", None, json!({ "user": user.upn, "displayName": renamed })),
         ],
     )
     .await?;
@@ -213,12 +214,14 @@ pub async fn set_user_roles(
     {
         return Err(invalid("roles", "you cannot remove your own Global Administrator role"));
     }
-    let names: Vec<&str> = roles.iter().map(|r| r.display_name()).collect();
+    let names = |roles: &[DirectoryRole]| roles.iter().map(|r| r.display_name()).collect::<Vec<_>>();
+    let before = store.user_roles(tenant.id, user_id).await?;
+    let detail = json!({ "user": user.upn, "roles": super::modified(names(&before), names(&roles)) });
     apply(
         store,
         vec![
             Change::SetUserRoles { tenant_id: tenant.id, user_id, roles: roles.clone() },
-            actor.audit(tenant.id, "user.roles", None, json!({ "user": user.upn, "roles": names })),
+            actor.audit(tenant.id, "user.roles", None, detail),
         ],
     )
     .await

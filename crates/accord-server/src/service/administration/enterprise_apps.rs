@@ -36,7 +36,18 @@ pub async fn set_service_principal(
     if let Some(a) = assignment_required {
         sp.assignment_required = a;
     }
-    let detail = json!({ "enabled": [before.0, sp.enabled], "assignmentRequired": [before.1, sp.assignment_required] });
+    // Only what changed is logged, and saving the same values writes nothing.
+    let mut detail = serde_json::Map::new();
+    if before.0 != sp.enabled {
+        detail.insert("accountEnabled".into(), super::modified(before.0, sp.enabled));
+    }
+    if before.1 != sp.assignment_required {
+        detail.insert("appRoleAssignmentRequired".into(), super::modified(before.1, sp.assignment_required));
+    }
+    if detail.is_empty() {
+        return Ok(sp);
+    }
+    let detail = serde_json::Value::Object(detail);
     let changes = vec![
         Change::PutServicePrincipal(sp.clone()),
         actor.audit(tenant.id, "enterprise_app.updated", Some(sp.app_id), detail),
@@ -79,19 +90,37 @@ pub async fn add_assignment(
     app_role_id: Option<Uuid>,
     expires_at: Option<time::OffsetDateTime>,
 ) -> Result<AppRoleAssignment, ServiceError> {
+    let mut added = add_assignments(store, actor, tenant, sp_id, &[principal_id], app_role_id, expires_at).await?;
+    added.pop().ok_or_else(|| invalid("principalId", "choose a user or group"))
+}
+
+/// The most users and groups one "Add assignment" takes.
+pub const MAX_ASSIGNMENTS_AT_ONCE: usize = 100;
+
+/// Assigns several users and groups at once, with the same role and end, in one transaction
+/// (one audit event each). A principal already assigned that role keeps its assignment, which
+/// is returned as it is.
+pub async fn add_assignments(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    sp_id: ServicePrincipalId,
+    principal_ids: &[Uuid],
+    app_role_id: Option<Uuid>,
+    expires_at: Option<time::OffsetDateTime>,
+) -> Result<Vec<AppRoleAssignment>, ServiceError> {
     authorize(actor, Operation::ManageAssignments)?;
+    if principal_ids.is_empty() {
+        return Err(invalid("principalId", "choose a user or group"));
+    }
+    if principal_ids.len() > MAX_ASSIGNMENTS_AT_ONCE {
+        return Err(invalid("principalId", "at most 100 users and groups can be assigned at once"));
+    }
     if expires_at.is_some_and(|t| t <= accord_core::clock::now()) {
         return Err(invalid("accord.expiresDateTime", "the end of a time-bound assignment must be in the future"));
     }
     let sp = service_principal(store, tenant, sp_id).await?;
     let app = store.application_by_app_id(sp.app_id).await?.ok_or_else(|| not_found("The application"))?;
-    let (principal_type, name) = if let Some(u) = store.user(tenant.id, UserId::from(principal_id)).await? {
-        (PrincipalType::User, u.upn)
-    } else if let Some(g) = store.group(tenant.id, GroupId::from(principal_id)).await? {
-        (PrincipalType::Group, g.display_name)
-    } else {
-        return Err(invalid("principalId", "no user or group with this id in the organisation"));
-    };
     let role_id = match app_role_id.filter(|r| *r != DEFAULT_ACCESS_ROLE_ID) {
         Some(r) => {
             let role = app.app_role_by_id(r).ok_or_else(|| invalid("appRoleId", "the application has no such role"))?;
@@ -103,29 +132,40 @@ pub async fn add_assignment(
         None => DEFAULT_ACCESS_ROLE_ID,
     };
     let existing = store.app_role_assignments_to(tenant.id, sp.id).await?;
-    if let Some(a) = existing.iter().find(|a| a.principal_id == principal_id && a.app_role_id == role_id) {
-        return Ok(a.clone());
+    let mut out = Vec::with_capacity(principal_ids.len());
+    let mut changes = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for &principal_id in principal_ids.iter().filter(|p| seen.insert(**p)) {
+        let (principal_type, name) = if let Some(u) = store.user(tenant.id, UserId::from(principal_id)).await? {
+            (PrincipalType::User, u.upn)
+        } else if let Some(g) = store.group(tenant.id, GroupId::from(principal_id)).await? {
+            (PrincipalType::Group, g.display_name)
+        } else {
+            return Err(invalid("principalId", "no user or group with this id in the organisation"));
+        };
+        if let Some(a) = existing.iter().find(|a| a.principal_id == principal_id && a.app_role_id == role_id) {
+            out.push(a.clone());
+            continue;
+        }
+        let assignment = AppRoleAssignment {
+            tenant_id: tenant.id,
+            id: Uuid::new_v4(),
+            principal_id,
+            principal_type,
+            resource_sp_id: sp.id,
+            app_role_id: role_id,
+            created_at: accord_core::clock::now(),
+            expires_at,
+        };
+        let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
+        changes.push(Change::PutAppRoleAssignment(assignment.clone()));
+        changes.push(actor.audit(tenant.id, "assignment.added", Some(sp.app_id), detail));
+        out.push(assignment);
     }
-    let assignment = AppRoleAssignment {
-        tenant_id: tenant.id,
-        id: Uuid::new_v4(),
-        principal_id,
-        principal_type,
-        resource_sp_id: sp.id,
-        app_role_id: role_id,
-        created_at: accord_core::clock::now(),
-        expires_at,
-    };
-    let detail = json!({ "principal": name, "principalType": principal_type.as_str(), "appRoleId": role_id });
-    apply(
-        store,
-        vec![
-            Change::PutAppRoleAssignment(assignment.clone()),
-            actor.audit(tenant.id, "assignment.added", Some(sp.app_id), detail),
-        ],
-    )
-    .await?;
-    Ok(assignment)
+    if !changes.is_empty() {
+        apply(store, changes).await?;
+    }
+    Ok(out)
 }
 
 /// Removes an assignment or an application permission (both are app role assignments).

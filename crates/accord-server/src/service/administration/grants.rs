@@ -39,9 +39,10 @@ pub async fn update_grant_scopes(
         store.delegated_grant(tenant.id, grant_id).await?.ok_or_else(|| not_found("The permission grant"))?;
     let resource_sp = service_principal(store, tenant, grant.resource_sp_id).await?;
     let resource = store.application_by_app_id(resource_sp.app_id).await?.ok_or_else(|| not_found("The resource"))?;
+    let before = grant.scopes.join(" ");
     grant.scopes = validate_scopes(&resource, scopes)?;
     let client = store.service_principal(tenant.id, grant.client_sp_id).await?;
-    let detail = json!({ "scope": grant.scopes.join(" ") });
+    let detail = json!({ "scope": super::modified(before, grant.scopes.join(" ")) });
     apply(
         store,
         vec![

@@ -14,7 +14,7 @@ use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::DEFAULT_ACCESS_ROLE_ID;
 use accord_core::Aadsts;
-use accord_store::{Change, Store};
+use accord_store::{AuditQuery, Change, Store};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -209,6 +209,12 @@ fn describe(op: Operation) -> &'static str {
         Operation::ManageRequestPolicy => "changing the admin consent request settings",
         Operation::ReadAudit => "reading the audit log",
     }
+}
+
+/// A property's change as the audit log records it (Entra's `modifiedProperties` words it
+/// so): the admin center shows it as "old → new".
+fn modified(old: impl serde::Serialize, new: impl serde::Serialize) -> serde_json::Value {
+    json!({ "oldValue": old, "newValue": new })
 }
 
 fn invalid(field: &str, why: &str) -> ServiceError {

@@ -117,6 +117,26 @@ pub async fn find_principals(
     Ok(users)
 }
 
+/// The users and groups of the tenant with these ids, in the order given; ids that name
+/// neither are left out.
+pub async fn principals_by_ids(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    ids: &[Uuid],
+) -> Result<Vec<PrincipalSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if let Some(u) = store.user(tenant.id, UserId::from(id)).await? {
+            out.push(PrincipalSummary::of_user(&u));
+        } else if let Some(g) = store.group(tenant.id, GroupId::from(id)).await? {
+            out.push(PrincipalSummary::of_group(&g));
+        }
+    }
+    Ok(out)
+}
+
 /// One enterprise application of the tenant, as "All applications" lists it.
 #[derive(Debug, Clone)]
 pub struct EnterpriseAppSummary {
@@ -543,23 +563,31 @@ pub async fn graph_actor(
     }
 }
 
-/// The audit log, newest first: optionally one app's events, optionally actions starting with
-/// `action_prefix` (e.g. `consent.`), at most `limit`.
+/// The audit log, newest first, as the query narrows and pages it (at most 1,000 a page).
 pub async fn audit_log(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    app_id: Option<AppId>,
-    action_prefix: &str,
-    limit: u32,
+    query: &AuditQuery,
 ) -> Result<Vec<AuditEvent>, ServiceError> {
     authorize(actor, Operation::ReadAudit)?;
-    let prefix = action_prefix.trim();
-    let fetch = if prefix.is_empty() { limit } else { limit.saturating_mul(20).max(1000) };
-    let mut events = store.audit_events(tenant.id, app_id, fetch).await?;
-    events.retain(|e| e.action.starts_with(prefix));
-    events.truncate(limit as usize);
-    Ok(events)
+    let query = AuditQuery {
+        action_prefix: query.action_prefix.trim().to_string(),
+        limit: query.limit.min(1000),
+        ..query.clone()
+    };
+    Ok(store.audit_events(tenant.id, &query).await?)
+}
+
+/// One audit event of the tenant, for its details view.
+pub async fn audit_event(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    id: Uuid,
+) -> Result<AuditEvent, ServiceError> {
+    authorize(actor, Operation::ReadAudit)?;
+    store.audit_event(tenant.id, id).await?.ok_or_else(|| not_found("The audit event"))
 }
 
 /// How the signed-in person may see admin consent requests: as a reviewer (approve, deny and

@@ -6,6 +6,10 @@ use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::well_known::GRAPH_APP_ID;
 use accord_store::SqlStore;
 
+fn prefixed(app_id: Option<AppId>, prefix: &str, limit: u32) -> AuditQuery {
+    AuditQuery { action_prefix: prefix.into(), ..AuditQuery::latest(app_id, limit) }
+}
+
 const WORLD: &str = r#"
 [[tenant]]
 id = "12345678-0000-4000-8000-000000000001"
@@ -220,11 +224,11 @@ async fn assignments_permissions_and_audit_reads() {
     assert_eq!(p.user_consented[0].principal.as_ref().unwrap().upn, "alice@contoso.test");
     assert_eq!(p.user_consented[0].grant.scopes, ["openid", "Calendars.Read"]);
     assert!(p.application.is_empty());
-    let events = audit_log(&w.store, &w.admin, &w.tenant, Some(INSIGHTS), "assignment.", 10).await.unwrap();
+    let events = audit_log(&w.store, &w.admin, &w.tenant, &prefixed(Some(INSIGHTS), "assignment.", 10)).await.unwrap();
     assert_eq!(events.len(), 2);
     assert!(events.iter().all(|e| e.action == "assignment.added"));
-    assert_eq!(audit_log(&w.store, &w.admin, &w.tenant, None, "consent.", 10).await.unwrap().len(), 2);
-    assert!(is_forbidden(audit_log(&w.store, &w.rita, &w.tenant, None, "", 10).await));
+    assert_eq!(audit_log(&w.store, &w.admin, &w.tenant, &prefixed(None, "consent.", 10)).await.unwrap().len(), 2);
+    assert!(is_forbidden(audit_log(&w.store, &w.rita, &w.tenant, &AuditQuery::latest(None, 10)).await));
 }
 
 #[tokio::test]
@@ -424,7 +428,7 @@ async fn racing_reviews_decide_a_request_once() {
         let sp = w.store.service_principal_by_app_id(CONTOSO, INSIGHTS).await.unwrap().unwrap();
         let grants = w.store.delegated_grants_of_client(CONTOSO, sp.id).await.unwrap();
         assert_eq!(grants.len(), usize::from(winners[0] == ReviewResult::Approved), "round {round}: {grants:?}");
-        let decided = w.store.audit_events(CONTOSO, Some(INSIGHTS), 50).await.unwrap();
+        let decided = w.store.audit_events(CONTOSO, &AuditQuery::latest(Some(INSIGHTS), 50)).await.unwrap();
         let decisions =
             decided.iter().filter(|e| e.action == "request.approved" || e.action == "request.denied").count();
         assert_eq!(decisions, 1, "round {round}: one decision in the audit log");
@@ -463,7 +467,7 @@ async fn concurrent_edits_of_tenant_settings_all_land() {
     assert_eq!(t.admin_consent_requests.version, w.tenant.admin_consent_requests.version + 5, "{t:?}");
     assert!([1, 3, 5, 7, 9].contains(&t.admin_consent_requests.expire_after_days));
     assert!(matches!(t.user_consent, UserConsent::Low | UserConsent::All));
-    let audited = w.store.audit_events(CONTOSO, None, 50).await.unwrap();
+    let audited = w.store.audit_events(CONTOSO, &AuditQuery::latest(None, 50)).await.unwrap();
     assert_eq!(audited.iter().filter(|e| e.action.starts_with("settings.")).count(), 10);
 }
 
