@@ -290,13 +290,15 @@ export function story(name) {
  * ignoreHTTPSErrors: both servers serve certificates from their own development CAs, made
  * fresh for each run. This is a test-only browser talking only to local dev servers, so it
  * skips certificate checks instead of importing the throwaway CAs into an NSS database.
- * page.shot(step) saves screenshots/<story>-<nn>-<step>.png (full page).
+ * page.shot(step) saves screenshots/<story>-<nn>-<step>.png (full page). contextOptions go to
+ * browser.newContext (the page gallery sets bypassCSP to inject axe-core).
  */
-export async function person(browser, st) {
+export async function person(browser, st, contextOptions = {}) {
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
     viewport: { width: 1000, height: 700 },
     locale: "en-US",
+    ...contextOptions,
   });
   const page = await context.newPage();
   page.setDefaultTimeout(20_000);

@@ -1260,7 +1260,7 @@ async fn reviewers_are_picked_by_search() {
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
     let settings = "/admin/consent/admin-consent-settings";
     let page = admin.page(settings).await;
-    let reviewers_before = page.split("<h3 id=\"reviewers-heading\">").nth(1).unwrap().split("</h3>").next().unwrap();
+    let reviewers_before = page.split("<h2 class=\"picker-heading\" id=\"reviewers-heading\">").nth(1).unwrap().split("</h2>").next().unwrap();
     let found = admin.post(settings, &[("op", "search"), ("q", "bob"), ("enabled", "yes"), ("expire_days", "7")]).await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert!(found.body.contains("Not saved yet"), "{}", found.body);
@@ -1277,7 +1277,7 @@ async fn reviewers_are_picked_by_search() {
     assert!(again.body.contains("value=\"9\""), "the other fields are kept: {}", again.body);
     // Nothing was saved by searching.
     let unchanged = admin.page(settings).await;
-    assert!(unchanged.contains(&format!("<h3 id=\"reviewers-heading\">{reviewers_before}</h3>")), "{unchanged}");
+    assert!(unchanged.contains(&format!("id=\"reviewers-heading\">{reviewers_before}</h2>")), "{unchanged}");
     let saved =
         admin.post_ok(settings, &[("op", "save"), ("enabled", "yes"), ("expire_days", "9"), ("reviewer", &bob)]).await;
     assert!(saved.contains("Reviewers (1)") && saved.contains(&format!("value=\"{bob}\" checked")), "{saved}");
