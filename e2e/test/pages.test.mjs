@@ -69,7 +69,7 @@ describe("every page at 1280 px and 390 px, accessible", { concurrency: 1 }, () 
         const line = `${name} at ${size.width} px: ${v.impact} ${v.id} (${v.help}) at ${v.targets.join(" | ")}`;
         (BLOCKING.has(v.impact) ? problems : minor).push(line);
       }
-      await page.screenshot({ path: path.join(GALLERY, `${name}-${size.width}.jpg`), type: "jpeg", quality: 70 });
+      await page.screenshot({ path: path.join(GALLERY, `${name}-${size.width}.jpg`), type: "jpeg", quality: 60 });
     }
     await page.setViewportSize(WIDTHS[0]);
     shown.push(name);

@@ -483,6 +483,20 @@ async fn option_1_admin_consent_then_users_sign_in_without_a_prompt() {
     // Without the token the form is refused.
     let forged = alice.post(w.vendor.url("/meetings/contoso/sync")).form(&[("csrf", "forged")]).send().await.unwrap();
     assert_eq!(forged.status(), 403);
+    // Colleagues' connections are for administrators (issue 18): Bob sees his own and a count;
+    // the administrator, whose ID token names her role (wids), sees everyone's.
+    let bob = w.browser();
+    let bobs = user_signs_in(&w, &bob, "contoso", "bob@contoso.test").await;
+    assert!(bobs.contains("data-upn=\"bob@contoso.test\""), "{bobs}");
+    assert!(!bobs.contains("data-upn=\"alice@contoso.test\""), "Bob does not see Alice's connection: {bobs}");
+    assert!(text_of(&bobs, "colleagues-note").contains("Only administrators of Contoso"), "{bobs}");
+    // The application permission syncs everyone in the directory: all of them count.
+    assert!(text_of(&bobs, "colleagues-note").starts_with("6 of 6 colleagues of Contoso are connected."), "{bobs}");
+    let admins = user_signs_in(&w, &w.browser(), "contoso", "admin@contoso.test").await;
+    for upn in ["alice@contoso.test", "bob@contoso.test", "admin@contoso.test"] {
+        assert!(admins.contains(&format!("data-upn=\"{upn}\"")), "the administrator sees {upn}: {admins}");
+    }
+    assert!(!admins.contains("id=\"colleagues-note\""), "{admins}");
     // Someone who is not signed in sees no meetings.
     let anonymous = get(&w.browser(), &w.vendor.url("/meetings/contoso")).await.page();
     assert!(!anonymous.contains("Weekly sales pipeline review"), "{anonymous}");

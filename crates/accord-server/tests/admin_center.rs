@@ -1260,7 +1260,13 @@ async fn reviewers_are_picked_by_search() {
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
     let settings = "/admin/consent/admin-consent-settings";
     let page = admin.page(settings).await;
-    let reviewers_before = page.split("<h2 class=\"picker-heading\" id=\"reviewers-heading\">").nth(1).unwrap().split("</h2>").next().unwrap();
+    let reviewers_before = page
+        .split("<h2 class=\"picker-heading\" id=\"reviewers-heading\">")
+        .nth(1)
+        .unwrap()
+        .split("</h2>")
+        .next()
+        .unwrap();
     let found = admin.post(settings, &[("op", "search"), ("q", "bob"), ("enabled", "yes"), ("expire_days", "7")]).await;
     assert_eq!(found.status, 200, "{}", found.body);
     assert!(found.body.contains("Not saved yet"), "{}", found.body);
