@@ -132,6 +132,19 @@ describe("every page at 1280 px and 390 px, accessible", { concurrency: 1 }, () 
     await alice.getByRole("heading", { name: "Request sent" }).waitFor();
     await check(alice, "request-sent");
     await visit(alice, `${ACCORD}/myapps`, "my-apps");
+    // Contoso Expenses asks only for low-impact permissions: Alice consents herself.
+    const expenses = new URLSearchParams({
+      client_id: "5e7c1a9d-3f2b-4c6e-8a14-9b0d2e4f6a71",
+      response_type: "code",
+      redirect_uri: "https://localhost:9444/callback",
+      scope: "openid User.Read",
+      code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+      code_challenge_method: "S256",
+    });
+    await alice.goto(`${ACCORD}/contoso.test/oauth2/v2.0/authorize?${expenses}`);
+    await alice.getByRole("heading", { name: "Permissions requested" }).waitFor();
+    await check(alice, "user-consent");
+    await visit(alice, `${ACCORD}/devicelogin`, "device-code-entry");
 
     // The administrator sees the request, then grants consent from the onboarding page.
     const admin = await visitor(st);
@@ -158,6 +171,7 @@ describe("every page at 1280 px and 390 px, accessible", { concurrency: 1 }, () 
     await alice.click("#start-sign-in");
     await waitUrl(alice, `${VENDOR}/meetings/contoso`);
     await check(alice, "vendor-meetings");
+    await visit(alice, `${ACCORD}/common/oauth2/v2.0/logout`, "signed-out");
     await alice.context().close();
   });
 
