@@ -76,7 +76,7 @@ describe("the vendor's console and time-bound consent", { concurrency: 1 }, () =
 
     await contoso.goto(`${appUrl}/users-and-groups/add?q=alice`);
     await contoso.locator("label.choice", { hasText: "Alice" }).first().locator("input[name=principal]").check();
-    await contoso.getByRole("group", { name: "How long the assignment lasts" }).getByLabel("90 days").check();
+    await contoso.getByRole("group", { name: "How long the assignments last" }).getByLabel("90 days").check();
     await contoso.shot("assign-alice-for-90-days");
     await contoso.getByRole("button", { name: "Assign" }).click();
     await waitUrl(contoso, `${appUrl}/users-and-groups?done=**`);

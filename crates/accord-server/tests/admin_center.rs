@@ -1288,3 +1288,58 @@ async fn reviewers_are_picked_by_search() {
         admin.post_ok(settings, &[("op", "save"), ("enabled", "yes"), ("expire_days", "9"), ("reviewer", &bob)]).await;
     assert!(saved.contains("Reviewers (1)") && saved.contains(&format!("value=\"{bob}\" checked")), "{saved}");
 }
+
+/// The hrefs of the rows' first links in a list page's table body.
+fn row_links(html: &str, prefix: &str) -> Vec<String> {
+    let html = unescape(html);
+    let body = html.split("<tbody>").nth(1).unwrap_or_default().split("</tbody>").next().unwrap_or_default();
+    body.split(&format!("href=\"{prefix}"))
+        .skip(1)
+        .filter_map(|r| r.split('"').next())
+        .map(|id| format!("{prefix}{id}"))
+        .collect()
+}
+
+/// Users and groups are searched by the start of a name or UPN (or an object id) and listed
+/// 50 a page, read from the database a page at a time; counts come from the database too.
+#[tokio::test]
+async fn users_and_groups_are_searched_and_paged_on_the_server() {
+    let server = TestServer::start_with(&fixture());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    admin.page("/admin/groups").await;
+    for i in 0..55 {
+        admin.post_ok("/admin/groups", &[("display_name", &format!("Project {i:02}"))]).await;
+    }
+    // Page through every group: 50, then the rest; the search is kept in the links.
+    let first = admin.page("/admin/groups?q=project").await;
+    assert!(first.contains("55 groups matching “project”, 50 a page"), "{first}");
+    let mut seen = row_links(&first, "/admin/groups/");
+    assert_eq!(seen.len(), 50);
+    assert!(unescape(&first).contains(">Project 00</a>") && !unescape(&first).contains(">Project 50</a>"));
+    let next = link(&first, "Next page »");
+    assert!(next.starts_with("/admin/groups?q=project&after="), "{next}");
+    let second = admin.page(&next).await;
+    assert!(second.contains("« First page") && !second.contains("Next page"), "{second}");
+    seen.extend(row_links(&second, "/admin/groups/"));
+    assert_eq!(seen.len(), 55);
+    assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 55, "no group twice");
+    assert!(unescape(&second).contains(">Project 54</a>"));
+    let all = admin.page("/admin/groups").await;
+    assert!(all.contains("58 groups, 50 a page"), "three groups in the fixture: {all}");
+    let (status, body) = admin.get("/admin/groups?after=not-an-id").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("after"), "{body}");
+
+    // Users: the start of the name or of the UPN, any case, or an object id.
+    let found = admin.page("/admin/users?q=BOB").await;
+    assert!(found.contains("1 user matching “BOB”") && found.contains("Bob Brown"), "{found}");
+    let by_upn = admin.page("/admin/users?q=rita%40").await;
+    assert!(by_upn.contains("Rita Reviewer") && by_upn.contains("1 user matching"), "{by_upn}");
+    let bob = row_links(&found, "/admin/users/").pop().unwrap();
+    let by_id = admin.page(&format!("/admin/users?q={}", &bob["/admin/users/".len()..])).await;
+    assert!(by_id.contains("Bob Brown") && by_id.contains("1 user matching"), "{by_id}");
+    let none = admin.page("/admin/users?q=rown").await;
+    assert!(none.contains("0 users matching") && none.contains("No user matches."), "the start, not any part: {none}");
+    let home = admin.page("/admin").await;
+    assert!(home.contains(">58<"), "the home page counts groups in the database: {home}");
+}

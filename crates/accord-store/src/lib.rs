@@ -169,6 +169,13 @@ pub trait Store: Send + Sync + 'static {
     /// Case-insensitive UPN look-up within one tenant.
     async fn user_by_upn(&self, tenant_id: TenantId, upn: &str) -> StoreResult<Option<User>>;
     async fn users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>>;
+    /// One page of the tenant's users (see [`NameQuery`]), read from the database.
+    async fn users_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<User>>;
+    /// How many users the query's prefix matches (its position and limit aside).
+    async fn count_users(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64>;
+    /// One page of the tenant's groups (see [`NameQuery`]; display names only).
+    async fn groups_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>>;
+    async fn count_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64>;
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>>;
     /// The users of the tenant who hold `role`.
     async fn role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>>;

@@ -40,7 +40,7 @@ use crate::{
     GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreResult,
 };
-use crate::{ConsentEvent, ConsentWebhook, WebhookDelivery};
+use crate::{ConsentEvent, ConsentWebhook, NameQuery, WebhookDelivery};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -264,6 +264,12 @@ impl SqlStore {
         row.map(|r| decode(&Cols(&r))).transpose()
     }
 
+    /// Reads a `COUNT(*) AS n`.
+    async fn read_count(&self, query: Query<'_>) -> StoreResult<u64> {
+        let n = self.read_one(query, |c| c.int("n")).await?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Reads every row from the pool and decodes each with `decode`.
     async fn read_all<T>(&self, query: Query<'_>, decode: impl Fn(&Cols<'_>) -> StoreResult<T>) -> StoreResult<Vec<T>> {
         let rows = self.fetch_all(self.pool(), query).await.map_err(db_err)?;
@@ -458,6 +464,22 @@ impl Store for SqlStore {
 
     async fn users(&self, tenant_id: TenantId) -> StoreResult<Vec<User>> {
         self.list_users(tenant_id).await
+    }
+
+    async fn users_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<User>> {
+        self.page_users(tenant_id, query).await
+    }
+
+    async fn count_users(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
+        self.count_user_rows(tenant_id, query).await
+    }
+
+    async fn groups_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>> {
+        self.page_groups(tenant_id, query).await
+    }
+
+    async fn count_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
+        self.count_group_rows(tenant_id, query).await
     }
 
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>> {

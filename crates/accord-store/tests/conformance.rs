@@ -173,6 +173,7 @@ conformance! {
         audit_round_trip_limit_and_filter,
         audit_is_append_only,
         audit_pages_by_prefix_time_and_position,
+        directory_pages_by_name_prefix_and_position,
         notification_lifecycle,
         consume_once_and_purge,
         concurrent_consume_once,
@@ -2681,6 +2682,86 @@ mod cases {
         assert_eq!(s.audit_event(t.id, events[0].id).await.unwrap().as_ref(), Some(&events[0]));
         assert_eq!(s.audit_event(other.id, events[0].id).await.unwrap(), None);
         assert_eq!(s.audit_event(t.id, fresh()).await.unwrap(), None);
+    }
+
+    pub async fn directory_pages_by_name_prefix_and_position(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (other, _) = seed_tenant(s, "Fabrikam", "fabrikam.test").await;
+        let named = |upn: &str, name: &str| User { display_name: name.to_string(), ..user(t.id, upn) };
+        let people = [
+            named("zed@contoso.test", "alice Zimmer"),
+            named("al@contoso.test", "Alan Turing"),
+            named("bob@contoso.test", "Bob Brown"),
+            named("carol@contoso.test", "Álvaro Core"),
+            named("alz@contoso.test", "Zed Alz"),
+            named("twin1@contoso.test", "Twin"),
+            named("twin2@contoso.test", "Twin"),
+        ];
+        let mut changes: Vec<Change> = people.iter().cloned().map(Change::PutUser).collect();
+        let elsewhere = User { display_name: "Alice Elsewhere".into(), ..user(other.id, "elsewhere@fabrikam.test") };
+        changes.push(Change::PutUser(elsewhere));
+        let groups = [group(t.id, "Sales"), group(t.id, "sales leads"), group(t.id, "Support"), group(t.id, "Alpha")];
+        changes.extend(groups.iter().cloned().map(Change::PutGroup));
+        s.apply(&changes).await.unwrap();
+
+        let page =
+            |prefix: &str, after: Option<NamePosition>, limit: u32| NameQuery { prefix: prefix.into(), after, limit };
+        let names = |users: Vec<User>| users.into_iter().map(|u| u.upn).collect::<Vec<_>>();
+        // Display-name order, case-folded; ties by id; one tenant (an oracle sorted here).
+        let mut everyone = s.users(t.id).await.unwrap();
+        everyone.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
+        let expect = |keep: &dyn Fn(&User) -> bool| {
+            everyone.iter().filter(|u| keep(u)).map(|u| u.upn.clone()).collect::<Vec<_>>()
+        };
+        let all = s.users_page(t.id, &page("", None, 100)).await.unwrap();
+        assert_eq!(all, everyone);
+        assert_eq!(all.len(), 8, "seven and the seeded one");
+        assert_eq!(all[0].upn, "al@contoso.test");
+        assert_eq!(s.count_users(t.id, &page("", None, 1)).await.unwrap(), 8);
+        // A prefix of the name or of the UPN, any case.
+        let starts =
+            |p: &'static str| move |u: &User| u.display_name.to_lowercase().starts_with(p) || u.upn.starts_with(p);
+        let al = s.users_page(t.id, &page("AL", None, 100)).await.unwrap();
+        assert_eq!(names(al), expect(&starts("al")));
+        assert_eq!(expect(&starts("al")).len(), 4);
+        assert_eq!(s.count_users(t.id, &page("al", None, 1)).await.unwrap(), 4);
+        assert_eq!(names(s.users_page(t.id, &page("álv", None, 100)).await.unwrap()), ["carol@contoso.test"]);
+        assert_eq!(
+            names(s.users_page(t.id, &page("twin", None, 1)).await.unwrap()),
+            [expect(&starts("twin"))[0].clone()]
+        );
+        assert_eq!(names(s.users_page(t.id, &page("nobody", None, 100)).await.unwrap()), Vec::<String>::new());
+        // An object id finds that object only.
+        let by_id = s.users_page(t.id, &page(&people[2].id.to_string(), None, 100)).await.unwrap();
+        assert_eq!(names(by_id), ["bob@contoso.test"]);
+        assert_eq!(s.users_page(other.id, &page(&people[2].id.to_string(), None, 100)).await.unwrap(), vec![]);
+        // Keyset pages of two walk everyone once, across the tie.
+        let mut walked = Vec::new();
+        let mut after = None;
+        loop {
+            let got = s.users_page(t.id, &page("", after.clone(), 2)).await.unwrap();
+            let Some(last) = got.last() else { break };
+            after = Some(NamePosition::of(&last.display_name, last.id));
+            walked.extend(got);
+        }
+        assert_eq!(walked, all);
+        // A rename moves the user in the order.
+        let mut bob = people[2].clone();
+        bob.display_name = "Aaron Bob".into();
+        s.apply(&[Change::PutUser(bob)]).await.unwrap();
+        assert_eq!(names(s.users_page(t.id, &page("", None, 1)).await.unwrap()), ["bob@contoso.test"]);
+
+        // Groups: by name only.
+        let found: Vec<String> =
+            s.groups_page(t.id, &page("SAL", None, 100)).await.unwrap().into_iter().map(|g| g.display_name).collect();
+        assert_eq!(found, ["Sales", "sales leads"]);
+        assert_eq!(s.count_groups(t.id, &page("s", None, 1)).await.unwrap(), 3);
+        let first = s.groups_page(t.id, &page("", None, 2)).await.unwrap();
+        assert_eq!(first.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["Alpha", "Sales"]);
+        let after = NamePosition::of(&first[1].display_name, first[1].id);
+        let rest = s.groups_page(t.id, &page("", Some(after), 10)).await.unwrap();
+        assert_eq!(rest.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["sales leads", "Support"]);
+        assert_eq!(s.count_groups(other.id, &page("", None, 1)).await.unwrap(), 0);
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {

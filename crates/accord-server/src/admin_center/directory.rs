@@ -4,9 +4,11 @@
 use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps, Confirm, Destructive, Page, Section};
 use crate::portal::PortalUser;
 use crate::service::administration::{self, Operation};
+use crate::service::ServiceError;
 use crate::state::SharedState;
 use accord_core::directory::{DirectoryRole, Group, PrincipalType};
 use accord_core::Aadsts;
+use accord_store::{NamePosition, NameQuery};
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -40,13 +42,66 @@ fn users_crumbs(extra: Option<(String, String)>) -> Vec<layout::Crumb> {
     crumbs(items)
 }
 
-/// `GET /admin/users?q=`
+/// Rows a directory list shows per page.
+const LIST_PAGE: u32 = 50;
+
+/// The search and page of a directory list from its query string: `q` (the start of a name or
+/// UPN, or an object id) and `after` (the object id the previous page ended with).
+struct ListParams {
+    q: String,
+    after: Option<Uuid>,
+}
+
+impl ListParams {
+    fn parse(q: &HashMap<String, String>) -> Result<Self, ServiceError> {
+        let after = match q.get("after").map(|a| a.trim()).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(raw) => {
+                Some(Uuid::parse_str(raw).map_err(|_| Aadsts::invalid_parameter("after", "is not an object ID"))?)
+            }
+        };
+        Ok(ListParams { q: q.get("q").map(|s| s.trim().to_string()).unwrap_or_default(), after })
+    }
+
+    /// The store query, once the object the previous page ended with is known.
+    fn query(&self, after: Option<NamePosition>) -> NameQuery {
+        NameQuery { prefix: self.q.clone(), after, limit: LIST_PAGE }
+    }
+
+    /// Links to the next and first pages, keeping the search.
+    fn paging(&self, path: &str, next: Option<Uuid>) -> Value {
+        let link = |after: Option<Uuid>| {
+            let mut url = form_urlencoded::Serializer::new(String::new());
+            if !self.q.is_empty() {
+                url.append_pair("q", &self.q);
+            }
+            if let Some(a) = after {
+                url.append_pair("after", &a.to_string());
+            }
+            let query = url.finish();
+            if query.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}?{query}")
+            }
+        };
+        context! { next => next.map(|n| link(Some(n))), first => self.after.map(|_| link(None)) }
+    }
+}
+
+/// `GET /admin/users?q=&after=`
 pub async fn users(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
     let result = async {
-        let search = q.get("q").cloned().unwrap_or_default();
-        let list = administration::users(&*state.store, &portal.actor, &portal.tenant, &search).await?;
+        let params = ListParams::parse(&q)?;
+        let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
+        let after = match params.after {
+            None => None,
+            Some(id) => Some(administration::position_after(store, actor, tenant, id).await?),
+        };
+        let page = administration::users(store, actor, tenant, &params.query(after)).await?;
         let now = accord_core::clock::now();
-        let rows: Vec<Value> = list
+        let rows: Vec<Value> = page
+            .items
             .iter()
             .map(|u| {
                 context! {
@@ -57,7 +112,8 @@ pub async fn users(State(state): State<SharedState>, portal: PortalUser, Query(q
                 }
             })
             .collect();
-        let ctx = context! { users => rows, q => search };
+        let paging = params.paging("/admin/users", page.next.as_ref().map(|p| p.id));
+        let ctx = context! { users => rows, total => page.total, q => params.q, paging };
         let page =
             Page { section: Section::Users, crumbs: users_crumbs(None), template: "admin/users.html", ctx, query: &q };
         Ok(layout::page(&state, &portal, page).await)
@@ -285,19 +341,27 @@ fn groups_crumbs(extra: Option<(String, String)>) -> Vec<layout::Crumb> {
     crumbs(items)
 }
 
-/// `GET /admin/groups`
+/// `GET /admin/groups?q=&after=`
 pub async fn groups(State(state): State<SharedState>, portal: PortalUser, Query(q): Params) -> Response {
     let result = async {
-        let list = administration::groups(&*state.store, &portal.actor, &portal.tenant).await?;
-        let rows: Vec<Value> = list
+        let params = ListParams::parse(&q)?;
+        let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
+        let after = match params.after {
+            None => None,
+            Some(id) => Some(administration::position_after(store, actor, tenant, id).await?),
+        };
+        let page = administration::groups(store, actor, tenant, &params.query(after)).await?;
+        let rows: Vec<Value> = page
+            .items
             .iter()
             .map(|(g, members)| context! { id => g.id.to_string(), name => g.display_name, members => *members })
             .collect();
+        let paging = params.paging("/admin/groups", page.next.as_ref().map(|p| p.id));
         let page = Page {
             section: Section::Groups,
             crumbs: groups_crumbs(None),
             template: "admin/groups.html",
-            ctx: context! { groups => rows },
+            ctx: context! { groups => rows, total => page.total, q => params.q, paging },
             query: &q,
         };
         Ok(layout::page(&state, &portal, page).await)

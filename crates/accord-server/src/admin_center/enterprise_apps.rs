@@ -40,6 +40,8 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
             has_pending_requests: yes_no(&q, "pending"),
         };
         let apps = administration::enterprise_apps(&*state.store, &portal.actor, &portal.tenant, &filter).await?;
+        let total = apps.len();
+        let (apps, paging) = layout::in_pages(apps, "/admin/enterprise-apps", &q)?;
         let rows: Vec<Value> = apps
             .iter()
             .map(|a| {
@@ -67,7 +69,7 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
                 ("All applications", "/admin/enterprise-apps"),
             ]),
             template: "admin/enterprise_apps.html",
-            ctx: context! { apps => rows, filter => filter_view },
+            ctx: context! { apps => rows, total, paging, filter => filter_view },
             query: &q,
         };
         Ok(layout::page(&state, &portal, page).await)

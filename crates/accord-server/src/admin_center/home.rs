@@ -30,13 +30,13 @@ pub async fn home(
         let (actor, tenant) = (&portal.actor, &portal.tenant);
         let caps = Caps::of(&state, &portal).await;
         let counts = if caps.read_directory {
+            let (users, groups) = administration::directory_counts(store, actor, tenant).await?;
             context! {
                 apps => administration::enterprise_apps(store, actor, tenant, &EnterpriseAppFilter::default())
                     .await?
                     .len(),
                 registrations => administration::app_registrations(store, actor, tenant).await?.len(),
-                users => administration::users(store, actor, tenant, "").await?.len(),
-                groups => administration::groups(store, actor, tenant).await?.len(),
+                users, groups,
                 pending => pending_count(&portal, store).await?,
             }
         } else if caps.reviewer {

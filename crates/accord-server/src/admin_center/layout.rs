@@ -8,6 +8,7 @@ use crate::service::administration::{self, Actor, Operation};
 use crate::service::ServiceError;
 use crate::state::AppState;
 use crate::web::forms::found;
+use accord_core::Aadsts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{context, Environment, Value};
@@ -69,6 +70,7 @@ static ENV: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "admin/reg_webhook_secret.html",
         "admin/audit.html",
         "admin/audit_event.html",
+        "admin/pager.html",
     ) {
         env.add_template(name, source).expect("built-in admin template parses");
     }
@@ -367,6 +369,48 @@ pub fn not_found() -> ServiceError {
     ServiceError::not_found("No such object was found in this organisation.")
 }
 
+/// Rows an admin-center list shows per page.
+pub const PAGE_ROWS: usize = 50;
+
+/// One page (`?page=N`, from 1) of a list held in memory — the lists that grow with the apps
+/// and requests of a tenant, not with its users — and the pager's links, which keep the other
+/// query parameters.
+pub fn in_pages<T>(items: Vec<T>, path: &str, q: &HashMap<String, String>) -> Result<(Vec<T>, Value), ServiceError> {
+    let number = match q.get("page").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+        None => 1,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| Aadsts::invalid_parameter("page", "is not a page number (1, 2, …)"))?,
+    };
+    let pages = items.len().div_ceil(PAGE_ROWS).max(1);
+    let link = |n: usize| {
+        let mut keep: Vec<(&String, &String)> =
+            q.iter().filter(|(k, v)| !v.is_empty() && k.as_str() != "page" && k.as_str() != "done").collect();
+        keep.sort();
+        let mut url = form_urlencoded::Serializer::new(String::new());
+        url.extend_pairs(keep);
+        if n > 1 {
+            url.append_pair("page", &n.to_string());
+        }
+        let query = url.finish();
+        if query.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{query}")
+        }
+    };
+    let paging = context! {
+        first => (number > 2).then(|| link(1)),
+        prev => (number > 1).then(|| link(number - 1)),
+        next => (number < pages).then(|| link(number + 1)),
+        label => format!("Page {} of {pages}", number.min(pages)),
+    };
+    let rows = items.into_iter().skip((number - 1).saturating_mul(PAGE_ROWS)).take(PAGE_ROWS).collect();
+    Ok((rows, paging))
+}
+
 /// `2026-01-02 13:45 UTC`
 pub fn fmt_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -470,6 +514,30 @@ impl Confirm<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_in_memory_are_paged_with_links_that_keep_the_filters() {
+        let q = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let items: Vec<u32> = (0..120).collect();
+        let (rows, paging) = in_pages(items.clone(), "/admin/x", &q(&[("q", "a b"), ("done", "saved")])).unwrap();
+        assert_eq!(rows, (0..50).collect::<Vec<_>>());
+        assert_eq!(paging.get_attr("next").unwrap().to_string(), "/admin/x?q=a+b&page=2");
+        assert!(paging.get_attr("prev").unwrap().is_none());
+        assert_eq!(paging.get_attr("label").unwrap().to_string(), "Page 1 of 3");
+        let (rows, paging) = in_pages(items.clone(), "/admin/x", &q(&[("page", "3"), ("q", "a")])).unwrap();
+        assert_eq!(rows, (100..120).collect::<Vec<_>>());
+        assert!(paging.get_attr("next").unwrap().is_none());
+        assert_eq!(paging.get_attr("prev").unwrap().to_string(), "/admin/x?q=a&page=2");
+        assert_eq!(paging.get_attr("first").unwrap().to_string(), "/admin/x?q=a");
+        let (rows, _) = in_pages(items.clone(), "/admin/x", &q(&[("page", "9")])).unwrap();
+        assert!(rows.is_empty(), "past the end: nothing, not an error");
+        for bad in ["0", "-1", "two", "1.5"] {
+            assert!(in_pages(items.clone(), "/admin/x", &q(&[("page", bad)])).is_err(), "{bad}");
+        }
+        let (rows, paging) = in_pages(vec![1, 2], "/admin/x", &q(&[])).unwrap();
+        assert_eq!(rows, [1, 2]);
+        assert!(paging.get_attr("next").unwrap().is_none() && paging.get_attr("first").unwrap().is_none());
+    }
 
     #[test]
     fn done_codes_map_to_fixed_texts_only() {

@@ -65,9 +65,17 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
             }
         }
         history.sort_by_key(|h| std::cmp::Reverse(h.0));
+        let history: Vec<Value> = history.into_iter().map(|(_, v)| v).collect();
+        let (pending, history, paging) = if history_view_selected {
+            let (history, paging) = layout::in_pages(history, "/admin/requests", &q)?;
+            (pending, history, paging)
+        } else {
+            let (pending, paging) = layout::in_pages(pending, "/admin/requests", &q)?;
+            (pending, history, paging)
+        };
         let ctx = context! {
             view => if history_view_selected { "history" } else { "pending" },
-            apps => pending, history => history.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+            apps => pending, history, paging,
         };
         let crumbs = crumbs([
             ("Enterprise applications", "/admin/enterprise-apps"),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{Change, StoreError, StoreResult};
+use crate::{Change, NameQuery, StoreError, StoreResult};
 
 // --- tenants ---
 
@@ -340,9 +340,10 @@ impl SqlStore {
             Change::PutUser(u) => {
                 let q = sqlx::query(
                     "INSERT INTO users (tenant_id, id, upn, upn_key, display_name, password_hash, enabled, \
-                     failed_sign_ins, locked_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     failed_sign_ins, locked_until, name_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (tenant_id, id) DO UPDATE SET upn = excluded.upn, upn_key = excluded.upn_key, \
-                     display_name = excluded.display_name, password_hash = excluded.password_hash, \
+                     display_name = excluded.display_name, name_key = excluded.name_key, \
+                     password_hash = excluded.password_hash, \
                      enabled = excluded.enabled, failed_sign_ins = excluded.failed_sign_ins, \
                      locked_until = excluded.locked_until",
                 )
@@ -354,7 +355,8 @@ impl SqlStore {
                 .bind(u.password_hash.as_deref())
                 .bind(flag(u.enabled))
                 .bind(i64::from(u.failed_sign_ins))
-                .bind(u.locked_until.map(micros));
+                .bind(u.locked_until.map(micros))
+                .bind(fold(&u.display_name));
                 self.execute(&mut *c, q).await.map_err(|e| {
                     write_err(e, |_| {
                         format!("user principal name {} is already taken in tenant {}", u.upn, u.tenant_id)
@@ -820,6 +822,24 @@ impl SqlStore {
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), user_from).await
     }
 
+    /// A page of users in display-name order (ties by id): see [`NameQuery`].
+    pub(super) async fn page_users(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<User>> {
+        let (filter, binds) = name_filter(query, true);
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1{filter} ORDER BY name_key, id LIMIT ${}",
+            binds.len() + 2
+        );
+        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
+        self.read_all(q.bind(i64::from(query.limit)), user_from).await
+    }
+
+    pub(super) async fn count_user_rows(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
+        let (filter, binds) = name_filter(&NameQuery { after: None, ..query.clone() }, true);
+        let sql = format!("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1{filter}");
+        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
+        self.read_count(q).await
+    }
+
     pub(super) async fn list_user_roles(
         &self,
         tenant_id: TenantId,
@@ -930,6 +950,24 @@ impl SqlStore {
     pub(super) async fn list_groups(&self, tenant_id: TenantId) -> StoreResult<Vec<Group>> {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 ORDER BY name_key, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), group_from).await
+    }
+
+    /// A page of groups in display-name order (ties by id): see [`NameQuery`].
+    pub(super) async fn page_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>> {
+        let (filter, binds) = name_filter(query, false);
+        let sql = format!(
+            "SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1{filter} ORDER BY name_key, id LIMIT ${}",
+            binds.len() + 2
+        );
+        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
+        self.read_all(q.bind(i64::from(query.limit)), group_from).await
+    }
+
+    pub(super) async fn count_group_rows(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
+        let (filter, binds) = name_filter(&NameQuery { after: None, ..query.clone() }, false);
+        let sql = format!("SELECT COUNT(*) AS n FROM directory_groups WHERE tenant_id = $1{filter}");
+        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
+        self.read_count(q).await
     }
 
     pub(super) async fn list_group_members(
@@ -1137,4 +1175,55 @@ impl SqlStore {
         }
         self.read_all(q, event_from).await
     }
+}
+
+/// The WHERE clauses (after the tenant's `$1`) and their values for a [`NameQuery`]: a prefix of
+/// the folded display name (or of the UPN, for users) as a key range — so an index serves it —
+/// or an exact object id; then the keyset position.
+fn name_filter(query: &NameQuery, with_upn: bool) -> (String, Vec<String>) {
+    fn param(binds: &mut Vec<String>, v: String) -> String {
+        binds.push(v);
+        format!("${}", binds.len() + 1)
+    }
+    fn range(binds: &mut Vec<String>, column: &str, low: &str) -> String {
+        let from = param(binds, low.to_string());
+        match prefix_end(low) {
+            Some(end) => format!("({column} >= {from} AND {column} < {})", param(binds, end)),
+            None => format!("{column} >= {from}"),
+        }
+    }
+    let mut sql = String::new();
+    let mut binds = Vec::new();
+    let prefix = query.prefix.trim();
+    if let Ok(object_id) = Uuid::parse_str(prefix) {
+        sql.push_str(&format!(" AND id = {}", param(&mut binds, id(object_id))));
+    } else if !prefix.is_empty() {
+        let low = fold(prefix);
+        let name = range(&mut binds, "name_key", &low);
+        if with_upn {
+            let upn = range(&mut binds, "upn_key", &low);
+            sql.push_str(&format!(" AND ({name} OR {upn})"));
+        } else {
+            sql.push_str(&format!(" AND {name}"));
+        }
+    }
+    if let Some(after) = &query.after {
+        let (k, i) = (param(&mut binds, after.name_key.clone()), param(&mut binds, id(after.id)));
+        sql.push_str(&format!(" AND (name_key, id) > ({k}, {i})"));
+    }
+    (sql, binds)
+}
+
+/// The least string after every string that starts with `prefix` (its last character
+/// incremented); keys compare byte by byte, which for UTF-8 is code-point order.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
 }

@@ -81,8 +81,10 @@ async fn principal_or_deleted(
     }))
 }
 
-/// Users and (optionally) groups whose name, UPN or object id contains `query` (any case);
-/// everyone when `query` is blank. Users first, each kind by display name; at most `limit`.
+/// Users and (optionally) groups whose display name or UPN starts with `query` (any case), or
+/// whose object id it is; everyone when `query` is blank. Users first, each kind by display
+/// name; at most `limit`. Read a page at a time from the store's indexes, whatever the size of
+/// the directory.
 pub async fn find_principals(
     store: &dyn Store,
     actor: &Actor,
@@ -92,29 +94,15 @@ pub async fn find_principals(
     limit: usize,
 ) -> Result<Vec<PrincipalSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let needle = query.trim().to_lowercase();
-    let hit = |texts: &[&str]| needle.is_empty() || texts.iter().any(|t| t.to_lowercase().contains(&needle));
-    let mut users: Vec<PrincipalSummary> = store
-        .users(tenant.id)
-        .await?
-        .iter()
-        .filter(|u| hit(&[&u.display_name, &u.upn, &u.id.to_string()]))
-        .map(PrincipalSummary::of_user)
-        .collect();
-    users.sort_by_key(|p| p.display_name.to_lowercase());
-    if include_groups {
-        let mut groups: Vec<PrincipalSummary> = store
-            .groups(tenant.id)
-            .await?
-            .iter()
-            .filter(|g| hit(&[&g.display_name, &g.id.to_string()]))
-            .map(PrincipalSummary::of_group)
-            .collect();
-        groups.sort_by_key(|p| p.display_name.to_lowercase());
-        users.extend(groups);
+    let page = NameQuery { prefix: query.trim().to_string(), after: None, limit: limit.min(1000) as u32 };
+    let mut found: Vec<PrincipalSummary> =
+        store.users_page(tenant.id, &page).await?.iter().map(PrincipalSummary::of_user).collect();
+    if include_groups && found.len() < limit {
+        let groups = store.groups_page(tenant.id, &page).await?;
+        found.extend(groups.iter().map(PrincipalSummary::of_group));
     }
-    users.truncate(limit);
-    Ok(users)
+    found.truncate(limit);
+    Ok(found)
 }
 
 /// The users and groups of the tenant with these ids, in the order given; ids that name
@@ -135,6 +123,18 @@ pub async fn principals_by_ids(
         }
     }
     Ok(out)
+}
+
+/// Where a directory page that ended with this user or group continues.
+pub async fn position_after(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    id: Uuid,
+) -> Result<NamePosition, ServiceError> {
+    let found = principals_by_ids(store, actor, tenant, &[id]).await?;
+    let p = found.first().ok_or_else(|| invalid("after", "names no user or group of this organisation"))?;
+    Ok(NamePosition::of(&p.display_name, p.id))
 }
 
 /// One enterprise application of the tenant, as "All applications" lists it.
@@ -312,23 +312,55 @@ pub struct UserSummary {
 }
 
 /// The tenant's users whose name or UPN contains `query` (any case), by display name.
+/// One page of a directory list: the items, how many match in all, and where the next page
+/// starts (none on the last page).
+#[derive(Debug, Clone)]
+pub struct DirectoryPage<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub next: Option<NamePosition>,
+}
+
+/// The most items a directory page holds.
+pub const MAX_PAGE: u32 = 200;
+
+/// Reads `query.limit` items and one more, to know whether a next page exists.
+fn split_page<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    position: impl Fn(&T) -> NamePosition,
+) -> (Vec<T>, Option<NamePosition>) {
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = if more { items.last().map(position) } else { None };
+    (items, next)
+}
+
+/// The tenant's users, a page at a time (see [`NameQuery`]), each with their directory roles.
 pub async fn users(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    query: &str,
-) -> Result<Vec<UserSummary>, ServiceError> {
+    query: &NameQuery,
+) -> Result<DirectoryPage<UserSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let needle = query.trim().to_lowercase();
-    let mut out = Vec::new();
-    for user in store.users(tenant.id).await? {
-        if needle.is_empty() || user.upn.contains(&needle) || user.display_name.to_lowercase().contains(&needle) {
-            let roles = store.user_roles(tenant.id, user.id).await?;
-            out.push(UserSummary { user, roles });
-        }
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    let read = NameQuery { limit: limit + 1, ..query.clone() };
+    let (users, next) =
+        split_page(store.users_page(tenant.id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
+    let mut items = Vec::with_capacity(users.len());
+    for user in users {
+        let roles = store.user_roles(tenant.id, user.id).await?;
+        items.push(UserSummary { user, roles });
     }
-    out.sort_by_key(|u| (u.user.display_name.to_lowercase(), u.user.id));
-    Ok(out)
+    Ok(DirectoryPage { items, total: store.count_users(tenant.id, query).await?, next })
+}
+
+/// How many users and groups the tenant has (counted by the database).
+pub async fn directory_counts(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<(u64, u64), ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let all = NameQuery::default();
+    Ok((store.count_users(tenant.id, &all).await?, store.count_groups(tenant.id, &all).await?))
 }
 
 /// One user with roles and the groups they belong to (transitively).
@@ -357,15 +389,25 @@ pub struct GroupDetails {
     pub member_of: Vec<Group>,
 }
 
-pub async fn groups(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<Vec<(Group, usize)>, ServiceError> {
+/// The tenant's groups, a page at a time (see [`NameQuery`]), each with its number of direct
+/// members.
+pub async fn groups(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    query: &NameQuery,
+) -> Result<DirectoryPage<(Group, usize)>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let mut out = Vec::new();
-    for g in store.groups(tenant.id).await? {
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    let read = NameQuery { limit: limit + 1, ..query.clone() };
+    let (groups, next) =
+        split_page(store.groups_page(tenant.id, &read).await?, limit, |g| NamePosition::of(&g.display_name, g.id));
+    let mut items = Vec::with_capacity(groups.len());
+    for g in groups {
         let members = store.group_members(tenant.id, g.id).await?.len();
-        out.push((g, members));
+        items.push((g, members));
     }
-    out.sort_by_key(|(g, _)| g.display_name.to_lowercase());
-    Ok(out)
+    Ok(DirectoryPage { items, total: store.count_groups(tenant.id, query).await?, next })
 }
 
 pub async fn group_details(
