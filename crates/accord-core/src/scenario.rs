@@ -39,6 +39,7 @@ use crate::ids::{AppId, TenantId, UserId};
 
 pub use crate::directory::{DirectoryRole, SignInAudience, UserConsent};
 
+pub mod generate;
 mod raw;
 mod relative_time;
 mod text;
@@ -402,8 +403,10 @@ pub struct UserSpec {
     pub upn: String,
     /// Display name.
     pub display_name: String,
-    /// The password in clear, exactly as written (the loader hashes it).
-    pub password: String,
+    /// The password in clear, exactly as written (the loader hashes it); `None`: the user cannot
+    /// sign in with a password (a member that a fixture needs only in groups and lists, which
+    /// also spares the loader an argon2 hash).
+    pub password: Option<String>,
     /// Directory roles, without duplicates, in file order.
     pub roles: Vec<DirectoryRole>,
 }

@@ -59,13 +59,16 @@ pub fn router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// Test mode's fault injection; without test mode, nothing.
+/// Test mode's fault injection, and the SQL statements each response cost in its
+/// `x-accord-statements` header (for tests that hold a request's cost to a number); without
+/// test mode, nothing.
 async fn faults(test_mode: bool, req: axum::extract::Request, next: middleware::Next) -> axum::response::Response {
-    if test_mode {
-        crate::test_control::faults::inject(req, next).await
-    } else {
-        next.run(req).await
+    if !test_mode {
+        return next.run(req).await;
     }
+    let (statements, mut res) = accord_store::count_statements(crate::test_control::faults::inject(req, next)).await;
+    res.headers_mut().insert("x-accord-statements", axum::http::HeaderValue::from(statements));
+    res
 }
 
 /// The identity endpoints a single-page app calls with `fetch` that answer with tokens or a

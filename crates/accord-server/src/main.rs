@@ -151,6 +151,13 @@ enum ScenarioCommand {
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = accord_server::config::parse_var)]
         vars: Vec<(String, String)>,
     },
+    /// Print a generated tenant of any size as a scenario (users in nested groups, apps, an app
+    /// that signs in): a fixture for load and scale tests, without a checked-in file.
+    Generate {
+        /// How many users (one group per ten, one app per hundred).
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
+        users: u32,
+    },
 }
 
 #[derive(clap::Args)]
@@ -216,6 +223,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scenario { command: ScenarioCommand::Check { file, vars } } => check_scenario(&file, vars),
+        Command::Scenario { command: ScenarioCommand::Generate { users } } => {
+            let size = accord_core::scenario::generate::TenantSize { users: users as usize };
+            print!("{}", accord_core::scenario::generate::tenant(size));
+            Ok(())
+        }
         Command::Serve(args) => runtime().and_then(|rt| rt.block_on(serve_command(args))),
         Command::Keys { command: KeysCommand::Rotate(args) } => {
             runtime().and_then(|rt| rt.block_on(rotate_command(args)))

@@ -9,7 +9,7 @@ mod records;
 mod sql;
 
 pub use records::*;
-pub use sql::{CacheScope, CacheSettings, SqlStore};
+pub use sql::{count_statements, CacheScope, CacheSettings, SqlStore};
 
 use accord_core::consent_records::*;
 use accord_core::directory::*;
@@ -177,6 +177,22 @@ pub trait Store: Send + Sync + 'static {
     async fn groups_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>>;
     async fn count_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64>;
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>>;
+    /// The directory roles of several users in one read (a page of a user list); users
+    /// without roles are absent.
+    async fn roles_of_users(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<std::collections::HashMap<UserId, Vec<DirectoryRole>>>;
+    /// How many direct members each of these groups has, in one read.
+    async fn member_counts(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<std::collections::HashMap<GroupId, u64>>;
+    /// Every group `member_id` is in, directly or through nested groups, with names and the
+    /// way up (one read, whatever the depth; cycles end). Sorted by group id.
+    async fn memberships_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>>;
     /// The users of the tenant who hold `role`.
     async fn role_holders(&self, tenant_id: TenantId, role: DirectoryRole) -> StoreResult<Vec<UserId>>;
     /// Atomically adds one to the user's failed sign-in count and returns the new count.

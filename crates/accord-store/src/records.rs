@@ -342,3 +342,12 @@ impl NamePosition {
         NamePosition { name_key: display_name.to_lowercase(), id: id.into() }
     }
 }
+
+/// One group a user (or group) is in, directly or through nested groups: the group's id and
+/// name, and `via`, the group below it on the way (`None` for a direct membership).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub group_id: accord_core::ids::GroupId,
+    pub group_name: String,
+    pub via: Option<accord_core::ids::GroupId>,
+}

@@ -40,7 +40,21 @@ use crate::{
     GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreResult,
 };
-use crate::{ConsentEvent, ConsentWebhook, NameQuery, WebhookDelivery};
+use crate::{ConsentEvent, ConsentWebhook, Membership, NameQuery, WebhookDelivery};
+
+tokio::task_local! {
+    /// The statements of the work [`count_statements`] runs.
+    static REQUEST_STATEMENTS: Arc<AtomicU64>;
+}
+
+/// Runs `work`, counting the statements the store runs for it (on its task, not in tasks it
+/// spawns): a request's own reads and writes, apart from the background jobs that share the
+/// store. Test mode reports it per response; the scale test compares it across tenant sizes.
+pub async fn count_statements<F: std::future::Future>(work: F) -> (u64, F::Output) {
+    let counter = Arc::new(AtomicU64::new(0));
+    let out = REQUEST_STATEMENTS.scope(counter.clone(), work).await;
+    (counter.load(Ordering::Relaxed), out)
+}
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -224,6 +238,7 @@ impl SqlStore {
 
     fn count(&self) {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
+        let _ = REQUEST_STATEMENTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
     }
 
     fn pool(&self) -> &AnyPool {
@@ -521,6 +536,27 @@ impl Store for SqlStore {
 
     async fn group_members(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<Vec<GroupMember>> {
         self.cached(CacheKey::GroupMembers(tenant_id, group_id), self.list_group_members(tenant_id, group_id)).await
+    }
+
+    async fn roles_of_users(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<std::collections::HashMap<UserId, Vec<DirectoryRole>>> {
+        self.list_roles_of_users(tenant_id, user_ids).await
+    }
+
+    async fn member_counts(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<std::collections::HashMap<GroupId, u64>> {
+        self.count_members(tenant_id, group_ids).await
+    }
+
+    async fn memberships_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>> {
+        let load = self.list_memberships(tenant_id, member_id);
+        self.cached(CacheKey::Memberships(tenant_id, member_id), load).await
     }
 
     async fn transitive_groups_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<GroupId>> {

@@ -174,6 +174,7 @@ conformance! {
         audit_is_append_only,
         audit_pages_by_prefix_time_and_position,
         directory_pages_by_name_prefix_and_position,
+        batched_directory_reads,
         notification_lifecycle,
         consume_once_and_purge,
         concurrent_consume_once,
@@ -2762,6 +2763,80 @@ mod cases {
         let rest = s.groups_page(t.id, &page("", Some(after), 10)).await.unwrap();
         assert_eq!(rest.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["sales leads", "Support"]);
         assert_eq!(s.count_groups(other.id, &page("", None, 1)).await.unwrap(), 0);
+    }
+
+    pub async fn batched_directory_reads(s: &dyn Store) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let (other, _) = seed_tenant(s, "Fabrikam", "fabrikam.test").await;
+        let (ann, bob, cat) =
+            (user(t.id, "ann@contoso.test"), user(t.id, "bob@contoso.test"), user(t.id, "cat@contoso.test"));
+        let [top, mid, low, loop_a, loop_b, empty] =
+            ["Top", "Mid", "Low", "Loop A", "Loop B", "Empty"].map(|n| group(t.id, n));
+        let m = |g: &Group, id: Uuid, kind: MemberKind| GroupMember { group_id: g.id, member_id: id, kind };
+        let set =
+            |g: &Group, members: Vec<GroupMember>| Change::SetGroupMembers { tenant_id: t.id, group_id: g.id, members };
+        let mut changes: Vec<Change> = [&ann, &bob, &cat].iter().map(|u| Change::PutUser((*u).clone())).collect();
+        changes.extend([&top, &mid, &low, &loop_a, &loop_b, &empty].iter().map(|g| Change::PutGroup((*g).clone())));
+        changes.extend([
+            // ann is in Low directly, and in Mid both directly and through Low.
+            set(&low, vec![m(&low, ann.id.into(), MemberKind::User)]),
+            set(&mid, vec![m(&mid, low.id.into(), MemberKind::Group), m(&mid, ann.id.into(), MemberKind::User)]),
+            set(&top, vec![m(&top, mid.id.into(), MemberKind::Group), m(&top, bob.id.into(), MemberKind::User)]),
+            // A cycle with bob in it.
+            set(
+                &loop_a,
+                vec![m(&loop_a, loop_b.id.into(), MemberKind::Group), m(&loop_a, bob.id.into(), MemberKind::User)],
+            ),
+            set(&loop_b, vec![m(&loop_b, loop_a.id.into(), MemberKind::Group)]),
+            Change::SetUserRoles {
+                tenant_id: t.id,
+                user_id: ann.id,
+                roles: vec![DirectoryRole::GlobalAdministrator, DirectoryRole::ApplicationAdministrator],
+            },
+            Change::SetUserRoles {
+                tenant_id: t.id,
+                user_id: cat.id,
+                roles: vec![DirectoryRole::CloudApplicationAdministrator],
+            },
+        ]);
+        s.apply(&changes).await.unwrap();
+
+        // Memberships up the nesting, with names; a direct membership has no `via`.
+        let mut expect = vec![
+            Membership { group_id: low.id, group_name: "Low".into(), via: None },
+            Membership { group_id: mid.id, group_name: "Mid".into(), via: None },
+            Membership { group_id: top.id, group_name: "Top".into(), via: Some(mid.id) },
+        ];
+        expect.sort_by_key(|m| m.group_id);
+        assert_eq!(s.memberships_of(t.id, ann.id.into()).await.unwrap(), expect);
+        let ids: Vec<GroupId> = expect.iter().map(|m| m.group_id).collect();
+        assert_eq!(s.transitive_groups_of(t.id, ann.id.into()).await.unwrap(), ids, "the same groups");
+        // Through a cycle: it ends, and a group is never its own member.
+        let mut bobs: Vec<(GroupId, Option<GroupId>)> =
+            s.memberships_of(t.id, bob.id.into()).await.unwrap().into_iter().map(|m| (m.group_id, m.via)).collect();
+        bobs.sort();
+        let mut want = vec![(top.id, None), (loop_a.id, None), (loop_b.id, Some(loop_a.id))];
+        want.sort();
+        assert_eq!(bobs, want);
+        let of_loop: Vec<GroupId> =
+            s.memberships_of(t.id, loop_a.id.into()).await.unwrap().into_iter().map(|m| m.group_id).collect();
+        assert_eq!(of_loop, vec![loop_b.id]);
+        assert_eq!(s.memberships_of(other.id, ann.id.into()).await.unwrap(), vec![], "one tenant");
+
+        // Roles of a page of users, and member counts of a page of groups, in one read each.
+        let roles = s.roles_of_users(t.id, &[ann.id, bob.id, cat.id]).await.unwrap();
+        assert_eq!(roles.len(), 2, "bob has none: {roles:?}");
+        assert_eq!(roles[&ann.id], s.user_roles(t.id, ann.id).await.unwrap());
+        assert_eq!(roles[&cat.id], vec![DirectoryRole::CloudApplicationAdministrator]);
+        assert!(s.roles_of_users(other.id, &[ann.id]).await.unwrap().is_empty());
+        assert!(s.roles_of_users(t.id, &[]).await.unwrap().is_empty());
+        let counts = s.member_counts(t.id, &[top.id, mid.id, low.id, loop_b.id, empty.id]).await.unwrap();
+        assert_eq!(counts[&top.id], 2);
+        assert_eq!(counts[&mid.id], 2);
+        assert_eq!(counts[&low.id], 1);
+        assert_eq!(counts[&loop_b.id], 1);
+        assert_eq!(counts.get(&empty.id), None, "no members: absent");
+        assert!(s.member_counts(other.id, &[top.id]).await.unwrap().is_empty());
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {

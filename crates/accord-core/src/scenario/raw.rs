@@ -86,7 +86,7 @@ pub(super) struct RawAdminConsentRequests {
 pub(super) struct RawUser {
     pub upn: S<String>,
     pub display_name: S<String>,
-    pub password: S<String>,
+    pub password: Option<S<String>>,
     #[serde(default)]
     pub roles: Vec<S<String>>,
     pub id: Option<S<String>>,

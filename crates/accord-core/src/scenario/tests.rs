@@ -221,7 +221,7 @@ fn spec_example_parses() {
             id: Some(uuid::uuid!("0e5ad3a4-8a0b-4d4c-9d64-6a3b4f2f7c11").into()),
             upn: "admin@contoso.test".into(),
             display_name: "Contoso Administrator".into(),
-            password: "correct horse battery staple".into(),
+            password: Some("correct horse battery staple".into()),
             roles: vec![DirectoryRole::GlobalAdministrator],
         }
     );
@@ -597,8 +597,9 @@ fn demo_world_parses() {
         let tenant = t.default_domain().trim_end_matches(".test");
         for u in &t.users {
             let name = u.upn.split('@').next().unwrap();
-            assert_eq!(u.password, format!("Passw0rd!{tenant}-{name}"));
-            assert!(text::line_of(text, text.find(&u.password).unwrap()) < 40, "listed at the top");
+            let password = u.password.as_deref().expect("every demo account has a password");
+            assert_eq!(password, format!("Passw0rd!{tenant}-{name}"));
+            assert!(text::line_of(text, text.find(password).unwrap()) < 40, "listed at the top");
         }
     }
 }
@@ -2195,4 +2196,18 @@ fn webhooks_need_an_http_url_and_a_standard_webhooks_secret() {
     );
     let d = diagnostics(&twice);
     assert!(d.len() == 1 && d[0].message.contains("used twice"), "{d:#?}");
+}
+
+#[test]
+fn a_user_may_have_no_password_but_not_an_empty_one() {
+    let text = base("", "").replace("display_name = \"Bob\"\npassword = \"pw\"\n", "display_name = \"Bob\"\n");
+    let s = expect_ok(&text);
+    let users = &s.tenants[0].users;
+    assert_eq!(users[0].password.as_deref(), Some("pw"));
+    assert_eq!(users[1].upn, "bob@contoso.test");
+    assert_eq!(users[1].password, None, "Bob exists (in Sales) but cannot sign in with a password");
+    let empty =
+        base("", "").replace("display_name = \"Bob\"\npassword = \"pw\"", "display_name = \"Bob\"\npassword = \"\"");
+    let err = parse(FILE, &empty).unwrap_err().to_string();
+    assert!(err.contains("tenant.user.password") && err.contains("must not be empty"), "{err}");
 }

@@ -13,6 +13,28 @@ pub(super) fn line_of(text: &str, offset: usize) -> usize {
     1 + bytes[..end].iter().filter(|&&b| b == b'\n').count()
 }
 
+/// Where each line of a text starts, so that finding the line of an offset is a binary search:
+/// validation asks for the line of every object, and counting newlines from the start each time
+/// made a 100,000-user file quadratic.
+pub(super) struct LineIndex {
+    /// Byte offsets of the newlines, in order.
+    newlines: Vec<usize>,
+    len: usize,
+}
+
+impl LineIndex {
+    pub(super) fn new(text: &str) -> Self {
+        let newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
+        LineIndex { newlines, len: text.len() }
+    }
+
+    /// The 1-based line containing byte `offset` (clamped to the text), as [`line_of`] says.
+    pub(super) fn line_of(&self, offset: usize) -> usize {
+        let end = offset.min(self.len);
+        1 + self.newlines.partition_point(|&n| n < end)
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Key paths for errors reported by the TOML parser
 // ---------------------------------------------------------------------------------------------
@@ -405,6 +427,16 @@ pub(super) fn identifier_uri_problem(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_line_index_agrees_with_counting_newlines() {
+        for text in ["", "a", "\n", "a\nb", "a\n\nbc\n", "é\nü\n\n"] {
+            let index = LineIndex::new(text);
+            for offset in 0..=text.len() + 2 {
+                assert_eq!(index.line_of(offset), line_of(text, offset), "{text:?} at {offset}");
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

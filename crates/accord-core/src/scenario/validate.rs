@@ -24,7 +24,7 @@ use crate::time_zone::NamedZone;
 /// Collects diagnostics.
 struct Ctx<'a> {
     file: &'a str,
-    text: &'a str,
+    lines: text::LineIndex,
     diags: Vec<Diagnostic>,
 }
 
@@ -32,14 +32,14 @@ impl Ctx<'_> {
     fn err(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
         self.diags.push(Diagnostic {
             file: self.file.to_string(),
-            line: text::line_of(self.text, span.start),
+            line: self.lines.line_of(span.start),
             key: key.to_string(),
             message: message.into(),
         });
     }
 
     fn line(&self, span: Range<usize>) -> usize {
-        text::line_of(self.text, span.start)
+        self.lines.line_of(span.start)
     }
 
     /// A required string that must not be empty (or blank).
@@ -123,7 +123,7 @@ pub(super) fn validate(
     raw: RawScenario,
     options: &ParseOptions<'_>,
 ) -> Result<Scenario, ScenarioError> {
-    let mut cx = Ctx { file, text, diags: Vec::new() };
+    let mut cx = Ctx { file, lines: text::LineIndex::new(text), diags: Vec::new() };
     let scenario_zone = zone(&mut cx, &raw.time_zone, "time_zone").unwrap_or_else(NamedZone::utc);
     let relative_times = relative_times(&mut cx, &raw.relative_times);
 
@@ -377,9 +377,13 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser)
         }
     }
     let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
-    let password = u.password.get_ref().clone();
-    if password.is_empty() {
-        cx.err(u.password.span(), "tenant.user.password", "must not be empty");
+    let password = u.password.as_ref().map(|p| p.get_ref().clone());
+    if let Some(p) = u.password.as_ref().filter(|p| p.get_ref().is_empty()) {
+        cx.err(
+            p.span(),
+            "tenant.user.password",
+            "must not be empty (leave `password` out for a user who only needs to exist, in groups and lists)",
+        );
     }
     cx.no_duplicates(&u.roles, "tenant.user.roles", exact);
     let mut roles = Vec::new();

@@ -42,12 +42,14 @@ pub async fn list(State(state): State<SharedState>, portal: PortalUser, Query(q)
         let apps = administration::enterprise_apps(&*state.store, &portal.actor, &portal.tenant, &filter).await?;
         let total = apps.len();
         let (apps, paging) = layout::in_pages(apps, "/admin/enterprise-apps", &q)?;
+        let publishers = administration::publishers(&*state.store, &apps).await?;
         let rows: Vec<Value> = apps
             .iter()
-            .map(|a| {
+            .zip(publishers)
+            .map(|(a, p)| {
                 context! {
                     name => a.sp.display_name, href => format!("/admin/enterprise-apps/{}", a.sp.id),
-                    app_id => a.sp.app_id.to_string(), publisher => a.publisher, verified => a.verified_publisher,
+                    app_id => a.sp.app_id.to_string(), publisher => p.name, verified => p.verified,
                     enabled => a.sp.enabled, assignment_required => a.sp.assignment_required,
                     pending => a.pending_requests,
                 }

@@ -35,7 +35,7 @@ pub async fn home(
                 apps => administration::enterprise_apps(store, actor, tenant, &EnterpriseAppFilter::default())
                     .await?
                     .len(),
-                registrations => administration::app_registrations(store, actor, tenant).await?.len(),
+                registrations => administration::app_registration_count(store, actor, tenant).await?,
                 users, groups,
                 pending => pending_count(&portal, store).await?,
             }

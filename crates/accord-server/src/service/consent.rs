@@ -165,8 +165,7 @@ impl ConsentWorld {
     ) -> Result<ConsentWorld, ServiceError> {
         let client_sp = store.service_principal_by_app_id(tenant.id, client.app_id).await?;
         let roles = store.user_roles(tenant.id, user.id).await?;
-        let groups =
-            user_groups(store, tenant.id, user.id, client_sp.as_ref().is_some_and(|sp| sp.assignment_required)).await?;
+        let groups = user_groups(store, tenant.id, user.id).await?;
         let now = accord_core::clock::now();
         let (mut assignments_to_client, mut delegated_grants, mut app_role_grants) = match &client_sp {
             Some(sp) => (
@@ -304,39 +303,15 @@ impl ConsentWorld {
     }
 }
 
-/// The user's groups, transitively. The path through nested groups (`via`) only matters for
-/// the assignment rule's wording, so it is computed only when assignment is required.
+/// The user's groups, transitively, with names and the way up through nested groups (`via`,
+/// which only the assignment rule's wording uses): one read, whatever the nesting.
 async fn user_groups(
     store: &dyn Store,
     tenant_id: TenantId,
     user_id: UserId,
-    with_paths: bool,
 ) -> Result<Vec<(GroupId, String, Option<GroupId>)>, ServiceError> {
-    let ids = store.transitive_groups_of(tenant_id, user_id.into()).await?;
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut out = Vec::new();
-    for id in &ids {
-        // One group at a time (cached), not the tenant's whole list: the cost follows the
-        // user's memberships, not the size of the directory.
-        let name = store.group(tenant_id, *id).await?.map(|g| g.display_name).unwrap_or_default();
-        let via = if with_paths {
-            let members = store.group_members(tenant_id, *id).await?;
-            if members.iter().any(|m| m.member_id == user_id) {
-                None
-            } else {
-                members
-                    .iter()
-                    .find(|m| m.kind == MemberKind::Group && ids.contains(&GroupId::from(m.member_id)))
-                    .map(|m| GroupId::from(m.member_id))
-            }
-        } else {
-            None
-        };
-        out.push((*id, name, via));
-    }
-    Ok(out)
+    let memberships = store.memberships_of(tenant_id, user_id.into()).await?;
+    Ok(memberships.into_iter().map(|m| (m.group_id, m.group_name, m.via)).collect())
 }
 
 /// The resources a request may touch: those it names, those the client lists statically,

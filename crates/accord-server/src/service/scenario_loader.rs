@@ -405,13 +405,11 @@ impl<'a> Planner<'a> {
         // Re-hash only when the password changed: argon2 is deliberately slow.
         // Within the server's bound on password work, like every other check.
         let busy = |_| anyhow!("password hashing is saturated; load the scenario again later");
-        let keep = match existing.as_ref().and_then(|e| e.password_hash.clone()) {
-            Some(h) if password_work::verify(u.password.clone(), h.clone()).await.map_err(busy)? => Some(h),
-            _ => None,
-        };
-        let password_hash = match keep {
-            Some(h) => Some(h),
-            None => Some(password_work::hash(u.password.clone()).await.map_err(busy)?),
+        let password_hash = match (&u.password, existing.as_ref().and_then(|e| e.password_hash.clone())) {
+            // No password in the file: the user cannot sign in with one.
+            (None, _) => None,
+            (Some(p), Some(h)) if password_work::verify(p.clone(), h.clone()).await.map_err(busy)? => Some(h),
+            (Some(p), _) => Some(password_work::hash(p.clone()).await.map_err(busy)?),
         };
         self.changes.push(Change::PutUser(User {
             tenant_id,

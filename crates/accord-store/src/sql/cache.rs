@@ -68,6 +68,8 @@ pub(crate) enum CacheKey {
     UserRoles(TenantId, UserId),
     /// The groups a user, group or service principal is in, directly or through others.
     TransitiveGroups(TenantId, Uuid),
+    /// The same, with names and the way up.
+    Memberships(TenantId, Uuid),
     Group(TenantId, GroupId),
     GroupMembers(TenantId, GroupId),
 }
@@ -87,6 +89,7 @@ impl CacheKey {
             | CacheKey::User(t, _)
             | CacheKey::UserRoles(t, _)
             | CacheKey::TransitiveGroups(t, _)
+            | CacheKey::Memberships(t, _)
             | CacheKey::Group(t, _)
             | CacheKey::GroupMembers(t, _) => Some(*t),
             CacheKey::TenantByDomain(_)

@@ -4,7 +4,7 @@
 //! an id from one tenant never reaches a row of another. Applications and their client secrets
 //! are global, as are tenants and their domains.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use accord_core::directory::*;
 use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{Change, NameQuery, StoreError, StoreResult};
+use crate::{Change, Membership, NameQuery, StoreError, StoreResult};
 
 // --- tenants ---
 
@@ -1010,6 +1010,95 @@ impl SqlStore {
         .bind(id(tenant_id))
         .bind(id(member_id));
         self.read_all(q, |c| c.uuid("group_id")).await
+    }
+
+    /// Ids as `$2, $3, …` placeholders (after the tenant's `$1`), for `IN (…)`.
+    fn id_list(count: usize) -> String {
+        (0..count).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")
+    }
+
+    pub(super) async fn list_roles_of_users(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<HashMap<UserId, Vec<DirectoryRole>>> {
+        let mut out: HashMap<UserId, Vec<DirectoryRole>> = HashMap::new();
+        for chunk in user_ids.chunks(500) {
+            let sql = format!(
+                "SELECT user_id, role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id IN ({})",
+                Self::id_list(chunk.len())
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, u| q.bind(id(*u)));
+            let rows = self
+                .read_all(q, |c| {
+                    let role = codec::directory_role("role_template_id", &c.text("role_template_id")?)?;
+                    Ok((c.uuid::<UserId>("user_id")?, role))
+                })
+                .await?;
+            for (user, role) in rows {
+                out.entry(user).or_default().push(role);
+            }
+        }
+        out.values_mut().for_each(|roles| roles.sort());
+        Ok(out)
+    }
+
+    pub(super) async fn count_members(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<HashMap<GroupId, u64>> {
+        let mut out = HashMap::new();
+        for chunk in group_ids.chunks(500) {
+            let sql = format!(
+                "SELECT group_id, COUNT(*) AS n FROM group_members WHERE tenant_id = $1 AND group_id IN ({}) \
+                 GROUP BY group_id",
+                Self::id_list(chunk.len())
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, g| q.bind(id(*g)));
+            let rows = self.read_all(q, |c| Ok((c.uuid::<GroupId>("group_id")?, c.int("n")?))).await?;
+            out.extend(rows.into_iter().map(|(g, n)| (g, u64::try_from(n).unwrap_or(0))));
+        }
+        Ok(out)
+    }
+
+    /// The member's groups up the nesting in one recursive read with their names; `via` is
+    /// the group below on the way (none for a direct membership, which wins when both exist).
+    pub(super) async fn list_memberships(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>> {
+        let q = sqlx::query(
+            "WITH RECURSIVE up (group_id, via) AS ( \
+                 SELECT group_id, CAST(NULL AS TEXT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
+                 UNION \
+                 SELECT m.group_id, u.group_id FROM up u CROSS JOIN group_members m \
+                 WHERE m.tenant_id = $1 AND m.member_id = u.group_id AND m.member_kind = 'group' \
+             ) \
+             SELECT u.group_id, g.display_name, u.via FROM up u \
+             JOIN directory_groups g ON g.tenant_id = $1 AND g.id = u.group_id \
+             WHERE u.group_id <> $2 ORDER BY u.group_id, u.via",
+        )
+        .bind(id(tenant_id))
+        .bind(id(member_id));
+        let rows = self
+            .read_all(q, |c| {
+                Ok(Membership {
+                    group_id: c.uuid("group_id")?,
+                    group_name: c.text("display_name")?,
+                    via: c.opt_uuid("via")?,
+                })
+            })
+            .await?;
+        let mut out: Vec<Membership> = Vec::with_capacity(rows.len());
+        for m in rows {
+            match out.last_mut() {
+                Some(last) if last.group_id == m.group_id => {
+                    if m.via.is_none() {
+                        last.via = None;
+                    }
+                }
+                _ => out.push(m),
+            }
+        }
+        Ok(out)
     }
 
     // --- applications ---

@@ -81,6 +81,12 @@ async fn principal_or_deleted(
     }))
 }
 
+/// How many app registrations the tenant homes (one read).
+pub async fn app_registration_count(store: &dyn Store, actor: &Actor, tenant: &Tenant) -> Result<usize, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    Ok(store.applications_homed_in(tenant.id).await?.len())
+}
+
 /// Users and (optionally) groups whose display name or UPN starts with `query` (any case), or
 /// whose object id it is; everyone when `query` is blank. Users first, each kind by display
 /// name; at most `limit`. Read a page at a time from the store's indexes, whatever the size of
@@ -141,10 +147,15 @@ pub async fn position_after(
 #[derive(Debug, Clone)]
 pub struct EnterpriseAppSummary {
     pub sp: ServicePrincipal,
-    pub publisher: String,
-    pub verified_publisher: bool,
     /// In-progress admin consent requests for the app.
     pub pending_requests: usize,
+}
+
+/// Who publishes an enterprise app, for the rows a page shows.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub name: String,
+    pub verified: bool,
 }
 
 /// "All applications" search and filters; `None` means either.
@@ -186,11 +197,19 @@ pub async fn enterprise_apps(
         if !keep {
             continue;
         }
-        let verified_publisher = store.application_by_app_id(sp.app_id).await?.is_some_and(|a| a.verified_publisher);
-        let publisher = publisher_name(store, sp.app_owner_tenant_id).await?;
-        out.push(EnterpriseAppSummary { sp, publisher, verified_publisher, pending_requests });
+        out.push(EnterpriseAppSummary { sp, pending_requests });
     }
     out.sort_by_key(|a| (a.sp.display_name.to_lowercase(), a.sp.id));
+    Ok(out)
+}
+
+/// The publishers of the apps a page shows (two reads an app, so only for the page's rows).
+pub async fn publishers(store: &dyn Store, apps: &[EnterpriseAppSummary]) -> Result<Vec<Publisher>, ServiceError> {
+    let mut out = Vec::with_capacity(apps.len());
+    for a in apps {
+        let verified = store.application_by_app_id(a.sp.app_id).await?.is_some_and(|app| app.verified_publisher);
+        out.push(Publisher { name: publisher_name(store, a.sp.app_owner_tenant_id).await?, verified });
+    }
     Ok(out)
 }
 
@@ -348,11 +367,10 @@ pub async fn users(
     let read = NameQuery { limit: limit + 1, ..query.clone() };
     let (users, next) =
         split_page(store.users_page(tenant.id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
-    let mut items = Vec::with_capacity(users.len());
-    for user in users {
-        let roles = store.user_roles(tenant.id, user.id).await?;
-        items.push(UserSummary { user, roles });
-    }
+    let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+    let mut roles = store.roles_of_users(tenant.id, &ids).await?;
+    let items =
+        users.into_iter().map(|user| UserSummary { roles: roles.remove(&user.id).unwrap_or_default(), user }).collect();
     Ok(DirectoryPage { items, total: store.count_users(tenant.id, query).await?, next })
 }
 
@@ -402,11 +420,15 @@ pub async fn groups(
     let read = NameQuery { limit: limit + 1, ..query.clone() };
     let (groups, next) =
         split_page(store.groups_page(tenant.id, &read).await?, limit, |g| NamePosition::of(&g.display_name, g.id));
-    let mut items = Vec::with_capacity(groups.len());
-    for g in groups {
-        let members = store.group_members(tenant.id, g.id).await?.len();
-        items.push((g, members));
-    }
+    let ids: Vec<GroupId> = groups.iter().map(|g| g.id).collect();
+    let counts = store.member_counts(tenant.id, &ids).await?;
+    let items = groups
+        .into_iter()
+        .map(|g| {
+            let members = counts.get(&g.id).copied().unwrap_or(0) as usize;
+            (g, members)
+        })
+        .collect();
     Ok(DirectoryPage { items, total: store.count_groups(tenant.id, query).await?, next })
 }
 

@@ -142,9 +142,10 @@ async fn enterprise_apps_search_and_filter_for_directory_readers_only() {
     let all = enterprise_apps(&w.store, &w.admin, &w.tenant, &EnterpriseAppFilter::default()).await.unwrap();
     let names: Vec<&str> = all.iter().map(|a| a.sp.display_name.as_str()).collect();
     assert_eq!(names, ["Meeting Insights", "Microsoft Graph"]);
-    assert_eq!(all[0].publisher, "Vendor");
-    assert_eq!(all[1].publisher, "Microsoft");
-    assert!(all[1].verified_publisher && !all[0].verified_publisher);
+    let publishers = publishers(&w.store, &all).await.unwrap();
+    assert_eq!(publishers[0].name, "Vendor");
+    assert_eq!(publishers[1].name, "Microsoft");
+    assert!(publishers[1].verified && !publishers[0].verified);
     let by_id = EnterpriseAppFilter { search: "0000000000a1".into(), ..Default::default() };
     assert_eq!(enterprise_apps(&w.store, &w.admin, &w.tenant, &by_id).await.unwrap().len(), 1);
     let by_name =

@@ -1,0 +1,137 @@
+//! Tenants of real size (issue 19): the same requests against a generated tenant of 1,000 users (100 groups)
+//! and one of 10,000 (1,000 groups nested five deep, 100 apps) run the same number of SQL
+//! statements — counted by the store for each request (test mode's `x-accord-statements`),
+//! not timed. A request
+//! whose statement count grows with the tenant (a query per member, per group, per app) fails
+//! here; the benchmark measures the time (docs/benchmarks.md).
+
+mod support;
+
+use accord_core::scenario::generate::{self, TenantSize};
+use std::collections::BTreeMap;
+use support::*;
+
+/// A request's own SQL statements, as test mode reports them (`x-accord-statements`): the
+/// background jobs that share the store do not count.
+fn statements(res: &reqwest::Response) -> u64 {
+    res.headers()["x-accord-statements"].to_str().unwrap().parse().unwrap()
+}
+
+fn authorize_url(server: &TestServer, challenge: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", generate::BENCH_APP_ID)
+        .append_pair("response_type", "code")
+        .append_pair("redirect_uri", generate::BENCH_REDIRECT_URI)
+        .append_pair("scope", "openid profile offline_access User.Read")
+        .append_pair("code_challenge", challenge)
+        .append_pair("code_challenge_method", "S256")
+        .finish();
+    server.url(&format!("/{}/oauth2/v2.0/authorize?{query}", generate::TENANT_ID))
+}
+
+/// Signs the member in (a fresh browser each time) and redeems the code; returns the tokens.
+async fn sign_in_and_redeem(server: &TestServer, costs: Option<&mut BTreeMap<&'static str, u64>>) -> serde_json::Value {
+    let client = server.client();
+    let (verifier, challenge) = pkce_pair();
+    let page = client.get(authorize_url(server, &challenge)).send().await.unwrap();
+    let mut sign_in_cost = statements(&page);
+    let html = page.text().await.unwrap();
+    let (action, mut fields) = form_fields(&html);
+    fields.retain(|(k, _)| k != "login" && k != "passwd");
+    fields.push(("login".into(), generate::MEMBER_UPN.into()));
+    fields.push(("passwd".into(), generate::MEMBER_PASSWORD.into()));
+    let res = client.post(server.url(&action)).form(&fields).send().await.unwrap();
+    sign_in_cost += statements(&res);
+    assert!(res.status().is_redirection(), "sign-in: {}", res.text().await.unwrap());
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let code = query_param(&location, "code").unwrap_or_else(|| panic!("no code: {location}"));
+    let res = client
+        .post(server.url(&format!("/{}/oauth2/v2.0/token", generate::TENANT_ID)))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", generate::BENCH_APP_ID),
+            ("client_secret", generate::BENCH_SECRET),
+            ("code", &code),
+            ("redirect_uri", generate::BENCH_REDIRECT_URI),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    if let Some(costs) = costs {
+        costs.insert("sign-in (authorize, password → code)", sign_in_cost);
+        costs.insert("code → token", statements(&res));
+    }
+    res.json().await.unwrap()
+}
+
+/// The statement count of each request against a generated tenant of `users` users.
+async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
+    let dir = std::env::temp_dir().join(format!("accord-scale-{users}-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("generated.toml");
+    std::fs::write(&scenario, generate::tenant(TenantSize { users })).unwrap();
+    // Without the directory cache: every read is a statement, so the counts are the reads a
+    // request makes, not what happened to be cached (a generation check, an eviction).
+    let server = TestServer::launch_with_env(dir.clone(), &scenario, &["--directory-cache", "off", "--test-mode"], &[]);
+    let mut costs = BTreeMap::new();
+
+    // Twice: the first flow creates what every tenant's first sign-in creates (the signing
+    // key's first use, the client's first token); the second is what every later one costs.
+    sign_in_and_redeem(&server, None).await;
+    let tokens = sign_in_and_redeem(&server, Some(&mut costs)).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let res = server.client().get(server.url("/v1.0/me")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph /v1.0/me", statements(&res));
+    let res = server
+        .client()
+        .post(server.url(&format!("/{}/oauth2/v2.0/token", generate::TENANT_ID)))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", generate::BENCH_APP_ID),
+            ("client_secret", generate::BENCH_SECRET),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("refresh", statements(&res));
+
+    // The admin center's lists, a page each.
+    let admin = server.client();
+    let location = sign_in(
+        &admin,
+        &server,
+        &server.url("/portal/signin?return_to=/admin"),
+        generate::ADMIN_UPN,
+        generate::ADMIN_PASSWORD,
+    )
+    .await
+    .unwrap();
+    assert_eq!(location, "/admin");
+    for (name, path) in [
+        ("admin home", "/admin"),
+        ("admin users page", "/admin/users"),
+        ("admin users search", "/admin/users?q=user0001"),
+        ("admin groups page", "/admin/groups"),
+        ("admin enterprise apps page", "/admin/enterprise-apps"),
+        ("admin audit page", "/admin/audit"),
+    ] {
+        let res = admin.get(server.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        costs.insert(name, statements(&res));
+    }
+    server.stop();
+    costs
+}
+
+#[tokio::test]
+async fn requests_cost_the_same_statements_at_1000_and_at_10000_users() {
+    let small = costs_at(1_000).await;
+    let large = costs_at(10_000).await;
+    eprintln!("statements per request,  1,000 users: {small:?}\n                         10,000 users: {large:?}");
+    assert_eq!(small, large, "statements per request must not grow with the tenant");
+}
