@@ -113,6 +113,34 @@ impl Worker {
         }
     }
 
+    /// One SSO flow, timed in its two halves: authorize → code, and code → token.
+    pub async fn timed_flow(&mut self) -> anyhow::Result<(Duration, Duration)> {
+        self.seq += 1;
+        let (verifier, challenge) = pkce_pair(self.id, self.seq);
+        let start = Instant::now();
+        let res = self.client.get(self.authorize_url(&challenge)?).send().await?;
+        ensure!(res.status().as_u16() == 302, "authorize answered {} (SSO session lost?)", res.status());
+        let code = self.code_from(&res)?;
+        let authorized = start.elapsed();
+        let start = Instant::now();
+        self.redeem(&code, &verifier).await?;
+        Ok((authorized, start.elapsed()))
+    }
+
+    /// The worker's HTTP client (its cookie jar).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// GET a page as this worker (its cookies), timed; anything but 200 is an error.
+    pub async fn timed_get(&self, path: &str) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        let res = self.client.get(self.target.url(path)).send().await?;
+        ensure!(res.status().as_u16() == 200, "GET {path} answered {}", res.status());
+        res.bytes().await?;
+        Ok(start.elapsed())
+    }
+
     async fn get(&self, path: &str) -> anyhow::Result<String> {
         Ok(self.client.get(self.target.url(path)).send().await?.error_for_status()?.text().await?)
     }
@@ -208,13 +236,13 @@ fn pkce_pair(worker: usize, seq: u64) -> (String, String) {
     (verifier, challenge)
 }
 
-fn input_value(html: &str, name: &str) -> Option<String> {
+pub(crate) fn input_value(html: &str, name: &str) -> Option<String> {
     let at = html.find(&format!("name=\"{name}\""))?;
     let tag = &html[html[..at].rfind('<')?..at + html[at..].find('>')?];
     attr(tag, "value")
 }
 
-fn form_action(html: &str) -> Option<String> {
+pub(crate) fn form_action(html: &str) -> Option<String> {
     let start = html.find("<form")?;
     attr(&html[start..start + html[start..].find('>')?], "action")
 }

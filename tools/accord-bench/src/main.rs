@@ -16,6 +16,7 @@ mod cpu;
 mod footprint;
 mod load;
 mod peer;
+mod scale;
 mod server;
 
 use anyhow::{bail, Context};
@@ -78,6 +79,13 @@ struct Args {
     /// Footprint: seconds waited before "idle" and "after" readings.
     #[arg(long, default_value_t = 60)]
     footprint_settle: u64,
+    /// Only measure requests against generated tenants of these sizes (users, comma-separated;
+    /// see scale.rs), e.g. `--scale 1000,10000,100000`.
+    #[arg(long, value_delimiter = ',')]
+    scale: Vec<usize>,
+    /// Scale: timed samples of each request per size.
+    #[arg(long, default_value_t = 100)]
+    scale_samples: usize,
     /// Also measure two baselines: GET /healthz (no SQL) and GET /readyz (one statement).
     #[arg(long)]
     baselines: bool,
@@ -203,6 +211,15 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.signing_only && !args.accord.exists() {
         bail!("{} not found: build it with `cargo build --release -p accord-server`", args.accord.display());
+    }
+    if !args.scale.is_empty() {
+        let settings = scale::Settings { sizes: args.scale.clone(), samples: args.scale_samples.max(1) };
+        let report = scale::run(&args.accord, &settings)?;
+        println!("{report}");
+        if let Some(out) = &args.out {
+            std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+        }
+        return Ok(());
     }
     if args.footprint {
         let settings = footprint::Settings {

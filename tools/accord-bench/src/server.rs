@@ -80,7 +80,8 @@ impl Server {
             }
         });
         let mut server = Server { child, base, ca_pem: Vec::new(), data_dir, keep_data_dir };
-        if ready_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+        // Generous: loading a generated 100,000-user tenant on first start takes a while.
+        if ready_rx.recv_timeout(Duration::from_secs(600)).is_err() {
             bail!("accord did not become ready; its log:\n{}", server.log());
         }
         server.ca_pem = std::fs::read(server.data_dir.join("tls/ca.pem")).context("reading the dev CA")?;

@@ -1,0 +1,178 @@
+//! `--scale 1000,10000,100000`: the cost of requests as the tenant grows (issue 19). For each
+//! size, a tenant from the generator (`accord_core::scenario::generate`: one group per ten users
+//! nested five deep, one app per hundred users) is validated, loaded on first start, then
+//! measured one request at a time: an SSO sign-in's authorize → code and code → token, and the
+//! admin center's pages, each `samples` times (p50 and p99); finally a restart on the same data
+//! with the same scenario. The figures go to docs/benchmarks.md.
+
+use crate::load::{self, Target, Worker, Workload};
+use crate::server::{self, Server};
+use accord_core::scenario::generate::{self, TenantSize};
+use anyhow::{ensure, Context};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Settings {
+    pub sizes: Vec<usize>,
+    pub samples: usize,
+}
+
+/// The requests measured, in report order.
+const PAGES: &[(&str, &str)] = &[
+    ("`/admin` home", "/admin"),
+    ("`/admin/users`, first page", "/admin/users"),
+    ("`/admin/users?q=user0000`, search", "/admin/users?q=user0000"),
+    ("`/admin/groups`, first page", "/admin/groups"),
+    ("`/admin/enterprise-apps`", "/admin/enterprise-apps"),
+    ("`/admin/audit`", "/admin/audit"),
+];
+
+struct SizeReport {
+    users: usize,
+    file_mb: f64,
+    check: Duration,
+    first_start: Duration,
+    restart: Duration,
+    /// (name, p50, p99) in report order.
+    rows: Vec<(String, Duration, Duration)>,
+}
+
+pub fn run(accord: &Path, settings: &Settings) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut reports = Vec::new();
+    for &users in &settings.sizes {
+        eprintln!("scale: {users} users");
+        reports.push(measure(accord, &runtime, users, settings.samples)?);
+    }
+    Ok(report(&reports, settings))
+}
+
+fn measure(
+    accord: &Path,
+    runtime: &tokio::runtime::Runtime,
+    users: usize,
+    samples: usize,
+) -> anyhow::Result<SizeReport> {
+    let dir = server::temp_data_dir()?;
+    let scenario = dir.join("generated.toml");
+    let text = generate::tenant(TenantSize { users });
+    std::fs::write(&scenario, &text)?;
+    let start = Instant::now();
+    let out = Command::new(accord).args(["scenario", "check"]).arg(&scenario).output()?;
+    let check = start.elapsed();
+    ensure!(out.status.success(), "accord scenario check: {}", String::from_utf8_lossy(&out.stderr));
+
+    let start = Instant::now();
+    let server = Server::start_in(accord, Some(&scenario), None, dir.clone(), true)?;
+    let first_start = start.elapsed();
+    let rows = runtime.block_on(requests(&server, samples)).with_context(|| format!("at {users} users"))?;
+    drop(server);
+    let start = Instant::now();
+    let again = Server::start_in(accord, Some(&scenario), None, dir.clone(), false)?;
+    let restart = start.elapsed();
+    drop(again);
+    Ok(SizeReport { users, file_mb: text.len() as f64 / 1e6, check, first_start, restart, rows })
+}
+
+fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
+    Arc::new(Target {
+        base: server.base.clone(),
+        ca_pem: server.ca_pem.clone(),
+        tenant: generate::TENANT_ID.into(),
+        client_id: generate::BENCH_APP_ID.into(),
+        client_secret: generate::BENCH_SECRET.into(),
+        redirect_uri: generate::BENCH_REDIRECT_URI.into(),
+        user: user.into(),
+        password: password.into(),
+        flow_scope: "openid profile offline_access User.Read".into(),
+        token_path: None,
+        client_credentials_scope: String::new(),
+    })
+}
+
+async fn requests(server: &Server, samples: usize) -> anyhow::Result<Vec<(String, Duration, Duration)>> {
+    let mut rows = Vec::new();
+    // The member signs in once (password), then every flow rides the SSO session.
+    let mut member =
+        Worker::new(target(server, generate::MEMBER_UPN, generate::MEMBER_PASSWORD), Workload::AuthCodeFlow, 0).await?;
+    let (mut authorize, mut token) = (Vec::new(), Vec::new());
+    member.timed_flow().await?;
+    for _ in 0..samples {
+        let (a, t) = member.timed_flow().await?;
+        authorize.push(a);
+        token.push(t);
+    }
+    rows.push(percentiles("SSO sign-in, authorize → code", authorize));
+    rows.push(percentiles("code → token", token));
+
+    let admin = portal_worker(server).await?;
+    for (name, path) in PAGES {
+        admin.timed_get(path).await?;
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            times.push(admin.timed_get(path).await?);
+        }
+        rows.push(percentiles(name, times));
+    }
+    Ok(rows)
+}
+
+/// A worker signed in to the admin center as the generated tenant's Global Administrator.
+async fn portal_worker(server: &Server) -> anyhow::Result<Worker> {
+    let t = target(server, generate::ADMIN_UPN, generate::ADMIN_PASSWORD);
+    let worker = Worker::new(t.clone(), Workload::Healthz, 1).await?;
+    let client = worker.client();
+    let page = client.get(format!("{}/portal/signin?return_to=/admin", t.base)).send().await?.text().await?;
+    let field = |name| load::input_value(&page, name).with_context(|| format!("no {name} on the sign-in page"));
+    let action = load::form_action(&page).context("no sign-in form")?;
+    let form =
+        [("flow", field("flow")?), ("csrf", field("csrf")?), ("login", t.user.clone()), ("passwd", t.password.clone())];
+    let res = client.post(format!("{}{action}", t.base)).form(&form).send().await?;
+    ensure!(res.status().as_u16() == 302, "admin sign-in answered {}", res.status());
+    Ok(worker)
+}
+
+fn percentiles(name: &str, mut times: Vec<Duration>) -> (String, Duration, Duration) {
+    times.sort();
+    let at = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    (name.to_string(), at(0.5), at(0.99))
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else {
+        format!("{ms:.1}")
+    }
+}
+
+fn report(reports: &[SizeReport], settings: &Settings) -> String {
+    let mut out = String::new();
+    let sizes: Vec<String> = reports.iter().map(|r| format!("{} users", r.users)).collect();
+    let _ = writeln!(
+        out,
+        "Generated tenants (`accord_core::scenario::generate`), release build, SQLite, one request at a time, \
+         {} samples each after one untimed; p50 / p99 in ms.\n",
+        settings.samples
+    );
+    let _ = writeln!(out, "| request | {} |", sizes.join(" | "));
+    let _ = writeln!(out, "|---|{}", "--:|".repeat(reports.len()));
+    for (i, (name, _, _)) in reports[0].rows.iter().enumerate() {
+        let cells: Vec<String> = reports.iter().map(|r| format!("{} / {}", ms(r.rows[i].1), ms(r.rows[i].2))).collect();
+        let _ = writeln!(out, "| {name} | {} |", cells.join(" | "));
+    }
+    let cells = |f: &dyn Fn(&SizeReport) -> String| reports.iter().map(f).collect::<Vec<_>>().join(" | ");
+    let _ = writeln!(out, "| scenario file | {} |", cells(&|r| format!("{:.1} MB", r.file_mb)));
+    let _ = writeln!(out, "| `accord scenario check` | {} |", cells(&|r| format!("{:.2} s", r.check.as_secs_f64())));
+    let _ = writeln!(
+        out,
+        "| first start, loading the scenario | {} |",
+        cells(&|r| format!("{:.1} s", r.first_start.as_secs_f64()))
+    );
+    let _ = writeln!(out, "| restart, same scenario | {} |", cells(&|r| format!("{:.1} s", r.restart.as_secs_f64())));
+    out
+}
