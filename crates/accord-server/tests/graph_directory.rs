@@ -101,6 +101,24 @@ async fn users_list_filter_select_and_paging() {
     let (values, sizes) = g.all_pages(&token, "/v1.0/users?$top=2").await;
     assert_eq!(sizes, [2, 2, 1]);
     assert_eq!(names(&values), ["Alice Adams", "Bob Brown", "Carol Clark", "Contoso Admin", "Dave Dunn"]);
+    // The plain listing is read from the index a page at a time (a keyset $skiptoken, issue 19):
+    // $select, $count and $top are kept on every page.
+    let (values, sizes) = g.all_pages(&token, "/v1.0/users?$top=3&$select=displayName&$count=true").await;
+    assert_eq!(sizes, [3, 2]);
+    assert_eq!(names(&values), ["Alice Adams", "Bob Brown", "Carol Clark", "Contoso Admin", "Dave Dunn"]);
+    assert!(values.iter().all(|v| v.as_object().unwrap().len() == 2), "{values:?}");
+    let (_, body) = g.get(&token, "/v1.0/users?$top=3&$count=true").await;
+    assert_eq!(body["@odata.count"], 5);
+    let next = body["@odata.nextLink"].as_str().unwrap().to_string();
+    let token_value = next.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    // A keyset token is refused where it does not belong, and a forged one everywhere.
+    let (status, body) = g.get(&token, &format!("/v1.0/groups?$skiptoken={token_value}")).await;
+    assert_eq!(status, 400, "{body}");
+    use base64::Engine;
+    let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("k=not-a-guid:bob");
+    let (status, body) = g.get(&token, &format!("/v1.0/users?$skiptoken={forged}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("$skiptoken"), "{body}");
 
     // App-only with User.Read.All or Directory.Read.All.
     for daemon in [USER_DAEMON, DIRECTORY_DAEMON] {

@@ -22,7 +22,7 @@ fn authorize_url(server: &TestServer, challenge: &str) -> String {
         .append_pair("client_id", generate::BENCH_APP_ID)
         .append_pair("response_type", "code")
         .append_pair("redirect_uri", generate::BENCH_REDIRECT_URI)
-        .append_pair("scope", "openid profile offline_access User.Read")
+        .append_pair("scope", "openid profile offline_access User.Read User.ReadBasic.All")
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .finish();
@@ -85,6 +85,15 @@ async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
     let res = server.client().get(server.url("/v1.0/me")).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), 200);
     costs.insert("Graph /v1.0/me", statements(&res));
+    // Graph's user list: the first page, and a page deep in (following the nextLink).
+    let res = server.client().get(server.url("/v1.0/users?$top=100")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph /v1.0/users, first page", statements(&res));
+    let body: serde_json::Value = res.json().await.unwrap();
+    let next = body["@odata.nextLink"].as_str().expect("more than a page").to_string();
+    let res = server.client().get(&next).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph /v1.0/users, next page", statements(&res));
     let res = server
         .client()
         .post(server.url(&format!("/{}/oauth2/v2.0/token", generate::TENANT_ID)))

@@ -127,6 +127,26 @@ impl Worker {
         Ok((authorized, start.elapsed()))
     }
 
+    /// One SSO flow; the access token it gave.
+    pub async fn access_token(&mut self) -> anyhow::Result<String> {
+        self.seq += 1;
+        let (verifier, challenge) = pkce_pair(self.id, self.seq);
+        let res = self.client.get(self.authorize_url(&challenge)?).send().await?;
+        let code = self.code_from(&res)?;
+        let body: serde_json::Value = serde_json::from_str(&self.redeem(&code, &verifier).await?)?;
+        Ok(body["access_token"].as_str().context("no access_token")?.to_string())
+    }
+
+    /// GET a Graph URL (absolute, or a path) with a bearer token, timed; the JSON body.
+    pub async fn timed_graph(&self, url: &str, token: &str) -> anyhow::Result<(Duration, serde_json::Value)> {
+        let url = if url.starts_with("https://") { url.to_string() } else { self.target.url(url) };
+        let start = Instant::now();
+        let res = self.client.get(&url).bearer_auth(token).send().await?;
+        ensure!(res.status().as_u16() == 200, "GET {url} answered {}", res.status());
+        let body = res.json().await?;
+        Ok((start.elapsed(), body))
+    }
+
     /// The worker's HTTP client (its cookie jar).
     pub fn client(&self) -> &reqwest::Client {
         &self.client

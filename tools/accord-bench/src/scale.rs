@@ -87,7 +87,7 @@ fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
         redirect_uri: generate::BENCH_REDIRECT_URI.into(),
         user: user.into(),
         password: password.into(),
-        flow_scope: "openid profile offline_access User.Read".into(),
+        flow_scope: "openid profile offline_access User.Read User.ReadBasic.All".into(),
         token_path: None,
         client_credentials_scope: String::new(),
     })
@@ -107,6 +107,27 @@ async fn requests(server: &Server, samples: usize) -> anyhow::Result<Vec<(String
     }
     rows.push(percentiles("SSO sign-in, authorize → code", authorize));
     rows.push(percentiles("code → token", token));
+
+    // Graph's user list: a first page of 100, and every page of 999 to the end (the total).
+    let bearer = member.access_token().await?;
+    member.timed_graph("/v1.0/users?$top=100", &bearer).await?;
+    let mut first = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        first.push(member.timed_graph("/v1.0/users?$top=100", &bearer).await?.0);
+    }
+    rows.push(percentiles("Graph `/v1.0/users?$top=100`", first));
+    let (mut next, mut pages, mut listed) = (Some("/v1.0/users?$top=999".to_string()), Vec::new(), 0);
+    let start = std::time::Instant::now();
+    while let Some(url) = next.take() {
+        let (took, body) = member.timed_graph(&url, &bearer).await?;
+        pages.push(took);
+        listed += body["value"].as_array().map_or(0, Vec::len);
+        next = body["@odata.nextLink"].as_str().map(str::to_string);
+    }
+    let walk = start.elapsed();
+    ensure!(listed >= 2, "the user list was empty");
+    rows.push(percentiles(&format!("Graph: one page of 999 while paging through all {listed}"), pages));
+    rows.push((format!("Graph: paging through all {listed} users (total)"), walk, walk));
 
     let admin = portal_worker(server).await?;
     for (name, path) in PAGES {

@@ -6,7 +6,8 @@
 //! that chains run five deep, every user in three groups, one app per hundred users. Two
 //! accounts sign in (`admin@scale.test`, a Global Administrator, and `member@scale.test`); the
 //! others have no password, so loading hashes two passwords, not N. `Scale Bench` is a
-//! confidential client with admin consent for `User.Read` and assignment required, assigned to
+//! confidential client with admin consent for `User.Read` and `User.ReadBasic.All` (it lists the
+//! directory through Graph) and assignment required, assigned to
 //! the root group: every sign-in walks the member's nested groups to the root.
 
 use std::fmt::Write;
@@ -98,7 +99,7 @@ pub fn tenant(size: TenantSize) -> String {
         out,
         "[[tenant.app]]\napp_id = \"{BENCH_APP_ID}\"\ndisplay_name = \"Scale Bench\"\nsign_in_audience = \"single_org\"\n\
          redirect_uris = [\"{BENCH_REDIRECT_URI}\"]\nsecrets = [\"{BENCH_SECRET}\"]\n\n  [[tenant.app.required]]\n  \
-         delegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\"]\n"
+         delegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\", \"User.ReadBasic.All\"]\n"
     );
     for a in 1..apps {
         let _ = writeln!(
@@ -108,7 +109,7 @@ pub fn tenant(size: TenantSize) -> String {
         );
     }
     let _ = writeln!(out, "[[tenant.enterprise_app]]\napp = \"{BENCH_APP_ID}\"\nassignment_required = true\n");
-    let _ = writeln!(out, "[[tenant.grant]]\napp = \"{BENCH_APP_ID}\"\ndelegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\"]\nfor = \"all\"\n");
+    let _ = writeln!(out, "[[tenant.grant]]\napp = \"{BENCH_APP_ID}\"\ndelegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\", \"User.ReadBasic.All\"]\nfor = \"all\"\n");
     let _ = writeln!(out, "[[tenant.assignment]]\napp = \"{BENCH_APP_ID}\"\nprincipal = \"group:Group 00000\"");
     out
 }

@@ -5,7 +5,7 @@
 
 use super::auth::Caller;
 use super::errors::GraphError;
-use super::odata::{Prop, PropType, QueryOptions, ResourceSpec};
+use super::odata::{KeysetPosition, Prop, PropType, QueryOptions, ResourceSpec};
 use super::request::{denied, json_response, GraphPath};
 use super::users::user_json;
 use crate::service::administration;
@@ -16,9 +16,10 @@ use accord_core::microsoft_graph::permissions::{GROUP_READ as GROUP_DELEGATED, G
 use accord_core::microsoft_graph::permissions::{
     USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP,
 };
+use accord_store::NamePosition;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -159,6 +160,12 @@ pub(super) fn list_response(
     entity_set: &str,
     path: &str,
 ) -> Response {
+    if opts.after.is_some() {
+        // A keyset token belongs to a collection read from an index (users); here it would
+        // silently restart at the first page.
+        let bad = GraphError::bad_request("The '$skiptoken' value is not valid. Use the @odata.nextLink as returned.");
+        return bad.into_response();
+    }
     let page = opts.apply(items);
     let value: Vec<Value> = page
         .items
@@ -185,9 +192,40 @@ pub async fn list_users(
 ) -> Result<Response, GraphError> {
     require_users(&caller)?;
     let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
+    if opts.plain_listing() {
+        return users_by_pages(&state, &caller, &opts, uri.path()).await;
+    }
     let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
     let items = users.iter().map(user_json).collect();
     Ok(list_response(&state, &opts, items, "users", uri.path()))
+}
+
+/// `GET /v1.0/users` with nothing but `$top`, `$select` and `$count`: a page read from the
+/// display-name index (the same order the filtered path sorts by), continued by a keyset
+/// `$skiptoken`, so that paging through 100,000 users costs the same per page throughout.
+async fn users_by_pages(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    opts: &QueryOptions,
+    path: &str,
+) -> Result<Response, GraphError> {
+    let after = opts.after.as_ref().map(|p| NamePosition { name_key: p.key.clone(), id: p.id });
+    let (users, next, total) =
+        administration::directory_users_page(state.store.as_ref(), caller.tenant_id, after, opts.top, opts.count)
+            .await?;
+    let value: Vec<Value> = users.iter().map(|u| opts.project(user_json(u))).collect();
+    let public_url = &state.settings.public_url;
+    let mut body = serde_json::Map::new();
+    body.insert("@odata.context".into(), json!(opts.context(public_url, "users")));
+    if let Some(total) = total {
+        body.insert("@odata.count".into(), json!(total));
+    }
+    body.insert("value".into(), Value::Array(value));
+    if let Some(next) = next {
+        let position = KeysetPosition { key: next.name_key, id: next.id };
+        body.insert("@odata.nextLink".into(), json!(opts.next_link_after(public_url, path, &position)));
+    }
+    Ok(json_response(StatusCode::OK, Value::Object(body), None))
 }
 
 /// `GET /v1.0/groups`

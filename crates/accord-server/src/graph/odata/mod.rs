@@ -99,6 +99,9 @@ pub struct QueryOptions {
     pub filter: Option<Expr>,
     pub orderby: Vec<OrderBy>,
     pub count: bool,
+    /// A `$skiptoken` of a collection read from an index a page at a time: where the previous
+    /// page ended (see [`KeysetPosition`]).
+    pub after: Option<KeysetPosition>,
     /// Every query parameter as received (decoded), to carry into `@odata.nextLink`.
     raw: Vec<(String, String)>,
     skiptoken_paging: bool,
@@ -122,6 +125,7 @@ impl QueryOptions {
             filter: None,
             orderby: Vec::new(),
             count: false,
+            after: None,
             raw: Vec::new(),
             skiptoken_paging: spec.skiptoken_paging,
         };
@@ -147,7 +151,10 @@ impl QueryOptions {
                         ))
                     })? as usize
                 }
-                "$skiptoken" => opts.skip = decode_skiptoken(value)?,
+                "$skiptoken" => match decode_skiptoken(value)? {
+                    SkipToken::Offset(n) => opts.skip = n,
+                    SkipToken::After(p) => opts.after = Some(p),
+                },
                 "$filter" => opts.filter = Some(parse_filter(value, spec)?),
                 "$orderby" => opts.orderby = parse_orderby(value, spec)?,
                 "$count" => {
@@ -176,6 +183,18 @@ impl QueryOptions {
         }
         opts.raw = raw;
         Ok(opts)
+    }
+
+    /// Whether the request lists the collection in its natural order with nothing but `$top`,
+    /// `$select`, `$count` and a keyset `$skiptoken`: what a store index can serve a page at a
+    /// time.
+    pub fn plain_listing(&self) -> bool {
+        self.filter.is_none() && self.orderby.is_empty() && self.skip == 0
+    }
+
+    /// The absolute URL of the page after `position` (a keyset `$skiptoken`).
+    pub fn next_link_after(&self, public_url: &str, path: &str, position: &KeysetPosition) -> String {
+        self.link_with(public_url, path, &format!("$skiptoken={}", encode_keyset(position)))
     }
 
     /// Filters, orders and pages `items` (objects as the caller may see them, before `$select`).
@@ -229,17 +248,23 @@ impl QueryOptions {
     /// The absolute URL of the page that starts at `skip`: the request's path and options with
     /// the paging option replaced.
     pub fn next_link(&self, public_url: &str, path: &str, skip: usize) -> String {
+        let paging = if self.skiptoken_paging {
+            format!("$skiptoken={}", encode_skiptoken(skip))
+        } else {
+            format!("$skip={skip}")
+        };
+        self.link_with(public_url, path, &paging)
+    }
+
+    /// The request's path and options with the paging option replaced by `paging`.
+    fn link_with(&self, public_url: &str, path: &str, paging: &str) -> String {
         let mut parts: Vec<String> = self
             .raw
             .iter()
             .filter(|(k, _)| !k.eq_ignore_ascii_case("$skip") && !k.eq_ignore_ascii_case("$skiptoken"))
             .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
-        if self.skiptoken_paging {
-            parts.push(format!("$skiptoken={}", encode_skiptoken(skip)));
-        } else {
-            parts.push(format!("$skip={skip}"));
-        }
+        parts.push(paging.to_string());
         format!("{public_url}{path}?{}", parts.join("&"))
     }
 
@@ -282,15 +307,39 @@ fn encode(s: &str) -> String {
     out
 }
 
+/// Where a page read from an index ended: the sort key and id of its last object (for users
+/// and groups, the case-folded display name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeysetPosition {
+    pub key: String,
+    pub id: uuid::Uuid,
+}
+
+enum SkipToken {
+    /// An offset into a collection filtered and ordered in memory.
+    Offset(usize),
+    /// After a position in a collection read from an index.
+    After(KeysetPosition),
+}
+
 fn encode_skiptoken(skip: usize) -> String {
     B64URL.encode(format!("o={skip}"))
 }
 
-fn decode_skiptoken(token: &str) -> Result<usize, GraphError> {
+fn encode_keyset(p: &KeysetPosition) -> String {
+    B64URL.encode(format!("k={}:{}", p.id, p.key))
+}
+
+fn decode_skiptoken(token: &str) -> Result<SkipToken, GraphError> {
     let bad = || GraphError::bad_request("The '$skiptoken' value is not valid. Use the @odata.nextLink as returned.");
     let bytes = B64URL.decode(token.trim()).map_err(|_| bad())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-    text.strip_prefix("o=").and_then(|n| n.parse::<u32>().ok()).map(|n| n as usize).ok_or_else(bad)
+    if let Some(n) = text.strip_prefix("o=") {
+        return n.parse::<u32>().map(|n| SkipToken::Offset(n as usize)).map_err(|_| bad());
+    }
+    let (id, key) = text.strip_prefix("k=").and_then(|rest| rest.split_once(':')).ok_or_else(bad)?;
+    let id = uuid::Uuid::parse_str(id).map_err(|_| bad())?;
+    Ok(SkipToken::After(KeysetPosition { key: key.to_string(), id }))
 }
 
 fn no_property(name: &str, spec: &ResourceSpec) -> GraphError {

@@ -492,6 +492,23 @@ pub async fn directory_users(store: &dyn Store, tenant_id: TenantId) -> Result<V
     Ok(users)
 }
 
+/// One page of the tenant's users in the order of [`directory_users`], read from the index:
+/// the users, where the next page starts (if more remain) and, when asked, how many in all.
+pub async fn directory_users_page(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    after: Option<NamePosition>,
+    top: usize,
+    with_total: bool,
+) -> Result<(Vec<User>, Option<NamePosition>, Option<u64>), ServiceError> {
+    let limit = top.clamp(1, 999) as u32;
+    let query = NameQuery { prefix: String::new(), after, limit: limit + 1 };
+    let (users, next) =
+        split_page(store.users_page(tenant_id, &query).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
+    let total = if with_total { Some(store.count_users(tenant_id, &NameQuery::default()).await?) } else { None };
+    Ok((users, next, total))
+}
+
 /// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
 pub async fn directory_groups(store: &dyn Store, tenant_id: TenantId) -> Result<Vec<Group>, ServiceError> {
     let mut groups = store.groups(tenant_id).await?;
