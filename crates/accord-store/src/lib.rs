@@ -190,6 +190,14 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: TenantId,
         group_ids: &[GroupId],
     ) -> StoreResult<std::collections::HashMap<GroupId, u64>>;
+    /// A group's members, direct or (`transitive`) through nested groups too: users and groups,
+    /// each once, in display-name order (ties by id).
+    async fn group_closure(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+        transitive: bool,
+    ) -> StoreResult<(Vec<User>, Vec<Group>)>;
     /// Every group `member_id` is in, directly or through nested groups, with names and the
     /// way up (one read, whatever the depth; cycles end). Sorted by group id.
     async fn memberships_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>>;

@@ -554,6 +554,15 @@ impl Store for SqlStore {
         self.count_members(tenant_id, group_ids).await
     }
 
+    async fn group_closure(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+        transitive: bool,
+    ) -> StoreResult<(Vec<User>, Vec<Group>)> {
+        self.list_group_closure(tenant_id, group_id, transitive).await
+    }
+
     async fn memberships_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>> {
         let load = self.list_memberships(tenant_id, member_id);
         self.cached(CacheKey::Memberships(tenant_id, member_id), load).await

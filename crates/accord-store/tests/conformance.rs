@@ -2837,6 +2837,27 @@ mod cases {
         assert_eq!(counts[&loop_b.id], 1);
         assert_eq!(counts.get(&empty.id), None, "no members: absent");
         assert!(s.member_counts(other.id, &[top.id]).await.unwrap().is_empty());
+
+        // A group's members, direct or through nested groups; each once; never the group itself.
+        let names = |(users, groups): (Vec<User>, Vec<Group>)| {
+            (
+                users.into_iter().map(|u| u.upn).collect::<Vec<_>>(),
+                groups.into_iter().map(|g| g.display_name).collect::<Vec<_>>(),
+            )
+        };
+        let direct = names(s.group_closure(t.id, top.id, false).await.unwrap());
+        assert_eq!(direct, (vec!["bob@contoso.test".to_string()], vec!["Mid".to_string()]));
+        let all = names(s.group_closure(t.id, top.id, true).await.unwrap());
+        assert_eq!(
+            all,
+            (
+                vec!["ann@contoso.test".to_string(), "bob@contoso.test".to_string()],
+                vec!["Low".to_string(), "Mid".to_string()]
+            )
+        );
+        let looped = names(s.group_closure(t.id, loop_a.id, true).await.unwrap());
+        assert_eq!(looped, (vec!["bob@contoso.test".to_string()], vec!["Loop B".to_string()]), "the cycle ends");
+        assert_eq!(names(s.group_closure(other.id, top.id, true).await.unwrap()), (vec![], vec![]), "one tenant");
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {

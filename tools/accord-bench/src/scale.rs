@@ -36,6 +36,9 @@ struct SizeReport {
     check: Duration,
     first_start: Duration,
     restart: Duration,
+    /// Resident and peak memory (KiB) after the requests, and the peak of the restart.
+    memory: (u64, u64),
+    restart_peak: u64,
     /// (name, p50, p99) in report order.
     rows: Vec<(String, Duration, Duration)>,
 }
@@ -69,12 +72,15 @@ fn measure(
     let server = Server::start_in(accord, Some(&scenario), None, dir.clone(), true)?;
     let first_start = start.elapsed();
     let rows = runtime.block_on(requests(&server, samples)).with_context(|| format!("at {users} users"))?;
+    let memory = crate::footprint::memory_kib(server.pid())?;
     drop(server);
     let start = Instant::now();
     let again = Server::start_in(accord, Some(&scenario), None, dir.clone(), false)?;
     let restart = start.elapsed();
+    let restart_peak = crate::footprint::memory_kib(again.pid())?.1;
     drop(again);
-    Ok(SizeReport { users, file_mb: text.len() as f64 / 1e6, check, first_start, restart, rows })
+    let file_mb = text.len() as f64 / 1e6;
+    Ok(SizeReport { users, file_mb, check, first_start, restart, memory, restart_peak, rows })
 }
 
 fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
@@ -126,8 +132,8 @@ async fn requests(server: &Server, samples: usize) -> anyhow::Result<Vec<(String
     }
     let walk = start.elapsed();
     ensure!(listed >= 2, "the user list was empty");
-    rows.push(percentiles(&format!("Graph: one page of 999 while paging through all {listed}"), pages));
-    rows.push((format!("Graph: paging through all {listed} users (total)"), walk, walk));
+    rows.push(percentiles("Graph: a page of 999 while paging through every user", pages));
+    rows.push(("Graph: paging through every user (total)".to_string(), walk, walk));
 
     let admin = portal_worker(server).await?;
     for (name, path) in PAGES {
@@ -195,5 +201,12 @@ fn report(reports: &[SizeReport], settings: &Settings) -> String {
         cells(&|r| format!("{:.1} s", r.first_start.as_secs_f64()))
     );
     let _ = writeln!(out, "| restart, same scenario | {} |", cells(&|r| format!("{:.1} s", r.restart.as_secs_f64())));
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    let _ = writeln!(
+        out,
+        "| RSS after the requests (peak since start) | {} |",
+        cells(&|r| format!("{} ({})", mib(r.memory.0), mib(r.memory.1)))
+    );
+    let _ = writeln!(out, "| peak RSS of the restart | {} |", cells(&|r| mib(r.restart_peak)));
     out
 }

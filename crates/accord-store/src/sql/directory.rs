@@ -1012,6 +1012,45 @@ impl SqlStore {
         self.read_all(q, |c| c.uuid("group_id")).await
     }
 
+    /// A group's members — direct, or (`transitive`) through nested groups too — as users and
+    /// groups, each once, in display-name order (ties by id): two statements, whatever the size
+    /// of the group or the depth of its nesting; cycles end.
+    pub(super) async fn list_group_closure(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+        transitive: bool,
+    ) -> StoreResult<(Vec<User>, Vec<Group>)> {
+        let groups_below = if transitive {
+            "WITH RECURSIVE down (group_id) AS ( \
+                 SELECT CAST($2 AS TEXT) \
+                 UNION \
+                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
+                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
+             ) "
+        } else {
+            "WITH down (group_id) AS (SELECT CAST($2 AS TEXT)) "
+        };
+        let user_columns: Vec<String> = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
+        let users_sql = format!(
+            "{groups_below} SELECT {} FROM users u WHERE u.tenant_id = $1 AND u.id IN ( \
+                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
+                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'user' \
+             ) ORDER BY u.name_key, u.id",
+            user_columns.join(", ")
+        );
+        let users = self.read_all(sqlx::query(&users_sql).bind(id(tenant_id)).bind(id(group_id)), user_from).await?;
+        let groups_sql = format!(
+            "{groups_below} SELECT g.tenant_id, g.id, g.display_name FROM directory_groups g \
+             WHERE g.tenant_id = $1 AND g.id <> $2 AND g.id IN ( \
+                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
+                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
+             ) ORDER BY g.name_key, g.id"
+        );
+        let groups = self.read_all(sqlx::query(&groups_sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await?;
+        Ok((users, groups))
+    }
+
     /// Ids as `$2, $3, …` placeholders (after the tenant's `$1`), for `IN (…)`.
     fn id_list(count: usize) -> String {
         (0..count).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")

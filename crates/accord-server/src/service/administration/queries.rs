@@ -525,40 +525,10 @@ pub async fn directory_group_members(
     group_id: GroupId,
     transitive: bool,
 ) -> Result<Option<(Vec<User>, Vec<Group>)>, ServiceError> {
-    let Some(group) = store.group(tenant_id, group_id).await? else { return Ok(None) };
-    let mut seen = std::collections::HashSet::from([group.id]);
-    let mut queue = std::collections::VecDeque::from([group.id]);
-    let (mut users, mut groups) = (Vec::new(), Vec::new());
-    let mut user_ids = std::collections::HashSet::new();
-    while let Some(g) = queue.pop_front() {
-        for m in store.group_members(tenant_id, g).await? {
-            match m.kind {
-                MemberKind::User => {
-                    if user_ids.insert(m.member_id) {
-                        if let Some(u) = store.user(tenant_id, UserId::from(m.member_id)).await? {
-                            users.push(u);
-                        }
-                    }
-                }
-                MemberKind::Group => {
-                    if seen.insert(GroupId::from(m.member_id)) {
-                        if let Some(sub) = store.group(tenant_id, GroupId::from(m.member_id)).await? {
-                            groups.push(sub);
-                        }
-                        if transitive {
-                            queue.push_back(GroupId::from(m.member_id));
-                        }
-                    }
-                }
-            }
-        }
-        if !transitive {
-            break;
-        }
+    if store.group(tenant_id, group_id).await?.is_none() {
+        return Ok(None);
     }
-    users.sort_by_key(|u| (u.display_name.to_lowercase(), u.id));
-    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
-    Ok(Some((users, groups)))
+    Ok(Some(store.group_closure(tenant_id, group_id, transitive).await?))
 }
 
 /// One of the tenant's own app registrations as Graph reads it: with its client secrets (hashes
