@@ -111,6 +111,16 @@ async fn users_list_filter_select_and_paging() {
     assert_eq!(body["@odata.count"], 5);
     let next = body["@odata.nextLink"].as_str().unwrap().to_string();
     let token_value = next.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    // startswith on displayName or userPrincipalName is served by the index too, any case,
+    // paged with the filter kept in the nextLink.
+    let (values, sizes) = g.all_pages(&token, "/v1.0/users?$filter=startswith(displayName,'C')&$top=1").await;
+    assert_eq!(sizes, [1, 1]);
+    assert_eq!(names(&values), ["Carol Clark", "Contoso Admin"]);
+    let (_, body) = g.get(&token, "/v1.0/users?$filter=startswith(userPrincipalName,'CAROL@')&$count=true").await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
+    assert_eq!(body["@odata.count"], 1);
+    let (_, body) = g.get(&token, "/v1.0/users?$filter=startswith(displayName,'carol@')").await;
+    assert_eq!(names(body["value"].as_array().unwrap()), Vec::<String>::new(), "the name only, not the UPN");
     // A keyset token is refused where it does not belong, and a forged one everywhere.
     let (status, body) = g.get(&token, &format!("/v1.0/groups?$skiptoken={token_value}")).await;
     assert_eq!(status, 400, "{body}");

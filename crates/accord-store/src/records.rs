@@ -325,8 +325,22 @@ pub struct AuditPosition {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NameQuery {
     pub prefix: String,
+    /// Which text the prefix is compared with.
+    pub field: NameField,
     pub after: Option<NamePosition>,
     pub limit: u32,
+}
+
+/// What a [`NameQuery`]'s prefix is compared with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NameField {
+    /// The display name or (users) the UPN, or an object id: the admin center's search.
+    #[default]
+    NameOrUpn,
+    /// The display name only (Graph's `startswith(displayName, …)`).
+    DisplayName,
+    /// The UPN only (Graph's `startswith(userPrincipalName, …)`).
+    Upn,
 }
 
 /// Where a page of users or groups ended: the last one's case-folded display name and id.

@@ -2705,8 +2705,12 @@ mod cases {
         changes.extend(groups.iter().cloned().map(Change::PutGroup));
         s.apply(&changes).await.unwrap();
 
-        let page =
-            |prefix: &str, after: Option<NamePosition>, limit: u32| NameQuery { prefix: prefix.into(), after, limit };
+        let page = |prefix: &str, after: Option<NamePosition>, limit: u32| NameQuery {
+            prefix: prefix.into(),
+            after,
+            limit,
+            ..Default::default()
+        };
         let names = |users: Vec<User>| users.into_iter().map(|u| u.upn).collect::<Vec<_>>();
         // Display-name order, case-folded; ties by id; one tenant (an oracle sorted here).
         let mut everyone = s.users(t.id).await.unwrap();
@@ -2732,6 +2736,15 @@ mod cases {
             [expect(&starts("twin"))[0].clone()]
         );
         assert_eq!(names(s.users_page(t.id, &page("nobody", None, 100)).await.unwrap()), Vec::<String>::new());
+        // Graph's startswith: the display name only, or the UPN only.
+        let on = |prefix: &str, field: NameField| NameQuery { prefix: prefix.into(), field, limit: 100, after: None };
+        let by_name = s.users_page(t.id, &on("al", NameField::DisplayName)).await.unwrap();
+        assert_eq!(names(by_name), expect(&|u: &User| u.display_name.to_lowercase().starts_with("al")));
+        let by_upn = s.users_page(t.id, &on("AL", NameField::Upn)).await.unwrap();
+        assert_eq!(names(by_upn), expect(&|u: &User| u.upn.starts_with("al")));
+        assert_eq!(s.count_users(t.id, &on("al", NameField::Upn)).await.unwrap(), 3);
+        let id_text = people[2].id.to_string();
+        assert!(s.users_page(t.id, &on(&id_text, NameField::DisplayName)).await.unwrap().is_empty(), "no id match");
         // An object id finds that object only.
         let by_id = s.users_page(t.id, &page(&people[2].id.to_string(), None, 100)).await.unwrap();
         assert_eq!(names(by_id), ["bob@contoso.test"]);

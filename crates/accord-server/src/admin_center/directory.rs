@@ -65,7 +65,7 @@ impl ListParams {
 
     /// The store query, once the object the previous page ended with is known.
     fn query(&self, after: Option<NamePosition>) -> NameQuery {
-        NameQuery { prefix: self.q.clone(), after, limit: LIST_PAGE }
+        NameQuery { prefix: self.q.clone(), after, limit: LIST_PAGE, ..Default::default() }
     }
 
     /// Links to the next and first pages, keeping the search.

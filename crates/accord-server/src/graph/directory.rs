@@ -16,7 +16,7 @@ use accord_core::microsoft_graph::permissions::{GROUP_READ as GROUP_DELEGATED, G
 use accord_core::microsoft_graph::permissions::{
     USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP,
 };
-use accord_store::NamePosition;
+use accord_store::{NameField, NamePosition, NameQuery};
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -192,26 +192,35 @@ pub async fn list_users(
 ) -> Result<Response, GraphError> {
     require_users(&caller)?;
     let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
-    if opts.plain_listing() {
-        return users_by_pages(&state, &caller, &opts, uri.path()).await;
+    if let Some(prefix) = opts.indexed_listing(&["displayName", "userPrincipalName"]) {
+        let query = match prefix {
+            None => NameQuery::default(),
+            Some(("userPrincipalName", text)) => {
+                NameQuery { prefix: text, field: NameField::Upn, ..Default::default() }
+            }
+            Some((_, text)) => NameQuery { prefix: text, field: NameField::DisplayName, ..Default::default() },
+        };
+        return users_by_pages(&state, &caller, &opts, query, uri.path()).await;
     }
     let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
     let items = users.iter().map(user_json).collect();
     Ok(list_response(&state, &opts, items, "users", uri.path()))
 }
 
-/// `GET /v1.0/users` with nothing but `$top`, `$select` and `$count`: a page read from the
-/// display-name index (the same order the filtered path sorts by), continued by a keyset
-/// `$skiptoken`, so that paging through 100,000 users costs the same per page throughout.
+/// `GET /v1.0/users` with nothing but `$top`, `$select`, `$count` and at most a
+/// `startswith(displayName|userPrincipalName, '…')` filter: a page read from an index (in the
+/// order the in-memory path sorts by), continued by a keyset `$skiptoken`, so that paging
+/// through 100,000 users costs the same per page throughout.
 async fn users_by_pages(
     state: &crate::state::AppState,
     caller: &Caller,
     opts: &QueryOptions,
+    mut query: NameQuery,
     path: &str,
 ) -> Result<Response, GraphError> {
-    let after = opts.after.as_ref().map(|p| NamePosition { name_key: p.key.clone(), id: p.id });
+    query.after = opts.after.as_ref().map(|p| NamePosition { name_key: p.key.clone(), id: p.id });
     let (users, next, total) =
-        administration::directory_users_page(state.store.as_ref(), caller.tenant_id, after, opts.top, opts.count)
+        administration::directory_users_page(state.store.as_ref(), caller.tenant_id, query, opts.top, opts.count)
             .await?;
     let value: Vec<Value> = users.iter().map(|u| opts.project(user_json(u))).collect();
     let public_url = &state.settings.public_url;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{Change, Membership, NameQuery, StoreError, StoreResult};
+use crate::{Change, Membership, NameField, NameQuery, StoreError, StoreResult};
 
 // --- tenants ---
 
@@ -1323,16 +1323,23 @@ fn name_filter(query: &NameQuery, with_upn: bool) -> (String, Vec<String>) {
     let mut sql = String::new();
     let mut binds = Vec::new();
     let prefix = query.prefix.trim();
-    if let Ok(object_id) = Uuid::parse_str(prefix) {
-        sql.push_str(&format!(" AND id = {}", param(&mut binds, id(object_id))));
-    } else if !prefix.is_empty() {
-        let low = fold(prefix);
-        let name = range(&mut binds, "name_key", &low);
-        if with_upn {
-            let upn = range(&mut binds, "upn_key", &low);
-            sql.push_str(&format!(" AND ({name} OR {upn})"));
-        } else {
-            sql.push_str(&format!(" AND {name}"));
+    let by_id = query.field == NameField::NameOrUpn;
+    match Uuid::parse_str(prefix) {
+        Ok(object_id) if by_id => sql.push_str(&format!(" AND id = {}", param(&mut binds, id(object_id)))),
+        _ if prefix.is_empty() => {}
+        _ => {
+            let low = fold(prefix);
+            let clause = match (query.field, with_upn) {
+                (NameField::NameOrUpn, true) => {
+                    let name = range(&mut binds, "name_key", &low);
+                    format!("({name} OR {})", range(&mut binds, "upn_key", &low))
+                }
+                (NameField::Upn, true) => range(&mut binds, "upn_key", &low),
+                // Groups have no UPN: a UPN prefix matches none.
+                (NameField::Upn, false) => "1 = 0".to_string(),
+                (_, _) => range(&mut binds, "name_key", &low),
+            };
+            sql.push_str(&format!(" AND {clause}"));
         }
     }
     if let Some(after) = &query.after {

@@ -185,11 +185,24 @@ impl QueryOptions {
         Ok(opts)
     }
 
-    /// Whether the request lists the collection in its natural order with nothing but `$top`,
-    /// `$select`, `$count` and a keyset `$skiptoken`: what a store index can serve a page at a
-    /// time.
-    pub fn plain_listing(&self) -> bool {
-        self.filter.is_none() && self.orderby.is_empty() && self.skip == 0
+    /// What a store index can serve a page at a time: the collection in its natural order with
+    /// nothing but `$top`, `$select`, `$count`, a keyset `$skiptoken` and, at most, a `$filter`
+    /// that is one `startswith(property, 'text')` on a property of `indexed`. `Some(None)`: no
+    /// filter; `Some(Some((property, text)))`: that prefix; `None`: filter and order in memory.
+    pub fn indexed_listing(&self, indexed: &[&'static str]) -> Option<Option<(&'static str, String)>> {
+        if !self.orderby.is_empty() || self.skip != 0 {
+            return None;
+        }
+        match &self.filter {
+            None => Some(None),
+            Some(Expr::Str(StrFn::StartsWith, Operand::Path(p), Operand::Lit(Literal::Str(text))))
+                if p.var.is_none() && p.segments.len() == 1 =>
+            {
+                let property = indexed.iter().copied().find(|i| p.segments[0].eq_ignore_ascii_case(i))?;
+                Some(Some((property, text.clone())))
+            }
+            Some(_) => None,
+        }
     }
 
     /// The absolute URL of the page after `position` (a keyset `$skiptoken`).

@@ -100,7 +100,7 @@ pub async fn find_principals(
     limit: usize,
 ) -> Result<Vec<PrincipalSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let page = NameQuery { prefix: query.trim().to_string(), after: None, limit: limit.min(1000) as u32 };
+    let page = NameQuery { prefix: query.trim().to_string(), limit: limit.min(1000) as u32, ..Default::default() };
     let mut found: Vec<PrincipalSummary> =
         store.users_page(tenant.id, &page).await?.iter().map(PrincipalSummary::of_user).collect();
     if include_groups && found.len() < limit {
@@ -492,20 +492,21 @@ pub async fn directory_users(store: &dyn Store, tenant_id: TenantId) -> Result<V
     Ok(users)
 }
 
-/// One page of the tenant's users in the order of [`directory_users`], read from the index:
+/// One page of the tenant's users in the order of [`directory_users`], read from the index
+/// (narrowed by the query's prefix):
 /// the users, where the next page starts (if more remain) and, when asked, how many in all.
 pub async fn directory_users_page(
     store: &dyn Store,
     tenant_id: TenantId,
-    after: Option<NamePosition>,
+    query: NameQuery,
     top: usize,
     with_total: bool,
 ) -> Result<(Vec<User>, Option<NamePosition>, Option<u64>), ServiceError> {
     let limit = top.clamp(1, 999) as u32;
-    let query = NameQuery { prefix: String::new(), after, limit: limit + 1 };
+    let read = NameQuery { limit: limit + 1, ..query.clone() };
     let (users, next) =
-        split_page(store.users_page(tenant_id, &query).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
-    let total = if with_total { Some(store.count_users(tenant_id, &NameQuery::default()).await?) } else { None };
+        split_page(store.users_page(tenant_id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
+    let total = if with_total { Some(store.count_users(tenant_id, &query).await?) } else { None };
     Ok((users, next, total))
 }
 
