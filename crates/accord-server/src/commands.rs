@@ -258,3 +258,51 @@ fn describe(d: &accord_core::consent_engine::Decision) -> String {
         Refuse(e) => format!("refuse: {e}"),
     }
 }
+
+/// `accord import`: reads JSON Lines (reporting every bad line with its number, and writing
+/// nothing then), imports in batches with progress on standard error, and sums up.
+pub async fn import_users(
+    store: &dyn Store,
+    tenant: &Tenant,
+    admin_upn: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<String> {
+    use crate::service::administration::{self, Actor, ImportedUser};
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?
+    };
+    let mut users = Vec::new();
+    let mut lines = Vec::new();
+    let mut problems = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<ImportedUser>(line) {
+            Ok(u) => {
+                users.push(u);
+                lines.push(n + 1);
+            }
+            Err(e) => problems.push(format!("{}:{}: {e}", file.display(), n + 1)),
+        }
+    }
+    for (i, problem) in administration::check_import(tenant, &users) {
+        problems.push(format!("{}:{}: {problem}", file.display(), lines[i]));
+    }
+    if !problems.is_empty() {
+        let n = accord_core::wording::count(problems.len() as i64, "problem");
+        bail!("nothing was imported; {n}:\n{}", problems.join("\n"));
+    }
+    let actor = Actor::user(store, user(store, tenant, admin_upn).await?).await.map_err(failure)?;
+    let mut progress = |done: usize, total: usize| eprintln!("imported {done} of {total} users");
+    let s = administration::import_users(store, &actor, tenant, &users, &mut progress).await.map_err(failure)?;
+    let count = |n: usize, noun: &str| accord_core::wording::count(n as i64, noun);
+    Ok(format!(
+        "{} imported into {}: {} created, {} updated; {} created, {} added\n",
+        count(users.len(), "user"),
+        tenant.display_name,
+        s.created,
+        s.updated,
+        count(s.groups_created, "group"),
+        count(s.memberships_added, "membership"),
+    ))
+}

@@ -34,6 +34,21 @@ enum Command {
         #[command(subcommand)]
         command: RequestsCommand,
     },
+    /// Import users into a tenant from a JSON Lines file (one object a line:
+    /// userPrincipalName, displayName, optional password and groups), with progress; existing
+    /// users are updated, missing groups created.
+    Import {
+        #[command(flatten)]
+        store: ServeArgs,
+        /// Tenant id or verified domain.
+        #[arg(long)]
+        tenant: String,
+        /// The administrator the import acts as (UPN): the audit log names them.
+        #[arg(long = "as")]
+        admin: String,
+        /// The file (JSON Lines; `-` for standard input).
+        file: PathBuf,
+    },
     /// List the tenant's app certificates and client secrets by expiry, flagging those expired or
     /// expiring soon.
     Credentials {
@@ -234,6 +249,14 @@ fn main() -> ExitCode {
         }
         Command::Requests { command } => runtime().and_then(|rt| rt.block_on(requests_command(command))),
         Command::Test { target, command } => runtime().and_then(|rt| rt.block_on(test_command(target, command))),
+        Command::Import { store, tenant, admin, file } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;
+                let t = commands::tenant(&*store, &tenant).await?;
+                print!("{}", commands::import_users(&*store, &t, &admin, &file).await?);
+                Ok(())
+            })
+        }),
         Command::Credentials { store, tenant, within_days } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;

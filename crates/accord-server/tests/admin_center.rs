@@ -1343,3 +1343,70 @@ async fn users_and_groups_are_searched_and_paged_on_the_server() {
     let home = admin.page("/admin").await;
     assert!(home.contains(">58<"), "the home page counts groups in the database: {home}");
 }
+
+/// `accord import`: users from JSON Lines (a directory's export), every bad line reported with
+/// its number and nothing written then; existing users updated, missing groups created, progress
+/// on standard error; the imported users exist for the running server, and only those given a
+/// password can sign in with one.
+#[tokio::test]
+async fn users_are_imported_from_json_lines() {
+    let server = TestServer::start_with(&fixture());
+    let data_dir = server.data_dir.to_string_lossy().to_string();
+    let dir = std::env::temp_dir().join(format!("accord-import-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let import = |name: &str, lines: &[&str]| {
+        let file = dir.join(name);
+        std::fs::write(&file, lines.join("\n")).unwrap();
+        let file = file.to_string_lossy().to_string();
+        accord(&["import", "--data-dir", &data_dir, "--tenant", "contoso.test", "--as", "admin@contoso.test", &file])
+    };
+
+    let (code, _, err) = import(
+        "bad.jsonl",
+        &[
+            r#"{"userPrincipalName": "ivy@contoso.test", "displayName": "Ivy Import", "password": "ivy-password-1"}"#,
+            r#"{"userPrincipalName": "eve@elsewhere.test", "displayName": "Eve"}"#,
+            r#"{"userPrincipalName": "kim@contoso.test", "displayName": "Kim", "manager": "x"}"#,
+            r#"{"userPrincipalName": "IVY@contoso.test", "displayName": "Ivy Again", "password": "short"}"#,
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("nothing was imported; 4 problems"), "{err}");
+    assert!(err.contains("bad.jsonl:2: ") && err.contains("bad.jsonl:3: ") && err.contains("unknown field"), "{err}");
+    assert!(err.contains("bad.jsonl:4: ") && err.contains("the same as user 1 of the import"), "{err}");
+
+    let good = [
+        r#"{"userPrincipalName": "ivy@contoso.test", "displayName": "Ivy Import", "password": "ivy-password-1", "groups": ["Sales", "Imported"]}"#,
+        r#"{"userPrincipalName": "jon@contoso.test", "displayName": "Jon Import", "groups": ["imported"]}"#,
+        r#"{"userPrincipalName": "bob@contoso.test", "displayName": "Bob Renamed"}"#,
+    ];
+    let (code, out, err) = import("good.jsonl", &good);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "3 users imported into Contoso: 2 created, 1 updated; 1 group created, 3 memberships added",
+        "{out}"
+    );
+    assert!(err.contains("imported 3 of 3 users"), "progress: {err}");
+
+    // The running server sees them: Ivy signs in; Jon, without a password, cannot.
+    let client = server.client();
+    let portal = server.url("/portal/signin?return_to=/myapps");
+    assert!(sign_in(&client, &server, &portal, "ivy@contoso.test", "ivy-password-1").await.is_ok());
+    assert!(sign_in(&server.client(), &server, &portal, "jon@contoso.test", "anything-at-all").await.is_err());
+    let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let users = admin.page("/admin/users?q=bob").await;
+    assert!(users.contains("Bob Renamed"), "{users}");
+    let groups = admin.page("/admin/groups?q=imported").await;
+    let imported = link(&groups, "Imported");
+    let group = admin.page(&imported).await;
+    assert!(group.contains("Ivy Import") && group.contains("Jon Import"), "{group}");
+
+    // Again: nothing new, nothing doubled.
+    let (code, out, _) = import("good.jsonl", &good[1..]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        "2 users imported into Contoso: 0 created, 2 updated; 0 groups created, 0 memberships added"
+    );
+}

@@ -337,3 +337,163 @@ async fn target_user(
     guard_privileged_target(store, actor, tenant, &user, verb).await?;
     Ok(user)
 }
+
+/// One user of a bulk import (a line of JSON Lines, as Graph names the properties): created, or
+/// updated when the UPN exists; `password` optional (without one the user cannot sign in with a
+/// password, and no slow hash is computed); `groups` by display name, created when missing.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ImportedUser {
+    pub user_principal_name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub created: usize,
+    pub updated: usize,
+    pub groups_created: usize,
+    pub memberships_added: usize,
+}
+
+/// Users written per transaction by [`import_users`].
+pub const IMPORT_BATCH: usize = 500;
+
+/// Every problem of an import, by the index of the user it concerns; empty when all is well.
+/// The UPNs must be unique in the import (letter case ignored).
+pub fn check_import(tenant: &Tenant, users: &[ImportedUser]) -> Vec<(usize, String)> {
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for (i, u) in users.iter().enumerate() {
+        let checks = [
+            valid_upn(tenant, &u.user_principal_name).map(|_| ()),
+            valid_name("displayName", &u.display_name).map(|_| ()),
+            u.password.as_deref().map_or(Ok(()), valid_password),
+        ];
+        for group in &u.groups {
+            if let Err(e) = valid_name("groups", group) {
+                problems.push((i, e.to_string()));
+            }
+        }
+        problems.extend(checks.into_iter().filter_map(|c| c.err()).map(|e| (i, e.to_string())));
+        if let Some(first) = seen.insert(u.user_principal_name.trim().to_ascii_lowercase(), i) {
+            problems.push((i, format!("userPrincipalName: the same as user {} of the import", first + 1)));
+        }
+    }
+    problems
+}
+
+/// Imports users (a real directory's export, or a large fixture) in batches of
+/// [`IMPORT_BATCH`], one transaction and one audit event per user each, calling
+/// `progress(done, total)` after every batch. Nothing is written when [`check_import`] finds a
+/// problem; a batch that fails leaves the earlier ones written (the import can be run again:
+/// existing users are updated, memberships are not doubled).
+pub async fn import_users(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    users: &[ImportedUser],
+    progress: &mut (dyn FnMut(usize, usize) + Send),
+) -> Result<ImportSummary, ServiceError> {
+    authorize(actor, Operation::ManageUsers)?;
+    authorize(actor, Operation::ManageGroups)?;
+    if let Some((i, problem)) = check_import(tenant, users).into_iter().next() {
+        return Err(invalid("users", &format!("user {} of the import: {problem}", i + 1)));
+    }
+    let mut summary = ImportSummary::default();
+    for (n, batch) in users.chunks(IMPORT_BATCH).enumerate() {
+        import_batch(store, actor, tenant, batch, &mut summary).await?;
+        progress((n * IMPORT_BATCH + batch.len()).min(users.len()), users.len());
+    }
+    Ok(summary)
+}
+
+async fn import_batch(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    batch: &[ImportedUser],
+    summary: &mut ImportSummary,
+) -> Result<(), ServiceError> {
+    let mut changes = Vec::new();
+    let mut joins: Vec<(String, UserId)> = Vec::new();
+    for u in batch {
+        let upn = valid_upn(tenant, &u.user_principal_name)?;
+        let display_name = valid_name("displayName", &u.display_name)?;
+        let existing = store.user_by_upn(tenant.id, &upn).await?;
+        let password_hash = match &u.password {
+            Some(p) => Some(crate::password_work::hash(p.clone()).await.map_err(ServiceError::busy)?),
+            None => existing.as_ref().and_then(|e| e.password_hash.clone()),
+        };
+        let user = match existing {
+            Some(e) => {
+                // Only real changes are written and logged: an import run twice changes nothing.
+                if e.display_name != display_name {
+                    let detail = json!({ "user": upn, "displayName": modified(&e.display_name, &display_name) });
+                    changes.push(actor.audit(tenant.id, "user.renamed", None, detail));
+                }
+                if u.password.is_some() {
+                    // A new password signs the user out everywhere, as a reset does.
+                    let at = accord_core::clock::now();
+                    changes.push(Change::EndSignIns { tenant_id: tenant.id, user_id: e.id, at });
+                    changes.push(actor.audit(tenant.id, "user.password_reset", None, json!({ "user": upn })));
+                }
+                summary.updated += 1;
+                User { display_name, password_hash, ..e }
+            }
+            None => {
+                summary.created += 1;
+                changes.push(actor.audit(tenant.id, "user.created", None, json!({ "user": upn, "imported": true })));
+                User {
+                    tenant_id: tenant.id,
+                    id: UserId::random(),
+                    upn,
+                    display_name,
+                    password_hash,
+                    enabled: true,
+                    failed_sign_ins: 0,
+                    locked_until: None,
+                    sign_ins_valid_from: None,
+                }
+            }
+        };
+        joins.extend(u.groups.iter().map(|g| (g.trim().to_string(), user.id)));
+        changes.push(Change::PutUser(user));
+    }
+    // Memberships, group by group: the group's list with the newcomers appended once.
+    let mut by_group: Vec<(String, Vec<UserId>)> = Vec::new();
+    for (name, user) in joins {
+        match by_group.iter_mut().find(|(n, _)| n.to_lowercase() == name.to_lowercase()) {
+            Some((_, ids)) => ids.push(user),
+            None => by_group.push((name, vec![user])),
+        }
+    }
+    for (name, ids) in by_group {
+        let (group, mut members) = match store.group_by_name(tenant.id, &name).await? {
+            Some(g) => {
+                let members = store.group_members(tenant.id, g.id).await?;
+                (g, members)
+            }
+            None => {
+                let g = Group { tenant_id: tenant.id, id: GroupId::random(), display_name: name.clone() };
+                summary.groups_created += 1;
+                changes.push(Change::PutGroup(g.clone()));
+                changes.push(actor.audit(tenant.id, "group.created", None, json!({ "group": name, "imported": true })));
+                (g, Vec::new())
+            }
+        };
+        for id in ids {
+            if !members.iter().any(|m| m.member_id == Uuid::from(id)) {
+                members.push(GroupMember { group_id: group.id, member_id: id.into(), kind: MemberKind::User });
+                summary.memberships_added += 1;
+            }
+        }
+        changes.push(Change::SetGroupMembers { tenant_id: tenant.id, group_id: group.id, members });
+    }
+    apply(store, changes).await
+}
