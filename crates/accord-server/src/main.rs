@@ -172,6 +172,9 @@ enum ScenarioCommand {
         /// How many users (one group per ten, one app per hundred).
         #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(2..=1_000_000))]
         users: u32,
+        /// Give every user a password (loading hashes each), not only the two that sign in.
+        #[arg(long)]
+        passwords: bool,
     },
 }
 
@@ -238,8 +241,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Scenario { command: ScenarioCommand::Check { file, vars } } => check_scenario(&file, vars),
-        Command::Scenario { command: ScenarioCommand::Generate { users } } => {
-            let size = accord_core::scenario::generate::TenantSize { users: users as usize };
+        Command::Scenario { command: ScenarioCommand::Generate { users, passwords } } => {
+            let size = accord_core::scenario::generate::TenantSize { users: users as usize, passwords };
             print!("{}", accord_core::scenario::generate::tenant(size));
             Ok(())
         }

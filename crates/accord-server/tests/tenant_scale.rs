@@ -71,7 +71,7 @@ async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
     let dir = std::env::temp_dir().join(format!("accord-scale-{users}-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("generated.toml");
-    std::fs::write(&scenario, generate::tenant(TenantSize { users })).unwrap();
+    std::fs::write(&scenario, generate::tenant(TenantSize { users, passwords: false })).unwrap();
     // Without the directory cache: every read is a statement, so the counts are the reads a
     // request makes, not what happened to be cached (a generation check, an eviction).
     let server = TestServer::launch_with_env(dir.clone(), &scenario, &["--directory-cache", "off", "--test-mode"], &[]);

@@ -53,6 +53,13 @@ pub enum Change {
         tenant_id: TenantId,
         user_id: UserId,
     },
+    /// Records the fingerprint of the password a scenario gave a user (see
+    /// [`Store::scenario_passwords`]); replaces the previous one.
+    PutScenarioPassword {
+        tenant_id: TenantId,
+        user_id: UserId,
+        fingerprint: String,
+    },
     /// Ends everything a user signed in with: their SSO sessions and unredeemed codes go, and
     /// every refresh-token family of theirs is revoked (a refresh answers AADSTS50173), as
     /// Entra does after a password reset, a disabled account or `revokeSignInSessions`.
@@ -190,6 +197,10 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: TenantId,
         group_ids: &[GroupId],
     ) -> StoreResult<std::collections::HashMap<GroupId, u64>>;
+    /// The fingerprints of the passwords the last scenario load gave the tenant's users (keyed
+    /// by the loader: a restart with the same scenario and an unchanged hash keeps the hash
+    /// without argon2).
+    async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>>;
     /// A group's members, direct or (`transitive`) through nested groups too: users and groups,
     /// each once, in display-name order (ties by id).
     async fn group_closure(

@@ -554,6 +554,10 @@ impl Store for SqlStore {
         self.count_members(tenant_id, group_ids).await
     }
 
+    async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>> {
+        self.list_scenario_passwords(tenant_id).await
+    }
+
     async fn group_closure(
         &self,
         tenant_id: TenantId,

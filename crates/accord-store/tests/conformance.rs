@@ -2871,6 +2871,22 @@ mod cases {
         let looped = names(s.group_closure(t.id, loop_a.id, true).await.unwrap());
         assert_eq!(looped, (vec!["bob@contoso.test".to_string()], vec!["Loop B".to_string()]), "the cycle ends");
         assert_eq!(names(s.group_closure(other.id, top.id, true).await.unwrap()), (vec![], vec![]), "one tenant");
+
+        // Scenario password fingerprints: one per user, replaced, gone with the user.
+        let mark = |user: &User, fingerprint: &str| Change::PutScenarioPassword {
+            tenant_id: t.id,
+            user_id: user.id,
+            fingerprint: fingerprint.into(),
+        };
+        s.apply(&[mark(&ann, "a1"), mark(&bob, "b1")]).await.unwrap();
+        s.apply(&[mark(&ann, "a2")]).await.unwrap();
+        let marks = s.scenario_passwords(t.id).await.unwrap();
+        assert_eq!((marks.len(), marks[&ann.id].as_str(), marks[&bob.id].as_str()), (2, "a2", "b1"));
+        assert!(s.scenario_passwords(other.id).await.unwrap().is_empty());
+        s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: bob.id }]).await.unwrap();
+        assert_eq!(s.scenario_passwords(t.id).await.unwrap().len(), 1);
+        let stranger = Change::PutScenarioPassword { tenant_id: t.id, user_id: fresh(), fingerprint: "x".into() };
+        assert!(s.apply(&[stranger]).await.is_err(), "only for a user of the tenant");
     }
 
     pub async fn audit_is_append_only(s: &dyn Store) {

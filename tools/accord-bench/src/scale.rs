@@ -61,7 +61,7 @@ fn measure(
 ) -> anyhow::Result<SizeReport> {
     let dir = server::temp_data_dir()?;
     let scenario = dir.join("generated.toml");
-    let text = generate::tenant(TenantSize { users });
+    let text = generate::tenant(TenantSize { users, passwords: false });
     std::fs::write(&scenario, &text)?;
     let start = Instant::now();
     let out = Command::new(accord).args(["scenario", "check"]).arg(&scenario).output()?;

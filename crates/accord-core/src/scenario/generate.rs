@@ -16,6 +16,9 @@ use std::fmt::Write;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantSize {
     pub users: usize,
+    /// Give every user a password (`Passw0rd!user000042`): loading then hashes each, as a real
+    /// directory's fixture would (the default gives two accounts a password).
+    pub passwords: bool,
 }
 
 impl TenantSize {
@@ -77,7 +80,11 @@ pub fn tenant(size: TenantSize) -> String {
         "[[tenant.user]]\nupn = \"{MEMBER_UPN}\"\ndisplay_name = \"Scale Member\"\npassword = \"{MEMBER_PASSWORD}\"\n"
     );
     for i in 0..users - 2 {
-        let _ = writeln!(out, "[[tenant.user]]\nupn = \"user{i:06}@scale.test\"\ndisplay_name = \"User {i:06}\"\n");
+        let _ = writeln!(out, "[[tenant.user]]\nupn = \"user{i:06}@scale.test\"\ndisplay_name = \"User {i:06}\"");
+        if size.passwords {
+            let _ = writeln!(out, "password = \"Passw0rd!user{i:06}\"");
+        }
+        out.push('\n');
     }
     // Members listed per group: users by their three groups, groups under their parent.
     let mut members: Vec<Vec<String>> = vec![Vec::new(); groups];
@@ -121,7 +128,7 @@ mod tests {
     #[test]
     fn generated_tenants_parse_with_the_promised_shape() {
         for users in [2, 50, 1000] {
-            let size = TenantSize { users };
+            let size = TenantSize { users, passwords: false };
             let text = tenant(size);
             assert_eq!(text, tenant(size), "deterministic");
             let s = crate::scenario::parse("generated.toml", &text).unwrap_or_else(|e| panic!("{users}: {e}"));
@@ -131,6 +138,8 @@ mod tests {
             assert_eq!(t.apps.len(), size.apps());
             assert_eq!(t.users.iter().filter(|u| u.password.is_some()).count(), 2, "two accounts sign in");
         }
+        let all = crate::scenario::parse("generated.toml", &tenant(TenantSize { users: 20, passwords: true })).unwrap();
+        assert!(all.tenants[0].users.iter().all(|u| u.password.is_some()));
     }
 
     #[test]

@@ -148,6 +148,15 @@ struct Planner<'a> {
     apps: HashMap<AppId, Application>,
     sps: HashMap<(TenantId, AppId), ServicePrincipal>,
     relative_times: RelativeTimes,
+    /// Each tenant's users by UPN and the fingerprints of their scenario passwords, read once
+    /// (one statement each, not one a user).
+    known_users: HashMap<TenantId, KnownUsers>,
+}
+
+#[derive(Default)]
+struct KnownUsers {
+    by_upn: HashMap<String, User>,
+    fingerprints: HashMap<UserId, String>,
 }
 
 /// The app's certificates from the scenario, each with a key id derived from its thumbprint,
@@ -216,7 +225,25 @@ impl<'a> Planner<'a> {
             apps: HashMap::new(),
             sps: HashMap::new(),
             relative_times,
+            known_users: HashMap::new(),
         }
+    }
+
+    /// The fingerprint of the scenario password `password` of user `id` with the hash stored
+    /// for it: keyed (useless without the master key), and only ever made of passwords that the
+    /// scenario file holds in clear.
+    fn password_fingerprint(&self, id: UserId, password: &str, hash: &str) -> String {
+        self.keyring.secret_hash(&format!("accord/scenario-password/v1\0{id}\0{password}\0{hash}"))
+    }
+
+    async fn known_users(&mut self, tenant_id: TenantId) -> anyhow::Result<&mut KnownUsers> {
+        if !self.known_users.contains_key(&tenant_id) {
+            let users = self.store.users(tenant_id).await?;
+            let fingerprints = self.store.scenario_passwords(tenant_id).await?;
+            let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), u)).collect();
+            self.known_users.insert(tenant_id, KnownUsers { by_upn, fingerprints });
+        }
+        Ok(self.known_users.get_mut(&tenant_id).expect("inserted above"))
     }
 
     async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<TenantId> {
@@ -393,7 +420,9 @@ impl<'a> Planner<'a> {
     }
 
     async fn user(&mut self, tenant_id: TenantId, u: &scenario::UserSpec) -> anyhow::Result<UserId> {
-        let existing = self.store.user_by_upn(tenant_id, &u.upn).await?;
+        let known = self.known_users(tenant_id).await?;
+        let existing = known.by_upn.get(&u.upn.to_ascii_lowercase()).cloned();
+        let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.get(&e.id).cloned());
         let id = match (&existing, u.id) {
             (Some(e), Some(id)) if e.id != id => {
                 bail!("user {} already exists with object id {}, not {id}", u.upn, e.id)
@@ -402,15 +431,23 @@ impl<'a> Planner<'a> {
             (Some(e), None) => e.id,
             (None, None) => UserId::random(),
         };
-        // Re-hash only when the password changed: argon2 is deliberately slow.
-        // Within the server's bound on password work, like every other check.
+        // Re-hash only when the password changed: argon2 is deliberately slow. A restart with
+        // the same scenario recognises its own hash by the fingerprint and checks nothing; a
+        // hash changed since (a reset) is checked against the file's password with argon2,
+        // within the server's bound on password work, like every other check.
         let busy = |_| anyhow!("password hashing is saturated; load the scenario again later");
+        let same = |p: &str, h: &str| fingerprint.as_deref() == Some(&self.password_fingerprint(id, p, h));
         let password_hash = match (&u.password, existing.as_ref().and_then(|e| e.password_hash.clone())) {
             // No password in the file: the user cannot sign in with one.
             (None, _) => None,
+            (Some(p), Some(h)) if same(p, &h) => Some(h),
             (Some(p), Some(h)) if password_work::verify(p.clone(), h.clone()).await.map_err(busy)? => Some(h),
             (Some(p), _) => Some(password_work::hash(p.clone()).await.map_err(busy)?),
         };
+        if let (Some(p), Some(h)) = (&u.password, &password_hash) {
+            let fingerprint = self.password_fingerprint(id, p, h);
+            self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
+        }
         self.changes.push(Change::PutUser(User {
             tenant_id,
             id,

@@ -446,6 +446,16 @@ impl SqlStore {
                 self.delete_service_principal(c, *tenant_id, *sp_id).await?
             }
             Change::DeleteUser { tenant_id, user_id } => self.delete_user(c, *tenant_id, *user_id).await?,
+            Change::PutScenarioPassword { tenant_id, user_id, fingerprint } => {
+                let q = sqlx::query(
+                    "INSERT INTO scenario_passwords (tenant_id, user_id, fingerprint) VALUES ($1, $2, $3) \
+                     ON CONFLICT (tenant_id, user_id) DO UPDATE SET fingerprint = excluded.fingerprint",
+                )
+                .bind(id(*tenant_id))
+                .bind(id(*user_id))
+                .bind(fingerprint.as_str());
+                self.execute(&mut *c, q).await.map_err(db_err)?;
+            }
             Change::EndSignIns { tenant_id, user_id, at } => self.end_sign_ins(c, *tenant_id, *user_id, *at).await?,
             Change::DeleteClientSecret { app_object_id, secret_id } => {
                 let q = sqlx::query("DELETE FROM client_secrets WHERE app_object_id = $1 AND id = $2")
@@ -1049,6 +1059,13 @@ impl SqlStore {
         );
         let groups = self.read_all(sqlx::query(&groups_sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await?;
         Ok((users, groups))
+    }
+
+    pub(super) async fn list_scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<HashMap<UserId, String>> {
+        let q =
+            sqlx::query("SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1").bind(id(tenant_id));
+        let rows = self.read_all(q, |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?))).await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// Ids as `$2, $3, …` placeholders (after the tenant's `$1`), for `IN (…)`.
