@@ -153,6 +153,46 @@ struct Planner<'a> {
     known_users: HashMap<TenantId, KnownUsers>,
 }
 
+/// A scenario user before the password work: its id, the stored user it updates, and what
+/// its password needs.
+struct PlannedUser {
+    id: UserId,
+    existing: Option<User>,
+    password: PasswordWork,
+}
+
+/// What a scenario user's password needs before the user is written.
+enum PasswordWork {
+    /// No password in the file.
+    None,
+    /// The stored hash is the one this load stored for this password (its fingerprint).
+    Keep(String),
+    /// A hash stored otherwise (a reset, an older Accord): check the file's password against
+    /// it, and hash the password when it does not match.
+    CheckOrHash(String, String),
+    /// A new user or one without a hash.
+    Hash(String),
+}
+
+impl PasswordWork {
+    /// The hash to store, running argon2 within the server's bound on password work.
+    async fn resolve(self) -> anyhow::Result<Option<String>> {
+        let busy = |_| anyhow!("password hashing is saturated; load the scenario again later");
+        Ok(match self {
+            PasswordWork::None => None,
+            PasswordWork::Keep(h) => Some(h),
+            PasswordWork::CheckOrHash(p, h) => {
+                if password_work::verify(p.clone(), h.clone()).await.map_err(busy)? {
+                    Some(h)
+                } else {
+                    Some(password_work::hash(p).await.map_err(busy)?)
+                }
+            }
+            PasswordWork::Hash(p) => Some(password_work::hash(p).await.map_err(busy)?),
+        })
+    }
+}
+
 #[derive(Default)]
 struct KnownUsers {
     by_upn: HashMap<String, User>,
@@ -277,17 +317,15 @@ impl<'a> Planner<'a> {
         let graph = self.apps[&GRAPH_APP_ID].clone();
         self.service_principal(tenant_id, &graph).await?;
 
-        let mut users: HashMap<String, UserId> = HashMap::new();
-        for u in &spec.users {
-            let id = self.user(tenant_id, u).await?;
-            users.insert(u.upn.to_ascii_lowercase(), id);
-        }
+        let ids = self.users(tenant_id, &spec.users).await?;
+        let users: HashMap<String, UserId> =
+            spec.users.iter().zip(ids).map(|(u, id)| (u.upn.to_ascii_lowercase(), id)).collect();
+        // The tenant's groups by case-folded name, read once (not a statement a group).
+        let existing_groups: HashMap<String, GroupId> =
+            self.store.groups(tenant_id).await?.into_iter().map(|g| (g.display_name.to_lowercase(), g.id)).collect();
         let mut groups: HashMap<String, GroupId> = HashMap::new();
         for g in &spec.groups {
-            let id = match self.store.group_by_name(tenant_id, &g.display_name).await? {
-                Some(existing) => existing.id,
-                None => GroupId::random(),
-            };
+            let id = existing_groups.get(&g.display_name.to_lowercase()).copied().unwrap_or_else(GroupId::random);
             groups.insert(g.display_name.clone(), id);
             self.changes.push(Change::PutGroup(Group { tenant_id, id, display_name: g.display_name.clone() }));
             self.summary.groups += 1;
@@ -419,7 +457,28 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    async fn user(&mut self, tenant_id: TenantId, u: &scenario::UserSpec) -> anyhow::Result<UserId> {
+    /// The tenant's users: ids decided and, where the file's password is not the one stored
+    /// (by its fingerprint), argon2 checks and hashes run several at a time — as many as the
+    /// server's bound on password work lets run, so memory stays bounded too.
+    async fn users(&mut self, tenant_id: TenantId, specs: &[scenario::UserSpec]) -> anyhow::Result<Vec<UserId>> {
+        let mut planned = Vec::with_capacity(specs.len());
+        for u in specs {
+            planned.push(self.plan_user(tenant_id, u).await?);
+        }
+        use futures_util::StreamExt;
+        let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let work: Vec<PasswordWork> =
+            planned.iter_mut().map(|p| std::mem::replace(&mut p.password, PasswordWork::None)).collect();
+        let hashes: Vec<anyhow::Result<Option<String>>> =
+            futures_util::stream::iter(work.into_iter().map(PasswordWork::resolve)).buffered(parallel).collect().await;
+        let mut ids = Vec::with_capacity(specs.len());
+        for ((u, plan), hash) in specs.iter().zip(planned).zip(hashes) {
+            ids.push(self.put_user(tenant_id, u, plan, hash?));
+        }
+        Ok(ids)
+    }
+
+    async fn plan_user(&mut self, tenant_id: TenantId, u: &scenario::UserSpec) -> anyhow::Result<PlannedUser> {
         let known = self.known_users(tenant_id).await?;
         let existing = known.by_upn.get(&u.upn.to_ascii_lowercase()).cloned();
         let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.get(&e.id).cloned());
@@ -433,18 +492,27 @@ impl<'a> Planner<'a> {
         };
         // Re-hash only when the password changed: argon2 is deliberately slow. A restart with
         // the same scenario recognises its own hash by the fingerprint and checks nothing; a
-        // hash changed since (a reset) is checked against the file's password with argon2,
-        // within the server's bound on password work, like every other check.
-        let busy = |_| anyhow!("password hashing is saturated; load the scenario again later");
+        // hash changed since (a reset) is checked against the file's password.
         let same = |p: &str, h: &str| fingerprint.as_deref() == Some(&self.password_fingerprint(id, p, h));
-        let password_hash = match (&u.password, existing.as_ref().and_then(|e| e.password_hash.clone())) {
+        let password = match (&u.password, existing.as_ref().and_then(|e| e.password_hash.clone())) {
             // No password in the file: the user cannot sign in with one.
-            (None, _) => None,
-            (Some(p), Some(h)) if same(p, &h) => Some(h),
-            (Some(p), Some(h)) if password_work::verify(p.clone(), h.clone()).await.map_err(busy)? => Some(h),
-            (Some(p), _) => Some(password_work::hash(p.clone()).await.map_err(busy)?),
+            (None, _) => PasswordWork::None,
+            (Some(p), Some(h)) if same(p, &h) => PasswordWork::Keep(h),
+            (Some(p), Some(h)) => PasswordWork::CheckOrHash(p.clone(), h),
+            (Some(p), None) => PasswordWork::Hash(p.clone()),
         };
-        if let (Some(p), Some(h)) = (&u.password, &password_hash) {
+        Ok(PlannedUser { id, existing, password })
+    }
+
+    fn put_user(
+        &mut self,
+        tenant_id: TenantId,
+        u: &scenario::UserSpec,
+        plan: PlannedUser,
+        hash: Option<String>,
+    ) -> UserId {
+        let PlannedUser { id, existing, .. } = plan;
+        if let (Some(p), Some(h)) = (&u.password, &hash) {
             let fingerprint = self.password_fingerprint(id, p, h);
             self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
         }
@@ -453,7 +521,7 @@ impl<'a> Planner<'a> {
             id,
             upn: u.upn.to_ascii_lowercase(),
             display_name: u.display_name.clone(),
-            password_hash,
+            password_hash: hash,
             enabled: existing.as_ref().map(|e| e.enabled).unwrap_or(true),
             failed_sign_ins: existing.as_ref().map(|e| e.failed_sign_ins).unwrap_or(0),
             locked_until: existing.as_ref().and_then(|e| e.locked_until),
@@ -462,7 +530,7 @@ impl<'a> Planner<'a> {
         let roles = u.roles.clone();
         self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
         self.summary.users += 1;
-        Ok(id)
+        id
     }
 
     async fn app(&mut self, home_tenant_id: TenantId, spec: &scenario::AppSpec) -> anyhow::Result<()> {
