@@ -83,6 +83,20 @@ async fn users_list_filter_select_and_paging() {
     assert_eq!(body["value"][0]["id"], BOB);
     let (_, body) = g.get(&token, "/v1.0/users?$filter=userPrincipalName eq 'CAROL@contoso.test'").await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
+    // A user looked up by key (no directory scan): either operand order, by id, or none.
+    let (_, body) = g.get(&token, "/v1.0/users?$filter='carol@contoso.test' eq userPrincipalName&$count=true").await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
+    assert_eq!(body["@odata.count"], 1);
+    let (_, body) = g.get(&token, &format!("/v1.0/users?$filter=id eq '{BOB}'&$select=displayName")).await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Bob Brown"]);
+    for missing in [
+        "userPrincipalName eq 'nobody@contoso.test'",
+        "id eq 'not-a-guid'",
+        "userPrincipalName eq 'alice@fabrikam.test'",
+    ] {
+        let (status, body) = g.get(&token, &format!("/v1.0/users?$filter={missing}")).await;
+        assert_eq!((status, body["value"].as_array().unwrap().len()), (200, 0), "{missing}: {body}");
+    }
     let (_, body) =
         g.get(&token, "/v1.0/users?$filter=startswith(mail,'d') or displayName eq 'Alice Adams'&$count=true").await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Alice Adams", "Dave Dunn"]);

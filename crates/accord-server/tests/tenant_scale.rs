@@ -94,6 +94,12 @@ async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
     let res = server.client().get(&next).bearer_auth(token).send().await.unwrap();
     assert_eq!(res.status(), 200);
     costs.insert("Graph /v1.0/users, next page", statements(&res));
+    let lookup = "/v1.0/users?$filter=userPrincipalName eq 'user000123@scale.test'";
+    let res = server.client().get(server.url(lookup)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph user by UPN", statements(&res));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["value"][0]["displayName"], "User 000123");
     let res = server
         .client()
         .post(server.url(&format!("/{}/oauth2/v2.0/token", generate::TENANT_ID)))

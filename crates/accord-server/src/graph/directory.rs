@@ -192,6 +192,19 @@ pub async fn list_users(
 ) -> Result<Response, GraphError> {
     require_users(&caller)?;
     let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
+    if let Some((key, value)) = opts.key_lookup(&["id", "userPrincipalName"]) {
+        // One user by its key (how apps look a user up): no directory scan.
+        let store = state.store.as_ref();
+        let user = match key {
+            "id" => match value.trim().parse::<uuid::Uuid>() {
+                Ok(id) => store.user(caller.tenant_id, id.into()).await?,
+                Err(_) => None,
+            },
+            _ => store.user_by_upn(caller.tenant_id, value.trim()).await?,
+        };
+        let items = user.iter().map(user_json).collect();
+        return Ok(list_response(&state, &opts, items, "users", uri.path()));
+    }
     if let Some(prefix) = opts.indexed_listing(&["displayName", "userPrincipalName"]) {
         let query = match prefix {
             None => NameQuery::default(),

@@ -185,6 +185,25 @@ impl QueryOptions {
         Ok(opts)
     }
 
+    /// A `$filter` that is one `property eq 'text'` on a property of `keys` (either order of
+    /// the operands), with no `$orderby`: at most one object, found by its key.
+    pub fn key_lookup(&self, keys: &[&'static str]) -> Option<(&'static str, String)> {
+        if !self.orderby.is_empty() {
+            return None;
+        }
+        let Some(Expr::Cmp(CmpOp::Eq, a, b)) = &self.filter else { return None };
+        let ((Operand::Path(p), Operand::Lit(Literal::Str(text)))
+        | (Operand::Lit(Literal::Str(text)), Operand::Path(p))) = (a, b)
+        else {
+            return None;
+        };
+        if p.var.is_some() || p.segments.len() != 1 {
+            return None;
+        }
+        let key = keys.iter().copied().find(|k| p.segments[0].eq_ignore_ascii_case(k))?;
+        Some((key, text.clone()))
+    }
+
     /// What a store index can serve a page at a time: the collection in its natural order with
     /// nothing but `$top`, `$select`, `$count`, a keyset `$skiptoken` and, at most, a `$filter`
     /// that is one `startswith(property, 'text')` on a property of `indexed`. `Some(None)`: no
