@@ -167,3 +167,76 @@ impl Signer {
         serde_json::from_slice(&B64URL.decode(p).ok()?).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use accord_store::SqlStore;
+
+    /// A signer over a fresh store in a temporary file (removed when the test ends), with
+    /// its first key.
+    async fn signer() -> (Signer, SqlStore, Keyring, TempFile) {
+        let path = std::env::temp_dir().join(format!("accord-signing-{}.db", uuid::Uuid::new_v4()));
+        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+        let keyring = Keyring::from_master(&[7; 32]);
+        let signer = Signer::load(&store, &keyring).await.unwrap();
+        (signer, store, keyring, TempFile(path))
+    }
+
+    struct TempFile(std::path::PathBuf);
+
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+            }
+        }
+    }
+
+    /// The signature part replaced by `f` of its bytes, still valid base64url: the RSA check
+    /// itself must refuse it (not the decoder).
+    fn with_signature(token: &str, f: impl FnOnce(&mut Vec<u8>)) -> String {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let mut bytes = B64URL.decode(sig).unwrap();
+        f(&mut bytes);
+        format!("{input}.{}", B64URL.encode(bytes))
+    }
+
+    #[tokio::test]
+    async fn only_intact_tokens_of_a_published_key_verify() {
+        let (signer, store, keyring, _file) = signer().await;
+        let claims = json!({"sub": "alice", "aud": "api", "n": 1});
+        let token = signer.active().sign(&claims);
+        assert_eq!(signer.verify(&token), Some(claims.clone()));
+
+        // One bit of the signature, the last byte, or the whole signature of another token.
+        assert_eq!(signer.verify(&with_signature(&token, |b| b[0] ^= 1)), None, "a flipped bit");
+        assert_eq!(signer.verify(&with_signature(&token, |b| *b.last_mut().unwrap() ^= 0x80)), None);
+        let other = signer.active().sign(&json!({"sub": "mallory"}));
+        let (_, other_sig) = other.rsplit_once('.').unwrap();
+        let (input, _) = token.rsplit_once('.').unwrap();
+        assert_eq!(signer.verify(&format!("{input}.{other_sig}")), None, "a signature of other claims");
+        // The claims changed under the signature (valid base64url and JSON).
+        let (h, rest) = token.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let forged = B64URL.encode(serde_json::to_vec(&json!({"sub": "alice", "aud": "api", "n": 2})).unwrap());
+        assert_eq!(signer.verify(&format!("{h}.{forged}.{sig}")), None, "altered claims");
+        // Another algorithm or an unknown key id in the header.
+        let none = B64URL.encode(json!({"typ": "JWT", "alg": "none", "kid": signer.active().kid}).to_string());
+        assert_eq!(signer.verify(&format!("{none}.{}.", rest.split_once('.').unwrap().0)), None, "alg none");
+        let unknown = B64URL.encode(json!({"typ": "JWT", "alg": "RS256", "kid": "not-ours"}).to_string());
+        assert_eq!(signer.verify(&format!("{unknown}.{rest}")), None, "an unknown kid");
+        // Not a JWT at all.
+        for junk in ["", "a.b", "a.b.c", "...", &token[..token.len() - 10]] {
+            assert_eq!(signer.verify(junk), None, "{junk}");
+        }
+
+        // After a rotation the previous key still verifies what it signed; a key that was
+        // never published does not.
+        rotate(&store, &keyring).await.unwrap();
+        signer.reload(&store, &keyring).await.unwrap();
+        assert_eq!(signer.verify(&token), Some(claims), "the previous key stays published");
+        let (stranger, _, _, _file2) = self::signer().await;
+        assert_eq!(signer.verify(&stranger.active().sign(&json!({"sub": "alice"}))), None, "another server's key");
+    }
+}
