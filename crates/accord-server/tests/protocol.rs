@@ -810,3 +810,56 @@ async fn debug_logs_hold_no_token_code_or_hint() {
         assert!(!log.contains(secret), "the log holds {secret:.20}…");
     }
 }
+
+/// Graph refuses a token signed by us but expired (on Accord's clock), and one of our keys but
+/// another deployment's issuer (two servers over one database share the keys but not the URL):
+/// each with its own `InvalidAuthenticationToken` message (issue 20, gap 1).
+#[tokio::test]
+async fn bearer_tokens_expire_and_belong_to_one_issuer() {
+    let dir = std::env::temp_dir().join(format!("accord-bearer-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir.clone(), &world(), &["--test-mode"], &[]);
+    let token_for = |server: &TestServer| {
+        let (c, url) = (server.client(), server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")));
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", WEB_APP),
+                ("client_secret", WEB_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ];
+            let (status, body) = json(c.post(url).form(&form).send().await.unwrap()).await;
+            assert_eq!(status, 200, "{body}");
+            body["access_token"].as_str().unwrap().to_string()
+        }
+    };
+    let graph = |server: &TestServer, token: String| {
+        let (c, url) = (server.client(), server.url("/v1.0/users?$top=1"));
+        async move {
+            let (status, body) = json(c.get(url).bearer_auth(token).send().await.unwrap()).await;
+            (status, body["error"]["code"].as_str().unwrap_or("").to_string(), body["error"]["message"].clone())
+        }
+    };
+    let token = token_for(&server).await;
+    assert_eq!(graph(&server, token.clone()).await.0, 200);
+
+    // Another server over the same data: the same keys, another issuer.
+    let other = TestServer::start_in(dir.clone(), &[]);
+    let (status, code, message) = graph(&other, token.clone()).await;
+    assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"));
+    assert_eq!(message, "Access token validation failure. Invalid issuer.");
+    assert_eq!(graph(&other, token_for(&other).await).await.0, 200, "its own tokens work");
+
+    // Two hours later on Accord's clock the token has expired.
+    let res = server
+        .client()
+        .post(server.url("/_accord/test/clock/advance"))
+        .json(&serde_json::json!({"hours": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (status, code, message) = graph(&server, token).await;
+    assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"));
+    assert_eq!(message, "Lifetime validation failed, the token is expired.");
+}
