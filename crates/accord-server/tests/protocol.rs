@@ -863,3 +863,88 @@ async fn bearer_tokens_expire_and_belong_to_one_issuer() {
     assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"));
     assert_eq!(message, "Lifetime validation failed, the token is expired.");
 }
+
+/// A code is bound at redemption to its client, tenant, redirect URI, PKCE verifier and
+/// lifetime; each refusal has Entra's code (issue 20, gap 2). The same browser signs in once;
+/// each case gets a fresh code through SSO.
+#[tokio::test]
+async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
+    let dir = std::env::temp_dir().join(format!("accord-bindings-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &world(), &["--test-mode"], &[]);
+    let c = server.client();
+    let redeem = |tenant: &'static str, fields: Vec<(&'static str, String)>| {
+        let (client, url) = (server.client(), server.url(&format!("/{tenant}/oauth2/v2.0/token")));
+        async move {
+            let mut form = vec![("grant_type", "authorization_code".to_string())];
+            form.extend(fields);
+            json(client.post(url).form(&form).send().await.unwrap()).await
+        }
+    };
+    let base = |code: &str, verifier: &str| {
+        vec![
+            ("client_id", WEB_APP.to_string()),
+            ("client_secret", WEB_SECRET.to_string()),
+            ("code", code.to_string()),
+            ("redirect_uri", WEB_REDIRECT.to_string()),
+            ("code_verifier", verifier.to_string()),
+        ]
+    };
+    let refused = |(status, body): (u16, Value), code: i64, error: &str| {
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], error, "{body}");
+        assert_eq!(body["error_codes"][0], code, "{body}");
+    };
+    let with = |mut fields: Vec<(&'static str, String)>, key: &'static str, value: Option<&str>| {
+        fields.retain(|(k, _)| *k != key);
+        if let Some(v) = value {
+            fields.push((key, v.to_string()));
+        }
+        fields
+    };
+
+    // The redirect URI must be the authorization request's, exactly (a trailing slash is not).
+    let (code, verifier) = code_flow(&server, &c, "openid", "n1").await;
+    let wrong = with(base(&code, &verifier), "redirect_uri", Some("https://app.example/callback/"));
+    refused(redeem(CONTOSO, wrong).await, 70002, "invalid_grant");
+    // Another registered redirect URI of the same app is not it either.
+    let (code, verifier) = code_flow(&server, &c, "openid", "n2").await;
+    let other = with(base(&code, &verifier), "redirect_uri", Some("http://localhost:5000/cb"));
+    refused(redeem(CONTOSO, other).await, 70002, "invalid_grant");
+    // Another client, with its own valid secret.
+    let (code, verifier) = code_flow(&server, &c, "openid", "n3").await;
+    let fields =
+        with(with(base(&code, &verifier), "client_id", Some(UNCONSENTED_APP)), "client_secret", Some("other-secret-1"));
+    refused(
+        redeem(CONTOSO, with(fields, "redirect_uri", Some("https://other.example/cb"))).await,
+        70000,
+        "invalid_grant",
+    );
+    // Another tenant's token endpoint.
+    let (code, verifier) = code_flow(&server, &c, "openid", "n4").await;
+    refused(redeem(FABRIKAM, base(&code, &verifier)).await, 700005, "invalid_grant");
+    // A PKCE code without its verifier, and with another verifier.
+    let (code, verifier) = code_flow(&server, &c, "openid", "n5").await;
+    refused(redeem(CONTOSO, with(base(&code, &verifier), "code_verifier", None)).await, 900144, "invalid_request");
+    let (code, verifier) = code_flow(&server, &c, "openid", "n6").await;
+    let (other_verifier, _) = pkce_pair();
+    refused(
+        redeem(CONTOSO, with(base(&code, &verifier), "code_verifier", Some(&other_verifier))).await,
+        501481,
+        "invalid_grant",
+    );
+    // Eleven minutes later (Accord's clock) a code has expired.
+    let (code, verifier) = code_flow(&server, &c, "openid", "n7").await;
+    let res = c
+        .post(server.url("/_accord/test/clock/advance"))
+        .json(&serde_json::json!({"minutes": 11}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    refused(redeem(CONTOSO, base(&code, &verifier)).await, 70008, "invalid_grant");
+    // And an intact code still works (the refusals above are not a broken server).
+    let (code, verifier) = code_flow(&server, &c, "openid", "n8").await;
+    let (status, body) = redeem(CONTOSO, base(&code, &verifier)).await;
+    assert_eq!(status, 200, "{body}");
+}
