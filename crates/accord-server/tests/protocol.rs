@@ -356,6 +356,37 @@ async fn authorize_refuses_to_redirect_to_unregistered_uris() {
     let html = res.text().await.unwrap();
     assert!(html.contains("AADSTS50011"), "{html}");
 
+    // Near misses of the registered https://app.example/callback and http://localhost:5000/cb
+    // are refused too: matching is exact, not by prefix, host or case (issue 20, gap 3).
+    for near in [
+        "https://APP.example/callback",
+        "https://app.example/Callback",
+        "https://app.example/callback/",
+        "https://app.example/callback/more",
+        "https://app.example/callbackx",
+        "https://app.example/callback?next=https://evil.example",
+        "https://app.example/callback#x",
+        "https://evil@app.example/callback",
+        "https://app.example:444/callback",
+        "http://app.example/callback",
+        "https://app.example.evil.example/callback",
+        "https://app.example",
+        "http://localhost:5000/cb/",
+        "http://localhost:5000/CB",
+        "http://127.0.0.1:5000/cb",
+    ] {
+        let url = authorize_url(&server, CONTOSO, WEB_APP, near, "openid User.Read", &[]);
+        let res = c.get(url).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{near}");
+        assert!(res.headers().get("location").is_none(), "{near} is never redirected to");
+        assert!(res.text().await.unwrap().contains("AADSTS50011"), "{near}");
+    }
+    // The registered URIs themselves work (the checks above are not a broken endpoint).
+    for exact in [WEB_REDIRECT, "http://localhost:5000/cb"] {
+        let res = c.get(authorize_url(&server, CONTOSO, WEB_APP, exact, "openid User.Read", &[])).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "{exact}: the sign-in page");
+    }
+
     let url = authorize_url(&server, CONTOSO, "cccccccc-0000-4000-8000-000000000009", WEB_REDIRECT, "openid", &[]);
     let res = c.get(url).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 400);
