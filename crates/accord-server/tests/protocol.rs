@@ -975,7 +975,30 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     assert_eq!(res.status(), 200);
     refused(redeem(CONTOSO, base(&code, &verifier)).await, 70008, "invalid_grant");
     // And an intact code still works (the refusals above are not a broken server).
-    let (code, verifier) = code_flow(&server, &c, "openid", "n8").await;
+    let (code, verifier) = code_flow(&server, &c, "openid offline_access", "n8").await;
     let (status, body) = redeem(CONTOSO, base(&code, &verifier)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Its refresh token is bound the same way: another client (70000, client_mismatch), another
+    // tenant (700005), a made-up token (9002313) — and it still works for its own client after.
+    let refresh = body["refresh_token"].as_str().expect("offline_access gives a refresh token").to_string();
+    let use_refresh = |tenant: &'static str, client_id: &'static str, secret: &'static str, token: String| {
+        let (client, url) = (server.client(), server.url(&format!("/{tenant}/oauth2/v2.0/token")));
+        async move {
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("client_id", client_id),
+                ("client_secret", secret),
+                ("refresh_token", token.as_str()),
+            ];
+            json(client.post(url).form(&form).send().await.unwrap()).await
+        }
+    };
+    let other_client = use_refresh(CONTOSO, UNCONSENTED_APP, "other-secret-1", refresh.clone()).await;
+    assert_eq!(other_client.1["suberror"], "client_mismatch", "{}", other_client.1);
+    refused(other_client, 70000, "invalid_grant");
+    refused(use_refresh(FABRIKAM, WEB_APP, WEB_SECRET, refresh.clone()).await, 700005, "invalid_grant");
+    refused(use_refresh(CONTOSO, WEB_APP, WEB_SECRET, format!("{refresh}x")).await, 9002313, "invalid_grant");
+    let (status, body) = use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await;
     assert_eq!(status, 200, "{body}");
 }
