@@ -916,20 +916,7 @@ async fn time_bound_consent_and_assignments_end_on_accords_clock() {
     let dir = std::env::temp_dir().join(format!("accord-admin-time-bound-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let server = TestServer::launch_with_env(dir, &fixture(), &["--test-mode"], &[]);
-    let advance = |days: i64| {
-        let server = &server;
-        async move {
-            let res = server
-                .client()
-                .post(server.url("/_accord/test/clock/advance"))
-                .json(&serde_json::json!({"days": days}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200);
-            res.json::<Value>().await.unwrap()
-        }
-    };
+    let advance = |days: i64| server.advance_clock(serde_json::json!({"days": days}));
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
     let list = admin.page("/admin/enterprise-apps?q=insights").await;
     let app = link(&list, "Meeting Insights");
@@ -1132,14 +1119,7 @@ async fn audit_log_has_details_date_range_pages_and_downloads() {
     assert_eq!(crumbs(&details), ["Home", "Audit log", "Update service principal"]);
 
     // Three days later, 55 more changes: more than a page.
-    let res = server
-        .client()
-        .post(server.url("/_accord/test/clock/advance"))
-        .json(&serde_json::json!({"days": 3}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server.advance_clock(serde_json::json!({"days": 3})).await;
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await; // the session ended
     admin.page(&format!("{app}/properties")).await;
     for i in 0..55 {

@@ -882,14 +882,7 @@ async fn bearer_tokens_expire_and_belong_to_one_issuer() {
     assert_eq!(graph(&other, token_for(&other).await).await.0, 200, "its own tokens work");
 
     // Two hours later on Accord's clock the token has expired.
-    let res = server
-        .client()
-        .post(server.url("/_accord/test/clock/advance"))
-        .json(&serde_json::json!({"hours": 2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server.advance_clock(serde_json::json!({"hours": 2})).await;
     let (status, code, message) = graph(&server, token).await;
     assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"));
     assert_eq!(message, "Lifetime validation failed, the token is expired.");
@@ -966,13 +959,7 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     );
     // Eleven minutes later (Accord's clock) a code has expired.
     let (code, verifier) = code_flow(&server, &c, "openid", "n7").await;
-    let res = c
-        .post(server.url("/_accord/test/clock/advance"))
-        .json(&serde_json::json!({"minutes": 11}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    server.advance_clock(serde_json::json!({"minutes": 11})).await;
     refused(redeem(CONTOSO, base(&code, &verifier)).await, 70008, "invalid_grant");
     // And an intact code still works (the refusals above are not a broken server).
     let (code, verifier) = code_flow(&server, &c, "openid offline_access", "n8").await;

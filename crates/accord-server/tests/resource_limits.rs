@@ -145,16 +145,6 @@ async fn made_up_methods_do_not_grow_the_metrics() {
     assert!(metrics.contains("method=\"other\""), "{metrics}");
 }
 
-async fn password_checks(server: &TestServer, c: &reqwest::Client) -> u64 {
-    let metrics = c.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    metrics
-        .lines()
-        .find(|l| l.starts_with("accord_password_checks_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|v| v.parse::<f64>().unwrap() as u64)
-        .unwrap_or(0)
-}
-
 /// Issue 12, finding 6 (the race): 60 concurrent wrong guesses got ~47 password checks past a
 /// lockout threshold of 10, because each read the lock before any had counted its failure.
 /// Attempts are now counted before they are checked: at most the threshold is ever checked.
@@ -163,7 +153,7 @@ async fn concurrent_guesses_check_at_most_the_lockout_threshold() {
     let server = TestServer::start();
     let c = server.client();
     let token_url = server.url("/organizations/oauth2/v2.0/token");
-    let before = password_checks(&server, &c).await;
+    let before = server.metric("accord_password_checks_total").await;
     let guess = |password: String| {
         let (c, url) = (c.clone(), token_url.clone());
         async move {
@@ -194,7 +184,7 @@ async fn concurrent_guesses_check_at_most_the_lockout_threshold() {
         (*status == 400 && [50126, 50053].contains(code)) || (*status == 429 && *code == 90055)
     };
     assert!(codes.iter().all(expected), "{codes:?}");
-    let checked = password_checks(&server, &c).await - before;
+    let checked = server.metric("accord_password_checks_total").await - before;
     assert!((1..=10).contains(&checked), "{checked} guesses were checked against a threshold of 10");
     // Bob is locked now, even with his real password. (The burst may have spent the address's
     // allowance of password checks, 30 then 5 a second: a 429 first means "wait", not "right".)

@@ -41,13 +41,7 @@ display_name = "Dan (no password)"
 }
 
 async fn password_checks(server: &TestServer) -> u64 {
-    let metrics = server.client().get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    metrics
-        .lines()
-        .find(|l| l.starts_with("accord_password_checks_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|v| v.parse::<f64>().unwrap() as u64)
-        .unwrap_or(0)
+    server.metric("accord_password_checks_total").await
 }
 
 async fn signs_in(server: &TestServer, upn: &str, password: &str) -> bool {

@@ -482,19 +482,19 @@ impl Store for SqlStore {
     }
 
     async fn users_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<User>> {
-        self.page_users(tenant_id, query).await
+        self.page_by_name(&directory::USERS_BY_NAME, tenant_id, query, directory::user_from).await
     }
 
     async fn count_users(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
-        self.count_user_rows(tenant_id, query).await
+        self.count_by_name(&directory::USERS_BY_NAME, tenant_id, query).await
     }
 
     async fn groups_page(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>> {
-        self.page_groups(tenant_id, query).await
+        self.page_by_name(&directory::GROUPS_BY_NAME, tenant_id, query, directory::group_from).await
     }
 
     async fn count_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
-        self.count_group_rows(tenant_id, query).await
+        self.count_by_name(&directory::GROUPS_BY_NAME, tenant_id, query).await
     }
 
     async fn user_roles(&self, tenant_id: TenantId, user_id: UserId) -> StoreResult<Vec<DirectoryRole>> {

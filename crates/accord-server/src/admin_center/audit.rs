@@ -223,13 +223,11 @@ impl Filter {
         Ok(Filter { action, app, from, to, query })
     }
 
-    /// The query string of these filters (without the page position).
-    fn params(&self) -> String {
+    /// A link to `path` with these filters (not the page position) and `extra`.
+    fn link(&self, path: &str, extra: (&str, &str)) -> String {
         let app = self.app.map(|a| a.to_string()).unwrap_or_default();
         let pairs = [("action", self.action.as_str()), ("app", app.as_str()), ("from", &self.from), ("to", &self.to)];
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()))
-            .finish()
+        layout::link(path, pairs.into_iter().chain([extra]))
     }
 }
 
@@ -287,17 +285,7 @@ pub async fn log(
         let app_options: Vec<Value> =
             apps.iter().map(|(id, name)| context! { app_id => id.to_string(), name }).collect();
         let actions: Vec<Value> = ACTIONS.iter().map(|(value, label)| context! { value, label }).collect();
-        let params = filter.params();
-        let join = |extra: &str| {
-            let all = [params.as_str(), extra].iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join("&");
-            if all.is_empty() {
-                String::new()
-            } else {
-                format!("?{all}")
-            }
-        };
-        let older = (more)
-            .then(|| events.last().map(|e| format!("/admin/audit{}", join(&format!("after={}", position_text(e))))));
+        let older = events.last().filter(|_| more).map(|e| filter.link("/admin/audit", ("after", &position_text(e))));
         let ctx = context! {
             events => event_views(&events, &names), actions, apps => app_options,
             filter => context! {
@@ -305,12 +293,12 @@ pub async fn log(
                 from => filter.from, to => filter.to,
             },
             paging => context! {
-                older => older.flatten(),
-                newest => filter.query.after.is_some().then(|| format!("/admin/audit{}", join(""))),
+                older,
+                newest => filter.query.after.is_some().then(|| filter.link("/admin/audit", ("after", ""))),
             },
             export => context! {
-                csv => format!("/admin/audit/export{}", join("format=csv")),
-                json => format!("/admin/audit/export{}", join("format=json")),
+                csv => filter.link("/admin/audit/export", ("format", "csv")),
+                json => filter.link("/admin/audit/export", ("format", "json")),
             },
         };
         let page = Page {

@@ -5,10 +5,10 @@ use super::layout::{self, crumbs, done, fmt_time, need, parse_id, respond, Caps,
 use crate::portal::PortalUser;
 use crate::service::administration::{self, Operation};
 use crate::service::ServiceError;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use accord_core::directory::{DirectoryRole, Group, PrincipalType};
 use accord_core::Aadsts;
-use accord_store::{NamePosition, NameQuery};
+use accord_store::NameQuery;
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -63,29 +63,23 @@ impl ListParams {
         Ok(ListParams { q: q.get("q").map(|s| s.trim().to_string()).unwrap_or_default(), after })
     }
 
-    /// The store query, once the object the previous page ended with is known.
-    fn query(&self, after: Option<NamePosition>) -> NameQuery {
-        NameQuery { prefix: self.q.clone(), after, limit: LIST_PAGE, ..Default::default() }
-    }
-
     /// Links to the next and first pages, keeping the search.
     fn paging(&self, path: &str, next: Option<Uuid>) -> Value {
         let link = |after: Option<Uuid>| {
-            let mut url = form_urlencoded::Serializer::new(String::new());
-            if !self.q.is_empty() {
-                url.append_pair("q", &self.q);
-            }
-            if let Some(a) = after {
-                url.append_pair("after", &a.to_string());
-            }
-            let query = url.finish();
-            if query.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{query}")
-            }
+            let after = after.map(|a| a.to_string()).unwrap_or_default();
+            layout::link(path, [("q", self.q.as_str()), ("after", after.as_str())])
         };
         context! { next => next.map(|n| link(Some(n))), first => self.after.map(|_| link(None)) }
+    }
+
+    /// The store's query: the search, and the position after the object the previous page
+    /// ended with.
+    async fn query(&self, state: &AppState, portal: &PortalUser) -> Result<NameQuery, ServiceError> {
+        let after = match self.after {
+            None => None,
+            Some(id) => Some(administration::position_after(&*state.store, &portal.actor, &portal.tenant, id).await?),
+        };
+        Ok(NameQuery { prefix: self.q.clone(), after, limit: LIST_PAGE, ..Default::default() })
     }
 }
 
@@ -94,11 +88,7 @@ pub async fn users(State(state): State<SharedState>, portal: PortalUser, Query(q
     let result = async {
         let params = ListParams::parse(&q)?;
         let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
-        let after = match params.after {
-            None => None,
-            Some(id) => Some(administration::position_after(store, actor, tenant, id).await?),
-        };
-        let page = administration::users(store, actor, tenant, &params.query(after)).await?;
+        let page = administration::users(store, actor, tenant, &params.query(&state, &portal).await?).await?;
         let now = accord_core::clock::now();
         let rows: Vec<Value> = page
             .items
@@ -346,11 +336,7 @@ pub async fn groups(State(state): State<SharedState>, portal: PortalUser, Query(
     let result = async {
         let params = ListParams::parse(&q)?;
         let (store, actor, tenant) = (&*state.store, &portal.actor, &portal.tenant);
-        let after = match params.after {
-            None => None,
-            Some(id) => Some(administration::position_after(store, actor, tenant, id).await?),
-        };
-        let page = administration::groups(store, actor, tenant, &params.query(after)).await?;
+        let page = administration::groups(store, actor, tenant, &params.query(&state, &portal).await?).await?;
         let rows: Vec<Value> = page
             .items
             .iter()

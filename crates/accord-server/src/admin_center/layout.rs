@@ -369,6 +369,19 @@ pub fn not_found() -> ServiceError {
     ServiceError::not_found("No such object was found in this organisation.")
 }
 
+/// `path` with the pairs that have a value as its query string (`path` alone when none has):
+/// the links of filtered and paged lists.
+pub fn link<'a>(path: &str, pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut url = form_urlencoded::Serializer::new(String::new());
+    url.extend_pairs(pairs.into_iter().filter(|(_, v)| !v.is_empty()));
+    let query = url.finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
 /// Rows an admin-center list shows per page.
 pub const PAGE_ROWS: usize = 50;
 
@@ -385,21 +398,15 @@ pub fn in_pages<T>(items: Vec<T>, path: &str, q: &HashMap<String, String>) -> Re
             .ok_or_else(|| Aadsts::invalid_parameter("page", "is not a page number (1, 2, …)"))?,
     };
     let pages = items.len().div_ceil(PAGE_ROWS).max(1);
+    let mut keep: Vec<(&str, &str)> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != "page" && k.as_str() != "done")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    keep.sort();
     let link = |n: usize| {
-        let mut keep: Vec<(&String, &String)> =
-            q.iter().filter(|(k, v)| !v.is_empty() && k.as_str() != "page" && k.as_str() != "done").collect();
-        keep.sort();
-        let mut url = form_urlencoded::Serializer::new(String::new());
-        url.extend_pairs(keep);
-        if n > 1 {
-            url.append_pair("page", &n.to_string());
-        }
-        let query = url.finish();
-        if query.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path}?{query}")
-        }
+        let page = if n > 1 { n.to_string() } else { String::new() };
+        link(path, keep.iter().copied().chain([("page", page.as_str())]))
     };
     let paging = context! {
         first => (number > 2).then(|| link(1)),

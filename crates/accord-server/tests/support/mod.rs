@@ -144,6 +144,24 @@ impl TestServer {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// A counter's value on `/metrics` (0 when it has not counted yet).
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = self.client().get(self.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().last())
+            .map(|v| v.parse::<f64>().unwrap() as u64)
+            .unwrap_or(0)
+    }
+
+    /// Moves a `--test-mode` server's clock on (`{"days": 3}`, `{"minutes": 11}`); the control
+    /// API's answer.
+    pub async fn advance_clock(&self, by: serde_json::Value) -> serde_json::Value {
+        let res = self.client().post(self.url("/_accord/test/clock/advance")).json(&by).send().await.unwrap();
+        assert_eq!(res.status(), 200, "advancing the clock by {by}");
+        res.json().await.unwrap()
+    }
+
     pub fn stop(mut self) -> PathBuf {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -58,7 +58,7 @@ fn tenants_from_rows(rows: &[sqlx::any::AnyRow]) -> StoreResult<Vec<Tenant>> {
 const USER_COLUMNS: &str =
     "tenant_id, id, upn, display_name, password_hash, enabled, failed_sign_ins, locked_until, sign_ins_valid_from";
 
-fn user_from(c: &Cols<'_>) -> StoreResult<User> {
+pub(super) fn user_from(c: &Cols<'_>) -> StoreResult<User> {
     Ok(User {
         tenant_id: c.uuid("tenant_id")?,
         id: c.uuid("id")?,
@@ -76,7 +76,7 @@ fn user_from(c: &Cols<'_>) -> StoreResult<User> {
 
 const GROUP_COLUMNS: &str = "tenant_id, id, display_name";
 
-fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
+pub(super) fn group_from(c: &Cols<'_>) -> StoreResult<Group> {
     Ok(Group { tenant_id: c.uuid("tenant_id")?, id: c.uuid("id")?, display_name: c.text("display_name")? })
 }
 
@@ -832,20 +832,34 @@ impl SqlStore {
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), user_from).await
     }
 
-    /// A page of users in display-name order (ties by id): see [`NameQuery`].
-    pub(super) async fn page_users(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<User>> {
-        let (filter, binds) = name_filter(query, true);
+    /// A page of users or groups in display-name order (ties by id): see [`NameQuery`].
+    pub(super) async fn page_by_name<T>(
+        &self,
+        list: &NameList,
+        tenant_id: TenantId,
+        query: &NameQuery,
+        decode: impl Fn(&Cols<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let (filter, binds) = name_filter(query, list.with_upn);
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1{filter} ORDER BY name_key, id LIMIT ${}",
+            "SELECT {} FROM {} WHERE tenant_id = $1{filter} ORDER BY name_key, id LIMIT ${}",
+            list.columns,
+            list.table,
             binds.len() + 2
         );
         let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
-        self.read_all(q.bind(i64::from(query.limit)), user_from).await
+        self.read_all(q.bind(i64::from(query.limit)), decode).await
     }
 
-    pub(super) async fn count_user_rows(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
-        let (filter, binds) = name_filter(&NameQuery { after: None, ..query.clone() }, true);
-        let sql = format!("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1{filter}");
+    /// How many users or groups the query's prefix matches (its position and limit aside).
+    pub(super) async fn count_by_name(
+        &self,
+        list: &NameList,
+        tenant_id: TenantId,
+        query: &NameQuery,
+    ) -> StoreResult<u64> {
+        let (filter, binds) = name_filter(&NameQuery { after: None, ..query.clone() }, list.with_upn);
+        let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE tenant_id = $1{filter}", list.table);
         let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
         self.read_count(q).await
     }
@@ -960,24 +974,6 @@ impl SqlStore {
     pub(super) async fn list_groups(&self, tenant_id: TenantId) -> StoreResult<Vec<Group>> {
         let sql = format!("SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1 ORDER BY name_key, id");
         self.read_all(sqlx::query(&sql).bind(id(tenant_id)), group_from).await
-    }
-
-    /// A page of groups in display-name order (ties by id): see [`NameQuery`].
-    pub(super) async fn page_groups(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<Vec<Group>> {
-        let (filter, binds) = name_filter(query, false);
-        let sql = format!(
-            "SELECT {GROUP_COLUMNS} FROM directory_groups WHERE tenant_id = $1{filter} ORDER BY name_key, id LIMIT ${}",
-            binds.len() + 2
-        );
-        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
-        self.read_all(q.bind(i64::from(query.limit)), group_from).await
-    }
-
-    pub(super) async fn count_group_rows(&self, tenant_id: TenantId, query: &NameQuery) -> StoreResult<u64> {
-        let (filter, binds) = name_filter(&NameQuery { after: None, ..query.clone() }, false);
-        let sql = format!("SELECT COUNT(*) AS n FROM directory_groups WHERE tenant_id = $1{filter}");
-        let q = binds.into_iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, b| q.bind(b));
-        self.read_count(q).await
     }
 
     pub(super) async fn list_group_members(
@@ -1321,6 +1317,18 @@ impl SqlStore {
         self.read_all(q, event_from).await
     }
 }
+
+/// A directory list read by name: its table, the columns its rows decode from, and whether
+/// it has UPNs.
+pub(super) struct NameList {
+    table: &'static str,
+    columns: &'static str,
+    with_upn: bool,
+}
+
+pub(super) const USERS_BY_NAME: NameList = NameList { table: "users", columns: USER_COLUMNS, with_upn: true };
+pub(super) const GROUPS_BY_NAME: NameList =
+    NameList { table: "directory_groups", columns: GROUP_COLUMNS, with_upn: false };
 
 /// The WHERE clauses (after the tenant's `$1`) and their values for a [`NameQuery`]: a prefix of
 /// the folded display name (or of the UPN, for users) as a key range — so an index serves it —
