@@ -353,7 +353,7 @@ pub struct NamePosition {
 impl NamePosition {
     /// The position of an object with this display name and id.
     pub fn of(display_name: &str, id: impl Into<Uuid>) -> Self {
-        NamePosition { name_key: display_name.to_lowercase(), id: id.into() }
+        NamePosition { name_key: crate::sql::fold(display_name), id: id.into() }
     }
 }
 

@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use self::cache::{CacheKey, DirectoryCache};
 pub use self::cache::{CacheScope, CacheSettings};
+pub(crate) use self::codec::fold;
 use self::codec::Cols;
 use crate::{
     AuditQuery, CalendarChange, Change, DeviceAuthorizationRecord, DeviceRedemption, DeviceStatus, GraphNotification,
@@ -573,8 +574,8 @@ impl Store for SqlStore {
     }
 
     async fn transitive_groups_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<GroupId>> {
-        let load = self.list_transitive_groups(tenant_id, member_id);
-        self.cached(CacheKey::TransitiveGroups(tenant_id, member_id), load).await
+        // The same walk as `memberships_of` (and its cache entry), without the names.
+        Ok(self.memberships_of(tenant_id, member_id).await?.into_iter().map(|m| m.group_id).collect())
     }
 
     async fn application_by_app_id(&self, app_id: AppId) -> StoreResult<Option<Application>> {

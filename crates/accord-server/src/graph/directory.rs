@@ -237,17 +237,9 @@ async fn users_by_pages(
             .await?;
     let value: Vec<Value> = users.iter().map(|u| opts.project(user_json(u))).collect();
     let public_url = &state.settings.public_url;
-    let mut body = serde_json::Map::new();
-    body.insert("@odata.context".into(), json!(opts.context(public_url, "users")));
-    if let Some(total) = total {
-        body.insert("@odata.count".into(), json!(total));
-    }
-    body.insert("value".into(), Value::Array(value));
-    if let Some(next) = next {
-        let position = KeysetPosition { key: next.name_key, id: next.id };
-        body.insert("@odata.nextLink".into(), json!(opts.next_link_after(public_url, path, &position)));
-    }
-    Ok(json_response(StatusCode::OK, Value::Object(body), None))
+    let next = next.map(|n| opts.next_link_after(public_url, path, &KeysetPosition { key: n.name_key, id: n.id }));
+    let body = opts.collection_body(opts.context(public_url, "users"), total.unwrap_or_default(), value, next);
+    Ok(json_response(StatusCode::OK, body, None))
 }
 
 /// `GET /v1.0/groups`

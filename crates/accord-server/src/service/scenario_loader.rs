@@ -153,12 +153,12 @@ struct Planner<'a> {
     known_users: HashMap<TenantId, KnownUsers>,
 }
 
-/// A scenario user before the password work: its id, the stored user it updates, and what
-/// its password needs.
+/// A scenario user before the password work: its id, the stored user it updates, and the
+/// stored fingerprint of its scenario password.
 struct PlannedUser {
     id: UserId,
     existing: Option<User>,
-    password: PasswordWork,
+    fingerprint: Option<String>,
 }
 
 /// What a scenario user's password needs before the user is written.
@@ -461,14 +461,14 @@ impl<'a> Planner<'a> {
     /// (by its fingerprint), argon2 checks and hashes run several at a time — as many as the
     /// server's bound on password work lets run, so memory stays bounded too.
     async fn users(&mut self, tenant_id: TenantId, specs: &[scenario::UserSpec]) -> anyhow::Result<Vec<UserId>> {
-        let mut planned = Vec::with_capacity(specs.len());
+        let (mut planned, mut work) = (Vec::with_capacity(specs.len()), Vec::with_capacity(specs.len()));
         for u in specs {
-            planned.push(self.plan_user(tenant_id, u).await?);
+            let (plan, password) = self.plan_user(tenant_id, u).await?;
+            planned.push(plan);
+            work.push(password);
         }
         use futures_util::StreamExt;
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let work: Vec<PasswordWork> =
-            planned.iter_mut().map(|p| std::mem::replace(&mut p.password, PasswordWork::None)).collect();
         let hashes: Vec<anyhow::Result<Option<String>>> =
             futures_util::stream::iter(work.into_iter().map(PasswordWork::resolve)).buffered(parallel).collect().await;
         let mut ids = Vec::with_capacity(specs.len());
@@ -478,7 +478,11 @@ impl<'a> Planner<'a> {
         Ok(ids)
     }
 
-    async fn plan_user(&mut self, tenant_id: TenantId, u: &scenario::UserSpec) -> anyhow::Result<PlannedUser> {
+    async fn plan_user(
+        &mut self,
+        tenant_id: TenantId,
+        u: &scenario::UserSpec,
+    ) -> anyhow::Result<(PlannedUser, PasswordWork)> {
         let known = self.known_users(tenant_id).await?;
         let existing = known.by_upn.get(&u.upn.to_ascii_lowercase()).cloned();
         let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.get(&e.id).cloned());
@@ -501,7 +505,7 @@ impl<'a> Planner<'a> {
             (Some(p), Some(h)) => PasswordWork::CheckOrHash(p.clone(), h),
             (Some(p), None) => PasswordWork::Hash(p.clone()),
         };
-        Ok(PlannedUser { id, existing, password })
+        Ok((PlannedUser { id, existing, fingerprint }, password))
     }
 
     fn put_user(
@@ -511,10 +515,13 @@ impl<'a> Planner<'a> {
         plan: PlannedUser,
         hash: Option<String>,
     ) -> UserId {
-        let PlannedUser { id, existing, .. } = plan;
+        let PlannedUser { id, existing, fingerprint: stored } = plan;
         if let (Some(p), Some(h)) = (&u.password, &hash) {
             let fingerprint = self.password_fingerprint(id, p, h);
-            self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
+            // Unchanged (a restart with the same file): nothing to write.
+            if stored.as_ref() != Some(&fingerprint) {
+                self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
+            }
         }
         self.changes.push(Change::PutUser(User {
             tenant_id,

@@ -66,9 +66,8 @@ pub(crate) enum CacheKey {
     PermissionClassifications(TenantId, ServicePrincipalId),
     User(TenantId, UserId),
     UserRoles(TenantId, UserId),
-    /// The groups a user, group or service principal is in, directly or through others.
-    TransitiveGroups(TenantId, Uuid),
-    /// The same, with names and the way up.
+    /// The groups a user, group or service principal is in, directly or through others, with
+    /// names and the way up.
     Memberships(TenantId, Uuid),
     Group(TenantId, GroupId),
     GroupMembers(TenantId, GroupId),
@@ -88,7 +87,6 @@ impl CacheKey {
             | CacheKey::PermissionClassifications(t, _)
             | CacheKey::User(t, _)
             | CacheKey::UserRoles(t, _)
-            | CacheKey::TransitiveGroups(t, _)
             | CacheKey::Memberships(t, _)
             | CacheKey::Group(t, _)
             | CacheKey::GroupMembers(t, _) => Some(*t),

@@ -997,27 +997,6 @@ impl SqlStore {
         .await
     }
 
-    /// UNION (not UNION ALL) makes the recursion stop at groups already reached, so membership
-    /// cycles terminate.
-    pub(super) async fn list_transitive_groups(
-        &self,
-        tenant_id: TenantId,
-        member_id: Uuid,
-    ) -> StoreResult<Vec<GroupId>> {
-        let q = sqlx::query(
-            "WITH RECURSIVE ancestors (group_id) AS ( \
-                 SELECT group_id FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
-                 UNION \
-                 SELECT m.group_id FROM group_members m JOIN ancestors a ON m.member_id = a.group_id \
-                 WHERE m.tenant_id = $1 AND m.member_kind = 'group' \
-             ) \
-             SELECT group_id FROM ancestors WHERE group_id <> $2 ORDER BY group_id",
-        )
-        .bind(id(tenant_id))
-        .bind(id(member_id));
-        self.read_all(q, |c| c.uuid("group_id")).await
-    }
-
     /// A group's members — direct, or (`transitive`) through nested groups too — as users and
     /// groups, each once, in display-name order (ties by id): two statements, whatever the size
     /// of the group or the depth of its nesting; cycles end.
@@ -1116,6 +1095,8 @@ impl SqlStore {
 
     /// The member's groups up the nesting in one recursive read with their names; `via` is
     /// the group below on the way (none for a direct membership, which wins when both exist).
+    /// UNION (not UNION ALL) keeps each (group, via) pair once, and there are finitely many, so
+    /// membership cycles end.
     pub(super) async fn list_memberships(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>> {
         let q = sqlx::query(
             "WITH RECURSIVE up (group_id, via) AS ( \

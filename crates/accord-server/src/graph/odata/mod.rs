@@ -303,14 +303,20 @@ impl QueryOptions {
     /// The collection response: `@odata.context`, `@odata.count` (with `$count=true`), `value`
     /// and `@odata.nextLink` when more remain.
     pub fn collection(&self, context: String, page: &Page, value: Vec<Value>, public_url: &str, path: &str) -> Value {
+        let next = page.next_skip.map(|skip| self.next_link(public_url, path, skip));
+        self.collection_body(context, page.total as u64, value, next)
+    }
+
+    /// The collection response from its parts: `total` is shown with `$count=true`.
+    pub fn collection_body(&self, context: String, total: u64, value: Vec<Value>, next_link: Option<String>) -> Value {
         let mut body = Map::new();
         body.insert("@odata.context".into(), Value::String(context));
         if self.count {
-            body.insert("@odata.count".into(), Value::from(page.total));
+            body.insert("@odata.count".into(), Value::from(total));
         }
         body.insert("value".into(), Value::Array(value));
-        if let Some(skip) = page.next_skip {
-            body.insert("@odata.nextLink".into(), Value::String(self.next_link(public_url, path, skip)));
+        if let Some(next) = next_link {
+            body.insert("@odata.nextLink".into(), Value::String(next));
         }
         Value::Object(body)
     }

@@ -27,6 +27,21 @@ fn valid_password(password: &str) -> Result<(), ServiceError> {
     Ok(())
 }
 
+/// A new, enabled account of the tenant (a fresh object id, no failed sign-ins).
+fn new_user(tenant: &Tenant, upn: String, display_name: String, password_hash: Option<String>) -> User {
+    User {
+        tenant_id: tenant.id,
+        id: UserId::random(),
+        upn,
+        display_name,
+        password_hash,
+        enabled: true,
+        failed_sign_ins: 0,
+        locked_until: None,
+        sign_ins_valid_from: None,
+    }
+}
+
 pub async fn create_user(
     store: &dyn Store,
     actor: &Actor,
@@ -43,17 +58,7 @@ pub async fn create_user(
         return Err(ServiceError::conflict(format!("Another user already has the user principal name {upn}.")));
     }
     let hash = crate::password_work::hash(password.to_string()).await.map_err(ServiceError::busy)?;
-    let user = User {
-        tenant_id: tenant.id,
-        id: UserId::random(),
-        upn: upn.clone(),
-        display_name,
-        password_hash: Some(hash),
-        enabled: true,
-        failed_sign_ins: 0,
-        locked_until: None,
-        sign_ins_valid_from: None,
-    };
+    let user = new_user(tenant, upn.clone(), display_name, Some(hash));
     apply(
         store,
         vec![Change::PutUser(user.clone()), actor.audit(tenant.id, "user.created", None, json!({ "user": upn }))],
@@ -449,17 +454,7 @@ async fn import_batch(
             None => {
                 summary.created += 1;
                 changes.push(actor.audit(tenant.id, "user.created", None, json!({ "user": upn, "imported": true })));
-                User {
-                    tenant_id: tenant.id,
-                    id: UserId::random(),
-                    upn,
-                    display_name,
-                    password_hash,
-                    enabled: true,
-                    failed_sign_ins: 0,
-                    locked_until: None,
-                    sign_ins_valid_from: None,
-                }
+                new_user(tenant, upn, display_name, password_hash)
             }
         };
         joins.extend(u.groups.iter().map(|g| (g.trim().to_string(), user.id)));

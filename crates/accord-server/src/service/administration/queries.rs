@@ -363,15 +363,13 @@ pub async fn users(
     query: &NameQuery,
 ) -> Result<DirectoryPage<UserSummary>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
-    let limit = query.limit.clamp(1, MAX_PAGE);
-    let read = NameQuery { limit: limit + 1, ..query.clone() };
-    let (users, next) =
-        split_page(store.users_page(tenant.id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
+    let limit = query.limit.clamp(1, MAX_PAGE) as usize;
+    let (users, next, total) = directory_users_page(store, tenant.id, query.clone(), limit, true).await?;
     let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
     let mut roles = store.roles_of_users(tenant.id, &ids).await?;
     let items =
         users.into_iter().map(|user| UserSummary { roles: roles.remove(&user.id).unwrap_or_default(), user }).collect();
-    Ok(DirectoryPage { items, total: store.count_users(tenant.id, query).await?, next })
+    Ok(DirectoryPage { items, total: total.unwrap_or_default(), next })
 }
 
 /// How many users and groups the tenant has (counted by the database).
