@@ -1231,6 +1231,11 @@ async fn several_users_and_groups_are_assigned_at_once() {
     // A search that posts garbage is refused like an assignment would be.
     let bad = admin.post(&add_url, &[("op", "search"), ("principal", "not-an-id")]).await;
     assert_eq!(bad.status, 400);
+    let many: Vec<String> = (0..101).map(|i| format!("00000000-0000-4000-8000-{i:012}")).collect();
+    let mut fields: Vec<(&str, &str)> = many.iter().map(|id| ("principal", id.as_str())).collect();
+    fields.push(("op", "search"));
+    let too_many = admin.post(&add_url, &fields).await;
+    assert_eq!(too_many.status, 400, "at most 100 at once, even to search: {}", too_many.body);
     let nobody = admin.post(&add_url, &[("op", "assign")]).await;
     assert_eq!(nobody.status, 400, "{}", nobody.body);
     assert!(nobody.body.contains("choose at least one user or group"), "{}", nobody.body);
@@ -1272,6 +1277,11 @@ async fn reviewers_are_picked_by_search() {
     assert!(again.body.contains("Reviewers (1)") && again.body.contains("Alice Adams"), "{}", again.body);
     assert!(again.body.contains(&format!("value=\"{bob}\" checked")), "Bob stays ticked: {}", again.body);
     assert!(again.body.contains("value=\"9\""), "the other fields are kept: {}", again.body);
+    let many: Vec<String> = (0..101).map(|i| format!("User:00000000-0000-4000-8000-{i:012}")).collect();
+    let mut fields: Vec<(&str, &str)> = many.iter().map(|r| ("reviewer", r.as_str())).collect();
+    fields.push(("op", "search"));
+    let too_many = admin.post(settings, &fields).await;
+    assert_eq!(too_many.status, 400, "at most 100 reviewers: {}", too_many.body);
     // Nothing was saved by searching.
     let unchanged = admin.page(settings).await;
     assert!(unchanged.contains(&format!("id=\"reviewers-heading\">{reviewers_before}</h2>")), "{unchanged}");

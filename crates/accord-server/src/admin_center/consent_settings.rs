@@ -155,6 +155,9 @@ impl PolicyDraft {
         let bad_reviewer =
             || Aadsts::invalid_parameter("reviewers", "choose reviewers among the organisation's users and groups");
         let mut reviewers = Vec::new();
+        if form.all("reviewer").len() > MAX_REVIEWERS {
+            return Err(Aadsts::invalid_parameter("reviewers", "choose at most 100 users and groups").into());
+        }
         for r in form.all("reviewer") {
             let (kind, id) = r.split_once(':').ok_or_else(bad_reviewer)?;
             let id = Uuid::parse_str(id).map_err(|_| bad_reviewer())?;
@@ -187,6 +190,9 @@ pub async fn request_settings(State(state): State<SharedState>, portal: PortalUs
     let result = request_settings_page(&state, &portal, draft, false, &q).await;
     respond(&state, &portal, result).await
 }
+
+/// The most reviewers the form takes (each is looked up to show it).
+const MAX_REVIEWERS: usize = 100;
 
 /// The most search results the reviewer picker lists.
 const PICKER_RESULTS: usize = 50;

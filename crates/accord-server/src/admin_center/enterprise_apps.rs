@@ -320,6 +320,11 @@ impl AssignmentPick {
             .map(Uuid::parse_str)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| Aadsts::invalid_parameter("principal", "choose users or groups from the list"))?;
+        if chosen.len() > administration::MAX_ASSIGNMENTS_AT_ONCE {
+            return Err(
+                Aadsts::invalid_parameter("principal", "at most 100 users and groups can be assigned at once").into()
+            );
+        }
         Ok(AssignmentPick {
             q: form.get("q").to_string(),
             chosen,

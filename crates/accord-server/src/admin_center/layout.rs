@@ -410,7 +410,7 @@ pub fn in_pages<T>(items: Vec<T>, path: &str, q: &HashMap<String, String>) -> Re
     };
     let paging = context! {
         first => (number > 2).then(|| link(1)),
-        prev => (number > 1).then(|| link(number - 1)),
+        prev => (number > 1).then(|| link((number - 1).min(pages))),
         next => (number < pages).then(|| link(number + 1)),
         label => format!("Page {} of {pages}", number.min(pages)),
     };
@@ -536,8 +536,9 @@ mod tests {
         assert!(paging.get_attr("next").unwrap().is_none());
         assert_eq!(paging.get_attr("prev").unwrap().to_string(), "/admin/x?q=a&page=2");
         assert_eq!(paging.get_attr("first").unwrap().to_string(), "/admin/x?q=a");
-        let (rows, _) = in_pages(items.clone(), "/admin/x", &q(&[("page", "9")])).unwrap();
+        let (rows, paging) = in_pages(items.clone(), "/admin/x", &q(&[("page", "9")])).unwrap();
         assert!(rows.is_empty(), "past the end: nothing, not an error");
+        assert_eq!(paging.get_attr("prev").unwrap().to_string(), "/admin/x?page=3", "back to the last page");
         for bad in ["0", "-1", "two", "1.5"] {
             assert!(in_pages(items.clone(), "/admin/x", &q(&[("page", bad)])).is_err(), "{bad}");
         }
