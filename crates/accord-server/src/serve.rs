@@ -44,7 +44,7 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let (store, keyring) = open_store(&config).await?;
     scenario_loader::ensure_builtins(&*store).await?;
     let world = crate::state::WorldSource { scenario: config.scenario.clone(), variables: config.vars.clone() };
-    let scenario = load_world(&world, &*store, &keyring).await?;
+    let mut scenario = load_world(&world, &*store, &keyring).await?;
     let throttling = scenario.throttling;
     let signer = Signer::load(&*store, &keyring).await?;
     let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
@@ -63,16 +63,18 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
         test_mode: config.test_mode,
     });
     crate::service::consent_webhooks::load_from_scenario(&state, &scenario).await?;
+    let faults = std::mem::take(&mut scenario.faults);
+    // The parsed file is in the store now; a tenant of 100,000 users is tens of megabytes that
+    // the server would otherwise hold, and the allocator with it, for its whole life.
+    drop(scenario);
+    crate::ops::release_free_memory();
     if config.test_mode {
-        let ids = crate::test_control::faults::FAULTS.install(scenario.faults).map_err(anyhow::Error::msg)?;
+        let ids = crate::test_control::faults::FAULTS.install(faults).map_err(anyhow::Error::msg)?;
         if !ids.is_empty() {
             tracing::warn!(rules = ids.len(), "test mode: the scenario's fault rules are in force");
         }
-    } else if !scenario.faults.is_empty() {
-        tracing::warn!(
-            rules = scenario.faults.len(),
-            "the scenario's [[fault]] rules act only with --test-mode: ignored"
-        );
+    } else if !faults.is_empty() {
+        tracing::warn!(rules = faults.len(), "the scenario's [[fault]] rules act only with --test-mode: ignored");
     }
     if config.test_mode {
         crate::decision_journal::enable();

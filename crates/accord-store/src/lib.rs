@@ -201,6 +201,8 @@ pub trait Store: Send + Sync + 'static {
     /// by the loader: a restart with the same scenario and an unchanged hash keeps the hash
     /// without argon2).
     async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>>;
+    /// Every role and direct group membership of the tenant (two statements, not one an object).
+    async fn directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks>;
     /// A group's members, direct or (`transitive`) through nested groups too: users and groups,
     /// each once, in display-name order (ties by id).
     async fn group_closure(

@@ -41,7 +41,7 @@ use crate::{
     GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreResult,
 };
-use crate::{ConsentEvent, ConsentWebhook, Membership, NameQuery, WebhookDelivery};
+use crate::{ConsentEvent, ConsentWebhook, DirectoryLinks, Membership, NameQuery, WebhookDelivery};
 
 tokio::task_local! {
     /// The statements of the work [`count_statements`] runs.
@@ -557,6 +557,10 @@ impl Store for SqlStore {
 
     async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>> {
         self.list_scenario_passwords(tenant_id).await
+    }
+
+    async fn directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks> {
+        self.list_directory_links(tenant_id).await
     }
 
     async fn group_closure(

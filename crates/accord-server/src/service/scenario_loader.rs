@@ -12,11 +12,11 @@ use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId
 use accord_core::microsoft_graph;
 use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, RelativeTimes, Scenario, TenantSpec};
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
-use accord_store::{Change, Store};
+use accord_store::{Change, DirectoryLinks, Store};
 use anyhow::{anyhow, bail, Context};
 use sha2::{Digest, Sha256};
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -193,10 +193,22 @@ impl PasswordWork {
     }
 }
 
+/// What the store holds of a tenant's directory, read once a load (a statement each, not one
+/// an object), so that the load writes only what the file changes: a restart with the same
+/// file writes almost nothing.
 #[derive(Default)]
 struct KnownUsers {
     by_upn: HashMap<String, User>,
     fingerprints: HashMap<UserId, String>,
+    links: DirectoryLinks,
+}
+
+/// Whether setting `members` would leave the stored list as it is: the store keeps each member
+/// once, in the order first given.
+fn same_members(stored: &[GroupMember], members: &[GroupMember]) -> bool {
+    let mut seen = HashSet::new();
+    let mut wanted = members.iter().filter(|m| seen.insert(m.member_id));
+    stored.iter().all(|s| wanted.next() == Some(s)) && wanted.next().is_none()
 }
 
 /// The app's certificates from the scenario, each with a key id derived from its thumbprint,
@@ -280,8 +292,9 @@ impl<'a> Planner<'a> {
         if !self.known_users.contains_key(&tenant_id) {
             let users = self.store.users(tenant_id).await?;
             let fingerprints = self.store.scenario_passwords(tenant_id).await?;
+            let links = self.store.directory_links(tenant_id).await?;
             let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), u)).collect();
-            self.known_users.insert(tenant_id, KnownUsers { by_upn, fingerprints });
+            self.known_users.insert(tenant_id, KnownUsers { by_upn, fingerprints, links });
         }
         Ok(self.known_users.get_mut(&tenant_id).expect("inserted above"))
     }
@@ -321,13 +334,20 @@ impl<'a> Planner<'a> {
         let users: HashMap<String, UserId> =
             spec.users.iter().zip(ids).map(|(u, id)| (u.upn.to_ascii_lowercase(), id)).collect();
         // The tenant's groups by case-folded name, read once (not a statement a group).
-        let existing_groups: HashMap<String, GroupId> =
-            self.store.groups(tenant_id).await?.into_iter().map(|g| (g.display_name.to_lowercase(), g.id)).collect();
+        let existing_groups: HashMap<String, Group> =
+            self.store.groups(tenant_id).await?.into_iter().map(|g| (g.display_name.to_lowercase(), g)).collect();
         let mut groups: HashMap<String, GroupId> = HashMap::new();
         for g in &spec.groups {
-            let id = existing_groups.get(&g.display_name.to_lowercase()).copied().unwrap_or_else(GroupId::random);
-            groups.insert(g.display_name.clone(), id);
-            self.changes.push(Change::PutGroup(Group { tenant_id, id, display_name: g.display_name.clone() }));
+            let existing = existing_groups.get(&g.display_name.to_lowercase());
+            let group = Group {
+                tenant_id,
+                id: existing.map(|e| e.id).unwrap_or_else(GroupId::random),
+                display_name: g.display_name.clone(),
+            };
+            groups.insert(g.display_name.clone(), group.id);
+            if existing != Some(&group) {
+                self.changes.push(Change::PutGroup(group));
+            }
             self.summary.groups += 1;
         }
         let resolve = |p: &PrincipalRef| -> anyhow::Result<(Uuid, MemberKind)> {
@@ -346,7 +366,10 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|m| resolve(m).map(|(member_id, kind)| GroupMember { group_id, member_id, kind }))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
+            let stored = self.known_users(tenant_id).await?.links.members.get(&group_id);
+            if !same_members(stored.map(Vec::as_slice).unwrap_or_default(), &members) {
+                self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
+            }
         }
         let acr = &spec.admin_consent_requests;
         tenant.admin_consent_requests = AdminConsentRequestPolicy {
@@ -523,7 +546,7 @@ impl<'a> Planner<'a> {
                 self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
             }
         }
-        self.changes.push(Change::PutUser(User {
+        let user = User {
             tenant_id,
             id,
             upn: u.upn.to_ascii_lowercase(),
@@ -533,9 +556,17 @@ impl<'a> Planner<'a> {
             failed_sign_ins: existing.as_ref().map(|e| e.failed_sign_ins).unwrap_or(0),
             locked_until: existing.as_ref().and_then(|e| e.locked_until),
             sign_ins_valid_from: existing.as_ref().and_then(|e| e.sign_ins_valid_from),
-        }));
-        let roles = u.roles.clone();
-        self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
+        };
+        if existing.as_ref() != Some(&user) {
+            self.changes.push(Change::PutUser(user));
+        }
+        let mut roles = u.roles.clone();
+        roles.sort();
+        roles.dedup();
+        let stored = self.known_users.get(&tenant_id).and_then(|k| k.links.roles.get(&id));
+        if stored.map(Vec::as_slice).unwrap_or_default() != roles.as_slice() {
+            self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
+        }
         self.summary.users += 1;
         id
     }

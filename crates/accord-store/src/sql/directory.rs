@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{Change, Membership, NameField, NameQuery, StoreError, StoreResult};
+use crate::{Change, DirectoryLinks, Membership, NameField, NameQuery, StoreError, StoreResult};
 
 // --- tenants ---
 
@@ -1041,6 +1041,40 @@ impl SqlStore {
             sqlx::query("SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1").bind(id(tenant_id));
         let rows = self.read_all(q, |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?))).await?;
         Ok(rows.into_iter().collect())
+    }
+
+    pub(super) async fn list_directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks> {
+        let q =
+            sqlx::query("SELECT user_id, role_template_id FROM user_roles WHERE tenant_id = $1").bind(id(tenant_id));
+        let roles = self
+            .read_all(q, |c| {
+                let role = codec::directory_role("role_template_id", &c.text("role_template_id")?)?;
+                Ok((c.uuid::<UserId>("user_id")?, role))
+            })
+            .await?;
+        let q = sqlx::query(
+            "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 \
+             ORDER BY group_id, position",
+        )
+        .bind(id(tenant_id));
+        let members = self
+            .read_all(q, |c| {
+                Ok(GroupMember {
+                    group_id: c.uuid("group_id")?,
+                    member_id: c.uuid("member_id")?,
+                    kind: codec::member_kind("member_kind", &c.text("member_kind")?)?,
+                })
+            })
+            .await?;
+        let mut links = DirectoryLinks::default();
+        for (user, role) in roles {
+            links.roles.entry(user).or_default().push(role);
+        }
+        links.roles.values_mut().for_each(|roles| roles.sort());
+        for m in members {
+            links.members.entry(m.group_id).or_default().push(m);
+        }
+        Ok(links)
     }
 
     /// Ids as `$2, $3, …` placeholders (after the tenant's `$1`), for `IN (…)`.
