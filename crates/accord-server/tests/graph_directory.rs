@@ -84,7 +84,8 @@ async fn users_list_filter_select_and_paging() {
     let (_, body) = g.get(&token, "/v1.0/users?$filter=userPrincipalName eq 'CAROL@contoso.test'").await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
     // A user looked up by key (no directory scan): either operand order, by id, or none.
-    let (_, body) = g.get(&token, "/v1.0/users?$filter='carol@contoso.test' eq userPrincipalName&$count=true").await;
+    let (_, body) =
+        g.get_eventual(&token, "/v1.0/users?$filter='carol@contoso.test' eq userPrincipalName&$count=true").await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
     assert_eq!(body["@odata.count"], 1);
     let (_, body) = g.get(&token, &format!("/v1.0/users?$filter=id eq '{BOB}'&$select=displayName")).await;
@@ -97,8 +98,9 @@ async fn users_list_filter_select_and_paging() {
         let (status, body) = g.get(&token, &format!("/v1.0/users?$filter={missing}")).await;
         assert_eq!((status, body["value"].as_array().unwrap().len()), (200, 0), "{missing}: {body}");
     }
-    let (_, body) =
-        g.get(&token, "/v1.0/users?$filter=startswith(mail,'d') or displayName eq 'Alice Adams'&$count=true").await;
+    let (_, body) = g
+        .get_eventual(&token, "/v1.0/users?$filter=startswith(mail,'d') or displayName eq 'Alice Adams'&$count=true")
+        .await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Alice Adams", "Dave Dunn"]);
     assert_eq!(body["@odata.count"], 2);
 
@@ -117,11 +119,11 @@ async fn users_list_filter_select_and_paging() {
     assert_eq!(names(&values), ["Alice Adams", "Bob Brown", "Carol Clark", "Contoso Admin", "Dave Dunn"]);
     // The plain listing is read from the index a page at a time (a keyset $skiptoken, issue 19):
     // $select, $count and $top are kept on every page.
-    let (values, sizes) = g.all_pages(&token, "/v1.0/users?$top=3&$select=displayName&$count=true").await;
+    let (values, sizes) = g.all_pages_as(&token, "/v1.0/users?$top=3&$select=displayName&$count=true", true).await;
     assert_eq!(sizes, [3, 2]);
     assert_eq!(names(&values), ["Alice Adams", "Bob Brown", "Carol Clark", "Contoso Admin", "Dave Dunn"]);
     assert!(values.iter().all(|v| v.as_object().unwrap().len() == 2), "{values:?}");
-    let (_, body) = g.get(&token, "/v1.0/users?$top=3&$count=true").await;
+    let (_, body) = g.get_eventual(&token, "/v1.0/users?$top=3&$count=true").await;
     assert_eq!(body["@odata.count"], 5);
     let next = body["@odata.nextLink"].as_str().unwrap().to_string();
     let token_value = next.split("$skiptoken=").nth(1).unwrap().split('&').next().unwrap().to_string();
@@ -130,19 +132,45 @@ async fn users_list_filter_select_and_paging() {
     let (values, sizes) = g.all_pages(&token, "/v1.0/users?$filter=startswith(displayName,'C')&$top=1").await;
     assert_eq!(sizes, [1, 1]);
     assert_eq!(names(&values), ["Carol Clark", "Contoso Admin"]);
-    let (_, body) = g.get(&token, "/v1.0/users?$filter=startswith(userPrincipalName,'CAROL@')&$count=true").await;
+    let (_, body) =
+        g.get_eventual(&token, "/v1.0/users?$filter=startswith(userPrincipalName,'CAROL@')&$count=true").await;
     assert_eq!(names(body["value"].as_array().unwrap()), ["Carol Clark"]);
     assert_eq!(body["@odata.count"], 1);
     let (_, body) = g.get(&token, "/v1.0/users?$filter=startswith(displayName,'carol@')").await;
     assert_eq!(names(body["value"].as_array().unwrap()), Vec::<String>::new(), "the name only, not the UPN");
     // A keyset token is refused where it does not belong, and a forged one everywhere.
-    let (status, body) = g.get(&token, &format!("/v1.0/groups?$skiptoken={token_value}")).await;
+    let (status, body) = g.get(&token, &format!("/v1.0/groups?$orderby=displayName&$skiptoken={token_value}")).await;
     assert_eq!(status, 400, "{body}");
     use base64::Engine;
     let forged = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("k=not-a-guid:bob");
     let (status, body) = g.get(&token, &format!("/v1.0/users?$skiptoken={forged}")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("$skiptoken"), "{body}");
+
+    // Counting directory objects is an advanced query: without `ConsistencyLevel: eventual`
+    // Graph refuses `$count=true` and the `/$count` segment.
+    for path in ["/v1.0/users?$count=true", "/v1.0/groups?$count=true"] {
+        let (status, body) = g.get(&token, path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_graph_error(&body, "Request_BadRequest");
+        assert_eq!(body["error"]["message"], "$count is not currently supported.", "{path}");
+    }
+    let (status, _, text) = g.get_text(&token, "/v1.0/users/$count", false).await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("$count is not currently supported."), "{text}");
+    let (status, kind, text) = g.get_text(&token, "/v1.0/users/$count", true).await;
+    assert_eq!((status, kind.as_str(), text.as_str()), (200, "text/plain; charset=utf-8", "5"));
+    let (_, _, text) = g.get_text(&token, "/v1.0/users/$count?$filter=startswith(displayName,'c')", true).await;
+    assert_eq!(text, "2", "Carol Clark and Contoso Admin");
+    let (_, _, text) = g.get_text(&token, "/v1.0/users/$count?$filter=startswith(mail,'dave@')", true).await;
+    assert_eq!(text, "1");
+    let (_, _, text) = g.get_text(&token, "/v1.0/users/$count?$filter=displayName eq 'Bob Brown'", true).await;
+    assert_eq!(text, "1", "a filter off the index is counted too");
+    // `mail` (the UPN here) is a key and an indexed prefix like userPrincipalName.
+    let (_, body) = g.get(&token, "/v1.0/users?$filter=mail eq 'Bob@contoso.test'").await;
+    assert_eq!(names(body["value"].as_array().unwrap()), ["Bob Brown"]);
+    let (values, sizes) = g.all_pages(&token, "/v1.0/users?$filter=startswith(mail,'c')&$top=1").await;
+    assert_eq!((names(&values), sizes), (vec!["Carol Clark".to_string()], vec![1]));
 
     // App-only with User.Read.All or Directory.Read.All.
     for daemon in [USER_DAEMON, DIRECTORY_DAEMON] {
@@ -206,7 +234,49 @@ async fn groups_members_and_transitive_members() {
         let (values, sizes) = g.all_pages(&token, "/v1.0/groups?$top=2").await;
         assert_eq!(sizes, [2, 1]);
         assert_eq!(names(&values), ["Engineering", "Sales", "Team Leads"]);
+        // Groups are read a page at a time from the index too (a keyset $skiptoken), by a
+        // display-name prefix in any case, or by id; and counted with ConsistencyLevel.
+        let (_, body) = g.get(&token, "/v1.0/groups?$top=2").await;
+        assert!(body["@odata.nextLink"].as_str().unwrap().contains("$skiptoken="), "{body}");
+        let (values, _) = g.all_pages(&token, "/v1.0/groups?$filter=startswith(displayName,'TEAM')&$top=1").await;
+        assert_eq!(names(&values), ["Team Leads"]);
+        let (_, body) = g.get(&token, &format!("/v1.0/groups?$filter=id eq '{sales}'")).await;
+        assert_eq!(names(body["value"].as_array().unwrap()), ["Sales"]);
+        let (_, body) = g.get_eventual(&token, "/v1.0/groups?$top=1&$count=true").await;
+        assert_eq!((body["@odata.count"].as_u64(), body["value"].as_array().unwrap().len()), (Some(3), 1), "{body}");
+        let (status, _, text) = g.get_text(&token, "/v1.0/groups/$count", true).await;
+        assert_eq!((status, text.as_str()), (200, "3"));
+        let (_, _, text) = g.get_text(&token, "/v1.0/groups/$count?$filter=startswith(displayName,'s')", true).await;
+        assert_eq!(text, "1");
     }
+}
+
+#[tokio::test]
+async fn service_principals_and_applications_are_found_by_key() {
+    let g = Graph::start();
+    let app = g.app(CONTOSO, DIRECTORY_DAEMON).await;
+    let (status, all) = g.get(&app, "/v1.0/servicePrincipals").await;
+    assert_eq!(status, 200, "{all}");
+    let reader =
+        all["value"].as_array().unwrap().iter().find(|v| v["appId"] == READER_APP).expect("reader's SP").clone();
+    // `appId eq` (either case of the GUID) and `id eq` read the one service principal.
+    for filter in [
+        format!("appId eq '{READER_APP}'"),
+        format!("appId eq '{}'", READER_APP.to_uppercase()),
+        format!("id eq '{}'", reader["id"].as_str().unwrap()),
+    ] {
+        let (status, body) = g.get(&app, &format!("/v1.0/servicePrincipals?$filter={filter}")).await;
+        assert_eq!(status, 200, "{filter}: {body}");
+        assert_eq!(body["value"].as_array().unwrap(), &vec![reader.clone()], "{filter}");
+    }
+    for filter in ["appId eq 'not-a-guid'", "appId eq '00000000-0000-4000-8000-00000000dead'"] {
+        let (status, body) = g.get(&app, &format!("/v1.0/servicePrincipals?$filter={filter}")).await;
+        assert_eq!((status, body["value"].as_array().unwrap().len()), (200, 0), "{filter}: {body}");
+    }
+    let (status, body) = g.get(&app, "/v1.0/servicePrincipals?$count=true").await;
+    assert_eq!((status, body["error"]["message"].as_str()), (400, Some("$count is not currently supported.")));
+    let (_, body) = g.get_eventual(&app, "/v1.0/servicePrincipals?$count=true&$top=1").await;
+    assert_eq!(body["@odata.count"].as_u64(), Some(all["value"].as_array().unwrap().len() as u64), "{body}");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use accord_core::microsoft_graph::permissions::{
 };
 use accord_store::{NameField, NamePosition, NameQuery};
 use axum::extract::{OriginalUri, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -184,15 +184,51 @@ pub(super) fn list_response(
     json_response(StatusCode::OK, body, None)
 }
 
+/// Graph counts directory objects only in an "advanced query": `$count=true`, and the `/$count`
+/// segment, need the `ConsistencyLevel: eventual` header, and are refused without it.
+pub(super) fn require_advanced_count(counting: bool, headers: &HeaderMap) -> Result<(), GraphError> {
+    let eventual = headers
+        .get_all("consistencylevel")
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.trim().eq_ignore_ascii_case("eventual")));
+    if counting && !eventual {
+        return Err(GraphError::new(
+            StatusCode::BAD_REQUEST,
+            "Request_BadRequest",
+            "$count is not currently supported.",
+        ));
+    }
+    Ok(())
+}
+
+/// A `$count` segment's answer: the number alone, as text.
+fn count_response(total: u64) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], total.to_string()).into_response()
+}
+
+/// The index query for a listing `indexed_listing` accepted: the prefix of `startswith` on a
+/// display name, or on a user's UPN (`mail` is the UPN in Accord's directory).
+fn name_query(prefix: Option<(&'static str, String)>) -> NameQuery {
+    match prefix {
+        None => NameQuery::default(),
+        Some(("userPrincipalName" | "mail", text)) => {
+            NameQuery { prefix: text, field: NameField::Upn, ..Default::default() }
+        }
+        Some((_, text)) => NameQuery { prefix: text, field: NameField::DisplayName, ..Default::default() },
+    }
+}
+
 /// `GET /v1.0/users`
 pub async fn list_users(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
     require_users(&caller)?;
     let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
-    if let Some((key, value)) = opts.key_lookup(&["id", "userPrincipalName"]) {
+    require_advanced_count(opts.count, &headers)?;
+    if let Some((key, value)) = opts.key_lookup(&["id", "userPrincipalName", "mail"]) {
         // One user by its key (how apps look a user up): no directory scan.
         let store = state.store.as_ref();
         let user = match key {
@@ -205,54 +241,114 @@ pub async fn list_users(
         let items = user.iter().map(user_json).collect();
         return Ok(list_response(&state, &opts, items, "users", uri.path()));
     }
-    if let Some(prefix) = opts.indexed_listing(&["displayName", "userPrincipalName"]) {
-        let query = match prefix {
-            None => NameQuery::default(),
-            Some(("userPrincipalName", text)) => {
-                NameQuery { prefix: text, field: NameField::Upn, ..Default::default() }
-            }
-            Some((_, text)) => NameQuery { prefix: text, field: NameField::DisplayName, ..Default::default() },
-        };
-        return users_by_pages(&state, &caller, &opts, query, uri.path()).await;
+    if let Some(prefix) = opts.indexed_listing(&["displayName", "userPrincipalName", "mail"]) {
+        let mut query = name_query(prefix);
+        query.after = keyset_after(&opts);
+        let (users, next, total) =
+            administration::directory_users_page(state.store.as_ref(), caller.tenant_id, query, opts.top, opts.count)
+                .await?;
+        let value = users.iter().map(|u| opts.project(user_json(u))).collect();
+        return Ok(keyset_page(&state, &opts, "users", uri.path(), value, next, total));
     }
     let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
     let items = users.iter().map(user_json).collect();
     Ok(list_response(&state, &opts, items, "users", uri.path()))
 }
 
-/// `GET /v1.0/users` with nothing but `$top`, `$select`, `$count` and at most a
-/// `startswith(displayName|userPrincipalName, '…')` filter: a page read from an index (in the
-/// order the in-memory path sorts by), continued by a keyset `$skiptoken`, so that paging
-/// through 100,000 users costs the same per page throughout.
-async fn users_by_pages(
-    state: &crate::state::AppState,
-    caller: &Caller,
-    opts: &QueryOptions,
-    mut query: NameQuery,
-    path: &str,
+/// `GET /v1.0/users/$count` (with `ConsistencyLevel: eventual`; a `startswith` filter on an
+/// indexed property is counted from the index).
+pub async fn count_users(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
-    query.after = opts.after.as_ref().map(|p| NamePosition { name_key: p.key.clone(), id: p.id });
-    let (users, next, total) =
-        administration::directory_users_page(state.store.as_ref(), caller.tenant_id, query, opts.top, opts.count)
-            .await?;
-    let value: Vec<Value> = users.iter().map(|u| opts.project(user_json(u))).collect();
+    require_users(&caller)?;
+    require_advanced_count(true, &headers)?;
+    let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
+    let total = match opts.indexed_listing(&["displayName", "userPrincipalName", "mail"]) {
+        Some(prefix) => state.store.count_users(caller.tenant_id, &name_query(prefix)).await?,
+        None => {
+            let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
+            opts.apply(users.iter().map(user_json).collect()).total as u64
+        }
+    };
+    Ok(count_response(total))
+}
+
+fn keyset_after(opts: &QueryOptions) -> Option<NamePosition> {
+    opts.after.as_ref().map(|p| NamePosition { name_key: p.key.clone(), id: p.id })
+}
+
+/// A page read from an index (users or groups with nothing but `$top`, `$select`, `$count` and
+/// at most a `startswith` on an indexed property), in the order the in-memory path sorts by,
+/// continued by a keyset `$skiptoken`: paging through 100,000 users costs the same per page
+/// throughout.
+fn keyset_page(
+    state: &crate::state::AppState,
+    opts: &QueryOptions,
+    entity_set: &str,
+    path: &str,
+    value: Vec<Value>,
+    next: Option<NamePosition>,
+    total: Option<u64>,
+) -> Response {
     let public_url = &state.settings.public_url;
     let next = next.map(|n| opts.next_link_after(public_url, path, &KeysetPosition { key: n.name_key, id: n.id }));
-    let body = opts.collection_body(opts.context(public_url, "users"), total.unwrap_or_default(), value, next);
-    Ok(json_response(StatusCode::OK, body, None))
+    let body = opts.collection_body(opts.context(public_url, entity_set), total.unwrap_or_default(), value, next);
+    json_response(StatusCode::OK, body, None)
 }
 
 /// `GET /v1.0/groups`
 pub async fn list_groups(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
     require_groups(&caller)?;
     let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
+    require_advanced_count(opts.count, &headers)?;
+    if let Some(("id", value)) = opts.key_lookup(&["id"]) {
+        let group = match value.trim().parse::<GroupId>() {
+            Ok(id) => state.store.group(caller.tenant_id, id).await?,
+            Err(_) => None,
+        };
+        let items = group.iter().map(group_json).collect();
+        return Ok(list_response(&state, &opts, items, "groups", uri.path()));
+    }
+    if let Some(prefix) = opts.indexed_listing(&["displayName"]) {
+        let mut query = name_query(prefix);
+        query.after = keyset_after(&opts);
+        let (groups, next, total) =
+            administration::directory_groups_page(state.store.as_ref(), caller.tenant_id, query, opts.top, opts.count)
+                .await?;
+        let value = groups.iter().map(|g| opts.project(group_json(g))).collect();
+        return Ok(keyset_page(&state, &opts, "groups", uri.path(), value, next, total));
+    }
     let groups = administration::directory_groups(state.store.as_ref(), caller.tenant_id).await?;
     let items = groups.iter().map(group_json).collect();
     Ok(list_response(&state, &opts, items, "groups", uri.path()))
+}
+
+/// `GET /v1.0/groups/$count` (with `ConsistencyLevel: eventual`).
+pub async fn count_groups(
+    State(state): State<SharedState>,
+    caller: Caller,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> Result<Response, GraphError> {
+    require_groups(&caller)?;
+    require_advanced_count(true, &headers)?;
+    let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
+    let total = match opts.indexed_listing(&["displayName"]) {
+        Some(prefix) => state.store.count_groups(caller.tenant_id, &name_query(prefix)).await?,
+        None => {
+            let groups = administration::directory_groups(state.store.as_ref(), caller.tenant_id).await?;
+            opts.apply(groups.iter().map(group_json).collect()).total as u64
+        }
+    };
+    Ok(count_response(total))
 }
 
 /// `GET /v1.0/groups/{id}`
@@ -265,10 +361,10 @@ pub async fn get_group(
     require_groups(&caller)?;
     let id: GroupId = object_id(&path, "group")?;
     let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
-    let group = administration::directory_groups(state.store.as_ref(), caller.tenant_id)
+    let group = state
+        .store
+        .group(caller.tenant_id, id)
         .await?
-        .into_iter()
-        .find(|g| g.id == id)
         .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
     let mut body = opts.project(group_json(&group));
     if let Value::Object(m) = &mut body {
@@ -282,12 +378,13 @@ async fn members(
     state: SharedState,
     caller: Caller,
     path: GraphPath,
-    uri: axum::http::Uri,
+    (headers, uri): (HeaderMap, axum::http::Uri),
     transitive: bool,
 ) -> Result<Response, GraphError> {
     require_groups(&caller)?;
     let id = object_id(&path, "group")?;
     let opts = QueryOptions::parse(uri.query(), &MEMBER_SPEC)?;
+    require_advanced_count(opts.count, &headers)?;
     let (users, groups) =
         administration::directory_group_members(state.store.as_ref(), caller.tenant_id, id, transitive)
             .await?
@@ -305,9 +402,10 @@ pub async fn group_members(
     State(state): State<SharedState>,
     caller: Caller,
     path: GraphPath,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
-    members(state, caller, path, uri, false).await
+    members(state, caller, path, (headers, uri), false).await
 }
 
 /// `GET /v1.0/groups/{id}/transitiveMembers`
@@ -315,7 +413,8 @@ pub async fn group_transitive_members(
     State(state): State<SharedState>,
     caller: Caller,
     path: GraphPath,
+    headers: HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
-    members(state, caller, path, uri, true).await
+    members(state, caller, path, (headers, uri), true).await
 }

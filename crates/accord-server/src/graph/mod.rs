@@ -95,6 +95,8 @@ fn route_table() -> Vec<(String, MethodRouter<SharedState>)> {
             "/v1.0/users/{user}/getMemberObjects".into(),
             post(memberships::user_member_objects).fallback(method_not_allowed),
         ),
+        ("/v1.0/users/$count".into(), get(directory::count_users).fallback(method_not_allowed)),
+        ("/v1.0/groups/$count".into(), get(directory::count_groups).fallback(method_not_allowed)),
         (
             "/v1.0/users".into(),
             get(directory::list_users).post(directory_writes::create_user).fallback(method_not_allowed),

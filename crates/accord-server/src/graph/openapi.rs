@@ -125,6 +125,7 @@ fn directory_operations() -> Vec<Operation> {
         op("post", "/users/{user}/getMemberObjects", "Ids of a user's groups", MEMBERSHIP_READ, MEMBERSHIP_READ_APP)
             .status(200),
         op("get", "/users", "List users", USER_READ_ANY, USER_READ_APP).list(),
+        op("get", "/users/$count", "Count users (with ConsistencyLevel: eventual)", USER_READ_ANY, USER_READ_APP),
         op("post", "/users", "Create a user", USER_WRITE, USER_WRITE_APP),
         op("get", "/users/{user}", "Get a user by id or userPrincipalName", USER_READ_ANY, USER_READ_APP),
         op(
@@ -145,6 +146,7 @@ fn directory_operations() -> Vec<Operation> {
         )
         .status(200),
         op("get", "/groups", "List groups", GROUP_READ, GROUP_READ_APP).list(),
+        op("get", "/groups/$count", "Count groups (with ConsistencyLevel: eventual)", GROUP_READ, GROUP_READ_APP),
         op("post", "/groups", "Create a security group", GROUP_WRITE, GROUP_WRITE_APP),
         op("get", "/groups/{group}", "Get a group", GROUP_READ, GROUP_READ_APP),
         op("get", "/groups/{group}/members", "Direct members of a group", GROUP_READ, GROUP_READ_APP).list(),

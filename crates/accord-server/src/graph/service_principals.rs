@@ -173,10 +173,31 @@ pub(super) async fn one_sp(
         .service_principal(caller.tenant_id, id)
         .await?
         .ok_or_else(|| GraphError::resource_not_found(&id.to_string()))?;
+    shown(state, sp).await
+}
+
+/// A service principal with the JSON Graph shows of it.
+async fn shown(state: &AppState, sp: ServicePrincipal) -> Result<(ServicePrincipal, Value), GraphError> {
     let app = state.store.application_by_app_id(sp.app_id).await?;
     let p = publisher(state, sp.app_owner_tenant_id).await?;
     let v = sp_json(&sp, app.as_ref(), &p);
     Ok((sp, v))
+}
+
+/// The service principal a `$filter` of `appId eq '…'` or `id eq '…'` names, read by its key
+/// (how apps find an API's service principal): `Some` of at most one, `None` for other filters.
+async fn by_key(state: &AppState, caller: &Caller, opts: &QueryOptions) -> Result<Option<Vec<Value>>, GraphError> {
+    let Some((key, value)) = opts.key_lookup(&["appId", "id"]) else { return Ok(None) };
+    let Ok(uuid) = value.trim().parse::<uuid::Uuid>() else { return Ok(Some(Vec::new())) };
+    let sp = match key {
+        "appId" => state.store.service_principal_by_app_id(caller.tenant_id, uuid.into()).await?,
+        _ => state.store.service_principal(caller.tenant_id, uuid.into()).await?,
+    };
+    let mut found = Vec::new();
+    if let Some(sp) = sp {
+        found.push(shown(state, sp).await?.1);
+    }
+    Ok(Some(found))
 }
 
 fn entity_response(state: &AppState, opts: &QueryOptions, v: Value, entity_set: &str) -> Response {
@@ -192,11 +213,16 @@ fn entity_response(state: &AppState, opts: &QueryOptions, v: Value, entity_set: 
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
     require(&caller, READ_DELEGATED, READ_APP, "Application.Read.All")?;
     let opts = QueryOptions::parse(uri.query(), &SP_SPEC)?;
-    let items: Vec<Value> = all_sps(&state, caller.tenant_id).await?.into_iter().map(|(_, v)| v).collect();
+    super::directory::require_advanced_count(opts.count, &headers)?;
+    let items: Vec<Value> = match by_key(&state, &caller, &opts).await? {
+        Some(found) => found,
+        None => all_sps(&state, caller.tenant_id).await?.into_iter().map(|(_, v)| v).collect(),
+    };
     let page = opts.apply(items);
     let value = page.items.iter().map(|v| opts.project(v.clone())).collect();
     let public_url = &state.settings.public_url;

@@ -72,6 +72,24 @@ impl GraphApi {
         self.send(self.c.get(self.url(path)).bearer_auth(token)).await
     }
 
+    /// A GET as an advanced directory query: with `ConsistencyLevel: eventual`, which Graph
+    /// requires for `$count` on directory objects.
+    pub async fn get_eventual(&self, token: &str, path: &str) -> (u16, Value) {
+        self.send(self.c.get(self.url(path)).bearer_auth(token).header("ConsistencyLevel", "eventual")).await
+    }
+
+    /// A GET whose answer is text (a `/$count` segment): status, content type and body.
+    pub async fn get_text(&self, token: &str, path: &str, eventual: bool) -> (u16, String, String) {
+        let mut req = self.c.get(self.url(path)).bearer_auth(token);
+        if eventual {
+            req = req.header("ConsistencyLevel", "eventual");
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let kind = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        (status, kind, res.text().await.unwrap())
+    }
+
     pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
         self.send(self.c.post(self.url(path)).bearer_auth(token).json(&body)).await
     }
@@ -86,10 +104,15 @@ impl GraphApi {
 
     /// Follows `@odata.nextLink` from `path`; the values of every page, and the page sizes.
     pub async fn all_pages(&self, token: &str, path: &str) -> (Vec<Value>, Vec<usize>) {
+        self.all_pages_as(token, path, false).await
+    }
+
+    /// [`Self::all_pages`], each page as an advanced query when `eventual`.
+    pub async fn all_pages_as(&self, token: &str, path: &str, eventual: bool) -> (Vec<Value>, Vec<usize>) {
         let (mut values, mut sizes) = (Vec::new(), Vec::new());
         let mut next = Some(path.to_string());
         while let Some(p) = next.take() {
-            let (status, body) = self.get(token, &p).await;
+            let (status, body) = if eventual { self.get_eventual(token, &p).await } else { self.get(token, &p).await };
             assert_eq!(status, 200, "{body}");
             let page = body["value"].as_array().unwrap().clone();
             sizes.push(page.len());

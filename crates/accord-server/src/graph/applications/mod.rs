@@ -300,11 +300,27 @@ pub fn path_key(path: &GraphPath) -> Result<AppKey, GraphError> {
 pub async fn list(
     State(state): State<SharedState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     OriginalUri(uri): OriginalUri,
 ) -> Result<Response, GraphError> {
     require(&caller, READ_DELEGATED, READ_APP, "Application.Read.All")?;
     let opts = QueryOptions::parse(uri.query(), &APP_SPEC)?;
-    let items: Vec<Value> = all_apps(&state, &caller).await?.into_iter().map(|(_, v)| v).collect();
+    super::directory::require_advanced_count(opts.count, &headers)?;
+    let items: Vec<Value> = match opts.key_lookup(&["appId", "id"]) {
+        // One registration by its key: the Graph JSON is built for that one alone.
+        Some((key, value)) => match value.trim().parse::<uuid::Uuid>() {
+            Ok(uuid) => {
+                let key = if key == "appId" { AppKey::AppId(uuid.into()) } else { AppKey::ObjectId(uuid.into()) };
+                match one_app(&state, &caller, key).await {
+                    Ok((_, v)) => vec![v],
+                    Err(e) if e.status == StatusCode::NOT_FOUND => Vec::new(),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(_) => Vec::new(),
+        },
+        None => all_apps(&state, &caller).await?.into_iter().map(|(_, v)| v).collect(),
+    };
     let page = opts.apply(items);
     let value = page.items.iter().map(|v| opts.project(v.clone())).collect();
     let public_url = &state.settings.public_url;
