@@ -386,6 +386,11 @@ pub async fn group(
         let member = |p: &administration::PrincipalSummary| {
             context! { id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str() }
         };
+        // A group of a large tenant has thousands of members: each list shows a page.
+        let path = format!("/admin/groups/{}", d.group.id);
+        let (direct, direct_paging) = layout::in_pages_as(d.direct.clone(), &path, &q, "page")?;
+        let (nested, nested_paging) = layout::in_pages_as(d.nested_users.clone(), &path, &q, "nested")?;
+        let through = administration::through_groups(store, &portal.actor, &portal.tenant, &d, &nested).await?;
         let search = q.get("q").cloned().unwrap_or_default();
         let caps = Caps::of(&state, &portal).await;
         let candidates: Vec<Value> = if caps.manage_groups {
@@ -400,8 +405,10 @@ pub async fn group(
         };
         let ctx = context! {
             group => context! { id => d.group.id.to_string(), name => d.group.display_name },
-            direct => d.direct.iter().map(member).collect::<Vec<_>>(),
-            nested => d.nested_users.iter().map(|(u, via)| context! { via, ..member(u) }).collect::<Vec<_>>(),
+            direct => direct.iter().map(member).collect::<Vec<_>>(),
+            direct_total => d.direct.len(), direct_paging,
+            nested => nested.iter().zip(through).map(|(u, via)| context! { via, ..member(u) }).collect::<Vec<_>>(),
+            nested_total => d.nested_users.len(), nested_paging,
             member_of => d.member_of.iter().map(group_link).collect::<Vec<_>>(),
             candidates, q => search,
         };

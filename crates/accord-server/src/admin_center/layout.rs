@@ -389,24 +389,34 @@ pub const PAGE_ROWS: usize = 50;
 /// and requests of a tenant, not with its users — and the pager's links, which keep the other
 /// query parameters.
 pub fn in_pages<T>(items: Vec<T>, path: &str, q: &HashMap<String, String>) -> Result<(Vec<T>, Value), ServiceError> {
-    let number = match q.get("page").map(|p| p.trim()).filter(|p| !p.is_empty()) {
+    in_pages_as(items, path, q, "page")
+}
+
+/// [`in_pages`] with the page number in `param`, for a view with more than one paged list.
+pub fn in_pages_as<T>(
+    items: Vec<T>,
+    path: &str,
+    q: &HashMap<String, String>,
+    param: &str,
+) -> Result<(Vec<T>, Value), ServiceError> {
+    let number = match q.get(param).map(|p| p.trim()).filter(|p| !p.is_empty()) {
         None => 1,
         Some(raw) => raw
             .parse::<usize>()
             .ok()
             .filter(|n| *n >= 1)
-            .ok_or_else(|| Aadsts::invalid_parameter("page", "is not a page number (1, 2, …)"))?,
+            .ok_or_else(|| Aadsts::invalid_parameter(param, "is not a page number (1, 2, …)"))?,
     };
     let pages = items.len().div_ceil(PAGE_ROWS).max(1);
     let mut keep: Vec<(&str, &str)> = q
         .iter()
-        .filter(|(k, _)| k.as_str() != "page" && k.as_str() != "done")
+        .filter(|(k, _)| k.as_str() != param && k.as_str() != "done")
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     keep.sort();
     let link = |n: usize| {
         let page = if n > 1 { n.to_string() } else { String::new() };
-        link(path, keep.iter().copied().chain([("page", page.as_str())]))
+        link(path, keep.iter().copied().chain([(param, page.as_str())]))
     };
     let paging = context! {
         first => (number > 2).then(|| link(1)),

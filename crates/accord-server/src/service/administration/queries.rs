@@ -4,6 +4,7 @@
 
 use super::*;
 use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
+use std::collections::HashSet;
 
 use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
 use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
@@ -389,20 +390,27 @@ pub async fn user_details(
     authorize(actor, Operation::ReadDirectory)?;
     let user = store.user(tenant.id, user_id).await?.ok_or_else(|| not_found("The user"))?;
     let roles = store.user_roles(tenant.id, user.id).await?;
-    let ids = store.transitive_groups_of(tenant.id, user.id.into()).await?;
-    let mut groups: Vec<Group> = store.groups(tenant.id).await?.into_iter().filter(|g| ids.contains(&g.id)).collect();
-    groups.sort_by_key(|g| g.display_name.to_lowercase());
+    // The user's groups with their names in one walk, not a read of every group of the tenant.
+    let mut groups: Vec<Group> = store
+        .memberships_of(tenant.id, user.id.into())
+        .await?
+        .into_iter()
+        .map(|m| Group { tenant_id: tenant.id, id: m.group_id, display_name: m.group_name })
+        .collect();
+    groups.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
     Ok((UserSummary { user, roles }, groups))
 }
 
-/// A group's members: direct ones, the users who belong through nested groups (with the
-/// nested group they come through), and the groups it belongs to.
+/// A group's members: direct ones (users first, then groups, each by name), the users who
+/// belong only through nested groups (by name), the groups it belongs to, and the groups below
+/// it (for [`through_groups`]).
 #[derive(Debug, Clone)]
 pub struct GroupDetails {
     pub group: Group,
     pub direct: Vec<PrincipalSummary>,
-    pub nested_users: Vec<(PrincipalSummary, String)>,
+    pub nested_users: Vec<PrincipalSummary>,
     pub member_of: Vec<Group>,
+    pub below: HashSet<GroupId>,
 }
 
 /// The tenant's groups, a page at a time (see [`NameQuery`]), each with its number of direct
@@ -438,47 +446,54 @@ pub async fn group_details(
 ) -> Result<GroupDetails, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
-    let all_groups = store.groups(tenant.id).await?;
-    let name_of =
-        |id: GroupId| all_groups.iter().find(|g| g.id == id).map(|g| g.display_name.clone()).unwrap_or_default();
-    let mut direct = Vec::new();
-    let mut queue: std::collections::VecDeque<GroupId> = std::collections::VecDeque::new();
-    for m in store.group_members(tenant.id, group.id).await? {
-        let kind = if m.kind == MemberKind::User { PrincipalType::User } else { PrincipalType::Group };
-        direct.push(principal_or_deleted(store, tenant, m.member_id, kind).await?);
-        if m.kind == MemberKind::Group {
-            queue.push_back(GroupId::from(m.member_id));
-        }
+    // A handful of statements whatever the size of the group or the depth of its nesting:
+    // the direct members, the closure below (cycles end, the group is never its own member),
+    // and the groups above with their names.
+    let (direct_users, direct_groups) = store.group_closure(tenant.id, group.id, false).await?;
+    let (all_users, below) = store.group_closure(tenant.id, group.id, true).await?;
+    let direct_ids: HashSet<UserId> = direct_users.iter().map(|u| u.id).collect();
+    let direct = direct_users
+        .iter()
+        .map(PrincipalSummary::of_user)
+        .chain(direct_groups.iter().map(PrincipalSummary::of_group))
+        .collect();
+    let nested_users =
+        all_users.iter().filter(|u| !direct_ids.contains(&u.id)).map(PrincipalSummary::of_user).collect();
+    let mut member_of: Vec<Group> = store
+        .memberships_of(tenant.id, group.id.into())
+        .await?
+        .into_iter()
+        .filter(|m| m.group_id != group.id)
+        .map(|m| Group { tenant_id: tenant.id, id: m.group_id, display_name: m.group_name })
+        .collect();
+    member_of.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
+    let below = below.into_iter().map(|g| g.id).collect();
+    Ok(GroupDetails { group, direct, nested_users, member_of, below })
+}
+
+/// For each of `users` (some of a group's nested users, a page of them): the name of a group
+/// below the group that has them as a direct member — the way they belong. One cached read a
+/// user, so callers pass a page, not the whole closure.
+pub async fn through_groups(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    details: &GroupDetails,
+    users: &[PrincipalSummary],
+) -> Result<Vec<String>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let mut names = Vec::with_capacity(users.len());
+    for u in users {
+        let mut direct: Vec<_> = store
+            .memberships_of(tenant.id, u.id)
+            .await?
+            .into_iter()
+            .filter(|m| m.via.is_none() && details.below.contains(&m.group_id))
+            .collect();
+        direct.sort_by_key(|m| (m.group_name.to_lowercase(), m.group_id));
+        names.push(direct.into_iter().next().map(|m| m.group_name).unwrap_or_default());
     }
-    direct.sort_by_key(|p| (p.kind != PrincipalType::User, p.display_name.to_lowercase()));
-    // Breadth-first through nested groups, each group once (cycles are allowed).
-    let mut seen = std::collections::HashSet::from([group.id]);
-    let mut nested_users: Vec<(PrincipalSummary, String)> = Vec::new();
-    while let Some(g) = queue.pop_front() {
-        if !seen.insert(g) {
-            continue;
-        }
-        for m in store.group_members(tenant.id, g).await? {
-            match m.kind {
-                MemberKind::Group => queue.push_back(GroupId::from(m.member_id)),
-                MemberKind::User => {
-                    let known = direct.iter().any(|d| d.id == m.member_id)
-                        || nested_users.iter().any(|(u, _)| u.id == m.member_id);
-                    if !known {
-                        if let Some(u) = store.user(tenant.id, UserId::from(m.member_id)).await? {
-                            nested_users.push((PrincipalSummary::of_user(&u), name_of(g)));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    nested_users.sort_by_key(|(u, _)| u.display_name.to_lowercase());
-    let parents = store.transitive_groups_of(tenant.id, group.id.into()).await?;
-    let mut member_of: Vec<Group> =
-        all_groups.iter().filter(|g| g.id != group.id && parents.contains(&g.id)).cloned().collect();
-    member_of.sort_by_key(|g| g.display_name.to_lowercase());
-    Ok(GroupDetails { group, direct, nested_users, member_of })
+    Ok(names)
 }
 
 /// The tenant's users, by display name, for Graph directory reads. The caller has checked the
@@ -506,6 +521,22 @@ pub async fn directory_users_page(
         split_page(store.users_page(tenant_id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
     let total = if with_total { Some(store.count_users(tenant_id, &query).await?) } else { None };
     Ok((users, next, total))
+}
+
+/// One page of the tenant's groups for Graph, read from the index (see [`directory_users_page`]).
+pub async fn directory_groups_page(
+    store: &dyn Store,
+    tenant_id: TenantId,
+    query: NameQuery,
+    top: usize,
+    with_total: bool,
+) -> Result<(Vec<Group>, Option<NamePosition>, Option<u64>), ServiceError> {
+    let limit = top.clamp(1, 999) as u32;
+    let read = NameQuery { limit: limit + 1, ..query.clone() };
+    let (groups, next) =
+        split_page(store.groups_page(tenant_id, &read).await?, limit, |g| NamePosition::of(&g.display_name, g.id));
+    let total = if with_total { Some(store.count_groups(tenant_id, &query).await?) } else { None };
+    Ok((groups, next, total))
 }
 
 /// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
