@@ -259,32 +259,136 @@ fn describe(d: &accord_core::consent_engine::Decision) -> String {
     }
 }
 
-/// `accord import`: reads JSON Lines (reporting every bad line with its number, and writing
-/// nothing then), imports in batches with progress on standard error, and sums up.
+/// The formats `accord import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// By the file's extension: `.csv` is CSV, anything else (and standard input) JSON Lines.
+    Auto,
+    /// One JSON object a line.
+    Jsonl,
+    /// A header row, then a user a row (see [`read_csv`]).
+    Csv,
+}
+
+/// The users of an import file, each with the line it starts on, and every problem found
+/// (`line: what`), so that a bad file is reported whole.
+type ReadImport = (Vec<(usize, crate::service::administration::ImportedUser)>, Vec<(usize, String)>);
+
+fn read_jsonl(text: &str) -> ReadImport {
+    let (mut users, mut problems) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str(line) {
+            Ok(u) => users.push((n + 1, u)),
+            Err(e) => problems.push((n + 1, e.to_string())),
+        }
+    }
+    (users, problems)
+}
+
+/// A CSV export: a header row naming the columns — `userPrincipalName`, `displayName`, and
+/// optionally `password` and `groups` (display names separated by `;`) — in any order and case,
+/// or written as Entra's bulk-create template writes them (`User name [userPrincipalName]
+/// Required`: the name in brackets counts, and the template's `version:v1.0` first line is
+/// skipped). Other columns are refused by name, so that nothing is silently dropped.
+fn read_csv(text: &str) -> ReadImport {
+    let (mut users, mut problems) = (Vec::new(), Vec::new());
+    // Entra's template starts with a version line before the header.
+    let (skipped, body) = match text.split_once('\n') {
+        Some((first, rest)) if first.trim().to_ascii_lowercase().starts_with("version:") => (1, rest),
+        _ => (0, text),
+    };
+    let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(body.as_bytes());
+    let header_line = skipped + 1;
+    let headers = match reader.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => return (users, vec![(header_line, e.to_string())]),
+    };
+    let mut columns: Vec<(&str, usize)> = Vec::new();
+    for (index, h) in headers.iter().enumerate() {
+        let name = match (h.find('['), h.rfind(']')) {
+            (Some(open), Some(close)) if open < close => &h[open + 1..close],
+            _ => h,
+        };
+        let column = match name.trim().to_ascii_lowercase().as_str() {
+            "userprincipalname" => "userPrincipalName",
+            "displayname" => "displayName",
+            "password" | "passwordprofile" => "password",
+            "groups" => "groups",
+            _ => {
+                problems.push((
+                    header_line,
+                    format!(
+                        "unknown column \"{h}\" (the columns are userPrincipalName, displayName, password, groups)"
+                    ),
+                ));
+                continue;
+            }
+        };
+        if columns.iter().any(|(c, _)| *c == column) {
+            problems.push((header_line, format!("column {column} is given twice")));
+        }
+        columns.push((column, index));
+    }
+    if !problems.is_empty() {
+        return (users, problems);
+    }
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize + skipped);
+                problems.push((line, e.to_string()));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line() as usize + skipped);
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let mut user = serde_json::Map::new();
+        for (column, index) in &columns {
+            let value = record.get(*index).unwrap_or_default().trim();
+            let value = match *column {
+                "groups" => {
+                    serde_json::json!(value.split(';').map(str::trim).filter(|g| !g.is_empty()).collect::<Vec<_>>())
+                }
+                "password" if value.is_empty() => continue,
+                _ => serde_json::json!(value),
+            };
+            user.insert((*column).to_string(), value);
+        }
+        match serde_json::from_value(serde_json::Value::Object(user)) {
+            Ok(u) => users.push((line, u)),
+            Err(e) => problems.push((line, e.to_string())),
+        }
+    }
+    (users, problems)
+}
+
+/// `accord import`: reads JSON Lines or CSV (reporting every bad line with its number, and
+/// writing nothing then), imports in batches with progress on standard error, and sums up.
 pub async fn import_users(
     store: &dyn Store,
     tenant: &Tenant,
     admin_upn: &str,
     file: &std::path::Path,
+    format: ImportFormat,
 ) -> anyhow::Result<String> {
-    use crate::service::administration::{self, Actor, ImportedUser};
+    use crate::service::administration::{self, Actor};
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
         std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?
     };
-    let mut users = Vec::new();
-    let mut lines = Vec::new();
-    let mut problems = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        match serde_json::from_str::<ImportedUser>(line) {
-            Ok(u) => {
-                users.push(u);
-                lines.push(n + 1);
-            }
-            Err(e) => problems.push(format!("{}:{}: {e}", file.display(), n + 1)),
-        }
-    }
+    let csv = match format {
+        ImportFormat::Csv => true,
+        ImportFormat::Jsonl => false,
+        ImportFormat::Auto => file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")),
+    };
+    let (read, found) = if csv { read_csv(&text) } else { read_jsonl(&text) };
+    let mut problems: Vec<String> =
+        found.into_iter().map(|(line, problem)| format!("{}:{line}: {problem}", file.display())).collect();
+    let (lines, users): (Vec<usize>, Vec<_>) = read.into_iter().unzip();
     for (i, problem) in administration::check_import(tenant, &users) {
         problems.push(format!("{}:{}: {problem}", file.display(), lines[i]));
     }

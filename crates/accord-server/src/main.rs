@@ -35,8 +35,9 @@ enum Command {
         command: RequestsCommand,
     },
     /// Import users into a tenant from a JSON Lines file (one object a line:
-    /// userPrincipalName, displayName, optional password and groups), with progress; existing
-    /// users are updated, missing groups created.
+    /// userPrincipalName, displayName, optional password and groups) or a CSV file with those
+    /// columns (groups separated by `;`; Entra's bulk-create template is read too), with
+    /// progress; existing users are updated, missing groups created.
     Import {
         #[command(flatten)]
         store: ServeArgs,
@@ -46,8 +47,11 @@ enum Command {
         /// The administrator the import acts as (UPN): the audit log names them.
         #[arg(long = "as")]
         admin: String,
-        /// The file (JSON Lines; `-` for standard input).
+        /// The file (JSON Lines or CSV; `-` for standard input).
         file: PathBuf,
+        /// The file's format: by its extension (`.csv`), or named.
+        #[arg(long, value_enum, default_value = "auto")]
+        format: commands::ImportFormat,
     },
     /// List the tenant's app certificates and client secrets by expiry, flagging those expired or
     /// expiring soon.
@@ -252,11 +256,11 @@ fn main() -> ExitCode {
         }
         Command::Requests { command } => runtime().and_then(|rt| rt.block_on(requests_command(command))),
         Command::Test { target, command } => runtime().and_then(|rt| rt.block_on(test_command(target, command))),
-        Command::Import { store, tenant, admin, file } => runtime().and_then(|rt| {
+        Command::Import { store, tenant, admin, file, format } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let (store, _) = serve::open_store(&ServeConfig::resolve(&store)?).await?;
                 let t = commands::tenant(&*store, &tenant).await?;
-                print!("{}", commands::import_users(&*store, &t, &admin, &file).await?);
+                print!("{}", commands::import_users(&*store, &t, &admin, &file, format).await?);
                 Ok(())
             })
         }),

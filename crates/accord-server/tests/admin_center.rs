@@ -1410,4 +1410,43 @@ async fn users_are_imported_from_json_lines() {
         out.trim(),
         "2 users imported into Contoso: 0 created, 2 updated; 0 groups created, 0 memberships added"
     );
+
+    // CSV, as a spreadsheet or Entra's bulk-create template writes it: the template's version
+    // line, bracketed property names, columns in any order, quoted fields with commas, groups
+    // separated by ";"; an empty password is none. Bad rows are reported by line.
+    let (code, _, err) = import(
+        "bad.csv",
+        &[
+            "version:v1.0",
+            "Name [displayName] Required,User name [userPrincipalName] Required,Department [department]",
+            "Lee,lee@contoso.test,Sales",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("bad.csv:2: unknown column \"Department [department]\""), "{err}");
+    let (code, _, err) = import(
+        "rows.csv",
+        &["userPrincipalName,displayName", "lee@elsewhere.test,Lee", "\"mo@contoso.test\",", "x@contoso.test"],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("rows.csv:2: ") && err.contains("rows.csv:3: ") && err.contains("displayName"), "{err}");
+    assert!(err.contains("rows.csv:4: "), "a short row: {err}");
+    let (code, out, err) = import(
+        "entra.csv",
+        &[
+            "version:v1.0",
+            "Name [displayName] Required,User name [userPrincipalName] Required,Initial password [passwordProfile] Required,groups",
+            "\"Lee, Lucy\",lee@contoso.test,lee-password-1,Imported; Sales",
+            "Mo Import,mo@contoso.test,,Imported",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        "2 users imported into Contoso: 2 created, 0 updated; 0 groups created, 3 memberships added",
+        "{out}"
+    );
+    assert!(sign_in(&server.client(), &server, &portal, "lee@contoso.test", "lee-password-1").await.is_ok());
+    let group = admin.page(&imported).await;
+    assert!(group.contains("Lee, Lucy") && group.contains("Mo Import"), "{group}");
 }
