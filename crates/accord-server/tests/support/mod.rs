@@ -205,6 +205,15 @@ pub async fn submit(
     client.post(server.url(&action)).form(&fields).send().await.unwrap()
 }
 
+/// The PostgreSQL database of the PostgreSQL tests. They are ignored unless
+/// `ACCORD_TEST_DATABASE_URL` was set when they were built (`build.rs`); then it must be set.
+pub fn postgres_url() -> String {
+    std::env::var("ACCORD_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .expect("ACCORD_TEST_DATABASE_URL was set when these tests were built, and is not now")
+}
+
 /// A name no other test of any run shares: tests of one binary run on parallel threads, and two
 /// of them can read the same clock value (the clock's step is coarser than a test's start), so a
 /// per-process counter tells them apart — a shared data dir made two servers race to migrate it.
