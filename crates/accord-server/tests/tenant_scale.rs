@@ -67,7 +67,8 @@ async fn sign_in_and_redeem(server: &TestServer, costs: Option<&mut BTreeMap<&'s
 }
 
 /// The statement count of each request against a generated tenant of `users` users.
-async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
+/// The statements of each request at this size, and those of a restart with the same scenario.
+async fn costs_at(users: usize) -> (BTreeMap<&'static str, u64>, u64) {
     let dir = std::env::temp_dir().join(format!("accord-scale-{users}-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("generated.toml");
@@ -139,15 +140,34 @@ async fn costs_at(users: usize) -> BTreeMap<&'static str, u64> {
         assert_eq!(res.status(), 200, "{path}");
         costs.insert(name, statements(&res));
     }
+    // The root group's page: every user of the tenant is in it through nested groups.
+    let found = admin.get(server.url("/admin/groups?q=Group%2000000")).send().await.unwrap().text().await.unwrap();
+    let root =
+        found.split("href=\"/admin/groups/").nth(1).and_then(|r| r.get(..36)).expect("the root group").to_string();
+    let res = admin.get(server.url(&format!("/admin/groups/{root}"))).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("admin group page (every user nested)", statements(&res));
     server.stop();
-    costs
+
+    // A restart with the same scenario writes nothing: what it reads does not grow with the
+    // users (the apps, one per hundred users, are read one by one).
+    let again = TestServer::launch_with_env(dir.clone(), &scenario, &["--directory-cache", "off", "--test-mode"], &[]);
+    let restart = again.metric("accord_store_statements_total").await;
+    again.stop();
+    (costs, restart)
 }
 
 #[tokio::test]
 async fn requests_cost_the_same_statements_at_1000_and_at_10000_users() {
-    let small = costs_at(1_000).await;
-    let large = costs_at(10_000).await;
+    let (small, small_restart) = costs_at(1_000).await;
+    let (large, large_restart) = costs_at(10_000).await;
     eprintln!("statements per request,  1,000 users: {small:?}\n                         10,000 users: {large:?}");
+    eprintln!("statements of a restart with the same scenario: {small_restart} and {large_restart}");
+    // 9,000 more users and 900 more groups add nothing to a restart: only the 90 more apps
+    // are read (a few statements each), where each user and group used to be written again.
+    let more_apps = (generate::TenantSize { users: 10_000, passwords: false }.apps()
+        - generate::TenantSize { users: 1_000, passwords: false }.apps()) as u64;
+    assert!(large_restart - small_restart <= 6 * more_apps, "{small_restart} → {large_restart}");
     assert_eq!(small, large, "statements per request must not grow with the tenant");
     // The counts are real: every request reads the store (a header stuck at 0 would pass above).
     assert!(small.values().all(|n| *n > 0), "{small:?}");

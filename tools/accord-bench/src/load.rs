@@ -161,7 +161,7 @@ impl Worker {
         Ok(start.elapsed())
     }
 
-    async fn get(&self, path: &str) -> anyhow::Result<String> {
+    pub async fn get(&self, path: &str) -> anyhow::Result<String> {
         Ok(self.client.get(self.target.url(path)).send().await?.error_for_status()?.text().await?)
     }
 
