@@ -71,6 +71,8 @@ pub(crate) enum CacheKey {
     Memberships(TenantId, Uuid),
     Group(TenantId, GroupId),
     GroupMembers(TenantId, GroupId),
+    /// How many groups a group's closure holds (itself and every group below it).
+    GroupsBelow(TenantId, GroupId),
 }
 
 impl CacheKey {
@@ -89,7 +91,8 @@ impl CacheKey {
             | CacheKey::UserRoles(t, _)
             | CacheKey::Memberships(t, _)
             | CacheKey::Group(t, _)
-            | CacheKey::GroupMembers(t, _) => Some(*t),
+            | CacheKey::GroupMembers(t, _)
+            | CacheKey::GroupsBelow(t, _) => Some(*t),
             CacheKey::TenantByDomain(_)
             | CacheKey::ApplicationByAppId(_)
             | CacheKey::ApplicationByIdentifierUri(_)
