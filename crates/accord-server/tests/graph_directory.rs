@@ -227,6 +227,19 @@ async fn groups_members_and_transitive_members() {
         assert_eq!(only["displayName"], "Bob Brown");
         assert_eq!(only["@odata.type"], "#microsoft.graph.user");
         assert!(only.get("userPrincipalName").is_none());
+        // The plain list pages by position (a keyset $skiptoken) across users into groups;
+        // $select keeps the type.
+        let path = format!("/v1.0/groups/{sales}/transitiveMembers?$top=1&$select=displayName");
+        let (values, sizes) = g.all_pages(&token, &path).await;
+        assert_eq!(
+            (names(&values), sizes),
+            (vec!["Alice Adams".into(), "Bob Brown".into(), "Team Leads".into()], vec![1, 1, 1])
+        );
+        assert_eq!(values[2]["@odata.type"], "#microsoft.graph.group");
+        assert!(values.iter().all(|v| v.get("userPrincipalName").is_none()), "{values:?}");
+        let (_, body) = g.get(&token, &path).await;
+        let next = body["@odata.nextLink"].as_str().unwrap();
+        assert!(next.contains("$skiptoken=") && next.contains("$top=1"), "{next}");
         let engineering = g.group_id(&token, "Engineering").await;
         let (values, sizes) = g.all_pages(&token, &format!("/v1.0/groups/{engineering}/members?$top=1")).await;
         assert_eq!(sizes, [1, 1]);

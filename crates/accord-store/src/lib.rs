@@ -211,6 +211,13 @@ pub trait Store: Send + Sync + 'static {
         group_id: GroupId,
         transitive: bool,
     ) -> StoreResult<(Vec<User>, Vec<Group>)>;
+    /// One page of a group's members (see [`MemberQuery`]): a few statements, whatever the size.
+    async fn group_members_page(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+        query: &MemberQuery,
+    ) -> StoreResult<Vec<DirectoryObject>>;
     /// Every group `member_id` is in, directly or through nested groups, with names and the
     /// way up (one read, whatever the depth; cycles end). Sorted by group id.
     async fn memberships_of(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>>;

@@ -375,3 +375,43 @@ pub struct DirectoryLinks {
     /// Each group's direct members in their stored order; groups without members are absent.
     pub members: std::collections::HashMap<accord_core::ids::GroupId, Vec<accord_core::directory::GroupMember>>,
 }
+
+/// A page of a group's members: users first, then groups, each in display-name order (ties
+/// by id), continuing after `after`. Indexes serve it whatever the size of the group or the
+/// depth of its nesting: a page of the root of 10,000 nested groups costs what a page of a
+/// small group does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberQuery {
+    /// Members of nested groups too (each once, however many ways; never the group itself).
+    pub transitive: bool,
+    /// Only users who are not direct members (the admin center's "through nested groups").
+    pub nested_users_only: bool,
+    pub after: Option<MemberPosition>,
+    pub limit: u32,
+}
+
+/// Where a page of members ended: the last member's kind, folded display name and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPosition {
+    pub kind: accord_core::directory::MemberKind,
+    pub name_key: String,
+    pub id: Uuid,
+}
+
+/// A user or a group, as a member list holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryObject {
+    User(accord_core::directory::User),
+    Group(accord_core::directory::Group),
+}
+
+impl DirectoryObject {
+    /// This member's position in a member list.
+    pub fn position(&self) -> MemberPosition {
+        let (kind, name, id) = match self {
+            DirectoryObject::User(u) => (accord_core::directory::MemberKind::User, &u.display_name, u.id.as_uuid()),
+            DirectoryObject::Group(g) => (accord_core::directory::MemberKind::Group, &g.display_name, g.id.as_uuid()),
+        };
+        MemberPosition { kind, name_key: crate::sql::fold(name), id }
+    }
+}

@@ -2883,6 +2883,61 @@ mod cases {
         assert_eq!(looped, (vec!["bob@contoso.test".to_string()], vec!["Loop B".to_string()]), "the cycle ends");
         assert_eq!(names(s.group_closure(other.id, top.id, true).await.unwrap()), (vec![], vec![]), "one tenant");
 
+        // The same members a page at a time: users, then groups, each by name; any page size
+        // walks the same list; only nested users; one tenant.
+        let label = |o: &DirectoryObject| match o {
+            DirectoryObject::User(u) => u.upn.clone(),
+            DirectoryObject::Group(g) => g.display_name.clone(),
+        };
+        let walk = |tenant: TenantId, group: GroupId, transitive: bool, nested_users_only: bool, limit: u32| async move {
+            let (mut seen, mut after) = (Vec::new(), None);
+            loop {
+                let query = MemberQuery { transitive, nested_users_only, after: after.clone(), limit };
+                let page = s.group_members_page(tenant, group, &query).await.unwrap();
+                assert!(page.len() <= limit as usize, "{page:?}");
+                let Some(last) = page.last() else { break };
+                after = Some(last.position());
+                let full = page.len() == limit as usize;
+                seen.extend(page.iter().map(label));
+                if !full {
+                    break;
+                }
+                assert!(seen.len() < 100, "paging does not end");
+            }
+            seen
+        };
+        let everyone = ["ann@contoso.test", "bob@contoso.test", "Low", "Mid"];
+        for limit in [1, 2, 3, 10] {
+            assert_eq!(walk(t.id, top.id, true, false, limit).await, everyone, "pages of {limit}");
+        }
+        assert_eq!(walk(t.id, top.id, false, false, 1).await, ["bob@contoso.test", "Mid"], "direct");
+        assert_eq!(walk(t.id, top.id, true, true, 1).await, ["ann@contoso.test"], "bob is a direct member");
+        assert_eq!(walk(t.id, loop_a.id, true, false, 10).await, ["bob@contoso.test", "Loop B"], "the cycle ends");
+        assert!(walk(other.id, top.id, true, false, 10).await.is_empty(), "one tenant");
+        assert!(walk(t.id, empty.id, true, false, 10).await.is_empty());
+        // A closure of many groups (more than DENSE_CLOSURE_GROUPS) is read the other way round,
+        // through the users in name order: the same list.
+        let chain: Vec<Group> = (0..40).map(|i| group(t.id, &format!("Chain {i:02}"))).collect();
+        let linked: Vec<User> = (0..40).map(|i| user(t.id, &format!("chain{i:02}@contoso.test"))).collect();
+        let mut changes: Vec<Change> = chain.iter().map(|g| Change::PutGroup(g.clone())).collect();
+        changes.extend(linked.iter().map(|u| Change::PutUser(u.clone())));
+        for (i, g) in chain.iter().enumerate() {
+            let mut members = vec![m(g, linked[i].id.into(), MemberKind::User)];
+            if let Some(below) = chain.get(i + 1) {
+                members.push(m(g, below.id.into(), MemberKind::Group));
+            }
+            changes.push(Change::SetGroupMembers { tenant_id: t.id, group_id: g.id, members });
+        }
+        s.apply(&changes).await.unwrap();
+        let (users, groups) = s.group_closure(t.id, chain[0].id, true).await.unwrap();
+        let expect: Vec<String> =
+            users.iter().map(|u| u.upn.clone()).chain(groups.iter().map(|g| g.display_name.clone())).collect();
+        assert_eq!(expect.len(), 40 + 39);
+        for limit in [7, 100] {
+            assert_eq!(walk(t.id, chain[0].id, true, false, limit).await, expect, "pages of {limit}");
+        }
+        assert_eq!(walk(t.id, chain[0].id, true, true, 9).await, expect[1..40].to_vec(), "all but the direct one");
+
         // Scenario password fingerprints: one per user, replaced, gone with the user.
         let mark = |user: &User, fingerprint: &str| Change::PutScenarioPassword {
             tenant_id: t.id,

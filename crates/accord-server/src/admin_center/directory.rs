@@ -8,7 +8,7 @@ use crate::service::ServiceError;
 use crate::state::{AppState, SharedState};
 use accord_core::directory::{DirectoryRole, Group, PrincipalType};
 use accord_core::Aadsts;
-use accord_store::NameQuery;
+use accord_store::{MemberQuery, NameQuery};
 use axum::extract::{Path, Query, RawForm, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -386,18 +386,19 @@ pub async fn group(
         let member = |p: &administration::PrincipalSummary| {
             context! { id => p.id.to_string(), name => p.display_name, upn => p.upn, kind => p.kind.as_str() }
         };
-        // A group of a large tenant has thousands of members: each list shows a page.
+        // A group of a large tenant has thousands of members: each list is read a page at a
+        // time, continuing after the last member shown (`after`, `nested_after`).
         let path = format!("/admin/groups/{}", d.group.id);
-        let (direct, direct_paging) = layout::in_pages_as(d.direct.clone(), &path, &q, "page")?;
-        let (nested, nested_paging) = layout::in_pages_as(d.nested_users.clone(), &path, &q, "nested")?;
-        let through = administration::through_groups(store, &portal.actor, &portal.tenant, &d, &nested).await?;
+        let (direct, direct_paging) = members_page(&state, &portal, &d, &q, MemberList::Direct, &path).await?;
+        let (nested, nested_paging) = members_page(&state, &portal, &d, &q, MemberList::Nested, &path).await?;
+        let through = administration::through_groups(store, &portal.actor, &portal.tenant, d.group.id, &nested).await?;
         let search = q.get("q").cloned().unwrap_or_default();
         let caps = Caps::of(&state, &portal).await;
         let candidates: Vec<Value> = if caps.manage_groups {
             administration::find_principals(store, &portal.actor, &portal.tenant, &search, true, 50)
                 .await?
                 .iter()
-                .filter(|p| p.id != d.group.id && !d.direct.iter().any(|m| m.id == p.id))
+                .filter(|p| p.id != d.group.id && !direct.iter().any(|m| m.id == p.id))
                 .map(member)
                 .collect()
         } else {
@@ -406,9 +407,9 @@ pub async fn group(
         let ctx = context! {
             group => context! { id => d.group.id.to_string(), name => d.group.display_name },
             direct => direct.iter().map(member).collect::<Vec<_>>(),
-            direct_total => d.direct.len(), direct_paging,
+            direct_total => d.direct_count, direct_paging,
             nested => nested.iter().zip(through).map(|(u, via)| context! { via, ..member(u) }).collect::<Vec<_>>(),
-            nested_total => d.nested_users.len(), nested_paging,
+            nested_paging,
             member_of => d.member_of.iter().map(group_link).collect::<Vec<_>>(),
             candidates, q => search,
         };
@@ -418,6 +419,53 @@ pub async fn group(
     }
     .await;
     respond(&state, &portal, result).await
+}
+
+/// The two member lists of a group's page.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MemberList {
+    /// Its direct members, users and groups.
+    Direct,
+    /// The users who belong only through nested groups.
+    Nested,
+}
+
+/// One page of a member list, after the member its parameter names, and the links to the
+/// next and first pages (the other list's position kept).
+async fn members_page(
+    state: &AppState,
+    portal: &PortalUser,
+    d: &administration::GroupDetails,
+    q: &HashMap<String, String>,
+    list: MemberList,
+    path: &str,
+) -> Result<(Vec<administration::PrincipalSummary>, Value), ServiceError> {
+    let param = if list == MemberList::Direct { "after" } else { "nested_after" };
+    let after = match q.get(param).map(|a| a.trim()).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let id = Uuid::parse_str(raw).map_err(|_| Aadsts::invalid_parameter(param, "is not an object ID"))?;
+            Some(administration::member_position(&*state.store, &portal.actor, &portal.tenant, id, param).await?)
+        }
+    };
+    let query = MemberQuery {
+        transitive: list == MemberList::Nested,
+        nested_users_only: list == MemberList::Nested,
+        after,
+        limit: layout::PAGE_ROWS as u32,
+    };
+    let (members, next) =
+        administration::group_members_page(&*state.store, &portal.actor, &portal.tenant, d.group.id, query).await?;
+    let mut keep: Vec<(&str, &str)> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != param && k.as_str() != "done")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    keep.sort();
+    let link = |after: &str| layout::link(path, keep.iter().copied().chain([(param, after)]));
+    let next = next.map(|p| link(&p.id.to_string()));
+    let first = q.get(param).filter(|a| !a.trim().is_empty()).map(|_| link(""));
+    Ok((members, context! { next, first }))
 }
 
 /// `POST /admin/groups/{id}/members`: add a user or a (nested) group.
@@ -450,7 +498,10 @@ pub async fn remove_member(
         need(&portal, Operation::ManageGroups)?;
         let d = administration::group_details(&*state.store, &portal.actor, &portal.tenant, parse_id(&id)?).await?;
         let member_id: Uuid = parse_id(&member)?;
-        let m = d.direct.iter().find(|m| m.id == member_id).ok_or_else(layout::not_found)?;
+        let m = administration::direct_member(&*state.store, &portal.actor, &portal.tenant, d.group.id, member_id)
+            .await?
+            .ok_or_else(layout::not_found)?;
+        let m = &m;
         let consequence =
             if m.kind == PrincipalType::Group { " Its members stop belonging to this group through it." } else { "" };
         let confirm = Confirm {

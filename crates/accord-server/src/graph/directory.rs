@@ -10,13 +10,13 @@ use super::request::{denied, json_response, GraphPath};
 use super::users::user_json;
 use crate::service::administration;
 use crate::state::SharedState;
-use accord_core::directory::Group;
+use accord_core::directory::{Group, MemberKind};
 use accord_core::ids::GroupId;
 use accord_core::microsoft_graph::permissions::{GROUP_READ as GROUP_DELEGATED, GROUP_READ_APP as GROUP_APP};
 use accord_core::microsoft_graph::permissions::{
     USER_READ_ANY as USER_OTHERS_DELEGATED, USER_READ_APP as USER_OTHERS_APP,
 };
-use accord_store::{NameField, NamePosition, NameQuery};
+use accord_store::{DirectoryObject, MemberPosition, MemberQuery, NameField, NamePosition, NameQuery};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -382,9 +382,14 @@ async fn members(
     transitive: bool,
 ) -> Result<Response, GraphError> {
     require_groups(&caller)?;
-    let id = object_id(&path, "group")?;
+    let id: GroupId = object_id(&path, "group")?;
     let opts = QueryOptions::parse(uri.query(), &MEMBER_SPEC)?;
     require_advanced_count(opts.count, &headers)?;
+    if opts.indexed_listing(&[]) == Some(None) && !opts.count {
+        // The plain list (only $top, $select, a $skiptoken): a page read by position, however
+        // large the group or deep its nesting.
+        return members_by_pages(&state, &caller, id, &opts, transitive, uri.path()).await;
+    }
     let (users, groups) =
         administration::directory_group_members(state.store.as_ref(), caller.tenant_id, id, transitive)
             .await?
@@ -395,6 +400,56 @@ async fn members(
         .chain(groups.iter().map(|g| with_type(group_json(g), "#microsoft.graph.group")))
         .collect();
     Ok(list_response(&state, &opts, items, "directoryObjects", uri.path()))
+}
+
+/// A keyset position in a member list: the member's kind travels in the key ("u:" or "g:").
+fn member_key(p: &MemberPosition) -> KeysetPosition {
+    let kind = if p.kind == MemberKind::User { "u" } else { "g" };
+    KeysetPosition { key: format!("{kind}:{}", p.name_key), id: p.id }
+}
+
+fn member_after(opts: &QueryOptions) -> Result<Option<MemberPosition>, GraphError> {
+    let Some(p) = &opts.after else { return Ok(None) };
+    let bad = || GraphError::bad_request("The '$skiptoken' value is not valid. Use the @odata.nextLink as returned.");
+    let (kind, name_key) = match p.key.split_once(':').ok_or_else(bad)? {
+        ("u", rest) => (MemberKind::User, rest),
+        ("g", rest) => (MemberKind::Group, rest),
+        _ => return Err(bad()),
+    };
+    Ok(Some(MemberPosition { kind, name_key: name_key.to_string(), id: p.id }))
+}
+
+async fn members_by_pages(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    group_id: GroupId,
+    opts: &QueryOptions,
+    transitive: bool,
+    path: &str,
+) -> Result<Response, GraphError> {
+    if state.store.group(caller.tenant_id, group_id).await?.is_none() {
+        return Err(GraphError::resource_not_found(&group_id.to_string()));
+    }
+    let limit = opts.top.clamp(1, 999) as u32;
+    let query = MemberQuery { transitive, nested_users_only: false, after: member_after(opts)?, limit: limit + 1 };
+    let mut page = state.store.group_members_page(caller.tenant_id, group_id, &query).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next = if more { page.last().map(DirectoryObject::position) } else { None };
+    let value = page
+        .iter()
+        .map(|o| {
+            let (v, t) = match o {
+                DirectoryObject::User(u) => (user_json(u), "#microsoft.graph.user"),
+                DirectoryObject::Group(g) => (group_json(g), "#microsoft.graph.group"),
+            };
+            with_type(opts.project(v), t)
+        })
+        .collect();
+    let public_url = &state.settings.public_url;
+    let next = next.map(|p| opts.next_link_after(public_url, path, &member_key(&p)));
+    let body = opts.collection_body(opts.context(public_url, "directoryObjects"), 0, value, next);
+    Ok(json_response(StatusCode::OK, body, None))
 }
 
 /// `GET /v1.0/groups/{id}/members`

@@ -14,7 +14,9 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{Change, DirectoryLinks, Membership, NameField, NameQuery, StoreError, StoreResult};
+use crate::{
+    Change, DirectoryLinks, DirectoryObject, MemberQuery, Membership, NameField, NameQuery, StoreError, StoreResult,
+};
 
 // --- tenants ---
 
@@ -1006,34 +1008,54 @@ impl SqlStore {
         group_id: GroupId,
         transitive: bool,
     ) -> StoreResult<(Vec<User>, Vec<Group>)> {
-        let groups_below = if transitive {
-            "WITH RECURSIVE down (group_id) AS ( \
-                 SELECT CAST($2 AS TEXT) \
-                 UNION \
-                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
-                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
-             ) "
-        } else {
-            "WITH down (group_id) AS (SELECT CAST($2 AS TEXT)) "
-        };
-        let user_columns: Vec<String> = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
-        let users_sql = format!(
-            "{groups_below} SELECT {} FROM users u WHERE u.tenant_id = $1 AND u.id IN ( \
-                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
-                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'user' \
-             ) ORDER BY u.name_key, u.id",
-            user_columns.join(", ")
-        );
+        let (users_sql, groups_sql) = closure_sql(transitive);
         let users = self.read_all(sqlx::query(&users_sql).bind(id(tenant_id)).bind(id(group_id)), user_from).await?;
-        let groups_sql = format!(
-            "{groups_below} SELECT g.tenant_id, g.id, g.display_name FROM directory_groups g \
-             WHERE g.tenant_id = $1 AND g.id <> $2 AND g.id IN ( \
-                 SELECT m.member_id FROM down d CROSS JOIN group_members m \
-                 WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
-             ) ORDER BY g.name_key, g.id"
-        );
         let groups = self.read_all(sqlx::query(&groups_sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await?;
         Ok((users, groups))
+    }
+
+    /// How many groups the group's closure holds: itself and every group below it.
+    pub(super) async fn count_groups_below(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<u64> {
+        let sql = format!("{} SELECT COUNT(*) AS n FROM down", closure_cte(true));
+        self.read_count(sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id))).await
+    }
+
+    /// A page of a group's members: how many groups lie below (`groups_below`) decides how the
+    /// users are read (see [`members_page_sql`]), then the users after the position, then —
+    /// when the users ran out within the page — the groups. Two statements at most.
+    pub(super) async fn list_group_members_page(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+        query: &MemberQuery,
+        groups_below: u64,
+    ) -> StoreResult<Vec<DirectoryObject>> {
+        let limit = query.limit.max(1) as usize;
+        let mut page = Vec::new();
+        let users_done = matches!(&query.after, Some(p) if p.kind == MemberKind::Group);
+        if !users_done {
+            let dense = groups_below > DENSE_CLOSURE_GROUPS;
+            let after = query.after.as_ref();
+            let sql = members_page_sql(MemberKind::User, query, dense);
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id));
+            if let Some(p) = after {
+                q = q.bind(p.name_key.clone()).bind(id(p.id));
+            }
+            let users = self.read_all(q.bind(limit as i64), user_from).await?;
+            page.extend(users.into_iter().map(DirectoryObject::User));
+        }
+        if page.len() < limit && !query.nested_users_only {
+            let after = query.after.as_ref().filter(|p| p.kind == MemberKind::Group);
+            let sql =
+                members_page_sql(MemberKind::Group, &MemberQuery { after: after.cloned(), ..query.clone() }, false);
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id));
+            if let Some(p) = after {
+                q = q.bind(p.name_key.clone()).bind(id(p.id));
+            }
+            let groups = self.read_all(q.bind((limit - page.len()) as i64), group_from).await?;
+            page.extend(groups.into_iter().map(DirectoryObject::Group));
+        }
+        Ok(page)
     }
 
     pub(super) async fn list_scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<HashMap<UserId, String>> {
@@ -1132,19 +1154,7 @@ impl SqlStore {
     /// UNION (not UNION ALL) keeps each (group, via) pair once, and there are finitely many, so
     /// membership cycles end.
     pub(super) async fn list_memberships(&self, tenant_id: TenantId, member_id: Uuid) -> StoreResult<Vec<Membership>> {
-        let q = sqlx::query(
-            "WITH RECURSIVE up (group_id, via) AS ( \
-                 SELECT group_id, CAST(NULL AS TEXT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
-                 UNION \
-                 SELECT m.group_id, u.group_id FROM up u CROSS JOIN group_members m \
-                 WHERE m.tenant_id = $1 AND m.member_id = u.group_id AND m.member_kind = 'group' \
-             ) \
-             SELECT u.group_id, g.display_name, u.via FROM up u \
-             JOIN directory_groups g ON g.tenant_id = $1 AND g.id = u.group_id \
-             WHERE u.group_id <> $2 ORDER BY u.group_id, u.via",
-        )
-        .bind(id(tenant_id))
-        .bind(id(member_id));
+        let q = sqlx::query(MEMBERSHIPS_SQL).bind(id(tenant_id)).bind(id(member_id));
         let rows = self
             .read_all(q, |c| {
                 Ok(Membership {
@@ -1344,6 +1354,106 @@ pub(super) struct NameList {
 pub(super) const USERS_BY_NAME: NameList = NameList { table: "users", columns: USER_COLUMNS, with_upn: true };
 pub(super) const GROUPS_BY_NAME: NameList =
     NameList { table: "directory_groups", columns: GROUP_COLUMNS, with_upn: false };
+
+/// A member's groups up the nesting, with names and the way up (`$1` tenant, `$2` member).
+pub(super) const MEMBERSHIPS_SQL: &str = "WITH RECURSIVE up (group_id, via) AS ( \
+         SELECT group_id, CAST(NULL AS TEXT) FROM group_members WHERE tenant_id = $1 AND member_id = $2 \
+         UNION \
+         SELECT m.group_id, u.group_id FROM up u CROSS JOIN group_members m \
+         WHERE m.tenant_id = $1 AND m.member_id = u.group_id AND m.member_kind = 'group' \
+     ) \
+     SELECT u.group_id, g.display_name, u.via FROM up u \
+     JOIN directory_groups g ON g.tenant_id = $1 AND g.id = u.group_id \
+     WHERE u.group_id <> $2 ORDER BY u.group_id, u.via";
+
+/// `down`: the group `$2` of tenant `$1` and (`transitive`) every group below it, each once
+/// (UNION ends cycles).
+fn closure_cte(transitive: bool) -> &'static str {
+    if transitive {
+        "WITH RECURSIVE down (group_id) AS ( \
+             SELECT CAST($2 AS TEXT) \
+             UNION \
+             SELECT m.member_id FROM down d CROSS JOIN group_members m \
+             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
+         ) "
+    } else {
+        "WITH down (group_id) AS (SELECT CAST($2 AS TEXT)) "
+    }
+}
+
+/// Above this many groups in a closure its users are found by walking the tenant's users in
+/// name order and keeping members (a page stops after `limit` of them: the members are dense
+/// among the users); at or below it, by collecting the closure's memberships first (few).
+/// A closure of many groups has many members — thirty a group in a real directory — so either
+/// way a page reads a bounded number of rows.
+pub(super) const DENSE_CLOSURE_GROUPS: u64 = 32;
+
+/// A page of a group's users or groups (`$1` tenant, `$2` group, then the position's `$3`,
+/// `$4` when there is one, then the limit). Users are read through the closure's memberships
+/// (`IN`), or — `dense` — in name order through the users' name index, each checked for a
+/// membership below the group (`EXISTS`, by the member-side index).
+pub(super) fn members_page_sql(kind: MemberKind, query: &MemberQuery, dense: bool) -> String {
+    let (table, alias, columns, member_kind) = match kind {
+        MemberKind::User => ("users", "u", USER_COLUMNS, "user"),
+        MemberKind::Group => ("directory_groups", "g", GROUP_COLUMNS, "group"),
+    };
+    let columns: Vec<String> = columns.split(", ").map(|c| format!("{alias}.{c}")).collect();
+    let mut sql = format!(
+        "{} SELECT {} FROM {table} {alias} WHERE {alias}.tenant_id = $1 AND {alias}.id <> $2",
+        closure_cte(query.transitive),
+        columns.join(", ")
+    );
+    if dense && kind == MemberKind::User {
+        // `m.group_id || ''`: an expression, so that no index serves the IN and the planner
+        // reads the user's few memberships by the member index instead of probing every group
+        // of the closure for each user (0.4 s a page at the root of 10,000 groups, 20 ms so).
+        sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM group_members m WHERE m.tenant_id = $1 AND m.member_id = {alias}.id \
+               AND m.member_kind = 'user' AND m.group_id || '' IN (SELECT group_id FROM down))"
+        ));
+    } else {
+        sql.push_str(&format!(
+            " AND {alias}.id IN (SELECT m.member_id FROM down d CROSS JOIN group_members m \
+               WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = '{member_kind}')"
+        ));
+    }
+    if query.nested_users_only {
+        sql.push_str(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM group_members x WHERE x.tenant_id = $1 AND x.group_id = $2 \
+               AND x.member_kind = '{member_kind}' AND x.member_id = {alias}.id)"
+        ));
+    }
+    let limit = if query.after.is_some() {
+        sql.push_str(&format!(" AND ({alias}.name_key, {alias}.id) > ($3, $4)"));
+        "$5"
+    } else {
+        "$3"
+    };
+    sql.push_str(&format!(" ORDER BY {alias}.name_key, {alias}.id LIMIT {limit}"));
+    sql
+}
+
+/// The user and group members of a group (`$1` tenant, `$2` group): direct, or (`transitive`)
+/// down the nesting too, each in display-name order.
+pub(super) fn closure_sql(transitive: bool) -> (String, String) {
+    let groups_below = closure_cte(transitive);
+    let user_columns: Vec<String> = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
+    let users = format!(
+        "{groups_below} SELECT {} FROM users u WHERE u.tenant_id = $1 AND u.id IN ( \
+             SELECT m.member_id FROM down d CROSS JOIN group_members m \
+             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'user' \
+         ) ORDER BY u.name_key, u.id",
+        user_columns.join(", ")
+    );
+    let groups = format!(
+        "{groups_below} SELECT g.tenant_id, g.id, g.display_name FROM directory_groups g \
+         WHERE g.tenant_id = $1 AND g.id <> $2 AND g.id IN ( \
+             SELECT m.member_id FROM down d CROSS JOIN group_members m \
+             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
+         ) ORDER BY g.name_key, g.id"
+    );
+    (users, groups)
+}
 
 /// The WHERE clauses (after the tenant's `$1`) and their values for a [`NameQuery`]: a prefix of
 /// the folded display name (or of the UPN, for users) as a key range — so an index serves it —

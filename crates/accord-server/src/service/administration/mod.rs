@@ -14,7 +14,9 @@ use accord_core::ids::{AppId, ServicePrincipalId, TenantId};
 use accord_core::scope::ScopeRequest;
 use accord_core::well_known::DEFAULT_ACCESS_ROLE_ID;
 use accord_core::Aadsts;
-use accord_store::{AuditQuery, Change, NamePosition, NameQuery, Store};
+use accord_store::{
+    AuditQuery, Change, DirectoryObject, MemberPosition, MemberQuery, Membership, NamePosition, NameQuery, Store,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 use uuid::Uuid;

@@ -4,7 +4,7 @@
 
 use super::*;
 use accord_core::ids::{AppId, GroupId, ServicePrincipalId, TenantId, UserId};
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use accord_core::consent_records::{AuditEvent, ConsentRequest, RequestStatus};
 use accord_core::well_known::{GRAPH_APP_ID, MICROSOFT_SERVICES_TENANT_ID};
@@ -401,16 +401,13 @@ pub async fn user_details(
     Ok((UserSummary { user, roles }, groups))
 }
 
-/// A group's members: direct ones (users first, then groups, each by name), the users who
-/// belong only through nested groups (by name), the groups it belongs to, and the groups below
-/// it (for [`through_groups`]).
+/// A group and the groups it belongs to, with its number of direct members; the members
+/// themselves are read a page at a time ([`group_members_page`]).
 #[derive(Debug, Clone)]
 pub struct GroupDetails {
     pub group: Group,
-    pub direct: Vec<PrincipalSummary>,
-    pub nested_users: Vec<PrincipalSummary>,
     pub member_of: Vec<Group>,
-    pub below: HashSet<GroupId>,
+    pub direct_count: u64,
 }
 
 /// The tenant's groups, a page at a time (see [`NameQuery`]), each with its number of direct
@@ -446,19 +443,6 @@ pub async fn group_details(
 ) -> Result<GroupDetails, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let group = store.group(tenant.id, group_id).await?.ok_or_else(|| not_found("The group"))?;
-    // A handful of statements whatever the size of the group or the depth of its nesting:
-    // the direct members, the closure below (cycles end, the group is never its own member),
-    // and the groups above with their names.
-    let (direct_users, direct_groups) = store.group_closure(tenant.id, group.id, false).await?;
-    let (all_users, below) = store.group_closure(tenant.id, group.id, true).await?;
-    let direct_ids: HashSet<UserId> = direct_users.iter().map(|u| u.id).collect();
-    let direct = direct_users
-        .iter()
-        .map(PrincipalSummary::of_user)
-        .chain(direct_groups.iter().map(PrincipalSummary::of_group))
-        .collect();
-    let nested_users =
-        all_users.iter().filter(|u| !direct_ids.contains(&u.id)).map(PrincipalSummary::of_user).collect();
     let mut member_of: Vec<Group> = store
         .memberships_of(tenant.id, group.id.into())
         .await?
@@ -467,31 +451,101 @@ pub async fn group_details(
         .map(|m| Group { tenant_id: tenant.id, id: m.group_id, display_name: m.group_name })
         .collect();
     member_of.sort_by_key(|g| (g.display_name.to_lowercase(), g.id));
-    let below = below.into_iter().map(|g| g.id).collect();
-    Ok(GroupDetails { group, direct, nested_users, member_of, below })
+    let direct_count = store.member_counts(tenant.id, &[group.id]).await?.get(&group.id).copied().unwrap_or(0);
+    Ok(GroupDetails { group, member_of, direct_count })
 }
 
-/// For each of `users` (some of a group's nested users, a page of them): the name of a group
-/// below the group that has them as a direct member — the way they belong. One cached read a
-/// user, so callers pass a page, not the whole closure.
+/// One page of a group's members (see [`MemberQuery`]: direct or transitive, users then
+/// groups, each by name), and where the next page starts when there is one. A few statements
+/// whatever the size of the group or the depth of its nesting.
+pub async fn group_members_page(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: GroupId,
+    query: MemberQuery,
+) -> Result<(Vec<PrincipalSummary>, Option<MemberPosition>), ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let limit = query.limit.clamp(1, MAX_PAGE);
+    let read = MemberQuery { limit: limit + 1, ..query };
+    let mut page = store.group_members_page(tenant.id, group_id, &read).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next = if more { page.last().map(DirectoryObject::position) } else { None };
+    let members = page
+        .iter()
+        .map(|o| match o {
+            DirectoryObject::User(u) => PrincipalSummary::of_user(u),
+            DirectoryObject::Group(g) => PrincipalSummary::of_group(g),
+        })
+        .collect();
+    Ok((members, next))
+}
+
+/// A direct member of the group, by id: `None` when it is not one.
+pub async fn direct_member(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    group_id: GroupId,
+    member_id: Uuid,
+) -> Result<Option<PrincipalSummary>, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    if !store.group_members(tenant.id, group_id).await?.iter().any(|m| m.member_id == member_id) {
+        return Ok(None);
+    }
+    principal(store, tenant, member_id).await
+}
+
+/// The position in a member list just after the user or group `id` of the tenant (a page's
+/// `after` link names the last member it showed).
+pub async fn member_position(
+    store: &dyn Store,
+    actor: &Actor,
+    tenant: &Tenant,
+    id: Uuid,
+    field: &str,
+) -> Result<MemberPosition, ServiceError> {
+    authorize(actor, Operation::ReadDirectory)?;
+    let found = principals_by_ids(store, actor, tenant, &[id]).await?;
+    let p = found.first().ok_or_else(|| invalid(field, "names no user or group of this organisation"))?;
+    let kind = if p.kind == PrincipalType::User { MemberKind::User } else { MemberKind::Group };
+    let NamePosition { name_key, id } = NamePosition::of(&p.display_name, p.id);
+    Ok(MemberPosition { kind, name_key, id })
+}
+
+/// For each of `users` (some of a group's nested members, a page of them): the name of the
+/// group below `group_id` that has them as a direct member — the way they belong, following
+/// the user's memberships up (one cached read a user).
 pub async fn through_groups(
     store: &dyn Store,
     actor: &Actor,
     tenant: &Tenant,
-    details: &GroupDetails,
+    group_id: GroupId,
     users: &[PrincipalSummary],
 ) -> Result<Vec<String>, ServiceError> {
     authorize(actor, Operation::ReadDirectory)?;
     let mut names = Vec::with_capacity(users.len());
     for u in users {
-        let mut direct: Vec<_> = store
-            .memberships_of(tenant.id, u.id)
-            .await?
-            .into_iter()
-            .filter(|m| m.via.is_none() && details.below.contains(&m.group_id))
-            .collect();
-        direct.sort_by_key(|m| (m.group_name.to_lowercase(), m.group_id));
-        names.push(direct.into_iter().next().map(|m| m.group_name).unwrap_or_default());
+        let memberships = store.memberships_of(tenant.id, u.id).await?;
+        let by_group: HashMap<GroupId, &Membership> = memberships.iter().map(|m| (m.group_id, m)).collect();
+        // Down from the group along the way the walk up came, to a group with no way below:
+        // the user's direct group. Bounded by the groups (a cycle cannot loop here for ever).
+        let mut at = by_group.get(&group_id).copied();
+        let mut name = String::new();
+        for _ in 0..=by_group.len() {
+            match at {
+                Some(m) => match m.via {
+                    Some(below) => at = by_group.get(&below).copied(),
+                    None => {
+                        name = m.group_name.clone();
+                        break;
+                    }
+                },
+                None => break,
+            }
+        }
+        names.push(name);
     }
     Ok(names)
 }

@@ -171,12 +171,32 @@ async fn group_details_walk_nested_groups_once_even_in_a_cycle() {
     let w = World::new().await;
     let outer = w.store.group_by_name(CONTOSO, "Outer").await.unwrap().unwrap();
     let d = group_details(&w.store, &w.admin, &w.tenant, outer.id).await.unwrap();
-    let direct: Vec<&str> = d.direct.iter().map(|p| p.display_name.as_str()).collect();
-    assert_eq!(direct, ["Alice", "Inner"], "users first");
-    let nested: Vec<&str> = d.nested_users.iter().map(|u| u.display_name.as_str()).collect();
-    assert_eq!(nested, ["Rita"]);
-    let through = through_groups(&w.store, &w.admin, &w.tenant, &d, &d.nested_users).await.unwrap();
+    assert_eq!(d.direct_count, 2);
+    let page = |transitive, nested_users_only| MemberQuery { transitive, nested_users_only, after: None, limit: 10 };
+    let (direct, next) = group_members_page(&w.store, &w.admin, &w.tenant, outer.id, page(false, false)).await.unwrap();
+    let direct: Vec<&str> = direct.iter().map(|p| p.display_name.as_str()).collect();
+    assert_eq!((direct, next), (vec!["Alice", "Inner"], None), "users first");
+    let (nested, _) = group_members_page(&w.store, &w.admin, &w.tenant, outer.id, page(true, true)).await.unwrap();
+    assert_eq!(nested.iter().map(|u| u.display_name.as_str()).collect::<Vec<_>>(), ["Rita"]);
+    let through = through_groups(&w.store, &w.admin, &w.tenant, outer.id, &nested).await.unwrap();
     assert_eq!(through, ["Inner"], "the group below that has Rita as a direct member");
+    // A page of one continues after the member its position names.
+    let (first, next) =
+        group_members_page(&w.store, &w.admin, &w.tenant, outer.id, MemberQuery { limit: 1, ..page(false, false) })
+            .await
+            .unwrap();
+    let next = next.expect("a second page");
+    assert_eq!(next, member_position(&w.store, &w.admin, &w.tenant, first[0].id, "after").await.unwrap());
+    let (second, _) = group_members_page(
+        &w.store,
+        &w.admin,
+        &w.tenant,
+        outer.id,
+        MemberQuery { limit: 1, after: Some(next), ..page(false, false) },
+    )
+    .await
+    .unwrap();
+    assert_eq!(second[0].display_name, "Inner");
     assert_eq!(d.member_of.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>(), ["Inner"]);
 }
 
