@@ -90,6 +90,11 @@ async fn store_of(server: &TestServer) -> SqlStore {
     SqlStore::connect_sqlite_file(&server.data_dir.join("accord.db")).await.unwrap()
 }
 
+/// A scope string's scopes, in any order.
+fn scope_set(scopes: &str) -> std::collections::BTreeSet<&str> {
+    scopes.split_whitespace().collect()
+}
+
 fn location(res: &reqwest::Response) -> String {
     res.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
@@ -132,7 +137,11 @@ async fn pre_authorization_for_all_users() {
     let code = query_param(&loc, "code").unwrap();
     let (status, tokens) = redeem(&server, FABRIKAM_ID, &code, "openid offline_access User.Read Calendars.Read").await;
     assert_eq!(status, 200, "{tokens}");
-    assert!(jwt_claims(tokens["access_token"].as_str().unwrap())["scp"].as_str().unwrap().contains("Calendars.Read"));
+    let scp = jwt_claims(tokens["access_token"].as_str().unwrap())["scp"].as_str().unwrap().to_string();
+    // Exactly the organisation's grant (what the admin consented to with .default): the app's
+    // configured Graph permissions, the OpenID ones included.
+    let grant = "openid profile email offline_access User.Read Calendars.Read";
+    assert_eq!(scope_set(&scp), scope_set(grant), "exactly the grant: {scp}");
 
     // And client credentials carry the application permissions granted.
     let body: Value = server
@@ -310,6 +319,14 @@ async fn user_consent_incremental_cancel_org_option_and_form_safety() {
     assert_eq!(err["error"], "invalid_grant");
     assert_eq!(err["suberror"], "consent_required");
     assert_eq!(err["error_codes"][0], 65001);
+    // What was consented to is what a code redeems for: her session gets one without a prompt.
+    let res = alice.get(authorize(&server, "contoso.test", "openid User.Read", &[])).send().await.unwrap();
+    let code = query_param(&location(&res), "code").expect("a code without a prompt");
+    let (status, tokens) = redeem(&server, CONTOSO_ID, &code, "openid User.Read").await;
+    assert_eq!(status, 200, "{tokens}");
+    let scp = jwt_claims(tokens["access_token"].as_str().unwrap())["scp"].as_str().unwrap().to_string();
+    let consented = "openid profile offline_access User.Read";
+    assert_eq!(scope_set(&scp), scope_set(consented), "what she consented to, no Calendars.Read: {scp}");
 
     // Incremental: only Calendars.Read is asked for now.
     let url = authorize(&server, "contoso.test", "openid User.Read Calendars.Read", &[]);

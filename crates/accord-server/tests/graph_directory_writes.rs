@@ -415,7 +415,7 @@ async fn applications_delete_with_their_enterprise_apps() {
     let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{app_id}'")).await;
     assert_eq!(sps["value"], json!([]), "its enterprise application went with it");
     let (status, body) = g.try_token(CONTOSO, &credentials).await;
-    assert!(status == 400 || status == 401, "{status} {body}");
+    assert_eq!((status, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
     assert_eq!(body["error_codes"], json!([700016]), "{body}");
     let (status, body) = g.delete(&admin, &format!("/v1.0/applications/{id}")).await;
     assert_graph_error(status, &body, 404, "Request_ResourceNotFound", &id);
@@ -828,14 +828,14 @@ async fn users_create_and_update() {
         assert_eq!(status, 204, "{body}");
         let (_, back) = g.get(&token, &format!("/v1.0/users/{upn}")).await;
         assert_eq!(back["displayName"], format!("Renamed {who}"));
-        let (status, _) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, &upn, "first-password-1")).await;
-        assert_eq!(status, 400, "the old password no longer works");
+        let (status, body) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, &upn, "first-password-1")).await;
+        assert_eq!((status, &body["error_codes"]), (400, &json!([50126])), "the old password no longer works: {body}");
         g.user(ADMIN_CONSOLE, &upn, "second-password-2").await;
 
         let (status, body) = g.patch(&token, &format!("/v1.0/users/{upn}"), json!({"accountEnabled": false})).await;
         assert_eq!(status, 204, "{body}");
         let (status, body) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, &upn, "second-password-2")).await;
-        assert_eq!(status, 400, "a disabled account cannot sign in: {body}");
+        assert_eq!((status, &body["error_codes"]), (400, &json!([50057])), "a disabled account cannot sign in: {body}");
         let (status, _) = g.patch(&token, &format!("/v1.0/users/{id}"), json!({"accountEnabled": true})).await;
         assert_eq!(status, 204);
         g.user(ADMIN_CONSOLE, &upn, "second-password-2").await;
@@ -852,8 +852,8 @@ async fn users_create_and_update() {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let (status, _) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
-    assert_eq!(status, 400);
+    let (status, body) = g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "dora@contoso.test", "dora-password-1")).await;
+    assert_eq!((status, &body["error_codes"]), (400, &json!([50057])), "created disabled: {body}");
 }
 
 /// Issue 12, finding 2: an Application Administrator adding a secret to an app that holds
@@ -985,24 +985,38 @@ async fn resets_and_revoke_sign_in_sessions_end_refresh_tokens() {
         .patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"passwordProfile": {"password": "bob-new-password-2"}}))
         .await;
     assert_eq!(status, 204, "{res}");
+    let revoked = json!([50173]);
     let (status, body) = refresh(rt).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
-    // revokeSignInSessions does the same, answering as Graph does.
+    assert_eq!(
+        (status, body["error"].as_str(), &body["error_codes"]),
+        (400, Some("invalid_grant"), &revoked),
+        "{body}"
+    );
+    // revokeSignInSessions does the same, answering as Graph does; it takes no parameters, so a
+    // body that is not JSON is refused (and signs nobody out).
     let rt = refresh_token_of("bob@contoso.test", "bob-new-password-2").await;
-    let (status, res) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    let revoke = format!("/v1.0/users/{BOB}/revokeSignInSessions");
+    let garbage =
+        g.c.post(g.url(&revoke)).bearer_auth(&admin).header("content-type", "application/json").body("\u{1}x{");
+    let (status, res) = g.send(garbage).await;
+    assert_graph_error(status, &res, 400, "UnableToDeserializePostBody", "JSON");
+    let (status, res) = g.post(&admin, &revoke, json!({})).await;
     assert_eq!(status, 200, "{res}");
     assert_eq!(res["value"], true);
     assert!(res["@odata.context"].as_str().unwrap().ends_with("$metadata#Edm.Boolean"), "{res}");
     let (status, body) = refresh(rt).await;
-    assert_eq!(status, 400, "{body}");
-    // So does disabling the account (and enabling it again gives no token back).
+    assert_eq!((status, &body["error_codes"]), (400, &revoked), "{body}");
+    // Disabled, a user's refresh token is refused as the account is (AADSTS50057)...
     let rt = refresh_token_of("bob@contoso.test", "bob-new-password-2").await;
-    for enabled in [false, true] {
-        let (status, res) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": enabled})).await;
-        assert_eq!(status, 204, "{res}");
-    }
+    let (status, res) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": false})).await;
+    assert_eq!(status, 204, "{res}");
+    let (status, body) = refresh(rt.clone()).await;
+    assert_eq!((status, &body["error_codes"]), (400, &json!([50057])), "{body}");
+    // ...and enabling the account again gives no token back: disabling ended its sign-ins.
+    let (status, res) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": true})).await;
+    assert_eq!(status, 204, "{res}");
     let (status, body) = refresh(rt).await;
-    assert_eq!(status, 400, "{body}");
+    assert_eq!((status, &body["error_codes"]), (400, &revoked), "{body}");
     // Only who may manage users may sign them out.
     let reader = g.app(CONTOSO, READ_DAEMON).await;
     let (status, res) = g.post(&reader, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
@@ -1123,7 +1137,8 @@ async fn users_delete() {
     assert_eq!(members["value"], json!([]), "her membership went with her");
     let (status, body) =
         g.try_token(CONTOSO, &ropc_form(ADMIN_CONSOLE, "alice@contoso.test", "alice-password-1")).await;
-    assert_eq!(status, 400, "she can no longer sign in: {body}");
+    // As any unknown name: invalid username or password, telling nothing of who exists.
+    assert_eq!((status, &body["error_codes"]), (400, &json!([50126])), "she can no longer sign in: {body}");
     let (status, res) = g.delete(&admin, &alice).await;
     assert_graph_error(status, &res, 404, "Request_ResourceNotFound", ALICE);
     g.user(ADMIN_CONSOLE, "bob@contoso.test", "bob-password-1").await;

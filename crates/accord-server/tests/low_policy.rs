@@ -117,6 +117,11 @@ async fn redeem_scp(server: &TestServer, tenant: &str, client: &Client, code: &s
     jwt_claims(body["access_token"].as_str().unwrap())["scp"].as_str().unwrap().to_string()
 }
 
+/// A scope string's scopes, in any order.
+fn scope_set(scopes: &str) -> std::collections::BTreeSet<&str> {
+    scopes.split_whitespace().collect()
+}
+
 /// Not self-consentable with the workflow on: "Approval required", with a form to ask.
 #[track_caller]
 fn assert_approval_required(status: u16, page: &str) {
@@ -151,7 +156,7 @@ async fn low_policy_lets_users_consent_to_low_permissions_of_their_own_tenants_a
         assert!(page.contains("Sign you in and read your profile"), "User.Read listed: {page}");
         let code = accept(&browser, &server, &page, client).await;
         let scp = redeem_scp(&server, tenant_id, client, &code, "openid User.Read").await;
-        assert!(scp.split(' ').any(|s| s == "User.Read"), "{scp}");
+        assert_eq!(scope_set(&scp), scope_set("openid profile User.Read"), "exactly what was consented: {scp}");
 
         // (b) The same app and user, with Calendars.Read, which is not classified: no
         // self-consent, even though Calendars.Read needs no admin consent.
@@ -226,7 +231,8 @@ async fn demo_world_contoso_self_consents_to_its_own_app_only() {
     assert_eq!(status, 200, "{page}");
     assert_consent_prompt(&page);
     let code = accept(&browser, &server, &page, &expenses).await;
-    assert!(!code.is_empty());
+    let scp = redeem_scp(&server, "contoso.test", &expenses, &code, scope).await;
+    assert_eq!(scope_set(&scp), scope_set(scope), "the code redeems for what Bob consented to: {scp}");
     let res = browser.get(authorize(&server, "contoso.test", &insights, scope)).send().await.unwrap();
     let status = res.status().as_u16();
     assert_approval_required(status, &res.text().await.unwrap());

@@ -89,8 +89,18 @@ async fn two_replicas_share_codes_sessions_and_refresh_tokens() {
     };
     let (status, next) = refresh(&a, rt.clone()).await;
     assert_eq!(status, 200, "{next}");
-    let (status, _) = refresh(&b, rt).await;
-    assert_eq!(status, 400, "reuse detected across replicas");
+    let (status, body) = refresh(&b, rt).await;
+    assert_eq!(
+        (status, &body["error_codes"]),
+        (400, &serde_json::json!([50173])),
+        "reuse detected across replicas: {body}"
+    );
+    // Reuse revokes the whole family: the token A just issued is dead too, at either replica.
+    let rotated = next["refresh_token"].as_str().unwrap().to_string();
+    for server in [&a, &b] {
+        let (status, body) = refresh(server, rotated.clone()).await;
+        assert_eq!((status, &body["error_codes"]), (400, &serde_json::json!([50173])), "the family is gone: {body}");
+    }
 
     // Both publish the same signing key.
     let jwks_a: serde_json::Value =

@@ -331,7 +331,13 @@ pub async fn revoke_sign_in_sessions(
     State(state): State<SharedState>,
     caller: Caller,
     path: GraphPath,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, GraphError> {
+    // The action takes no parameters: no body, or an empty JSON object; anything else is a
+    // malformed request, not something to ignore.
+    if !matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
+        json_object(body)?;
+    }
     let (user, tenant, actor) = user_write_target(&state, &caller, &path).await?;
     administration::revoke_sign_in_sessions(state.store.as_ref(), &actor, &tenant, user.id).await?;
     let context = format!("{}/v1.0/$metadata#Edm.Boolean", state.settings.public_url);

@@ -391,9 +391,6 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
     if record.client_app_id != client.app.app_id {
         return Err(Aadsts::refresh_token_client_mismatch().into());
     }
-    if record.revoked {
-        return Err(Aadsts::refresh_token_revoked().into());
-    }
     check_spa_redemption(record.spa, client)?;
     if record.expires_at <= accord_core::clock::now() {
         if record.spa {
@@ -407,7 +404,12 @@ async fn refresh_token(state: &AppState, path: &TenantPath, client: &Client, p: 
         return Err(Aadsts::code_wrong_tenant().into());
     }
     let tenant = tenant_of(state, record.tenant_id).await?;
+    // A disabled account is refused as such (AADSTS50057), as Entra does, before the family's
+    // revocation (disabling an account also ends its sign-ins) is reported.
     let user = user_of(state, tenant.id, record.user_id).await?;
+    if record.revoked {
+        return Err(Aadsts::refresh_token_revoked().into());
+    }
     // Consent is checked again on every refresh, so revocation takes effect.
     let scope = p.get("scope").filter(|s| !s.trim().is_empty()).unwrap_or(&record.scope);
     let request = ScopeRequest::parse(scope)?;
