@@ -149,6 +149,7 @@ impl SqlStore {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await.map_err(|e| StoreError::Database(format!("database migration failed: {e}")))?;
+        repair_name_keys(&pool).await?;
 
         // Like the migrations, this read is not counted: it is part of opening the store.
         let generation = read_generation(&pool).await?;
@@ -402,6 +403,50 @@ async fn listen_for_directory_writes(
 }
 
 /// The database's write generation: bumped by every `apply` that touches a cached table.
+/// The `name_keys_v1` repair (migration 0020): every user's and group's `name_key` made the
+/// store's own fold of the display name, once, in one transaction; a store opened again finds
+/// it done. Rows written since 0016 already agree and are left alone.
+async fn repair_name_keys(pool: &AnyPool) -> StoreResult<()> {
+    const REPAIR: &str = "name_keys_v1";
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let done = sqlx::query("SELECT name FROM store_repairs WHERE name = $1")
+        .bind(REPAIR)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if done.is_some() {
+        return Ok(());
+    }
+    for table in ["users", "directory_groups"] {
+        let rows = sqlx::query(&format!("SELECT tenant_id, id, display_name, name_key FROM {table}"))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        for row in &rows {
+            let c = Cols(row);
+            let (name, key) = (c.text("display_name")?, c.text("name_key")?);
+            let folded = fold(&name);
+            if folded != key {
+                let sql = format!("UPDATE {table} SET name_key = $1 WHERE tenant_id = $2 AND id = $3");
+                sqlx::query(&sql)
+                    .bind(folded)
+                    .bind(c.text("tenant_id")?)
+                    .bind(c.text("id")?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+    }
+    sqlx::query("INSERT INTO store_repairs (name, done_at) VALUES ($1, $2)")
+        .bind(REPAIR)
+        .bind(codec::micros(accord_core::clock::now()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)
+}
+
 async fn read_generation<'c, E>(executor: E) -> StoreResult<u64>
 where
     E: Executor<'c, Database = Any>,

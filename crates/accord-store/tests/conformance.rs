@@ -182,6 +182,7 @@ conformance! {
         consent_workflow_tenant_isolation,
     ],
     raw: [
+        name_keys_from_before_are_repaired_once,
         unreadable_values_are_database_errors,
         unreadable_consent_workflow_values_are_database_errors,
         reconnecting_keeps_data,
@@ -3143,6 +3144,36 @@ mod raw_cases {
 
     fn assert_database_error<T: std::fmt::Debug>(result: StoreResult<T>) {
         assert!(matches!(result, Err(StoreError::Database(_))), "expected a database error, got {result:?}");
+    }
+
+    /// Name keys written by SQL's lower() before the store wrote them (migration 0016 folded
+    /// only ASCII on SQLite) are made the store's own fold when it opens — once: the repair is
+    /// recorded, and a key changed after it is not touched again.
+    pub async fn name_keys_from_before_are_repaired_once(s: &SqlStore, url: &str) {
+        let (t, _) = seed_tenant(s, "Contoso", "contoso.test").await;
+        let mut u = user(t.id, "emile@contoso.test");
+        u.display_name = "ÉMILE Zola".into();
+        let g = group(t.id, "ÜBER Team");
+        s.apply(&[Change::PutUser(u.clone()), Change::PutGroup(g.clone())]).await.unwrap();
+        let query = |prefix: &str| NameQuery {
+            prefix: prefix.into(),
+            field: NameField::DisplayName,
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(s.users_page(t.id, &query("émile")).await.unwrap().len(), 1, "the store's own key");
+        // As migration 0016 left them on SQLite: only ASCII folded.
+        raw(url, &format!("UPDATE users SET name_key = 'Émile zola' WHERE id = '{}'", u.id)).await;
+        raw(url, &format!("UPDATE directory_groups SET name_key = 'Über team' WHERE id = '{}'", g.id)).await;
+        raw(url, "DELETE FROM store_repairs").await;
+        let again = SqlStore::connect(url).await.unwrap();
+        assert_eq!(again.users_page(t.id, &query("émile")).await.unwrap().len(), 1, "repaired");
+        assert_eq!(again.groups_page(t.id, &query("über")).await.unwrap().len(), 1, "repaired");
+        again.close().await;
+        raw(url, &format!("UPDATE users SET name_key = 'left alone' WHERE id = '{}'", u.id)).await;
+        let third = SqlStore::connect(url).await.unwrap();
+        assert!(third.users_page(t.id, &query("émile")).await.unwrap().is_empty(), "the repair ran once");
+        third.close().await;
     }
 
     /// Values the code does not know, written behind the store's back, are errors, not panics.
