@@ -1450,3 +1450,54 @@ async fn users_are_imported_from_json_lines() {
     let group = admin.page(&imported).await;
     assert!(group.contains("Lee, Lucy") && group.contains("Mo Import"), "{group}");
 }
+
+/// Tenant isolation in the admin center: a Global Administrator of one tenant who opens another
+/// tenant's objects by URL (a user, a group, an enterprise app, an audit event, an app
+/// registration) gets "not found" and none of their names, and cannot change them.
+#[tokio::test]
+async fn another_tenants_objects_are_not_found_by_url() {
+    let server = TestServer::start_with(&fixture());
+    let mut contoso = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
+    let users = contoso.page("/admin/users?q=bob").await;
+    let bob = link(&users, "Bob Brown");
+    let groups = contoso.page("/admin/groups?q=sales").await;
+    let sales = link(&groups, "Sales");
+    let apps = contoso.page("/admin/enterprise-apps").await;
+    let insights = link(&apps, "Meeting Insights");
+    contoso.page("/admin/groups").await;
+    contoso.post_ok("/admin/groups", &[("display_name", "Audited")]).await;
+    let audit = unescape(&contoso.page("/admin/audit").await);
+    let event = audit
+        .match_indices("/admin/audit/")
+        .filter_map(|(i, p)| audit.get(i..i + p.len() + 36))
+        .find(|l| uuid::Uuid::parse_str(&l["/admin/audit/".len()..]).is_ok())
+        .expect("an audit event's link")
+        .to_string();
+    let mut vendor = Browser::sign_in(&server, "owner@vendor.test", "owner-password-1").await;
+    let registrations = vendor.page("/admin/app-registrations").await;
+    let registration = link(&registrations, "Meeting Insights");
+
+    for (path, name) in [
+        (bob.as_str(), "Bob Brown"),
+        (&format!("{bob}/delete"), "Bob Brown"),
+        (sales.as_str(), "Team Leads"),
+        (insights.as_str(), "Contoso"),
+        (&format!("{insights}/users-and-groups"), "Contoso"),
+        (event.as_str(), "Contoso"),
+    ] {
+        let (status, html) = vendor.get(path).await;
+        assert_eq!(status, 404, "{path}: {html}");
+        assert!(!html.contains(name), "{path} shows nothing of Contoso's: {html}");
+    }
+    let (status, html) = contoso.get(&registration).await;
+    assert_eq!(status, 404, "{registration}: {html}");
+    // Nor can it change them, even with a form token of its own: Bob stays and can sign in.
+    let own = vendor.page("/admin/users?q=owner").await;
+    vendor.page(&link(&own, "Vendor Owner")).await;
+    let posted = vendor.post(&format!("{bob}/enabled"), &[("enabled", "no"), ("confirm", "yes")]).await;
+    assert_eq!(posted.status, 404, "{}", posted.body);
+    let posted = vendor.post(&format!("{bob}/delete"), &[("confirm", "yes")]).await;
+    assert_eq!(posted.status, 404, "{}", posted.body);
+    let portal = server.url("/portal/signin?return_to=/myapps");
+    assert!(sign_in(&server.client(), &server, &portal, "bob@contoso.test", "bob-password-1").await.is_ok());
+}

@@ -122,3 +122,42 @@ async fn a_stolen_device_cookie_is_bound_by_the_same_threshold() {
     let elsewhere = server.client_from(loopback(3));
     assert_eq!(ropc(&server, &elsewhere, "bob@contoso.test", "bob-password-1").await, (200, 0));
 }
+
+/// A lock lasts its minute (on Accord's clock, advanced in test mode) and then ends; a correct
+/// password starts the count over, so nine wrong guesses after it lock nothing.
+#[tokio::test]
+async fn a_lock_ends_with_its_time_and_a_success_starts_the_count_over() {
+    let dir = std::env::temp_dir().join(format!("accord-lockout-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::start_in(dir, &["--test-mode"]);
+    let guesser = server.client_from(loopback(4));
+    let bob = "bob@contoso.test";
+    for _ in 0..9 {
+        assert_eq!(ropc(&server, &guesser, bob, "wrong").await, (400, 50126));
+    }
+    assert_eq!(ropc(&server, &guesser, bob, "bob-password-1").await, (200, 0), "the ninth was not the tenth");
+    for _ in 0..9 {
+        assert_eq!(ropc(&server, &guesser, bob, "wrong").await, (400, 50126), "the count started over");
+    }
+    assert_eq!(ropc(&server, &guesser, bob, "wrong").await, (400, 50053), "the tenth in a row locks");
+    assert_eq!(ropc(&server, &guesser, bob, "bob-password-1").await, (400, 50053), "locked, even with the password");
+    server.advance_clock(serde_json::json!({"seconds": 30})).await;
+    assert_eq!(ropc(&server, &guesser, bob, "bob-password-1").await, (400, 50053), "half the lock later: still locked");
+    server.advance_clock(serde_json::json!({"seconds": 31})).await;
+    assert_eq!(ropc(&server, &guesser, bob, "bob-password-1").await, (200, 0), "the lock has ended");
+}
+
+/// `--disable-ropc`: the password grant is refused before any password is looked at (so it
+/// counts toward no lock), while browser sign-in still works.
+#[tokio::test]
+async fn disabling_ropc_refuses_the_password_grant_only() {
+    let dir = std::env::temp_dir().join(format!("accord-no-ropc-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::start_in(dir, &["--disable-ropc"]);
+    let c = server.client_from(loopback(5));
+    for password in ["bob-password-1", "wrong", "wrong", "wrong", "wrong", "wrong", "wrong", "wrong", "wrong", "wrong"]
+    {
+        assert_eq!(ropc(&server, &c, "bob@contoso.test", password).await, (400, 7000218), "{password}");
+    }
+    assert!(browser_signs_in(&server, &server.client_from(loopback(5)), "bob@contoso.test", "bob-password-1").await);
+}
