@@ -73,7 +73,7 @@ fn measure(
     let start = Instant::now();
     let server = Server::start_in(accord, Some(&scenario), None, dir.clone(), true)?;
     let first_start = start.elapsed();
-    let rows = runtime.block_on(requests(&server, samples)).with_context(|| format!("at {users} users"))?;
+    let rows = runtime.block_on(requests(&server, samples, users)).with_context(|| format!("at {users} users"))?;
     let memory = crate::footprint::memory_kib(server.pid())?;
     drop(server);
     let start = Instant::now();
@@ -117,7 +117,7 @@ fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
     })
 }
 
-async fn requests(server: &Server, samples: usize) -> anyhow::Result<Vec<(String, Duration, Duration)>> {
+async fn requests(server: &Server, samples: usize, users: usize) -> anyhow::Result<Vec<(String, Duration, Duration)>> {
     let mut rows = Vec::new();
     // The member signs in once (password), then every flow rides the SSO session.
     let mut member =
@@ -162,9 +162,16 @@ async fn requests(server: &Server, samples: usize) -> anyhow::Result<Vec<(String
         .and_then(|rest| rest.get(..36))
         .context("the root group is not on its search page")?;
     let root_page = format!("/admin/groups/{root}");
+    // Deep into the nested list: after the user in the middle of the tenant.
+    let middle = admin.get(&format!("/admin/users?q=user{:06}", users / 2)).await?;
+    let middle = middle
+        .split("href=\"/admin/users/")
+        .filter_map(|rest| rest.get(..36))
+        .find(|id| id.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        .context("the middle user is not on its search page")?;
     let pages = PAGES.iter().map(|(n, p)| (n.to_string(), p.to_string())).chain([
         ("`/admin/groups/{root}` (every user nested)".to_string(), root_page.clone()),
-        ("`/admin/groups/{root}?nested=1000`".to_string(), format!("{root_page}?nested=1000")),
+        ("the same, nested members from the middle on".to_string(), format!("{root_page}?nested_after={middle}")),
     ]);
     for (name, path) in pages {
         admin.timed_get(&path).await?;
