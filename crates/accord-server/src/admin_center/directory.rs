@@ -456,12 +456,7 @@ async fn members_page(
     };
     let (members, next) =
         administration::group_members_page(&*state.store, &portal.actor, &portal.tenant, d.group.id, query).await?;
-    let mut keep: Vec<(&str, &str)> = q
-        .iter()
-        .filter(|(k, _)| k.as_str() != param && k.as_str() != "done")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    keep.sort();
+    let keep = layout::kept_params(q, param);
     let link = |after: &str| layout::link(path, keep.iter().copied().chain([(param, after)]));
     let next = next.map(|p| link(&p.id.to_string()));
     let first = q.get(param).filter(|a| !a.trim().is_empty()).map(|_| link(""));

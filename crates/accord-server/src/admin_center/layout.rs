@@ -408,12 +408,7 @@ pub fn in_pages_as<T>(
             .ok_or_else(|| Aadsts::invalid_parameter(param, "is not a page number (1, 2, …)"))?,
     };
     let pages = items.len().div_ceil(PAGE_ROWS).max(1);
-    let mut keep: Vec<(&str, &str)> = q
-        .iter()
-        .filter(|(k, _)| k.as_str() != param && k.as_str() != "done")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    keep.sort();
+    let keep = kept_params(q, param);
     let link = |n: usize| {
         let page = if n > 1 { n.to_string() } else { String::new() };
         link(path, keep.iter().copied().chain([(param, page.as_str())]))
@@ -426,6 +421,18 @@ pub fn in_pages_as<T>(
     };
     let rows = items.into_iter().skip((number - 1).saturating_mul(PAGE_ROWS)).take(PAGE_ROWS).collect();
     Ok((rows, paging))
+}
+
+/// A list's query parameters that its pager links keep — all but its own position `param` and
+/// the one-time `done` message — in a stable order.
+pub fn kept_params<'q>(q: &'q HashMap<String, String>, param: &str) -> Vec<(&'q str, &'q str)> {
+    let mut keep: Vec<(&str, &str)> = q
+        .iter()
+        .filter(|(k, _)| k.as_str() != param && k.as_str() != "done")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    keep.sort();
+    keep
 }
 
 /// `2026-01-02 13:45 UTC`

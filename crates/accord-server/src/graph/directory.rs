@@ -265,12 +265,40 @@ pub async fn count_users(
 ) -> Result<Response, GraphError> {
     require_users(&caller)?;
     require_advanced_count(true, &headers)?;
-    let opts = QueryOptions::parse(uri.query(), &USER_LIST_SPEC)?;
-    let total = match opts.indexed_listing(&["displayName", "userPrincipalName", "mail"]) {
-        Some(prefix) => state.store.count_users(caller.tenant_id, &name_query(prefix)).await?,
-        None => {
-            let users = administration::directory_users(state.store.as_ref(), caller.tenant_id).await?;
+    count_of(&state, &caller, uri.query(), Directory::Users).await
+}
+
+/// The two directory collections a `$count` segment counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Directory {
+    Users,
+    Groups,
+}
+
+/// A `$count` segment's answer: an indexed listing counted in the database, any other filter
+/// over the collection in memory.
+async fn count_of(
+    state: &crate::state::AppState,
+    caller: &Caller,
+    query: Option<&str>,
+    of: Directory,
+) -> Result<Response, GraphError> {
+    let (spec, indexed): (&ResourceSpec, &[&'static str]) = match of {
+        Directory::Users => (&USER_LIST_SPEC, &["displayName", "userPrincipalName", "mail"]),
+        Directory::Groups => (&GROUP_SPEC, &["displayName"]),
+    };
+    let opts = QueryOptions::parse(query, spec)?;
+    let (store, tenant_id) = (state.store.as_ref(), caller.tenant_id);
+    let total = match (opts.indexed_listing(indexed), of) {
+        (Some(prefix), Directory::Users) => store.count_users(tenant_id, &name_query(prefix)).await?,
+        (Some(prefix), Directory::Groups) => store.count_groups(tenant_id, &name_query(prefix)).await?,
+        (None, Directory::Users) => {
+            let users = administration::directory_users(store, tenant_id).await?;
             opts.apply(users.iter().map(user_json).collect()).total as u64
+        }
+        (None, Directory::Groups) => {
+            let groups = administration::directory_groups(store, tenant_id).await?;
+            opts.apply(groups.iter().map(group_json).collect()).total as u64
         }
     };
     Ok(count_response(total))
@@ -340,15 +368,7 @@ pub async fn count_groups(
 ) -> Result<Response, GraphError> {
     require_groups(&caller)?;
     require_advanced_count(true, &headers)?;
-    let opts = QueryOptions::parse(uri.query(), &GROUP_SPEC)?;
-    let total = match opts.indexed_listing(&["displayName"]) {
-        Some(prefix) => state.store.count_groups(caller.tenant_id, &name_query(prefix)).await?,
-        None => {
-            let groups = administration::directory_groups(state.store.as_ref(), caller.tenant_id).await?;
-            opts.apply(groups.iter().map(group_json).collect()).total as u64
-        }
-    };
-    Ok(count_response(total))
+    count_of(&state, &caller, uri.query(), Directory::Groups).await
 }
 
 /// `GET /v1.0/groups/{id}`

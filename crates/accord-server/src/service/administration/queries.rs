@@ -569,11 +569,10 @@ pub async fn directory_users_page(
     top: usize,
     with_total: bool,
 ) -> Result<(Vec<User>, Option<NamePosition>, Option<u64>), ServiceError> {
-    let limit = top.clamp(1, 999) as u32;
-    let read = NameQuery { limit: limit + 1, ..query.clone() };
-    let (users, next) =
-        split_page(store.users_page(tenant_id, &read).await?, limit, |u| NamePosition::of(&u.display_name, u.id));
+    let (read, limit) = page_read(&query, top);
+    let page = store.users_page(tenant_id, &read).await?;
     let total = if with_total { Some(store.count_users(tenant_id, &query).await?) } else { None };
+    let (users, next) = split_page(page, limit, |u| NamePosition::of(&u.display_name, u.id));
     Ok((users, next, total))
 }
 
@@ -585,12 +584,18 @@ pub async fn directory_groups_page(
     top: usize,
     with_total: bool,
 ) -> Result<(Vec<Group>, Option<NamePosition>, Option<u64>), ServiceError> {
-    let limit = top.clamp(1, 999) as u32;
-    let read = NameQuery { limit: limit + 1, ..query.clone() };
-    let (groups, next) =
-        split_page(store.groups_page(tenant_id, &read).await?, limit, |g| NamePosition::of(&g.display_name, g.id));
+    let (read, limit) = page_read(&query, top);
+    let page = store.groups_page(tenant_id, &read).await?;
     let total = if with_total { Some(store.count_groups(tenant_id, &query).await?) } else { None };
+    let (groups, next) = split_page(page, limit, |g| NamePosition::of(&g.display_name, g.id));
     Ok((groups, next, total))
+}
+
+/// A Graph page's read: `$top` within Graph's 1 to 999, and one more row than shown, which
+/// tells whether another page follows.
+fn page_read(query: &NameQuery, top: usize) -> (NameQuery, u32) {
+    let limit = top.clamp(1, 999) as u32;
+    (NameQuery { limit: limit + 1, ..query.clone() }, limit)
 }
 
 /// The tenant's groups, by display name (Graph directory reads; see [`directory_users`]).
