@@ -1094,6 +1094,25 @@ fn admin_consent_static_lists_everything_with_admin_texts() {
     }
 }
 
+/// What admin consent's explanation says of the enterprise app and of the role (found by
+/// mutation testing: the lines were never asserted): a disabled app is noted as staying
+/// disabled, the role check for application permissions appears only when some are asked, and
+/// "asks for no permission" only when none is.
+#[test]
+fn admin_consent_explains_the_app_state_and_the_role_check() {
+    let mut w = World::new();
+    w.roles = vec![DirectoryRole::GlobalAdministrator];
+    let out = w.admin("https://graph.microsoft.com/User.Read", false);
+    assert!(rule_text(&out, "client.service_principal").contains("is enabled."), "{:#?}", out.rules);
+    assert!(rule_text(&out, "consent.admin_role").find("covers every application permission").is_none());
+    assert!(rule_text(&out, "consent.grants").find("asks for no permission").is_none(), "{:#?}", out.rules);
+    let out = w.admin("", true);
+    assert!(rule_text(&out, "consent.admin_role").contains("covers every application permission"), "{:#?}", out.rules);
+    w.client_sp.as_mut().unwrap().enabled = false;
+    let out = w.admin("https://graph.microsoft.com/User.Read", false);
+    assert!(rule_text(&out, "client.service_principal").contains("is disabled; consent does not enable it"));
+}
+
 #[test]
 fn admin_consent_dynamic_scopes_grant_delegated_only() {
     let mut w = World::new();
@@ -1207,6 +1226,120 @@ fn can_grant_for_org_follows_the_role_table() {
         assert_eq!(got, expect, "{roles:?}");
     }
     assert!(graph_app.is_graph_application() && !api_app.is_graph_application() && !graph_del.is_graph_application());
+}
+
+/// A permission granted twice (for the organisation and by the user) is issued once, and the
+/// explanation says which grants were read, that the OpenID scopes need consent, which app
+/// roles the user holds, and which granted values the API no longer defines (found by
+/// mutation testing: none of this was asserted).
+#[test]
+fn grants_are_read_once_each_and_the_explanation_says_so() {
+    let mut w = World::new();
+    w.grant(ConsentType::AllPrincipals, None, GRAPH_SP, &["openid", "User.Read"]);
+    w.grant(ConsentType::Principal, Some(ALICE), GRAPH_SP, &["User.Read", "Retired.Scope"]);
+    // The same permission named twice (as an OpenID scope and by its full name) is asked once.
+    let fresh = World::new();
+    let (asked, ..) = prompted(&fresh.sign_in("openid https://graph.microsoft.com/openid User.Read"));
+    assert_eq!(asked, sv!["openid", "User.Read"], "each once");
+    let out = w.sign_in("openid User.Read");
+    let (_, scopes, roles) = issued(&out);
+    assert_eq!(scopes.iter().filter(|s| s.as_str() == "User.Read").count(), 1, "{scopes:?}");
+    assert!(roles.is_empty());
+    assert!(rule_text(&out, "scope.oidc").contains("The OpenID Connect scope openid is"), "{:#?}", out.rules);
+    assert!(!rule_text(&out, "scope.resource").contains("No resource is named"), "User.Read names Graph: {:#?}", out.rules);
+    assert!(rule_text(&out, "consent.grants").contains("no longer defines Retired.Scope"), "{:#?}", out.rules);
+    assert!(rule_text(&out, "client.roles").is_empty(), "no app role, no line: {:#?}", out.rules);
+    // Only OpenID scopes: they are named together, and the resource is Graph by default; an
+    // app role held is named.
+    w.assign(ALICE, PrincipalType::User, NOTES_ADMIN_ROLE);
+    w.grant(ConsentType::AllPrincipals, None, GRAPH_SP, &["profile"]);
+    let out = w.sign_in("openid profile");
+    let oidc = rule_text(&out, "scope.oidc");
+    assert!(oidc.contains("The OpenID Connect scopes ") && oidc.contains(" are Microsoft Graph delegated"), "{oidc}");
+    assert!(rule_text(&out, "scope.resource").contains("No resource is named"), "{:#?}", out.rules);
+    assert!(rule_text(&out, "client.roles").contains("Notes.Admin"), "{:#?}", out.rules);
+    // `/.default` at sign-in: a value the client lists that the API does not define is noted
+    // and ignored; without one, no such note.
+    let out = w.sign_in("api://notes-api/.default");
+    assert!(rule_text(&out, "scope.default").find("does not define").is_none(), "{:#?}", out.rules);
+    w.client.required[1].delegated.push("Notes.Gone".into());
+    let out = w.sign_in("api://notes-api/.default");
+    assert!(rule_text(&out, "scope.default").contains("lists Notes.Gone for"), "{:#?}", out.rules);
+}
+
+/// A permission's words: its kind's name, its fully qualified scope (the admin-consent
+/// response's `scope`), and the user-facing text when the user consents for themselves (the
+/// administrator's when the API gave no user text).
+#[test]
+fn a_permission_is_named_for_whom_it_faces() {
+    let w = World::new();
+    assert_eq!((PermissionKind::Delegated.as_str(), PermissionKind::Application.as_str()), ("Delegated", "Application"));
+    let graph = ResourceView { app: &w.graph, sp_id: GRAPH_SP, low_classified: &[] };
+    let api = ResourceView { app: &w.api, sp_id: API_SP, low_classified: &[] };
+    let scope = w.graph.scope("User.Read").unwrap();
+    let user = PermissionRef::delegated(&graph, scope, Facing::User);
+    let admin = PermissionRef::delegated(&graph, scope, Facing::Admin);
+    assert_eq!(user.qualified_scope(), "https://graph.microsoft.com/User.Read");
+    assert_eq!(user.display_name, scope.user_consent_display_name);
+    assert_eq!(admin.display_name, scope.admin_consent_display_name);
+    assert_ne!(user.display_name, admin.display_name, "the fixture's two texts differ");
+    let own = &w.api.scopes[0];
+    let api_ref = PermissionRef::delegated(&api, own, Facing::User);
+    assert_eq!(api_ref.qualified_scope(), format!("{API_APP}/{}", own.value));
+    let mut bare = scope.clone();
+    bare.user_consent_display_name = String::new();
+    let falls_back = PermissionRef::delegated(&graph, &bare, Facing::User);
+    assert_eq!(falls_back.display_name, scope.admin_consent_display_name, "no user text: the administrator's");
+}
+
+/// The outcome rule — the last line of `accord explain` and of the decision journal — says
+/// what was decided, naming the permissions, and passes only when the user goes on (a token,
+/// or the administrator's prompt).
+#[test]
+fn the_outcome_rule_names_the_decision_and_its_permissions() {
+    let w = World::new();
+    let graph = ResourceView { app: &w.graph, sp_id: GRAPH_SP, low_classified: &[] };
+    let read = PermissionRef::delegated(&graph, w.graph.scope("User.Read").unwrap(), Facing::User);
+    let all = PermissionRef::application(&graph, w.graph.app_role("User.Read.All").unwrap());
+    let issue = |scopes: &[&str], roles: &[&str]| Decision::Issue {
+        resource_app_id: GRAPH_APP_ID,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        roles: roles.iter().map(|s| s.to_string()).collect(),
+    };
+    let cases = [
+        (issue(&[], &[]), Verdict::Pass, "proceeds; the access token carries no delegated permission."),
+        (issue(&["User.Read", "Mail.Read"], &["Notes.Admin"]), Verdict::Pass, "proceeds with: User.Read Mail.Read. Roles: Notes.Admin."),
+        (
+            Decision::PromptConsent { permissions: vec![read.clone()], org_option: true, org_required: false },
+            Verdict::Fail,
+            "for User.Read, with the option to consent on behalf of the organisation.",
+        ),
+        (
+            Decision::ApprovalRequired { permissions: vec![read.clone()], existing_request: None },
+            Verdict::Fail,
+            "(User.Read): the user may request approval.",
+        ),
+        (Decision::NeedAdminApproval { permissions: vec![read.clone()] }, Verdict::Fail, "(User.Read), AADSTS90094."),
+        (
+            Decision::PromptAdminConsent { delegated: vec![read.clone()], application: vec![all] },
+            Verdict::Pass,
+            "for User.Read, User.Read.All (application).",
+        ),
+        (
+            Decision::PromptAdminConsent { delegated: vec![], application: vec![] },
+            Verdict::Pass,
+            "it asks for no permission.",
+        ),
+        (Decision::Refuse(Aadsts::account_disabled()), Verdict::Fail, "AADSTS50057"),
+        (Decision::NotPermitted(Aadsts::account_disabled()), Verdict::Fail, "to this user: AADSTS50057"),
+    ];
+    for (decision, verdict, says) in cases {
+        let shown = format!("{decision:?}");
+        let out = Rules::default().finish(&w.client, decision);
+        let last = out.rules.last().unwrap();
+        assert_eq!((last.id, last.verdict), ("outcome", verdict), "{shown}");
+        assert!(last.text.contains(APP_NAME) && last.text.contains(says), "{shown}: {}", last.text);
+    }
 }
 
 #[test]
