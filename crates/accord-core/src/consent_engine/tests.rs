@@ -1113,6 +1113,36 @@ fn admin_consent_explains_the_app_state_and_the_role_check() {
     assert!(rule_text(&out, "client.service_principal").contains("is disabled; consent does not enable it"));
 }
 
+/// What the organisation already granted, as admin consent's explanation counts it: every
+/// permission asked (delegated and application), or some, by name — an app role granted to the
+/// app on another resource, or to another app, does not count.
+#[test]
+fn admin_consent_counts_what_is_already_granted() {
+    let mut w = World::new();
+    w.roles = vec![DirectoryRole::GlobalAdministrator];
+    let role = |value: &str| w.graph.app_role(value).unwrap().id;
+    let (calendars, meetings) = (role("Calendars.Read"), role("OnlineMeetings.Read.All"));
+    w.grant(ConsentType::AllPrincipals, None, GRAPH_SP, &["User.Read", "Calendars.Read", "User.Read.All"]);
+    w.app_grants.push(app_role_grant(GRAPH_SP, calendars));
+    w.app_grants.push(app_role_grant(API_SP, meetings)); // the right role id, another resource
+    let mut elsewhere = app_role_grant(GRAPH_SP, meetings);
+    elsewhere.principal_id = Uuid::from_u128(0xe15e);
+    w.app_grants.push(elsewhere); // the right role, another app
+    let graph_default = "https://graph.microsoft.com/.default";
+    let some = rule_text(&w.admin(graph_default, false), "consent.grants");
+    assert!(
+        some.contains("Already granted to 'Contoso Notes' for the organisation: User.Read, Calendars.Read, User.Read.All, Calendars.Read (application)."),
+        "{some}"
+    );
+    w.app_grants.push(app_role_grant(GRAPH_SP, meetings));
+    // `.default` asks for the whole static list, the Notes API's permissions too.
+    w.grant(ConsentType::AllPrincipals, None, API_SP, &["Notes.Read"]);
+    let export = w.api.app_role("Notes.Export").unwrap().id;
+    w.app_grants.push(app_role_grant(API_SP, export));
+    let all = rule_text(&w.admin(graph_default, false), "consent.grants");
+    assert!(all.contains("Every one of these permissions is already granted"), "{all}");
+}
+
 #[test]
 fn admin_consent_dynamic_scopes_grant_delegated_only() {
     let mut w = World::new();
@@ -1444,6 +1474,64 @@ fn is_assigned_prefers_direct_then_the_shortest_chain_and_survives_cycles() {
     let mut w = World::new();
     w.assign(SALES, PrincipalType::Group, DEFAULT_ACCESS_ROLE_ID);
     assert!(is_assigned(CLIENT_SP, ALICE, &cyclic, &w.assignments).is_some());
+}
+
+/// App roles come only from assignments to this app and to groups the user is in (found by
+/// mutation testing): an assignment to a group she is not in, or to another app's service
+/// principal under the same role id, gives her nothing. A cyclic snapshot names each group of
+/// the way once; of two equally short ways, the first assignment's is named.
+#[test]
+fn app_roles_and_assignment_paths_come_only_from_the_users_own_groups_and_this_app() {
+    let mut w = World::new();
+    let roles = |w: &World| user_app_roles(&w.client, CLIENT_SP, ALICE, &w.groups, &w.assignments);
+    w.assign(OTHER_GROUP, PrincipalType::Group, NOTES_ADMIN_ROLE);
+    assert!(roles(&w).is_empty(), "not a member of Everyone");
+    let mut elsewhere = w.assignments[0].clone();
+    elsewhere.principal_id = ALICE.as_uuid();
+    elsewhere.principal_type = PrincipalType::User;
+    elsewhere.resource_sp_id = OTHER_SP;
+    w.assignments.push(elsewhere);
+    assert!(roles(&w).is_empty(), "the same role id on another app's service principal");
+    w.assign(ALL_STAFF, PrincipalType::Group, NOTES_ADMIN_ROLE);
+    assert_eq!(roles(&w), sv!["Notes.Admin"], "All Staff, through Sales");
+
+    let cyclic = [
+        GroupMembership { id: SALES, display_name: "Sales", via: Some(ALL_STAFF) },
+        GroupMembership { id: ALL_STAFF, display_name: "All Staff", via: Some(SALES) },
+    ];
+    let mut w = World::new();
+    w.assign(SALES, PrincipalType::Group, DEFAULT_ACCESS_ROLE_ID);
+    let path = is_assigned(CLIENT_SP, ALICE, &cyclic, &w.assignments).unwrap();
+    assert_eq!(
+        path.describe("Alice", APP_NAME),
+        "Alice is assigned to 'Contoso Notes' through the group 'Sales' (as a member of 'All Staff', nested in 'Sales')."
+    );
+    let two = [
+        GroupMembership { id: SALES, display_name: "Sales", via: None },
+        GroupMembership { id: OTHER_GROUP, display_name: "Everyone", via: None },
+    ];
+    let mut w = World::new();
+    w.assign(OTHER_GROUP, PrincipalType::Group, DEFAULT_ACCESS_ROLE_ID);
+    w.assign(SALES, PrincipalType::Group, DEFAULT_ACCESS_ROLE_ID);
+    let path = is_assigned(CLIENT_SP, ALICE, &two, &w.assignments).unwrap();
+    assert!(path.describe("Alice", APP_NAME).contains("through the group 'Everyone'"), "the first of two equal ways");
+}
+
+/// An app-only token for one resource carries that resource's roles granted to the app, never
+/// a grant on another resource that happens to use the same role id (an API registered by
+/// anyone may copy Microsoft Graph's role ids); its outcome rule says what it carries.
+#[test]
+fn app_only_counts_only_grants_on_the_requested_resource() {
+    let mut w = World::new();
+    let mail = w.graph.app_role("Calendars.Read").unwrap().id;
+    w.app_grants = vec![app_role_grant(API_SP, mail)];
+    let out = app_only(&w, &w.graph, GRAPH_SP);
+    assert_eq!(out.decision, Ok(vec![]), "a grant on the Notes API with a Graph role's id");
+    assert!(out.rules.last().unwrap().text.ends_with("it carries no application permission."), "{:?}", out.rules);
+    w.app_grants.push(app_role_grant(GRAPH_SP, mail));
+    let out = app_only(&w, &w.graph, GRAPH_SP);
+    assert_eq!(out.decision, Ok(sv!["Calendars.Read"]));
+    assert!(out.rules.last().unwrap().text.ends_with("with: Calendars.Read."), "{:?}", out.rules);
 }
 
 #[test]
