@@ -1276,7 +1276,11 @@ fn grants_are_read_once_each_and_the_explanation_says_so() {
     assert_eq!(scopes.iter().filter(|s| s.as_str() == "User.Read").count(), 1, "{scopes:?}");
     assert!(roles.is_empty());
     assert!(rule_text(&out, "scope.oidc").contains("The OpenID Connect scope openid is"), "{:#?}", out.rules);
-    assert!(!rule_text(&out, "scope.resource").contains("No resource is named"), "User.Read names Graph: {:#?}", out.rules);
+    assert!(
+        !rule_text(&out, "scope.resource").contains("No resource is named"),
+        "User.Read names Graph: {:#?}",
+        out.rules
+    );
     assert!(rule_text(&out, "consent.grants").contains("no longer defines Retired.Scope"), "{:#?}", out.rules);
     assert!(rule_text(&out, "client.roles").is_empty(), "no app role, no line: {:#?}", out.rules);
     // Only OpenID scopes: they are named together, and the resource is Graph by default; an
@@ -1303,7 +1307,10 @@ fn grants_are_read_once_each_and_the_explanation_says_so() {
 #[test]
 fn a_permission_is_named_for_whom_it_faces() {
     let w = World::new();
-    assert_eq!((PermissionKind::Delegated.as_str(), PermissionKind::Application.as_str()), ("Delegated", "Application"));
+    assert_eq!(
+        (PermissionKind::Delegated.as_str(), PermissionKind::Application.as_str()),
+        ("Delegated", "Application")
+    );
     let graph = ResourceView { app: &w.graph, sp_id: GRAPH_SP, low_classified: &[] };
     let api = ResourceView { app: &w.api, sp_id: API_SP, low_classified: &[] };
     let scope = w.graph.scope("User.Read").unwrap();
@@ -1338,7 +1345,11 @@ fn the_outcome_rule_names_the_decision_and_its_permissions() {
     };
     let cases = [
         (issue(&[], &[]), Verdict::Pass, "proceeds; the access token carries no delegated permission."),
-        (issue(&["User.Read", "Mail.Read"], &["Notes.Admin"]), Verdict::Pass, "proceeds with: User.Read Mail.Read. Roles: Notes.Admin."),
+        (
+            issue(&["User.Read", "Mail.Read"], &["Notes.Admin"]),
+            Verdict::Pass,
+            "proceeds with: User.Read Mail.Read. Roles: Notes.Admin.",
+        ),
         (
             Decision::PromptConsent { permissions: vec![read.clone()], org_option: true, org_required: false },
             Verdict::Fail,
@@ -1515,6 +1526,19 @@ fn app_roles_and_assignment_paths_come_only_from_the_users_own_groups_and_this_a
     w.assign(SALES, PrincipalType::Group, DEFAULT_ACCESS_ROLE_ID);
     let path = is_assigned(CLIENT_SP, ALICE, &two, &w.assignments).unwrap();
     assert!(path.describe("Alice", APP_NAME).contains("through the group 'Everyone'"), "the first of two equal ways");
+}
+
+/// Scope ids are chosen by whoever registers an API, so two resources may share one: a request
+/// naming both is prompted for both (found by mutation testing: the prompt's de-duplication
+/// compared ids across resources once a mutant turned its resource check around).
+#[test]
+fn a_scope_id_shared_by_two_resources_is_prompted_for_each() {
+    let mut w = World::new();
+    let user_read = w.graph.scope("User.Read").unwrap().id;
+    w.api.scopes[0].id = user_read;
+    let notes = w.api.scopes[0].value.clone();
+    let (asked, ..) = prompted(&w.sign_in(&format!("User.Read api://notes-api/{notes}")));
+    assert_eq!(asked, sv!["User.Read", notes], "each resource's permission is asked");
 }
 
 /// An app-only token for one resource carries that resource's roles granted to the app, never
