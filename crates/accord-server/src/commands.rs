@@ -329,6 +329,11 @@ fn read_csv(text: &str) -> ReadImport {
         }
         columns.push((column, index));
     }
+    for required in ["userPrincipalName", "displayName"] {
+        if !columns.iter().any(|(c, _)| *c == required) {
+            problems.push((header_line, format!("the header has no {required} column")));
+        }
+    }
     if !problems.is_empty() {
         return (users, problems);
     }

@@ -1424,6 +1424,10 @@ async fn users_are_imported_from_json_lines() {
     );
     assert_ne!(code, 0);
     assert!(err.contains("bad.csv:2: unknown column \"Department [department]\""), "{err}");
+    let (code, _, err) = import("headless.csv", &["ann@contoso.test,Ann"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("headless.csv:1: unknown column \"ann@contoso.test\""), "{err}");
+    assert!(err.contains("headless.csv:1: the header has no displayName column"), "{err}");
     let (code, _, err) = import(
         "rows.csv",
         &["userPrincipalName,displayName", "lee@elsewhere.test,Lee", "\"mo@contoso.test\",", "x@contoso.test"],

@@ -438,7 +438,8 @@ async fn repair_name_keys(pool: &AnyPool) -> StoreResult<()> {
             }
         }
     }
-    sqlx::query("INSERT INTO store_repairs (name, done_at) VALUES ($1, $2)")
+    // Two replicas opening one new database may both repair (the same result): one records it.
+    sqlx::query("INSERT INTO store_repairs (name, done_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(REPAIR)
         .bind(codec::micros(accord_core::clock::now()))
         .execute(&mut *tx)
@@ -1059,8 +1060,6 @@ mod tests {
     async fn membership_walks_read_memberships_by_key() {
         let path = std::env::temp_dir().join(format!("accord-plans-{}.db", Uuid::new_v4().simple()));
         let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
-        let (direct_users, direct_groups) = directory::closure_sql(false);
-        let (all_users, all_groups) = directory::closure_sql(true);
         let mut pages = Vec::new();
         for (transitive, nested_users_only) in [(false, false), (true, false), (true, true)] {
             let query = MemberQuery { transitive, nested_users_only, after: None, limit: 10 };
@@ -1076,8 +1075,7 @@ mod tests {
                 pages.push(sql);
             }
         }
-        let all = [directory::MEMBERSHIPS_SQL, &direct_users, &direct_groups, &all_users, &all_groups];
-        for sql in all.into_iter().chain(pages.iter().map(String::as_str)) {
+        for sql in [directory::MEMBERSHIPS_SQL].into_iter().chain(pages.iter().map(String::as_str)) {
             let plan = plan(&store, sql).await;
             let reads: Vec<&String> =
                 plan.iter().filter(|d| d.contains(" m ") || d.contains("group_members")).collect();

@@ -450,12 +450,10 @@ async fn members_by_pages(
     if state.store.group(caller.tenant_id, group_id).await?.is_none() {
         return Err(GraphError::resource_not_found(&group_id.to_string()));
     }
-    let limit = opts.top.clamp(1, 999) as u32;
-    let query = MemberQuery { transitive, nested_users_only: false, after: member_after(opts)?, limit: limit + 1 };
-    let mut page = state.store.group_members_page(caller.tenant_id, group_id, &query).await?;
-    let more = page.len() > limit as usize;
-    page.truncate(limit as usize);
-    let next = if more { page.last().map(DirectoryObject::position) } else { None };
+    let query = MemberQuery { transitive, nested_users_only: false, after: member_after(opts)?, limit: 0 };
+    let (page, next) =
+        administration::directory_members_page(state.store.as_ref(), caller.tenant_id, group_id, query, opts.top)
+            .await?;
     let value = page
         .iter()
         .map(|o| {

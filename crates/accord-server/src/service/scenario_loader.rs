@@ -148,9 +148,9 @@ struct Planner<'a> {
     apps: HashMap<AppId, Application>,
     sps: HashMap<(TenantId, AppId), ServicePrincipal>,
     relative_times: RelativeTimes,
-    /// Each tenant's users by UPN and the fingerprints of their scenario passwords, read once
-    /// (one statement each, not one a user).
-    known_users: HashMap<TenantId, KnownUsers>,
+    /// What the store holds of each tenant the file names, read once (a few statements each,
+    /// not one an object).
+    stored: HashMap<TenantId, StoredDirectory>,
 }
 
 /// A scenario user before the password work: its id, the stored user it updates, and the
@@ -197,7 +197,7 @@ impl PasswordWork {
 /// an object), so that the load writes only what the file changes: a restart with the same
 /// file writes almost nothing.
 #[derive(Default)]
-struct KnownUsers {
+struct StoredDirectory {
     by_upn: HashMap<String, User>,
     fingerprints: HashMap<UserId, String>,
     links: DirectoryLinks,
@@ -277,7 +277,7 @@ impl<'a> Planner<'a> {
             apps: HashMap::new(),
             sps: HashMap::new(),
             relative_times,
-            known_users: HashMap::new(),
+            stored: HashMap::new(),
         }
     }
 
@@ -288,15 +288,15 @@ impl<'a> Planner<'a> {
         self.keyring.secret_hash(&format!("accord/scenario-password/v1\0{id}\0{password}\0{hash}"))
     }
 
-    async fn known_users(&mut self, tenant_id: TenantId) -> anyhow::Result<&mut KnownUsers> {
-        if !self.known_users.contains_key(&tenant_id) {
+    async fn stored(&mut self, tenant_id: TenantId) -> anyhow::Result<&mut StoredDirectory> {
+        if !self.stored.contains_key(&tenant_id) {
             let users = self.store.users(tenant_id).await?;
             let fingerprints = self.store.scenario_passwords(tenant_id).await?;
             let links = self.store.directory_links(tenant_id).await?;
             let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), u)).collect();
-            self.known_users.insert(tenant_id, KnownUsers { by_upn, fingerprints, links });
+            self.stored.insert(tenant_id, StoredDirectory { by_upn, fingerprints, links });
         }
-        Ok(self.known_users.get_mut(&tenant_id).expect("inserted above"))
+        Ok(self.stored.get_mut(&tenant_id).expect("inserted above"))
     }
 
     async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<TenantId> {
@@ -366,7 +366,7 @@ impl<'a> Planner<'a> {
                 .iter()
                 .map(|m| resolve(m).map(|(member_id, kind)| GroupMember { group_id, member_id, kind }))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let stored = self.known_users(tenant_id).await?.links.members.get(&group_id);
+            let stored = self.stored(tenant_id).await?.links.members.get(&group_id);
             if !same_members(stored.map(Vec::as_slice).unwrap_or_default(), &members) {
                 self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
             }
@@ -506,9 +506,11 @@ impl<'a> Planner<'a> {
         tenant_id: TenantId,
         u: &scenario::UserSpec,
     ) -> anyhow::Result<(PlannedUser, PasswordWork)> {
-        let known = self.known_users(tenant_id).await?;
-        let existing = known.by_upn.get(&u.upn.to_ascii_lowercase()).cloned();
-        let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.get(&e.id).cloned());
+        // Taken, not cloned: each user is planned once (the file's UPNs are unique), and a
+        // tenant of 100,000 users is not held twice.
+        let known = self.stored(tenant_id).await?;
+        let existing = known.by_upn.remove(&u.upn.to_ascii_lowercase());
+        let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.remove(&e.id));
         let id = match (&existing, u.id) {
             (Some(e), Some(id)) if e.id != id => {
                 bail!("user {} already exists with object id {}, not {id}", u.upn, e.id)
@@ -563,7 +565,7 @@ impl<'a> Planner<'a> {
         let mut roles = u.roles.clone();
         roles.sort();
         roles.dedup();
-        let stored = self.known_users.get(&tenant_id).and_then(|k| k.links.roles.get(&id));
+        let stored = self.stored.get(&tenant_id).and_then(|k| k.links.roles.get(&id));
         if stored.map(Vec::as_slice).unwrap_or_default() != roles.as_slice() {
             self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
         }

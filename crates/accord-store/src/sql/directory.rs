@@ -1008,9 +1008,15 @@ impl SqlStore {
         group_id: GroupId,
         transitive: bool,
     ) -> StoreResult<(Vec<User>, Vec<Group>)> {
-        let (users_sql, groups_sql) = closure_sql(transitive);
-        let users = self.read_all(sqlx::query(&users_sql).bind(id(tenant_id)).bind(id(group_id)), user_from).await?;
-        let groups = self.read_all(sqlx::query(&groups_sql).bind(id(tenant_id)).bind(id(group_id)), group_from).await?;
+        // The member pages' queries without a bound: through the closure's memberships.
+        let everyone = MemberQuery { transitive, nested_users_only: false, after: None, limit: u32::MAX };
+        let (mut users, mut groups) = (Vec::new(), Vec::new());
+        for member in self.list_group_members_page(tenant_id, group_id, &everyone, 0).await? {
+            match member {
+                DirectoryObject::User(u) => users.push(u),
+                DirectoryObject::Group(g) => groups.push(g),
+            }
+        }
         Ok((users, groups))
     }
 
@@ -1431,28 +1437,6 @@ pub(super) fn members_page_sql(kind: MemberKind, query: &MemberQuery, dense: boo
     };
     sql.push_str(&format!(" ORDER BY {alias}.name_key, {alias}.id LIMIT {limit}"));
     sql
-}
-
-/// The user and group members of a group (`$1` tenant, `$2` group): direct, or (`transitive`)
-/// down the nesting too, each in display-name order.
-pub(super) fn closure_sql(transitive: bool) -> (String, String) {
-    let groups_below = closure_cte(transitive);
-    let user_columns: Vec<String> = USER_COLUMNS.split(", ").map(|c| format!("u.{c}")).collect();
-    let users = format!(
-        "{groups_below} SELECT {} FROM users u WHERE u.tenant_id = $1 AND u.id IN ( \
-             SELECT m.member_id FROM down d CROSS JOIN group_members m \
-             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'user' \
-         ) ORDER BY u.name_key, u.id",
-        user_columns.join(", ")
-    );
-    let groups = format!(
-        "{groups_below} SELECT g.tenant_id, g.id, g.display_name FROM directory_groups g \
-         WHERE g.tenant_id = $1 AND g.id <> $2 AND g.id IN ( \
-             SELECT m.member_id FROM down d CROSS JOIN group_members m \
-             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
-         ) ORDER BY g.name_key, g.id"
-    );
-    (users, groups)
 }
 
 /// The WHERE clauses (after the tenant's `$1`) and their values for a [`NameQuery`]: a prefix of
