@@ -333,7 +333,7 @@ pub async fn revoke_sign_in_sessions(
     path: GraphPath,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, GraphError> {
-    // The action takes no parameters: no body, or an empty JSON object; anything else is a
+    // The action takes no parameters: no body, or a JSON object (its members ignored); anything else is a
     // malformed request, not something to ignore.
     if !matches!(&body, Ok(b) if b.iter().all(u8::is_ascii_whitespace)) {
         json_object(body)?;
