@@ -30,6 +30,7 @@
 //! Syntax and type errors stop the parse at the first one (the TOML parser cannot continue);
 //! semantic errors are all collected.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use time::OffsetDateTime;
@@ -39,6 +40,7 @@ use crate::ids::{AppId, TenantId, UserId};
 
 pub use crate::directory::{DirectoryRole, SignInAudience, UserConsent};
 
+mod bulk;
 pub mod generate;
 mod raw;
 mod relative_time;
@@ -201,24 +203,75 @@ impl ParseOptions<'static> {
 
 /// Parses and validates a scenario file as `options` say.
 pub fn parse_with(source_name: &str, text: &str, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
-    let text = &variables::substitute(source_name, text, &options.variables)?;
-    let raw: raw::RawScenario = match toml::from_str(text) {
-        Ok(raw) => raw,
-        Err(err) => {
-            let span = err.span().unwrap_or(0..0);
-            let message = err.message().trim().to_string();
-            let key = text::toml_error_key(text, span.clone(), &message);
-            return Err(ScenarioError {
-                diagnostics: vec![Diagnostic {
-                    file: source_name.to_string(),
-                    line: text::line_of(text, span.start),
-                    key,
-                    message,
-                }],
-            });
-        }
+    parse_owned(source_name, text.to_string(), options)
+}
+
+/// [`parse_with`] for a text the caller gives up: a large file is read without a second copy
+/// (its bulk entries are blanked in place once read, see `bulk.rs`).
+pub fn parse_owned(source_name: &str, text: String, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
+    let text = substituted(source_name, text, options)?;
+    let Some(entries) = bulk::entries(&text).filter(|e| !e.is_empty()) else {
+        return read_whole(source_name, &text, options);
     };
+    // A TOML error in an entry: the whole read reports the file's first error, as it always did.
+    let Some(read) = bulk::read_entries(&text, &entries) else {
+        return read_whole(source_name, &text, options);
+    };
+    let first_entry_line = text::line_of(&text, entries[0].range.start);
+    let skeleton = bulk::blank_entries(text, &entries);
+    let mut raw = read_raw(source_name, &skeleton)?;
+    if bulk::attach(&mut raw, read).is_none() {
+        return Err(ScenarioError {
+            diagnostics: vec![Diagnostic {
+                file: source_name.to_string(),
+                line: first_entry_line,
+                key: "tenant.user".into(),
+                message: "a tenant's users and groups are written either as [[tenant.user]] and [[tenant.group]] \
+                          entries or as inline arrays, not both"
+                    .into(),
+            }],
+        });
+    }
+    validate::validate(source_name, &skeleton, raw, options)
+}
+
+/// The text with the variables substituted (the same string when it uses none).
+fn substituted(source_name: &str, text: String, options: &ParseOptions<'_>) -> Result<String, ScenarioError> {
+    let substituted = match variables::substitute(source_name, &text, &options.variables)? {
+        Cow::Owned(substituted) => Some(substituted),
+        Cow::Borrowed(_) => None,
+    };
+    Ok(substituted.unwrap_or(text))
+}
+
+/// [`parse_owned`] in one TOML read of the whole file: what the split read must agree with.
+#[cfg(test)]
+fn parse_whole(source_name: &str, text: String, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
+    read_whole(source_name, &substituted(source_name, text, options)?, options)
+}
+
+/// Reads and validates the file in one TOML read (small files, and files `bulk.rs` does not
+/// split).
+fn read_whole(source_name: &str, text: &str, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
+    let raw = read_raw(source_name, text)?;
     validate::validate(source_name, text, raw, options)
+}
+
+/// The TOML read into the raw structs; a syntax or type error is the one diagnostic.
+fn read_raw(source_name: &str, text: &str) -> Result<raw::RawScenario, ScenarioError> {
+    toml::from_str(text).map_err(|err| {
+        let span = err.span().unwrap_or(0..0);
+        let message = err.message().trim().to_string();
+        let key = text::toml_error_key(text, span.clone(), &message);
+        ScenarioError {
+            diagnostics: vec![Diagnostic {
+                file: source_name.to_string(),
+                line: text::line_of(text, span.start),
+                key,
+                message,
+            }],
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

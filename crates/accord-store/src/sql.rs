@@ -289,10 +289,18 @@ impl SqlStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Reads every row from the pool and decodes each with `decode`.
+    /// Reads every row from the pool and decodes each with `decode` as it arrives: a whole
+    /// tenant's rows (100,000 users at the scenario loader's start) are never held as rows and
+    /// as values at once.
     async fn read_all<T>(&self, query: Query<'_>, decode: impl Fn(&Cols<'_>) -> StoreResult<T>) -> StoreResult<Vec<T>> {
-        let rows = self.fetch_all(self.pool(), query).await.map_err(db_err)?;
-        rows.iter().map(|r| decode(&Cols(r))).collect()
+        use futures_util::TryStreamExt;
+        self.count();
+        let mut rows = query.fetch(self.pool());
+        let mut values = Vec::new();
+        while let Some(row) = rows.try_next().await.map_err(db_err)? {
+            values.push(decode(&Cols(&row))?);
+        }
+        Ok(values)
     }
 
     /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the write lock is taken

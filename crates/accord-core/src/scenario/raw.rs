@@ -100,6 +100,31 @@ pub(super) struct RawGroup {
     pub members: Vec<S<String>>,
 }
 
+// Moving every span of an entry read on its own (bulk.rs): each field, listed with the struct
+// so that a new field is moved too (the equivalence test in scenario/tests.rs fails otherwise).
+impl RawUser {
+    pub(super) fn moved(self, by: usize) -> Self {
+        use super::bulk::shift;
+        RawUser {
+            upn: shift(self.upn, by),
+            display_name: shift(self.display_name, by),
+            password: self.password.map(|p| shift(p, by)),
+            roles: self.roles.into_iter().map(|r| shift(r, by)).collect(),
+            id: self.id.map(|i| shift(i, by)),
+        }
+    }
+}
+
+impl RawGroup {
+    pub(super) fn moved(self, by: usize) -> Self {
+        use super::bulk::shift;
+        RawGroup {
+            display_name: shift(self.display_name, by),
+            members: self.members.into_iter().map(|m| shift(m, by)).collect(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawApp {

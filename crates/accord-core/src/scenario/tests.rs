@@ -165,8 +165,20 @@ fn marker_line(text: &str) -> usize {
     text.lines().position(|l| l.contains("#!")).expect("test text has a #! marker") + 1
 }
 
+/// Parses `text` both ways, split into its bulk entries (what every caller gets) and in one
+/// TOML read, and asserts that they agree, spans and lines included: every test of this file
+/// checks the split reading (bulk.rs) against the whole one.
+#[track_caller]
+fn parse_checked(text: &str) -> Result<Scenario, ScenarioError> {
+    let options = ParseOptions::now();
+    let split = parse_owned(FILE, text.to_string(), &options);
+    let whole = parse_whole(FILE, text.to_string(), &options);
+    assert_eq!(split, whole, "the split read and the whole read disagree on:\n{text}");
+    split
+}
+
 fn diagnostics(text: &str) -> Vec<Diagnostic> {
-    match parse(FILE, text) {
+    match parse_checked(text) {
         Ok(_) => Vec::new(),
         Err(e) => e.diagnostics,
     }
@@ -187,7 +199,7 @@ fn expect_one(text: &str, key: &str, fragment: &str) -> Diagnostic {
 
 #[track_caller]
 fn expect_ok(text: &str) -> Scenario {
-    match parse(FILE, text) {
+    match parse_checked(text) {
         Ok(s) => s,
         Err(e) => panic!("expected success, got:\n{e}\nin:\n{text}"),
     }

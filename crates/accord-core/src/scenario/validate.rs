@@ -120,7 +120,7 @@ struct AppIndex {
 pub(super) fn validate(
     file: &str,
     text: &str,
-    raw: RawScenario,
+    mut raw: RawScenario,
     options: &ParseOptions<'_>,
 ) -> Result<Scenario, ScenarioError> {
     let mut cx = Ctx { file, lines: text::LineIndex::new(text), diags: Vec::new() };
@@ -131,8 +131,8 @@ pub(super) fn validate(
     let mut keys = FileKeys::default();
     let mut tenants: Vec<TenantSpec> = Vec::new();
     let mut indexes: Vec<TenantIndex> = Vec::new();
-    for (ti, t) in raw.tenant.iter().enumerate() {
-        let (spec, index) = tenant_objects(&mut cx, &mut keys, ti, t.get_ref());
+    for (ti, t) in raw.tenant.iter_mut().enumerate() {
+        let (spec, index) = tenant_objects(&mut cx, &mut keys, ti, t.get_mut());
         tenants.push(spec);
         indexes.push(index);
     }
@@ -220,7 +220,9 @@ impl Refs<'_> {
 }
 
 /// Pass 1 for one tenant: its own fields, users, group names and apps, indexed.
-fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &RawTenant) -> (TenantSpec, TenantIndex) {
+/// Takes the tenant's users out of `t`: each raw user is dropped as its spec is made, so that a
+/// large file's users are not held twice.
+fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &mut RawTenant) -> (TenantSpec, TenantIndex) {
     let display_name = cx.non_empty(&t.display_name, "tenant.display_name");
     let id = tenant_id(cx, keys, t);
     let domains = domains(cx, keys, t, &display_name);
@@ -231,7 +233,7 @@ fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &RawTenant) -
         users: HashMap::new(),
         groups: HashMap::new(),
     };
-    let users = t.user.iter().map(|u| user(cx, keys, &mut index, u.get_ref())).collect();
+    let users = std::mem::take(&mut t.user).into_iter().map(|u| user(cx, keys, &mut index, u.into_inner())).collect();
     group_names(cx, &mut index, t);
     let apps = t
         .app
@@ -331,15 +333,16 @@ fn user_consent(cx: &mut Ctx, t: &RawTenant) -> UserConsent {
 }
 
 /// One user: UPN in a domain of the tenant and unique in the file, object id unique, roles known.
-fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser) -> UserSpec {
-    let upn = u.upn.get_ref().clone();
+fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) -> UserSpec {
+    let upn_span = u.upn.span();
+    let upn = u.upn.into_inner();
     match text::upn_problem(&upn) {
-        Some(msg) => cx.err(u.upn.span(), "tenant.user.upn", msg),
+        Some(msg) => cx.err(upn_span.clone(), "tenant.user.upn", msg),
         None => {
             let domain = text::upn_domain(&upn);
             if !index.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
                 cx.err(
-                    u.upn.span(),
+                    upn_span.clone(),
                     "tenant.user.upn",
                     format!(
                         "the domain of {upn:?} is not one of tenant {:?}'s domains ({})",
@@ -353,7 +356,7 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser)
     let key = upn.to_lowercase();
     if let Some(&first) = keys.upns.get(&key) {
         cx.err(
-            u.upn.span(),
+            upn_span,
             "tenant.user.upn",
             format!(
                 "{upn:?} is already used by another user (line {first}); UPNs are unique \
@@ -361,7 +364,7 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser)
             ),
         );
     } else {
-        keys.upns.insert(key.clone(), cx.line(u.upn.span()));
+        keys.upns.insert(key.clone(), cx.line(upn_span));
         index.users.insert(key, upn.clone());
     }
     let id = cx.opt_guid(&u.id, "tenant.user.id");
@@ -377,7 +380,6 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser)
         }
     }
     let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
-    let password = u.password.as_ref().map(|p| p.get_ref().clone());
     if let Some(p) = u.password.as_ref().filter(|p| p.get_ref().is_empty()) {
         cx.err(
             p.span(),
@@ -405,6 +407,7 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: &RawUser)
             }
         }
     }
+    let password = u.password.map(|p| p.into_inner());
     UserSpec { id, upn, display_name, password, roles }
 }
 

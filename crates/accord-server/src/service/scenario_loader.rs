@@ -87,7 +87,7 @@ pub fn parse_source(source: &crate::state::WorldSource) -> anyhow::Result<(Scena
 
 pub fn parse_file(path: &std::path::Path, options: &ParseOptions<'_>) -> anyhow::Result<Scenario> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    scenario::parse_with(&path.display().to_string(), &text, options).map_err(|e| anyhow!("{e}"))
+    scenario::parse_owned(&path.display().to_string(), text, options).map_err(|e| anyhow!("{e}"))
 }
 
 /// Re-places the events of `scenario` whose times are relative, as a load with
@@ -157,7 +157,7 @@ struct Planner<'a> {
 /// stored fingerprint of its scenario password.
 struct PlannedUser {
     id: UserId,
-    existing: Option<User>,
+    existing: Option<Box<User>>,
     fingerprint: Option<String>,
 }
 
@@ -198,7 +198,9 @@ impl PasswordWork {
 /// file writes almost nothing.
 #[derive(Default)]
 struct StoredDirectory {
-    by_upn: HashMap<String, User>,
+    /// Boxed so that the map and the planned users move a pointer each, not a whole user:
+    /// at 100,000 users the map's slots and the plan each held the tenant over again.
+    by_upn: HashMap<String, Box<User>>,
     fingerprints: HashMap<UserId, String>,
     links: DirectoryLinks,
 }
@@ -293,7 +295,7 @@ impl<'a> Planner<'a> {
             let users = self.store.users(tenant_id).await?;
             let fingerprints = self.store.scenario_passwords(tenant_id).await?;
             let links = self.store.directory_links(tenant_id).await?;
-            let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), u)).collect();
+            let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), Box::new(u))).collect();
             self.stored.insert(tenant_id, StoredDirectory { by_upn, fingerprints, links });
         }
         Ok(self.stored.get_mut(&tenant_id).expect("inserted above"))
@@ -559,7 +561,7 @@ impl<'a> Planner<'a> {
             locked_until: existing.as_ref().and_then(|e| e.locked_until),
             sign_ins_valid_from: existing.as_ref().and_then(|e| e.sign_ins_valid_from),
         };
-        if existing.as_ref() != Some(&user) {
+        if existing.as_deref() != Some(&user) {
             self.changes.push(Change::PutUser(user));
         }
         let mut roles = u.roles.clone();
