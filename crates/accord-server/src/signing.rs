@@ -239,4 +239,24 @@ mod tests {
         let (stranger, _, _, _file2) = self::signer().await;
         assert_eq!(signer.verify(&stranger.active().sign(&json!({"sub": "alice"}))), None, "another server's key");
     }
+
+    #[tokio::test]
+    async fn a_restart_keeps_its_key_and_of_two_active_keys_the_newest_signs() {
+        let (signer, store, keyring, _file) = signer().await;
+        let kid = signer.active().kid.clone();
+        // A second start on the same store signs with the same key and generates none.
+        let again = Signer::load(&store, &keyring).await.unwrap();
+        assert_eq!(again.active().kid, kid);
+        assert_eq!(store.signing_keys().await.unwrap().len(), 1, "a start generated another key");
+        // Mid-rotation (the new key stored, the old one not yet demoted) a replica reads two
+        // active keys: the newer signs, and both are published.
+        let newer = generate_and_store(&store, &keyring).await.unwrap();
+        again.reload(&store, &keyring).await.unwrap();
+        assert_eq!(again.active().kid, newer.kid, "the newest active key signs");
+        let jwks = again.jwks();
+        let published: Vec<&str> =
+            jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+        assert_eq!(published.len(), 2);
+        assert!(published.contains(&kid.as_str()) && published.contains(&newer.kid.as_str()));
+    }
 }

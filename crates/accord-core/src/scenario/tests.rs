@@ -659,6 +659,38 @@ fn syntax_errors_report_a_line() {
 }
 
 #[test]
+fn entries_and_an_inline_list_of_the_same_tenant_are_refused_both_ways() {
+    let text = "[[tenant]]\ndisplay_name = \"Contoso\"\ndomains = [\"contoso.test\"]\n\
+                user = [{ upn = \"a@contoso.test\", display_name = \"A\" }]\n\
+                [[tenant.user]]\nupn = \"b@contoso.test\"\ndisplay_name = \"B\"\n";
+    let options = ParseOptions::now();
+    let whole = parse_whole(FILE, text.to_string(), &options).unwrap_err();
+    assert_eq!(whole.diagnostics.len(), 1, "TOML itself refuses appending to an inline array: {whole}");
+    let split = parse_owned(FILE, text.to_string(), &options).unwrap_err();
+    assert_eq!(split.diagnostics.len(), 1, "{split}");
+    let d = &split.diagnostics[0];
+    assert_eq!((d.line, d.key.as_str()), (5, "tenant.user"), "{d}");
+    assert!(d.message.contains("not both"), "{d}");
+}
+
+#[test]
+fn a_large_file_reads_the_same_split_as_whole() {
+    // Many entries, several batches, two tenants, users and groups interleaved with other
+    // tables: the split reading (bulk.rs) must give exactly the whole reading's scenario.
+    let text = generate::tenant(generate::TenantSize { users: 1200, passwords: false });
+    let text = format!(
+        "{text}\n[[tenant]]\ndisplay_name = \"Second\"\ndomains = [\"second.test\"]\n\
+         [[tenant.user]]\nupn = \"x@second.test\"\ndisplay_name = \"X\"\n\
+         [[tenant.group]]\ndisplay_name = \"G\"\nmembers = [\"x@second.test\"]\n"
+    );
+    let scenario = expect_ok(&text);
+    assert_eq!(scenario.tenants.len(), 2);
+    assert_eq!(scenario.tenants[0].users.len(), 1200);
+    assert_eq!(scenario.tenants[0].groups.len(), 120);
+    assert_eq!(scenario.tenants[1].groups[0].members.len(), 1);
+}
+
+#[test]
 fn type_errors_name_the_key() {
     expect_one(&base("user_consent = 3 #!", ""), "tenant.user_consent", "invalid type");
     expect_one(
