@@ -211,6 +211,11 @@ mod tests {
         assert!(k.open("flow", &tampered).is_none());
         assert!(k.open("flow", b"short").is_none());
         assert!(k.open_text("flow", "not base64!").is_none());
+        // An empty value seals to a nonce and a tag alone, and opens (a length check one byte
+        // too strict refused it); one byte less is refused.
+        let empty = k.seal("flow", b"");
+        assert_eq!(k.open("flow", &empty), Some(Vec::new()));
+        assert!(k.open("flow", &empty[..empty.len() - 1]).is_none());
     }
 
     #[test]
@@ -239,5 +244,20 @@ mod tests {
         assert!(verify_password("pw", &h));
         assert!(!verify_password("px", &h));
         assert!(!verify_password("pw", "not a phc string"));
+    }
+
+    #[test]
+    fn the_unknown_account_hash_costs_what_a_real_one_does() {
+        // Checked against when the account does not exist, so that the answer takes as long as
+        // for a real account: it must be a real argon2id hash with the same parameters (an empty
+        // or malformed one fails at once, and the timing tells which accounts exist).
+        let dummy = PasswordHash::new(dummy_password_hash()).expect("the dummy hash is a PHC string");
+        let real_text = hash_password("pw");
+        let real = PasswordHash::new(&real_text).unwrap();
+        assert_eq!(dummy.algorithm, real.algorithm);
+        assert_eq!(dummy.version, real.version);
+        assert_eq!(dummy.params, real.params);
+        assert_eq!(dummy.hash.map(|h| h.len()), real.hash.map(|h| h.len()));
+        assert!(!verify_password("pw", dummy_password_hash()));
     }
 }
