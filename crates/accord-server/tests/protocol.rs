@@ -785,10 +785,36 @@ async fn health_metrics_and_security_headers() {
     let csp = res.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.contains("frame-ancestors 'none'"));
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(
-        cookie.starts_with("__Host-accord_csrf=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
-        "{cookie}"
+    let (value, attributes) = cookie.split_once(';').unwrap();
+    assert!(value.starts_with("__Host-accord_csrf=") && value.len() > 40, "{cookie}");
+    assert_eq!(
+        attributes, " Path=/; HttpOnly; SameSite=Lax; Max-Age=86400; Secure",
+        "a day, never readable by scripts"
     );
+    // A CSRF cookie that is empty or longer than any Accord sets is not this site's: a fresh
+    // one is set (a client without a cookie jar, so that only the planted one is sent).
+    let bare = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&server.ca_pem).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let authorize = format!("/{CONTOSO}/oauth2/v2.0/authorize?client_id={WEB_APP}&response_type=code&redirect_uri=https%3A%2F%2Fapp.example%2Fcallback&scope=openid");
+    for planted in [String::new(), "a".repeat(513)] {
+        let res = bare
+            .get(server.url(&authorize))
+            .header("cookie", format!("__Host-accord_csrf={planted}"))
+            .send()
+            .await
+            .unwrap();
+        let fresh = res.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string());
+        assert!(
+            fresh
+                .as_deref()
+                .is_some_and(|c| c.starts_with("__Host-accord_csrf=") && !c.contains(&format!("={planted};"))),
+            "a planted cookie of {} bytes was taken: {fresh:?}",
+            planted.len()
+        );
+    }
     assert!(!server.log().contains("alice-password-1"), "no secrets in logs");
 }
 

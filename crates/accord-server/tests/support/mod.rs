@@ -105,12 +105,12 @@ impl TestServer {
         TestServer { child, base, data_dir, ca_pem, log }
     }
 
-    /// An HTTP client that trusts the dev CA, keeps cookies and never follows redirects.
     /// The server's process id (for reading its memory use from /proc).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// An HTTP client that trusts the dev CA, keeps cookies and never follows redirects.
     pub fn client(&self) -> reqwest::Client {
         self.client_trusting(&[])
     }
