@@ -89,6 +89,12 @@ Content-Disposition: form-data; name=\"file\"; filename=\"a.cer\"\r\nContent-Typ
         assert!(multipart("multipart/form-data", body).is_err(), "no boundary");
         assert!(multipart("multipart/form-data; boundary=Other", body).is_err());
         assert!(multipart("multipart/form-data; boundary=XyZ", b"--XyZ\r\nno header end").is_err());
+        // RFC 2046: a boundary has 1 to 70 characters (an empty one makes "--" the delimiter).
+        let form = |b: &str| format!("--{b}\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--{b}--\r\n");
+        assert!(multipart("multipart/form-data; boundary=", form("").as_bytes()).is_err(), "an empty boundary");
+        let (b70, b71) = ("b".repeat(70), "b".repeat(71));
+        assert!(multipart(&format!("multipart/form-data; boundary={b70}"), form(&b70).as_bytes()).is_ok());
+        assert!(multipart(&format!("multipart/form-data; boundary={b71}"), form(&b71).as_bytes()).is_err(), "71");
     }
 
     #[test]
