@@ -195,8 +195,9 @@ pub(super) fn blank_entries(text: String, entries: &[Entry]) -> String {
             }
         }
     }
-    // Whole UTF-8 sequences were replaced byte for byte by ASCII spaces: still UTF-8.
-    String::from_utf8(bytes).unwrap_or_default()
+    // Entries start at a header's `[` and end at the next one or at the end: whole UTF-8
+    // sequences were replaced byte for byte by ASCII spaces, so the text is still UTF-8.
+    String::from_utf8(bytes).expect("entries are blanked on character boundaries")
 }
 
 /// Puts the entries read by [`read_entries`] into the skeleton's tenants. `None` if a tenant

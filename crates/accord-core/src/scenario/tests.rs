@@ -683,6 +683,13 @@ fn a_large_file_reads_the_same_split_as_whole() {
          [[tenant.user]]\nupn = \"x@second.test\"\ndisplay_name = \"X\"\n\
          [[tenant.group]]\ndisplay_name = \"G\"\nmembers = [\"x@second.test\"]\n"
     );
+    // The split reading is the one taken (were it to fall back to the whole read, the
+    // comparison below would compare the whole read with itself): every entry found, all read.
+    let entries = bulk::entries(&text).expect("the generated file is split");
+    assert_eq!(entries.len(), 1200 + 120 + 2);
+    assert_eq!(entries.iter().filter(|e| e.tenant == 1).count(), 2);
+    let read = bulk::read_entries(&text, &entries).expect("every batch reads");
+    assert_eq!((read[0].0.len(), read[0].1.len()), (1200, 120));
     let scenario = expect_ok(&text);
     assert_eq!(scenario.tenants.len(), 2);
     assert_eq!(scenario.tenants[0].users.len(), 1200);
