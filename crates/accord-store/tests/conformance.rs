@@ -2938,6 +2938,18 @@ mod cases {
             assert_eq!(walk(t.id, chain[0].id, true, false, limit).await, expect, "pages of {limit}");
         }
         assert_eq!(walk(t.id, chain[0].id, true, true, 9).await, expect[1..40].to_vec(), "all but the direct one");
+        // The closure is walked once and kept (the store's cache); cutting the chain halfway
+        // must be seen by the next page all the same.
+        let cut = vec![m(&chain[19], linked[19].id.into(), MemberKind::User)];
+        s.apply(&[Change::SetGroupMembers { tenant_id: t.id, group_id: chain[19].id, members: cut }]).await.unwrap();
+        let above_cut = |n: &&String| {
+            (n.starts_with("chain") && n.as_str() < "chain20") || (n.starts_with("Chain") && n.as_str() < "Chain 20")
+        };
+        let upper: Vec<String> = expect.iter().filter(above_cut).cloned().collect();
+        assert_eq!(upper.len(), 20 + 19);
+        assert_eq!(walk(t.id, chain[0].id, true, false, 7).await, upper, "the cut chain's pages");
+        let (users, groups) = s.group_closure(t.id, chain[0].id, true).await.unwrap();
+        assert_eq!((users.len(), groups.len()), (20, 19), "the cut chain's closure");
 
         // Scenario password fingerprints: one per user, replaced, gone with the user.
         let mark = |user: &User, fingerprint: &str| Change::PutScenarioPassword {

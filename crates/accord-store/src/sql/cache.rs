@@ -71,8 +71,8 @@ pub(crate) enum CacheKey {
     Memberships(TenantId, Uuid),
     Group(TenantId, GroupId),
     GroupMembers(TenantId, GroupId),
-    /// How many groups a group's closure holds (itself and every group below it).
-    GroupsBelow(TenantId, GroupId),
+    /// A group's closure: itself and every group below it.
+    GroupClosure(TenantId, GroupId),
 }
 
 impl CacheKey {
@@ -92,7 +92,7 @@ impl CacheKey {
             | CacheKey::Memberships(t, _)
             | CacheKey::Group(t, _)
             | CacheKey::GroupMembers(t, _)
-            | CacheKey::GroupsBelow(t, _) => Some(*t),
+            | CacheKey::GroupClosure(t, _) => Some(*t),
             CacheKey::TenantByDomain(_)
             | CacheKey::ApplicationByAppId(_)
             | CacheKey::ApplicationByIdentifierUri(_)
@@ -154,16 +154,53 @@ pub(crate) fn parse_notification(payload: &str) -> Option<(u64, Vec<CacheScope>)
     Some((generation, scopes))
 }
 
-type Entry = Arc<dyn Any + Send + Sync>;
+/// What a cached value weighs: the rows (or ids) it holds, at least one. The cache's bound is
+/// in these units, so that a list of ten thousand memberships counts as what it holds, not as
+/// one entry like a single user.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
 
-/// Entries kept at most: a directory of any size costs bounded memory (a full cache drops an
-/// eighth of its entries, whichever, before taking a new one; they are read again on demand).
-const MAX_ENTRIES: usize = 100_000;
+impl<T> Weigh for Option<T> {
+    fn weight(&self) -> usize {
+        1
+    }
+}
+
+impl<T> Weigh for Vec<T> {
+    fn weight(&self) -> usize {
+        self.len().max(1)
+    }
+}
+
+impl<T> Weigh for Arc<[T]> {
+    fn weight(&self) -> usize {
+        self.len().max(1)
+    }
+}
+
+struct Entry {
+    value: Arc<dyn Any + Send + Sync>,
+    weight: usize,
+}
+
+#[derive(Default)]
+struct Held {
+    entries: HashMap<CacheKey, Entry>,
+    /// The sum of the entries' weights.
+    weight: usize,
+}
+
+/// The weight (rows and ids, see [`Weigh`]) held at most: a directory of any size costs
+/// bounded memory — a row is a few hundred bytes, so some tens of MB at most. A full cache drops
+/// entries, whichever, until an eighth of it is free before taking a new one (they are read
+/// again on demand); a value heavier than that eighth is not kept at all.
+const MAX_WEIGHT: usize = 200_000;
 
 pub(crate) struct DirectoryCache {
     settings: CacheSettings,
     capacity: usize,
-    entries: RwLock<HashMap<CacheKey, Entry>>,
+    held: RwLock<Held>,
     /// Bumped by every emptying; a read that started under an older epoch is not inserted.
     epoch: AtomicU64,
     /// The database write generation the entries were read under.
@@ -177,14 +214,14 @@ pub(crate) struct DirectoryCache {
 
 impl DirectoryCache {
     pub(crate) fn new(settings: CacheSettings, generation: u64) -> DirectoryCache {
-        DirectoryCache::with_capacity(settings, generation, MAX_ENTRIES)
+        DirectoryCache::with_capacity(settings, generation, MAX_WEIGHT)
     }
 
     fn with_capacity(settings: CacheSettings, generation: u64, capacity: usize) -> DirectoryCache {
         DirectoryCache {
             settings,
             capacity: capacity.max(8),
-            entries: RwLock::new(HashMap::new()),
+            held: RwLock::new(Held::default()),
             epoch: AtomicU64::new(0),
             generation: AtomicU64::new(generation),
             checked_at_ms: AtomicU64::new(0),
@@ -247,10 +284,18 @@ impl DirectoryCache {
         if scopes.contains(&CacheScope::All) {
             return self.clear();
         }
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut held = self.held.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Bumped for any emptying, partial or not: a read that started before it is not kept.
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.retain(|key, _| key.tenant().is_none_or(|t| !scopes.contains(&CacheScope::Tenant(t))));
+        let mut dropped = 0;
+        held.entries.retain(|key, entry| {
+            let keep = key.tenant().is_none_or(|t| !scopes.contains(&CacheScope::Tenant(t)));
+            if !keep {
+                dropped += entry.weight;
+            }
+            keep
+        });
+        held.weight -= dropped;
     }
 
     /// Empties everything (the notification listener lost its connection: writes may have
@@ -262,7 +307,7 @@ impl DirectoryCache {
     /// A cached value, or `load`'s result (cached unless the cache was emptied meanwhile).
     pub(crate) async fn get_or_load<T, F>(&self, key: CacheKey, load: F) -> StoreResult<T>
     where
-        T: Clone + Send + Sync + 'static,
+        T: Weigh + Clone + Send + Sync + 'static,
         F: Future<Output = StoreResult<T>>,
     {
         if let Some(hit) = self.lookup::<T>(&key) {
@@ -272,18 +317,36 @@ impl DirectoryCache {
         self.misses.fetch_add(1, Ordering::Relaxed);
         let epoch = self.epoch.load(Ordering::Acquire);
         let value = load.await?;
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let weight = value.weight();
+        let room = self.capacity - self.capacity / 8;
+        if weight > self.capacity / 8 {
+            return Ok(value);
+        }
+        let mut held = self.held.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Under the write lock: `clear` bumps the epoch while holding it, so this comparison
         // cannot pass for a value read before an emptying that has already happened.
         if self.epoch.load(Ordering::Acquire) == epoch {
-            if entries.len() >= self.capacity && !entries.contains_key(&key) {
-                // Dropping entries never serves a stale value: no epoch bump needed.
-                let drop: Vec<CacheKey> = entries.keys().take(self.capacity / 8).cloned().collect();
-                for k in drop {
-                    entries.remove(&k);
-                }
+            if let Some(old) = held.entries.remove(&key) {
+                held.weight -= old.weight;
             }
-            entries.insert(key, Arc::new(value.clone()));
+            if held.weight + weight > self.capacity {
+                // Dropping entries never serves a stale value: no epoch bump needed.
+                let mut drop = Vec::new();
+                let mut freed = 0;
+                for (k, entry) in &held.entries {
+                    if held.weight - freed + weight <= room {
+                        break;
+                    }
+                    freed += entry.weight;
+                    drop.push(k.clone());
+                }
+                for k in drop {
+                    held.entries.remove(&k);
+                }
+                held.weight -= freed;
+            }
+            held.weight += weight;
+            held.entries.insert(key, Entry { value: Arc::new(value.clone()), weight });
         }
         Ok(value)
     }
@@ -294,14 +357,14 @@ impl DirectoryCache {
     }
 
     fn lookup<T: Clone + 'static>(&self, key: &CacheKey) -> Option<T> {
-        let entries = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.get(key).and_then(|entry| entry.downcast_ref::<T>()).cloned()
+        let held = self.held.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.entries.get(key).and_then(|entry| entry.value.downcast_ref::<T>()).cloned()
     }
 
     fn clear(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut held = self.held.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
+        *held = Held::default();
     }
 
     fn now_ms(&self) -> u64 {
@@ -379,12 +442,12 @@ mod tests {
             CacheKey::DelegatedGrantsOfClient(tenant(2), ServicePrincipalId::from(Uuid::from_u128(20))),
             CacheKey::ApplicationByAppId(AppId::from(Uuid::from_u128(30))),
         ] {
-            cache.get_or_load(key, async { Ok(1u8) }).await.unwrap();
+            cache.get_or_load(key, async { Ok(Some(1u8)) }).await.unwrap();
         }
     }
 
     fn held(cache: &DirectoryCache) -> usize {
-        cache.entries.read().unwrap().len()
+        cache.held.read().unwrap().entries.len()
     }
 
     #[tokio::test]
@@ -394,8 +457,8 @@ mod tests {
         assert_eq!(held(&cache), 5);
         cache.after_local_write(8, &[CacheScope::Tenant(tenant(1))]);
         assert_eq!(held(&cache), 3, "tenant 2 and the app registration stay");
-        assert!(cache.lookup::<u8>(&CacheKey::Tenant(tenant(2))).is_some());
-        assert!(cache.lookup::<u8>(&CacheKey::Tenant(tenant(1))).is_none());
+        assert!(cache.lookup::<Option<u8>>(&CacheKey::Tenant(tenant(2))).is_some());
+        assert!(cache.lookup::<Option<u8>>(&CacheKey::Tenant(tenant(1))).is_none());
         cache.after_local_write(9, &[CacheScope::All]);
         assert_eq!(held(&cache), 0);
     }
@@ -421,12 +484,39 @@ mod tests {
         let cache = DirectoryCache::with_capacity(CacheSettings::default(), 1, 64);
         for n in 0..1_000u128 {
             let key = CacheKey::Tenant(tenant(n));
-            assert_eq!(cache.get_or_load(key, async { Ok(n) }).await.unwrap(), n);
+            assert_eq!(cache.get_or_load(key, async { Ok(Some(n)) }).await.unwrap(), Some(n));
             assert!(held(&cache) <= 64, "{} entries", held(&cache));
         }
         // The newest is kept, and a dropped one is read again.
-        assert_eq!(cache.lookup::<u128>(&CacheKey::Tenant(tenant(999))), Some(999));
-        assert_eq!(cache.get_or_load(CacheKey::Tenant(tenant(0)), async { Ok(0u128) }).await.unwrap(), 0);
+        assert_eq!(cache.lookup::<Option<u128>>(&CacheKey::Tenant(tenant(999))), Some(Some(999)));
+        assert_eq!(cache.get_or_load(CacheKey::Tenant(tenant(0)), async { Ok(Some(0u128)) }).await.unwrap(), Some(0));
+    }
+
+    #[tokio::test]
+    async fn lists_weigh_what_they_hold_and_the_bound_is_in_weight() {
+        let cache = DirectoryCache::with_capacity(CacheSettings::default(), 1, 800);
+        let weight = |cache: &DirectoryCache| cache.held.read().unwrap().weight;
+        let list = |n: usize| -> Arc<[u32]> { (0..n as u32).collect() };
+        for n in 0..100u128 {
+            let key = CacheKey::Memberships(tenant(1), Uuid::from_u128(n));
+            cache.get_or_load(key, async { Ok(list(90)) }).await.unwrap();
+            assert!(weight(&cache) <= 800, "weight {}", weight(&cache));
+            // 90 rows each: at most 8 such lists fit, never 800 as entries would.
+            assert!(held(&cache) <= 8, "{} lists held", held(&cache));
+        }
+        let sum: usize = cache.held.read().unwrap().entries.values().map(|e| e.weight).sum();
+        assert_eq!(sum, weight(&cache), "the running total is the entries' sum");
+        // A value over an eighth of the capacity is served, never kept.
+        let key = CacheKey::Memberships(tenant(2), Uuid::nil());
+        assert_eq!(cache.get_or_load(key.clone(), async { Ok(list(101)) }).await.unwrap().len(), 101);
+        assert!(cache.lookup::<Arc<[u32]>>(&key).is_none());
+        // Emptying a tenant takes its weight with it; an empty list still weighs one.
+        cache.get_or_load(CacheKey::Tenant(tenant(3)), async { Ok(Vec::<u8>::new()) }).await.unwrap();
+        cache.clear_scopes(&[CacheScope::Tenant(tenant(1))]);
+        assert_eq!((held(&cache), weight(&cache)), (1, 1));
+        // A key loaded again (here: read as another type, a miss) replaces its weight.
+        cache.get_or_load(CacheKey::Tenant(tenant(3)), async { Ok(list(5)) }).await.unwrap();
+        assert_eq!((held(&cache), weight(&cache)), (1, 5));
     }
 
     #[test]

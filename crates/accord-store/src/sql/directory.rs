@@ -5,6 +5,7 @@
 //! are global, as are tenants and their domains.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use accord_core::directory::*;
 use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId, UserId};
@@ -999,19 +1000,21 @@ impl SqlStore {
         .await
     }
 
-    /// A group's members — direct, or (`transitive`) through nested groups too — as users and
-    /// groups, each once, in display-name order (ties by id): two statements, whatever the size
-    /// of the group or the depth of its nesting; cycles end.
+    /// A group's members — through `closure` (see [`SqlStore::list_groups_below`]), the group
+    /// alone or it and every group below — as users and groups, each once, in display-name
+    /// order (ties by id): two statements, whatever the size of the group or the depth of its
+    /// nesting.
     pub(super) async fn list_group_closure(
         &self,
         tenant_id: TenantId,
         group_id: GroupId,
         transitive: bool,
+        closure: &[GroupId],
     ) -> StoreResult<(Vec<User>, Vec<Group>)> {
         // The member pages' queries without a bound: through the closure's memberships.
         let everyone = MemberQuery { transitive, nested_users_only: false, after: None, limit: u32::MAX };
         let (mut users, mut groups) = (Vec::new(), Vec::new());
-        for member in self.list_group_members_page(tenant_id, group_id, &everyone, 0).await? {
+        for member in self.list_group_members_page(tenant_id, group_id, &everyone, closure).await? {
             match member {
                 DirectoryObject::User(u) => users.push(u),
                 DirectoryObject::Group(g) => groups.push(g),
@@ -1020,30 +1023,41 @@ impl SqlStore {
         Ok((users, groups))
     }
 
-    /// How many groups the group's closure holds: itself and every group below it.
-    pub(super) async fn count_groups_below(&self, tenant_id: TenantId, group_id: GroupId) -> StoreResult<u64> {
-        let sql = format!("{} SELECT COUNT(*) AS n FROM down", closure_cte(true));
-        self.read_count(sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id))).await
+    /// The group's closure: itself and every group below it, each once (one statement; cycles
+    /// end). The store caches it per group, so that paging through the members of a group with
+    /// thousands of groups below walks down once, not once a page.
+    pub(super) async fn list_groups_below(
+        &self,
+        tenant_id: TenantId,
+        group_id: GroupId,
+    ) -> StoreResult<Arc<[GroupId]>> {
+        let sql = format!("{CLOSURE_CTE} SELECT group_id FROM down");
+        let q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id));
+        Ok(self.read_all(q, |c| c.uuid::<GroupId>("group_id")).await?.into())
     }
 
-    /// A page of a group's members: how many groups lie below (`groups_below`) decides how the
-    /// users are read (see [`members_page_sql`]), then the users after the position, then —
-    /// when the users ran out within the page — the groups. Two statements at most.
+    /// A page of a group's members whose closure is `closure` (the group alone, for direct
+    /// members): how many groups it holds decides how the users are read (see
+    /// [`members_page_sql`]), then the users after the position, then — when the users ran out
+    /// within the page — the groups. Two statements at most.
     pub(super) async fn list_group_members_page(
         &self,
         tenant_id: TenantId,
         group_id: GroupId,
         query: &MemberQuery,
-        groups_below: u64,
+        closure: &[GroupId],
     ) -> StoreResult<Vec<DirectoryObject>> {
         let limit = query.limit.max(1) as usize;
+        let closure_json = serde_json::to_string(&closure.iter().map(|g| id(*g)).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Database(format!("encoding a group closure: {e}")))?;
+        let backend = self.inner.backend;
         let mut page = Vec::new();
         let users_done = matches!(&query.after, Some(p) if p.kind == MemberKind::Group);
         if !users_done {
-            let dense = groups_below > DENSE_CLOSURE_GROUPS;
+            let dense = closure.len() as u64 > DENSE_CLOSURE_GROUPS;
             let after = query.after.as_ref();
-            let sql = members_page_sql(MemberKind::User, query, dense);
-            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id));
+            let sql = members_page_sql(backend, MemberKind::User, query, dense);
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json.clone());
             if let Some(p) = after {
                 q = q.bind(p.name_key.clone()).bind(id(p.id));
             }
@@ -1052,9 +1066,9 @@ impl SqlStore {
         }
         if page.len() < limit && !query.nested_users_only {
             let after = query.after.as_ref().filter(|p| p.kind == MemberKind::Group);
-            let sql =
-                members_page_sql(MemberKind::Group, &MemberQuery { after: after.cloned(), ..query.clone() }, false);
-            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id));
+            let query = MemberQuery { after: after.cloned(), ..query.clone() };
+            let sql = members_page_sql(backend, MemberKind::Group, &query, false);
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json);
             if let Some(p) = after {
                 q = q.bind(p.name_key.clone()).bind(id(p.id));
             }
@@ -1372,18 +1386,21 @@ pub(super) const MEMBERSHIPS_SQL: &str = "WITH RECURSIVE up (group_id, via) AS (
      JOIN directory_groups g ON g.tenant_id = $1 AND g.id = u.group_id \
      WHERE u.group_id <> $2 ORDER BY u.group_id, u.via";
 
-/// `down`: the group `$2` of tenant `$1` and (`transitive`) every group below it, each once
-/// (UNION ends cycles).
-fn closure_cte(transitive: bool) -> &'static str {
-    if transitive {
-        "WITH RECURSIVE down (group_id) AS ( \
-             SELECT CAST($2 AS TEXT) \
-             UNION \
-             SELECT m.member_id FROM down d CROSS JOIN group_members m \
-             WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
-         ) "
-    } else {
-        "WITH down (group_id) AS (SELECT CAST($2 AS TEXT)) "
+/// `down`: the group `$2` of tenant `$1` and every group below it, each once (UNION ends
+/// cycles).
+const CLOSURE_CTE: &str = "WITH RECURSIVE down (group_id) AS ( \
+     SELECT CAST($2 AS TEXT) \
+     UNION \
+     SELECT m.member_id FROM down d CROSS JOIN group_members m \
+     WHERE m.tenant_id = $1 AND m.group_id = d.group_id AND m.member_kind = 'group' \
+ ) ";
+
+/// `down`: the closure's group ids given as a JSON array in `$3` (read from the cache, not
+/// walked again).
+fn given_closure_cte(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "WITH down (group_id) AS (SELECT value FROM json_each($3)) ",
+        Backend::Postgres => "WITH down (group_id) AS (SELECT json_array_elements_text(CAST($3 AS json))) ",
     }
 }
 
@@ -1394,11 +1411,11 @@ fn closure_cte(transitive: bool) -> &'static str {
 /// way a page reads a bounded number of rows.
 pub(super) const DENSE_CLOSURE_GROUPS: u64 = 32;
 
-/// A page of a group's users or groups (`$1` tenant, `$2` group, then the position's `$3`,
-/// `$4` when there is one, then the limit). Users are read through the closure's memberships
+/// A page of a group's users or groups (`$1` tenant, `$2` group, `$3` the closure's group ids as
+/// a JSON array, then the position's `$4`, `$5` when there is one, then the limit). Users are read through the closure's memberships
 /// (`IN`), or — `dense` — in name order through the users' name index, each checked for a
 /// membership below the group (`EXISTS`, by the member-side index).
-pub(super) fn members_page_sql(kind: MemberKind, query: &MemberQuery, dense: bool) -> String {
+pub(super) fn members_page_sql(backend: Backend, kind: MemberKind, query: &MemberQuery, dense: bool) -> String {
     let (table, alias, columns, member_kind) = match kind {
         MemberKind::User => ("users", "u", USER_COLUMNS, "user"),
         MemberKind::Group => ("directory_groups", "g", GROUP_COLUMNS, "group"),
@@ -1406,7 +1423,7 @@ pub(super) fn members_page_sql(kind: MemberKind, query: &MemberQuery, dense: boo
     let columns: Vec<String> = columns.split(", ").map(|c| format!("{alias}.{c}")).collect();
     let mut sql = format!(
         "{} SELECT {} FROM {table} {alias} WHERE {alias}.tenant_id = $1 AND {alias}.id <> $2",
-        closure_cte(query.transitive),
+        given_closure_cte(backend),
         columns.join(", ")
     );
     if dense && kind == MemberKind::User {
@@ -1430,10 +1447,10 @@ pub(super) fn members_page_sql(kind: MemberKind, query: &MemberQuery, dense: boo
         ));
     }
     let limit = if query.after.is_some() {
-        sql.push_str(&format!(" AND ({alias}.name_key, {alias}.id) > ($3, $4)"));
-        "$5"
+        sql.push_str(&format!(" AND ({alias}.name_key, {alias}.id) > ($4, $5)"));
+        "$6"
     } else {
-        "$3"
+        "$4"
     };
     sql.push_str(&format!(" ORDER BY {alias}.name_key, {alias}.id LIMIT {limit}"));
     sql
