@@ -135,6 +135,13 @@ const DELEGATED: &[Delegated] = &[
         user_text: "Read all groups",
     },
     Delegated {
+        id: uuid!("bc024368-1153-4739-b217-4326f2e966d0"),
+        value: "GroupMember.Read.All",
+        admin: true,
+        admin_text: "Read group memberships",
+        user_text: "Read group memberships",
+    },
+    Delegated {
         id: uuid!("c79f8feb-a9db-4090-85f9-90d820caa0eb"),
         value: "Application.Read.All",
         admin: true,
@@ -276,6 +283,11 @@ const APPLICATION: &[AppPermission] = &[
         id: uuid!("5b567255-7703-4780-807c-7be8301ae99b"),
         value: "Group.Read.All",
         text: "Read all groups",
+    },
+    AppPermission {
+        id: uuid!("98830695-27a2-44f7-8c18-0c3ebc9698f6"),
+        value: "GroupMember.Read.All",
+        text: "Read all group memberships",
     },
     AppPermission {
         id: uuid!("9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
@@ -443,6 +455,7 @@ mod tests {
         for v in [
             "Directory.Read.All",
             "Group.Read.All",
+            "GroupMember.Read.All",
             "Application.Read.All",
             "Application.ReadWrite.All",
             "DelegatedPermissionGrant.ReadWrite.All",
@@ -468,6 +481,7 @@ mod tests {
         // Checked against Microsoft's permissions reference (delegated, application).
         for (v, delegated, application) in [
             ("Group.Read.All", "5f8c59db-677d-491f-a6b8-5f174b11ec1d", "5b567255-7703-4780-807c-7be8301ae99b"),
+            ("GroupMember.Read.All", "bc024368-1153-4739-b217-4326f2e966d0", "98830695-27a2-44f7-8c18-0c3ebc9698f6"),
             ("Application.Read.All", "c79f8feb-a9db-4090-85f9-90d820caa0eb", "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30"),
             (
                 "DelegatedPermissionGrant.ReadWrite.All",

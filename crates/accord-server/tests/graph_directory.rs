@@ -321,7 +321,13 @@ async fn permissions_are_refused_with_graph_errors() {
     let (status, body) = g.get(&users_only, &format!("/v1.0/groups/{sales}/members")).await;
     assert_eq!(status, 403, "{body}");
     assert_graph_error(&body, "Authorization_RequestDenied");
-    assert!(body["error"]["message"].as_str().unwrap().contains("application permission Group.Read.All"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("application permission GroupMember.Read.All or Group.Read.All"),
+        "{body}"
+    );
 
     // No token at all.
     let res = g.c.get(g.server.url("/v1.0/groups")).send().await.unwrap();

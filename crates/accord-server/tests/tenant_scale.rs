@@ -22,7 +22,7 @@ fn authorize_url(server: &TestServer, challenge: &str) -> String {
         .append_pair("client_id", generate::BENCH_APP_ID)
         .append_pair("response_type", "code")
         .append_pair("redirect_uri", generate::BENCH_REDIRECT_URI)
-        .append_pair("scope", "openid profile offline_access User.Read User.ReadBasic.All")
+        .append_pair("scope", "openid profile offline_access User.Read User.ReadBasic.All GroupMember.Read.All")
         .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256")
         .finish();
@@ -147,6 +147,18 @@ async fn costs_at(users: usize) -> (BTreeMap<&'static str, u64>, u64) {
     let res = admin.get(server.url(&format!("/admin/groups/{root}"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
     costs.insert("admin group page (every user nested)", statements(&res));
+    // Graph's transitive members of the root, through the least privilege Graph documents for
+    // it (delegated GroupMember.Read.All, granted by the administrator): two pages.
+    let path = format!("/v1.0/groups/{root}/transitiveMembers?$top=100");
+    let res = server.client().get(server.url(&path)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph transitiveMembers of the root, first page", statements(&res));
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["value"].as_array().map(Vec::len), Some(100), "{body}");
+    let next = body["@odata.nextLink"].as_str().expect("more than a page").to_string();
+    let res = server.client().get(&next).bearer_auth(token).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    costs.insert("Graph transitiveMembers of the root, next page", statements(&res));
     server.stop();
 
     // A restart with the same scenario writes nothing: what it reads does not grow with the

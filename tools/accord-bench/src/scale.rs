@@ -111,7 +111,7 @@ fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
         redirect_uri: generate::BENCH_REDIRECT_URI.into(),
         user: user.into(),
         password: password.into(),
-        flow_scope: "openid profile offline_access User.Read User.ReadBasic.All".into(),
+        flow_scope: "openid profile offline_access User.Read User.ReadBasic.All GroupMember.Read.All".into(),
         token_path: None,
         client_credentials_scope: String::new(),
     })
@@ -178,6 +178,30 @@ async fn requests(server: &Server, samples: usize, users: usize) -> anyhow::Resu
         let mut times = Vec::with_capacity(samples);
         for _ in 0..samples {
             times.push(admin.timed_get(&path).await?);
+        }
+        rows.push(percentiles(&name, times));
+    }
+
+    // Graph's transitive members of the root: the first page, and the page after the middle
+    // user's (its nextLink, as a client paging through would reach it).
+    let first = format!("/v1.0/groups/{root}/transitiveMembers?$top=100");
+    let (_, body) = member.timed_graph(&first, &bearer).await?;
+    ensure!(body["value"].as_array().is_some_and(|v| v.len() == 100), "the root's first page: {body}");
+    let mut deep = String::from(body["@odata.nextLink"].as_str().context("no nextLink on the root's first page")?);
+    for _ in 0..(users / 200) {
+        let (_, body) = member.timed_graph(&deep, &bearer).await?;
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => deep = next.to_string(),
+            None => break,
+        }
+    }
+    for (name, path) in [
+        ("Graph `transitiveMembers` of the root, first page of 100".to_string(), first),
+        ("the same, a page halfway through".to_string(), deep),
+    ] {
+        let mut times = Vec::with_capacity(samples);
+        for _ in 0..samples {
+            times.push(member.timed_graph(&path, &bearer).await?.0);
         }
         rows.push(percentiles(&name, times));
     }

@@ -26,7 +26,10 @@ pub const USER_READ_APP: &[&str] =
     &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 pub const USER_WRITE: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
 pub const USER_WRITE_APP: &[&str] = &["User.ReadWrite.All", "Directory.ReadWrite.All"];
+/// Groups and their members: `GroupMember.Read.All` is the least privilege Graph documents
+/// for listing groups, reading one and its (transitive) members.
 pub const GROUP_READ: &[&str] = &[
+    "GroupMember.Read.All",
     "Group.Read.All",
     "Group.ReadWrite.All",
     "Directory.Read.All",
@@ -34,7 +37,7 @@ pub const GROUP_READ: &[&str] = &[
     "Directory.AccessAsUser.All",
 ];
 pub const GROUP_READ_APP: &[&str] =
-    &["Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
+    &["GroupMember.Read.All", "Group.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"];
 pub const GROUP_WRITE: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"];
 pub const GROUP_WRITE_APP: &[&str] = &["Group.ReadWrite.All", "Directory.ReadWrite.All"];
 /// A user's group memberships (`transitiveMemberOf`, `getMemberObjects`) of another user; one's

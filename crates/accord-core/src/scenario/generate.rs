@@ -6,11 +6,16 @@
 //! that chains run five deep, every user in three groups, one app per hundred users. Two
 //! accounts sign in (`admin@scale.test`, a Global Administrator, and `member@scale.test`); the
 //! others have no password, so loading hashes two passwords, not N. `Scale Bench` is a
-//! confidential client with admin consent for `User.Read` and `User.ReadBasic.All` (it lists the
-//! directory through Graph) and assignment required, assigned to
+//! confidential client with admin consent for `User.Read`, `User.ReadBasic.All` and
+//! `GroupMember.Read.All` (it lists the directory and the groups' members through Graph) and
+//! assignment required, assigned to
 //! the root group: every sign-in walks the member's nested groups to the root.
 
 use std::fmt::Write;
+
+/// The bench app's delegated permissions (required, and granted for everyone), as TOML.
+const BENCH_DELEGATED: &str =
+    "\"openid\", \"profile\", \"offline_access\", \"User.Read\", \"User.ReadBasic.All\", \"GroupMember.Read.All\"";
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +111,7 @@ pub fn tenant(size: TenantSize) -> String {
         out,
         "[[tenant.app]]\napp_id = \"{BENCH_APP_ID}\"\ndisplay_name = \"Scale Bench\"\nsign_in_audience = \"single_org\"\n\
          redirect_uris = [\"{BENCH_REDIRECT_URI}\"]\nsecrets = [\"{BENCH_SECRET}\"]\n\n  [[tenant.app.required]]\n  \
-         delegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\", \"User.ReadBasic.All\"]\n"
+         delegated = [{BENCH_DELEGATED}]\n"
     );
     for a in 1..apps {
         let _ = writeln!(
@@ -116,7 +121,8 @@ pub fn tenant(size: TenantSize) -> String {
         );
     }
     let _ = writeln!(out, "[[tenant.enterprise_app]]\napp = \"{BENCH_APP_ID}\"\nassignment_required = true\n");
-    let _ = writeln!(out, "[[tenant.grant]]\napp = \"{BENCH_APP_ID}\"\ndelegated = [\"openid\", \"profile\", \"offline_access\", \"User.Read\", \"User.ReadBasic.All\"]\nfor = \"all\"\n");
+    let _ =
+        writeln!(out, "[[tenant.grant]]\napp = \"{BENCH_APP_ID}\"\ndelegated = [{BENCH_DELEGATED}]\nfor = \"all\"\n");
     let _ = writeln!(out, "[[tenant.assignment]]\napp = \"{BENCH_APP_ID}\"\nprincipal = \"group:Group 00000\"");
     out
 }

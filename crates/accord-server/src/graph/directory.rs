@@ -118,7 +118,7 @@ fn require_groups(caller: &Caller) -> Result<(), GraphError> {
     let held = if caller.is_app() { GROUP_APP } else { GROUP_DELEGATED };
     match caller.first_of(held) {
         Some(_) => Ok(()),
-        None => Err(denied("Group.Read.All", caller)),
+        None => Err(denied("GroupMember.Read.All or Group.Read.All", caller)),
     }
 }
 
