@@ -161,3 +161,26 @@ async fn disabling_ropc_refuses_the_password_grant_only() {
     }
     assert!(browser_signs_in(&server, &server.client_from(loopback(5)), "bob@contoso.test", "bob-password-1").await);
 }
+
+#[tokio::test]
+async fn the_familiar_device_cookie_is_remembered_for_180_days_and_unreadable_by_scripts() {
+    let server = TestServer::start();
+    let browser = server.client_from(loopback(4));
+    let html = browser.get(login_url(&server)).send().await.unwrap().text().await.unwrap();
+    let (action, mut fields) = form_fields(&html);
+    fields.retain(|(k, _)| k != "login" && k != "passwd");
+    fields.push(("login".into(), "bob@contoso.test".into()));
+    fields.push(("passwd".into(), "bob-password-1".into()));
+    let res = browser.post(server.url(&action)).form(&fields).send().await.unwrap();
+    assert!(res.status().is_redirection(), "signed in: {}", res.status());
+    let device = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__Host-accord_device="))
+        .expect("a sign-in remembers the browser");
+    let (value, attributes) = device.split_once(';').unwrap();
+    assert!(value.len() > 60, "a sealed note: {value}");
+    assert_eq!(attributes, " Path=/; HttpOnly; SameSite=Lax; Max-Age=15552000; Secure", "180 days");
+}
