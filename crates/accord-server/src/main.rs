@@ -309,7 +309,10 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_park(accord_server::ops::collect_parked_thread)
+        .build()?)
 }
 
 fn check_scenario(file: &std::path::Path, vars: Vec<(String, String)>) -> anyhow::Result<()> {
