@@ -70,7 +70,14 @@ async fn authentication_errors_and_request_ids() {
     let res = g.c.get(g.server.url("/v1.0/me/events")).header("client-request-id", "my-call-1").send().await.unwrap();
     assert_eq!(res.status().as_u16(), 401);
     let www = res.headers()["www-authenticate"].to_str().unwrap().to_string();
-    assert!(www.starts_with("Bearer"), "{www}");
+    assert_eq!(
+        www,
+        format!(
+            "Bearer realm=\"\", authorization_uri=\"{}\", client_id=\"00000003-0000-0000-c000-000000000000\"",
+            g.server.url("/common/oauth2/v2.0/authorize")
+        ),
+        "no token: a challenge without an error"
+    );
     let request_id = res.headers()["request-id"].to_str().unwrap().to_string();
     assert_eq!(res.headers()["client-request-id"], "my-call-1");
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
@@ -84,6 +91,21 @@ async fn authentication_errors_and_request_ids() {
     let (status, body) = g.get(&format!("{token}x"), "/v1.0/me/events").await;
     assert_eq!(status, 401);
     assert_graph_error(&body, "InvalidAuthenticationToken");
+    let res = g.c.get(g.server.url("/v1.0/me")).bearer_auth(format!("{token}x")).send().await.unwrap();
+    let www = res.headers()["www-authenticate"].to_str().unwrap().to_string();
+    assert!(www.ends_with(", error=\"invalid_token\""), "a bad token: {www}");
+    // A valid token under another scheme is no bearer token.
+    for scheme in ["Basic", "DPoP", "Bearerx"] {
+        let res =
+            g.c.get(g.server.url("/v1.0/me"))
+                .header("authorization", format!("{scheme} {token}"))
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(res.status().as_u16(), 401, "{scheme}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["message"], "Access token is empty.", "{scheme}");
+    }
     let res =
         g.c.post(g.server.url(&format!("/{CONTOSO}/oauth2/v2.0/token")))
             .form(&[

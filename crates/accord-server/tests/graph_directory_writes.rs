@@ -1459,7 +1459,20 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("claims"), "{body}");
 
+    // A token issued in the same second as the revocation, before it, is challenged too: `iat`
+    // holds whole seconds, so the revocation's second counts as after every token of it (the
+    // token and the revocation share a second here unless the machine stalls for most of one).
+    next_second().await;
+    let (_, body) = sign_in(Some(CP1.into())).await;
+    let same_second = body["access_token"].as_str().unwrap().to_string();
+    let (status, _) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
+    assert_eq!(status, 200);
+    let res = g.c.get(g.url("/v1.0/me")).bearer_auth(&same_second).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("TokenIssuedBeforeRevocationTimestamp"));
+
     // Disabling Bob: challenged too.
+    next_second().await;
     let (_, body) = sign_in(Some(CP1.into())).await;
     let capable = body["access_token"].as_str().unwrap().to_string();
     let (status, _) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": false})).await;

@@ -222,6 +222,21 @@ async fn cors_answers_registered_origins_on_identity_endpoints_and_any_on_graph(
         }
     }
 
+    // A preflight is an OPTIONS with Access-Control-Request-Method, nothing less: a POST that
+    // carries the header reaches the endpoint, and a bare OPTIONS is not answered as one.
+    let res = c
+        .post(&token_url)
+        .header(ORIGIN, STRANGER)
+        .header("access-control-request-method", "POST")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "the token endpoint answered");
+    let bare = c.request(reqwest::Method::OPTIONS, &token_url).header(ORIGIN, SPA_ORIGIN).send().await.unwrap();
+    assert_ne!(bare.status(), 204);
+    assert!(bare.headers().get("access-control-allow-methods").is_none());
+
     // The authorize page is a top-level navigation: no CORS there.
     let res = c.get(authorize_url(&server, SPA_REDIRECT, Some(&pkce_pair().1))).header(ORIGIN, SPA_ORIGIN);
     assert!(allowed_origin(res.send().await.unwrap().headers()).is_none());

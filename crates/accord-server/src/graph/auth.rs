@@ -234,6 +234,9 @@ mod tests {
         assert_eq!(mailbox_of("/v1.0/users/Alice@Contoso.test/calendarView", None), Some("alice@contoso.test".into()));
         assert_eq!(mailbox_of("/v1.0/users/alice@contoso.test", None), None, "the user object is not mailbox data");
         assert_eq!(mailbox_of("/v1.0/groups", None), None);
+        // Only users' resources: a group's or an app's members are no mailbox.
+        assert_eq!(mailbox_of("/v1.0/groups/g1/members", Some("u1".into())), None);
+        assert_eq!(mailbox_of("/v1.0/servicePrincipals/s1/appRoleAssignedTo", None), None);
         assert_eq!(mailbox_of("/openapi/x", None), None);
     }
     use serde_json::json;
