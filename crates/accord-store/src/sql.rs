@@ -640,7 +640,7 @@ impl Store for SqlStore {
         transitive: bool,
     ) -> StoreResult<(Vec<User>, Vec<Group>)> {
         let closure = self.closure_of(tenant_id, group_id, transitive).await?;
-        self.list_group_closure(tenant_id, group_id, transitive, &closure).await
+        self.list_group_closure(tenant_id, group_id, &closure).await
     }
 
     async fn group_members_page(

@@ -1008,10 +1008,11 @@ impl SqlStore {
         &self,
         tenant_id: TenantId,
         group_id: GroupId,
-        transitive: bool,
         closure: &[GroupId],
     ) -> StoreResult<(Vec<User>, Vec<Group>)> {
-        // The member pages' queries without a bound: through the closure's memberships.
+        // The member pages' queries without a bound: through the closure's memberships (the
+        // closure, not `transitive`, decides which groups count).
+        let transitive = closure.len() > 1;
         let everyone = MemberQuery { transitive, nested_users_only: false, after: None, limit: u32::MAX };
         let (mut users, mut groups) = (Vec::new(), Vec::new());
         for member in self.list_group_members_page(tenant_id, group_id, &everyone, closure).await? {
@@ -1057,7 +1058,7 @@ impl SqlStore {
             let dense = closure.len() as u64 > DENSE_CLOSURE_GROUPS;
             let after = query.after.as_ref();
             let sql = members_page_sql(backend, MemberKind::User, query, dense);
-            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json.clone());
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json.as_str());
             if let Some(p) = after {
                 q = q.bind(p.name_key.clone()).bind(id(p.id));
             }
@@ -1068,7 +1069,7 @@ impl SqlStore {
             let after = query.after.as_ref().filter(|p| p.kind == MemberKind::Group);
             let query = MemberQuery { after: after.cloned(), ..query.clone() };
             let sql = members_page_sql(backend, MemberKind::Group, &query, false);
-            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json);
+            let mut q = sqlx::query(&sql).bind(id(tenant_id)).bind(id(group_id)).bind(closure_json.as_str());
             if let Some(p) = after {
                 q = q.bind(p.name_key.clone()).bind(id(p.id));
             }
