@@ -1,6 +1,7 @@
 //! The two workloads and the closed-loop driver that runs them: N workers, each with its own
 //! HTTPS keep-alive connection (and cookie jar), looping until the time or count bound.
 
+use crate::raw_http::RawClient;
 use anyhow::{bail, ensure, Context};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -24,6 +25,8 @@ pub struct Target {
     pub token_path: Option<String>,
     /// The `scope` of a client-credentials request.
     pub client_credentials_scope: String,
+    /// Single-request workloads use the lean client (raw_http.rs) rather than reqwest.
+    pub lean_client: bool,
 }
 
 impl Target {
@@ -36,6 +39,27 @@ impl Target {
             Some(path) => self.url(path),
             None => self.url(&format!("/{}/oauth2/v2.0/token", self.tenant)),
         }
+    }
+
+    /// The lean client's request for a single-request workload; `None` for the flow.
+    fn lean_request(&self, workload: Workload) -> anyhow::Result<Option<RawClient>> {
+        let (path, form) = match workload {
+            Workload::AuthCodeFlow => return Ok(None),
+            Workload::Healthz => ("/healthz".to_string(), None),
+            Workload::Readyz => ("/readyz".to_string(), None),
+            Workload::ClientCredentials => (
+                self.token_url()[self.base.len()..].to_string(),
+                Some([
+                    ("grant_type", "client_credentials"),
+                    ("client_id", self.client_id.as_str()),
+                    ("client_secret", self.client_secret.as_str()),
+                    ("scope", self.client_credentials_scope.as_str()),
+                ]),
+            ),
+        };
+        let url = url::Url::parse(&self.url(&path))?;
+        let method = if form.is_some() { "POST" } else { "GET" };
+        Ok(Some(RawClient::new(&url, &self.ca_pem, method, form.as_ref().map(|f| &f[..]))?))
     }
 
     /// A browser-like client: trusts only the dev CA, keeps cookies, never follows redirects.
@@ -81,6 +105,8 @@ impl Workload {
 pub struct Worker {
     target: Arc<Target>,
     client: reqwest::Client,
+    /// The lean client for single-request workloads, when the target asks for it.
+    lean: Option<RawClient>,
     workload: Workload,
     id: usize,
     seq: u64,
@@ -89,7 +115,8 @@ pub struct Worker {
 impl Worker {
     pub async fn new(target: Arc<Target>, workload: Workload, id: usize) -> anyhow::Result<Worker> {
         let client = target.client()?;
-        let mut worker = Worker { target, client, workload, id, seq: 0 };
+        let lean = if target.lean_client { target.lean_request(workload)? } else { None };
+        let mut worker = Worker { target, client, lean, workload, id, seq: 0 };
         if workload == Workload::AuthCodeFlow {
             worker.sign_in().await.with_context(|| format!("worker {id} signing in"))?;
         }
@@ -99,6 +126,18 @@ impl Worker {
     /// One operation of the workload; an error means it did not produce a token.
     pub async fn once(&mut self) -> anyhow::Result<String> {
         self.seq += 1;
+        if let Some(lean) = &mut self.lean {
+            let response = lean.send().await?;
+            let issued = !self.workload.issues_tokens() || response.body.contains("\"access_token\"");
+            ensure!(
+                response.status == 200 && issued,
+                "{} answered {}: {}",
+                self.workload.name(),
+                response.status,
+                response.body
+            );
+            return Ok(response.body);
+        }
         match self.workload {
             Workload::ClientCredentials => self.client_credentials().await,
             Workload::AuthCodeFlow => {

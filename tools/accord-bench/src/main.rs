@@ -16,6 +16,7 @@ mod cpu;
 mod footprint;
 mod load;
 mod peer;
+mod raw_http;
 mod scale;
 mod server;
 
@@ -101,6 +102,10 @@ struct Args {
     /// client-credentials tokens with the same load, after Accord, and report Accord ÷ peer.
     #[arg(long)]
     peer: bool,
+    /// Send client-credentials and baseline requests with reqwest, as the bench did before its
+    /// lean client (raw_http.rs): for comparing the load generator's own cost.
+    #[arg(long)]
+    reqwest_client: bool,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -256,6 +261,7 @@ fn main() -> anyhow::Result<()> {
         flow_scope: args.flow_scope.clone(),
         token_path: None,
         client_credentials_scope: "https://graph.microsoft.com/.default".into(),
+        lean_client: !args.reqwest_client,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     server.stop_on_signal(&runtime);
@@ -300,6 +306,7 @@ fn main() -> anyhow::Result<()> {
                 flow_scope: String::new(),
                 token_path: Some("/token".into()),
                 client_credentials_scope: peer::SCOPE.into(),
+                lean_client: !args.reqwest_client,
             });
             let runs = runtime.block_on(bench_throughput(&args, &target, Workload::ClientCredentials))?;
             drop(peer);
@@ -505,6 +512,15 @@ fn report(
         args.runs,
         args.duration,
         utc_date()
+    );
+    let _ = writeln!(
+        s,
+        "Load client: {}; the auth-code flow always uses reqwest (cookies, redirects).\n",
+        if args.reqwest_client {
+            "reqwest for every workload (`--reqwest-client`)"
+        } else {
+            "the lean keep-alive client (raw_http.rs) for client credentials and the baselines"
+        }
     );
     let _ = writeln!(
         s,

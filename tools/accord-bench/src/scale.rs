@@ -114,6 +114,7 @@ fn target(server: &Server, user: &str, password: &str) -> Arc<Target> {
         flow_scope: "openid profile offline_access User.Read User.ReadBasic.All GroupMember.Read.All".into(),
         token_path: None,
         client_credentials_scope: String::new(),
+        lean_client: false,
     })
 }
 
