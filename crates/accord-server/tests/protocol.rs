@@ -868,9 +868,10 @@ async fn debug_logs_hold_no_token_code_or_hint() {
     }
 }
 
-/// Graph refuses a token signed by us but expired (on Accord's clock), and one of our keys but
-/// another deployment's issuer (two servers over one database share the keys but not the URL):
-/// each with its own `InvalidAuthenticationToken` message (issue 20, gap 1).
+/// Graph refuses a token signed by us but expired (on Accord's clock) or not yet valid (`nbf`
+/// beyond the skew), and one of our keys but another deployment's issuer (two servers over one
+/// database share the keys but not the URL): each with its own `InvalidAuthenticationToken`
+/// message (issue 20, gap 1; the `nbf` case closes the survivors at `bearer.rs:53`).
 #[tokio::test]
 async fn bearer_tokens_expire_and_belong_to_one_issuer() {
     let dir = std::env::temp_dir().join(format!("accord-bearer-{}", uuid_like()));
@@ -907,8 +908,21 @@ async fn bearer_tokens_expire_and_belong_to_one_issuer() {
     assert_eq!(message, "Access token validation failure. Invalid issuer.");
     assert_eq!(graph(&other, token_for(&other).await).await.0, 200, "its own tokens work");
 
+    // A twin under the same name (a replica: same keys, same issuer) takes the token, but not
+    // one whose `nbf` lies beyond its clock's five minutes of skew: one issued after the first
+    // server's clock moved an hour on.
+    let twin = TestServer::start_as(dir.clone(), &server.base, &[]);
+    assert_eq!(graph(&twin, token.clone()).await.0, 200, "the twin shares keys and issuer");
+    server.advance_clock(serde_json::json!({"hours": 1})).await;
+    let early = token_for(&server).await;
+    assert_eq!(graph(&server, early.clone()).await.0, 200, "valid on its issuer's clock");
+    let (status, code, message) = graph(&twin, early).await;
+    assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"), "nbf an hour ahead");
+    assert_eq!(message, "Lifetime validation failed, the token is expired.");
+    drop(twin);
+
     // Two hours later on Accord's clock the token has expired.
-    server.advance_clock(serde_json::json!({"hours": 2})).await;
+    server.advance_clock(serde_json::json!({"hours": 1})).await;
     let (status, code, message) = graph(&server, token).await;
     assert_eq!((status, code.as_str()), (401, "InvalidAuthenticationToken"));
     assert_eq!(message, "Lifetime validation failed, the token is expired.");

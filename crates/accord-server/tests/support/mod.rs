@@ -63,7 +63,25 @@ impl TestServer {
 
     /// A server with extra arguments and environment (e.g. a shared database and master key).
     pub fn launch_with_env(data_dir: PathBuf, scenario: &Path, extra: &[&str], env: &[(&str, &str)]) -> TestServer {
-        let log = data_dir.join("server.log");
+        Self::launch_as(data_dir, scenario, "https://localhost:0", extra, env)
+    }
+
+    /// Another server over `data_dir` that calls itself `public_url` (e.g. another server's
+    /// base): it issues and accepts tokens under that server's issuer, as a replica behind one
+    /// name would, while listening on its own port.
+    pub fn start_as(data_dir: PathBuf, public_url: &str, extra: &[&str]) -> TestServer {
+        Self::launch_as(data_dir, &world(), public_url, extra, &[])
+    }
+
+    fn launch_as(
+        data_dir: PathBuf,
+        scenario: &Path,
+        public_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestServer {
+        // Several servers may share a data dir: each logs to its own file.
+        let log = (0..).map(|n| data_dir.join(format!("server{n}.log"))).find(|p| !p.exists()).unwrap();
         let log_file = std::fs::File::create(&log).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
             .arg("serve")
@@ -72,7 +90,7 @@ impl TestServer {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--public-url")
-            .arg("https://localhost:0")
+            .arg(public_url)
             .arg("--scenario")
             .arg(scenario)
             .args(extra)
@@ -86,10 +104,13 @@ impl TestServer {
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(60);
         // The kernel picks the port; the server names it: "accord listening on ADDR as URL".
+        // Requests go to ADDR's port (the URL may be another server's, see `start_as`).
         let base = loop {
             match lines.next() {
                 Some(Ok(line)) if line.starts_with("accord listening") => {
-                    break line.rsplit(" as ").next().unwrap_or_default().to_string();
+                    let addr = line.trim_start_matches("accord listening on ").split(' ').next().unwrap_or_default();
+                    let port = addr.rsplit(':').next().unwrap_or_default();
+                    break format!("https://localhost:{port}");
                 }
                 Some(Ok(_)) => {}
                 _ => {
