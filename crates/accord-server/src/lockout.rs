@@ -233,9 +233,11 @@ impl Lockout {
         }
     }
 
+    /// Entries in the count and address tables.
     #[cfg(test)]
-    fn len(&self) -> usize {
-        self.tables.lock().unwrap().counts.len()
+    fn lens(&self) -> (usize, usize) {
+        let t = self.tables.lock().unwrap();
+        (t.counts.len(), t.addresses.len())
     }
 }
 
@@ -397,6 +399,121 @@ mod tests {
         for n in 0..(MAX_ENTRIES + 500) {
             let _ = l.begin(T, &format!("user{n}@contoso.test"), addr(1), at(0));
         }
-        assert!(l.len() <= MAX_ENTRIES, "{}", l.len());
+        assert!(l.lens().0 <= MAX_ENTRIES, "{}", l.lens().0);
+    }
+
+    #[test]
+    fn a_lock_lasts_its_period_from_the_failure_that_set_it() {
+        // The third wrong password locks the origin for 60 s; attempts during the lock are
+        // refused unchecked and do not move its end.
+        let l = Lockout::new(3, 60);
+        for _ in 0..3 {
+            assert!(!guess(&l, "bob@contoso.test", addr(1), at(0)));
+        }
+        for s in [1, 30, 59] {
+            assert!(l.begin(T, "bob@contoso.test", addr(1), at(s)).is_err(), "locked at {s} s");
+        }
+        assert!(l.begin(T, "bob@contoso.test", addr(1), at(60)).is_ok(), "open at 60 s, however often it was tried");
+    }
+
+    #[test]
+    fn the_failure_that_reaches_a_threshold_says_what_it_locked() {
+        let l = Lockout::new(2, 60);
+        let fail = |n: u8| {
+            l.begin(T, "bob@contoso.test", addr(n), at(0)).unwrap();
+            l.failed(T, "bob@contoso.test", addr(n), at(0))
+        };
+        let failure = |origin_locked, account_locked| Failure { origin_locked, account_locked };
+        // Each address locks at 2; unfamiliar addresses together at 2 × ACCOUNT_FACTOR = 6.
+        let seen: Vec<Failure> = [1, 1, 2, 2, 3, 3].into_iter().map(fail).collect();
+        let f = failure;
+        assert_eq!(
+            seen,
+            [f(false, false), f(true, false), f(false, false), f(true, false), f(false, false), f(true, true)]
+        );
+        for (s, locked) in [(0, true), (59, true), (60, false)] {
+            assert_eq!(l.account_locked(T, " BOB@contoso.test ", at(s)), locked, "at {s} s");
+        }
+        assert!(!l.account_locked(T, "alice@contoso.test", at(0)), "only that name");
+        assert!(
+            l.begin(T, "bob@contoso.test", Origin::FamiliarBrowser([1; 16]), at(1)).is_ok(),
+            "not the owner's browser"
+        );
+    }
+
+    #[test]
+    fn a_familiar_browser_remembers_its_latest_users_first() {
+        let user = |n: u128| UserId::from(uuid::Uuid::from_u128(n));
+        let mut device = FamiliarDevice::new();
+        assert!(!device.knows(T, user(1)));
+        for n in 1..=5 {
+            device.remember(T, user(n));
+        }
+        device.remember(T, user(3));
+        // The latest first, each once, at most MAX_USERS: the oldest is forgotten.
+        assert_eq!(device.users, [3, 5, 4, 2].map(|n| (T, user(n))));
+        assert!(device.knows(T, user(2)) && !device.knows(T, user(1)));
+        let other_tenant = TenantId::from(uuid::Uuid::from_u128(9));
+        assert!(!device.knows(other_tenant, user(2)), "a user of that id in another tenant");
+    }
+
+    #[test]
+    fn a_full_table_first_drops_counts_that_no_longer_matter() {
+        // Filled with stale counts (touched 70 s ago, a 60 s period), the table makes room by
+        // dropping those, and keeps a count still running: bob's third failure still locks.
+        let l = Lockout::new(3, 60);
+        for n in 0..MAX_ENTRIES - 2 {
+            let _ = l.begin(T, &format!("user{n}@contoso.test"), Origin::FamiliarBrowser([0; 16]), at(0));
+        }
+        for _ in 0..2 {
+            assert!(!guess(&l, "bob@contoso.test", addr(1), at(50)));
+        }
+        assert_eq!(l.lens().0, MAX_ENTRIES, "full");
+        let _ = l.begin(T, "carol@contoso.test", addr(2), at(70));
+        assert_eq!(l.lens().0, 4, "bob's and carol's own and unfamiliar counts, nothing stale");
+        assert!(!guess(&l, "bob@contoso.test", addr(1), at(71)));
+        assert!(l.begin(T, "bob@contoso.test", addr(1), at(72)).is_err(), "the third failure locked");
+    }
+
+    #[test]
+    fn a_full_table_of_live_counts_drops_its_oldest_tenth_at_once() {
+        // Nothing is stale (a long period), each count touched at its own second: one pass
+        // drops the least recently touched tenth, leaving room for many inserts.
+        let l = Lockout::new(3, 1_000_000);
+        for n in 0..=MAX_ENTRIES {
+            let _ = l.begin(T, &format!("user{n}@contoso.test"), Origin::FamiliarBrowser([0; 16]), at(n as i64));
+            assert!(l.lens().0 <= MAX_ENTRIES, "over the bound after {n} inserts");
+        }
+        assert_eq!(l.lens().0, MAX_ENTRIES - MAX_ENTRIES / 10);
+    }
+
+    #[test]
+    fn a_full_address_table_keeps_what_is_still_draining() {
+        let l = Lockout::new(10, 60);
+        let v4 = |n: usize| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + n as u32));
+        let check = |address: IpAddr, s: i64| {
+            let allowed = l.allow_password_check(address, at(s)).is_ok();
+            assert!(l.lens().1 <= MAX_ENTRIES, "over the bound at {address}");
+            allowed
+        };
+        for n in 0..MAX_ENTRIES - 1 {
+            check(v4(n), 0);
+        }
+        // A guesser spends its allowance, then another address fills the table within the
+        // refill time (6 s): the oldest go, the guesser's bucket stays (dropping it would give
+        // it a fresh burst).
+        let guesser = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        while check(guesser, 1) {}
+        check(v4(MAX_ENTRIES), 2);
+        assert_eq!(l.lens().1, 2, "the guesser and the newcomer");
+        let allowed = (0..100).filter(|_| check(guesser, 2)).count();
+        assert_eq!(allowed, ADDRESS_PER_SECOND as usize, "one second's refill, not a fresh burst");
+        // Buckets untouched for the refill time are full again: when the table is full, all
+        // of those go at once.
+        for n in 0..MAX_ENTRIES - 2 {
+            check(v4(MAX_ENTRIES + 1 + n), 3);
+        }
+        check(v4(3 * MAX_ENTRIES), 20);
+        assert_eq!(l.lens().1, 1, "only the newcomer");
     }
 }

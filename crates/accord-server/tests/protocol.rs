@@ -413,6 +413,63 @@ async fn authorize_refuses_to_redirect_to_unregistered_uris() {
     assert_eq!(query_param(&loc, "error").as_deref(), Some("login_required"));
 }
 
+/// Without `redirect_uri` an app registered with exactly one (and no single-page-app URI) gets
+/// that one; with more the parameter is required, on a page (there is nowhere to send the
+/// error). And a browser's SSO session serves only its own tenant and a matching login hint.
+#[tokio::test]
+async fn the_one_registered_redirect_uri_is_the_default_and_sessions_fit_tenant_and_hint() {
+    let server = TestServer::start();
+    let c = server.client();
+    let authorize = |tenant: &str, client_id: &str, params: &[(&str, &str)]| {
+        let mut url = reqwest::Url::parse(&server.url(&format!("/{tenant}/oauth2/v2.0/authorize"))).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", client_id)
+            .append_pair("response_type", "code")
+            .append_pair("scope", "openid User.Read")
+            .extend_pairs(params);
+        let c = c.clone();
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            (res.status().as_u16(), location, res.text().await.unwrap())
+        }
+    };
+    let (_, challenge) = pkce_pair();
+    let pkce = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+
+    // Before any session: the native app's one URI is taken (its sign-in page), the web app's
+    // two leave the parameter missing.
+    let (status, _, html) = authorize(CONTOSO, NATIVE_APP, &pkce).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("name=\"passwd\""), "the sign-in page: {html}");
+    let (status, location, html) = authorize(CONTOSO, WEB_APP, &pkce).await;
+    assert_eq!((status, location), (400, None), "{html}");
+    assert!(html.contains("AADSTS900144") && html.contains("redirect_uri"), "{html}");
+
+    // alice signs in once; with her session the native app's code goes to its one URI.
+    code_flow(&server, &c, "openid User.Read", "n-1").await;
+    let (status, location, _) = authorize(CONTOSO, NATIVE_APP, &pkce).await;
+    let location = location.expect("a redirect");
+    assert_eq!(status, 302);
+    assert!(location.starts_with(&format!("{NATIVE_REDIRECT}?code=")), "{location}");
+
+    // The session fits a matching hint (in any case) and a path naming no tenant...
+    for (tenant, hint) in [(CONTOSO, "ALICE@contoso.test"), ("organizations", "alice@contoso.test")] {
+        let (status, location, html) =
+            authorize(tenant, WEB_APP, &[("redirect_uri", WEB_REDIRECT), ("login_hint", hint)]).await;
+        assert_eq!(status, 302, "{tenant} {hint}: {html}");
+        assert!(location.unwrap().starts_with(&format!("{WEB_REDIRECT}?code=")), "{tenant} {hint}");
+    }
+    // ...but not another user's hint, nor another tenant's path: the sign-in page, no code.
+    for (tenant, hint) in [(CONTOSO, Some("bob@contoso.test")), (FABRIKAM, None)] {
+        let mut params = vec![("redirect_uri", WEB_REDIRECT)];
+        params.extend(hint.map(|h| ("login_hint", h)));
+        let (status, location, html) = authorize(tenant, WEB_APP, &params).await;
+        assert_eq!((status, location), (200, None), "{tenant} {hint:?}");
+        assert!(html.contains("name=\"passwd\""), "{tenant} {hint:?}: the sign-in page");
+    }
+}
+
 async fn code_flow(server: &TestServer, c: &reqwest::Client, scope: &str, nonce: &str) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
     let url = authorize_url(
