@@ -459,10 +459,14 @@ mod tests {
 
     #[test]
     fn a_full_table_first_drops_counts_that_no_longer_matter() {
-        // Filled with stale counts (touched 70 s ago, a 60 s period), the table makes room by
-        // dropping those, and keeps a count still running: bob's third failure still locks.
+        // Filled with stale counts (touched 70 s ago, a 60 s period; dave's lock ran out at
+        // 60 s), the table makes room by dropping those, and keeps a count still running:
+        // bob's third failure still locks.
         let l = Lockout::new(3, 60);
-        for n in 0..MAX_ENTRIES - 2 {
+        for _ in 0..3 {
+            assert!(!guess(&l, "dave@contoso.test", addr(3), at(0)));
+        }
+        for n in 0..MAX_ENTRIES - 4 {
             let _ = l.begin(T, &format!("user{n}@contoso.test"), Origin::FamiliarBrowser([0; 16]), at(0));
         }
         for _ in 0..2 {
@@ -509,9 +513,9 @@ mod tests {
         let allowed = (0..100).filter(|_| check(guesser, 2)).count();
         assert_eq!(allowed, ADDRESS_PER_SECOND as usize, "one second's refill, not a fresh burst");
         // Buckets untouched for the refill time are full again: when the table is full, all
-        // of those go at once.
+        // of those go at once (not only the oldest tenth: they were touched at 3 to 5 s).
         for n in 0..MAX_ENTRIES - 2 {
-            check(v4(MAX_ENTRIES + 1 + n), 3);
+            check(v4(MAX_ENTRIES + 1 + n), 3 + (n % 3) as i64);
         }
         check(v4(3 * MAX_ENTRIES), 20);
         assert_eq!(l.lens().1, 1, "only the newcomer");
