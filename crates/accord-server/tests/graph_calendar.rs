@@ -1,6 +1,11 @@
 //! The Graph-compatible calendar API over real HTTPS against a real `accord` process: each
 //! permission level, tenant isolation, OData options, paging, calendar views, time zones and
 //! writes. The world is tests/fixtures/calendar_world.toml.
+//!
+//! The dates here are fixed on purpose and never meet today's: the fixture's events are
+//! absolute, and every window, filter and write names its own dates, so each is compared only
+//! with another fixed date (run under `faketime` 700 days back and 20 years on: the same
+//! results). A test that needs "now" would use relative scenario times or the server's clock.
 
 mod support;
 

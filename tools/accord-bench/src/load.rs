@@ -41,25 +41,26 @@ impl Target {
         }
     }
 
+    /// The body of a client-credentials request, for either client.
+    fn client_credentials_form(&self) -> [(&str, &str); 4] {
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.as_str()),
+            ("scope", self.client_credentials_scope.as_str()),
+        ]
+    }
+
     /// The lean client's request for a single-request workload; `None` for the flow.
     fn lean_request(&self, workload: Workload) -> anyhow::Result<Option<RawClient>> {
-        let (path, form) = match workload {
+        let (url, form) = match workload {
             Workload::AuthCodeFlow => return Ok(None),
-            Workload::Healthz => ("/healthz".to_string(), None),
-            Workload::Readyz => ("/readyz".to_string(), None),
-            Workload::ClientCredentials => (
-                self.token_url()[self.base.len()..].to_string(),
-                Some([
-                    ("grant_type", "client_credentials"),
-                    ("client_id", self.client_id.as_str()),
-                    ("client_secret", self.client_secret.as_str()),
-                    ("scope", self.client_credentials_scope.as_str()),
-                ]),
-            ),
+            Workload::Healthz => (self.url("/healthz"), None),
+            Workload::Readyz => (self.url("/readyz"), None),
+            Workload::ClientCredentials => (self.token_url(), Some(self.client_credentials_form())),
         };
-        let url = url::Url::parse(&self.url(&path))?;
         let method = if form.is_some() { "POST" } else { "GET" };
-        Ok(Some(RawClient::new(&url, &self.ca_pem, method, form.as_ref().map(|f| &f[..]))?))
+        Ok(Some(RawClient::new(&url::Url::parse(&url)?, &self.ca_pem, method, form.as_ref().map(|f| &f[..]))?))
     }
 
     /// A browser-like client: trusts only the dev CA, keeps cookies, never follows redirects.
@@ -206,13 +207,7 @@ impl Worker {
 
     async fn client_credentials(&self) -> anyhow::Result<String> {
         let t = &self.target;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", t.client_id.as_str()),
-            ("client_secret", t.client_secret.as_str()),
-            ("scope", t.client_credentials_scope.as_str()),
-        ];
-        token_body(self.client.post(t.token_url()).form(&form).send().await?).await
+        token_body(self.client.post(t.token_url()).form(&t.client_credentials_form()).send().await?).await
     }
 
     async fn redeem(&self, code: &str, verifier: &str) -> anyhow::Result<String> {

@@ -76,15 +76,15 @@ impl RawClient {
     /// timeout, between runs) is replaced once, transparently; any other failure is an error.
     pub async fn send(&mut self) -> anyhow::Result<RawResponse> {
         let reused = self.conn.is_some();
-        match self.exchange().await {
-            Err(Exchange::Stale) if reused => match self.exchange().await {
-                Ok(response) => Ok(response),
-                Err(Exchange::Stale) => bail!("the server closed a fresh connection without answering"),
-                Err(Exchange::Failed(e)) => Err(e),
-            },
-            Err(Exchange::Stale) => bail!("the server closed a fresh connection without answering"),
-            Err(Exchange::Failed(e)) => Err(e),
+        let mut result = self.exchange().await;
+        if reused && matches!(result, Err(Exchange::Stale)) {
+            // `exchange` dropped the kept connection: one try on a fresh one.
+            result = self.exchange().await;
+        }
+        match result {
             Ok(response) => Ok(response),
+            Err(Exchange::Stale) => bail!("the server closed the connection without answering"),
+            Err(Exchange::Failed(e)) => Err(e),
         }
     }
 
