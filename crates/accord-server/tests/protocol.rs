@@ -470,6 +470,190 @@ async fn the_one_registered_redirect_uri_is_the_default_and_sessions_fit_tenant_
     }
 }
 
+/// Each parameter of an authorize request is checked on its own, at its limit: one character
+/// over is refused with the parameter named and the error sent back to the app; at the limit,
+/// or a value Entra takes, the sign-in page follows (issue 20, run K's survivors).
+#[tokio::test]
+async fn authorize_parameters_are_checked_one_by_one_at_their_limits() {
+    let server = TestServer::start();
+    let c = server.client();
+    // `Ok(())` is the sign-in page; `Err((error, code, description))` the error at the app.
+    let outcome = |params: Vec<(&'static str, String)>| {
+        let mut url = reqwest::Url::parse(&server.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize"))).unwrap();
+        let defaults = [
+            ("client_id", WEB_APP),
+            ("redirect_uri", WEB_REDIRECT),
+            ("scope", "openid User.Read"),
+            ("state", "st-1"),
+            ("response_type", "code"),
+        ];
+        let given = |name: &str| params.iter().any(|(k, _)| *k == name);
+        url.query_pairs_mut()
+            .extend_pairs(defaults.into_iter().filter(|(k, _)| !given(k)))
+            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
+        let c = c.clone();
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            match res.status().as_u16() {
+                200 => {
+                    let html = res.text().await.unwrap();
+                    assert!(html.contains("name=\"passwd\""), "the sign-in page: {html}");
+                    Ok(())
+                }
+                302 => {
+                    let loc = res.headers()["location"].to_str().unwrap().to_string();
+                    assert!(loc.starts_with(&format!("{WEB_REDIRECT}?")), "{loc}");
+                    let description = query_param(&loc, "error_description").unwrap();
+                    let code = query_param(&loc, "error_codes").unwrap();
+                    assert!(description.starts_with(&format!("AADSTS{code}:")), "{description}");
+                    Err((query_param(&loc, "error").unwrap(), code, description))
+                }
+                other => panic!("{other}: {}", res.text().await.unwrap()),
+            }
+        }
+    };
+    let invalid = |name: &str, r: Result<(), (String, String, String)>| {
+        let Err((error, code, description)) = r else { panic!("{name} was accepted") };
+        assert_eq!((error.as_str(), code.as_str()), ("invalid_request", "90014"), "{name}: {description}");
+        assert!(description.contains(&format!("parameter '{name}'")), "{name}: {description}");
+    };
+
+    // Length limits: 2,048 characters is the most `state`, `nonce` and the hints may carry.
+    for name in ["state", "nonce", "login_hint", "domain_hint"] {
+        assert_eq!(outcome(vec![(name, "s".repeat(2048))]).await, Ok(()), "{name} at the limit");
+        invalid(name, outcome(vec![(name, "s".repeat(2049))]).await);
+    }
+
+    // The implicit flow is off for every app (AADSTS700054); anything else is unsupported.
+    for rt in ["id_token", "token", "code id_token", "id_token token", "code token"] {
+        let (error, code, _) = outcome(vec![("response_type", rt.into())]).await.expect_err(rt);
+        assert_eq!((error.as_str(), code.as_str()), ("unsupported_response_type", "700054"), "{rt}");
+    }
+    for rt in ["bogus", "code code2", "id_tokens"] {
+        let (error, code, description) = outcome(vec![("response_type", rt.into())]).await.expect_err(rt);
+        assert_eq!((error.as_str(), code.as_str()), ("unsupported_response_type", "70005"), "{rt}");
+        // (Named as sent, less what could not be shown safely: here the space.)
+        assert!(description.contains(&format!("'{}'", rt.replace(' ', ""))), "{description}");
+    }
+
+    // A blank `claims` is no claims request; a malformed one is refused.
+    assert_eq!(outcome(vec![("claims", "  ".into())]).await, Ok(()));
+    assert_eq!(outcome(vec![("claims", r#"{"access_token":{}}"#.into())]).await, Ok(()));
+    invalid("claims", outcome(vec![("claims", "{not json".into())]).await);
+
+    // PKCE: S256 and plain are the methods; the challenge is 43 to 128 unreserved characters.
+    let ok = "a".repeat(43);
+    for method in ["S256", "plain"] {
+        let r = outcome(vec![("code_challenge", ok.clone()), ("code_challenge_method", method.into())]).await;
+        assert_eq!(r, Ok(()), "{method}");
+    }
+    assert_eq!(outcome(vec![("code_challenge", ok.clone())]).await, Ok(()), "plain by default");
+    for method in ["S512", "s256", ""] {
+        let r = outcome(vec![("code_challenge", ok.clone()), ("code_challenge_method", method.into())]).await;
+        invalid("code_challenge_method", r);
+    }
+    assert_eq!(outcome(vec![("code_challenge", "-._~".repeat(32))]).await, Ok(()), "128 unreserved");
+    for bad in ["a".repeat(42), "a".repeat(129), format!("{}+", "a".repeat(42)), format!("{} ", "a".repeat(50))] {
+        invalid("code_challenge", outcome(vec![("code_challenge", bad)]).await);
+    }
+    let (_, code, _) = outcome(vec![("code_challenge_method", "S256".into())]).await.expect_err("no challenge");
+    assert_eq!(code, "900144");
+}
+
+/// A browser with a session gets its code without a page, unless the request asks for a fresh
+/// sign-in: `prompt=login` or `select_account`, or a claims challenge newer than the sign-in.
+#[tokio::test]
+async fn a_session_is_asked_again_only_when_the_request_says_so() {
+    let server = TestServer::start();
+    let c = server.client();
+    code_flow(&server, &c, "openid User.Read", "n-1").await;
+    let goes_straight_to_the_app = |extra: Vec<(&'static str, String)>| {
+        let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &extra);
+        let c = c.clone();
+        async move {
+            let res = c.get(url).send().await.unwrap();
+            match res.status().as_u16() {
+                302 => {
+                    let loc = res.headers()["location"].to_str().unwrap().to_string();
+                    assert!(query_param(&loc, "code").is_some(), "{loc}");
+                    true
+                }
+                200 => {
+                    assert!(res.text().await.unwrap().contains("name=\"passwd\""), "the sign-in page");
+                    false
+                }
+                other => panic!("{other}"),
+            }
+        }
+    };
+    assert!(goes_straight_to_the_app(vec![]).await);
+    assert!(goes_straight_to_the_app(vec![("prompt", "none".into())]).await);
+    for prompt in ["login", "select_account"] {
+        assert!(!goes_straight_to_the_app(vec![("prompt", prompt.into())]).await, "{prompt}");
+    }
+    let challenge =
+        |nbf: i64| vec![("claims", format!(r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}}}}}}"#))];
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(goes_straight_to_the_app(challenge(now - 3600)).await, "a challenge older than the sign-in");
+    assert!(!goes_straight_to_the_app(challenge(now + 3600)).await, "a challenge newer than the sign-in");
+}
+
+/// The sign-in form is bound to the browser that fetched it (its CSRF cookie), to the tenant
+/// whose page it came from, and to an hour.
+#[tokio::test]
+async fn the_sign_in_form_is_bound_to_its_browser_tenant_and_hour() {
+    let dir = std::env::temp_dir().join(format!("accord-form-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &world(), &["--test-mode"], &[]);
+    let c = server.client();
+    let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
+    let page = c.get(&url).send().await.unwrap().text().await.unwrap();
+    let (action, mut fields) = form_fields(&page);
+    assert_eq!(action, format!("/{CONTOSO}/login"));
+    fields.retain(|(k, _)| k != "login" && k != "passwd");
+    fields.push(("login".into(), "alice@contoso.test".into()));
+    fields.push(("passwd".into(), "alice-password-1".into()));
+    let post = |c: &reqwest::Client, path: String, fields: Vec<(String, String)>| {
+        let request = c.post(server.url(&path)).form(&fields);
+        async move {
+            let res = request.send().await.unwrap();
+            let location = res.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+            (res.status().as_u16(), location, res.text().await.unwrap())
+        }
+    };
+    let refused = |(status, location, html): (u16, Option<String>, String), why: &str| {
+        assert_eq!((status, location), (400, None), "{html}");
+        assert!(html.contains("AADSTS90014") && html.contains(why), "{why}: {html}");
+    };
+
+    // Another browser (its own CSRF cookie) cannot post this browser's form.
+    let other = server.client();
+    other.get(&url).send().await.unwrap();
+    refused(post(&other, action.clone(), fields.clone()).await, "did not come from this site");
+    // The form names Contoso: posted at Fabrikam's sign-in it is refused.
+    refused(post(&c, format!("/{FABRIKAM}/login"), fields.clone()).await, "The sign-in request expired.");
+    // A form altered in transit does not open.
+    let mut altered = fields.clone();
+    for (k, v) in altered.iter_mut() {
+        if k == "flow" {
+            v.replace_range(10..11, if &v[10..11] == "A" { "B" } else { "A" });
+        }
+    }
+    refused(post(&c, action.clone(), altered).await, "The sign-in request expired.");
+
+    // Within the hour it signs in (twice: a form is not single-use, the password is the gate)...
+    server.advance_clock(serde_json::json!({"minutes": 59})).await;
+    for _ in 0..2 {
+        let (status, location, html) = post(&c, action.clone(), fields.clone()).await;
+        assert_eq!(status, 302, "{html}");
+        assert!(location.unwrap().starts_with(&format!("{WEB_REDIRECT}?code=")));
+    }
+    // ...and after it, not.
+    server.advance_clock(serde_json::json!({"minutes": 2})).await;
+    refused(post(&c, action, fields).await, "The sign-in request expired.");
+}
+
 async fn code_flow(server: &TestServer, c: &reqwest::Client, scope: &str, nonce: &str) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
     let url = authorize_url(
