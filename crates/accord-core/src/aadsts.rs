@@ -188,6 +188,15 @@ impl Aadsts {
         )
     }
 
+    /// The secret was right but its end date has passed (Entra tells this apart from a wrong one).
+    pub fn client_secret_expired(client_id: &str) -> Self {
+        Self::new(
+            7000222,
+            OAuthError::InvalidClient,
+            format!("The provided client secret keys for app '{client_id}' are expired. Visit the Azure portal to create new keys for your app: https://aka.ms/NewClientSecret, or consider using certificate credentials for added security: https://aka.ms/certCreds."),
+        )
+    }
+
     pub fn client_secret_required() -> Self {
         Self::new(
             7000218,

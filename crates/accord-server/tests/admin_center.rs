@@ -657,15 +657,16 @@ async fn consent_settings_directory_and_role_gating() {
     assert_eq!(unconfirmed.status, 400);
     let page = admin.post_ok(&format!("{carol_page}/enabled"), &[("enabled", "no"), ("confirm", "yes")]).await;
     assert!(page.contains("The account was disabled."), "{page}");
-    assert!(sign_in(
+    let (_, refused) = sign_in(
         &server.client(),
         &server,
         &server.url("/portal/signin?return_to=/admin"),
         "carol@contoso.test",
-        "carol-new-password"
+        "carol-new-password",
     )
     .await
-    .is_err());
+    .unwrap_err();
+    assert!(refused.contains("Your account has been disabled. Contact your administrator."), "{refused}");
 
     // Delete (confirmation page first; not one's own account; only a Global Administrator).
     let page = admin.page(&carol_page).await;

@@ -1377,14 +1377,6 @@ async fn federated_identity_credentials_crud() {
     assert_eq!(status, 204);
 }
 
-/// Waits until the clock enters its next second: a revocation recorded then is strictly after
-/// every token issued before the wait (token times are whole seconds).
-async fn next_second() {
-    let now = time::OffsetDateTime::now_utc();
-    let left = 1_000_000_000 - i64::from(now.nanosecond()) + 5_000_000;
-    tokio::time::sleep(std::time::Duration::from_nanos(left as u64)).await;
-}
-
 #[tokio::test]
 async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     let g = Graph::start();
@@ -1421,7 +1413,7 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     assert_eq!(g.get(&capable, "/v1.0/me").await.0, 200);
 
     // The administrator ends Bob's sign-ins: the capable token is challenged at once.
-    next_second().await;
+    support::next_second().await;
     let (status, _) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
     assert_eq!(status, 200);
     let res = g.c.get(g.url("/v1.0/me")).bearer_auth(&capable).send().await.unwrap();
@@ -1445,7 +1437,7 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     let answer =
         CP1.replace(r#""access_token":{"#, &format!(r#""access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}},"#));
     if time::OffsetDateTime::now_utc().unix_timestamp() < nbf {
-        next_second().await;
+        support::next_second().await;
     }
     let (status, body) = sign_in(Some(answer)).await;
     assert_eq!(status, 200, "{body}");
@@ -1462,7 +1454,7 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     // A token issued in the same second as the revocation, before it, is challenged too: `iat`
     // holds whole seconds, so the revocation's second counts as after every token of it (the
     // token and the revocation share a second here unless the machine stalls for most of one).
-    next_second().await;
+    support::next_second().await;
     let (_, body) = sign_in(Some(CP1.into())).await;
     let same_second = body["access_token"].as_str().unwrap().to_string();
     let (status, _) = g.post(&admin, &format!("/v1.0/users/{BOB}/revokeSignInSessions"), json!({})).await;
@@ -1472,7 +1464,7 @@ async fn continuous_access_evaluation_challenges_tokens_of_ended_sign_ins() {
     assert!(res.text().await.unwrap().contains("TokenIssuedBeforeRevocationTimestamp"));
 
     // Disabling Bob: challenged too.
-    next_second().await;
+    support::next_second().await;
     let (_, body) = sign_in(Some(CP1.into())).await;
     let capable = body["access_token"].as_str().unwrap().to_string();
     let (status, _) = g.patch(&admin, &format!("/v1.0/users/{BOB}"), json!({"accountEnabled": false})).await;

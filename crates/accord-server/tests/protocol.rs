@@ -470,16 +470,37 @@ async fn the_one_registered_redirect_uri_is_the_default_and_sessions_fit_tenant_
     }
 }
 
+/// What an authorize request led to: the sign-in page, or an error at the (web) app's URI.
+async fn authorize_outcome(res: reqwest::Response) -> Result<(), (String, String, String)> {
+    match res.status().as_u16() {
+        200 => {
+            let html = res.text().await.unwrap();
+            assert!(html.contains("name=\"passwd\""), "the sign-in page: {html}");
+            Ok(())
+        }
+        302 => {
+            let loc = res.headers()["location"].to_str().unwrap().to_string();
+            assert!(loc.starts_with(&format!("{WEB_REDIRECT}?")), "{loc}");
+            let description = query_param(&loc, "error_description").unwrap();
+            let code = query_param(&loc, "error_codes").unwrap();
+            assert!(description.starts_with(&format!("AADSTS{code}:")), "{description}");
+            Err((query_param(&loc, "error").unwrap(), code, description))
+        }
+        other => panic!("{other}: {}", res.text().await.unwrap()),
+    }
+}
+
 /// Each parameter of an authorize request is checked on its own, at its limit: one character
 /// over is refused with the parameter named and the error sent back to the app; at the limit,
-/// or a value Entra takes, the sign-in page follows (issue 20, run K's survivors).
+/// or a value Entra takes, the sign-in page follows; by GET and POST alike (issue 20, runs K and L).
 #[tokio::test]
 async fn authorize_parameters_are_checked_one_by_one_at_their_limits() {
     let server = TestServer::start();
     let c = server.client();
     // `Ok(())` is the sign-in page; `Err((error, code, description))` the error at the app.
+    // Each request goes by GET (query) and by POST (form): both must answer alike.
     let outcome = |params: Vec<(&'static str, String)>| {
-        let mut url = reqwest::Url::parse(&server.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize"))).unwrap();
+        let url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/authorize"));
         let defaults = [
             ("client_id", WEB_APP),
             ("redirect_uri", WEB_REDIRECT),
@@ -488,28 +509,21 @@ async fn authorize_parameters_are_checked_one_by_one_at_their_limits() {
             ("response_type", "code"),
         ];
         let given = |name: &str| params.iter().any(|(k, _)| *k == name);
-        url.query_pairs_mut()
-            .extend_pairs(defaults.into_iter().filter(|(k, _)| !given(k)))
-            .extend_pairs(params.iter().map(|(k, v)| (*k, v.as_str())));
-        let c = c.clone();
+        let pairs: Vec<(String, String)> = defaults
+            .into_iter()
+            .filter(|(k, _)| !given(k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .chain(params.iter().map(|(k, v)| (k.to_string(), v.clone())))
+            .collect();
+        let (get, post) = (c.get(&url).query(&pairs), c.post(&url).form(&pairs));
         async move {
-            let res = c.get(url).send().await.unwrap();
-            match res.status().as_u16() {
-                200 => {
-                    let html = res.text().await.unwrap();
-                    assert!(html.contains("name=\"passwd\""), "the sign-in page: {html}");
-                    Ok(())
-                }
-                302 => {
-                    let loc = res.headers()["location"].to_str().unwrap().to_string();
-                    assert!(loc.starts_with(&format!("{WEB_REDIRECT}?")), "{loc}");
-                    let description = query_param(&loc, "error_description").unwrap();
-                    let code = query_param(&loc, "error_codes").unwrap();
-                    assert!(description.starts_with(&format!("AADSTS{code}:")), "{description}");
-                    Err((query_param(&loc, "error").unwrap(), code, description))
-                }
-                other => panic!("{other}: {}", res.text().await.unwrap()),
-            }
+            let by_get = authorize_outcome(get.send().await.unwrap()).await;
+            let by_post = authorize_outcome(post.send().await.unwrap()).await;
+            let kind = |r: &Result<(), (String, String, String)>| {
+                r.as_ref().map_err(|(e, code, _)| (e.clone(), code.clone())).err()
+            };
+            assert_eq!(kind(&by_get), kind(&by_post), "GET and POST differ: {by_post:?}");
+            by_get
         }
     };
     let invalid = |name: &str, r: Result<(), (String, String, String)>| {
@@ -642,16 +656,32 @@ async fn the_sign_in_form_is_bound_to_its_browser_tenant_and_hour() {
     }
     refused(post(&c, action.clone(), altered).await, "The sign-in request expired.");
 
-    // Within the hour it signs in (twice: a form is not single-use, the password is the gate)...
+    // Within the hour it signs in (twice: a form is not single-use, the password is the gate),
+    // and the browser's session lasts a day...
     server.advance_clock(serde_json::json!({"minutes": 59})).await;
     for _ in 0..2 {
-        let (status, location, html) = post(&c, action.clone(), fields.clone()).await;
-        assert_eq!(status, 302, "{html}");
-        assert!(location.unwrap().starts_with(&format!("{WEB_REDIRECT}?code=")));
+        let res = c.post(server.url(&action)).form(&fields).send().await.unwrap();
+        assert_eq!(res.status(), 302);
+        assert!(res.headers()["location"].to_str().unwrap().starts_with(&format!("{WEB_REDIRECT}?code=")));
+        let session = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|v| v.starts_with("__Host-accord_session="));
+        assert!(session.as_deref().is_some_and(|v| v.contains("; Max-Age=86400;")), "{session:?}");
     }
-    // ...and after it, not.
-    server.advance_clock(serde_json::json!({"minutes": 2})).await;
-    refused(post(&c, action, fields).await, "The sign-in request expired.");
+    // ...but an hour after the page was served, its form is not taken: fetched just after a
+    // second began and posted at once, the form is exactly an hour old (a stalled machine makes
+    // it older, which is refused as well).
+    let fresh = server.client();
+    next_second().await;
+    let page = fresh.get(&url).send().await.unwrap().text().await.unwrap();
+    let (_, mut fields) = form_fields(&page);
+    fields.retain(|(k, _)| k != "login" && k != "passwd");
+    fields.extend([("login".into(), "alice@contoso.test".into()), ("passwd".into(), "alice-password-1".into())]);
+    server.advance_clock(serde_json::json!({"hours": 1})).await;
+    refused(post(&fresh, action, fields).await, "The sign-in request expired.");
 }
 
 async fn code_flow(server: &TestServer, c: &reqwest::Client, scope: &str, nonce: &str) -> (String, String) {

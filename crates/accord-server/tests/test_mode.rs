@@ -18,10 +18,22 @@ const WRITE_APP: &str = "ffffffff-0000-4000-8000-000000000003";
 const PROFILE_APP: &str = "ffffffff-0000-4000-8000-000000000004";
 const DAEMON_READ: (&str, &str) = ("ffffffff-0000-4000-8000-000000000005", "reader-secret-1");
 
+// The calendar-sync world's tenant, its vendor app, and two daemons: the vendor's sync daemon
+// and an administrator's, which makes directory changes through Graph as a customer's would.
+const SYNC_TENANT: &str = "eeeeeeee-5000-4000-8000-000000000001";
+const SYNC_VENDOR: &str = "ffffffff-5000-4000-8000-000000000001";
+const SYNC_DAEMON: (&str, &str) = ("ffffffff-5000-4000-8000-000000000003", "sync-daemon-secret-1");
+const SYNC_ADMIN: (&str, &str) = ("ffffffff-5000-4000-8000-000000000004", "admin-daemon-secret-1");
+
 fn start() -> GraphApi {
+    start_in("calendar_world.toml")
+}
+
+/// A `--test-mode` server with `tests/fixtures/{world}` loaded.
+fn start_in(world: &str) -> GraphApi {
     let dir = std::env::temp_dir().join(format!("accord-test-mode-{}", support::uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
-    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_world.toml");
+    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(world);
     let server = TestServer::launch_with_env(dir, &world, &["--test-mode"], &[]);
     GraphApi { c: server.client(), server }
 }
@@ -312,24 +324,16 @@ async fn fault_rules_fail_the_requests_they_match() {
 /// through Graph, as a customer's admin would).
 #[tokio::test]
 async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
-    const TENANT: &str = "eeeeeeee-5000-4000-8000-000000000001";
-    const VENDOR: &str = "ffffffff-5000-4000-8000-000000000001";
-    const DAEMON: (&str, &str) = ("ffffffff-5000-4000-8000-000000000003", "sync-daemon-secret-1");
-    const ADMIN: (&str, &str) = ("ffffffff-5000-4000-8000-000000000004", "admin-daemon-secret-1");
-    let dir = std::env::temp_dir().join(format!("accord-test-mode-lag-{}", support::uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/calendar_sync_world.toml");
-    let server = TestServer::launch_with_env(dir, &world, &["--test-mode"], &[]);
-    let g = GraphApi { c: server.client(), server };
-    let admin = g.app_token(TENANT, ADMIN).await;
+    let g = start_in("calendar_sync_world.toml");
+    let admin = g.app_token(SYNC_TENANT, SYNC_ADMIN).await;
     let vendor_signs_in = || {
         let g = &g;
         async move {
-            let form = support::graph_api::ropc_form(VENDOR, "alice@contoso.test", "alice-password-1");
+            let form = support::graph_api::ropc_form(SYNC_VENDOR, "alice@contoso.test", "alice-password-1");
             let mut form = form.to_vec();
             form.retain(|(k, _)| *k != "scope");
             form.push(("scope", "https://graph.microsoft.com/User.Read"));
-            g.try_token(TENANT, &form).await
+            g.try_token(SYNC_TENANT, &form).await
         }
     };
     let advance = |seconds: i64| {
@@ -345,7 +349,7 @@ async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
         }
     };
     let (vendor_sp, daemon_sp, graph_sp) =
-        (sp_of(VENDOR).await, sp_of(DAEMON.0).await, sp_of("00000003-0000-0000-c000-000000000000").await);
+        (sp_of(SYNC_VENDOR).await, sp_of(SYNC_DAEMON.0).await, sp_of("00000003-0000-0000-c000-000000000000").await);
 
     // Bad lag rules are explained.
     for bad in [
@@ -408,12 +412,12 @@ async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
         g.delete(&admin, &format!("/v1.0/servicePrincipals/{graph_sp}/appRoleAssignedTo/{assignment}")).await;
     assert_eq!(s, 204, "{body}");
     let roles = |token: &str| support::jwt_claims(token)["roles"].clone();
-    assert_eq!(roles(&g.app_token(TENANT, DAEMON).await), json!(["Calendars.Read"]), "not yet revoked");
+    assert_eq!(roles(&g.app_token(SYNC_TENANT, SYNC_DAEMON).await), json!(["Calendars.Read"]), "not yet revoked");
     advance(21).await;
-    assert_eq!(roles(&g.app_token(TENANT, DAEMON).await), Value::Null, "revoked");
+    assert_eq!(roles(&g.app_token(SYNC_TENANT, SYNC_DAEMON).await), Value::Null, "revoked");
 
     // A new secret: refused (AADSTS7000215) until it has replicated; the old one works.
-    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{}'", DAEMON.0)).await;
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{}'", SYNC_DAEMON.0)).await;
     let object_id = apps["value"][0]["id"].as_str().unwrap().to_string();
     let (s, added) =
         g.post(&admin, &format!("/v1.0/applications/{object_id}/addPassword"), json!({"passwordCredential": {}})).await;
@@ -422,7 +426,7 @@ async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
     let form = |secret: &str| {
         [
             ("grant_type".to_string(), "client_credentials".to_string()),
-            ("client_id".to_string(), DAEMON.0.to_string()),
+            ("client_id".to_string(), SYNC_DAEMON.0.to_string()),
             ("client_secret".to_string(), secret.to_string()),
             ("scope".to_string(), "https://graph.microsoft.com/.default".to_string()),
         ]
@@ -432,12 +436,12 @@ async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
         async move {
             let f = form(&secret);
             let pairs: Vec<(&str, &str)> = f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-            g.try_token(TENANT, &pairs).await
+            g.try_token(SYNC_TENANT, &pairs).await
         }
     };
     let (s, body) = try_secret(fresh.clone()).await;
     assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(7000215)), "{body}");
-    assert_eq!(try_secret(DAEMON.1.to_string()).await.0, 200, "the old secret still works");
+    assert_eq!(try_secret(SYNC_DAEMON.1.to_string()).await.0, 200, "the old secret still works");
     advance(21).await;
     assert_eq!(try_secret(fresh.clone()).await.0, 200, "the new secret replicated");
 
@@ -469,4 +473,55 @@ async fn replication_lag_keeps_the_token_endpoint_behind_the_directory() {
     let (_, again) =
         control(&g, reqwest::Method::POST, "/faults", Some(json!({"action": {"replicationLagSeconds": 5}}))).await;
     assert_eq!(again["id"], "fault-1");
+}
+
+/// A client secret ends at its `endDateTime` on Accord's clock: then it is refused as expired
+/// (AADSTS7000222, Entra's code), not as a wrong secret; the app's other secrets still work.
+#[tokio::test]
+async fn a_client_secret_ends_on_the_clock_and_is_refused_as_expired() {
+    let g = start_in("calendar_sync_world.toml");
+    let admin = g.app_token(SYNC_TENANT, SYNC_ADMIN).await;
+    let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{}'", SYNC_DAEMON.0)).await;
+    let object_id = apps["value"][0]["id"].as_str().unwrap().to_string();
+    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let (s, added) = g
+        .post(
+            &admin,
+            &format!("/v1.0/applications/{object_id}/addPassword"),
+            json!({"passwordCredential": {"displayName": "two days", "endDateTime": end}}),
+        )
+        .await;
+    assert_eq!(s, 200, "{added}");
+    let short_lived = added["secretText"].as_str().unwrap().to_string();
+    let try_secret = |secret: String| {
+        let g = &g;
+        async move {
+            let form = [
+                ("grant_type", "client_credentials"),
+                ("client_id", SYNC_DAEMON.0),
+                ("client_secret", secret.as_str()),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ];
+            g.try_token(SYNC_TENANT, &form).await
+        }
+    };
+    assert_eq!(try_secret(short_lived.clone()).await.0, 200, "valid until its end");
+    let (s, _) = control(&g, reqwest::Method::POST, "/clock/advance", Some(json!({"days": 3}))).await;
+    assert_eq!(s, 200);
+    let (s, body) = try_secret(short_lived).await;
+    assert_eq!(
+        (s, body["error"].as_str(), body["error_codes"][0].as_u64()),
+        (401, Some("invalid_client"), Some(7000222)),
+        "{body}"
+    );
+    let description = body["error_description"].as_str().unwrap();
+    assert!(
+        description.contains(&format!("client secret keys for app '{}' are expired", SYNC_DAEMON.0)),
+        "{description}"
+    );
+    let (s, body) = try_secret("not-the-secret".into()).await;
+    assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(7000215)), "a wrong secret is still wrong: {body}");
+    assert_eq!(try_secret(SYNC_DAEMON.1.to_string()).await.0, 200, "the secret without an end still works");
 }

@@ -233,11 +233,13 @@ async fn authenticate_client(
     };
     let now = accord_core::clock::now();
     let secrets = state.store.client_secrets(app.id).await?;
-    let matching: Vec<_> = secrets
+    let (matching, expired): (Vec<_>, Vec<_>) = secrets
         .iter()
-        .filter(|s| s.expires_at.is_none_or(|e| e > now))
         .filter(|s| state.keyring.secret_matches(&secret, &s.hash))
-        .collect();
+        .partition(|s| s.expires_at.is_none_or(|e| e > now));
+    if matching.is_empty() && !expired.is_empty() {
+        return Err(Aadsts::client_secret_expired(&app.app_id.to_string()).into());
+    }
     let lag = if matching.is_empty() { None } else { credential_lag(path, tenant_segment, &app) };
     if !matching.iter().any(|s| seen_by_replica(&lag, Some(s.created_at))) {
         if let (Some(lag), false) = (&lag, matching.is_empty()) {

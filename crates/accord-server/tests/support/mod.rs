@@ -297,6 +297,15 @@ pub fn html_unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
+/// Waits until the wall clock enters its next second (and 5 ms more): token times and the
+/// server's records are whole seconds, so what happens next is strictly after what came before
+/// the wait, and the next few milliseconds share one second.
+pub async fn next_second() {
+    let now = time::OffsetDateTime::now_utc();
+    let left = 1_000_000_000 - u64::from(now.nanosecond()) + 5_000_000;
+    tokio::time::sleep(Duration::from_nanos(left)).await;
+}
+
 pub fn query_param(location: &str, name: &str) -> Option<String> {
     let url = reqwest::Url::parse(location).ok()?;
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
