@@ -286,6 +286,87 @@ async fn client_credentials_carry_granted_roles() {
     }
 }
 
+/// A client authenticates one way, as the client it names: two methods at once, or a Basic
+/// header for one app and a `client_id` for another, are refused before any is checked
+/// (AADSTS900023); an assertion needs its type (issue 20, token.rs's survivors).
+#[tokio::test]
+async fn a_client_authenticates_one_way_as_the_client_it_names() {
+    use base64::Engine;
+    let server = TestServer::start();
+    let c = server.client();
+    let token_url = server.url(&format!("/{CONTOSO}/oauth2/v2.0/token"));
+    let basic = |id: &str, secret: &str| {
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}")))
+    };
+    let send = |authorization: Option<String>, extra: &[(&str, &str)]| {
+        let mut form = vec![("grant_type", "client_credentials"), ("scope", "https://graph.microsoft.com/.default")];
+        form.extend_from_slice(extra);
+        let mut request = c.post(&token_url).form(&form);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        async move { json(request.send().await.unwrap()).await }
+    };
+    let refused = |(status, body): (u16, Value), code: u64, mentions: &str| {
+        assert_eq!((status, body["error_codes"][0].as_u64()), (400, Some(code)), "{mentions}: {body}");
+        assert_eq!(body["error"], "invalid_request", "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains(mentions), "{body}");
+    };
+
+    // Each method alone works: the header (with or without the same client_id) or the body.
+    assert_eq!(send(Some(basic(WEB_APP, WEB_SECRET)), &[]).await.0, 200);
+    assert_eq!(send(Some(basic(WEB_APP, WEB_SECRET)), &[("client_id", WEB_APP)]).await.0, 200);
+    assert_eq!(send(None, &[("client_id", WEB_APP), ("client_secret", WEB_SECRET)]).await.0, 200);
+
+    // Two at once, in any pairing, however right each is.
+    let one_method = "Use one client authentication method";
+    let header_and_body =
+        send(Some(basic(WEB_APP, WEB_SECRET)), &[("client_id", WEB_APP), ("client_secret", WEB_SECRET)]).await;
+    refused(header_and_body, 900023, one_method);
+    let secret_and_assertion = [
+        ("client_id", WEB_APP),
+        ("client_secret", WEB_SECRET),
+        ("client_assertion", "a.b.c"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+    ];
+    refused(send(None, &secret_and_assertion).await, 900023, one_method);
+    refused(send(Some(basic(WEB_APP, WEB_SECRET)), &secret_and_assertion[2..]).await, 900023, one_method);
+
+    // The header names one app, the body another.
+    let mismatch = send(Some(basic(WEB_APP, WEB_SECRET)), &[("client_id", UNCONSENTED_APP)]).await;
+    refused(mismatch, 900023, "does not match the Authorization header");
+
+    // An assertion of another type is refused by its type, before it is read.
+    let wrong_type = [
+        ("client_id", WEB_APP),
+        ("client_assertion", "a.b.c"),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"),
+    ];
+    refused(send(None, &wrong_type).await, 90014, "client_assertion_type");
+
+    // `claims` at the token endpoint: blank is none, malformed is refused by name, and a
+    // challenge newer than the sign-in (ROPC: the sign-in is now) needs a new one.
+    let ropc = |claims: String| {
+        let form = [
+            ("grant_type", "password".to_string()),
+            ("client_id", NATIVE_APP.to_string()),
+            ("username", "alice@contoso.test".to_string()),
+            ("password", "alice-password-1".to_string()),
+            ("scope", "openid User.Read".to_string()),
+            ("claims", claims),
+        ];
+        let request = c.post(&token_url).form(&form);
+        async move { json(request.send().await.unwrap()).await }
+    };
+    assert_eq!(ropc("  ".into()).await.0, 200, "blank claims");
+    refused(ropc("{not json".into()).await, 90014, "claims");
+    let challenge = |nbf: i64| format!(r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}}}}}}"#);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(ropc(challenge(now - 60)).await.0, 200, "a challenge older than the sign-in");
+    let (status, body) = ropc(challenge(now + 3600)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("interaction_required")), "{body}");
+}
+
 #[tokio::test]
 async fn malformed_requests_get_protocol_errors_not_500s() {
     let server = TestServer::start();
@@ -1272,6 +1353,12 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     let (code, verifier) = code_flow(&server, &c, "openid", "n7").await;
     server.advance_clock(serde_json::json!({"minutes": 11})).await;
     refused(redeem(CONTOSO, base(&code, &verifier)).await, 70008, "invalid_grant");
+    // A redeemed code stays spent after the sweep of expired state (the marker outlives the
+    // code): replayed a second later it is refused as redeemed (AADSTS54005).
+    let (code, verifier) = code_flow(&server, &c, "openid", "n9").await;
+    assert_eq!(redeem(CONTOSO, base(&code, &verifier)).await.0, 200);
+    server.advance_clock(serde_json::json!({"seconds": 1})).await;
+    refused(redeem(CONTOSO, base(&code, &verifier)).await, 54005, "invalid_grant");
     // And an intact code still works (the refusals above are not a broken server).
     let (code, verifier) = code_flow(&server, &c, "openid offline_access", "n8").await;
     let (status, body) = redeem(CONTOSO, base(&code, &verifier)).await;
@@ -1299,4 +1386,16 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     refused(use_refresh(CONTOSO, WEB_APP, WEB_SECRET, format!("{refresh}x")).await, 9002313, "invalid_grant");
     let (status, body) = use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await;
     assert_eq!(status, 200, "{body}");
+
+    // Each rotation gives the new token its own 90 days: used every 60 days the family never
+    // lapses; left unused for 91, the last token has (AADSTS70008).
+    let mut refresh = body["refresh_token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        server.advance_clock(serde_json::json!({"days": 60})).await;
+        let (status, body) = use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await;
+        assert_eq!(status, 200, "{body}");
+        refresh = body["refresh_token"].as_str().unwrap().to_string();
+    }
+    server.advance_clock(serde_json::json!({"days": 91})).await;
+    refused(use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await, 70008, "invalid_grant");
 }

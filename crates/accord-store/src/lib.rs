@@ -460,7 +460,8 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
     ) -> StoreResult<RotateOutcome>;
     async fn revoke_refresh_family(&self, family_id: Uuid) -> StoreResult<()>;
-    /// Deletes expired sessions, codes and refresh tokens; returns how many rows went.
+    /// Deletes expired sessions, codes and device authorizations, and refresh tokens
+    /// [`EXPIRED_REFRESH_TOKEN_MEMORY_DAYS`] after they expired; returns how many rows went.
     async fn purge_expired(&self, now: OffsetDateTime) -> StoreResult<u64>;
     /// Deletes every tenant with everything in it, every app registration, and all protocol
     /// state except the signing keys (tokens already issued keep verifying): the clean slate a

@@ -145,6 +145,11 @@ pub struct CalendarChange {
     pub event: Option<accord_core::directory::CalendarEvent>,
 }
 
+/// How long an expired refresh token is still remembered: a client returning after its token
+/// ran out is told it expired (AADSTS70008, as Entra says for a token it can still read), not
+/// that it was never issued. Revoked or used ones are remembered as long (reuse detection).
+pub const EXPIRED_REFRESH_TOKEN_MEMORY_DAYS: i64 = 30;
+
 /// How long the calendar journal keeps a deleted event's tombstone, and so how long a delta
 /// token stays usable: an older token may have missed a deletion and answers `SyncStateNotFound`.
 pub const CALENDAR_CHANGE_RETENTION_DAYS: i64 = 30;

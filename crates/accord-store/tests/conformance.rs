@@ -2167,11 +2167,12 @@ mod cases {
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(10), ..refresh_token(f, "r-old") }).await.unwrap();
         s.put_refresh_token(&RefreshTokenRecord { expires_at: at(1000), ..refresh_token(f, "r-live") }).await.unwrap();
 
-        assert_eq!(s.purge_expired(now).await.unwrap(), 3);
+        assert_eq!(s.purge_expired(now).await.unwrap(), 2);
         assert_eq!(s.session("s-old").await.unwrap(), None);
         assert_eq!(s.session("s-edge").await.unwrap(), None, "expires_at == now is expired");
         assert!(s.session("s-live").await.unwrap().is_some());
-        assert_eq!(s.refresh_token("r-old").await.unwrap(), None);
+        // An expired refresh token is remembered a while (to be refused as expired)...
+        assert!(s.refresh_token("r-old").await.unwrap().is_some());
         assert!(s.refresh_token("r-live").await.unwrap().is_some());
         assert_eq!(s.purge_expired(now).await.unwrap(), 0);
 
@@ -2179,6 +2180,14 @@ mod cases {
         s.revoke_refresh_family(f).await.unwrap();
         s.purge_expired(now).await.unwrap();
         assert!(s.refresh_token("r-live").await.unwrap().unwrap().revoked);
+
+        // ...then goes, to the second.
+        let memory = Duration::days(EXPIRED_REFRESH_TOKEN_MEMORY_DAYS);
+        s.purge_expired(at(10) + memory - Duration::seconds(1)).await.unwrap();
+        assert!(s.refresh_token("r-old").await.unwrap().is_some());
+        s.purge_expired(at(10) + memory).await.unwrap();
+        assert_eq!(s.refresh_token("r-old").await.unwrap(), None);
+        assert!(s.refresh_token("r-live").await.unwrap().is_some(), "expired later, remembered later");
     }
 
     pub async fn signing_keys(s: &dyn Store) {

@@ -243,15 +243,22 @@ impl SqlStore {
 
     // --- housekeeping ---
 
-    /// Deletes sessions, refresh tokens and single-use values (`used_once`, see
+    /// Deletes sessions and single-use values (`used_once`, see
     /// [`Store::consume_once`](crate::Store::consume_once)) whose `expires_at` is at or before
-    /// `now`, and then families no token or code refers to any more (not counted in the result).
+    /// `now`, refresh tokens [`EXPIRED_REFRESH_TOKEN_MEMORY_DAYS`] after theirs, and then
+    /// families no token or code refers to any more (not counted in the result).
     pub(super) async fn purge(&self, at: OffsetDateTime) -> StoreResult<u64> {
-        let now = micros(at);
+        let refresh_memory = time::Duration::days(crate::records::EXPIRED_REFRESH_TOKEN_MEMORY_DAYS);
         let mut purged = 0;
-        for table in ["sessions", "refresh_tokens", "used_once", "device_authorizations"] {
+        for (table, before) in [
+            ("sessions", at),
+            ("refresh_tokens", at - refresh_memory),
+            ("used_once", at),
+            ("device_authorizations", at),
+        ] {
             let sql = format!("DELETE FROM {table} WHERE expires_at <= $1");
-            purged += self.execute(self.pool(), sqlx::query(&sql).bind(now)).await.map_err(db_err)?.rows_affected();
+            let q = sqlx::query(&sql).bind(micros(before));
+            purged += self.execute(self.pool(), q).await.map_err(db_err)?.rows_affected();
         }
         let q = sqlx::query(
             "DELETE FROM refresh_token_families WHERE \
