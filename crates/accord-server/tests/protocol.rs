@@ -358,13 +358,32 @@ async fn a_client_authenticates_one_way_as_the_client_it_names() {
         let request = c.post(&token_url).form(&form);
         async move { json(request.send().await.unwrap()).await }
     };
-    assert_eq!(ropc("  ".into()).await.0, 200, "blank claims");
+    let (status, body) = ropc("  ".into()).await;
+    assert_eq!(status, 200, "blank claims: {body}");
+    // The scopes echoed are what the user holds at the resource (Native Tool's grant), Graph's
+    // bare as MSAL's cache expects, each once.
+    assert_eq!(body["scope"], "openid profile offline_access User.Read", "{body}");
     refused(ropc("{not json".into()).await, 90014, "claims");
     let challenge = |nbf: i64| format!(r#"{{"access_token":{{"nbf":{{"essential":true,"value":"{nbf}"}}}}}}"#);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     assert_eq!(ropc(challenge(now - 60)).await.0, 200, "a challenge older than the sign-in");
     let (status, body) = ropc(challenge(now + 3600)).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("interaction_required")), "{body}");
+    // A sign-in in the challenge's own second answers it (times are whole seconds).
+    next_second().await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert_eq!(ropc(challenge(now)).await.0, 200, "a challenge of the sign-in's own second");
+
+    // A parameter sent twice is refused by name (RFC 6749 §3.2), whichever value is right.
+    let repeated = [
+        ("grant_type", "client_credentials"),
+        ("client_id", WEB_APP),
+        ("client_secret", "wrong"),
+        ("client_secret", WEB_SECRET),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let (status, body) = json(c.post(&token_url).form(&repeated).send().await.unwrap()).await;
+    refused((status, body), 90014, "'client_secret' is not valid: it was sent more than once");
 }
 
 #[tokio::test]
@@ -1349,6 +1368,21 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
         501481,
         "invalid_grant",
     );
+    // The verifier is compared byte for byte: a plain challenge and a verifier differing in
+    // two places by the same bits (which an XOR-folded comparison would let cancel out).
+    let plain_challenge = "A".repeat(43);
+    let url = authorize_url(
+        &server,
+        CONTOSO,
+        WEB_APP,
+        WEB_REDIRECT,
+        "openid",
+        &[("code_challenge", &plain_challenge), ("code_challenge_method", "plain")],
+    );
+    let loc = sign_in(&c, &server, &url, "alice@contoso.test", "alice-password-1").await.unwrap();
+    let code = query_param(&loc, "code").expect("a code");
+    let twice_flipped = format!("BB{}", "A".repeat(41));
+    refused(redeem(CONTOSO, base(&code, &twice_flipped)).await, 501481, "invalid_grant");
     // Eleven minutes later (Accord's clock) a code has expired.
     let (code, verifier) = code_flow(&server, &c, "openid", "n7").await;
     server.advance_clock(serde_json::json!({"minutes": 11})).await;

@@ -259,3 +259,54 @@ async fn cors_answers_registered_origins_on_identity_endpoints_and_any_on_graph(
     let exposed = res.headers()["access-control-expose-headers"].to_str().unwrap();
     assert!(exposed.contains("retry-after") && exposed.contains("www-authenticate"), "{exposed}");
 }
+
+/// A single-page app's refresh tokens end a day after the sign-in, however often they rotate:
+/// then AADSTS700084, naming when the family began (Entra's fixed SPA lifetime).
+#[tokio::test]
+async fn a_spa_refresh_token_family_ends_a_day_after_its_sign_in() {
+    let dir = std::env::temp_dir().join(format!("accord-spa-clock-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = TestServer::launch_with_env(dir, &world_with_spa(), &["--test-mode"], &[]);
+    let clock = || async {
+        let body: Value =
+            server.client().get(server.url("/_accord/test/clock")).send().await.unwrap().json().await.unwrap();
+        time::OffsetDateTime::parse(body["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let before = clock().await;
+    let (verifier, challenge) = pkce_pair();
+    let code = code_for(&server, SPA_REDIRECT, &challenge).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", WEB_APP),
+        ("redirect_uri", SPA_REDIRECT),
+        ("code", code.as_str()),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, _, body) = token(&server, Some(SPA_ORIGIN), &form).await;
+    assert_eq!(status, 200, "{body}");
+    let signed_in = clock().await;
+    let refresh_with = |refresh: String| {
+        let server = &server;
+        async move {
+            let form = [("grant_type", "refresh_token"), ("client_id", WEB_APP), ("refresh_token", refresh.as_str())];
+            let (status, _, body) = token(server, Some(SPA_ORIGIN), &form).await;
+            (status, body)
+        }
+    };
+    // Twelve hours on it rotates; the new token does not start a new day.
+    server.advance_clock(serde_json::json!({"hours": 12})).await;
+    let (status, body) = refresh_with(body["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    server.advance_clock(serde_json::json!({"hours": 12, "minutes": 1})).await;
+    let (status, body) = refresh_with(body["refresh_token"].as_str().unwrap().to_string()).await;
+    assert_eq!((status, aadsts(&body), body["error"].as_str()), (400, 700084, Some("invalid_grant")), "{body}");
+    let description = body["error_description"].as_str().unwrap();
+    let issued = description.split("The token was issued on ").nth(1).and_then(|r| r.split(".\r\n").next()).unwrap();
+    let issued = time::OffsetDateTime::parse(issued, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{issued}: {e}"));
+    assert!(
+        before.replace_nanosecond(0).unwrap() <= issued && issued <= signed_in,
+        "issued {issued}, signed in between {before} and {signed_in}"
+    );
+}
