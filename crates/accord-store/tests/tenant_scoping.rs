@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 const CROSS_TENANT: &[(&str, &str)] = &[
     // Looked up by the hash of a secret the caller holds: unique across the platform, and the
     // row carries its tenant, which the service layer checks against the request.
-    ("FROM sessions WHERE id_hash = $1", "a session, by its cookie's hash"),
+    ("expires_at FROM sessions WHERE id_hash = $1", "a session, by its cookie's hash"),
     ("DELETE FROM sessions WHERE id_hash = $1", "sign-out, by the cookie's hash"),
     ("FROM refresh_tokens t LEFT JOIN refresh_token_families", "a refresh token, by its hash"),
     ("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1", "rotation, by the token's hash"),
@@ -64,7 +64,11 @@ fn tenant_owned_tables() -> BTreeSet<String> {
             let name = part.trim_start().trim_start_matches("if not exists").trim_start();
             let name: String = name.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             let body = part.split(");").next().unwrap_or_default();
-            if body.contains("tenant_id") {
+            // A `tenant_id` column, not `home_tenant_id` (an app registration is the platform's).
+            let has_column = body
+                .match_indices("tenant_id")
+                .any(|(at, _)| !body[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
+            if has_column {
                 tables.insert(name);
             }
         }
