@@ -223,7 +223,7 @@ fn names_its_tenant(statement: &str) -> bool {
 }
 
 fn is_statement(text: &str) -> bool {
-    let first = text.trim_start().split_whitespace().next().unwrap_or_default().to_lowercase();
+    let first = text.split_whitespace().next().unwrap_or_default().to_lowercase();
     matches!(first.as_str(), "select" | "update" | "delete" | "insert" | "with")
 }
 
