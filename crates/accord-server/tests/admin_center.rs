@@ -914,9 +914,7 @@ fn attr(tag: &str, name: &str) -> Option<String> {
 /// `accord explain`.
 #[tokio::test]
 async fn time_bound_consent_and_assignments_end_on_accords_clock() {
-    let dir = std::env::temp_dir().join(format!("accord-admin-time-bound-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = TestServer::launch_with_env(dir, &fixture(), &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&fixture());
     let advance = |days: i64| server.advance_clock(serde_json::json!({"days": days}));
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
     let list = admin.page("/admin/enterprise-apps?q=insights").await;
@@ -1097,9 +1095,7 @@ fn event_links(html: &str) -> Vec<String> {
 /// of the filtered log — within the administrator's own organisation.
 #[tokio::test]
 async fn audit_log_has_details_date_range_pages_and_downloads() {
-    let dir = std::env::temp_dir().join(format!("accord-admin-audit-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = TestServer::launch_with_env(dir, &fixture(), &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&fixture());
     let mut admin = Browser::sign_in(&server, "admin@contoso.test", "admin-password-1").await;
     let list = admin.page("/admin/enterprise-apps?q=insights").await;
     let app = link(&list, "Meeting Insights");

@@ -717,9 +717,7 @@ async fn a_session_is_asked_again_only_when_the_request_says_so() {
 /// whose page it came from, and to an hour.
 #[tokio::test]
 async fn the_sign_in_form_is_bound_to_its_browser_tenant_and_hour() {
-    let dir = std::env::temp_dir().join(format!("accord-form-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = TestServer::launch_with_env(dir, &world(), &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&world());
     let c = server.client();
     let url = authorize_url(&server, CONTOSO, WEB_APP, WEB_REDIRECT, "openid User.Read", &[]);
     let page = c.get(&url).send().await.unwrap().text().await.unwrap();
@@ -1304,9 +1302,7 @@ async fn bearer_tokens_expire_and_belong_to_one_issuer() {
 /// each case gets a fresh code through SSO.
 #[tokio::test]
 async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
-    let dir = std::env::temp_dir().join(format!("accord-bindings-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = TestServer::launch_with_env(dir, &world(), &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&world());
     let c = server.client();
     let redeem = |tenant: &'static str, fields: Vec<(&'static str, String)>| {
         let (client, url) = (server.client(), server.url(&format!("/{tenant}/oauth2/v2.0/token")));

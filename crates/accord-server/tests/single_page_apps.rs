@@ -264,9 +264,7 @@ async fn cors_answers_registered_origins_on_identity_endpoints_and_any_on_graph(
 /// then AADSTS700084, naming when the family began (Entra's fixed SPA lifetime).
 #[tokio::test]
 async fn a_spa_refresh_token_family_ends_a_day_after_its_sign_in() {
-    let dir = std::env::temp_dir().join(format!("accord-spa-clock-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = TestServer::launch_with_env(dir, &world_with_spa(), &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&world_with_spa());
     let clock = || async {
         let body: Value =
             server.client().get(server.url("/_accord/test/clock")).send().await.unwrap().json().await.unwrap();

@@ -31,10 +31,8 @@ fn start() -> GraphApi {
 
 /// A `--test-mode` server with `tests/fixtures/{world}` loaded.
 fn start_in(world: &str) -> GraphApi {
-    let dir = std::env::temp_dir().join(format!("accord-test-mode-{}", support::uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
     let world = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(world);
-    let server = TestServer::launch_with_env(dir, &world, &["--test-mode"], &[]);
+    let server = TestServer::start_test_mode(&world);
     GraphApi { c: server.client(), server }
 }
 

@@ -53,6 +53,14 @@ impl TestServer {
         Self::launch(data_dir, scenario, &["--directory-cache", "0"])
     }
 
+    /// A fresh `--test-mode` server loading `scenario`: its clock can be moved, its control API
+    /// is served.
+    pub fn start_test_mode(scenario: &Path) -> TestServer {
+        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        Self::launch(data_dir, scenario, &["--test-mode"])
+    }
+
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> TestServer {
         Self::launch(data_dir, &world(), extra)
     }
