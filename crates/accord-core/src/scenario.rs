@@ -189,6 +189,12 @@ pub struct ParseOptions<'a> {
     /// `name=value` overrides of the file's `[variables]` defaults.
     pub variables: Vec<(String, String)>,
     pub graph: &'a dyn GraphCatalog,
+    /// Keep a large file's `[[tenant.user]]` and `[[tenant.group]]` entries as its text once
+    /// checked, for [`Scenario::user_batches`] and [`Scenario::group_batches`] to read again,
+    /// instead of in [`TenantSpec::users`] and [`TenantSpec::groups`] (left empty): a server
+    /// loading 100,000 users holds a sixth of the memory. Files that the split read does not
+    /// follow (see `bulk.rs`) are kept whole as ever.
+    pub bulk_as_text: bool,
 }
 
 impl ParseOptions<'static> {
@@ -199,7 +205,7 @@ impl ParseOptions<'static> {
 
     /// Relative times counted from `loaded_at` (tests, and any caller with its own clock).
     pub fn at(loaded_at: OffsetDateTime) -> ParseOptions<'static> {
-        ParseOptions { loaded_at, variables: Vec::new(), graph: &BuiltinGraphCatalog }
+        ParseOptions { loaded_at, variables: Vec::new(), graph: &BuiltinGraphCatalog, bulk_as_text: false }
     }
 }
 
@@ -211,36 +217,125 @@ pub fn parse_with(source_name: &str, text: &str, options: &ParseOptions<'_>) -> 
 /// [`parse_with`] for a text the caller gives up: a large file is read without a second copy
 /// (its bulk entries are blanked in place once read, see `bulk.rs`).
 pub fn parse_owned(source_name: &str, text: String, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
-    let text = substituted(source_name, text, options)?;
+    parse_text(source_name, text, None, options)
+}
+
+/// [`parse_owned`] for `text`, the content of `file`: with `bulk_as_text`, the users and
+/// groups of a file that no variable changes are read again from the file itself when they are
+/// needed, and its text is not held past the check (see [`ParseOptions::bulk_as_text`]).
+pub fn parse_file_text(
+    source_name: &str,
+    text: String,
+    file: std::fs::File,
+    options: &ParseOptions<'_>,
+) -> Result<Scenario, ScenarioError> {
+    parse_text(source_name, text, Some(file), options)
+}
+
+fn parse_text(
+    source_name: &str,
+    text: String,
+    file: Option<std::fs::File>,
+    options: &ParseOptions<'_>,
+) -> Result<Scenario, ScenarioError> {
+    let (text, file) = match variables::substitute(source_name, &text, &options.variables)? {
+        Cow::Borrowed(_) => (text, file),
+        // Substituted: no longer the file's text, so never read again from the file.
+        Cow::Owned(substituted) => (substituted, None),
+    };
     let Some(entries) = bulk::entries(&text).filter(|e| !e.is_empty()) else {
         return read_whole(source_name, &text, options);
     };
+    if options.bulk_as_text {
+        return read_bulk_as_text(source_name, text, file, entries, options);
+    }
     // A TOML error in an entry: the whole read reports the file's first error, as it always did.
     let Some(read) = bulk::read_entries(&text, &entries) else {
         return read_whole(source_name, &text, options);
     };
-    let first_entry_line = text::line_of(&text, entries[0].range.start);
+    let first_entry_line = text::line_of(&text, entries[0].range().start);
     let skeleton = bulk::blank_entries(text, &entries);
     let mut raw = read_raw(source_name, &skeleton)?;
     if bulk::attach(&mut raw, read).is_none() {
-        return Err(ScenarioError {
-            diagnostics: vec![Diagnostic {
-                file: source_name.to_string(),
-                line: first_entry_line,
-                key: "tenant.user".into(),
-                message: "a tenant's users and groups are written either as [[tenant.user]] and [[tenant.group]] \
-                          entries or as inline arrays, not both"
-                    .into(),
-            }],
-        });
+        return Err(mixed_entries(source_name, first_entry_line));
     }
     // Past the TOML read only the lines matter: the text (16 MB at 100,000 users) goes now.
     let lines = text::LineIndex::new(&skeleton);
     drop(skeleton);
-    validate::validate(source_name, lines, raw, options)
+    validate_raw(source_name, lines, raw, options)
+}
+
+/// The split read with the entries left where they are: the skeleton is read with the entries
+/// blanked, the entries a batch at a time as validation goes (never all at once), and the
+/// scenario keeps the file (or, for a text in memory, the text) to read them again.
+fn read_bulk_as_text(
+    source_name: &str,
+    text: String,
+    file: Option<std::fs::File>,
+    entries: Vec<bulk::Entry>,
+    options: &ParseOptions<'_>,
+) -> Result<Scenario, ScenarioError> {
+    let first_entry_line = text::line_of(&text, entries[0].range().start);
+    let (skeleton, bulk) = match file {
+        // Blanked in place: the entries are in the file.
+        Some(file) => {
+            let bulk = bulk::BulkText::in_file(file, &text, entries);
+            (bulk.blanked(text), bulk)
+        }
+        None => {
+            let bulk = bulk::BulkText::in_memory(text.clone(), entries);
+            (bulk.blanked(text), bulk)
+        }
+    };
+    let raw = read_raw(source_name, &skeleton)?;
+    if !bulk::attachable(&raw, bulk.tenants()) {
+        return Err(mixed_entries(source_name, first_entry_line));
+    }
+    // Blanking keeps every newline where it was: the skeleton's lines are the file's.
+    let lines = text::LineIndex::new(&skeleton);
+    drop(skeleton);
+    match validate::validate(source_name, lines, raw, options, validate::Entries::Text(&bulk)) {
+        Ok((mut scenario, respelled)) => {
+            scenario.bulk = Some(std::sync::Arc::new(BulkRead { text: bulk, respelled }));
+            Ok(scenario)
+        }
+        Err(validate::Invalid::Problems(e)) => Err(e),
+        // A TOML error in an entry (or a file changed since): the whole read reports the
+        // first error of what the file now holds.
+        Err(validate::Invalid::Unreadable) => {
+            read_whole(source_name, &bulk.whole_text().ok_or_else(unreadable)?, options)
+        }
+    }
+}
+
+/// A batch that read when the file was checked and does not read again: never, the text being
+/// the scenario's own copy; reported rather than assumed.
+fn unreadable() -> ScenarioError {
+    ScenarioError {
+        diagnostics: vec![Diagnostic {
+            file: "scenario".into(),
+            line: 1,
+            key: "tenant.user".into(),
+            message: "the scenario's users and groups could not be read again from its text".into(),
+        }],
+    }
+}
+
+fn mixed_entries(source_name: &str, line: usize) -> ScenarioError {
+    ScenarioError {
+        diagnostics: vec![Diagnostic {
+            file: source_name.to_string(),
+            line,
+            key: "tenant.user".into(),
+            message: "a tenant's users and groups are written either as [[tenant.user]] and [[tenant.group]] \
+                      entries or as inline arrays, not both"
+                .into(),
+        }],
+    }
 }
 
 /// The text with the variables substituted (the same string when it uses none).
+#[cfg(test)]
 fn substituted(source_name: &str, text: String, options: &ParseOptions<'_>) -> Result<String, ScenarioError> {
     let substituted = match variables::substitute(source_name, &text, &options.variables)? {
         Cow::Owned(substituted) => Some(substituted),
@@ -259,7 +354,29 @@ fn parse_whole(source_name: &str, text: String, options: &ParseOptions<'_>) -> R
 /// split).
 fn read_whole(source_name: &str, text: &str, options: &ParseOptions<'_>) -> Result<Scenario, ScenarioError> {
     let raw = read_raw(source_name, text)?;
-    validate::validate(source_name, text::LineIndex::new(text), raw, options)
+    validate_raw(source_name, text::LineIndex::new(text), raw, options)
+}
+
+/// Validates a file whose users and groups are all in `raw` (nothing is read from text).
+fn validate_raw(
+    source_name: &str,
+    lines: text::LineIndex,
+    raw: raw::RawScenario,
+    options: &ParseOptions<'_>,
+) -> Result<Scenario, ScenarioError> {
+    match validate::validate(source_name, lines, raw, options, validate::Entries::Raw) {
+        Ok((scenario, _)) => Ok(scenario),
+        Err(validate::Invalid::Problems(e)) => Err(e),
+        // Only entries read from the text can be unreadable, and none are.
+        Err(validate::Invalid::Unreadable) => Err(ScenarioError {
+            diagnostics: vec![Diagnostic {
+                file: source_name.to_string(),
+                line: 1,
+                key: String::new(),
+                message: "the file could not be read".into(),
+            }],
+        }),
+    }
 }
 
 /// The TOML read into the raw structs; a syntax or type error is the one diagnostic.
@@ -348,7 +465,21 @@ pub struct Scenario {
     /// Test mode's fault rules (`[[fault]]`), each checked; a server not in test mode ignores
     /// them.
     pub faults: Vec<crate::fault_rules::RuleSpec>,
+    /// The users and groups kept as the file's text (`ParseOptions::bulk_as_text`).
+    bulk: Option<std::sync::Arc<BulkRead>>,
 }
+
+/// A file's users and groups kept as its text: [`Scenario::user_batches`] and
+/// [`Scenario::group_batches`] read them again, a batch at a time.
+#[derive(Debug, PartialEq)]
+struct BulkRead {
+    text: bulk::BulkText,
+    respelled: validate::Respellings,
+}
+
+/// How many users or groups [`Scenario::user_batches`] and [`Scenario::group_batches`] give at a
+/// time.
+pub const BATCH: usize = 256;
 
 /// `[throttling]`: Graph's and the token endpoint's limits (0 turns one off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -375,6 +506,45 @@ pub enum RelativeTimes {
 }
 
 impl Scenario {
+    /// How many users tenant `tenant` (its index in [`Scenario::tenants`]) declares.
+    pub fn user_count(&self, tenant: usize) -> usize {
+        match &self.bulk {
+            Some(bulk) => bulk.text.count(tenant, false),
+            None => self.tenants[tenant].users.len(),
+        }
+    }
+
+    /// Tenant `tenant`'s users in file order, [`BATCH`] at a time: from
+    /// [`TenantSpec::users`], or read again from the file's text for a scenario parsed with
+    /// `bulk_as_text`. An error only if that text no longer reads (it validated).
+    pub fn user_batches(
+        &self,
+        tenant: usize,
+    ) -> Box<dyn Iterator<Item = Result<Vec<UserSpec>, ScenarioError>> + Send + '_> {
+        match &self.bulk {
+            Some(bulk) => Box::new(bulk.text.batches(tenant, false).map(|batch| {
+                let batch = batch.ok_or_else(unreadable)?;
+                Ok(batch.user.into_iter().map(|u| validate::user_spec(u.into_inner())).collect())
+            })),
+            None => Box::new(self.tenants[tenant].users.chunks(BATCH).map(|c| Ok(c.to_vec()))),
+        }
+    }
+
+    /// Tenant `tenant`'s groups in file order, [`BATCH`] at a time, as
+    /// [`Scenario::user_batches`] gives users.
+    pub fn group_batches(
+        &self,
+        tenant: usize,
+    ) -> Box<dyn Iterator<Item = Result<Vec<GroupSpec>, ScenarioError>> + Send + '_> {
+        match &self.bulk {
+            Some(bulk) => Box::new(bulk.text.batches(tenant, true).map(|batch| {
+                let batch = batch.ok_or_else(unreadable)?;
+                Ok(batch.group.into_iter().map(|g| validate::group_spec(g.into_inner(), &bulk.respelled)).collect())
+            })),
+            None => Box::new(self.tenants[tenant].groups.chunks(BATCH).map(|c| Ok(c.to_vec()))),
+        }
+    }
+
     /// The app registration with this app id and the tenant that homes it.
     pub fn find_app(&self, app_id: AppId) -> Option<(&TenantSpec, &AppSpec)> {
         self.tenants.iter().find_map(|t| t.apps.iter().find(|a| a.app_id == app_id).map(|app| (t, app)))
@@ -394,9 +564,10 @@ pub struct TenantSpec {
     pub user_consent: UserConsent,
     /// The admin-consent request workflow (disabled unless configured).
     pub admin_consent_requests: AdminConsentRequestSpec,
-    /// `[[tenant.user]]`
+    /// `[[tenant.user]]`; empty when parsed with `bulk_as_text` from entries kept as text:
+    /// read users with [`Scenario::user_batches`], which serves both.
     pub users: Vec<UserSpec>,
-    /// `[[tenant.group]]`
+    /// `[[tenant.group]]`; likewise [`Scenario::group_batches`].
     pub groups: Vec<GroupSpec>,
     /// App registrations homed in this tenant (`[[tenant.app]]`).
     pub apps: Vec<AppSpec>,
@@ -476,6 +647,23 @@ pub enum PrincipalRef {
     User(String),
     /// A group, by display name (`"group:<display name>"`).
     Group(String),
+}
+
+impl PrincipalRef {
+    /// The UPN or the group's display name.
+    pub fn name(&self) -> &str {
+        match self {
+            PrincipalRef::User(name) | PrincipalRef::Group(name) => name,
+        }
+    }
+
+    /// The same kind of reference to `name`.
+    pub fn with_name(self, name: String) -> PrincipalRef {
+        match self {
+            PrincipalRef::User(_) => PrincipalRef::User(name),
+            PrincipalRef::Group(_) => PrincipalRef::Group(name),
+        }
+    }
 }
 
 impl fmt::Display for PrincipalRef {

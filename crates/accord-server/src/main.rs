@@ -318,8 +318,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn check_scenario(file: &std::path::Path, vars: Vec<(String, String)>) -> anyhow::Result<()> {
     let mut options = accord_core::scenario::ParseOptions::now();
     options.variables = vars;
+    options.bulk_as_text = true;
     let scenario = scenario_loader::parse_file(file, &options)?;
-    let users: usize = scenario.tenants.iter().map(|t| t.users.len()).sum();
+    let users: usize = (0..scenario.tenants.len()).map(|t| scenario.user_count(t)).sum();
     let apps: usize = scenario.tenants.iter().map(|t| t.apps.len()).sum();
     println!("{}: valid ({} tenants, {users} users, {apps} apps)", file.display(), scenario.tenants.len());
     Ok(())

@@ -197,12 +197,24 @@ pub trait Store: Send + Sync + 'static {
         tenant_id: TenantId,
         group_ids: &[GroupId],
     ) -> StoreResult<std::collections::HashMap<GroupId, u64>>;
-    /// The fingerprints of the passwords the last scenario load gave the tenant's users (keyed
-    /// by the loader: a restart with the same scenario and an unchanged hash keeps the hash
-    /// without argon2).
-    async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>>;
-    /// Every role and direct group membership of the tenant (two statements, not one an object).
-    async fn directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks>;
+    /// The fingerprints of the passwords the last scenario load gave these users of the tenant
+    /// (keyed by the loader: a restart with the same scenario and an unchanged hash keeps the
+    /// hash without argon2); users without one are absent. One statement for up to 500 users.
+    async fn scenario_passwords(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<std::collections::HashMap<UserId, String>>;
+    /// The tenant's users with these UPNs (any letter case), in no particular order; UPNs
+    /// without a user are left out. One statement for up to 500 UPNs.
+    async fn users_with_upns(&self, tenant_id: TenantId, upns: &[&str]) -> StoreResult<Vec<User>>;
+    /// The direct members of these groups of the tenant, each group's in their stored order;
+    /// groups without members are absent. One statement for up to 500 groups.
+    async fn members_of_groups(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<std::collections::HashMap<GroupId, Vec<GroupMember>>>;
     /// A group's members, direct or (`transitive`) through nested groups too: users and groups,
     /// each once, in display-name order (ties by id).
     async fn group_closure(

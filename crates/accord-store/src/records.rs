@@ -371,16 +371,6 @@ pub struct Membership {
     pub via: Option<accord_core::ids::GroupId>,
 }
 
-/// Every directory role and group membership of one tenant, read in two statements: what a
-/// scenario load compares with the file, so that a restart with the same file writes nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DirectoryLinks {
-    /// Each user's roles, sorted; users without roles are absent.
-    pub roles: std::collections::HashMap<accord_core::ids::UserId, Vec<accord_core::directory::DirectoryRole>>,
-    /// Each group's direct members in their stored order; groups without members are absent.
-    pub members: std::collections::HashMap<accord_core::ids::GroupId, Vec<accord_core::directory::GroupMember>>,
-}
-
 /// A page of a group's members: users first, then groups, each in display-name order (ties
 /// by id), continuing after `after`. Indexes serve it whatever the size of the group or the
 /// depth of its nesting: a page of the root of 10,000 nested groups costs what a page of a

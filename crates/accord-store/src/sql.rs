@@ -41,9 +41,7 @@ use crate::{
     GraphSubscription, KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, Store,
     StoreError, StoreResult,
 };
-use crate::{
-    ConsentEvent, ConsentWebhook, DirectoryLinks, DirectoryObject, MemberQuery, Membership, NameQuery, WebhookDelivery,
-};
+use crate::{ConsentEvent, ConsentWebhook, DirectoryObject, MemberQuery, Membership, NameQuery, WebhookDelivery};
 
 tokio::task_local! {
     /// The statements of the work [`count_statements`] runs.
@@ -625,12 +623,24 @@ impl Store for SqlStore {
         self.count_members(tenant_id, group_ids).await
     }
 
-    async fn scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<std::collections::HashMap<UserId, String>> {
-        self.list_scenario_passwords(tenant_id).await
+    async fn scenario_passwords(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<std::collections::HashMap<UserId, String>> {
+        self.list_scenario_passwords(tenant_id, user_ids).await
     }
 
-    async fn directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks> {
-        self.list_directory_links(tenant_id).await
+    async fn users_with_upns(&self, tenant_id: TenantId, upns: &[&str]) -> StoreResult<Vec<User>> {
+        self.list_users_with_upns(tenant_id, upns).await
+    }
+
+    async fn members_of_groups(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<std::collections::HashMap<GroupId, Vec<GroupMember>>> {
+        self.list_members_of_groups(tenant_id, group_ids).await
     }
 
     async fn group_closure(

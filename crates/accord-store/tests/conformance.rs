@@ -2862,15 +2862,27 @@ mod cases {
         assert_eq!(counts.get(&empty.id), None, "no members: absent");
         assert!(s.member_counts(other.id, &[top.id]).await.unwrap().is_empty());
 
-        // The whole tenant's roles and direct members in two reads, members in stored order.
-        let links = s.directory_links(t.id).await.unwrap();
-        assert_eq!(links.roles, roles, "the same roles as a read of those users");
-        assert_eq!(links.members.len(), 5, "every group with members, not Empty: {:?}", links.members.keys());
+        // The direct members of a page of groups in one read, each group's in stored order.
+        let all = [top.id, mid.id, low.id, loop_a.id, loop_b.id, empty.id];
+        let members = s.members_of_groups(t.id, &all).await.unwrap();
+        assert_eq!(members.len(), 5, "every group with members, not Empty: {:?}", members.keys());
         for g in [&top, &mid, &low, &loop_a, &loop_b] {
-            assert_eq!(links.members[&g.id], s.group_members(t.id, g.id).await.unwrap(), "{}", g.display_name);
+            assert_eq!(members[&g.id], s.group_members(t.id, g.id).await.unwrap(), "{}", g.display_name);
         }
-        let other_links = s.directory_links(other.id).await.unwrap();
-        assert!(other_links.roles.is_empty() && other_links.members.is_empty(), "one tenant: {other_links:?}");
+        let some = s.members_of_groups(t.id, &[low.id, empty.id]).await.unwrap();
+        assert_eq!(some.keys().collect::<Vec<_>>(), vec![&low.id], "only the groups asked for");
+        assert!(s.members_of_groups(other.id, &all).await.unwrap().is_empty(), "one tenant");
+        assert!(s.members_of_groups(t.id, &[]).await.unwrap().is_empty());
+
+        // Users by UPN in one read, whatever the letter case; unknown UPNs left out.
+        let upns = [ann.upn.to_uppercase(), "nobody@x.test".to_string(), bob.upn.clone()];
+        let mut found = s.users_with_upns(t.id, &upns.iter().map(String::as_str).collect::<Vec<_>>()).await.unwrap();
+        found.sort_by(|a, b| a.upn.cmp(&b.upn));
+        assert_eq!(found, vec![ann.clone(), bob.clone()]);
+        assert!(s.users_with_upns(other.id, &[ann.upn.as_str()]).await.unwrap().is_empty(), "one tenant");
+        let many: Vec<String> = (0..1_200).map(|i| format!("u{i}@x.test")).chain([cat.upn.clone()]).collect();
+        let found = s.users_with_upns(t.id, &many.iter().map(String::as_str).collect::<Vec<_>>()).await.unwrap();
+        assert_eq!(found, vec![cat.clone()], "past the first statement's 500");
 
         // A group's members, direct or through nested groups; each once; never the group itself.
         let names = |(users, groups): (Vec<User>, Vec<Group>)| {
@@ -2968,11 +2980,13 @@ mod cases {
         };
         s.apply(&[mark(&ann, "a1"), mark(&bob, "b1")]).await.unwrap();
         s.apply(&[mark(&ann, "a2")]).await.unwrap();
-        let marks = s.scenario_passwords(t.id).await.unwrap();
+        let both = [ann.id, bob.id, cat.id];
+        let marks = s.scenario_passwords(t.id, &both).await.unwrap();
         assert_eq!((marks.len(), marks[&ann.id].as_str(), marks[&bob.id].as_str()), (2, "a2", "b1"));
-        assert!(s.scenario_passwords(other.id).await.unwrap().is_empty());
+        assert_eq!(s.scenario_passwords(t.id, &[bob.id]).await.unwrap().len(), 1, "only the users asked for");
+        assert!(s.scenario_passwords(other.id, &both).await.unwrap().is_empty());
         s.apply(&[Change::DeleteUser { tenant_id: t.id, user_id: bob.id }]).await.unwrap();
-        assert_eq!(s.scenario_passwords(t.id).await.unwrap().len(), 1);
+        assert_eq!(s.scenario_passwords(t.id, &both).await.unwrap().len(), 1);
         let stranger = Change::PutScenarioPassword { tenant_id: t.id, user_id: fresh(), fingerprint: "x".into() };
         assert!(s.apply(&[stranger]).await.is_err(), "only for a user of the tenant");
     }

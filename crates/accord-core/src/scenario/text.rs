@@ -17,21 +17,24 @@ pub(super) fn line_of(text: &str, offset: usize) -> usize {
 /// validation asks for the line of every object, and counting newlines from the start each time
 /// made a 100,000-user file quadratic.
 pub(super) struct LineIndex {
-    /// Byte offsets of the newlines, in order.
-    newlines: Vec<usize>,
+    /// Byte offsets of the newlines, in order: 32-bit, as a 100,000-user file has a million
+    /// lines; a file past 4 GiB counts its later lines as one.
+    newlines: Vec<u32>,
     len: usize,
 }
 
 impl LineIndex {
     pub(super) fn new(text: &str) -> Self {
-        let newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
+        let mut newlines: Vec<u32> =
+            text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map_while(|(i, _)| u32::try_from(i).ok()).collect();
+        newlines.shrink_to_fit();
         LineIndex { newlines, len: text.len() }
     }
 
     /// The 1-based line containing byte `offset` (clamped to the text), as [`line_of`] says.
     pub(super) fn line_of(&self, offset: usize) -> usize {
         let end = offset.min(self.len);
-        1 + self.newlines.partition_point(|&n| n < end)
+        1 + self.newlines.partition_point(|&n| (n as usize) < end)
     }
 }
 

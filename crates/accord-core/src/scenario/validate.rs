@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::ids::{AppId, TenantId, UserId};
 
+use super::bulk::BulkText;
 use super::raw::*;
 use super::relative_time::{self, Written};
 use super::text;
@@ -26,6 +27,9 @@ struct Ctx<'a> {
     file: &'a str,
     lines: text::LineIndex,
     diags: Vec<Diagnostic>,
+    /// A batch of entries read from the text was not valid TOML: the caller reads the file
+    /// whole, which reports the file's first error as the TOML reader words it.
+    unreadable: bool,
 }
 
 impl Ctx<'_> {
@@ -89,17 +93,75 @@ fn lower(s: &str) -> String {
     s.to_lowercase()
 }
 
+/// Where the tenants' users and groups are read from.
+#[derive(Clone, Copy)]
+pub(super) enum Entries<'b> {
+    /// From the raw tenants (a whole read, or entries read and attached): the specs are kept.
+    Raw,
+    /// From the file's text, a batch at a time (`ParseOptions::bulk_as_text`): checked and
+    /// indexed as they go by, not kept (`Scenario::user_batches` reads them again).
+    Text(&'b BulkText),
+}
+
+impl Entries<'_> {
+    fn kept(self) -> bool {
+        matches!(self, Entries::Raw)
+    }
+
+    /// Each of tenant `ti`'s users, taken out of `t` or read from the text.
+    fn users(self, cx: &mut Ctx, ti: usize, t: &mut RawTenant, mut each: impl FnMut(&mut Ctx, RawUser)) {
+        match self {
+            Entries::Raw => std::mem::take(&mut t.user).into_iter().for_each(|u| each(cx, u.into_inner())),
+            Entries::Text(bulk) => {
+                for batch in bulk.batches(ti, false) {
+                    let Some(batch) = batch else { return cx.unreadable = true };
+                    batch.user.into_iter().for_each(|u| each(cx, u.into_inner()));
+                }
+            }
+        }
+    }
+
+    /// Each of tenant `ti`'s groups, taken out of `t` (`take`) or looked at in it, or read
+    /// from the text.
+    fn groups(self, cx: &mut Ctx, ti: usize, t: &mut RawTenant, take: bool, mut each: impl FnMut(&mut Ctx, &RawGroup)) {
+        match self {
+            Entries::Raw if take => std::mem::take(&mut t.group).into_iter().for_each(|g| each(cx, g.get_ref())),
+            Entries::Raw => t.group.iter().for_each(|g| each(cx, g.get_ref())),
+            Entries::Text(bulk) => {
+                for batch in bulk.batches(ti, true) {
+                    let Some(batch) = batch else { return cx.unreadable = true };
+                    batch.group.iter().for_each(|g| each(cx, g.get_ref()));
+                }
+            }
+        }
+    }
+}
+
 /// What pass 1 learned about a tenant.
 struct TenantIndex {
     name: String,
     domains: Vec<String>,
-    /// lowercase UPN -> UPN as declared
-    users: HashMap<String, String>,
+    /// Lowercase UPN -> where and how it was declared: a 100,000-user file's largest index,
+    /// so one map serves both the duplicate check and the references.
+    users: HashMap<Box<str>, IndexedUser>,
     /// lowercase group name -> name as declared
     groups: HashMap<String, String>,
 }
 
+/// A user as pass 1 indexed it by lowercase UPN.
+struct IndexedUser {
+    /// The line of its `upn`, for a duplicate's message.
+    line: u32,
+    /// The UPN as declared, where that is not the lowercase key itself.
+    spelling: Option<Box<str>>,
+}
+
 impl TenantIndex {
+    /// The declared spelling of the user whose lowercase UPN is `key`.
+    fn user(&self, key: &str) -> Option<String> {
+        self.users.get_key_value(key).map(|(k, u)| u.spelling.as_deref().unwrap_or(k).to_string())
+    }
+
     fn domain_list(&self) -> String {
         self.domains.join(", ")
     }
@@ -117,13 +179,28 @@ struct AppIndex {
     roles: HashMap<String, Vec<MemberType>>,
 }
 
+/// Why a file did not validate.
+pub(super) enum Invalid {
+    /// Its problems, each with its line and key.
+    Problems(ScenarioError),
+    /// A batch of entries read from the text is not valid TOML (read the file whole instead).
+    Unreadable,
+}
+
+/// Member references written in another letter case than the user or group they name, by
+/// the byte offset of the reference: where a group read again from the text
+/// ([`Entries::Text`]) takes the declared spelling from, as a group kept by a whole read has it.
+pub(super) type Respellings = HashMap<usize, String>;
+
 pub(super) fn validate(
     file: &str,
     lines: text::LineIndex,
     mut raw: RawScenario,
     options: &ParseOptions<'_>,
-) -> Result<Scenario, ScenarioError> {
-    let mut cx = Ctx { file, lines, diags: Vec::new() };
+    entries: Entries<'_>,
+) -> Result<(Scenario, Respellings), Invalid> {
+    let mut cx = Ctx { file, lines, diags: Vec::new(), unreadable: false };
+    let mut respelled = Respellings::new();
     let scenario_zone = zone(&mut cx, &raw.time_zone, "time_zone").unwrap_or_else(NamedZone::utc);
     let relative_times = relative_times(&mut cx, &raw.relative_times);
 
@@ -132,7 +209,7 @@ pub(super) fn validate(
     let mut tenants: Vec<TenantSpec> = Vec::new();
     let mut indexes: Vec<TenantIndex> = Vec::new();
     for (ti, t) in raw.tenant.iter_mut().enumerate() {
-        let (spec, index) = tenant_objects(&mut cx, &mut keys, ti, t.get_mut());
+        let (spec, index) = tenant_objects(&mut cx, &mut keys, (ti, &indexes), t.get_mut(), entries);
         tenants.push(spec);
         indexes.push(index);
     }
@@ -142,7 +219,11 @@ pub(super) fn validate(
         let t = t.get_mut();
         let refs = Refs { graph: options.graph, apps: &keys.apps, indexes: &indexes, tenant: ti };
         let tenant_zone = zone(&mut cx, &t.time_zone, "tenant.time_zone").unwrap_or_else(|| scenario_zone.clone());
-        tenant_references(&mut cx, &refs, t, &mut tenants[ti], options.loaded_at, &tenant_zone);
+        let at = (options.loaded_at, &tenant_zone);
+        tenant_references(&mut cx, &refs, t, &mut tenants[ti], at, (entries, &mut respelled));
+    }
+    if cx.unreadable {
+        return Err(Invalid::Unreadable);
     }
 
     let faults = raw
@@ -171,11 +252,11 @@ pub(super) fn validate(
                 }
             })
             .unwrap_or_default();
-        Ok(Scenario { tenants, relative_times, throttling, faults })
+        Ok((Scenario { tenants, relative_times, throttling, faults, bulk: None }, respelled))
     } else {
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| d.line);
-        Err(ScenarioError { diagnostics })
+        Err(Invalid::Problems(ScenarioError { diagnostics }))
     }
 }
 
@@ -198,7 +279,6 @@ fn relative_times(cx: &mut Ctx, v: &Option<S<String>>) -> RelativeTimes {
 struct FileKeys {
     tenant_ids: HashMap<TenantId, usize>,
     domains: HashMap<String, (String, usize)>,
-    upns: HashMap<String, usize>,
     user_ids: HashMap<UserId, usize>,
     apps: HashMap<AppId, AppIndex>,
     app_lines: HashMap<AppId, usize>,
@@ -222,7 +302,13 @@ impl Refs<'_> {
 /// Pass 1 for one tenant: its own fields, users, group names and apps, indexed.
 /// Takes the tenant's users out of `t`: each raw user is dropped as its spec is made, so that a
 /// large file's users are not held twice.
-fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &mut RawTenant) -> (TenantSpec, TenantIndex) {
+fn tenant_objects(
+    cx: &mut Ctx,
+    keys: &mut FileKeys,
+    (ti, earlier): (usize, &[TenantIndex]),
+    t: &mut RawTenant,
+    entries: Entries<'_>,
+) -> (TenantSpec, TenantIndex) {
     let display_name = cx.non_empty(&t.display_name, "tenant.display_name");
     let id = tenant_id(cx, keys, t);
     let domains = domains(cx, keys, t, &display_name);
@@ -233,8 +319,14 @@ fn tenant_objects(cx: &mut Ctx, keys: &mut FileKeys, ti: usize, t: &mut RawTenan
         users: HashMap::new(),
         groups: HashMap::new(),
     };
-    let users = std::mem::take(&mut t.user).into_iter().map(|u| user(cx, keys, &mut index, u.into_inner())).collect();
-    group_names(cx, &mut index, t);
+    let mut users = Vec::new();
+    entries.users(cx, ti, t, |cx, u| {
+        let spec = user(cx, keys, (&mut index, earlier), u);
+        if entries.kept() {
+            users.push(spec);
+        }
+    });
+    group_names(cx, &mut index, ti, t, entries);
     let apps = t
         .app
         .iter()
@@ -333,13 +425,20 @@ fn user_consent(cx: &mut Ctx, t: &RawTenant) -> UserConsent {
 }
 
 /// One user: UPN in a domain of the tenant and unique in the file, object id unique, roles known.
-fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) -> UserSpec {
+/// A user, checked and indexed; `earlier` are the tenants before its own (UPNs are unique in
+/// the whole file).
+fn user(
+    cx: &mut Ctx,
+    keys: &mut FileKeys,
+    (index, earlier): (&mut TenantIndex, &[TenantIndex]),
+    u: RawUser,
+) -> UserSpec {
     let upn_span = u.upn.span();
-    let upn = u.upn.into_inner();
-    match text::upn_problem(&upn) {
+    let upn = u.upn.get_ref();
+    match text::upn_problem(upn) {
         Some(msg) => cx.err(upn_span.clone(), "tenant.user.upn", msg),
         None => {
-            let domain = text::upn_domain(&upn);
+            let domain = text::upn_domain(upn);
             if !index.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
                 cx.err(
                     upn_span.clone(),
@@ -354,7 +453,8 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) 
         }
     }
     let key = upn.to_lowercase();
-    if let Some(&first) = keys.upns.get(&key) {
+    let first = index.users.get(key.as_str()).or_else(|| earlier.iter().find_map(|ix| ix.users.get(key.as_str())));
+    if let Some(first) = first.map(|u| u.line) {
         cx.err(
             upn_span,
             "tenant.user.upn",
@@ -364,8 +464,9 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) 
             ),
         );
     } else {
-        keys.upns.insert(key.clone(), cx.line(upn_span));
-        index.users.insert(key, upn.clone());
+        let line = u32::try_from(cx.line(upn_span)).unwrap_or(u32::MAX);
+        let spelling = (*upn != key).then(|| upn.as_str().into());
+        index.users.insert(key.into_boxed_str(), IndexedUser { line, spelling });
     }
     let id = cx.opt_guid(&u.id, "tenant.user.id");
     if let (Some(id), Some(span)) = (id, u.id.as_ref().map(|s| s.span())) {
@@ -379,7 +480,7 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) 
             keys.user_ids.insert(id, cx.line(span));
         }
     }
-    let display_name = cx.non_empty(&u.display_name, "tenant.user.display_name");
+    cx.non_empty(&u.display_name, "tenant.user.display_name");
     if let Some(p) = u.password.as_ref().filter(|p| p.get_ref().is_empty()) {
         cx.err(
             p.span(),
@@ -388,34 +489,39 @@ fn user(cx: &mut Ctx, keys: &mut FileKeys, index: &mut TenantIndex, u: RawUser) 
         );
     }
     cx.no_duplicates(&u.roles, "tenant.user.roles", exact);
+    for r in u.roles.iter().filter(|r| DirectoryRole::from_display_name(r.get_ref()).is_none()) {
+        let known = KNOWN_ROLES.iter().map(|r| format!("{:?}", r.display_name())).collect::<Vec<_>>().join(", ");
+        cx.err(
+            r.span(),
+            "tenant.user.roles",
+            format!("{:?} is not a known directory role (expected one of {known})", r.get_ref()),
+        );
+    }
+    user_spec(u)
+}
+
+/// The spec of a user, checked by [`user`] or read again from the text of a file that
+/// validated: what a problem leaves out is never kept.
+pub(super) fn user_spec(u: RawUser) -> UserSpec {
     let mut roles = Vec::new();
-    for r in &u.roles {
-        match DirectoryRole::from_display_name(r.get_ref()) {
-            Some(role) => {
-                if !roles.contains(&role) {
-                    roles.push(role);
-                }
-            }
-            None => {
-                let known =
-                    KNOWN_ROLES.iter().map(|r| format!("{:?}", r.display_name())).collect::<Vec<_>>().join(", ");
-                cx.err(
-                    r.span(),
-                    "tenant.user.roles",
-                    format!("{:?} is not a known directory role (expected one of {known})", r.get_ref()),
-                );
-            }
+    for role in u.roles.iter().filter_map(|r| DirectoryRole::from_display_name(r.get_ref())) {
+        if !roles.contains(&role) {
+            roles.push(role);
         }
     }
-    let password = u.password.map(|p| p.into_inner());
-    UserSpec { id, upn, display_name, password, roles }
+    UserSpec {
+        id: u.id.and_then(|id| text::parse_guid(id.get_ref()).ok()).map(UserId::from),
+        upn: u.upn.into_inner(),
+        display_name: u.display_name.into_inner(),
+        password: u.password.map(|p| p.into_inner()),
+        roles,
+    }
 }
 
 /// Group names, unique per tenant (members are resolved in pass 2).
-fn group_names(cx: &mut Ctx, index: &mut TenantIndex, t: &RawTenant) {
+fn group_names(cx: &mut Ctx, index: &mut TenantIndex, ti: usize, t: &mut RawTenant, entries: Entries<'_>) {
     let mut group_lines: HashMap<String, usize> = HashMap::new();
-    for g in &t.group {
-        let g = g.get_ref();
+    entries.groups(cx, ti, t, false, |cx, g| {
         let name = cx.non_empty(&g.display_name, "tenant.group.display_name");
         let key = name.to_lowercase();
         if let Some(&first) = group_lines.get(&key) {
@@ -432,7 +538,7 @@ fn group_names(cx: &mut Ctx, index: &mut TenantIndex, t: &RawTenant) {
             group_lines.insert(key.clone(), cx.line(g.display_name.span()));
             index.groups.insert(key, name);
         }
-    }
+    });
 }
 
 /// Pass 2 for one tenant: every reference it makes.
@@ -441,10 +547,10 @@ fn tenant_references(
     refs: &Refs<'_>,
     t: &mut RawTenant,
     spec: &mut TenantSpec,
-    loaded_at: OffsetDateTime,
-    zone: &NamedZone,
+    (loaded_at, zone): (OffsetDateTime, &NamedZone),
+    (entries, respelled): (Entries<'_>, &mut Respellings),
 ) {
-    spec.groups = groups(cx, refs.own(), t);
+    spec.groups = groups(cx, refs, t, entries, respelled);
     if let Some(acr) = &t.admin_consent_requests {
         spec.admin_consent_requests = admin_consent_requests(cx, refs.own(), acr);
     }
@@ -467,12 +573,18 @@ fn tenant_references(
 
 /// Groups and their members (no group is a member of itself). Takes the groups out of `t`:
 /// each raw group (its members' text: 300,000 strings in a 100,000-user file) is dropped as its
-/// spec is made.
-fn groups(cx: &mut Ctx, ix: &TenantIndex, t: &mut RawTenant) -> Vec<GroupSpec> {
-    let raw = std::mem::take(&mut t.group);
-    let mut groups = Vec::with_capacity(raw.len());
-    for g in raw {
-        let g = g.into_inner();
+/// spec is made. Groups read from the text are checked, not kept; a member written in another
+/// letter case than its user or group is noted in `respelled`.
+fn groups(
+    cx: &mut Ctx,
+    refs: &Refs<'_>,
+    t: &mut RawTenant,
+    entries: Entries<'_>,
+    respelled: &mut Respellings,
+) -> Vec<GroupSpec> {
+    let ix = refs.own();
+    let mut groups = Vec::with_capacity(t.group.len());
+    entries.groups(cx, refs.tenant, t, true, |cx, g| {
         let own = g.display_name.get_ref();
         cx.no_duplicates(&g.members, "tenant.group.members", lower_principal);
         let mut members = Vec::new();
@@ -484,12 +596,42 @@ fn groups(cx: &mut Ctx, ix: &TenantIndex, t: &mut RawTenant) -> Vec<GroupSpec> {
                         continue;
                     }
                 }
+                if !entries.kept() && p != principal_as_written(m.get_ref()) {
+                    respelled.insert(m.span().start, p.name().to_string());
+                }
                 members.push(p);
             }
         }
-        groups.push(GroupSpec { display_name: g.display_name.into_inner(), members });
-    }
+        if entries.kept() {
+            groups.push(GroupSpec { display_name: own.clone(), members });
+        }
+    });
     groups
+}
+
+/// A member reference as written (`upn` or `group:<name>`), without the declared spelling.
+fn principal_as_written(s: &str) -> PrincipalRef {
+    match s.strip_prefix("group:") {
+        Some(name) => PrincipalRef::Group(name.trim().to_string()),
+        None => PrincipalRef::User(s.to_string()),
+    }
+}
+
+/// A group read again from the text of a file that validated: its members with their declared
+/// spelling (`respelled`), as [`groups`] kept them from a whole read.
+pub(super) fn group_spec(g: RawGroup, respelled: &Respellings) -> GroupSpec {
+    let members = g
+        .members
+        .into_iter()
+        .map(|m| {
+            let p = principal_as_written(m.get_ref());
+            match respelled.get(&m.span().start) {
+                Some(declared) => p.with_name(declared.clone()),
+                None => p,
+            }
+        })
+        .collect();
+    GroupSpec { display_name: g.display_name.into_inner(), members }
 }
 
 /// The admin consent request workflow.
@@ -607,8 +749,8 @@ fn grants(cx: &mut Ctx, refs: &Refs<'_>, t: &RawTenant, loaded_at: OffsetDateTim
                 if !v.contains('@') {
                     cx.err(f.span(), "tenant.grant.for", format!("{v:?} is neither \"all\" nor a user principal name"));
                     None
-                } else if let Some(upn) = ix.users.get(&v.to_lowercase()) {
-                    Some(GrantFor::User(upn.clone()))
+                } else if let Some(upn) = ix.user(&v.to_lowercase()) {
+                    Some(GrantFor::User(upn))
                 } else {
                     cx.err(f.span(), "tenant.grant.for", format!("there is no user {v:?} in tenant {:?}", ix.name));
                     None
@@ -728,8 +870,8 @@ fn events(
     for e in &t.event {
         let e = e.get_ref();
         let owner_raw = e.owner.get_ref();
-        let owner = match ix.users.get(&owner_raw.to_lowercase()) {
-            Some(upn) => upn.clone(),
+        let owner = match ix.user(&owner_raw.to_lowercase()) {
+            Some(upn) => upn,
             None => {
                 cx.err(
                     e.owner.span(),
@@ -821,8 +963,8 @@ fn principal(cx: &mut Ctx, ix: &TenantIndex, v: &S<String>, key: &str) -> Option
         );
         None
     } else {
-        match ix.users.get(&s.to_lowercase()) {
-            Some(canonical) => Some(PrincipalRef::User(canonical.clone())),
+        match ix.user(&s.to_lowercase()) {
+            Some(canonical) => Some(PrincipalRef::User(canonical)),
             None => {
                 cx.err(v.span(), key, format!("there is no user {s:?} in tenant {:?}", ix.name));
                 None

@@ -12,7 +12,7 @@ use accord_core::ids::{AppId, AppObjectId, GroupId, ServicePrincipalId, TenantId
 use accord_core::microsoft_graph;
 use accord_core::scenario::{self, GrantFor, ParseOptions, PrincipalRef, RelativeTimes, Scenario, TenantSpec};
 use accord_core::well_known::{DEFAULT_ACCESS_ROLE_ID, GRAPH_APP_ID};
-use accord_store::{Change, DirectoryLinks, Store};
+use accord_store::{Change, Store};
 use anyhow::{anyhow, bail, Context};
 use sha2::{Digest, Sha256};
 use std::collections::hash_map::Entry;
@@ -76,6 +76,9 @@ pub const DEMO_WORLD_NAME: &str = "built-in demo world";
 pub fn parse_source(source: &crate::state::WorldSource) -> anyhow::Result<(Scenario, String)> {
     let mut options = ParseOptions::now();
     options.variables = source.variables.clone();
+    // A scenario file may hold 100,000 users: the loader reads them from its text a batch at a
+    // time rather than holding them all.
+    options.bulk_as_text = true;
     match &source.scenario {
         Some(path) => Ok((parse_file(path, &options)?, path.display().to_string())),
         None => {
@@ -85,9 +88,15 @@ pub fn parse_source(source: &crate::state::WorldSource) -> anyhow::Result<(Scena
     }
 }
 
+/// Parses a scenario file; with `bulk_as_text` its users and groups stay in the file, read
+/// again from it a batch at a time by the load.
 pub fn parse_file(path: &std::path::Path, options: &ParseOptions<'_>) -> anyhow::Result<Scenario> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    scenario::parse_owned(&path.display().to_string(), text, options).map_err(|e| anyhow!("{e}"))
+    use std::io::Read;
+    let reading = || format!("reading {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(reading)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).with_context(reading)?;
+    scenario::parse_file_text(&path.display().to_string(), text, file, options).map_err(|e| anyhow!("{e}"))
 }
 
 /// Re-places the events of `scenario` whose times are relative, as a load with
@@ -101,16 +110,16 @@ pub async fn move_relative_events(store: &dyn Store, keyring: &Keyring, scenario
         if store.tenant(tenant_id).await?.is_none() {
             continue;
         }
-        let mut owners = HashMap::new();
+        let mut owners = UserIds::new();
         for ev in spec.events.iter().filter(|e| e.relative_start.is_some()) {
             if let Some(user) = store.user_by_upn(tenant_id, &ev.owner).await? {
-                owners.insert(ev.owner.to_ascii_lowercase(), user.id);
+                owners.insert(ev.owner.to_ascii_lowercase().into_boxed_str(), user.id);
             }
         }
         let moving = spec
             .events
             .iter()
-            .filter(|e| e.relative_start.is_some() && owners.contains_key(&e.owner.to_ascii_lowercase()));
+            .filter(|e| e.relative_start.is_some() && owners.contains_key(e.owner.to_ascii_lowercase().as_str()));
         plan.events(tenant_id, &spec.display_name, moving, &owners).await?;
     }
     let Planner { changes, summary, .. } = plan;
@@ -132,8 +141,8 @@ pub async fn load(store: &dyn Store, keyring: &Keyring, scenario: &Scenario) -> 
             plan.app(tenant_id, app).await?;
         }
     }
-    for (spec, tenant_id) in scenario.tenants.iter().zip(tenant_ids) {
-        plan.tenant(spec, tenant_id).await?;
+    for (index, tenant_id) in tenant_ids.into_iter().enumerate() {
+        plan.tenant(scenario, index, tenant_id).await?;
     }
     let Planner { changes, summary, .. } = plan;
     store.apply(&changes).await.context("applying the scenario (nothing was loaded)")?;
@@ -148,10 +157,11 @@ struct Planner<'a> {
     apps: HashMap<AppId, Application>,
     sps: HashMap<(TenantId, AppId), ServicePrincipal>,
     relative_times: RelativeTimes,
-    /// What the store holds of each tenant the file names, read once (a few statements each,
-    /// not one an object).
-    stored: HashMap<TenantId, StoredDirectory>,
 }
+
+/// The ids of a tenant's scenario users by case-folded UPN (boxed: 100,000 of them are held
+/// while the load resolves references).
+type UserIds = HashMap<Box<str>, UserId>;
 
 /// A scenario user before the password work: its id, the stored user it updates, and the
 /// stored fingerprint of its scenario password.
@@ -193,16 +203,14 @@ impl PasswordWork {
     }
 }
 
-/// What the store holds of a tenant's directory, read once a load (a statement each, not one
-/// an object), so that the load writes only what the file changes: a restart with the same
-/// file writes almost nothing.
-#[derive(Default)]
-struct StoredDirectory {
-    /// Boxed so that the map and the planned users move a pointer each, not a whole user:
-    /// at 100,000 users the map's slots and the plan each held the tenant over again.
+/// What the store holds of one batch of a scenario's users (three statements a batch, not
+/// one a user, and never the whole tenant at once): what the load compares them with, so that
+/// a restart with the same file writes almost nothing.
+struct StoredUsers {
+    /// Boxed so that the map and the planned users move a pointer each, not a whole user.
     by_upn: HashMap<String, Box<User>>,
     fingerprints: HashMap<UserId, String>,
-    links: DirectoryLinks,
+    roles: HashMap<UserId, Vec<DirectoryRole>>,
 }
 
 /// Whether setting `members` would leave the stored list as it is: the store keeps each member
@@ -279,7 +287,6 @@ impl<'a> Planner<'a> {
             apps: HashMap::new(),
             sps: HashMap::new(),
             relative_times,
-            stored: HashMap::new(),
         }
     }
 
@@ -290,15 +297,15 @@ impl<'a> Planner<'a> {
         self.keyring.secret_hash(&format!("accord/scenario-password/v1\0{id}\0{password}\0{hash}"))
     }
 
-    async fn stored(&mut self, tenant_id: TenantId) -> anyhow::Result<&mut StoredDirectory> {
-        if !self.stored.contains_key(&tenant_id) {
-            let users = self.store.users(tenant_id).await?;
-            let fingerprints = self.store.scenario_passwords(tenant_id).await?;
-            let links = self.store.directory_links(tenant_id).await?;
-            let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), Box::new(u))).collect();
-            self.stored.insert(tenant_id, StoredDirectory { by_upn, fingerprints, links });
-        }
-        Ok(self.stored.get_mut(&tenant_id).expect("inserted above"))
+    /// What the store holds of these scenario users.
+    async fn stored_users(&self, tenant_id: TenantId, batch: &[scenario::UserSpec]) -> anyhow::Result<StoredUsers> {
+        let upns: Vec<&str> = batch.iter().map(|u| u.upn.as_str()).collect();
+        let users = self.store.users_with_upns(tenant_id, &upns).await?;
+        let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
+        let fingerprints = self.store.scenario_passwords(tenant_id, &ids).await?;
+        let roles = self.store.roles_of_users(tenant_id, &ids).await?;
+        let by_upn = users.into_iter().map(|u| (u.upn.to_ascii_lowercase(), Box::new(u))).collect();
+        Ok(StoredUsers { by_upn, fingerprints, roles })
     }
 
     async fn tenant_id(&mut self, spec: &TenantSpec) -> anyhow::Result<TenantId> {
@@ -313,7 +320,8 @@ impl<'a> Planner<'a> {
         Ok(id)
     }
 
-    async fn tenant(&mut self, spec: &TenantSpec, tenant_id: TenantId) -> anyhow::Result<()> {
+    async fn tenant(&mut self, scenario: &Scenario, index: usize, tenant_id: TenantId) -> anyhow::Result<()> {
+        let spec = &scenario.tenants[index];
         let existing = self.store.tenant(tenant_id).await?;
         let mut tenant = Tenant {
             id: tenant_id,
@@ -332,45 +340,34 @@ impl<'a> Planner<'a> {
         let graph = self.apps[&GRAPH_APP_ID].clone();
         self.service_principal(tenant_id, &graph).await?;
 
-        let ids = self.users(tenant_id, &spec.users).await?;
-        let users: HashMap<String, UserId> =
-            spec.users.iter().zip(ids).map(|(u, id)| (u.upn.to_ascii_lowercase(), id)).collect();
-        // The tenant's groups by case-folded name, read once (not a statement a group).
-        let existing_groups: HashMap<String, Group> =
-            self.store.groups(tenant_id).await?.into_iter().map(|g| (g.display_name.to_lowercase(), g)).collect();
-        let mut groups: HashMap<String, GroupId> = HashMap::new();
-        for g in &spec.groups {
-            let existing = existing_groups.get(&g.display_name.to_lowercase());
-            let group = Group {
-                tenant_id,
-                id: existing.map(|e| e.id).unwrap_or_else(GroupId::random),
-                display_name: g.display_name.clone(),
-            };
-            groups.insert(g.display_name.clone(), group.id);
-            if existing != Some(&group) {
-                self.changes.push(Change::PutGroup(group));
-            }
-            self.summary.groups += 1;
-        }
+        let users = self.users(tenant_id, (scenario.user_count(index), scenario.user_batches(index))).await?;
+        let groups = self.groups(tenant_id, scenario.group_batches(index)).await?;
         let resolve = |p: &PrincipalRef| -> anyhow::Result<(Uuid, MemberKind)> {
             match p {
                 PrincipalRef::User(upn) => {
-                    users.get(&upn.to_ascii_lowercase()).map(|id| (id.as_uuid(), MemberKind::User))
+                    users.get(upn.to_ascii_lowercase().as_str()).map(|id| (id.as_uuid(), MemberKind::User))
                 }
-                PrincipalRef::Group(name) => groups.get(name).map(|id| (id.as_uuid(), MemberKind::Group)),
+                PrincipalRef::Group(name) => {
+                    groups.get(&name.to_lowercase()).map(|id| (id.as_uuid(), MemberKind::Group))
+                }
             }
             .ok_or_else(|| anyhow!("{p} is not declared in tenant {}", spec.display_name))
         };
-        for g in &spec.groups {
-            let group_id = groups[&g.display_name];
-            let members = g
-                .members
-                .iter()
-                .map(|m| resolve(m).map(|(member_id, kind)| GroupMember { group_id, member_id, kind }))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let stored = self.stored(tenant_id).await?.links.members.get(&group_id);
-            if !same_members(stored.map(Vec::as_slice).unwrap_or_default(), &members) {
-                self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
+        // Members once every group has its id (a group may name one declared after it), a
+        // batch of groups at a time against their stored members.
+        for batch in scenario.group_batches(index) {
+            let batch = batch.map_err(|e| anyhow!("{e}"))?;
+            let ids: Vec<GroupId> = batch.iter().map(|g| groups[&g.display_name.to_lowercase()]).collect();
+            let stored = self.store.members_of_groups(tenant_id, &ids).await?;
+            for (g, group_id) in batch.iter().zip(ids) {
+                let members = g
+                    .members
+                    .iter()
+                    .map(|m| resolve(m).map(|(member_id, kind)| GroupMember { group_id, member_id, kind }))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                if !same_members(stored.get(&group_id).map(Vec::as_slice).unwrap_or_default(), &members) {
+                    self.changes.push(Change::SetGroupMembers { tenant_id, group_id, members });
+                }
             }
         }
         let acr = &spec.admin_consent_requests;
@@ -433,14 +430,14 @@ impl<'a> Planner<'a> {
         tenant_id: TenantId,
         tenant_name: &str,
         events: impl IntoIterator<Item = &'e scenario::EventSpec>,
-        users: &HashMap<String, UserId>,
+        users: &UserIds,
     ) -> anyhow::Result<()> {
         let mut calendars: HashMap<UserId, Vec<CalendarEvent>> = HashMap::new();
         let mut occurrences: HashMap<(UserId, &str, &str), u32> = HashMap::new();
         let now = accord_core::clock::now();
         for ev in events {
             let owner_id = *users
-                .get(&ev.owner.to_ascii_lowercase())
+                .get(ev.owner.to_ascii_lowercase().as_str())
                 .ok_or_else(|| anyhow!("event owner {} is not a user of {tenant_name}", ev.owner))?;
             let existing = match calendars.entry(owner_id) {
                 Entry::Occupied(known) => known.into_mut(),
@@ -482,37 +479,48 @@ impl<'a> Planner<'a> {
         Ok(())
     }
 
-    /// The tenant's users: ids decided and, where the file's password is not the one stored
-    /// (by its fingerprint), argon2 checks and hashes run several at a time — as many as the
-    /// server's bound on password work lets run, so memory stays bounded too.
-    async fn users(&mut self, tenant_id: TenantId, specs: &[scenario::UserSpec]) -> anyhow::Result<Vec<UserId>> {
-        let (mut planned, mut work) = (Vec::with_capacity(specs.len()), Vec::with_capacity(specs.len()));
-        for u in specs {
-            let (plan, password) = self.plan_user(tenant_id, u).await?;
-            planned.push(plan);
-            work.push(password);
-        }
+    /// The tenant's users, a batch at a time: ids decided and, where the file's password is not
+    /// the one stored (by its fingerprint), argon2 checks and hashes run several at a time — as
+    /// many as the server's bound on password work lets run, so memory stays bounded too.
+    /// Returns each user's id by case-folded UPN, for the references that follow.
+    async fn users(
+        &mut self,
+        tenant_id: TenantId,
+        (count, batches): (usize, impl Iterator<Item = Result<Vec<scenario::UserSpec>, scenario::ScenarioError>>),
+    ) -> anyhow::Result<UserIds> {
         use futures_util::StreamExt;
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let hashes: Vec<anyhow::Result<Option<String>>> =
-            futures_util::stream::iter(work.into_iter().map(PasswordWork::resolve)).buffered(parallel).collect().await;
-        let mut ids = Vec::with_capacity(specs.len());
-        for ((u, plan), hash) in specs.iter().zip(planned).zip(hashes) {
-            ids.push(self.put_user(tenant_id, u, plan, hash?));
+        let mut ids = UserIds::with_capacity(count);
+        for batch in batches {
+            let batch = batch.map_err(|e| anyhow!("{e}"))?;
+            let mut stored = self.stored_users(tenant_id, &batch).await?;
+            let (mut planned, mut work) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
+            for u in &batch {
+                let (plan, password) = self.plan_user(&mut stored, u)?;
+                planned.push(plan);
+                work.push(password);
+            }
+            let hashes: Vec<anyhow::Result<Option<String>>> =
+                futures_util::stream::iter(work.into_iter().map(PasswordWork::resolve))
+                    .buffered(parallel)
+                    .collect()
+                    .await;
+            for ((u, plan), hash) in batch.iter().zip(planned).zip(hashes) {
+                let id = self.put_user(tenant_id, &stored, u, plan, hash?);
+                ids.insert(u.upn.to_ascii_lowercase().into_boxed_str(), id);
+            }
         }
         Ok(ids)
     }
 
-    async fn plan_user(
-        &mut self,
-        tenant_id: TenantId,
+    fn plan_user(
+        &self,
+        stored: &mut StoredUsers,
         u: &scenario::UserSpec,
     ) -> anyhow::Result<(PlannedUser, PasswordWork)> {
-        // Taken, not cloned: each user is planned once (the file's UPNs are unique), and a
-        // tenant of 100,000 users is not held twice.
-        let known = self.stored(tenant_id).await?;
-        let existing = known.by_upn.remove(&u.upn.to_ascii_lowercase());
-        let fingerprint = existing.as_ref().and_then(|e| known.fingerprints.remove(&e.id));
+        // Taken, not cloned: each user is planned once (the file's UPNs are unique).
+        let existing = stored.by_upn.remove(&u.upn.to_ascii_lowercase());
+        let fingerprint = existing.as_ref().and_then(|e| stored.fingerprints.remove(&e.id));
         let id = match (&existing, u.id) {
             (Some(e), Some(id)) if e.id != id => {
                 bail!("user {} already exists with object id {}, not {id}", u.upn, e.id)
@@ -538,15 +546,16 @@ impl<'a> Planner<'a> {
     fn put_user(
         &mut self,
         tenant_id: TenantId,
+        stored: &StoredUsers,
         u: &scenario::UserSpec,
         plan: PlannedUser,
         hash: Option<String>,
     ) -> UserId {
-        let PlannedUser { id, existing, fingerprint: stored } = plan;
+        let PlannedUser { id, existing, fingerprint: stored_fingerprint } = plan;
         if let (Some(p), Some(h)) = (&u.password, &hash) {
             let fingerprint = self.password_fingerprint(id, p, h);
             // Unchanged (a restart with the same file): nothing to write.
-            if stored.as_ref() != Some(&fingerprint) {
+            if stored_fingerprint.as_ref() != Some(&fingerprint) {
                 self.changes.push(Change::PutScenarioPassword { tenant_id, user_id: id, fingerprint });
             }
         }
@@ -567,12 +576,41 @@ impl<'a> Planner<'a> {
         let mut roles = u.roles.clone();
         roles.sort();
         roles.dedup();
-        let stored = self.stored.get(&tenant_id).and_then(|k| k.links.roles.get(&id));
-        if stored.map(Vec::as_slice).unwrap_or_default() != roles.as_slice() {
+        if stored.roles.get(&id).map(Vec::as_slice).unwrap_or_default() != roles.as_slice() {
             self.changes.push(Change::SetUserRoles { tenant_id, user_id: id, roles });
         }
         self.summary.users += 1;
         id
+    }
+
+    /// The tenant's groups (their members come after, see [`Planner::tenant`]), matched with
+    /// the stored ones by case-folded name. Returns each group's id by that name.
+    async fn groups(
+        &mut self,
+        tenant_id: TenantId,
+        batches: impl Iterator<Item = Result<Vec<scenario::GroupSpec>, scenario::ScenarioError>>,
+    ) -> anyhow::Result<HashMap<String, GroupId>> {
+        // The tenant's groups by case-folded name, read once (not a statement a group).
+        let existing: HashMap<String, Group> =
+            self.store.groups(tenant_id).await?.into_iter().map(|g| (g.display_name.to_lowercase(), g)).collect();
+        let mut ids = HashMap::new();
+        for batch in batches {
+            for g in batch.map_err(|e| anyhow!("{e}"))? {
+                let key = g.display_name.to_lowercase();
+                let existing = existing.get(&key);
+                let group = Group {
+                    tenant_id,
+                    id: existing.map(|e| e.id).unwrap_or_else(GroupId::random),
+                    display_name: g.display_name,
+                };
+                ids.insert(key, group.id);
+                if existing != Some(&group) {
+                    self.changes.push(Change::PutGroup(group));
+                }
+                self.summary.groups += 1;
+            }
+        }
+        Ok(ids)
     }
 
     async fn app(&mut self, home_tenant_id: TenantId, spec: &scenario::AppSpec) -> anyhow::Result<()> {
@@ -694,12 +732,7 @@ impl<'a> Planner<'a> {
         Ok(sp)
     }
 
-    async fn grant(
-        &mut self,
-        tenant_id: TenantId,
-        g: &scenario::GrantSpec,
-        users: &HashMap<String, UserId>,
-    ) -> anyhow::Result<()> {
+    async fn grant(&mut self, tenant_id: TenantId, g: &scenario::GrantSpec, users: &UserIds) -> anyhow::Result<()> {
         let client = self.known_app(g.app)?;
         let resource = self.known_app(g.resource.app_id())?;
         let client_sp = self.service_principal(tenant_id, &client).await?;
@@ -709,7 +742,11 @@ impl<'a> Planner<'a> {
                 GrantFor::All => (ConsentType::AllPrincipals, None),
                 GrantFor::User(upn) => (
                     ConsentType::Principal,
-                    Some(*users.get(&upn.to_ascii_lowercase()).ok_or_else(|| anyhow!("grant for unknown user {upn}"))?),
+                    Some(
+                        *users
+                            .get(upn.to_ascii_lowercase().as_str())
+                            .ok_or_else(|| anyhow!("grant for unknown user {upn}"))?,
+                    ),
                 ),
             };
             let existing = self.store.delegated_grants_of_client(tenant_id, client_sp.id).await?;

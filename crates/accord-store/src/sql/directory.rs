@@ -15,9 +15,7 @@ use uuid::Uuid;
 
 use super::codec::{self, flag, fold, id, identifier_uri_key, micros, to_json, Cols};
 use super::{conn, db_err, write_err, Backend, SqlStore};
-use crate::{
-    Change, DirectoryLinks, DirectoryObject, MemberQuery, Membership, NameField, NameQuery, StoreError, StoreResult,
-};
+use crate::{Change, DirectoryObject, MemberQuery, Membership, NameField, NameQuery, StoreError, StoreResult};
 
 // --- tenants ---
 
@@ -1079,45 +1077,64 @@ impl SqlStore {
         Ok(page)
     }
 
-    pub(super) async fn list_scenario_passwords(&self, tenant_id: TenantId) -> StoreResult<HashMap<UserId, String>> {
-        let q =
-            sqlx::query("SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1").bind(id(tenant_id));
-        let rows = self.read_all(q, |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?))).await?;
-        Ok(rows.into_iter().collect())
+    pub(super) async fn list_scenario_passwords(
+        &self,
+        tenant_id: TenantId,
+        user_ids: &[UserId],
+    ) -> StoreResult<HashMap<UserId, String>> {
+        let mut out = HashMap::new();
+        for chunk in user_ids.chunks(500) {
+            let sql = format!(
+                "SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1 AND user_id IN ({})",
+                Self::id_list(chunk.len())
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, u| q.bind(id(*u)));
+            let rows = self.read_all(q, |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?))).await?;
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
-    pub(super) async fn list_directory_links(&self, tenant_id: TenantId) -> StoreResult<DirectoryLinks> {
-        let q =
-            sqlx::query("SELECT user_id, role_template_id FROM user_roles WHERE tenant_id = $1").bind(id(tenant_id));
-        let roles = self
-            .read_all(q, |c| {
-                let role = codec::directory_role("role_template_id", &c.text("role_template_id")?)?;
-                Ok((c.uuid::<UserId>("user_id")?, role))
-            })
-            .await?;
-        let q = sqlx::query(
-            "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 \
-             ORDER BY group_id, position",
-        )
-        .bind(id(tenant_id));
-        let members = self
-            .read_all(q, |c| {
-                Ok(GroupMember {
-                    group_id: c.uuid("group_id")?,
-                    member_id: c.uuid("member_id")?,
-                    kind: codec::member_kind("member_kind", &c.text("member_kind")?)?,
+    pub(super) async fn list_users_with_upns(&self, tenant_id: TenantId, upns: &[&str]) -> StoreResult<Vec<User>> {
+        let mut out = Vec::with_capacity(upns.len());
+        for chunk in upns.chunks(500) {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND upn_key IN ({})",
+                Self::id_list(chunk.len())
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, upn| q.bind(fold(upn)));
+            out.extend(self.read_all(q, user_from).await?);
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn list_members_of_groups(
+        &self,
+        tenant_id: TenantId,
+        group_ids: &[GroupId],
+    ) -> StoreResult<HashMap<GroupId, Vec<GroupMember>>> {
+        let mut out: HashMap<GroupId, Vec<GroupMember>> = HashMap::new();
+        for chunk in group_ids.chunks(500) {
+            let sql = format!(
+                "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 \
+                 AND group_id IN ({}) ORDER BY group_id, position",
+                Self::id_list(chunk.len())
+            );
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, g| q.bind(id(*g)));
+            let members = self
+                .read_all(q, |c| {
+                    Ok(GroupMember {
+                        group_id: c.uuid("group_id")?,
+                        member_id: c.uuid("member_id")?,
+                        kind: codec::member_kind("member_kind", &c.text("member_kind")?)?,
+                    })
                 })
-            })
-            .await?;
-        let mut links = DirectoryLinks::default();
-        for (user, role) in roles {
-            links.roles.entry(user).or_default().push(role);
+                .await?;
+            for m in members {
+                out.entry(m.group_id).or_default().push(m);
+            }
         }
-        links.roles.values_mut().for_each(|roles| roles.sort());
-        for m in members {
-            links.members.entry(m.group_id).or_default().push(m);
-        }
-        Ok(links)
+        Ok(out)
     }
 
     /// Ids as `$2, $3, …` placeholders (after the tenant's `$1`), for `IN (…)`.
