@@ -165,16 +165,67 @@ fn marker_line(text: &str) -> usize {
     text.lines().position(|l| l.contains("#!")).expect("test text has a #! marker") + 1
 }
 
-/// Parses `text` both ways, split into its bulk entries (what every caller gets) and in one
-/// TOML read, and asserts that they agree, spans and lines included: every test of this file
-/// checks the split reading (bulk.rs) against the whole one.
+/// Parses `text` every way, split into its bulk entries (what every caller gets), in one TOML
+/// read, and with the entries kept as text (`bulk_as_text`: in memory, and in a file read
+/// again), and asserts that they agree, spans and lines included: every test of this file
+/// checks the split readings (bulk.rs) against the whole one.
 #[track_caller]
 fn parse_checked(text: &str) -> Result<Scenario, ScenarioError> {
-    let options = ParseOptions::now();
+    let mut options = ParseOptions::now();
     let split = parse_owned(FILE, text.to_string(), &options);
     let whole = parse_whole(FILE, text.to_string(), &options);
     assert_eq!(split, whole, "the split read and the whole read disagree on:\n{text}");
+    options.bulk_as_text = true;
+    let in_memory = parse_owned(FILE, text.to_string(), &options).map(materialized);
+    assert_eq!(in_memory, split, "the entries kept as text disagree on:\n{text}");
+    let file = ScratchFile::with(text);
+    let in_file = parse_file_text(FILE, text.to_string(), file.open(), &options).map(materialized);
+    assert_eq!(in_file, split, "the entries kept in the file disagree on:\n{text}");
     split
+}
+
+/// `scenario` with the users and groups that `user_batches` and `group_batches` give put in
+/// its tenants, as a scenario read without `bulk_as_text` holds them; the batches each hold
+/// at most `BATCH`.
+#[track_caller]
+fn materialized(mut scenario: Scenario) -> Scenario {
+    for t in 0..scenario.tenants.len() {
+        let users: Vec<Vec<UserSpec>> = scenario.user_batches(t).map(|b| b.expect("the users read again")).collect();
+        let groups: Vec<Vec<GroupSpec>> =
+            scenario.group_batches(t).map(|b| b.expect("the groups read again")).collect();
+        assert!(users.iter().all(|b| !b.is_empty() && b.len() <= BATCH));
+        assert!(groups.iter().all(|b| !b.is_empty() && b.len() <= BATCH));
+        let users: Vec<UserSpec> = users.into_iter().flatten().collect();
+        assert_eq!(scenario.user_count(t), users.len());
+        scenario.tenants[t].users = users;
+        scenario.tenants[t].groups = groups.into_iter().flatten().collect();
+    }
+    scenario.bulk = None;
+    scenario
+}
+
+/// A file of the test's own in the temporary directory, removed when dropped.
+struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    fn with(text: &str) -> ScratchFile {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let name = format!("accord-scenario-{}-{}.toml", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, text).expect("a scratch file");
+        ScratchFile(path)
+    }
+
+    fn open(&self) -> std::fs::File {
+        std::fs::File::open(&self.0).expect("the scratch file")
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn diagnostics(text: &str) -> Vec<Diagnostic> {
@@ -671,6 +722,84 @@ fn entries_and_an_inline_list_of_the_same_tenant_are_refused_both_ways() {
     let d = &split.diagnostics[0];
     assert_eq!((d.line, d.key.as_str()), (5, "tenant.user"), "{d}");
     assert!(d.message.contains("not both"), "{d}");
+}
+
+/// Users and groups named in another letter case than declared, in members, reviewers and
+/// assignments.
+const RESPELLED: &str = r#"
+[[tenant]]
+display_name = "Contoso"
+domains = ["contoso.test"]
+
+[tenant.admin_consent_requests]
+enabled = true
+reviewers = ["ALICE@contoso.test"]
+
+[[tenant.user]]
+upn = "Alice@Contoso.test"
+display_name = "Alice"
+
+[[tenant.user]]
+upn = "bob@contoso.test"
+display_name = "Bob"
+
+[[tenant.group]]
+display_name = "Managers"
+members = ["alice@CONTOSO.test", "group:sales TEAM", "bob@contoso.test"]
+
+[[tenant.group]]
+display_name = "Sales Team"
+members = ["Bob@Contoso.Test"]
+"#;
+
+#[test]
+fn members_named_in_another_case_keep_the_declared_spelling_in_every_reading() {
+    // parse_checked compares the readings: the entries read again from the text must take
+    // the declared spelling from validation's notes, as the groups kept by a whole read do.
+    let s = expect_ok(RESPELLED);
+    let t = &s.tenants[0];
+    assert_eq!(
+        t.groups[0].members,
+        vec![
+            PrincipalRef::User("Alice@Contoso.test".into()),
+            PrincipalRef::Group("Sales Team".into()),
+            PrincipalRef::User("bob@contoso.test".into()),
+        ]
+    );
+    assert_eq!(t.groups[1].members, vec![PrincipalRef::User("bob@contoso.test".into())]);
+    assert_eq!(t.admin_consent_requests.reviewers, vec![PrincipalRef::User("Alice@Contoso.test".into())]);
+}
+
+#[test]
+fn entries_kept_in_a_file_that_changes_are_refused_not_mixed() {
+    let text = generate::tenant(generate::TenantSize { users: 600, passwords: false });
+    let options = ParseOptions { bulk_as_text: true, ..ParseOptions::now() };
+    let file = ScratchFile::with(&text);
+    let scenario = parse_file_text(FILE, text.clone(), file.open(), &options).expect("valid");
+    assert!(scenario.tenants[0].users.is_empty(), "kept in the file, not in the scenario");
+    assert_eq!(scenario.user_count(0), 600);
+
+    // Replaced by a new file under the same name: the open file still reads as it was.
+    let replacement = ScratchFile::with(&text.replace("User 000123", "User 000124"));
+    std::fs::rename(&replacement.0, &file.0).expect("renamed over");
+    let users: Vec<UserSpec> = scenario.user_batches(0).flat_map(|b| b.expect("the old file")).collect();
+    assert_eq!(users[125].display_name, "User 000123");
+
+    // A file that no longer holds the text it was read from while it is checked: what it
+    // holds now is read whole, never a mix.
+    let now = text.replace("User 000123", "User 000124");
+    let mixed = parse_file_text(FILE, text.clone(), file.open(), &options).expect("valid");
+    assert_eq!(mixed, parse_owned(FILE, now.clone(), &ParseOptions::now()).expect("valid"));
+
+    // Written over in place after the check, the same length: the batch that changed is
+    // refused, the others read.
+    let scenario = parse_file_text(FILE, now.clone(), file.open(), &options).expect("valid");
+    std::fs::write(&file.0, now.replace("User 000300", "User 000301")).expect("written over");
+    let batches: Vec<_> = scenario.user_batches(0).map(|b| b.is_ok()).collect();
+    assert_eq!(batches.len(), 600usize.div_ceil(BATCH));
+    assert_eq!(batches, [true, false, true], "the second batch holds user 300 (the third after two others)");
+    let e = scenario.user_batches(0).nth(1).unwrap().unwrap_err();
+    assert!(e.to_string().contains("could not be read again"), "{e}");
 }
 
 #[test]
