@@ -295,8 +295,8 @@ fn read_bulk_as_text(
     let lines = text::LineIndex::new(&skeleton);
     drop(skeleton);
     match validate::validate(source_name, lines, raw, options, validate::Entries::Text(&bulk)) {
-        Ok((mut scenario, respelled)) => {
-            scenario.bulk = Some(std::sync::Arc::new(BulkRead { text: bulk, respelled }));
+        Ok((mut scenario, notes)) => {
+            scenario.bulk = Some(std::sync::Arc::new(BulkRead { text: bulk, notes }));
             Ok(scenario)
         }
         Err(validate::Invalid::Problems(e)) => Err(e),
@@ -474,7 +474,7 @@ pub struct Scenario {
 #[derive(Debug, PartialEq)]
 struct BulkRead {
     text: bulk::BulkText,
-    respelled: validate::Respellings,
+    notes: validate::TextNotes,
 }
 
 /// How many users or groups [`Scenario::user_batches`] and [`Scenario::group_batches`] give at a
@@ -530,6 +530,14 @@ impl Scenario {
         }
     }
 
+    /// Tenant `tenant`'s group names in file order (without reading the groups again).
+    pub fn group_names(&self, tenant: usize) -> Box<dyn Iterator<Item = &str> + Send + '_> {
+        match &self.bulk {
+            Some(bulk) => Box::new(bulk.notes.group_names.get(tenant).into_iter().flatten().map(String::as_str)),
+            None => Box::new(self.tenants[tenant].groups.iter().map(|g| g.display_name.as_str())),
+        }
+    }
+
     /// Tenant `tenant`'s groups in file order, [`BATCH`] at a time, as
     /// [`Scenario::user_batches`] gives users.
     pub fn group_batches(
@@ -539,7 +547,11 @@ impl Scenario {
         match &self.bulk {
             Some(bulk) => Box::new(bulk.text.batches(tenant, true).map(|batch| {
                 let batch = batch.ok_or_else(unreadable)?;
-                Ok(batch.group.into_iter().map(|g| validate::group_spec(g.into_inner(), &bulk.respelled)).collect())
+                Ok(batch
+                    .group
+                    .into_iter()
+                    .map(|g| validate::group_spec(g.into_inner(), &bulk.notes.respelled))
+                    .collect())
             })),
             None => Box::new(self.tenants[tenant].groups.chunks(BATCH).map(|c| Ok(c.to_vec()))),
         }

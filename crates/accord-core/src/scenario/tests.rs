@@ -197,8 +197,11 @@ fn materialized(mut scenario: Scenario) -> Scenario {
         assert!(groups.iter().all(|b| !b.is_empty() && b.len() <= BATCH));
         let users: Vec<UserSpec> = users.into_iter().flatten().collect();
         assert_eq!(scenario.user_count(t), users.len());
+        let groups: Vec<GroupSpec> = groups.into_iter().flatten().collect();
+        let names: Vec<&str> = scenario.group_names(t).collect();
+        assert_eq!(names, groups.iter().map(|g| g.display_name.as_str()).collect::<Vec<_>>());
         scenario.tenants[t].users = users;
-        scenario.tenants[t].groups = groups.into_iter().flatten().collect();
+        scenario.tenants[t].groups = groups;
     }
     scenario.bulk = None;
     scenario

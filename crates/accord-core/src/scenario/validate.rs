@@ -30,6 +30,8 @@ struct Ctx<'a> {
     /// A batch of entries read from the text was not valid TOML: the caller reads the file
     /// whole, which reports the file's first error as the TOML reader words it.
     unreadable: bool,
+    /// What entries read from the text (not kept) leave for reading them again.
+    notes: TextNotes,
 }
 
 impl Ctx<'_> {
@@ -187,10 +189,18 @@ pub(super) enum Invalid {
     Unreadable,
 }
 
-/// Member references written in another letter case than the user or group they name, by
-/// the byte offset of the reference: where a group read again from the text
-/// ([`Entries::Text`]) takes the declared spelling from, as a group kept by a whole read has it.
-pub(super) type Respellings = HashMap<usize, String>;
+/// What validation notes of the users and groups it does not keep ([`Entries::Text`]), for
+/// reading them again.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct TextNotes {
+    /// Member references written in another letter case than the user or group they name, by
+    /// the byte offset of the reference: where a group read again takes the declared spelling
+    /// from, as a group kept by a whole read has it.
+    pub respelled: HashMap<usize, String>,
+    /// Each tenant's group names in file order (a loader gives every group its id before it
+    /// reads members, which may name a group declared later).
+    pub group_names: Vec<Vec<String>>,
+}
 
 pub(super) fn validate(
     file: &str,
@@ -198,9 +208,8 @@ pub(super) fn validate(
     mut raw: RawScenario,
     options: &ParseOptions<'_>,
     entries: Entries<'_>,
-) -> Result<(Scenario, Respellings), Invalid> {
-    let mut cx = Ctx { file, lines, diags: Vec::new(), unreadable: false };
-    let mut respelled = Respellings::new();
+) -> Result<(Scenario, TextNotes), Invalid> {
+    let mut cx = Ctx { file, lines, diags: Vec::new(), unreadable: false, notes: TextNotes::default() };
     let scenario_zone = zone(&mut cx, &raw.time_zone, "time_zone").unwrap_or_else(NamedZone::utc);
     let relative_times = relative_times(&mut cx, &raw.relative_times);
 
@@ -220,7 +229,7 @@ pub(super) fn validate(
         let refs = Refs { graph: options.graph, apps: &keys.apps, indexes: &indexes, tenant: ti };
         let tenant_zone = zone(&mut cx, &t.time_zone, "tenant.time_zone").unwrap_or_else(|| scenario_zone.clone());
         let at = (options.loaded_at, &tenant_zone);
-        tenant_references(&mut cx, &refs, t, &mut tenants[ti], at, (entries, &mut respelled));
+        tenant_references(&mut cx, &refs, t, &mut tenants[ti], at, entries);
     }
     if cx.unreadable {
         return Err(Invalid::Unreadable);
@@ -252,7 +261,7 @@ pub(super) fn validate(
                 }
             })
             .unwrap_or_default();
-        Ok((Scenario { tenants, relative_times, throttling, faults, bulk: None }, respelled))
+        Ok((Scenario { tenants, relative_times, throttling, faults, bulk: None }, cx.notes))
     } else {
         let mut diagnostics = cx.diags;
         diagnostics.sort_by_key(|d| d.line);
@@ -521,8 +530,12 @@ pub(super) fn user_spec(u: RawUser) -> UserSpec {
 /// Group names, unique per tenant (members are resolved in pass 2).
 fn group_names(cx: &mut Ctx, index: &mut TenantIndex, ti: usize, t: &mut RawTenant, entries: Entries<'_>) {
     let mut group_lines: HashMap<String, usize> = HashMap::new();
+    let mut names = Vec::new();
     entries.groups(cx, ti, t, false, |cx, g| {
         let name = cx.non_empty(&g.display_name, "tenant.group.display_name");
+        if !entries.kept() {
+            names.push(name.clone());
+        }
         let key = name.to_lowercase();
         if let Some(&first) = group_lines.get(&key) {
             cx.err(
@@ -539,6 +552,10 @@ fn group_names(cx: &mut Ctx, index: &mut TenantIndex, ti: usize, t: &mut RawTena
             index.groups.insert(key, name);
         }
     });
+    if !entries.kept() {
+        cx.notes.group_names.resize_with(ti + 1, Vec::new);
+        cx.notes.group_names[ti] = names;
+    }
 }
 
 /// Pass 2 for one tenant: every reference it makes.
@@ -548,9 +565,9 @@ fn tenant_references(
     t: &mut RawTenant,
     spec: &mut TenantSpec,
     (loaded_at, zone): (OffsetDateTime, &NamedZone),
-    (entries, respelled): (Entries<'_>, &mut Respellings),
+    entries: Entries<'_>,
 ) {
-    spec.groups = groups(cx, refs, t, entries, respelled);
+    spec.groups = groups(cx, refs, t, entries);
     if let Some(acr) = &t.admin_consent_requests {
         spec.admin_consent_requests = admin_consent_requests(cx, refs.own(), acr);
     }
@@ -574,14 +591,8 @@ fn tenant_references(
 /// Groups and their members (no group is a member of itself). Takes the groups out of `t`:
 /// each raw group (its members' text: 300,000 strings in a 100,000-user file) is dropped as its
 /// spec is made. Groups read from the text are checked, not kept; a member written in another
-/// letter case than its user or group is noted in `respelled`.
-fn groups(
-    cx: &mut Ctx,
-    refs: &Refs<'_>,
-    t: &mut RawTenant,
-    entries: Entries<'_>,
-    respelled: &mut Respellings,
-) -> Vec<GroupSpec> {
+/// letter case than its user or group is noted (`TextNotes::respelled`).
+fn groups(cx: &mut Ctx, refs: &Refs<'_>, t: &mut RawTenant, entries: Entries<'_>) -> Vec<GroupSpec> {
     let ix = refs.own();
     let mut groups = Vec::with_capacity(t.group.len());
     entries.groups(cx, refs.tenant, t, true, |cx, g| {
@@ -597,7 +608,7 @@ fn groups(
                     }
                 }
                 if !entries.kept() && p != principal_as_written(m.get_ref()) {
-                    respelled.insert(m.span().start, p.name().to_string());
+                    cx.notes.respelled.insert(m.span().start, p.name().to_string());
                 }
                 members.push(p);
             }
@@ -619,7 +630,7 @@ fn principal_as_written(s: &str) -> PrincipalRef {
 
 /// A group read again from the text of a file that validated: its members with their declared
 /// spelling (`respelled`), as [`groups`] kept them from a whole read.
-pub(super) fn group_spec(g: RawGroup, respelled: &Respellings) -> GroupSpec {
+pub(super) fn group_spec(g: RawGroup, respelled: &HashMap<usize, String>) -> GroupSpec {
     let members = g
         .members
         .into_iter()
