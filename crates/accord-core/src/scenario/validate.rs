@@ -433,9 +433,8 @@ fn user_consent(cx: &mut Ctx, t: &RawTenant) -> UserConsent {
     }
 }
 
-/// One user: UPN in a domain of the tenant and unique in the file, object id unique, roles known.
-/// A user, checked and indexed; `earlier` are the tenants before its own (UPNs are unique in
-/// the whole file).
+/// One user, checked and indexed: UPN in a domain of the tenant and unique in the file (`earlier`
+/// are the tenants before its own), object id unique, roles known.
 fn user(
     cx: &mut Ctx,
     keys: &mut FileKeys,

@@ -1082,30 +1082,22 @@ impl SqlStore {
         tenant_id: TenantId,
         user_ids: &[UserId],
     ) -> StoreResult<HashMap<UserId, String>> {
-        let mut out = HashMap::new();
-        for chunk in user_ids.chunks(500) {
-            let sql = format!(
-                "SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1 AND user_id IN ({})",
-                Self::id_list(chunk.len())
-            );
-            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, u| q.bind(id(*u)));
-            let rows = self.read_all(q, |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?))).await?;
-            out.extend(rows);
-        }
-        Ok(out)
+        let select = "SELECT user_id, fingerprint FROM scenario_passwords WHERE tenant_id = $1 AND user_id IN ({keys})";
+        let rows = self
+            .read_by_keys(
+                tenant_id,
+                select,
+                user_ids,
+                |u| id(*u),
+                |c| Ok((c.uuid::<UserId>("user_id")?, c.text("fingerprint")?)),
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     pub(super) async fn list_users_with_upns(&self, tenant_id: TenantId, upns: &[&str]) -> StoreResult<Vec<User>> {
-        let mut out = Vec::with_capacity(upns.len());
-        for chunk in upns.chunks(500) {
-            let sql = format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND upn_key IN ({})",
-                Self::id_list(chunk.len())
-            );
-            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, upn| q.bind(fold(upn)));
-            out.extend(self.read_all(q, user_from).await?);
-        }
-        Ok(out)
+        let select = format!("SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 AND upn_key IN ({{keys}})");
+        self.read_by_keys(tenant_id, &select, upns, |upn| fold(upn), user_from).await
     }
 
     pub(super) async fn list_members_of_groups(
@@ -1113,26 +1105,26 @@ impl SqlStore {
         tenant_id: TenantId,
         group_ids: &[GroupId],
     ) -> StoreResult<HashMap<GroupId, Vec<GroupMember>>> {
-        let mut out: HashMap<GroupId, Vec<GroupMember>> = HashMap::new();
-        for chunk in group_ids.chunks(500) {
-            let sql = format!(
-                "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 \
-                 AND group_id IN ({}) ORDER BY group_id, position",
-                Self::id_list(chunk.len())
-            );
-            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, g| q.bind(id(*g)));
-            let members = self
-                .read_all(q, |c| {
+        let select = "SELECT group_id, member_id, member_kind FROM group_members WHERE tenant_id = $1 \
+                      AND group_id IN ({keys}) ORDER BY group_id, position";
+        let members = self
+            .read_by_keys(
+                tenant_id,
+                select,
+                group_ids,
+                |g| id(*g),
+                |c| {
                     Ok(GroupMember {
                         group_id: c.uuid("group_id")?,
                         member_id: c.uuid("member_id")?,
                         kind: codec::member_kind("member_kind", &c.text("member_kind")?)?,
                     })
-                })
-                .await?;
-            for m in members {
-                out.entry(m.group_id).or_default().push(m);
-            }
+                },
+            )
+            .await?;
+        let mut out: HashMap<GroupId, Vec<GroupMember>> = HashMap::new();
+        for m in members {
+            out.entry(m.group_id).or_default().push(m);
         }
         Ok(out)
     }
@@ -1142,27 +1134,47 @@ impl SqlStore {
         (0..count).map(|i| format!("${}", i + 2)).collect::<Vec<_>>().join(", ")
     }
 
+    /// The rows of `select` for all of `keys`, 500 keys a statement: `select` names the
+    /// tenant as `$1` and has `{keys}` where the list of keys goes (`… IN ({keys})`), each key
+    /// bound as `bind` gives it.
+    async fn read_by_keys<K, T>(
+        &self,
+        tenant_id: TenantId,
+        select: &str,
+        keys: &[K],
+        bind: impl Fn(&K) -> String,
+        decode: impl Fn(&Cols<'_>) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        let mut rows = Vec::new();
+        for chunk in keys.chunks(500) {
+            let sql = select.replace("{keys}", &Self::id_list(chunk.len()));
+            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, k| q.bind(bind(k)));
+            rows.extend(self.read_all(q, &decode).await?);
+        }
+        Ok(rows)
+    }
+
     pub(super) async fn list_roles_of_users(
         &self,
         tenant_id: TenantId,
         user_ids: &[UserId],
     ) -> StoreResult<HashMap<UserId, Vec<DirectoryRole>>> {
-        let mut out: HashMap<UserId, Vec<DirectoryRole>> = HashMap::new();
-        for chunk in user_ids.chunks(500) {
-            let sql = format!(
-                "SELECT user_id, role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id IN ({})",
-                Self::id_list(chunk.len())
-            );
-            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, u| q.bind(id(*u)));
-            let rows = self
-                .read_all(q, |c| {
+        let select = "SELECT user_id, role_template_id FROM user_roles WHERE tenant_id = $1 AND user_id IN ({keys})";
+        let rows = self
+            .read_by_keys(
+                tenant_id,
+                select,
+                user_ids,
+                |u| id(*u),
+                |c| {
                     let role = codec::directory_role("role_template_id", &c.text("role_template_id")?)?;
                     Ok((c.uuid::<UserId>("user_id")?, role))
-                })
-                .await?;
-            for (user, role) in rows {
-                out.entry(user).or_default().push(role);
-            }
+                },
+            )
+            .await?;
+        let mut out: HashMap<UserId, Vec<DirectoryRole>> = HashMap::new();
+        for (user, role) in rows {
+            out.entry(user).or_default().push(role);
         }
         out.values_mut().for_each(|roles| roles.sort());
         Ok(out)
@@ -1173,18 +1185,18 @@ impl SqlStore {
         tenant_id: TenantId,
         group_ids: &[GroupId],
     ) -> StoreResult<HashMap<GroupId, u64>> {
-        let mut out = HashMap::new();
-        for chunk in group_ids.chunks(500) {
-            let sql = format!(
-                "SELECT group_id, COUNT(*) AS n FROM group_members WHERE tenant_id = $1 AND group_id IN ({}) \
-                 GROUP BY group_id",
-                Self::id_list(chunk.len())
-            );
-            let q = chunk.iter().fold(sqlx::query(&sql).bind(id(tenant_id)), |q, g| q.bind(id(*g)));
-            let rows = self.read_all(q, |c| Ok((c.uuid::<GroupId>("group_id")?, c.int("n")?))).await?;
-            out.extend(rows.into_iter().map(|(g, n)| (g, u64::try_from(n).unwrap_or(0))));
-        }
-        Ok(out)
+        let select = "SELECT group_id, COUNT(*) AS n FROM group_members WHERE tenant_id = $1 AND group_id IN ({keys}) \
+                      GROUP BY group_id";
+        let rows = self
+            .read_by_keys(
+                tenant_id,
+                select,
+                group_ids,
+                |g| id(*g),
+                |c| Ok((c.uuid::<GroupId>("group_id")?, c.int("n")?)),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(g, n)| (g, u64::try_from(n).unwrap_or(0))).collect())
     }
 
     /// The member's groups up the nesting in one recursive read with their names; `via` is
