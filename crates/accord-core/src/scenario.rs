@@ -239,7 +239,8 @@ fn parse_text(
     options: &ParseOptions<'_>,
 ) -> Result<Scenario, ScenarioError> {
     let (text, file) = match variables::substitute(source_name, &text, &options.variables)? {
-        Cow::Borrowed(_) => (text, file),
+        // Only a regular file can be read again: a pipe (`<(…)`, `/dev/stdin`) is kept as text.
+        Cow::Borrowed(_) => (text, file.filter(|f| f.metadata().is_ok_and(|m| m.is_file()))),
         // Substituted: no longer the file's text, so never read again from the file.
         Cow::Owned(substituted) => (substituted, None),
     };

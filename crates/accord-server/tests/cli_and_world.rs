@@ -39,6 +39,31 @@ fn scenario_check_names_file_line_and_key() {
     assert!(err.contains("/nonexistent/world.toml"), "{err}");
 }
 
+/// `accord scenario check <(…)` or `/dev/stdin`: a file that cannot be read a second time is
+/// kept as text (a regular file's users and groups are read again from the file).
+#[cfg(unix)]
+#[test]
+fn scenario_check_reads_a_pipe() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let text = std::fs::read(world()).unwrap();
+    assert!(String::from_utf8_lossy(&text).contains("[[tenant.user]]"), "entries, read in batches");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_accord"))
+        .args(["scenario", "check", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    let (_, file_out, _) = accord(&["scenario", "check", world().to_str().unwrap()]);
+    let counts = |s: &str| s.split_once(": valid").map(|(_, c)| c.to_string());
+    assert_eq!(counts(&stdout), counts(&file_out), "the same tenants, users and apps");
+}
+
 #[test]
 fn every_subcommand_has_help() {
     for args in [&["--help"][..], &["serve", "--help"], &["scenario", "check", "--help"], &["keys", "rotate", "--help"]]

@@ -805,6 +805,18 @@ fn entries_kept_in_a_file_that_changes_are_refused_not_mixed() {
     assert!(e.to_string().contains("could not be read again"), "{e}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_scenario_read_from_a_pipe_is_kept_as_text() {
+    // `accord scenario check <(generate)`: the file cannot be read again, so its text is kept.
+    let text = generate::tenant(generate::TenantSize { users: 300, passwords: false });
+    let options = ParseOptions { bulk_as_text: true, ..ParseOptions::now() };
+    let pipe = std::fs::File::open("/dev/null").expect("a file that is not a regular file");
+    let scenario = parse_file_text(FILE, text.clone(), pipe, &options).expect("valid");
+    assert_eq!(scenario.user_batches(0).map(|b| b.expect("kept").len()).sum::<usize>(), 300);
+    assert_eq!(materialized(scenario), parse_owned(FILE, text, &ParseOptions::now()).expect("valid"));
+}
+
 #[test]
 fn a_large_file_reads_the_same_split_as_whole() {
     // Many entries, several batches, two tenants, users and groups interleaved with other
