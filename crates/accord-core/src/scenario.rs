@@ -297,27 +297,30 @@ fn read_bulk_as_text(
     drop(skeleton);
     match validate::validate(source_name, lines, raw, options, validate::Entries::Text(&bulk)) {
         Ok((mut scenario, notes)) => {
-            scenario.bulk = Some(std::sync::Arc::new(BulkRead { text: bulk, notes }));
+            let source_name = source_name.to_string();
+            scenario.bulk = Some(std::sync::Arc::new(BulkRead { text: bulk, notes, source_name }));
             Ok(scenario)
         }
         Err(validate::Invalid::Problems(e)) => Err(e),
         // A TOML error in an entry (or a file changed since): the whole read reports the
         // first error of what the file now holds.
         Err(validate::Invalid::Unreadable) => {
-            read_whole(source_name, &bulk.whole_text().ok_or_else(unreadable)?, options)
+            read_whole(source_name, &bulk.whole_text().ok_or_else(|| unreadable(source_name))?, options)
         }
     }
 }
 
-/// A batch that read when the file was checked and does not read again: never, the text being
-/// the scenario's own copy; reported rather than assumed.
-fn unreadable() -> ScenarioError {
+/// A file whose users and groups no longer read as they did when it was checked: written over
+/// in between (or no longer readable).
+fn unreadable(source_name: &str) -> ScenarioError {
     ScenarioError {
         diagnostics: vec![Diagnostic {
-            file: "scenario".into(),
+            file: source_name.to_string(),
             line: 1,
-            key: "tenant.user".into(),
-            message: "the scenario's users and groups could not be read again from its text".into(),
+            key: String::new(),
+            message: "the file changed while it was being loaded: its users and groups no longer read as they \
+                      did when it was checked; nothing was loaded"
+                .into(),
         }],
     }
 }
@@ -476,6 +479,8 @@ pub struct Scenario {
 struct BulkRead {
     text: bulk::BulkText,
     notes: validate::TextNotes,
+    /// The file's name, for a message.
+    source_name: String,
 }
 
 /// How many users or groups [`Scenario::user_batches`] and [`Scenario::group_batches`] give at a
@@ -524,7 +529,7 @@ impl Scenario {
     ) -> Box<dyn Iterator<Item = Result<Vec<UserSpec>, ScenarioError>> + Send + '_> {
         match &self.bulk {
             Some(bulk) => Box::new(bulk.text.batches(tenant, false).map(|batch| {
-                let batch = batch.ok_or_else(unreadable)?;
+                let batch = batch.ok_or_else(|| unreadable(&bulk.source_name))?;
                 Ok(batch.user.into_iter().map(|u| validate::user_spec(u.into_inner())).collect())
             })),
             None => Box::new(self.tenants[tenant].users.chunks(BATCH).map(|c| Ok(c.to_vec()))),
@@ -547,7 +552,7 @@ impl Scenario {
     ) -> Box<dyn Iterator<Item = Result<Vec<GroupSpec>, ScenarioError>> + Send + '_> {
         match &self.bulk {
             Some(bulk) => Box::new(bulk.text.batches(tenant, true).map(|batch| {
-                let batch = batch.ok_or_else(unreadable)?;
+                let batch = batch.ok_or_else(|| unreadable(&bulk.source_name))?;
                 Ok(batch
                     .group
                     .into_iter()
