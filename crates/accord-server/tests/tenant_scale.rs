@@ -176,7 +176,8 @@ async fn requests_cost_the_same_statements_at_1000_and_at_10000_users() {
     eprintln!("statements per request,  1,000 users: {small:?}\n                         10,000 users: {large:?}");
     eprintln!("statements of a restart with the same scenario: {small_restart} and {large_restart}");
     // 9,000 more users and 900 more groups add to a restart only the batches they are compared
-    // in (three reads for 256 users, one for 256 groups' members: memory stays bounded), and
+    // in (at most three reads for every 256 users, one for 256 groups' members: memory stays
+    // bounded), and
     // the 90 more apps a few statements each, where each user and group used to be written again.
     let (small_size, large_size) =
         (TenantSize { users: 1_000, passwords: false }, TenantSize { users: 10_000, passwords: false });

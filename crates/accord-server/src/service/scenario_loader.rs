@@ -159,6 +159,10 @@ struct Planner<'a> {
     relative_times: RelativeTimes,
 }
 
+/// How many scenario users the load compares with the store at once (a few of the scenario's
+/// batches): 2,048 users and their stored rows are about a megabyte.
+const USERS_COMPARED_AT_ONCE: usize = 2_048;
+
 /// The ids of a tenant's scenario users by case-folded UPN (boxed: 100,000 of them are held
 /// while the load resolves references).
 type UserIds = HashMap<Box<str>, UserId>;
@@ -494,11 +498,19 @@ impl<'a> Planner<'a> {
         use futures_util::StreamExt;
         let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         let mut ids = UserIds::with_capacity(count);
-        for batch in batches {
-            let batch = batch.map_err(|e| anyhow!("{e}"))?;
-            let mut stored = self.stored_users(tenant_id, &batch).await?;
-            let (mut planned, mut work) = (Vec::with_capacity(batch.len()), Vec::with_capacity(batch.len()));
-            for u in &batch {
+        let mut batches = batches.peekable();
+        while batches.peek().is_some() {
+            // Compared with the store a few batches at a time: fewer statements, still bounded.
+            let mut chunk = Vec::with_capacity(USERS_COMPARED_AT_ONCE);
+            while chunk.len() < USERS_COMPARED_AT_ONCE {
+                match batches.next() {
+                    Some(batch) => chunk.extend(batch.map_err(|e| anyhow!("{e}"))?),
+                    None => break,
+                }
+            }
+            let mut stored = self.stored_users(tenant_id, &chunk).await?;
+            let (mut planned, mut work) = (Vec::with_capacity(chunk.len()), Vec::with_capacity(chunk.len()));
+            for u in &chunk {
                 let (plan, password) = self.plan_user(&mut stored, u)?;
                 planned.push(plan);
                 work.push(password);
@@ -508,7 +520,7 @@ impl<'a> Planner<'a> {
                     .buffered(parallel)
                     .collect()
                     .await;
-            for ((u, plan), hash) in batch.iter().zip(planned).zip(hashes) {
+            for ((u, plan), hash) in chunk.iter().zip(planned).zip(hashes) {
                 let id = self.put_user(tenant_id, &stored, u, plan, hash?);
                 ids.insert(u.upn.to_ascii_lowercase().into_boxed_str(), id);
             }
