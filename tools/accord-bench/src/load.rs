@@ -373,6 +373,65 @@ pub async fn run(workers: Vec<Worker>, duration: Duration, max_ops: u64) -> (Vec
     (workers, sample)
 }
 
+/// An open-loop run at a fixed rate: operation `i` is due at `start + i / rate`, taken by
+/// whichever worker is free, and its latency counts from when it was due, not from when a worker
+/// got to it (so a server that falls behind shows it, rather than slowing the load down as a
+/// closed loop does: "coordinated omission"). Returns the latencies from the due time and from
+/// the actual send, in that order. Tokio's timer wakes on whole milliseconds, so the first
+/// includes up to a millisecond of the bench's own lateness: it can only overstate.
+pub async fn run_paced(workers: Vec<Worker>, rate: f64, duration: Duration) -> (Vec<Worker>, Sample, Sample) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let start = Instant::now() + Duration::from_millis(10);
+    let deadline = start + duration;
+    let next = Arc::new(AtomicU64::new(0));
+    let due = move |i: u64| start + Duration::from_secs_f64(i as f64 / rate.max(1.0));
+    let tasks: Vec<_> = workers
+        .into_iter()
+        .map(|mut w| {
+            let next = next.clone();
+            tokio::spawn(async move {
+                let (mut from_due, mut from_send) = (Vec::with_capacity(4096), Vec::with_capacity(4096));
+                let (mut errors, mut first_error) = (0u64, None);
+                loop {
+                    let at = due(next.fetch_add(1, Ordering::Relaxed));
+                    if at >= deadline {
+                        break;
+                    }
+                    tokio::time::sleep_until(at.into()).await;
+                    let sent = Instant::now();
+                    match w.once().await {
+                        Ok(_) => {
+                            from_due.push(at.elapsed());
+                            from_send.push(sent.elapsed());
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert_with(|| format!("{e:#}"));
+                        }
+                    }
+                }
+                (w, from_due, from_send, errors, first_error)
+            })
+        })
+        .collect();
+    let mut workers = Vec::new();
+    let empty = || Sample { ops: 0, errors: 0, elapsed: duration, latencies: Vec::new(), first_error: None };
+    let (mut due_sample, mut send_sample) = (empty(), empty());
+    for task in tasks {
+        let (w, from_due, from_send, errors, first_error) = task.await.expect("worker task panicked");
+        workers.push(w);
+        for (sample, latencies) in [(&mut due_sample, from_due), (&mut send_sample, from_send)] {
+            sample.ops += latencies.len() as u64;
+            sample.latencies.extend(latencies);
+            sample.errors += errors;
+            sample.first_error = sample.first_error.take().or(first_error.clone());
+        }
+    }
+    due_sample.latencies.sort_unstable();
+    send_sample.latencies.sort_unstable();
+    (workers, due_sample, send_sample)
+}
+
 /// The store's statement counter, as `/metrics` reports it.
 pub async fn statements_executed(target: &Target, client: &reqwest::Client) -> anyhow::Result<f64> {
     let text = client.get(target.url("/metrics")).send().await?.error_for_status()?.text().await?;

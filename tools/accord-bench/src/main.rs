@@ -1,7 +1,8 @@
 //! `accord-bench`: starts an `accord` server on loopback and measures
 //! (a) client-credentials tokens/s, (b) SSO auth-code + PKCE flows/s, both with p50/p99,
 //! (c) SQL statements per token and per flow, and compares the throughput with the machine's
-//! RSA-2048 signing ceiling from `openssl speed`. `--peer` also measures panva's oidc-provider
+//! RSA-2048 signing ceiling from `openssl speed`, and (d) client-credentials latency in an open
+//! loop at half the peak rate (a server's latency with headroom). `--peer` also measures panva's oidc-provider
 //! (`peer/`) with the same client-credentials load and reports Accord ÷ peer; `--footprint`
 //! measures memory instead (footprint.rs).
 //!
@@ -210,6 +211,25 @@ struct WorkloadResult {
     signatures_per_op: u32,
     /// Every attempt and whether it was kept for the medians.
     runs: Vec<(Run, bool)>,
+    /// Client credentials only: open-loop runs at half the closed loop's median rate.
+    half_load: Vec<PacedRun>,
+}
+
+/// One open-loop run at a fixed rate (load::run_paced).
+struct PacedRun {
+    rate: f64,
+    per_second: f64,
+    errors: u64,
+    /// Latency from when each request was due (includes any queueing behind the server).
+    due: [f64; 3],
+    /// Latency from when each request was actually sent.
+    sent: [f64; 3],
+    server_cores: f64,
+}
+
+/// The percentiles a paced run reports: p50, p99, p99.9 (ms).
+fn percentiles(sample: &Sample) -> [f64; 3] {
+    [50.0, 99.0, 99.9].map(|p| ms(sample.percentile(p)))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -456,7 +476,33 @@ async fn bench(
     }
     let disturbance: Vec<f64> = runs.iter().map(|r| r.cpu.other_cores).collect();
     let kept = keep_least_disturbed(&disturbance, want);
-    Ok(WorkloadResult { workload, signatures_per_op, runs: runs.into_iter().zip(kept).collect() })
+    let mut half_load = Vec::new();
+    if workload == Workload::ClientCredentials {
+        let peak = median(runs.iter().zip(&kept).filter(|(_, k)| **k).map(|(r, _)| r.per_second).collect());
+        for i in 1..=want {
+            let wait = (args.idle_wait, args.idle_threshold);
+            tokio::task::spawn_blocking(move || wait_until_idle_for(wait)).await?;
+            let before = cpu::read(server_pid);
+            let (back, due, sent) = load::run_paced(workers, peak / 2.0, Duration::from_secs(args.duration)).await;
+            let after = cpu::read(server_pid);
+            workers = back;
+            check(&due, &format!("half-load run {i}"))?;
+            let run = PacedRun {
+                rate: peak / 2.0,
+                per_second: due.per_second(),
+                errors: due.errors,
+                due: percentiles(&due),
+                sent: percentiles(&sent),
+                server_cores: cpu::usage(before, after, due.elapsed.as_secs_f64()).server_cores,
+            };
+            eprintln!(
+                "  half load, run {i}: {:.0}/s asked, {:.0}/s done, p99 {:.1} ms from due ({:.1} from sent), server {:.2} cores",
+                run.rate, run.per_second, run.due[1], run.sent[1], run.server_cores
+            );
+            half_load.push(run);
+        }
+    }
+    Ok(WorkloadResult { workload, signatures_per_op, runs: runs.into_iter().zip(kept).collect(), half_load })
 }
 
 fn wait_until_idle(args: &Args) {
@@ -562,6 +608,7 @@ fn report(
             m(|x| x.statements_per_op),
         );
     }
+    s.push_str(&half_load_report(results));
     s.push_str(
         "\nEvery attempt (runs with more than the allowed other-cores load are repeated):\n\n\
          | workload | attempt | kept | ops | errors | ops/s | p50 ms | p99 ms | server cores | db cores | other cores \
@@ -587,6 +634,36 @@ fn report(
                 x.statements_per_op
             );
         }
+    }
+    s
+}
+
+/// Client credentials at half their peak, open loop: the latency a server shows with headroom.
+fn half_load_report(results: &[WorkloadResult]) -> String {
+    let mut s = String::new();
+    for r in results.iter().filter(|r| !r.half_load.is_empty()) {
+        let runs = &r.half_load;
+        let m = |f: &dyn Fn(&PacedRun) -> f64| median(runs.iter().map(f).collect());
+        let _ = writeln!(
+            s,
+            "\n**{} at half the peak, open loop** ({:.0} requests/s due at fixed intervals, {} runs; \
+             latency from when a request was due, so waiting behind the server counts, and includes \
+             up to 1 ms of the bench's timer; medians): {:.0}/s done, **p50 {:.1} ms, p99 {:.1} ms**, \
+             p99.9 {:.1} ms; from the actual send p50 {:.1} ms, p99 {:.1} ms; server {:.2} cores; \
+             {} errors. Runs' p99 from due: {}.",
+            r.workload.name(),
+            m(&|x| x.rate),
+            runs.len(),
+            m(&|x| x.per_second),
+            m(&|x| x.due[0]),
+            m(&|x| x.due[1]),
+            m(&|x| x.due[2]),
+            m(&|x| x.sent[0]),
+            m(&|x| x.sent[1]),
+            m(&|x| x.server_cores),
+            runs.iter().map(|x| x.errors).sum::<u64>(),
+            runs.iter().map(|x| format!("{:.1} ms", x.due[1])).collect::<Vec<_>>().join(", "),
+        );
     }
     s
 }
