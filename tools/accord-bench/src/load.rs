@@ -384,7 +384,7 @@ pub async fn run_paced(workers: Vec<Worker>, rate: f64, duration: Duration) -> (
     let start = Instant::now() + Duration::from_millis(10);
     let deadline = start + duration;
     let next = Arc::new(AtomicU64::new(0));
-    let due = move |i: u64| start + Duration::from_secs_f64(i as f64 / rate.max(1.0));
+    let due = move |i: u64| due_at(start, i, rate);
     let tasks: Vec<_> = workers
         .into_iter()
         .map(|mut w| {
@@ -430,6 +430,12 @@ pub async fn run_paced(workers: Vec<Worker>, rate: f64, duration: Duration) -> (
     due_sample.latencies.sort_unstable();
     send_sample.latencies.sort_unstable();
     (workers, due_sample, send_sample)
+}
+
+/// When operation `i` of a paced run is due: `i / rate` seconds after `start` (a rate below
+/// one a second counts as one).
+fn due_at(start: Instant, i: u64, rate: f64) -> Instant {
+    start + Duration::from_secs_f64(i as f64 / rate.max(1.0))
 }
 
 /// The store's statement counter, as `/metrics` reports it.
@@ -485,6 +491,15 @@ mod tests {
         assert_eq!(v.len(), 43);
         assert!(v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_'));
         assert_eq!(c, B64URL.encode(Sha256::digest(v.as_bytes())));
+    }
+
+    #[test]
+    fn paced_operations_fall_due_at_even_intervals() {
+        let start = Instant::now();
+        assert_eq!(due_at(start, 0, 2000.0), start);
+        assert_eq!(due_at(start, 1, 2000.0), start + Duration::from_micros(500));
+        assert_eq!(due_at(start, 4000, 2000.0), start + Duration::from_secs(2));
+        assert_eq!(due_at(start, 3, 0.0), start + Duration::from_secs(3), "a zero rate must not divide by zero");
     }
 
     #[test]

@@ -59,6 +59,12 @@ struct Args {
     /// Seconds `openssl speed` spends on each of sign and verify.
     #[arg(long, default_value_t = 5)]
     openssl_seconds: u64,
+    /// Seconds of `openssl speed -multi 2` just before every timed run and after the last one
+    /// (0: none). Each run is also judged against the mean of the two measurements around it:
+    /// on a host whose speed drifts (seen: the ceiling moving 30-80% within an hour), a ratio to
+    /// a ceiling measured minutes earlier says more about the host than about the server.
+    #[arg(long, default_value_t = 3)]
+    adjacent_ceiling_seconds: u64,
     /// Before `openssl speed` and every timed run, wait up to this many seconds for the
     /// machine to be quiet (other jobs would distort the figures).
     #[arg(long, default_value_t = 120)]
@@ -107,6 +113,10 @@ struct Args {
     /// lean client (raw_http.rs): for comparing the load generator's own cost.
     #[arg(long)]
     reqwest_client: bool,
+    /// Threads of the load generator's runtime: 1 runs every connection on one event loop (as
+    /// `wrk -t1`), which costs the shared cores least; more use tokio's multi-thread scheduler.
+    #[arg(long, default_value_t = 1)]
+    load_threads: usize,
     /// Also write the report (markdown) to this file.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -137,6 +147,8 @@ struct Run {
     cpu: cpu::Usage,
     server_cpu_ms_per_op: f64,
     statements_per_op: f64,
+    /// The signing ceiling around this run (`--adjacent-ceiling-seconds`); NaN when not measured.
+    ceiling: f64,
 }
 
 /// RSA-2048 signatures per second with one and two `openssl speed` processes.
@@ -193,6 +205,33 @@ fn measure_signing(args: &Args, processes: u32) -> anyhow::Result<Measured> {
     let median = median(rates.iter().zip(&kept).filter(|(_, k)| **k).map(|(r, _)| *r).collect());
     let attempts = rates.into_iter().zip(kept).collect();
     Ok(Measured { median, attempts })
+}
+
+/// The runtime that drives the load (`--load-threads`).
+fn load_runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    }
+}
+
+/// `openssl speed -multi 2` for `--adjacent-ceiling-seconds`, off the async runtime; NaN when
+/// switched off.
+async fn adjacent_ceiling(args: &Args) -> anyhow::Result<f64> {
+    let seconds = args.adjacent_ceiling_seconds;
+    if seconds == 0 {
+        return Ok(f64::NAN);
+    }
+    let rate = tokio::task::spawn_blocking(move || ceiling::rsa2048_signs_per_second(seconds, 2)).await??;
+    eprintln!("  ceiling now: {rate:.0} sign/s");
+    Ok(rate)
+}
+
+/// The ceiling around run `i` of a workload: the mean of the measurements just before it and
+/// just before the next run (or after the last).
+fn around(ceilings: &[f64], i: usize) -> f64 {
+    (ceilings[i] + ceilings[i + 1]) / 2.0
 }
 
 /// aws-lc-rs signs/s on 1 and 2 threads, on a quiet machine.
@@ -283,7 +322,7 @@ fn main() -> anyhow::Result<()> {
         client_credentials_scope: "https://graph.microsoft.com/.default".into(),
         lean_client: !args.reqwest_client,
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = load_runtime(args.load_threads)?;
     server.stop_on_signal(&runtime);
     let results = runtime.block_on(async {
         let mut results = Vec::new();
@@ -357,6 +396,8 @@ fn main() -> anyhow::Result<()> {
 /// count).
 struct PeerRun {
     per_second: f64,
+    /// The signing ceiling around the run, as for Accord's runs.
+    ceiling: f64,
     p50_ms: f64,
     p99_ms: f64,
     ops: u64,
@@ -371,20 +412,26 @@ async fn bench_throughput(args: &Args, target: &Arc<Target>, workload: Workload)
     workers[0].once().await.context("the peer's first token")?;
     let (mut workers, warm) = load::run(workers, Duration::from_secs(args.warmup), args.max_ops).await;
     check(&warm, "peer warm-up")?;
-    let mut runs = Vec::new();
+    let (mut runs, mut ceilings) = (Vec::new(), Vec::new());
     for i in 1..=args.runs.max(1) {
         let wait = (args.idle_wait, args.idle_threshold);
         tokio::task::spawn_blocking(move || wait_until_idle_for(wait)).await?;
+        ceilings.push(adjacent_ceiling(args).await?);
         let (back, sample) = load::run(workers, Duration::from_secs(args.duration), args.max_ops).await;
         workers = back;
         check(&sample, &format!("peer run {i}"))?;
         eprintln!("  peer run {i}: {:.0}/s", sample.per_second());
         runs.push(PeerRun {
             per_second: sample.per_second(),
+            ceiling: f64::NAN,
             p50_ms: ms(sample.percentile(50.0)),
             p99_ms: ms(sample.percentile(99.0)),
             ops: sample.ops,
         });
+    }
+    ceilings.push(adjacent_ceiling(args).await?);
+    for (i, run) in runs.iter_mut().enumerate() {
+        run.ceiling = around(&ceilings, i);
     }
     Ok(runs)
 }
@@ -400,6 +447,12 @@ fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs:
         .map(|r| median(r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.per_second).collect()))
         .unwrap_or(0.0);
     let ceiling = signing.two.median;
+    let peer_share = median(runs.iter().map(|r| r.per_second / r.ceiling).collect());
+    let accord_share = results
+        .iter()
+        .find(|r| r.workload == Workload::ClientCredentials)
+        .map(|r| median(r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.per_second / run.ceiling).collect()))
+        .unwrap_or(f64::NAN);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -416,7 +469,30 @@ fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs:
         per_second / ceiling * 100.0,
         if per_second > 0.0 { accord / per_second } else { 0.0 },
     );
+    if peer_share.is_finite() && accord_share.is_finite() {
+        let _ = writeln!(
+            s,
+            "\nAgainst the ceiling measured around each run (`openssl speed -multi 2 -seconds {}` before \
+             and after it; medians of the runs' ratios): Accord {:.0}%, the peer {:.0}%; **Accord ÷ peer, \
+             each judged by the ceiling of its own minutes: {:.2}×** (runs' ceilings: Accord {}; peer {}).",
+            args.adjacent_ceiling_seconds,
+            accord_share * 100.0,
+            peer_share * 100.0,
+            accord_share / peer_share,
+            ceilings_list(
+                results
+                    .iter()
+                    .find(|r| r.workload == Workload::ClientCredentials)
+                    .map(|r| { r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.ceiling).collect() })
+            ),
+            ceilings_list(Some(runs.iter().map(|r| r.ceiling).collect())),
+        );
+    }
     s
+}
+
+fn ceilings_list(ceilings: Option<Vec<f64>>) -> String {
+    ceilings.unwrap_or_default().iter().map(|c| format!("{c:.0}")).collect::<Vec<_>>().join(", ")
 }
 
 fn node_version() -> String {
@@ -447,10 +523,12 @@ async fn bench(
 
     let want = args.runs.max(1);
     let mut runs: Vec<Run> = Vec::new();
+    let mut ceilings = Vec::new();
     while runs.iter().filter(|r| r.cpu.other_cores <= args.max_other_cores).count() < want && runs.len() < 3 * want {
         let i = runs.len() + 1;
         let wait = (args.idle_wait, args.idle_threshold);
         tokio::task::spawn_blocking(move || wait_until_idle_for(wait)).await?;
+        ceilings.push(adjacent_ceiling(args).await?);
         let before = cpu::read(server_pid);
         let (back, sample) = load::run(workers, Duration::from_secs(args.duration), args.max_ops).await;
         let after = cpu::read(server_pid);
@@ -467,12 +545,17 @@ async fn bench(
             cpu: usage,
             server_cpu_ms_per_op: usage.server_seconds * 1000.0 / sample.ops.max(1) as f64,
             statements_per_op,
+            ceiling: f64::NAN,
         };
         eprintln!(
             "  run {i}: {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, server {:.2} cores, other {:.2} cores, {:.1} SQL/op",
             run.per_second, run.p50_ms, run.p99_ms, run.cpu.server_cores, run.cpu.other_cores, run.statements_per_op
         );
         runs.push(run);
+    }
+    ceilings.push(adjacent_ceiling(args).await?);
+    for (i, run) in runs.iter_mut().enumerate() {
+        run.ceiling = around(&ceilings, i);
     }
     let disturbance: Vec<f64> = runs.iter().map(|r| r.cpu.other_cores).collect();
     let kept = keep_least_disturbed(&disturbance, want);
@@ -561,11 +644,15 @@ fn report(
     );
     let _ = writeln!(
         s,
-        "Load client: {}; the auth-code flow always uses reqwest (cookies, redirects).\n",
+        "Load client: {}; the auth-code flow always uses reqwest (cookies, redirects). Load runtime: {}.\n",
         if args.reqwest_client {
             "reqwest for every workload (`--reqwest-client`)"
         } else {
             "the lean keep-alive client (raw_http.rs) for client credentials and the baselines"
+        },
+        match args.load_threads {
+            0 | 1 => "one thread (`--load-threads 1`)".to_string(),
+            n => format!("{n} threads (`--load-threads {n}`)"),
         }
     );
     let _ = writeln!(
@@ -608,6 +695,7 @@ fn report(
             m(|x| x.statements_per_op),
         );
     }
+    s.push_str(&adjacent_report(args, results));
     s.push_str(&half_load_report(results));
     s.push_str(
         "\nEvery attempt (runs with more than the allowed other-cores load are repeated):\n\n\
@@ -634,6 +722,34 @@ fn report(
                 x.statements_per_op
             );
         }
+    }
+    s
+}
+
+/// Each workload's runs against the ceiling measured around them (`--adjacent-ceiling-seconds`).
+fn adjacent_report(args: &Args, results: &[WorkloadResult]) -> String {
+    let mut s = String::new();
+    if args.adjacent_ceiling_seconds == 0 {
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "\nAgainst the ceiling measured around each run (`openssl speed -multi 2 -seconds {}` just \
+         before it and after it; medians of the kept runs' ratios, each run's in brackets):\n",
+        args.adjacent_ceiling_seconds
+    );
+    for r in results.iter().filter(|r| r.workload.issues_tokens()) {
+        let kept: Vec<&Run> = r.runs.iter().filter(|(_, k)| *k).map(|(run, _)| run).collect();
+        let shares: Vec<f64> =
+            kept.iter().map(|run| run.per_second * f64::from(r.signatures_per_op) / run.ceiling).collect();
+        let _ = writeln!(
+            s,
+            "- {}: **{:.0}% of the ceiling's signatures** ({}; ceilings {})",
+            r.workload.name(),
+            median(shares.clone()) * 100.0,
+            shares.iter().map(|x| format!("{:.0}%", x * 100.0)).collect::<Vec<_>>().join(", "),
+            kept.iter().map(|run| format!("{:.0}", run.ceiling)).collect::<Vec<_>>().join(", "),
+        );
     }
     s
 }
@@ -689,6 +805,13 @@ mod tests {
     fn keeps_the_least_disturbed_attempts_in_order() {
         assert_eq!(super::keep_least_disturbed(&[0.5, 0.0, 0.1, 0.9], 2), [false, true, true, false]);
         assert_eq!(super::keep_least_disturbed(&[0.3], 3), [true]);
+    }
+
+    #[test]
+    fn a_run_is_judged_by_the_ceilings_measured_either_side_of_it() {
+        let ceilings = [6000.0, 8000.0, 7000.0];
+        assert_eq!(super::around(&ceilings, 0), 7000.0);
+        assert_eq!(super::around(&ceilings, 1), 7500.0);
     }
 
     #[test]
