@@ -254,6 +254,13 @@ struct WorkloadResult {
     half_load: Vec<PacedRun>,
 }
 
+impl WorkloadResult {
+    /// The runs the medians are taken over.
+    fn kept(&self) -> Vec<&Run> {
+        self.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run).collect()
+    }
+}
+
 /// One open-loop run at a fixed rate (load::run_paced).
 struct PacedRun {
     rate: f64,
@@ -441,18 +448,15 @@ fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs:
     let per_second = median(runs.iter().map(|r| r.per_second).collect());
     let p50 = median(runs.iter().map(|r| r.p50_ms).collect());
     let p99 = median(runs.iter().map(|r| r.p99_ms).collect());
-    let accord = results
+    let accord_runs: Vec<&Run> = results
         .iter()
         .find(|r| r.workload == Workload::ClientCredentials)
-        .map(|r| median(r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.per_second).collect()))
-        .unwrap_or(0.0);
+        .map(WorkloadResult::kept)
+        .unwrap_or_default();
+    let accord = median(accord_runs.iter().map(|run| run.per_second).collect());
     let ceiling = signing.two.median;
     let peer_share = median(runs.iter().map(|r| r.per_second / r.ceiling).collect());
-    let accord_share = results
-        .iter()
-        .find(|r| r.workload == Workload::ClientCredentials)
-        .map(|r| median(r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.per_second / run.ceiling).collect()))
-        .unwrap_or(f64::NAN);
+    let accord_share = median(accord_runs.iter().map(|run| run.per_second / run.ceiling).collect());
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -467,7 +471,7 @@ fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs:
         node_version(),
         runs.iter().map(|r| format!("{:.0}/s ({} ops)", r.per_second, r.ops)).collect::<Vec<_>>().join(", "),
         per_second / ceiling * 100.0,
-        if per_second > 0.0 { accord / per_second } else { 0.0 },
+        if per_second > 0.0 && accord.is_finite() { accord / per_second } else { 0.0 },
     );
     if peer_share.is_finite() && accord_share.is_finite() {
         let _ = writeln!(
@@ -479,20 +483,15 @@ fn peer_report(args: &Args, signing: &Signing, results: &[WorkloadResult], runs:
             accord_share * 100.0,
             peer_share * 100.0,
             accord_share / peer_share,
-            ceilings_list(
-                results
-                    .iter()
-                    .find(|r| r.workload == Workload::ClientCredentials)
-                    .map(|r| { r.runs.iter().filter(|(_, kept)| *kept).map(|(run, _)| run.ceiling).collect() })
-            ),
-            ceilings_list(Some(runs.iter().map(|r| r.ceiling).collect())),
+            ceilings_list(accord_runs.iter().map(|run| run.ceiling)),
+            ceilings_list(runs.iter().map(|r| r.ceiling)),
         );
     }
     s
 }
 
-fn ceilings_list(ceilings: Option<Vec<f64>>) -> String {
-    ceilings.unwrap_or_default().iter().map(|c| format!("{c:.0}")).collect::<Vec<_>>().join(", ")
+fn ceilings_list(ceilings: impl Iterator<Item = f64>) -> String {
+    ceilings.map(|c| format!("{c:.0}")).collect::<Vec<_>>().join(", ")
 }
 
 fn node_version() -> String {
@@ -675,7 +674,7 @@ fn report(
     );
     s.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for r in results {
-        let kept: Vec<&Run> = r.runs.iter().filter(|(_, k)| *k).map(|(run, _)| run).collect();
+        let kept = r.kept();
         let m = |f: fn(&Run) -> f64| median(kept.iter().map(|run| f(run)).collect());
         let per_second = m(|x| x.per_second);
         let _ = writeln!(
@@ -739,7 +738,7 @@ fn adjacent_report(args: &Args, results: &[WorkloadResult]) -> String {
         args.adjacent_ceiling_seconds
     );
     for r in results.iter().filter(|r| r.workload.issues_tokens()) {
-        let kept: Vec<&Run> = r.runs.iter().filter(|(_, k)| *k).map(|(run, _)| run).collect();
+        let kept = r.kept();
         let shares: Vec<f64> =
             kept.iter().map(|run| run.per_second * f64::from(r.signatures_per_op) / run.ceiling).collect();
         let _ = writeln!(
