@@ -364,7 +364,16 @@ impl<'a> Planner<'a> {
         // batch of groups at a time against their stored members.
         for batch in scenario.group_batches(index) {
             let batch = batch.map_err(|e| anyhow!("{e}"))?;
-            let ids: Vec<GroupId> = batch.iter().map(|g| groups[&g.display_name.to_lowercase()]).collect();
+            // Every group got its id from the names read with the same file's digests; a name
+            // missing here is an error, never a panic.
+            let ids = batch
+                .iter()
+                .map(|g| {
+                    groups.get(&g.display_name.to_lowercase()).copied().ok_or_else(|| {
+                        anyhow!("group {:?} of tenant {} was not read before", g.display_name, spec.display_name)
+                    })
+                })
+                .collect::<anyhow::Result<Vec<GroupId>>>()?;
             let stored = self.store.members_of_groups(tenant_id, &ids).await?;
             for (g, group_id) in batch.iter().zip(ids) {
                 let members = g
