@@ -14,6 +14,7 @@ mod consent_webhooks;
 mod consent_workflow;
 mod device_authorizations;
 mod directory;
+mod group_commit;
 mod protocol_state;
 
 use std::path::Path;
@@ -89,6 +90,8 @@ struct Inner {
     _stop_listening: Option<tokio::sync::oneshot::Sender<()>>,
     /// The PostgreSQL channel of this schema's directory writes ([`directory_channel`]).
     channel: String,
+    /// Single-use markers and refresh tokens waiting for the writer (`sql/group_commit.rs`).
+    writes: group_commit::Queue,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -162,6 +165,7 @@ impl SqlStore {
             }
             Backend::Sqlite => String::new(),
         };
+        let (writes, queued) = group_commit::queue();
         let inner = Arc::new(Inner {
             pool,
             backend,
@@ -169,7 +173,9 @@ impl SqlStore {
             cache,
             _stop_listening: listening.then_some(stop),
             channel: channel.clone(),
+            writes,
         });
+        tokio::spawn(group_commit::run(Arc::downgrade(&inner), queued));
         if listening {
             listen_for_directory_writes(url, &channel, Arc::downgrade(&inner), stopped).await;
         }
@@ -254,6 +260,12 @@ impl SqlStore {
 
     fn count(&self) {
         self.inner.statements.fetch_add(1, Ordering::Relaxed);
+        self.count_for_request();
+    }
+
+    /// Counts a statement for the request on this task only (the store's total is counted where
+    /// the statement runs).
+    fn count_for_request(&self) {
         let _ = REQUEST_STATEMENTS.try_with(|c| c.fetch_add(1, Ordering::Relaxed));
     }
 

@@ -179,6 +179,7 @@ conformance! {
         notification_lifecycle,
         consume_once_and_purge,
         concurrent_consume_once,
+        concurrent_markers_and_tokens,
         consent_workflow_tenant_isolation,
     ],
     raw: [
@@ -3118,6 +3119,43 @@ mod cases {
         assert_eq!(outcomes.iter().filter(|o| **o).count(), 1, "{outcomes:?}");
     }
 
+    /// Many single-use markers and refresh tokens at once (the writes the store commits as a
+    /// group, see `sql/group_commit.rs`): each key still has exactly one winner, a repeat of a
+    /// key loses whichever batch it lands in, and every token reads back as written — a token
+    /// written twice in a row as its second version.
+    pub async fn concurrent_markers_and_tokens(s: &dyn Store) {
+        let (winners, tokens, changed) = write_markers_and_tokens_at_once(s).await;
+        assert_eq!(winners, vec![1; 20], "one winner per key");
+        for t in &tokens[..3] {
+            assert_eq!(s.refresh_token(&t.token_hash).await.unwrap().as_ref(), Some(t));
+        }
+        assert_eq!(s.refresh_token("batch-3").await.unwrap(), Some(changed));
+        for t in &tokens[4..] {
+            assert_eq!(s.refresh_token(&t.token_hash).await.unwrap().as_ref(), Some(t));
+        }
+        // Already there: a later, lone claim loses too.
+        assert!(!s.consume_once("key-7", at(10)).await.unwrap());
+    }
+
+    /// Claims keys `key-0` … `key-19` twice each and writes 20 tokens (`batch-3` twice, the second
+    /// time changed), all in one join; returns the winners per key, the tokens and `batch-3`'s
+    /// second version.
+    pub async fn write_markers_and_tokens_at_once(
+        s: &dyn Store,
+    ) -> (Vec<usize>, Vec<RefreshTokenRecord>, RefreshTokenRecord) {
+        use futures_util::future::join_all;
+        let keys: Vec<String> = (0..40).map(|i| format!("key-{}", i % 20)).collect();
+        let tokens: Vec<RefreshTokenRecord> = (0..20).map(|i| refresh_token(fresh(), &format!("batch-{i}"))).collect();
+        let changed = RefreshTokenRecord { scope: "openid changed".into(), ..tokens[3].clone() };
+        let claims = join_all(keys.iter().map(|k| s.consume_once(k, at(10))));
+        let puts = join_all(tokens.iter().chain([&changed]).map(|t| s.put_refresh_token(t)));
+        let (claimed, put) = tokio::join!(claims, puts);
+        assert!(put.iter().all(Result::is_ok), "{put:?}");
+        let claimed: Vec<bool> = claimed.into_iter().map(Result::unwrap).collect();
+        let winners = (0..20).map(|k| usize::from(claimed[k]) + usize::from(claimed[k + 20])).collect();
+        (winners, tokens, changed)
+    }
+
     pub async fn consent_workflow_tenant_isolation(s: &dyn Store) {
         let (a, alice, _, resource) = two_service_principals(s).await;
         let (b, _) = seed_tenant(s, "B", "b.test").await;
@@ -3365,4 +3403,19 @@ mod raw_cases {
             store.close().await;
         }
     }
+}
+
+/// On one thread the writer runs only once the caller yields: the 40 claims and 21 token
+/// writes queued in one join are written as one statement each kind. Would fail if every write
+/// ran on its own again.
+#[tokio::test(flavor = "current_thread")]
+async fn queued_writes_are_committed_as_one_statement_a_kind() {
+    use accord_store::Store;
+    let db = sqlite_db().await;
+    let store = db.store.clone();
+    let before = store.statements_executed();
+    let (winners, ..) = cases::write_markers_and_tokens_at_once(&store).await;
+    assert_eq!(winners, vec![1; 20]);
+    assert_eq!(store.statements_executed() - before, 2, "one statement for the markers, one for the tokens");
+    run_case(db, |_, _| async {}).await;
 }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::codec::{self, id, micros, to_json, Cols};
+use super::group_commit::Write;
 use super::{db_err, write_err, SqlStore};
 use crate::{AuditQuery, StoreError, StoreResult};
 
@@ -405,6 +406,15 @@ impl SqlStore {
     /// One statement: the row goes in unless the key is already there (then nothing changes and
     /// the answer is false). Concurrent callers with one key: exactly one gets true.
     pub(super) async fn insert_once(&self, key_hash: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
+        let write = Write::Once { key_hash: key_hash.to_string(), expires_at };
+        match self.group_commit(write).await {
+            Some(won) => won,
+            None => self.insert_once_now(key_hash, expires_at).await,
+        }
+    }
+
+    /// [`Self::insert_once`] as its own statement (see `sql/group_commit.rs`).
+    pub(super) async fn insert_once_now(&self, key_hash: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
         let q = sqlx::query(
             "INSERT INTO used_once (key_hash, expires_at) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
         )

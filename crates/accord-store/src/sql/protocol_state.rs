@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::codec::{self, flag, id, micros, Cols};
+use super::group_commit::{placeholders, Write};
 use super::{conn, db_err, write_err, SqlStore};
 use crate::{KeyStatus, RefreshTokenRecord, RotateOutcome, SessionRecord, SigningKeyRecord, StoreError, StoreResult};
 
@@ -51,8 +52,12 @@ fn token_from(c: &Cols<'_>) -> StoreResult<RefreshTokenRecord> {
     })
 }
 
+/// The columns of a `refresh_tokens` row, in the order [`bind_token`] binds them.
+pub(super) const TOKEN_COLUMNS: usize = 11;
+
+/// Writes rows `VALUES {}` (one or many), each replacing any row with its hash.
 const TOKEN_UPSERT: &str = "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_app_id, user_id, \
-     scope, auth_time, created_at, expires_at, used_at, spa) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+     scope, auth_time, created_at, expires_at, used_at, spa) VALUES {} \
      ON CONFLICT (token_hash) DO UPDATE SET family_id = excluded.family_id, tenant_id = excluded.tenant_id, \
      client_app_id = excluded.client_app_id, user_id = excluded.user_id, scope = excluded.scope, \
      auth_time = excluded.auth_time, created_at = excluded.created_at, expires_at = excluded.expires_at, \
@@ -64,9 +69,8 @@ const FAMILY_UPSERT: &str = "INSERT INTO refresh_token_families (family_id, revo
      ON CONFLICT (family_id) DO UPDATE SET revoked = \
      CASE WHEN excluded.revoked <> 0 THEN 1 ELSE refresh_token_families.revoked END";
 
-fn token_upsert(t: &RefreshTokenRecord, family_id: Uuid) -> super::Query<'_> {
-    sqlx::query(TOKEN_UPSERT)
-        .bind(t.token_hash.as_str())
+pub(super) fn bind_token<'q>(q: super::Query<'q>, t: &'q RefreshTokenRecord, family_id: Uuid) -> super::Query<'q> {
+    q.bind(t.token_hash.as_str())
         .bind(id(family_id))
         .bind(id(t.tenant_id))
         .bind(id(t.client_app_id))
@@ -77,6 +81,19 @@ fn token_upsert(t: &RefreshTokenRecord, family_id: Uuid) -> super::Query<'_> {
         .bind(micros(t.expires_at))
         .bind(t.used_at.map(micros))
         .bind(flag(t.spa))
+}
+
+/// The one-row upsert (its statement text is the same every time: prepared once a connection).
+static TOKEN_UPSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| TOKEN_UPSERT.replace("{}", &placeholders(1, TOKEN_COLUMNS)));
+
+fn token_upsert(t: &RefreshTokenRecord, family_id: Uuid) -> super::Query<'_> {
+    bind_token(sqlx::query(TOKEN_UPSERT_ONE.as_str()), t, family_id)
+}
+
+/// The upsert of `rows` tokens (group commit), to be bound with [`bind_token`].
+pub(super) fn token_upsert_sql(rows: usize) -> String {
+    TOKEN_UPSERT.replace("{}", &placeholders(rows, TOKEN_COLUMNS))
 }
 
 impl SqlStore {
@@ -148,8 +165,10 @@ impl SqlStore {
     /// token is one statement.
     pub(super) async fn upsert_refresh_token(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
         if !t.revoked {
-            self.execute(self.pool(), token_upsert(t, t.family_id)).await.map_err(db_err)?;
-            return Ok(());
+            return match self.group_commit(Write::Token(Box::new(t.clone()))).await {
+                Some(written) => written.map(|_| ()),
+                None => self.upsert_live_token_now(t).await,
+            };
         }
         let mut tx = self.begin().await?;
         let q = sqlx::query(FAMILY_UPSERT).bind(id(t.family_id)).bind(1_i64);
@@ -162,6 +181,12 @@ impl SqlStore {
             return Err(db_err(e));
         }
         self.commit(tx).await
+    }
+
+    /// A live token's row, written on its own (see `sql/group_commit.rs`).
+    pub(super) async fn upsert_live_token_now(&self, t: &RefreshTokenRecord) -> StoreResult<()> {
+        self.execute(self.pool(), token_upsert(t, t.family_id)).await.map_err(db_err)?;
+        Ok(())
     }
 
     pub(super) async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
