@@ -81,6 +81,14 @@ pub struct ServeArgs {
     /// development and tests; https is required otherwise).
     #[arg(long, env = "ACCORD_ALLOW_HTTP_NOTIFICATION_URLS")]
     pub allow_http_notification_urls: bool,
+    /// Let the server's own requests (Graph change notifications, consent webhooks, federated
+    /// issuers' keys) reach loopback and private networks (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10, fc00::/7): for CI and a vendor's own network, never for a multi-tenant
+    /// deployment. Implied by --test-mode; link-local addresses (cloud metadata) are never
+    /// reached. Without it only public addresses are (loopback too with
+    /// --allow-http-notification-urls).
+    #[arg(long, env = "ACCORD_ALLOW_PRIVATE_NETWORK_CALLBACKS")]
+    pub allow_private_network_callbacks: bool,
     /// Test mode: serve the control API at /_accord/test (reset to the scenario, load
     /// scenarios, advance the clock, read the decision journal). Never for a real deployment;
     /// refused on an address other than loopback unless --test-mode-on-any-address.
@@ -122,6 +130,7 @@ struct FileConfig {
     graph_tenant_requests_per_10_seconds: Option<u32>,
     token_requests_per_minute: Option<u32>,
     allow_http_notification_urls: Option<bool>,
+    allow_private_network_callbacks: Option<bool>,
     test_mode: Option<bool>,
     test_mode_on_any_address: Option<bool>,
     notification_retry_seconds: Option<u64>,
@@ -165,6 +174,8 @@ pub struct ServeConfig {
     pub limits: accord_core::scenario::ThrottlingSpec,
     /// Graph change notifications.
     pub notifications: crate::state::NotificationSettings,
+    /// Where the server's own requests may go (`egress.rs`).
+    pub egress: crate::egress::EgressPolicy,
     /// `--test-mode`.
     pub test_mode: bool,
 }
@@ -205,6 +216,14 @@ impl ServeConfig {
         };
         let directory_cache = parse_directory_cache(args.directory_cache.clone().or(file.directory_cache).as_deref())?;
         let outbox_interval_ms = args.outbox_interval_ms.or(file.outbox_interval_ms).unwrap_or(30_000).max(10);
+        let allow_http_loopback =
+            args.allow_http_notification_urls || file.allow_http_notification_urls.unwrap_or(false);
+        let private_callbacks =
+            args.allow_private_network_callbacks || file.allow_private_network_callbacks.unwrap_or(false) || test_mode;
+        let egress = crate::egress::EgressPolicy {
+            loopback: private_callbacks || allow_http_loopback,
+            private: private_callbacks,
+        };
         Ok(ServeConfig {
             data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("accord-data")),
             listen,
@@ -229,9 +248,9 @@ impl ServeConfig {
                 token_requests_per_minute: args.token_requests_per_minute.or(file.token_requests_per_minute),
             },
             test_mode,
+            egress,
             notifications: crate::state::NotificationSettings {
-                allow_http_loopback: args.allow_http_notification_urls
-                    || file.allow_http_notification_urls.unwrap_or(false),
+                allow_http_loopback,
                 retry_window: time::Duration::seconds(
                     args.notification_retry_seconds
                         .or(file.notification_retry_seconds)

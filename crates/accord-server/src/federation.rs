@@ -9,9 +9,12 @@
 //! from the issuer's discovery document; fetched keys are cached per issuer and fetched again
 //! when a token names an unknown `kid` (at most once a minute, so a flood of tokens with made-up
 //! `kid`s cannot turn Accord into a request amplifier). Only issuers an administrator registered
-//! are ever fetched: the issuer is matched before any network request.
+//! are ever fetched: the issuer is matched before any network request; and the fetches go only
+//! where the server's egress policy lets them (`egress.rs`: public addresses by default), since
+//! a token request is anonymous and the fetch's outcome is in its error.
 
 use crate::client_certificates::{b64url, within_time_range};
+use crate::egress::{failure_reason, Egress};
 use accord_core::directory::{Application, FederatedCredential};
 use accord_core::Aadsts;
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
@@ -156,9 +159,10 @@ fn verify_with(keys: &[Jwk], token: &ExternalToken<'_>) -> Option<bool> {
     }))
 }
 
-/// Keys fetched from issuers' discovery documents, per issuer.
-#[derive(Default)]
+/// Keys fetched from issuers' discovery documents, per issuer, with the client that fetches
+/// them (bound to the server's egress policy).
 pub struct IssuerKeys {
+    egress: Egress,
     cache: Mutex<HashMap<String, Fetched>>,
 }
 
@@ -169,6 +173,10 @@ struct Fetched {
 }
 
 impl IssuerKeys {
+    pub fn new(egress: Egress) -> IssuerKeys {
+        IssuerKeys { egress, cache: Mutex::default() }
+    }
+
     fn cached(&self, issuer: &str) -> Option<Fetched> {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(issuer).cloned()
     }
@@ -188,37 +196,34 @@ impl IssuerKeys {
                 return Ok(f.keys);
             }
         }
-        let keys = fetch_keys(issuer).await?;
+        let keys = fetch_keys(&self.egress, issuer).await?;
         self.store(issuer, keys.clone());
         Ok(keys)
     }
 }
 
 /// Fetches `{issuer}/.well-known/openid-configuration`, then its `jwks_uri`.
-async fn fetch_keys(issuer: &str) -> Result<Vec<Jwk>, String> {
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("no HTTP client: {e}"))?;
+async fn fetch_keys(egress: &Egress, issuer: &str) -> Result<Vec<Jwk>, String> {
     let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    let discovery = fetch_json(&client, &discovery_url).await?;
+    let discovery = fetch_json(egress, &discovery_url).await?;
     let jwks_uri = discovery["jwks_uri"].as_str().ok_or("the issuer's discovery document has no jwks_uri")?;
     let parsed = url::Url::parse(jwks_uri).map_err(|_| "the issuer's jwks_uri is not a URL".to_string())?;
     let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
         return Err("the issuer's jwks_uri must use https".into());
     }
-    Ok(rsa_keys(&fetch_json(&client, jwks_uri).await?))
+    Ok(rsa_keys(&fetch_json(egress, jwks_uri).await?))
 }
 
-async fn fetch_json(client: &reqwest::Client, url: &str) -> Result<Value, String> {
-    let mut res = client.get(url).send().await.map_err(|e| format!("fetching {url} failed: {}", e.without_url()))?;
+async fn fetch_json(egress: &Egress, url: &str) -> Result<Value, String> {
+    let request =
+        egress.request(reqwest::Method::GET, url, FETCH_TIMEOUT).map_err(|why| format!("fetching {url}: {why}"))?;
+    let mut res = request.send().await.map_err(|e| format!("fetching {url} failed: {}", failure_reason(&e)))?;
     if !res.status().is_success() {
         return Err(format!("fetching {url} answered HTTP {}", res.status().as_u16()));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(|e| format!("reading {url} failed: {}", e.without_url()))? {
+    while let Some(chunk) = res.chunk().await.map_err(|e| format!("reading {url} failed: {}", failure_reason(&e)))? {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
             return Err(format!("{url} is larger than {MAX_DOCUMENT_BYTES} bytes"));
         }

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub(crate) mod decision_journal;
+pub mod egress;
 pub(crate) mod federation;
 pub(crate) mod graph;
 pub(crate) mod lockout;

@@ -50,13 +50,15 @@ pub async fn run(mut config: ServeConfig) -> anyhow::Result<()> {
     let mut settings = Settings::new(config.public_url.clone(), config.allow_ropc);
     settings.notifications = config.notifications.clone();
     let lockout = crate::lockout::Lockout::new(settings.lockout_threshold, settings.lockout_seconds);
+    let egress = crate::egress::Egress::new(config.egress).map_err(anyhow::Error::msg)?;
     let state = Arc::new(AppState {
         store,
         keyring,
         signer,
         settings,
         lockout,
-        issuer_keys: Default::default(),
+        issuer_keys: crate::federation::IssuerKeys::new(egress.clone()),
+        egress,
         throttles: crate::throttle::Throttles::new(config.limits(&throttling)),
         graph_outbox: Default::default(),
         world,

@@ -86,6 +86,8 @@ pub struct AppState {
     pub lockout: crate::lockout::Lockout,
     /// Federated issuers' signing keys, fetched on demand.
     pub issuer_keys: crate::federation::IssuerKeys,
+    /// The client for the server's own requests, and where they may go (`egress.rs`).
+    pub egress: crate::egress::Egress,
     /// Graph's and the token endpoint's limits (`throttle.rs`).
     pub throttles: std::sync::Arc<crate::throttle::Throttles>,
     /// Wakes the Graph notification worker when something was queued.

@@ -292,6 +292,10 @@ async fn refusals() {
     let mut down = subscription("me/events", &base);
     down["notificationUrl"] = json!("http://127.0.0.1:9/hook");
     refused(post(down).await, 400, "ValidationError", "cannot connect");
+    // A cloud's metadata address is never called, test mode or not (`egress.rs`).
+    let mut metadata = subscription("me/events", &base);
+    metadata["notificationUrl"] = json!("https://169.254.169.254/latest/meta-data/");
+    refused(post(metadata).await, 400, "ValidationError", "169.254.169.254 is on a loopback, private or link-local");
     let mut plain = subscription("me/events", &base);
     plain["notificationUrl"] = json!("http://vendor.example/hook");
     refused(post(plain).await, 400, "InvalidRequest", "https");

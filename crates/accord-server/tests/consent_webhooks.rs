@@ -118,6 +118,11 @@ async fn consent_changes_are_pushed_signed_retried_and_logged() {
     assert_eq!(s, 400, "{e}");
     let (s, e) = g.post(&admin, &hooks, json!({"url": url, "events": ["all"]})).await;
     assert_eq!(s, 400, "{e}");
+    // The server's own network is not the vendor's to call (`egress.rs`; this server lets only
+    // loopback through, for the test's receiver): refused when registered.
+    let (s, e) = g.post(&admin, &hooks, json!({"url": "https://10.1.2.3/consent"})).await;
+    assert_eq!(s, 400, "{e}");
+    assert!(e.to_string().contains("10.1.2.3 is on a loopback, private or link-local network"), "{e}");
 
     // The administrator revokes the vendor's consent, then grants it again.
     let (_, sps) = g.get(&admin, &format!("/v1.0/servicePrincipals?$filter=appId eq '{VENDOR}'")).await;

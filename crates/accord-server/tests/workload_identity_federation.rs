@@ -1,7 +1,9 @@
 //! Workload identity federation (issue 13, part 2): an app trusts tokens an external OpenID
 //! issuer signs for one subject and audience. A real issuer runs in the test (discovery document
 //! and JWKS over HTTP on loopback, counting its fetches) and signs GitHub-Actions-shaped tokens;
-//! a second credential pins its issuer's JWKS in the scenario (CI without network).
+//! a second credential pins its issuer's JWKS in the scenario (CI without network). The issuer
+//! is on loopback, so the servers run with --allow-private-network-callbacks; without it the
+//! issuer is never fetched (the last test).
 
 mod support;
 
@@ -21,6 +23,8 @@ const GITHUB_SUBJECT: &str = "repo:contoso/meeting-insights:ref:refs/heads/main"
 const K8S_ISSUER: &str = "https://oidc.cluster.example/abc";
 const K8S_SUBJECT: &str = "system:serviceaccount:sync:worker";
 const EXCHANGE: &str = "api://AzureADTokenExchange";
+/// The server may fetch an issuer on loopback (egress policy).
+const LOOPBACK_ISSUER: &[&str] = &["--allow-private-network-callbacks"];
 
 struct Key {
     pair: RsaKeyPair,
@@ -140,7 +144,8 @@ fn code(body: &Value) -> u64 {
 async fn an_external_issuers_token_stands_in_for_the_apps_credential() {
     let (key, rotated, stranger, cluster) = (Key::new("k1"), Key::new("k2"), Key::new("k1"), Key::new("c1"));
     let issuer = start_issuer(json!({"keys": [key.jwk()]})).await;
-    let server = TestServer::start_with(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})));
+    let server =
+        TestServer::start_with_args(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})), LOOPBACK_ISSUER);
 
     // The GitHub-shaped token is exchanged for an app-only Graph token: a signed assertion (2).
     let (status, body) = exchange(&server, &key.token(github(&issuer.url, GITHUB_SUBJECT))).await;
@@ -220,7 +225,8 @@ async fn an_external_issuers_token_stands_in_for_the_apps_credential() {
 async fn the_admin_center_manages_federated_credentials() {
     let (key, cluster) = (Key::new("k1"), Key::new("c1"));
     let issuer = start_issuer(json!({"keys": [key.jwk()]})).await;
-    let server = TestServer::start_with(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})));
+    let server =
+        TestServer::start_with_args(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})), LOOPBACK_ISSUER);
     let browser = server.client();
     let signed_in = sign_in(
         &browser,
@@ -284,4 +290,22 @@ async fn the_admin_center_manages_federated_credentials() {
     assert!(deleted, "a delete link led to a confirmation naming the credential");
     let (_, body) = exchange(&server, &key.token(github(&issuer.url, release))).await;
     assert_eq!(code(&body), 700213, "{body}");
+}
+
+/// By default the server's own requests go to public addresses only: a federated credential
+/// naming an issuer on loopback (or 10.x, or a cloud's metadata address) cannot make an
+/// anonymous token request fetch from inside the server's network, nor report what answered.
+#[tokio::test]
+async fn an_issuer_on_a_private_network_is_not_fetched_unless_the_operator_allows_it() {
+    let (key, cluster) = (Key::new("k1"), Key::new("c1"));
+    let issuer = start_issuer(json!({"keys": [key.jwk()]})).await;
+    let server = TestServer::start_with(&world_trusting(&issuer.url, &json!({"keys": [cluster.jwk()]})));
+    let (status, body) = exchange(&server, &key.token(github(&issuer.url, GITHUB_SUBJECT))).await;
+    assert_eq!((status, code(&body)), (401, 700027), "{body}");
+    let why = body["error_description"].as_str().unwrap();
+    assert!(why.contains("127.0.0.1 is on a loopback, private or link-local network"), "{why}");
+    assert_eq!(issuer.discovery_fetches.load(Ordering::SeqCst), 0, "nothing was sent to the issuer");
+    // The pinned credential still works: no fetch is needed.
+    let k8s = json!({"iss": K8S_ISSUER, "sub": K8S_SUBJECT, "aud": [EXCHANGE], "exp": now() + 600, "iat": now()});
+    assert_eq!(exchange(&server, &cluster.token(k8s)).await.0, 200);
 }

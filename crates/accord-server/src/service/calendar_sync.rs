@@ -19,6 +19,7 @@
 //!   Accord evaluates access continuously, so unlike Graph it does not ask for reauthorization
 //!   merely because the token that created a subscription expired.
 
+use crate::egress::Egress;
 use crate::service::{consent, ServiceError};
 use crate::state::{AppState, NotificationSettings};
 use accord_core::directory::CalendarEvent;
@@ -193,19 +194,21 @@ pub fn check_notification_url(url: &str, settings: &NotificationSettings, field:
 
 /// Graph's validation handshake: `POST {url}?validationToken=…` (text/plain); the endpoint must
 /// answer 200, `text/plain`, with the decoded token as the whole body, within 10 seconds.
-pub async fn validate_endpoint(url: &str) -> Result<(), String> {
+pub async fn validate_endpoint(egress: &Egress, url: &str) -> Result<(), String> {
+    egress.check(url).await?;
     let token =
         format!("Validation: Testing client application reachability for subscription Request-Id: {}", Uuid::new_v4());
     let mut target = url::Url::parse(url).map_err(|_| "the URL is not valid".to_string())?;
     target.query_pairs_mut().append_pair("validationToken", &token);
-    let client = http_client(HANDSHAKE_TIMEOUT)?;
-    let res = client
-        .post(target)
+    let res = egress
+        .request(reqwest::Method::POST, target.as_str(), HANDSHAKE_TIMEOUT)?
         .header("content-type", "text/plain; charset=utf-8")
         .body("")
         .send()
         .await
-        .map_err(|e| format!("the validation request to {} failed: {}", host_of(url), reqwest_reason(&e)))?;
+        .map_err(|e| {
+            format!("the validation request to {} failed: {}", host_of(url), crate::egress::failure_reason(&e))
+        })?;
     let status = res.status().as_u16();
     let text_plain = res
         .headers()
@@ -240,9 +243,9 @@ pub async fn subscribe(state: &AppState, sub: &GraphSubscription) -> Result<(), 
     if existing.iter().filter(|s| s.status != SubscriptionStatus::Removed).count() >= MAX_PER_MAILBOX {
         return Err(SubscribeError::Limit);
     }
-    validate_endpoint(&sub.notification_url).await.map_err(SubscribeError::Validation)?;
+    validate_endpoint(&state.egress, &sub.notification_url).await.map_err(SubscribeError::Validation)?;
     if let Some(url) = &sub.lifecycle_url {
-        validate_endpoint(url).await.map_err(SubscribeError::Validation)?;
+        validate_endpoint(&state.egress, url).await.map_err(SubscribeError::Validation)?;
     }
     state.store.apply(&[Change::PutSubscription(sub.clone())]).await?;
     tracing::info!(tenant = %sub.tenant_id, subscription = %sub.id, app = %sub.client_app_id, mailbox = %sub.mailbox_id,
@@ -261,7 +264,7 @@ pub async fn renew(state: &AppState, sub: &GraphSubscription, url_changed: bool)
     }
     require_access(&*state.store, sub).await?;
     if url_changed {
-        validate_endpoint(&sub.notification_url).await.map_err(SubscribeError::Validation)?;
+        validate_endpoint(&state.egress, &sub.notification_url).await.map_err(SubscribeError::Validation)?;
     }
     let renewed = GraphSubscription { status: SubscriptionStatus::Active, ..sub.clone() };
     state.store.apply(&[Change::PutSubscription(renewed)]).await?;
@@ -410,27 +413,9 @@ fn expiry_notice_due(sub: &GraphSubscription, now: OffsetDateTime) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Delivery
 
-fn http_client(timeout: StdDuration) -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("no HTTP client: {e}"))
-}
-
 /// The host of a URL, for messages and logs: a query string may hold the subscriber's secrets.
 fn host_of(url: &str) -> String {
     url::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_string)).unwrap_or_else(|| "the endpoint".into())
-}
-
-fn reqwest_reason(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "no answer in time"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "the request failed"
-    }
 }
 
 /// Graph's date-time with seven fractional digits.
@@ -484,11 +469,7 @@ pub(crate) fn backoff(attempts: u32, cap_seconds: i64) -> Duration {
 }
 
 /// Delivers what is due; returns how many notifications were delivered.
-pub async fn deliver_due(
-    state: &AppState,
-    client: &reqwest::Client,
-    now: OffsetDateTime,
-) -> Result<usize, ServiceError> {
+pub async fn deliver_due(state: &AppState, now: OffsetDateTime) -> Result<usize, ServiceError> {
     let store = &*state.store;
     let mut subs: HashMap<Uuid, Option<GraphSubscription>> = HashMap::new();
     let mut batches: BTreeMap<String, Vec<(GraphNotification, GraphSubscription, Value)>> = BTreeMap::new();
@@ -528,7 +509,7 @@ pub async fn deliver_due(
     for (url, items) in batches {
         for chunk in items.chunks(DELIVERY_BATCH) {
             let body = json!({ "value": chunk.iter().map(|(_, _, v)| v.clone()).collect::<Vec<_>>() });
-            match post(client, &url, &body).await {
+            match post(&state.egress, &url, &body).await {
                 Ok(()) => {
                     for (n, _, _) in chunk {
                         store.finish_graph_notification(n.id).await?;
@@ -546,14 +527,14 @@ pub async fn deliver_due(
     Ok(delivered)
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: &Value) -> Result<(), String> {
-    let res = client
-        .post(url)
+async fn post(egress: &Egress, url: &str, body: &Value) -> Result<(), String> {
+    let res = egress
+        .request(reqwest::Method::POST, url, DELIVERY_TIMEOUT)?
         .header("content-type", "application/json; charset=utf-8")
         .body(body.to_string())
         .send()
         .await
-        .map_err(|e| reqwest_reason(&e).to_string())?;
+        .map_err(|e| crate::egress::failure_reason(&e))?;
     if res.status().is_success() {
         Ok(())
     } else {
@@ -598,13 +579,6 @@ async fn failed(
 /// reviews subscribers' access every `review_interval`.
 pub fn spawn_worker(state: std::sync::Arc<AppState>) {
     tokio::spawn(async move {
-        let client = match http_client(DELIVERY_TIMEOUT) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "graph notifications: no HTTP client; nothing will be delivered");
-                return;
-            }
-        };
         let review_every = state.settings.notifications.review_interval;
         let mut next_review = tokio::time::Instant::now();
         loop {
@@ -615,7 +589,7 @@ pub fn spawn_worker(state: std::sync::Arc<AppState>) {
                 }
                 next_review = tokio::time::Instant::now() + review_every;
             }
-            if let Err(e) = deliver_due(&state, &client, now).await {
+            if let Err(e) = deliver_due(&state, now).await {
                 tracing::error!(error = ?e, "graph: delivering notifications failed");
             }
             let tick = review_every.min(StdDuration::from_secs(1));

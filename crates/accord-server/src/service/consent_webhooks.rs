@@ -53,6 +53,7 @@ fn new_secret() -> String {
 pub async fn register(state: &AppState, app: &Application, url: &str) -> Result<Registered, ServiceError> {
     let refuse = |m: String| ServiceError::Refused(Aadsts::new(90014, OAuthError::InvalidRequest, m));
     super::calendar_sync::check_notification_url(url, &state.settings.notifications, "url").map_err(refuse)?;
+    state.egress.check(url).await.map_err(|why| refuse(format!("'url': {why}.")))?;
     if state.store.consent_webhooks_of(app.app_id).await?.len() >= MAX_PER_APP {
         return Err(refuse(format!("An app may have at most {MAX_PER_APP} consent webhooks.")));
     }
@@ -211,7 +212,7 @@ pub async fn fan_out(state: &AppState) -> Result<usize, ServiceError> {
 }
 
 /// Delivers what is due; how many were delivered.
-pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<usize, ServiceError> {
+pub async fn deliver_due(state: &AppState) -> Result<usize, ServiceError> {
     let now = accord_core::clock::now();
     let mut delivered = 0;
     for mut d in state.store.due_webhook_deliveries(now, 100).await? {
@@ -223,23 +224,30 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
         let msg_id = format!("msg_{}", d.id.simple());
         // The wall clock: the receiver checks the timestamp against its own.
         let timestamp = OffsetDateTime::now_utc().unix_timestamp();
-        let result = client
-            .post(&webhook.url)
-            .header("content-type", "application/json")
-            .header("webhook-id", &msg_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature(&secrets(state, &webhook), &msg_id, timestamp, &d.payload))
-            .body(d.payload.clone())
-            .send()
-            .await;
-        d.attempts += 1;
-        let (status, error) = match result {
-            Ok(res) => (
-                Some(res.status().as_u16()),
-                (!res.status().is_success()).then(|| format!("HTTP {}", res.status().as_u16())),
-            ),
-            Err(e) => (None, Some(if e.is_timeout() { "no answer in time" } else { "cannot connect" }.to_string())),
+        let signature = signature(&secrets(state, &webhook), &msg_id, timestamp, &d.payload);
+        let (status, error) = match state.egress.request(reqwest::Method::POST, &webhook.url, DELIVERY_TIMEOUT) {
+            // The URL's host is an address this server does not call: retried like any failure
+            // (an operator may open the network), and never sent.
+            Err(why) => (None, Some(why)),
+            Ok(request) => {
+                let sent = request
+                    .header("content-type", "application/json")
+                    .header("webhook-id", &msg_id)
+                    .header("webhook-timestamp", timestamp.to_string())
+                    .header("webhook-signature", signature)
+                    .body(d.payload.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(res) => (
+                        Some(res.status().as_u16()),
+                        (!res.status().is_success()).then(|| format!("HTTP {}", res.status().as_u16())),
+                    ),
+                    Err(e) => (None, Some(crate::egress::failure_reason(&e))),
+                }
+            }
         };
+        d.attempts += 1;
         d.last_status = status;
         d.last_error = error.clone();
         match error {
@@ -269,24 +277,13 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
 /// The worker: every second, new events to the outboxes, then due deliveries.
 pub fn spawn_worker(state: std::sync::Arc<AppState>) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(DELIVERY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "consent webhooks: no HTTP client; nothing will be delivered");
-                return;
-            }
-        };
         let mut tick = tokio::time::interval(StdDuration::from_secs(1));
         loop {
             tick.tick().await;
             if let Err(e) = fan_out(&state).await {
                 tracing::error!(error = ?e, "consent webhooks: queueing events failed");
             }
-            if let Err(e) = deliver_due(&state, &client).await {
+            if let Err(e) = deliver_due(&state).await {
                 tracing::error!(error = ?e, "consent webhooks: delivering failed");
             }
         }

@@ -37,9 +37,14 @@ impl TestServer {
 
     /// A fresh server loading `scenario`.
     pub fn start_with(scenario: &Path) -> TestServer {
+        Self::start_with_args(scenario, &[])
+    }
+
+    /// A fresh server loading `scenario`, with extra `accord serve` arguments.
+    pub fn start_with_args(scenario: &Path, extra: &[&str]) -> TestServer {
         let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
         std::fs::create_dir_all(&data_dir).unwrap();
-        Self::launch(data_dir, scenario, &[])
+        Self::launch(data_dir, scenario, extra)
     }
 
     /// A server over an existing data dir, loading the default test world again.
@@ -48,17 +53,13 @@ impl TestServer {
     /// every read (`--directory-cache 0`) instead of once a second, so those writes are seen at
     /// once.
     pub fn start_sharing_store(scenario: &Path) -> TestServer {
-        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Self::launch(data_dir, scenario, &["--directory-cache", "0"])
+        Self::start_with_args(scenario, &["--directory-cache", "0"])
     }
 
     /// A fresh `--test-mode` server loading `scenario`: its clock can be moved, its control API
     /// is served.
     pub fn start_test_mode(scenario: &Path) -> TestServer {
-        let data_dir = std::env::temp_dir().join(format!("accord-test-{}", uuid_like()));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        Self::launch(data_dir, scenario, &["--test-mode"])
+        Self::start_with_args(scenario, &["--test-mode"])
     }
 
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> TestServer {
