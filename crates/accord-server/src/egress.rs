@@ -24,6 +24,9 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+/// How long [`Egress::check`] waits for a name to resolve.
+const CHECK_LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// What kind of network an address is on, as the policy sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
@@ -151,7 +154,10 @@ impl Egress {
         }
         let Some(host) = parsed.host_str() else { return Err("the URL has no host".into()) };
         let port = parsed.port_or_known_default().unwrap_or(443);
-        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else { return Ok(()) };
+        // Bounded: a resolver that does not answer must not hold the registration; the request
+        // itself has its own timeout and is checked again then.
+        let lookup = tokio::time::timeout(CHECK_LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port))).await;
+        let Ok(Ok(addrs)) = lookup else { return Ok(()) };
         let addrs: Vec<SocketAddr> = addrs.collect();
         if addrs.is_empty() || addrs.iter().any(|a| self.policy.allows(a.ip())) {
             Ok(())
