@@ -180,6 +180,7 @@ conformance! {
         consume_once_and_purge,
         concurrent_consume_once,
         concurrent_markers_and_tokens,
+        a_bad_row_fails_only_its_own_write,
         consent_workflow_tenant_isolation,
     ],
     raw: [
@@ -3135,6 +3136,26 @@ mod cases {
         }
         // Already there: a later, lone claim loses too.
         assert!(!s.consume_once("key-7", at(10)).await.unwrap());
+    }
+
+    /// A write the database refuses fails alone even when it is committed with others: here a
+    /// token whose scope holds a NUL character, which PostgreSQL's text refuses (SQLite keeps
+    /// it, and then every write succeeds).
+    pub async fn a_bad_row_fails_only_its_own_write(s: &dyn Store) {
+        use futures_util::future::join_all;
+        let mut tokens: Vec<RefreshTokenRecord> =
+            (0..6).map(|i| refresh_token(fresh(), &format!("mixed-{i}"))).collect();
+        tokens[2].scope = "openid\0evil".into();
+        let written = join_all(tokens.iter().map(|t| s.put_refresh_token(t))).await;
+        for (i, (t, w)) in tokens.iter().zip(&written).enumerate() {
+            let stored = s.refresh_token(&t.token_hash).await.unwrap();
+            if i == 2 {
+                assert_eq!(w.is_ok(), stored.is_some(), "refused means not stored: {w:?}");
+            } else {
+                assert!(w.is_ok(), "{i}: {w:?}");
+                assert_eq!(stored.as_ref(), Some(t));
+            }
+        }
     }
 
     /// Claims keys `key-0` … `key-19` twice each and writes 20 tokens (`batch-3` twice, the second

@@ -10,9 +10,10 @@
 //!
 //! What does not change: a caller's answer comes after its row is committed (durability as
 //! before); concurrent markers with one key still let exactly one caller win; a batch that
-//! fails is retried row by row, so one bad row fails only its own caller. With no concurrency
-//! every batch holds one write and runs the same single-row statement as before. Batches form
-//! by themselves (no timer): whatever arrived during the last flush is the next batch.
+//! fails is retried row by row (unless the database is away), so one bad row fails only its own
+//! caller. With no concurrency every batch holds one write and runs the same single-row
+//! statement as before. Batches form by themselves (no timer): whatever arrived during the last
+//! flush is the next batch.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Weak;
@@ -23,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::codec::{micros, Cols};
 use super::protocol_state::{bind_token, token_upsert_sql, TOKEN_COLUMNS};
 use super::{db_err, Inner, SqlStore};
-use crate::{RefreshTokenRecord, StoreResult};
+use crate::{RefreshTokenRecord, StoreError, StoreResult};
 
 /// At most this many writes of one kind go into one statement (11 parameters a refresh token:
 /// far below SQLite's and PostgreSQL's limits on bound parameters).
@@ -104,7 +105,7 @@ impl SqlStore {
         };
         let inserted: HashSet<String> = match inserted {
             Ok(keys) => keys.into_iter().collect(),
-            Err(_) if rows.len() > 1 => return self.markers_one_by_one(markers).await,
+            Err(e) if rows.len() > 1 && one_row_may_be_at_fault(&e) => return self.markers_one_by_one(markers).await,
             Err(e) => {
                 for (.., reply) in markers {
                     let _ = reply.send(Err(e.clone()));
@@ -153,7 +154,7 @@ impl SqlStore {
             [one] => self.upsert_live_token_now(one).await,
             _ => self.upsert_tokens(&rows).await,
         };
-        if written.is_err() && rows.len() > 1 {
+        if rows.len() > 1 && written.as_ref().is_err_and(one_row_may_be_at_fault) {
             for (t, reply) in tokens {
                 let _ = reply.send(self.upsert_live_token_now(&t).await.map(|()| true));
             }
@@ -175,6 +176,13 @@ impl SqlStore {
         self.execute(self.pool(), q).await.map_err(db_err)?;
         Ok(())
     }
+}
+
+/// Whether a failed batch is worth retrying row by row: not when the database is away (each
+/// row would wait out the connection timeout in turn), only when a row's values may be what
+/// it refused.
+fn one_row_may_be_at_fault(e: &StoreError) -> bool {
+    !matches!(e, StoreError::Unavailable(_))
 }
 
 /// `($1, $2), ($3, $4), …` for `rows` rows of `columns` parameters.
