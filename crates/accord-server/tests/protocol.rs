@@ -1389,10 +1389,16 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     assert_eq!(redeem(CONTOSO, base(&code, &verifier)).await.0, 200);
     server.advance_clock(serde_json::json!({"seconds": 1})).await;
     refused(redeem(CONTOSO, base(&code, &verifier)).await, 54005, "invalid_grant");
-    // And an intact code still works (the refusals above are not a broken server).
+    // And an intact code still works (the refusals above are not a broken server), redeemed
+    // five minutes after it was issued.
     let (code, verifier) = code_flow(&server, &c, "openid offline_access", "n8").await;
+    server.advance_clock(serde_json::json!({"minutes": 5})).await;
     let (status, body) = redeem(CONTOSO, base(&code, &verifier)).await;
     assert_eq!(status, 200, "{body}");
+    let auth_time = |body: &Value| jwt_claims(body["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
+    let signed_in_at = auth_time(&body);
+    let redeemed_at = jwt_claims(body["id_token"].as_str().unwrap())["iat"].as_i64().unwrap();
+    assert!(redeemed_at - signed_in_at >= 300, "auth_time is the sign-in's: {signed_in_at} vs {redeemed_at}");
 
     // Its refresh token is bound the same way: another client (70000, client_mismatch), another
     // tenant (700005), a made-up token (9002313) — and it still works for its own client after.
@@ -1416,6 +1422,8 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     refused(use_refresh(CONTOSO, WEB_APP, WEB_SECRET, format!("{refresh}x")).await, 9002313, "invalid_grant");
     let (status, body) = use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await;
     assert_eq!(status, 200, "{body}");
+    // A refreshed ID token still says when the user signed in, not when the code was redeemed.
+    assert_eq!(auth_time(&body), signed_in_at, "{body}");
 
     // Each rotation gives the new token its own 90 days: used every 60 days the family never
     // lapses; left unused for 91, the last token has (AADSTS70008).

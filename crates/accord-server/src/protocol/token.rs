@@ -614,7 +614,8 @@ async fn user_token_response(
         Refresh::Rotate { .. } => true,
     };
     if wants_refresh {
-        body.insert("refresh_token".into(), json!(issue_refresh_token(state, client, tenant, user, refresh).await?));
+        let token = issue_refresh_token(state, client, tenant, user, auth_time, refresh).await?;
+        body.insert("refresh_token".into(), json!(token));
     }
     if decision.oidc.openid {
         let client_groups = tokens::groups_claim(&*state.store, tenant.id, user, &client.app).await?;
@@ -673,11 +674,15 @@ fn refresh_expiry(spa: bool, family_expiry: Option<OffsetDateTime>, now: OffsetD
     }
 }
 
+/// A new family starts with the sign-in's `auth_time` (not the redemption's): refreshed ID
+/// tokens report when the user authenticated, and a claims challenge's `nbf` is compared with
+/// that.
 async fn issue_refresh_token(
     state: &AppState,
     client: &Client,
     tenant: &Tenant,
     user: &User,
+    auth_time: OffsetDateTime,
     refresh: Refresh,
 ) -> Result<String, Failure> {
     let token = random_token();
@@ -694,7 +699,7 @@ async fn issue_refresh_token(
                 client_app_id: client.app.app_id,
                 user_id: user.id,
                 scope,
-                auth_time: now,
+                auth_time,
                 created_at: now,
                 expires_at,
                 used_at: None,
