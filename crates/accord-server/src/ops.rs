@@ -89,6 +89,9 @@ pub async fn metrics_endpoint(State(state): State<SharedState>) -> Response {
     let (hits, misses) = state.store.directory_cache_counts();
     metrics::gauge!("accord_directory_cache_reads_total", "result" => "hit").set(hits as f64);
     metrics::gauge!("accord_directory_cache_reads_total", "result" => "miss").set(misses as f64);
+    let (grouped, batches) = state.store.group_commit_counts();
+    metrics::gauge!("accord_store_grouped_writes_total").set(grouped as f64);
+    metrics::gauge!("accord_store_write_batches_total").set(batches as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()).into_response()
 }
 

@@ -1436,4 +1436,10 @@ async fn a_code_is_bound_to_its_client_tenant_redirect_verifier_and_lifetime() {
     }
     server.advance_clock(serde_json::json!({"days": 91})).await;
     refused(use_refresh(CONTOSO, WEB_APP, WEB_SECRET, refresh).await, 70008, "invalid_grant");
+
+    // The codes' single-use markers and the new refresh token went through the store's group
+    // commit (three markers, a token; one at a time here, so a batch each), and /metrics says so.
+    let grouped = server.metric("accord_store_grouped_writes_total").await;
+    let batches = server.metric("accord_store_write_batches_total").await;
+    assert!(grouped >= 4 && (1..=grouped).contains(&batches), "{grouped} writes in {batches} batches");
 }

@@ -487,4 +487,9 @@ pub trait Store: Send + Sync + 'static {
     fn directory_cache_counts(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Writes committed in groups (codes' single-use markers, new refresh tokens) and the
+    /// batches they took: their ratio is how many requests shared a commit.
+    fn group_commit_counts(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }

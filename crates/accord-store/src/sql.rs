@@ -92,6 +92,9 @@ struct Inner {
     channel: String,
     /// Single-use markers and refresh tokens waiting for the writer (`sql/group_commit.rs`).
     writes: group_commit::Queue,
+    /// The writes the writer committed, and in how many batches.
+    grouped_writes: AtomicU64,
+    write_batches: AtomicU64,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -174,6 +177,8 @@ impl SqlStore {
             _stop_listening: listening.then_some(stop),
             channel: channel.clone(),
             writes,
+            grouped_writes: AtomicU64::new(0),
+            write_batches: AtomicU64::new(0),
         });
         tokio::spawn(group_commit::run(Arc::downgrade(&inner), queued));
         if listening {
@@ -1050,6 +1055,10 @@ impl Store for SqlStore {
 
     fn directory_cache_counts(&self) -> (u64, u64) {
         self.inner.cache.counts()
+    }
+
+    fn group_commit_counts(&self) -> (u64, u64) {
+        (self.inner.grouped_writes.load(Ordering::Relaxed), self.inner.write_batches.load(Ordering::Relaxed))
     }
 }
 

@@ -3438,5 +3438,6 @@ async fn queued_writes_are_committed_as_one_statement_a_kind() {
     let (winners, ..) = cases::write_markers_and_tokens_at_once(&store).await;
     assert_eq!(winners, vec![1; 20]);
     assert_eq!(store.statements_executed() - before, 2, "one statement for the markers, one for the tokens");
+    assert_eq!(store.group_commit_counts(), (61, 1), "61 writes in one batch");
     run_case(db, |_, _| async {}).await;
 }

@@ -16,6 +16,7 @@
 //! flush is the next batch.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
 use std::sync::Weak;
 
 use time::OffsetDateTime;
@@ -56,6 +57,8 @@ pub(super) async fn run(store: Weak<Inner>, mut queue: mpsc::UnboundedReceiver<P
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let Some(inner) = store.upgrade() else { return };
+        inner.grouped_writes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        inner.write_batches.fetch_add(1, Ordering::Relaxed);
         SqlStore { inner }.flush(std::mem::take(&mut batch)).await;
     }
 }
