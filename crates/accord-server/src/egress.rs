@@ -54,14 +54,15 @@ impl EgressPolicy {
             Reach::Never => false,
         }
     }
+}
 
-    /// Why `host`'s address `ip` is refused, for the caller (names the switch that would allow it).
-    fn refusal(&self, host: &str) -> String {
-        format!(
-            "{host} is on a loopback, private or link-local network, which this server does not call \
-             (an operator allows loopback and private networks with --allow-private-network-callbacks)"
-        )
-    }
+/// Why a request to `host` is refused, for whoever chose the URL (names the switch that would
+/// allow it, never what answered there).
+fn refusal(host: &str) -> String {
+    format!(
+        "{host} is on a loopback, private or link-local network, which this server does not call \
+         (an operator allows loopback and private networks with --allow-private-network-callbacks)"
+    )
 }
 
 /// The network `ip` is on. IPv4 addresses written as IPv6 (mapped, or NAT64's well-known
@@ -136,11 +137,7 @@ impl Egress {
         timeout: Duration,
     ) -> Result<reqwest::RequestBuilder, String> {
         let parsed = url::Url::parse(url).map_err(|_| "the URL is not valid".to_string())?;
-        if let Some(ip) = literal_address(&parsed) {
-            if !self.policy.allows(ip) {
-                return Err(self.policy.refusal(&ip.to_string()));
-            }
-        }
+        self.check_literal(&parsed)?;
         Ok(self.client.request(method, parsed).timeout(timeout))
     }
 
@@ -149,8 +146,8 @@ impl Egress {
     /// request itself is checked again at connect time).
     pub async fn check(&self, url: &str) -> Result<(), String> {
         let parsed = url::Url::parse(url).map_err(|_| "the URL is not valid".to_string())?;
-        if let Some(ip) = literal_address(&parsed) {
-            return if self.policy.allows(ip) { Ok(()) } else { Err(self.policy.refusal(&ip.to_string())) };
+        if literal_address(&parsed).is_some() {
+            return self.check_literal(&parsed);
         }
         let Some(host) = parsed.host_str() else { return Err("the URL has no host".into()) };
         let port = parsed.port_or_known_default().unwrap_or(443);
@@ -162,7 +159,15 @@ impl Egress {
         if addrs.is_empty() || addrs.iter().any(|a| self.policy.allows(a.ip())) {
             Ok(())
         } else {
-            Err(self.policy.refusal(host))
+            Err(refusal(host))
+        }
+    }
+
+    /// Refuses a URL whose host is an address the policy does not reach (names pass here).
+    fn check_literal(&self, url: &url::Url) -> Result<(), String> {
+        match literal_address(url) {
+            Some(ip) if !self.policy.allows(ip) => Err(refusal(&ip.to_string())),
+            _ => Ok(()),
         }
     }
 }
@@ -221,7 +226,7 @@ impl Resolve for GuardedResolver {
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let allowed: Vec<SocketAddr> = found.filter(|a| policy.allows(a.ip())).collect();
             if allowed.is_empty() {
-                return Err(Box::new(Refused(policy.refusal(&host))) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(Box::new(Refused(refusal(&host))) as Box<dyn std::error::Error + Send + Sync>);
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
