@@ -521,6 +521,14 @@ impl FederatedCredential {
     }
 }
 
+/// Whether `url` names the loopback host the way a developer writes it (`localhost`,
+/// `127.0.0.1`, `[::1]`): the one place plain `http` is accepted for an issuer, a JWKS or (with
+/// the server's switch) a notification URL. Where a request may actually go is the server's
+/// egress policy.
+pub fn is_loopback_url(url: &url::Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
 /// Why `issuer` cannot be a federated credential's issuer: an absolute https URL (http only on
 /// the loopback host), at most 600 characters, no spaces around it.
 fn issuer_problem(issuer: &str) -> Option<String> {
@@ -528,10 +536,9 @@ fn issuer_problem(issuer: &str) -> Option<String> {
         return Some("1 to 600 characters, without leading or trailing spaces".into());
     }
     let Ok(url) = url::Url::parse(issuer) else { return Some(format!("'{issuer}' is not an absolute URL")) };
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match url.scheme() {
         "https" => None,
-        "http" if loopback => None,
+        "http" if is_loopback_url(&url) => None,
         _ => Some(format!("'{issuer}' must use https (http only for localhost)")),
     }
 }

@@ -15,7 +15,7 @@
 
 use crate::client_certificates::{b64url, within_time_range};
 use crate::egress::{failure_reason, Egress};
-use accord_core::directory::{Application, FederatedCredential};
+use accord_core::directory::{is_loopback_url, Application, FederatedCredential};
 use accord_core::Aadsts;
 use aws_lc_rs::signature::{RsaPublicKeyComponents, RSA_PKCS1_2048_8192_SHA256};
 use serde_json::Value;
@@ -208,8 +208,7 @@ async fn fetch_keys(egress: &Egress, issuer: &str) -> Result<Vec<Jwk>, String> {
     let discovery = fetch_json(egress, &discovery_url).await?;
     let jwks_uri = discovery["jwks_uri"].as_str().ok_or("the issuer's discovery document has no jwks_uri")?;
     let parsed = url::Url::parse(jwks_uri).map_err(|_| "the issuer's jwks_uri is not a URL".to_string())?;
-    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+    if parsed.scheme() != "https" && !(parsed.scheme() == "http" && is_loopback_url(&parsed)) {
         return Err("the issuer's jwks_uri must use https".into());
     }
     Ok(rsa_keys(&fetch_json(egress, jwks_uri).await?))

@@ -182,6 +182,7 @@ password = "nina-password-1"
     let (s, body) = ropc(&g, WRITE_APP, "https://graph.microsoft.com/.default").await;
     assert_eq!(s, 200, "{body}");
     let token = body["access_token"].as_str().unwrap().to_string();
+    // A fixed date inside the world's calendar, never compared with today: the reset deletes it.
     let event = json!({"subject": "Made at run time",
         "start": {"dateTime": "2026-12-20T10:00:00", "timeZone": "UTC"},
         "end": {"dateTime": "2026-12-20T11:00:00", "timeZone": "UTC"}});

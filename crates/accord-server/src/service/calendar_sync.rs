@@ -175,7 +175,7 @@ impl From<accord_store::StoreError> for SubscribeError {
 /// no user info, no fragment.
 pub fn check_notification_url(url: &str, settings: &NotificationSettings, field: &str) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|_| format!("'{field}' is not an absolute URL."))?;
-    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let loopback = accord_core::directory::is_loopback_url(&parsed);
     match parsed.scheme() {
         "https" => {}
         "http" if loopback && settings.allow_http_loopback => {}

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::codec::{self, id, micros, to_json, Cols};
-use super::group_commit::Write;
+use super::group_commit::{placeholders, Write};
 use super::{db_err, write_err, SqlStore};
 use crate::{AuditQuery, StoreError, StoreResult};
 
@@ -92,6 +92,18 @@ fn notification_from(c: &Cols<'_>) -> StoreResult<Notification> {
         attempts: c.u32("attempts")?,
         last_error: c.opt_text("last_error")?,
     })
+}
+
+/// Single-use markers, `VALUES {}` one or many: a key already there is left as it is.
+const MARKER_INSERT: &str = "INSERT INTO used_once (key_hash, expires_at) VALUES {} ON CONFLICT (key_hash) DO NOTHING";
+
+/// The one-row marker insert (the same text every time: prepared once a connection).
+static MARKER_INSERT_ONE: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| MARKER_INSERT.replace("{}", &placeholders(1, 2)));
+
+/// The insert of `rows` markers that names the keys that went in (group commit).
+pub(super) fn marker_insert_returning_sql(rows: usize) -> String {
+    format!("{} RETURNING key_hash", MARKER_INSERT.replace("{}", &placeholders(rows, 2)))
 }
 
 impl SqlStore {
@@ -415,11 +427,7 @@ impl SqlStore {
 
     /// [`Self::insert_once`] as its own statement (see `sql/group_commit.rs`).
     pub(super) async fn insert_once_now(&self, key_hash: &str, expires_at: OffsetDateTime) -> StoreResult<bool> {
-        let q = sqlx::query(
-            "INSERT INTO used_once (key_hash, expires_at) VALUES ($1, $2) ON CONFLICT (key_hash) DO NOTHING",
-        )
-        .bind(key_hash)
-        .bind(micros(expires_at));
+        let q = sqlx::query(MARKER_INSERT_ONE.as_str()).bind(key_hash).bind(micros(expires_at));
         match self.execute(self.pool(), q).await {
             Ok(done) => Ok(done.rows_affected() == 1),
             // Not expected with ON CONFLICT DO NOTHING, but a unique violation means the same.

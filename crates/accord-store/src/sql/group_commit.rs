@@ -23,6 +23,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::codec::{micros, Cols};
+use super::consent_workflow::marker_insert_returning_sql;
 use super::protocol_state::{bind_token, token_upsert_sql, TOKEN_COLUMNS};
 use super::{db_err, Inner, SqlStore};
 use crate::{RefreshTokenRecord, StoreError, StoreResult};
@@ -125,10 +126,7 @@ impl SqlStore {
 
     /// The keys of the rows that went in.
     async fn insert_markers(&self, rows: &[(&str, OffsetDateTime)]) -> StoreResult<Vec<String>> {
-        let sql = format!(
-            "INSERT INTO used_once (key_hash, expires_at) VALUES {} ON CONFLICT (key_hash) DO NOTHING RETURNING key_hash",
-            placeholders(rows.len(), 2)
-        );
+        let sql = marker_insert_returning_sql(rows.len());
         let mut q = sqlx::query(&sql).persistent(false);
         for (key, at) in rows {
             q = q.bind(*key).bind(micros(*at));
