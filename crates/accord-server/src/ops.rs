@@ -92,6 +92,7 @@ pub async fn metrics_endpoint(State(state): State<SharedState>) -> Response {
     let (grouped, batches) = state.store.group_commit_counts();
     metrics::gauge!("accord_store_grouped_writes_total").set(grouped as f64);
     metrics::gauge!("accord_store_write_batches_total").set(batches as f64);
+    metrics::gauge!("accord_store_connection_checks_total").set(state.store.connection_checks() as f64);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()).into_response()
 }
 

@@ -492,4 +492,8 @@ pub trait Store: Send + Sync + 'static {
     fn group_commit_counts(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Pooled database connections checked (pinged) before use: only those idle a while are.
+    fn connection_checks(&self) -> u64 {
+        0
+    }
 }

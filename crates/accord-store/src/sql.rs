@@ -66,6 +66,13 @@ const POSTGRES_POOL_SIZE: u32 = 10;
 /// How long a request waits for a database connection before it fails as `Unavailable`.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A pooled connection idle at least this long is checked (pinged) before it is handed out;
+/// one used more recently is not. sqlx's default checks every connection on every acquire, and
+/// it also pings every connection as it goes back to the pool: a statement cost three round
+/// trips to SQLite's worker thread or to PostgreSQL instead of two. A connection that was just
+/// returned was just pinged, and one the database dropped since fails its statement, which
+/// answers as `Unavailable` (retryable) and closes that connection.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 type Query<'q> = sqlx::query::Query<'q, Any, AnyArguments<'q>>;
 
@@ -95,6 +102,8 @@ struct Inner {
     /// The writes the writer committed, and in how many batches.
     grouped_writes: AtomicU64,
     write_batches: AtomicU64,
+    /// Pooled connections checked before use (idle at least [`CHECK_AFTER_IDLE`]).
+    connection_checks: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -137,7 +146,21 @@ impl SqlStore {
             }),
             Backend::Postgres => AnyPoolOptions::new().max_connections(POSTGRES_POOL_SIZE),
         };
+        let connection_checks = Arc::new(AtomicU64::new(0));
+        let checks = connection_checks.clone();
         let pool = options
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let checks = checks.clone();
+                Box::pin(async move {
+                    if meta.idle_for < CHECK_AFTER_IDLE {
+                        return Ok(true);
+                    }
+                    checks.fetch_add(1, Ordering::Relaxed);
+                    // An error closes the connection and the pool takes or opens another.
+                    sqlx::Connection::ping(conn).await.map(|()| true)
+                })
+            })
             // While the database is away a request waits at most this long, then fails as
             // `Unavailable` rather than hanging; the pool reconnects by itself when it is back.
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -179,6 +202,7 @@ impl SqlStore {
             writes,
             grouped_writes: AtomicU64::new(0),
             write_batches: AtomicU64::new(0),
+            connection_checks,
         });
         tokio::spawn(group_commit::run(Arc::downgrade(&inner), queued));
         if listening {
@@ -1060,6 +1084,10 @@ impl Store for SqlStore {
     fn group_commit_counts(&self) -> (u64, u64) {
         (self.inner.grouped_writes.load(Ordering::Relaxed), self.inner.write_batches.load(Ordering::Relaxed))
     }
+
+    fn connection_checks(&self) -> u64 {
+        self.inner.connection_checks.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -1142,6 +1170,17 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
+    }
+
+    /// sqlx's own check on every acquire stays off: [`CHECK_AFTER_IDLE`] decides instead (the
+    /// conformance case `connections_are_checked_only_after_idling` shows the decision).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_idle_connections_are_checked_before_use() {
+        let path = std::env::temp_dir().join(format!("accord-checks-{}.db", Uuid::new_v4().simple()));
+        let store = SqlStore::connect_sqlite_file(&path).await.unwrap();
+        assert!(!store.pool().options().get_test_before_acquire());
+        store.close().await;
+        let _ = std::fs::remove_file(&path);
     }
 
     #[tokio::test]

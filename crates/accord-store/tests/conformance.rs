@@ -166,6 +166,7 @@ conformance! {
         sessions,
         deletes_of_missing_rows_are_ok,
         statements_executed_counts,
+        connections_are_checked_only_after_idling,
         directory_cache_sees_local_writes_at_once,
         consent_request_round_trip_and_upsert,
         consent_requests_by_app_newest_first,
@@ -2250,6 +2251,24 @@ mod cases {
         .unwrap();
         s.delete_session("never-existed").await.unwrap();
         s.revoke_refresh_family(fresh()).await.unwrap();
+    }
+
+    /// A pooled connection is pinged before use only once it has idled a while (see
+    /// `CHECK_AFTER_IDLE` in `sql.rs`): statements back to back take no check each (sqlx's
+    /// default, a third round trip a statement), and a connection idle over a second is checked,
+    /// so one the database dropped meanwhile is replaced before a request meets it.
+    pub async fn connections_are_checked_only_after_idling(s: &dyn Store) {
+        let before = s.connection_checks();
+        for _ in 0..100 {
+            s.ping().await.unwrap();
+        }
+        // At most one check per pooled connection, for any that idled before the loop.
+        let busy = s.connection_checks() - before;
+        assert!(busy <= 10, "{busy} checks over 100 statements back to back");
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let before = s.connection_checks();
+        s.ping().await.unwrap();
+        assert!(s.connection_checks() > before, "a connection idle over a second is checked before use");
     }
 
     pub async fn statements_executed_counts(s: &dyn Store) {
