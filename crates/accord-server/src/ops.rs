@@ -140,7 +140,8 @@ pub fn tune_allocator() {
 /// 10 ms late: measured with the demo world, idle RSS was 40 MiB, against 25 MiB with both off,
 /// at the same token rates (5,200–5,400 tokens/s, 1,530–1,560 flows/s).
 pub fn tune_mimalloc() {
-    // By their index in mimalloc.h's `mi_option_e` (v2; libmimalloc-sys names only some).
+    // By their index in mimalloc.h's `mi_option_e`, the same in v2 and in v3 (which
+    // libmimalloc-sys builds by default); the crate names only some options.
     const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: mi_option_set only stores an option's value; it allocates nothing.
