@@ -44,6 +44,20 @@ async fn control(g: &GraphApi, method: reqwest::Method, path: &str, body: Option
     g.send(req).await
 }
 
+/// An RFC 3339 time the control API returned (`now` of `/clock` and `/clock/advance`).
+fn rfc3339(v: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(v.as_str().expect("an RFC 3339 string"), &time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The server's own clock: what a test measures from now is counted from here, never from
+/// the date the test runs on.
+async fn server_now(g: &GraphApi) -> time::OffsetDateTime {
+    let (s, clock) = control(g, reqwest::Method::GET, "/clock", None).await;
+    assert_eq!(s, 200, "{clock}");
+    rfc3339(&clock["now"])
+}
+
 async fn ropc(g: &GraphApi, app: &str, scope: &str) -> (u16, Value) {
     let form = [
         ("grant_type", "password"),
@@ -88,13 +102,8 @@ async fn the_clock_expires_tokens_and_the_journal_says_why() {
     assert_eq!(s, 200, "{moved}");
     assert_eq!(moved["offsetSeconds"], 7200);
     assert!(moved["ran"]["rowsPurged"].is_number(), "the periodic jobs ran: {moved}");
-    let before =
-        time::OffsetDateTime::parse(clock["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
-            .unwrap();
-    let after =
-        time::OffsetDateTime::parse(moved["now"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
-            .unwrap();
-    assert!(after - before >= time::Duration::hours(2));
+    let after = rfc3339(&moved["now"]);
+    assert!(after - rfc3339(&clock["now"]) >= time::Duration::hours(2));
 
     let (s, body) = g.get(&token, "/v1.0/me/events").await;
     assert_eq!(s, 401, "an hour-long token is expired two hours later: {body}");
@@ -484,7 +493,8 @@ async fn a_client_secret_ends_on_the_clock_and_is_refused_as_expired() {
     let admin = g.app_token(SYNC_TENANT, SYNC_ADMIN).await;
     let (_, apps) = g.get(&admin, &format!("/v1.0/applications?$filter=appId eq '{}'", SYNC_DAEMON.0)).await;
     let object_id = apps["value"][0]["id"].as_str().unwrap().to_string();
-    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(2))
+    // Two days from the server's clock, not the test machine's date.
+    let end = (server_now(&g).await + time::Duration::days(2))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     let (s, added) = g
