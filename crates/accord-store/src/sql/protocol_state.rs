@@ -30,10 +30,11 @@ fn session_from(c: &Cols<'_>) -> StoreResult<SessionRecord> {
     })
 }
 
-/// A token row joined with its family's revocation flag.
-const TOKEN_SELECT: &str = "SELECT t.token_hash, t.family_id, t.tenant_id, t.client_app_id, t.user_id, t.scope, \
+/// A token row by its hash, joined with its family's revocation flag.
+const TOKEN_BY_HASH: &str = "SELECT t.token_hash, t.family_id, t.tenant_id, t.client_app_id, t.user_id, t.scope, \
      t.auth_time, t.created_at, t.expires_at, t.used_at, t.spa, COALESCE(f.revoked, 0) AS family_revoked \
-     FROM refresh_tokens t LEFT JOIN refresh_token_families f ON f.family_id = t.family_id";
+     FROM refresh_tokens t LEFT JOIN refresh_token_families f ON f.family_id = t.family_id \
+     WHERE t.token_hash = $1";
 
 fn token_from(c: &Cols<'_>) -> StoreResult<RefreshTokenRecord> {
     Ok(RefreshTokenRecord {
@@ -190,8 +191,7 @@ impl SqlStore {
     }
 
     pub(super) async fn get_refresh_token(&self, token_hash: &str) -> StoreResult<Option<RefreshTokenRecord>> {
-        let sql = format!("{TOKEN_SELECT} WHERE t.token_hash = $1");
-        self.read_one(sqlx::query(&sql).bind(token_hash), token_from).await
+        self.read_one(sqlx::query(TOKEN_BY_HASH).bind(token_hash), token_from).await
     }
 
     /// One transaction: mark the old token used if it is live, then add its successor to the
@@ -242,8 +242,9 @@ impl SqlStore {
             return Ok(RotateOutcome::Rotated);
         }
 
-        let sql = format!("{TOKEN_SELECT} WHERE t.token_hash = $1");
-        let Some(old) = self.fetch_optional(conn(tx), sqlx::query(&sql).bind(old_hash)).await.map_err(db_err)? else {
+        let Some(old) =
+            self.fetch_optional(conn(tx), sqlx::query(TOKEN_BY_HASH).bind(old_hash)).await.map_err(db_err)?
+        else {
             return Ok(RotateOutcome::NotFound);
         };
         let old = token_from(&Cols(&old))?;
